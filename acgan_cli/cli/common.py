@@ -1,0 +1,100 @@
+"""What every command shares: global flags, the stderr console, and the error boundary."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from acgan_cli.core.errors import AcganError, UsageError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class State:
+    """Flags given before the command (`acgan -v train ...`)."""
+
+    verbose: bool = False
+    quiet: bool = False
+
+
+state = State()
+
+
+def stderr_console() -> Console:
+    """A console on stderr; no colour when NO_COLOR is set or stderr is not a terminal."""
+    return Console(stderr=True, highlight=False, soft_wrap=True, no_color="NO_COLOR" in os.environ or None)
+
+
+def interactive() -> bool:
+    """Whether to draw live progress bars: stderr is a terminal and NO_COLOR is unset."""
+    return sys.stderr.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def option_name(field: str) -> str:
+    """The CLI option for a config field: batch_size -> --batch-size."""
+    return "--" + field.replace("_", "-")
+
+
+def print_error(message: str, hint: str | None = None) -> None:
+    """`error: message` and `hint: hint` on stderr."""
+    console = stderr_console()
+    console.print(f"[bold red]error:[/] {_escape(message)}")
+    if hint:
+        console.print(f"[dim]hint:[/] {_escape(hint)}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """The error boundary: AcganErrors become `error:`/`hint:` lines and their exit code.
+
+    Usage errors (bad option values found after parsing) are re-raised as typer.BadParameter,
+    so they look and exit (2) like the ones typer finds itself. Unexpected exceptions print
+    one line too, with the traceback only under --verbose.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except UsageError as exc:
+            if state.verbose:
+                traceback.print_exc()
+            hint = f" ({exc.hint})" if exc.hint and exc.detail == exc.message else ""
+            raise typer.BadParameter(
+                exc.detail + hint, param_hint=option_name(exc.option) if exc.option else None
+            ) from None
+        except AcganError as exc:
+            if state.verbose:
+                traceback.print_exc()
+            print_error(exc.message, exc.hint)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            print_error("interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.BadParameter, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if state.verbose:
+                traceback.print_exc()
+            print_error(
+                f"unexpected {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                "this is a bug in acgan; run again with `acgan --verbose ...` and report the traceback",
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper

@@ -1,0 +1,181 @@
+"""`acgan sample`: draw images of a chosen class from a trained generator."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from acgan_cli.cli.common import handle_errors, state, stderr_console
+from acgan_cli.core.errors import AcganError
+from acgan_cli.core.sampling import FORMATS
+
+WHAT, OUTPUT, MODEL = "What to draw", "Output", "Model"
+
+
+def _complete_format(incomplete: str) -> list[str]:
+    return [name for name in FORMATS if name.startswith(incomplete)]
+
+
+def _output_format(fmt: str | None, out: str | None) -> str:
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
+        return fmt
+    suffix = Path(out).suffix.lstrip(".").lower() if out and out != "-" else ""
+    return suffix if suffix in FORMATS else "png"
+
+
+def _default_out(stem: str, fmt: str) -> Path:
+    """`stem.fmt` in the current folder, or `stem-1.fmt`, … if that exists: never overwrite silently."""
+    path, number = Path(f"{stem}.{fmt}"), 0
+    while path.exists():
+        number += 1
+        path = Path(f"{stem}-{number}.{fmt}")
+    return path
+
+
+@handle_errors
+def sample(
+    digit: Annotated[
+        int | None,
+        typer.Option("--digit", "-d", help="Class index to draw (0-9 for MNIST).", rich_help_panel=WHAT),
+    ] = None,
+    class_name: Annotated[
+        str | None,
+        typer.Option(
+            "--class",
+            help="Class by name, e.g. 'sneaker' (datasets with named classes).",
+            rich_help_panel=WHAT,
+        ),
+    ] = None,
+    grid: Annotated[
+        bool, typer.Option("--grid", help="Every class, one row each (--n per class).", rich_help_panel=WHAT)
+    ] = False,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "--n",
+            "-n",
+            help="Number of images (per class with --grid). [default: 1; 10 with --grid]",
+            rich_help_panel=WHAT,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Noise seed: the same seed draws the same pixels. [default: random]", rich_help_panel=WHAT
+        ),
+    ] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output file, or - for stdout. [default: sample.<format>]",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help=f"{', '.join(FORMATS)} (npy: uint8 N×H×W×C; npz: images and labels). [default: from --out, else png]",
+            autocompletion=_complete_format,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    nrow: Annotated[
+        int | None, typer.Option(help="Images per row of a PNG grid.", rich_help_panel=OUTPUT)
+    ] = None,
+    ckpt: Annotated[
+        Path | None,
+        typer.Option(
+            help="Checkpoint file or run folder. [default: $ACGAN_CKPT, else the newest run under ./runs]",
+            envvar="ACGAN_CKPT",
+            rich_help_panel=MODEL,
+            metavar="CKPT|RUN_DIR",
+        ),
+    ] = None,
+    device: Annotated[
+        str,
+        typer.Option(help="cpu, cuda, cuda:N, mps or auto.", envvar="ACGAN_DEVICE", rich_help_panel=MODEL),
+    ] = "cpu",
+) -> None:
+    """Draw images of a chosen class from a trained generator.
+
+    \b
+    acgan sample --digit 3 --out three.png     # one 3, newest run
+    acgan sample --grid --out grid.png         # ten of every class
+    acgan sample --class sneaker --n 16 --ckpt runs/00002-fashion-mnist
+    acgan sample --digit 7 --n 100 --out - --format npy > sevens.npy
+
+    The written path is printed on stdout (or the bytes themselves with --out -).
+    """
+    if digit is not None and class_name is not None:
+        raise typer.BadParameter("give --digit or --class, not both", param_hint="--class")
+    fmt = _output_format(fmt, out)
+    if out == "-" and sys.stdout.isatty():
+        raise typer.BadParameter(
+            f"refusing to write {fmt} bytes to a terminal; redirect stdout or give a file name",
+            param_hint="--out",
+        )
+
+    from acgan_cli.core.checkpoint import load_generator, newest_checkpoint, resolve_checkpoint
+    from acgan_cli.core.devices import resolve_device
+    from acgan_cli.core.sampling import draw_samples, resolve_class
+
+    path = resolve_checkpoint(ckpt) if ckpt else newest_checkpoint()
+    generator, info = load_generator(path, resolve_device(device))
+    class_index = (
+        resolve_class(info.class_names, digit=digit, name=class_name)
+        if digit is not None or class_name is not None
+        else None
+    )
+    seed = seed if seed is not None else secrets.randbelow(2**31)
+    images, labels, width = draw_samples(
+        generator, class_index=class_index, n=n, grid=grid, seed=seed, nrow=nrow
+    )
+    data = FORMATS[fmt](images, labels, width)
+
+    what = (
+        "every class"
+        if grid
+        else f"class {info.class_names[class_index]}"
+        if class_index is not None
+        else "random classes"
+    )
+    if out == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        target = "stdout"
+    else:
+        from acgan_cli.core.checkpoint import write_atomic
+
+        name = info.class_names[class_index] if class_index is not None else ""
+        stem = (
+            "grid"
+            if grid
+            else "sample-" + re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+            if name
+            else "sample"
+        )
+        target_path = Path(out).expanduser() if out else _default_out(stem, fmt)
+        try:
+            write_atomic(target_path, data)
+        except OSError as exc:
+            raise AcganError(
+                f"cannot write {target_path}: {exc.strerror or exc}", hint="choose another --out"
+            ) from None
+        typer.echo(str(target_path))
+        target = str(target_path)
+    if not state.quiet:
+        stderr_console().print(
+            f"drew {len(images)} image{'s' * (len(images) != 1)} of {what} (seed {seed}) "
+            f"from {info.path} (step {info.step}) → {target}"
+        )

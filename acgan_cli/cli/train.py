@@ -1,0 +1,240 @@
+"""`acgan train`: options → TrainConfig → core.training.train → rendered events."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from acgan_cli.cli.common import handle_errors, interactive, state, stderr_console
+from acgan_cli.core.config import TrainConfig, to_dict
+from acgan_cli.core.data import DATASETS, check_dataset_name
+
+DATA, TRAINING, MODEL, OUTPUT, DEVICE = "Data", "Training", "Model", "Output", "Device"
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
+
+def _complete_dataset(incomplete: str) -> list[tuple[str, str]]:
+    return [(name, source.description) for name, source in DATASETS.items() if name.startswith(incomplete)]
+
+
+@contextmanager
+def _stop_requests():
+    """Turn the first SIGINT/SIGTERM into a polite stop request; a second Ctrl-C quits at once."""
+    received: list[int] = []
+    console = stderr_console()
+
+    def handler(signum, frame):
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        received.append(signum)
+        console.print("\nstopping after this step and saving a checkpoint (Ctrl-C again to quit at once)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@handle_errors
+def train(
+    ctx: typer.Context,
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help=f"Dataset: {', '.join(DATASETS)}, or a folder of MNIST-format IDX files (plain or .gz).",
+            autocompletion=_complete_dataset,
+            rich_help_panel=DATA,
+        ),
+    ] = TrainConfig.dataset,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where datasets are found and downloaded to. [default: ~/.cache/acgan/data]",
+            envvar="ACGAN_DATA_DIR",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    download: Annotated[
+        bool,
+        typer.Option("--download/--no-download", help="Download a missing dataset.", rich_help_panel=DATA),
+    ] = TrainConfig.download,
+    epochs: Annotated[
+        int,
+        typer.Option(help="Passes over the training set.", rich_help_panel=TRAINING),
+    ] = TrainConfig.epochs,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Stop after this many steps in total (overrides --epochs).", rich_help_panel=TRAINING
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Images per step.", rich_help_panel=TRAINING)
+    ] = TrainConfig.batch_size,
+    lr: Annotated[
+        float,
+        typer.Option(help="Adam learning rate.", rich_help_panel=TRAINING),
+    ] = TrainConfig.lr,
+    b1: Annotated[float, typer.Option(help="Adam beta1.", rich_help_panel=TRAINING)] = TrainConfig.b1,
+    b2: Annotated[float, typer.Option(help="Adam beta2.", rich_help_panel=TRAINING)] = TrainConfig.b2,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed for weights, data order and noise. [default: random, recorded]",
+            rich_help_panel=TRAINING,
+        ),
+    ] = None,
+    latent_dim: Annotated[
+        int,
+        typer.Option(help="Length of the noise vector z.", rich_help_panel=MODEL),
+    ] = TrainConfig.latent_dim,
+    img_size: Annotated[
+        int,
+        typer.Option(help="Image size in pixels (a multiple of 4).", rich_help_panel=MODEL),
+    ] = TrainConfig.img_size,
+    g_width: Annotated[
+        int,
+        typer.Option(help="Generator width (channels).", rich_help_panel=MODEL),
+    ] = TrainConfig.g_width,
+    d_width: Annotated[
+        int,
+        typer.Option(help="Discriminator width (channels).", rich_help_panel=MODEL),
+    ] = TrainConfig.d_width,
+    device: Annotated[
+        str,
+        typer.Option(
+            help="auto, cpu, cuda, cuda:N or mps.",
+            envvar="ACGAN_DEVICE",
+            rich_help_panel=DEVICE,
+        ),
+    ] = TrainConfig.device,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="The run folder to create. [default: the next NNNNN-<dataset> under $ACGAN_RUNS_DIR or ./runs]",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    sample_every: Annotated[
+        int,
+        typer.Option(
+            help="Steps between sample grids (0: only at the end).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = TrainConfig.sample_every,
+    ckpt_every: Annotated[
+        int,
+        typer.Option(
+            help="Steps between checkpoints (0: at the end of every epoch).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = TrainConfig.ckpt_every,
+    log_every: Annotated[
+        int,
+        typer.Option(help="Steps between metric lines (one host sync each).", rich_help_panel=OUTPUT),
+    ] = TrainConfig.log_every,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue from a checkpoint or run folder, at its exact step.",
+            rich_help_panel=OUTPUT,
+            metavar="CKPT|RUN_DIR",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the resolved config as JSON and exit.", rich_help_panel=OUTPUT),
+    ] = False,
+) -> None:
+    """Train an ACGAN; writes a run folder with config, metrics, sample grids and checkpoints.
+
+    \b
+    acgan train --dataset mnist-5k --epochs 5     # offline, shipped digits
+    acgan train --epochs 10 --device cuda         # MNIST, downloaded once
+    acgan train --dataset /usr/share/datasets/fashion-mnist
+    acgan train --resume runs/00001-mnist --epochs 20
+
+    The run folder's path is printed on stdout; progress goes to stderr.
+    """
+    options = {
+        "dataset": dataset, "data_dir": str(data_dir) if data_dir else None, "download": download,
+        "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "b1": b1, "b2": b2,
+        "seed": seed, "latent_dim": latent_dim, "img_size": img_size, "g_width": g_width, "d_width": d_width,
+        "device": device, "sample_every": sample_every, "ckpt_every": ckpt_every, "log_every": log_every,
+    }  # fmt: skip
+    # Only what the user said counts when resuming: the checkpoint's config fills in the rest.
+    given = {
+        name: value
+        for name, value in options.items()
+        if value is not None and ctx.get_parameter_source(name).name != "DEFAULT"
+    }
+    if "dataset" in given:
+        check_dataset_name(given["dataset"])
+
+    from acgan_cli.core.checkpoint import read_info, resolve_checkpoint
+
+    resume_path = resolve_checkpoint(resume) if resume else None
+    if resume_path is not None:
+        from acgan_cli.core.training import resume_config
+
+        info = read_info(resume_path)
+        if info.train is None:
+            raise typer.BadParameter(
+                "the file holds a generator only and cannot resume training", param_hint="--resume"
+            )
+        config = resume_config(info.train, {"device": "auto", **given})
+    else:
+        config = TrainConfig(**{"seed": secrets.randbelow(2**31), **given})
+
+    if dry_run:
+        from acgan_cli.core.devices import resolve_device
+
+        resolved = str(resolve_device(config.device))
+        plan = {
+            "train": to_dict(config),
+            "device": resolved,
+            "resume": str(resume_path) if resume_path else None,
+        }
+        typer.echo(json.dumps(plan, indent=2))
+        return
+
+    from acgan_cli.core.training import Trainer
+
+    console = stderr_console()
+    if not state.quiet:
+        console.print(f"loading {config.dataset} …" if interactive() else f"train: loading {config.dataset}")
+    trainer = Trainer(config, run_dir=out, resume=resume_path)
+    draw = _renderer(console)
+    with _stop_requests() as signals:
+        try:
+            result = trainer.run(on_event=draw, should_stop=lambda: bool(signals))
+        finally:
+            draw.close()
+
+    if result.interrupted:
+        if result.checkpoint:
+            console.print(f"stopped at step {result.step}; saved {result.checkpoint}")
+            console.print(f"resume with: acgan train --resume {result.run_dir}")
+        typer.echo(str(result.run_dir))
+        raise typer.Exit(EXIT_SIGTERM if signals and signals[0] == signal.SIGTERM else EXIT_SIGINT)
+    if not state.quiet:
+        rate = (result.step - trainer.start_step) * config.batch_size / max(result.seconds, 1e-9)
+        console.print(
+            f"done: {result.step} steps in {result.seconds:.1f} s ({rate:,.0f} images/s); "
+            f"samples in {result.run_dir / 'samples'}, checkpoint {result.checkpoint}"
+        )
+    typer.echo(str(result.run_dir))
+
+
+def _renderer(console):
+    from acgan_cli.cli.render import renderer
+
+    return renderer(console, live=interactive(), quiet=state.quiet)

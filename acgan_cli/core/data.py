@@ -1,0 +1,343 @@
+"""Datasets: a registry of sources, each decoded once into a uint8 tensor held in memory.
+
+The registry itself is plain data so that the CLI can list and complete dataset names
+without importing torch; the loaders import torch and torchvision when they run.
+
+Sources:
+- `mnist`, `fashion-mnist`, `kmnist`: torchvision's datasets, downloaded into the data folder.
+- `mnist-5k`: 5,000 real MNIST digits shipped inside the package, for offline use.
+- a folder path: MNIST-format IDX files, plain or gzipped (e.g. Debian's
+  /usr/share/datasets/fashion-mnist).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import importlib.resources
+import re
+import struct
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from acgan_cli.core.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+SPLITS = ("train", "test")
+DIGITS = tuple(str(d) for d in range(10))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images (uint8, N x C x H x W, 0 = background) and their labels (int64, N), on one device."""
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    class_names: tuple[str, ...]
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        """Image channels (1 = grey)."""
+        return int(self.images.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A registered dataset: how to get its raw arrays for a split."""
+
+    name: str
+    title: str  # how messages name it, e.g. "Fashion-MNIST"
+    description: str
+    load: Callable[[Path, str, bool], tuple[np.ndarray, np.ndarray, tuple[str, ...]]]
+    offline: bool  # True when no download is ever needed
+
+
+def _torchvision_loader(
+    class_name: str, title: str, class_names: tuple[str, ...] | None
+) -> Callable[[Path, str, bool], tuple[np.ndarray, np.ndarray, tuple[str, ...]]]:
+    def load(data_dir: Path, split: str, download: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        from torchvision import datasets
+
+        dataset_class = getattr(datasets, class_name)
+        train = split == "train"
+        try:
+            # torchvision reports download progress on stdout, which belongs to results.
+            with contextlib.redirect_stdout(sys.stderr):
+                dataset = dataset_class(str(data_dir), train=train, download=download)
+        except (RuntimeError, OSError, ValueError) as exc:
+            if download:
+                raise DataError(
+                    f"{title} is not in {data_dir} and could not be downloaded",
+                    hint=f"point --data-dir at a folder that holds it, or train offline on the shipped "
+                    f"subset with --dataset mnist-5k ({_first_line(exc)})",
+                ) from None
+            raise DataError(
+                f"{title} is not in {data_dir} and --no-download was given",
+                hint="drop --no-download to fetch it, point --data-dir at a folder that holds it, "
+                "or use --dataset mnist-5k",
+            ) from None
+        names = class_names or tuple(dataset.classes)
+        return dataset.data.numpy(), dataset.targets.numpy(), names
+
+    return load
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+MNIST_5K_FILE = "mnist-5k.npz"
+# mnist-5k's "test" split is every 5th image (1,000, 100 per class). Its "train" split is all
+# 5,000 (GANs train on everything they have); an evaluator must leave the test images out.
+MNIST_5K_TEST_EVERY = 5
+
+
+def _load_mnist_5k(
+    data_dir: Path, split: str, download: bool
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    import numpy as np
+
+    with (
+        importlib.resources.as_file(
+            importlib.resources.files("acgan_cli") / "assets" / MNIST_5K_FILE
+        ) as path,
+        np.load(path) as arrays,
+    ):
+        images, labels = arrays["images"], arrays["labels"]
+    if split == "test":
+        held_out = slice(MNIST_5K_TEST_EVERY - 1, None, MNIST_5K_TEST_EVERY)
+        images, labels = images[held_out], labels[held_out]
+    return images, labels.astype(np.int64), DIGITS
+
+
+DATASETS: dict[str, DatasetSource] = {
+    source.name: source
+    for source in (
+        DatasetSource(
+            "mnist",
+            "MNIST",
+            "70,000 handwritten digits (downloaded)",
+            _torchvision_loader("MNIST", "MNIST", DIGITS),
+            False,
+        ),
+        DatasetSource(
+            "fashion-mnist",
+            "Fashion-MNIST",
+            "70,000 clothing images in 10 classes (downloaded)",
+            _torchvision_loader("FashionMNIST", "Fashion-MNIST", None),
+            False,
+        ),
+        DatasetSource(
+            "kmnist",
+            "KMNIST",
+            "70,000 cursive Japanese characters in 10 classes (downloaded)",
+            _torchvision_loader("KMNIST", "KMNIST", None),
+            False,
+        ),
+        DatasetSource(
+            "mnist-5k",
+            "mnist-5k",
+            "5,000 real MNIST digits shipped with acgan (offline)",
+            _load_mnist_5k,
+            True,
+        ),
+    )
+}
+
+
+# ----------------------------------------------------------------------------- IDX folders
+
+IDX_UBYTE = 0x08
+_IDX_NAMES = {
+    ("train", "images"): re.compile(r"(^|[-_.])train[-_.]images[-_.]idx3[-_.]ubyte(\.gz)?$"),
+    ("train", "labels"): re.compile(r"(^|[-_.])train[-_.]labels[-_.]idx1[-_.]ubyte(\.gz)?$"),
+    ("test", "images"): re.compile(r"(^|[-_.])(t10k|test)[-_.]images[-_.]idx3[-_.]ubyte(\.gz)?$"),
+    ("test", "labels"): re.compile(r"(^|[-_.])(t10k|test)[-_.]labels[-_.]idx1[-_.]ubyte(\.gz)?$"),
+}
+MAX_IDX_BYTES = 4 * 2**30  # refuse to decompress more than this from one file
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (plain or gzipped) as a uint8 array, checked against its own header."""
+    import numpy as np
+
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                raw = f.read(MAX_IDX_BYTES + 1)
+        else:
+            raw = path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(
+            f"cannot read {path}: {_first_line(exc)}", hint="the file is damaged; fetch it again"
+        ) from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DataError(
+            f"{path} is not an IDX file (bad magic number)",
+            hint="expected MNIST-format IDX files, plain or .gz",
+        )
+    dtype_code, ndim = raw[2], raw[3]
+    if dtype_code != IDX_UBYTE:
+        raise DataError(
+            f"{path} holds IDX type 0x{dtype_code:02x}; acgan reads unsigned bytes (0x08) only",
+            hint="expected MNIST-format IDX files, plain or .gz",
+        )
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise DataError(f"{path} has a truncated IDX header", hint="the file is damaged; fetch it again")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(raw) != expected:
+        raise DataError(
+            f"{path}: its header says {' x '.join(map(str, dims))} values ({expected:,} bytes) "
+            f"but the file holds {len(raw):,} bytes",
+            hint="the file is truncated or damaged; fetch it again",
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()  # writable for torch
+
+
+def _find_idx(folder: Path, split: str, kind: str) -> Path:
+    pattern = _IDX_NAMES[(split, kind)]
+    matches = sorted(p for p in folder.iterdir() if p.is_file() and pattern.search(p.name))
+    if not matches:
+        example = (
+            "train" if split == "train" else "t10k"
+        ) + f"-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
+        raise DataError(
+            f"{folder} has no {split} {kind} IDX file (e.g. {example})",
+            hint="point --dataset at a folder of MNIST-format IDX files",
+        )
+    return matches[0]
+
+
+def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Images, labels and class names from a folder of MNIST-format IDX files.
+
+    Class names come from `classes.txt` in the folder (one per line) when it exists,
+    else they are the label numbers 0..max(label).
+    """
+    images_path, labels_path = _find_idx(folder, split, "images"), _find_idx(folder, split, "labels")
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
+        raise DataError(
+            f"{images_path} holds an array of shape {images.shape}; expected N x H x W (or N x H x W x 1|3)",
+            hint="expected MNIST-format IDX image files",
+        )
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DataError(
+            f"{labels_path} holds {labels.shape} labels for {len(images)} images in {images_path.name}",
+            hint="the image and label files must come from the same dataset",
+        )
+    if len(images) == 0:
+        raise DataError(f"{images_path} holds no images", hint="the file is empty")
+    names_file = folder / "classes.txt"
+    if names_file.exists():
+        names = tuple(line.strip() for line in names_file.read_text().splitlines() if line.strip())
+    else:
+        names = tuple(str(i) for i in range(int(labels.max()) + 1))
+    if int(labels.max()) >= len(names):
+        raise DataError(
+            f"{labels_path} has label {int(labels.max())} but {names_file} names only {len(names)} classes",
+            hint="fix classes.txt or the label file",
+        )
+    if len(names) < 2:
+        raise DataError(
+            f"{labels_path} holds a single class", hint="a conditional GAN needs at least 2 classes"
+        )
+    return images, labels.astype("int64"), names
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def dataset_title(name: str) -> str:
+    """How messages name a dataset (e.g. "Fashion-MNIST", or a folder's path)."""
+    return DATASETS[name].title if name in DATASETS else name
+
+
+def run_name(dataset: str) -> str:
+    """A short, file-name-safe name for run folders: the registry name or the folder's name."""
+    base = dataset if dataset in DATASETS else Path(dataset).name or "idx"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-") or "data"
+
+
+def check_dataset_name(name: str) -> None:
+    """Raise a UsageError unless `name` is a registered dataset or an existing folder."""
+    if name in DATASETS or Path(name).expanduser().is_dir():
+        return
+    raise UsageError(
+        f"unknown dataset {name!r}",
+        hint=f"choose one of {', '.join(DATASETS)}, or give a folder of MNIST-format IDX files",
+        option="dataset",
+        detail=f"{name!r} is neither a dataset ({', '.join(DATASETS)}) nor a folder",
+    )
+
+
+def load_dataset(
+    name: str, split: str = "train", data_dir: Path | None = None, download: bool = True
+) -> Dataset:
+    """Decode a dataset split into uint8 images (N x C x H x W) and int64 labels on the CPU."""
+    import numpy as np
+    import torch
+
+    from acgan_cli.core.config import default_data_dir
+
+    check_dataset_name(name)
+    if split not in SPLITS:
+        raise UsageError(
+            f"unknown split {split!r}", hint=f"choose one of {', '.join(SPLITS)}", option="split"
+        )
+    if name in DATASETS:
+        images, labels, names = DATASETS[name].load(
+            Path(data_dir or default_data_dir()).expanduser(), split, download
+        )
+    else:
+        images, labels, names = load_idx_folder(Path(name).expanduser(), split)
+    images = images[:, None, :, :] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+    return Dataset(
+        name=name,
+        images=torch.from_numpy(np.ascontiguousarray(images)),
+        labels=torch.from_numpy(np.ascontiguousarray(labels)),
+        class_names=names,
+    )
+
+
+def prepare(dataset: Dataset, img_size: int, device: torch.device | str) -> Dataset:
+    """Resize once to img_size x img_size (bilinear, as torchvision's Resize) and move to `device`.
+
+    The images stay uint8; `to_model_range` scales a batch to [-1, 1] on the device.
+    """
+    from torchvision.transforms.v2 import functional as F
+
+    images = dataset.images
+    if images.shape[-1] != img_size or images.shape[-2] != img_size:
+        images = F.resize(images, [img_size, img_size], antialias=True)
+    return Dataset(
+        name=dataset.name,
+        images=images.to(device),
+        labels=dataset.labels.to(device),
+        class_names=dataset.class_names,
+    )
+
+
+def to_model_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (0..255) as float32 in [-1, 1], channels_last."""
+    import torch
+
+    return images.float().mul_(2 / 255).sub_(1).contiguous(memory_format=torch.channels_last)

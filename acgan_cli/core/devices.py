@@ -1,0 +1,56 @@
+"""Turning `--device auto|cpu|cuda|cuda:N|mps` into a torch.device that exists here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from acgan_cli.core.errors import DeviceError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device `name` asks for; `auto` is the first of cuda, mps, cpu that this machine has."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"--device {name} was asked for but CUDA is not available on this machine",
+                hint="use --device cpu (or --device auto, which picks the best device present)",
+                option="device",
+                detail=f"{name}: CUDA is not available on this machine; use cpu or auto",
+            )
+        device = torch.device(name)
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise DeviceError(
+                f"--device {name} does not exist: this machine has {count} CUDA device(s)",
+                hint=f"use cuda:0..cuda:{count - 1}",
+                option="device",
+                detail=f"{name} does not exist: this machine has {count} CUDA device(s)",
+            )
+        return torch.device("cuda", index)
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise DeviceError(
+                "--device mps was asked for but Apple's MPS is not available on this machine",
+                hint="use --device cpu (or --device auto)",
+                option="device",
+                detail="mps is not available on this machine; use cpu or auto",
+            )
+        return torch.device("mps")
+    if name == "cpu":
+        return torch.device("cpu")
+    raise DeviceError(
+        f"unknown device {name!r}", hint="use auto, cpu, cuda, cuda:N or mps", option="device",
+        detail=f"{name!r} is not one of auto, cpu, cuda, cuda:N, mps",
+    )  # fmt: skip

@@ -1,0 +1,68 @@
+"""Errors the library raises: each carries a one-line message and a hint for the user."""
+
+from __future__ import annotations
+
+
+class AcganError(Exception):
+    """A problem the user can fix; the CLI prints `error: message` and `hint: hint`."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(AcganError):
+    """An option value that cannot work (exit code 2).
+
+    `option` names the config field ("batch_size") and `detail` says what is wrong with its
+    value ("must be at least 1 (got 0)"), so the CLI can name its own option.
+    """
+
+    exit_code = 2
+
+    def __init__(
+        self, message: str, hint: str | None = None, option: str | None = None, detail: str | None = None
+    ) -> None:
+        super().__init__(message, hint)
+        self.option = option
+        self.detail = detail or message
+
+
+class ConfigError(UsageError):
+    """A configuration value outside its valid range."""
+
+
+class DeviceError(UsageError):
+    """A device that does not exist on this machine."""
+
+
+class DataError(AcganError):
+    """A dataset that is missing, cannot be downloaded, or is malformed."""
+
+
+class CheckpointError(AcganError):
+    """A file that is not a readable acgan checkpoint."""
+
+
+class RunDirError(AcganError):
+    """A run folder that cannot be created or would be overwritten."""
+
+
+class DivergedError(AcganError):
+    """A loss became NaN or infinite; training stopped."""
+
+    def __init__(self, step: int, checkpoint: str | None) -> None:
+        kept = (
+            f"the last good checkpoint is {checkpoint}"
+            if checkpoint
+            else "no checkpoint had been written yet"
+        )
+        super().__init__(
+            f"training diverged: a loss became NaN or infinite at step {step}; {kept}",
+            hint="lower --lr or change --seed, then --resume from the last good checkpoint",
+        )
+        self.step = step
+        self.checkpoint = checkpoint

@@ -1,0 +1,98 @@
+"""The ACGAN generator and discriminator (Odena et al. 2017), as in the reference script.
+
+Three of the reference's defects are fixed here (see ../shared/reference/NOTES.md):
+both discriminator heads return logits (the reference put a Softmax before
+CrossEntropyLoss and a Sigmoid before BCELoss), and BatchNorm gets the momentum the
+Keras original meant (its 0.8 was passed as eps in PyTorch). Keras' momentum 0.8 keeps
+80% of the running statistics per step, which is PyTorch's momentum 0.2.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import nn
+
+from acgan_cli.core.config import ModelConfig
+
+BN_MOMENTUM = 0.2  # PyTorch convention: weight of the new batch in the running statistics
+
+
+class Generator(nn.Module):
+    """G(z, y): noise `z` (N, latent_dim) and class indices `y` (N,) to images (N, C, H, W) in [-1, 1]."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = config.g_width
+        self.init_size = config.img_size // 4
+        self.label_embedding = nn.Embedding(config.n_classes, config.latent_dim)
+        self.project = nn.Linear(config.latent_dim, width * self.init_size**2)
+        self.blocks = nn.Sequential(
+            nn.BatchNorm2d(width, momentum=BN_MOMENTUM),
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(width, width, 3, stride=1, padding=1),
+            nn.BatchNorm2d(width, momentum=BN_MOMENTUM),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(width, width // 2, 3, stride=1, padding=1),
+            nn.BatchNorm2d(width // 2, momentum=BN_MOMENTUM),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width // 2, config.channels, 3, stride=1, padding=1),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Images for noise `z` and class indices `labels`."""
+        x = self.project(self.label_embedding(labels) * z)
+        x = x.view(x.shape[0], self.config.g_width, self.init_size, self.init_size)
+        # channels_last makes Upsample and the convolutions several times faster on the CPU.
+        return self.blocks(x.contiguous(memory_format=torch.channels_last))
+
+
+def _downsampled_size(size: int, times: int) -> int:
+    for _ in range(times):
+        size = (size + 1) // 2  # a 3x3 convolution with stride 2 and padding 1
+    return size
+
+
+class Discriminator(nn.Module):
+    """D(x): images (N, C, H, W) to a real/fake logit (N,) and class logits (N, n_classes)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        widths = [config.channels] + [config.d_width * 2**i for i in range(4)]
+        layers: list[nn.Module] = []
+        for i, (c_in, c_out) in enumerate(itertools.pairwise(widths)):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+            layers.append(nn.Dropout2d(0.25))
+            if i > 0:
+                layers.append(nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM))
+        self.blocks = nn.Sequential(*layers)
+        features = widths[-1] * _downsampled_size(config.img_size, 4) ** 2
+        self.adversarial_head = nn.Linear(features, 1)
+        self.class_head = nn.Linear(features, config.n_classes)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real/fake logit, class logits) for a batch of images."""
+        features = self.blocks(images).flatten(1)
+        return self.adversarial_head(features).squeeze(1), self.class_head(features)
+
+
+def init_weights(module: nn.Module) -> None:
+    """The reference initialisation: convolutions N(0, 0.02), BatchNorm scales N(1, 0.02)."""
+    if isinstance(module, nn.Conv2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def build_models(config: ModelConfig) -> tuple[Generator, Discriminator]:
+    """A freshly initialised generator and discriminator (seed torch's RNG first for repeatability)."""
+    generator, discriminator = Generator(config), Discriminator(config)
+    generator.apply(init_weights)
+    discriminator.apply(init_weights)
+    return generator, discriminator

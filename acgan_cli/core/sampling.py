@@ -1,0 +1,205 @@
+"""Drawing images from a generator: latents, class-conditional batches, grids, encodings."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from acgan_cli.core.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+GRID_PADDING = 2  # pixels between images in a grid
+
+
+def latents(n: int, latent_dim: int, seed: int) -> torch.Tensor:
+    """`n` noise vectors drawn on the CPU from `seed`: the same seed gives the same z on any device."""
+    import torch
+
+    return torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def random_labels(n: int, n_classes: int, seed: int) -> torch.Tensor:
+    """`n` class indices drawn uniformly from `seed` (independent of `latents` for the same seed)."""
+    import torch
+
+    return torch.randint(0, n_classes, (n,), generator=torch.Generator().manual_seed(seed + 1))
+
+
+def grid_labels(n_classes: int, per_class: int) -> torch.Tensor:
+    """Class indices for a grid with one row per class: 0,0,…,1,1,…"""
+    import torch
+
+    return torch.arange(n_classes).repeat_interleave(per_class)
+
+
+def generate(
+    generator: nn.Module, z: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024
+) -> torch.Tensor:
+    """G(z, labels) as float images in [-1, 1] on the CPU, with G in eval mode.
+
+    The generator's train/eval mode is restored afterwards, so the training loop can call this.
+    """
+    import torch
+
+    device = next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval()
+    try:
+        with torch.inference_mode():
+            chunks = [
+                generator(z[i : i + batch_size].to(device), labels[i : i + batch_size].to(device))
+                .float()
+                .cpu()
+                for i in range(0, len(z), batch_size)
+            ]
+    finally:
+        generator.train(was_training)
+    return torch.cat(chunks).contiguous()
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] as uint8 0..255 (same layout)."""
+    import torch
+
+    return images.add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def make_grid(images: torch.Tensor, nrow: int, padding: int = GRID_PADDING) -> torch.Tensor:
+    """Tile N x C x H x W images into one C x H' x W' image, `nrow` images per row, black padding."""
+    import torch
+
+    n, c, h, w = images.shape
+    ncol = max(1, min(nrow, n))
+    nrows = -(-n // ncol)
+    grid = torch.zeros(c, nrows * (h + padding) + padding, ncol * (w + padding) + padding, dtype=images.dtype)
+    for i in range(n):
+        row, col = divmod(i, ncol)
+        top, left = padding + row * (h + padding), padding + col * (w + padding)
+        grid[:, top : top + h, left : left + w] = images[i]
+    return grid
+
+
+def encode_png(images: torch.Tensor, nrow: int) -> bytes:
+    """PNG bytes (grey or RGB): the image itself when there is one, else a grid with `nrow` per row."""
+    from PIL import Image
+
+    picture = images[0] if len(images) == 1 else make_grid(images, nrow)
+    array = picture.permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def encode_npy(images: torch.Tensor, labels: torch.Tensor, nrow: int) -> bytes:
+    """.npy bytes of a uint8 N x H x W x C array."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, images.permute(0, 2, 3, 1).contiguous().numpy())
+    return buffer.getvalue()
+
+
+def encode_npz(images: torch.Tensor, labels: torch.Tensor, nrow: int) -> bytes:
+    """.npz bytes with `images` (uint8 N x H x W x C) and `labels` (int64 N)."""
+    import numpy as np
+    import torch
+
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer, images=images.permute(0, 2, 3, 1).contiguous().numpy(), labels=labels.to(torch.int64).numpy()
+    )
+    return buffer.getvalue()
+
+
+# Output formats of `acgan sample`: name -> encoder(uint8 images N x C x H x W, labels, nrow) -> bytes.
+FORMATS: dict[str, Callable[[torch.Tensor, torch.Tensor, int], bytes]] = {
+    "png": lambda images, labels, nrow: encode_png(images, nrow),
+    "npy": encode_npy,
+    "npz": encode_npz,
+}
+
+
+def resolve_class(class_names: tuple[str, ...], digit: int | None = None, name: str | None = None) -> int:
+    """The class index asked for by number (`--digit`) or by name (`--class`), checked against the model."""
+    n = len(class_names)
+    if digit is not None:
+        if not 0 <= digit < n:
+            raise UsageError(
+                f"class {digit} is out of range",
+                hint=f"this model has {n} classes: 0..{n - 1}",
+                option="digit",
+                detail=f"{digit} is out of range: this model has {n} classes, 0..{n - 1}",
+            )
+        return digit
+    assert name is not None
+    key = _normalise(name)
+    exact = [i for i, c in enumerate(class_names) if _normalise(c) == key]
+    prefixed = [i for i, c in enumerate(class_names) if _normalise(c).startswith(key)] if key else []
+    matches = exact or (prefixed if len(prefixed) == 1 else [])
+    if not matches:
+        listing = ", ".join(class_names)
+        raise UsageError(
+            f"no class named {name!r}",
+            hint=f"this model's classes are: {listing}",
+            option="class",
+            detail=f"no class named {name!r}; this model's classes are: {listing}",
+        )
+    return matches[0]
+
+
+def _normalise(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+MAX_SAMPLES = 100_000  # images one call may draw
+
+
+def draw_samples(
+    generator: nn.Module,
+    *,
+    class_index: int | None,
+    n: int | None,
+    grid: bool,
+    seed: int,
+    nrow: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Draw uint8 images (N x C x H x W), their labels and the grid width for `acgan sample`.
+
+    - `grid`: one row per class, `n` images per class (10 by default);
+    - `class_index`: `n` images (1 by default) of that class;
+    - neither: `n` images of classes drawn at random from `seed`.
+    The same seed gives the same pixels.
+    """
+    config = generator.config
+    if grid and class_index is not None:
+        raise UsageError(
+            "--grid draws every class; it cannot be combined with --digit or --class",
+            option="grid",
+            detail="draws every class; drop --digit/--class, or drop --grid",
+        )
+    count = n if n is not None else (10 if grid else 1)
+    total = count * config.n_classes if grid else count
+    if not count >= 1 or total > MAX_SAMPLES:
+        raise UsageError(
+            f"--n must be in 1..{MAX_SAMPLES} images (got {count}{' per class' if grid else ''})",
+            option="n",
+            detail=f"must draw 1..{MAX_SAMPLES} images in all (got {total})",
+        )
+    if nrow is not None and nrow < 1:
+        raise UsageError(
+            "--nrow must be at least 1", option="nrow", detail=f"must be at least 1 (got {nrow})"
+        )
+    if grid:
+        labels, width = grid_labels(config.n_classes, count), count
+    elif class_index is not None:
+        import torch
+
+        labels, width = torch.full((count,), class_index, dtype=torch.int64), min(count, 10)
+    else:
+        labels, width = random_labels(count, config.n_classes, seed), min(count, 10)
+    z = latents(total, config.latent_dim, seed)
+    return to_uint8(generate(generator, z, labels)), labels, nrow or width

@@ -1,0 +1,502 @@
+"""The ACGAN training loop. It emits events and writes the run folder; it never prints.
+
+Per step: a batch is gathered by index from the uint8 images already on the device,
+noise and labels are drawn on the device from the run's own generator, G takes one
+Adam step, then D takes one. Losses and accuracies are summed on the device and read
+back in one host sync every `log_every` steps (and before every checkpoint, so that a
+NaN is caught before it can be saved).
+
+Determinism: the seed fixes the weights, the data order (one permutation per epoch,
+derived from the seed and the epoch number), the noise (a torch.Generator whose state is
+checkpointed) and dropout (torch's global RNG, also checkpointed). Resuming a checkpoint
+at step N therefore continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from acgan_cli import __version__
+from acgan_cli.core import checkpoint as ckpt
+from acgan_cli.core.config import (
+    RESUME_FIXED_FIELDS,
+    ModelConfig,
+    TrainConfig,
+    default_runs_dir,
+    to_dict,
+)
+from acgan_cli.core.data import Dataset, load_dataset, prepare, run_name, to_model_range
+from acgan_cli.core.devices import resolve_device
+from acgan_cli.core.errors import CheckpointError, ConfigError, DivergedError, RunDirError, UsageError
+from acgan_cli.core.events import (
+    CheckpointSaved,
+    EpochEnded,
+    Event,
+    Logged,
+    Metrics,
+    RunFinished,
+    RunStarted,
+    SampleSaved,
+    StepDone,
+)
+from acgan_cli.core.models import build_models
+from acgan_cli.core.sampling import encode_png, generate, grid_labels, latents, to_uint8
+
+SAMPLES_PER_CLASS = 10  # columns of the sample grids written during training
+N_STATS = 5  # d_loss, g_loss, d_real_acc, d_fake_acc, aux_acc
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """How a run ended."""
+
+    run_dir: Path
+    step: int
+    total_steps: int
+    checkpoint: Path | None  # the last checkpoint written (None if stopped before the first step)
+    interrupted: bool
+    seconds: float
+
+
+# ----------------------------------------------------------------------------- run folders
+
+
+def create_run_dir(dataset: str, runs_dir: Path | None = None) -> Path:
+    """A new, empty run folder `NNNNN-<dataset>` numbered after the highest one present.
+
+    `mkdir` is atomic, so two runs started at once get different folders.
+    """
+    runs_dir = Path(runs_dir or default_runs_dir())
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(
+            f"cannot create {runs_dir}: {exc.strerror}", hint="set --out or $ACGAN_RUNS_DIR"
+        ) from None
+    for _ in range(1000):
+        numbers = [int(p.name[:5]) for p in runs_dir.iterdir() if p.name[:5].isdigit()]
+        path = runs_dir / f"{max(numbers, default=0) + 1:05d}-{run_name(dataset)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue  # another run took this number a moment ago
+        except OSError as exc:
+            raise RunDirError(
+                f"cannot create {path}: {exc.strerror}", hint="set --out or $ACGAN_RUNS_DIR"
+            ) from None
+        return path
+    raise RunDirError(f"could not find a free run number in {runs_dir}", hint="set --out")
+
+
+def claim_run_dir(path: Path) -> Path:
+    """Use `path` as a new run folder: create it, or accept it if it exists and is empty."""
+    if path.exists():
+        if not path.is_dir():
+            raise RunDirError(f"{path} exists and is not a folder", hint="choose another --out")
+        if any(path.iterdir()):
+            raise RunDirError(
+                f"{path} already holds files; acgan never overwrites a run",
+                hint=f"choose a new --out, or continue that run with --resume {path}",
+            )
+        return path
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create {path}: {exc.strerror}", hint="choose another --out") from None
+    return path
+
+
+def run_dir_of(checkpoint_path: Path) -> Path | None:
+    """The run folder a checkpoint belongs to (RUN/checkpoints/x.safetensors), if it is in one."""
+    run = checkpoint_path.resolve().parent.parent
+    return run if checkpoint_path.parent.name == "checkpoints" and (run / "config.json").is_file() else None
+
+
+def resume_config(saved: TrainConfig, overrides: dict[str, object]) -> TrainConfig:
+    """The saved config with the user's compatible changes; a change that alters the model is refused."""
+    for name, value in overrides.items():
+        if name in RESUME_FIXED_FIELDS and value != getattr(saved, name):
+            raise UsageError(
+                f"cannot resume with --{name.replace('_', '-')} {value}: the checkpoint was trained with "
+                f"{getattr(saved, name)}",
+                hint=f"drop --{name.replace('_', '-')} to continue the run, or start a new run without --resume",
+                option=name,
+                detail=f"cannot change from {getattr(saved, name)} to {value} when resuming",
+            )
+    return dataclasses.replace(saved, **overrides)
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+
+def _epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> torch.Tensor:
+    digest = hashlib.blake2b(f"{seed}:{epoch}".encode(), digest_size=8).digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+    return torch.randperm(n, generator=generator).to(device)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    ckpt.write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+class Trainer:
+    """One training run: set up in the constructor (data, models, run folder), run with `run()`.
+
+    Its `generator`, `discriminator` and optimizers are attributes, so tests can reach in.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        run_dir: Path | None = None,
+        resume: Path | None = None,
+        runs_dir: Path | None = None,
+        dataset: Dataset | None = None,
+    ) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
+        if resume_info is not None and resume_info.kind != ckpt.KIND_TRAINING:
+            raise CheckpointError(
+                f"{resume_info.path} holds a generator only and cannot resume training",
+                hint="resume from a checkpoint written by `acgan train`",
+            )
+
+        data = dataset or load_dataset(
+            config.dataset, "train", Path(config.data_dir) if config.data_dir else None, config.download
+        )
+        self.data = prepare(data, config.img_size, self.device)
+        self.steps_per_epoch = len(self.data) // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise ConfigError(
+                f"batch_size {config.batch_size} is larger than the dataset ({len(self.data)} images)",
+                option="batch_size",
+                detail=f"must be at most {len(self.data)}, the number of training images",
+            )
+        self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
+        self.model_config: ModelConfig = config.model_config(self.data.n_classes, self.data.channels)
+
+        torch.manual_seed(config.seed)
+        generator, discriminator = build_models(self.model_config)
+        self.generator = generator.to(self.device, memory_format=torch.channels_last)
+        self.discriminator = discriminator.to(self.device, memory_format=torch.channels_last)
+        fused = self.device.type in ("cpu", "cuda")
+        betas = (config.b1, config.b2)
+        self.generator_optimizer = torch.optim.Adam(
+            self.generator.parameters(), lr=config.lr, betas=betas, fused=fused
+        )
+        self.discriminator_optimizer = torch.optim.Adam(
+            self.discriminator.parameters(), lr=config.lr, betas=betas, fused=fused
+        )
+        self.noise_rng = torch.Generator(device=self.device).manual_seed(config.seed)
+        # Dropout draws from torch's global RNG: keep this run's stream and install it in run().
+        self.global_rng_states = self._global_rng_states()
+        self.step = 0
+        if resume_info is not None:
+            self._restore(resume_info, resume_tensors)
+        self.start_step = self.step
+
+        # Samples use the same latents for the whole run, so grids show progress, not noise.
+        self.sample_labels = grid_labels(self.model_config.n_classes, SAMPLES_PER_CLASS)
+        self.sample_z = latents(len(self.sample_labels), self.model_config.latent_dim, config.seed)
+
+        # A resumed run continues in its own folder; anything else gets a new, empty one.
+        self.resumed_from = resume_info.path if resume_info else None
+        home = run_dir_of(resume_info.path) if resume_info else None
+        if run_dir is None:
+            self.run_dir = home or create_run_dir(config.dataset, runs_dir)
+        else:
+            self.run_dir = run_dir if home == run_dir.resolve() else claim_run_dir(run_dir)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        self.samples_dir = self.run_dir / "samples"
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _global_rng_states(self) -> dict[str, torch.Tensor]:
+        states = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.device)
+        return states
+
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        return {**self._global_rng_states(), "noise": self.noise_rng.get_state()}
+
+    def _restore(self, info: ckpt.CheckpointInfo, tensors: dict[str, torch.Tensor]) -> None:
+        if info.model != self.model_config:
+            raise CheckpointError(
+                f"{info.path} was trained on a model of another shape than this run's "
+                f"({info.model} vs {self.model_config})",
+                hint="resume with the dataset and options the checkpoint was trained with",
+            )
+        ckpt.load_module(self.generator, tensors, "generator", info.path)
+        ckpt.load_module(self.discriminator, tensors, "discriminator", info.path)
+        ckpt.load_optimizer(self.generator_optimizer, tensors, "optimizer.generator", info.path)
+        ckpt.load_optimizer(self.discriminator_optimizer, tensors, "optimizer.discriminator", info.path)
+        if "rng.torch" not in tensors or "rng.noise" not in tensors:
+            raise CheckpointError(f"{info.path} holds no RNG state", hint="the file is damaged or was edited")
+        self.global_rng_states = {"torch": tensors["rng.torch"]}
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            self.global_rng_states["cuda"] = tensors["rng.cuda"]
+        # Device RNG states do not carry over between device types (a CPU run resumed on a GPU):
+        # then the noise continues from the seed instead, and the run is not bit-identical.
+        with contextlib.suppress(RuntimeError):
+            self.noise_rng.set_state(tensors["rng.noise"])
+        self.step = info.step
+
+    def _save_checkpoint(self, epoch: int) -> Path:
+        data = ckpt.training_checkpoint_bytes(
+            generator=self.generator,
+            discriminator=self.discriminator,
+            generator_optimizer=self.generator_optimizer,
+            discriminator_optimizer=self.discriminator_optimizer,
+            rng_states=self._rng_states(),
+            train=self.config,
+            step=self.step,
+            epoch=epoch,
+            dataset=self.config.dataset,
+            class_names=self.data.class_names,
+        )
+        path = self.checkpoint_dir / f"step-{self.step:08d}.safetensors"
+        try:
+            ckpt.write_atomic(path, data)
+            ckpt.write_atomic(self.checkpoint_dir / ckpt.LATEST, data)
+        except OSError as exc:
+            last = self.last_checkpoint
+            kept = f"the previous checkpoint {last} is intact" if last else "no checkpoint was written"
+            raise CheckpointError(
+                f"cannot write a checkpoint to {self.checkpoint_dir}: {exc.strerror or exc}; {kept}",
+                hint="free some disk space or fix the folder's permissions, then --resume",
+            ) from None
+        self.last_checkpoint = path
+        return path
+
+    def _save_samples(self) -> Path:
+        images = to_uint8(generate(self.generator, self.sample_z, self.sample_labels))
+        path = self.samples_dir / f"step-{self.step:08d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ckpt.write_atomic(path, encode_png(images, SAMPLES_PER_CLASS))
+        return path
+
+    def _write_config(self) -> None:
+        _write_json(
+            self.run_dir / "config.json",
+            {
+                "train": to_dict(self.config),
+                "model": to_dict(self.model_config),
+                "dataset": {
+                    "name": self.config.dataset,
+                    "class_names": list(self.data.class_names),
+                    "images": len(self.data),
+                },
+                "device": str(self.device),
+                "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps,
+                "resumed_from": str(self.resumed_from) if self.resumed_from else None,
+                "versions": {
+                    "acgan": __version__,
+                    "torch": torch.__version__,
+                    "python": platform.python_version(),
+                },
+                "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _train_step(self, real_u8: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One G step then one D step; returns this step's stats on the device (no sync)."""
+        G, D = self.generator, self.discriminator
+        batch = real_u8.shape[0]
+        real = to_model_range(real_u8)
+        z = torch.randn(batch, self.model_config.latent_dim, device=self.device, generator=self.noise_rng)
+        fake_labels = torch.randint(
+            0, self.model_config.n_classes, (batch,), device=self.device, generator=self.noise_rng
+        )
+
+        # Generator: make D call the fakes real and of the class they were asked to be.
+        D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+        fake = G(z, fake_labels)
+        fake_adv, fake_cls = D(fake)
+        g_loss = 0.5 * (
+            F.binary_cross_entropy_with_logits(fake_adv, self.ones) + F.cross_entropy(fake_cls, fake_labels)
+        )
+        self.generator_optimizer.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.generator_optimizer.step()
+        D.requires_grad_(True)
+
+        # Discriminator: real vs fake, and the class of both.
+        real_adv, real_cls = D(real)
+        fake_adv, fake_cls = D(fake.detach())
+        d_real = F.binary_cross_entropy_with_logits(real_adv, self.ones) + F.cross_entropy(real_cls, labels)
+        d_fake = F.binary_cross_entropy_with_logits(fake_adv, self.zeros) + F.cross_entropy(
+            fake_cls, fake_labels
+        )
+        d_loss = 0.25 * (d_real + d_fake)
+        self.discriminator_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.discriminator_optimizer.step()
+
+        with torch.no_grad():
+            return torch.stack(
+                [
+                    d_loss.detach(),
+                    g_loss.detach(),
+                    (real_adv > 0).float().mean(),
+                    (fake_adv < 0).float().mean(),
+                    (real_cls.argmax(1) == labels).float().mean(),
+                ]
+            )
+
+    def run(
+        self,
+        on_event: Callable[[Event], None] = lambda event: None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> TrainResult:
+        """Train until `total_steps`, or until `should_stop()` says so (then save and return)."""
+        config, spe = self.config, self.steps_per_epoch
+        batch = config.batch_size
+        self.ones = torch.ones(batch, device=self.device)
+        self.zeros = torch.zeros(batch, device=self.device)
+        self.last_checkpoint: Path | None = self.resumed_from
+        for folder in (self.checkpoint_dir, self.samples_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        try:
+            torch.set_rng_state(self.global_rng_states["torch"])
+            if "cuda" in self.global_rng_states:
+                torch.cuda.set_rng_state(self.global_rng_states["cuda"], self.device)
+        except RuntimeError:
+            raise CheckpointError(
+                f"{self.resumed_from} holds a malformed RNG state", hint="the file is damaged"
+            ) from None
+        started = time.perf_counter()
+        on_event(
+            RunStarted(
+                run_dir=self.run_dir,
+                device=str(self.device),
+                start_step=self.step,
+                total_steps=self.total_steps,
+                steps_per_epoch=spe,
+                epochs=-(-self.total_steps // spe),
+                n_images=len(self.data),
+                seed=config.seed,
+                resumed_from=self.resumed_from,
+                config=to_dict(config),
+            )
+        )
+
+        # Device-side accumulators: read once per log window.
+        window = torch.zeros(N_STATS, device=self.device)
+        all_finite = torch.ones((), dtype=torch.bool, device=self.device)
+        finite_steps = torch.zeros((), dtype=torch.int64, device=self.device)
+        window_start, window_time = self.step, time.perf_counter()
+        epoch_windows: list[Metrics] = []
+        interrupted = False
+        saved_step = -1
+
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as metrics_file:
+
+            def log(epoch: int) -> Metrics:
+                nonlocal window_start, window_time
+                steps = self.step - window_start
+                values = torch.cat(
+                    [window / max(steps, 1), all_finite.view(1), finite_steps.view(1)]
+                ).tolist()
+                if not values[N_STATS]:
+                    raise DivergedError(
+                        window_start + int(values[N_STATS + 1]) + 1,
+                        str(self.last_checkpoint) if self.last_checkpoint else None,
+                    )
+                now = time.perf_counter()
+                seconds = max(now - window_time, 1e-9)
+                metrics = Metrics(
+                    *values[:N_STATS], images_per_s=steps * batch / seconds, steps=steps, seconds=seconds
+                )
+                record = {
+                    "step": self.step,
+                    "epoch": epoch,
+                    **metrics.as_dict(),
+                    "time": round(now - started, 3),
+                }
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+                window.zero_()
+                finite_steps.zero_()
+                window_start, window_time = self.step, now
+                on_event(Logged(self.step, epoch, metrics))
+                return metrics
+
+            epoch = self.step // spe
+            while self.step < self.total_steps and not interrupted:
+                order = _epoch_permutation(config.seed, epoch, len(self.data), self.device)
+                for index in range(self.step % spe, spe):
+                    if should_stop():
+                        interrupted = True
+                        break
+                    take = order[index * batch : (index + 1) * batch]
+                    stats = self._train_step(self.data.images[take], self.data.labels[take])
+                    window += stats
+                    all_finite &= torch.isfinite(stats[:2]).all()
+                    finite_steps += all_finite
+                    self.step += 1
+                    on_event(StepDone(self.step, epoch, index + 1))
+
+                    end_of_epoch = index + 1 == spe
+                    last = self.step == self.total_steps
+                    sample_due = last or (config.sample_every > 0 and self.step % config.sample_every == 0)
+                    ckpt_due = last or (
+                        self.step % config.ckpt_every == 0 if config.ckpt_every > 0 else end_of_epoch
+                    )
+                    if self.step % config.log_every == 0 or end_of_epoch or last or sample_due or ckpt_due:
+                        epoch_windows.append(log(epoch))  # raises DivergedError before anything is saved
+                    if sample_due:
+                        on_event(SampleSaved(self.step, self._save_samples()))
+                    if ckpt_due:
+                        on_event(CheckpointSaved(self.step, self._save_checkpoint(epoch)))
+                        saved_step = self.step
+                    if end_of_epoch:
+                        on_event(EpochEnded(epoch, self.step, Metrics.combine(epoch_windows)))
+                        epoch_windows = []
+                    if last:
+                        break
+                else:
+                    epoch += 1
+
+            if interrupted and saved_step != self.step:
+                if self.step > window_start:
+                    log(self.step // spe)
+                if self.step > 0:
+                    on_event(CheckpointSaved(self.step, self._save_checkpoint(self.step // spe)))
+
+        seconds = time.perf_counter() - started
+        final = self.last_checkpoint
+        on_event(RunFinished(self.run_dir, self.step, self.total_steps, final, seconds, interrupted))
+        return TrainResult(self.run_dir, self.step, self.total_steps, final, interrupted, seconds)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    run_dir: Path | None = None,
+    resume: Path | None = None,
+    runs_dir: Path | None = None,
+    on_event: Callable[[Event], None] = lambda event: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> TrainResult:
+    """Set up and run one training run (see `Trainer`)."""
+    trainer = Trainer(config, run_dir=run_dir, resume=resume, runs_dir=runs_dir)
+    return trainer.run(on_event=on_event, should_stop=should_stop)

@@ -1,0 +1,161 @@
+import io
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from acgan_cli.cli import app
+from tests.conftest import plain
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def run(trained_run: Path, tmp_path: Path) -> Path:
+    """The tiny trained run, copied where this test's default runs folder is."""
+    target = tmp_path / "runs" / "00001-mnist-5k"
+    shutil.copytree(trained_run, target)
+    return target
+
+
+def test_png_of_one_digit_from_the_newest_run(run: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sample", "--digit", "3", "--out", "three.png", "--seed", "1"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "three.png"
+    image = Image.open(tmp_path / "three.png")
+    assert image.size == (16, 16) and image.mode == "L"
+    assert "class 3" in result.stderr and "seed 1" in result.stderr
+
+
+def test_same_seed_same_pixels(run: Path, tmp_path: Path) -> None:
+    for name, seed in (("a.png", "4"), ("b.png", "4"), ("c.png", "5")):
+        assert (
+            runner.invoke(
+                app, ["sample", "--digit", "2", "--n", "4", "--seed", seed, "--out", name]
+            ).exit_code
+            == 0
+        )
+    a, b, c = (np.asarray(Image.open(tmp_path / n)) for n in ("a.png", "b.png", "c.png"))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_npy_and_npz_shapes_and_dtypes(run: Path, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["sample", "--digit", "7", "--n", "5", "--out", "sevens.npy"]).exit_code == 0
+    sevens = np.load(tmp_path / "sevens.npy")
+    assert sevens.shape == (5, 16, 16, 1) and sevens.dtype == np.uint8
+    assert (
+        runner.invoke(app, ["sample", "--grid", "--n", "2", "--format", "npz", "--out", "all"]).exit_code == 0
+    )
+    with np.load(tmp_path / "all") as arrays:
+        assert arrays["images"].shape == (20, 16, 16, 1) and arrays["images"].dtype == np.uint8
+        assert arrays["labels"].tolist() == [c for c in range(10) for _ in range(2)]
+
+
+def test_grid_png_has_one_row_per_class(run: Path, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["sample", "--grid", "--out", "grid.png"]).exit_code == 0
+    # 10 x 10 images of 16 px with 2 px padding around each.
+    assert Image.open(tmp_path / "grid.png").size == (10 * 18 + 2, 10 * 18 + 2)
+
+
+def test_stdout_for_pipelines(run: Path) -> None:
+    result = runner.invoke(app, ["sample", "--digit", "1", "--n", "3", "--format", "npy", "--out", "-"])
+    assert result.exit_code == 0, result.stderr
+    assert np.load(io.BytesIO(result.stdout_bytes)).shape == (3, 16, 16, 1)
+
+
+def test_explicit_checkpoint_and_missing_output_folder(run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "new" / "deeper" / "x.png"
+    result = runner.invoke(
+        app,
+        [
+            "sample",
+            "--ckpt",
+            str(run / "checkpoints" / "step-00000012.safetensors"),
+            "-d",
+            "0",
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert out.is_file()
+
+
+def test_class_name_alias(run: Path, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["sample", "--class", "5", "--out", "five.png"]).exit_code == 0
+    result = runner.invoke(app, ["sample", "--class", "sneaker"])
+    assert result.exit_code == 2
+    assert "no class named 'sneaker'; this model's classes are: 0, 1, 2" in plain(result.stderr)
+
+
+def test_digit_out_of_range_exits_2_with_the_range(run: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sample", "--digit", "10", "--out", "x.png"])
+    assert result.exit_code == 2
+    assert "Invalid value for --digit: 10 is out of range: this model has 10 classes, 0..9" in plain(
+        result.stderr
+    )
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    "args", [["--n", "0"], ["--n", "-3"], ["--nrow", "0"], ["--format", "gif"], ["--grid", "--digit", "1"]]
+)
+def test_impossible_sample_options_exit_2(run: Path, args: list[str]) -> None:
+    result = runner.invoke(app, ["sample", *args])
+    assert result.exit_code == 2, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_checkpoints_exit_1_in_one_line(run: Path, tmp_path: Path) -> None:
+    good = (run / "checkpoints" / "latest.safetensors").read_bytes()
+    (tmp_path / "truncated.safetensors").write_bytes(good[: len(good) // 3])
+    (tmp_path / "model.pt").write_bytes(pickle.dumps({"a": 1}))
+    save_file({"w": torch.ones(2)}, tmp_path / "foreign.safetensors")
+    cases = {
+        "missing.safetensors": "does not exist",
+        "truncated.safetensors": "is damaged",
+        "model.pt": "never loads pickle",
+        "foreign.safetensors": "is a safetensors file but not an acgan checkpoint",
+    }
+    for name, expected in cases.items():
+        result = runner.invoke(app, ["sample", "--digit", "1", "--ckpt", name])
+        assert result.exit_code == 1, name
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 2 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+        assert lines[1].startswith("hint: ")
+
+
+def test_no_run_yet_says_how_to_get_one() -> None:
+    result = runner.invoke(app, ["sample", "--digit", "1"])
+    assert result.exit_code == 1
+    assert "error: no trained model found under" in result.stderr
+    assert "acgan train" in result.stderr
+
+
+def test_pickle_is_never_unpickled(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(Exploit()))
+    result = runner.invoke(app, ["sample", "--digit", "1", "--ckpt", "evil.pt"])
+    assert result.exit_code == 1
+    assert not marker.exists()
+
+
+def test_python_dash_m_runs_the_same_app(run: Path, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "acgan_cli", "sample", "--digit", "4", "--out", "four.png"],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == "four.png"

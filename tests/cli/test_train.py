@@ -1,0 +1,198 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from acgan_cli.cli import app
+from acgan_cli.core.checkpoint import load_checkpoint, read_info
+from tests.conftest import TINY_ARGS, plain
+
+runner = CliRunner()
+
+
+def test_end_to_end_writes_exactly_the_run_files(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", "--dataset", "mnist-5k", "--max-steps", "20", "--out", str(run), "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == str(run)  # the result on stdout, progress on stderr
+    assert "step 20/20" in result.stderr
+    written = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
+    assert written == [
+        "checkpoints/latest.safetensors",
+        "checkpoints/step-00000020.safetensors",
+        "config.json",
+        "metrics.jsonl",
+        "samples/step-00000020.png",
+    ]
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["max_steps"] == 20 and config["model"]["n_classes"] == 10
+    assert config["device"] == "cpu" and config["steps_per_epoch"] == 78
+    info = read_info(run)
+    assert (info.step, info.dataset, info.image_shape) == (20, "mnist-5k", (1, 32, 32))
+
+
+def test_default_run_folders_are_numbered(tmp_path: Path) -> None:
+    for expected in ("00001-mnist-5k", "00002-mnist-5k"):
+        result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--max-steps", "2", *TINY_ARGS])
+        assert result.exit_code == 0, result.stderr
+        assert Path(result.stdout.strip()) == tmp_path / "runs" / expected
+
+
+def test_same_seed_same_weights_through_the_cli(tmp_path: Path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        args = [
+            "train",
+            "--dataset",
+            "mnist-5k",
+            "--max-steps",
+            "3",
+            "--seed",
+            "5",
+            "--out",
+            name,
+            *TINY_ARGS,
+        ]
+        assert runner.invoke(app, args).exit_code == 0
+        runs.append(load_checkpoint(tmp_path / name)[1])
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0] if k.startswith("generator."))
+
+
+def test_resume_continues_the_same_run(tmp_path: Path) -> None:
+    args = ["train", "--dataset", "mnist-5k", "--max-steps", "3", "--out", "run", *TINY_ARGS]
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, ["train", "--resume", "run", "--max-steps", "5"])
+    assert result.exit_code == 0, result.stderr
+    assert "resumed at step 3" in result.stderr
+    assert read_info(tmp_path / "run").step == 5
+    steps = [
+        json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == [3, 5]
+
+
+def test_resume_refuses_another_latent_size(tmp_path: Path) -> None:
+    assert (
+        runner.invoke(
+            app, ["train", "--dataset", "mnist-5k", "--max-steps", "2", "--out", "run", *TINY_ARGS]
+        ).exit_code
+        == 0
+    )
+    before = (tmp_path / "run" / "checkpoints" / "latest.safetensors").read_bytes()
+    result = runner.invoke(app, ["train", "--resume", "run", "--latent-dim", "64"])
+    assert result.exit_code == 2
+    assert "cannot change from 8 to 64 when resuming" in plain(result.stderr)
+    assert (tmp_path / "run" / "checkpoints" / "latest.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "0"], "Invalid value for --batch-size: must be in 1..65536 (got 0)"),
+        (["--epochs", "-1"], "Invalid value for --epochs: must be at least 1 (got -1)"),
+        (["--lr", "3"], "Invalid value for --lr: must be between 0 and 1 (got 3.0)"),
+        (["--img-size", "30"], "Invalid value for --img-size: must be a multiple of 4"),
+        (["--dataset", "cifar-11"], "Invalid value for --dataset: 'cifar-11' is neither a dataset"),
+        (
+            ["--device", "tpu"],
+            "Invalid value for --device: must be auto, cpu, cuda, cuda:N or mps (got 'tpu')",
+        ),
+        (
+            ["--batch-size", "6000", "--dataset", "mnist-5k"],
+            "Invalid value for --batch-size: must be at most 5000",
+        ),
+    ],
+)
+def test_impossible_options_exit_2_and_say_why(tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["train", *args])
+    assert result.exit_code == 2, result.stderr
+    assert message in plain(result.stderr)
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--device", "cuda"])
+    assert result.exit_code == 2
+    assert "CUDA is not available on this machine" in plain(result.stderr)
+
+
+def test_missing_dataset_offline_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # a real download attempt that cannot connect
+    result = runner.invoke(
+        app, ["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "empty"), "--device", "cpu"]
+    )
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-2] == f"error: MNIST is not in {tmp_path / 'empty'} and could not be downloaded"
+    assert lines[-1].startswith(
+        "hint: point --data-dir at a folder that holds it, or train offline on the shipped subset with --dataset mnist-5k"
+    )
+
+
+def test_out_folder_with_files_is_never_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    result = runner.invoke(
+        app, ["train", "--dataset", "mnist-5k", "--max-steps", "1", "--out", "mine", *TINY_ARGS]
+    )
+    assert result.exit_code == 1
+    assert "mine already holds files; acgan never overwrites a run" in result.stderr
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]
+
+
+def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["train", "--dataset", "mnist-5k", "--epochs", "3", "--seed", "9", "--device", "cpu", "--dry-run"],
+    )
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["train"]["epochs"] == 3 and plan["train"]["seed"] == 9 and plan["device"] == "cpu"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_ctrl_c_saves_prints_the_resume_command_and_exits_130(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--epochs",
+        "50",
+        "--out",
+        "run",
+        "--log-every",
+        "1",
+        *TINY_ARGS,
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "acgan_cli", *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while (
+        not (tmp_path / "run" / "metrics.jsonl").exists()
+        or not (tmp_path / "run" / "metrics.jsonl").read_text()
+    ):
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    info = read_info(tmp_path / "run")
+    assert info.step >= 1
+    assert f"saved {tmp_path / 'run'}" in stderr or "saved run" in stderr
+    assert "resume with: acgan train --resume run" in stderr
+    assert stdout.strip() == "run"

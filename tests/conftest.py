@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny configs that train in a second on the CPU, and a trained run."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from acgan_cli.core.config import TrainConfig
+
+# A model a few hundred times smaller than the default: real training steps, fast.
+TINY = {"g_width": 16, "d_width": 4, "latent_dim": 8, "img_size": 16, "batch_size": 16}
+TINY_ARGS = [
+    "--g-width",
+    "16",
+    "--d-width",
+    "4",
+    "--latent-dim",
+    "8",
+    "--img-size",
+    "16",
+    "--batch-size",
+    "16",
+]
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    """A TrainConfig for the tiny model on the shipped digits, on the CPU."""
+    return dataclasses.replace(TrainConfig(dataset="mnist-5k", device="cpu", seed=0, **TINY), **overrides)
+
+
+def plain(text: str) -> str:
+    """Text with rich's panel borders and line wrapping removed, for matching messages."""
+    text = re.sub(r"[│╭╮╰╯─]", " ", text)
+    return " ".join(text.split())
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own folder, with its own runs and data folders."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ACGAN_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("ACGAN_DATA_DIR", str(tmp_path / "data"))
+    for name in ("ACGAN_CKPT", "ACGAN_DEVICE", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def small_dataset():
+    """The first 160 shipped digits (10 steps of 16 per epoch)."""
+    from acgan_cli.core.data import Dataset, load_dataset
+
+    full = load_dataset("mnist-5k")
+    return Dataset(full.name, full.images[:160].clone(), full.labels[:160].clone(), full.class_names)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny run trained for 12 steps on the shipped digits: its run folder."""
+    from acgan_cli.core.training import train
+
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    train(tiny_config(max_steps=12), run_dir=run_dir)
+    return run_dir

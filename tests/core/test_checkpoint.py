@@ -1,0 +1,139 @@
+import json
+import os
+import pickle
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from acgan_cli.core import checkpoint as ckpt
+from acgan_cli.core.errors import CheckpointError
+from acgan_cli.core.training import Trainer
+from tests.conftest import tiny_config
+
+
+def _latest(run_dir: Path) -> Path:
+    return run_dir / "checkpoints" / "latest.safetensors"
+
+
+def test_round_trip_is_bit_exact(trained_run: Path, small_dataset, tmp_path: Path) -> None:
+    info, tensors = ckpt.load_checkpoint(trained_run)
+    assert info.step == 12 and info.kind == ckpt.KIND_TRAINING
+    assert info.class_names == tuple(str(d) for d in range(10))
+    # Load it into a fresh trainer, save again: every tensor identical, bit for bit.
+    trainer = Trainer(info.train, run_dir=trained_run, resume=info.path, dataset=small_dataset)
+    trainer.last_checkpoint = None
+    trainer.checkpoint_dir = tmp_path
+    torch.set_rng_state(trainer.global_rng_states["torch"])  # what run() does before its first step
+    again = ckpt.load_checkpoint(trainer._save_checkpoint(epoch=info.epoch))[1]
+    assert again.keys() == tensors.keys()
+    for name, tensor in tensors.items():
+        assert torch.equal(again[name], tensor), name
+
+
+def test_metadata_describes_the_run(trained_run: Path) -> None:
+    metadata = ckpt.read_metadata(_latest(trained_run))
+    assert metadata["format"] == "acgan-checkpoint" and metadata["format_version"] == "1"
+    assert json.loads(metadata["image_shape"]) == [1, 16, 16]
+    assert json.loads(metadata["pixel_range"]) == [-1.0, 1.0]
+    assert json.loads(metadata["train_config"])["dataset"] == "mnist-5k"
+    assert {"acgan_version", "torch_version", "model_config", "step", "epoch", "dataset"} <= metadata.keys()
+
+
+def test_checkpoint_holds_optimizer_and_rng_state(trained_run: Path) -> None:
+    _, tensors = ckpt.load_checkpoint(trained_run)
+    assert any(k.startswith("optimizer.generator.0.exp_avg") for k in tensors)
+    assert any(k.startswith("optimizer.discriminator.") for k in tensors)
+    assert {"rng.torch", "rng.noise"} <= tensors.keys()
+
+
+def test_load_generator_rebuilds_from_the_file_alone(trained_run: Path) -> None:
+    generator, info = ckpt.load_generator(trained_run)
+    assert not generator.training
+    out = generator(torch.randn(2, info.model.latent_dim), torch.tensor([1, 2]))
+    assert out.shape == (2, 1, 16, 16)
+
+
+def test_write_atomic_replaces_whole_files_only(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "file.bin"
+    ckpt.write_atomic(target, b"old")
+    ckpt.write_atomic(target, b"new contents")
+    assert target.read_bytes() == b"new contents"
+    assert [p.name for p in target.parent.iterdir()] == ["file.bin"]  # no temporary files left
+
+
+def _bad_files(tmp_path: Path, good: Path) -> dict[str, Path]:
+    files = {}
+
+    def put(name: str, data: bytes) -> None:
+        files[name] = tmp_path / name
+        files[name].write_bytes(data)
+
+    put("empty.safetensors", b"")
+    put("short.safetensors", b"\x01\x02")
+    put("random.safetensors", bytes(range(256)) * 40)
+    put("truncated.safetensors", good.read_bytes()[: good.stat().st_size // 2])
+    put("huge-header.safetensors", struct.pack("<Q", 2**62) + b"{}")
+    put("pickle.pt", pickle.dumps({"weights": [1, 2, 3]}))
+    put("zip.pt", b"PK\x03\x04" + bytes(100))
+    put("not-json.safetensors", struct.pack("<Q", 4) + b"\xff\xfe\x00\x01")
+    save_file({"x": torch.zeros(3)}, tmp_path / "foreign.safetensors")
+    files["foreign.safetensors"] = tmp_path / "foreign.safetensors"
+    return files
+
+
+def test_bad_files_are_refused_in_one_line(trained_run: Path, tmp_path: Path) -> None:
+    for name, path in _bad_files(tmp_path, _latest(trained_run)).items():
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.load_checkpoint(path)
+        message = caught.value.message
+        assert str(path) in message and "\n" not in message, name
+        if name.endswith(".pt"):
+            assert "never loads pickle" in message
+
+
+def test_missing_and_extra_tensors_are_named(trained_run: Path, tmp_path: Path) -> None:
+    info, tensors = ckpt.load_checkpoint(trained_run)
+    metadata = ckpt.read_metadata(info.path)
+    del tensors["generator.project.weight"]
+    tensors["generator.surprise"] = torch.zeros(1)
+    save_file(tensors, tmp_path / "edited.safetensors", metadata=metadata)
+    with pytest.raises(
+        CheckpointError, match=r"missing generator\.project\.weight.*unexpected generator\.surprise"
+    ):
+        ckpt.load_generator(tmp_path / "edited.safetensors")
+
+
+def test_newer_format_is_refused(trained_run: Path, tmp_path: Path) -> None:
+    info, tensors = ckpt.load_checkpoint(trained_run)
+    metadata = {**ckpt.read_metadata(info.path), "format_version": "99"}
+    save_file(tensors, tmp_path / "future.safetensors", metadata=metadata)
+    with pytest.raises(CheckpointError, match="format 99") as caught:
+        ckpt.read_info(tmp_path / "future.safetensors")
+    assert caught.value.hint == "upgrade acgan"
+
+
+def test_run_folder_and_missing_paths(trained_run: Path, tmp_path: Path) -> None:
+    assert ckpt.resolve_checkpoint(trained_run) == _latest(trained_run)
+    assert ckpt.resolve_checkpoint(trained_run / "checkpoints") == _latest(trained_run)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        ckpt.resolve_checkpoint(tmp_path / "nope.safetensors")
+    with pytest.raises(CheckpointError, match="holds no checkpoint"):
+        ckpt.resolve_checkpoint(tmp_path)
+
+
+def test_newest_checkpoint_is_the_most_recent(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no trained model found"):
+        ckpt.newest_checkpoint(tmp_path / "runs")
+    older, newer = (tmp_path / "runs" / name / "checkpoints" for name in ("00002-a", "00001-b"))
+    for folder, stamp in ((older, 1_000_000), (newer, 2_000_000)):
+        folder.mkdir(parents=True)
+        (folder / "latest.safetensors").write_bytes(b"x")
+        os.utime(folder / "latest.safetensors", (stamp, stamp))
+    assert ckpt.newest_checkpoint(tmp_path / "runs") == newer / "latest.safetensors"
+
+
+def test_tiny_config_is_what_the_fixture_trained(trained_run: Path) -> None:
+    assert ckpt.read_info(trained_run).train == tiny_config(max_steps=12)

@@ -1,0 +1,65 @@
+import json
+
+import pytest
+
+from acgan_cli.core.config import ModelConfig, TrainConfig, from_dict, to_dict, to_json
+from acgan_cli.core.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("epochs", 0),
+        ("epochs", -3),
+        ("batch_size", 0),
+        ("batch_size", 10**9),
+        ("lr", 0.0),
+        ("lr", 5.0),
+        ("b1", 1.0),
+        ("b2", -0.1),
+        ("max_steps", 0),
+        ("seed", -1),
+        ("device", "gpu"),
+        ("device", "cuda:x"),
+        ("img_size", 30),
+        ("img_size", 4),
+        ("latent_dim", 0),
+        ("sample_every", -1),
+        ("log_every", 0),
+        ("dataset", ""),
+    ],
+)
+def test_train_config_refuses_impossible_values(field: str, value: object) -> None:
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig(**{field: value})
+    assert caught.value.option == field
+    assert str(value) in caught.value.detail or repr(value) in caught.value.detail
+
+
+def test_defaults_are_the_reference_hyper_parameters() -> None:
+    config = TrainConfig()
+    assert (config.epochs, config.batch_size, config.lr, config.b1, config.b2) == (10, 64, 2e-4, 0.5, 0.999)
+    assert (config.latent_dim, config.img_size) == (100, 32)
+
+
+def test_round_trip_through_json() -> None:
+    config = TrainConfig(dataset="mnist-5k", epochs=3, max_steps=7, seed=11, device="cuda:1")
+    assert from_dict(TrainConfig, json.loads(to_json(config))) == config
+    model = ModelConfig(n_classes=3, channels=3, img_size=28)
+    assert from_dict(ModelConfig, to_dict(model)) == model
+
+
+def test_from_dict_refuses_unknown_fields_and_wrong_types() -> None:
+    with pytest.raises(ConfigError, match="unknown fields colour"):
+        from_dict(TrainConfig, {"colour": "red"})
+    with pytest.raises(ConfigError):
+        from_dict(TrainConfig, {"epochs": "ten"})
+    with pytest.raises(ConfigError):
+        from_dict(TrainConfig, ["not", "a", "dict"])
+
+
+def test_model_config_needs_two_classes_and_known_channels() -> None:
+    with pytest.raises(ConfigError, match="n_classes"):
+        ModelConfig(n_classes=1)
+    with pytest.raises(ConfigError, match="channels"):
+        ModelConfig(channels=2)

@@ -1,0 +1,114 @@
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from acgan_cli.core.data import DATASETS, check_dataset_name, load_dataset, prepare, read_idx, to_model_range
+from acgan_cli.core.errors import DataError, UsageError
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
+    """An IDX file of unsigned bytes, as MNIST ships them."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def make_idx_folder(
+    folder: Path, n: int = 40, classes: int = 4, compress: bool = False, size: int = 28
+) -> Path:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in (("train", n), ("t10k", n // 2)):
+        write_idx(folder / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (count, size, size)), compress)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", np.arange(count) % classes, compress)
+    return folder
+
+
+def test_shipped_subset_loads_offline() -> None:
+    data = load_dataset("mnist-5k")
+    assert data.images.shape == (5000, 1, 28, 28) and data.images.dtype == torch.uint8
+    assert data.labels.dtype == torch.int64
+    assert data.n_classes == 10 and data.class_names[3] == "3"
+    assert torch.bincount(data.labels).tolist() == [500] * 10
+    test = load_dataset("mnist-5k", "test")
+    assert len(test) == 1000 and torch.bincount(test.labels).tolist() == [100] * 10
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_idx_folder_plain_and_gzipped(tmp_path: Path, compress: bool) -> None:
+    folder = make_idx_folder(tmp_path / "digits", n=40, classes=4, compress=compress)
+    data = load_dataset(str(folder))
+    assert data.images.shape == (40, 1, 28, 28)
+    assert data.class_names == ("0", "1", "2", "3")
+    assert data.labels.tolist()[:5] == [0, 1, 2, 3, 0]
+    assert len(load_dataset(str(folder), "test")) == 20
+
+
+def test_idx_folder_class_names_from_classes_txt(tmp_path: Path) -> None:
+    folder = make_idx_folder(tmp_path / "clothes", classes=3)
+    (folder / "classes.txt").write_text("shirt\ntrouser\nsneaker\n")
+    assert load_dataset(str(folder)).class_names == ("shirt", "trouser", "sneaker")
+
+
+def test_idx_errors_name_the_file(tmp_path: Path) -> None:
+    folder = make_idx_folder(tmp_path / "broken")
+    images = folder / "train-images-idx3-ubyte"
+    images.write_bytes(b"\x12\x34" + images.read_bytes()[2:])  # bad magic number
+    with pytest.raises(DataError, match="train-images-idx3-ubyte is not an IDX file"):
+        load_dataset(str(folder))
+    make_idx_folder(folder)
+    images.write_bytes(images.read_bytes()[:-100])  # count disagrees with the size
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte: its header says 40 x 28 x 28"):
+        read_idx(images)
+    make_idx_folder(folder, classes=4)
+    (folder / "classes.txt").write_text("a\nb\n")  # labels go up to 3
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte has label 3"):
+        load_dataset(str(folder))
+
+
+def test_idx_folder_without_files(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="has no train images IDX file"):
+        load_dataset(str(tmp_path / "empty"))
+
+
+def test_unknown_dataset_names_the_choices() -> None:
+    with pytest.raises(UsageError) as caught:
+        check_dataset_name("cifar-11")
+    assert all(name in caught.value.detail for name in DATASETS)
+
+
+def test_missing_mnist_without_download(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        load_dataset("mnist", data_dir=tmp_path, download=False)
+    assert caught.value.message == f"MNIST is not in {tmp_path} and --no-download was given"
+    assert "--dataset mnist-5k" in caught.value.hint
+
+
+def test_missing_mnist_with_no_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A proxy on a closed local port: a real download attempt that fails at once, as offline.
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(DataError) as caught:
+        load_dataset("mnist", data_dir=tmp_path, download=True)
+    assert caught.value.message == f"MNIST is not in {tmp_path} and could not be downloaded"
+    assert "--data-dir" in caught.value.hint and "--dataset mnist-5k" in caught.value.hint
+
+
+def test_prepare_resizes_once_and_scales_on_the_device() -> None:
+    data = prepare(load_dataset("mnist-5k"), 32, "cpu")
+    assert data.images.shape == (5000, 1, 32, 32) and data.images.dtype == torch.uint8
+    batch = to_model_range(data.images[:8])
+    assert batch.dtype == torch.float32
+    assert batch.min() == -1 and batch.max() == 1
+    assert batch.is_contiguous(memory_format=torch.channels_last)

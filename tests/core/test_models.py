@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from acgan_cli.core.config import ModelConfig
+from acgan_cli.core.models import Discriminator, Generator, build_models
+
+
+@pytest.mark.parametrize("img_size", [8, 16, 28, 32])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_shapes(img_size: int, channels: int) -> None:
+    config = ModelConfig(
+        n_classes=7, channels=channels, img_size=img_size, latent_dim=12, g_width=8, d_width=4
+    )
+    generator, discriminator = build_models(config)
+    z, labels = torch.randn(5, 12), torch.randint(0, 7, (5,))
+    images = generator(z, labels)
+    assert images.shape == (5, channels, img_size, img_size)
+    assert images.min() >= -1 and images.max() <= 1  # tanh output
+    adversarial, classes = discriminator(images)
+    assert adversarial.shape == (5,)
+    assert classes.shape == (5, 7)
+
+
+def test_default_model_is_the_reference_size() -> None:
+    generator, discriminator = Generator(ModelConfig()), Discriminator(ModelConfig())
+    # The reference generator: embedding 10x100, Linear 100->8192, convs 128->128->64->1, three BNs.
+    expected = 10 * 100 + (100 * 8192 + 8192) + (128 * 128 * 9 + 128) + (128 * 64 * 9 + 64) + (64 * 9 + 1)
+    expected += 2 * (128 + 128 + 64)  # BatchNorm scales and shifts
+    assert sum(p.numel() for p in generator.parameters()) == expected
+    assert discriminator.adversarial_head.in_features == 128 * 2 * 2
+
+
+def test_heads_return_logits_not_probabilities() -> None:
+    torch.manual_seed(0)
+    _, discriminator = build_models(ModelConfig(g_width=8, d_width=4))
+    with torch.no_grad():
+        discriminator.adversarial_head.bias.fill_(5.0)
+        adversarial, classes = discriminator.eval()(torch.randn(4, 1, 32, 32))
+    assert (adversarial > 1).all()  # a sigmoid could never exceed 1
+    assert not torch.allclose(classes.sum(1), torch.ones(4))  # not softmax-normalised
+
+
+def test_batchnorm_has_the_fixed_momentum_and_default_eps() -> None:
+    generator, _ = build_models(ModelConfig(g_width=8))
+    norms = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.eps == 1e-5 and m.momentum == 0.2 for m in norms)

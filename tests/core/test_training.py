@@ -1,0 +1,139 @@
+import json
+import math
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from acgan_cli.core import checkpoint as ckpt
+from acgan_cli.core.errors import DivergedError, RunDirError, UsageError
+from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStarted, StepDone
+from acgan_cli.core.training import Trainer, claim_run_dir, create_run_dir, resume_config
+from tests.conftest import tiny_config
+
+
+def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_one_step_changes_both_networks(tmp_path: Path, small_dataset) -> None:
+    trainer = Trainer(tiny_config(max_steps=1), run_dir=tmp_path / "run", dataset=small_dataset)
+    g0, d0 = _weights(trainer.generator), _weights(trainer.discriminator)
+    trainer.run()
+    g1, d1 = _weights(trainer.generator), _weights(trainer.discriminator)
+    assert all(not torch.equal(g0[k], g1[k]) for k in g0 if k.endswith("weight"))
+    assert all(not torch.equal(d0[k], d1[k]) for k in d0 if k.endswith("weight"))
+
+
+def test_same_seed_same_weights(tmp_path: Path, small_dataset) -> None:
+    runs = [Trainer(tiny_config(max_steps=4, seed=s), run_dir=tmp_path / f"r{i}", dataset=small_dataset)
+            for i, s in enumerate((3, 3, 4))]  # fmt: skip
+    for trainer in runs:
+        trainer.run()
+    assert _same(_weights(runs[0].generator), _weights(runs[1].generator))
+    assert not _same(_weights(runs[0].generator), _weights(runs[2].generator))
+
+
+def test_resume_continues_at_the_exact_step(tmp_path: Path, small_dataset) -> None:
+    # 10 steps per epoch: the resumed half starts mid-epoch and crosses into the next one.
+    straight = Trainer(tiny_config(max_steps=14), run_dir=tmp_path / "straight", dataset=small_dataset)
+    straight.run()
+
+    first = Trainer(tiny_config(max_steps=7), run_dir=tmp_path / "halves", dataset=small_dataset)
+    first.run()
+    config = resume_config(first.config, {"max_steps": 14})
+    second = Trainer(
+        config, resume=first.run_dir / "checkpoints" / "latest.safetensors", dataset=small_dataset
+    )
+    assert second.run_dir == first.run_dir and second.step == 7
+    second.run()
+
+    assert _same(_weights(straight.generator), _weights(second.generator))
+    assert _same(_weights(straight.discriminator), _weights(second.discriminator))
+    steps = [json.loads(line)["step"] for line in (first.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 14 and 7 in steps
+
+
+def test_events_and_metrics_file_agree(tmp_path: Path, small_dataset) -> None:
+    events = []
+    trainer = Trainer(tiny_config(max_steps=12, log_every=4), run_dir=tmp_path / "run", dataset=small_dataset)
+    trainer.run(on_event=events.append)
+    assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
+    assert [e.step for e in events if isinstance(e, StepDone)] == list(range(1, 13))
+    logged = [e for e in events if isinstance(e, Logged)]
+    assert [e.step for e in logged] == [4, 8, 10, 12]  # every 4 steps and at the epoch's end (10)
+    lines = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [4, 8, 10, 12]
+    assert lines[0]["d_loss"] == pytest.approx(logged[0].metrics.d_loss)
+    for line in lines:
+        assert all(math.isfinite(line[k]) for k in ("d_loss", "g_loss", "aux_acc", "images_per_s"))
+        assert 0 <= line["d_real_acc"] <= 1
+    saved = [e.step for e in events if isinstance(e, CheckpointSaved)]
+    assert saved == [10, 12]  # end of the first epoch, end of the run
+
+
+def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path: Path, small_dataset) -> None:
+    trainer = Trainer(
+        tiny_config(max_steps=20, log_every=100, ckpt_every=5),
+        run_dir=tmp_path / "run",
+        dataset=small_dataset,
+    )
+
+    def poison(event) -> None:
+        if isinstance(event, StepDone) and event.step == 7:
+            with torch.no_grad():
+                trainer.generator.project.weight.fill_(float("nan"))
+
+    with pytest.raises(DivergedError) as caught:
+        trainer.run(on_event=poison)
+    assert caught.value.step == 8  # the first step computed with the poisoned weights
+    assert caught.value.checkpoint.endswith("step-00000005.safetensors")
+    latest = ckpt.load_checkpoint(trainer.run_dir)
+    assert latest[0].step == 5
+    assert all(torch.isfinite(t).all() for k, t in latest[1].items() if t.is_floating_point())
+    assert not (trainer.run_dir / "checkpoints" / "step-00000010.safetensors").exists()
+
+
+def test_stop_request_saves_and_reports(tmp_path: Path, small_dataset) -> None:
+    trainer = Trainer(tiny_config(max_steps=50), run_dir=tmp_path / "run", dataset=small_dataset)
+    result = trainer.run(should_stop=lambda: trainer.step >= 3)
+    assert result.interrupted and result.step == 3
+    assert ckpt.read_info(trainer.run_dir).step == 3
+    assert result.checkpoint == trainer.run_dir / "checkpoints" / "step-00000003.safetensors"
+
+
+def test_run_folders_are_numbered_and_never_reused(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    made: list[Path] = []
+    threads = [
+        threading.Thread(target=lambda: made.append(create_run_dir("mnist-5k", runs))) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(p.name for p in made) == [f"{i:05d}-mnist-5k" for i in range(1, 9)]
+    assert create_run_dir("/data/My Fashion", runs).name == "00009-My-Fashion"
+
+
+def test_claim_refuses_a_folder_with_files(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match="never overwrites"):
+        claim_run_dir(tmp_path / "taken")
+    assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
+    (tmp_path / "empty").mkdir()
+    assert claim_run_dir(tmp_path / "empty") == tmp_path / "empty"
+
+
+def test_resume_config_allows_more_epochs_but_not_a_new_model() -> None:
+    saved = tiny_config(epochs=2)
+    assert resume_config(saved, {"epochs": 5}).epochs == 5
+    with pytest.raises(UsageError, match="latent-dim 32") as caught:
+        resume_config(saved, {"latent_dim": 32})
+    assert caught.value.option == "latent_dim"
