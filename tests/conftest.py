@@ -13,6 +13,8 @@ from acgan_cli.core.config import TrainConfig
 # A model a few hundred times smaller than the default: real training steps, fast.
 TINY = {"g_width": 16, "d_width": 4, "latent_dim": 8, "img_size": 16, "batch_size": 16}
 TINY_ARGS = [
+    "--precision",
+    "fp32",
     "--g-width",
     "16",
     "--d-width",
@@ -28,7 +30,9 @@ TINY_ARGS = [
 
 def tiny_config(**overrides) -> TrainConfig:
     """A TrainConfig for the tiny model on the shipped digits, on the CPU."""
-    return dataclasses.replace(TrainConfig(dataset="mnist-5k", device="cpu", seed=0, **TINY), **overrides)
+    return dataclasses.replace(
+        TrainConfig(dataset="mnist-5k", device="cpu", precision="fp32", seed=0, **TINY), **overrides
+    )
 
 
 def plain(text: str) -> str:

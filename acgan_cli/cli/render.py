@@ -101,7 +101,8 @@ class LiveRenderer:
             start_epoch = event.start_step // event.steps_per_epoch
             resumed = f", resumed at step {event.start_step}" if event.start_step else ""
             self.console.print(
-                f"[bold]acgan train[/] → {event.run_dir}  ({event.n_images:,} images, {event.device}, "
+                f"[bold]acgan train[/] → {event.run_dir}  ({event.n_images:,} images, {event.device} "
+                f"{event.precision}, "
                 f"seed {event.seed}{resumed})"
             )
             self.epoch_task = self.progress.add_task(
@@ -143,7 +144,8 @@ class PlainRenderer:
             resumed = f" resumed at step {event.start_step}" if event.start_step else ""
             write(
                 f"train: {event.run_dir} dataset={event.config['dataset']} images={event.n_images} "
-                f"device={event.device} seed={event.seed} steps={event.total_steps}{resumed}"
+                f"device={event.device} precision={event.precision} seed={event.seed} "
+                f"steps={event.total_steps}{resumed}"
             )
         elif isinstance(event, Logged):
             m = event.metrics

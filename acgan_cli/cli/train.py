@@ -108,6 +108,17 @@ def train(
         int,
         typer.Option(help="Discriminator width (channels).", rich_help_panel=MODEL),
     ] = TrainConfig.d_width,
+    ema: Annotated[
+        bool,
+        typer.Option(
+            "--ema/--no-ema",
+            help="Keep a moving average of the generator for sampling.",
+            rich_help_panel=MODEL,
+        ),
+    ] = TrainConfig.ema,
+    ema_decay: Annotated[
+        float, typer.Option(help="Per-step decay of the generator's moving average.", rich_help_panel=MODEL)
+    ] = TrainConfig.ema_decay,
     device: Annotated[
         str,
         typer.Option(
@@ -116,6 +127,14 @@ def train(
             rich_help_panel=DEVICE,
         ),
     ] = TrainConfig.device,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="auto (bf16 where the hardware runs it fast, else fp32), fp32, bf16 or fp16 (CUDA).",
+            envvar="ACGAN_PRECISION",
+            rich_help_panel=DEVICE,
+        ),
+    ] = TrainConfig.precision,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -168,7 +187,7 @@ def train(
         "dataset": dataset, "data_dir": str(data_dir) if data_dir else None, "download": download,
         "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "b1": b1, "b2": b2,
         "seed": seed, "latent_dim": latent_dim, "img_size": img_size, "g_width": g_width, "d_width": d_width,
-        "device": device, "sample_every": sample_every, "ckpt_every": ckpt_every, "log_every": log_every,
+        "ema": ema, "ema_decay": ema_decay, "device": device, "precision": precision, "sample_every": sample_every, "ckpt_every": ckpt_every, "log_every": log_every,
     }  # fmt: skip
     # Only what the user said counts when resuming: the checkpoint's config fills in the rest.
     given = {
@@ -195,12 +214,13 @@ def train(
         config = TrainConfig(**{"seed": secrets.randbelow(2**31), **given})
 
     if dry_run:
-        from acgan_cli.core.devices import resolve_device
+        from acgan_cli.core.devices import resolve_device, resolve_precision
 
-        resolved = str(resolve_device(config.device))
+        resolved = resolve_device(config.device)
         plan = {
             "train": to_dict(config),
-            "device": resolved,
+            "device": str(resolved),
+            "precision": resolve_precision(config.precision, resolved),
             "resume": str(resume_path) if resume_path else None,
         }
         typer.echo(json.dumps(plan, indent=2))

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from acgan_cli.core.errors import ConfigError
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 where the hardware runs it fast, else fp32
 PIXEL_RANGE = (-1.0, 1.0)  # generator output and training images are scaled to this range
 
 
@@ -87,9 +88,12 @@ class TrainConfig:
     d_width: int = 16  # discriminator width (channels of its first conv block)
     seed: int = 0  # seeds weights, data order, noise and dropout
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast for the forward passes)
     sample_every: int = 400  # steps between sample grids; 0 = only at the end
     ckpt_every: int = 0  # steps between checkpoints; 0 = at the end of every epoch
     log_every: int = 50  # steps between metric lines (one host sync each)
+    ema: bool = True  # keep a moving average of G's weights; sampling and export use it
+    ema_decay: float = 0.999  # per-step decay of that average, warmed up over the first steps
 
     def __post_init__(self) -> None:
         _require(bool(self.dataset), "dataset", "must not be empty")
@@ -109,9 +113,15 @@ class TrainConfig:
             "device",
             f"must be auto, cpu, cuda, cuda:N or mps (got {self.device!r})",
         )
+        _require(
+            self.precision in PRECISIONS,
+            "precision",
+            f"must be one of {', '.join(PRECISIONS)} (got {self.precision!r})",
+        )
         for name in ("sample_every", "ckpt_every"):
             value = getattr(self, name)
             _require(0 <= value <= 10**9, name, f"must be in 0..1000000000 (got {value})")
+        _require(0 < self.ema_decay < 1, "ema_decay", f"must be between 0 and 1 (got {self.ema_decay})")
         _require(1 <= self.log_every <= 10**9, "log_every", f"must be at least 1 (got {self.log_every})")
         # Model-shape fields are checked by ModelConfig, with the dataset's classes and channels.
         self.model_config(n_classes=10, channels=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from acgan_cli.core.errors import DeviceError
@@ -54,3 +55,39 @@ def resolve_device(name: str) -> torch.device:
         f"unknown device {name!r}", hint="use auto, cpu, cuda, cuda:N or mps", option="device",
         detail=f"{name!r} is not one of auto, cpu, cuda, cuda:N, mps",
     )  # fmt: skip
+
+
+def has_fast_bf16(device: torch.device) -> bool:
+    """Whether `device` runs bf16 matrix maths faster than fp32.
+
+    CUDA: compute capability 8.0 (Ampere) or newer. CPU: AMX or AVX512-BF16 units; without
+    them torch emulates bf16 and it is slower than fp32.
+    """
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    if device.type == "cpu":
+        try:
+            return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+        except AttributeError:  # older torch: ask the kernel
+            try:
+                flags = Path("/proc/cpuinfo").read_text()
+            except OSError:
+                return False
+            return " amx_bf16" in flags or " avx512_bf16" in flags
+    return False
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """`fp32`, `bf16` or `fp16` for `--precision name` on `device` (`auto`: bf16 where fast)."""
+    if name == "auto":
+        return "bf16" if has_fast_bf16(device) else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise DeviceError(
+            f"--precision fp16 needs a CUDA GPU (this run is on {device.type})",
+            hint="use --precision bf16 or fp32",
+            option="precision",
+            detail=f"fp16 needs a CUDA GPU (this run is on {device.type}); use bf16 or fp32",
+        )
+    return name

@@ -15,6 +15,7 @@ at step N therefore continues exactly as the uninterrupted run would have.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -38,7 +39,7 @@ from acgan_cli.core.config import (
     to_dict,
 )
 from acgan_cli.core.data import Dataset, load_dataset, prepare, run_name, to_model_range
-from acgan_cli.core.devices import resolve_device
+from acgan_cli.core.devices import resolve_device, resolve_precision
 from acgan_cli.core.errors import CheckpointError, ConfigError, DivergedError, RunDirError, UsageError
 from acgan_cli.core.events import (
     CheckpointSaved,
@@ -168,6 +169,8 @@ class Trainer:
     ) -> None:
         self.config = config
         self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
         if resume_info is not None and resume_info.kind != ckpt.KIND_TRAINING:
             raise CheckpointError(
@@ -200,6 +203,15 @@ class Trainer:
         )
         self.discriminator_optimizer = torch.optim.Adam(
             self.discriminator.parameters(), lr=config.lr, betas=betas, fused=fused
+        )
+        # fp16 needs loss scaling; the fused optimizers take the scale without a host sync.
+        self.scalers = {
+            name: torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+            for name in ("generator", "discriminator")
+        }
+        # The moving average of G: a copy that never trains, updated after every G step.
+        self.generator_ema = (
+            copy.deepcopy(self.generator).eval().requires_grad_(False) if config.ema else None
         )
         self.noise_rng = torch.Generator(device=self.device).manual_seed(config.seed)
         # Dropout draws from torch's global RNG: keep this run's stream and install it in run().
@@ -243,6 +255,10 @@ class Trainer:
             )
         ckpt.load_module(self.generator, tensors, "generator", info.path)
         ckpt.load_module(self.discriminator, tensors, "discriminator", info.path)
+        if self.generator_ema is not None:
+            # A run that had no average starts one from the current generator.
+            source = "generator_ema" if info.has_ema else "generator"
+            ckpt.load_module(self.generator_ema, tensors, source, info.path)
         ckpt.load_optimizer(self.generator_optimizer, tensors, "optimizer.generator", info.path)
         ckpt.load_optimizer(self.discriminator_optimizer, tensors, "optimizer.discriminator", info.path)
         if "rng.torch" not in tensors or "rng.noise" not in tensors:
@@ -268,6 +284,7 @@ class Trainer:
             epoch=epoch,
             dataset=self.config.dataset,
             class_names=self.data.class_names,
+            generator_ema=self.generator_ema,
         )
         path = self.checkpoint_dir / f"step-{self.step:08d}.safetensors"
         try:
@@ -284,7 +301,8 @@ class Trainer:
         return path
 
     def _save_samples(self) -> Path:
-        images = to_uint8(generate(self.generator, self.sample_z, self.sample_labels))
+        generator = self.generator_ema or self.generator
+        images = to_uint8(generate(generator, self.sample_z, self.sample_labels))
         path = self.samples_dir / f"step-{self.step:08d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         ckpt.write_atomic(path, encode_png(images, SAMPLES_PER_CLASS))
@@ -302,6 +320,7 @@ class Trainer:
                     "images": len(self.data),
                 },
                 "device": str(self.device),
+                "precision": self.precision,
                 "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps,
                 "resumed_from": str(self.resumed_from) if self.resumed_from else None,
@@ -316,6 +335,27 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
 
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        )
+
+    @staticmethod
+    def _optimize(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    def _update_ema(self) -> None:
+        """Move the average towards G; the decay ramps up so short runs are not stuck at init."""
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        average, current = self.generator_ema, self.generator
+        torch._foreach_lerp_(list(average.parameters()), list(current.parameters()), 1 - decay)
+        torch._foreach_copy_(list(average.buffers()), list(current.buffers()))  # BatchNorm statistics
+
     def _train_step(self, real_u8: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One G step then one D step; returns this step's stats on the device (no sync)."""
         G, D = self.generator, self.discriminator
@@ -328,27 +368,30 @@ class Trainer:
 
         # Generator: make D call the fakes real and of the class they were asked to be.
         D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
-        fake = G(z, fake_labels)
-        fake_adv, fake_cls = D(fake)
-        g_loss = 0.5 * (
-            F.binary_cross_entropy_with_logits(fake_adv, self.ones) + F.cross_entropy(fake_cls, fake_labels)
-        )
-        self.generator_optimizer.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.generator_optimizer.step()
+        with self._autocast():
+            fake = G(z, fake_labels)
+            fake_adv, fake_cls = D(fake)
+            g_loss = 0.5 * (
+                F.binary_cross_entropy_with_logits(fake_adv, self.ones)
+                + F.cross_entropy(fake_cls, fake_labels)
+            )
+        self._optimize(g_loss, self.generator_optimizer, self.scalers["generator"])
         D.requires_grad_(True)
+        if self.generator_ema is not None:
+            self._update_ema()
 
         # Discriminator: real vs fake, and the class of both.
-        real_adv, real_cls = D(real)
-        fake_adv, fake_cls = D(fake.detach())
-        d_real = F.binary_cross_entropy_with_logits(real_adv, self.ones) + F.cross_entropy(real_cls, labels)
-        d_fake = F.binary_cross_entropy_with_logits(fake_adv, self.zeros) + F.cross_entropy(
-            fake_cls, fake_labels
-        )
-        d_loss = 0.25 * (d_real + d_fake)
-        self.discriminator_optimizer.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.discriminator_optimizer.step()
+        with self._autocast():
+            real_adv, real_cls = D(real)
+            fake_adv, fake_cls = D(fake.detach())
+            d_real = F.binary_cross_entropy_with_logits(real_adv, self.ones) + F.cross_entropy(
+                real_cls, labels
+            )
+            d_fake = F.binary_cross_entropy_with_logits(fake_adv, self.zeros) + F.cross_entropy(
+                fake_cls, fake_labels
+            )
+            d_loss = 0.25 * (d_real + d_fake)
+        self._optimize(d_loss, self.discriminator_optimizer, self.scalers["discriminator"])
 
         with torch.no_grad():
             return torch.stack(
@@ -388,6 +431,7 @@ class Trainer:
             RunStarted(
                 run_dir=self.run_dir,
                 device=str(self.device),
+                precision=self.precision,
                 start_step=self.step,
                 total_steps=self.total_steps,
                 steps_per_epoch=spe,

@@ -97,11 +97,11 @@ def test_bad_files_are_refused_in_one_line(trained_run: Path, tmp_path: Path) ->
 def test_missing_and_extra_tensors_are_named(trained_run: Path, tmp_path: Path) -> None:
     info, tensors = ckpt.load_checkpoint(trained_run)
     metadata = ckpt.read_metadata(info.path)
-    del tensors["generator.project.weight"]
-    tensors["generator.surprise"] = torch.zeros(1)
+    del tensors["generator_ema.project.weight"]
+    tensors["generator_ema.surprise"] = torch.zeros(1)
     save_file(tensors, tmp_path / "edited.safetensors", metadata=metadata)
     with pytest.raises(
-        CheckpointError, match=r"missing generator\.project\.weight.*unexpected generator\.surprise"
+        CheckpointError, match=r"missing generator_ema\.project\.weight.*unexpected generator_ema\.surprise"
     ):
         ckpt.load_generator(tmp_path / "edited.safetensors")
 

@@ -55,6 +55,7 @@ def test_resume_continues_at_the_exact_step(tmp_path: Path, small_dataset) -> No
 
     assert _same(_weights(straight.generator), _weights(second.generator))
     assert _same(_weights(straight.discriminator), _weights(second.discriminator))
+    assert _same(_weights(straight.generator_ema), _weights(second.generator_ema))
     steps = [json.loads(line)["step"] for line in (first.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps[-1] == 14 and 7 in steps
 
@@ -137,3 +138,47 @@ def test_resume_config_allows_more_epochs_but_not_a_new_model() -> None:
     with pytest.raises(UsageError, match="latent-dim 32") as caught:
         resume_config(saved, {"latent_dim": 32})
     assert caught.value.option == "latent_dim"
+
+
+def test_generator_average_lags_the_generator_and_is_what_sampling_loads(
+    tmp_path: Path, small_dataset
+) -> None:
+    trainer = Trainer(tiny_config(max_steps=6), run_dir=tmp_path / "run", dataset=small_dataset)
+    start = _weights(trainer.generator_ema)
+    trainer.run()
+    current, average = _weights(trainer.generator), _weights(trainer.generator_ema)
+    weight = "blocks.2.weight"
+    assert not torch.equal(average[weight], start[weight])  # it moved …
+    assert not torch.equal(average[weight], current[weight])  # … but not all the way
+    assert torch.equal(average["blocks.0.running_mean"], current["blocks.0.running_mean"])
+    loaded, info = ckpt.load_generator(trainer.run_dir)
+    assert info.has_ema
+    assert torch.equal(loaded.state_dict()[weight], average[weight])
+
+
+def test_no_ema_saves_no_average(tmp_path: Path, small_dataset) -> None:
+    trainer = Trainer(tiny_config(max_steps=2, ema=False), run_dir=tmp_path / "run", dataset=small_dataset)
+    trainer.run()
+    info, tensors = ckpt.load_checkpoint(trainer.run_dir)
+    assert not info.has_ema and not any(k.startswith("generator_ema.") for k in tensors)
+
+
+def test_bf16_autocast_trains(tmp_path: Path, small_dataset) -> None:
+    trainer = Trainer(
+        tiny_config(max_steps=3, precision="bf16"), run_dir=tmp_path / "run", dataset=small_dataset
+    )
+    before = _weights(trainer.generator)
+    trainer.run()
+    after = _weights(trainer.generator)
+    assert trainer.precision == "bf16"
+    assert all(
+        t.dtype == torch.float32 for t in after.values() if t.is_floating_point()
+    )  # fp32 master weights
+    assert not torch.equal(before["blocks.2.weight"], after["blocks.2.weight"])
+    assert all(torch.isfinite(t).all() for t in after.values() if t.is_floating_point())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_fp16_needs_cuda(tmp_path: Path, small_dataset) -> None:
+    with pytest.raises(UsageError, match="fp16 needs a CUDA GPU"):
+        Trainer(tiny_config(precision="fp16"), run_dir=tmp_path / "run", dataset=small_dataset)
