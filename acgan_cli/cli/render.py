@@ -121,6 +121,8 @@ class LiveRenderer:
             self.table.end_epoch(event.epoch, event.metrics)
             self.progress.update(self.epoch_task, completed=event.epoch + 1)
         elif isinstance(event, RunFinished):
+            epochs_touched = -(-event.step // self.steps_per_epoch)  # a partial last epoch counts
+            self.progress.update(self.epoch_task, completed=epochs_touched)
             self.live.stop()
 
     def close(self) -> None:
@@ -137,7 +139,7 @@ class PlainRenderer:
 
     def __call__(self, event: Event) -> None:
         def write(line: str) -> None:
-            self.console.print(line, markup=False)
+            self.console.print(line, markup=False, soft_wrap=True)
 
         if isinstance(event, RunStarted):
             self.total = event.total_steps

@@ -1,0 +1,146 @@
+"""CPU throughput, memory and start-up of `acgan` against the reference script, side by side.
+
+    python bench/cpu.py                      # 3 interleaved rounds, 45 steps each
+    python bench/cpu.py --rounds 5 --steps 60 --json results.json
+
+Each round runs the reference script (../shared/reference/acgan_reference.py on the shipped
+MNIST subset) and `acgan train` in fp32 and bf16, one after the other, so that machine noise
+hits all variants alike. Throughput is steady-state images/s: the reference's own TIMING
+line (batches 5..N-1), and for acgan the metrics.jsonl windows after the first (warm-up)
+window. Figures are medians over rounds; ratios are taken per round, then the median.
+Also measured: peak RSS of a training run, `acgan --help` and `acgan sample` wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("ACGAN_SHARED", ROOT.parent / "shared"))
+REFERENCE = SHARED / "reference" / "acgan_reference.py"
+DATA = ROOT / "acgan_cli" / "assets" / "mnist-5k.npz"
+ACGAN = [sys.executable, "-m", "acgan_cli"]
+LOG_EVERY = 5
+
+
+def reference_images_per_s(steps: int, workdir: Path) -> float:
+    """Steady-state images/s of the reference script (its own timing line)."""
+    out = subprocess.run(
+        [sys.executable, str(REFERENCE), "--data_npz", str(DATA), "--max_batches", str(steps), "--n_cpu", "2"],
+        cwd=workdir, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return float(re.search(r"TIMING reference: .* images/s=([\d.]+)", out).group(1))
+
+
+def acgan_images_per_s(steps: int, precision: str, workdir: Path, device: str = "cpu") -> float:
+    """Steady-state images/s of `acgan train`: all log windows after the first."""
+    run = Path(tempfile.mkdtemp(dir=workdir)) / "run"
+    subprocess.run(
+        [*ACGAN, "-q", "train", "--dataset", "mnist-5k", "--max-steps", str(steps), "--device", device,
+         "--precision", precision, "--seed", "0", "--log-every", str(LOG_EVERY), "--sample-every", "0",
+         "--out", str(run)],
+        cwd=workdir, check=True, capture_output=True,
+    )  # fmt: skip
+    windows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][1:]
+    images = sum(w["images_per_s"] * w["seconds"] for w in windows)
+    return images / sum(w["seconds"] for w in windows)
+
+
+def peak_rss_mb(args: list[str], workdir: Path) -> float:
+    """Peak resident memory (MB) of one command, read from the kernel's accounting."""
+    code = (
+        "import resource, subprocess, sys\n"
+        "subprocess.run(sys.argv[1:], check=True, capture_output=True)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=workdir, capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip()) / 1024
+
+
+def wall_seconds(args: list[str], workdir: Path, repeats: int = 5) -> float:
+    """Median wall time of a command."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(args, cwd=workdir, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--steps", type=int, default=45, help="steps per measurement (the first 5 are warm-up)"
+    )
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    precisions = args.precisions.split(",")
+
+    import torch
+
+    from acgan_cli.core.devices import has_fast_bf16
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, fast bf16: {has_fast_bf16(torch.device('cpu'))}")  # fmt: skip
+    results: dict[str, list[float]] = {"reference": [], **{f"acgan {p}": [] for p in precisions}}
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(scratch)
+        for round_ in range(args.rounds):
+            results["reference"].append(reference_images_per_s(args.steps, workdir))
+            for precision in precisions:
+                results[f"acgan {precision}"].append(acgan_images_per_s(args.steps, precision, workdir))
+            print(
+                f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in results.items()),
+                flush=True,
+            )
+
+        print(
+            f"\n{'variant':<14} {'images/s':>9} {'vs reference':>13}   (median of {args.rounds} rounds, batch 64)"
+        )
+        ratios = {}
+        for name, values in results.items():
+            ratios[name] = statistics.median(v / r for v, r in zip(values, results["reference"], strict=True))
+            print(f"{name:<14} {statistics.median(values):>9.0f} {ratios[name]:>12.2f}x")
+
+        train = [*ACGAN, "-q", "train", "--dataset", "mnist-5k", "--max-steps", "30", "--device", "cpu",
+                 "--out", str(workdir / "rss-run")]  # fmt: skip
+        rss = peak_rss_mb(train, workdir)
+        help_s = wall_seconds([str(Path(sys.executable).parent / "acgan"), "--help"], workdir)
+        sample_s = wall_seconds(
+            [*ACGAN, "sample", "--ckpt", str(workdir / "rss-run"), "--digit", "3", "--out", "x.png"], workdir
+        )
+        print(f"\npeak RSS, training on mnist-5k: {rss:.0f} MB")
+        print(f"acgan --help: {help_s:.2f} s; acgan sample --digit 3: {sample_s:.2f} s (medians of 5)")
+
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "images_per_s": results,
+                    "ratio_vs_reference": ratios,
+                    "peak_rss_mb": rss,
+                    "help_seconds": help_s,
+                    "sample_seconds": sample_s,
+                },
+                indent=2,
+            )  # fmt: skip
+        )
+
+
+if __name__ == "__main__":
+    main()

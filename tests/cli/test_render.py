@@ -1,0 +1,51 @@
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+from acgan_cli.cli.render import LiveRenderer, PlainRenderer, QuietRenderer, renderer
+from acgan_cli.core.training import Trainer
+from tests.conftest import tiny_config
+
+
+def _events(tmp_path: Path, small_dataset) -> list:
+    events: list = []
+    Trainer(tiny_config(max_steps=14, log_every=4), run_dir=tmp_path / "run", dataset=small_dataset).run(
+        on_event=events.append
+    )
+    return events
+
+
+def test_live_renderer_draws_bars_and_a_row_per_epoch(tmp_path: Path, small_dataset) -> None:
+    output = io.StringIO()
+    console = Console(file=output, force_terminal=True, width=120, color_system=None)
+    draw = LiveRenderer(console)
+    for event in _events(tmp_path, small_dataset):
+        draw(event)
+    draw.close()
+    text = output.getvalue()
+    for heading in ("epoch", "D loss", "G loss", "D real", "D fake", "class acc", "img/s"):
+        assert heading in text
+    assert "14/14" in text  # the step bar finished
+    assert "2/2" in text  # the epoch bar: 10 steps, then 4 of the second epoch
+    last_table = text[text.rindex("D loss") :]
+    assert "1 " in last_table and "2 …" in last_table  # epoch 1 done, epoch 2 still running
+
+
+def test_plain_renderer_prints_a_line_per_log_window(tmp_path: Path, small_dataset) -> None:
+    output = io.StringIO()
+    draw = PlainRenderer(Console(file=output, width=80))
+    for event in _events(tmp_path, small_dataset):
+        draw(event)
+    lines = output.getvalue().splitlines()
+    steps = [line.split()[1] for line in lines if line.startswith("step ")]
+    assert steps == ["4/14", "8/14", "10/14", "12/14", "14/14"]
+    assert all(len(line) > 80 for line in lines if line.startswith("step "))  # never wrapped
+    assert any(line.startswith("checkpoint: ") for line in lines)
+
+
+def test_renderer_choice() -> None:
+    console = Console(file=io.StringIO())
+    assert isinstance(renderer(console, live=True, quiet=False), LiveRenderer)
+    assert isinstance(renderer(console, live=False, quiet=False), PlainRenderer)
+    assert isinstance(renderer(console, live=True, quiet=True), QuietRenderer)
