@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -138,7 +137,7 @@ def main() -> None:
                     "sample_seconds": sample_s,
                 },
                 indent=2,
-            )  # fmt: skip
+            )
         )
 
 
