@@ -1,0 +1,569 @@
+"""Exporting a generator for use without acgan: ONNX, TorchScript, torch.export (pt2), safetensors.
+
+Every format holds one computation: `z` float32 (N, latent_dim) and `labels` int64 (N) in,
+`images` float32 (N, C, H, W) in [-1, 1] out, with a dynamic batch axis. The generator is the
+checkpoint's EMA copy when it has one, in eval mode; the noise is an input, so the graph
+draws no random numbers.
+
+An export is written to a temporary file next to its target, loaded back by the format's
+own runtime and compared with the PyTorch generator on seeded random inputs at two batch
+sizes. Only a file that passes is renamed onto the target: a failed export leaves no file.
+
+`FORMATS` is the registry that `acgan export --format` offers. This module imports neither
+torch nor onnx until an export runs, so the CLI can list the formats instantly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from acgan_cli import __version__
+from acgan_cli.core.checkpoint import KIND_TRAINING, CheckpointInfo, load_generator, read_info
+from acgan_cli.core.config import PIXEL_RANGE, to_json
+from acgan_cli.core.errors import AcganError, CheckpointError, UsageError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    Runner = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (z, labels) -> images
+
+CHECK_BATCH_SIZES = (1, 7)  # batch sizes compared after writing; neither is the traced EXAMPLE_BATCH
+EXAMPLE_BATCH = 2  # torch.export specialises sizes 0 and 1, so the traced example needs at least 2
+TOLERANCE = 1e-4  # largest pixel difference allowed for float32 weights (pixels span 2.0)
+HALF_TOLERANCE = 2 / 255  # float16 weights: at most one 8-bit grey level
+MIN_ONNX_OPSET = 18  # torch's ONNX exporter implements opset 18 up; below it may silently keep 18
+ONNX_EXTRA = "pip install 'acgan[onnx]'"
+INPUT_NAMES = ("z", "labels")
+OUTPUT_NAME = "images"
+METADATA_FILE = "acgan.json"  # TorchScript and pt2 archives carry the metadata as this extra file
+# Loggers of the exporters, whose notes (deprecations, opset conversion) would otherwise reach stderr.
+EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "torch.jit", "torch._dynamo", "onnxscript", "onnx_ir")
+
+
+class ExportError(AcganError):
+    """An export that could not be written or did not compute the generator's images."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Format-specific choices; each format accepts only the ones in its `options`."""
+
+    opset: int | None = None  # ONNX operator set; None = the newest the installed onnxruntime runs
+    half: bool = False  # safetensors: store floating-point weights as float16
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The largest pixel difference between an exported file and PyTorch at one batch size."""
+
+    batch_size: int
+    max_abs_error: float
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What `export` wrote, and the numbers that prove it computes the generator's images."""
+
+    format: str
+    path: Path
+    checkpoint: Path
+    step: int  # training step of the checkpoint
+    ema: bool  # whether the exported weights are the generator's moving average
+    size_bytes: int
+    comparisons: tuple[Comparison, ...]
+    tolerance: float  # every comparison's max_abs_error is at most this
+    export_seconds: float  # writing the file
+    verify_seconds: float  # loading it back and comparing
+    runtime: str  # what loaded the file back, e.g. "onnxruntime 1.20.1 (CPUExecutionProvider)"
+    details: dict[str, str]  # format-specific facts, e.g. {"opset": "21"}
+    messages: tuple[str, ...]  # warnings and log lines the exporters emitted (not shown by default)
+
+    @property
+    def max_abs_error(self) -> float:
+        """The largest difference over all compared batch sizes."""
+        return max(c.max_abs_error for c in self.comparisons)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict."""
+        data = asdict(self)
+        data["path"], data["checkpoint"] = str(self.path), str(self.checkpoint)
+        data["comparisons"] = [asdict(c) for c in self.comparisons]
+        data["messages"] = list(self.messages)
+        return data
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One registry entry: how to write a file, and how to load it back for the comparison."""
+
+    name: str
+    description: str
+    suffix: str  # appended to the checkpoint's stem for the default output name
+    write: Callable[[nn.Module, CheckpointInfo, Path, ExportOptions], dict[str, str]]  # returns details
+    load: Callable[[Path], tuple[Runner, str]]  # (runner, description of the runtime)
+    requires: tuple[str, ...] = ()  # modules that must import; their absence names ONNX_EXTRA
+    options: tuple[str, ...] = ()  # ExportOptions fields this format accepts
+    resolve: Callable[[ExportOptions], ExportOptions] | None = None  # fills defaults, checks ranges
+
+    @property
+    def extension(self) -> str:
+        """The file extension that identifies this format (".onnx", ".pt", ".pt2", ".safetensors")."""
+        return "." + self.suffix.rsplit(".", 1)[-1]
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+def export_metadata(info: CheckpointInfo) -> dict[str, str]:
+    """String metadata stored in an exported file: how to feed it and what it was trained on."""
+    channels, height, width = info.image_shape
+    return {
+        "acgan_version": __version__,
+        "dataset": info.dataset,
+        "step": str(info.step),
+        "ema": json.dumps(info.has_ema),
+        "class_names": json.dumps(list(info.class_names)),
+        "latent_dim": str(info.model.latent_dim),
+        "image_shape": json.dumps(list(info.image_shape)),
+        "pixel_range": json.dumps(list(PIXEL_RANGE)),
+        "inputs": f"z: float32 [N, {info.model.latent_dim}] standard normal; labels: int64 [N] class indices",
+        "outputs": f"images: float32 [N, {channels}, {height}, {width}] in {list(PIXEL_RANGE)}",
+        "model_config": to_json(info.model),
+    }
+
+
+def _example_inputs(info: CheckpointInfo) -> tuple[torch.Tensor, torch.Tensor]:
+    from acgan_cli.core.sampling import latents, random_labels
+
+    return (
+        latents(EXAMPLE_BATCH, info.model.latent_dim, seed=0),
+        random_labels(EXAMPLE_BATCH, info.model.n_classes, seed=0),
+    )
+
+
+def _dynamic_batch() -> dict[str, dict[int, Any]]:
+    """torch.export's dynamic_shapes: one shared, named batch axis for both inputs."""
+    import torch
+
+    batch = torch.export.Dim("batch")
+    return {name: {0: batch} for name in INPUT_NAMES}
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(f"{record.name}: {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def _collected_diagnostics(messages: list[str]) -> Iterator[None]:
+    """Keep the exporters' warnings and log lines off the terminal, appending them to `messages`.
+
+    The comparison afterwards is what proves a file; deprecation notes and opset conversion
+    chatter would only bury it. The CLI shows them under --verbose.
+    """
+    handler = _ListHandler(messages)
+    loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
+    saved = [(logger.handlers, logger.propagate) for logger in loggers]
+    for logger in loggers:  # torch gives some of these loggers a stderr handler of their own
+        logger.handlers, logger.propagate = [handler], False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield
+            finally:
+                messages.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+    finally:
+        for logger, (handlers, propagate) in zip(loggers, saved, strict=True):
+            logger.handlers, logger.propagate = handlers, propagate
+
+
+def _torch_runtime() -> str:
+    import torch
+
+    return f"torch {torch.__version__}"
+
+
+# ----------------------------------------------------------------------------- onnx
+
+
+@functools.cache
+def newest_onnx_opset() -> int:
+    """The newest ONNX opset that the installed onnx knows and the installed onnxruntime runs.
+
+    onnxruntime does not publish its limit, so a one-node model is offered to it at each
+    opset from onnx's newest down, and the first one it accepts wins.
+    """
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: a refused opset is the expected outcome here
+    for opset in range(onnx.defs.onnx_opset_version(), MIN_ONNX_OPSET - 1, -1):
+        imports = [helper.make_opsetid("", opset)]
+        model = helper.make_model(
+            graph, opset_imports=imports, ir_version=helper.find_min_ir_version_for(imports)
+        )
+        try:
+            onnxruntime.InferenceSession(
+                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception:  # onnxruntime's errors derive from Exception directly
+            continue
+        return opset
+    raise ExportError(
+        f"the installed onnxruntime {onnxruntime.__version__} runs no ONNX opset from {MIN_ONNX_OPSET} up",
+        hint=f"upgrade onnxruntime: {ONNX_EXTRA}",
+    )
+
+
+def _resolve_onnx_options(options: ExportOptions) -> ExportOptions:
+    newest = newest_onnx_opset()
+    if options.opset is None:
+        return replace(options, opset=newest)
+    if not MIN_ONNX_OPSET <= options.opset <= newest:
+        detail = (
+            f"{options.opset} is out of range: torch writes opsets from {MIN_ONNX_OPSET} and the "
+            f"installed onnxruntime runs up to {newest}"
+        )
+        raise UsageError(f"--opset {detail}", option="opset", detail=detail)
+    return options
+
+
+def _write_onnx(
+    generator: nn.Module, info: CheckpointInfo, path: Path, options: ExportOptions
+) -> dict[str, str]:
+    """Write with torch's torch.export-based ("dynamo") ONNX exporter.
+
+    The TorchScript-based exporter is deprecated and writes no opset newer than torch's
+    ONNX_MAX_OPSET (23 in torch 2.14), below what current onnxruntimes run (28 with 1.32).
+    """
+    import onnx
+    import torch
+
+    program = torch.onnx.export(
+        generator,
+        _example_inputs(info),
+        input_names=list(INPUT_NAMES),
+        output_names=[OUTPUT_NAME],
+        opset_version=options.opset,
+        dynamo=True,
+        dynamic_shapes=_dynamic_batch(),
+        verbose=False,
+    )
+    model = program.model_proto
+    written = {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")}
+    if written != {options.opset}:
+        raise ExportError(
+            f"torch's ONNX exporter wrote opset {', '.join(map(str, sorted(written)))} "
+            f"instead of the requested {options.opset}",
+            hint=f"use another --opset ({MIN_ONNX_OPSET} or newer)",
+        )
+    onnx.helper.set_model_props(model, export_metadata(info))
+    model.doc_string = f"ACGAN generator trained on {info.dataset} by acgan {__version__}"
+    path.write_bytes(model.SerializeToString())
+    return {"opset": str(options.opset), "exporter": f"torch.onnx (dynamo) {torch.__version__}"}
+
+
+def _load_onnx(path: Path) -> tuple[Runner, str]:
+    import onnx
+    import onnxruntime
+    import torch
+
+    onnx.checker.check_model(str(path), full_check=True)
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        feeds = {"z": z.numpy(), "labels": labels.numpy()}
+        return torch.from_numpy(session.run([OUTPUT_NAME], feeds)[0])
+
+    return run, f"onnx.checker and onnxruntime {onnxruntime.__version__} (CPUExecutionProvider)"
+
+
+# ----------------------------------------------------------------------------- torchscript, pt2
+
+
+def _write_torchscript(
+    generator: nn.Module, info: CheckpointInfo, path: Path, options: ExportOptions
+) -> dict[str, str]:
+    import torch
+
+    # Traced rather than scripted: the forward has no data-dependent branches, and scripting
+    # would need the generator's `config` attribute (a dataclass) to be a TorchScript type.
+
+    traced = torch.jit.trace(generator, _example_inputs(info))
+    torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: json.dumps(export_metadata(info))})
+    return {"method": "torch.jit.trace"}
+
+
+def _load_torchscript(path: Path) -> tuple[Runner, str]:
+    import torch
+
+    return torch.jit.load(str(path)), f"torch.jit.load ({_torch_runtime()})"
+
+
+def _write_pt2(
+    generator: nn.Module, info: CheckpointInfo, path: Path, options: ExportOptions
+) -> dict[str, str]:
+    import torch
+
+    program = torch.export.export(generator, _example_inputs(info), dynamic_shapes=_dynamic_batch())
+    torch.export.save(program, path, extra_files={METADATA_FILE: json.dumps(export_metadata(info))})
+    return {"method": "torch.export.export"}
+
+
+def _load_pt2(path: Path) -> tuple[Runner, str]:
+    import torch
+
+    return torch.export.load(path).module(), f"torch.export.load ({_torch_runtime()})"
+
+
+# ----------------------------------------------------------------------------- safetensors
+
+
+def _write_safetensors(
+    generator: nn.Module, info: CheckpointInfo, path: Path, options: ExportOptions
+) -> dict[str, str]:
+    import torch
+
+    from acgan_cli.core.checkpoint import generator_checkpoint_bytes
+
+    path.write_bytes(generator_checkpoint_bytes(generator, info, torch.float16 if options.half else None))
+    return {"dtype": "float16" if options.half else "float32"}
+
+
+def _load_safetensors(path: Path) -> tuple[Runner, str]:
+    generator, _ = load_generator(path)
+    return generator, f"acgan's checkpoint loader ({_torch_runtime()})"
+
+
+FORMATS: dict[str, ExportFormat] = {
+    fmt.name: fmt
+    for fmt in (
+        ExportFormat(
+            "onnx", "ONNX for onnxruntime, TensorRT, the browser", ".onnx", _write_onnx, _load_onnx,
+            requires=("onnx", "onnxruntime", "onnxscript"), options=("opset",), resolve=_resolve_onnx_options,
+        ),
+        ExportFormat(
+            "torchscript", "TorchScript for torch.jit.load and LibTorch (C++)", ".torchscript.pt",
+            _write_torchscript, _load_torchscript,
+        ),
+        ExportFormat(
+            "pt2", "torch.export program for torch.export.load and AOTInductor", ".pt2", _write_pt2, _load_pt2
+        ),
+        ExportFormat(
+            "safetensors", "generator-only weights for acgan sample/evaluate", ".generator.safetensors",
+            _write_safetensors, _load_safetensors, options=("half",),
+        ),
+    )
+}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def format_for(path: str | Path) -> str | None:
+    """The format whose extension `path` has (".onnx" -> "onnx"), or None."""
+    suffix = Path(path).suffix.lower()
+    return next((fmt.name for fmt in FORMATS.values() if fmt.extension == suffix), None)
+
+
+def default_output(checkpoint: Path, fmt: str) -> Path:
+    """Next to the checkpoint, its stem plus the format's suffix: latest.safetensors -> latest.onnx."""
+    return checkpoint.with_name(checkpoint.stem + FORMATS[fmt].suffix)
+
+
+def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
+    if out is None:
+        return default_output(checkpoint, fmt)
+    target = Path(out).expanduser()
+    if target.is_dir() or str(out).endswith(("/", os.sep)):
+        return target / default_output(checkpoint, fmt).name
+    if target.is_file():
+        with contextlib.suppress(CheckpointError):  # not an acgan file: an ordinary overwrite
+            if read_info(target).kind == KIND_TRAINING:
+                detail = f"{target} is a training checkpoint; export never overwrites one"
+                raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
+    return target
+
+
+@contextlib.contextmanager
+def _staged(target: Path, extension: str) -> Iterator[Path]:
+    """A fresh temporary file beside `target` (same folder, so the final rename is atomic).
+
+    It keeps the format's extension because torch.export refuses archives without ".pt2",
+    and it is removed on the way out unless it was renamed onto `target`.
+    """
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{extension}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(b"")  # fail now, before the export, if the folder cannot be written
+    except OSError as exc:
+        # mkdir under a regular file says "File exists"; name the file that is in the way instead.
+        blocker = next((p for p in target.parents if p.exists()), None)
+        reason = f"{blocker} is not a folder" if blocker and not blocker.is_dir() else exc.strerror or exc
+        raise ExportError(f"cannot write {target}: {reason}", hint="choose another --out") from None
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Rename the verified file onto `target`, durably: readers see the old file or the new one."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    with contextlib.suppress(OSError):  # not every platform can open or fsync a folder
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# ----------------------------------------------------------------------------- verification
+
+
+def _compare(reference: nn.Module, candidate: Runner, info: CheckpointInfo) -> tuple[Comparison, ...]:
+    """Max abs pixel difference between `candidate` and `reference` on seeded random inputs."""
+    import torch
+
+    from acgan_cli.core.sampling import latents, random_labels
+
+    comparisons = []
+    for n in CHECK_BATCH_SIZES:
+        z = latents(n, info.model.latent_dim, seed=n)
+        labels = random_labels(n, info.model.n_classes, seed=n)
+        with torch.inference_mode():
+            expected, actual = reference(z, labels), candidate(z, labels)
+        if actual.shape != expected.shape or actual.dtype != torch.float32:
+            raise ExportError(
+                f"the exported file returned {actual.dtype} {tuple(actual.shape)} for batch size {n}; "
+                f"expected float32 {tuple(expected.shape)}",
+                hint="this is a bug in acgan or the exporter; run with --verbose and report it",
+            )
+        comparisons.append(Comparison(n, (actual - expected).abs().max().item()))
+    return tuple(comparisons)
+
+
+def _missing_modules(names: tuple[str, ...]) -> list[str]:
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
+def _check_format(fmt: str, options: ExportOptions) -> ExportFormat:
+    if fmt not in FORMATS:
+        detail = f"{fmt!r} is not one of {', '.join(FORMATS)}"
+        raise UsageError(f"unknown export format: {detail}", option="format", detail=detail)
+    spec = FORMATS[fmt]
+    given = [f.name for f in fields(options) if getattr(options, f.name) != f.default]
+    for option in (name for name in given if name not in spec.options):
+        owners = ", ".join(f.name for f in FORMATS.values() if option in f.options)
+        detail = f"applies to --format {owners} only (not {fmt})"
+        raise UsageError(f"--{option} {detail}", option=option, detail=detail)
+    missing = _missing_modules(spec.requires)
+    if missing:
+        raise ExportError(
+            f"--format {fmt} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            "not installed",
+            hint=f"install the optional extra: {ONNX_EXTRA}",
+        )
+    return spec
+
+
+def export(
+    checkpoint: str | Path,
+    fmt: str,
+    out: str | Path | None = None,
+    *,
+    opset: int | None = None,
+    half: bool = False,
+    tolerance: float | None = None,
+) -> ExportResult:
+    """Write the checkpoint's generator as `fmt`, load it back, compare it with PyTorch, then rename.
+
+    `checkpoint` is a file or a run folder; `out` a file or folder (default: `default_output`).
+    `tolerance` defaults to TOLERANCE (HALF_TOLERANCE with `half`). Raises UsageError for
+    options that cannot work, CheckpointError for an unreadable checkpoint, and ExportError
+    when the file cannot be written or does not compute the same images; then no file is left.
+    """
+    options = ExportOptions(opset=opset, half=half)
+    spec = _check_format(fmt, options)
+    if spec.resolve is not None:
+        options = spec.resolve(options)
+    info = read_info(checkpoint)
+    target = _target(out, info.path, fmt)
+    tolerance = tolerance if tolerance is not None else HALF_TOLERANCE if half else TOLERANCE
+    generator, info = load_generator(info.path)
+    messages: list[str] = []
+    with _staged(target, spec.extension) as tmp:
+        started = time.perf_counter()
+        try:
+            with _collected_diagnostics(messages):
+                details = spec.write(generator, info, tmp, options)
+            written = time.perf_counter()
+            with _collected_diagnostics(messages):
+                runner, runtime = spec.load(tmp)
+                comparisons = _compare(generator, runner, info)
+        except OSError as exc:
+            raise ExportError(
+                f"cannot write {target}: {exc.strerror or exc}", hint="choose another --out"
+            ) from None
+        verified = time.perf_counter()
+        failed = [c for c in comparisons if not c.max_abs_error <= tolerance]  # NaN fails too
+        if failed:
+            worst = failed[0]
+            raise ExportError(
+                f"the {fmt} file does not compute the generator's images: max abs error "
+                f"{worst.max_abs_error:.3g} at batch size {worst.batch_size} exceeds {tolerance:.3g}; "
+                "nothing was written",
+                hint="this is a bug in acgan or the exporter; run with --verbose and report it",
+            )
+        size = tmp.stat().st_size
+        _publish(tmp, target)
+    return ExportResult(
+        format=fmt,
+        path=target,
+        checkpoint=info.path,
+        step=info.step,
+        ema=info.has_ema,
+        size_bytes=size,
+        comparisons=comparisons,
+        tolerance=tolerance,
+        export_seconds=written - started,
+        verify_seconds=verified - written,
+        runtime=runtime,
+        details=details,
+        messages=tuple(dict.fromkeys(messages)),
+    )

@@ -1,0 +1,281 @@
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner, Result
+
+from acgan_cli.cli import app
+from acgan_cli.cli.export import _complete_format
+from acgan_cli.core.checkpoint import load_generator
+from acgan_cli.core.export import FORMATS
+from tests.conftest import plain
+
+runner = CliRunner()
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_MARKER = "<!-- onnx-example -->"
+# The README's example, run below exactly as written; the README's copy is run too once it is there.
+README_EXAMPLE = """\
+import numpy as np
+import onnxruntime as ort
+
+session = ort.InferenceSession("generator.onnx", providers=["CPUExecutionProvider"])
+latent_dim = int(session.get_modelmeta().custom_metadata_map["latent_dim"])
+z = np.random.default_rng(0).standard_normal((1, latent_dim), dtype=np.float32)
+labels = np.array([7], dtype=np.int64)  # the class to draw: a 7
+(images,) = session.run(["images"], {"z": z, "labels": labels})  # (1, 1, H, W) in [-1, 1]
+levels = np.rint((images[0, 0] + 1) * 4.5).astype(int)  # 0 (black) .. 9 (white)
+print("\\n".join("".join(" .:-=+*#%@"[v] for v in row) for row in levels))
+"""
+
+
+def python_without(packages: tuple[str, ...], code: str) -> list[str]:
+    """`python -c code` where `packages` look not installed: every import finder is told to miss them.
+
+    Finders answer None rather than raising, so `importlib.util.find_spec` says "absent" too, as
+    torch asks before it decides what to import.
+    """
+    prelude = (
+        "import sys\n"
+        "class Hide:\n"
+        "    def __init__(self, finder):\n"
+        "        self.finder = finder\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.partition('.')[0] in {set(packages)!r}:\n"
+        "            return None\n"
+        "        return self.finder.find_spec(name, path, target)\n"
+        "    def __getattr__(self, attr):\n"
+        "        return getattr(self.finder, attr)\n"
+        "sys.meta_path[:] = [Hide(finder) for finder in sys.meta_path]\n"
+    )
+    return [sys.executable, "-c", prelude + code]
+
+
+def run_app(args: list[str], without: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    """`acgan ARGS` in a fresh interpreter where the `without` packages cannot be imported."""
+    code = f"from acgan_cli.cli import app\napp({args!r}, prog_name='acgan')\n"
+    return subprocess.run(python_without(without, code), capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def onnx_export(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path]:
+    """`acgan export RUN --out generator.onnx`, run once: (result, path)."""
+    out = tmp_path_factory.mktemp("onnx") / "generator.onnx"
+    return runner.invoke(app, ["export", str(trained_run), "--out", str(out)]), out
+
+
+@pytest.fixture
+def run(trained_run: Path, tmp_path: Path) -> Path:
+    """A copy of the tiny trained run in this test's folder."""
+    return shutil.copytree(trained_run, tmp_path / "runs" / "00001-mnist-5k")
+
+
+def test_onnx_prints_the_path_on_stdout_and_the_comparison_on_stderr(
+    onnx_export: tuple[Result, Path],
+) -> None:
+    result, out = onnx_export
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"{out}\n"
+    lines = plain(result.stderr).split(" ")
+    assert "onnxruntime" in lines and "opset" in lines
+    assert re.search(r"\b1 \d\.\d\de[-+]\d\d 1\.0e-04 7 \d\.\d\de[-+]\d\d 1\.0e-04\b", plain(result.stderr))
+    # The exporters' own warnings and logs stay out of the way (they show under --verbose).
+    assert "Warning" not in result.stderr and "onnxscript" not in result.stderr
+    assert onnx.load(out).graph.output[0].name == "images"
+
+
+def _readme_example() -> str:
+    if not README.is_file():
+        pytest.skip(f"{README} does not exist yet")
+    match = re.search(re.escape(README_MARKER) + r"\s*```python\n(.*?)```", README.read_text(), re.DOTALL)
+    if match is None:
+        pytest.skip(f"{README.name} has no ```python block after {README_MARKER} yet")
+    return match.group(1)
+
+
+@pytest.mark.parametrize("source", ["test constant", "README.md"])
+def test_readme_example_draws_a_digit_with_onnxruntime_and_numpy_only(
+    source: str, onnx_export: tuple[Result, Path], tmp_path: Path
+) -> None:
+    example = README_EXAMPLE if source == "test constant" else _readme_example()
+    assert len(example.strip().splitlines()) <= 10
+    shutil.copy(onnx_export[1], tmp_path / "generator.onnx")
+    (tmp_path / "example.py").write_text(example)
+    command = python_without(("torch", "acgan_cli"), "import runpy\nrunpy.run_path('example.py')\n")
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = done.stdout.rstrip("\n").split("\n")
+    assert len(rows) == 16 and all(len(row) == 16 and set(row) <= set(" .:-=+*#%@") for row in rows)
+    assert len(set("".join(rows))) > 1  # not a blank canvas
+
+
+def test_torchscript_and_pt2_load_without_acgan(run: Path, tmp_path: Path) -> None:
+    for fmt in ("torchscript", "pt2"):
+        result = runner.invoke(app, ["export", str(run), "--format", fmt])
+        assert result.exit_code == 0, result.stderr
+    checkpoints = run / "checkpoints"
+    assert {p.name for p in checkpoints.iterdir()} >= {"latest.torchscript.pt", "latest.pt2"}
+    z, labels = torch.randn(5, 8, generator=torch.Generator().manual_seed(0)), torch.arange(5)
+    np.save(tmp_path / "z.npy", z.numpy())
+    np.save(tmp_path / "labels.npy", labels.numpy())
+    code = (
+        "import numpy as np, torch\n"
+        "z, labels = torch.from_numpy(np.load('z.npy')), torch.from_numpy(np.load('labels.npy'))\n"
+        f"scripted = torch.jit.load({str(checkpoints / 'latest.torchscript.pt')!r})\n"
+        f"program = torch.export.load({str(checkpoints / 'latest.pt2')!r}).module()\n"
+        "np.save('torchscript.npy', scripted(z, labels).detach().numpy())\n"
+        "np.save('pt2.npy', program(z, labels).detach().numpy())\n"
+    )
+    done = subprocess.run(python_without(("acgan_cli",), code), cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with torch.inference_mode():
+        expected = load_generator(run)[0](z, labels).numpy()
+    for fmt in ("torchscript", "pt2"):
+        assert np.abs(np.load(tmp_path / f"{fmt}.npy") - expected).max() <= 1e-4, fmt
+
+
+def test_sample_draws_from_an_exported_generator(run: Path, tmp_path: Path) -> None:
+    for args in (["-o", "g.safetensors"], ["-f", "safetensors", "--half", "-o", "half.safetensors"]):
+        result = runner.invoke(app, ["export", str(run), *args])
+        assert result.exit_code == 0, result.stderr
+    pixels = {}
+    for source in (str(run), "g.safetensors", "half.safetensors"):
+        result = runner.invoke(
+            app, ["sample", "--ckpt", source, "--digit", "3", "--n", "4", "--seed", "1", "--out", "x.png"]
+        )
+        assert result.exit_code == 0, result.stderr
+        pixels[source] = np.asarray(Image.open(tmp_path / "x.png"), dtype=int)
+    assert np.array_equal(pixels[str(run)], pixels["g.safetensors"])  # float32: the same pixels
+    assert np.abs(pixels[str(run)] - pixels["half.safetensors"]).max() <= 1  # float16: within a grey level
+
+
+def test_default_path_is_next_to_the_checkpoint_and_out_picks_the_format(run: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["export", str(run), "--format", "safetensors", "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["path"] == str(run / "checkpoints" / "latest.generator.safetensors")
+    assert report["format"] == "safetensors" and report["ema"] is True and report["step"] == 12
+    assert [c["batch_size"] for c in report["comparisons"]] == [1, 7]
+    assert all(c["max_abs_error"] <= report["tolerance"] for c in report["comparisons"])
+    # No --format: --out's extension decides. A folder (existing, or ending in /) gets the default name.
+    (tmp_path / "exports").mkdir()
+    result = runner.invoke(app, ["export", str(run), "--out", "exports/model.pt2"])
+    assert result.exit_code == 0 and result.stdout.strip() == "exports/model.pt2"
+    assert torch.export.load(tmp_path / "exports" / "model.pt2") is not None
+    result = runner.invoke(app, ["-q", "export", str(run), "-f", "torchscript", "--out", "exports"])
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "exports/latest.torchscript.pt\n", "")
+    result = runner.invoke(app, ["-q", "export", str(run), "-f", "safetensors", "--out", "new/"])
+    assert (result.exit_code, result.stdout) == (0, "new/latest.generator.safetensors\n")
+
+
+def test_an_older_opset_on_request(trained_run: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["export", str(trained_run), "--opset", "18", "--out", "g18.onnx"])
+    assert result.exit_code == 0, result.stderr
+    assert "opset 18" in plain(result.stderr)
+    assert [o.version for o in onnx.load(tmp_path / "g18.onnx").opset_import if o.domain == ""] == [18]
+
+
+def test_without_the_onnx_extra_onnx_exits_1_naming_it_and_the_rest_works(run: Path, tmp_path: Path) -> None:
+    blocked = ("onnx", "onnxruntime", "onnxscript")
+    done = run_app(["export", str(run), "--out", str(tmp_path / "g.onnx")], without=blocked)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        "error: --format onnx needs onnx, onnxruntime, onnxscript, which are not installed",
+        "hint: install the optional extra: pip install 'acgan[onnx]'",
+    ]
+    assert not (tmp_path / "g.onnx").exists()
+    done = run_app(["export", str(run), "--out", str(tmp_path / "g.safetensors")], without=blocked)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "g.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--format", "gif"],
+            "Invalid value for --format: 'gif' is not one of onnx, torchscript, pt2, safetensors",
+        ),
+        (["--half"], "Invalid value for --half: applies to --format safetensors only (not onnx)"),
+        (
+            ["-f", "pt2", "--opset", "18"],
+            "Invalid value for --opset: applies to --format onnx only (not pt2)",
+        ),
+        (["--opset", "5"], "Invalid value for --opset: 5 is out of range: torch writes opsets from 18"),
+        (["--out", "-"], "Invalid value for --out: export writes a file; give a path or a folder"),
+        ([], "Missing argument 'CKPT|RUN_DIR'"),
+    ],
+)
+def test_impossible_requests_exit_2_and_write_nothing(
+    run: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    before = sorted(tmp_path.rglob("*"))
+    result = runner.invoke(app, ["export", *([str(run)] if args else []), *args])
+    assert result.exit_code == 2, result.stderr
+    assert message in plain(result.stderr)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_training_checkpoint_is_never_overwritten(run: Path) -> None:
+    latest = run / "checkpoints" / "latest.safetensors"
+    before = latest.read_bytes()
+    result = runner.invoke(app, ["export", str(run), "-f", "safetensors", "--out", str(latest)])
+    assert result.exit_code == 2
+    assert "is a training checkpoint; export never overwrites one" in plain(result.stderr)
+    assert latest.read_bytes() == before
+
+
+def test_unreadable_checkpoints_exit_1_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
+    (tmp_path / "empty-run").mkdir()
+    cases = {
+        "missing.safetensors": "does not exist",
+        "junk.safetensors": "not a safetensors file",
+        "empty-run": "holds no checkpoint",
+    }
+    for name, expected in cases.items():
+        result = runner.invoke(app, ["export", name, "--format", "pt2"])
+        assert result.exit_code == 1, name
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 2 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+        assert lines[1].startswith("hint: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty-run", "junk.safetensors"]
+
+
+def test_an_unwritable_output_exits_1_and_leaves_no_partial_file(run: Path, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    targets = ["a-file/g.pt2", "a-file/deeper/g.pt2"]
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0):  # root writes into read-only folders
+        (tmp_path / "read-only").mkdir(mode=0o555)
+        targets.append("read-only/g.pt2")
+    before = sorted(tmp_path.rglob("*"))
+    for target in targets:
+        result = runner.invoke(app, ["export", str(run), "--out", target])
+        assert result.exit_code == 1, result.stderr
+        assert result.stderr.startswith(f"error: cannot write {target}: "), result.stderr
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_help_lists_the_formats_without_importing_torch() -> None:
+    code = (
+        "import sys\nfrom acgan_cli.cli import app\n"
+        "try:\n    app(['export', '--help'], prog_name='acgan')\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
+    assert all(name in out for name in FORMATS)
+
+
+def test_format_completion_comes_from_the_registry() -> None:
+    assert [name for name, _ in _complete_format("")] == list(FORMATS)
+    assert [name for name, _ in _complete_format("p")] == ["pt2"]

@@ -1,0 +1,258 @@
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import onnxruntime
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from acgan_cli.core import checkpoint as ckpt
+from acgan_cli.core import export as ex
+from acgan_cli.core.errors import CheckpointError, UsageError
+from acgan_cli.core.sampling import latents, random_labels
+
+# ONNX operators that draw random numbers: an exported generator must contain none.
+RANDOM_OPS = {
+    "RandomNormal",
+    "RandomNormalLike",
+    "RandomUniform",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+}
+
+
+@pytest.fixture(scope="module")
+def exports(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, ex.ExportResult]:
+    """Every format exported once from the tiny trained run into one folder."""
+    folder = tmp_path_factory.mktemp("exports")
+    return {fmt: ex.export(trained_run, fmt, folder) for fmt in ex.FORMATS}
+
+
+@pytest.fixture(scope="module")
+def generator(trained_run: Path) -> torch.nn.Module:
+    """The PyTorch generator the exports must match (the run's EMA copy)."""
+    return ckpt.load_generator(trained_run)[0]
+
+
+def test_every_format_matches_pytorch_at_two_batch_sizes(exports: dict[str, ex.ExportResult]) -> None:
+    for fmt, result in exports.items():
+        assert [c.batch_size for c in result.comparisons] == [1, 7], fmt
+        assert result.max_abs_error <= 1e-4 and result.tolerance == ex.TOLERANCE, fmt
+        assert result.size_bytes == result.path.stat().st_size > 0, fmt
+        assert result.ema and result.step == 12, fmt
+    # Default names next to the checkpoint's stem, and no temporary file left behind.
+    folder = exports["onnx"].path.parent
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "latest.generator.safetensors",
+        "latest.onnx",
+        "latest.pt2",
+        "latest.torchscript.pt",
+    ]
+
+
+def test_onnx_file_is_checked_dynamic_and_self_describing(exports: dict[str, ex.ExportResult]) -> None:
+    model = onnx.load(exports["onnx"].path)
+    onnx.checker.check_model(model, full_check=True)
+    assert {o.version for o in model.opset_import if o.domain == ""} == {ex.newest_onnx_opset()}
+
+    def shape(value: onnx.ValueInfoProto) -> list[str | int]:
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+    (z, labels), (images,) = model.graph.input, model.graph.output
+    batch = shape(z)[0]
+    assert isinstance(batch, str) and batch  # a named, dynamic axis shared by inputs and output
+    assert (z.name, shape(z), z.type.tensor_type.elem_type) == ("z", [batch, 8], onnx.TensorProto.FLOAT)
+    assert (labels.name, shape(labels), labels.type.tensor_type.elem_type) == (
+        "labels",
+        [batch],
+        onnx.TensorProto.INT64,
+    )
+    assert (images.name, shape(images)) == ("images", [batch, 1, 16, 16])
+    ops = {node.op_type for node in model.graph.node} | {n.op_type for f in model.functions for n in f.node}
+    assert not ops & RANDOM_OPS
+
+    metadata = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(metadata["class_names"]) == [str(d) for d in range(10)]
+    assert metadata["latent_dim"] == "8" and metadata["dataset"] == "mnist-5k"
+    assert json.loads(metadata["pixel_range"]) == [-1.0, 1.0]
+    assert json.loads(metadata["image_shape"]) == [1, 16, 16]
+    assert metadata["acgan_version"] == ex.__version__
+
+
+def test_onnxruntime_matches_pytorch_at_another_batch_size(
+    exports: dict[str, ex.ExportResult], generator: torch.nn.Module
+) -> None:
+    session = onnxruntime.InferenceSession(str(exports["onnx"].path), providers=["CPUExecutionProvider"])
+    z, labels = latents(3, 8, seed=42), random_labels(3, 10, seed=42)
+    (images,) = session.run(None, {"z": z.numpy(), "labels": labels.numpy()})
+    with torch.inference_mode():
+        expected = generator(z, labels)
+    assert images.shape == (3, 1, 16, 16)
+    assert (torch.from_numpy(images) - expected).abs().max().item() <= 1e-4
+    # Same noise, same images: nothing inside the graph is random.
+    assert (session.run(None, {"z": z.numpy(), "labels": labels.numpy()})[0] == images).all()
+
+
+@pytest.mark.filterwarnings(
+    "ignore:`torch.jit:FutureWarning"
+)  # torch.jit is deprecated; the files still load
+def test_torchscript_and_pt2_round_trip_with_their_metadata(
+    exports: dict[str, ex.ExportResult], generator: torch.nn.Module
+) -> None:
+    z, labels = latents(5, 8, seed=3), random_labels(5, 10, seed=3)
+    with torch.inference_mode():
+        expected = generator(z, labels)
+    extra = {ex.METADATA_FILE: ""}
+    scripted = torch.jit.load(str(exports["torchscript"].path), _extra_files=extra)
+    assert json.loads(extra[ex.METADATA_FILE])["latent_dim"] == "8"
+    program_extra = {ex.METADATA_FILE: ""}
+    program = torch.export.load(exports["pt2"].path, extra_files=program_extra)
+    assert json.loads(program_extra[ex.METADATA_FILE])["class_names"] == json.dumps(
+        [str(d) for d in range(10)]
+    )
+    with torch.inference_mode():
+        for module in (scripted, program.module()):
+            assert (module(z, labels) - expected).abs().max().item() <= 1e-4
+
+
+def test_safetensors_holds_the_ema_weights_and_the_config(
+    exports: dict[str, ex.ExportResult], trained_run: Path
+) -> None:
+    path = exports["safetensors"].path
+    source_info, source = ckpt.load_checkpoint(trained_run)
+    assert source_info.has_ema
+    exported = load_file(path)
+    assert {k.split(".", 1)[0] for k in exported} == {"generator"}
+    for key, weights in exported.items():
+        assert torch.equal(weights, source[key.replace("generator.", "generator_ema.", 1)]), key
+        assert not weights.is_floating_point() or weights.dtype == torch.float32
+    info = ckpt.read_info(path)
+    assert info.kind == ckpt.KIND_GENERATOR and info.model == source_info.model
+    assert (info.class_names, info.step, info.dataset) == (source_info.class_names, 12, "mnist-5k")
+
+
+def test_half_safetensors_is_float16_within_one_grey_level(
+    exports: dict[str, ex.ExportResult], trained_run: Path, tmp_path: Path
+) -> None:
+    result = ex.export(trained_run, "safetensors", tmp_path / "half.safetensors", half=True)
+    assert result.details == {"dtype": "float16"} and result.tolerance == ex.HALF_TOLERANCE == 2 / 255
+    assert result.max_abs_error <= ex.HALF_TOLERANCE
+    dtypes = {t.dtype for t in load_file(result.path).values() if t.is_floating_point()}
+    assert dtypes == {torch.float16}
+    assert result.size_bytes < 0.6 * exports["safetensors"].size_bytes
+
+
+def test_failed_verification_leaves_the_old_file_and_no_other(trained_run: Path, tmp_path: Path) -> None:
+    target = tmp_path / "g.safetensors"
+    target.write_bytes(b"old")
+    # float16 weights cannot match float32 to 1e-9: a real, failing comparison.
+    with pytest.raises(ex.ExportError, match=r"does not compute the generator's images.*nothing was written"):
+        ex.export(trained_run, "safetensors", target, half=True, tolerance=1e-9)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["g.safetensors"]
+
+
+def test_a_path_under_a_regular_file_cannot_be_written(trained_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file" / "g.pt2", tmp_path / "file" / "deeper" / "g.pt2"):
+        with pytest.raises(
+            ex.ExportError, match=rf"cannot write .*: {re.escape(str(tmp_path / 'file'))} is not a folder"
+        ):
+            ex.export(trained_run, "pt2", out)
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_cannot_be_written(trained_run: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(ex.ExportError, match=r"cannot write .*Permission denied"):
+            ex.export(trained_run, "safetensors", folder / "g.safetensors")
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+
+
+def test_a_training_checkpoint_is_never_overwritten(trained_run: Path, tmp_path: Path) -> None:
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    latest = run / "checkpoints" / "latest.safetensors"
+    before = latest.read_bytes()
+    with pytest.raises(UsageError, match="is a training checkpoint; export never overwrites one") as caught:
+        ex.export(run, "safetensors", latest)
+    assert caught.value.option == "out"
+    assert latest.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options", "option", "message"),
+    [
+        ("gif", {}, "format", "'gif' is not one of onnx, torchscript, pt2, safetensors"),
+        ("pt2", {"opset": 18}, "opset", "applies to --format onnx only (not pt2)"),
+        ("onnx", {"half": True}, "half", "applies to --format safetensors only (not onnx)"),
+        ("onnx", {"opset": 5}, "opset", "5 is out of range: torch writes opsets from 18"),
+    ],
+)
+def test_options_that_cannot_work_are_usage_errors(
+    trained_run: Path, fmt: str, options: dict, option: str, message: str
+) -> None:
+    with pytest.raises(UsageError) as caught:
+        ex.export(trained_run, fmt, **options)
+    assert caught.value.option == option and message in caught.value.detail
+
+
+def test_unreadable_checkpoints_are_checkpoint_errors(tmp_path: Path) -> None:
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint at all")
+    for path in (tmp_path / "missing.safetensors", tmp_path / "junk.safetensors", tmp_path):
+        with pytest.raises(CheckpointError):
+            ex.export(path, "safetensors")
+
+
+def test_default_names_and_formats_from_extensions() -> None:
+    latest = Path("runs/00001-mnist/checkpoints/latest.safetensors")
+    names = {fmt: ex.default_output(latest, fmt).name for fmt in ex.FORMATS}
+    assert names == {
+        "onnx": "latest.onnx",
+        "torchscript": "latest.torchscript.pt",
+        "pt2": "latest.pt2",
+        "safetensors": "latest.generator.safetensors",
+    }
+    assert ex.default_output(latest, "onnx").parent == latest.parent
+    guesses = {name: ex.format_for(name) for name in ("g.onnx", "g.PT", "g.pt2", "g.safetensors", "g.png")}
+    assert guesses == {
+        "g.onnx": "onnx",
+        "g.PT": "torchscript",
+        "g.pt2": "pt2",
+        "g.safetensors": "safetensors",
+        "g.png": None,
+    }
+
+
+def test_newest_opset_is_one_onnxruntime_runs() -> None:
+    assert ex.MIN_ONNX_OPSET <= ex.newest_onnx_opset() <= onnx.defs.onnx_opset_version()
+
+
+def test_exporters_keep_the_terminal_quiet(
+    trained_run: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    ex.export(trained_run, "torchscript", tmp_path / "g.pt")
+    captured = capfd.readouterr()
+    assert (captured.out, captured.err) == ("", "")
+
+
+def test_the_registry_imports_neither_torch_nor_the_terminal() -> None:
+    code = "import sys, acgan_cli.core.export; print(' '.join(sorted(sys.modules)))"
+    modules = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    assert not {"torch", "onnx", "onnxruntime", "typer", "rich", "click"} & modules
