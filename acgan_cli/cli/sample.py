@@ -61,14 +61,14 @@ def sample(
         typer.Option(
             "--n",
             "-n",
-            help="Number of images (per class with --grid). [default: 1; 10 with --grid]",
+            help="Number of images (per class with --grid). \\[default: 1; 10 with --grid]",
             rich_help_panel=WHAT,
         ),
     ] = None,
     seed: Annotated[
         int | None,
         typer.Option(
-            help="Noise seed: the same seed draws the same pixels. [default: random]", rich_help_panel=WHAT
+            help="Noise seed: the same seed draws the same pixels. \\[default: random]", rich_help_panel=WHAT
         ),
     ] = None,
     out: Annotated[
@@ -76,7 +76,7 @@ def sample(
         typer.Option(
             "--out",
             "-o",
-            help="Output file, or - for stdout. [default: sample.<format>]",
+            help="Output file, or - for stdout. \\[default: sample-<class>.<format>]",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -85,7 +85,7 @@ def sample(
         typer.Option(
             "--format",
             "-f",
-            help=f"{', '.join(FORMATS)} (npy: uint8 N×H×W×C; npz: images and labels). [default: from --out, else png]",
+            help=f"{', '.join(FORMATS)} (npy: uint8 N×H×W×C; npz: images and labels). \\[default: from --out, else png]",
             autocompletion=_complete_format,
             rich_help_panel=OUTPUT,
         ),
@@ -96,7 +96,7 @@ def sample(
     ckpt: Annotated[
         Path | None,
         typer.Option(
-            help="Checkpoint file or run folder. [default: $ACGAN_CKPT, else the newest run under ./runs]",
+            help="Checkpoint file or run folder. \\[default: $ACGAN_CKPT, else the newest run under ./runs]",
             envvar="ACGAN_CKPT",
             rich_help_panel=MODEL,
             metavar="CKPT|RUN_DIR",

@@ -14,6 +14,7 @@ import typer
 from acgan_cli.cli.common import handle_errors, interactive, state, stderr_console
 from acgan_cli.core.config import TrainConfig, to_dict
 from acgan_cli.core.data import DATASETS, check_dataset_name
+from acgan_cli.core.errors import CheckpointError
 
 DATA, TRAINING, MODEL, OUTPUT, DEVICE = "Data", "Training", "Model", "Output", "Device"
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -57,7 +58,7 @@ def train(
     data_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Where datasets are found and downloaded to. [default: ~/.cache/acgan/data]",
+            help="Where datasets are found and downloaded to. \\[default: ~/.cache/acgan/data]",
             envvar="ACGAN_DATA_DIR",
             rich_help_panel=DATA,
         ),
@@ -88,7 +89,7 @@ def train(
     seed: Annotated[
         int | None,
         typer.Option(
-            help="Seed for weights, data order and noise. [default: random, recorded]",
+            help="Seed for weights, data order and noise. \\[default: random, recorded]",
             rich_help_panel=TRAINING,
         ),
     ] = None,
@@ -138,7 +139,7 @@ def train(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="The run folder to create. [default: the next NNNNN-<dataset> under $ACGAN_RUNS_DIR or ./runs]",
+            help="The run folder to create. \\[default: the next NNNNN-<dataset> under $ACGAN_RUNS_DIR or ./runs]",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -198,16 +199,17 @@ def train(
     if "dataset" in given:
         check_dataset_name(given["dataset"])
 
-    from acgan_cli.core.checkpoint import read_info, resolve_checkpoint
+    from acgan_cli.core.checkpoint import KIND_TRAINING, read_info, resolve_checkpoint
 
     resume_path = resolve_checkpoint(resume) if resume else None
     if resume_path is not None:
         from acgan_cli.core.training import resume_config
 
         info = read_info(resume_path)
-        if info.train is None:
-            raise typer.BadParameter(
-                "the file holds a generator only and cannot resume training", param_hint="--resume"
+        if info.kind != KIND_TRAINING or info.train is None:
+            raise CheckpointError(
+                f"{info.path} holds a generator only and cannot resume training",
+                hint="resume from a checkpoint written by `acgan train` (or its run folder)",
             )
         config = resume_config(info.train, {"device": "auto", **given})
     else:

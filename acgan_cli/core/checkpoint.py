@@ -16,6 +16,7 @@ a pickle, or JSON that is not an acgan header is refused with a one-line error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -96,29 +97,34 @@ def newest_checkpoint(runs_dir: Path | None = None) -> Path:
 # ----------------------------------------------------------------------------- writing
 
 
+def temporary_path(path: Path) -> Path:
+    """A hidden sibling of `path` to write first and rename onto it (same folder, same file system)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def replace_durably(tmp: Path, path: Path) -> None:
+    """Rename the finished file `tmp` onto `path` so that readers see the old file or the new one."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):  # not every platform can open or fsync a folder
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # make the rename itself durable
+        finally:
+            os.close(fd)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that readers see the old file or the new one, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        tmp.write_bytes(data)
+        replace_durably(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:

@@ -51,6 +51,10 @@ class RunDirError(AcganError):
     """A run folder that cannot be created or would be overwritten."""
 
 
+class ExportError(AcganError):
+    """An export that could not be written or did not compute the generator's images."""
+
+
 class DivergedError(AcganError):
     """A loss became NaN or infinite; training stopped."""
 

@@ -29,9 +29,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acgan_cli import __version__
-from acgan_cli.core.checkpoint import KIND_TRAINING, CheckpointInfo, load_generator, read_info
+from acgan_cli.core.checkpoint import (
+    KIND_TRAINING,
+    CheckpointInfo,
+    load_generator,
+    read_info,
+    replace_durably,
+)
 from acgan_cli.core.config import PIXEL_RANGE, to_json
-from acgan_cli.core.errors import AcganError, CheckpointError, UsageError
+from acgan_cli.core.errors import CheckpointError, ExportError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -50,10 +56,6 @@ OUTPUT_NAME = "images"
 METADATA_FILE = "acgan.json"  # TorchScript and pt2 archives carry the metadata as this extra file
 # Loggers of the exporters, whose notes (deprecations, opset conversion) would otherwise reach stderr.
 EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "torch.jit", "torch._dynamo", "onnxscript", "onnx_ir")
-
-
-class ExportError(AcganError):
-    """An export that could not be written or did not compute the generator's images."""
 
 
 @dataclass(frozen=True)
@@ -434,19 +436,6 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def _publish(tmp: Path, target: Path) -> None:
-    """Rename the verified file onto `target`, durably: readers see the old file or the new one."""
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    with contextlib.suppress(OSError):  # not every platform can open or fsync a folder
-        fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 # ----------------------------------------------------------------------------- verification
 
 
@@ -551,7 +540,7 @@ def export(
                 hint="this is a bug in acgan or the exporter; run with --verbose and report it",
             )
         size = tmp.stat().st_size
-        _publish(tmp, target)
+        replace_durably(tmp, target)
     return ExportResult(
         format=fmt,
         path=target,

@@ -196,3 +196,18 @@ def test_ctrl_c_saves_prints_the_resume_command_and_exits_130(tmp_path: Path) ->
     assert f"saved {tmp_path / 'run'}" in stderr or "saved run" in stderr
     assert "resume with: acgan train --resume run" in stderr
     assert stdout.strip() == "run"
+
+
+def test_resume_from_a_generator_only_file_is_refused_before_loading_data(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    exported = runner.invoke(
+        app, ["-q", "export", str(trained_run), "--format", "safetensors", "--out", "g.safetensors"]
+    )
+    assert exported.exit_code == 0, exported.stderr
+    result = runner.invoke(app, ["train", "--resume", "g.safetensors"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: {Path('g.safetensors')} holds a generator only and cannot resume training",
+        "hint: resume from a checkpoint written by `acgan train` (or its run folder)",
+    ]
