@@ -76,7 +76,7 @@ def sample(
         typer.Option(
             "--out",
             "-o",
-            help="Output file, or - for stdout. \\[default: sample-<class>.<format>]",
+            help="Output file, or - for stdout. \\[default: sample-<class>.<format>, never overwriting]",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
