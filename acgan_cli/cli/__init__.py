@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from acgan_cli import __version__
-from acgan_cli.cli import export, sample, train
+from acgan_cli.cli import evaluate, export, sample, train
 from acgan_cli.cli.common import state
 
 app = typer.Typer(
@@ -54,4 +54,5 @@ def main(
 
 app.command("train")(train.train)
 app.command("sample")(sample.sample)
+app.command("evaluate")(evaluate.evaluate)
 app.command("export")(export.export)

@@ -1,0 +1,80 @@
+"""What decides an evaluation: a frozen, validated dataclass (imports no torch)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from acgan_cli.core.config import DEVICE_PATTERN, PRECISIONS
+from acgan_cli.core.errors import ConfigError
+from acgan_cli.core.evaluation.metrics import METRICS
+
+MAX_SAMPLES = 100_000  # images one checkpoint may be scored on
+QUICK_SAMPLES = 2_000  # images `quick_metrics` draws (for `acgan train --eval-every`)
+
+
+def default_cache_dir() -> Path:
+    """Where trained evaluators are cached: $ACGAN_CACHE_DIR, else ~/.cache/acgan."""
+    env = os.environ.get("ACGAN_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "acgan"
+
+
+def _require(ok: bool, option: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{option} {message}", option=option, detail=message)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """How to score checkpoints; recorded in the report next to the figures."""
+
+    n_samples: int = 10_000  # images generated per checkpoint, 1..MAX_SAMPLES
+    seed: int = 0  # seeds the latents, the real training images of the reference, KID's subsets
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "auto"  # the generator's forward passes (auto: bf16 where fast); the evaluator runs fp32
+    batch_size: int = 500  # images per forward pass
+    metrics: tuple[str, ...] = tuple(METRICS)  # names from the metric registry, in the order to report
+    dataset: str = ""  # the evaluator's dataset; "" = the one the checkpoints were trained on
+    data_dir: str = ""  # where datasets are found or downloaded; "" = default_data_dir()
+    download: bool = True  # fetch a missing dataset from the internet
+    evaluator: str = ""  # an evaluator file to use; "" = the cached one (trained on first use)
+    retrain_evaluator: bool = False  # train a new evaluator even if one is cached
+    evaluator_seed: int = 0  # seeds a newly trained evaluator; part of the cache key
+
+    def __post_init__(self) -> None:
+        _require(
+            1 <= self.n_samples <= MAX_SAMPLES,
+            "n_samples",
+            f"must be in 1..{MAX_SAMPLES} (got {self.n_samples})",
+        )
+        _require(0 <= self.seed < 2**63, "seed", f"must be in 0..2^63-1 (got {self.seed})")
+        _require(
+            0 <= self.evaluator_seed < 2**63,
+            "evaluator_seed",
+            f"must be in 0..2^63-1 (got {self.evaluator_seed})",
+        )
+        _require(
+            bool(DEVICE_PATTERN.match(self.device)),
+            "device",
+            f"must be auto, cpu, cuda, cuda:N or mps (got {self.device!r})",
+        )
+        _require(
+            self.precision in PRECISIONS,
+            "precision",
+            f"must be one of {', '.join(PRECISIONS)} (got {self.precision!r})",
+        )
+        _require(1 <= self.batch_size <= 65536, "batch_size", f"must be in 1..65536 (got {self.batch_size})")
+        unknown = [name for name in self.metrics if name not in METRICS]
+        _require(
+            bool(self.metrics) and not unknown,
+            "metrics",
+            f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}"
+            if unknown
+            else f"must name at least one of {', '.join(METRICS)}",
+        )
+        _require(
+            not (self.evaluator and self.retrain_evaluator),
+            "evaluator",
+            "names an evaluator file, which cannot be combined with training a new one",
+        )

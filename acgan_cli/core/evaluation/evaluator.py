@@ -1,0 +1,493 @@
+"""The evaluator: a small CNN classifier trained on a dataset's real images, cached as safetensors.
+
+It is the measuring stick of every metric: its penultimate layer is the feature space of the
+Fréchet distance, KID, precision/recall, density/coverage and diversity, and its logits judge
+class accuracy and the Inception Score. TF-GAN's `mnist_frechet_distance` does the same with
+its own MNIST classifier instead of Inception weights from the internet.
+
+Cache: `<cache dir>/evaluators/<dataset>-<data hash>-v<recipe version>-seed<seed>.safetensors`,
+where the hash covers the training and test images, labels and class names. The file holds
+the weights and string metadata (dataset, hash, class names, image size, seed, test accuracy,
+the recipe); never a pickle.
+
+Determinism: the seed fixes the initial weights, the data order and dropout; the caller's RNG
+state is left as it was. Same seed, same data and same machine give the same evaluator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from acgan_cli import __version__
+from acgan_cli.core.data import DATASETS, MNIST_5K_TEST_EVERY, Dataset, dataset_title, load_dataset, run_name
+from acgan_cli.core.devices import has_fast_bf16
+from acgan_cli.core.errors import AcganError, CheckpointError
+from acgan_cli.core.evaluation.config import default_cache_dir
+from acgan_cli.core.evaluation.events import (
+    EvaluationEvent,
+    EvaluatorEpochEnded,
+    EvaluatorReady,
+    EvaluatorStepDone,
+    EvaluatorTrainingStarted,
+)
+from acgan_cli.core.evaluation.metrics import FeatureSet
+
+if TYPE_CHECKING:
+    import torch
+
+    from acgan_cli.core.evaluation.classifier import EvaluatorNet
+
+FORMAT_NAME = "acgan-evaluator"
+FORMAT_VERSION = 1
+RECIPE_VERSION = 1  # bump when the network or the training recipe changes: old cache entries are ignored
+BATCH_SIZE = 128  # images per training step
+LEARNING_RATE = 3e-3  # AdamW peak learning rate (one-cycle schedule)
+WEIGHT_DECAY = 5e-4
+MIN_STEPS = 250  # small datasets get more epochs, up to MAX_EPOCHS, so the classifier converges
+MIN_EPOCHS, MAX_EPOCHS = 4, 8
+FEATURE_BATCH = 1000  # images per forward pass when computing features
+
+
+class EvaluatorError(AcganError):
+    """An evaluator file that cannot be used, or one that does not fit the checkpoints or data."""
+
+
+@dataclass(frozen=True)
+class EvaluatorInfo:
+    """What an evaluator file's metadata says about it."""
+
+    path: Path
+    dataset: str  # the dataset name or folder it was trained on
+    data_hash: str  # sha256 of its training and test data
+    class_names: tuple[str, ...]
+    channels: int
+    img_size: int  # input height and width; images of other sizes are resized to it
+    seed: int
+    test_accuracy: float  # on the dataset's held-out test split
+    n_train: int
+    n_test: int
+    epochs: int
+    train_seconds: float
+    device: str  # where it was trained
+    precision: str  # fp32 or bf16 (autocast while training)
+    acgan_version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        data = asdict(self)
+        return {**data, "path": str(self.path), "class_names": list(self.class_names)}
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def evaluator_splits(
+    dataset: str, data_dir: Path | None = None, download: bool = True
+) -> tuple[Dataset, Dataset]:
+    """The real images an evaluator learns from and is tested on: (train, test), disjoint.
+
+    mnist-5k's "train" split is all 5,000 shipped digits (a GAN trains on everything it has),
+    so it includes the "test" split (every 5th image); the evaluator learns from the other 4,000.
+    """
+    import torch
+
+    train = load_dataset(dataset, "train", data_dir, download)
+    test = load_dataset(dataset, "test", data_dir, download)
+    if dataset == "mnist-5k":
+        keep = torch.arange(len(train)) % MNIST_5K_TEST_EVERY != MNIST_5K_TEST_EVERY - 1
+        train = Dataset(train.name, train.images[keep], train.labels[keep], train.class_names)
+    if train.class_names != test.class_names or train.images.shape[1:] != test.images.shape[1:]:
+        raise EvaluatorError(
+            f"the train and test splits of {dataset_title(dataset)} differ in classes or image shape",
+            hint="the dataset's files do not belong together",
+        )
+    return train, test
+
+
+def data_hash(train: Dataset, test: Dataset) -> str:
+    """sha256 over both splits' images, labels and shapes, and the class names."""
+    digest = hashlib.sha256(json.dumps(list(train.class_names)).encode())
+    for split in (train, test):
+        for tensor in (split.images, split.labels):
+            digest.update(str(tuple(tensor.shape)).encode())
+            digest.update(memoryview(tensor.contiguous().numpy()).cast("B"))
+    return digest.hexdigest()
+
+
+def same_dataset(a: str, b: str) -> bool:
+    """Whether two dataset names mean the same data: equal names, or the same folder."""
+    if a == b:
+        return True
+    if a in DATASETS or b in DATASETS:
+        return False
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def cache_path(dataset: str, digest: str, seed: int, cache_dir: Path | None = None) -> Path:
+    """Where the evaluator for this data and seed is cached."""
+    folder = (cache_dir or default_cache_dir()) / "evaluators"
+    return folder / f"{run_name(dataset)}-{digest[:16]}-v{RECIPE_VERSION}-seed{seed}.safetensors"
+
+
+# ----------------------------------------------------------------------------- the evaluator
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Float images (N, C, H, W) resized to size x size (bilinear, antialiased as torchvision's Resize)."""
+    import torch.nn.functional as F
+
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+class Evaluator:
+    """A trained evaluator on a device, with the real data it judges generated images against.
+
+    Real images go through the same path as a generator's training images: resized once to the
+    generator's size (uint8, as `prepare` does), scaled to [-1, 1], then resized to the
+    evaluator's input size like generated images are. Their features are kept per size.
+    """
+
+    def __init__(
+        self,
+        net: EvaluatorNet,
+        info: EvaluatorInfo,
+        train: Dataset,
+        test: Dataset,
+        device: torch.device,
+        trained: bool = False,  # trained in this process (else read from a file)
+    ) -> None:
+        import torch
+
+        self.net = net.to(device, memory_format=torch.channels_last).eval()
+        self.info = info
+        self.device = device
+        self.trained = trained
+        self.splits = {"train": train, "test": test}
+        self._images: dict[tuple[str, int], Dataset] = {}
+        self._features: dict[tuple[str, int, int | None, int], FeatureSet] = {}
+
+    def features(
+        self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = FEATURE_BATCH
+    ) -> FeatureSet:
+        """Features and logits (fp32, on the CPU) of images of any size: uint8 0..255 or float in [-1, 1]."""
+        import torch
+
+        from acgan_cli.core.data import to_model_range
+
+        features, logits = [], []
+        with torch.inference_mode(), torch.autocast(self.device.type, enabled=False):
+            for start in range(0, len(images), batch_size):
+                batch = images[start : start + batch_size].to(self.device)
+                batch = to_model_range(batch) if batch.dtype == torch.uint8 else batch.float()
+                batch_features, batch_logits = self.net(resize(batch, self.info.img_size))
+                features.append(batch_features.float().cpu())
+                logits.append(batch_logits.float().cpu())
+        return FeatureSet(torch.cat(features), torch.cat(logits), labels.cpu())
+
+    def real_images(self, split: str, img_size: int) -> Dataset:
+        """A real split as uint8 images resized to img_size (as a generator of that size trained on)."""
+        from acgan_cli.core.data import prepare
+
+        key = (split, img_size)
+        if key not in self._images:
+            self._images[key] = prepare(self.splits[split], img_size, "cpu")
+        return self._images[key]
+
+    def real_features(self, split: str, img_size: int, limit: int | None = None, seed: int = 0) -> FeatureSet:
+        """Features of a real split seen at img_size; `limit` draws that many images at random from `seed`."""
+        import torch
+
+        data = self.real_images(split, img_size)
+        if limit is not None and limit >= len(data):
+            limit = None
+        key = (split, img_size, limit, seed if limit is not None else 0)
+        if key not in self._features:
+            if limit is None:
+                images, labels = data.images, data.labels
+            else:
+                chosen = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:limit]
+                images, labels = data.images[chosen], data.labels[chosen]
+            self._features[key] = self.features(images, labels)
+        return self._features[key]
+
+    def accuracy(self, split: str = "test") -> float:
+        """Share of a real split (at the evaluator's own size) it classifies correctly."""
+        real = self.real_features(split, self.info.img_size)
+        return float((real.logits.argmax(1) == real.labels).double().mean())
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def training_precision(device: torch.device) -> str:
+    """bf16 (autocast) where the device runs it fast, else fp32: for training only."""
+    return "bf16" if has_fast_bf16(device) else "fp32"
+
+
+def training_plan(n_images: int) -> tuple[int, int]:
+    """(epochs, steps per epoch) for a training set of n_images."""
+    steps_per_epoch = max(1, n_images // BATCH_SIZE)
+    epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch)))
+    return epochs, steps_per_epoch
+
+
+def train_evaluator(
+    train: Dataset,
+    test: Dataset,
+    *,
+    dataset: str,
+    seed: int,
+    device: torch.device,
+    path: Path,
+    on_event: Callable[[EvaluationEvent], None] = lambda event: None,
+) -> Evaluator:
+    """Train an evaluator on `train` (AdamW, one-cycle schedule) and measure it on `test`.
+
+    Sends a step event every step and an epoch event (with the mean loss) every epoch.
+    `path` is where the caller will keep it; it is recorded in the info.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from acgan_cli.core.data import prepare, to_model_range
+    from acgan_cli.core.evaluation.classifier import IMG_SIZE, EvaluatorNet
+
+    started = time.perf_counter()
+    data = prepare(train, IMG_SIZE, device)
+    epochs, steps_per_epoch = training_plan(len(data))
+    total_steps = epochs * steps_per_epoch
+    precision = training_precision(device)
+    forked = [device.index or 0] if device.type == "cuda" else []
+    # Seed a private RNG stream: the caller's (e.g. a training loop's) stays untouched.
+    with torch.random.fork_rng(devices=forked):
+        torch.manual_seed(seed)
+        net = EvaluatorNet(train.n_classes, train.channels).to(device, memory_format=torch.channels_last)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=LEARNING_RATE, total_steps=total_steps, pct_start=0.2
+        )
+        order_rng = torch.Generator().manual_seed(seed)
+        net.train()
+        step = 0
+        for epoch in range(epochs):
+            order = torch.randperm(len(data), generator=order_rng).to(device)
+            loss_sum = torch.zeros((), device=device)
+            for index in range(steps_per_epoch):
+                take = order[index * BATCH_SIZE : (index + 1) * BATCH_SIZE]
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    _, logits = net(to_model_range(data.images[take]))
+                    loss = F.cross_entropy(logits, data.labels[take])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                loss_sum += loss.detach()
+                step += 1
+                on_event(EvaluatorStepDone(step, total_steps))
+            on_event(EvaluatorEpochEnded(epoch, epochs, float(loss_sum) / steps_per_epoch))
+    seconds = time.perf_counter() - started
+    info = EvaluatorInfo(
+        path=path,
+        dataset=dataset,
+        data_hash=data_hash(train, test),
+        class_names=train.class_names,
+        channels=train.channels,
+        img_size=IMG_SIZE,
+        seed=seed,
+        test_accuracy=math.nan,  # measured below, through the same path as every real image
+        n_train=len(train),
+        n_test=len(test),
+        epochs=epochs,
+        train_seconds=round(seconds, 3),
+        device=str(device),
+        precision=precision,
+        acgan_version=__version__,
+    )
+    evaluator = Evaluator(net, info, train, test, device, trained=True)
+    evaluator.info = replace(info, test_accuracy=evaluator.accuracy("test"))
+    return evaluator
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def evaluator_bytes(evaluator: Evaluator) -> bytes:
+    """The evaluator's weights and metadata as safetensors bytes."""
+    import torch
+    from safetensors.torch import save
+
+    info = evaluator.info
+    tensors = {
+        f"classifier.{k}": v.detach().cpu().contiguous() for k, v in evaluator.net.state_dict().items()
+    }
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "recipe_version": str(RECIPE_VERSION),
+        "acgan_version": info.acgan_version,
+        "torch_version": torch.__version__,
+        "dataset": info.dataset,
+        "data_hash": info.data_hash,
+        "class_names": json.dumps(list(info.class_names)),
+        "channels": str(info.channels),
+        "img_size": str(info.img_size),
+        "seed": str(info.seed),
+        "test_accuracy": repr(info.test_accuracy),
+        "n_train": str(info.n_train),
+        "n_test": str(info.n_test),
+        "epochs": str(info.epochs),
+        "train_seconds": repr(info.train_seconds),
+        "device": info.device,
+        "precision": info.precision,
+    }
+    return save(tensors, metadata)
+
+
+def save_evaluator(evaluator: Evaluator, path: Path) -> None:
+    """Write the evaluator to `path` atomically (readers never see half a file)."""
+    from acgan_cli.core.checkpoint import write_atomic
+
+    try:
+        write_atomic(path, evaluator_bytes(evaluator))
+    except OSError as exc:
+        raise EvaluatorError(
+            f"cannot write the evaluator to {path}: {exc.strerror or exc}",
+            hint="set $ACGAN_CACHE_DIR to a folder you can write to",
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
+    """The network and info of an evaluator file, on the CPU; any defect is one EvaluatorError."""
+    from safetensors import SafetensorError, safe_open
+
+    from acgan_cli.core.checkpoint import load_module
+    from acgan_cli.core.evaluation.classifier import IMG_SIZE, EvaluatorNet
+
+    hint = "give a file written by `acgan evaluate --train-evaluator` (in $ACGAN_CACHE_DIR/evaluators)"
+    if not path.is_file():
+        raise EvaluatorError(f"{path} {'is not a file' if path.exists() else 'does not exist'}", hint=hint)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            if metadata.get("format") != FORMAT_NAME:
+                raise EvaluatorError(f"{path} is a safetensors file but not an acgan evaluator", hint=hint)
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise EvaluatorError(f"{path} is not a readable evaluator: {_first_line(exc)}", hint=hint) from None
+    try:
+        if int(metadata["format_version"]) > FORMAT_VERSION:
+            raise EvaluatorError(f"{path} was written by a newer acgan", hint="upgrade acgan")
+        class_names = tuple(json.loads(metadata["class_names"]))
+        info = EvaluatorInfo(
+            path=path,
+            dataset=metadata["dataset"],
+            data_hash=metadata["data_hash"],
+            class_names=class_names,
+            channels=int(metadata["channels"]),
+            img_size=int(metadata["img_size"]),
+            seed=int(metadata["seed"]),
+            test_accuracy=float(metadata["test_accuracy"]),
+            n_train=int(metadata["n_train"]),
+            n_test=int(metadata["n_test"]),
+            epochs=int(metadata["epochs"]),
+            train_seconds=float(metadata["train_seconds"]),
+            device=metadata["device"],
+            precision=metadata["precision"],
+            acgan_version=metadata.get("acgan_version", "?"),
+        )
+        if len(class_names) < 2 or info.channels not in (1, 3) or info.img_size != IMG_SIZE:
+            raise ValueError(f"{len(class_names)} classes, {info.channels} channels, {info.img_size} px")
+        net = EvaluatorNet(len(class_names), info.channels)
+        load_module(net, tensors, "classifier", path)
+    except EvaluatorError:
+        raise
+    except CheckpointError as exc:
+        raise EvaluatorError(exc.message, hint=hint) from None
+    except (KeyError, ValueError, TypeError) as exc:
+        missing = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else _first_line(exc)
+        raise EvaluatorError(f"{path} has malformed evaluator metadata: {missing}", hint=hint) from None
+    return net, info
+
+
+def load_evaluator(
+    dataset: str = "",
+    *,
+    path: Path | None = None,
+    data_dir: Path | None = None,
+    download: bool = True,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    retrain: bool = False,
+    on_event: Callable[[EvaluationEvent], None] = lambda event: None,
+) -> Evaluator:
+    """The evaluator for `dataset`: from `path` if given, else cached, else trained (and cached).
+
+    A cached file that cannot be read is replaced by a newly trained one. A given file must have
+    been trained on the very data found here (its hash is checked), so its figures mean the same.
+    """
+    import torch
+
+    device = torch.device(device)
+    started = time.perf_counter()
+    if path is not None:
+        net, info = read_evaluator(path)
+        if dataset and not same_dataset(dataset, info.dataset):
+            raise EvaluatorError(
+                f"{path} is an evaluator for {dataset_title(info.dataset)}, not {dataset_title(dataset)}",
+                hint="give an evaluator trained on the checkpoints' dataset, or drop --evaluator",
+            )
+        train, test = evaluator_splits(info.dataset, data_dir, download)
+        if data_hash(train, test) != info.data_hash:
+            raise EvaluatorError(
+                f"{path} was trained on other {dataset_title(info.dataset)} data than the one found here",
+                hint="its figures would not be comparable; drop --evaluator to use (or train) one for this data",
+            )
+        on_event(EvaluatorReady(path, info.dataset, info.test_accuracy, False, time.perf_counter() - started))
+        return Evaluator(net, info, train, test, device)
+
+    train, test = evaluator_splits(dataset, data_dir, download)
+    digest = data_hash(train, test)
+    cached = cache_path(dataset, digest, seed)
+    reason = "requested" if retrain else "missing"
+    if not retrain and cached.exists():
+        try:
+            net, info = read_evaluator(cached)
+            if info.data_hash != digest or info.seed != seed:
+                raise EvaluatorError("its metadata does not match its cache key")
+        except EvaluatorError as exc:
+            reason = f"unreadable: {exc.message}"
+        else:
+            on_event(
+                EvaluatorReady(cached, dataset, info.test_accuracy, False, time.perf_counter() - started)
+            )
+            return Evaluator(net, info, train, test, device)
+
+    epochs, steps_per_epoch = training_plan(len(train))
+    precision = training_precision(device)
+    on_event(
+        EvaluatorTrainingStarted(
+            dataset, cached, reason, len(train), epochs, epochs * steps_per_epoch, str(device), precision
+        )
+    )
+    evaluator = train_evaluator(
+        train, test, dataset=dataset, seed=seed, device=device, path=cached, on_event=on_event
+    )
+    save_evaluator(evaluator, cached)
+    on_event(
+        EvaluatorReady(cached, dataset, evaluator.info.test_accuracy, True, time.perf_counter() - started)
+    )
+    return evaluator

@@ -1,0 +1,443 @@
+"""Scoring checkpoints: generate, look through the evaluator, compute the registered metrics.
+
+`evaluate()` is what `acgan evaluate` calls; it returns plain data (`EvaluationReport`).
+`quick_metrics()` is the cheap subset a training loop can call every N steps.
+
+Every figure comes with its reference: the same metric with real images in the place of the
+generated ones, seen at the checkpoint's image size; it says what a perfect generator would
+score here. Metrics that compare two sets (FD, KID, precision/recall, density/coverage,
+diversity) compare as many real training images as there are samples (or all of them) with
+the real test split, exactly as the generated images are compared. Metrics that judge images
+through the evaluator's classifier (class accuracy, Inception Score) look at the real test
+split itself, which the evaluator has not trained on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from acgan_cli.core.data import dataset_title
+from acgan_cli.core.errors import UsageError
+from acgan_cli.core.evaluation.config import QUICK_SAMPLES, EvaluationConfig
+from acgan_cli.core.evaluation.evaluator import Evaluator, EvaluatorError, EvaluatorInfo, same_dataset
+from acgan_cli.core.evaluation.events import (
+    CheckpointEvaluated,
+    EvaluationEvent,
+    StageStarted,
+)
+from acgan_cli.core.evaluation.metrics import (
+    METRICS,
+    Comparison,
+    FeatureSet,
+    FigureValue,
+    Metric,
+    MetricUnavailable,
+    class_accuracy,
+    frechet_distance_of,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from acgan_cli.core.checkpoint import CheckpointInfo
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The figures of some metrics for one comparison."""
+
+    figures: dict[str, FigureValue]  # figure key -> value (None where a metric was unavailable)
+    unavailable: dict[str, str]  # metric name -> why it has no figures
+    seconds: dict[str, float]  # metric name -> time it took
+
+
+@dataclass(frozen=True)
+class CheckpointReport:
+    """One checkpoint's figures, their reference values, and what it took to get them."""
+
+    path: Path
+    step: int
+    kind: str  # "training" or "generator"
+    dataset: str
+    img_size: int
+    n_samples: int
+    seed: int
+    scores: Scores
+    reference: Scores  # the same metrics with real images in the place of generated ones
+    timings: dict[str, float]  # seconds: load, generate, features, reference, total
+
+    def as_dict(self, evaluator_accuracy: float) -> dict[str, Any]:
+        """A JSON-ready dict (non-finite numbers become null)."""
+        return {
+            "path": str(self.path),
+            "step": self.step,
+            "kind": self.kind,
+            "dataset": self.dataset,
+            "img_size": self.img_size,
+            "n_samples": self.n_samples,
+            "seed": self.seed,
+            "evaluator_accuracy": evaluator_accuracy,
+            "metrics": _finite(self.scores.figures),
+            "reference": _finite(self.reference.figures),
+            "unavailable": dict(self.scores.unavailable),
+            "timings": {**_rounded(self.timings), "metrics": _rounded(self.scores.seconds)},
+        }
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """What `evaluate` found: the evaluator it used and one report per checkpoint."""
+
+    evaluator: EvaluatorInfo
+    evaluator_trained: bool  # trained in this call (else loaded)
+    evaluator_seconds: float
+    config: EvaluationConfig
+    device: str  # the resolved device
+    precision: str  # the resolved precision of the generator's forward passes
+    checkpoints: list[CheckpointReport]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON document `acgan evaluate --json` prints."""
+        config = self.config
+        return {
+            "evaluator": {
+                **self.evaluator.as_dict(),
+                "trained_now": self.evaluator_trained,
+                "seconds": round(self.evaluator_seconds, 3),
+            },
+            "n_samples": config.n_samples,
+            "seed": config.seed,
+            "device": self.device,
+            "precision": self.precision,
+            "batch_size": config.batch_size,
+            "metrics": list(config.metrics),
+            "checkpoints": [report.as_dict(self.evaluator.test_accuracy) for report in self.checkpoints],
+        }
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _rounded(seconds: dict[str, float]) -> dict[str, float]:
+    return {name: round(value, 3) for name, value in seconds.items()}
+
+
+# ----------------------------------------------------------------------------- the steps
+
+
+def balanced_labels(n: int, n_classes: int) -> torch.Tensor:
+    """Class indices 0, 1, …, n_classes - 1, 0, 1, …: every class equally often (±1)."""
+    import torch
+
+    return torch.arange(n) % n_classes
+
+
+def generated_features(
+    generator: nn.Module,
+    evaluator: Evaluator,
+    *,
+    n_samples: int,
+    seed: int,
+    batch_size: int = 500,
+    autocast_dtype: torch.dtype | None = None,
+) -> tuple[FeatureSet, float, float]:
+    """Evaluator features of n_samples images G(z, y), and the seconds spent generating and looking.
+
+    z is drawn from `seed` as `acgan sample --seed` draws it; y cycles through the classes.
+    Images are generated and looked at batch by batch, so memory does not grow with n_samples.
+    """
+    import torch
+
+    from acgan_cli.core.sampling import generate, latents
+
+    config = generator.config
+    z = latents(n_samples, config.latent_dim, seed)
+    labels = balanced_labels(n_samples, config.n_classes)
+    device_type = next(generator.parameters()).device.type
+    parts, generating, looking = [], 0.0, 0.0
+    for start in range(0, n_samples, batch_size):
+        batch = slice(start, start + batch_size)
+        began = time.perf_counter()
+        with torch.autocast(
+            device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+        ):
+            images = generate(generator, z[batch], labels[batch], batch_size=batch_size)
+        looked = time.perf_counter()
+        parts.append(evaluator.features(images, labels[batch], batch_size))
+        generating, looking = generating + looked - began, looking + time.perf_counter() - looked
+    joined = FeatureSet(torch.cat([p.features for p in parts]), torch.cat([p.logits for p in parts]), labels)
+    return joined, generating, looking
+
+
+def discriminator_class_logits(
+    discriminator: nn.Module, evaluator: Evaluator, img_size: int, batch_size: int = 500
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The discriminator's class logits on the real test split at its image size, and the true labels."""
+    import torch
+
+    from acgan_cli.core.data import to_model_range
+
+    real = evaluator.real_images("test", img_size)
+    device = next(discriminator.parameters()).device
+    discriminator.eval()
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(real), batch_size):
+            _, class_logits = discriminator(
+                to_model_range(real.images[start : start + batch_size].to(device))
+            )
+            chunks.append(class_logits.float().cpu())
+    return torch.cat(chunks), real.labels
+
+
+def compute_scores(comparison: Comparison | Callable[[Metric], Comparison], metrics: Sequence[str]) -> Scores:
+    """The figures of `metrics` (registry names), timed one by one.
+
+    `comparison` is what they all judge, or a function giving each metric its own.
+    """
+    figures: dict[str, FigureValue] = {}
+    unavailable: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    for name in metrics:
+        metric = METRICS[name]
+        began = time.perf_counter()
+        try:
+            figures.update(
+                metric.compute(comparison if isinstance(comparison, Comparison) else comparison(metric))
+            )
+        except MetricUnavailable as exc:
+            unavailable[name] = exc.reason
+            figures.update(dict.fromkeys((f.key for f in metric.figures), None))
+        seconds[name] = time.perf_counter() - began
+    return Scores(figures, unavailable, seconds)
+
+
+def reference_scores(
+    evaluator: Evaluator, img_size: int, metrics: Sequence[str], n_samples: int, seed: int
+) -> Scores:
+    """The metrics with real images in the place of n_samples generated ones, all seen at img_size.
+
+    Each metric gets the stand-in its registry entry names: up to n_samples real training images
+    drawn from `seed` ("train"), or the real test split ("test"). Either is judged against the real
+    test split. The discriminator-accuracy slot gets the evaluator's own accuracy on the test
+    split: what a good classifier scores there.
+    """
+    test = evaluator.real_features("test", img_size)
+    train = evaluator.real_features("train", img_size, limit=n_samples, seed=seed)
+    names = evaluator.info.class_names
+    comparisons = {
+        "train": Comparison(candidate=train, real=test, class_names=names, seed=seed),
+        "test": Comparison(
+            candidate=test,
+            real=test,
+            class_names=names,
+            seed=seed,
+            discriminator_logits=test.logits,
+            discriminator_labels=test.labels,
+        ),
+    }
+    return compute_scores(lambda metric: comparisons[metric.reference], metrics)
+
+
+def _load_discriminator(path: Path, device: torch.device) -> nn.Module:
+    from acgan_cli.core.checkpoint import load_checkpoint, load_module
+    from acgan_cli.core.models import Discriminator
+
+    info, tensors = load_checkpoint(path)
+    discriminator = Discriminator(info.model)
+    load_module(discriminator, tensors, "discriminator", info.path)
+    return discriminator.to(device).eval()
+
+
+def check_fits(info: CheckpointInfo, dataset: str, evaluator: EvaluatorInfo | None = None) -> None:
+    """Refuse a checkpoint trained on another dataset than the evaluator's, naming both."""
+    if not same_dataset(info.dataset, dataset):
+        raise EvaluatorError(
+            f"{info.path} was trained on {dataset_title(info.dataset)} but the evaluator is for "
+            f"{dataset_title(dataset)}",
+            hint="evaluate checkpoints of one dataset at a time; the evaluator follows the first checkpoint, "
+            "--dataset or --evaluator",
+        )
+    if evaluator is not None and (
+        info.class_names != evaluator.class_names or info.image_shape[0] != evaluator.channels
+    ):
+        raise EvaluatorError(
+            f"{info.path} draws {len(info.class_names)} classes of {info.image_shape[0]}-channel images but the "
+            f"evaluator {evaluator.path} knows {len(evaluator.class_names)} classes of {evaluator.channels}",
+            hint="the checkpoint and the evaluator come from different data",
+        )
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def evaluate(
+    checkpoints: Sequence[str | Path],
+    config: EvaluationConfig | None = None,
+    on_event: Callable[[EvaluationEvent], None] = lambda event: None,
+) -> EvaluationReport:
+    """Score each checkpoint (file or run folder) with the metrics of `config`, beside reference values.
+
+    The evaluator is the one for the checkpoints' dataset (or `config.dataset`), loaded from the
+    cache or trained on first use, or `config.evaluator`. Every checkpoint must come from that
+    dataset. With no checkpoints, only the evaluator is loaded or trained.
+    """
+    import torch
+
+    from acgan_cli.core.checkpoint import KIND_TRAINING, load_generator, read_info
+    from acgan_cli.core.devices import resolve_device, resolve_precision
+    from acgan_cli.core.evaluation.evaluator import load_evaluator, read_evaluator
+
+    config = config or EvaluationConfig()
+    infos = [read_info(path) for path in checkpoints]
+    evaluator_path = Path(config.evaluator).expanduser() if config.evaluator else None
+    given = read_evaluator(evaluator_path)[1] if evaluator_path else None
+    dataset = config.dataset or (given.dataset if given else infos[0].dataset if infos else "")
+    if not dataset:
+        raise UsageError(
+            "nothing to evaluate",
+            option="dataset",
+            detail="give a checkpoint, or --dataset to train an evaluator",
+        )
+    for info in infos:  # before any expensive work
+        check_fits(info, dataset)
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+    began = time.perf_counter()
+    evaluator = load_evaluator(
+        dataset,
+        path=evaluator_path,
+        data_dir=Path(config.data_dir) if config.data_dir else None,
+        download=config.download,
+        device=device,
+        seed=config.evaluator_seed,
+        retrain=config.retrain_evaluator,
+        on_event=on_event,
+    )
+    evaluator_seconds = time.perf_counter() - began
+    for info in infos:
+        check_fits(info, dataset, evaluator.info)
+
+    references: dict[int, Scores] = {}
+    reports = []
+    for index, info in enumerate(infos):
+        began = time.perf_counter()
+        on_event(StageStarted("load", index, len(infos)))
+        generator, info = load_generator(info.path, device)
+        has_discriminator = info.kind == KIND_TRAINING
+        discriminator = (
+            _load_discriminator(info.path, device)
+            if "d-accuracy" in config.metrics and has_discriminator
+            else None
+        )
+        loaded = time.perf_counter()
+
+        on_event(StageStarted("generate", index, len(infos)))
+        candidate, generating, looking = generated_features(
+            generator,
+            evaluator,
+            n_samples=config.n_samples,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            autocast_dtype=autocast_dtype,
+        )
+        img_size = info.model.img_size
+        reference_began = time.perf_counter()
+        if img_size not in references:
+            on_event(StageStarted("reference", index, len(infos)))
+            references[img_size] = reference_scores(
+                evaluator, img_size, config.metrics, config.n_samples, config.seed
+            )
+        reference_seconds = time.perf_counter() - reference_began
+
+        on_event(StageStarted("metrics", index, len(infos)))
+        d_logits, d_labels = (
+            discriminator_class_logits(discriminator, evaluator, img_size, config.batch_size)
+            if discriminator is not None
+            else (None, None)
+        )
+        comparison = Comparison(
+            candidate=candidate,
+            real=evaluator.real_features("test", img_size),
+            class_names=evaluator.info.class_names,
+            seed=config.seed,
+            discriminator_logits=d_logits,
+            discriminator_labels=d_labels,
+        )
+        scores = compute_scores(comparison, config.metrics)
+        seconds = time.perf_counter() - began
+        reports.append(
+            CheckpointReport(
+                path=info.path,
+                step=info.step,
+                kind=info.kind,
+                dataset=info.dataset,
+                img_size=img_size,
+                n_samples=config.n_samples,
+                seed=config.seed,
+                scores=scores,
+                reference=references[img_size],
+                timings={
+                    "load": loaded - began,
+                    "generate": generating,
+                    "features": looking,
+                    "reference": reference_seconds,
+                    "total": seconds,
+                },
+            )
+        )
+        on_event(CheckpointEvaluated(index, len(infos), info.path, seconds))
+    return EvaluationReport(
+        evaluator=evaluator.info,
+        evaluator_trained=evaluator.trained,
+        evaluator_seconds=evaluator_seconds,
+        config=config,
+        device=str(device),
+        precision=precision,
+        checkpoints=reports,
+    )
+
+
+def quick_metrics(
+    generator: nn.Module,
+    evaluator: Evaluator,
+    *,
+    n_samples: int = QUICK_SAMPLES,
+    seed: int = 0,
+    batch_size: int = 500,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, float]:
+    """Class accuracy and Fréchet distance of `generator` against the real test split.
+
+    For `acgan train --eval-every N`: the real test features are computed once per evaluator
+    and image size, so each call costs n_samples generator and evaluator passes and one
+    Fréchet distance. The generator's train/eval mode is restored. Fréchet distances from
+    2,000 samples run higher than from 10,000: compare them with each other only.
+    """
+    candidate, _, _ = generated_features(
+        generator,
+        evaluator,
+        n_samples=n_samples,
+        seed=seed,
+        batch_size=batch_size,
+        autocast_dtype=autocast_dtype,
+    )
+    real = evaluator.real_features("test", generator.config.img_size)
+    accuracy, _ = class_accuracy(candidate.logits, candidate.labels, evaluator.info.class_names)
+    return {
+        "class_accuracy": accuracy,
+        "frechet_distance": frechet_distance_of(candidate.features, real.features),
+    }

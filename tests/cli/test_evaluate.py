@@ -1,0 +1,212 @@
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from acgan_cli.cli import app
+from acgan_cli.cli.evaluate import _complete_metrics
+from acgan_cli.core.evaluation import METRICS
+from tests.conftest import plain
+from tests.core.test_evaluation import generator_only_file, mnist5k_cache, write_idx_folder
+
+runner = CliRunner()
+FEW = ["--n-samples", "300", "--device", "cpu"]
+
+
+@pytest.fixture(scope="session")
+def evaluator_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return mnist5k_cache(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(evaluator_cache))
+
+
+@pytest.fixture
+def run(trained_run: Path, tmp_path: Path) -> Path:
+    """The tiny trained run, copied where this test's default runs folder is."""
+    target = tmp_path / "runs" / "00001-mnist-5k"
+    shutil.copytree(trained_run, target)
+    return target
+
+
+def test_a_table_on_stderr_with_a_reference_column(run: Path) -> None:
+    result = runner.invoke(app, ["evaluate", str(run), *FEW])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    text = result.stderr
+    assert (
+        "00001-mnist-5k" in text
+        and "step 12" in text
+        and "what a perfect generator would score" in plain(text)
+    )
+    for label in ("class accuracy", "Fréchet distance", "KID", "Inception Score", "precision", "recall"):
+        assert label in text, label
+    for label in ("density", "coverage", "intra-class diversity", "D class accuracy"):
+        assert label in text, label
+    assert "evaluator:" in text and "test accuracy" in text
+
+
+def test_the_newest_run_by_default_and_one_column_per_checkpoint(run: Path) -> None:
+    step = run / "checkpoints" / "step-00000012.safetensors"
+    result = runner.invoke(app, ["evaluate", *FEW, "--metrics", "fd"])
+    assert result.exit_code == 0, result.stderr
+    assert "Fréchet distance" in result.stderr and "KID" not in result.stderr
+    result = runner.invoke(
+        app, ["evaluate", str(run), str(step), *FEW, "--metrics", "fd,class-accuracy", "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [c["path"] for c in json.loads(result.stdout)["checkpoints"]] == [
+        str(run / "checkpoints" / "latest.safetensors"),
+        str(step),
+    ]
+
+
+def test_json_on_stdout_holds_every_metric_and_what_it_took(run: Path) -> None:
+    result = runner.invoke(app, ["evaluate", str(run), *FEW, "--seed", "7", "--json"])
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["n_samples"] == 300 and document["seed"] == 7 and document["metrics"] == list(METRICS)
+    assert document["evaluator"]["dataset"] == "mnist-5k" and document["evaluator"]["test_accuracy"] >= 0.96
+    (checkpoint,) = document["checkpoints"]
+    keys = {figure.key for metric in METRICS.values() for figure in metric.figures}
+    assert set(checkpoint["metrics"]) == set(checkpoint["reference"]) == keys
+    assert checkpoint["step"] == 12 and checkpoint["n_samples"] == 300 and checkpoint["seed"] == 7
+    assert checkpoint["evaluator_accuracy"] == document["evaluator"]["test_accuracy"]
+    assert set(checkpoint["timings"]["metrics"]) == set(METRICS) and checkpoint["timings"]["total"] > 0
+    assert "│" not in result.stderr  # no table with --json
+
+
+def test_a_generator_only_file_reports_null_with_the_reason(run: Path, tmp_path: Path) -> None:
+    path = generator_only_file(run, tmp_path / "g.safetensors")
+    result = runner.invoke(app, ["evaluate", str(path), *FEW, "--metrics", "d-accuracy", "--json"])
+    assert result.exit_code == 0, result.stderr
+    (checkpoint,) = json.loads(result.stdout)["checkpoints"]
+    assert checkpoint["metrics"] == {"discriminator_accuracy": None}
+    assert "generator only" in checkpoint["unavailable"]["d-accuracy"]
+    table = runner.invoke(app, ["evaluate", str(path), *FEW, "--metrics", "d-accuracy"])
+    assert table.exit_code == 0 and "no d-accuracy: the file holds a generator only" in plain(table.stderr)
+
+
+@pytest.mark.parametrize("n", ["0", "-5", "100001"])
+def test_an_impossible_sample_count_exits_2_with_the_range(run: Path, n: str) -> None:
+    result = runner.invoke(app, ["evaluate", str(run), "--n-samples", n])
+    assert result.exit_code == 2
+    assert f"Invalid value for --n-samples: must be in 1..100000 (got {n})" in plain(result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unknown_metric_exits_2_listing_the_valid_ones(run: Path) -> None:
+    result = runner.invoke(app, ["evaluate", str(run), "--metrics", "fd,fid"])
+    assert result.exit_code == 2
+    message = plain(result.stderr)
+    assert "Invalid value for --metrics: unknown metric 'fid'; choose from" in message
+    assert all(name in message for name in METRICS)
+
+
+def test_a_checkpoint_of_another_dataset_exits_1_naming_both(run: Path, tmp_path: Path) -> None:
+    folder = write_idx_folder(tmp_path / "other-digits", 400, 200)
+    result = runner.invoke(app, ["evaluate", str(run), *FEW, "--dataset", str(folder)])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert (
+        lines[0].startswith("error: ") and "was trained on mnist-5k" in lines[0] and str(folder) in lines[0]
+    )
+    assert lines[1].startswith("hint: ")
+    other = generator_only_file(run, tmp_path / "o.safetensors", dataset=str(folder))
+    result = runner.invoke(app, ["evaluate", str(run), str(other), *FEW])
+    assert result.exit_code == 1 and "other-digits but the evaluator is for mnist-5k" in plain(result.stderr)
+
+
+def test_a_missing_dataset_fails_as_in_train(run: Path, tmp_path: Path) -> None:
+    path = generator_only_file(run, tmp_path / "mnist.safetensors", dataset="mnist")
+    evaluated = runner.invoke(app, ["evaluate", str(path), *FEW, "--no-download"])
+    trained = runner.invoke(app, ["train", "--dataset", "mnist", "--no-download", "--max-steps", "1"])
+    assert evaluated.exit_code == trained.exit_code == 1
+    error = evaluated.stderr.strip().splitlines()
+    assert error == trained.stderr.strip().splitlines()[-2:]  # after train's "loading mnist"
+    assert error[0].startswith("error: MNIST is not in")
+
+
+def test_bad_evaluator_files_exit_1_in_one_line_and_are_never_unpickled(run: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(Exploit()))
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    cases = {
+        "evil.pt": "is not a readable evaluator",
+        "empty.safetensors": "is not a readable evaluator",
+        "missing.safetensors": "does not exist",
+        str(run / "checkpoints" / "latest.safetensors"): "is a safetensors file but not an acgan evaluator",
+    }
+    for name, expected in cases.items():
+        result = runner.invoke(app, ["evaluate", str(run), *FEW, "--evaluator", name])
+        assert result.exit_code == 1, name
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 2 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    assert not marker.exists()
+
+
+def test_a_users_evaluator_file_is_used(run: Path, evaluator_cache: Path, tmp_path: Path) -> None:
+    (cached,) = (evaluator_cache / "evaluators").glob("mnist-5k-*.safetensors")
+    mine = shutil.copy(cached, tmp_path / "mine.safetensors")
+    result = runner.invoke(
+        app, ["evaluate", str(run), *FEW, "--metrics", "fd", "--evaluator", str(mine), "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["evaluator"]["path"] == str(mine)
+    result = runner.invoke(app, ["evaluate", str(run), "--evaluator", str(mine), "--train-evaluator"])
+    assert result.exit_code == 2 and "cannot be combined with training a new one" in plain(result.stderr)
+
+
+def test_train_evaluator_alone_prints_the_cached_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    folder = write_idx_folder(tmp_path / "few-digits", 400, 200)
+    result = runner.invoke(
+        app, ["evaluate", "--train-evaluator", "--dataset", str(folder), "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.stderr
+    path = Path(result.stdout.strip())
+    assert path.parent == tmp_path / "cache" / "evaluators" and path.is_file()
+    assert "training the evaluator" in result.stderr and "evaluator epoch 1/" in result.stderr
+    quiet = runner.invoke(app, ["-q", "evaluate", "--dataset", str(folder), "--device", "cpu"])
+    assert quiet.exit_code == 0 and quiet.stdout.strip() == str(path) and quiet.stderr == ""
+
+
+def test_no_run_yet_says_how_to_get_one() -> None:
+    result = runner.invoke(app, ["evaluate"])
+    assert result.exit_code == 1
+    assert "error: no trained model found under" in result.stderr
+
+
+def test_metric_completion_continues_a_comma_list() -> None:
+    assert [name for name, _ in _complete_metrics("k")] == ["kid"]
+    assert [name for name, _ in _complete_metrics("kid,d")] == [
+        "kid,density-coverage",
+        "kid,diversity",
+        "kid,d-accuracy",
+    ]
+    assert "fd,fd" not in [name for name, _ in _complete_metrics("fd,")]
+
+
+def test_help_never_imports_torch() -> None:
+    code = (
+        "import sys\nfrom acgan_cli.cli import app\n"
+        "try:\n    app(['evaluate', '--help'], prog_name='acgan')\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
+    assert "--n-samples" in out and "--train-evaluator" in out

@@ -1,0 +1,360 @@
+"""The evaluator (training, caching, files) and `evaluate` end to end, on the shipped digits.
+
+The mnist-5k evaluator is trained once per session into the session's temporary folder (see
+`mnist5k_cache`); tests/cli/test_evaluate.py reuses it from there. Cache behaviour is tested on
+a tiny IDX folder dataset whose evaluator trains in a second or two.
+"""
+
+import dataclasses
+import gzip
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from acgan_cli.core import checkpoint as ckpt
+from acgan_cli.core.config import ModelConfig
+from acgan_cli.core.data import Dataset, load_dataset
+from acgan_cli.core.evaluation import (
+    METRICS,
+    Comparison,
+    EvaluationConfig,
+    Evaluator,
+    EvaluatorError,
+    EvaluatorReady,
+    EvaluatorTrainingStarted,
+    evaluate,
+    evaluator_splits,
+    load_evaluator,
+    quick_metrics,
+    read_evaluator,
+)
+from acgan_cli.core.evaluation.evaluator import cache_path, data_hash, train_evaluator
+from acgan_cli.core.training import train
+from tests.conftest import tiny_config
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+def mnist5k_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's evaluator cache folder, holding the mnist-5k evaluator (trained by the first caller)."""
+    cache = tmp_path_factory.getbasetemp() / "evaluator-cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ACGAN_CACHE_DIR", str(cache))
+        load_evaluator("mnist-5k", device="cpu")
+    return cache
+
+
+def write_idx_folder(folder: Path, n_train: int, n_test: int, offset: int = 0) -> Path:
+    """A folder of gzipped IDX files holding shipped digits, all classes mixed (from `offset` on)."""
+    digits = load_dataset("mnist-5k")  # sorted by class: deal them out class by class, like cards
+    by_class = [(digits.labels == c).nonzero().flatten() for c in range(10)]
+    dealt = torch.stack([rows[: min(map(len, by_class))] for rows in by_class], dim=1).flatten()
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = {
+        "train": dealt[offset : offset + n_train],
+        "t10k": dealt[offset + n_train : offset + n_train + n_test],
+    }
+    for split, rows in parts.items():
+        images = digits.images[rows, 0].numpy()
+        labels = digits.labels[rows].numpy().astype("uint8")
+        header = struct.pack(">BBBBIII", 0, 0, 8, 3, *images.shape)
+        (folder / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + images.tobytes()))
+        header = struct.pack(">BBBBI", 0, 0, 8, 1, len(labels))
+        (folder / f"{split}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header + labels.tobytes()))
+    return folder
+
+
+def generator_only_file(run_dir: Path, target: Path, dataset: str | None = None) -> Path:
+    """The run's generator alone, as `acgan export --format safetensors` writes it (optionally relabelled)."""
+    generator, info = ckpt.load_generator(run_dir)
+    if dataset is not None:
+        info = dataclasses.replace(info, dataset=dataset)
+    ckpt.write_atomic(target, ckpt.generator_checkpoint_bytes(generator, info))
+    return target
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def evaluator_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return mnist5k_cache(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(evaluator_cache))
+
+
+@pytest.fixture(scope="session")
+def evaluator(evaluator_cache: Path) -> Evaluator:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ACGAN_CACHE_DIR", str(evaluator_cache))
+        return load_evaluator("mnist-5k", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def run20(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny run trained for 20 steps on the shipped digits."""
+    run_dir = tmp_path_factory.mktemp("evaluation") / "run20"
+    train(tiny_config(max_steps=20), run_dir=run_dir)
+    return run_dir
+
+
+@pytest.fixture
+def tiny_folder(tmp_path: Path) -> Path:
+    """An IDX dataset folder of 400 training and 200 test digits."""
+    return write_idx_folder(tmp_path / "tiny-digits", 400, 200)
+
+
+class RealImages(nn.Module):
+    """A stand-in generator that returns real test images: of class y, or ignoring y altogether."""
+
+    def __init__(self, test: Dataset, obey_labels: bool) -> None:
+        super().__init__()
+        self.config = ModelConfig(img_size=28, latent_dim=4)
+        self.anchor = nn.Parameter(torch.zeros(1))  # `generate` finds the device through the parameters
+        self.images, self.labels, self.obey = test.images.float() / 127.5 - 1, test.labels, obey_labels
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # Pick an image from z's first coordinate: of the asked class, or from the whole split.
+        pick = (z[:, 0].abs() * 1e4).long()
+        if not self.obey:
+            return self.images[pick % len(self.images)]
+        chosen = []
+        for p, y in zip(pick.tolist(), labels.tolist(), strict=True):
+            candidates = (self.labels == y).nonzero().flatten()
+            chosen.append(self.images[candidates[p % len(candidates)]])
+        return torch.stack(chosen)
+
+
+# ----------------------------------------------------------------------------- the evaluator
+
+
+def test_mnist5k_evaluator_learns_from_the_4000_digits_outside_the_test_split(evaluator: Evaluator) -> None:
+    train_split, test_split = evaluator_splits("mnist-5k")
+    assert (len(train_split), len(test_split)) == (4000, 1000)
+    everything = load_dataset("mnist-5k").images.flatten(1)
+    held_out = everything[4::5]
+    assert torch.equal(test_split.images.flatten(1), held_out)
+    assert not any(torch.equal(row, held_out[0]) for row in train_split.images.flatten(1))
+    assert evaluator.info.n_train == 4000 and evaluator.info.n_test == 1000
+
+
+def test_mnist5k_evaluator_reaches_96_percent_on_the_held_out_digits(evaluator: Evaluator) -> None:
+    assert evaluator.info.test_accuracy >= 0.96
+    assert evaluator.accuracy("test") == evaluator.info.test_accuracy  # the file's figure is the real one
+
+
+def test_class_accuracy_of_real_test_images_is_the_evaluators_accuracy(evaluator: Evaluator) -> None:
+    real = evaluator.real_features("test", evaluator.info.img_size)
+    figures = METRICS["class-accuracy"].compute(Comparison(real, real, evaluator.info.class_names, seed=0))
+    assert figures["class_accuracy"] == pytest.approx(evaluator.info.test_accuracy, abs=1e-12)
+
+
+def test_a_generator_that_ignores_its_label_scores_about_one_in_n_classes(evaluator: Evaluator) -> None:
+    test_split = evaluator.splits["test"]
+    blind = quick_metrics(RealImages(test_split, obey_labels=False), evaluator, n_samples=2000)
+    assert blind["class_accuracy"] == pytest.approx(1 / 10, abs=0.03)
+    obedient = quick_metrics(RealImages(test_split, obey_labels=True), evaluator, n_samples=2000)
+    assert obedient["class_accuracy"] > 0.95
+    # Both draw real digits: their Fréchet distance to the real test split is small.
+    assert blind["frechet_distance"] < 10 and obedient["frechet_distance"] < 10
+
+
+def test_quick_metrics_leave_the_generator_and_the_rng_as_they_were(
+    run20: Path, evaluator: Evaluator
+) -> None:
+    generator, _ = ckpt.load_generator(run20)
+    generator.train()
+    state = torch.get_rng_state()
+    first = quick_metrics(generator, evaluator, n_samples=300, seed=3)
+    assert generator.training and torch.equal(torch.get_rng_state(), state)
+    assert set(first) == {"class_accuracy", "frechet_distance"}
+    assert quick_metrics(generator, evaluator, n_samples=300, seed=3) == first
+
+
+def test_training_is_deterministic_for_a_seed_and_leaves_the_callers_rng_alone(tmp_path: Path) -> None:
+    train_split, test_split = evaluator_splits(str(write_idx_folder(tmp_path / "d", 300, 100)))
+    state = torch.get_rng_state()
+    runs = [
+        train_evaluator(
+            train_split, test_split, dataset="d", seed=seed, device=torch.device("cpu"), path=tmp_path / "e"
+        )
+        for seed in (5, 5, 6)
+    ]
+    assert torch.equal(torch.get_rng_state(), state)
+    weights = [r.net.state_dict() for r in runs]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+
+
+# ----------------------------------------------------------------------------- the cache
+
+
+def test_the_evaluator_is_trained_once_then_loaded_from_the_cache(
+    tiny_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    events: list = []
+    first = load_evaluator(str(tiny_folder), on_event=events.append)
+    started = [e for e in events if isinstance(e, EvaluatorTrainingStarted)]
+    assert len(started) == 1 and started[0].reason == "missing"
+    assert first.trained and first.info.path.parent == tmp_path / "cache" / "evaluators"
+    assert first.info.path.name.startswith("tiny-digits-") and first.info.path.suffix == ".safetensors"
+
+    events.clear()
+    second = load_evaluator(str(tiny_folder), on_event=events.append)
+    assert not second.trained and not any(isinstance(e, EvaluatorTrainingStarted) for e in events)
+    assert [e.trained for e in events if isinstance(e, EvaluatorReady)] == [False]
+    assert second.info == first.info
+    for name, tensor in first.net.state_dict().items():
+        assert torch.equal(second.net.state_dict()[name], tensor), name
+
+    # --train-evaluator: trained again, the same file replaced.
+    events.clear()
+    third = load_evaluator(str(tiny_folder), retrain=True, on_event=events.append)
+    assert third.trained and [e.reason for e in events if isinstance(e, EvaluatorTrainingStarted)] == [
+        "requested"
+    ]
+    assert third.info.path == first.info.path
+
+
+def test_the_cache_file_is_safetensors_with_the_promised_metadata(evaluator: Evaluator) -> None:
+    with safe_open(str(evaluator.info.path), framework="pt") as f:
+        metadata = f.metadata()
+    assert metadata["format"] == "acgan-evaluator"
+    assert metadata["dataset"] == "mnist-5k" and metadata["seed"] == "0" and metadata["img_size"] == "32"
+    assert float(metadata["test_accuracy"]) == evaluator.info.test_accuracy
+    assert metadata["data_hash"] == data_hash(*evaluator_splits("mnist-5k"))
+    assert evaluator.info.path == cache_path("mnist-5k", metadata["data_hash"], 0)
+    assert evaluator.info.path.read_bytes()[:1] != b"\x80"  # not a pickle
+
+
+def test_a_corrupt_cached_evaluator_is_retrained(tiny_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    path = load_evaluator(str(tiny_folder)).info.path
+    for damage in (b"", path.read_bytes()[:500], b"\x80\x04garbage" * 10):
+        path.write_bytes(damage)
+        events: list = []
+        again = load_evaluator(str(tiny_folder), on_event=events.append)
+        reasons = [e.reason for e in events if isinstance(e, EvaluatorTrainingStarted)]
+        assert again.trained and len(reasons) == 1 and reasons[0].startswith("unreadable: ")
+        read_evaluator(path)  # replaced by a good one
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist"),
+        (b"", "is not a readable evaluator"),
+        (b"\x80\x04\x95pickle" * 20, "is not a readable evaluator"),
+        (b"PK\x03\x04" + bytes(200), "is not a readable evaluator"),
+    ],
+)
+def test_an_unreadable_given_evaluator_is_one_clean_error(
+    tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / "mine.safetensors"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(EvaluatorError, match=message):
+        load_evaluator("mnist-5k", path=path)
+
+
+def test_a_checkpoint_is_not_an_evaluator(run20: Path) -> None:
+    with pytest.raises(EvaluatorError, match="not an acgan evaluator"):
+        read_evaluator(run20 / "checkpoints" / "latest.safetensors")
+
+
+def test_a_given_evaluator_must_match_the_data_found_here(
+    tiny_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    path = load_evaluator(str(tiny_folder)).info.path
+    assert load_evaluator(path=path).info.path == path  # the same data: fine
+    write_idx_folder(tiny_folder, 400, 200, offset=1000)  # the folder now holds other digits
+    with pytest.raises(EvaluatorError, match=r"was trained on other .* data than the one found here"):
+        load_evaluator(path=path)
+    with pytest.raises(EvaluatorError, match=r"is an evaluator for .*tiny-digits, not mnist-5k"):
+        load_evaluator("mnist-5k", path=path)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def _all_figure_keys() -> set[str]:
+    return {figure.key for metric in METRICS.values() for figure in metric.figures}
+
+
+def test_evaluate_on_a_20_step_checkpoint_returns_every_key(run20: Path, evaluator: Evaluator) -> None:
+    report = evaluate([run20], EvaluationConfig(n_samples=500, device="cpu"))
+    (result,) = report.checkpoints
+    assert result.step == 20 and result.kind == "training" and result.img_size == 16
+    assert set(result.scores.figures) == set(result.reference.figures) == _all_figure_keys()
+    assert result.scores.unavailable == {}
+    assert all(value is not None for value in result.scores.figures.values())
+    assert all(value is not None for value in result.reference.figures.values())
+    assert set(result.scores.seconds) == set(METRICS)
+    assert {"load", "generate", "features", "reference", "total"} <= set(result.timings)
+    data = report.as_dict()
+    assert data["checkpoints"][0]["evaluator_accuracy"] == evaluator.info.test_accuracy
+    assert data["evaluator"]["test_accuracy"] == evaluator.info.test_accuracy
+    # The reference is what real images score: they are far better than 20 steps of training.
+    figures, reference = result.scores.figures, result.reference.figures
+    assert reference["class_accuracy"] > 0.9 > figures["class_accuracy"]
+    assert reference["frechet_distance"] < figures["frechet_distance"]
+    assert reference["discriminator_accuracy"] == pytest.approx(reference["class_accuracy"])
+
+
+def test_evaluate_is_repeatable_for_a_seed(run20: Path) -> None:
+    config = EvaluationConfig(
+        n_samples=300, device="cpu", precision="fp32", metrics=("class-accuracy", "fd", "kid")
+    )
+    first, second = (evaluate([run20], config).checkpoints[0].scores.figures for _ in range(2))
+    assert first == second
+    other = evaluate([run20], EvaluationConfig(n_samples=300, device="cpu", seed=1, metrics=("fd",)))
+    assert other.checkpoints[0].scores.figures["frechet_distance"] != first["frechet_distance"]
+
+
+def test_a_generator_only_file_has_no_discriminator_accuracy(run20: Path, tmp_path: Path) -> None:
+    path = generator_only_file(run20, tmp_path / "g.safetensors")
+    report = evaluate(
+        [path], EvaluationConfig(n_samples=200, device="cpu", metrics=("class-accuracy", "d-accuracy"))
+    )
+    (result,) = report.checkpoints
+    assert result.kind == "generator"
+    assert result.scores.figures["discriminator_accuracy"] is None
+    assert "generator only" in result.scores.unavailable["d-accuracy"]
+    assert result.scores.figures["class_accuracy"] is not None
+    assert result.reference.figures["discriminator_accuracy"] is not None
+
+
+def test_a_checkpoint_of_another_dataset_is_refused_naming_both(
+    run20: Path, tiny_folder: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(EvaluatorError) as caught:
+        evaluate([run20], EvaluationConfig(dataset=str(tiny_folder), device="cpu"))
+    assert "was trained on mnist-5k" in caught.value.message and str(tiny_folder) in caught.value.message
+    other = generator_only_file(run20, tmp_path / "other.safetensors", dataset=str(tiny_folder))
+    with pytest.raises(
+        EvaluatorError, match=r"was trained on .*tiny-digits but the evaluator is for mnist-5k"
+    ):
+        evaluate([run20, other], EvaluationConfig(device="cpu"))
+
+
+@pytest.mark.skipif(
+    not FASHION.is_dir(), reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
+)
+def test_fashion_mnist_splits_are_the_official_ones() -> None:
+    train_split, test_split = evaluator_splits(str(FASHION))
+    assert (len(train_split), len(test_split)) == (60_000, 10_000)
+    assert train_split.n_classes == 10 and train_split.images.shape[1:] == (1, 28, 28)
+    assert cache_path(str(FASHION), data_hash(train_split, test_split), 0).name.startswith("fashion-mnist-")

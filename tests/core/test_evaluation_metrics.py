@@ -1,0 +1,210 @@
+"""The maths of the metrics, pinned on sets whose answer is known. No evaluator needed."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from acgan_cli.core.errors import UsageError
+from acgan_cli.core.evaluation import metrics as m
+from acgan_cli.core.evaluation.metrics import (
+    METRICS,
+    Comparison,
+    FeatureSet,
+    MetricUnavailable,
+    parse_metrics,
+)
+
+CLASSES = tuple(str(i) for i in range(4))
+
+
+def _gaussian(n: int, mean: torch.Tensor, cov: torch.Tensor, seed: int) -> torch.Tensor:
+    z = torch.randn(n, len(mean), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return mean + z @ torch.linalg.cholesky(cov).T
+
+
+def _random_cov(dim: int, seed: int) -> torch.Tensor:
+    a = torch.randn(dim, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return a @ a.T / dim + 0.1 * torch.eye(dim, dtype=torch.float64)
+
+
+def _feature_set(features: torch.Tensor, n_classes: int = len(CLASSES)) -> FeatureSet:
+    labels = torch.arange(len(features)) % n_classes
+    return FeatureSet(features.float(), torch.nn.functional.one_hot(labels, n_classes).float() * 5, labels)
+
+
+# ----------------------------------------------------------------------------- Fréchet distance
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero() -> None:
+    x = torch.randn(2000, 16, generator=torch.Generator().manual_seed(0))
+    assert m.frechet_distance_of(x, x) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_frechet_distance_matches_the_closed_form_for_two_gaussians() -> None:
+    # One side has identity covariance, so Tr((S1 S2)^½) = Tr(S2^½), computed independently here.
+    dim = 6
+    mu1, mu2 = torch.zeros(dim, dtype=torch.float64), torch.linspace(-1, 1, dim, dtype=torch.float64)
+    s1, s2 = torch.eye(dim, dtype=torch.float64), _random_cov(dim, 1)
+    values, vectors = torch.linalg.eigh(s2)
+    root2 = vectors @ torch.diag(values.sqrt()) @ vectors.T
+    closed = float((mu1 - mu2).square().sum() + s1.trace() + s2.trace() - 2 * root2.trace())
+    assert m.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(closed, rel=1e-9)
+    # Two general (non-commuting) covariances: symmetric in its arguments.
+    s3 = _random_cov(dim, 2)
+    assert m.frechet_distance(mu1, s3, mu2, s2) == pytest.approx(
+        m.frechet_distance(mu2, s2, mu1, s3), rel=1e-9
+    )
+    # 1-D: (m1 - m2)² + (s1 - s2)² with standard deviations s (variances 4 and 9).
+    one = torch.ones(1, dtype=torch.float64)
+    assert m.frechet_distance(0 * one, 4 * one.view(1, 1), 3 * one, 9 * one.view(1, 1)) == pytest.approx(
+        9 + 1
+    )
+
+
+def test_frechet_distance_of_samples_approaches_the_closed_form() -> None:
+    dim = 4
+    mu1, mu2 = torch.zeros(dim, dtype=torch.float64), torch.full((dim,), 0.5, dtype=torch.float64)
+    s1, s2 = _random_cov(dim, 3), _random_cov(dim, 4)
+    exact = m.frechet_distance(mu1, s1, mu2, s2)
+    sampled = m.frechet_distance_of(_gaussian(200_000, mu1, s1, 5), _gaussian(200_000, mu2, s2, 6))
+    assert sampled == pytest.approx(exact, rel=0.02)
+
+
+# ----------------------------------------------------------------------------- KID
+
+
+def test_kid_is_about_zero_for_two_draws_of_one_distribution() -> None:
+    mean, cov = torch.zeros(8, dtype=torch.float64), _random_cov(8, 7)
+    a, b = _gaussian(3000, mean, cov, 8), _gaussian(3000, mean, cov, 9)
+    kid, std_error = m.kernel_inception_distance(a, b, seed=0)
+    assert abs(kid) < max(3 * std_error, 1e-3)
+    shifted, _ = m.kernel_inception_distance(a, b + 1.0, seed=0)
+    assert shifted > 10 * max(std_error, 1e-3)
+
+
+def test_kid_needs_a_few_samples() -> None:
+    with pytest.raises(MetricUnavailable):
+        m.kernel_inception_distance(torch.randn(3, 4), torch.randn(100, 4), seed=0)
+
+
+# ----------------------------------------------------------------------------- precision, recall, density, coverage
+
+
+def test_precision_and_recall_are_one_on_identical_sets() -> None:
+    x = torch.randn(500, 8, generator=torch.Generator().manual_seed(0))
+    scores = m.precision_recall_density_coverage(x, x.clone(), k=3)
+    assert scores["precision"] == 1.0 and scores["recall"] == 1.0 and scores["coverage"] == 1.0
+    assert scores["density"] >= 1.0  # each sample lies in its own ball and in those of its neighbours
+
+
+def test_precision_and_recall_fall_on_disjoint_sets() -> None:
+    x = torch.randn(500, 8, generator=torch.Generator().manual_seed(0))
+    far = m.precision_recall_density_coverage(x, x + 100, k=3)
+    assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+    # Half the fakes real-looking, half far away: precision and density fall to about a half.
+    half = m.precision_recall_density_coverage(x, torch.cat([x[:250] + 0.01, x[250:] + 100]), k=3)
+    assert half["precision"] == pytest.approx(0.5, abs=0.02) and half["density"] < 0.7
+    # Fakes from one part of the real data only (dropped modes): recall and coverage fall.
+    dropped = m.precision_recall_density_coverage(x, x[x[:, 0] > 0.5] + 0.01, k=3)
+    assert dropped["precision"] == 1.0
+    assert dropped["recall"] < 0.75 and dropped["coverage"] < 0.5
+
+
+def test_distances_in_chunks_give_the_same_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = torch.Generator().manual_seed(1)
+    real, fake = torch.randn(300, 8, generator=g), torch.randn(200, 8, generator=g) * 1.2
+    whole = m.precision_recall_density_coverage(real, fake, k=3), m.mean_pairwise_distance(real)
+    monkeypatch.setattr(m, "CHUNK_ELEMENTS", 1000)  # a few rows at a time
+    chunked = m.precision_recall_density_coverage(real, fake, k=3), m.mean_pairwise_distance(real)
+    assert chunked[0] == whole[0]
+    assert chunked[1] == pytest.approx(whole[1], rel=1e-6)
+
+
+def test_knn_radii_exclude_the_sample_itself() -> None:
+    points = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    assert m.knn_radii(points, k=1).tolist() == [1.0, 1.0, 2.0, 4.0]
+    with pytest.raises(MetricUnavailable):
+        m.knn_radii(points, k=4)
+
+
+# ----------------------------------------------------------------------------- classifier-based figures
+
+
+def test_inception_score_runs_from_one_to_the_number_of_classes() -> None:
+    assert m.inception_score(torch.zeros(100, 10)) == pytest.approx(1.0)
+    confident = torch.nn.functional.one_hot(torch.arange(100) % 10, 10).float() * 50
+    assert m.inception_score(confident) == pytest.approx(10.0, rel=1e-6)
+    one_class = torch.nn.functional.one_hot(torch.zeros(100, dtype=torch.long), 10).float() * 50
+    assert m.inception_score(one_class) == pytest.approx(1.0)
+
+
+def test_class_accuracy_overall_and_per_class() -> None:
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    predicted = torch.tensor([0, 0, 1, 0, 0, 0])
+    overall, per_class = m.class_accuracy(torch.nn.functional.one_hot(predicted, 4).float(), labels, CLASSES)
+    assert overall == pytest.approx(3 / 6)
+    assert per_class == {"0": 1.0, "1": 0.5, "2": 0.0, "3": None}
+
+
+def test_intra_class_diversity_catches_a_generator_that_repeats_one_image() -> None:
+    g = torch.Generator().manual_seed(0)
+    real = _feature_set(torch.randn(400, 8, generator=g))
+    varied = _feature_set(torch.randn(400, 8, generator=g))
+    features = torch.randn(400, 8, generator=g)
+    features[varied.labels == 3] = features[3].clone()  # class 3: one image over and over
+    collapsed = _feature_set(features)
+    overall, per_class = m.intra_class_diversity(varied, real, CLASSES)
+    assert overall == pytest.approx(1.0, abs=0.1)
+    overall, per_class = m.intra_class_diversity(collapsed, real, CLASSES)
+    assert per_class["3"] == 0.0 and per_class["0"] == pytest.approx(1.0, abs=0.1)
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+def test_every_metric_returns_exactly_the_figures_it_declares() -> None:
+    g = torch.Generator().manual_seed(0)
+    candidate, real = (
+        _feature_set(torch.randn(200, 8, generator=g)),
+        _feature_set(torch.randn(300, 8, generator=g)),
+    )
+    comparison = Comparison(
+        candidate, real, CLASSES, seed=0, discriminator_logits=real.logits, discriminator_labels=real.labels
+    )
+    for metric in METRICS.values():
+        assert metric.reference in ("train", "test"), metric.name
+        figures = metric.compute(comparison)
+        assert set(figures) == {f.key for f in metric.figures}, metric.name
+        for figure in metric.figures:
+            assert isinstance(figures[figure.key], dict if figure.per_class else float), figure.key
+
+
+def test_discriminator_accuracy_is_unavailable_without_a_discriminator() -> None:
+    real = _feature_set(torch.randn(50, 8))
+    with pytest.raises(MetricUnavailable, match="generator only"):
+        METRICS["d-accuracy"].compute(Comparison(real, real, CLASSES, seed=0))
+
+
+def test_parse_metrics_keeps_order_drops_repeats_and_defaults_to_all() -> None:
+    assert parse_metrics(None) == tuple(METRICS) == parse_metrics("all") == parse_metrics(" , ")
+    assert parse_metrics("kid, fd,kid") == ("kid", "fd")
+
+
+def test_an_unknown_metric_lists_the_valid_ones() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_metrics("fd,fid")
+    assert caught.value.option == "metrics"
+    assert "unknown metric 'fid'" in caught.value.detail
+    assert all(name in caught.value.detail for name in METRICS)
+
+
+def test_the_package_imports_neither_torch_nor_the_terminal_libraries() -> None:
+    code = "import sys, acgan_cli.core.evaluation\nprint(' '.join(sorted(sys.modules)))"
+    modules = set(
+        subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        ).stdout.split()
+    )
+    assert not {"torch", "numpy", "typer", "rich", "click"} & modules
