@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -88,13 +89,46 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.BadParameter, typer.Abort, SystemExit):
             raise
+        except OSError as exc:  # the machine said no (a full disk, a read-only folder): not a bug
+            if state.verbose:
+                traceback.print_exc()
+            where = f": {exc.filename}" if exc.filename else ""
+            print_error(f"{exc.strerror or _first_line(exc)}{where}", OS_ERROR_HINT)
+            raise typer.Exit(1) from None
         except Exception as exc:
             if state.verbose:
                 traceback.print_exc()
+            if _out_of_memory(exc):
+                asked = re.search(r"tried to allocate ([0-9.]+ ?[A-Za-z]+)", str(exc), re.IGNORECASE)
+                print_error(
+                    "out of memory" + (f" (an allocation of {asked.group(1)} failed)" if asked else ""),
+                    OUT_OF_MEMORY_HINT,
+                )
+                raise typer.Exit(1) from None
             print_error(
-                f"unexpected {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                f"unexpected {type(exc).__name__}: {_first_line(exc)}",
                 "this is a bug in acgan; run again with `acgan --verbose ...` and report the traceback",
             )
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+OS_ERROR_HINT = (
+    "check the free space and permissions of the folders acgan reads and writes; "
+    "a stopped training run continues with `acgan train --resume RUN`"
+)
+OUT_OF_MEMORY_HINT = "use a smaller --batch-size, --img-size or model width, or a device with more memory"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is an allocation that failed (Python's, or torch's on any device)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)

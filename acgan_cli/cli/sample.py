@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from acgan_cli.cli.common import handle_errors, state, stderr_console
+from acgan_cli.core.config import check_seed
 from acgan_cli.core.errors import AcganError
 from acgan_cli.core.sampling import FORMATS
 
@@ -137,7 +138,7 @@ def sample(
         if digit is not None or class_name is not None
         else None
     )
-    seed = seed if seed is not None else secrets.randbelow(2**31)
+    seed = check_seed(seed) if seed is not None else secrets.randbelow(2**31)
     images, labels, width = draw_samples(
         generator, class_index=class_index, n=n, grid=grid, seed=seed, nrow=nrow
     )

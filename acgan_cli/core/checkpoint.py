@@ -11,7 +11,9 @@ Tensor names:
     rng.<name>                   uint8 RNG states
 
 Every file is checked before safetensors reads it: a header length beyond the file,
-a pickle, or JSON that is not an acgan header is refused with a one-line error.
+a pickle, or JSON that is not an acgan header is refused with a one-line error, and so is
+a tensor table that is not exactly the one its metadata's model implies (names, shapes,
+floating point or not). Loaded weights and optimizer moments must be finite.
 """
 
 from __future__ import annotations
@@ -122,6 +124,11 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         tmp.write_bytes(data)
         replace_durably(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename in (None, str(tmp)):  # name the file the caller asked for, not our temporary
+            raise OSError(exc.errno, exc.strerror, str(path)) from None  # same subclass, by errno
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -166,6 +173,22 @@ def _metadata(
     if train is not None:
         metadata["train_config"] = to_json(train)
     return metadata
+
+
+def state_is_finite(modules: list[nn.Module | None], optimizers: list[torch.optim.Optimizer]) -> bool:
+    """Whether every floating-point weight, buffer and optimizer moment is finite (one device sync).
+
+    A step's loss is computed before its update and BatchNorm's running statistics are no loss at
+    all, so finite losses do not prove a finite state: check it before calling a checkpoint good.
+    """
+    import torch
+
+    tensors = [t for m in modules if m is not None for t in m.state_dict().values()]
+    tensors += [
+        t for o in optimizers for s in o.state.values() for t in s.values() if isinstance(t, torch.Tensor)
+    ]
+    flags = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def training_checkpoint_bytes(
@@ -219,8 +242,8 @@ def generator_checkpoint_bytes(
 # ----------------------------------------------------------------------------- reading
 
 
-def read_metadata(path: Path) -> dict[str, str]:
-    """The acgan metadata of a safetensors file, after checking that the header is sane."""
+def read_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file, read only after its length was checked against the file."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
@@ -242,16 +265,35 @@ def read_metadata(path: Path) -> dict[str, str]:
         ) from None
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise CheckpointError(
             f"{path} is not a safetensors file (its header is not JSON)", hint=NOT_A_CHECKPOINT_HINT
         ) from None
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(header, dict):
+        raise CheckpointError(
+            f"{path} is not a safetensors file (its header is not a JSON object)", hint=NOT_A_CHECKPOINT_HINT
+        )
+    return header
+
+
+def _acgan_metadata(path: Path, header: dict[str, Any]) -> dict[str, str]:
+    metadata = header.get("__metadata__")
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         raise CheckpointError(
             f"{path} is a safetensors file but not an acgan checkpoint", hint=NOT_A_CHECKPOINT_HINT
         )
+    # safetensors metadata maps strings to strings; anything else was written by hand.
+    odd = sorted(str(k) for k, v in metadata.items() if not isinstance(v, str))
+    if odd:
+        raise CheckpointError(
+            f"{path} has malformed acgan metadata: {odd[0]!r} is not a string", hint=NOT_A_CHECKPOINT_HINT
+        )
     return metadata
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The acgan metadata of a safetensors file, after checking that the header is sane."""
+    return _acgan_metadata(path, read_header(path))
 
 
 def _sniff(prefix: bytes) -> str:
@@ -270,6 +312,10 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
                 f"{path} uses checkpoint format {version}; this acgan reads up to {FORMAT_VERSION}",
                 hint="upgrade acgan",
             )
+        if version < 1:
+            raise CheckpointError(
+                f"{path} claims checkpoint format {version}, which never existed", hint=NOT_A_CHECKPOINT_HINT
+            )
         kind = metadata["kind"]
         if kind not in (KIND_TRAINING, KIND_GENERATOR):
             raise CheckpointError(f"{path} is an acgan file of unknown kind {kind!r}", hint="upgrade acgan")
@@ -279,12 +325,28 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
             if "train_config" in metadata
             else None
         )
-        class_names = tuple(json.loads(metadata["class_names"]))
-        if len(class_names) != model.n_classes or not all(isinstance(n, str) for n in class_names):
+        if kind == KIND_TRAINING and train is None:
+            raise KeyError("train_config")
+        # A resumed run builds its models from the train config: it must describe these tensors too.
+        if train is not None and train.model_config(model.n_classes, model.channels) != model:
+            raise CheckpointError(
+                f"{path} holds a train config that describes another model than its model config",
+                hint="the file's metadata is inconsistent; use another checkpoint",
+            )
+        class_names = json.loads(metadata["class_names"])
+        if not isinstance(class_names, list) or not all(isinstance(n, str) for n in class_names):
+            raise ValueError("class_names is not a list of names")
+        if len(class_names) != model.n_classes:
             raise CheckpointError(
                 f"{path} names {len(class_names)} classes but its model has {model.n_classes}",
                 hint="the file's metadata is inconsistent; use another checkpoint",
             )
+        step, epoch = int(metadata["step"]), int(metadata["epoch"])
+        if step < 0 or epoch < 0:
+            raise ValueError(f"step {step} or epoch {epoch} is negative")
+        has_ema = json.loads(metadata.get("has_ema", "false"))
+        if not isinstance(has_ema, bool):
+            raise ValueError("has_ema is not true or false")
         return CheckpointInfo(
             path=path,
             kind=kind,
@@ -293,21 +355,131 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
             torch_version=metadata.get("torch_version", "?"),
             model=model,
             train=train,
-            step=int(metadata["step"]),
-            epoch=int(metadata["epoch"]),
+            step=step,
+            epoch=epoch,
             dataset=metadata["dataset"],
-            class_names=class_names,
-            has_ema=json.loads(metadata.get("has_ema", "false")) is True,
+            class_names=tuple(class_names),
+            has_ema=has_ema,
         )
     except CheckpointError:
         raise
     except AcganError as exc:  # a config that fails validation
-        raise CheckpointError(f"{path} holds an invalid config: {exc.message}", hint=exc.hint) from None
-    except (KeyError, ValueError, TypeError) as exc:
-        missing = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else str(exc)
+        raise CheckpointError(
+            f"{path} holds an invalid config: {exc.message}",
+            hint=exc.hint or "the file's metadata is damaged or was edited; use another checkpoint",
+        ) from None
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
+        missing = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else _one_line(exc)
         raise CheckpointError(
             f"{path} has malformed acgan metadata: {missing}", hint=NOT_A_CHECKPOINT_HINT
         ) from None
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, cut short: messages quote file contents."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Adam's per-parameter state, as torch names it (max_exp_avg_sq only with amsgrad).
+OPTIMIZER_STATE = {"step": "scalar", "exp_avg": "param", "exp_avg_sq": "param", "max_exp_avg_sq": "param"}
+OPTIMIZER_REQUIRED = ("step", "exp_avg", "exp_avg_sq")  # every parameter has these after one step
+RNG_STATES = ("torch", "noise", "cuda")
+
+
+def _is_float_dtype(dtype: str) -> bool:
+    return dtype.startswith("F") or dtype == "BF16"  # F64, F32, F16, F8_*, BF16
+
+
+def _meta_models(info: CheckpointInfo) -> dict[str, nn.Module]:
+    """The networks a checkpoint with this metadata holds, built on torch's meta device.
+
+    The meta device allocates nothing: a header whose config describes a model of many
+    gigabytes is compared with its tensors, and refused, before any of it exists.
+    """
+    import torch
+
+    from acgan_cli.core.models import Discriminator, Generator
+
+    with torch.device("meta"):
+        models: dict[str, nn.Module] = {"generator": Generator(info.model)}
+        if info.kind == KIND_TRAINING:
+            models["discriminator"] = Discriminator(info.model)
+    return models
+
+
+def _expected_tensors(info: CheckpointInfo) -> tuple[dict[str, tuple[tuple[int, ...], bool]], set[str]]:
+    """Every tensor name a checkpoint may hold -> (shape, is floating point), and the names it must hold."""
+    models = _meta_models(info)
+    prefixes = {"generator": models["generator"]}
+    if info.has_ema:
+        prefixes["generator_ema"] = models["generator"]
+    if "discriminator" in models:
+        prefixes["discriminator"] = models["discriminator"]
+    expected = {
+        f"{prefix}.{name}": (tuple(tensor.shape), tensor.is_floating_point())
+        for prefix, module in prefixes.items()
+        for name, tensor in module.state_dict().items()
+    }
+    required = set(expected)
+    if info.kind == KIND_TRAINING:
+        required |= {"rng.torch", "rng.noise"}
+        for network, module in models.items():  # the optimizer numbers parameters in this order
+            for index, parameter in enumerate(module.parameters()):
+                for state, form in OPTIMIZER_STATE.items():
+                    name = f"optimizer.{network}.{index}.{state}"
+                    expected[name] = (() if form == "scalar" else tuple(parameter.shape), True)
+                    if state in OPTIMIZER_REQUIRED:
+                        required.add(name)
+        for name in RNG_STATES:
+            expected[f"rng.{name}"] = ((-1,), False)  # any length: torch decides its RNG state size
+    return expected, required
+
+
+def _check_tensor_table(info: CheckpointInfo, header: dict[str, Any]) -> None:
+    """Refuse a header whose tensors are not exactly the ones its metadata describes, before reading any.
+
+    safetensors checks that offsets, shapes and dtypes agree with each other and with the file;
+    this checks that they agree with the model: names, shapes, and floating point or not.
+    """
+    entries: dict[str, tuple[tuple[int, ...], bool]] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        dtype = entry.get("dtype") if isinstance(entry, dict) else None
+        if (
+            not isinstance(shape, list)
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+            or not isinstance(dtype, str)
+        ):
+            raise CheckpointError(
+                f"{info.path} is damaged: malformed header entry for tensor {name[:100]!r}",
+                hint=NOT_A_CHECKPOINT_HINT,
+            )
+        entries[name] = (tuple(shape), _is_float_dtype(dtype))
+
+    expected, required = _expected_tensors(info)
+    missing = sorted(required - set(entries))
+    extra = sorted(set(entries) - set(expected))
+    wrong = sorted(
+        name
+        for name in set(entries) & set(expected)
+        if entries[name][1] != expected[name][1]
+        or (expected[name][0] != (-1,) and entries[name][0] != expected[name][0])
+        or (expected[name][0] == (-1,) and len(entries[name][0]) != 1)
+    )
+    problems = [
+        f"{label} {names[0][:100]}" + (f" and {len(names) - 1} more" if len(names) > 1 else "")
+        for label, names in (("missing", missing), ("unexpected", extra), ("wrong shape or dtype for", wrong))
+        if names
+    ]
+    if problems:
+        raise CheckpointError(
+            f"{info.path} does not match the model its config describes: {'; '.join(problems)}",
+            hint="the file is damaged or was edited; use another checkpoint",
+        )
 
 
 def read_info(path: str | Path) -> CheckpointInfo:
@@ -321,14 +493,23 @@ def load_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.T
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    info = read_info(path)
+    path = resolve_checkpoint(path)
+    header = read_header(path)
+    info = _parse_info(path, _acgan_metadata(path, header))
+    _check_tensor_table(info, header)
     try:
         tensors = load_file(info.path, device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(
-            f"{info.path} is damaged: {str(exc).strip().splitlines()[0]}", hint=NOT_A_CHECKPOINT_HINT
+            f"{info.path} is damaged: {_one_line(exc)}", hint=NOT_A_CHECKPOINT_HINT
         ) from None
     return info, tensors
+
+
+def _non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    import torch
+
+    return sorted(k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all())
 
 
 def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path) -> None:
@@ -351,6 +532,14 @@ def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str
             f"{path} does not match the model its config describes: {'; '.join(problems)}",
             hint="the file is damaged or was edited; use another checkpoint",
         )
+    # acgan never saves non-finite weights (a diverged run stops first), so such a file was damaged.
+    bad = _non_finite(given)
+    if bad:
+        raise CheckpointError(
+            f"{path} holds NaN or infinite values in {prefix}.{bad[0]}"
+            + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""),
+            hint="the file is damaged or comes from a diverged run; use an earlier checkpoint",
+        )
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in given.items()})
 
 
@@ -371,6 +560,17 @@ def load_optimizer(
                 f"{path} has an unexpected optimizer tensor {key}", hint="the file is damaged"
             )
         state.setdefault(int(index), {})[name] = value
+    # Adam divides by the root of its second moments: a NaN, an inf or a negative one poisons the
+    # first step after resuming, so refuse them here, where the file can still be named.
+    bad = _non_finite({k: v for k, v in tensors.items() if k.startswith(prefix + ".")}) or sorted(
+        k for k, v in tensors.items() if k.startswith(prefix + ".") and "exp_avg_sq" in k and (v < 0).any()
+    )
+    if bad:
+        raise CheckpointError(
+            f"{path} holds an impossible optimizer state in {bad[0]}"
+            + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""),
+            hint="the file is damaged or was edited; use another checkpoint",
+        )
     saved = optimizer.state_dict()
     saved["state"] = state
     try:
@@ -384,7 +584,7 @@ def load_optimizer(
                     optimizer.state[param][name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
     except (ValueError, RuntimeError, KeyError) as exc:
         raise CheckpointError(
-            f"{path} holds an optimizer state that does not fit: {exc}", hint="the file is damaged"
+            f"{path} holds an optimizer state that does not fit: {_one_line(exc)}", hint="the file is damaged"
         ) from None
 
 

@@ -18,6 +18,8 @@ from acgan_cli.core.errors import ConfigError
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 where the hardware runs it fast, else fp32
 PIXEL_RANGE = (-1.0, 1.0)  # generator output and training images are scaled to this range
+MAX_CLASSES = 65536  # IDX labels are bytes; a registry dataset has at most a few thousand classes
+MAX_LAYER_WEIGHTS = 2**28  # weights in one layer: 1 GiB in fp32, and as much again per Adam moment
 
 
 def default_data_dir() -> Path:
@@ -34,6 +36,12 @@ def default_runs_dir() -> Path:
 def _require(ok: bool, option: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{option} {message}", option=option, detail=message)
+
+
+def check_seed(seed: int, option: str = "seed") -> int:
+    """`seed` when torch can take it (0..2^63-1), else a ConfigError naming `option`."""
+    _require(0 <= seed < 2**63, option, f"must be in 0..2^63-1 (got {seed})")
+    return seed
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,27 @@ class ModelConfig:
             f"must be an even number in 2..2048 (got {self.g_width})",
         )
         _require(1 <= self.d_width <= 512, "d_width", f"must be in 1..512 (got {self.d_width})")
+        _require(
+            self.n_classes <= MAX_CLASSES,
+            "n_classes",
+            f"must be at most {MAX_CLASSES} (got {self.n_classes})",
+        )
+        # Each size is sane alone but their products are not: refuse a model whose largest layers
+        # could not be allocated, before anything tries to.
+        projection = self.latent_dim * self.g_width * (self.img_size // 4) ** 2
+        _require(
+            projection <= MAX_LAYER_WEIGHTS,
+            "g_width",
+            f"too large for latent_dim {self.latent_dim} and img_size {self.img_size}: g_width {self.g_width} "
+            f"gives the generator a first layer of {projection:,} weights (at most {MAX_LAYER_WEIGHTS:,})",
+        )
+        class_head = self.n_classes * 8 * self.d_width * (-(-self.img_size // 16)) ** 2
+        _require(
+            class_head <= MAX_LAYER_WEIGHTS,
+            "d_width",
+            f"too large for {self.n_classes} classes and img_size {self.img_size}: d_width {self.d_width} "
+            f"gives the discriminator a class head of {class_head:,} weights (at most {MAX_LAYER_WEIGHTS:,})",
+        )
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -104,10 +133,18 @@ class TrainConfig:
                 1 <= self.max_steps <= 10**9, "max_steps", f"must be in 1..1000000000 (got {self.max_steps})"
             )
         _require(1 <= self.batch_size <= 65536, "batch_size", f"must be in 1..65536 (got {self.batch_size})")
+        # The discriminator's last BatchNorm sees a ceil(img_size/16)-pixel square map per image: at
+        # 1x1, a batch of one gives it a single value per channel, and BatchNorm cannot train on that.
+        _require(
+            self.batch_size > 1 or self.img_size > 16,
+            "batch_size",
+            f"must be at least 2 with img_size {self.img_size} (BatchNorm needs two values per channel); "
+            "or use img_size 20 or more",
+        )
         _require(0 < self.lr < 1, "lr", f"must be between 0 and 1 (got {self.lr})")
         _require(0 <= self.b1 < 1, "b1", f"must be in [0, 1) (got {self.b1})")
         _require(0 <= self.b2 < 1, "b2", f"must be in [0, 1) (got {self.b2})")
-        _require(0 <= self.seed < 2**63, "seed", f"must be in 0..2^63-1 (got {self.seed})")
+        check_seed(self.seed)
         _require(
             bool(DEVICE_PATTERN.match(self.device)),
             "device",
@@ -153,17 +190,33 @@ def from_dict(cls: type[Config], data: dict[str, Any]) -> Config:
     """Rebuild a config from `to_dict` output; unknown keys are refused, missing ones take defaults."""
     if not isinstance(data, dict):
         raise ConfigError(f"{cls.__name__} must be a JSON object, not {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
             f"{cls.__name__} has unknown fields {', '.join(unknown)}",
             hint="the file was probably written by a newer acgan; upgrade acgan",
         )
-    try:
-        return cls(**data)
-    except TypeError as exc:  # a value of the wrong JSON type, e.g. a string where a number belongs
-        raise ConfigError(f"{cls.__name__} is malformed: {exc}") from None
+    for name, value in data.items():
+        # JSON from a file: 16.0 where an int belongs would pass every range check, then break torch.
+        allowed = _JSON_TYPES.get(str(fields[name].type), (object,))
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise ConfigError(
+                f"{cls.__name__}.{name} must be {fields[name].type} (got {type(value).__name__})",
+                option=name,
+                detail=f"must be {fields[name].type} (got {type(value).__name__})",
+            )
+    return cls(**data)
+
+
+# The JSON types each annotation of the configs accepts (bool is an int to Python, but not here).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "int | None": (int, type(None)),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+}
 
 
 def to_json(config: ModelConfig | TrainConfig) -> str:

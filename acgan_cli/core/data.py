@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import gzip
 import importlib.resources
+import math
 import re
 import struct
 import sys
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,42 +176,51 @@ MAX_IDX_BYTES = 4 * 2**30  # refuse to decompress more than this from one file
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (plain or gzipped) as a uint8 array, checked against its own header."""
+    """An IDX file (plain or gzipped) as a uint8 array, checked against its own header.
+
+    The header is read first and the payload only up to the size it declares, so a file
+    that lies about its size (or a gzip bomb) never costs more memory than the header asks for.
+    """
     import numpy as np
 
+    fetch_again = "the file is truncated or damaged; fetch it again"
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read(MAX_IDX_BYTES + 1)
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(
-            f"cannot read {path}: {_first_line(exc)}", hint="the file is damaged; fetch it again"
-        ) from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise DataError(
-            f"{path} is not an IDX file (bad magic number)",
-            hint="expected MNIST-format IDX files, plain or .gz",
-        )
-    dtype_code, ndim = raw[2], raw[3]
-    if dtype_code != IDX_UBYTE:
-        raise DataError(
-            f"{path} holds IDX type 0x{dtype_code:02x}; acgan reads unsigned bytes (0x08) only",
-            hint="expected MNIST-format IDX files, plain or .gz",
-        )
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise DataError(
+                    f"{path} is not an IDX file (bad magic number)",
+                    hint="expected MNIST-format IDX files, plain or .gz",
+                )
+            dtype_code, ndim = head[2], head[3]
+            if dtype_code != IDX_UBYTE:
+                raise DataError(
+                    f"{path} holds IDX type 0x{dtype_code:02x}; acgan reads unsigned bytes (0x08) only",
+                    hint="expected MNIST-format IDX files, plain or .gz",
+                )
+            raw_dims = f.read(4 * ndim)
+            if ndim == 0 or len(raw_dims) < 4 * ndim:
+                raise DataError(f"{path} has a truncated IDX header", hint=fetch_again)
+            dims = struct.unpack(f">{ndim}I", raw_dims)
+            values = math.prod(dims)
+            if values > MAX_IDX_BYTES:
+                raise DataError(
+                    f"{path}: its header says {' x '.join(map(str, dims))} values, "
+                    f"more than the {MAX_IDX_BYTES:,} bytes acgan reads from one file",
+                    hint="the file is damaged, or not an image dataset acgan can hold in memory",
+                )
+            payload = f.read(values + 1)  # one more: a longer file is as wrong as a shorter one
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"cannot read {path}: {_first_line(exc)}", hint=fetch_again) from None
     header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise DataError(f"{path} has a truncated IDX header", hint="the file is damaged; fetch it again")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = header + int(np.prod(dims, dtype=np.int64))
-    if len(raw) != expected:
+    if len(payload) != values:
+        holds = f"{header + len(payload):,}" if len(payload) <= values else f"more than {header + values:,}"
         raise DataError(
-            f"{path}: its header says {' x '.join(map(str, dims))} values ({expected:,} bytes) "
-            f"but the file holds {len(raw):,} bytes",
-            hint="the file is truncated or damaged; fetch it again",
+            f"{path}: its header says {' x '.join(map(str, dims))} values ({header + values:,} bytes) "
+            f"but the file holds {holds} bytes",
+            hint=fetch_again,
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()  # writable for torch
+    return np.frombuffer(payload, dtype=np.uint8).reshape(dims).copy()  # writable for torch
 
 
 def _find_idx(folder: Path, split: str, kind: str) -> Path:
@@ -246,11 +257,31 @@ def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, t
         )
     if len(images) == 0:
         raise DataError(f"{images_path} holds no images", hint="the file is empty")
+    if 0 in images.shape[1:]:
+        raise DataError(
+            f"{images_path} holds images of {images.shape[1]} x {images.shape[2]} pixels",
+            hint="the file is damaged; fetch it again",
+        )
     names_file = folder / "classes.txt"
     if names_file.exists():
-        names = tuple(line.strip() for line in names_file.read_text().splitlines() if line.strip())
+        try:
+            names = tuple(line.strip() for line in names_file.read_text().splitlines() if line.strip())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(
+                f"cannot read {names_file}: {_first_line(exc)}",
+                hint="it must be UTF-8 text, one class a line",
+            ) from None
     else:
         names = tuple(str(i) for i in range(int(labels.max()) + 1))
+        # Without classes.txt the labels must number the classes 0..K-1: a label far beyond the
+        # others (a damaged byte) would otherwise invent classes that have no images.
+        missing = sorted(set(range(len(names))) - set(labels.tolist()))
+        if missing:
+            raise DataError(
+                f"{labels_path} has label {int(labels.max())} out of range: no images are labelled "
+                f"{_ranges(missing)}",
+                hint="labels must number the classes 0..K-1 (or name the classes in classes.txt)",
+            )
     if int(labels.max()) >= len(names):
         raise DataError(
             f"{labels_path} has label {int(labels.max())} but {names_file} names only {len(names)} classes",
@@ -261,6 +292,20 @@ def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, t
             f"{labels_path} holds a single class", hint="a conditional GAN needs at least 2 classes"
         )
     return images, labels.astype("int64"), names
+
+
+def _ranges(numbers: list[int]) -> str:
+    """Sorted numbers as short ranges: [1, 2, 3, 7] -> "1..3, 7"."""
+    parts: list[str] = []
+    start = previous = numbers[0]
+    for number in [*numbers[1:], None]:
+        if number is not None and number == previous + 1:
+            previous = number
+            continue
+        parts.append(str(start) if start == previous else f"{start}..{previous}")
+        if number is not None:
+            start = previous = number
+    return ", ".join(parts)
 
 
 # ----------------------------------------------------------------------------- loading

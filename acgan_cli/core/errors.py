@@ -56,16 +56,18 @@ class ExportError(AcganError):
 
 
 class DivergedError(AcganError):
-    """A loss became NaN or infinite; training stopped."""
+    """A loss or the model's state became NaN or infinite; training stopped without saving that state."""
 
-    def __init__(self, step: int, checkpoint: str | None) -> None:
+    def __init__(self, step: int, checkpoint: str | None, exact: bool = True) -> None:
         kept = (
             f"the last good checkpoint is {checkpoint}"
             if checkpoint
             else "no checkpoint had been written yet"
         )
+        # `exact`: the step is the first bad one; otherwise the state was found bad at this step.
+        when = f"at step {step}" if exact else f"by step {step}"
         super().__init__(
-            f"training diverged: a loss became NaN or infinite at step {step}; {kept}",
+            f"training diverged: a loss or the model's state became NaN or infinite {when}; {kept}",
             hint="lower --lr or change --seed, then --resume from the last good checkpoint",
         )
         self.step = step

@@ -273,6 +273,10 @@ class Trainer:
         self.step = info.step
 
     def _save_checkpoint(self, epoch: int) -> Path:
+        optimizers = [self.generator_optimizer, self.discriminator_optimizer]
+        if not ckpt.state_is_finite([self.generator, self.discriminator, self.generator_ema], optimizers):
+            kept = str(self.last_checkpoint) if self.last_checkpoint else None
+            raise DivergedError(self.step, kept, exact=False)  # never save a bad state as a good one
         data = ckpt.training_checkpoint_bytes(
             generator=self.generator,
             discriminator=self.discriminator,

@@ -1,0 +1,139 @@
+"""A disk that fills, a file-size limit, a folder that turns read-only: one clear error, nothing lost.
+
+Real OS failures, no mocks: a 1 MiB tmpfs that the run fills, RLIMIT_FSIZE (writes past it fail
+with EFBIG), and a bind mount of the checkpoints folder remounted read-only while the run writes
+to it. Mounting needs root (CAP_SYS_ADMIN); where it is refused those tests skip and say why,
+and the RLIMIT test still runs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from acgan_cli.core import checkpoint as ckpt
+from tests.conftest import TINY_ARGS
+from tests.reliability.conftest import ForkServer, error_lines, last_logged_step
+
+RUN_ARGS = [
+    "train", "--dataset", "mnist-5k", "--device", "cpu", "--seed", "5", "--max-steps", "100000",
+    "--ckpt-every", "1", "--sample-every", "0", "--log-every", "1", *TINY_ARGS,
+]  # fmt: skip
+CHECKPOINT_BYTES = 210_000  # a tiny model's training checkpoint is about 204 kB
+
+
+def _mount(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
+
+
+def _unmount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: room for config, metrics and about four checkpoints."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = _mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk))
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        _unmount(disk)
+
+
+def _assert_one_clear_error(stderr: str, *fragments: str) -> None:
+    errors = error_lines(stderr)
+    assert len(errors) == 2 and errors[0].startswith("error: ") and errors[1].startswith("hint: "), stderr
+    assert "Traceback" not in stderr and "bug in acgan" not in stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors
+
+
+def test_disk_full_mid_run_keeps_the_previous_checkpoint(
+    forkserver: ForkServer, small_disk: Path, tmp_path: Path
+) -> None:
+    child = forkserver.spawn([*RUN_ARGS, "--out", str(small_disk / "run")], tmp_path)
+    assert child.wait() == 1, child.stderr
+    _assert_one_clear_error(child.stderr, "No space left on device")
+    run = small_disk / "run"
+    info, _ = ckpt.load_checkpoint(run)
+    assert info.step >= 1 and f"step-{info.step:08d}.safetensors is intact" in child.stderr  # named
+    assert not list((run / "checkpoints").glob(".*.tmp"))  # the failed write cleaned up after itself
+    for path in (run / "checkpoints").iterdir():  # and left no partial file behind
+        ckpt.load_checkpoint(path)
+
+    # Once there is room again, the run continues from what was kept.
+    for path in (run / "checkpoints").glob("step-*"):
+        if path.name != f"step-{info.step:08d}.safetensors":
+            path.unlink()
+    resumed = forkserver.spawn(
+        ["train", "--resume", str(run), "--max-steps", str(info.step + 1)], tmp_path, name="resumed"
+    )
+    assert resumed.wait() == 0, resumed.stderr
+    assert ckpt.read_info(run).step == info.step + 1
+
+
+def test_file_size_limit_fails_the_write_and_keeps_the_old_checkpoint(
+    forkserver: ForkServer, tmp_path: Path
+) -> None:
+    first = forkserver.spawn([*RUN_ARGS, "--max-steps", "2", "--out", "run"], tmp_path, name="first")
+    assert first.wait() == 0, first.stderr
+    latest = tmp_path / "run" / "checkpoints" / ckpt.LATEST
+    before = latest.read_bytes()
+
+    # Resumed under a limit below one checkpoint: its first checkpoint write fails with EFBIG.
+    limited = forkserver.spawn(
+        ["train", "--resume", "run", "--max-steps", "4"],
+        tmp_path,
+        limits={"RLIMIT_FSIZE": CHECKPOINT_BYTES // 2},
+    )
+    assert limited.wait() == 1, limited.stderr
+    _assert_one_clear_error(limited.stderr, "cannot write a checkpoint", "File too large")
+    assert "the previous checkpoint run/checkpoints/latest.safetensors is intact" in limited.stderr
+    assert latest.read_bytes() == before
+    assert sorted(p.name for p in latest.parent.iterdir()) == [
+        "latest.safetensors",
+        "step-00000001.safetensors",
+        "step-00000002.safetensors",
+    ]
+
+
+def test_any_other_failed_write_is_one_line_naming_the_file(forkserver: ForkServer, tmp_path: Path) -> None:
+    # 1000 bytes: too little even for config.json, the first file a run writes.
+    child = forkserver.spawn([*RUN_ARGS, "--out", "run"], tmp_path, limits={"RLIMIT_FSIZE": 1000})
+    assert child.wait() == 1, child.stderr
+    _assert_one_clear_error(child.stderr, "File too large: run/config.json")
+    assert not [p for p in (tmp_path / "run").rglob("*") if p.is_file()]  # no partial file
+
+
+def test_checkpoints_folder_turning_read_only_mid_run(forkserver: ForkServer, tmp_path: Path) -> None:
+    first = forkserver.spawn([*RUN_ARGS, "--max-steps", "1", "--out", "run"], tmp_path, name="first")
+    assert first.wait() == 0, first.stderr
+    run, checkpoints = tmp_path / "run", tmp_path / "run" / "checkpoints"
+    bound = _mount("--bind", str(checkpoints), str(checkpoints))
+    if bound.returncode != 0:
+        pytest.skip(f"cannot bind-mount here (needs root): {bound.stderr.strip()}")
+    try:
+        child = forkserver.spawn(["train", "--resume", "run", "--max-steps", "100000"], tmp_path)
+        child.wait_until(lambda: last_logged_step(run) >= 3, "third step")
+        # The kernel refuses (EBUSY) while a file in the folder is open for writing: retry between writes.
+        for _ in range(1000):
+            if _mount("-o", "remount,bind,ro", str(checkpoints)).returncode == 0:
+                break
+            time.sleep(0.001)
+        else:
+            pytest.fail("could not remount the checkpoints folder read-only")
+        assert child.wait() == 1, child.stderr
+        _assert_one_clear_error(child.stderr, "cannot write a checkpoint", "Read-only file system")
+        info, _ = ckpt.load_checkpoint(run)
+        assert last_logged_step(run) - info.step <= 1  # --ckpt-every 1: at most the step being saved is lost
+        assert f"step-{info.step:08d}.safetensors is intact" in child.stderr
+    finally:
+        _unmount(checkpoints)

@@ -1,0 +1,97 @@
+"""Divergence: the run stops at the bad step, keeps the last good checkpoint, and says which.
+
+The CLI test diverges for real: a learning rate of 0.99 with Adam's beta1 a hair below 1 and
+beta2 = 0 on a very small model overflows within a few hundred steps. Which step depends on
+the machine's arithmetic, so the test reads it from the message and checks it against the
+files. The core tests inject a NaN into the model's state between two steps, where the losses
+cannot see it (a weight after its update, a BatchNorm running statistic).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from acgan_cli.core import checkpoint as ckpt
+from acgan_cli.core.errors import DivergedError
+from acgan_cli.core.events import StepDone
+from acgan_cli.core.training import Trainer
+from tests.conftest import tiny_config
+from tests.reliability.conftest import ForkServer, error_lines
+
+DIVERGING = [
+    "train", "--dataset", "mnist-5k", "--device", "cpu", "--precision", "fp32", "--seed", "3",
+    "--lr", "0.99", "--b1", "0.9999999999999999", "--b2", "0", "--img-size", "8", "--g-width", "2",
+    "--d-width", "1", "--latent-dim", "8", "--batch-size", "16", "--max-steps", "2000",
+    "--ckpt-every", "1", "--log-every", "1", "--sample-every", "0", "--out", "run",
+]  # fmt: skip
+MESSAGE = re.compile(
+    r"^error: training diverged: a loss or the model's state became NaN or infinite (at|by) step (\d+); "
+    r"the last good checkpoint is (\S+)$"
+)
+
+
+def _all_finite(tensors: dict[str, torch.Tensor]) -> bool:
+    return all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+
+
+def test_a_run_that_really_diverges_stops_and_names_the_kept_checkpoint(
+    forkserver: ForkServer, tmp_path: Path
+) -> None:
+    child = forkserver.spawn(DIVERGING, tmp_path)
+    status = child.wait()
+    if status == 0:
+        pytest.fail("these options did not diverge within 2000 steps on this machine")
+    assert status == 1, child.stderr
+    assert "Traceback" not in child.stderr
+    error, hint = error_lines(child.stderr)
+    match = MESSAGE.match(error)
+    assert match, error
+    assert hint == "hint: lower --lr or change --seed, then --resume from the last good checkpoint"
+    step, kept = int(match[2]), tmp_path / match[3]
+
+    info, tensors = ckpt.load_checkpoint(kept)
+    assert info.step == step - 1  # --ckpt-every 1: the step before the bad one
+    assert _all_finite(tensors)
+    latest = tmp_path / "run" / "checkpoints" / ckpt.LATEST
+    assert latest.read_bytes() == kept.read_bytes()
+    assert not (tmp_path / "run" / "checkpoints" / f"step-{step:08d}.safetensors").exists()
+    ckpt.load_generator(latest)  # usable for sampling, not just readable
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        pytest.param(lambda t: t.generator.project.weight, id="a weight after its update"),
+        pytest.param(lambda t: t.generator.blocks[0].running_var, id="a running statistic no loss sees"),
+        pytest.param(
+            lambda t: t.discriminator_optimizer.state[next(t.discriminator.parameters())]["exp_avg_sq"],
+            id="an optimizer moment",
+        ),
+    ],
+)
+def test_a_non_finite_state_is_never_saved_as_a_good_checkpoint(
+    tmp_path: Path, small_dataset, poison
+) -> None:
+    trainer = Trainer(
+        tiny_config(max_steps=12, ckpt_every=1, log_every=100, sample_every=0),
+        run_dir=tmp_path / "run",
+        dataset=small_dataset,
+    )
+
+    def inject(event) -> None:
+        if isinstance(event, StepDone) and event.step == 7:  # after step 7, before its checkpoint
+            with torch.no_grad():
+                poison(trainer).fill_(float("inf"))
+
+    with pytest.raises(DivergedError) as caught:
+        trainer.run(on_event=inject)
+    assert caught.value.step == 7
+    assert caught.value.checkpoint.endswith("step-00000006.safetensors")
+    assert "by step 7" in caught.value.message
+    info, tensors = ckpt.load_checkpoint(trainer.run_dir)
+    assert info.step == 6 and _all_finite(tensors)
+    assert not (trainer.run_dir / "checkpoints" / "step-00000007.safetensors").exists()

@@ -1,0 +1,174 @@
+"""A dataset folder with wrong or corrupt IDX files: `acgan train` names the file and exits 1.
+
+Each case damages one file of an otherwise good folder, the way a failed download or a
+wrong file does, and runs the real command on it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from acgan_cli.cli import app
+from tests.conftest import TINY_ARGS
+from tests.core.test_data import make_idx_folder, write_idx
+from tests.reliability.conftest import error_lines
+
+runner = CliRunner()
+IMAGES, LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
+
+
+def _idx_header(dims: tuple[int, ...], dtype: int = 0x08) -> bytes:
+    return struct.pack(">BBBB", 0, 0, dtype, len(dims)) + struct.pack(f">{len(dims)}I", *dims)
+
+
+def _rewrite(name: str, change: Callable[[bytes], bytes]) -> Callable[[Path], str]:
+    def damage(folder: Path) -> str:
+        path = folder / name
+        path.write_bytes(change(path.read_bytes()))
+        return name
+
+    return damage
+
+
+def _gzipped(name: str, change: Callable[[bytes], bytes]) -> Callable[[Path], str]:
+    """Replace `name` by `name.gz` holding `change(gzip of its bytes)`."""
+
+    def damage(folder: Path) -> str:
+        path = folder / name
+        (folder / f"{name}.gz").write_bytes(change(gzip.compress(path.read_bytes())))
+        path.unlink()
+        return f"{name}.gz"
+
+    return damage
+
+
+def _labels(values: np.ndarray, classes: str | None = None) -> Callable[[Path], str]:
+    def damage(folder: Path) -> str:
+        write_idx(folder / LABELS, values)
+        if classes is not None:
+            (folder / "classes.txt").write_text(classes)
+        return LABELS
+
+    return damage
+
+
+def _classes_file(data: bytes) -> Callable[[Path], str]:
+    def damage(folder: Path) -> str:
+        (folder / "classes.txt").write_bytes(data)
+        return "classes.txt"
+
+    return damage
+
+
+def _flip_middle(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 64]) + data[middle + 64 :]
+
+
+def _broken_deflate(_: bytes) -> bytes:
+    """A gzip whose deflate stream is invalid (zlib.error), rather than one that fails its CRC."""
+    good = gzip.compress(_idx_header((40, 28, 28)) + bytes(40 * 28 * 28), mtime=0)
+    return good[:10] + bytes([good[10] ^ 0xFF]) + good[11:]  # the first byte after the gzip header
+
+
+CASES: dict[str, tuple[Callable[[Path], str], str]] = {
+    "bad magic in the images": (
+        _rewrite(IMAGES, lambda d: b"\x12\x34" + d[2:]),
+        "is not an IDX file (bad magic",
+    ),
+    "bad magic in the labels": (_rewrite(LABELS, lambda d: b"PK" + d[2:]), "is not an IDX file (bad magic"),
+    "an empty file": (_rewrite(IMAGES, lambda d: b""), "is not an IDX file (bad magic"),
+    "floats, not bytes": (_rewrite(IMAGES, lambda d: d[:2] + b"\x0d" + d[3:]), "holds IDX type 0x0d"),
+    "a truncated header": (_rewrite(IMAGES, lambda d: d[:7]), "has a truncated IDX header"),
+    "fewer bytes than the header says": (
+        _rewrite(IMAGES, lambda d: d[:-100]),
+        "its header says 40 x 28 x 28 values (31,376 bytes) but the file holds 31,276 bytes",
+    ),
+    "more bytes than the header says": (
+        _rewrite(IMAGES, lambda d: d + b"\0"),
+        "but the file holds more than",
+    ),
+    "a header that asks for terabytes": (
+        _rewrite(IMAGES, lambda d: _idx_header((60000, 60000, 60000)) + d[16:]),
+        "more than the 4,294,967,296 bytes acgan reads",
+    ),
+    "fewer labels than images": (
+        _rewrite(LABELS, lambda d: _idx_header((39,)) + d[8:-1]),
+        "labels for 40 images",
+    ),
+    "labels beyond classes.txt": (_labels(np.arange(40) % 4, "a\nb\n"), "has label 3 but"),
+    "a label far beyond the others": (
+        _labels(np.where(np.arange(40) == 7, 200, np.arange(40) % 4)),
+        "has label 200 out of range: no images are labelled 4..199",
+    ),
+    "a single class": (_labels(np.zeros(40)), "holds a single class"),
+    "images of no pixels": (
+        _rewrite(IMAGES, lambda d: _idx_header((40, 0, 0))),
+        "holds images of 0 x 0 pixels",
+    ),
+    "images of one dimension": (
+        _rewrite(IMAGES, lambda d: _idx_header((40 * 28 * 28,)) + d[16:]),
+        "holds an array",
+    ),
+    "gzip garbage": (_gzipped(IMAGES, lambda g: b"\x1f\x8b" + bytes(range(200))), "cannot read"),
+    "a truncated gzip": (_gzipped(IMAGES, lambda g: g[: len(g) // 2]), "cannot read"),
+    "a gzip that fails its CRC": (_gzipped(IMAGES, _flip_middle), "CRC check failed"),
+    "a broken deflate stream": (_gzipped(IMAGES, _broken_deflate), "while decompressing data"),
+    "a gzip bomb": (
+        _gzipped(IMAGES, lambda g: gzip.compress(_idx_header((40, 28, 28)) + bytes(20 * 2**20))),
+        "but the file holds more than",
+    ),
+    "classes.txt that is not text": (_classes_file(b"\xff\xfe\x00bad"), "cannot read"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_corrupt_idx_file_is_named_and_exits_1(tmp_path: Path, case: str) -> None:
+    damage, message = CASES[case]
+    folder = make_idx_folder(tmp_path / "data")
+    culprit = folder / damage(folder)
+    result = runner.invoke(
+        app, ["train", "--dataset", str(folder), "--max-steps", "1", "--device", "cpu", *TINY_ARGS]
+    )
+    assert result.exit_code == 1, result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 2 and "Traceback" not in result.stderr, result.stderr
+    assert str(culprit) in errors[0] and message in errors[0], errors[0]
+    assert not (tmp_path / "runs").exists()  # refused before a run folder was made
+
+
+def test_a_folder_without_labels_names_what_is_missing(tmp_path: Path) -> None:
+    folder = make_idx_folder(tmp_path / "data")
+    (folder / LABELS).unlink()
+    result = runner.invoke(app, ["train", "--dataset", str(folder), "--device", "cpu", *TINY_ARGS])
+    assert result.exit_code == 1
+    assert error_lines(result.stderr)[0] == (
+        f"error: {folder} has no train labels IDX file (e.g. train-labels-idx1-ubyte.gz)"
+    )
+
+
+def test_a_good_folder_still_trains(tmp_path: Path) -> None:
+    folder = make_idx_folder(tmp_path / "data", n=64)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--dataset",
+            str(folder),
+            "--max-steps",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            "run",
+            *TINY_ARGS,
+        ],
+    )
+    assert result.exit_code == 0, result.stderr

@@ -1,0 +1,239 @@
+"""Every numeric option at 0, negative and absurdly large; unknown names; impossible devices; resume changes.
+
+A usage error exits 2 and names the option and what it accepts, before anything is written;
+a value that is valid but more than the machine holds exits 1 with an out-of-memory line.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from acgan_cli.cli import app
+from acgan_cli.core import checkpoint as ckpt
+from tests.conftest import TINY_ARGS, plain
+from tests.core.test_data import make_idx_folder
+from tests.reliability.conftest import ForkServer, error_lines
+
+runner = CliRunner()
+HUGE = "1" + "0" * 30
+
+TRAIN_INTS = [
+    "epochs", "max-steps", "batch-size", "seed", "latent-dim", "img-size", "g-width", "d-width",
+    "sample-every", "ckpt-every", "log-every",
+]  # fmt: skip
+TRAIN_FLOATS = ["lr", "b1", "b2", "ema-decay"]
+VALID_AT_ZERO = {"seed", "sample-every", "ckpt-every", "b1", "b2"}
+
+
+def _train_cases() -> list[tuple[str, str]]:
+    cases = []
+    for option in TRAIN_INTS + TRAIN_FLOATS:
+        values = ["0", "-1", HUGE] + (["1e308", "inf", "nan"] if option in TRAIN_FLOATS else ["1e3"])
+        cases += [(option, v) for v in values if not (v == "0" and option in VALID_AT_ZERO)]
+    return cases
+
+
+def _assert_usage_error(result, option: str, *fragments: str) -> None:
+    text = plain(result.stderr)
+    assert result.exit_code == 2, (option, result.exit_code, result.stderr)
+    assert f"Invalid value for {option}:" in text or f"Invalid value for '{option}'" in text, text
+    assert "Traceback" not in result.stderr and "bug in acgan" not in result.stderr
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+@pytest.mark.parametrize(("option", "value"), _train_cases())
+def test_train_refuses_each_impossible_number(tmp_path: Path, option: str, value: str) -> None:
+    result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--device", "cpu", f"--{option}", value])
+    _assert_usage_error(result, f"--{option}")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_accepts_zero_where_zero_means_something(tmp_path: Path) -> None:
+    args = ["--b1", "0", "--b2", "0", "--seed", "0", "--sample-every", "0", "--ckpt-every", "0"]
+    result = runner.invoke(
+        app, ["train", "--dataset", "mnist-5k", "--device", "cpu", "--max-steps", "2", *TINY_ARGS, *args]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert ckpt.read_info(Path(result.stdout.strip())).step == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "fragment"),
+    [
+        (["--batch-size", "1", "--img-size", "16"], "--batch-size", "must be at least 2 with img_size 16"),
+        (
+            ["--g-width", "2048", "--latent-dim", "4096", "--img-size", "256"],
+            "--g-width",
+            "gives the generator a first layer of 34,359,738,368 weights",
+        ),
+    ],
+)
+def test_train_refuses_sizes_that_are_each_fine_but_not_together(
+    tmp_path: Path, args: list[str], option: str, fragment: str
+) -> None:
+    result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--device", "cpu", *args])
+    _assert_usage_error(result, option, fragment)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_batch_larger_than_memory_is_one_line_not_a_crash(forkserver: ForkServer, tmp_path: Path) -> None:
+    # Valid (the dataset holds 5000 images) but about 8 GB of activations: the allocation fails
+    # under a 1.5 GB address-space limit, as it would on a machine without the memory.
+    child = forkserver.spawn(
+        ["train", "--dataset", "mnist-5k", "--device", "cpu", "--precision", "fp32", "--batch-size", "4096",
+         "--img-size", "64", "--max-steps", "1", "--out", "run"],
+        tmp_path, limits={"RLIMIT_AS": f"+{1500 * 2**20}"},
+    )  # fmt: skip
+    assert child.wait() == 1, child.stderr
+    error, hint = error_lines(child.stderr)
+    assert error.startswith("error: out of memory (an allocation of ") and "Traceback" not in child.stderr
+    assert hint == "hint: use a smaller --batch-size, --img-size or model width, or a device with more memory"
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "fragment"),
+    [
+        (["--digit", "-1"], "--digit", "this model has 10 classes, 0..9"),
+        (["--digit", "10"], "--digit", "this model has 10 classes, 0..9"),
+        (["--digit", HUGE], "--digit", "this model has 10 classes, 0..9"),
+        (["--n", "0"], "--n", "must draw 1..100000 images"),
+        (["--n", "-1"], "--n", "must draw 1..100000 images"),
+        (["--n", HUGE], "--n", "must draw 1..100000 images"),
+        (["--grid", "--n", "20000"], "--n", "must draw 1..100000 images in all (got 200000)"),
+        (["--seed", "-1"], "--seed", "must be in 0..2^63-1"),
+        (["--seed", HUGE], "--seed", "must be in 0..2^63-1"),
+        (["--nrow", "0"], "--nrow", "must be at least 1"),
+        (["--nrow", "-1"], "--nrow", "must be at least 1"),
+        (["--format", "gif"], "--format", "'gif' is not one of png, npy, npz"),
+        (["--device", "tpu"], "--device", "is not one of auto, cpu, cuda, cuda:N, mps"),
+    ],
+)
+def test_sample_refuses_each_impossible_value(
+    trained_run: Path, tmp_path: Path, args: list[str], option: str, fragment: str
+) -> None:
+    result = runner.invoke(app, ["sample", "--ckpt", str(trained_run), "--out", "x.png", *args])
+    _assert_usage_error(result, option, fragment)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_sample_takes_an_absurd_nrow_as_one_row(trained_run: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["sample", "--ckpt", str(trained_run), "--n", "3", "--nrow", HUGE, "--out", "x.png"]
+    )
+    assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "fragment"),
+    [
+        (["--n-samples", "0"], "--n-samples", "must be in 1..100000"),
+        (["--n-samples", "-1"], "--n-samples", "must be in 1..100000"),
+        (["--n-samples", HUGE], "--n-samples", "must be in 1..100000"),
+        (["--seed", "-1"], "--seed", "must be in 0..2^63-1"),
+        (["--seed", HUGE], "--seed", "must be in 0..2^63-1"),
+        (["--evaluator-seed", "-1"], "--evaluator-seed", "must be in 0..2^63-1"),
+        (["--evaluator-seed", HUGE], "--evaluator-seed", "must be in 0..2^63-1"),
+        (["--metrics", "beauty"], "--metrics", "class-accuracy, fd, kid"),
+        (["--device", "tpu"], "--device", "auto, cpu, cuda, cuda:N or mps"),
+    ],
+)
+def test_evaluate_refuses_each_impossible_value(
+    trained_run: Path, args: list[str], option: str, fragment: str
+) -> None:
+    result = runner.invoke(app, ["evaluate", str(trained_run), "--device", "cpu", *args])
+    _assert_usage_error(result, option, fragment)
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "fragment"),
+    [
+        (
+            ["train", "--dataset", "cifar-11"],
+            "--dataset",
+            "neither a dataset (mnist, fashion-mnist, kmnist, mnist-5k)",
+        ),
+        (
+            ["train", "--dataset", "mnist-5k", "--device", "tpu"],
+            "--device",
+            "must be auto, cpu, cuda, cuda:N or mps",
+        ),
+        (
+            ["train", "--dataset", "mnist-5k", "--precision", "fp8"],
+            "--precision",
+            "one of auto, fp32, bf16, fp16",
+        ),
+        (
+            ["export", "RUN", "--format", "gguf"],
+            "--format",
+            "is not one of onnx, torchscript, pt2, safetensors",
+        ),
+        (["export", "RUN", "--format", "onnx", "--opset", "0"], "--opset", "is out of range"),
+        (["export", "RUN", "--format", "onnx", "--opset", HUGE], "--opset", "is out of range"),
+    ],
+)
+def test_unknown_names_list_the_valid_choices(
+    trained_run: Path, command: list[str], option: str, fragment: str
+) -> None:
+    result = runner.invoke(app, [str(trained_run) if a == "RUN" else a for a in command])
+    _assert_usage_error(result, option, fragment)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("command", [["sample", "--ckpt", "RUN", "--out", "x.png"], ["evaluate", "RUN"]])
+def test_cuda_without_cuda_is_a_usage_error(trained_run: Path, command: list[str]) -> None:
+    result = runner.invoke(
+        app, [*[str(trained_run) if a == "RUN" else a for a in command], "--device", "cuda"]
+    )
+    _assert_usage_error(result, "--device", "CUDA is not available on this machine")
+
+
+# ----------------------------------------------------------------------------- resuming
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of exactly one epoch (4 steps) on a 64-image IDX folder."""
+    base = tmp_path_factory.mktemp("one-epoch")
+    folder = make_idx_folder(base / "data", n=64)
+    result = runner.invoke(
+        app,
+        ["train", "--dataset", str(folder), "--epochs", "1", "--device", "cpu", "--seed", "1", "--out",
+         str(base / "run"), *TINY_ARGS],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    return base / "run"
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (["--latent-dim", "16"], "cannot change from 8 to 16 when resuming"),
+        (["--img-size", "32"], "cannot change from 16 to 32 when resuming"),
+        (["--g-width", "32"], "cannot change from 16 to 32 when resuming"),
+        (["--batch-size", "8"], "cannot change from 16 to 8 when resuming"),
+        (["--seed", "2"], "cannot change from 1 to 2 when resuming"),
+        (["--dataset", "mnist-5k"], "when resuming"),
+    ],
+)
+def test_resume_refuses_a_change_that_alters_the_model(
+    one_epoch_run: Path, tmp_path: Path, change: list[str], fragment: str
+) -> None:
+    before = (one_epoch_run / "checkpoints" / ckpt.LATEST).read_bytes()
+    result = runner.invoke(app, ["train", "--resume", str(one_epoch_run), *change])
+    _assert_usage_error(result, change[0], fragment)
+    assert (one_epoch_run / "checkpoints" / ckpt.LATEST).read_bytes() == before
+
+
+def test_resume_accepts_more_epochs(one_epoch_run: Path, tmp_path: Path) -> None:
+    run = shutil.copytree(one_epoch_run, tmp_path / "run")
+    result = runner.invoke(app, ["train", "--resume", str(run), "--epochs", "2"])
+    assert result.exit_code == 0, result.stderr
+    assert "resumed at step 4" in result.stderr
+    info = ckpt.read_info(run)
+    assert (info.step, info.epoch, info.train.epochs) == (8, 1, 2)
