@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from acgan_cli.core.config import ModelConfig
@@ -19,8 +20,42 @@ from acgan_cli.core.config import ModelConfig
 BN_MOMENTUM = 0.2  # PyTorch convention: weight of the new batch in the running statistics
 
 
+class UpsampleConv2d(nn.Conv2d):
+    """Nearest-neighbour x2 upsampling, then this 3x3 convolution (padding 1), computed in one step.
+
+    The same function, with the same weights and state dict, as `nn.Upsample(scale_factor=2)`
+    followed by `nn.Conv2d(c_in, c_out, 3, padding=1)`. After nearest upsampling, each input
+    pixel reaches a 4x4 window of the output, so a stride-2 transposed convolution whose 4x4
+    kernel sums the 3x3 taps that land on the same input pixel gives the same images for
+    16 instead of 36 multiply-adds per input pixel and channel pair; it also never builds the
+    upsampled tensor. These two layers are nearly all of a training step's arithmetic.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, 3, stride=1, padding=1)
+
+    def transposed_kernel(self) -> torch.Tensor:
+        """The (in, out, 4, 4) kernel of the equivalent stride-2 transposed convolution."""
+        w = self.weight  # (out, in, 3, 3); additions keep it in fp32 under autocast
+
+        def fold(t: torch.Tensor, dim: int) -> torch.Tensor:
+            a, b, c = t.unbind(dim)  # taps above (left of), on and below (right of) the centre
+            return torch.stack([c, b + c, a + b, a], dim)
+
+        # channels_last: oneDNN's bf16 kernels run ~20% faster with it (fp32 does not care).
+        return fold(fold(w, 2), 3).transpose(0, 1).contiguous(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Upsample x2 and convolve: (N, in, H, W) -> (N, out, 2H, 2W)."""
+        return F.conv_transpose2d(x, self.transposed_kernel(), self.bias, stride=2, padding=1)
+
+
 class Generator(nn.Module):
-    """G(z, y): noise `z` (N, latent_dim) and class indices `y` (N,) to images (N, C, H, W) in [-1, 1]."""
+    """G(z, y): noise `z` (N, latent_dim) and class indices `y` (N,) to images (N, C, H, W) in [-1, 1].
+
+    The reference: embedding(y) * z -> Linear -> BN -> [upsample x2 -> conv3x3 -> BN -> LeakyReLU] x 2
+    -> conv3x3 -> tanh, with each upsample-convolution pair computed as one `UpsampleConv2d`.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -29,26 +64,22 @@ class Generator(nn.Module):
         self.init_size = config.img_size // 4
         self.label_embedding = nn.Embedding(config.n_classes, config.latent_dim)
         self.project = nn.Linear(config.latent_dim, width * self.init_size**2)
-        self.blocks = nn.Sequential(
-            nn.BatchNorm2d(width, momentum=BN_MOMENTUM),
-            nn.Upsample(scale_factor=2),
-            nn.Conv2d(width, width, 3, stride=1, padding=1),
-            nn.BatchNorm2d(width, momentum=BN_MOMENTUM),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Upsample(scale_factor=2),
-            nn.Conv2d(width, width // 2, 3, stride=1, padding=1),
-            nn.BatchNorm2d(width // 2, momentum=BN_MOMENTUM),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(width // 2, config.channels, 3, stride=1, padding=1),
-            nn.Tanh(),
-        )
+        self.project_norm = nn.BatchNorm2d(width, momentum=BN_MOMENTUM)
+        self.up1 = UpsampleConv2d(width, width)
+        self.norm1 = nn.BatchNorm2d(width, momentum=BN_MOMENTUM)
+        self.up2 = UpsampleConv2d(width, width // 2)
+        self.norm2 = nn.BatchNorm2d(width // 2, momentum=BN_MOMENTUM)
+        self.to_image = nn.Conv2d(width // 2, config.channels, 3, stride=1, padding=1)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Images for noise `z` and class indices `labels`."""
         x = self.project(self.label_embedding(labels) * z)
         x = x.view(x.shape[0], self.config.g_width, self.init_size, self.init_size)
-        # channels_last makes Upsample and the convolutions several times faster on the CPU.
-        return self.blocks(x.contiguous(memory_format=torch.channels_last))
+        # channels_last makes the convolutions several times faster on the CPU.
+        x = self.project_norm(x.contiguous(memory_format=torch.channels_last))
+        x = F.leaky_relu(self.norm1(self.up1(x)), 0.2, inplace=True)
+        x = F.leaky_relu(self.norm2(self.up2(x)), 0.2, inplace=True)
+        return torch.tanh(self.to_image(x))
 
 
 def _downsampled_size(size: int, times: int) -> int:

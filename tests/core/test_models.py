@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from acgan_cli.core.config import ModelConfig
-from acgan_cli.core.models import Discriminator, Generator, build_models
+from acgan_cli.core.models import Discriminator, Generator, UpsampleConv2d, build_models
 
 
 @pytest.mark.parametrize("img_size", [8, 16, 28, 32])
@@ -44,3 +44,24 @@ def test_batchnorm_has_the_fixed_momentum_and_default_eps() -> None:
     generator, _ = build_models(ModelConfig(g_width=8))
     norms = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert norms and all(m.eps == 1e-5 and m.momentum == 0.2 for m in norms)
+
+
+@pytest.mark.parametrize(("c_in", "c_out", "size"), [(8, 4, 5), (16, 8, 8), (3, 1, 1)])
+def test_upsample_conv_is_upsample_then_conv(c_in: int, c_out: int, size: int) -> None:
+    torch.manual_seed(0)
+    fused = UpsampleConv2d(c_in, c_out)
+    plain = torch.nn.Sequential(torch.nn.Upsample(scale_factor=2), torch.nn.Conv2d(c_in, c_out, 3, padding=1))
+    plain[1].load_state_dict(fused.state_dict())
+    x = torch.randn(3, c_in, size, size, requires_grad=True)
+    x_plain = x.detach().clone().requires_grad_(True)
+    torch.testing.assert_close(fused(x), plain(x_plain), rtol=1e-5, atol=1e-5)
+    fused(x).square().sum().backward()
+    plain(x_plain).square().sum().backward()
+    torch.testing.assert_close(x.grad, x_plain.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fused.weight.grad, plain[1].weight.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_generator_state_dict_names_each_layer() -> None:
+    names = set(Generator(ModelConfig(g_width=8)).state_dict())
+    assert {"label_embedding.weight", "project.weight", "up1.weight", "up2.bias", "to_image.weight"} <= names
+    assert {"project_norm.running_mean", "norm1.running_var", "norm2.weight"} <= names
