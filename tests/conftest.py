@@ -53,11 +53,12 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def small_dataset():
-    """The first 160 shipped digits (10 steps of 16 per epoch)."""
+    """160 shipped digits, 16 of each class (10 steps of 16 per epoch)."""
     from acgan_cli.core.data import Dataset, load_dataset
 
-    full = load_dataset("mnist-5k")
-    return Dataset(full.name, full.images[:160].clone(), full.labels[:160].clone(), full.class_names)
+    full = load_dataset("mnist-5k")  # sorted by class, 500 each: take every 31st image
+    take = slice(0, 160 * 31, 31)
+    return Dataset(full.name, full.images[take].clone(), full.labels[take].clone(), full.class_names)
 
 
 @pytest.fixture(scope="session")

@@ -590,24 +590,12 @@ def load_optimizer(
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, CheckpointInfo]:
     """The generator of a checkpoint (its EMA copy when it has one), in eval mode on `device`."""
+    import torch
+
     from acgan_cli.core.models import Generator
 
     info, tensors = load_checkpoint(path)
     generator = Generator(info.model)
     prefix = "generator_ema" if info.has_ema else "generator"
     load_module(generator, tensors, prefix, info.path)
-    return generator.to(device).eval(), info
-
-
-def describe(info: CheckpointInfo) -> dict[str, Any]:
-    """A JSON-ready summary of a checkpoint."""
-    return {
-        "path": str(info.path),
-        "kind": info.kind,
-        "step": info.step,
-        "epoch": info.epoch,
-        "dataset": info.dataset,
-        "class_names": list(info.class_names),
-        "image_shape": list(info.image_shape),
-        "acgan_version": info.acgan_version,
-    }
+    return generator.to(device, memory_format=torch.channels_last).eval(), info
