@@ -18,6 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from acgan_cli.core.evaluation.events import EvaluatorReady, EvaluatorTrainingStarted
 from acgan_cli.core.events import (
     CheckpointSaved,
     EpochEnded,
@@ -31,6 +32,24 @@ from acgan_cli.core.events import (
 )
 
 TABLE_ROWS = 12  # epochs shown in the live table (the newest ones)
+
+
+def _evaluation_text(evaluation: dict[str, float] | None) -> list[str]:
+    if evaluation is None:
+        return ["", ""]
+    return [f"{evaluation['class_accuracy']:.1%}", f"{evaluation['frechet_distance']:.2f}"]
+
+
+def _evaluator_line(event: object) -> str | None:
+    """What to say while `--eval-every` gets its evaluator ready (a first use trains it)."""
+    if isinstance(event, EvaluatorTrainingStarted):
+        return (
+            f"training the evaluator for {event.dataset} once ({event.n_images:,} images, "
+            f"{event.epochs} epochs); it is cached at {event.path}"
+        )
+    if isinstance(event, EvaluatorReady):
+        return f"evaluator: {event.path} (test accuracy {event.test_accuracy:.2%})"
+    return None
 
 
 def _epoch_row(epoch: int, m: Metrics, current: bool) -> list[str]:
@@ -51,11 +70,15 @@ class _LossTable:
     def __init__(self) -> None:
         self.done: list[tuple[int, Metrics]] = []
         self.current: tuple[int, list[Metrics]] | None = None
+        self.evaluations: dict[int, dict[str, float]] = {}  # epoch -> its latest quick evaluation
+        self.with_evaluation = False
 
-    def log(self, epoch: int, metrics: Metrics) -> None:
+    def log(self, epoch: int, metrics: Metrics, evaluation: dict[str, float] | None = None) -> None:
         if self.current is None or self.current[0] != epoch:
             self.current = (epoch, [])
         self.current[1].append(metrics)
+        if evaluation is not None:
+            self.evaluations[epoch] = evaluation
 
     def end_epoch(self, epoch: int, metrics: Metrics) -> None:
         self.done.append((epoch, metrics))
@@ -63,13 +86,15 @@ class _LossTable:
 
     def __rich__(self) -> RenderableType:
         table = Table(title=None, expand=False, box=None, padding=(0, 1), header_style="bold")
-        for name in ("epoch", "D loss", "G loss", "D real", "D fake", "class acc", "img/s"):
+        names = ["epoch", "D loss", "G loss", "D real", "D fake", "class acc", "img/s"]
+        for name in names + (["eval acc", "eval FD"] if self.with_evaluation else []):
             table.add_column(name, justify="right")
         rows = [(e, m, False) for e, m in self.done]
         if self.current is not None and self.current[1]:
             rows.append((self.current[0], Metrics.combine(self.current[1]), True))
         for epoch, metrics, current in rows[-TABLE_ROWS:]:
-            table.add_row(*_epoch_row(epoch, metrics, current))
+            extra = _evaluation_text(self.evaluations.get(epoch)) if self.with_evaluation else []
+            table.add_row(*_epoch_row(epoch, metrics, current), *extra)
         return table
 
 
@@ -96,7 +121,10 @@ class LiveRenderer:
         self.steps_per_epoch = 1
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
+        if (line := _evaluator_line(event)) is not None:
+            self.console.print(line, markup=False)
+        elif isinstance(event, RunStarted):
+            self.table.with_evaluation = bool(event.config.get("eval_every"))
             self.steps_per_epoch = event.steps_per_epoch
             start_epoch = event.start_step // event.steps_per_epoch
             resumed = f", resumed at step {event.start_step}" if event.start_step else ""
@@ -115,7 +143,7 @@ class LiveRenderer:
         elif isinstance(event, StepDone):
             self.progress.update(self.step_task, completed=event.step)
         elif isinstance(event, Logged):
-            self.table.log(event.epoch, event.metrics)
+            self.table.log(event.epoch, event.metrics, event.evaluation)
             self.progress.update(self.step_task, rate=f"{event.metrics.images_per_s:,.0f} img/s")
         elif isinstance(event, EpochEnded):
             self.table.end_epoch(event.epoch, event.metrics)
@@ -141,7 +169,9 @@ class PlainRenderer:
         def write(line: str) -> None:
             self.console.print(line, markup=False, soft_wrap=True)
 
-        if isinstance(event, RunStarted):
+        if (line := _evaluator_line(event)) is not None:
+            write(line)
+        elif isinstance(event, RunStarted):
             self.total = event.total_steps
             resumed = f" resumed at step {event.start_step}" if event.start_step else ""
             write(
@@ -155,6 +185,12 @@ class PlainRenderer:
                 f"step {event.step}/{self.total} epoch {event.epoch + 1} d_loss {m.d_loss:.4f} "
                 f"g_loss {m.g_loss:.4f} d_real {m.d_real_acc:.3f} d_fake {m.d_fake_acc:.3f} "
                 f"aux {m.aux_acc:.3f} img/s {m.images_per_s:.0f}"
+                + (
+                    f" eval_acc {event.evaluation['class_accuracy']:.4f} "
+                    f"eval_fd {event.evaluation['frechet_distance']:.3f}"
+                    if event.evaluation
+                    else ""
+                )
             )
         elif isinstance(event, SampleSaved):
             write(f"samples: {event.path}")

@@ -157,6 +157,14 @@ def train(
             rich_help_panel=OUTPUT,
         ),
     ] = TrainConfig.ckpt_every,
+    eval_every: Annotated[
+        int,
+        typer.Option(
+            help="Steps between quick evaluations (class accuracy and Fréchet distance on 2,000 samples, "
+            "see acgan evaluate); 0: none.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = TrainConfig.eval_every,
     log_every: Annotated[
         int,
         typer.Option(help="Steps between metric lines (one host sync each).", rich_help_panel=OUTPUT),
@@ -188,7 +196,7 @@ def train(
         "dataset": dataset, "data_dir": str(data_dir) if data_dir else None, "download": download,
         "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "b1": b1, "b2": b2,
         "seed": seed, "latent_dim": latent_dim, "img_size": img_size, "g_width": g_width, "d_width": d_width,
-        "ema": ema, "ema_decay": ema_decay, "device": device, "precision": precision, "sample_every": sample_every, "ckpt_every": ckpt_every, "log_every": log_every,
+        "ema": ema, "ema_decay": ema_decay, "device": device, "precision": precision, "sample_every": sample_every, "ckpt_every": ckpt_every, "eval_every": eval_every, "log_every": log_every,
     }  # fmt: skip
     # Only what the user said counts when resuming: the checkpoint's config fills in the rest.
     given = {

@@ -121,6 +121,7 @@ class TrainConfig:
     sample_every: int = 400  # steps between sample grids; 0 = only at the end
     ckpt_every: int = 0  # steps between checkpoints; 0 = at the end of every epoch
     log_every: int = 50  # steps between metric lines (one host sync each)
+    eval_every: int = 0  # steps between quick evaluations (class accuracy, FD on 2,000 samples); 0 = none
     ema: bool = True  # keep a moving average of G's weights; sampling and export use it
     ema_decay: float = 0.999  # per-step decay of that average, warmed up over the first steps
 
@@ -155,7 +156,7 @@ class TrainConfig:
             "precision",
             f"must be one of {', '.join(PRECISIONS)} (got {self.precision!r})",
         )
-        for name in ("sample_every", "ckpt_every"):
+        for name in ("sample_every", "ckpt_every", "eval_every"):
             value = getattr(self, name)
             _require(0 <= value <= 10**9, name, f"must be in 0..1000000000 (got {value})")
         _require(0 < self.ema_decay < 1, "ema_decay", f"must be between 0 and 1 (got {self.ema_decay})")

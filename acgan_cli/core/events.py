@@ -73,6 +73,7 @@ class Logged:
     step: int
     epoch: int
     metrics: Metrics
+    evaluation: dict[str, float] | None = None  # with --eval-every: class_accuracy, frechet_distance, seconds
 
 
 @dataclass(frozen=True)

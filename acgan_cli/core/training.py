@@ -339,6 +339,19 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
 
+    def _evaluate(self) -> dict[str, float]:
+        """Quick class accuracy and Frechet distance of the sampling generator (--eval-every)."""
+        from acgan_cli.core.evaluation import quick_metrics
+
+        started = time.perf_counter()
+        figures = quick_metrics(
+            self.generator_ema or self.generator,
+            self.evaluator,
+            seed=self.config.seed,
+            autocast_dtype=self.autocast_dtype,
+        )
+        return {**figures, "seconds": round(time.perf_counter() - started, 3)}
+
     def _autocast(self) -> torch.autocast:
         return torch.autocast(
             self.device.type,
@@ -422,6 +435,16 @@ class Trainer:
         for folder in (self.checkpoint_dir, self.samples_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._write_config()
+        if config.eval_every:  # first use trains the evaluator; its progress goes to on_event
+            from acgan_cli.core.evaluation import load_evaluator
+
+            self.evaluator = load_evaluator(
+                config.dataset,
+                data_dir=Path(config.data_dir) if config.data_dir else None,
+                download=config.download,
+                device=self.device,
+                on_event=on_event,
+            )
         try:
             torch.set_rng_state(self.global_rng_states["torch"])
             if "cuda" in self.global_rng_states:
@@ -458,7 +481,7 @@ class Trainer:
 
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as metrics_file:
 
-            def log(epoch: int) -> Metrics:
+            def log(epoch: int, evaluate: bool = False) -> Metrics:
                 nonlocal window_start, window_time
                 steps = self.step - window_start
                 values = torch.cat(
@@ -480,12 +503,16 @@ class Trainer:
                     **metrics.as_dict(),
                     "time": round(now - started, 3),
                 }
+                evaluation = self._evaluate() if evaluate else None
+                if evaluation is not None:
+                    record.update({f"eval_{name}": value for name, value in evaluation.items()})
                 metrics_file.write(json.dumps(record) + "\n")
                 metrics_file.flush()
                 window.zero_()
                 finite_steps.zero_()
-                window_start, window_time = self.step, now
-                on_event(Logged(self.step, epoch, metrics))
+                # The next window starts after the evaluation, so images/s measures training only.
+                window_start, window_time = self.step, time.perf_counter()
+                on_event(Logged(self.step, epoch, metrics, evaluation))
                 return metrics
 
             epoch = self.step // spe
@@ -509,8 +536,17 @@ class Trainer:
                     ckpt_due = last or (
                         self.step % config.ckpt_every == 0 if config.ckpt_every > 0 else end_of_epoch
                     )
-                    if self.step % config.log_every == 0 or end_of_epoch or last or sample_due or ckpt_due:
-                        epoch_windows.append(log(epoch))  # raises DivergedError before anything is saved
+                    eval_due = config.eval_every > 0 and (last or self.step % config.eval_every == 0)
+                    if (
+                        self.step % config.log_every == 0
+                        or end_of_epoch
+                        or last
+                        or sample_due
+                        or ckpt_due
+                        or eval_due
+                    ):
+                        # log() raises DivergedError before anything is saved
+                        epoch_windows.append(log(epoch, evaluate=eval_due))
                     if sample_due:
                         on_event(SampleSaved(self.step, self._save_samples()))
                     if ckpt_due:

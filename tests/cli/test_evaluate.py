@@ -12,15 +12,10 @@ from acgan_cli.cli import app
 from acgan_cli.cli.evaluate import _complete_metrics
 from acgan_cli.core.evaluation import METRICS
 from tests.conftest import plain
-from tests.core.test_evaluation import generator_only_file, mnist5k_cache, write_idx_folder
+from tests.core.test_evaluation import generator_only_file, write_idx_folder
 
 runner = CliRunner()
 FEW = ["--n-samples", "300", "--device", "cpu"]
-
-
-@pytest.fixture(scope="session")
-def evaluator_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return mnist5k_cache(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

@@ -211,3 +211,26 @@ def test_resume_from_a_generator_only_file_is_refused_before_loading_data(
         f"error: {Path('g.safetensors')} holds a generator only and cannot resume training",
         "hint: resume from a checkpoint written by `acgan train` (or its run folder)",
     ]
+
+
+def test_eval_every_prints_the_figures(
+    tmp_path: Path, evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(evaluator_cache))
+    args = [
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--max-steps",
+        "4",
+        "--eval-every",
+        "2",
+        "--out",
+        "run",
+        *TINY_ARGS,
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert "evaluator: " in result.stderr and "test accuracy" in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("step ")]
+    assert len(lines) == 2 and all(" eval_acc " in line and " eval_fd " in line for line in lines)

@@ -1,7 +1,7 @@
 """The evaluator (training, caching, files) and `evaluate` end to end, on the shipped digits.
 
 The mnist-5k evaluator is trained once per session into the session's temporary folder (see
-`mnist5k_cache`); tests/cli/test_evaluate.py reuses it from there. Cache behaviour is tested on
+the `evaluator_cache` fixture in tests/conftest.py); tests/cli/test_evaluate.py reuses it from there. Cache behaviour is tested on
 a tiny IDX folder dataset whose evaluator trains in a second or two.
 """
 
@@ -42,15 +42,6 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 # ----------------------------------------------------------------------------- shared helpers
 
 
-def mnist5k_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's evaluator cache folder, holding the mnist-5k evaluator (trained by the first caller)."""
-    cache = tmp_path_factory.getbasetemp() / "evaluator-cache"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ACGAN_CACHE_DIR", str(cache))
-        load_evaluator("mnist-5k", device="cpu")
-    return cache
-
-
 def write_idx_folder(folder: Path, n_train: int, n_test: int, offset: int = 0) -> Path:
     """A folder of gzipped IDX files holding shipped digits, all classes mixed (from `offset` on)."""
     digits = load_dataset("mnist-5k")  # sorted by class: deal them out class by class, like cards
@@ -81,11 +72,6 @@ def generator_only_file(run_dir: Path, target: Path, dataset: str | None = None)
 
 
 # ----------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def evaluator_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return mnist5k_cache(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

@@ -182,3 +182,25 @@ def test_bf16_autocast_trains(tmp_path: Path, small_dataset) -> None:
 def test_fp16_needs_cuda(tmp_path: Path, small_dataset) -> None:
     with pytest.raises(UsageError, match="fp16 needs a CUDA GPU"):
         Trainer(tiny_config(precision="fp16"), run_dir=tmp_path / "run", dataset=small_dataset)
+
+
+def test_eval_every_adds_quick_figures_without_changing_training(
+    tmp_path: Path, small_dataset, evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(evaluator_cache))
+    events: list = []
+    evaluated = Trainer(tiny_config(max_steps=8, eval_every=4), run_dir=tmp_path / "a", dataset=small_dataset)
+    evaluated.run(on_event=events.append)
+    plain = Trainer(tiny_config(max_steps=8), run_dir=tmp_path / "b", dataset=small_dataset)
+    plain.run()
+    # The evaluation draws from its own RNG and restores G's mode: training is bit-identical.
+    assert _same(_weights(evaluated.generator), _weights(plain.generator))
+    lines = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    scored = [line for line in lines if "eval_class_accuracy" in line]
+    assert [line["step"] for line in scored] == [4, 8]
+    for line in scored:
+        assert 0 <= line["eval_class_accuracy"] <= 1 and line["eval_frechet_distance"] > 0
+    logged = [e for e in events if isinstance(e, Logged) and e.evaluation]
+    assert [e.step for e in logged] == [4, 8]
+    assert not any("eval_class_accuracy" in line for line in
+                   (json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()))  # fmt: skip
