@@ -4,45 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 
 from acgan_cli.cli.common import handle_errors, interactive, state, stderr_console
-from acgan_cli.core.data import DATASETS, check_dataset_name, dataset_title
+from acgan_cli.core.data import DATASETS, check_dataset_name
 from acgan_cli.core.evaluation.config import MAX_SAMPLES, EvaluationConfig
-from acgan_cli.core.evaluation.events import (
-    CheckpointEvaluated,
-    EvaluationEvent,
-    EvaluatorEpochEnded,
-    EvaluatorReady,
-    EvaluatorStepDone,
-    EvaluatorTrainingStarted,
-    StageStarted,
-)
-from acgan_cli.core.evaluation.metrics import METRICS, Figure, FigureValue, parse_metrics
-
-if TYPE_CHECKING:
-    from acgan_cli.core.evaluation.scoring import CheckpointReport, EvaluationReport
+from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
 
 WHAT, EVALUATOR, DEVICE, OUTPUT = "What to measure", "Evaluator", "Device", "Output"
-STAGES = {
-    "load": "loading",
-    "generate": "generating and looking at {n:,} images",
-    "reference": "reference figures: real test vs real train",
-    "metrics": "computing metrics",
-}
-BETTER = {"higher": "↑", "lower": "↓", "near 1": "≈1", "": "±"}
 
 
 def _complete_metrics(incomplete: str) -> list[tuple[str, str]]:
@@ -58,147 +29,6 @@ def _complete_metrics(incomplete: str) -> list[tuple[str, str]]:
 
 def _complete_dataset(incomplete: str) -> list[tuple[str, str]]:
     return [(name, source.description) for name, source in DATASETS.items() if name.startswith(incomplete)]
-
-
-# ----------------------------------------------------------------------------- progress
-
-
-class _Progress:
-    """Draws evaluation events on stderr: live bars on a terminal, plain lines elsewhere."""
-
-    def __init__(self, console: Console, live: bool, n_samples: int) -> None:
-        self.console, self.live, self.n_samples = console, live, n_samples
-        self.bars = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=30),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        )
-        self.task = None
-
-    def __call__(self, event: EvaluationEvent) -> None:
-        if isinstance(event, EvaluatorTrainingStarted):
-            self._say(
-                f"training the evaluator for {dataset_title(event.dataset)} ({event.reason}): "
-                f"{event.n_images:,} images, {event.epochs} epochs on {event.device} {event.precision} "
-                f"→ {event.path}"
-            )
-            self._task("training the evaluator", event.total_steps)
-        elif isinstance(event, EvaluatorStepDone) and self.task is not None:
-            self.bars.update(self.task, completed=event.step)
-        elif isinstance(event, EvaluatorEpochEnded) and not self.live:
-            self._say(f"evaluator epoch {event.epoch + 1}/{event.epochs}: loss {event.loss:.4f}")
-        elif isinstance(event, EvaluatorReady):
-            how = "trained" if event.trained else "loaded"
-            self._say(
-                f"evaluator: {event.path} (test accuracy {event.test_accuracy:.2%}, {how} in {event.seconds:.1f} s)"
-            )
-        elif isinstance(event, StageStarted):
-            where = f"[{event.checkpoint + 1}/{event.n_checkpoints}] " if event.checkpoint is not None else ""
-            self._task(where + STAGES[event.stage].format(n=self.n_samples), None)
-        elif isinstance(event, CheckpointEvaluated):
-            self._say(
-                f"[{event.index + 1}/{event.n_checkpoints}] {event.path}: done in {event.seconds:.1f} s"
-            )
-
-    def _say(self, line: str) -> None:
-        self.console.print(line if self.live else f"evaluate: {line}", markup=False)
-
-    def _task(self, description: str, total: int | None) -> None:
-        if not self.live:
-            return
-        if self.task is None:
-            self.bars.start()
-        else:  # one line at a time: the finished stage gives way to the next
-            self.bars.remove_task(self.task)
-        self.task = self.bars.add_task(description, total=total)
-
-    def close(self) -> None:
-        """Remove the bars (also after an error)."""
-        if self.task is not None:
-            self.bars.stop()
-
-
-class _Silent:
-    def __call__(self, event: EvaluationEvent) -> None:
-        pass
-
-    def close(self) -> None:
-        """Nothing to stop."""
-
-
-# ----------------------------------------------------------------------------- the table
-
-
-def _format(value: float | None, figure: Figure) -> str:
-    if value is None:
-        return "—"
-    if figure.percent:
-        return f"{value:.1%}"
-    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
-
-
-def _column_name(report: CheckpointReport) -> str:
-    path = report.path
-    where = path.parent.parent.name if path.parent.name == "checkpoints" else path.name
-    return f"{where}\nstep {report.step:,}"
-
-
-def _rows(figure: Figure, value: FigureValue, class_names: tuple[str, ...]) -> list[tuple[str, float | None]]:
-    label = f"{figure.label} {BETTER[figure.better]}"
-    if figure.per_class:
-        per_class = value if isinstance(value, dict) else {}
-        return [(f"  {figure.label} · {name}", per_class.get(name)) for name in class_names]
-    return [(label, value if isinstance(value, float) else None)]
-
-
-def render_table(report: EvaluationReport) -> Table:
-    """One row per figure, one column per checkpoint, then the reference (one per image size)."""
-    sizes = sorted({c.img_size for c in report.checkpoints})
-    references = {c.img_size: c.reference for c in report.checkpoints}
-    table = Table(
-        title=f"{dataset_title(report.evaluator.dataset)} · {report.config.n_samples:,} samples per checkpoint "
-        f"· seed {report.config.seed}",
-        header_style="bold",
-        padding=(0, 1),
-    )
-    table.add_column("metric")
-    for checkpoint in report.checkpoints:
-        table.add_column(_column_name(checkpoint), justify="right")
-    for size in sizes:
-        table.add_column(
-            "real\nimages" + (f"\n{size} px" if len(sizes) > 1 else ""), justify="right", style="dim"
-        )
-    class_names = report.evaluator.class_names
-    for name in report.config.metrics:
-        for figure in METRICS[name].figures:
-            columns = [
-                _rows(figure, c.scores.figures.get(figure.key), class_names) for c in report.checkpoints
-            ]
-            columns += [
-                _rows(figure, references[size].figures.get(figure.key), class_names) for size in sizes
-            ]
-            for row, (label, _) in enumerate(columns[0]):
-                table.add_row(label, *(_format(column[row][1], figure) for column in columns))
-    return table
-
-
-def _notes(report: EvaluationReport) -> list[str]:
-    notes = [
-        f"evaluator: {report.evaluator.path} ({report.evaluator.n_train:,} real training images, "
-        f"test accuracy {report.evaluator.test_accuracy:.2%})",
-        "↑ higher is better · ↓ lower is better · ≈1 nearest 1 is best",
-        "real images: the same metrics with real training images (or, for class accuracy and IS, the test split) "
-        "in the place of generated ones: what a perfect generator would score",
-    ]
-    for checkpoint in report.checkpoints:
-        for metric, reason in checkpoint.scores.unavailable.items():
-            notes.append(f"{_column_name(checkpoint).replace(chr(10), ' ')}: no {metric}: {reason}")
-        notes.append(f"{checkpoint.path}: {checkpoint.timings['total']:.1f} s")
-    return notes
 
 
 # ----------------------------------------------------------------------------- the command
@@ -322,12 +152,15 @@ def evaluate(
     if dataset:
         check_dataset_name(dataset)
 
+    from acgan_cli.cli.render import EvaluationProgress, QuietRenderer, evaluation_notes, evaluation_table
     from acgan_cli.core.checkpoint import newest_checkpoint
     from acgan_cli.core.evaluation.scoring import evaluate as run_evaluation
 
     paths = checkpoints or ([] if dataset else [newest_checkpoint()])
     console = stderr_console()
-    progress = _Silent() if state.quiet else _Progress(console, interactive(), config.n_samples)
+    progress = (
+        QuietRenderer() if state.quiet else EvaluationProgress(console, interactive(), config.n_samples)
+    )
     try:
         report = run_evaluation(paths, config, on_event=progress)
     finally:
@@ -336,8 +169,8 @@ def evaluate(
     if json_output:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     elif report.checkpoints:
-        console.print(render_table(report))
-        for line in _notes(report):
+        console.print(evaluation_table(report))
+        for line in evaluation_notes(report):
             console.print(line, markup=False, style="dim")
     else:  # only the evaluator was asked for: its path is the result
         typer.echo(str(report.evaluator.path))

@@ -2,6 +2,8 @@ import json
 import os
 import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,14 @@ def test_newest_checkpoint_is_the_most_recent(tmp_path: Path) -> None:
 
 def test_tiny_config_is_what_the_fixture_trained(trained_run: Path) -> None:
     assert ckpt.read_info(trained_run).train == tiny_config(max_steps=12)
+
+
+def test_loading_a_generator_stays_cheap(trained_run: Path) -> None:
+    # Validating a checkpoint builds its models on the meta device; that must not pull in torch's
+    # compiler stack (seconds of start-up for every `acgan sample`).
+    code = (
+        "import sys; from acgan_cli.core.checkpoint import load_generator; "
+        f"load_generator({str(trained_run)!r}); print('torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
