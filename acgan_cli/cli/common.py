@@ -41,6 +41,13 @@ def interactive() -> bool:
     return sys.stderr.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
+def complete_dataset(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion for --dataset: the registered names, each with its description."""
+    from acgan_cli.core.data import DATASETS
+
+    return [(name, source.description) for name, source in DATASETS.items() if name.startswith(incomplete)]
+
+
 def option_name(field: str) -> str:
     """The CLI option for a config field: batch_size -> --batch-size."""
     return "--" + field.replace("_", "-")

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from acgan_cli.cli.common import handle_errors, interactive, state, stderr_console
-from acgan_cli.core.data import DATASETS, check_dataset_name
+from acgan_cli.cli.common import complete_dataset, handle_errors, interactive, state, stderr_console
+from acgan_cli.core.data import check_dataset_name
 from acgan_cli.core.evaluation.config import MAX_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
 
@@ -25,10 +25,6 @@ def _complete_metrics(incomplete: str) -> list[tuple[str, str]]:
         for name, metric in METRICS.items()
         if name.startswith(current) and name not in chosen
     ]
-
-
-def _complete_dataset(incomplete: str) -> list[tuple[str, str]]:
-    return [(name, source.description) for name, source in DATASETS.items() if name.startswith(incomplete)]
 
 
 # ----------------------------------------------------------------------------- the command
@@ -84,7 +80,7 @@ def evaluate(
         str | None,
         typer.Option(
             help="The evaluator's dataset. [default: the checkpoints']",
-            autocompletion=_complete_dataset,
+            autocompletion=complete_dataset,
             rich_help_panel=EVALUATOR,
         ),
     ] = None,

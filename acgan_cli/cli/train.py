@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import signal
@@ -11,17 +12,17 @@ from typing import Annotated
 
 import typer
 
-from acgan_cli.cli.common import handle_errors, interactive, state, stderr_console
-from acgan_cli.core.config import TrainConfig, to_dict
+from acgan_cli.cli.common import complete_dataset, handle_errors, interactive, state, stderr_console
+from acgan_cli.core.config import RECIPES, TrainConfig, to_dict
 from acgan_cli.core.data import DATASETS, check_dataset_name
 from acgan_cli.core.errors import CheckpointError
 
-DATA, TRAINING, MODEL, OUTPUT, DEVICE = "Data", "Training", "Model", "Output", "Device"
+DATA, TRAINING, RECIPE, MODEL, OUTPUT, DEVICE = "Data", "Training", "Recipe", "Model", "Output", "Device"
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
 
-def _complete_dataset(incomplete: str) -> list[tuple[str, str]]:
-    return [(name, source.description) for name, source in DATASETS.items() if name.startswith(incomplete)]
+def _complete_recipe(incomplete: str) -> list[str]:
+    return [name for name in RECIPES if name.startswith(incomplete)]
 
 
 @contextmanager
@@ -51,7 +52,7 @@ def train(
         str,
         typer.Option(
             help=f"Dataset: {', '.join(DATASETS)}, or a folder of MNIST-format IDX files (plain or .gz).",
-            autocompletion=_complete_dataset,
+            autocompletion=complete_dataset,
             rich_help_panel=DATA,
         ),
     ] = TrainConfig.dataset,
@@ -120,6 +121,43 @@ def train(
     ema_decay: Annotated[
         float, typer.Option(help="Per-step decay of the generator's moving average.", rich_help_panel=MODEL)
     ] = TrainConfig.ema_decay,
+    recipe: Annotated[
+        str,
+        typer.Option(
+            help="How G and D train: reference (the reference script's losses, its defects fixed) or "
+            "modern (hinge loss, spectrally normalised D, no class loss on fakes for D). The options "
+            "below override its parts.",
+            autocompletion=_complete_recipe,
+            rich_help_panel=RECIPE,
+        ),
+    ] = TrainConfig.recipe,
+    adversarial_loss: Annotated[
+        str | None,
+        typer.Option(help="bce or hinge. \\[default: the recipe's]", rich_help_panel=RECIPE),
+    ] = None,
+    fake_class_loss: Annotated[
+        bool | None,
+        typer.Option(
+            "--fake-class-loss/--no-fake-class-loss",
+            help="D also learns the classes of generated images (ACGAN). \\[default: the recipe's]",
+            show_default=False,
+            rich_help_panel=RECIPE,
+        ),
+    ] = None,
+    label_smoothing: Annotated[
+        float | None,
+        typer.Option(
+            help="D's target for real images is 1 minus this (bce only). \\[default: the recipe's]",
+            rich_help_panel=RECIPE,
+        ),
+    ] = None,
+    d_norm: Annotated[
+        str | None,
+        typer.Option(
+            help="The discriminator's normalisation: batch or spectral. \\[default: the recipe's]",
+            rich_help_panel=RECIPE,
+        ),
+    ] = None,
     device: Annotated[
         str,
         typer.Option(
@@ -189,6 +227,7 @@ def train(
     acgan train --epochs 10 --device cuda         # MNIST, downloaded once
     acgan train --dataset /usr/share/datasets/fashion-mnist
     acgan train --resume runs/00001-mnist --epochs 20
+    acgan train --dataset mnist-5k --recipe modern   # hinge loss, spectral norm
 
     The run folder's path is printed on stdout; progress goes to stderr.
     """
@@ -196,7 +235,7 @@ def train(
         "dataset": dataset, "data_dir": str(data_dir) if data_dir else None, "download": download,
         "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "b1": b1, "b2": b2,
         "seed": seed, "latent_dim": latent_dim, "img_size": img_size, "g_width": g_width, "d_width": d_width,
-        "ema": ema, "ema_decay": ema_decay, "device": device, "precision": precision, "sample_every": sample_every, "ckpt_every": ckpt_every, "eval_every": eval_every, "log_every": log_every,
+        "ema": ema, "ema_decay": ema_decay, "recipe": recipe, "adversarial_loss": adversarial_loss, "fake_class_loss": fake_class_loss, "label_smoothing": label_smoothing, "d_norm": d_norm, "device": device, "precision": precision, "sample_every": sample_every, "ckpt_every": ckpt_every, "eval_every": eval_every, "log_every": log_every,
     }  # fmt: skip
     # Only what the user said counts when resuming: the checkpoint's config fills in the rest.
     given = {
@@ -229,6 +268,7 @@ def train(
         resolved = resolve_device(config.device)
         plan = {
             "train": to_dict(config),
+            "recipe": dataclasses.asdict(config.settings()),
             "device": str(resolved),
             "precision": resolve_precision(config.precision, resolved),
             "resume": str(resume_path) if resume_path else None,

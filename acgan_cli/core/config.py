@@ -17,6 +17,8 @@ from acgan_cli.core.errors import ConfigError
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 where the hardware runs it fast, else fp32
+ADVERSARIAL_LOSSES = ("bce", "hinge")  # bce: the reference's; hinge: Lim & Ye 2017, Miyato et al. 2018
+D_NORMS = ("batch", "spectral")  # batch: the reference's BatchNorm; spectral: Miyato et al. 2018
 PIXEL_RANGE = (-1.0, 1.0)  # generator output and training images are scaled to this range
 MAX_CLASSES = 65536  # IDX labels are bytes; a registry dataset has at most a few thousand classes
 MAX_LAYER_WEIGHTS = 2**28  # weights in one layer: 1 GiB in fp32, and as much again per Adam moment
@@ -33,15 +35,32 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("ACGAN_RUNS_DIR") or "runs")
 
 
-def _require(ok: bool, option: str, message: str) -> None:
+def require(ok: bool, option: str, message: str) -> None:
+    """A ConfigError naming `option` ("must be ...") unless `ok`."""
     if not ok:
         raise ConfigError(f"{option} {message}", option=option, detail=message)
 
 
 def check_seed(seed: int, option: str = "seed") -> int:
     """`seed` when torch can take it (0..2^63-1), else a ConfigError naming `option`."""
-    _require(0 <= seed < 2**63, option, f"must be in 0..2^63-1 (got {seed})")
+    require(0 <= seed < 2**63, option, f"must be in 0..2^63-1 (got {seed})")
     return seed
+
+
+def check_device(device: str) -> None:
+    """A ConfigError unless `device` is auto, cpu, mps, cuda or cuda:N (whether it exists is checked later)."""
+    require(
+        bool(DEVICE_PATTERN.match(device)),
+        "device",
+        f"must be auto, cpu, cuda, cuda:N or mps (got {device!r})",
+    )
+
+
+def check_precision(precision: str) -> None:
+    """A ConfigError unless `precision` is one of PRECISIONS."""
+    require(
+        precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)} (got {precision!r})"
+    )
 
 
 @dataclass(frozen=True)
@@ -54,23 +73,27 @@ class ModelConfig:
     latent_dim: int = 100  # length of the noise vector z
     g_width: int = 128  # channels of the generator's first conv block (the reference: 128)
     d_width: int = 16  # channels of the discriminator's first conv block (the reference: 16)
+    d_norm: str = "batch"  # the discriminator's normalisation: batch (the reference) or spectral
 
     def __post_init__(self) -> None:
-        _require(self.n_classes >= 2, "n_classes", f"must be at least 2 (got {self.n_classes})")
-        _require(self.channels in (1, 3), "channels", f"must be 1 or 3 (got {self.channels})")
-        _require(
+        require(
+            self.d_norm in D_NORMS, "d_norm", f"must be one of {', '.join(D_NORMS)} (got {self.d_norm!r})"
+        )
+        require(self.n_classes >= 2, "n_classes", f"must be at least 2 (got {self.n_classes})")
+        require(self.channels in (1, 3), "channels", f"must be 1 or 3 (got {self.channels})")
+        require(
             self.img_size >= 8 and self.img_size % 4 == 0 and self.img_size <= 256,
             "img_size",
             f"must be a multiple of 4 between 8 and 256 (got {self.img_size})",
         )
-        _require(1 <= self.latent_dim <= 4096, "latent_dim", f"must be in 1..4096 (got {self.latent_dim})")
-        _require(
+        require(1 <= self.latent_dim <= 4096, "latent_dim", f"must be in 1..4096 (got {self.latent_dim})")
+        require(
             2 <= self.g_width <= 2048 and self.g_width % 2 == 0,
             "g_width",
             f"must be an even number in 2..2048 (got {self.g_width})",
         )
-        _require(1 <= self.d_width <= 512, "d_width", f"must be in 1..512 (got {self.d_width})")
-        _require(
+        require(1 <= self.d_width <= 512, "d_width", f"must be in 1..512 (got {self.d_width})")
+        require(
             self.n_classes <= MAX_CLASSES,
             "n_classes",
             f"must be at most {MAX_CLASSES} (got {self.n_classes})",
@@ -78,14 +101,14 @@ class ModelConfig:
         # Each size is sane alone but their products are not: refuse a model whose largest layers
         # could not be allocated, before anything tries to.
         projection = self.latent_dim * self.g_width * (self.img_size // 4) ** 2
-        _require(
+        require(
             projection <= MAX_LAYER_WEIGHTS,
             "g_width",
             f"too large for latent_dim {self.latent_dim} and img_size {self.img_size}: g_width {self.g_width} "
             f"gives the generator a first layer of {projection:,} weights (at most {MAX_LAYER_WEIGHTS:,})",
         )
         class_head = self.n_classes * 8 * self.d_width * (-(-self.img_size // 16)) ** 2
-        _require(
+        require(
             class_head <= MAX_LAYER_WEIGHTS,
             "d_width",
             f"too large for {self.n_classes} classes and img_size {self.img_size}: d_width {self.d_width} "
@@ -96,6 +119,26 @@ class ModelConfig:
     def image_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) of one generated image."""
         return (self.channels, self.img_size, self.img_size)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How G and D are trained against each other; `TrainConfig`'s recipe fields resolve to one."""
+
+    adversarial_loss: str  # bce | hinge
+    fake_class_loss: bool  # D also learns the class of fakes (ACGAN); False: only of real images
+    label_smoothing: float  # D's target for real images is 1 - this (bce only), 0 <= x < 0.5
+    d_norm: str  # batch | spectral (ModelConfig.d_norm: changes D's tensors)
+
+
+# Named presets for --recipe. A name's meaning never changes: checkpoints record only the name and
+# the fields the user set, so a new set of choices needs a new name.
+RECIPES: dict[str, Recipe] = {
+    # The reference script's training (with its Softmax and BatchNorm defects fixed in the models).
+    "reference": Recipe(adversarial_loss="bce", fake_class_loss=True, label_smoothing=0.0, d_norm="batch"),
+    "modern": Recipe(adversarial_loss="hinge", fake_class_loss=False, label_smoothing=0.0, d_norm="spectral"),
+}
+RECIPE_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe))
 
 
 @dataclass(frozen=True)
@@ -124,45 +167,70 @@ class TrainConfig:
     eval_every: int = 0  # steps between quick evaluations (class accuracy, FD on 2,000 samples); 0 = none
     ema: bool = True  # keep a moving average of G's weights; sampling and export use it
     ema_decay: float = 0.999  # per-step decay of that average, warmed up over the first steps
+    recipe: str = "reference"  # a name from RECIPES: the defaults of the four fields below
+    adversarial_loss: str | None = None  # bce | hinge; None = the recipe's
+    fake_class_loss: bool | None = None  # D learns the class of fakes too (ACGAN); None = the recipe's
+    label_smoothing: float | None = None  # D's real target is 1 - this, 0..0.5, bce only; None = the recipe's
+    d_norm: str | None = None  # D's normalisation: batch | spectral; None = the recipe's
 
     def __post_init__(self) -> None:
-        _require(bool(self.dataset), "dataset", "must not be empty")
-        _require(self.epochs >= 1, "epochs", f"must be at least 1 (got {self.epochs})")
-        _require(self.epochs <= 1_000_000, "epochs", f"must be at most 1000000 (got {self.epochs})")
+        require(bool(self.dataset), "dataset", "must not be empty")
+        require(self.epochs >= 1, "epochs", f"must be at least 1 (got {self.epochs})")
+        require(self.epochs <= 1_000_000, "epochs", f"must be at most 1000000 (got {self.epochs})")
         if self.max_steps is not None:
-            _require(
+            require(
                 1 <= self.max_steps <= 10**9, "max_steps", f"must be in 1..1000000000 (got {self.max_steps})"
             )
-        _require(1 <= self.batch_size <= 65536, "batch_size", f"must be in 1..65536 (got {self.batch_size})")
+        require(1 <= self.batch_size <= 65536, "batch_size", f"must be in 1..65536 (got {self.batch_size})")
         # The discriminator's last BatchNorm sees a ceil(img_size/16)-pixel square map per image: at
         # 1x1, a batch of one gives it a single value per channel, and BatchNorm cannot train on that.
-        _require(
+        require(
             self.batch_size > 1 or self.img_size > 16,
             "batch_size",
             f"must be at least 2 with img_size {self.img_size} (BatchNorm needs two values per channel); "
             "or use img_size 20 or more",
         )
-        _require(0 < self.lr < 1, "lr", f"must be between 0 and 1 (got {self.lr})")
-        _require(0 <= self.b1 < 1, "b1", f"must be in [0, 1) (got {self.b1})")
-        _require(0 <= self.b2 < 1, "b2", f"must be in [0, 1) (got {self.b2})")
+        require(0 < self.lr < 1, "lr", f"must be between 0 and 1 (got {self.lr})")
+        require(0 <= self.b1 < 1, "b1", f"must be in [0, 1) (got {self.b1})")
+        require(0 <= self.b2 < 1, "b2", f"must be in [0, 1) (got {self.b2})")
         check_seed(self.seed)
-        _require(
-            bool(DEVICE_PATTERN.match(self.device)),
-            "device",
-            f"must be auto, cpu, cuda, cuda:N or mps (got {self.device!r})",
-        )
-        _require(
-            self.precision in PRECISIONS,
-            "precision",
-            f"must be one of {', '.join(PRECISIONS)} (got {self.precision!r})",
-        )
+        check_device(self.device)
+        check_precision(self.precision)
         for name in ("sample_every", "ckpt_every", "eval_every"):
             value = getattr(self, name)
-            _require(0 <= value <= 10**9, name, f"must be in 0..1000000000 (got {value})")
-        _require(0 < self.ema_decay < 1, "ema_decay", f"must be between 0 and 1 (got {self.ema_decay})")
-        _require(1 <= self.log_every <= 10**9, "log_every", f"must be at least 1 (got {self.log_every})")
-        # Model-shape fields are checked by ModelConfig, with the dataset's classes and channels.
+            require(0 <= value <= 10**9, name, f"must be in 0..1000000000 (got {value})")
+        require(0 < self.ema_decay < 1, "ema_decay", f"must be between 0 and 1 (got {self.ema_decay})")
+        require(1 <= self.log_every <= 10**9, "log_every", f"must be at least 1 (got {self.log_every})")
+        require(
+            self.recipe in RECIPES,
+            "recipe",
+            f"must be one of {', '.join(RECIPES)} (got {self.recipe!r})",
+        )
+        settings = self.settings()
+        require(
+            settings.adversarial_loss in ADVERSARIAL_LOSSES,
+            "adversarial_loss",
+            f"must be one of {', '.join(ADVERSARIAL_LOSSES)} (got {settings.adversarial_loss!r})",
+        )
+        require(
+            0 <= settings.label_smoothing < 0.5,
+            "label_smoothing",
+            f"must be in [0, 0.5) (got {settings.label_smoothing})",
+        )
+        require(
+            settings.label_smoothing == 0 or settings.adversarial_loss == "bce",
+            "label_smoothing",
+            f"applies to the bce loss only (got {settings.label_smoothing} with the hinge loss, "
+            "whose margin already keeps D's real outputs from growing)",
+        )
+        # Model-shape fields (d_norm among them) are checked by ModelConfig, with the dataset's
+        # classes and channels.
         self.model_config(n_classes=10, channels=1)
+
+    def settings(self) -> Recipe:
+        """The recipe with the fields this config sets explicitly put in."""
+        chosen = {name: getattr(self, name) for name in RECIPE_FIELDS if getattr(self, name) is not None}
+        return dataclasses.replace(RECIPES[self.recipe], **chosen)
 
     def model_config(self, n_classes: int, channels: int) -> ModelConfig:
         """The model this run trains on a dataset with `n_classes` classes and `channels` channels."""
@@ -173,6 +241,7 @@ class TrainConfig:
             latent_dim=self.latent_dim,
             g_width=self.g_width,
             d_width=self.d_width,
+            d_norm=self.settings().d_norm,
         )
 
 
@@ -188,7 +257,11 @@ def to_dict(config: ModelConfig | TrainConfig) -> dict[str, Any]:
 
 
 def from_dict(cls: type[Config], data: dict[str, Any]) -> Config:
-    """Rebuild a config from `to_dict` output; unknown keys are refused, missing ones take defaults."""
+    """Rebuild a config from `to_dict` output; unknown keys are refused, missing ones take defaults.
+
+    A field added later must default to what files written before it meant (runs from before
+    --recipe existed trained the reference recipe, today's default).
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{cls.__name__} must be a JSON object, not {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -215,8 +288,11 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
     "int | None": (int, type(None)),
     "float": (int, float),
+    "float | None": (int, float, type(None)),
     "str": (str,),
+    "str | None": (str, type(None)),
     "bool": (bool,),
+    "bool | None": (bool, type(None)),
 }
 
 

@@ -5,6 +5,9 @@ both discriminator heads return logits (the reference put a Softmax before
 CrossEntropyLoss and a Sigmoid before BCELoss), and BatchNorm gets the momentum the
 Keras original meant (its 0.8 was passed as eps in PyTorch). Keras' momentum 0.8 keeps
 80% of the running statistics per step, which is PyTorch's momentum 0.2.
+
+With `ModelConfig.d_norm == "spectral"` the discriminator's layers are spectrally normalised
+(Miyato et al. 2018) and it has no BatchNorm: the same convolutions, dropout and heads.
 """
 
 from __future__ import annotations
@@ -63,6 +66,62 @@ class UpsampleConv2d(nn.Conv2d):
         return F.conv_transpose2d(x, self.transposed_kernel(), self.bias, stride=2, padding=1)
 
 
+class SpectralNorm:
+    """Mixin for a layer with a `weight`: forward with W / sigma(W) (Miyato et al. 2018).
+
+    sigma, W's largest singular value, is estimated by power iteration: one step per forward
+    in training mode, from the left singular vector `sn_u` kept as a buffer (so it is saved,
+    and a resumed run continues bit-exactly). The start vector is constant, not random: no RNG
+    is drawn, and the meta device can build it. In eval mode `sn_u` is only read.
+    """
+
+    weight: torch.Tensor
+    sn_u: torch.Tensor
+    training: bool
+
+    def _init_spectral_norm(self) -> None:
+        rows = self.weight.shape[0]
+        self.register_buffer("sn_u", torch.full((rows,), rows**-0.5, device=self.weight.device))
+
+    def normalised_weight(self) -> torch.Tensor:
+        """The weight divided by its estimated spectral norm (gradients flow through sigma)."""
+        matrix = self.weight.flatten(1)
+        # fp32 even under autocast: bf16 would make sigma, and so every weight, noisy.
+        with torch.autocast(matrix.device.type, enabled=False):
+            with torch.no_grad():
+                u = self.sn_u.clone()  # a copy: the buffer changes in place at the next forward
+                if self.training:
+                    u = F.normalize(matrix @ F.normalize(matrix.t() @ u, dim=0), dim=0)
+                    self.sn_u.copy_(u)
+                v = F.normalize(matrix.t() @ u, dim=0)
+            sigma = torch.dot(u, matrix @ v)
+        return self.weight / sigma
+
+
+class SNConv2d(SpectralNorm, nn.Conv2d):
+    """nn.Conv2d with a spectrally normalised weight (state dict: weight, bias, sn_u)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_spectral_norm()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution with W / sigma(W)."""
+        return self._conv_forward(x, self.normalised_weight(), self.bias)
+
+
+class SNLinear(SpectralNorm, nn.Linear):
+    """nn.Linear with a spectrally normalised weight (state dict: weight, bias, sn_u)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_spectral_norm()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The linear map with W / sigma(W)."""
+        return F.linear(x, self.normalised_weight(), self.bias)
+
+
 class Generator(nn.Module):
     """G(z, y): noise `z` (N, latent_dim) and class indices `y` (N,) to images (N, C, H, W) in [-1, 1].
 
@@ -102,22 +161,29 @@ def _downsampled_size(size: int, times: int) -> int:
 
 
 class Discriminator(nn.Module):
-    """D(x): images (N, C, H, W) to a real/fake logit (N,) and class logits (N, n_classes)."""
+    """D(x): images (N, C, H, W) to a real/fake logit (N,) and class logits (N, n_classes).
+
+    Four blocks conv3x3 stride 2 -> LeakyReLU(0.2) -> Dropout2d(0.25) [-> BatchNorm but in the
+    first], then two linear heads. With d_norm "spectral", every conv and head is spectrally
+    normalised instead, and there is no BatchNorm.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        spectral = config.d_norm == "spectral"
+        conv, linear = (SNConv2d, SNLinear) if spectral else (nn.Conv2d, nn.Linear)
         widths = [config.channels] + [config.d_width * 2**i for i in range(4)]
         layers: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(itertools.pairwise(widths)):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [conv(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
             layers.append(nn.Dropout2d(0.25))
-            if i > 0:
+            if i > 0 and not spectral:
                 layers.append(nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM))
         self.blocks = nn.Sequential(*layers)
         features = widths[-1] * _downsampled_size(config.img_size, 4) ** 2
-        self.adversarial_head = nn.Linear(features, 1)
-        self.class_head = nn.Linear(features, config.n_classes)
+        self.adversarial_head = linear(features, 1)
+        self.class_head = linear(features, config.n_classes)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(real/fake logit, class logits) for a batch of images."""

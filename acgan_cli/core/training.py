@@ -126,17 +126,28 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
 
 
 def resume_config(saved: TrainConfig, overrides: dict[str, object]) -> TrainConfig:
-    """The saved config with the user's compatible changes; a change that alters the model is refused."""
+    """The saved config with the user's compatible changes; a change that alters the model is refused.
+
+    A recipe change is allowed where it keeps D's tensors (the losses); not where it changes d_norm.
+    """
     for name, value in overrides.items():
         if name in RESUME_FIXED_FIELDS and value != getattr(saved, name):
-            raise UsageError(
-                f"cannot resume with --{name.replace('_', '-')} {value}: the checkpoint was trained with "
-                f"{getattr(saved, name)}",
-                hint=f"drop --{name.replace('_', '-')} to continue the run, or start a new run without --resume",
-                option=name,
-                detail=f"cannot change from {getattr(saved, name)} to {value} when resuming",
-            )
-    return dataclasses.replace(saved, **overrides)
+            _refuse_change(name, value, getattr(saved, name))
+    config = dataclasses.replace(saved, **overrides)
+    if config.settings().d_norm != saved.settings().d_norm:
+        name = "d_norm" if "d_norm" in overrides else "recipe"
+        _refuse_change(name, overrides[name], saved.settings().d_norm if name == "d_norm" else saved.recipe)
+    return config
+
+
+def _refuse_change(name: str, value: object, saved: object) -> None:
+    option = f"--{name.replace('_', '-')}"
+    raise UsageError(
+        f"cannot resume with {option} {value}: the checkpoint was trained with {saved}",
+        hint=f"drop {option} to continue the run, or start a new run without --resume",
+        option=name,
+        detail=f"cannot change from {saved} to {value} when resuming",
+    )
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -190,6 +201,7 @@ class Trainer:
                 detail=f"must be at most {len(self.data)}, the number of training images",
             )
         self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
+        self.recipe = config.settings()
         self.model_config: ModelConfig = config.model_config(self.data.n_classes, self.data.channels)
 
         torch.manual_seed(config.seed)
@@ -325,6 +337,7 @@ class Trainer:
                 },
                 "device": str(self.device),
                 "precision": self.precision,
+                "recipe": dataclasses.asdict(self.recipe),
                 "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps,
                 "resumed_from": str(self.resumed_from) if self.resumed_from else None,
@@ -388,26 +401,30 @@ class Trainer:
         with self._autocast():
             fake = G(z, fake_labels)
             fake_adv, fake_cls = D(fake)
-            g_loss = 0.5 * (
-                F.binary_cross_entropy_with_logits(fake_adv, self.ones)
-                + F.cross_entropy(fake_cls, fake_labels)
-            )
+            if self.recipe.adversarial_loss == "hinge":
+                g_adv = -fake_adv.float().mean()
+            else:
+                g_adv = F.binary_cross_entropy_with_logits(fake_adv, self.ones)
+            g_loss = 0.5 * (g_adv + F.cross_entropy(fake_cls, fake_labels))
         self._optimize(g_loss, self.generator_optimizer, self.scalers["generator"])
         D.requires_grad_(True)
         if self.generator_ema is not None:
             self._update_ema()
 
-        # Discriminator: real vs fake, and the class of both.
+        # Discriminator: real vs fake, and the class of real images (and of fakes, in ACGAN proper).
         with self._autocast():
             real_adv, real_cls = D(real)
             fake_adv, fake_cls = D(fake.detach())
-            d_real = F.binary_cross_entropy_with_logits(real_adv, self.ones) + F.cross_entropy(
-                real_cls, labels
-            )
-            d_fake = F.binary_cross_entropy_with_logits(fake_adv, self.zeros) + F.cross_entropy(
-                fake_cls, fake_labels
-            )
-            d_loss = 0.25 * (d_real + d_fake)
+            if self.recipe.adversarial_loss == "hinge":
+                d_adv = F.relu(1 - real_adv.float()).mean() + F.relu(1 + fake_adv.float()).mean()
+            else:
+                d_adv = F.binary_cross_entropy_with_logits(
+                    real_adv, self.real_targets
+                ) + F.binary_cross_entropy_with_logits(fake_adv, self.zeros)
+            d_class = F.cross_entropy(real_cls, labels)
+            if self.recipe.fake_class_loss:
+                d_class = d_class + F.cross_entropy(fake_cls, fake_labels)
+            d_loss = 0.25 * (d_adv + d_class)
         self._optimize(d_loss, self.discriminator_optimizer, self.scalers["discriminator"])
 
         with torch.no_grad():
@@ -431,6 +448,7 @@ class Trainer:
         batch = config.batch_size
         self.ones = torch.ones(batch, device=self.device)
         self.zeros = torch.zeros(batch, device=self.device)
+        self.real_targets = torch.full((batch,), 1 - self.recipe.label_smoothing, device=self.device)
         self.last_checkpoint: Path | None = self.resumed_from
         for folder in (self.checkpoint_dir, self.samples_dir):
             folder.mkdir(parents=True, exist_ok=True)

@@ -35,3 +35,12 @@ def test_unknown_option_is_a_usage_error() -> None:
     result = runner.invoke(app, ["train", "--epocs", "3"])
     assert result.exit_code == 2
     assert "No such option: --epocs" in result.stderr
+
+
+def test_dataset_completion_offers_the_registered_names_with_descriptions() -> None:
+    from acgan_cli.cli.common import complete_dataset
+
+    offered = dict(complete_dataset("mnist"))
+    assert set(offered) == {"mnist", "mnist-5k"}
+    assert all(offered.values())  # each name comes with its description
+    assert complete_dataset("nope") == []

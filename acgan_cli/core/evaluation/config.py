@@ -6,8 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from acgan_cli.core.config import DEVICE_PATTERN, PRECISIONS
-from acgan_cli.core.errors import ConfigError
+from acgan_cli.core.config import check_device, check_precision, check_seed, require
 from acgan_cli.core.evaluation.metrics import METRICS
 
 MAX_SAMPLES = 100_000  # images one checkpoint may be scored on
@@ -18,11 +17,6 @@ def default_cache_dir() -> Path:
     """Where trained evaluators are cached: $ACGAN_CACHE_DIR, else ~/.cache/acgan."""
     env = os.environ.get("ACGAN_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "acgan"
-
-
-def _require(ok: bool, option: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{option} {message}", option=option, detail=message)
 
 
 @dataclass(frozen=True)
@@ -43,37 +37,25 @@ class EvaluationConfig:
     evaluator_seed: int = 0  # seeds a newly trained evaluator; part of the cache key
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             1 <= self.n_samples <= MAX_SAMPLES,
             "n_samples",
             f"must be in 1..{MAX_SAMPLES} (got {self.n_samples})",
         )
-        _require(0 <= self.seed < 2**63, "seed", f"must be in 0..2^63-1 (got {self.seed})")
-        _require(
-            0 <= self.evaluator_seed < 2**63,
-            "evaluator_seed",
-            f"must be in 0..2^63-1 (got {self.evaluator_seed})",
-        )
-        _require(
-            bool(DEVICE_PATTERN.match(self.device)),
-            "device",
-            f"must be auto, cpu, cuda, cuda:N or mps (got {self.device!r})",
-        )
-        _require(
-            self.precision in PRECISIONS,
-            "precision",
-            f"must be one of {', '.join(PRECISIONS)} (got {self.precision!r})",
-        )
-        _require(1 <= self.batch_size <= 65536, "batch_size", f"must be in 1..65536 (got {self.batch_size})")
+        check_seed(self.seed)
+        check_seed(self.evaluator_seed, "evaluator_seed")
+        check_device(self.device)
+        check_precision(self.precision)
+        require(1 <= self.batch_size <= 65536, "batch_size", f"must be in 1..65536 (got {self.batch_size})")
         unknown = [name for name in self.metrics if name not in METRICS]
-        _require(
+        require(
             bool(self.metrics) and not unknown,
             "metrics",
             f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}"
             if unknown
             else f"must name at least one of {', '.join(METRICS)}",
         )
-        _require(
+        require(
             not (self.evaluator and self.retrain_evaluator),
             "evaluator",
             "names an evaluator file, which cannot be combined with training a new one",
