@@ -145,7 +145,7 @@ def sample(
     data = FORMATS[fmt](images, labels, width)
 
     what = (
-        "every class"
+        f"{len(images) // len(info.class_names)} of each class, one row per class"
         if grid
         else f"class {info.class_names[class_index]}"
         if class_index is not None
@@ -177,6 +177,6 @@ def sample(
         target = str(target_path)
     if not state.quiet:
         stderr_console().print(
-            f"drew {len(images)} image{'s' * (len(images) != 1)} of {what} (seed {seed}) "
+            f"drew {len(images)} image{'s' * (len(images) != 1)} ({what}; seed {seed}) "
             f"from {info.path} (step {info.step}) → {target}"
         )

@@ -60,7 +60,9 @@ def test_npy_and_npz_shapes_and_dtypes(run: Path, tmp_path: Path) -> None:
 
 
 def test_grid_png_has_one_row_per_class(run: Path, tmp_path: Path) -> None:
-    assert runner.invoke(app, ["sample", "--grid", "--out", "grid.png"]).exit_code == 0
+    result = runner.invoke(app, ["sample", "--grid", "--out", "grid.png"])
+    assert result.exit_code == 0
+    assert "drew 100 images (10 of each class, one row per class;" in plain(result.stderr)
     # 10 x 10 images of 16 px with 2 px padding around each.
     assert Image.open(tmp_path / "grid.png").size == (10 * 18 + 2, 10 * 18 + 2)
 
