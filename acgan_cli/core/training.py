@@ -19,9 +19,10 @@ import copy
 import dataclasses
 import hashlib
 import json
+import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,6 +57,7 @@ from acgan_cli.core.models import build_models
 from acgan_cli.core.sampling import encode_png, generate, grid_labels, latents, to_uint8
 
 SAMPLES_PER_CLASS = 10  # columns of the sample grids written during training
+WRITE_HINT = "free some disk space or fix the folder's permissions, then --resume"
 N_STATS = 5  # d_loss, g_loss, d_real_acc, d_fake_acc, aux_acc
 
 
@@ -307,21 +309,52 @@ class Trainer:
             ckpt.write_atomic(path, data)
             ckpt.write_atomic(self.checkpoint_dir / ckpt.LATEST, data)
         except OSError as exc:
-            last = self.last_checkpoint
-            kept = f"the previous checkpoint {last} is intact" if last else "no checkpoint was written"
             raise CheckpointError(
-                f"cannot write a checkpoint to {self.checkpoint_dir}: {exc.strerror or exc}; {kept}",
-                hint="free some disk space or fix the folder's permissions, then --resume",
+                f"cannot write a checkpoint to {self.checkpoint_dir}: {exc.strerror or exc}; {self._kept()}",
+                hint=WRITE_HINT,
             ) from None
         self.last_checkpoint = path
         return path
+
+    def _kept(self) -> str:
+        last = self.last_checkpoint
+        return f"the previous checkpoint {last} is intact" if last else "no checkpoint was written"
+
+    def _write_failed(self, path: Path, exc: OSError) -> RunDirError:
+        """The error for a run file (metrics, samples) that could not be written: names it and what is kept."""
+        return RunDirError(f"cannot write {path}: {exc.strerror or exc}; {self._kept()}", hint=WRITE_HINT)
+
+    @contextlib.contextmanager
+    def _appender(self, path: Path) -> Iterator[Callable[[str], None]]:
+        """A function that appends a line to `path` at once (unbuffered: a failed write fails there,
+        naming the file, and leaves nothing pending for close to fail on again)."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise self._write_failed(path, exc) from None
+
+        def append(line: str) -> None:
+            data = line.encode()
+            try:
+                while data:
+                    data = data[os.write(fd, data) :]
+            except OSError as exc:
+                raise self._write_failed(path, exc) from None
+
+        try:
+            yield append
+        finally:
+            os.close(fd)
 
     def _save_samples(self) -> Path:
         generator = self.generator_ema or self.generator
         images = to_uint8(generate(generator, self.sample_z, self.sample_labels))
         path = self.samples_dir / f"step-{self.step:08d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ckpt.write_atomic(path, encode_png(images, SAMPLES_PER_CLASS))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ckpt.write_atomic(path, encode_png(images, SAMPLES_PER_CLASS))
+        except OSError as exc:
+            raise self._write_failed(path, exc) from None
         return path
 
     def _write_config(self) -> None:
@@ -497,7 +530,7 @@ class Trainer:
         interrupted = False
         saved_step = -1
 
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as metrics_file:
+        with self._appender(self.run_dir / "metrics.jsonl") as append_metrics:
 
             def log(epoch: int, evaluate: bool = False) -> Metrics:
                 nonlocal window_start, window_time
@@ -524,8 +557,7 @@ class Trainer:
                 evaluation = self._evaluate() if evaluate else None
                 if evaluation is not None:
                     record.update({f"eval_{name}": value for name, value in evaluation.items()})
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
+                append_metrics(json.dumps(record) + "\n")
                 window.zero_()
                 finite_steps.zero_()
                 # The next window starts after the evaluation, so images/s measures training only.

@@ -137,3 +137,31 @@ def test_checkpoints_folder_turning_read_only_mid_run(forkserver: ForkServer, tm
         assert f"step-{info.step:08d}.safetensors is intact" in child.stderr
     finally:
         _unmount(checkpoints)
+
+
+def test_a_full_disk_under_metrics_jsonl_names_the_file(forkserver: ForkServer, tmp_path: Path) -> None:
+    first = forkserver.spawn([*RUN_ARGS, "--max-steps", "2", "--out", "run"], tmp_path, name="first")
+    assert first.wait() == 0, first.stderr
+    run = tmp_path / "run"
+    before = (run / "checkpoints" / ckpt.LATEST).read_bytes()
+    (run / "metrics.jsonl").unlink()
+    (run / "metrics.jsonl").symlink_to("/dev/full")  # every write to it fails with ENOSPC
+    child = forkserver.spawn(["train", "--resume", "run", "--max-steps", "4"], tmp_path)
+    assert child.wait() == 1, child.stderr
+    _assert_one_clear_error(
+        child.stderr,
+        "run/metrics.jsonl: No space left on device",
+        "the previous checkpoint run/checkpoints/latest.safetensors is intact",
+    )
+    assert (run / "checkpoints" / ckpt.LATEST).read_bytes() == before
+
+
+def test_a_sample_grid_that_cannot_be_written_names_the_file(forkserver: ForkServer, tmp_path: Path) -> None:
+    # 5 kB: room for config.json and the first metrics lines, not for a sample grid.
+    args = [*RUN_ARGS, "--max-steps", "3", "--sample-every", "1", "--ckpt-every", "100", "--out", "run"]
+    child = forkserver.spawn(args, tmp_path, limits={"RLIMIT_FSIZE": 5000})
+    assert child.wait() == 1, child.stderr
+    _assert_one_clear_error(
+        child.stderr, "cannot write run/samples/step-00000001.png: File too large; no checkpoint was written"
+    )
+    assert not list((tmp_path / "run" / "samples").iterdir())  # no partial grid
