@@ -104,6 +104,32 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def remove_orphaned_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files in `folder` whose writing process is gone (killed mid-write).
+
+    A file whose process id is alive is kept: it may be a write in progress. Returns what went.
+    """
+    removed = []
+    for path in folder.glob(".*.tmp"):
+        pid = path.name.rsplit(".", 2)[-2]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a pid: leave its file alone
+    return True
+
+
 def replace_durably(tmp: Path, path: Path) -> None:
     """Rename the finished file `tmp` onto `path` so that readers see the old file or the new one."""
     with open(tmp, "rb+") as f:

@@ -485,6 +485,7 @@ class Trainer:
         self.last_checkpoint: Path | None = self.resumed_from
         for folder in (self.checkpoint_dir, self.samples_dir):
             folder.mkdir(parents=True, exist_ok=True)
+            ckpt.remove_orphaned_temporaries(folder)  # left by a process killed mid-write
         self._write_config()
         if config.eval_every:  # first use trains the evaluator; its progress goes to on_event
             from acgan_cli.core.evaluation import load_evaluator

@@ -150,3 +150,15 @@ def test_loading_a_generator_stays_cheap(trained_run: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_orphaned_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(finished.stdout)  # that process has exited
+    orphan = tmp_path / f".latest.safetensors.{dead_pid}.tmp"
+    live = tmp_path / f".step-00000002.safetensors.{os.getpid()}.tmp"  # this process: a write in progress
+    kept = [live, tmp_path / "latest.safetensors", tmp_path / ".notes.tmp"]
+    for path in [orphan, *kept]:
+        path.write_bytes(b"x")
+    assert ckpt.remove_orphaned_temporaries(tmp_path) == [orphan]
+    assert sorted(tmp_path.iterdir()) == sorted(kept)

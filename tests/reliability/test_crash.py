@@ -86,6 +86,7 @@ def test_kill_9_twenty_times_loses_at_most_ckpt_every_steps(forkserver: ForkServ
     assert child.wait() == 0, child.stderr
     assert f"resumed at step {saved_step}" in child.stderr
     assert ckpt.read_info(run).step == final
+    assert not list(checkpoints.glob(".*.tmp"))  # the resume swept up the killed writes' files
 
     # The same seed, never interrupted: every weight and optimizer moment must be identical.
     reference_args = [a if a != "100000" else str(final) for a in RUN_ARGS] + ["--out", "straight"]
