@@ -124,9 +124,9 @@ def train(
     recipe: Annotated[
         str,
         typer.Option(
-            help="How G and D train: reference (the reference script's losses, its defects fixed) or "
-            "modern (hinge loss, spectrally normalised D, no class loss on fakes for D). The options "
-            "below override its parts.",
+            help="How G and D train: modern (D learns classes from real images only; measured better) "
+            "or reference (the reference script's losses, its defects fixed). The options below "
+            "override its parts.",
             autocompletion=_complete_recipe,
             rich_help_panel=RECIPE,
         ),
@@ -227,7 +227,7 @@ def train(
     acgan train --epochs 10 --device cuda         # MNIST, downloaded once
     acgan train --dataset /usr/share/datasets/fashion-mnist
     acgan train --resume runs/00001-mnist --epochs 20
-    acgan train --dataset mnist-5k --recipe modern   # hinge loss, spectral norm
+    acgan train --dataset mnist-5k --recipe reference   # the reference script's losses
 
     The run folder's path is printed on stdout; progress goes to stderr.
     """
