@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,20 @@ def tiny_config(**overrides) -> TrainConfig:
     return dataclasses.replace(
         TrainConfig(dataset="mnist-5k", device="cpu", precision="fp32", seed=0, **TINY), **overrides
     )
+
+
+def run_without_torch(args: list[str]) -> tuple[str, bool]:
+    """Run `acgan ARGS` in a fresh interpreter: its stdout, and whether it imported torch."""
+    code = (
+        "import sys\n"
+        "from acgan_cli.cli import app\n"
+        f"try:\n    app({args!r}, prog_name='acgan')\n"
+        "except SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    *output, imported = out.strip().splitlines()
+    return "\n".join(output), imported == "True"
 
 
 def plain(text: str) -> str:

@@ -1,29 +1,15 @@
-import subprocess
-import sys
-
 from typer.testing import CliRunner
 
 from acgan_cli import __version__
 from acgan_cli.cli import app
+from tests.conftest import run_without_torch
 
 runner = CliRunner()
 
 
-def _imports_torch(args: list[str]) -> bool:
-    code = (
-        "import sys\n"
-        "from acgan_cli.cli import app\n"
-        f"try:\n    app({args!r}, prog_name='acgan')\n"
-        "except SystemExit:\n    pass\n"
-        "print('torch' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return out.strip().splitlines()[-1] == "True"
-
-
 def test_help_never_imports_torch() -> None:
     for args in (["--help"], ["train", "--help"], ["sample", "--help"], ["--version"]):
-        assert not _imports_torch(args), args
+        assert not run_without_torch(args)[1], args
 
 
 def test_version() -> None:

@@ -1,8 +1,6 @@
 import json
 import pickle
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,7 @@ from typer.testing import CliRunner
 from acgan_cli.cli import app
 from acgan_cli.cli.evaluate import _complete_metrics
 from acgan_cli.core.evaluation import METRICS
-from tests.conftest import plain
+from tests.conftest import plain, run_without_torch
 from tests.core.test_evaluation import generator_only_file, write_idx_folder
 
 runner = CliRunner()
@@ -197,11 +195,6 @@ def test_metric_completion_continues_a_comma_list() -> None:
 
 
 def test_help_never_imports_torch() -> None:
-    code = (
-        "import sys\nfrom acgan_cli.cli import app\n"
-        "try:\n    app(['evaluate', '--help'], prog_name='acgan')\nexcept SystemExit:\n    pass\n"
-        "print('torch' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "False"
+    out, imported_torch = run_without_torch(["evaluate", "--help"])
+    assert not imported_torch
     assert "--n-samples" in out and "--train-evaluator" in out

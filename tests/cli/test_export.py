@@ -17,7 +17,7 @@ from acgan_cli.cli import app
 from acgan_cli.cli.export import _complete_format
 from acgan_cli.core.checkpoint import load_generator
 from acgan_cli.core.export import FORMATS
-from tests.conftest import plain
+from tests.conftest import plain, run_without_torch
 
 runner = CliRunner()
 
@@ -266,13 +266,8 @@ def test_an_unwritable_output_exits_1_and_leaves_no_partial_file(run: Path, tmp_
 
 
 def test_help_lists_the_formats_without_importing_torch() -> None:
-    code = (
-        "import sys\nfrom acgan_cli.cli import app\n"
-        "try:\n    app(['export', '--help'], prog_name='acgan')\nexcept SystemExit:\n    pass\n"
-        "print('torch' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "False"
+    out, imported_torch = run_without_torch(["export", "--help"])
+    assert not imported_torch
     assert all(name in out for name in FORMATS)
 
 
