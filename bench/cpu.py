@@ -2,9 +2,11 @@
 
     python bench/cpu.py                      # 3 interleaved rounds, 45 steps each
     python bench/cpu.py --rounds 5 --steps 60 --json results.json
+    python bench/cpu.py --variants bf16,bf16+compile        # torch.compile against eager
 
 Each round runs the reference script (../shared/reference/acgan_reference.py on the shipped
-MNIST subset) and `acgan train` in fp32 and bf16, one after the other, so that machine noise
+MNIST subset) and `acgan train` in each variant (a precision, `+compile` for --compile; fp32
+and bf16 unless told), one after the other, so that machine noise
 hits all variants alike. Throughput is steady-state images/s: the reference's own TIMING
 line (batches 5..N-1), and for acgan the metrics.jsonl windows after the first (warm-up)
 window. Figures are medians over rounds; ratios are taken per round, then the median.
@@ -42,13 +44,18 @@ def reference_images_per_s(steps: int, workdir: Path) -> float:
     return float(re.search(r"TIMING reference: .* images/s=([\d.]+)", out).group(1))
 
 
-def acgan_images_per_s(steps: int, precision: str, workdir: Path, device: str = "cpu") -> float:
-    """Steady-state images/s of `acgan train`: all log windows after the first."""
+def acgan_images_per_s(steps: int, variant: str, workdir: Path, device: str = "cpu") -> float:
+    """Steady-state images/s of `acgan train`: all log windows after the first.
+
+    `variant` is a precision, optionally with "+compile" (torch.compile's compilation happens in
+    the first window, so it is left out like any warm-up).
+    """
+    precision, _, compiled = variant.partition("+")
     run = Path(tempfile.mkdtemp(dir=workdir)) / "run"
     subprocess.run(
         [*ACGAN, "-q", "train", "--dataset", "mnist-5k", "--max-steps", str(steps), "--device", device,
          "--precision", precision, "--seed", "0", "--log-every", str(LOG_EVERY), "--sample-every", "0",
-         "--out", str(run)],
+         "--out", str(run), *(["--compile"] if compiled == "compile" else [])],
         cwd=workdir, check=True, capture_output=True,
     )  # fmt: skip
     windows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][1:]
@@ -90,10 +97,12 @@ def main() -> None:
     parser.add_argument(
         "--steps", type=int, default=45, help="steps per measurement (the first 5 are warm-up)"
     )
-    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument(
+        "--variants", default="fp32,bf16", help="comma-separated precisions, each optionally +compile"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    precisions = args.precisions.split(",")
+    variants = args.variants.split(",")
 
     import torch
 
@@ -101,25 +110,25 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, fast bf16: {has_fast_bf16(torch.device('cpu'))}")  # fmt: skip
-    results: dict[str, list[float]] = {"reference": [], **{f"acgan {p}": [] for p in precisions}}
+    results: dict[str, list[float]] = {"reference": [], **{f"acgan {v}": [] for v in variants}}
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         for round_ in range(args.rounds):
             results["reference"].append(reference_images_per_s(args.steps, workdir))
-            for precision in precisions:
-                results[f"acgan {precision}"].append(acgan_images_per_s(args.steps, precision, workdir))
+            for variant in variants:
+                results[f"acgan {variant}"].append(acgan_images_per_s(args.steps, variant, workdir))
             print(
                 f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in results.items()),
                 flush=True,
             )
 
         print(
-            f"\n{'variant':<14} {'images/s':>9} {'vs reference':>13}   (median of {args.rounds} rounds, batch 64)"
+            f"\n{'variant':<20} {'images/s':>9} {'vs reference':>13}   (median of {args.rounds} rounds, batch 64)"
         )
         ratios = {}
         for name, values in results.items():
             ratios[name] = statistics.median(v / r for v, r in zip(values, results["reference"], strict=True))
-            print(f"{name:<14} {statistics.median(values):>9.0f} {ratios[name]:>12.2f}x")
+            print(f"{name:<20} {statistics.median(values):>9.0f} {ratios[name]:>12.2f}x")
 
         train = [*ACGAN, "-q", "train", "--dataset", "mnist-5k", "--max-steps", "30", "--device", "cpu",
                  "--out", str(workdir / "rss-run")]  # fmt: skip

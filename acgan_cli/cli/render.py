@@ -56,6 +56,11 @@ def _evaluation_text(evaluation: dict[str, float] | None) -> list[str]:
     return [f"{evaluation['class_accuracy']:.1%}", f"{evaluation['frechet_distance']:.2f}"]
 
 
+def compiled_note(event: RunStarted) -> str:
+    """What the start line adds for --compile, whose first steps are slow."""
+    return ", compiled: the first steps compile" if event.config.get("compile") else ""
+
+
 def _evaluator_line(event: object) -> str | None:
     """What to say while `--eval-every` gets its evaluator ready (a first use trains it)."""
     if isinstance(event, EvaluatorTrainingStarted):
@@ -146,7 +151,7 @@ class LiveRenderer:
             resumed = f", resumed at step {event.start_step}" if event.start_step else ""
             self.console.print(
                 f"[bold]acgan train[/] → {event.run_dir}  ({event.n_images:,} images, {event.device} "
-                f"{event.precision}, "
+                f"{event.precision}{compiled_note(event)}, "
                 f"seed {event.seed}{resumed})"
             )
             self.epoch_task = self.progress.add_task(
@@ -192,7 +197,8 @@ class PlainRenderer:
             resumed = f" resumed at step {event.start_step}" if event.start_step else ""
             write(
                 f"train: {event.run_dir} dataset={event.config['dataset']} images={event.n_images} "
-                f"device={event.device} precision={event.precision} seed={event.seed} "
+                f"device={event.device} precision={event.precision} "
+                f"compile={'on' if event.config.get('compile') else 'off'} seed={event.seed} "
                 f"steps={event.total_steps}{resumed}"
             )
         elif isinstance(event, Logged):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,3 +95,40 @@ def resolve_precision(name: str, device: torch.device) -> str:
             detail=f"fp16 needs a CUDA GPU (this run is on {device.type}); use bf16 or fp32",
         )
     return name
+
+
+def compile_mode(device: torch.device) -> str:
+    """torch.compile's mode for `--compile` on `device`, once its compiler is known to be there.
+
+    CUDA: "reduce-overhead", which replays each compiled forward and backward as a CUDA graph
+    (one launch instead of dozens of small kernels); it needs Triton, which CUDA builds of torch
+    bring. CPU: "default"; Inductor writes C++ and needs a C++ compiler (g++, or $CXX).
+    """
+    if device.type == "cuda":
+        if importlib.util.find_spec("triton") is None:
+            raise DeviceError(
+                "--compile on CUDA needs Triton, which is not installed",
+                hint="pip install triton (CUDA builds of torch bring it), or drop --compile",
+                option="compile",
+                detail="needs Triton on CUDA; pip install triton or drop --compile",
+            )
+        return "reduce-overhead"
+    if device.type == "cpu":
+        compiler = os.environ.get("CXX") or "g++"
+        if shutil.which(compiler) is None:
+            raise DeviceError(
+                f"--compile on the CPU needs a C++ compiler, and {compiler!r} is not on PATH",
+                hint="install one (apt install g++) or set $CXX, or drop --compile",
+                option="compile",
+                detail=f"needs a C++ compiler ({compiler!r} is not on PATH); install g++ or drop --compile",
+            )
+        # Inductor's C++ builder warns "No CUDA runtime is found" on CUDA builds of torch: not news
+        # for CPU code, and not something a user can act on.
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        return "default"
+    raise DeviceError(
+        f"--compile runs on cpu and cuda, not on {device.type}",
+        hint="drop --compile",
+        option="compile",
+        detail=f"runs on cpu and cuda, not on {device.type}",
+    )

@@ -9,7 +9,9 @@ NaN is caught before it can be saved).
 Determinism: the seed fixes the weights, the data order (one permutation per epoch,
 derived from the seed and the epoch number), the noise (a torch.Generator whose state is
 checkpointed) and dropout (torch's global RNG, also checkpointed). Resuming a checkpoint
-at step N therefore continues exactly as the uninterrupted run would have.
+at step N therefore continues exactly as the uninterrupted run would have. With --compile the
+step runs through torch.compile, whose fused kernels round differently and draw dropout
+differently: such a run is not bit-identical to the same run without it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from acgan_cli.core.config import (
     to_dict,
 )
 from acgan_cli.core.data import Dataset, load_dataset, prepare, run_name, to_model_range
-from acgan_cli.core.devices import resolve_device, resolve_precision
+from acgan_cli.core.devices import compile_mode, resolve_device, resolve_precision
 from acgan_cli.core.errors import CheckpointError, ConfigError, DivergedError, RunDirError, UsageError
 from acgan_cli.core.events import (
     CheckpointSaved,
@@ -210,6 +212,16 @@ class Trainer:
         generator, discriminator = build_models(self.model_config)
         self.generator = generator.to(self.device, memory_format=torch.channels_last)
         self.discriminator = discriminator.to(self.device, memory_format=torch.channels_last)
+        # What the training step calls: the modules themselves, or with --compile torch.compile's
+        # wrappers around them. Those share the modules' parameters and buffers, so checkpoints,
+        # the moving average and sample grids go on using the plain modules.
+        self.generator_step, self.discriminator_step = self.generator, self.discriminator
+        self.cuda_graphs = False
+        if config.compile:
+            mode = compile_mode(self.device)
+            self.generator_step = torch.compile(self.generator, mode=mode)
+            self.discriminator_step = torch.compile(self.discriminator, mode=mode)
+            self.cuda_graphs = mode == "reduce-overhead"
         fused = self.device.type in ("cpu", "cuda")
         betas = (config.b1, config.b2)
         self.generator_optimizer = torch.optim.Adam(
@@ -421,7 +433,9 @@ class Trainer:
 
     def _train_step(self, real_u8: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One G step then one D step; returns this step's stats on the device (no sync)."""
-        G, D = self.generator, self.discriminator
+        G, D = self.generator_step, self.discriminator_step
+        if self.cuda_graphs:  # a new step: the graphs may reuse the last step's output memory
+            torch.compiler.cudagraph_mark_step_begin()
         batch = real_u8.shape[0]
         real = to_model_range(real_u8)
         z = torch.randn(batch, self.model_config.latent_dim, device=self.device, generator=self.noise_rng)
@@ -430,7 +444,7 @@ class Trainer:
         )
 
         # Generator: make D call the fakes real and of the class they were asked to be.
-        D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+        self.discriminator.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
         with self._autocast():
             fake = G(z, fake_labels)
             fake_adv, fake_cls = D(fake)
@@ -440,7 +454,7 @@ class Trainer:
                 g_adv = F.binary_cross_entropy_with_logits(fake_adv, self.ones)
             g_loss = 0.5 * (g_adv + F.cross_entropy(fake_cls, fake_labels))
         self._optimize(g_loss, self.generator_optimizer, self.scalers["generator"])
-        D.requires_grad_(True)
+        self.discriminator.requires_grad_(True)
         if self.generator_ema is not None:
             self._update_ema()
 

@@ -193,6 +193,18 @@ def test_cuda_without_cuda_is_a_usage_error(trained_run: Path, command: list[str
     _assert_usage_error(result, "--device", "CUDA is not available on this machine")
 
 
+def test_compile_without_a_cpu_compiler_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CXX", "no-such-c++")
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", "--dataset", "mnist-5k", "--device", "cpu", "--compile", "--out", str(out), *TINY_ARGS]
+    )
+    _assert_usage_error(result, "--compile", "needs a C++ compiler", "install g++ or drop --compile")
+    assert not out.exists()  # refused before the run folder was made
+
+
 # ----------------------------------------------------------------------------- resuming
 
 
