@@ -124,9 +124,10 @@ def train(
     recipe: Annotated[
         str,
         typer.Option(
-            help="How G and D train: modern (D learns classes from real images only; measured better) "
-            "or reference (the reference script's losses, its defects fixed). The options below "
-            "override its parts.",
+            help="How G and D train: modern (D learns classes from real images only and judges "
+            "each image against its class, G's BatchNorms are class-conditional and its class loss "
+            "weighs 2; measured better) or reference (the reference script's "
+            "losses, its defects fixed). The options below override its parts.",
             autocompletion=_complete_recipe,
             rich_help_panel=RECIPE,
         ),
@@ -155,6 +156,34 @@ def train(
         str | None,
         typer.Option(
             help="The discriminator's normalisation: batch or spectral. \\[default: the recipe's]",
+            rich_help_panel=RECIPE,
+        ),
+    ] = None,
+    d_projection: Annotated[
+        bool | None,
+        typer.Option(
+            "--d-projection/--no-d-projection",
+            help="D's real/fake score also weighs the image against its class (projection "
+            "discriminator). \\[default: the recipe's]",
+            show_default=False,
+            rich_help_panel=RECIPE,
+        ),
+    ] = None,
+    g_class_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="Weight of the class term in G's loss (its adversarial term weighs 1). "
+            "\\[default: the recipe's]",
+            rich_help_panel=RECIPE,
+        ),
+    ] = None,
+    g_class_norm: Annotated[
+        bool | None,
+        typer.Option(
+            "--g-class-norm/--no-g-class-norm",
+            help="G's BatchNorms take a per-class scale and shift (conditional BatchNorm). "
+            "\\[default: the recipe's]",
+            show_default=False,
             rich_help_panel=RECIPE,
         ),
     ] = None,
@@ -244,7 +273,7 @@ def train(
         "dataset": dataset, "data_dir": str(data_dir) if data_dir else None, "download": download,
         "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "b1": b1, "b2": b2,
         "seed": seed, "latent_dim": latent_dim, "img_size": img_size, "g_width": g_width, "d_width": d_width,
-        "ema": ema, "ema_decay": ema_decay, "recipe": recipe, "adversarial_loss": adversarial_loss, "fake_class_loss": fake_class_loss, "label_smoothing": label_smoothing, "d_norm": d_norm, "device": device, "precision": precision, "compile": compile, "sample_every": sample_every, "ckpt_every": ckpt_every, "eval_every": eval_every, "log_every": log_every,
+        "ema": ema, "ema_decay": ema_decay, "recipe": recipe, "adversarial_loss": adversarial_loss, "fake_class_loss": fake_class_loss, "label_smoothing": label_smoothing, "d_norm": d_norm, "d_projection": d_projection, "g_class_norm": g_class_norm, "g_class_weight": g_class_weight, "device": device, "precision": precision, "compile": compile, "sample_every": sample_every, "ckpt_every": ckpt_every, "eval_every": eval_every, "log_every": log_every,
     }  # fmt: skip
     # Only what the user said counts when resuming: the checkpoint's config fills in the rest.
     given = {

@@ -7,7 +7,10 @@ Keras original meant (its 0.8 was passed as eps in PyTorch). Keras' momentum 0.8
 80% of the running statistics per step, which is PyTorch's momentum 0.2.
 
 With `ModelConfig.d_norm == "spectral"` the discriminator's layers are spectrally normalised
-(Miyato et al. 2018) and it has no BatchNorm: the same convolutions, dropout and heads.
+(Miyato et al. 2018) and it has no BatchNorm: the same convolutions, dropout and heads. With
+`ModelConfig.d_projection` its real/fake logit gains a class term, the inner product of the
+image's features with a learnt embedding of its label (the projection discriminator, Miyato &
+Koyama 2018): D then judges whether an image is a real image *of that class*.
 """
 
 from __future__ import annotations
@@ -34,6 +37,40 @@ class LabelEmbedding(nn.Embedding):
         """Random normal weights, except on the meta device (shapes only)."""
         if not self.weight.is_meta:
             super().reset_parameters()
+
+
+class ProjectionEmbedding(LabelEmbedding):
+    """One feature-sized vector per class for the projection discriminator, N(0, 0.02) at first.
+
+    Small like the other weights of D, so D starts close to the plain one (the default N(0, 1)
+    would swamp the real/fake logit with the class term).
+    """
+
+    def reset_parameters(self) -> None:
+        """Normal weights with standard deviation 0.02, except on the meta device."""
+        if not self.weight.is_meta:
+            nn.init.normal_(self.weight, 0.0, 0.02)
+
+
+class ClassAffine(LabelEmbedding):
+    """Per-class scale and shift after a BatchNorm (conditional BatchNorm, de Vries et al. 2017).
+
+    Row y holds (gamma, beta) for class y; the output is x * (1 + gamma) + beta, channel-wise.
+    Zero at first, so G starts as the unconditional-normalisation one and learns what each
+    class changes.
+    """
+
+    def __init__(self, n_classes: int, channels: int) -> None:
+        super().__init__(n_classes, 2 * channels)
+
+    def reset_parameters(self) -> None:
+        """Zeros: the identity for every class."""
+        nn.init.zeros_(self.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """x (N, C, H, W) scaled and shifted for each image's class `labels` (N,)."""
+        gamma, beta = super().forward(labels)[:, :, None, None].chunk(2, dim=1)
+        return x * (1 + gamma) + beta
 
 
 class UpsampleConv2d(nn.Conv2d):
@@ -126,7 +163,9 @@ class Generator(nn.Module):
     """G(z, y): noise `z` (N, latent_dim) and class indices `y` (N,) to images (N, C, H, W) in [-1, 1].
 
     The reference: embedding(y) * z -> Linear -> BN -> [upsample x2 -> conv3x3 -> BN -> LeakyReLU] x 2
-    -> conv3x3 -> tanh, with each upsample-convolution pair computed as one `UpsampleConv2d`.
+    -> conv3x3 -> tanh, with each upsample-convolution pair computed as one `UpsampleConv2d`. With
+    `ModelConfig.g_class_norm` each BN of the two blocks is followed by a `ClassAffine`: the class
+    then shapes every block, not only the input.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -142,6 +181,8 @@ class Generator(nn.Module):
         self.up2 = UpsampleConv2d(width, width // 2)
         self.norm2 = nn.BatchNorm2d(width // 2, momentum=BN_MOMENTUM)
         self.to_image = nn.Conv2d(width // 2, config.channels, 3, stride=1, padding=1)
+        self.class_norm1 = ClassAffine(config.n_classes, width) if config.g_class_norm else None
+        self.class_norm2 = ClassAffine(config.n_classes, width // 2) if config.g_class_norm else None
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Images for noise `z` and class indices `labels`."""
@@ -149,9 +190,17 @@ class Generator(nn.Module):
         x = x.view(x.shape[0], self.config.g_width, self.init_size, self.init_size)
         # channels_last makes the convolutions several times faster on the CPU.
         x = self.project_norm(x.contiguous(memory_format=torch.channels_last))
-        x = F.leaky_relu(self.norm1(self.up1(x)), 0.2, inplace=True)
-        x = F.leaky_relu(self.norm2(self.up2(x)), 0.2, inplace=True)
+        x = F.leaky_relu(
+            self._class_norm(self.norm1(self.up1(x)), self.class_norm1, labels), 0.2, inplace=True
+        )
+        x = F.leaky_relu(
+            self._class_norm(self.norm2(self.up2(x)), self.class_norm2, labels), 0.2, inplace=True
+        )
         return torch.tanh(self.to_image(x))
+
+    @staticmethod
+    def _class_norm(x: torch.Tensor, affine: ClassAffine | None, labels: torch.Tensor) -> torch.Tensor:
+        return x if affine is None else affine(x, labels)
 
 
 def _downsampled_size(size: int, times: int) -> int:
@@ -184,11 +233,21 @@ class Discriminator(nn.Module):
         features = widths[-1] * _downsampled_size(config.img_size, 4) ** 2
         self.adversarial_head = linear(features, 1)
         self.class_head = linear(features, config.n_classes)
+        self.projection = ProjectionEmbedding(config.n_classes, features) if config.d_projection else None
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(real/fake logit, class logits) for a batch of images."""
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real/fake logit, class logits) for a batch of images, of classes `labels` (N,).
+
+        With a projection, the logit for images of classes `labels` includes the class term; without
+        labels (scoring the class head alone) it is left out.
+        """
         features = self.blocks(images).flatten(1)
-        return self.adversarial_head(features).squeeze(1), self.class_head(features)
+        logit = self.adversarial_head(features).squeeze(1)
+        if self.projection is not None and labels is not None:
+            logit = logit + (self.projection(labels) * features).sum(1)
+        return logit, self.class_head(features)
 
 
 def init_weights(module: nn.Module) -> None:

@@ -132,15 +132,18 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
 def resume_config(saved: TrainConfig, overrides: dict[str, object]) -> TrainConfig:
     """The saved config with the user's compatible changes; a change that alters the model is refused.
 
-    A recipe change is allowed where it keeps D's tensors (the losses); not where it changes d_norm.
+    A recipe change is allowed where it keeps the models' tensors (the losses); not where it changes
+    d_norm, d_projection or g_class_norm.
     """
     for name, value in overrides.items():
         if name in RESUME_FIXED_FIELDS and value != getattr(saved, name):
             _refuse_change(name, value, getattr(saved, name))
     config = dataclasses.replace(saved, **overrides)
-    if config.settings().d_norm != saved.settings().d_norm:
-        name = "d_norm" if "d_norm" in overrides else "recipe"
-        _refuse_change(name, overrides[name], saved.settings().d_norm if name == "d_norm" else saved.recipe)
+    for field in ("d_norm", "d_projection", "g_class_norm"):
+        before = getattr(saved.settings(), field)
+        if getattr(config.settings(), field) != before:
+            name = field if field in overrides else "recipe"
+            _refuse_change(name, overrides[name], before if name == field else saved.recipe)
     return config
 
 
@@ -447,12 +450,13 @@ class Trainer:
         self.discriminator.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
         with self._autocast():
             fake = G(z, fake_labels)
-            fake_adv, fake_cls = D(fake)
+            fake_adv, fake_cls = D(fake, fake_labels)
             if self.recipe.adversarial_loss == "hinge":
                 g_adv = -fake_adv.float().mean()
             else:
                 g_adv = F.binary_cross_entropy_with_logits(fake_adv, self.ones)
-            g_loss = 0.5 * (g_adv + F.cross_entropy(fake_cls, fake_labels))
+            g_class = F.cross_entropy(fake_cls, fake_labels)
+            g_loss = 0.5 * (g_adv + self.recipe.g_class_weight * g_class)
         self._optimize(g_loss, self.generator_optimizer, self.scalers["generator"])
         self.discriminator.requires_grad_(True)
         if self.generator_ema is not None:
@@ -460,8 +464,8 @@ class Trainer:
 
         # Discriminator: real vs fake, and the class of real images (and of fakes, in ACGAN proper).
         with self._autocast():
-            real_adv, real_cls = D(real)
-            fake_adv, fake_cls = D(fake.detach())
+            real_adv, real_cls = D(real, labels)
+            fake_adv, fake_cls = D(fake.detach(), fake_labels)
             if self.recipe.adversarial_loss == "hinge":
                 d_adv = F.relu(1 - real_adv.float()).mean() + F.relu(1 + fake_adv.float()).mean()
             else:

@@ -30,12 +30,14 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 
 def test_recipes_resolve_and_fields_override_them() -> None:
-    assert TrainConfig(recipe="reference").settings() == Recipe("bce", True, 0.0, "batch")
+    assert TrainConfig(recipe="reference").settings() == Recipe("bce", True, 0.0, "batch", False)
     assert TrainConfig(recipe="modern").settings() == RECIPES["modern"]
     mixed = TrainConfig(recipe="reference", adversarial_loss="hinge", d_norm="spectral")
-    assert mixed.settings() == Recipe("hinge", True, 0.0, "spectral")
+    assert mixed.settings() == Recipe("hinge", True, 0.0, "spectral", False)
     assert mixed.model_config(10, 1).d_norm == "spectral"
     assert TrainConfig(recipe="reference").model_config(10, 1).d_norm == "batch"
+    assert TrainConfig(recipe="modern").model_config(10, 1).d_projection
+    assert not TrainConfig(recipe="modern", d_projection=False).model_config(10, 1).d_projection
 
 
 @pytest.mark.parametrize(
@@ -64,25 +66,54 @@ def test_recipe_fields_round_trip_and_old_configs_mean_the_reference_recipe() ->
         k: v for k, v in to_dict(TrainConfig()).items() if k not in ("recipe", *Recipe.__dataclass_fields__)
     }
     assert from_dict(TrainConfig, old).settings() == RECIPES["reference"]
-    old_model = {k: v for k, v in to_dict(ModelConfig()).items() if k != "d_norm"}
+    old_model = {k: v for k, v in to_dict(ModelConfig()).items() if k not in ("d_norm", "d_projection")}
     assert from_dict(ModelConfig, old_model).d_norm == "batch"
+    assert not from_dict(ModelConfig, old_model).d_projection
+    # A modern run from before d_projection existed trained without it, and still means that.
+    before_projection = {
+        k: v for k, v in to_dict(TrainConfig(recipe="modern")).items() if k != "d_projection"
+    }
+    assert not from_dict(TrainConfig, before_projection).model_config(10, 1).d_projection
     with pytest.raises(ConfigError):
         from_dict(TrainConfig, {"fake_class_loss": "yes"})
 
 
 def test_resume_may_change_the_losses_but_not_the_discriminator() -> None:
-    saved = tiny_config(recipe="modern", adversarial_loss="hinge", d_norm="spectral")
+    saved = tiny_config(recipe="modern", adversarial_loss="hinge", d_norm="spectral", d_projection=False)
     assert resume_config(saved, {"adversarial_loss": "bce"}).settings().adversarial_loss == "bce"
     assert resume_config(saved, {"recipe": "reference"}).settings().fake_class_loss  # same D: allowed
     assert resume_config(saved, {"fake_class_loss": True}).settings().d_norm == "spectral"
-    spectral_recipe = tiny_config(recipe="reference", d_norm="spectral")
+    spectral_recipe = tiny_config(recipe="reference", d_norm="spectral", d_projection=True)
     assert resume_config(spectral_recipe, {"recipe": "modern"}).settings().d_norm == "spectral"
     with pytest.raises(UsageError) as caught:
         resume_config(saved, {"d_norm": "batch"})
     assert caught.value.option == "d_norm" and "from spectral to batch" in caught.value.detail
+    projected = tiny_config(recipe="modern")
+    with pytest.raises(UsageError) as caught:
+        resume_config(projected, {"d_projection": False})
+    assert caught.value.option == "d_projection" and "from True to False" in caught.value.detail
+    with pytest.raises(UsageError) as caught:  # the reference recipe has no projection
+        resume_config(projected, {"recipe": "reference"})
+    assert caught.value.option == "recipe" and "from modern to reference" in caught.value.detail
 
 
 # ----------------------------------------------------------------------------- models
+
+
+def test_projection_discriminator_scores_images_against_their_class() -> None:
+    torch.manual_seed(0)
+    discriminator = Discriminator(ModelConfig(d_width=4, img_size=16, d_projection=True)).eval()
+    images = torch.randn(6, 1, 16, 16)
+    unconditioned, classes = discriminator(images)
+    as_zeros, classes_0 = discriminator(images, torch.zeros(6, dtype=torch.long))
+    as_ones, _ = discriminator(images, torch.ones(6, dtype=torch.long))
+    assert not torch.allclose(as_zeros, as_ones)  # the class asked for changes the score
+    features = discriminator.blocks(images).flatten(1)
+    torch.testing.assert_close(as_zeros, unconditioned + features @ discriminator.projection.weight[0])
+    torch.testing.assert_close(classes, classes_0)  # the class head does not see the label
+    assert discriminator.projection.weight.std().item() == pytest.approx(0.02, rel=0.2)
+    assert "projection.weight" in discriminator.state_dict()
+    assert "projection.weight" not in Discriminator(ModelConfig(d_width=4, img_size=16)).state_dict()
 
 
 def test_spectral_discriminator_has_no_batchnorm_and_saves_its_power_iteration() -> None:
@@ -210,7 +241,8 @@ def test_cli_recipe_options_reach_the_config(tmp_path: Path) -> None:
     assert (train["recipe"], train["fake_class_loss"], train["label_smoothing"]) == ("reference", False, 0.1)
     assert train["adversarial_loss"] is None and train["d_norm"] is None  # the recipe decides
     assert json.loads(result.stdout)["recipe"] == {
-        "adversarial_loss": "bce", "fake_class_loss": False, "label_smoothing": 0.1, "d_norm": "batch"
+        "adversarial_loss": "bce", "fake_class_loss": False, "label_smoothing": 0.1, "d_norm": "batch",
+        "d_projection": False,
     }  # fmt: skip
     assert json.loads(runner.invoke(app, args).stdout)["train"]["recipe"] == TrainConfig.recipe
 

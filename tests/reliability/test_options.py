@@ -26,8 +26,8 @@ TRAIN_INTS = [
     "epochs", "max-steps", "batch-size", "seed", "latent-dim", "img-size", "g-width", "d-width",
     "sample-every", "ckpt-every", "log-every",
 ]  # fmt: skip
-TRAIN_FLOATS = ["lr", "b1", "b2", "ema-decay"]
-VALID_AT_ZERO = {"seed", "sample-every", "ckpt-every", "b1", "b2"}
+TRAIN_FLOATS = ["lr", "b1", "b2", "ema-decay", "g-class-weight"]
+VALID_AT_ZERO = {"seed", "sample-every", "ckpt-every", "b1", "b2", "g-class-weight"}
 
 
 def _train_cases() -> list[tuple[str, str]]:
