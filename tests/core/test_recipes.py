@@ -11,7 +11,7 @@ from acgan_cli.cli import app
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.config import RECIPES, ModelConfig, Recipe, TrainConfig, from_dict, to_dict
 from acgan_cli.core.errors import CheckpointError, ConfigError, UsageError
-from acgan_cli.core.models import Discriminator, SNConv2d, SNLinear, build_models
+from acgan_cli.core.models import Discriminator, Generator, SNConv2d, SNLinear, build_models
 from acgan_cli.core.training import Trainer, resume_config
 from tests.conftest import TINY_ARGS, plain, tiny_config
 
@@ -30,10 +30,10 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 
 def test_recipes_resolve_and_fields_override_them() -> None:
-    assert TrainConfig(recipe="reference").settings() == Recipe("bce", True, 0.0, "batch", False)
+    assert TrainConfig(recipe="reference").settings() == Recipe("bce", True, 0.0, "batch", False, False, 1.0)
     assert TrainConfig(recipe="modern").settings() == RECIPES["modern"]
     mixed = TrainConfig(recipe="reference", adversarial_loss="hinge", d_norm="spectral")
-    assert mixed.settings() == Recipe("hinge", True, 0.0, "spectral", False)
+    assert mixed.settings() == Recipe("hinge", True, 0.0, "spectral", False, False, 1.0)
     assert mixed.model_config(10, 1).d_norm == "spectral"
     assert TrainConfig(recipe="reference").model_config(10, 1).d_norm == "batch"
     assert TrainConfig(recipe="modern").model_config(10, 1).d_projection
@@ -49,6 +49,8 @@ def test_recipes_resolve_and_fields_override_them() -> None:
         ({"recipe": "reference", "label_smoothing": -0.1}, "label_smoothing", "must be in [0, 0.5)"),
         ({"adversarial_loss": "hinge", "label_smoothing": 0.1}, "label_smoothing", "bce loss only"),
         ({"d_norm": "layer"}, "d_norm", "must be one of batch, spectral (got 'layer')"),
+        ({"g_class_weight": -0.5}, "g_class_weight", "must be in [0, 100] (got -0.5)"),
+        ({"g_class_weight": float("nan")}, "g_class_weight", "must be in [0, 100] (got nan)"),
     ],
 )
 def test_impossible_recipe_fields_are_refused(fields: dict, option: str, message: str) -> None:
@@ -69,25 +71,34 @@ def test_recipe_fields_round_trip_and_old_configs_mean_the_reference_recipe() ->
     old_model = {k: v for k, v in to_dict(ModelConfig()).items() if k not in ("d_norm", "d_projection")}
     assert from_dict(ModelConfig, old_model).d_norm == "batch"
     assert not from_dict(ModelConfig, old_model).d_projection
-    # A modern run from before d_projection existed trained without it, and still means that.
-    before_projection = {
-        k: v for k, v in to_dict(TrainConfig(recipe="modern")).items() if k != "d_projection"
-    }
-    assert not from_dict(TrainConfig, before_projection).model_config(10, 1).d_projection
+    # A modern run from before d_projection, g_class_norm and g_class_weight existed trained
+    # without them, and still means that.
+    new_fields = ("d_projection", "g_class_norm", "g_class_weight")
+    before = {k: v for k, v in to_dict(TrainConfig(recipe="modern")).items() if k not in new_fields}
+    old_modern = from_dict(TrainConfig, before)
+    assert old_modern.settings() == dataclasses.replace(
+        RECIPES["modern"], d_projection=False, g_class_norm=False, g_class_weight=1.0
+    )
     with pytest.raises(ConfigError):
         from_dict(TrainConfig, {"fake_class_loss": "yes"})
 
 
 def test_resume_may_change_the_losses_but_not_the_discriminator() -> None:
-    saved = tiny_config(recipe="modern", adversarial_loss="hinge", d_norm="spectral", d_projection=False)
+    saved = tiny_config(
+        recipe="modern", adversarial_loss="hinge", d_norm="spectral", d_projection=False, g_class_norm=False
+    )
     assert resume_config(saved, {"adversarial_loss": "bce"}).settings().adversarial_loss == "bce"
     assert resume_config(saved, {"recipe": "reference"}).settings().fake_class_loss  # same D: allowed
     assert resume_config(saved, {"fake_class_loss": True}).settings().d_norm == "spectral"
-    spectral_recipe = tiny_config(recipe="reference", d_norm="spectral", d_projection=True)
+    spectral_recipe = tiny_config(recipe="reference", d_norm="spectral", d_projection=True, g_class_norm=True)
     assert resume_config(spectral_recipe, {"recipe": "modern"}).settings().d_norm == "spectral"
     with pytest.raises(UsageError) as caught:
         resume_config(saved, {"d_norm": "batch"})
     assert caught.value.option == "d_norm" and "from spectral to batch" in caught.value.detail
+    assert resume_config(saved, {"g_class_weight": 5.0}).settings().g_class_weight == 5.0  # a loss
+    with pytest.raises(UsageError) as caught:
+        resume_config(saved, {"g_class_norm": True})
+    assert caught.value.option == "g_class_norm" and "from False to True" in caught.value.detail
     projected = tiny_config(recipe="modern")
     with pytest.raises(UsageError) as caught:
         resume_config(projected, {"d_projection": False})
@@ -98,6 +109,39 @@ def test_resume_may_change_the_losses_but_not_the_discriminator() -> None:
 
 
 # ----------------------------------------------------------------------------- models
+
+
+def test_class_conditional_batchnorm_starts_as_identity_and_acts_per_class() -> None:
+    torch.manual_seed(0)
+    generator = Generator(ModelConfig(g_width=16, latent_dim=8, img_size=16, g_class_norm=True)).eval()
+    z = torch.randn(20, 8)
+    labels = torch.arange(20) % 10
+    with torch.no_grad():
+        before = generator(z, labels)
+        plain = Generator(ModelConfig(g_width=16, latent_dim=8, img_size=16)).eval()
+        plain.load_state_dict(
+            {k: v for k, v in generator.state_dict().items() if "class_norm" not in k}, strict=True
+        )
+        torch.testing.assert_close(plain(z, labels), before)  # zero scale and shift: no change yet
+        generator.class_norm2.weight[3] = 0.5  # class 3's scale and shift in the second block
+        after = generator(z, labels)
+    changed = (after - before).abs().flatten(1).amax(1) > 1e-6
+    assert changed.tolist() == (labels == 3).tolist()  # only the images asked to be a 3 moved
+
+
+def test_g_class_weight_scales_the_class_term_of_gs_loss(tmp_path: Path, small_dataset) -> None:
+    # The first step starts from the same weights, noise and dropout for every weight w, so its
+    # G loss is 0.5 * (adversarial + w * class): linear in w.
+    def first_g_loss(weight: float) -> float:
+        config = tiny_config(max_steps=1, log_every=1, g_class_weight=weight)
+        trainer = Trainer(config, run_dir=tmp_path / f"w{weight}", dataset=small_dataset)
+        trainer.run()
+        return json.loads((trainer.run_dir / "metrics.jsonl").read_text().splitlines()[0])["g_loss"]
+
+    at_0, at_1, at_3 = first_g_loss(0.0), first_g_loss(1.0), first_g_loss(3.0)
+    class_term = 2 * (at_1 - at_0)
+    assert class_term > 0.5  # the cross-entropy of an untrained classifier over 10 classes is ~2.3
+    assert at_3 - at_0 == pytest.approx(1.5 * class_term, rel=1e-4)
 
 
 def test_projection_discriminator_scores_images_against_their_class() -> None:
@@ -242,7 +286,7 @@ def test_cli_recipe_options_reach_the_config(tmp_path: Path) -> None:
     assert train["adversarial_loss"] is None and train["d_norm"] is None  # the recipe decides
     assert json.loads(result.stdout)["recipe"] == {
         "adversarial_loss": "bce", "fake_class_loss": False, "label_smoothing": 0.1, "d_norm": "batch",
-        "d_projection": False,
+        "d_projection": False, "g_class_norm": False, "g_class_weight": 1.0,
     }  # fmt: skip
     assert json.loads(runner.invoke(app, args).stdout)["train"]["recipe"] == TrainConfig.recipe
 
