@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= runs/demo
-DEMO_EPOCHS ?= 15
+DEMO_EPOCHS ?= 12
 
 .PHONY: install test lint format demo bench clean
 
