@@ -167,6 +167,9 @@ RECIPES: dict[str, Recipe] = {
     ),
 }
 RECIPE_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe))
+# The recipe fields that shape the models' tensors (ModelConfig fields of the same name): a
+# resumed run must keep them; the others are losses and may change.
+MODEL_RECIPE_FIELDS = ("d_norm", "d_projection", "g_class_norm")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from acgan_cli import __version__
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.config import (
+    MODEL_RECIPE_FIELDS,
     RESUME_FIXED_FIELDS,
     ModelConfig,
     TrainConfig,
@@ -139,11 +140,11 @@ def resume_config(saved: TrainConfig, overrides: dict[str, object]) -> TrainConf
         if name in RESUME_FIXED_FIELDS and value != getattr(saved, name):
             _refuse_change(name, value, getattr(saved, name))
     config = dataclasses.replace(saved, **overrides)
-    for field in ("d_norm", "d_projection", "g_class_norm"):
-        before = getattr(saved.settings(), field)
-        if getattr(config.settings(), field) != before:
+    before, after = saved.settings(), config.settings()
+    for field in MODEL_RECIPE_FIELDS:
+        if getattr(after, field) != getattr(before, field):
             name = field if field in overrides else "recipe"
-            _refuse_change(name, overrides[name], before if name == field else saved.recipe)
+            _refuse_change(name, overrides[name], getattr(before, field) if name == field else saved.recipe)
     return config
 
 

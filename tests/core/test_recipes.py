@@ -9,7 +9,16 @@ from typer.testing import CliRunner
 
 from acgan_cli.cli import app
 from acgan_cli.core import checkpoint as ckpt
-from acgan_cli.core.config import RECIPES, ModelConfig, Recipe, TrainConfig, from_dict, to_dict
+from acgan_cli.core.config import (
+    MODEL_RECIPE_FIELDS,
+    RECIPE_FIELDS,
+    RECIPES,
+    ModelConfig,
+    Recipe,
+    TrainConfig,
+    from_dict,
+    to_dict,
+)
 from acgan_cli.core.errors import CheckpointError, ConfigError, UsageError
 from acgan_cli.core.models import Discriminator, Generator, SNConv2d, SNLinear, build_models
 from acgan_cli.core.training import Trainer, resume_config
@@ -38,6 +47,11 @@ def test_recipes_resolve_and_fields_override_them() -> None:
     assert TrainConfig(recipe="reference").model_config(10, 1).d_norm == "batch"
     assert TrainConfig(recipe="modern").model_config(10, 1).d_projection
     assert not TrainConfig(recipe="modern", d_projection=False).model_config(10, 1).d_projection
+
+
+def test_the_recipe_fields_resume_keeps_are_exactly_those_that_shape_the_models() -> None:
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    assert set(MODEL_RECIPE_FIELDS) == model_fields & set(RECIPE_FIELDS)
 
 
 @pytest.mark.parametrize(
