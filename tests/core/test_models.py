@@ -2,7 +2,14 @@ import pytest
 import torch
 
 from acgan_cli.core.config import ModelConfig
-from acgan_cli.core.models import Discriminator, Generator, UpsampleConv2d, build_models
+from acgan_cli.core.models import (
+    ClassAffine,
+    Discriminator,
+    Generator,
+    ToImageConv2d,
+    UpsampleConv2d,
+    build_models,
+)
 
 
 @pytest.mark.parametrize("img_size", [8, 16, 28, 32])
@@ -59,6 +66,42 @@ def test_upsample_conv_is_upsample_then_conv(c_in: int, c_out: int, size: int) -
     plain(x_plain).square().sum().backward()
     torch.testing.assert_close(x.grad, x_plain.grad, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(fused.weight.grad, plain[1].weight.grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("c_in", "c_out", "size"), [(8, 1, 5), (16, 3, 8), (4, 2, 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_to_image_conv_is_a_3x3_conv(c_in: int, c_out: int, size: int, channels_last: bool) -> None:
+    torch.manual_seed(0)
+    taps = ToImageConv2d(c_in, c_out)
+    plain = torch.nn.Conv2d(c_in, c_out, 3, padding=1)
+    plain.load_state_dict(taps.state_dict())  # same names and shapes
+    torch.nn.init.normal_(taps.bias)  # a bias in the wrong place would show
+    plain.bias.data.copy_(taps.bias)
+    x = torch.randn(3, c_in, size + 1, size, requires_grad=True)  # not square: rows and columns differ
+    if channels_last:
+        x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    x_plain = x.detach().clone().requires_grad_(True)
+    torch.testing.assert_close(taps(x), plain(x_plain), rtol=1e-5, atol=1e-5)
+    weights = torch.randn(3, c_out, size + 1, size)  # a loss that weighs every output differently
+    (taps(x) * weights).sum().backward()
+    (plain(x_plain) * weights).sum().backward()
+    torch.testing.assert_close(x.grad, x_plain.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(taps.weight.grad, plain.weight.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(taps.bias.grad, plain.bias.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_generator_under_bf16_autocast_stays_bf16_between_layers() -> None:
+    """A float32 class scale would turn the big elementwise products mixed-dtype (several times slower)."""
+    generator = Generator(ModelConfig(g_width=8, g_class_norm=True)).to(memory_format=torch.channels_last)
+    seen: dict[str, torch.dtype] = {}
+    for name in ("class_norm1", "class_norm2"):
+        module = getattr(generator, name)
+        assert isinstance(module, ClassAffine)
+        module.register_forward_hook(lambda m, args, out, name=name: seen.update({name: out.dtype}))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        images = generator(torch.randn(4, 100), torch.randint(0, 10, (4,)))
+    assert seen == {"class_norm1": torch.bfloat16, "class_norm2": torch.bfloat16}
+    assert images.dtype == torch.float32  # the image itself is summed and squashed in float32
 
 
 def test_generator_state_dict_names_each_layer() -> None:
