@@ -113,13 +113,19 @@ class ToImageConv2d(nn.Conv2d):
     usual speed; here one 1x1 convolution gives each of the 9 taps' contribution for every output
     channel (9 * c_out wide, which oneDNN runs well), and the nine planes, each shifted by its
     tap's offset, are added. Forward and backward take half the time of the plain convolution.
+
+    Only in eager CPU runs, where it pays: on a GPU the plain convolution is one cuDNN kernel and a
+    step is bound by kernel launches, which the nine additions would multiply; exported graphs
+    (TorchScript, torch.export, ONNX) keep the plain convolution that runtimes optimise themselves.
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__(in_channels, out_channels, 3, stride=1, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, in, H, W) -> (N, out, H, W), float32 under autocast (the sums are made in the bias's dtype)."""
+        """(N, in, H, W) -> (N, out, H, W); under autocast, float32 on the CPU (summed in the bias's dtype)."""
+        if x.device.type != "cpu" or torch.jit.is_tracing() or torch.compiler.is_exporting():
+            return super().forward(x)
         height, width = x.shape[-2:]
         taps = self.weight.permute(0, 2, 3, 1).reshape(-1, self.in_channels, 1, 1)  # (out*3*3, in, 1, 1)
         planes = F.pad(F.conv2d(x, taps), (1, 1, 1, 1))

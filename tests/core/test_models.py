@@ -90,6 +90,21 @@ def test_to_image_conv_is_a_3x3_conv(c_in: int, c_out: int, size: int, channels_
     torch.testing.assert_close(taps.bias.grad, plain.bias.grad, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # acgan export still writes TorchScript
+def test_to_image_conv_exports_as_the_plain_convolution() -> None:
+    """The 1x1-and-shifts form is an eager-CPU speed-up; exported graphs hold the one convolution."""
+    layer = ToImageConv2d(8, 1)
+    x = torch.randn(2, 8, 6, 6)
+    program = torch.export.export(layer, (x,))
+    ops = [str(node.target) for node in program.graph.nodes if node.op == "call_function"]
+    assert ops == ["aten.conv2d.default"]
+    traced = torch.jit.trace(layer, (x,))
+    assert [n.kind() for n in traced.inlined_graph.nodes() if n.kind().startswith("aten::")] == [
+        "aten::_convolution"
+    ]
+    torch.testing.assert_close(program.module()(x), layer(x), rtol=1e-5, atol=1e-5)
+
+
 def test_generator_under_bf16_autocast_stays_bf16_between_layers() -> None:
     """A float32 class scale would turn the big elementwise products mixed-dtype (several times slower)."""
     generator = Generator(ModelConfig(g_width=8, g_class_norm=True)).to(memory_format=torch.channels_last)
