@@ -3,11 +3,13 @@
     python bench/cpu.py                      # 3 interleaved rounds, 45 steps each
     python bench/cpu.py --rounds 5 --steps 60 --json results.json
     python bench/cpu.py --variants bf16,bf16+compile        # torch.compile against eager
+    git worktree add --detach /tmp/before HEAD~3 && python bench/cpu.py --baseline /tmp/before
 
 Each round runs the reference script (../shared/reference/acgan_reference.py on the shipped
 MNIST subset) and `acgan train` in each variant (a precision, `+compile` for --compile; fp32
 and bf16 unless told), one after the other, so that machine noise
-hits all variants alike. Throughput is steady-state images/s: the reference's own TIMING
+hits all variants alike. With --baseline, each variant also runs from another checkout of
+acgan (an earlier commit), so a change is measured against what it replaced in one run. Throughput is steady-state images/s: the reference's own TIMING
 line (batches 5..N-1), and for acgan the metrics.jsonl windows after the first (warm-up)
 window. Figures are medians over rounds; ratios are taken per round, then the median.
 Also measured: peak RSS of a training run (on mnist-5k and on 60,000 images), `acgan --help` and `acgan sample` wall time.
@@ -44,19 +46,23 @@ def reference_images_per_s(steps: int, workdir: Path) -> float:
     return float(re.search(r"TIMING reference: .* images/s=([\d.]+)", out).group(1))
 
 
-def acgan_images_per_s(steps: int, variant: str, workdir: Path, device: str = "cpu") -> float:
+def acgan_images_per_s(
+    steps: int, variant: str, workdir: Path, device: str = "cpu", checkout: Path | None = None
+) -> float:
     """Steady-state images/s of `acgan train`: all log windows after the first.
 
     `variant` is a precision, optionally with "+compile" (torch.compile's compilation happens in
-    the first window, so it is left out like any warm-up).
+    the first window, so it is left out like any warm-up). `checkout`: run acgan from that
+    source tree instead of the installed one.
     """
+    env = {**os.environ, "PYTHONPATH": str(checkout)} if checkout else None
     precision, _, compiled = variant.partition("+")
     run = Path(tempfile.mkdtemp(dir=workdir)) / "run"
     subprocess.run(
         [*ACGAN, "-q", "train", "--dataset", "mnist-5k", "--max-steps", str(steps), "--device", device,
          "--precision", precision, "--seed", "0", "--log-every", str(LOG_EVERY), "--sample-every", "0",
          "--out", str(run), *(["--compile"] if compiled == "compile" else [])],
-        cwd=workdir, check=True, capture_output=True,
+        cwd=workdir, check=True, capture_output=True, env=env,
     )  # fmt: skip
     windows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][1:]
     images = sum(w["images_per_s"] * w["seconds"] for w in windows)
@@ -100,9 +106,13 @@ def main() -> None:
     parser.add_argument(
         "--variants", default="fp32,bf16", help="comma-separated precisions, each optionally +compile"
     )
+    parser.add_argument(
+        "--baseline", type=Path, help="also run every variant from this checkout of acgan (an earlier commit)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     variants = args.variants.split(",")
+    checkouts = {"acgan": None} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
 
     import torch
 
@@ -110,13 +120,17 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, fast bf16: {has_fast_bf16(torch.device('cpu'))}")  # fmt: skip
-    results: dict[str, list[float]] = {"reference": [], **{f"acgan {v}": [] for v in variants}}
+    results: dict[str, list[float]] = {"reference": []}
+    results |= {f"{name} {v}": [] for v in variants for name in checkouts}
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         for round_ in range(args.rounds):
             results["reference"].append(reference_images_per_s(args.steps, workdir))
             for variant in variants:
-                results[f"acgan {variant}"].append(acgan_images_per_s(args.steps, variant, workdir))
+                for name, checkout in checkouts.items():
+                    results[f"{name} {variant}"].append(
+                        acgan_images_per_s(args.steps, variant, workdir, checkout=checkout)
+                    )
             print(
                 f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in results.items()),
                 flush=True,
@@ -129,6 +143,15 @@ def main() -> None:
         for name, values in results.items():
             ratios[name] = statistics.median(v / r for v, r in zip(values, results["reference"], strict=True))
             print(f"{name:<20} {statistics.median(values):>9.0f} {ratios[name]:>12.2f}x")
+        gains = {  # this checkout against the baseline, variant by variant
+            variant: statistics.median(
+                a / b
+                for a, b in zip(results[f"acgan {variant}"], results[f"baseline {variant}"], strict=True)
+            )
+            for variant in (variants if args.baseline else [])
+        }
+        for variant, gain in gains.items():
+            print(f"{variant}: this checkout / baseline = {gain:.2f}x (median of per-round ratios)")
 
         def train(dataset: str, out: str) -> list[str]:
             return [*ACGAN, "-q", "train", "--dataset", dataset, "--max-steps", "30", "--device", "cpu",
@@ -155,6 +178,7 @@ def main() -> None:
                 {
                     "images_per_s": results,
                     "ratio_vs_reference": ratios,
+                    "ratio_vs_baseline": gains,
                     "peak_rss_mb": rss,
                     "peak_rss_mb_60k": rss_full,
                     "help_seconds": help_s,
