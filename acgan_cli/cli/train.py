@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import secrets
 import signal
-from contextlib import contextmanager
+import sys
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -43,6 +45,18 @@ def _stop_requests():
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        if received:
+            # The run has stopped and saved; the command is about to exit. A Ctrl-C in its last
+            # lines still means "quit at once": not a KeyboardInterrupt traceback from wherever
+            # the interpreter happens to be on its way out.
+            signal.signal(signal.SIGINT, _quit_at_once)
+
+
+def _quit_at_once(signum, frame) -> NoReturn:
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a closed pipe or stream: nothing left to tell
+            stream.flush()
+    os._exit(EXIT_SIGINT)
 
 
 @handle_errors

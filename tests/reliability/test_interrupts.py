@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -76,3 +78,21 @@ def test_second_ctrl_c_quits_at_once_and_the_last_checkpoint_survives(
     info, _ = ckpt.load_checkpoint(run)  # a write cut short is never renamed into place …
     assert info.step >= 1
     assert not list((run / "checkpoints").glob(".*.tmp"))  # … and its temporary file is removed
+
+
+def test_a_ctrl_c_after_the_stop_has_saved_still_quits_at_once() -> None:
+    """The second Ctrl-C can land after the run has saved, in the command's last lines."""
+    code = """
+import os, signal, time
+from acgan_cli.cli.train import _stop_requests
+with _stop_requests() as received:
+    os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C: a stop request
+    time.sleep(0.2)
+assert received == [signal.SIGINT], received
+os.kill(os.getpid(), signal.SIGINT)  # the second, once the run is over
+time.sleep(10)
+print("still running")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and "still running" not in done.stdout
