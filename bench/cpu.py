@@ -7,12 +7,13 @@
 
 Each round runs the reference script (../shared/reference/acgan_reference.py on the shipped
 MNIST subset) and `acgan train` in each variant (a precision, `+compile` for --compile; fp32
-and bf16 unless told), one after the other, so that machine noise
-hits all variants alike. With --baseline, each variant also runs from another checkout of
-acgan (an earlier commit), so a change is measured against what it replaced in one run. Throughput is steady-state images/s: the reference's own TIMING
-line (batches 5..N-1), and for acgan the metrics.jsonl windows after the first (warm-up)
-window. Figures are medians over rounds; ratios are taken per round, then the median.
-Also measured: peak RSS of a training run (on mnist-5k and on 60,000 images), `acgan --help` and `acgan sample` wall time.
+and bf16 unless told), one after the other, so that machine noise hits all variants alike.
+With --baseline, each variant also runs from another checkout of acgan (an earlier commit),
+so a change is measured against what it replaced in one run. Throughput is steady-state
+images/s: the reference's own TIMING line (batches 5..N-1), and for acgan the metrics.jsonl
+windows after the first (warm-up) window. Figures are medians over rounds; ratios are taken
+per round, then the median. Also measured: peak RSS of a training run (on mnist-5k and on
+60,000 images), `acgan --help` and `acgan sample` wall time.
 """
 
 from __future__ import annotations
