@@ -57,8 +57,12 @@ def _evaluation_text(evaluation: dict[str, float] | None) -> list[str]:
 
 
 def compiled_note(event: RunStarted) -> str:
-    """What the start line adds for --compile, whose first steps are slow."""
-    return ", compiled: the first steps compile" if event.config.get("compile") else ""
+    """What the start line adds for --compile, whose first steps are slow, and --cuda-graph."""
+    notes = [
+        ("compile", "compiled: the first steps compile"),
+        ("cuda_graph", "one CUDA graph a step after 3 eager ones"),
+    ]
+    return "".join(f", {note}" for name, note in notes if event.config.get(name))
 
 
 def _evaluator_line(event: object) -> str | None:
@@ -198,7 +202,8 @@ class PlainRenderer:
             write(
                 f"train: {event.run_dir} dataset={event.config['dataset']} images={event.n_images} "
                 f"device={event.device} precision={event.precision} "
-                f"compile={'on' if event.config.get('compile') else 'off'} seed={event.seed} "
+                f"compile={'on' if event.config.get('compile') else 'off'} "
+                f"cuda_graph={'on' if event.config.get('cuda_graph') else 'off'} seed={event.seed} "
                 f"steps={event.total_steps}{resumed}"
             )
         elif isinstance(event, Logged):

@@ -97,12 +97,14 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return name
 
 
-def compile_mode(device: torch.device) -> str:
+def compile_mode(device: torch.device, whole_step_graph: bool = False) -> str:
     """torch.compile's mode for `--compile` on `device`, once its compiler is known to be there.
 
     CUDA: "reduce-overhead", which replays each compiled forward and backward as a CUDA graph
     (one launch instead of dozens of small kernels); it needs Triton, which CUDA builds of torch
-    bring. CPU: "default"; Inductor writes C++ and needs a C++ compiler (g++, or $CXX).
+    bring. With `whole_step_graph` (--cuda-graph) the whole step is captured as one graph
+    already, so the compiled kernels go into it ("default": no graphs of their own, which
+    cannot nest). CPU: "default"; Inductor writes C++ and needs a C++ compiler (g++, or $CXX).
     """
     if device.type == "cuda":
         if importlib.util.find_spec("triton") is None:
@@ -112,7 +114,7 @@ def compile_mode(device: torch.device) -> str:
                 option="compile",
                 detail="needs Triton on CUDA; pip install triton or drop --compile",
             )
-        return "reduce-overhead"
+        return "default" if whole_step_graph else "reduce-overhead"
     if device.type == "cpu":
         compiler = os.environ.get("CXX") or "g++"
         if shutil.which(compiler) is None:
@@ -132,3 +134,25 @@ def compile_mode(device: torch.device) -> str:
         option="compile",
         detail=f"runs on cpu and cuda, not on {device.type}",
     )
+
+
+def check_cuda_graph(device: torch.device, precision: str) -> None:
+    """Refuse `--cuda-graph` where the step cannot be captured: off CUDA, and with fp16.
+
+    fp16's loss scaler decides on the host whether a step was finite; bf16 and fp32 need no
+    scaler, so their whole step can be one graph.
+    """
+    if device.type != "cuda":
+        raise DeviceError(
+            f"--cuda-graph needs a CUDA GPU (this run is on {device.type})",
+            hint="drop --cuda-graph (it only removes GPU launch overhead)",
+            option="cuda_graph",
+            detail=f"needs a CUDA GPU (this run is on {device.type}); drop --cuda-graph",
+        )
+    if precision == "fp16":
+        raise DeviceError(
+            "--cuda-graph does not run with --precision fp16 (its loss scaler is not capturable)",
+            hint="use --precision bf16 or fp32 with --cuda-graph, or drop --cuda-graph",
+            option="cuda_graph",
+            detail="does not run with fp16; use bf16 or fp32, or drop --cuda-graph",
+        )

@@ -11,7 +11,10 @@ derived from the seed and the epoch number), the noise (a torch.Generator whose 
 checkpointed) and dropout (torch's global RNG, also checkpointed). Resuming a checkpoint
 at step N therefore continues exactly as the uninterrupted run would have. With --compile the
 step runs through torch.compile, whose fused kernels round differently and draw dropout
-differently: such a run is not bit-identical to the same run without it.
+differently: such a run is not bit-identical to the same run without it. --cuda-graph
+(CUDA only) replays the whole step as one CUDA graph after three eager steps
+(acgan_cli.core.graphs); the step is written so that it can be captured: inputs by index into
+fixed buffers, no host syncs, the moving average's weight read from the device.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from acgan_cli.core.config import (
     to_dict,
 )
 from acgan_cli.core.data import Dataset, load_dataset, prepare, run_name, to_model_range
-from acgan_cli.core.devices import compile_mode, resolve_device, resolve_precision
+from acgan_cli.core.devices import check_cuda_graph, compile_mode, resolve_device, resolve_precision
 from acgan_cli.core.errors import CheckpointError, ConfigError, DivergedError, RunDirError, UsageError
 from acgan_cli.core.events import (
     CheckpointSaved,
@@ -56,6 +59,7 @@ from acgan_cli.core.events import (
     SampleSaved,
     StepDone,
 )
+from acgan_cli.core.graphs import StepGraph
 from acgan_cli.core.models import build_models
 from acgan_cli.core.sampling import encode_png, generate, grid_labels, latents, to_uint8
 
@@ -189,6 +193,8 @@ class Trainer:
         self.config = config
         self.device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
+        if config.cuda_graph:
+            check_cuda_graph(self.device, self.precision)
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
         if resume_info is not None and resume_info.kind != ckpt.KIND_TRAINING:
@@ -220,12 +226,12 @@ class Trainer:
         # wrappers around them. Those share the modules' parameters and buffers, so checkpoints,
         # the moving average and sample grids go on using the plain modules.
         self.generator_step, self.discriminator_step = self.generator, self.discriminator
-        self.cuda_graphs = False
+        self.compiled_graphs = False  # torch.compile's own CUDA graphs, one per module
         if config.compile:
-            mode = compile_mode(self.device)
+            mode = compile_mode(self.device, whole_step_graph=config.cuda_graph)
             self.generator_step = torch.compile(self.generator, mode=mode)
             self.discriminator_step = torch.compile(self.discriminator, mode=mode)
-            self.cuda_graphs = mode == "reduce-overhead"
+            self.compiled_graphs = mode == "reduce-overhead"
         fused = self.device.type in ("cpu", "cuda")
         betas = (config.b1, config.b2)
         self.generator_optimizer = torch.optim.Adam(
@@ -243,6 +249,9 @@ class Trainer:
         self.generator_ema = (
             copy.deepcopy(self.generator).eval().requires_grad_(False) if config.ema else None
         )
+        # The average's per-step weight (1 - decay), on the device: a CUDA graph reads it there.
+        self.ema_weight = torch.zeros((), device=self.device)
+        self._ema_weight_set: float | None = None  # the value in ema_weight, to skip needless fills
         self.noise_rng = torch.Generator(device=self.device).manual_seed(config.seed)
         # Dropout draws from torch's global RNG: keep this run's stream and install it in run().
         self.global_rng_states = self._global_rng_states()
@@ -419,6 +428,7 @@ class Trainer:
             self.device.type,
             dtype=self.autocast_dtype or torch.float32,
             enabled=self.autocast_dtype is not None,
+            cache_enabled=not self.config.cuda_graph,  # CUDA graphs cannot keep autocast's cast cache
         )
 
     @staticmethod
@@ -428,17 +438,25 @@ class Trainer:
         scaler.step(optimizer)
         scaler.update()
 
+    def _set_ema_weight(self) -> None:
+        """Put this step's averaging weight on the device; the decay ramps up so short runs are not
+        stuck at init. Outside the step (a captured step would keep the first step's value)."""
+        weight = 1 - min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        if weight != self._ema_weight_set:  # constant once the ramp is over: no launch then
+            self.ema_weight.fill_(weight)
+            self._ema_weight_set = weight
+
     def _update_ema(self) -> None:
-        """Move the average towards G; the decay ramps up so short runs are not stuck at init."""
-        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
-        average, current = self.generator_ema, self.generator
-        torch._foreach_lerp_(list(average.parameters()), list(current.parameters()), 1 - decay)
-        torch._foreach_copy_(list(average.buffers()), list(current.buffers()))  # BatchNorm statistics
+        """Move the average towards G by `ema_weight`."""
+        average, current = list(self.generator_ema.parameters()), list(self.generator.parameters())
+        torch._foreach_lerp_(average, current, [self.ema_weight] * len(average))
+        buffers = list(self.generator_ema.buffers()), list(self.generator.buffers())
+        torch._foreach_copy_(*buffers)  # BatchNorm statistics
 
     def _train_step(self, real_u8: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One G step then one D step; returns this step's stats on the device (no sync)."""
         G, D = self.generator_step, self.discriminator_step
-        if self.cuda_graphs:  # a new step: the graphs may reuse the last step's output memory
+        if self.compiled_graphs:  # a new step: the graphs may reuse the last step's output memory
             torch.compiler.cudagraph_mark_step_begin()
         batch = real_u8.shape[0]
         real = to_model_range(real_u8)
@@ -545,6 +563,21 @@ class Trainer:
         window = torch.zeros(N_STATS, device=self.device)
         all_finite = torch.ones((), dtype=torch.bool, device=self.device)
         finite_steps = torch.zeros((), dtype=torch.int64, device=self.device)
+
+        def step(take: torch.Tensor) -> None:
+            """One step on the images at indices `take`; its stats are added up on the device."""
+            stats = self._train_step(self.data.images[take], self.data.labels[take])
+            window.add_(stats)
+            all_finite.logical_and_(torch.isfinite(stats[:2]).all())
+            finite_steps.add_(all_finite)
+
+        # --cuda-graph: the same step, replayed as one CUDA graph (acgan_cli.core.graphs).
+        self.step_graph = (
+            StepGraph(step, [self.noise_rng], [self.generator_optimizer, self.discriminator_optimizer])
+            if config.cuda_graph
+            else None
+        )
+        run_step = self.step_graph or step
         window_start, window_time = self.step, time.perf_counter()
         epoch_windows: list[Metrics] = []
         interrupted = False
@@ -592,11 +625,9 @@ class Trainer:
                     if should_stop():
                         interrupted = True
                         break
-                    take = order[index * batch : (index + 1) * batch]
-                    stats = self._train_step(self.data.images[take], self.data.labels[take])
-                    window += stats
-                    all_finite &= torch.isfinite(stats[:2]).all()
-                    finite_steps += all_finite
+                    if self.generator_ema is not None:
+                        self._set_ema_weight()
+                    run_step(order[index * batch : (index + 1) * batch])
                     self.step += 1
                     on_event(StepDone(self.step, epoch, index + 1))
 

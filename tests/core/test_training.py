@@ -156,6 +156,28 @@ def test_generator_average_lags_the_generator_and_is_what_sampling_loads(
     assert torch.equal(loaded.state_dict()[weight], average[weight])
 
 
+def test_generator_average_follows_the_decay_ramp_step_by_step(tmp_path: Path, small_dataset) -> None:
+    # decay 0.3: the ramp (1 + k) / (10 + k) gives weights 0.9, 0.82, 0.75, then stays at 0.7 from the
+    # fourth step: the device-side weight must follow it and then stay put (no refills).
+    trainer = Trainer(
+        tiny_config(max_steps=6, ema_decay=0.3), run_dir=tmp_path / "run", dataset=small_dataset
+    )
+    expected = trainer.generator.up1.weight.detach().clone()
+    step = 0
+
+    def follow(event: object) -> None:  # after each step: G as it stands is what the average saw
+        nonlocal expected, step
+        if isinstance(event, StepDone):
+            weight = 1 - min(0.3, (1 + step) / (10 + step))
+            expected = expected + weight * (trainer.generator.up1.weight.detach() - expected)
+            step += 1
+
+    trainer.run(on_event=follow)
+    assert step == 6
+    torch.testing.assert_close(trainer.generator_ema.up1.weight, expected, rtol=1e-5, atol=1e-7)
+    assert trainer.ema_weight.item() == pytest.approx(0.7)
+
+
 def test_no_ema_saves_no_average(tmp_path: Path, small_dataset) -> None:
     trainer = Trainer(tiny_config(max_steps=2, ema=False), run_dir=tmp_path / "run", dataset=small_dataset)
     trainer.run()

@@ -1,0 +1,90 @@
+"""--cuda-graph: the whole training step captured once as a CUDA graph, then replayed.
+
+At MNIST sizes a GPU finishes each of a step's few hundred kernels in microseconds, while
+Python, autograd and the driver spend several microseconds launching each one: an eager step
+is bound by the host. A CUDA graph records the step's kernels once and replays all of them
+with a single launch. What that asks of the step (`Trainer._train_step` keeps to it):
+
+- fixed memory: inputs are copied into the same buffers every step (here the batch's indices;
+  the images are gathered inside the graph), results land in the same tensors, and nothing
+  that the graph reads is replaced between replays (optimizer state and gradients stay put);
+- no host syncs and no host decisions inside the step (no `.item()`, no GradScaler for fp16);
+- every random draw from a generator registered with the graph, so each replay draws anew;
+- optimizers that may be captured (`capturable`, set here at capture: set earlier, the eager
+  warm-up steps would warn about it); autocast without its weight cache.
+
+The first `WARMUP_STEPS` calls run eagerly on a side stream (cuDNN and cuBLAS pick their
+algorithms, the optimizers create their state, --compile compiles); the next one is captured
+and replayed, and every later one replayed. Each call is one real training step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from acgan_cli.core.errors import DeviceError
+
+WARMUP_STEPS = 3
+
+
+class StepGraph:
+    """`step(indices)` as a CUDA graph: eager for the first calls, captured once, then replayed."""
+
+    def __init__(
+        self,
+        step: Callable[[torch.Tensor], None],
+        generators: list[torch.Generator],
+        optimizers: list[torch.optim.Optimizer],
+    ) -> None:
+        self.step = step
+        self.generators = generators  # random streams the step draws from besides the default one
+        self.optimizers = optimizers  # the optimizers the step calls
+        self.calls = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.indices: torch.Tensor | None = None  # the static input buffer the graph reads
+        self.side_stream: torch.cuda.Stream | None = None
+
+    def __call__(self, indices: torch.Tensor) -> None:
+        """Run one step on the batch `indices` (a device tensor of the same length every call)."""
+        self.calls += 1
+        if self.graph is not None:
+            self.indices.copy_(indices)
+            self.graph.replay()
+        elif self.calls <= WARMUP_STEPS:
+            self._warm_up(indices)
+        else:
+            self._capture(indices)
+
+    def _warm_up(self, indices: torch.Tensor) -> None:
+        # On a side stream, as capture will be: lazily created handles and workspaces then belong
+        # to a stream that is not the default one (PyTorch's CUDA-graph recipe).
+        self.side_stream = self.side_stream or torch.cuda.Stream()
+        side, main = self.side_stream, torch.cuda.current_stream()
+        side.wait_stream(main)
+        with torch.cuda.stream(side):
+            self.step(indices)
+        main.wait_stream(side)
+
+    def _capture(self, indices: torch.Tensor) -> None:
+        self.indices = indices.clone()
+        graph = torch.cuda.CUDAGraph()
+        for generator in self.generators:
+            graph.register_generator_state(generator)
+        for optimizer in self.optimizers:  # fused Adam computes the same either way
+            for group in optimizer.param_groups:
+                group["capturable"] = True
+        try:
+            with torch.cuda.graph(graph):  # records the kernels; runs none of them
+                self.step(self.indices)
+        except RuntimeError as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DeviceError(
+                f"--cuda-graph: the training step could not be captured as a CUDA graph ({first_line})",
+                hint="train without --cuda-graph; --compile alone also removes most launch overhead",
+                option="cuda_graph",
+                detail=f"the step could not be captured ({first_line}); drop --cuda-graph",
+            ) from exc
+        self.graph = graph
+        graph.replay()  # this call's step

@@ -1,0 +1,115 @@
+"""--cuda-graph: the whole training step captured as one CUDA graph and replayed.
+
+The refusals run everywhere. The capture itself needs a CUDA GPU: those tests are skipped on
+machines without one (CI has none) and run by `bench/gpu.sh` on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+
+from acgan_cli.cli import app
+from acgan_cli.core import checkpoint as ckpt
+from acgan_cli.core.devices import check_cuda_graph, compile_mode
+from acgan_cli.core.errors import DeviceError
+from acgan_cli.core.events import StepDone
+from acgan_cli.core.graphs import WARMUP_STEPS, StepGraph
+from acgan_cli.core.training import Trainer, resume_config
+from tests.cli.test_train import plain, runner
+from tests.conftest import tiny_config
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_graph_on_the_cpu_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["train", "--dataset", "mnist-5k", "--device", "cpu", "--cuda-graph", "--out", str(tmp_path / "r")],
+    )
+    assert result.exit_code == 2, result.stderr
+    assert "Invalid value for --cuda-graph: needs a CUDA GPU (this run is on cpu)" in plain(result.stderr)
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_cuda_graph_refuses_fp16_and_takes_bf16_and_fp32() -> None:
+    cuda = torch.device("cuda")  # a device object only: nothing runs on it
+    with pytest.raises(DeviceError, match="does not run with --precision fp16") as error:
+        check_cuda_graph(cuda, "fp16")
+    assert "bf16 or fp32" in error.value.hint
+    check_cuda_graph(cuda, "bf16")
+    check_cuda_graph(cuda, "fp32")
+    with pytest.raises(DeviceError, match="needs a CUDA GPU"):
+        check_cuda_graph(torch.device("cpu"), "fp32")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton")
+def test_compile_inside_the_step_graph_makes_no_graphs_of_its_own() -> None:
+    cuda = torch.device("cuda")
+    assert compile_mode(cuda) == "reduce-overhead"
+    assert compile_mode(cuda, whole_step_graph=True) == "default"  # graphs cannot nest
+
+
+@needs_cuda
+def test_step_graph_replays_read_new_inputs_and_draw_new_noise() -> None:
+    noise = torch.Generator(device="cuda").manual_seed(0)
+    out = torch.zeros(5, device="cuda")
+
+    def step(indices: torch.Tensor) -> None:
+        out[0] = indices.sum()
+        out[1:] = torch.randn(4, device="cuda", generator=noise)
+
+    graph = StepGraph(step, [noise])
+    results = []
+    for i in range(WARMUP_STEPS + 4):
+        graph(torch.tensor([i, 10 * i], device="cuda"))
+        results.append(out.clone())
+    assert graph.graph is not None and graph.calls == WARMUP_STEPS + 4
+    assert [r[0].item() for r in results] == [11 * i for i in range(WARMUP_STEPS + 4)]  # inputs read
+    for a, b in itertools.combinations([r[1:] for r in results], 2):
+        assert not torch.allclose(a, b)  # every call, replays too, drew new numbers
+
+
+@needs_cuda
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_graphed_run_trains_every_step_and_resumes(tmp_path: Path, small_dataset, precision: str) -> None:
+    snapshots: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def keep(event: object) -> None:
+        if isinstance(event, StepDone):
+            snapshots.append(
+                (
+                    trainer.generator.up1.weight.detach().clone(),
+                    trainer.generator_ema.up1.weight.detach().clone(),
+                )
+            )
+
+    config = tiny_config(max_steps=12, device="cuda", precision=precision, cuda_graph=True)
+    trainer = Trainer(config, run_dir=tmp_path / "run", dataset=small_dataset)
+    result = trainer.run(on_event=keep)
+    assert trainer.step_graph.graph is not None and trainer.step_graph.calls == 12
+    assert len(snapshots) == 12
+    for (g0, e0), (g1, e1) in itertools.pairwise(snapshots):
+        assert not torch.equal(g0, g1) and not torch.equal(e0, e1)  # every replay trained G and its average
+
+    info, tensors = ckpt.load_checkpoint(result.checkpoint)
+    assert info.step == 12 and info.train.cuda_graph
+    assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+
+    # The checkpoint continues with a new graph, and without one.
+    for graphed in (True, False):
+        resumed = Trainer(
+            resume_config(info.train, {"max_steps": 16, "cuda_graph": graphed}),
+            resume=result.checkpoint,
+            run_dir=tmp_path / "run",
+            dataset=small_dataset,
+        )
+        before = resumed.generator.up1.weight.detach().clone()
+        assert resumed.run().step == 16
+        assert not torch.equal(before, resumed.generator.up1.weight)
