@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import logging
 import os
@@ -156,3 +157,26 @@ def check_cuda_graph(device: torch.device, precision: str) -> None:
             option="cuda_graph",
             detail="does not run with fp16; use bf16 or fp32, or drop --cuda-graph",
         )
+
+
+# glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD -1, M_MMAP_THRESHOLD -3.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def reuse_freed_memory(largest_block: int = 64 << 20, kept: int = 256 << 20) -> bool:
+    """Let glibc keep the memory a training step frees for the next step (True if it applied).
+
+    A CPU training step allocates its activations and gradients afresh, tens of MB, and frees
+    them at its end. By default glibc serves blocks above its mmap threshold (which adapts up to
+    32 MB) with fresh mappings and gives back more than twice that when the heap's top is free,
+    so every step took ~7,000 page faults (~28 MB of pages zeroed by the kernel again). With blocks
+    up to `largest_block` from the heap and up to `kept` bytes of free heap kept, a step reuses
+    the last one's pages. Freed memory stays in the process (peak memory barely moves: the next
+    step needs it again). No-op where the C library has no mallopt (macOS, Windows).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, largest_block)) and bool(mallopt(_M_TRIM_THRESHOLD, kept))

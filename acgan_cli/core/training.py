@@ -46,7 +46,13 @@ from acgan_cli.core.config import (
     to_dict,
 )
 from acgan_cli.core.data import Dataset, load_dataset, prepare, run_name, to_model_range
-from acgan_cli.core.devices import check_cuda_graph, compile_mode, resolve_device, resolve_precision
+from acgan_cli.core.devices import (
+    check_cuda_graph,
+    compile_mode,
+    resolve_device,
+    resolve_precision,
+    reuse_freed_memory,
+)
 from acgan_cli.core.errors import CheckpointError, ConfigError, DivergedError, RunDirError, UsageError
 from acgan_cli.core.events import (
     CheckpointSaved,
@@ -195,6 +201,8 @@ class Trainer:
         self.precision = resolve_precision(config.precision, self.device)
         if config.cuda_graph:
             check_cuda_graph(self.device, self.precision)
+        if self.device.type == "cpu":
+            reuse_freed_memory()  # no page faults for each step's fresh activations (~1.1x)
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
         if resume_info is not None and resume_info.kind != ckpt.KIND_TRAINING:

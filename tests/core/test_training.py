@@ -1,5 +1,8 @@
 import json
 import math
+import platform
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -226,3 +229,27 @@ def test_eval_every_adds_quick_figures_without_changing_training(
     assert [e.step for e in logged] == [4, 8]
     assert not any("eval_class_accuracy" in line for line in
                    (json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()))  # fmt: skip
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_cpu_training_memory_is_reused_between_steps_not_faulted_in_again() -> None:
+    # What a step does to the allocator: a few tens of MB of blocks allocated, written, then freed.
+    # glibc's defaults hand most of it back to the kernel each time, and the next step faults it in
+    # again; after reuse_freed_memory() (which Trainer calls on the CPU) the pages stay.
+    code = """
+import resource, sys, torch
+from acgan_cli.core.devices import reuse_freed_memory
+assert reuse_freed_memory()
+def step():
+    blocks = [torch.ones(4 << 20) for _ in range(4)]  # 4 x 16 MB, written
+    del blocks
+for _ in range(5):  # the heap grows to what a step needs (glibc takes a few steps to settle)
+    step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    pages_written = 5 * 4 * (16 << 20) // 4096  # 81,920: what faulting everything in again would cost
+    assert int(out) < pages_written // 20
