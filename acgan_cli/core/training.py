@@ -201,8 +201,6 @@ class Trainer:
         self.precision = resolve_precision(config.precision, self.device)
         if config.cuda_graph:
             check_cuda_graph(self.device, self.precision)
-        if self.device.type == "cpu":
-            reuse_freed_memory()  # no page faults for each step's fresh activations (~1.1x)
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
         if resume_info is not None and resume_info.kind != ckpt.KIND_TRAINING:
@@ -528,6 +526,8 @@ class Trainer:
         self.zeros = torch.zeros(batch, device=self.device)
         self.real_targets = torch.full((batch,), 1 - self.recipe.label_smoothing, device=self.device)
         self.last_checkpoint: Path | None = self.resumed_from
+        if self.device.type == "cpu":  # after loading the data: its temporaries go back to the OS
+            reuse_freed_memory()  # each step then reuses the last one's pages (bf16 1.07x, fp32 1.03x)
         for folder in (self.checkpoint_dir, self.samples_dir):
             folder.mkdir(parents=True, exist_ok=True)
             ckpt.remove_orphaned_temporaries(folder)  # left by a process killed mid-write
