@@ -1,0 +1,114 @@
+"""How close a CPU training step is to what this processor's arithmetic allows.
+
+    python bench/ceiling.py                   # bf16, the default model
+    python bench/ceiling.py --precision fp32
+
+Prints the step's floating-point work (torch.utils.flop_counter around `Trainer._train_step`),
+the processor's peak for that precision (a 4096^3 matrix product, oneDNN's best case), the step
+time that peak would give and what that is in images/s, then the GFLOP/s of the generator's two
+transposed convolutions forward and for their weight gradients, and the measured step time.
+Medians of --repeats timings after warm-up. Not run by `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from acgan_cli.core.config import TrainConfig
+from acgan_cli.core.devices import reuse_freed_memory
+from acgan_cli.core.training import Trainer
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+
+    with tempfile.TemporaryDirectory() as workdir:
+        config = TrainConfig(dataset="mnist-5k", device="cpu", precision=args.precision, max_steps=1)
+        trainer = Trainer(config, run_dir=Path(workdir) / "run")
+        reuse_freed_memory()  # as Trainer.run does
+        batch = config.batch_size
+        trainer.ones, trainer.zeros = torch.ones(batch), torch.zeros(batch)
+        trainer.real_targets = torch.ones(batch)
+        order = torch.randperm(len(trainer.data))
+        calls = iter(range(10**9))
+
+        def step() -> None:
+            take = order[(next(calls) % 70) * batch :][:batch]
+            trainer._set_ema_weight()
+            trainer._train_step(trainer.data.images[take], trainer.data.labels[take])
+
+        step()
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops = counter.get_total_flops()
+        step_seconds = median_seconds(step, args.repeats)
+
+    size = 4096
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    peak = 2 * size**3 / median_seconds(lambda: a @ b, max(5, args.repeats // 3))
+    floor = flops / peak
+    print(
+        f"{args.precision}: {flops / 1e9:.1f} GFLOP a step; peak {peak / 1e9:.0f} GFLOP/s ({size}^3 matmul)"
+    )
+    print(
+        f"at peak: {floor * 1e3:.1f} ms a step = {batch / floor:.0f} images/s; "
+        f"measured: {step_seconds * 1e3:.1f} ms a step = {batch / step_seconds:.0f} images/s "
+        f"({floor / step_seconds:.0%} of peak)"
+    )
+
+    width = config.g_width
+    for name, (h, c_in, c_out) in {"up1": (8, width, width), "up2": (16, width, width // 2)}.items():
+        forward, weight_grad = transposed_conv_rates(batch, h, c_in, c_out, dtype, args.repeats)
+        print(
+            f"{name} ({c_in}->{c_out}, {h}x{h}->{2 * h}x{2 * h}): forward {forward / 1e9:.0f} GFLOP/s, "
+            f"weight gradient {weight_grad / 1e9:.0f} GFLOP/s"
+        )
+
+
+def transposed_conv_rates(
+    batch: int, h: int, c_in: int, c_out: int, dtype: torch.dtype, repeats: int
+) -> tuple[float, float]:
+    """FLOP/s of a generator layer's stride-2 4x4 transposed convolution: forward, weight gradient."""
+    x = torch.randn(batch, c_in, h, h, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(c_in, c_out, 4, 4, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w_grad = w.clone().requires_grad_(True)
+    grad_out = torch.randn(batch, c_out, 2 * h, 2 * h, dtype=dtype).contiguous(
+        memory_format=torch.channels_last
+    )
+    flops = 2 * batch * h * h * c_in * c_out * 16
+    forward = median_seconds(lambda: F.conv_transpose2d(x, w, stride=2, padding=1), repeats)
+    both = median_seconds(
+        lambda: torch.autograd.grad(F.conv_transpose2d(x, w_grad, stride=2, padding=1), w_grad, grad_out),
+        repeats,
+    )
+    return flops / forward, flops / (both - forward)
+
+
+if __name__ == "__main__":
+    main()
