@@ -72,9 +72,11 @@ class StepGraph:
         graph = torch.cuda.CUDAGraph()
         for generator in self.generators:
             graph.register_generator_state(generator)
-        for optimizer in self.optimizers:  # fused Adam computes the same either way
+        for optimizer in self.optimizers:
             for group in optimizer.param_groups:
-                group["capturable"] = True
+                group["capturable"] = True  # fused Adam computes the same either way
+            # The step's backward passes then put the gradients in the graph's own memory.
+            optimizer.zero_grad(set_to_none=True)
         try:
             with torch.cuda.graph(graph):  # records the kernels; runs none of them
                 self.step(self.indices)
