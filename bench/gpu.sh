@@ -7,6 +7,8 @@
 #
 # The device machine has no internet and no ../shared: copy the reference script into
 # bench/.shared/ (git-ignored) and carry it:  cp ../shared/reference/acgan_reference.py bench/.shared/
+# With the tool library's device tool: run(command="bench/gpu.sh", carry=["bench/.shared"],
+# timeout_s=540). Where $OUT is set, the whole log is also written to $OUT/gpu.log.
 #
 # In order of what matters most if time runs out: the CUDA-graph tests (tests/core/test_cuda_graph.py,
 # skipped on machines without CUDA), the reference, 600-step throughput of fp32, bf16 and
@@ -15,6 +17,7 @@
 # reported and the script goes on.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+if [ -n "${OUT:-}" ]; then exec > >(tee "$OUT/gpu.log") 2>&1; fi
 DEVICE=${1:-cuda}
 PY=$(command -v "${PYTHON:-python3}")
 PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")  # absolute: the reference runs in its own folder
