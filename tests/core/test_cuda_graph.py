@@ -1,7 +1,8 @@
 """--cuda-graph: the whole training step captured as one CUDA graph and replayed.
 
-The refusals run everywhere. The capture itself needs a CUDA GPU: those tests are skipped on
-machines without one (CI has none) and run by `bench/gpu.sh` on a GPU machine.
+The refusals, and the check that the step never waits for the device (what capture needs
+most), run everywhere. The capture itself needs a CUDA GPU: those tests are skipped on machines
+without one (CI has none) and run by `bench/gpu.sh` on a GPU machine.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from acgan_cli.cli import app
 from acgan_cli.core import checkpoint as ckpt
@@ -23,7 +25,63 @@ from acgan_cli.core.training import Trainer, resume_config
 from tests.cli.test_train import plain, runner
 from tests.conftest import tiny_config
 
+# Operations that make the host wait for the device (a value read back) or whose output size
+# depends on the data: neither can be captured in a CUDA graph.
+HOST_SYNCING = {
+    "aten._local_scalar_dense",  # .item(), float(t), bool(t), if t: ...
+    "aten.item",
+    "aten.is_nonzero",
+    "aten.equal",
+    "aten.nonzero",
+    "aten.masked_select",
+    "aten._unique2",
+    "aten.unique_consecutive",
+    "aten.repeat_interleave",
+}
+
+
+class OperationLog(TorchDispatchMode):
+    """Records the name of every operation the code under it runs (the top-level ones)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        {},
+        {"recipe": "reference"},
+        {"adversarial_loss": "hinge", "d_norm": "spectral", "d_projection": False, "ema": False},
+    ],
+    ids=["modern", "reference", "hinge-spectral"],
+)
+def test_the_training_step_never_waits_for_the_device(tmp_path: Path, small_dataset, recipe: dict) -> None:
+    # What --cuda-graph captures must not read values back or size tensors by their data. Checked
+    # here on the CPU, op by op, on every loss and discriminator the recipes can choose.
+    trainer = Trainer(tiny_config(max_steps=3, **recipe), run_dir=tmp_path / "run", dataset=small_dataset)
+    step, log = trainer._train_step, OperationLog()
+
+    def logged_step(*args: torch.Tensor) -> torch.Tensor:
+        with log:
+            return step(*args)
+
+    trainer._train_step = logged_step
+    trainer.run()
+    assert {
+        "aten.convolution",
+        "aten.convolution_backward",
+        "aten._fused_adam_",
+    } <= log.names  # it saw the step
+    assert not log.names & HOST_SYNCING
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
