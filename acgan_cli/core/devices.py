@@ -146,9 +146,10 @@ def check_cuda_graph(device: torch.device, precision: str) -> None:
     if device.type != "cuda":
         raise DeviceError(
             f"--cuda-graph needs a CUDA GPU (this run is on {device.type})",
-            hint="drop --cuda-graph (it only removes GPU launch overhead)",
+            hint="drop --cuda-graph (it only removes GPU launch overhead); when resuming a run "
+            "trained with it, add --no-cuda-graph",
             option="cuda_graph",
-            detail=f"needs a CUDA GPU (this run is on {device.type}); drop --cuda-graph",
+            detail=f"needs a CUDA GPU (this run is on {device.type}); drop it, or resume with --no-cuda-graph",
         )
     if precision == "fp16":
         raise DeviceError(
