@@ -151,6 +151,16 @@ def check_cuda_graph(device: torch.device, precision: str) -> None:
             option="cuda_graph",
             detail=f"needs a CUDA GPU (this run is on {device.type}); drop it, or resume with --no-cuda-graph",
         )
+    import torch
+    from torch.torch_version import TorchVersion
+
+    if TorchVersion(torch.__version__) < (2, 5):  # no graph-safe state for the noise generator
+        raise DeviceError(
+            f"--cuda-graph needs torch 2.5 or newer (this is {torch.__version__})",
+            hint="upgrade torch (pip install -U torch), or drop --cuda-graph",
+            option="cuda_graph",
+            detail=f"needs torch 2.5 or newer (this is {torch.__version__}); upgrade torch or drop it",
+        )
     if precision == "fp16":
         raise DeviceError(
             "--cuda-graph does not run with --precision fp16 (its loss scaler is not capturable)",

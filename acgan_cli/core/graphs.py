@@ -9,7 +9,9 @@ with a single launch. What that asks of the step (`Trainer._train_step` keeps to
   the images are gathered inside the graph), results land in the same tensors, and nothing
   that the graph reads is replaced between replays (optimizer state and gradients stay put);
 - no host syncs and no host decisions inside the step (no `.item()`, no GradScaler for fp16);
-- every random draw from a generator registered with the graph, so each replay draws anew;
+- every random draw from a generator registered with the graph, so each replay draws anew
+  (torch from 2.5 needs the step's own generator named; torch 2.14 registers it by itself and
+  calls naming it deprecated, a no-op);
 - optimizers that may be captured (`capturable`, set here at capture: set earlier, the eager
   warm-up steps would warn about it); autocast without its weight cache.
 
@@ -20,6 +22,7 @@ and replayed, and every later one replayed. Each call is one real training step.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -70,8 +73,10 @@ class StepGraph:
     def _capture(self, indices: torch.Tensor) -> None:
         self.indices = indices.clone()
         graph = torch.cuda.CUDAGraph()
-        for generator in self.generators:
-            graph.register_generator_state(generator)
+        with warnings.catch_warnings():  # torch 2.14 registers generators itself, and warns
+            warnings.simplefilter("ignore")
+            for generator in self.generators:
+                graph.register_generator_state(generator)
         for optimizer in self.optimizers:
             for group in optimizer.param_groups:
                 group["capturable"] = True  # fused Adam computes the same either way

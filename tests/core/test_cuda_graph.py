@@ -107,6 +107,13 @@ def test_cuda_graph_refuses_fp16_and_takes_bf16_and_fp32() -> None:
         check_cuda_graph(torch.device("cpu"), "fp32")
 
 
+def test_cuda_graph_names_the_torch_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # torch 2.4 (the oldest pyproject.toml allows) cannot register the noise generator with a graph.
+    monkeypatch.setattr(torch, "__version__", "2.4.1+cu121")
+    with pytest.raises(DeviceError, match=r"needs torch 2\.5 or newer \(this is 2\.4\.1\+cu121\)"):
+        check_cuda_graph(torch.device("cuda"), "bf16")
+
+
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton")
 def test_compile_inside_the_step_graph_makes_no_graphs_of_its_own() -> None:
     cuda = torch.device("cuda")
