@@ -56,8 +56,8 @@ def _evaluation_text(evaluation: dict[str, float] | None) -> list[str]:
     return [f"{evaluation['class_accuracy']:.1%}", f"{evaluation['frechet_distance']:.2f}"]
 
 
-def compiled_note(event: RunStarted) -> str:
-    """What the start line adds for --compile, whose first steps are slow, and --cuda-graph."""
+def speed_options_note(event: RunStarted) -> str:
+    """What the start line says of --compile (its first steps are slow) and --cuda-graph."""
     notes = [
         ("compile", "compiled: the first steps compile"),
         ("cuda_graph", "one CUDA graph a step after 3 eager ones"),
@@ -155,7 +155,7 @@ class LiveRenderer:
             resumed = f", resumed at step {event.start_step}" if event.start_step else ""
             self.console.print(
                 f"[bold]acgan train[/] → {event.run_dir}  ({event.n_images:,} images, {event.device} "
-                f"{event.precision}{compiled_note(event)}, "
+                f"{event.precision}{speed_options_note(event)}, "
                 f"seed {event.seed}{resumed})"
             )
             self.epoch_task = self.progress.add_task(

@@ -4,6 +4,7 @@ from pathlib import Path
 from rich.console import Console
 
 from acgan_cli.cli.render import LiveRenderer, PlainRenderer, QuietRenderer, renderer
+from acgan_cli.core.events import RunStarted
 from acgan_cli.core.training import Trainer
 from tests.conftest import tiny_config
 
@@ -49,3 +50,27 @@ def test_renderer_choice() -> None:
     assert isinstance(renderer(console, live=True, quiet=False), LiveRenderer)
     assert isinstance(renderer(console, live=False, quiet=False), PlainRenderer)
     assert isinstance(renderer(console, live=True, quiet=True), QuietRenderer)
+
+
+def test_start_lines_say_which_speed_options_are_on(tmp_path: Path) -> None:
+    def started(**options: bool) -> RunStarted:
+        return RunStarted(
+            run_dir=tmp_path / "run", device="cuda:0", precision="bf16", start_step=0, total_steps=10,
+            steps_per_epoch=5, epochs=2, n_images=320, seed=0, resumed_from=None,
+            config={"dataset": "mnist-5k", **options},
+        )  # fmt: skip
+
+    def first_lines(draw_with: type, event: RunStarted) -> str:
+        output = io.StringIO()
+        draw = draw_with(Console(file=output, width=200, color_system=None))
+        draw(event)
+        if isinstance(draw, LiveRenderer):
+            draw.close()
+        return output.getvalue()
+
+    both = started(compile=True, cuda_graph=True)
+    assert "compile=on cuda_graph=on" in first_lines(PlainRenderer, both)
+    assert "compile=off cuda_graph=off" in first_lines(PlainRenderer, started())
+    live = first_lines(LiveRenderer, both)
+    assert "compiled: the first steps compile, one CUDA graph a step after 3 eager ones" in live
+    assert "CUDA graph" not in first_lines(LiveRenderer, started(compile=True))
