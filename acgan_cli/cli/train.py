@@ -324,14 +324,20 @@ def train(
         config = TrainConfig(**{"seed": secrets.randbelow(2**31), **given})
 
     if dry_run:
-        from acgan_cli.core.devices import resolve_device, resolve_precision
+        from acgan_cli.core.devices import check_cuda_graph, compile_mode, resolve_device, resolve_precision
 
         resolved = resolve_device(config.device)
+        precision = resolve_precision(config.precision, resolved)
+        # What the run itself would refuse, refused here too.
+        if config.cuda_graph:
+            check_cuda_graph(resolved, precision)
+        if config.compile:
+            compile_mode(resolved, whole_step_graph=config.cuda_graph)
         plan = {
             "train": to_dict(config),
             "recipe": dataclasses.asdict(config.settings()),
             "device": str(resolved),
-            "precision": resolve_precision(config.precision, resolved),
+            "precision": precision,
             "resume": str(resume_path) if resume_path else None,
         }
         typer.echo(json.dumps(plan, indent=2))

@@ -85,10 +85,21 @@ def test_the_training_step_never_waits_for_the_device(tmp_path: Path, small_data
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_graph_on_the_cpu_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["run", "dry-run"])
+def test_cuda_graph_on_the_cpu_is_refused_before_anything_is_written(tmp_path: Path, dry_run: list) -> None:
     result = runner.invoke(
         app,
-        ["train", "--dataset", "mnist-5k", "--device", "cpu", "--cuda-graph", "--out", str(tmp_path / "r")],
+        [
+            "train",
+            "--dataset",
+            "mnist-5k",
+            "--device",
+            "cpu",
+            "--cuda-graph",
+            "--out",
+            str(tmp_path / "r"),
+            *dry_run,
+        ],
     )
     assert result.exit_code == 2, result.stderr
     assert "Invalid value for --cuda-graph: needs a CUDA GPU (this run is on cpu)" in plain(result.stderr)
