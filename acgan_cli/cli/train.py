@@ -324,15 +324,12 @@ def train(
         config = TrainConfig(**{"seed": secrets.randbelow(2**31), **given})
 
     if dry_run:
-        from acgan_cli.core.devices import check_cuda_graph, compile_mode, resolve_device, resolve_precision
+        from acgan_cli.core.devices import resolve_training
 
-        resolved = resolve_device(config.device)
-        precision = resolve_precision(config.precision, resolved)
         # What the run itself would refuse, refused here too.
-        if config.cuda_graph:
-            check_cuda_graph(resolved, precision)
-        if config.compile:
-            compile_mode(resolved, whole_step_graph=config.cuda_graph)
+        resolved, precision, _ = resolve_training(
+            config.device, config.precision, config.compile, config.cuda_graph
+        )
         plan = {
             "train": to_dict(config),
             "recipe": dataclasses.asdict(config.settings()),

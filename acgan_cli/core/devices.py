@@ -192,3 +192,20 @@ def reuse_freed_memory(largest_block: int = 64 << 20, kept: int = 256 << 20) -> 
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, largest_block)) and bool(mallopt(_M_TRIM_THRESHOLD, kept))
+
+
+def resolve_training(
+    device: str, precision: str, compile: bool, cuda_graph: bool
+) -> tuple[torch.device, str, str | None]:
+    """The device, precision and torch.compile mode (None: not compiled) a training run gets.
+
+    Everything a run would refuse about them (a missing device, fp16 off CUDA, --cuda-graph where
+    it cannot capture, --compile without its compiler) is refused here, for the run and for
+    `acgan train --dry-run` alike.
+    """
+    resolved = resolve_device(device)
+    resolved_precision = resolve_precision(precision, resolved)
+    if cuda_graph:
+        check_cuda_graph(resolved, resolved_precision)
+    mode = compile_mode(resolved, whole_step_graph=cuda_graph) if compile else None
+    return resolved, resolved_precision, mode

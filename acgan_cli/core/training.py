@@ -46,13 +46,7 @@ from acgan_cli.core.config import (
     to_dict,
 )
 from acgan_cli.core.data import Dataset, load_dataset, prepare, run_name, to_model_range
-from acgan_cli.core.devices import (
-    check_cuda_graph,
-    compile_mode,
-    resolve_device,
-    resolve_precision,
-    reuse_freed_memory,
-)
+from acgan_cli.core.devices import resolve_training, reuse_freed_memory
 from acgan_cli.core.errors import CheckpointError, ConfigError, DivergedError, RunDirError, UsageError
 from acgan_cli.core.events import (
     CheckpointSaved,
@@ -197,10 +191,9 @@ class Trainer:
         dataset: Dataset | None = None,
     ) -> None:
         self.config = config
-        self.device = resolve_device(config.device)
-        self.precision = resolve_precision(config.precision, self.device)
-        if config.cuda_graph:
-            check_cuda_graph(self.device, self.precision)
+        self.device, self.precision, compile_mode = resolve_training(
+            config.device, config.precision, config.compile, config.cuda_graph
+        )
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
         if resume_info is not None and resume_info.kind != ckpt.KIND_TRAINING:
@@ -233,11 +226,10 @@ class Trainer:
         # the moving average and sample grids go on using the plain modules.
         self.generator_step, self.discriminator_step = self.generator, self.discriminator
         self.compiled_graphs = False  # torch.compile's own CUDA graphs, one per module
-        if config.compile:
-            mode = compile_mode(self.device, whole_step_graph=config.cuda_graph)
-            self.generator_step = torch.compile(self.generator, mode=mode)
-            self.discriminator_step = torch.compile(self.discriminator, mode=mode)
-            self.compiled_graphs = mode == "reduce-overhead"
+        if compile_mode is not None:
+            self.generator_step = torch.compile(self.generator, mode=compile_mode)
+            self.discriminator_step = torch.compile(self.discriminator, mode=compile_mode)
+            self.compiled_graphs = compile_mode == "reduce-overhead"
         fused = self.device.type in ("cpu", "cuda")
         betas = (config.b1, config.b2)
         self.generator_optimizer = torch.optim.Adam(
