@@ -13,8 +13,9 @@
 # In order of what matters most if time runs out: the CUDA-graph tests (tests/core/test_cuda_graph.py,
 # skipped on machines without CUDA), the reference, 600-step throughput of fp32, bf16 and
 # bf16 --cuda-graph, then 10 epochs of 60,000 images with --cuda-graph, plain, --compile
-# --cuda-graph and --compile. Each run has its own time limit: a variant that fails or hangs is
-# reported and the script goes on.
+# --cuda-graph and --compile. Each run has its own time limit, and none starts past the whole
+# script's budget (BUDGET seconds, 480 on a GPU): a variant that fails, hangs or would not fit is
+# reported and the script goes on, so the device call always ends with its log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${OUT:-}" ]; then exec > >(tee "$OUT/gpu.log") 2>&1; fi
@@ -26,6 +27,16 @@ REFERENCE=${REFERENCE:-bench/.shared/acgan_reference.py}
 [ -f "$REFERENCE" ] || REFERENCE=../shared/reference/acgan_reference.py
 if [ "$DEVICE" = cpu ]; then STEPS=${STEPS:-20}; LOG=5; EPOCH_ARGS="--max-steps 40 --log-every 10"; LIMIT=600
 else STEPS=${STEPS:-600}; LOG=50; EPOCH_ARGS="--epochs 10 --log-every 500"; LIMIT=150; fi
+BUDGET=${BUDGET:-$([ "$DEVICE" = cpu ] && echo 1200 || echo 480)}
+limit() {  # seconds the next run may take: its own limit, or what is left of the budget
+  local left=$((BUDGET - SECONDS))
+  echo $((left < LIMIT ? left : LIMIT))
+}
+fits() {  # true when at least $1 seconds of the budget are left; else says what is skipped
+  [ $((BUDGET - SECONDS)) -ge "$1" ] && return 0
+  echo "skipped: $2 (only $((BUDGET - SECONDS)) s of the ${BUDGET} s budget left)"
+  return 1
+}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 ACGAN="$PY -m acgan_cli"
@@ -39,7 +50,10 @@ PY
 
 if [ "$DEVICE" != cpu ]; then
   echo "== CUDA-graph tests"
-  timeout 240 $PY -m pytest -q -p no:cacheprovider tests/core/test_cuda_graph.py 2>&1 | tail -15
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
+  # The whole pytest output goes to $OUT/graph-tests.log (a failed capture names its op there).
+  timeout 180 $PY -m pytest -q -p no:cacheprovider tests/core/test_cuda_graph.py 2>&1 \
+    | tee "${OUT:-$WORK}/graph-tests.log" | tail -15
 fi
 
 echo "== data: 60,000 training images = the shipped 5,000 repeated 12 times (timing only)"
@@ -48,7 +62,7 @@ $PY bench/make_idx.py --copies 12 --out "$WORK/mnist-60k"
 echo "== reference script, $STEPS batches of 64"
 mkdir -p "$WORK/ref"
 root=$PWD
-ref_line=$(cd "$WORK/ref" && timeout "$LIMIT" $PY "$root/$REFERENCE" --data_npz "$root/acgan_cli/assets/mnist-5k.npz" \
+ref_line=$(cd "$WORK/ref" && timeout "$(limit)" $PY "$root/$REFERENCE" --data_npz "$root/acgan_cli/assets/mnist-5k.npz" \
   --max_batches "$STEPS" | grep '^TIMING')
 echo "$ref_line"
 ref=$(echo "$ref_line" | sed -E 's/.*images\/s=([0-9.]+).*/\1/')
@@ -65,12 +79,13 @@ report() {  # NAME RUN_DIR: steady images/s and the ratio to the reference
 }
 
 # The first window holds the warm-up, the capture and any compiling; steady() leaves it out.
-for variant in "fp32" "bf16" "bf16 --cuda-graph"; do
+for variant in "bf16" "bf16 --cuda-graph" "fp32"; do
   [ "$DEVICE" = cpu ] && [[ $variant == *cuda-graph* ]] && continue
+  fits 30 "$variant, $STEPS steps" || continue
   name=${variant// --/-}
   echo "== acgan train, $variant, $STEPS steps of 64"
   # shellcheck disable=SC2086  # the variant is a precision and an optional flag
-  if timeout "$LIMIT" $ACGAN -q train --dataset mnist-5k --max-steps "$STEPS" --device "$DEVICE" --precision $variant \
+  if timeout "$(limit)" $ACGAN -q train --dataset mnist-5k --max-steps "$STEPS" --device "$DEVICE" --precision $variant \
     --log-every "$LOG" --sample-every 0 --seed 0 --out "$WORK/acgan-$name" >/dev/null; then
     report "$variant" "$WORK/acgan-$name"
   else
@@ -81,13 +96,28 @@ done
 for flags in "--cuda-graph" "" "--compile --cuda-graph" "--compile"; do
   [ "$DEVICE" = cpu ] && [[ $flags == *cuda-graph* ]] && continue
   name=epochs${flags// /}
+  fits 40 "10 epochs ${flags:-no flags}" || continue
   echo "== 10 epochs on 60,000 images ($EPOCH_ARGS), auto precision, ${flags:-no flags}"
   start=$(date +%s.%N)
   # shellcheck disable=SC2086
-  timeout "$LIMIT" $ACGAN train --dataset "$WORK/mnist-60k" $EPOCH_ARGS --device "$DEVICE" \
+  timeout "$(limit)" $ACGAN train --dataset "$WORK/mnist-60k" $EPOCH_ARGS --device "$DEVICE" \
     --sample-every 0 --seed 0 $flags --out "$WORK/$name" 2>&1 | grep -E '^(train:|done:|error:|hint:)'
   end=$(date +%s.%N)
   echo "whole command: $($PY -c "print(round($end - $start, 1))") s (the 'done:' line gives the training loop's time)"
   [ -s "$WORK/$name/metrics.jsonl" ] && report "10 epochs ${flags:-no flags}" "$WORK/$name"
 done
+# The other commands on the GPU, from the first 10-epoch run's checkpoint; its sample grid comes
+# back in $OUT. (The evaluator is trained first, on the repeated set: its figures are not quality.)
+run=$WORK/epochs--cuda-graph
+[ -d "$run/checkpoints" ] || run=$WORK/epochs
+if [ -d "$run/checkpoints" ] && fits 60 "evaluate, sample and export"; then
+  echo "== acgan evaluate, sample and export on $DEVICE ($(basename "$run"))"
+  start=$SECONDS
+  n=$([ "$DEVICE" = cpu ] && echo 1000 || echo 10000)
+  timeout "$(limit)" $ACGAN evaluate "$run" --device "$DEVICE" --dataset "$WORK/mnist-60k" --n-samples "$n" 2>&1 | tail -40
+  echo "evaluate, evaluator training included: $((SECONDS - start)) s"
+  timeout 60 $ACGAN sample --grid --ckpt "$run" --device "$DEVICE" --seed 0 --out "${OUT:-$WORK}/grid-$DEVICE.png"
+  timeout 90 $ACGAN export "$run" --format onnx --out "$WORK/g.onnx" 2>&1 | tail -3
+fi
+echo "== finished in $SECONDS s"
 exit 0
