@@ -83,7 +83,9 @@ class StepGraph:
             # The step's backward passes then put the gradients in the graph's own memory.
             optimizer.zero_grad(set_to_none=True)
         try:
-            with torch.cuda.graph(graph):  # records the kernels; runs none of them
+            # Captured on the warm-up stream: autograd keeps each parameter's gradient accumulator
+            # from the warm-up steps, and warns (and may sync) when a capture runs on another stream.
+            with torch.cuda.graph(graph, stream=self.side_stream):  # records the kernels; runs none
                 self.step(self.indices)
         except RuntimeError as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
