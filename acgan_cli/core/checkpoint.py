@@ -161,7 +161,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def _module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    return {f"{prefix}.{k}": v.detach() for k, v in module.state_dict().items()}
 
 
 def _optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -171,8 +171,31 @@ def _optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> dict[st
     for index, state in optimizer.state_dict()["state"].items():
         for key, value in state.items():
             tensor = value if isinstance(value, torch.Tensor) else torch.tensor(value)
-            tensors[f"{prefix}.{index}.{key}"] = tensor.detach().cpu().contiguous()
+            tensors[f"{prefix}.{index}.{key}"] = tensor.detach()
     return tensors
+
+
+def to_host(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The same tensors on the CPU, contiguous, each with its own memory (as safetensors wants).
+
+    Tensors on a GPU come over in one copy per device and dtype rather than one each: a training
+    checkpoint holds a few hundred tensors, and every separate copy waits for the device.
+    """
+    import torch
+
+    host: dict[str, torch.Tensor] = {}
+    groups: dict[tuple[torch.device, torch.dtype], list[str]] = {}
+    for name, tensor in tensors.items():
+        if tensor.device.type == "cpu":
+            host[name] = tensor.contiguous()
+        else:
+            groups.setdefault((tensor.device, tensor.dtype), []).append(name)
+    for names in groups.values():
+        flat = torch.cat([tensors[name].reshape(-1) for name in names]).cpu()  # reshape: row-major order
+        pieces = flat.split([tensors[name].numel() for name in names])
+        for name, piece in zip(names, pieces, strict=True):
+            host[name] = piece.view(tensors[name].shape).clone()  # its own memory: safetensors refuses shared
+    return {name: host[name] for name in tensors}  # the caller's order
 
 
 def _metadata(
@@ -239,7 +262,7 @@ def training_checkpoint_bytes(
         **_module_tensors("discriminator", discriminator),
         **_optimizer_tensors("optimizer.generator", generator_optimizer),
         **_optimizer_tensors("optimizer.discriminator", discriminator_optimizer),
-        **{f"rng.{name}": state.cpu().contiguous() for name, state in rng_states.items()},
+        **{f"rng.{name}": state for name, state in rng_states.items()},
     }
     if generator_ema is not None:
         tensors.update(_module_tensors("generator_ema", generator_ema))
@@ -247,7 +270,7 @@ def training_checkpoint_bytes(
     metadata = _metadata(
         KIND_TRAINING, model, train, step, epoch, dataset, class_names, generator_ema is not None
     )
-    return save(tensors, metadata)
+    return save(to_host(tensors), metadata)
 
 
 def generator_checkpoint_bytes(
@@ -256,7 +279,7 @@ def generator_checkpoint_bytes(
     """A generator-only file (weights and the metadata needed to rebuild and use it)."""
     from safetensors.torch import save
 
-    tensors = _module_tensors("generator", generator)
+    tensors = to_host(_module_tensors("generator", generator))
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     metadata = _metadata(

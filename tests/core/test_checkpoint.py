@@ -162,3 +162,39 @@ def test_orphaned_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp
         path.write_bytes(b"x")
     assert ckpt.remove_orphaned_temporaries(tmp_path) == [orphan]
     assert sorted(tmp_path.iterdir()) == sorted(kept)
+
+
+def _mixed_tensors(device: str) -> dict[str, torch.Tensor]:
+    weight = torch.randn(4, 3, 2, 2, device=device).contiguous(memory_format=torch.channels_last)
+    return {
+        "b.weight": weight,  # not row-major in memory
+        "a.step": torch.tensor(7.0, device=device),  # a scalar, as fused Adam keeps its step
+        "c.count": torch.tensor(3, device=device),  # int64, as BatchNorm's num_batches_tracked
+        "d.rng": torch.arange(5, dtype=torch.uint8),  # already on the CPU
+        "e.bias": torch.randn(3, device=device),
+    }
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")),
+    ],
+)
+def test_to_host_gives_each_tensor_on_the_cpu_row_major_in_its_own_memory(device: str) -> None:
+    tensors = _mixed_tensors(device)
+    host = ckpt.to_host(tensors)
+    assert list(host) == list(tensors)  # the caller's order
+    for name, tensor in tensors.items():
+        copy = host[name]
+        assert copy.device.type == "cpu" and copy.is_contiguous(), name
+        assert copy.dtype == tensor.dtype and copy.shape == tensor.shape, name
+        assert torch.equal(copy, tensor.cpu()), name
+    pointers = [t.untyped_storage().data_ptr() for t in host.values()]
+    assert len(set(pointers)) == len(pointers)
+    # safetensors writes them (it refuses tensors that share memory), and reads them back the same.
+    from safetensors.torch import load, save
+
+    again = load(save(host))
+    assert all(torch.equal(again[name], tensors[name].cpu()) for name in tensors)
