@@ -59,10 +59,10 @@ def _evaluation_text(evaluation: dict[str, float] | None) -> list[str]:
 def speed_options_note(event: RunStarted) -> str:
     """What the start line says of --compile (its first steps are slow) and --cuda-graph."""
     notes = [
-        ("compile", "compiled: the first steps compile"),
-        ("cuda_graph", "one CUDA graph a step after 3 eager ones"),
+        (event.config.get("compile"), "compiled: the first steps compile"),
+        (event.cuda_graph, "one CUDA graph a step after 3 eager ones"),
     ]
-    return "".join(f", {note}" for name, note in notes if event.config.get(name))
+    return "".join(f", {note}" for on, note in notes if on)
 
 
 def _evaluator_line(event: object) -> str | None:
@@ -203,7 +203,7 @@ class PlainRenderer:
                 f"train: {event.run_dir} dataset={event.config['dataset']} images={event.n_images} "
                 f"device={event.device} precision={event.precision} "
                 f"compile={'on' if event.config.get('compile') else 'off'} "
-                f"cuda_graph={'on' if event.config.get('cuda_graph') else 'off'} seed={event.seed} "
+                f"cuda_graph={'on' if event.cuda_graph else 'off'} seed={event.seed} "
                 f"steps={event.total_steps}{resumed}"
             )
         elif isinstance(event, Logged):

@@ -227,11 +227,13 @@ def train(
         ),
     ] = TrainConfig.compile,
     cuda_graph: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--cuda-graph/--no-cuda-graph",
             help="CUDA: capture the whole training step as one CUDA graph after 3 eager steps and "
-            "replay it (one launch a step instead of hundreds). bf16 or fp32; combines with --compile.",
+            "replay it (one launch a step instead of hundreds). bf16 or fp32; combines with --compile. "
+            "\\[default: on where it runs: CUDA, bf16 or fp32]",
+            show_default=False,
             rich_help_panel=DEVICE,
         ),
     ] = TrainConfig.cuda_graph,
@@ -327,7 +329,7 @@ def train(
         from acgan_cli.core.devices import resolve_training
 
         # What the run itself would refuse, refused here too.
-        resolved, precision, _ = resolve_training(
+        resolved, precision, _, cuda_graph = resolve_training(
             config.device, config.precision, config.compile, config.cuda_graph
         )
         plan = {
@@ -335,6 +337,7 @@ def train(
             "recipe": dataclasses.asdict(config.settings()),
             "device": str(resolved),
             "precision": precision,
+            "cuda_graph": cuda_graph,
             "resume": str(resume_path) if resume_path else None,
         }
         typer.echo(json.dumps(plan, indent=2))

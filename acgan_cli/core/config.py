@@ -193,7 +193,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast for the forward passes)
     compile: bool = False  # run G and D through torch.compile (CUDA: as CUDA graphs); first steps compile
-    cuda_graph: bool = False  # CUDA: capture the whole step as one CUDA graph after 3 eager steps, replay it
+    cuda_graph: bool | None = None  # capture the whole step as one CUDA graph, replay it; None = where it can
     sample_every: int = 400  # steps between sample grids; 0 = only at the end
     ckpt_every: int = 0  # steps between checkpoints; 0 = at the end of every epoch
     log_every: int = 50  # steps between metric lines (one host sync each)

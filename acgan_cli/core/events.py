@@ -17,6 +17,7 @@ class RunStarted:
     run_dir: Path
     device: str  # the resolved device, e.g. "cpu" or "cuda:0"
     precision: str  # the resolved precision: fp32, bf16 or fp16
+    cuda_graph: bool  # whether the step is captured as one CUDA graph (--cuda-graph, resolved)
     start_step: int  # > 0 when resumed
     total_steps: int
     steps_per_epoch: int

@@ -191,10 +191,14 @@ class Trainer:
         dataset: Dataset | None = None,
     ) -> None:
         self.config = config
-        self.device, self.precision, compile_mode = resolve_training(
+        self.device, self.precision, compile_mode, self.cuda_graph = resolve_training(
             config.device, config.precision, config.compile, config.cuda_graph
         )
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        if self.device.type == "cuda":
+            # Every step has the same shapes: cuDNN times its algorithms for each convolution once,
+            # in the first steps, and keeps the fastest (its default picks by heuristics).
+            torch.backends.cudnn.benchmark = True
         resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
         if resume_info is not None and resume_info.kind != ckpt.KIND_TRAINING:
             raise CheckpointError(
@@ -393,6 +397,7 @@ class Trainer:
                 },
                 "device": str(self.device),
                 "precision": self.precision,
+                "cuda_graph": self.cuda_graph,
                 "recipe": dataclasses.asdict(self.recipe),
                 "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps,
@@ -426,7 +431,7 @@ class Trainer:
             self.device.type,
             dtype=self.autocast_dtype or torch.float32,
             enabled=self.autocast_dtype is not None,
-            cache_enabled=not self.config.cuda_graph,  # CUDA graphs cannot keep autocast's cast cache
+            cache_enabled=not self.cuda_graph,  # CUDA graphs cannot keep autocast's cast cache
         )
 
     @staticmethod
@@ -548,6 +553,7 @@ class Trainer:
                 run_dir=self.run_dir,
                 device=str(self.device),
                 precision=self.precision,
+                cuda_graph=self.cuda_graph,
                 start_step=self.step,
                 total_steps=self.total_steps,
                 steps_per_epoch=spe,
@@ -574,7 +580,7 @@ class Trainer:
         # --cuda-graph: the same step, replayed as one CUDA graph (acgan_cli.core.graphs).
         self.step_graph = (
             StepGraph(step, [self.noise_rng], [self.generator_optimizer, self.discriminator_optimizer])
-            if config.cuda_graph
+            if self.cuda_graph
             else None
         )
         run_step = self.step_graph or step

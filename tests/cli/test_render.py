@@ -53,11 +53,12 @@ def test_renderer_choice() -> None:
 
 
 def test_start_lines_say_which_speed_options_are_on(tmp_path: Path) -> None:
-    def started(**options: bool) -> RunStarted:
+    def started(compile: bool = False, cuda_graph: bool = False) -> RunStarted:
+        # The resolved cuda_graph is the event's; the config keeps what was asked (None: auto).
         return RunStarted(
-            run_dir=tmp_path / "run", device="cuda:0", precision="bf16", start_step=0, total_steps=10,
-            steps_per_epoch=5, epochs=2, n_images=320, seed=0, resumed_from=None,
-            config={"dataset": "mnist-5k", **options},
+            run_dir=tmp_path / "run", device="cuda:0", precision="bf16", cuda_graph=cuda_graph,
+            start_step=0, total_steps=10, steps_per_epoch=5, epochs=2, n_images=320, seed=0,
+            resumed_from=None, config={"dataset": "mnist-5k", "compile": compile, "cuda_graph": None},
         )  # fmt: skip
 
     def first_lines(draw_with: type, event: RunStarted) -> str:

@@ -17,7 +17,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from acgan_cli.cli import app
 from acgan_cli.core import checkpoint as ckpt
-from acgan_cli.core.devices import check_cuda_graph, compile_mode
+from acgan_cli.core.devices import can_cuda_graph, check_cuda_graph, compile_mode, resolve_training
 from acgan_cli.core.errors import DeviceError
 from acgan_cli.core.events import StepDone
 from acgan_cli.core.graphs import WARMUP_STEPS, StepGraph
@@ -118,6 +118,24 @@ def test_cuda_graph_refuses_fp16_and_takes_bf16_and_fp32() -> None:
         check_cuda_graph(torch.device("cpu"), "fp32")
 
 
+def test_by_default_the_step_is_captured_wherever_it_can_be() -> None:
+    cuda = torch.device("cuda")  # a device object only: nothing runs on it
+    assert can_cuda_graph(cuda, "bf16") and can_cuda_graph(cuda, "fp32")
+    assert not can_cuda_graph(cuda, "fp16")  # the default falls back to eager steps, refusing nothing
+    assert not can_cuda_graph(torch.device("cpu"), "fp32")
+    assert resolve_training("cpu", "fp32", False, None)[3] is False
+    assert resolve_training("cpu", "fp32", False, False)[3] is False
+
+
+def test_dry_run_says_whether_the_step_is_captured(tmp_path: Path) -> None:
+    import json
+
+    result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--device", "cpu", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["cuda_graph"] is False and plan["train"]["cuda_graph"] is None  # resolved, and as asked
+
+
 def test_cuda_graph_names_the_torch_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
     # torch 2.4 (the oldest pyproject.toml allows) cannot register the noise generator with a graph.
     monkeypatch.setattr(torch, "__version__", "2.4.1+cu121")
@@ -141,7 +159,7 @@ def test_step_graph_replays_read_new_inputs_and_draw_new_noise() -> None:
         out[0] = indices.sum()
         out[1:] = torch.randn(4, device="cuda", generator=noise)
 
-    graph = StepGraph(step, [noise])
+    graph = StepGraph(step, [noise], optimizers=[])
     results = []
     for i in range(WARMUP_STEPS + 4):
         graph(torch.tensor([i, 10 * i], device="cuda"))
@@ -170,6 +188,7 @@ def test_graphed_run_trains_every_step_and_resumes(tmp_path: Path, small_dataset
     trainer = Trainer(config, run_dir=tmp_path / "run", dataset=small_dataset)
     result = trainer.run(on_event=keep)
     assert trainer.step_graph.graph is not None and trainer.step_graph.calls == 12
+    assert torch.backends.cudnn.benchmark  # fixed shapes: cuDNN picks its algorithms by timing them
     assert len(snapshots) == 12
     for (g0, e0), (g1, e1) in itertools.pairwise(snapshots):
         assert not torch.equal(g0, g1) and not torch.equal(e0, e1)  # every replay trained G and its average
@@ -189,3 +208,14 @@ def test_graphed_run_trains_every_step_and_resumes(tmp_path: Path, small_dataset
         before = resumed.generator.up1.weight.detach().clone()
         assert resumed.run().step == 16
         assert not torch.equal(before, resumed.generator.up1.weight)
+
+
+@needs_cuda
+def test_a_cuda_run_captures_its_step_by_default_and_fp16_runs_eagerly(tmp_path: Path, small_dataset) -> None:
+    for precision, graphed in (("bf16", True), ("fp16", False)):
+        config = tiny_config(max_steps=WARMUP_STEPS + 2, device="cuda", precision=precision)
+        assert config.cuda_graph is None
+        trainer = Trainer(config, run_dir=tmp_path / precision, dataset=small_dataset)
+        assert trainer.run().step == WARMUP_STEPS + 2
+        assert trainer.cuda_graph is graphed
+        assert (trainer.step_graph is not None and trainer.step_graph.graph is not None) is graphed
