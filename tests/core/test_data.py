@@ -1,5 +1,8 @@
+import dataclasses
 import gzip
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +115,27 @@ def test_prepare_resizes_once_and_scales_on_the_device() -> None:
     assert batch.dtype == torch.float32
     assert batch.min() == -1 and batch.max() == 1
     assert batch.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("size", [32, 64, 16])
+def test_prepare_resizes_to_the_same_bytes_as_torchvision(size: int) -> None:
+    from torchvision.transforms.v2 import functional as tv
+
+    real = load_dataset("mnist-5k")
+    colour = torch.randint(0, 256, (20, 3, 28, 28), dtype=torch.uint8)  # 3 channels, and noise
+    for images in (real.images, colour):
+        dataset = dataclasses.replace(real, images=images)
+        expected = tv.resize(images, [size, size], antialias=True)
+        assert torch.equal(prepare(dataset, size, "cpu").images, expected)
+
+
+def test_preparing_data_does_not_import_torchvision() -> None:
+    # Training needs no torchvision unless it downloads a dataset.
+    code = (
+        "import sys\n"
+        "from acgan_cli.core.data import load_dataset, prepare\n"
+        "prepare(load_dataset('mnist-5k'), 32, 'cpu')\n"
+        "print('torchvision' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
