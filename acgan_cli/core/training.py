@@ -195,10 +195,6 @@ class Trainer:
             config.device, config.precision, config.compile, config.cuda_graph
         )
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
-        if self.device.type == "cuda":
-            # Every step has the same shapes: cuDNN times its algorithms for each convolution once,
-            # in the first steps, and keeps the fastest (its default picks by heuristics).
-            torch.backends.cudnn.benchmark = True
         resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
         if resume_info is not None and resume_info.kind != ckpt.KIND_TRAINING:
             raise CheckpointError(

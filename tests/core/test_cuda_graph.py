@@ -188,7 +188,6 @@ def test_graphed_run_trains_every_step_and_resumes(tmp_path: Path, small_dataset
     trainer = Trainer(config, run_dir=tmp_path / "run", dataset=small_dataset)
     result = trainer.run(on_event=keep)
     assert trainer.step_graph.graph is not None and trainer.step_graph.calls == 12
-    assert torch.backends.cudnn.benchmark  # fixed shapes: cuDNN picks its algorithms by timing them
     assert len(snapshots) == 12
     for (g0, e0), (g1, e1) in itertools.pairwise(snapshots):
         assert not torch.equal(g0, g1) and not torch.equal(e0, e1)  # every replay trained G and its average
