@@ -7,8 +7,8 @@ Prints, in one process (so start-up is that of a real run):
 1. the start-up phases of a run: importing torch, CUDA's start, reading the data, the Trainer
    (data to the device, models), then from the run's events the first steps (warm-up and
    capture), the steady steps, each checkpoint and the run's end;
-2. steady-state ms a step of eager and captured steps, each with cuDNN's benchmark mode off and
-   on (the Trainer turns it on; "off" turns it back off before the run), medians of 3 runs;
+2. steady-state ms a step of eager and captured steps, each with cuDNN's benchmark mode off
+   (torch's default, which acgan keeps) and on, medians of 3 runs;
 3. a kernel profile of 5 eager steps (torch.profiler): kernels a step and the device time they
    take, which is what a captured step costs at least; the top operations go to kernels.txt.
 """
