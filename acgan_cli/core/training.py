@@ -11,9 +11,9 @@ derived from the seed and the epoch number), the noise (a torch.Generator whose 
 checkpointed) and dropout (torch's global RNG, also checkpointed). Resuming a checkpoint
 at step N therefore continues exactly as the uninterrupted run would have. With --compile the
 step runs through torch.compile, whose fused kernels round differently and draw dropout
-differently: such a run is not bit-identical to the same run without it. --cuda-graph
-(CUDA only) replays the whole step as one CUDA graph after three eager steps
-(acgan_cli.core.graphs); the step is written so that it can be captured: inputs by index into
+differently: such a run is not bit-identical to the same run without it. On CUDA, in bf16 or
+fp32, the whole step is replayed as one CUDA graph after three eager steps by default
+(--cuda-graph; acgan_cli.core.graphs); the step is written so that it can be captured: inputs by index into
 fixed buffers, no host syncs, the moving average's weight read from the device.
 """
 
