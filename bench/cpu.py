@@ -47,6 +47,11 @@ def reference_images_per_s(steps: int, workdir: Path) -> float:
     return float(re.search(r"TIMING reference: .* images/s=([\d.]+)", out).group(1))
 
 
+def steady_windows(metrics: Path) -> list[dict]:
+    """A run's metrics.jsonl log windows after the first (which holds warm-up, capture, compiling)."""
+    return [json.loads(line) for line in metrics.read_text().splitlines()][1:]
+
+
 def acgan_images_per_s(
     steps: int, variant: str, workdir: Path, device: str = "cpu", checkout: Path | None = None
 ) -> float:
@@ -65,7 +70,7 @@ def acgan_images_per_s(
          "--out", str(run), *(["--compile"] if compiled == "compile" else [])],
         cwd=workdir, check=True, capture_output=True, env=env,
     )  # fmt: skip
-    windows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][1:]
+    windows = steady_windows(run / "metrics.jsonl")
     images = sum(w["images_per_s"] * w["seconds"] for w in windows)
     return images / sum(w["seconds"] for w in windows)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import json
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 START = time.perf_counter()
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.cpu import steady_windows  # noqa: E402
 
 
 def mark(label: str, since: float) -> float:
@@ -38,8 +38,7 @@ def mark(label: str, since: float) -> float:
 def steady_ms(trainer, steps: int) -> float:
     """ms a step over the metric windows after the first (which holds warm-up and capture)."""
     trainer.run()
-    lines = (trainer.run_dir / "metrics.jsonl").read_text().splitlines()
-    windows = [json.loads(line) for line in lines][1:]
+    windows = steady_windows(trainer.run_dir / "metrics.jsonl")
     return 1000 * sum(w["seconds"] for w in windows) / sum(w["steps"] for w in windows)
 
 
