@@ -68,6 +68,19 @@ def test_upsample_conv_is_upsample_then_conv(c_in: int, c_out: int, size: int) -
     torch.testing.assert_close(fused.weight.grad, plain[1].weight.grad, rtol=1e-4, atol=1e-4)
 
 
+def test_upsample_conv_kernel_stays_float32_under_autocast_and_out_of_the_state_dict() -> None:
+    torch.manual_seed(0)
+    layer = UpsampleConv2d(16, 8)
+    exact = layer.transposed_kernel()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        folded = layer.transposed_kernel()  # summing bf16-rounded taps would differ from `exact`
+    assert folded.dtype == torch.float32 and torch.equal(folded, exact)
+    assert folded.is_contiguous(memory_format=torch.channels_last)
+    # Tap (1, 1) of the transposed kernel sums the 3x3 taps (1..2, 1..2): (b + c) along each axis.
+    torch.testing.assert_close(exact[:, :, 1, 1], layer.weight[:, :, 1:, 1:].sum((2, 3)).t())
+    assert set(layer.state_dict()) == {"weight", "bias"}  # the fold matrix is a constant, not state
+
+
 @pytest.mark.parametrize(("c_in", "c_out", "size"), [(8, 1, 5), (16, 3, 8), (4, 2, 1)])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_to_image_conv_is_a_3x3_conv(c_in: int, c_out: int, size: int, channels_last: bool) -> None:
