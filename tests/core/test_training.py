@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.errors import DivergedError, RunDirError, UsageError
@@ -157,6 +158,34 @@ def test_generator_average_lags_the_generator_and_is_what_sampling_loads(
     loaded, info = ckpt.load_generator(trainer.run_dir)
     assert info.has_ema
     assert torch.equal(loaded.state_dict()[weight], average[weight])
+
+
+class _Ops(TorchDispatchMode):
+    """The aten operations dispatched while active (each one or more kernels on a GPU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_generator_average_moves_every_tensor_in_a_fixed_number_of_operations(
+    tmp_path: Path, small_dataset
+) -> None:
+    # A captured CUDA step is bound by its kernel count: the average must not cost one per tensor.
+    trainer = Trainer(tiny_config(max_steps=1), run_dir=tmp_path / "run", dataset=small_dataset)
+    trainer.run()
+    trainer._set_ema_weight()
+    before = _weights(trainer.generator_ema)
+    ops = _Ops()
+    with ops:
+        trainer._update_ema()
+    assert len(list(trainer.generator_ema.parameters())) > 10
+    assert sorted(ops.names) == ["_foreach_add_", "_foreach_copy_", "_foreach_mul_", "_foreach_sub"]
+    assert not _same(before, _weights(trainer.generator_ema))
 
 
 def test_generator_average_follows_the_decay_ramp_step_by_step(tmp_path: Path, small_dataset) -> None:
