@@ -9,15 +9,19 @@
 # bench/.shared/ (git-ignored) and carry it:  cp ../shared/reference/acgan_reference.py bench/.shared/
 # With the tool library's device tool: run(command="bench/gpu.sh", carry=["bench/.shared"],
 # timeout_s=540). Where $OUT is set, the whole log is also written to $OUT/gpu.log.
+# To compare with an earlier commit, carry its tree too (bench/.shared is git-ignored):
+#   mkdir -p bench/.shared/baseline && git archive COMMIT acgan_cli | tar -x -C bench/.shared/baseline
 #
 # In order of what matters most if time runs out: the CUDA-graph tests (tests/core/test_cuda_graph.py,
-# skipped on machines without CUDA), the reference, 600-step throughput of eager bf16, captured
-# bf16 and eager fp32, then 10 epochs of 60,000 images with the defaults (the step captured as
-# one CUDA graph), --no-cuda-graph, --compile (inside the graph) and --compile --no-cuda-graph
-# (torch.compile's own graphs per module), then evaluate, sample and export on the GPU.
-# Where a run's time goes, step by step and kernel by kernel: bench/gpu_step.py. Each run has its own time limit, and none starts past the whole
-# script's budget (BUDGET seconds, 480 on a GPU): a variant that fails, hangs or would not fit is
-# reported and the script goes on, so the device call always ends with its log.
+# skipped on machines without CUDA), the reference, the steady step against a carried baseline
+# checkout (if any), 600-step throughput of eager bf16, captured bf16 and eager fp32, then 10
+# epochs of 60,000 images with the defaults (the step captured as one CUDA graph),
+# --no-cuda-graph, --compile (inside the graph) and --compile --no-cuda-graph (torch.compile's
+# own graphs per module), then evaluate, sample and export on the GPU. Where a run's time goes,
+# step by step and kernel by kernel: bench/gpu_step.py. Each run has its own time limit, and
+# none starts past the whole script's budget (BUDGET seconds, 480 on a GPU): a variant that
+# fails, hangs or would not fit is reported and the script goes on, so the device call always
+# ends with its log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${OUT:-}" ]; then exec > >(tee "$OUT/gpu.log") 2>&1; fi
@@ -69,6 +73,19 @@ ref_line=$(cd "$WORK/ref" && timeout "$(limit)" $PY "$root/$REFERENCE" --data_np
 echo "$ref_line"
 ref=$(echo "$ref_line" | sed -E 's/.*images\/s=([0-9.]+).*/\1/')
 ref=${ref:-0}
+
+BASELINE=${BASELINE:-bench/.shared/baseline}
+if [ -d "$BASELINE/acgan_cli" ] && fits 60 "the A/B against $BASELINE"; then
+  # Another checkout's acgan_cli, carried along (see the header): its captured step against this
+  # one's, in alternation so that both see the same machine, 3 rounds of $((STEPS / 2)) steps.
+  echo "== steady step: this checkout (A) against $BASELINE (B), alternating"
+  for round in 1 2 3; do
+    for root in . "$BASELINE"; do
+      timeout "$(limit)" $PY bench/steady_step.py --data "$WORK/mnist-60k" --device "$DEVICE" \
+        --steps $((STEPS / 2)) --root "$root" 2>&1 | tail -1
+    done
+  done
+fi
 
 steady() {  # steady-state images/s from a run's metrics.jsonl: every window after the first
   $PY -c 'import json,sys; w=[json.loads(l) for l in open(sys.argv[1])]; w=w[1:] or w; print(round(sum(x["images_per_s"]*x["seconds"] for x in w)/sum(x["seconds"] for x in w),1))' "$1"

@@ -7,8 +7,8 @@ Prints, in one process (so start-up is that of a real run):
 1. the start-up phases of a run: importing torch, CUDA's start, reading the data, the Trainer
    (data to the device, models), then from the run's events the first steps (warm-up and
    capture), the steady steps, each checkpoint and the run's end;
-2. steady-state ms a step of eager and captured steps, each with cuDNN's benchmark mode off
-   (torch's default, which acgan keeps) and on, medians of 3 runs;
+2. steady-state ms a step of eager and captured steps, medians of 3 runs (cuDNN's benchmark
+   mode, measured at stop 13 of issue 5, changed nothing and stays off);
 3. a kernel profile of 5 eager steps (torch.profiler): kernels a step and the device time they
    take, which is what a captured step costs at least; the top operations go to kernels.txt.
 """
@@ -93,29 +93,24 @@ def main() -> None:
     finished = next(at for at, e in times if isinstance(e, RunFinished))
     mark(f"whole run: {len(steps)} steps; loop {finished - started:.1f} s; until now", START)
 
-    print(f"== steady ms a step, {args.steps} steps a run, medians of 3 (cuDNN benchmark off/on)")
+    print(f"== steady ms a step, {args.steps} steps a run, medians of 3")
     results: dict[str, list[float]] = {}
     for repeat in range(3):
         for graph in (False, True) if cuda else (False,):
-            for benchmark in (False, True):
-                name = f"{'captured' if graph else 'eager'} benchmark={'on' if benchmark else 'off'}"
-                variant = dataclasses.replace(
-                    config,
-                    max_steps=args.steps,
-                    log_every=max(1, args.steps // 3),
-                    sample_every=0,
-                    cuda_graph=graph,
-                )
-                trainer = Trainer(
-                    variant, run_dir=work / f"{name}-{repeat}".replace(" ", "_"), dataset=dataset
-                )
-                torch.backends.cudnn.benchmark = benchmark
-                results.setdefault(name, []).append(steady_ms(trainer, args.steps))
+            name = "captured" if graph else "eager"
+            variant = dataclasses.replace(
+                config,
+                max_steps=args.steps,
+                log_every=max(1, args.steps // 3),
+                sample_every=0,
+                cuda_graph=graph,
+            )
+            trainer = Trainer(variant, run_dir=work / f"{name}-{repeat}", dataset=dataset)
+            results.setdefault(name, []).append(steady_ms(trainer, args.steps))
     for name, values in results.items():
         print(f"  {name:<28} {statistics.median(values):7.3f} ms  ({', '.join(f'{v:.3f}' for v in values)})")
 
-    print("== kernels of 5 eager steps (benchmark on)")
-    torch.backends.cudnn.benchmark = True
+    print("== kernels of 5 eager steps")
     variant = dataclasses.replace(config, max_steps=10, log_every=100, sample_every=0, cuda_graph=False)
     trainer = Trainer(variant, run_dir=work / "profile", dataset=dataset)
     trainer.run()  # warm: cuDNN's timing, optimizer state

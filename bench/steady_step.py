@@ -1,0 +1,57 @@
+"""Steady-state ms a training step of the acgan_cli under --root: one side of a two-checkout A/B.
+
+    python bench/steady_step.py --data /tmp/mnist-60k                      # this checkout
+    python bench/steady_step.py --data /tmp/mnist-60k --root bench/.shared/baseline
+
+Trains --steps steps with the defaults (on CUDA: bf16, the step captured as one CUDA graph) and
+prints one line: the ms a step over the log windows after the first (which holds the warm-up,
+the capture and any compiling), and which acgan_cli ran. bench/gpu.sh runs it for this checkout
+and a baseline in alternation, so that both see the same machine state; compare the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.cpu import steady_windows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="a dataset name or an MNIST-format folder")
+    parser.add_argument("--root", type=Path, default=None, help="the checkout whose acgan_cli runs")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None)
+    args = parser.parse_args()
+    if args.root is not None:
+        sys.path.insert(0, str(args.root.resolve()))  # before this checkout's: its acgan_cli wins
+
+    import acgan_cli
+    from acgan_cli.core.config import TrainConfig
+    from acgan_cli.core.training import Trainer
+
+    config = TrainConfig(
+        dataset=args.data,
+        device=args.device,
+        max_steps=args.steps,
+        log_every=max(1, args.steps // 4),
+        sample_every=0,
+        ckpt_every=10**9,  # one checkpoint, at the end
+        seed=0,
+        cuda_graph=args.cuda_graph,
+    )
+    trainer = Trainer(config, run_dir=Path(tempfile.mkdtemp()) / "run")
+    trainer.run()
+    windows = steady_windows(trainer.run_dir / "metrics.jsonl")
+    ms = 1000 * sum(w["seconds"] for w in windows) / sum(w["steps"] for w in windows)
+    where = Path(acgan_cli.__file__).resolve().parent.parent
+    print(f"{ms:.3f} ms a step ({trainer.precision}, cuda_graph={trainer.cuda_graph}; {where})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
