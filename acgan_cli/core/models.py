@@ -285,14 +285,23 @@ class Discriminator(nn.Module):
         self.projection = ProjectionEmbedding(config.n_classes, features) if config.d_projection else None
 
     def forward(
-        self, images: torch.Tensor, labels: torch.Tensor | None = None
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, *, batches: int = 1
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(real/fake logit, class logits) for a batch of images, of classes `labels` (N,).
 
         With a projection, the logit for images of classes `labels` includes the class term; without
-        labels (scoring the class head alone) it is left out.
+        labels (scoring the class head alone) it is left out. With `batches` > 1, `images` holds that
+        many equal batches one after the other, judged as that many calls would judge them: each
+        BatchNorm normalises each batch by its own statistics (and updates its running statistics
+        with each in turn), while every other layer runs once on all of them.
         """
-        features = self.blocks(images).flatten(1)
+        x = images
+        for layer in self.blocks:
+            if batches > 1 and isinstance(layer, nn.BatchNorm2d):
+                x = torch.cat([layer(batch) for batch in x.chunk(batches)])
+            else:
+                x = layer(x)
+        features = x.flatten(1)
         logit = self.adversarial_head(features).squeeze(1)
         if self.projection is not None and labels is not None:
             logit = logit + (self.projection(labels) * features).sum(1)

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -136,3 +138,36 @@ def test_generator_state_dict_names_each_layer() -> None:
     names = set(Generator(ModelConfig(g_width=8)).state_dict())
     assert {"label_embedding.weight", "project.weight", "up1.weight", "up2.bias", "to_image.weight"} <= names
     assert {"project_norm.running_mean", "norm1.running_var", "norm2.weight"} <= names
+
+
+@pytest.mark.parametrize("projection", [False, True])
+def test_discriminator_judges_stacked_batches_as_separate_calls_would(projection: bool) -> None:
+    # The training step scores real and fake images in one call (batches=2): each BatchNorm must
+    # still normalise each batch by its own statistics. Dropout off, so both ways draw nothing.
+    torch.manual_seed(0)
+    _, separate = build_models(ModelConfig(img_size=16, d_width=8, d_projection=projection))
+    for module in separate.modules():
+        if isinstance(module, torch.nn.Dropout2d):
+            module.p = 0.0
+    stacked, mixed = copy.deepcopy(separate), copy.deepcopy(separate)
+    real, fake = torch.randn(6, 1, 16, 16), torch.randn(6, 1, 16, 16) + 0.5
+    labels = torch.arange(12) % 10
+
+    logits = [separate(images, y) for images, y in zip((real, fake), labels.chunk(2), strict=True)]
+    expected = torch.cat([adv for adv, _ in logits]), torch.cat([cls for _, cls in logits])
+    got = stacked(torch.cat([real, fake]), labels, batches=2)
+    torch.testing.assert_close(got, expected)  # equal up to rounding: other batch sizes, other kernels
+    for (name, a), b in zip(separate.named_buffers(), stacked.buffers(), strict=True):
+        torch.testing.assert_close(b, a, msg=name)  # running statistics updated with each batch in turn
+
+    weights = torch.randn(12), torch.randn(12, 10)  # a plain sum would cancel out after BatchNorm
+    for adv, cls in (got, expected):
+        ((adv * weights[0]).sum() + (cls * weights[1]).sum()).backward()
+    # Sums over other batch sizes round differently; a bias before a BatchNorm has a gradient of ~0
+    # (rounding noise), so the tolerance is relative to the largest gradient.
+    scale = max(p.grad.abs().max().item() for p in separate.parameters())
+    for (name, a), b in zip(separate.named_parameters(), stacked.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=1e-5 * scale, msg=name)
+
+    # One batch of both (batches=1) would mix their statistics: the logits change.
+    assert not torch.allclose(mixed(torch.cat([real, fake]), labels)[0], expected[0], atol=1e-3)

@@ -160,6 +160,21 @@ def test_generator_average_lags_the_generator_and_is_what_sampling_loads(
     assert torch.equal(loaded.state_dict()[weight], average[weight])
 
 
+def test_each_step_scores_the_fakes_for_g_then_real_and_fake_images_in_one_call(
+    tmp_path: Path, small_dataset
+) -> None:
+    # D's step judges the real batch and the fakes in one call (half of D's kernels on a GPU), as
+    # two batches: each normalised by its own statistics (test_models checks that this is exact).
+    trainer = Trainer(tiny_config(max_steps=2), run_dir=tmp_path / "run", dataset=small_dataset)
+    calls: list[tuple[int, int]] = []
+    trainer.discriminator.register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append((len(args[0]), kwargs.get("batches", 1))), with_kwargs=True
+    )
+    trainer.run()
+    batch = trainer.config.batch_size
+    assert calls == [(batch, 1), (2 * batch, 2)] * 2
+
+
 class _Ops(TorchDispatchMode):
     """The aten operations dispatched while active (each one or more kernels on a GPU)."""
 
