@@ -489,7 +489,7 @@ class Trainer:
         # Discriminator: real vs fake, and the class of real images (and of fakes, in ACGAN proper).
         with self._autocast():
             # One call on both batches (half of D's kernels on a GPU), each still normalised by its own
-            # statistics: mixing them in D's BatchNorms cost quality (Frechet distance 4.7 -> 16.3 at
+            # statistics: mixing them in D's BatchNorms cost quality (Frechet distance 4.2 -> 16.3 at
             # 3,000 steps; bench/README.md, "GPU").
             both_adv, both_cls = D(
                 torch.cat([real, fake.detach()]), torch.cat([labels, fake_labels]), batches=2
