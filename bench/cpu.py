@@ -52,6 +52,13 @@ def steady_windows(metrics: Path) -> list[dict]:
     return [json.loads(line) for line in metrics.read_text().splitlines()][1:]
 
 
+def steady_ms(trainer) -> float:
+    """Run `trainer` (an acgan_cli Trainer) and return its ms a step over the steady windows."""
+    trainer.run()
+    windows = steady_windows(trainer.run_dir / "metrics.jsonl")
+    return 1000 * sum(w["seconds"] for w in windows) / sum(w["steps"] for w in windows)
+
+
 def acgan_images_per_s(
     steps: int, variant: str, workdir: Path, device: str = "cpu", checkout: Path | None = None
 ) -> float:

@@ -26,20 +26,13 @@ from pathlib import Path
 
 START = time.perf_counter()
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.cpu import steady_windows  # noqa: E402
+from bench.cpu import steady_ms  # noqa: E402
 
 
 def mark(label: str, since: float) -> float:
     now = time.perf_counter()
     print(f"  {label:<44} {now - since:7.3f} s", flush=True)
     return now
-
-
-def steady_ms(trainer, steps: int) -> float:
-    """ms a step over the metric windows after the first (which holds warm-up and capture)."""
-    trainer.run()
-    windows = steady_windows(trainer.run_dir / "metrics.jsonl")
-    return 1000 * sum(w["seconds"] for w in windows) / sum(w["steps"] for w in windows)
 
 
 def main() -> None:
@@ -106,7 +99,7 @@ def main() -> None:
                 cuda_graph=graph,
             )
             trainer = Trainer(variant, run_dir=work / f"{name}-{repeat}", dataset=dataset)
-            results.setdefault(name, []).append(steady_ms(trainer, args.steps))
+            results.setdefault(name, []).append(steady_ms(trainer))
     for name, values in results.items():
         print(f"  {name:<28} {statistics.median(values):7.3f} ms  ({', '.join(f'{v:.3f}' for v in values)})")
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.cpu import steady_windows
+from bench.cpu import steady_ms
 
 
 def main() -> None:
@@ -46,9 +46,7 @@ def main() -> None:
         cuda_graph=args.cuda_graph,
     )
     trainer = Trainer(config, run_dir=Path(tempfile.mkdtemp()) / "run")
-    trainer.run()
-    windows = steady_windows(trainer.run_dir / "metrics.jsonl")
-    ms = 1000 * sum(w["seconds"] for w in windows) / sum(w["steps"] for w in windows)
+    ms = steady_ms(trainer)
     where = Path(acgan_cli.__file__).resolve().parent.parent
     print(f"{ms:.3f} ms a step ({trainer.precision}, cuda_graph={trainer.cuda_graph}; {where})", flush=True)
 
