@@ -8,13 +8,20 @@ import os
 import secrets
 import signal
 import sys
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
-from acgan_cli.cli.common import complete_dataset, handle_errors, interactive, state, stderr_console
+from acgan_cli.cli.common import (
+    complete_dataset,
+    handle_errors,
+    interactive,
+    print_error,
+    state,
+    stderr_console,
+)
 from acgan_cli.core.config import RECIPES, TrainConfig, to_dict
 from acgan_cli.core.data import DATASETS, check_dataset_name
 from acgan_cli.core.errors import CheckpointError
@@ -27,36 +34,61 @@ def _complete_recipe(incomplete: str) -> list[str]:
     return [name for name in RECIPES if name.startswith(incomplete)]
 
 
-@contextmanager
-def _stop_requests():
-    """Turn the first SIGINT/SIGTERM into a polite stop request; a second Ctrl-C quits at once."""
-    received: list[int] = []
-    console = stderr_console()
+class _StopRequests:
+    """SIGINT/SIGTERM during a run: the first asks it to stop and save; a second Ctrl-C quits at once.
 
-    def handler(signum, frame):
-        if received and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        received.append(signum)
-        console.print("\nstopping after this step and saving a checkpoint (Ctrl-C again to quit at once)")
+    Once the run is over (`hold()`), a signal waits until the block ends, so that a user who
+    presses Ctrl-C again is still told where the run saved and how to resume; then it quits at
+    once. After the block a Ctrl-C still quits at once, rather than leaving a traceback from
+    wherever the interpreter happens to be on its way out.
+    """
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self._holding = False
+        self._held: list[int] = []
+        self._console = stderr_console()
+
+    def __enter__(self) -> _StopRequests:
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        for sig, old in self._previous.items():
             signal.signal(sig, old)
-        if received:
-            # The run has stopped and saved; the command is about to exit. A Ctrl-C in its last
-            # lines still means "quit at once": not a KeyboardInterrupt traceback from wherever
-            # the interpreter happens to be on its way out.
+        if self._held and (kind is None or issubclass(kind, typer.Exit)):  # an error still gets its say
+            _quit_at_once(self._held[0], None)
+        if self.received:
             signal.signal(signal.SIGINT, _quit_at_once)
 
+    def __bool__(self) -> bool:
+        return bool(self.received)
 
-def _quit_at_once(signum, frame) -> NoReturn:
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SIGTERM if self.received and self.received[0] == signal.SIGTERM else EXIT_SIGINT
+
+    def hold(self) -> None:
+        """From now until the block ends, a signal waits for the block to finish its lines."""
+        self._holding = True
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._holding:
+            self._held.append(signum)
+        elif self.received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        else:
+            self.received.append(signum)
+            self._console.print(
+                "\nstopping after this step and saving a checkpoint (Ctrl-C again to quit at once)"
+            )
+
+
+def _quit_at_once(signum: int, frame: object) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         with suppress(OSError, ValueError):  # a closed pipe or stream: nothing left to tell
             stream.flush()
-    os._exit(EXIT_SIGINT)
+    os._exit(EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT)
 
 
 @handle_errors
@@ -350,18 +382,34 @@ def train(
         console.print(f"loading {config.dataset} …" if interactive() else f"train: loading {config.dataset}")
     trainer = Trainer(config, run_dir=out, resume=resume_path)
     draw = _renderer(console)
-    with _stop_requests() as signals:
+    with _StopRequests() as stop:
         try:
-            result = trainer.run(on_event=draw, should_stop=lambda: bool(signals))
+            result = trainer.run(on_event=draw, should_stop=lambda: bool(stop))
+        except KeyboardInterrupt:  # the second Ctrl-C, in a step or a checkpoint write
+            result = None
         finally:
+            stop.hold()  # the run is over: say where it saved before any other signal is obeyed
             draw.close()
 
-    if result.interrupted:
-        if result.checkpoint:
-            console.print(f"stopped at step {result.step}; saved {result.checkpoint}")
-            console.print(f"resume with: acgan train --resume {result.run_dir}")
-        typer.echo(str(result.run_dir))
-        raise typer.Exit(EXIT_SIGTERM if signals and signals[0] == signal.SIGTERM else EXIT_SIGINT)
+        if result is None:
+            last = trainer.last_checkpoint  # a write cut short is never renamed into place
+            if last is None:
+                print_error(
+                    "interrupted before the first checkpoint; nothing was saved",
+                    "a single Ctrl-C stops after the step and saves a checkpoint to resume from",
+                )
+            else:
+                print_error(
+                    f"interrupted; the last checkpoint {last} is intact",
+                    f"resume with: acgan train --resume {trainer.run_dir}",
+                )
+            raise typer.Exit(EXIT_SIGINT)
+        if result.interrupted:
+            if result.checkpoint:
+                console.print(f"stopped at step {result.step}; saved {result.checkpoint}")
+                console.print(f"resume with: acgan train --resume {result.run_dir}")
+            typer.echo(str(result.run_dir))
+            raise typer.Exit(stop.exit_code)
     if not state.quiet:
         rate = (result.step - trainer.start_step) * config.batch_size / max(result.seconds, 1e-9)
         console.print(
