@@ -109,7 +109,7 @@ from acgan_cli.core.events import CheckpointSaved
 def ctrl_c():
     os.kill(os.getpid(), signal.SIGINT)
 
-if sys.argv[1] == "in-the-run":  # both Ctrl-Cs as the step-2 checkpoint is reported
+def at_the_step_2_checkpoint(action):
     renderer = command._renderer
 
     def instrumented(console):
@@ -119,8 +119,7 @@ if sys.argv[1] == "in-the-run":  # both Ctrl-Cs as the step-2 checkpoint is repo
             def __call__(self, event):
                 draw(event)
                 if isinstance(event, CheckpointSaved) and event.step == 2:
-                    ctrl_c()  # the first: stop after this step
-                    ctrl_c()  # the second: quit at once
+                    action()
 
             def close(self):
                 draw.close()
@@ -128,7 +127,15 @@ if sys.argv[1] == "in-the-run":  # both Ctrl-Cs as the step-2 checkpoint is repo
         return Draw()
 
     command._renderer = instrumented
-else:  # "after-the-save": the second Ctrl-C as the stop is being reported
+
+def both_ctrl_cs():
+    ctrl_c()  # the first: stop after this step
+    ctrl_c()  # the second: quit at once
+
+if sys.argv[1] == "in-the-run":  # both as the step-2 checkpoint is reported
+    at_the_step_2_checkpoint(both_ctrl_cs)
+else:  # "after-the-save": the first there, the second as the stop is being reported
+    at_the_step_2_checkpoint(ctrl_c)
     console = command.stderr_console()
     print_line = console.print
 
@@ -139,23 +146,6 @@ else:  # "after-the-save": the second Ctrl-C as the stop is being reported
 
     console.print = instrumented_print
     command.stderr_console = lambda: console
-    renderer = command._renderer
-
-    def first_ctrl_c_at_step_2(console):
-        draw = renderer(console)
-
-        class Draw:
-            def __call__(self, event):
-                draw(event)
-                if isinstance(event, CheckpointSaved) and event.step == 2:
-                    ctrl_c()
-
-            def close(self):
-                draw.close()
-
-        return Draw()
-
-    command._renderer = first_ctrl_c_at_step_2
 sys.argv = ["acgan", *sys.argv[2:]]
 app()
 """
