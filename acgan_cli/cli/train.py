@@ -61,9 +61,6 @@ class _StopRequests:
         if self.received:
             signal.signal(signal.SIGINT, _quit_at_once)
 
-    def __bool__(self) -> bool:
-        return bool(self.received)
-
     @property
     def exit_code(self) -> int:
         return EXIT_SIGTERM if self.received and self.received[0] == signal.SIGTERM else EXIT_SIGINT
@@ -384,7 +381,7 @@ def train(
     draw = _renderer(console)
     with _StopRequests() as stop:
         try:
-            result = trainer.run(on_event=draw, should_stop=lambda: bool(stop))
+            result = trainer.run(on_event=draw, should_stop=lambda: bool(stop.received))
         except KeyboardInterrupt:  # the second Ctrl-C, in a step or a checkpoint write
             result = None
         finally:
