@@ -14,7 +14,7 @@ from typing import ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from acgan_cli.core.errors import AcganError, UsageError
+from acgan_cli.core.errors import AcganError, UsageError, first_line
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -100,7 +100,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             if state.verbose:
                 traceback.print_exc()
             where = f": {exc.filename}" if exc.filename else ""
-            print_error(f"{exc.strerror or _first_line(exc)}{where}", OS_ERROR_HINT)
+            print_error(f"{exc.strerror or first_line(exc)}{where}", OS_ERROR_HINT)
             raise typer.Exit(1) from None
         except Exception as exc:
             if state.verbose:
@@ -113,7 +113,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
                 )
                 raise typer.Exit(1) from None
             print_error(
-                f"unexpected {type(exc).__name__}: {_first_line(exc)}",
+                f"unexpected {type(exc).__name__}: {first_line(exc)}",
                 "this is a bug in acgan; run again with `acgan --verbose ...` and report the traceback",
             )
             raise typer.Exit(1) from None
@@ -126,11 +126,6 @@ OS_ERROR_HINT = (
     "a stopped training run continues with `acgan train --resume RUN`"
 )
 OUT_OF_MEMORY_HINT = "use a smaller --batch-size, --img-size or model width, or a device with more memory"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _out_of_memory(exc: BaseException) -> bool:

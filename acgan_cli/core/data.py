@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from acgan_cli.core.errors import DataError, UsageError
+from acgan_cli.core.errors import DataError, UsageError, first_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -86,7 +86,7 @@ def _torchvision_loader(
                 raise DataError(
                     f"{title} is not in {data_dir} and could not be downloaded",
                     hint=f"point --data-dir at a folder that holds it, or train offline on the shipped "
-                    f"subset with --dataset mnist-5k ({_first_line(exc)})",
+                    f"subset with --dataset mnist-5k ({_download_failure(exc)})",
                 ) from None
             raise DataError(
                 f"{title} is not in {data_dir} and --no-download was given",
@@ -99,9 +99,14 @@ def _torchvision_loader(
     return load
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+def _download_failure(exc: BaseException) -> str:
+    """Why a download failed, on one line: torchvision's message names the file on its first line
+    and ends with the network's own error ("<urlopen error [Errno -2] Name or service not known>")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) < 2:
+        return first_line(exc)
+    reason = lines[-1].removeprefix("<urlopen error ").removesuffix(">")
+    return f"{lines[0]} {reason}"
 
 
 MNIST_5K_FILE = "mnist-5k.npz"
@@ -211,7 +216,7 @@ def read_idx(path: Path) -> np.ndarray:
                 )
             payload = f.read(values + 1)  # one more: a longer file is as wrong as a shorter one
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"cannot read {path}: {_first_line(exc)}", hint=fetch_again) from None
+        raise DataError(f"cannot read {path}: {first_line(exc)}", hint=fetch_again) from None
     header = 4 + 4 * ndim
     if len(payload) != values:
         holds = f"{header + len(payload):,}" if len(payload) <= values else f"more than {header + values:,}"
@@ -268,7 +273,7 @@ def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, t
             names = tuple(line.strip() for line in names_file.read_text().splitlines() if line.strip())
         except (OSError, UnicodeDecodeError) as exc:
             raise DataError(
-                f"cannot read {names_file}: {_first_line(exc)}",
+                f"cannot read {names_file}: {first_line(exc)}",
                 hint="it must be UTF-8 text, one class a line",
             ) from None
     else:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from acgan_cli import __version__
 from acgan_cli.core.data import DATASETS, MNIST_5K_TEST_EVERY, Dataset, dataset_title, load_dataset, run_name
 from acgan_cli.core.devices import has_fast_bf16
-from acgan_cli.core.errors import AcganError, CheckpointError
+from acgan_cli.core.errors import AcganError, CheckpointError, first_line
 from acgan_cli.core.evaluation.config import default_cache_dir
 from acgan_cli.core.evaluation.events import (
     EvaluationEvent,
@@ -365,11 +365,6 @@ def save_evaluator(evaluator: Evaluator, path: Path) -> None:
         ) from None
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
     """The network and info of an evaluator file, on the CPU; any defect is one EvaluatorError."""
     from safetensors import SafetensorError, safe_open
@@ -387,7 +382,7 @@ def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
                 raise EvaluatorError(f"{path} is a safetensors file but not an acgan evaluator", hint=hint)
             tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 - safe_open has no iterator
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise EvaluatorError(f"{path} is not a readable evaluator: {_first_line(exc)}", hint=hint) from None
+        raise EvaluatorError(f"{path} is not a readable evaluator: {first_line(exc)}", hint=hint) from None
     try:
         if int(metadata["format_version"]) > FORMAT_VERSION:
             raise EvaluatorError(f"{path} was written by a newer acgan", hint="upgrade acgan")
@@ -418,7 +413,7 @@ def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
     except CheckpointError as exc:
         raise EvaluatorError(exc.message, hint=hint) from None
     except (KeyError, ValueError, TypeError) as exc:
-        missing = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else _first_line(exc)
+        missing = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else first_line(exc)
         raise EvaluatorError(f"{path} has malformed evaluator metadata: {missing}", hint=hint) from None
     return net, info
 
