@@ -354,13 +354,13 @@ def train(
     else:
         config = TrainConfig(**{"seed": secrets.randbelow(2**31), **given})
 
-    if dry_run:
-        from acgan_cli.core.devices import resolve_training
+    from acgan_cli.core.devices import resolve_training
 
-        # What the run itself would refuse, refused here too.
-        resolved, precision, _, cuda_graph = resolve_training(
-            config.device, config.precision, config.compile, config.cuda_graph
-        )
+    # What the run itself would refuse, refused before anything is loaded or said (and for --dry-run).
+    resolved, precision, _, cuda_graph = resolve_training(
+        config.device, config.precision, config.compile, config.cuda_graph
+    )
+    if dry_run:
         plan = {
             "train": to_dict(config),
             "recipe": dataclasses.asdict(config.settings()),

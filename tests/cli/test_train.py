@@ -125,6 +125,7 @@ def test_cuda_without_cuda_is_a_usage_error() -> None:
     result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--device", "cuda"])
     assert result.exit_code == 2
     assert "CUDA is not available on this machine" in plain(result.stderr)
+    assert "loading" not in result.stderr  # refused before the data is loaded, or said to be
 
 
 def test_missing_dataset_offline_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
