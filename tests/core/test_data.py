@@ -107,7 +107,9 @@ def test_missing_mnist_with_no_network(tmp_path: Path, monkeypatch: pytest.Monke
     assert caught.value.message == f"MNIST is not in {tmp_path} and could not be downloaded"
     assert "--data-dir" in caught.value.hint and "--dataset mnist-5k" in caught.value.hint
     # The network's own error, not only torchvision's "Error downloading FILE:" first line.
-    assert caught.value.hint.endswith("(Error downloading train-images-idx3-ubyte.gz: [Errno 111] Connection refused)")
+    assert caught.value.hint.endswith(
+        "(Error downloading train-images-idx3-ubyte.gz: [Errno 111] Connection refused)"
+    )
 
 
 def test_prepare_resizes_once_and_scales_on_the_device() -> None:
