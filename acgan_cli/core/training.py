@@ -258,6 +258,8 @@ class Trainer:
         self.step = 0
         if resume_info is not None:
             self._restore(resume_info, resume_tensors)
+            if self.step >= self.total_steps:  # before the run's folder or config.json is touched
+                raise self._nothing_to_train(resume_info.path)
         self.start_step = self.step
 
         # Samples use the same latents for the whole run, so grids show progress, not noise.
@@ -274,6 +276,20 @@ class Trainer:
             self.run_dir = run_dir if home == run_dir.resolve() else claim_run_dir(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.samples_dir = self.run_dir / "samples"
+
+    def _nothing_to_train(self, checkpoint: Path) -> UsageError:
+        """A resumed run whose --epochs or --max-steps ends at or before the checkpoint's step."""
+        config, step = self.config, self.step
+        if config.max_steps:
+            option, asked, more = "max_steps", f"--max-steps {config.max_steps}", f"more than {step}"
+        else:
+            option, asked = "epochs", f"--epochs {config.epochs}"
+            more = f"{step // self.steps_per_epoch + 1} or more"
+        detail = (
+            f"{checkpoint} is already at step {step} and {asked} ends at step {self.total_steps}; "
+            f"ask for {more} to continue"
+        )
+        return UsageError(f"nothing to train: {detail}", option=option, detail=detail)
 
     # -- state ---------------------------------------------------------------------------
 

@@ -80,6 +80,37 @@ def test_resume_continues_the_same_run(tmp_path: Path) -> None:
     assert steps == [3, 5]
 
 
+def _folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Path) -> None:
+    # 5,000 digits in batches of 2,500: an epoch is 2 steps.
+    args = [*TINY_ARGS, "--batch-size", "2500", "--dataset", "mnist-5k", "--out", "run"]
+    assert runner.invoke(app, ["train", "--epochs", "2", *args]).exit_code == 0
+    before = _folder_bytes(tmp_path / "run")
+    for more, message in [
+        (
+            [],
+            "run/checkpoints/latest.safetensors is already at step 4 and --epochs 2 ends at step 4; "
+            "ask for 3 or more to continue",
+        ),
+        (["--epochs", "1"], "--epochs 1 ends at step 2; ask for 3 or more to continue"),
+        (
+            ["--max-steps", "3"],
+            "Invalid value for --max-steps: run/checkpoints/latest.safetensors is "
+            "already at step 4 and --max-steps 3 ends at step 3; ask for more than 4 to continue",
+        ),
+    ]:
+        result = runner.invoke(app, ["train", "--resume", "run", *more])
+        assert result.exit_code == 2, result.stderr
+        assert message in " ".join(plain(result.stderr).split())
+        assert _folder_bytes(tmp_path / "run") == before  # config.json, metrics, checkpoints: as they were
+    result = runner.invoke(app, ["train", "--resume", "run", "--epochs", "3"])
+    assert result.exit_code == 0, result.stderr
+    assert read_info(tmp_path / "run").step == 6
+
+
 def test_resume_refuses_another_latent_size(tmp_path: Path) -> None:
     assert (
         runner.invoke(
