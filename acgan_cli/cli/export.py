@@ -25,6 +25,23 @@ def _complete_format(incomplete: str) -> list[tuple[str, str]]:
     return [(name, fmt.description) for name, fmt in FORMATS.items() if name.startswith(incomplete)]
 
 
+def _format_from_name(out: str | None) -> str:
+    """The format --out's extension names; a name whose extension is no format's is refused (g.pth
+    would hold ONNX under a PyTorch name). A folder, or a name without an extension: the default."""
+    suffix = Path(out).suffix if out else ""
+    if not suffix or Path(out).is_dir():
+        return DEFAULT_FORMAT
+    fmt = format_for(out)
+    if fmt is None:
+        *others, last = (fmt.extension for fmt in FORMATS.values())
+        raise typer.BadParameter(
+            f"{out} ends in {suffix}, which is no export format's extension ({', '.join(others)} or "
+            f"{last}); rename it, or give --format to keep this name",
+            param_hint="--out",
+        )
+    return fmt
+
+
 def _size(n_bytes: int) -> str:
     size, unit = float(n_bytes), "B"
     for bigger in ("kB", "MB", "GB"):
@@ -131,7 +148,7 @@ def export(
     """
     if out == "-":
         raise typer.BadParameter("export writes a file; give a path or a folder", param_hint="--out")
-    fmt = fmt or (format_for(out) if out else None) or DEFAULT_FORMAT
+    fmt = fmt or _format_from_name(out)
     # torch (and onnx) load inside the export, so `acgan export --help` stays instant. The
     # export checks the format and options against its registry (a usage error exits 2).
     result = export_generator(checkpoint, fmt, out, opset=opset, half=half)

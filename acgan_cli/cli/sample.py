@@ -28,7 +28,14 @@ def _output_format(fmt: str | None, out: str | None) -> str:
             raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
         return fmt
     suffix = Path(out).suffix.lstrip(".").lower() if out and out != "-" else ""
-    return suffix if suffix in FORMATS else "png"
+    if suffix and suffix not in FORMATS:  # three.jpg would hold PNG bytes under a JPEG name
+        *others, last = (f".{name}" for name in FORMATS)
+        raise typer.BadParameter(
+            f"{out} ends in .{suffix}, which acgan sample does not write (it writes {', '.join(others)} "
+            f"or {last}); rename it, or give --format to keep this name",
+            param_hint="--out",
+        )
+    return suffix or "png"
 
 
 def _default_out(stem: str, fmt: str) -> Path:

@@ -212,6 +212,11 @@ def test_without_the_onnx_extra_onnx_exits_1_naming_it_and_the_rest_works(run: P
         ),
         (["--opset", "5"], "Invalid value for --opset: 5 is out of range: torch writes opsets from 18"),
         (["--out", "-"], "Invalid value for --out: export writes a file; give a path or a folder"),
+        (
+            ["--out", "g.pth"],
+            "Invalid value for --out: g.pth ends in .pth, which is no export format's extension "
+            "(.onnx, .pt, .pt2 or .safetensors); rename it, or give --format to keep this name",
+        ),
         ([], "Missing argument 'CKPT|RUN_DIR'"),
     ],
 )

@@ -107,6 +107,21 @@ def test_digit_out_of_range_exits_2_with_the_range(run: Path, tmp_path: Path) ->
     assert not (tmp_path / "x.png").exists()
 
 
+def test_an_out_name_of_another_format_is_refused_unless_the_format_is_given(
+    run: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["sample", "--digit", "3", "--out", "three.jpg"])
+    assert result.exit_code == 2
+    assert (
+        "Invalid value for --out: three.jpg ends in .jpg, which acgan sample does not write "
+        "(it writes .png, .npy or .npz); rename it, or give --format to keep this name"
+    ) in " ".join(plain(result.stderr).split())
+    assert not (tmp_path / "three.jpg").exists()
+    result = runner.invoke(app, ["sample", "--digit", "3", "--out", "three.jpg", "--format", "png"])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "three.jpg").read_bytes().startswith(b"\x89PNG\r\n")
+
+
 @pytest.mark.parametrize(
     "args", [["--n", "0"], ["--n", "-3"], ["--nrow", "0"], ["--format", "gif"], ["--grid", "--digit", "1"]]
 )
