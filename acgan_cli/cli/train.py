@@ -250,8 +250,9 @@ def train(
         bool,
         typer.Option(
             "--compile/--no-compile",
-            help="Run G and D through torch.compile (on CUDA as CUDA graphs). The first steps compile "
-            "(about a minute); pays off on long GPU runs. cpu or cuda; the CPU needs a C++ compiler.",
+            help="Run G and D through torch.compile (on CUDA as CUDA graphs). The first run of a model "
+            "compiles for about a minute; later ones reuse torch's compile cache (seconds). Pays off on "
+            "long runs. cpu or cuda; the CPU needs a C++ compiler.",
             rich_help_panel=DEVICE,
         ),
     ] = TrainConfig.compile,
