@@ -194,6 +194,23 @@ def reuse_freed_memory(largest_block: int = 64 << 20, kept: int = 256 << 20) -> 
     return bool(mallopt(_M_MMAP_THRESHOLD, largest_block)) and bool(mallopt(_M_TRIM_THRESHOLD, kept))
 
 
+def release_freed_memory() -> bool:
+    """Give the heap's free pages back to the OS (glibc's malloc_trim; True if it released any).
+
+    For work done once in a while between training steps (a sample grid, an evaluation): called
+    before it, the pages the steps keep for each other (`reuse_freed_memory`) do not sit under its
+    temporaries, and after it, its temporaries do not stay with the steps. The demo's training
+    run (12 epochs of mnist-5k, three grids) peaked at 1.26 GB instead of 1.44; the step after a
+    grid faults its pages in once more (~25 ms). No-op where the C library has no malloc_trim.
+    """
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return bool(malloc_trim(0))
+
+
 def can_cuda_graph(device: torch.device, precision: str) -> bool:
     """Whether a run on `device` in `precision` can capture its step (what `--cuda-graph` needs)."""
     try:

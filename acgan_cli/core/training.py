@@ -46,7 +46,7 @@ from acgan_cli.core.config import (
     to_dict,
 )
 from acgan_cli.core.data import Dataset, load_dataset, prepare, run_name, to_model_range
-from acgan_cli.core.devices import resolve_training, reuse_freed_memory
+from acgan_cli.core.devices import release_freed_memory, resolve_training, reuse_freed_memory
 from acgan_cli.core.errors import CheckpointError, ConfigError, DivergedError, RunDirError, UsageError
 from acgan_cli.core.events import (
     CheckpointSaved,
@@ -388,9 +388,22 @@ class Trainer:
         finally:
             os.close(fd)
 
+    @contextlib.contextmanager
+    def _between_steps(self) -> Iterator[None]:
+        """Around a sample grid or an evaluation on the CPU: its temporaries get pages of their own,
+        given back after it, rather than piling onto those the steps keep for each other."""
+        if self.device.type == "cpu":
+            release_freed_memory()
+        try:
+            yield
+        finally:
+            if self.device.type == "cpu":
+                release_freed_memory()
+
     def _save_samples(self) -> Path:
         generator = self.generator_ema or self.generator
-        images = to_uint8(generate(generator, self.sample_z, self.sample_labels))
+        with self._between_steps():
+            images = to_uint8(generate(generator, self.sample_z, self.sample_labels))
         path = self.samples_dir / f"step-{self.step:08d}.png"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -433,12 +446,13 @@ class Trainer:
         from acgan_cli.core.evaluation import quick_metrics
 
         started = time.perf_counter()
-        figures = quick_metrics(
-            self.generator_ema or self.generator,
-            self.evaluator,
-            seed=self.config.seed,
-            autocast_dtype=self.autocast_dtype,
-        )
+        with self._between_steps():
+            figures = quick_metrics(
+                self.generator_ema or self.generator,
+                self.evaluator,
+                seed=self.config.seed,
+                autocast_dtype=self.autocast_dtype,
+            )
         return {**figures, "seconds": round(time.perf_counter() - started, 3)}
 
     def _autocast(self) -> torch.autocast:
