@@ -258,8 +258,6 @@ class Trainer:
         self.step = 0
         if resume_info is not None:
             self._restore(resume_info, resume_tensors)
-            if self.step >= self.total_steps:  # before the run's folder or config.json is touched
-                raise self._nothing_to_train(resume_info.path)
         self.start_step = self.step
 
         # Samples use the same latents for the whole run, so grids show progress, not noise.
@@ -556,6 +554,8 @@ class Trainer:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> TrainResult:
         """Train until `total_steps`, or until `should_stop()` says so (then save and return)."""
+        if self.resumed_from is not None and self.step >= self.total_steps:  # before anything is written
+            raise self._nothing_to_train(self.resumed_from)
         config, spe = self.config, self.steps_per_epoch
         batch = config.batch_size
         self.ones = torch.ones(batch, device=self.device)
