@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import importlib.resources
 import math
 import re
@@ -242,11 +243,24 @@ def _find_idx(folder: Path, split: str, kind: str) -> Path:
     return matches[0]
 
 
+FASHION_MNIST_CLASSES = (
+    *("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"),
+    *("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+)  # torchvision's names, which `--dataset fashion-mnist` gets
+# Folders of IDX files that come without classes.txt but are known by their labels (SHA-256 of the
+# label array, each split): Debian's dataset-fashion-mnist holds the official Fashion-MNIST files.
+_KNOWN_LABELS = {
+    "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7": FASHION_MNIST_CLASSES,  # train
+    "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9": FASHION_MNIST_CLASSES,  # test
+}
+
+
 def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Images, labels and class names from a folder of MNIST-format IDX files.
 
-    Class names come from `classes.txt` in the folder (one per line) when it exists,
-    else they are the label numbers 0..max(label).
+    Class names come from `classes.txt` in the folder (one per line) when it exists; else from
+    the set the labels are known to be (Fashion-MNIST's official files: "Sneaker", ...); else
+    they are the label numbers 0..max(label).
     """
     images_path, labels_path = _find_idx(folder, split, "images"), _find_idx(folder, split, "labels")
     images, labels = read_idx(images_path), read_idx(labels_path)
@@ -276,6 +290,8 @@ def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, t
                 f"cannot read {names_file}: {first_line(exc)}",
                 hint="it must be UTF-8 text, one class a line",
             ) from None
+    elif (known := _KNOWN_LABELS.get(hashlib.sha256(labels.tobytes()).hexdigest())) is not None:
+        names = known
     else:
         names = tuple(str(i) for i in range(int(labels.max()) + 1))
         # Without classes.txt the labels must number the classes 0..K-1: a label far beyond the

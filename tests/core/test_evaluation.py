@@ -17,7 +17,7 @@ from torch import nn
 
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.config import ModelConfig
-from acgan_cli.core.data import Dataset, load_dataset
+from acgan_cli.core.data import FASHION_MNIST_CLASSES, Dataset, load_dataset
 from acgan_cli.core.evaluation import (
     METRICS,
     Comparison,
@@ -336,6 +336,28 @@ def test_a_checkpoint_of_another_dataset_is_refused_naming_both(
         evaluate([run20, other], EvaluationConfig(device="cpu"))
 
 
+def test_numbered_classes_match_the_same_data_named_and_other_names_are_refused(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    # Trained while the folder had no classes.txt (classes "0".."9"), scored after it got one.
+    run = tmp_path / "run"
+    train(tiny_config(dataset=str(tiny_folder), max_steps=2), run_dir=run)
+    names = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    (tiny_folder / "classes.txt").write_text("\n".join(names) + "\n")
+    config = EvaluationConfig(device="cpu", n_samples=200, metrics=("class-accuracy",))
+    report = evaluate([run], config)
+    assert report.evaluator.class_names == names
+    assert report.checkpoints[0].scores.figures["class_accuracy"] is not None
+    renamed = generator_only_file(run, tmp_path / "renamed.safetensors")
+    generator, info = ckpt.load_generator(renamed)
+    ckpt.write_atomic(renamed, ckpt.generator_checkpoint_bytes(
+        generator, dataclasses.replace(info, class_names=tuple("abcdefghij"))))  # fmt: skip
+    with pytest.raises(EvaluatorError) as caught:
+        evaluate([renamed], config)
+    assert "draws the classes a, b, c, d, e, f, g, h, i, j but the evaluator" in caught.value.message
+    assert caught.value.message.endswith("knows zero, one, two, three, four, five, six, seven, eight, nine")
+
+
 @pytest.mark.skipif(
     not FASHION.is_dir(), reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
 )
@@ -343,4 +365,6 @@ def test_fashion_mnist_splits_are_the_official_ones() -> None:
     train_split, test_split = evaluator_splits(str(FASHION))
     assert (len(train_split), len(test_split)) == (60_000, 10_000)
     assert train_split.n_classes == 10 and train_split.images.shape[1:] == (1, 28, 28)
+    # Debian's folder has no classes.txt: its labels are recognised, so `--class sneaker` works.
+    assert train_split.class_names == test_split.class_names == FASHION_MNIST_CLASSES
     assert cache_path(str(FASHION), data_hash(train_split, test_split), 0).name.startswith("fashion-mnist-")

@@ -269,14 +269,27 @@ def check_fits(info: CheckpointInfo, dataset: str, evaluator: EvaluatorInfo | No
             hint="evaluate checkpoints of one dataset at a time; the evaluator follows the first checkpoint, "
             "--dataset or --evaluator",
         )
-    if evaluator is not None and (
-        info.class_names != evaluator.class_names or info.image_shape[0] != evaluator.channels
-    ):
+    if evaluator is None:
+        return
+    if len(info.class_names) != len(evaluator.class_names) or info.image_shape[0] != evaluator.channels:
         raise EvaluatorError(
             f"{info.path} draws {len(info.class_names)} classes of {info.image_shape[0]}-channel images but the "
             f"evaluator {evaluator.path} knows {len(evaluator.class_names)} classes of {evaluator.channels}",
             hint="the checkpoint and the evaluator come from different data",
         )
+    if not _same_classes(info.class_names, evaluator.class_names):
+        raise EvaluatorError(
+            f"{info.path} draws the classes {', '.join(info.class_names)} but the evaluator "
+            f"{evaluator.path} knows {', '.join(evaluator.class_names)}",
+            hint="the checkpoint and the evaluator come from different data",
+        )
+
+
+def _same_classes(ours: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
+    """The same names, or as many classes where one side only numbers them 0..K-1: a folder without
+    classes.txt numbers its classes, and the same data may be named elsewhere (or later)."""
+    numbered = tuple(str(i) for i in range(len(ours)))
+    return ours == theirs or numbered in (ours, theirs)
 
 
 # ----------------------------------------------------------------------------- entry points
