@@ -7,7 +7,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
@@ -51,6 +51,12 @@ def complete_dataset(incomplete: str) -> list[tuple[str, str]]:
 def option_name(field: str) -> str:
     """The CLI option for a config field: batch_size -> --batch-size."""
     return "--" + field.replace("_", "-")
+
+
+def either(choices: Iterable[str]) -> str:
+    """'a, b or c': choices as a sentence names them."""
+    *others, last = choices
+    return f"{', '.join(others)} or {last}" if others else last
 
 
 def print_error(message: str, hint: str | None = None) -> None:

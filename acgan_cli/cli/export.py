@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from acgan_cli.cli.common import handle_errors, state, stderr_console
+from acgan_cli.cli.common import either, handle_errors, state, stderr_console
 from acgan_cli.core.export import FORMATS, format_for
 from acgan_cli.core.export import export as export_generator
 
@@ -31,15 +31,14 @@ def _format_from_name(out: str | None) -> str:
     suffix = Path(out).suffix if out else ""
     if not suffix or Path(out).is_dir():
         return DEFAULT_FORMAT
-    fmt = format_for(out)
-    if fmt is None:
-        *others, last = (fmt.extension for fmt in FORMATS.values())
+    named = format_for(out)
+    if named is None:
         raise typer.BadParameter(
-            f"{out} ends in {suffix}, which is no export format's extension ({', '.join(others)} or "
-            f"{last}); rename it, or give --format to keep this name",
+            f"{out} ends in {suffix}, which is no export format's extension "
+            f"({either(fmt.extension for fmt in FORMATS.values())}); rename it, or give --format to keep this name",
             param_hint="--out",
         )
-    return fmt
+    return named
 
 
 def _size(n_bytes: int) -> str:

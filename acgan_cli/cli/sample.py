@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from acgan_cli.cli.common import handle_errors, state, stderr_console
+from acgan_cli.cli.common import either, handle_errors, state, stderr_console
 from acgan_cli.core.config import check_seed
 from acgan_cli.core.errors import AcganError
 from acgan_cli.core.sampling import FORMATS
@@ -29,10 +29,9 @@ def _output_format(fmt: str | None, out: str | None) -> str:
         return fmt
     suffix = Path(out).suffix.lstrip(".").lower() if out and out != "-" else ""
     if suffix and suffix not in FORMATS:  # three.jpg would hold PNG bytes under a JPEG name
-        *others, last = (f".{name}" for name in FORMATS)
         raise typer.BadParameter(
-            f"{out} ends in .{suffix}, which acgan sample does not write (it writes {', '.join(others)} "
-            f"or {last}); rename it, or give --format to keep this name",
+            f"{out} ends in .{suffix}, which acgan sample does not write (it writes "
+            f"{either(f'.{name}' for name in FORMATS)}); rename it, or give --format to keep this name",
             param_hint="--out",
         )
     return suffix or "png"
