@@ -130,6 +130,7 @@ def main() -> None:
     lines = [f"{sum(v) / 5:9.1f} us/step {len(v) / 5:5.0f}x  {name}" for name, v in kernel_rows[:40]]
     print("\n".join("  " + line for line in lines[:15]))
     if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "kernels.txt").write_text(
             table + "\n\nby kernel (device us a step, launches a step):\n" + "\n".join(lines)
         )
