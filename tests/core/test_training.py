@@ -12,7 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.errors import DivergedError, RunDirError, UsageError
-from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStarted, StepDone
+from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStarted, SampleSaved, StepDone
 from acgan_cli.core.training import Trainer, claim_run_dir, create_run_dir, resume_config
 from tests.conftest import tiny_config
 
@@ -321,3 +321,24 @@ print(released, kept - anon_mb())
     released, dropped_mb = out.split()
     assert released == "True"
     assert int(dropped_mb) > 100
+
+
+def test_a_cpu_run_gives_its_free_memory_back_around_each_sample_grid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The trim itself is proven above; this checks the loop calls it (the real one) on each side of a grid.
+    from acgan_cli.core import training
+
+    order: list[str] = []
+    real = training.release_freed_memory
+
+    def release() -> bool:
+        order.append("release")
+        return real()
+
+    monkeypatch.setattr(training, "release_freed_memory", release)
+    result = training.Trainer(tiny_config(max_steps=4, sample_every=2), run_dir=tmp_path / "run").run(
+        on_event=lambda event: order.append("grid") if isinstance(event, SampleSaved) else None
+    )
+    assert result.step == 4
+    assert order == ["release", "release", "grid"] * 2
