@@ -117,7 +117,11 @@ class UpsampleConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Upsample x2 and convolve: (N, in, H, W) -> (N, out, 2H, 2W)."""
-        return F.conv_transpose2d(x, self.transposed_kernel(), self.bias, stride=2, padding=1)
+        out = F.conv_transpose2d(x, self.transposed_kernel(), stride=2, padding=1)
+        # The bias apart: oneDNN computes a transposed convolution's bias gradient in a slow loop
+        # (the CPU's bf16 backward of these two layers took 12 ms more with it); an addition's
+        # gradient is one sum. In the output's dtype, as the convolution had it under autocast.
+        return out + self.bias.view(1, -1, 1, 1).to(out.dtype)
 
 
 class ToImageConv2d(nn.Conv2d):

@@ -60,14 +60,38 @@ def test_upsample_conv_is_upsample_then_conv(c_in: int, c_out: int, size: int) -
     torch.manual_seed(0)
     fused = UpsampleConv2d(c_in, c_out)
     plain = torch.nn.Sequential(torch.nn.Upsample(scale_factor=2), torch.nn.Conv2d(c_in, c_out, 3, padding=1))
+    torch.nn.init.normal_(fused.bias)  # a bias added in the wrong place would show
     plain[1].load_state_dict(fused.state_dict())
     x = torch.randn(3, c_in, size, size, requires_grad=True)
     x_plain = x.detach().clone().requires_grad_(True)
     torch.testing.assert_close(fused(x), plain(x_plain), rtol=1e-5, atol=1e-5)
-    fused(x).square().sum().backward()
-    plain(x_plain).square().sum().backward()
+    weights = torch.randn(3, c_out, 2 * size, 2 * size)  # a loss that weighs every output differently
+    (fused(x) * weights).sum().backward()
+    (plain(x_plain) * weights).sum().backward()
     torch.testing.assert_close(x.grad, x_plain.grad, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(fused.weight.grad, plain[1].weight.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fused.bias.grad, plain[1].bias.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_upsample_conv_adds_its_bias_outside_the_transposed_convolution() -> None:
+    """oneDNN's gradient of a transposed convolution's bias is a slow loop: 12 of a bf16 CPU step's
+    ~97 ms (bench/README.md). The layer passes no bias to it and adds its own, in the output's dtype."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    biases: list[object] = []
+
+    class Convolutions(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.convolution.default:
+                biases.append(args[2])
+            return func(*args, **(kwargs or {}))
+
+    layer = UpsampleConv2d(8, 4)
+    x = torch.randn(2, 8, 5, 5)
+    with Convolutions(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    assert biases == [None]
+    assert out.dtype == torch.bfloat16  # a float32 bias would have made the sum float32
 
 
 def test_upsample_conv_kernel_stays_float32_under_autocast_and_out_of_the_state_dict() -> None:
