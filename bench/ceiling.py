@@ -4,9 +4,10 @@
     python bench/ceiling.py --precision fp32
 
 Prints the step's floating-point work (torch.utils.flop_counter around `Trainer._train_step`),
-the processor's peak for that precision (a 4096^3 matrix product, oneDNN's best case), the step
-time that peak would give and what that is in images/s, then the GFLOP/s of the generator's two
-transposed convolutions forward and for their weight gradients, and the measured step time.
+the processor's peak for that precision (a 4096^3 matrix product, the faster of torch.mm and
+oneDNN's 1x1 convolution), the step time that peak would give and what that is in images/s, then
+the GFLOP/s of the generator's two transposed convolutions forward and for their weight
+gradients, and the measured step time.
 Medians of --repeats timings after warm-up. Not run by `make test`.
 """
 
@@ -69,12 +70,12 @@ def main() -> None:
         flops = counter.get_total_flops()
         step_seconds = median_seconds(step, args.repeats)
 
-    size = 4096
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    peak = 2 * size**3 / median_seconds(lambda: a @ b, max(5, args.repeats // 3))
+    matmul, onednn = matmul_rates(dtype, max(5, args.repeats // 3))
+    peak = max(matmul, onednn)
     floor = flops / peak
     print(
-        f"{args.precision}: {flops / 1e9:.1f} GFLOP a step; peak {peak / 1e9:.0f} GFLOP/s ({size}^3 matmul)"
+        f"{args.precision}: {flops / 1e9:.1f} GFLOP a step; peak {peak / 1e9:.0f} GFLOP/s (a 4096^3 "
+        f"matrix product: torch.mm {matmul / 1e9:.0f}, oneDNN as a 1x1 convolution {onednn / 1e9:.0f})"
     )
     print(
         f"at peak: {floor * 1e3:.1f} ms a step = {batch / floor:.0f} images/s; "
@@ -89,6 +90,19 @@ def main() -> None:
             f"{name} ({c_in}->{c_out}, {h}x{h}->{2 * h}x{2 * h}): forward {forward / 1e9:.0f} GFLOP/s, "
             f"weight gradient {weight_grad / 1e9:.0f} GFLOP/s"
         )
+
+
+def matmul_rates(dtype: torch.dtype, repeats: int, size: int = 4096) -> tuple[float, float]:
+    """FLOP/s of a size^3 matrix product as torch.mm and as oneDNN's 1x1 convolution. The better is
+    the peak: torch.mm goes to MKL in float32, which runs AMD processors at ~2/3 of oneDNN's speed."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    pixels = a.t().reshape(1, size, 64, size // 64).contiguous(memory_format=torch.channels_last)
+    kernel = b.t().reshape(size, size, 1, 1).contiguous(memory_format=torch.channels_last)
+    flops = 2 * size**3
+    return (
+        flops / median_seconds(lambda: a @ b, repeats),
+        flops / median_seconds(lambda: F.conv2d(pixels, kernel), repeats),
+    )
 
 
 def transposed_conv_rates(
