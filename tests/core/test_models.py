@@ -74,7 +74,7 @@ def test_upsample_conv_is_upsample_then_conv(c_in: int, c_out: int, size: int) -
 
 
 def test_upsample_conv_adds_its_bias_outside_the_transposed_convolution() -> None:
-    """oneDNN's gradient of a transposed convolution's bias is a slow loop: 12 of a bf16 CPU step's
+    """oneDNN's gradient of a transposed convolution's bias is a slow loop: ~10 of a bf16 CPU step's
     ~97 ms (bench/README.md). The layer passes no bias to it and adds its own, in the output's dtype."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
