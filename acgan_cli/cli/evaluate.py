@@ -111,7 +111,11 @@ def evaluate(
         ),
     ] = EvaluationConfig.precision,
     batch_size: Annotated[
-        int, typer.Option(help="Images per forward pass.", rich_help_panel=DEVICE)
+        int,
+        typer.Option(
+            help="Images per forward pass; 0: as many as keep the generator's largest activation within 32 MB.",
+            rich_help_panel=DEVICE,
+        ),
     ] = EvaluationConfig.batch_size,
     json_output: Annotated[
         bool,

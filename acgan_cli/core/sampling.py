@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 GRID_PADDING = 2  # pixels between images in a grid
+GENERATION_MEMORY = 32 << 20  # bytes of the generator's largest activation in one forward pass
 
 
 def latents(n: int, latent_dim: int, seed: int) -> torch.Tensor:
@@ -36,16 +37,37 @@ def grid_labels(n_classes: int, per_class: int) -> torch.Tensor:
     return torch.arange(n_classes).repeat_interleave(per_class)
 
 
+def generation_batch(generator: nn.Module) -> int:
+    """Images per forward pass of `generator` when none is asked for: as many as keep its largest
+    activation (the last block's: half its width, at full size) within GENERATION_MEMORY, in the
+    dtype of the autocast around the call (256 for the default model in bf16, 128 in fp32).
+
+    Bigger batches are no faster, and on the CPU one pass's temporaries would outgrow the free
+    memory glibc keeps between passes (256 MB: `devices.reuse_freed_memory`) and be faulted in
+    afresh on every pass: `acgan evaluate` generated 10,000 bf16 images in 5.2 s at 500 a pass
+    and in 2.2 s at 250.
+    """
+    import torch
+
+    config = generator.config
+    device_type = next(generator.parameters()).device.type
+    low = torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type).itemsize < 4
+    per_image = max(1, config.g_width // 2) * config.img_size**2 * (2 if low else 4)
+    return max(1, GENERATION_MEMORY // per_image)
+
+
 def generate(
-    generator: nn.Module, z: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024
+    generator: nn.Module, z: torch.Tensor, labels: torch.Tensor, batch_size: int | None = None
 ) -> torch.Tensor:
     """G(z, labels) as float images in [-1, 1] on the CPU, with G in eval mode.
 
-    The generator's train/eval mode is restored afterwards, so the training loop can call this.
+    `batch_size` images a forward pass (default: `generation_batch`). The generator's
+    train/eval mode is restored afterwards, so the training loop can call this.
     """
     import torch
 
     device = next(generator.parameters()).device
+    batch_size = batch_size or generation_batch(generator)
     was_training = generator.training
     generator.eval()
     try:

@@ -310,6 +310,17 @@ def test_evaluate_is_repeatable_for_a_seed(run20: Path) -> None:
     assert other.checkpoints[0].scores.figures["frechet_distance"] != first["frechet_distance"]
 
 
+def test_evaluate_scores_the_same_whatever_its_batch_size(run20: Path) -> None:
+    """By default (0) the batch is sized by memory; an odd explicit one gives the same figures."""
+    config = EvaluationConfig(n_samples=300, device="cpu", precision="fp32", metrics=("class-accuracy", "fd"))
+    auto = evaluate([run20], config)
+    odd = evaluate([run20], dataclasses.replace(config, batch_size=7))
+    assert auto.as_dict()["batch_size"] == "auto" and odd.as_dict()["batch_size"] == 7
+    figures, other = auto.checkpoints[0].scores.figures, odd.checkpoints[0].scores.figures
+    assert figures["class_accuracy"] == other["class_accuracy"]
+    assert figures["frechet_distance"] == pytest.approx(other["frechet_distance"], rel=1e-4)
+
+
 def test_a_generator_only_file_has_no_discriminator_accuracy(run20: Path, tmp_path: Path) -> None:
     path = generator_only_file(run20, tmp_path / "g.safetensors")
     report = evaluate(

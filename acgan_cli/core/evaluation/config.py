@@ -27,7 +27,7 @@ class EvaluationConfig:
     seed: int = 0  # seeds the latents, the real training images of the reference, KID's subsets
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # the generator's forward passes (auto: bf16 where fast); the evaluator runs fp32
-    batch_size: int = 500  # images per forward pass
+    batch_size: int = 0  # images per forward pass; 0 = by memory (sampling.generation_batch)
     metrics: tuple[str, ...] = tuple(METRICS)  # names from the metric registry, in the order to report
     dataset: str = ""  # the evaluator's dataset; "" = the one the checkpoints were trained on
     data_dir: str = ""  # where datasets are found or downloaded; "" = default_data_dir()
@@ -46,7 +46,7 @@ class EvaluationConfig:
         check_seed(self.evaluator_seed, "evaluator_seed")
         check_device(self.device)
         check_precision(self.precision)
-        require(1 <= self.batch_size <= 65536, "batch_size", f"must be in 1..65536 (got {self.batch_size})")
+        require(0 <= self.batch_size <= 65536, "batch_size", f"must be in 0..65536 (got {self.batch_size})")
         unknown = [name for name in self.metrics if name not in METRICS]
         require(
             bool(self.metrics) and not unknown,

@@ -115,7 +115,7 @@ class EvaluationReport:
             "seed": config.seed,
             "device": self.device,
             "precision": self.precision,
-            "batch_size": config.batch_size,
+            "batch_size": config.batch_size or "auto",
             "metrics": list(config.metrics),
             "checkpoints": [report.as_dict(self.evaluator.test_accuracy) for report in self.checkpoints],
         }
@@ -149,29 +149,36 @@ def generated_features(
     *,
     n_samples: int,
     seed: int,
-    batch_size: int = 500,
+    batch_size: int | None = None,
     autocast_dtype: torch.dtype | None = None,
 ) -> tuple[FeatureSet, float, float]:
     """Evaluator features of n_samples images G(z, y), and the seconds spent generating and looking.
 
     z is drawn from `seed` as `acgan sample --seed` draws it; y cycles through the classes.
-    Images are generated and looked at batch by batch, so memory does not grow with n_samples.
+    Images are generated and looked at batch by batch (`batch_size` at a time, by default
+    `generation_batch`'s), so memory does not grow with n_samples.
     """
     import torch
 
-    from acgan_cli.core.sampling import generate, latents
+    from acgan_cli.core.sampling import generate, generation_batch, latents
 
     config = generator.config
     z = latents(n_samples, config.latent_dim, seed)
     labels = balanced_labels(n_samples, config.n_classes)
     device_type = next(generator.parameters()).device.type
+
+    def autocast() -> torch.autocast:
+        return torch.autocast(
+            device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+        )
+
+    with autocast():
+        batch_size = batch_size or generation_batch(generator)
     parts, generating, looking = [], 0.0, 0.0
     for start in range(0, n_samples, batch_size):
         batch = slice(start, start + batch_size)
         began = time.perf_counter()
-        with torch.autocast(
-            device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
-        ):
+        with autocast():
             images = generate(generator, z[batch], labels[batch], batch_size=batch_size)
         looked = time.perf_counter()
         parts.append(evaluator.features(images, labels[batch], batch_size))
@@ -380,7 +387,7 @@ def evaluate(
 
         on_event(StageStarted("metrics", index, len(infos)))
         d_logits, d_labels = (
-            discriminator_class_logits(discriminator, evaluator, img_size, config.batch_size)
+            discriminator_class_logits(discriminator, evaluator, img_size, config.batch_size or 500)
             if discriminator is not None
             else (None, None)
         )
@@ -432,7 +439,7 @@ def quick_metrics(
     *,
     n_samples: int = QUICK_SAMPLES,
     seed: int = 0,
-    batch_size: int = 500,
+    batch_size: int | None = None,
     autocast_dtype: torch.dtype | None = None,
 ) -> dict[str, float]:
     """Class accuracy and Fréchet distance of `generator` against the real test split.

@@ -1,0 +1,45 @@
+"""Drawing images from a generator: how many images a forward pass takes."""
+
+import pytest
+import torch
+
+from acgan_cli.core.config import ModelConfig
+from acgan_cli.core.models import Generator
+from acgan_cli.core.sampling import GENERATION_MEMORY, generate, generation_batch
+
+
+def largest_activation_bytes(generator: Generator, autocast: torch.dtype | None) -> int:
+    """Bytes per image of the largest tensor any layer of `generator` outputs, measured."""
+    sizes: list[int] = []
+    hooks = [
+        module.register_forward_hook(lambda m, args, out: sizes.append(out.numel() * out.element_size()))
+        for module in generator.modules()
+        if module is not generator
+    ]
+    with torch.autocast("cpu", dtype=autocast or torch.float32, enabled=autocast is not None):
+        generator.eval()(torch.randn(2, generator.config.latent_dim), torch.tensor([0, 1]))
+    for hook in hooks:
+        hook.remove()
+    return max(sizes) // 2
+
+
+@pytest.mark.parametrize(
+    "config", [ModelConfig(), ModelConfig(img_size=16, g_width=32), ModelConfig(img_size=64, g_width=256)]
+)
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16])
+def test_a_generation_batch_keeps_the_largest_activation_within_the_budget(
+    config: ModelConfig, autocast: torch.dtype | None
+) -> None:
+    generator = Generator(config)
+    per_image = largest_activation_bytes(generator, autocast)
+    with torch.autocast("cpu", dtype=autocast or torch.float32, enabled=autocast is not None):
+        batch = generation_batch(generator)
+    assert batch * per_image <= GENERATION_MEMORY < (batch + 1) * per_image  # as many as fit
+
+
+def test_generated_images_do_not_depend_on_the_batch_size() -> None:
+    torch.manual_seed(0)
+    generator = Generator(ModelConfig(img_size=16, g_width=16, g_class_norm=True))
+    z, labels = torch.randn(10, 100), torch.arange(10)
+    whole = generate(generator, z, labels)
+    torch.testing.assert_close(generate(generator, z, labels, batch_size=3), whole)
