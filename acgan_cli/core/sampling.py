@@ -51,8 +51,8 @@ def generation_batch(generator: nn.Module) -> int:
 
     config = generator.config
     device_type = next(generator.parameters()).device.type
-    low = torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type).itemsize < 4
-    per_image = max(1, config.g_width // 2) * config.img_size**2 * (2 if low else 4)
+    half = torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type).itemsize < 4
+    per_image = max(1, config.g_width // 2) * config.img_size**2 * (2 if half else 4)
     return max(1, GENERATION_MEMORY // per_image)
 
 

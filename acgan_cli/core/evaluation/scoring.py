@@ -188,13 +188,17 @@ def generated_features(
 
 
 def discriminator_class_logits(
-    discriminator: nn.Module, evaluator: Evaluator, img_size: int, batch_size: int = 500
+    discriminator: nn.Module, evaluator: Evaluator, img_size: int, batch_size: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The discriminator's class logits on the real test split at its image size, and the true labels."""
+    """The discriminator's class logits on the real test split at its image size, and the true labels.
+
+    `batch_size` images a pass; by default 500 (D's activations are a fraction of G's).
+    """
     import torch
 
     from acgan_cli.core.data import to_model_range
 
+    batch_size = batch_size or 500
     real = evaluator.real_images("test", img_size)
     device = next(discriminator.parameters()).device
     discriminator.eval()
@@ -387,7 +391,7 @@ def evaluate(
 
         on_event(StageStarted("metrics", index, len(infos)))
         d_logits, d_labels = (
-            discriminator_class_logits(discriminator, evaluator, img_size, config.batch_size or 500)
+            discriminator_class_logits(discriminator, evaluator, img_size, config.batch_size or None)
             if discriminator is not None
             else (None, None)
         )
