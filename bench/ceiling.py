@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from acgan_cli.core.config import TrainConfig
-from acgan_cli.core.devices import reuse_freed_memory
-from acgan_cli.core.training import Trainer
+from bench.cpu import train_step_outside_run
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
@@ -50,19 +51,9 @@ def main() -> None:
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
 
     with tempfile.TemporaryDirectory() as workdir:
-        config = TrainConfig(dataset="mnist-5k", device="cpu", precision=args.precision, max_steps=1)
-        trainer = Trainer(config, run_dir=Path(workdir) / "run")
-        reuse_freed_memory()  # as Trainer.run does
+        trainer, step = train_step_outside_run(args.precision, "mnist-5k", Path(workdir) / "run")
+        config = trainer.config
         batch = config.batch_size
-        trainer.ones, trainer.zeros = torch.ones(batch), torch.zeros(batch)
-        trainer.real_targets = torch.ones(batch)
-        order = torch.randperm(len(trainer.data))
-        calls = iter(range(10**9))
-
-        def step() -> None:
-            take = order[(next(calls) % 70) * batch :][:batch]
-            trainer._set_ema_weight()
-            trainer._train_step(trainer.data.images[take], trainer.data.labels[take])
 
         step()
         with FlopCounterMode(display=False) as counter:

@@ -59,6 +59,33 @@ def steady_ms(trainer) -> float:
     return 1000 * sum(w["seconds"] for w in windows) / sum(w["steps"] for w in windows)
 
 
+def train_step_outside_run(precision: str, dataset: str, run_dir: Path):
+    """A CPU Trainer and a function that runs one `Trainer._train_step` on the next batch, set up as
+    `Trainer.run` would (its loss targets, freed memory kept for the next step) but without a run:
+    for timing, profiling or counting steps one at a time (bench/ceiling.py, bench/op_times.py)."""
+    import torch
+
+    from acgan_cli.core.config import TrainConfig
+    from acgan_cli.core.devices import reuse_freed_memory
+    from acgan_cli.core.training import Trainer
+
+    config = TrainConfig(dataset=dataset, device="cpu", precision=precision, max_steps=1)
+    trainer = Trainer(config, run_dir=run_dir)
+    batch = config.batch_size
+    trainer.ones, trainer.zeros = torch.ones(batch), torch.zeros(batch)
+    trainer.real_targets = torch.full((batch,), 1 - trainer.recipe.label_smoothing)
+    reuse_freed_memory()  # as Trainer.run does, after the data is loaded
+    order = torch.randperm(len(trainer.data), generator=torch.Generator().manual_seed(0))
+    calls = iter(range(10**9))
+
+    def step() -> None:
+        take = order[(next(calls) % (len(order) // batch)) * batch :][:batch]
+        trainer._set_ema_weight()
+        trainer._train_step(trainer.data.images[take], trainer.data.labels[take])
+
+    return trainer, step
+
+
 def acgan_images_per_s(
     steps: int, variant: str, workdir: Path, device: str = "cpu", checkout: Path | None = None
 ) -> float:

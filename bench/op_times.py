@@ -27,9 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from acgan_cli.core.config import TrainConfig
-from acgan_cli.core.devices import reuse_freed_memory
-from acgan_cli.core.training import Trainer
+from bench.cpu import train_step_outside_run
 
 Key = tuple[str, tuple[int, ...], str]
 
@@ -65,18 +63,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25, help="lines by operation and shape")
     args = parser.parse_args()
 
-    config = TrainConfig(dataset=args.dataset, device="cpu", precision=args.precision, max_steps=1)
-    trainer = Trainer(config, run_dir=Path(tempfile.mkdtemp()) / "run")
-    batch = config.batch_size
-    trainer.ones, trainer.zeros = torch.ones(batch), torch.zeros(batch)
-    trainer.real_targets = torch.full((batch,), 1 - trainer.recipe.label_smoothing)
-    reuse_freed_memory()  # as Trainer.run does
-    order = torch.Generator().manual_seed(0)
-
-    def step() -> None:
-        take = torch.randint(0, len(trainer.data), (batch,), generator=order)
-        trainer._set_ema_weight()
-        trainer._train_step(trainer.data.images[take], trainer.data.labels[take])
+    _, step = train_step_outside_run(args.precision, args.dataset, Path(tempfile.mkdtemp()) / "run")
 
     for _ in range(6):
         step()
