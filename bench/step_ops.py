@@ -9,8 +9,8 @@ convolution's backward is several; a multi-tensor op is one per ~100 tensors). T
 on the CPU, with no GPU at hand: it runs `Trainer._train_step` under a TorchDispatchMode that
 records every operation below autograd, leaving out views and allocations (no kernel), and
 splits them into phases by module hooks. It takes the CUDA path where that differs from the
-CPU's: `ToImageConv2d` as its plain convolution, autocast without its cast cache (as under
-capture). Counts, not timings: they do not depend on the machine's load.
+CPU's: `ToImageConv2d` and `ProductGradConv2d` as their plain convolutions, D's features without
+the CPU's channels_last gradient, autocast without its cast cache (as under capture). Counts, not timings: they do not depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=8, help="operations listed per phase")
     args = parser.parse_args()
 
-    models.ToImageConv2d.forward = nn.Conv2d.forward  # the layer as it runs on a GPU
+    models.ToImageConv2d.forward = nn.Conv2d.forward  # the layers as they run on a GPU
+    models.ProductGradConv2d.forward = nn.Conv2d.forward
+    models._channels_last_grad = lambda x: x
     config = TrainConfig(
         dataset=args.dataset,
         device="cpu",

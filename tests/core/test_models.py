@@ -2,16 +2,31 @@ import copy
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from acgan_cli.core.config import ModelConfig
 from acgan_cli.core.models import (
     ClassAffine,
     Discriminator,
     Generator,
+    ProductGradConv2d,
     ToImageConv2d,
     UpsampleConv2d,
     build_models,
 )
+
+
+class Calls(TorchDispatchMode):
+    """Records the arguments of every call of the aten operations `watched`."""
+
+    def __init__(self, *watched: object) -> None:
+        super().__init__()
+        self.watched, self.args = watched, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in self.watched:
+            self.args.append(args)
+        return func(*args, **(kwargs or {}))
 
 
 @pytest.mark.parametrize("img_size", [8, 16, 28, 32])
@@ -76,21 +91,14 @@ def test_upsample_conv_is_upsample_then_conv(c_in: int, c_out: int, size: int) -
 def test_upsample_conv_adds_its_bias_outside_the_transposed_convolution() -> None:
     """oneDNN's gradient of a transposed convolution's bias is a slow loop: ~10 of a bf16 CPU step's
     ~97 ms (bench/README.md). The layer passes no bias to it and adds its own, in the output's dtype."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    biases: list[object] = []
-
-    class Convolutions(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func is torch.ops.aten.convolution.default:
-                biases.append(args[2])
-            return func(*args, **(kwargs or {}))
-
     layer = UpsampleConv2d(8, 4)
     x = torch.randn(2, 8, 5, 5)
-    with Convolutions(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with (
+        Calls(torch.ops.aten.convolution.default) as convolutions,
+        torch.autocast("cpu", dtype=torch.bfloat16),
+    ):
         out = layer(x)
-    assert biases == [None]
+    assert [args[2] for args in convolutions.args] == [None]
     assert out.dtype == torch.bfloat16  # a float32 bias would have made the sum float32
 
 
@@ -142,6 +150,95 @@ def test_to_image_conv_exports_as_the_plain_convolution() -> None:
         "aten::_convolution"
     ]
     torch.testing.assert_close(program.module()(x), layer(x), rtol=1e-5, atol=1e-5)
+
+
+def _conv_pair(c_in: int, c_out: int, kernel: int, stride: int, padding: int):
+    torch.manual_seed(0)
+    product = ProductGradConv2d(c_in, c_out, kernel, stride=stride, padding=padding)
+    torch.nn.init.normal_(product.bias)
+    plain = torch.nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding)
+    plain.load_state_dict(product.state_dict())  # same names and shapes
+    return product, plain
+
+
+def _forward_backward(layer: torch.nn.Module, x: torch.Tensor, precision: str):
+    x = x.detach().clone().requires_grad_(True)
+    layer.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        out = layer(x)
+    (
+        out.float() * torch.linspace(-1, 2, out.numel()).view_as(out)
+    ).sum().backward()  # every output weighs differently
+    return out, x.grad, layer.weight.grad, layer.bias.grad
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "kernel", "stride", "padding", "height", "width"),
+    [
+        (32, 64, 3, 2, 1, 16, 16),
+        (16, 8, 3, 2, 1, 7, 5),
+        (8, 4, 3, 1, 1, 6, 6),
+        (8, 8, 4, 2, 1, 8, 9),
+        (4, 6, 3, 2, 0, 9, 9),
+    ],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_product_grad_conv_is_a_conv2d_under_bf16_autocast(
+    c_in: int,
+    c_out: int,
+    kernel: int,
+    stride: int,
+    padding: int,
+    height: int,
+    width: int,
+    channels_last: bool,
+) -> None:
+    product, plain = _conv_pair(c_in, c_out, kernel, stride, padding)
+    x = torch.randn(3, c_in, height, width)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with Calls(torch.ops.aten.convolution_backward.default) as backwards:
+        out, grad_x, grad_w, grad_b = _forward_backward(product, x, "bf16")
+    assert [args[-1] for args in backwards.args] == [[True, False, False]]  # the weight's by a product
+    plain_out, plain_grad_x, plain_grad_w, plain_grad_b = _forward_backward(plain, x, "bf16")
+    assert out.dtype == torch.bfloat16 and torch.equal(out, plain_out)  # oneDNN's own forward
+    assert torch.equal(grad_x, plain_grad_x)  # and input gradient
+    assert grad_w.dtype == torch.float32 and grad_w.shape == plain_grad_w.shape
+    # Both round to bf16 differently: compare with the float32 gradient, at bf16's precision.
+    _, _, exact_w, exact_b = _forward_backward(plain, x, "fp32")
+    torch.testing.assert_close(grad_w, exact_w, rtol=0.02, atol=0.02 * exact_w.abs().max().item())
+    torch.testing.assert_close(plain_grad_w, exact_w, rtol=0.02, atol=0.02 * exact_w.abs().max().item())
+    for bias_grad in (grad_b, plain_grad_b):
+        torch.testing.assert_close(bias_grad, exact_b, rtol=0.02, atol=0.02 * exact_b.abs().max().item())
+
+
+def test_product_grad_conv_in_float32_is_nn_conv2d() -> None:
+    """float32 products are no faster than oneDNN's gradient on the CPU: the layer is the plain one."""
+    product, plain = _conv_pair(8, 16, 3, 2, 1)
+    x = torch.randn(4, 8, 8, 8)
+    with Calls(torch.ops.aten.convolution_backward.default) as backwards:
+        results = _forward_backward(product, x, "fp32")
+    assert [args[-1] for args in backwards.args] == [[True, True, True]]
+    for got, expected in zip(results, _forward_backward(plain, x, "fp32"), strict=True):
+        assert torch.equal(got, expected)
+    with pytest.raises(RuntimeError, match="should be the same"):  # bf16 input, float32 weight
+        product(x.bfloat16())
+    with pytest.raises(RuntimeError, match="should be the same"):  # and the other way: no silent cast
+        copy.deepcopy(product).bfloat16()(x)
+
+
+def test_discriminator_last_batchnorm_gets_a_channels_last_gradient() -> None:
+    """Flattening for the heads hands back a (channel, row, column) gradient; the BatchNorm before it
+    has a channels_last input, and a mixed-layout backward was ~3x slower on the CPU."""
+    discriminator = Discriminator(ModelConfig(d_width=4)).to(memory_format=torch.channels_last)
+    images = torch.randn(6, 1, 32, 32).contiguous(memory_format=torch.channels_last)
+    with Calls(torch.ops.aten.native_batch_norm_backward.default) as norms:
+        adversarial, classes = discriminator(images)
+        (adversarial.sum() + classes.sum()).backward()
+    assert len(norms.args) == 3
+    for grad_out, x, *_ in norms.args:
+        assert x.is_contiguous(memory_format=torch.channels_last)
+        assert grad_out.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_generator_under_bf16_autocast_stays_bf16_between_layers() -> None:
