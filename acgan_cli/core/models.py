@@ -145,14 +145,44 @@ class ToImageConv2d(nn.Conv2d):
         """(N, in, H, W) -> (N, out, H, W); under autocast, float32 on the CPU (summed in the bias's dtype)."""
         if x.device.type != "cpu" or torch.jit.is_tracing() or torch.compiler.is_exporting():
             return super().forward(x)
-        height, width = x.shape[-2:]
         taps = self.weight.permute(0, 2, 3, 1).reshape(-1, self.in_channels, 1, 1)  # (out*3*3, in, 1, 1)
-        planes = F.pad(F.conv2d(x, taps), (1, 1, 1, 1))
-        out = self.bias.view(1, -1, 1, 1)
-        for tap in range(9):  # planes[:, tap::9] is this tap's contribution to every output channel
+        # The 1x1 convolution's weight gradient by a product: oneDNN's took 5.1 ms in float32, 1.6 here.
+        planes = _product_grad_conv(x, taps, None, (1, 1), (0, 0))
+        return _ShiftAdd.apply(planes, self.bias)
+
+
+class _ShiftAdd(torch.autograd.Function):
+    """bias + the nine planes of each output channel, each shifted by its 3x3 tap's offset.
+
+    Its backward writes each plane's gradient once, where autograd through nine slices of a padded
+    tensor zero-filled nine padded copies and added them up.
+    """
+
+    @staticmethod
+    def forward(ctx, planes, bias):  # type: ignore[override]
+        """planes (N, out*3*3, H, W), channel c*9 + tap for the taps in row-major order; bias (out,)."""
+        height, width = planes.shape[-2:]
+        padded = F.pad(planes, (1, 1, 1, 1))
+        out = bias.view(1, -1, 1, 1)
+        for tap in range(9):
             dy, dx = divmod(tap, 3)
-            out = out + planes[:, tap::9, dy : dy + height, dx : dx + width]
+            out = out + padded[:, tap::9, dy : dy + height, dx : dx + width]
+        ctx.planes_dtype = planes.dtype
+        channels_last = planes.is_contiguous(memory_format=torch.channels_last)
+        ctx.layout = torch.channels_last if channels_last else torch.contiguous_format
         return out
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        n, channels, height, width = grad.shape
+        padded = F.pad(grad.to(ctx.planes_dtype), (1, 1, 1, 1))
+        grad_planes = torch.empty(
+            n, 9 * channels, height, width, dtype=padded.dtype, device=padded.device, memory_format=ctx.layout
+        )
+        for tap in range(9):  # plane pixel (i, j) of this tap reached output pixel (i + 1 - dy, j + 1 - dx)
+            dy, dx = divmod(tap, 3)
+            grad_planes[:, tap::9] = padded[:, :, 2 - dy : 2 - dy + height, 2 - dx : 2 - dx + width]
+        return grad_planes, grad.sum((0, 2, 3)) if ctx.needs_input_grad[1] else None
 
 
 def _im2col(
@@ -163,7 +193,8 @@ def _im2col(
     Columns run over (kernel row, kernel column, channel), the order of a channels_last weight.
     """
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    windows = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1).unfold(1, kh, sh).unfold(2, kw, sw)
+    padded = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x  # F.pad copies even when it adds nothing
+    windows = padded.permute(0, 2, 3, 1).unfold(1, kh, sh).unfold(2, kw, sw)
     return windows.permute(0, 1, 2, 4, 5, 3).reshape(-1, kh * kw * x.shape[1])
 
 
@@ -194,6 +225,21 @@ class _ConvWithProductWeightGrad(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None, None
 
 
+def _product_grad_conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+) -> torch.Tensor:
+    """F.conv2d whose weight gradient is one matrix product; cast as CPU autocast casts a convolution."""
+    if torch.is_autocast_enabled(x.device.type):
+        dtype = torch.get_autocast_dtype(x.device.type)
+        x, weight = x.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
+    return _ConvWithProductWeightGrad.apply(x, weight, bias, stride, padding)
+
+
 class ProductGradConv2d(nn.Conv2d):
     """nn.Conv2d whose weight gradient, in bf16 on the CPU, is one matrix product.
 
@@ -211,21 +257,17 @@ class ProductGradConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The convolution; in bf16 under bf16 autocast, as nn.Conv2d's."""
+        """The convolution, as nn.Conv2d's (in bf16 under bf16 autocast)."""
         autocast = torch.is_autocast_enabled(x.device.type)
         dtype = torch.get_autocast_dtype(x.device.type) if autocast else self.weight.dtype
         if (
             x.device.type != "cpu"
             or dtype != torch.bfloat16
-            or not (autocast or x.dtype == dtype)  # nn.Conv2d's own error for mismatched dtypes
             or torch.jit.is_tracing()
-            or torch.compiler.is_compiling()
+            or torch.compiler.is_exporting()
         ):
             return super().forward(x)
-        bias = None if self.bias is None else self.bias.to(dtype)
-        return _ConvWithProductWeightGrad.apply(
-            x.to(dtype), self.weight.to(dtype), bias, self.stride, self.padding
-        )
+        return _product_grad_conv(x, self.weight, self.bias, self.stride, self.padding)
 
 
 class SpectralNorm:
