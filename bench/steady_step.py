@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=None, help="the checkout whose acgan_cli runs")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None)
     args = parser.parse_args()
     if args.root is not None:
@@ -38,6 +39,7 @@ def main() -> None:
     config = TrainConfig(
         dataset=args.data,
         device=args.device,
+        precision=args.precision,
         max_steps=args.steps,
         log_every=max(1, args.steps // 4),
         sample_every=0,
