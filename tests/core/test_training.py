@@ -236,15 +236,21 @@ def test_bf16_autocast_trains(tmp_path: Path, small_dataset) -> None:
     trainer = Trainer(
         tiny_config(max_steps=3, precision="bf16"), run_dir=tmp_path / "run", dataset=small_dataset
     )
-    before = _weights(trainer.generator)
+    before, before_d = _weights(trainer.generator), _weights(trainer.discriminator)
     trainer.run()
-    after = _weights(trainer.generator)
+    after, after_d = _weights(trainer.generator), _weights(trainer.discriminator)
     assert trainer.precision == "bf16"
     assert all(
         t.dtype == torch.float32 for t in after.values() if t.is_floating_point()
     )  # fp32 master weights
     assert not torch.equal(before["up1.weight"], after["up1.weight"])
     assert all(torch.isfinite(t).all() for t in after.values() if t.is_floating_point())
+    # Every D convolution trained, those whose bf16 weight gradient is a product (ProductGradConv2d) too.
+    conv_weights = [name for name in after_d if name.startswith("blocks.") and name.endswith(".weight")]
+    assert len([name for name in conv_weights if after_d[name].dim() == 4]) == 4
+    for name in conv_weights:
+        assert not torch.equal(before_d[name], after_d[name]), name
+        assert torch.isfinite(after_d[name]).all()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
