@@ -10,7 +10,8 @@ on the CPU, with no GPU at hand: it runs `Trainer._train_step` under a TorchDisp
 records every operation below autograd, leaving out views and allocations (no kernel), and
 splits them into phases by module hooks. It takes the CUDA path where that differs from the
 CPU's: `ToImageConv2d` and `ProductGradConv2d` as their plain convolutions, D's features without
-the CPU's channels_last gradient, autocast without its cast cache (as under capture). Counts, not timings: they do not depend on the machine's load.
+the CPU's channels_last gradient, autocast without its cast cache (as under capture). Counts,
+not timings: they do not depend on the machine's load.
 """
 
 from __future__ import annotations

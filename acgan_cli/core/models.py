@@ -247,8 +247,8 @@ class ProductGradConv2d(nn.Conv2d):
     output pixels per image runs far below the processor's peak: the discriminator's 3x3 stride-2
     convolutions from 16x16, 8x8 and 4x4 images took 1.4-2.3 ms each a step, where the product of
     the output gradient with the input's windows (im2col) takes 0.7. Forward and input gradient stay
-    oneDNN's. Only in eager bf16 on the CPU: float32 products are no faster there, a GPU has cuDNN,
-    and compiled or traced graphs keep the plain convolution.
+    oneDNN's. Only in bf16 on the CPU (torch.compile traces the Function): float32 products are no
+    faster there, a GPU has cuDNN, and traced or exported graphs keep the plain convolution.
     """
 
     def __init__(
