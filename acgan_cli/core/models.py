@@ -124,6 +124,12 @@ class UpsampleConv2d(nn.Conv2d):
         return out + self.bias.view(1, -1, 1, 1).to(out.dtype)
 
 
+def _cpu_and_not_exported(x: torch.Tensor) -> bool:
+    """Whether a layer may take its CPU-only form: x on the CPU, outside TorchScript tracing and
+    torch.export (exported graphs keep the plain operations that runtimes optimise themselves)."""
+    return x.device.type == "cpu" and not torch.jit.is_tracing() and not torch.compiler.is_exporting()
+
+
 class ToImageConv2d(nn.Conv2d):
     """A 3x3 convolution (padding 1) to an image's few channels, as a 1x1 convolution and shifts.
 
@@ -143,7 +149,7 @@ class ToImageConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in, H, W) -> (N, out, H, W); under autocast, float32 on the CPU (summed in the bias's dtype)."""
-        if x.device.type != "cpu" or torch.jit.is_tracing() or torch.compiler.is_exporting():
+        if not _cpu_and_not_exported(x):
             return super().forward(x)
         taps = self.weight.permute(0, 2, 3, 1).reshape(-1, self.in_channels, 1, 1)  # (out*3*3, in, 1, 1)
         # The 1x1 convolution's weight gradient by a product: oneDNN's took 5.1 ms in float32, 1.6 here.
@@ -260,12 +266,7 @@ class ProductGradConv2d(nn.Conv2d):
         """The convolution, as nn.Conv2d's (in bf16 under bf16 autocast)."""
         autocast = torch.is_autocast_enabled(x.device.type)
         dtype = torch.get_autocast_dtype(x.device.type) if autocast else self.weight.dtype
-        if (
-            x.device.type != "cpu"
-            or dtype != torch.bfloat16
-            or torch.jit.is_tracing()
-            or torch.compiler.is_exporting()
-        ):
+        if dtype != torch.bfloat16 or not _cpu_and_not_exported(x):
             return super().forward(x)
         return _product_grad_conv(x, self.weight, self.bias, self.stride, self.padding)
 
