@@ -104,16 +104,20 @@ class UpsampleConv2d(nn.Conv2d):
         self.register_buffer("fold", _fold_3x3_to_4x4(), persistent=False)
 
     def transposed_kernel(self) -> torch.Tensor:
-        """The (in, out, 4, 4) kernel of the equivalent stride-2 transposed convolution."""
+        """The (in, out, 4, 4) kernel of the equivalent stride-2 transposed convolution, in the
+        dtype autocast would give the convolution (the weight's outside autocast)."""
         out_channels, in_channels = self.weight.shape[:2]
+        device = self.weight.device.type
         # One product with a 0/1 matrix (each 4x4 tap sums 1, 2 or 4 of the 3x3 ones): two small
         # kernels forward and backward on a GPU, where stacks and additions took ~15. In float32
         # under autocast too: rounding the weights to bf16 before summing them would lose bits.
-        with torch.autocast(self.weight.device.type, enabled=False):
+        with torch.autocast(device, enabled=False):
             taps = self.weight.reshape(-1, 9) @ self.fold
         kernel = taps.view(out_channels, in_channels, 4, 4).transpose(0, 1)
-        # channels_last: oneDNN's bf16 kernels run ~20% faster with it (fp32 does not care).
-        return kernel.contiguous(memory_format=torch.channels_last)
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else kernel.dtype
+        # channels_last: oneDNN's bf16 kernels run ~20% faster with it (fp32 does not care). Cast and
+        # reordered in one copy, where a reordering copy and then autocast's cast took two.
+        return kernel.to(dtype=dtype, memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Upsample x2 and convolve: (N, in, H, W) -> (N, out, 2H, 2W)."""

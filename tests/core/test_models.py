@@ -104,13 +104,15 @@ def test_upsample_conv_adds_its_bias_outside_the_transposed_convolution() -> Non
     assert out.dtype == torch.bfloat16  # a float32 bias would have made the sum float32
 
 
-def test_upsample_conv_kernel_stays_float32_under_autocast_and_out_of_the_state_dict() -> None:
+def test_upsample_conv_kernel_is_summed_in_float32_under_autocast_and_out_of_the_state_dict() -> None:
     torch.manual_seed(0)
     layer = UpsampleConv2d(16, 8)
     exact = layer.transposed_kernel()
+    assert exact.dtype == torch.float32 and exact.is_contiguous(memory_format=torch.channels_last)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        folded = layer.transposed_kernel()  # summing bf16-rounded taps would differ from `exact`
-    assert folded.dtype == torch.float32 and torch.equal(folded, exact)
+        folded = layer.transposed_kernel()
+    # Rounded once, after summing in float32 (summing bf16-rounded taps gives other values).
+    assert folded.dtype == torch.bfloat16 and torch.equal(folded, exact.to(torch.bfloat16))
     assert folded.is_contiguous(memory_format=torch.channels_last)
     # Tap (1, 1) of the transposed kernel sums the 3x3 taps (1..2, 1..2): (b + c) along each axis.
     torch.testing.assert_close(exact[:, :, 1, 1], layer.weight[:, :, 1:, 1:].sum((2, 3)).t())
