@@ -15,6 +15,7 @@ from acgan_cli.core.models import (
     UpsampleConv2d,
     _im2col,
     build_models,
+    upsample_then_norm,
 )
 
 
@@ -117,6 +118,68 @@ def test_upsample_conv_kernel_is_summed_in_float32_under_autocast_and_out_of_the
     # Tap (1, 1) of the transposed kernel sums the 3x3 taps (1..2, 1..2): (b + c) along each axis.
     torch.testing.assert_close(exact[:, :, 1, 1], layer.weight[:, :, 1:, 1:].sum((2, 3)).t())
     assert set(layer.state_dict()) == {"weight", "bias"}  # the fold matrix is a constant, not state
+
+
+def _upsample_and_norm(seed: int = 0) -> tuple[UpsampleConv2d, torch.nn.BatchNorm2d]:
+    torch.manual_seed(seed)
+    up, norm = UpsampleConv2d(8, 4), torch.nn.BatchNorm2d(4, momentum=0.2)
+    torch.nn.init.normal_(up.bias, 0.0, 1.0)  # far from zero, so a lost or doubled bias shows
+    norm.running_mean.normal_()
+    return up, norm
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_upsample_then_norm_in_training_is_the_two_layers_without_computing_the_bias(autocast) -> None:
+    """The BatchNorm cancels the bias: same output, running statistics and gradients as the layers
+    in turn in float32, and a bias gradient of exact zeros (computed through the layers, it is ~0)."""
+    up, norm = _upsample_and_norm()
+    plain_up, plain_norm = copy.deepcopy(up), copy.deepcopy(norm)
+    x = torch.randn(3, 8, 5, 5).contiguous(memory_format=torch.channels_last)
+    weights = torch.randn(3, 4, 10, 10)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        out = upsample_then_norm(up, norm, x)
+    expected = plain_norm(plain_up(x))
+    (out.float() * weights).sum().backward()
+    (expected * weights).sum().backward()
+    tolerance = {"atol": 2e-2, "rtol": 2e-2} if autocast else {}
+    torch.testing.assert_close(out.float(), expected, **tolerance)
+    torch.testing.assert_close(norm.running_mean, plain_norm.running_mean, **tolerance)
+    torch.testing.assert_close(norm.running_var, plain_norm.running_var, **tolerance)
+    scale = plain_up.weight.grad.abs().max()
+    torch.testing.assert_close(up.weight.grad / scale, plain_up.weight.grad / scale, **tolerance)
+    assert torch.equal(up.bias.grad, torch.zeros(4))  # a tensor: Adam keeps state for the bias
+    assert plain_up.bias.grad.abs().max() < 1e-2 * plain_up.weight.grad.abs().max()
+
+
+def test_upsample_then_norm_in_eval_mode_adds_the_bias() -> None:
+    """With running statistics the BatchNorm does not cancel the bias, which then counts."""
+    up, norm = _upsample_and_norm()
+    norm.eval()
+    x = torch.randn(2, 8, 3, 3)
+    torch.testing.assert_close(upsample_then_norm(up, norm, x), norm(up(x)), rtol=0, atol=0)
+    before = upsample_then_norm(up, norm, x)
+    with torch.no_grad():
+        up.bias.add_(1.0)
+    torch.testing.assert_close(
+        upsample_then_norm(up, norm, x),
+        before + 1.0 / (norm.running_var + norm.eps).sqrt().view(1, -1, 1, 1) * norm.weight.view(1, -1, 1, 1),
+    )
+
+
+def test_generator_training_step_leaves_the_cancelled_biases_with_optimizer_state() -> None:
+    torch.manual_seed(0)
+    generator = Generator(ModelConfig(latent_dim=8, g_width=8, img_size=8))
+    optimizer = torch.optim.Adam(generator.parameters(), lr=0.1)
+    biases = {
+        name: layer.bias.detach().clone() for name, layer in (("up1", generator.up1), ("up2", generator.up2))
+    }
+    generator(torch.randn(4, 8), torch.arange(4)).square().mean().backward()
+    optimizer.step()
+    for name, bias in biases.items():
+        layer = getattr(generator, name)
+        assert torch.equal(layer.bias, bias)  # a zero gradient: Adam leaves the value where it was
+        assert set(optimizer.state[layer.bias]) == {"step", "exp_avg", "exp_avg_sq"}
+    assert not torch.equal(generator.up1.weight.grad, torch.zeros_like(generator.up1.weight))
 
 
 @pytest.mark.parametrize(("c_in", "c_out", "size"), [(8, 1, 5), (16, 3, 8), (4, 2, 1)])
