@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import re
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,6 +53,27 @@ def run_without_torch(args: list[str]) -> tuple[str, bool]:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     *output, imported = out.strip().splitlines()
     return "\n".join(output), imported == "True"
+
+
+@contextlib.contextmanager
+def fifo_reader(path: Path) -> Iterator[bytearray]:
+    """A named pipe at `path` and a thread reading it: the bytes it got, complete on exit."""
+    os.mkfifo(path)
+    got = bytearray()
+
+    def read() -> None:
+        with open(path, "rb") as f:
+            got.extend(f.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield got
+    finally:
+        if reader.is_alive() and not got:  # nothing opened the pipe: let the reader see end of file
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=30)
 
 
 def plain(text: str) -> str:

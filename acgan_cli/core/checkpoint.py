@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,9 +132,34 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def destination(path: Path) -> Path:
+    """The file that writing `path` replaces: a symlink's final target, so the link itself stays."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def is_stream(path: Path) -> bool:
+    """Whether `path` is a device, pipe or socket: something to write into, never to rename over."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def replace_durably(tmp: Path, path: Path) -> None:
-    """Rename the finished file `tmp` onto `path` so that readers see the old file or the new one."""
+    """Rename the finished file `tmp` onto `path` so that readers see the old file or the new one.
+
+    A regular file keeps its permissions. A device or pipe (/dev/stdout, a FIFO) is written
+    into instead: renaming over it would put a plain file where the device was.
+    """
+    if is_stream(path):
+        with open(tmp, "rb") as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        tmp.unlink()
+        return
     with open(tmp, "rb+") as f:
+        with contextlib.suppress(OSError):  # a new file keeps the umask's mode
+            os.fchmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))
         os.fsync(f.fileno())
     os.replace(tmp, path)
     with contextlib.suppress(OSError):  # not every platform can open or fsync a folder
@@ -144,7 +171,16 @@ def replace_durably(tmp: Path, path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers see the old file or the new one, never a mix."""
+    """Replace `path` with `data` so that readers see the old file or the new one, never a mix.
+
+    A symlink is followed (its target is replaced, the link kept); a device or pipe is written
+    into directly, as there is nothing there to replace.
+    """
+    path = destination(path)
+    if is_stream(path):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     try:

@@ -21,6 +21,7 @@ import importlib
 import json
 import logging
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -32,6 +33,8 @@ from acgan_cli import __version__
 from acgan_cli.core.checkpoint import (
     KIND_TRAINING,
     CheckpointInfo,
+    destination,
+    is_stream,
     load_generator,
     read_info,
     replace_durably,
@@ -403,7 +406,7 @@ def default_output(checkpoint: Path, fmt: str) -> Path:
 def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
     if out is None:
         return default_output(checkpoint, fmt)
-    target = Path(out).expanduser()
+    target = destination(Path(out).expanduser())
     if target.is_dir() or str(out).endswith(("/", os.sep)):
         return target / default_output(checkpoint, fmt).name
     if target.is_file():
@@ -419,9 +422,11 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
     """A fresh temporary file beside `target` (same folder, so the final rename is atomic).
 
     It keeps the format's extension because torch.export refuses archives without ".pt2",
-    and it is removed on the way out unless it was renamed onto `target`.
+    and it is removed on the way out unless it was renamed onto `target`. A device or pipe
+    target is staged in the temporary folder, as /dev may not be writable.
     """
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{extension}")
+    folder = Path(tempfile.gettempdir()) if is_stream(target) else target.parent
+    tmp = folder / f".{target.name}.{os.getpid()}.tmp{extension}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(b"")  # fail now, before the export, if the folder cannot be written

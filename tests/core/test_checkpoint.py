@@ -1,6 +1,7 @@
 import json
 import os
 import pickle
+import stat
 import struct
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from safetensors.torch import save_file
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.errors import CheckpointError
 from acgan_cli.core.training import Trainer
-from tests.conftest import tiny_config
+from tests.conftest import fifo_reader, tiny_config
 
 
 def _latest(run_dir: Path) -> Path:
@@ -64,6 +65,29 @@ def test_write_atomic_replaces_whole_files_only(tmp_path: Path) -> None:
     ckpt.write_atomic(target, b"new contents")
     assert target.read_bytes() == b"new contents"
     assert [p.name for p in target.parent.iterdir()] == ["file.bin"]  # no temporary files left
+
+
+def test_write_atomic_follows_symlinks_and_keeps_permissions(tmp_path: Path) -> None:
+    real = tmp_path / "elsewhere" / "real.png"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    real.chmod(0o640)
+    link = tmp_path / "link.png"
+    link.symlink_to(real)
+    ckpt.write_atomic(link, b"new")
+    assert link.is_symlink() and link.resolve() == real  # the link is kept, its target replaced
+    assert real.read_bytes() == b"new"
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
+    assert sorted(p.name for p in real.parent.iterdir()) == ["real.png"]
+
+
+def test_write_atomic_writes_into_a_pipe_and_leaves_it_a_pipe(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe"
+    with fifo_reader(pipe) as got:
+        ckpt.write_atomic(pipe, b"through the pipe")
+    assert bytes(got) == b"through the pipe"
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
 
 
 def _bad_files(tmp_path: Path, good: Path) -> dict[str, Path]:

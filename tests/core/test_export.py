@@ -2,6 +2,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core import export as ex
 from acgan_cli.core.errors import CheckpointError, UsageError
 from acgan_cli.core.sampling import latents, random_labels
+from tests.conftest import fifo_reader
 
 # ONNX operators that draw random numbers: an exported generator must contain none.
 RANDOM_OPS = {
@@ -158,6 +160,27 @@ def test_failed_verification_leaves_the_old_file_and_no_other(trained_run: Path,
         ex.export(trained_run, "safetensors", target, half=True, tolerance=1e-9)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["g.safetensors"]
+
+
+def test_a_symlink_keeps_pointing_at_the_new_file(trained_run: Path, tmp_path: Path) -> None:
+    real = tmp_path / "models" / "g.onnx"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "current.onnx"
+    link.symlink_to(real)
+    result = ex.export(trained_run, "onnx", link)
+    assert result.path == real
+    assert link.is_symlink() and onnx.load(str(link)).graph.node
+    assert [p.name for p in real.parent.iterdir()] == ["g.onnx"]
+
+
+def test_a_pipe_receives_the_verified_file(trained_run: Path, tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe"
+    with fifo_reader(pipe) as got:
+        result = ex.export(trained_run, "safetensors", pipe)
+    assert len(got) == result.size_bytes and bytes(got[8:9]) == b"{"  # a safetensors header follows
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
 
 
 def test_a_path_under_a_regular_file_cannot_be_written(trained_run: Path, tmp_path: Path) -> None:
