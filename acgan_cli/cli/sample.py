@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import secrets
 import sys
@@ -44,6 +46,34 @@ def _default_out(stem: str, fmt: str) -> Path:
         number += 1
         path = Path(f"{stem}-{number}.{fmt}")
     return path
+
+
+def _write_stdout(data: bytes) -> None:
+    """All of `data` on stdout, or an error: a short write (`ulimit -f`) never passes as a whole file.
+
+    A reader that stops early (`| head -c 100`) ends the command quietly with status 141, as
+    SIGPIPE ends cat or gzip.
+    """
+    sys.stdout.flush()
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, io.UnsupportedOperation):  # an in-memory stdout (tests, notebooks)
+        sys.stdout.buffer.write(data)
+        return
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)  # nothing more to flush into the closed pipe
+        raise typer.Exit(141) from None
+    except OSError as exc:
+        raise AcganError(
+            f"cannot write to stdout ({exc.strerror or exc}): "
+            f"{len(data) - len(view)} of {len(data)} bytes written",
+            hint="stdout is a full disk or over a file-size limit (ulimit -f); "
+            "free space, or write to a file with --out PATH",
+        ) from None
 
 
 @handle_errors
@@ -158,8 +188,7 @@ def sample(
         else "random classes"
     )
     if out == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        _write_stdout(data)
         target = "stdout"
     else:
         from acgan_cli.core.checkpoint import write_atomic

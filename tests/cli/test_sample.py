@@ -1,5 +1,6 @@
 import io
 import pickle
+import resource
 import shutil
 import subprocess
 import sys
@@ -71,6 +72,45 @@ def test_stdout_for_pipelines(run: Path) -> None:
     result = runner.invoke(app, ["sample", "--digit", "1", "--n", "3", "--format", "npy", "--out", "-"])
     assert result.exit_code == 0, result.stderr
     assert np.load(io.BytesIO(result.stdout_bytes)).shape == (3, 16, 16, 1)
+
+
+SEVENS = [
+    sys.executable,
+    "-m",
+    "acgan_cli",
+    "sample",
+    "--digit",
+    "7",
+    "--n",
+    "400",
+    "--format",
+    "npy",
+    "--out",
+    "-",
+]
+
+
+def test_a_file_size_limit_on_stdout_is_an_error_not_a_cut_off_file(run: Path, tmp_path: Path) -> None:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+
+    with open(tmp_path / "sevens.npy", "wb") as out:
+        result = subprocess.run(
+            SEVENS, stdout=out, stderr=subprocess.PIPE, text=True, preexec_fn=limit, check=False
+        )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        f"error: cannot write to stdout (File too large): 4096 of {400 * 16 * 16 + 128} bytes written"
+    )
+    assert "drew" not in result.stderr
+
+
+def test_a_reader_that_stops_early_ends_sample_quietly(run: Path) -> None:
+    sampler = subprocess.Popen(SEVENS, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert sampler.stdout.read(10) == b"\x93NUMPY\x01\x00v\x00"  # npy magic, version, header length
+    sampler.stdout.close()
+    assert sampler.wait(timeout=60) == 141  # as SIGPIPE ends cat
+    assert sampler.stderr.read() == b""
 
 
 def test_explicit_checkpoint_and_missing_output_folder(run: Path, tmp_path: Path) -> None:
