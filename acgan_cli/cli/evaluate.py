@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -35,7 +36,7 @@ def evaluate(
     checkpoints: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Checkpoint files or run folders. [default: the newest run under ./runs]",
+            help="Checkpoint files or run folders. [default: $ACGAN_CKPT, else the newest run under ./runs]",
             metavar="CKPT|RUN_DIR",
             show_default=False,
         ),
@@ -156,7 +157,9 @@ def evaluate(
     from acgan_cli.core.checkpoint import newest_checkpoint
     from acgan_cli.core.evaluation.scoring import evaluate as run_evaluation
 
-    paths = checkpoints or ([] if dataset else [newest_checkpoint()])
+    named = os.environ.get("ACGAN_CKPT")
+    default = [Path(named)] if named else [newest_checkpoint(named_by="`acgan evaluate CKPT`")]
+    paths = checkpoints or ([] if dataset else default)
     console = stderr_console()
     progress = (
         QuietRenderer() if state.quiet else EvaluationProgress(console, interactive(), config.n_samples)

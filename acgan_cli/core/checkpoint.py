@@ -86,14 +86,17 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def newest_checkpoint(runs_dir: Path | None = None) -> Path:
-    """The most recently written `latest.safetensors` under the runs folder."""
+def newest_checkpoint(runs_dir: Path | None = None, *, named_by: str = "--ckpt CKPT") -> Path:
+    """The most recently written `latest.safetensors` under the runs folder.
+
+    `named_by` is how the calling command takes a checkpoint instead, for the hint.
+    """
     runs_dir = runs_dir or default_runs_dir()
     candidates = list(runs_dir.glob(f"*/checkpoints/{LATEST}")) if runs_dir.is_dir() else []
     if not candidates:
         raise CheckpointError(
             f"no trained model found under {runs_dir}",
-            hint="train one with `acgan train`, or name a checkpoint with --ckpt (or $ACGAN_CKPT)",
+            hint=f"train one with `acgan train`, or name a checkpoint with {named_by} (or $ACGAN_CKPT)",
         )
     return max(candidates, key=lambda p: p.stat().st_mtime_ns)
 

@@ -182,6 +182,20 @@ def test_no_run_yet_says_how_to_get_one() -> None:
     result = runner.invoke(app, ["evaluate"])
     assert result.exit_code == 1
     assert "error: no trained model found under" in result.stderr
+    assert "name a checkpoint with `acgan evaluate CKPT` (or $ACGAN_CKPT)" in plain(result.stderr)
+
+
+def test_acgan_ckpt_names_the_default_checkpoint(run: Path, tmp_path: Path) -> None:
+    step = run / "checkpoints" / "step-00000012.safetensors"
+    shutil.copy(step, tmp_path / "elsewhere.safetensors")
+    args = ["evaluate", *FEW, "--metrics", "class-accuracy", "--json"]
+    result = runner.invoke(app, args, env={"ACGAN_CKPT": str(tmp_path / "elsewhere.safetensors")})
+    assert result.exit_code == 0, result.stderr
+    assert [c["path"] for c in json.loads(result.stdout)["checkpoints"]] == [
+        str(tmp_path / "elsewhere.safetensors")
+    ]
+    missing = runner.invoke(app, args, env={"ACGAN_CKPT": str(tmp_path / "gone.safetensors")})
+    assert missing.exit_code == 1 and "gone.safetensors" in missing.stderr
 
 
 def test_metric_completion_continues_a_comma_list() -> None:
