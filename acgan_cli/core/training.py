@@ -138,8 +138,11 @@ def resume_config(saved: TrainConfig, overrides: dict[str, object]) -> TrainConf
     """The saved config with the user's compatible changes; a change that alters the model is refused.
 
     A recipe change is allowed where it keeps the models' tensors (the losses); not where it changes
-    d_norm, d_projection or g_class_norm.
+    d_norm, d_projection or g_class_norm. A new --epochs replaces a saved --max-steps (which
+    would otherwise win over it), as the user asked for epochs.
     """
+    if "epochs" in overrides and "max_steps" not in overrides:
+        overrides = {**overrides, "max_steps": None}
     for name, value in overrides.items():
         if name in RESUME_FIXED_FIELDS and value != getattr(saved, name):
             _refuse_change(name, value, getattr(saved, name))

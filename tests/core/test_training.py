@@ -139,6 +139,10 @@ def test_claim_refuses_a_folder_with_files(tmp_path: Path) -> None:
 def test_resume_config_allows_more_epochs_but_not_a_new_model() -> None:
     saved = tiny_config(epochs=2)
     assert resume_config(saved, {"epochs": 5}).epochs == 5
+    capped = tiny_config(max_steps=30)
+    assert resume_config(capped, {"epochs": 5}).max_steps is None  # the epochs asked for count
+    assert resume_config(capped, {"device": "cpu"}).max_steps == 30
+    assert resume_config(capped, {"epochs": 5, "max_steps": 60}).max_steps == 60
     with pytest.raises(UsageError, match="latent-dim 32") as caught:
         resume_config(saved, {"latent_dim": 32})
     assert caught.value.option == "latent_dim"

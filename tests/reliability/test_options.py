@@ -249,3 +249,28 @@ def test_resume_accepts_more_epochs(one_epoch_run: Path, tmp_path: Path) -> None
     assert "resumed at step 4" in result.stderr
     info = ckpt.read_info(run)
     assert (info.step, info.epoch, info.train.epochs) == (8, 1, 2)
+
+
+def test_resume_with_epochs_replaces_a_saved_max_steps(one_epoch_run: Path, tmp_path: Path) -> None:
+    folder = one_epoch_run.parent / "data"
+    run = tmp_path / "run"
+    first = runner.invoke(
+        app,
+        [
+            "train",
+            "--dataset",
+            str(folder),
+            "--max-steps",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(run),
+            *TINY_ARGS,
+        ],
+    )
+    assert first.exit_code == 0, first.stderr
+    result = runner.invoke(app, ["train", "--resume", str(run), "--epochs", "2"])
+    assert result.exit_code == 0, result.stderr
+    info = ckpt.read_info(run)
+    assert (info.step, info.train.epochs, info.train.max_steps) == (8, 2, None)
