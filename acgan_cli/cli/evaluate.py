@@ -157,9 +157,11 @@ def evaluate(
     from acgan_cli.core.checkpoint import newest_checkpoint
     from acgan_cli.core.evaluation.scoring import evaluate as run_evaluation
 
-    named = os.environ.get("ACGAN_CKPT")
-    default = [Path(named)] if named else [newest_checkpoint(named_by="`acgan evaluate CKPT`")]
-    paths = checkpoints or ([] if dataset else default)
+    paths = checkpoints or (
+        [] if dataset  # only the evaluator is asked for
+        else [Path(os.environ["ACGAN_CKPT"])] if os.environ.get("ACGAN_CKPT")
+        else [newest_checkpoint(named_by="`acgan evaluate CKPT`")]
+    )  # fmt: skip
     console = stderr_console()
     progress = (
         QuietRenderer() if state.quiet else EvaluationProgress(console, interactive(), config.n_samples)
