@@ -1,8 +1,13 @@
+import os
+import subprocess
+import sys
+
+import pytest
 from typer.testing import CliRunner
 
 from acgan_cli import __version__
 from acgan_cli.cli import app
-from tests.conftest import run_without_torch
+from tests.conftest import plain, run_without_torch
 
 runner = CliRunner()
 
@@ -17,10 +22,36 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.stdout.strip() == f"acgan {__version__}"
 
 
-def test_unknown_option_is_a_usage_error() -> None:
-    result = runner.invoke(app, ["train", "--epocs", "3"])
-    assert result.exit_code == 2
-    assert "No such option: --epocs" in result.stderr
+@pytest.mark.parametrize(
+    ("args", "message", "hint"),
+    [
+        (["train", "--epocs", "3"], "No such option: --epocs", "`acgan train --help` lists the options"),
+        (
+            ["train", "--epochs", "0"],
+            "Invalid value for --epochs: must be at least 1 (got 0)",
+            "`acgan train --help`",
+        ),
+        (["export"], "Missing argument 'CKPT|RUN_DIR'.", "`acgan export --help` lists the options"),
+        (["trian"], "No such command 'trian'.", "`acgan --help` lists the commands"),
+    ],
+)
+def test_usage_errors_are_one_error_line_and_one_hint_line(args: list[str], message: str, hint: str) -> None:
+    # A real process on a pipe, 40 columns wide: no panel, no usage block, no wrapping.
+    result = subprocess.run(
+        [sys.executable, "-m", "acgan_cli", *args],
+        capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "40"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    error, hint_line = result.stderr.splitlines()
+    assert error.startswith(f"error: {message}")
+    assert hint_line.startswith(f"hint: {hint}")
+    assert result.stdout == ""
+
+
+def test_no_arguments_shows_the_help() -> None:
+    result = runner.invoke(app, [])
+    assert "Usage: acgan [OPTIONS] COMMAND" in plain(result.stdout)
+    assert "error" not in result.stderr
 
 
 def test_dataset_completion_offers_the_registered_names_with_descriptions() -> None:
