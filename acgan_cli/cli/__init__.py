@@ -37,7 +37,8 @@ class _OneLineUsageErrors(TyperGroup):
                 ctx = getattr(exc, "ctx", None)
                 command = ctx.command_path if ctx is not None else "acgan"
                 what = "commands" if ctx is None or hasattr(ctx.command, "list_commands") else "options"
-                print_error(exc.format_message(), f"`{command} --help` lists the {what}")
+                hint = getattr(exc, "hint", None) or f"`{command} --help` lists the {what}"
+                print_error(exc.format_message(), hint)
             sys.exit(exc.exit_code)
         except typer.Abort:
             print_error("aborted")

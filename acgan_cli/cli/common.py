@@ -77,7 +77,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     """The error boundary: AcganErrors become `error:`/`hint:` lines and their exit code.
 
     Usage errors (bad option values found after parsing) are re-raised as typer.BadParameter,
-    so they look and exit (2) like the ones typer finds itself. Unexpected exceptions print
+    so they look and exit (2) like the ones typer finds itself (see acgan_cli.cli's app). Unexpected exceptions print
     one line too, with the traceback only under --verbose.
     """
 
@@ -88,10 +88,10 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
         except UsageError as exc:
             if state.verbose:
                 traceback.print_exc()
-            hint = f" ({exc.hint})" if exc.hint and exc.detail == exc.message else ""
-            raise typer.BadParameter(
-                exc.detail + hint, param_hint=option_name(exc.option) if exc.option else None
-            ) from None
+            error = typer.BadParameter(exc.detail, param_hint=option_name(exc.option) if exc.option else None)
+            # A detail written for the option says its own remedy; a bare message takes its hint along.
+            error.hint = exc.hint if exc.detail == exc.message else None
+            raise error from None
         except AcganError as exc:
             if state.verbose:
                 traceback.print_exc()

@@ -161,7 +161,7 @@ def _refuse_change(name: str, value: object, saved: object) -> None:
         f"cannot resume with {option} {value}: the checkpoint was trained with {saved}",
         hint=f"drop {option} to continue the run, or start a new run without --resume",
         option=name,
-        detail=f"cannot change from {saved} to {value} when resuming",
+        detail=f"cannot change from {saved} to {value} when resuming; drop it to continue the run",
     )
 
 

@@ -235,7 +235,10 @@ def test_a_training_checkpoint_is_never_overwritten(run: Path) -> None:
     before = latest.read_bytes()
     result = runner.invoke(app, ["export", str(run), "-f", "safetensors", "--out", str(latest)])
     assert result.exit_code == 2
-    assert "is a training checkpoint; export never overwrites one" in plain(result.stderr)
+    assert result.stderr.splitlines() == [
+        f"error: Invalid value for --out: {latest} is a training checkpoint; export never overwrites one",
+        "hint: choose another --out",
+    ]
     assert latest.read_bytes() == before
 
 
