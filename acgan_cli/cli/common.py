@@ -81,6 +81,8 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     one line too, with the traceback only under --verbose.
     """
 
+    training = command.__name__ == "train"
+
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
@@ -106,7 +108,8 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             if state.verbose:
                 traceback.print_exc()
             where = f": {exc.filename}" if exc.filename else ""
-            print_error(f"{exc.strerror or first_line(exc)}{where}", OS_ERROR_HINT)
+            resume = "; a stopped training run continues with `acgan train --resume RUN`"
+            print_error(f"{exc.strerror or first_line(exc)}{where}", OS_ERROR_HINT + resume * training)
             raise typer.Exit(1) from None
         except Exception as exc:
             if state.verbose:
@@ -127,10 +130,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-OS_ERROR_HINT = (
-    "check the free space and permissions of the folders acgan reads and writes; "
-    "a stopped training run continues with `acgan train --resume RUN`"
-)
+OS_ERROR_HINT = "check the free space and permissions of the folders acgan reads and writes"
 OUT_OF_MEMORY_HINT = "use a smaller --batch-size, --img-size or model width, or a device with more memory"
 
 

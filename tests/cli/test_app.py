@@ -61,3 +61,24 @@ def test_dataset_completion_offers_the_registered_names_with_descriptions() -> N
     assert set(offered) == {"mnist", "mnist-5k"}
     assert all(offered.values())  # each name comes with its description
     assert complete_dataset("nope") == []
+
+
+@pytest.mark.parametrize("name", ["train", "sample"])
+def test_an_os_error_is_one_line_and_only_train_suggests_resuming(
+    name: str, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer
+
+    from acgan_cli.cli.common import handle_errors
+
+    def command() -> None:
+        (tmp_path / "missing" / "file").read_bytes()  # a real OSError: no such folder
+
+    command.__name__ = name
+    with pytest.raises(typer.Exit) as caught:
+        handle_errors(command)()
+    assert caught.value.exit_code == 1
+    error, hint = capsys.readouterr().err.splitlines()
+    assert error == f"error: No such file or directory: {tmp_path / 'missing' / 'file'}"
+    assert hint.startswith("hint: check the free space and permissions")
+    assert ("acgan train --resume" in hint) == (name == "train")
