@@ -78,11 +78,17 @@ def _torchvision_loader(
 
         dataset_class = getattr(datasets, class_name)
         train = split == "train"
+        # torchvision makes these before it downloads; a failed download should not leave them.
+        folders = [data_dir / class_name / "raw", data_dir / class_name, data_dir]
+        missing = [folder for folder in folders if not folder.exists()]
         try:
             # torchvision reports download progress on stdout, which belongs to results.
             with contextlib.redirect_stdout(sys.stderr):
                 dataset = dataset_class(str(data_dir), train=train, download=download)
         except (RuntimeError, OSError, ValueError) as exc:
+            for folder in missing:
+                with contextlib.suppress(OSError):  # one that now holds files (a partial download) stays
+                    folder.rmdir()
             if download:
                 raise DataError(
                     f"{title} is not in {data_dir} and could not be downloaded",

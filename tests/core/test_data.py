@@ -103,8 +103,9 @@ def test_missing_mnist_with_no_network(tmp_path: Path, monkeypatch: pytest.Monke
         monkeypatch.setenv(var, "http://127.0.0.1:9")
     monkeypatch.delenv("no_proxy", raising=False)
     with pytest.raises(DataError) as caught:
-        load_dataset("mnist", data_dir=tmp_path, download=True)
-    assert caught.value.message == f"MNIST is not in {tmp_path} and could not be downloaded"
+        load_dataset("mnist", data_dir=tmp_path / "data", download=True)
+    assert caught.value.message == f"MNIST is not in {tmp_path / 'data'} and could not be downloaded"
+    assert list(tmp_path.iterdir()) == []  # no empty data/MNIST/raw left behind
     assert "--data-dir" in caught.value.hint and "--dataset mnist-5k" in caught.value.hint
     # The network's own error, not only torchvision's "Error downloading FILE:" first line.
     assert caught.value.hint.endswith(
