@@ -212,3 +212,18 @@ def test_help_never_imports_torch() -> None:
     out, imported_torch = run_without_torch(["evaluate", "--help"])
     assert not imported_torch
     assert "--n-samples" in out and "--train-evaluator" in out
+
+
+def test_an_unwritable_cache_is_refused_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    folder = write_idx_folder(tmp_path / "few-digits", 400, 200)
+    result = runner.invoke(
+        app, ["evaluate", "--train-evaluator", "--dataset", str(folder), "--device", "cpu"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: cannot write the evaluator to {tmp_path / 'file' / 'cache'}")
+    assert "hint: set $ACGAN_CACHE_DIR to a folder you can write to" in result.stderr
+    assert "training the evaluator" not in result.stderr

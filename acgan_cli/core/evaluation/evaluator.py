@@ -359,10 +359,27 @@ def save_evaluator(evaluator: Evaluator, path: Path) -> None:
     try:
         write_atomic(path, evaluator_bytes(evaluator))
     except OSError as exc:
-        raise EvaluatorError(
-            f"cannot write the evaluator to {path}: {exc.strerror or exc}",
-            hint="set $ACGAN_CACHE_DIR to a folder you can write to",
-        ) from None
+        raise _unwritable(path, exc) from None
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse a cache that cannot take `path` before training an evaluator for it, not after."""
+    from acgan_cli.core.checkpoint import temporary_path
+
+    tmp = temporary_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(b"")
+        tmp.unlink()
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+
+
+def _unwritable(path: Path, exc: OSError) -> EvaluatorError:
+    return EvaluatorError(
+        f"cannot write the evaluator to {path}: {exc.strerror or exc}",
+        hint="set $ACGAN_CACHE_DIR to a folder you can write to",
+    )
 
 
 def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
@@ -471,6 +488,7 @@ def load_evaluator(
             )
             return Evaluator(net, info, train, test, device)
 
+    _check_writable(cached)
     epochs, steps_per_epoch = training_plan(len(train))
     precision = training_precision(device)
     on_event(
