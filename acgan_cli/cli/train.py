@@ -23,8 +23,8 @@ from acgan_cli.cli.common import (
     stderr_console,
 )
 from acgan_cli.core.config import RECIPES, TrainConfig, to_dict
-from acgan_cli.core.data import DATASETS, check_dataset_name
-from acgan_cli.core.errors import CheckpointError
+from acgan_cli.core.data import DATASETS, canonical_dataset, check_dataset_name
+from acgan_cli.core.errors import CheckpointError, DataError
 
 DATA, TRAINING, RECIPE, MODEL, OUTPUT, DEVICE = "Data", "Training", "Recipe", "Model", "Output", "Device"
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -338,6 +338,7 @@ def train(
     }
     if "dataset" in given:
         check_dataset_name(given["dataset"])
+        given["dataset"] = canonical_dataset(given["dataset"])
 
     from acgan_cli.core.checkpoint import KIND_TRAINING, read_info, resolve_checkpoint
 
@@ -352,6 +353,11 @@ def train(
                 hint="resume from a checkpoint written by `acgan train` (or its run folder)",
             )
         config = resume_config(info.train, {"device": "auto", **given})
+        if config.dataset not in DATASETS and not Path(config.dataset).expanduser().is_dir():
+            raise DataError(
+                f"{info.path} was trained on the folder {config.dataset}, which is not there",
+                hint="put the run's data back at that path to resume it (a resumed run never changes data)",
+            )
     else:
         config = TrainConfig(**{"seed": secrets.randbelow(2**31), **given})
 

@@ -349,6 +349,24 @@ def run_name(dataset: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-") or "data"
 
 
+def canonical_dataset(name: str) -> str:
+    """How a run records its dataset: a registry name as given, a folder as its absolute path.
+
+    A relative folder would name other data (or none) when the run is resumed or evaluated
+    from another working folder.
+    """
+    return name if name in DATASETS else str(Path(name).expanduser().resolve())
+
+
+def same_dataset(a: str, b: str) -> bool:
+    """Whether two dataset names mean the same data: equal names, or the same folder."""
+    if a == b:
+        return True
+    if a in DATASETS or b in DATASETS:
+        return False
+    return canonical_dataset(a) == canonical_dataset(b)
+
+
 def check_dataset_name(name: str) -> None:
     """Raise a UsageError unless `name` is a registered dataset or an existing folder."""
     if name in DATASETS or Path(name).expanduser().is_dir():

@@ -45,7 +45,7 @@ from acgan_cli.core.config import (
     default_runs_dir,
     to_dict,
 )
-from acgan_cli.core.data import Dataset, load_dataset, prepare, run_name, to_model_range
+from acgan_cli.core.data import Dataset, load_dataset, prepare, run_name, same_dataset, to_model_range
 from acgan_cli.core.devices import release_freed_memory, resolve_training, reuse_freed_memory
 from acgan_cli.core.errors import CheckpointError, ConfigError, DivergedError, RunDirError, UsageError
 from acgan_cli.core.events import (
@@ -143,6 +143,8 @@ def resume_config(saved: TrainConfig, overrides: dict[str, object]) -> TrainConf
     """
     if "epochs" in overrides and "max_steps" not in overrides:
         overrides = {**overrides, "max_steps": None}
+    if "dataset" in overrides and same_dataset(str(overrides["dataset"]), saved.dataset):
+        overrides = {**overrides, "dataset": saved.dataset}  # the same folder, however it is written
     for name, value in overrides.items():
         if name in RESUME_FIXED_FIELDS and value != getattr(saved, name):
             _refuse_change(name, value, getattr(saved, name))

@@ -274,3 +274,34 @@ def test_resume_with_epochs_replaces_a_saved_max_steps(one_epoch_run: Path, tmp_
     assert result.exit_code == 0, result.stderr
     info = ckpt.read_info(run)
     assert (info.step, info.train.epochs, info.train.max_steps) == (8, 2, None)
+
+
+def test_a_dataset_folder_is_recorded_by_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_idx_folder(tmp_path / "a" / "ds", n=64)
+    make_idx_folder(tmp_path / "b" / "ds", n=96)  # other data under the same relative name
+    monkeypatch.chdir(tmp_path / "a")
+    run = tmp_path / "run"
+    first = runner.invoke(
+        app,
+        ["train", "--dataset", "ds", "--max-steps", "2", "--device", "cpu", "--out", str(run), *TINY_ARGS],
+    )
+    assert first.exit_code == 0, first.stderr
+    assert ckpt.read_info(run).train.dataset == str(tmp_path / "a" / "ds")
+    # From b, "ds" is other data: the resume keeps the run's own, and says so when it is given.
+    monkeypatch.chdir(tmp_path / "b")
+    refused = runner.invoke(app, ["train", "--resume", str(run), "--dataset", "ds", "--max-steps", "3"])
+    assert refused.exit_code == 2 and "when resuming" in plain(refused.stderr)
+    same = runner.invoke(app, ["train", "--resume", str(run), "--dataset", "../a/ds/", "--max-steps", "3"])
+    assert same.exit_code == 0, same.stderr
+    assert ckpt.read_info(run).step == 3 and ckpt.read_info(run).train.dataset == str(tmp_path / "a" / "ds")
+    # Its data gone: one clear line, exit 1, the run untouched.
+    shutil.rmtree(tmp_path / "a" / "ds")
+    gone = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4"])
+    assert gone.exit_code == 1
+    assert gone.stderr.splitlines()[0] == (
+        f"error: {run / 'checkpoints' / 'latest.safetensors'} was trained on the folder "
+        f"{tmp_path / 'a' / 'ds'}, which is not there"
+    )
+    assert ckpt.read_info(run).step == 3

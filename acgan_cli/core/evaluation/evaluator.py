@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acgan_cli import __version__
-from acgan_cli.core.data import DATASETS, MNIST_5K_TEST_EVERY, Dataset, dataset_title, load_dataset, run_name
+from acgan_cli.core.data import (
+    MNIST_5K_TEST_EVERY,
+    Dataset,
+    dataset_title,
+    load_dataset,
+    run_name,
+    same_dataset,
+)
 from acgan_cli.core.devices import has_fast_bf16
 from acgan_cli.core.errors import AcganError, CheckpointError, first_line
 from acgan_cli.core.evaluation.config import default_cache_dir
@@ -119,15 +126,6 @@ def data_hash(train: Dataset, test: Dataset) -> str:
             digest.update(str(tuple(tensor.shape)).encode())
             digest.update(memoryview(tensor.contiguous().numpy()).cast("B"))
     return digest.hexdigest()
-
-
-def same_dataset(a: str, b: str) -> bool:
-    """Whether two dataset names mean the same data: equal names, or the same folder."""
-    if a == b:
-        return True
-    if a in DATASETS or b in DATASETS:
-        return False
-    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
 def cache_path(dataset: str, digest: str, seed: int, cache_dir: Path | None = None) -> Path:

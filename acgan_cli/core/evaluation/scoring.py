@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from acgan_cli.core.data import dataset_title
+from acgan_cli.core.data import dataset_title, same_dataset
 from acgan_cli.core.errors import UsageError
 from acgan_cli.core.evaluation.config import QUICK_SAMPLES, EvaluationConfig
-from acgan_cli.core.evaluation.evaluator import Evaluator, EvaluatorError, EvaluatorInfo, same_dataset
+from acgan_cli.core.evaluation.evaluator import Evaluator, EvaluatorError, EvaluatorInfo
 from acgan_cli.core.evaluation.events import (
     CheckpointEvaluated,
     EvaluationEvent,
