@@ -29,7 +29,7 @@ def _output_format(fmt: str | None, out: str | None) -> str:
         if fmt not in FORMATS:
             raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
         return fmt
-    suffix = Path(out).suffix.lstrip(".").lower() if out and out != "-" else ""
+    suffix = Path(out).suffix.lstrip(".").lower() if out and out != "-" and not _folder(out) else ""
     if suffix and suffix not in FORMATS:  # three.jpg would hold PNG bytes under a JPEG name
         raise typer.BadParameter(
             f"{out} ends in .{suffix}, which acgan sample does not write (it writes "
@@ -39,12 +39,17 @@ def _output_format(fmt: str | None, out: str | None) -> str:
     return suffix or "png"
 
 
-def _default_out(stem: str, fmt: str) -> Path:
-    """`stem.fmt` in the current folder, or `stem-1.fmt`, … if that exists: never overwrite silently."""
-    path, number = Path(f"{stem}.{fmt}"), 0
+def _folder(out: str) -> bool:
+    """Whether --out names a folder to write into: one that exists, or any path ending in a slash."""
+    return out.endswith(("/", os.sep)) or Path(out).expanduser().is_dir()
+
+
+def _default_out(stem: str, fmt: str, folder: Path = Path()) -> Path:
+    """`stem.fmt` in `folder`, or `stem-1.fmt`, … if that exists: never overwrite silently."""
+    path, number = folder / f"{stem}.{fmt}", 0
     while path.exists():
         number += 1
-        path = Path(f"{stem}-{number}.{fmt}")
+        path = folder / f"{stem}-{number}.{fmt}"
     return path
 
 
@@ -113,7 +118,7 @@ def sample(
         typer.Option(
             "--out",
             "-o",
-            help="Output file, or - for stdout. \\[default: sample-<class>.<format>, never overwriting]",
+            help="Output file, a folder to write sample-<class>.<format> into, or - for stdout. \\[default: sample-<class>.<format>, never overwriting]",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -191,7 +196,7 @@ def sample(
         _write_stdout(data)
         target = "stdout"
     else:
-        from acgan_cli.core.checkpoint import write_atomic
+        from acgan_cli.core.checkpoint import write_atomic, write_failure
 
         name = info.class_names[class_index] if class_index is not None else ""
         stem = (
@@ -201,12 +206,18 @@ def sample(
             if name
             else "sample"
         )
-        target_path = Path(out).expanduser() if out else _default_out(stem, fmt)
+        target_path = (
+            _default_out(stem, fmt)
+            if not out
+            else _default_out(stem, fmt, Path(out).expanduser())
+            if _folder(out)
+            else Path(out).expanduser()
+        )
         try:
             write_atomic(target_path, data)
         except OSError as exc:
             raise AcganError(
-                f"cannot write {target_path}: {exc.strerror or exc}", hint="choose another --out"
+                f"cannot write {target_path}: {write_failure(target_path, exc)}", hint="choose another --out"
             ) from None
         typer.echo(str(target_path))
         target = str(target_path)

@@ -173,6 +173,12 @@ def replace_durably(tmp: Path, path: Path) -> None:
             os.close(fd)
 
 
+def write_failure(path: Path, exc: OSError) -> str:
+    """Why writing `path` failed, in words: mkdir under a regular file says "File exists"."""
+    blocker = next((p for p in path.parents if p.exists()), None)
+    return f"{blocker} is not a folder" if blocker and not blocker.is_dir() else str(exc.strerror or exc)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that readers see the old file or the new one, never a mix.
 

@@ -38,6 +38,7 @@ from acgan_cli.core.checkpoint import (
     load_generator,
     read_info,
     replace_durably,
+    write_failure,
 )
 from acgan_cli.core.config import PIXEL_RANGE, to_json
 from acgan_cli.core.errors import CheckpointError, ExportError, UsageError
@@ -431,10 +432,9 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(b"")  # fail now, before the export, if the folder cannot be written
     except OSError as exc:
-        # mkdir under a regular file says "File exists"; name the file that is in the way instead.
-        blocker = next((p for p in target.parents if p.exists()), None)
-        reason = f"{blocker} is not a folder" if blocker and not blocker.is_dir() else exc.strerror or exc
-        raise ExportError(f"cannot write {target}: {reason}", hint="choose another --out") from None
+        raise ExportError(
+            f"cannot write {target}: {write_failure(target, exc)}", hint="choose another --out"
+        ) from None
     try:
         yield tmp
     finally:

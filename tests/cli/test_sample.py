@@ -131,6 +131,26 @@ def test_explicit_checkpoint_and_missing_output_folder(run: Path, tmp_path: Path
     assert out.is_file()
 
 
+def test_a_folder_out_gets_the_default_name_and_a_file_is_never_taken_for_one(
+    run: Path, tmp_path: Path
+) -> None:
+    for out in ("new/", "new", "new/"):  # made by the first, then an existing folder
+        result = runner.invoke(app, ["sample", "--digit", "4", "--out", out])
+        assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == [
+        "sample-4-1.png",
+        "sample-4-2.png",
+        "sample-4.png",
+    ]
+    (tmp_path / "keep.png").write_bytes(b"KEEP")
+    result = runner.invoke(app, ["sample", "--digit", "4", "--out", "keep.png/"])
+    assert result.exit_code == 1
+    assert (
+        result.stderr.splitlines()[0] == "error: cannot write keep.png/sample-4.png: keep.png is not a folder"
+    )
+    assert (tmp_path / "keep.png").read_bytes() == b"KEEP"
+
+
 def test_class_name_alias(run: Path, tmp_path: Path) -> None:
     assert runner.invoke(app, ["sample", "--class", "5", "--out", "five.png"]).exit_code == 0
     result = runner.invoke(app, ["sample", "--class", "sneaker"])
