@@ -582,17 +582,31 @@ def read_info(path: str | Path) -> CheckpointInfo:
     return _parse_info(path, read_metadata(path))
 
 
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file, on the CPU.
+
+    safetensors opens files by UTF-8 path only; a path with other bytes (a non-UTF-8 folder
+    name, which Python carries as surrogate escapes) is read through a Python file instead.
+    """
+    from safetensors.torch import load, load_file
+
+    try:
+        str(path).encode()
+    except UnicodeEncodeError:
+        return load(path.read_bytes())
+    return load_file(path, device="cpu")
+
+
 def load_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
     """A checkpoint's metadata and all its tensors (on the CPU), after validating both."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     path = resolve_checkpoint(path)
     header = read_header(path)
     info = _parse_info(path, _acgan_metadata(path, header))
     _check_tensor_table(info, header)
     try:
-        tensors = load_file(info.path, device="cpu")
+        tensors = load_tensors(info.path)
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(
             f"{info.path} is damaged: {_one_line(exc)}", hint=NOT_A_CHECKPOINT_HINT

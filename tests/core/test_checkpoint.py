@@ -1,6 +1,7 @@
 import json
 import os
 import pickle
+import shutil
 import stat
 import struct
 import subprocess
@@ -222,3 +223,16 @@ def test_to_host_gives_each_tensor_on_the_cpu_row_major_in_its_own_memory(device
 
     again = load(save(host))
     assert all(torch.equal(again[name], tensors[name].cpu()) for name in tensors)
+
+
+def test_a_run_under_a_non_utf8_folder_name_loads(trained_run: Path, tmp_path: Path) -> None:
+    # A folder named with the byte 0xfd, as Python carries it (a surrogate escape): safetensors'
+    # own reader takes UTF-8 paths only and called the intact file damaged.
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/run\xfd"))
+    run = Path(shutil.copytree(trained_run, folder))
+    info, tensors = ckpt.load_checkpoint(run)
+    _, expected = ckpt.load_checkpoint(trained_run)
+    assert info.step == 12 and tensors.keys() == expected.keys()
+    assert all(torch.equal(tensors[k], expected[k]) for k in expected)
+    generator, _ = ckpt.load_generator(run)
+    assert generator(torch.randn(1, info.model.latent_dim), torch.tensor([3])).shape == (1, 1, 16, 16)

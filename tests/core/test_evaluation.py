@@ -7,6 +7,7 @@ a tiny IDX folder dataset whose evaluator trains in a second or two.
 
 import dataclasses
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -379,3 +380,18 @@ def test_fashion_mnist_splits_are_the_official_ones() -> None:
     # Debian's folder has no classes.txt: its labels are recognised, so `--class sneaker` works.
     assert train_split.class_names == test_split.class_names == FASHION_MNIST_CLASSES
     assert cache_path(str(FASHION), data_hash(train_split, test_split), 0).name.startswith("fashion-mnist-")
+
+
+def test_an_evaluator_under_a_non_utf8_folder_name_reads_back(evaluator_cache: Path, tmp_path: Path) -> None:
+    cached = next((evaluator_cache / "evaluators").glob("*.safetensors"))
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/cache\xfd"))
+    folder.mkdir()
+    copy = folder / cached.name
+    copy.write_bytes(cached.read_bytes())
+    net, info = read_evaluator(copy)
+    reference, expected = read_evaluator(cached)
+    assert info.data_hash == expected.data_hash
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(net.state_dict().values(), reference.state_dict().values(), strict=True)
+    )

@@ -382,20 +382,22 @@ def _unwritable(path: Path, exc: OSError) -> EvaluatorError:
 
 def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
     """The network and info of an evaluator file, on the CPU; any defect is one EvaluatorError."""
-    from safetensors import SafetensorError, safe_open
+    from safetensors import SafetensorError
 
-    from acgan_cli.core.checkpoint import load_module
+    from acgan_cli.core.checkpoint import load_module, load_tensors, read_header
     from acgan_cli.core.evaluation.classifier import IMG_SIZE, EvaluatorNet
 
     hint = "give a file written by `acgan evaluate --train-evaluator` (in $ACGAN_CACHE_DIR/evaluators)"
     if not path.is_file():
         raise EvaluatorError(f"{path} {'is not a file' if path.exists() else 'does not exist'}", hint=hint)
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            if metadata.get("format") != FORMAT_NAME:
-                raise EvaluatorError(f"{path} is a safetensors file but not an acgan evaluator", hint=hint)
-            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+        metadata = read_header(path).get("__metadata__") or {}
+        if metadata.get("format") != FORMAT_NAME:
+            raise EvaluatorError(f"{path} is a safetensors file but not an acgan evaluator", hint=hint)
+        tensors = load_tensors(path)
+    except CheckpointError as exc:  # the header's checks, worded for checkpoints
+        reason = exc.message.removeprefix(f"{path} ").removeprefix("is ")
+        raise EvaluatorError(f"{path} is not a readable evaluator: {reason}", hint=hint) from None
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise EvaluatorError(f"{path} is not a readable evaluator: {first_line(exc)}", hint=hint) from None
     try:
