@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -77,16 +79,20 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     """The error boundary: AcganErrors become `error:`/`hint:` lines and their exit code.
 
     Usage errors (bad option values found after parsing) are re-raised as typer.BadParameter,
-    so they look and exit (2) like the ones typer finds itself (see acgan_cli.cli's app). Unexpected exceptions print
-    one line too, with the traceback only under --verbose.
+    so they look and exit (2) like the ones typer finds itself (see acgan_cli.cli's app).
+    Unexpected exceptions print one line too, with the traceback only under --verbose. SIGTERM
+    unwinds like Ctrl-C (temporary files removed) and exits 143; `train` handles both itself.
     """
 
     training = command.__name__ == "train"
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        previous = _catch_sigterm()
         try:
             return command(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise _interrupted(exc, training) from None
         except UsageError as exc:
             if state.verbose:
                 traceback.print_exc()
@@ -99,9 +105,6 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
                 traceback.print_exc()
             print_error(exc.message, exc.hint)
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            print_error("interrupted")
-            raise typer.Exit(130) from None
         except (typer.Exit, typer.BadParameter, typer.Abort, SystemExit):
             raise
         except OSError as exc:  # the machine said no (a full disk, a read-only folder): not a bug
@@ -114,6 +117,9 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
         except Exception as exc:
             if state.verbose:
                 traceback.print_exc()
+            cause = _interruption(exc)
+            if cause is not None:  # a library (torch.export) wrapped the Ctrl-C in its own error
+                raise _interrupted(cause, training) from None
             if _out_of_memory(exc):
                 asked = re.search(r"tried to allocate ([0-9.]+ ?[A-Za-z]+)", str(exc), re.IGNORECASE)
                 print_error(
@@ -127,7 +133,48 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             )
             raise typer.Exit(1) from None
 
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
     return wrapper
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that cleanup runs as it does for Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _catch_sigterm() -> Any:
+    """Turn SIGTERM into `Terminated` (main thread only); the handler it replaced, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM behind `exc`, if one is in its chain of causes."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _interrupted(exc: KeyboardInterrupt, training: bool) -> typer.Exit:
+    terminated = isinstance(exc, Terminated)
+    print_error(
+        "terminated" if terminated else "interrupted",
+        "checkpoints already written are intact; `acgan train --resume RUN` continues a run"
+        if training
+        else "nothing was written and files already there are unchanged; run the command again",
+    )
+    return typer.Exit(143 if terminated else 130)
 
 
 OS_ERROR_HINT = "check the free space and permissions of the folders acgan reads and writes"

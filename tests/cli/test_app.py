@@ -82,3 +82,25 @@ def test_an_os_error_is_one_line_and_only_train_suggests_resuming(
     assert error == f"error: No such file or directory: {tmp_path / 'missing' / 'file'}"
     assert hint.startswith("hint: check the free space and permissions")
     assert ("acgan train --resume" in hint) == (name == "train")
+
+
+def test_a_ctrl_c_a_library_wrapped_in_its_own_error_is_an_interruption(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import typer
+
+    from acgan_cli.cli.common import handle_errors
+
+    def export() -> None:  # as torch.export does: its own error, raised from the KeyboardInterrupt
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Failed to export the model") from exc
+
+    with pytest.raises(typer.Exit) as caught:
+        handle_errors(export)()
+    assert caught.value.exit_code == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "error: interrupted",
+        "hint: nothing was written and files already there are unchanged; run the command again",
+    ]

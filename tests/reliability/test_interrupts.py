@@ -13,9 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from acgan_cli.core import checkpoint as ckpt
 from tests.conftest import TINY_ARGS
-from tests.reliability.conftest import ROOT, TIMEOUT, ForkServer, last_logged_step, metrics_steps
+from tests.reliability.conftest import ROOT, TIMEOUT, ForkServer, error_lines, last_logged_step, metrics_steps
 
 RUN_ARGS = [
     "train", "--dataset", "mnist-5k", "--device", "cpu", "--seed", "4", "--max-steps", "100000",
@@ -182,3 +184,23 @@ def test_a_second_ctrl_c_while_the_stop_is_reported_waits_for_the_resume_command
     assert "stopped at step 2; saved run/checkpoints/step-00000002.safetensors" in done.stderr
     assert "resume with: acgan train --resume run" in done.stderr
     assert done.stdout.strip() == "run"
+
+
+@pytest.mark.parametrize(
+    ("signum", "status", "word"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")]
+)
+def test_a_signal_during_export_removes_its_temporary_file(
+    forkserver: ForkServer, trained_run: Path, tmp_path: Path, signum: int, status: int, word: str
+) -> None:
+    target = tmp_path / "g.onnx"
+    target.write_bytes(b"the previous export")
+    child = forkserver.spawn(["export", str(trained_run), "--out", str(target)], tmp_path)
+    child.wait_until(lambda: any(tmp_path.glob(".g.onnx.*.tmp.onnx")), "temporary export file")
+    child.send(signum)
+    assert child.wait() == status
+    assert error_lines(child.stderr) == [
+        f"error: {word}",
+        "hint: nothing was written and files already there are unchanged; run the command again",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acgan.err", "acgan.out", "g.onnx"]
+    assert target.read_bytes() == b"the previous export"
