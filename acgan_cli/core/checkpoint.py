@@ -24,6 +24,7 @@ import os
 import shutil
 import stat
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,18 +73,41 @@ class CheckpointInfo:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """The checkpoint file for a file, a run folder, or a run's checkpoints folder."""
+    """The checkpoint file for a file, a run folder, or a run's checkpoints folder.
+
+    In a folder that is `latest.safetensors`, unless a `step-N.safetensors` is further on: a run
+    killed between writing the two (step file first) has its newest state only in the step file.
+    """
     path = Path(path).expanduser()
     if path.is_dir():
-        for candidate in (path / "checkpoints" / LATEST, path / LATEST):
-            if candidate.is_file():
-                return candidate
+        for folder in (path / "checkpoints", path):
+            latest, steps = folder / LATEST, sorted(folder.glob("step-*.safetensors"))
+            if not latest.is_file():
+                if steps:
+                    return steps[-1]
+                continue
+            if steps and _step_of_name(steps[-1]) > _step_of_latest(latest):
+                return steps[-1]
+            return latest
         raise CheckpointError(
-            f"{path} holds no checkpoint (no checkpoints/{LATEST})", hint=NOT_A_CHECKPOINT_HINT
+            f"{path} holds no checkpoint (no checkpoints/{LATEST} or step-*.safetensors)",
+            hint=NOT_A_CHECKPOINT_HINT,
         )
     if not path.exists():
         raise CheckpointError(f"{path} does not exist", hint=NOT_A_CHECKPOINT_HINT)
     return path
+
+
+def _step_of_name(path: Path) -> int:
+    number = path.name.removeprefix("step-").removesuffix(".safetensors")
+    return int(number) if number.isdigit() else -1
+
+
+def _step_of_latest(path: Path) -> int:
+    try:
+        return int(read_metadata(path)["step"])
+    except (CheckpointError, KeyError, ValueError):
+        return sys.maxsize  # unreadable: keep it, so that loading it says what is wrong
 
 
 def newest_checkpoint(runs_dir: Path | None = None, *, named_by: str = "--ckpt CKPT") -> Path:

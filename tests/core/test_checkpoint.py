@@ -151,6 +151,27 @@ def test_run_folder_and_missing_paths(trained_run: Path, tmp_path: Path) -> None
         ckpt.resolve_checkpoint(tmp_path)
 
 
+def test_a_run_killed_between_its_two_writes_resumes_from_the_step_file(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    step_file = run / "checkpoints" / "step-00000012.safetensors"
+    assert ckpt.resolve_checkpoint(run) == _latest(run)  # the same state: latest wins
+    # Killed after the step file and before latest: latest still holds an earlier step.
+    info, tensors = ckpt.load_checkpoint(run)
+    save_file(tensors, _latest(run), metadata={**ckpt.read_metadata(info.path), "step": "6"})
+    assert ckpt.resolve_checkpoint(run) == step_file
+    assert ckpt.read_info(run).step == 12
+    # Killed before the first latest was written: the step file alone.
+    _latest(run).unlink()
+    assert ckpt.resolve_checkpoint(run) == ckpt.resolve_checkpoint(run / "checkpoints") == step_file
+    step_file.unlink()
+    with pytest.raises(
+        CheckpointError, match=r"holds no checkpoint \(no checkpoints/latest.safetensors or step-"
+    ):
+        ckpt.resolve_checkpoint(run)
+
+
 def test_newest_checkpoint_is_the_most_recent(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no trained model found"):
         ckpt.newest_checkpoint(tmp_path / "runs")
