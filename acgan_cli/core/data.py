@@ -296,6 +296,12 @@ def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, t
                 f"cannot read {names_file}: {first_line(exc)}",
                 hint="it must be UTF-8 text, one class a line",
             ) from None
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:  # `sample --class` could never reach the second one
+            raise DataError(
+                f"{names_file} names {', '.join(repr(n) for n in repeated)} more than once",
+                hint="give every class its own name, one a line",
+            )
     elif (known := _KNOWN_LABELS.get(hashlib.sha256(labels.tobytes()).hexdigest())) is not None:
         names = known
     else:

@@ -126,6 +126,10 @@ CASES: dict[str, tuple[Callable[[Path], str], str]] = {
         "but the file holds more than",
     ),
     "classes.txt that is not text": (_classes_file(b"\xff\xfe\x00bad"), "cannot read"),
+    "classes.txt naming a class twice": (
+        _classes_file(b"cat\ndog\ncat\nbird\n"),
+        "classes.txt names 'cat' more than once",
+    ),
 }
 
 
