@@ -174,7 +174,12 @@ def evaluate(
     if json_output:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     elif report.checkpoints:
-        console.print(evaluation_table(report))
+        table = evaluation_table(report)
+        if not console.is_terminal:  # a log or a pipe: as wide as the table, never a cut-off number
+            console.width = max(
+                console.width, console.measure(table, options=console.options.update_width(10_000)).maximum
+            )
+        console.print(table)
         for line in evaluation_notes(report):
             console.print(line, markup=False, style="dim")
     else:  # only the evaluator was asked for: its path is the result

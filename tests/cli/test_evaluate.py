@@ -227,3 +227,13 @@ def test_an_unwritable_cache_is_refused_before_training(
     assert result.stderr.startswith(f"error: cannot write the evaluator to {tmp_path / 'file' / 'cache'}")
     assert "hint: set $ACGAN_CACHE_DIR to a folder you can write to" in result.stderr
     assert "training the evaluator" not in result.stderr
+
+
+def test_a_wide_table_in_a_log_is_never_cut(run: Path, tmp_path: Path) -> None:
+    runs = [shutil.copytree(run, tmp_path / f"an-experiment-with-a-long-name-{i}") for i in range(5)]
+    result = runner.invoke(app, ["evaluate", *map(str, runs), *FEW, "--metrics", "fd,kid"])
+    assert result.exit_code == 0, result.stderr
+    assert "…" not in result.stderr
+    header = next(line for line in result.stderr.splitlines() if line.startswith("┃") and "-name-0" in line)
+    assert all(f"an-experiment-with-a-long-name-{i}" in header for i in range(5))
+    assert len(header) > 80
