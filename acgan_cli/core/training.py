@@ -93,7 +93,8 @@ def create_run_dir(dataset: str, runs_dir: Path | None = None) -> Path:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunDirError(
-            f"cannot create {runs_dir}: {exc.strerror}", hint="set --out or $ACGAN_RUNS_DIR"
+            f"cannot create a run folder in {runs_dir}: {ckpt.write_failure(runs_dir / 'run', exc)}",
+            hint="set --out or $ACGAN_RUNS_DIR",
         ) from None
     for _ in range(1000):
         numbers = [int(p.name[:5]) for p in runs_dir.iterdir() if p.name[:5].isdigit()]

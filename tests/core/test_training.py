@@ -126,6 +126,17 @@ def test_run_folders_are_numbered_and_never_reused(tmp_path: Path) -> None:
     assert create_run_dir("/data/My Fashion", runs).name == "00009-My-Fashion"
 
 
+def test_a_runs_folder_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "runs").write_text("not a folder")
+    with pytest.raises(RunDirError) as caught:
+        create_run_dir("mnist-5k", tmp_path / "runs")
+    assert (
+        caught.value.message
+        == f"cannot create a run folder in {tmp_path / 'runs'}: {tmp_path / 'runs'} is not a folder"
+    )
+    assert caught.value.hint == "set --out or $ACGAN_RUNS_DIR"
+
+
 def test_claim_refuses_a_folder_with_files(tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("mine")
