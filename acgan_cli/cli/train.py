@@ -336,6 +336,10 @@ def train(
         for name, value in options.items()
         if value is not None and ctx.get_parameter_source(name).name != "DEFAULT"
     }
+    if out is not None and str(out) == "-":
+        raise typer.BadParameter(
+            "train writes a run folder, not a stream; give a folder path", param_hint="--out"
+        )
     if "dataset" in given:
         check_dataset_name(given["dataset"])
         given["dataset"] = canonical_dataset(given["dataset"])

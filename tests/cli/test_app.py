@@ -33,6 +33,11 @@ def test_version() -> None:
         ),
         (["export"], "Missing argument 'CKPT|RUN_DIR'.", "`acgan export --help` lists the options"),
         (["trian"], "No such command 'trian'.", "`acgan --help` lists the commands"),
+        (
+            ["train", "--out", "-"],
+            "Invalid value for --out: train writes a run folder, not a stream",
+            "`acgan train",
+        ),
     ],
 )
 def test_usage_errors_are_one_error_line_and_one_hint_line(args: list[str], message: str, hint: str) -> None:
