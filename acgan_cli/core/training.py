@@ -353,13 +353,13 @@ class Trainer:
         path = self.checkpoint_dir / f"step-{self.step:08d}.safetensors"
         try:
             ckpt.write_atomic(path, data)
+            self.last_checkpoint = path  # whole from here: a resume finds it even if latest fails
             ckpt.write_atomic(self.checkpoint_dir / ckpt.LATEST, data)
         except OSError as exc:
             raise CheckpointError(
                 f"cannot write a checkpoint to {self.checkpoint_dir}: {exc.strerror or exc}; {self._kept()}",
                 hint=WRITE_HINT,
             ) from None
-        self.last_checkpoint = path
         return path
 
     def _kept(self) -> str:
