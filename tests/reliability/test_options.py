@@ -255,20 +255,8 @@ def test_resume_with_epochs_replaces_a_saved_max_steps(one_epoch_run: Path, tmp_
     folder = one_epoch_run.parent / "data"
     run = tmp_path / "run"
     first = runner.invoke(
-        app,
-        [
-            "train",
-            "--dataset",
-            str(folder),
-            "--max-steps",
-            "2",
-            "--device",
-            "cpu",
-            "--out",
-            str(run),
-            *TINY_ARGS,
-        ],
-    )
+        app, ["train", "--dataset", str(folder), "--max-steps", "2", "--device", "cpu", "--out", str(run), *TINY_ARGS]
+    )  # fmt: skip
     assert first.exit_code == 0, first.stderr
     result = runner.invoke(app, ["train", "--resume", str(run), "--epochs", "2"])
     assert result.exit_code == 0, result.stderr
