@@ -281,7 +281,10 @@ def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, t
             hint="the image and label files must come from the same dataset",
         )
     if len(images) == 0:
-        raise DataError(f"{images_path} holds no images", hint="the file is empty")
+        raise DataError(
+            f"{images_path} holds no images",
+            hint="its header counts 0 images; give a folder whose split has some",
+        )
     if 0 in images.shape[1:]:
         raise DataError(
             f"{images_path} holds images of {images.shape[1]} x {images.shape[2]} pixels",

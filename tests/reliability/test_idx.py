@@ -148,6 +148,18 @@ def test_a_corrupt_idx_file_is_named_and_exits_1(tmp_path: Path, case: str) -> N
     assert not (tmp_path / "runs").exists()  # refused before a run folder was made
 
 
+def test_a_split_of_no_images_says_so(tmp_path: Path) -> None:
+    folder = make_idx_folder(tmp_path / "data")
+    write_idx(folder / IMAGES, np.zeros((0, 28, 28), dtype=np.uint8))
+    write_idx(folder / LABELS, np.zeros(0, dtype=np.uint8))
+    result = runner.invoke(app, ["train", "--dataset", str(folder), "--device", "cpu", *TINY_ARGS])
+    assert result.exit_code == 1
+    assert error_lines(result.stderr) == [
+        f"error: {folder / IMAGES} holds no images",
+        "hint: its header counts 0 images; give a folder whose split has some",
+    ]
+
+
 def test_a_folder_without_labels_names_what_is_missing(tmp_path: Path) -> None:
     folder = make_idx_folder(tmp_path / "data")
     (folder / LABELS).unlink()
