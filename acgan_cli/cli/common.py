@@ -96,7 +96,8 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
         except UsageError as exc:
             if state.verbose:
                 traceback.print_exc()
-            error = typer.BadParameter(exc.detail, param_hint=option_name(exc.option) if exc.option else None)
+            hint = _option_source(kwargs.get("ctx"), exc.option) if exc.option else None
+            error = typer.BadParameter(exc.detail, param_hint=hint)
             # A detail written for the option says its own remedy; a bare message takes its hint along.
             error.hint = exc.hint if exc.detail == exc.message else None
             raise error from None
@@ -138,6 +139,17 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
                 signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def _option_source(ctx: Any, field: str) -> str:
+    """How to name the option a bad value came from: `--device`, or `$ACGAN_DEVICE` if it set it."""
+    option = option_name(field)
+    param = next((p for p in ctx.command.params if p.name == field), None) if ctx is not None else None
+    if param is None or ctx.get_parameter_source(field) is None:
+        return option
+    if ctx.get_parameter_source(field).name == "ENVIRONMENT" and isinstance(param.envvar, str):
+        return f"${param.envvar} (for {option})"
+    return option
 
 
 class Terminated(KeyboardInterrupt):

@@ -33,6 +33,7 @@ def _complete_metrics(incomplete: str) -> list[tuple[str, str]]:
 
 @handle_errors
 def evaluate(
+    ctx: typer.Context,
     checkpoints: Annotated[
         list[Path] | None,
         typer.Argument(

@@ -76,6 +76,7 @@ def _render(result: ExportResult) -> None:
 
 @handle_errors
 def export(
+    ctx: typer.Context,
     checkpoint: Annotated[
         Path,
         typer.Argument(

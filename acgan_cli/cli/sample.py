@@ -83,6 +83,7 @@ def _write_stdout(data: bytes) -> None:
 
 @handle_errors
 def sample(
+    ctx: typer.Context,
     digit: Annotated[
         int | None,
         typer.Option("--digit", "-d", help="Class index to draw (0-9 for MNIST).", rich_help_panel=WHAT),

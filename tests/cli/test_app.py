@@ -109,3 +109,19 @@ def test_a_ctrl_c_a_library_wrapped_in_its_own_error_is_an_interruption(
         "error: interrupted",
         "hint: nothing was written and files already there are unchanged; run the command again",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["train", "--dry-run"], {"ACGAN_DEVICE": "tpu"}, "$ACGAN_DEVICE (for --device)"),
+        (["train", "--dry-run", "--device", "tpu"], {}, "--device"),
+        (["train", "--dry-run"], {"ACGAN_PRECISION": "fp8"}, "$ACGAN_PRECISION (for --precision)"),
+    ],
+)
+def test_a_bad_value_from_the_environment_names_the_variable(
+    args: list[str], env: dict[str, str], named: str
+) -> None:
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: Invalid value for {named}: ")
