@@ -50,7 +50,10 @@ def test_a_run_that_really_diverges_stops_and_names_the_kept_checkpoint(
     error, hint = error_lines(child.stderr)
     match = MESSAGE.match(error)
     assert match, error
-    assert hint == "hint: lower --lr or change --seed, then --resume from the last good checkpoint"
+    assert (
+        hint
+        == "hint: --resume from the last good checkpoint with a lower --lr, or start a new run with another --seed"
+    )
     step, kept = int(match[2]), tmp_path / match[3]
 
     info, tensors = ckpt.load_checkpoint(kept)
