@@ -142,14 +142,16 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 
 def _option_source(ctx: Any, field: str) -> str:
-    """How to name the option a bad value came from: `--device`, or `$ACGAN_DEVICE` if it set it."""
+    """How to name the option a bad value came from: `--device`, or `$ACGAN_DEVICE` if it set it.
+
+    Only a command that takes `ctx: typer.Context` can tell; without it the option is named.
+    """
     option = option_name(field)
-    param = next((p for p in ctx.command.params if p.name == field), None) if ctx is not None else None
-    if param is None or ctx.get_parameter_source(field) is None:
+    source = ctx.get_parameter_source(field) if ctx is not None else None
+    if source is None or source.name != "ENVIRONMENT":
         return option
-    if ctx.get_parameter_source(field).name == "ENVIRONMENT" and isinstance(param.envvar, str):
-        return f"${param.envvar} (for {option})"
-    return option
+    envvar = next((p.envvar for p in ctx.command.params if p.name == field), None)
+    return f"${envvar} (for {option})" if isinstance(envvar, str) else option
 
 
 class Terminated(KeyboardInterrupt):
