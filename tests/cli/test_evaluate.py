@@ -225,6 +225,7 @@ def test_an_unwritable_cache_is_refused_before_training(
     )
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: cannot write the evaluator to {tmp_path / 'file' / 'cache'}")
+    assert f": {tmp_path / 'file'} is not a folder\n" in result.stderr
     assert "hint: set $ACGAN_CACHE_DIR to a folder you can write to" in result.stderr
     assert "training the evaluator" not in result.stderr
 

@@ -374,8 +374,10 @@ def _check_writable(path: Path) -> None:
 
 
 def _unwritable(path: Path, exc: OSError) -> EvaluatorError:
+    from acgan_cli.core.checkpoint import write_failure
+
     return EvaluatorError(
-        f"cannot write the evaluator to {path}: {exc.strerror or exc}",
+        f"cannot write the evaluator to {path}: {write_failure(path, exc)}",
         hint="set $ACGAN_CACHE_DIR to a folder you can write to",
     )
 
