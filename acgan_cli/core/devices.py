@@ -149,7 +149,8 @@ def check_cuda_graph(device: torch.device, precision: str) -> None:
             hint="drop --cuda-graph (it only removes GPU launch overhead); when resuming a run "
             "trained with it, add --no-cuda-graph",
             option="cuda_graph",
-            detail=f"needs a CUDA GPU (this run is on {device.type}); drop it, or resume with --no-cuda-graph",
+            detail=f"needs a CUDA GPU (this run is on {device.type}); drop it "
+            "(a run trained with it resumes here with --no-cuda-graph)",
         )
     import torch
     from torch.torch_version import TorchVersion

@@ -22,7 +22,7 @@ from acgan_cli.core.errors import DeviceError
 from acgan_cli.core.events import StepDone
 from acgan_cli.core.graphs import WARMUP_STEPS, StepGraph
 from acgan_cli.core.training import Trainer, resume_config
-from tests.cli.test_train import plain, runner
+from tests.cli.test_train import runner
 from tests.conftest import tiny_config
 
 # Operations that make the host wait for the device (a value read back) or whose output size
@@ -102,7 +102,10 @@ def test_cuda_graph_on_the_cpu_is_refused_before_anything_is_written(tmp_path: P
         ],
     )
     assert result.exit_code == 2, result.stderr
-    assert "Invalid value for --cuda-graph: needs a CUDA GPU (this run is on cpu)" in plain(result.stderr)
+    assert result.stderr.splitlines()[0] == (
+        "error: Invalid value for --cuda-graph: needs a CUDA GPU (this run is on cpu); "
+        "drop it (a run trained with it resumes here with --no-cuda-graph)"
+    )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "r").exists()
 
