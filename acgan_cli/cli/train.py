@@ -22,7 +22,7 @@ from acgan_cli.cli.common import (
     state,
     stderr_console,
 )
-from acgan_cli.core.config import RECIPES, TrainConfig, to_dict
+from acgan_cli.core.config import RECIPES, TrainConfig, check_seed, to_dict
 from acgan_cli.core.data import DATASETS, canonical_dataset, check_dataset_name
 from acgan_cli.core.errors import CheckpointError, DataError
 
@@ -340,6 +340,8 @@ def train(
         raise typer.BadParameter(
             "train writes a run folder, not a stream; give a folder path", param_hint="--out"
         )
+    if "seed" in given:
+        check_seed(given["seed"])
     if "dataset" in given:
         check_dataset_name(given["dataset"])
         given["dataset"] = canonical_dataset(given["dataset"])

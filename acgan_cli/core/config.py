@@ -41,9 +41,14 @@ def require(ok: bool, option: str, message: str) -> None:
         raise ConfigError(f"{option} {message}", option=option, detail=message)
 
 
-def check_seed(seed: int, option: str = "seed") -> int:
-    """`seed` when torch can take it (0..2^63-1), else a ConfigError naming `option`."""
-    require(0 <= seed < 2**63, option, f"must be in 0..2^63-1 (got {seed})")
+# torch's CPU generator (a Mersenne Twister) keeps only a seed's low 32 bits: a larger seed would
+# draw the same numbers as a smaller one, so seeds are 32-bit.
+SEEDS = 2**32
+
+
+def check_seed(seed: int, option: str = "seed", limit: int = SEEDS) -> int:
+    """`seed` when it names its own random numbers (0..2^32-1), else a ConfigError naming `option`."""
+    require(0 <= seed < limit, option, f"must be in 0..{limit - 1} (got {seed})")
     return seed
 
 
@@ -229,7 +234,9 @@ class TrainConfig:
         require(0 < self.lr < 1, "lr", f"must be between 0 and 1 (got {self.lr})")
         require(0 <= self.b1 < 1, "b1", f"must be in [0, 1) (got {self.b1})")
         require(0 <= self.b2 < 1, "b2", f"must be in [0, 1) (got {self.b2})")
-        check_seed(self.seed)
+        check_seed(
+            self.seed, limit=2**63
+        )  # what runs of earlier versions may hold; new seeds: the CLI's check
         check_device(self.device)
         check_precision(self.precision)
         for name in ("sample_every", "ckpt_every", "eval_every"):
