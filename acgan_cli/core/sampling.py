@@ -159,18 +159,30 @@ def resolve_class(class_names: tuple[str, ...], digit: int | None = None, name: 
         return digit
     assert name is not None
     key = _normalise(name)
-    exact = [i for i, c in enumerate(class_names) if _normalise(c) == key]
-    prefixed = [i for i, c in enumerate(class_names) if _normalise(c).startswith(key)] if key else []
-    matches = exact or (prefixed if len(prefixed) == 1 else [])
-    if not matches:
-        listing = ", ".join(class_names)
-        raise UsageError(
-            f"no class named {name!r}",
-            hint=f"this model's classes are: {listing}",
-            option="class",
-            detail=f"no class named {name!r}; this model's classes are: {listing}",
-        )
-    return matches[0]
+    # The name as written wins, then looser readings of it: 'a-b' must not draw a class 'a b'.
+    for matches in (
+        [i for i, c in enumerate(class_names) if c == name],
+        [i for i, c in enumerate(class_names) if c.casefold() == name.casefold()],
+        [i for i, c in enumerate(class_names) if _normalise(c) == key],
+        [i for i, c in enumerate(class_names) if key and _normalise(c).startswith(key)],
+    ):
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            which = ", ".join(class_names[i] for i in matches)
+            raise UsageError(
+                f"{name!r} could be any of {which}",
+                hint="give more of the name, or the class index with --digit",
+                option="class",
+                detail=f"{name!r} could be any of {which}; give more of the name, or the index with --digit",
+            )
+    listing = ", ".join(class_names)
+    raise UsageError(
+        f"no class named {name!r}",
+        hint=f"this model's classes are: {listing}",
+        option="class",
+        detail=f"no class named {name!r}; this model's classes are: {listing}",
+    )
 
 
 def _normalise(name: str) -> str:

@@ -1,11 +1,12 @@
-"""Drawing images from a generator: how many images a forward pass takes."""
+"""Drawing images from a generator: how many images a forward pass takes, and which class a name means."""
 
 import pytest
 import torch
 
 from acgan_cli.core.config import ModelConfig
+from acgan_cli.core.errors import UsageError
 from acgan_cli.core.models import Generator
-from acgan_cli.core.sampling import GENERATION_MEMORY, generate, generation_batch
+from acgan_cli.core.sampling import GENERATION_MEMORY, generate, generation_batch, resolve_class
 
 
 def largest_activation_bytes(generator: Generator, autocast: torch.dtype | None) -> int:
@@ -43,3 +44,36 @@ def test_generated_images_do_not_depend_on_the_batch_size() -> None:
     z, labels = torch.randn(10, 100), torch.arange(10)
     whole = generate(generator, z, labels)
     torch.testing.assert_close(generate(generator, z, labels, batch_size=3), whole)
+
+
+FASHION = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+
+def test_a_class_name_as_written_wins_over_looser_readings_of_it() -> None:
+    names = ("a b", "a-b", "A-B x")
+    assert resolve_class(names, name="a-b") == 1  # not 'a b', which reads the same without punctuation
+    assert resolve_class(names, name="a b") == 0
+    assert resolve_class(names, name="a-b x") == 2  # case aside
+    assert resolve_class(FASHION, name="tshirt") == 0 and resolve_class(FASHION, name="sn") == 7
+
+
+def test_a_class_name_that_fits_several_names_them() -> None:
+    with pytest.raises(UsageError) as caught:
+        resolve_class(FASHION, name="s")
+    assert caught.value.message == "'s' could be any of Sandal, Shirt, Sneaker"
+    assert caught.value.option == "class"
+    with pytest.raises(UsageError, match="'ab' could be any of a b, a-b"):
+        resolve_class(("a b", "a-b"), name="ab")
+    with pytest.raises(UsageError, match="no class named 'hat'"):
+        resolve_class(FASHION, name="hat")
