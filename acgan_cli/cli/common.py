@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -108,6 +109,10 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.BadParameter, typer.Abort, SystemExit):
             raise
+        except BrokenPipeError:  # the reader went away (`| head`): end quietly, as SIGPIPE ends cat
+            with contextlib.suppress(OSError, ValueError):  # nothing more to flush into the pipe
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except OSError as exc:  # the machine said no (a full disk, a read-only folder): not a bug
             if state.verbose:
                 traceback.print_exc()

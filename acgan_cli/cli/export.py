@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,6 +11,7 @@ import typer
 from rich.table import Table
 
 from acgan_cli.cli.common import either, handle_errors, state, stderr_console
+from acgan_cli.core.checkpoint import own_descriptor
 from acgan_cli.core.export import FORMATS, format_for
 from acgan_cli.core.export import export as export_generator
 
@@ -29,8 +31,8 @@ def _format_from_name(out: str | None) -> str:
     """The format --out's extension names; a name whose extension is no format's is refused (g.pth
     would hold ONNX under a PyTorch name). A folder, or a name without an extension: the default."""
     suffix = Path(out).suffix if out else ""
-    if not suffix or Path(out).is_dir():
-        return DEFAULT_FORMAT
+    if not suffix or out.endswith(("/", os.sep)) or Path(out).expanduser().is_dir():
+        return DEFAULT_FORMAT  # a folder's name (exports.v3/) is no extension
     named = format_for(out)
     if named is None:
         raise typer.BadParameter(
@@ -147,11 +149,19 @@ def export(
     The written path is printed on stdout, the comparison on stderr. ONNX needs `pip install 'acgan\\[onnx]'`.
     """
     if out == "-":
-        raise typer.BadParameter("export writes a file; give a path or a folder", param_hint="--out")
+        raise typer.BadParameter(
+            "export writes a file; give a path or a folder (or /dev/stdout for the bytes)", param_hint="--out"
+        )
+    to_stdout = bool(out) and own_descriptor(Path(out).expanduser()) == 1
+    if to_stdout and json_output:
+        raise typer.BadParameter(
+            "the file and the JSON would both go to stdout; drop one", param_hint="--json"
+        )
     fmt = fmt or _format_from_name(out)
     # torch (and onnx) load inside the export, so `acgan export --help` stays instant. The
     # export checks the format and options against its registry (a usage error exits 2).
     result = export_generator(checkpoint, fmt, out, opset=opset, half=half)
-    typer.echo(json.dumps(result.to_dict(), indent=2) if json_output else str(result.path))
+    if not to_stdout:  # the file's bytes are stdout's
+        typer.echo(json.dumps(result.to_dict(), indent=2) if json_output else str(result.path))
     if not state.quiet:
         _render(result)

@@ -53,32 +53,53 @@ def _default_out(stem: str, fmt: str, folder: Path = Path()) -> Path:
     return path
 
 
+def _default_stem(class_names: tuple[str, ...], class_index: int | None, grid: bool) -> str:
+    """The default file name's stem: `sample-<class>`, `sample-random` for mixed classes, or `grid`.
+
+    Never a stem that another's numbered copy takes: a plain `sample` would go on to
+    `sample-1`, which is class 1's name.
+    """
+    if grid:
+        return "grid"
+    if class_index is None:
+        return "sample-random"
+    slug = re.sub(r"\W+", "-", class_names[class_index]).strip("-_")  # letters of any script stay
+    return f"sample-{slug or class_index}"
+
+
 def _write_stdout(data: bytes) -> None:
     """All of `data` on stdout, or an error: a short write (`ulimit -f`) never passes as a whole file.
 
-    A reader that stops early (`| head -c 100`) ends the command quietly with status 141, as
-    SIGPIPE ends cat or gzip.
+    A reader that stops early (`| head -c 100`) ends the command quietly with status 141 (see
+    handle_errors), as SIGPIPE ends cat or gzip.
     """
+    from acgan_cli.core.checkpoint import write_all
+
     sys.stdout.flush()
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, io.UnsupportedOperation):  # an in-memory stdout (tests, notebooks)
         sys.stdout.buffer.write(data)
         return
-    view = memoryview(data)
     try:
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)  # nothing more to flush into the closed pipe
-        raise typer.Exit(141) from None
+        raise
     except OSError as exc:
         raise AcganError(
-            f"cannot write to stdout ({exc.strerror or exc}): "
-            f"{len(data) - len(view)} of {len(data)} bytes written",
+            f"cannot write to stdout ({exc.strerror})",
             hint="stdout is a full disk or over a file-size limit (ulimit -f); "
             "free space, or write to a file with --out PATH",
         ) from None
+
+
+def _to_stdout(out: str | None) -> bool:
+    """Whether --out means stdout: `-`, or a path naming it (/dev/stdout, /dev/fd/1)."""
+    if out == "-":
+        return True
+    from acgan_cli.core.checkpoint import own_descriptor
+
+    return bool(out) and own_descriptor(Path(out).expanduser()) == 1
 
 
 @handle_errors
@@ -119,7 +140,7 @@ def sample(
         typer.Option(
             "--out",
             "-o",
-            help="Output file, a folder to write sample-<class>.<format> into, or - for stdout. \\[default: sample-<class>.<format>, never overwriting]",
+            help="Output file, a folder to write the default name into, or - for stdout. \\[default: sample-<class>.<format> (sample-random, grid), never overwriting]",
             rich_help_panel=OUTPUT,
         ),
     ] = None,
@@ -163,7 +184,8 @@ def sample(
     if digit is not None and class_name is not None:
         raise typer.BadParameter("give --digit or --class, not both", param_hint="--class")
     fmt = _output_format(fmt, out)
-    if out == "-" and sys.stdout.isatty():
+    to_stdout = _to_stdout(out)
+    if to_stdout and sys.stdout.isatty():
         raise typer.BadParameter(
             f"refusing to write {fmt} bytes to a terminal; redirect stdout or give a file name",
             param_hint="--out",
@@ -193,20 +215,18 @@ def sample(
         if class_index is not None
         else "random classes"
     )
-    if out == "-":
+    if to_stdout:  # the bytes alone: no path printed after them
         _write_stdout(data)
         target = "stdout"
     else:
-        from acgan_cli.core.checkpoint import write_atomic, write_failure
-
-        name = info.class_names[class_index] if class_index is not None else ""
-        stem = (
-            "grid"
-            if grid
-            else "sample-" + re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
-            if name
-            else "sample"
+        from acgan_cli.core.checkpoint import (
+            destination,
+            refuse_to_overwrite_checkpoint,
+            write_atomic,
+            write_failure,
         )
+
+        stem = _default_stem(info.class_names, class_index, grid)
         target_path = (
             _default_out(stem, fmt)
             if not out
@@ -214,6 +234,7 @@ def sample(
             if _folder(out)
             else Path(out).expanduser()
         )
+        refuse_to_overwrite_checkpoint(destination(target_path), "sample")
         try:
             write_atomic(target_path, data)
         except OSError as exc:

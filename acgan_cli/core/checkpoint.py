@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
+import re
 import stat
 import struct
 import sys
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from acgan_cli import __version__
 from acgan_cli.core.config import PIXEL_RANGE, ModelConfig, TrainConfig, default_runs_dir, from_dict, to_json
-from acgan_cli.core.errors import AcganError, CheckpointError
+from acgan_cli.core.errors import AcganError, CheckpointError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +61,13 @@ class CheckpointInfo:
     epoch: int
     dataset: str
     class_names: tuple[str, ...]
-    has_ema: bool
+    has_ema: bool  # it holds generator_ema.* tensors
+    ema_weights: bool = False  # a generator file whose generator.* tensors are a training run's EMA
+
+    @property
+    def samples_with_ema(self) -> bool:
+        """Whether the generator that sampling and export use is a moving average of the weights."""
+        return self.has_ema or self.ema_weights
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -111,18 +117,30 @@ def _step_of_latest(path: Path) -> int:
 
 
 def newest_checkpoint(runs_dir: Path | None = None, *, named_by: str = "--ckpt CKPT") -> Path:
-    """The most recently written `latest.safetensors` under the runs folder.
+    """The checkpoint of the run under the runs folder that wrote one last, as `resolve_checkpoint`
+    picks it in that run's folder (a step file ahead of `latest.safetensors`, or one alone).
 
     `named_by` is how the calling command takes a checkpoint instead, for the hint.
     """
     runs_dir = runs_dir or default_runs_dir()
-    candidates = list(runs_dir.glob(f"*/checkpoints/{LATEST}")) if runs_dir.is_dir() else []
+    candidates = (
+        [*runs_dir.glob(f"*/checkpoints/{LATEST}"), *runs_dir.glob("*/checkpoints/step-*.safetensors")]
+        if runs_dir.is_dir()
+        else []
+    )
     if not candidates:
         raise CheckpointError(
             f"no trained model found under {runs_dir}",
             hint=f"train one with `acgan train`, or name a checkpoint with {named_by} (or $ACGAN_CKPT)",
         )
-    return max(candidates, key=lambda p: p.stat().st_mtime_ns)
+    return resolve_checkpoint(max(candidates, key=_written_at).parent)
+
+
+def _written_at(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # removed since the listing (a running training's pruning)
+        return -1
 
 
 # ----------------------------------------------------------------------------- writing
@@ -159,18 +177,77 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def own_descriptor(path: Path) -> int | None:
+    """The number of this process's open file that `path` names, else None.
+
+    /dev/stdout, /dev/fd/N and /proc/self/fd/N (or a symlink to one) name a file the shell opened
+    for us: a pipe, a terminal, or a regular file opened by `>` or `>>`. Such a file is written
+    through that open file, at its offset and in its mode. Following the links instead leads to a
+    `pipe:[N]` that does not exist, or to the redirected file, which a rename would replace
+    (losing what `>>` was appending to).
+    """
+    own = re.compile(rf"/(?:dev|proc/self|proc/{os.getpid()})/fd/(\d+)")
+    current = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on a chain of links
+        if current in ("/dev/stdout", "/dev/stderr"):
+            return 1 if current == "/dev/stdout" else 2
+        if match := own.fullmatch(current):
+            return int(match.group(1))
+        try:
+            link = os.readlink(current)
+        except OSError:  # not a link (or not there): an ordinary path
+            return None
+        current = os.path.normpath(os.path.join(os.path.dirname(current), link))
+    return None
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data` into the open file `fd`, which may take it in pieces (a pipe).
+
+    A short write (a full disk, `ulimit -f`) is an OSError that says how much went: never a
+    silently cut file. A reader that went away is a BrokenPipeError, as from os.write.
+    """
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        written = f"{len(data) - len(view)} of {len(data)} bytes written"
+        raise OSError(exc.errno, f"{exc.strerror or exc}: {written}") from None
+
+
 def destination(path: Path) -> Path:
-    """The file that writing `path` replaces: a symlink's final target, so the link itself stays."""
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    """The file that writing `path` replaces: a symlink's final target, so the link itself stays.
+
+    A link to one of our open files or to a device or pipe stays as given: it is written into.
+    """
+    if not path.is_symlink() or own_descriptor(path) is not None or is_stream(path):
+        return path
+    return Path(os.path.realpath(path))
 
 
 def is_stream(path: Path) -> bool:
-    """Whether `path` is a device, pipe or socket: something to write into, never to rename over."""
+    """Whether `path` is a device, pipe, socket or one of our open files: something to write into,
+    never to rename over."""
+    if own_descriptor(path) is not None:
+        return True
     try:
         mode = path.stat().st_mode
     except OSError:
         return False
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def write_into(path: Path, data: bytes) -> None:
+    """`data` into the stream `path` (see `is_stream`): through our open file if it is one."""
+    fd = own_descriptor(path)
+    if fd is not None:
+        write_all(fd, data)
+        return
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def replace_durably(tmp: Path, path: Path) -> None:
@@ -180,8 +257,7 @@ def replace_durably(tmp: Path, path: Path) -> None:
     into instead: renaming over it would put a plain file where the device was.
     """
     if is_stream(path):
-        with open(tmp, "rb") as src, open(path, "wb") as dst:
-            shutil.copyfileobj(src, dst)
+        write_into(path, tmp.read_bytes())
         tmp.unlink()
         return
     with open(tmp, "rb+") as f:
@@ -195,6 +271,16 @@ def replace_durably(tmp: Path, path: Path) -> None:
             os.fsync(fd)  # make the rename itself durable
         finally:
             os.close(fd)
+
+
+def refuse_to_overwrite_checkpoint(target: Path, command: str) -> None:
+    """A UsageError for --out if `target` is a training checkpoint: a run's state is never an output."""
+    if not target.is_file() or is_stream(target):
+        return
+    with contextlib.suppress(CheckpointError):  # not an acgan file: an ordinary overwrite
+        if read_info(target).kind == KIND_TRAINING:
+            detail = f"{target} is a training checkpoint; {command} never overwrites one"
+            raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
 
 
 def write_failure(path: Path, exc: OSError) -> str:
@@ -211,8 +297,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     """
     path = destination(path)
     if is_stream(path):
-        with open(path, "wb") as f:
-            f.write(data)
+        write_into(path, data)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
@@ -354,6 +439,7 @@ def generator_checkpoint_bytes(
     metadata = _metadata(
         KIND_GENERATOR, info.model, info.train, info.step, info.epoch, info.dataset, info.class_names, False
     )
+    metadata["ema_weights"] = json.dumps(info.samples_with_ema)  # a re-export still says where they came from
     return save(tensors, metadata)
 
 
@@ -462,9 +548,9 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         step, epoch = int(metadata["step"]), int(metadata["epoch"])
         if step < 0 or epoch < 0:
             raise ValueError(f"step {step} or epoch {epoch} is negative")
-        has_ema = json.loads(metadata.get("has_ema", "false"))
-        if not isinstance(has_ema, bool):
-            raise ValueError("has_ema is not true or false")
+        has_ema, ema_weights = (json.loads(metadata.get(key, "false")) for key in ("has_ema", "ema_weights"))
+        if not isinstance(has_ema, bool) or not isinstance(ema_weights, bool):
+            raise ValueError("has_ema or ema_weights is not true or false")
         return CheckpointInfo(
             path=path,
             kind=kind,
@@ -478,6 +564,7 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
             dataset=metadata["dataset"],
             class_names=tuple(class_names),
             has_ema=has_ema,
+            ema_weights=ema_weights and kind == KIND_GENERATOR,
         )
     except CheckpointError:
         raise

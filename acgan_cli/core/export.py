@@ -31,17 +31,17 @@ from typing import TYPE_CHECKING, Any
 
 from acgan_cli import __version__
 from acgan_cli.core.checkpoint import (
-    KIND_TRAINING,
     CheckpointInfo,
     destination,
     is_stream,
     load_generator,
     read_info,
+    refuse_to_overwrite_checkpoint,
     replace_durably,
     write_failure,
 )
 from acgan_cli.core.config import PIXEL_RANGE, to_json
-from acgan_cli.core.errors import CheckpointError, ExportError, UsageError
+from acgan_cli.core.errors import ExportError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -139,7 +139,7 @@ def export_metadata(info: CheckpointInfo) -> dict[str, str]:
         "acgan_version": __version__,
         "dataset": info.dataset,
         "step": str(info.step),
-        "ema": json.dumps(info.has_ema),
+        "ema": json.dumps(info.samples_with_ema),
         "class_names": json.dumps(list(info.class_names)),
         "latent_dim": str(info.model.latent_dim),
         "image_shape": json.dumps(list(info.image_shape)),
@@ -410,11 +410,7 @@ def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
     target = destination(Path(out).expanduser())
     if target.is_dir() or str(out).endswith(("/", os.sep)):
         return target / default_output(checkpoint, fmt).name
-    if target.is_file():
-        with contextlib.suppress(CheckpointError):  # not an acgan file: an ordinary overwrite
-            if read_info(target).kind == KIND_TRAINING:
-                detail = f"{target} is a training checkpoint; export never overwrites one"
-                raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
+    refuse_to_overwrite_checkpoint(target, "export")
     return target
 
 
@@ -551,7 +547,7 @@ def export(
         path=target,
         checkpoint=info.path,
         step=info.step,
-        ema=info.has_ema,
+        ema=info.samples_with_ema,
         size_bytes=size,
         comparisons=comparisons,
         tolerance=tolerance,

@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 
 from acgan_cli.cli import app
 from acgan_cli.cli.export import _complete_format
-from acgan_cli.core.checkpoint import load_generator
+from acgan_cli.core.checkpoint import load_generator, read_info
 from acgan_cli.core.export import FORMATS
 from tests.conftest import plain, run_without_torch
 
@@ -282,3 +282,44 @@ def test_help_lists_the_formats_without_importing_torch() -> None:
 def test_format_completion_comes_from_the_registry() -> None:
     assert [name for name, _ in _complete_format("")] == list(FORMATS)
     assert [name for name, _ in _complete_format("p")] == ["pt2"]
+
+
+EXPORT = [sys.executable, "-m", "acgan_cli", "export"]
+
+
+def test_dev_stdout_takes_the_verified_bytes_alone(run: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*EXPORT, str(run), "-f", "safetensors", "-o", "/dev/stdout"], capture_output=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "g.safetensors").write_bytes(done.stdout)  # the file alone: no path printed after it
+    info = read_info(tmp_path / "g.safetensors")
+    assert info.kind == "generator" and info.step == 12
+    assert [p.name for p in tmp_path.iterdir() if p.name != "runs"] == ["g.safetensors"]  # no temporary left
+    # A reader gone before the file comes (| head -c 0): quiet, 141, as SIGPIPE ends cat.
+    early = subprocess.Popen([*EXPORT, str(run), "-f", "safetensors", "-o", "/dev/stdout"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    early.stdout.close()
+    assert early.wait(timeout=120) == 141, early.stderr.read()
+    result = runner.invoke(app, ["export", str(run), "-o", "/dev/stdout", "--json"])
+    assert result.exit_code == 2
+    assert "Invalid value for --json: the file and the JSON would both go to stdout" in plain(result.stderr)
+
+
+def test_a_folder_name_is_never_read_as_an_extension(run: Path, tmp_path: Path) -> None:
+    for out, written in (("exports.v3/", "exports.v3/latest.onnx"), ("g.pt/", "g.pt/latest.onnx")):
+        result = runner.invoke(app, ["-q", "export", str(run), "--out", out])
+        assert (result.exit_code, result.stdout) == (0, written + "\n"), result.stderr
+        assert onnx.load(tmp_path / written).graph.node
+
+
+def test_a_re_exported_generator_still_says_its_weights_are_the_ema(run: Path, tmp_path: Path) -> None:
+    first = runner.invoke(app, ["export", str(run), "-f", "safetensors", "-o", "g.safetensors", "--json"])
+    assert first.exit_code == 0 and json.loads(first.stdout)["ema"] is True
+    again = runner.invoke(app, ["export", "g.safetensors", "-o", "g.onnx", "--json"])
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["ema"] is True
+    assert "exported the EMA generator of g.safetensors" in plain(again.stderr)
+    assert {p.key: p.value for p in onnx.load(tmp_path / "g.onnx").metadata_props}[
+        "ema"
+    ] == "true"  # and the file says so

@@ -100,7 +100,7 @@ def test_a_file_size_limit_on_stdout_is_an_error_not_a_cut_off_file(run: Path, t
         )
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == (
-        f"error: cannot write to stdout (File too large): 4096 of {400 * 16 * 16 + 128} bytes written"
+        f"error: cannot write to stdout (File too large: 4096 of {400 * 16 * 16 + 128} bytes written)"
     )
     assert "drew" not in result.stderr
 
@@ -236,3 +236,49 @@ def test_python_dash_m_runs_the_same_app(run: Path, tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert out.stdout.strip() == "four.png"
+
+
+@pytest.mark.parametrize("out", ["/dev/stdout", "/dev/fd/1"])
+def test_dev_stdout_is_stdout_whatever_it_is(run: Path, tmp_path: Path, out: str) -> None:
+    command = [*SEVENS[:-1], out]
+    piped = subprocess.run(command, capture_output=True, check=False)  # a pipe: /proc/self/fd/1 -> pipe:[N]
+    assert piped.returncode == 0, piped.stderr
+    assert np.load(io.BytesIO(piped.stdout)).shape == (400, 16, 16, 1)  # the bytes alone, no path after them
+    # Appended to (>>): what the file held stays, and the images follow it.
+    log = tmp_path / "log.bin"
+    log.write_bytes(b"KEEP")
+    with open(log, "ab") as appended:
+        done = subprocess.run(command, stdout=appended, stderr=subprocess.PIPE, check=False)
+    assert done.returncode == 0, done.stderr
+    assert log.read_bytes()[:4] == b"KEEP"
+    assert np.load(io.BytesIO(log.read_bytes()[4:])).shape == (400, 16, 16, 1)
+
+
+def test_sample_never_overwrites_a_training_checkpoint(run: Path) -> None:
+    for name in ("latest.safetensors", "step-00000012.safetensors"):
+        target = run / "checkpoints" / name
+        before = target.read_bytes()
+        result = runner.invoke(app, ["sample", "--digit", "1", "--format", "png", "--out", str(target)])
+        assert result.exit_code == 2
+        assert f"{target} is a training checkpoint; sample never overwrites one" in plain(result.stderr)
+        assert target.read_bytes() == before
+
+
+def test_default_names_never_take_another_class_name(run: Path, tmp_path: Path) -> None:
+    for args in (["--n", "2"], ["--n", "2"], ["--digit", "1"], ["--grid", "--n", "1"]):
+        assert runner.invoke(app, ["sample", *args]).exit_code == 0
+    # Random classes were `sample.png`, then `sample-1.png`: the name of a drawing of class 1.
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "grid.png",
+        "sample-1.png",
+        "sample-random-1.png",
+        "sample-random.png",
+    ]
+    from acgan_cli.cli.sample import _default_stem
+
+    names = ("ä", "T-shirt/top", "???")
+    assert [_default_stem(names, i, grid=False) for i in range(3)] == [
+        "sample-ä",
+        "sample-T-shirt-top",
+        "sample-2",
+    ]

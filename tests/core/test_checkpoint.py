@@ -183,6 +183,24 @@ def test_newest_checkpoint_is_the_most_recent(tmp_path: Path) -> None:
     assert ckpt.newest_checkpoint(tmp_path / "runs") == newer / "latest.safetensors"
 
 
+def test_newest_checkpoint_picks_in_the_newest_run_as_a_run_folder_would(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    old, killed = (Path(shutil.copytree(trained_run, runs / name)) for name in ("00001-old", "00002-killed"))
+    for stamp, path in enumerate(sorted((old / "checkpoints").iterdir()), 1_000_000):
+        os.utime(path, (stamp, stamp))
+    # Killed after its step file and before latest: latest still holds an earlier step.
+    info, tensors = ckpt.load_checkpoint(killed)
+    save_file(tensors, _latest(killed), metadata={**ckpt.read_metadata(info.path), "step": "6"})
+    step_file = killed / "checkpoints" / "step-00000012.safetensors"
+    os.utime(step_file)  # written last
+    assert ckpt.newest_checkpoint(runs) == ckpt.resolve_checkpoint(killed) == step_file
+    # Killed before its first latest: the step file alone still makes it the newest run.
+    _latest(killed).unlink()
+    assert ckpt.newest_checkpoint(runs) == step_file
+
+
 def test_tiny_config_is_what_the_fixture_trained(trained_run: Path) -> None:
     assert ckpt.read_info(trained_run).train == tiny_config(max_steps=12)
 
