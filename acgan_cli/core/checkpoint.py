@@ -19,6 +19,7 @@ floating point or not). Loaded weights and optimizer moments must be finite.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -146,20 +147,26 @@ def _written_at(path: Path) -> int:
 # ----------------------------------------------------------------------------- writing
 
 
+# A temporary file's name: `.NAME.PID.tmp`, or `.NAME.PID.tmp.EXT` for an export (torch.export
+# wants its archive to end in .pt2).
+_TEMPORARY = re.compile(r"\..+\.(\d+)\.tmp(?:\.[A-Za-z0-9]+)?")
+
+
 def temporary_path(path: Path) -> Path:
     """A hidden sibling of `path` to write first and rename onto it (same folder, same file system)."""
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def remove_orphaned_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporary files in `folder` whose writing process is gone (killed mid-write).
+def remove_orphaned_temporaries(folder: Path, of: str | None = None) -> list[Path]:
+    """Delete the temporary files in `folder` whose writing process is gone (killed mid-write);
+    with `of`, only those of the file of that name.
 
     A file whose process id is alive is kept: it may be a write in progress. Returns what went.
     """
     removed = []
-    for path in folder.glob(".*.tmp"):
-        pid = path.name.rsplit(".", 2)[-2]
-        if not pid.isdigit() or _alive(int(pid)):
+    for path in folder.glob(f".{glob.escape(of) if of else '*'}.*.tmp*"):
+        written_by = _TEMPORARY.fullmatch(path.name)
+        if written_by is None or _alive(int(written_by.group(1))):
             continue
         with contextlib.suppress(OSError):
             path.unlink()

@@ -37,6 +37,7 @@ from acgan_cli.core.checkpoint import (
     load_generator,
     read_info,
     refuse_to_overwrite_checkpoint,
+    remove_orphaned_temporaries,
     replace_durably,
     write_failure,
 )
@@ -405,7 +406,7 @@ def default_output(checkpoint: Path, fmt: str) -> Path:
 
 
 def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
-    if out is None:
+    if not out:  # '' as well: the default, as for sample
         return default_output(checkpoint, fmt)
     target = destination(Path(out).expanduser())
     if target.is_dir() or str(out).endswith(("/", os.sep)):
@@ -426,6 +427,7 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
     tmp = folder / f".{target.name}.{os.getpid()}.tmp{extension}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphaned_temporaries(target.parent, of=target.name)  # a killed export's of this file
         tmp.write_bytes(b"")  # fail now, before the export, if the folder cannot be written
     except OSError as exc:
         raise ExportError(

@@ -220,11 +220,12 @@ def test_orphaned_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
     dead_pid = int(finished.stdout)  # that process has exited
     orphan = tmp_path / f".latest.safetensors.{dead_pid}.tmp"
+    export = tmp_path / f".latest.pt2.{dead_pid}.tmp.pt2"  # a killed export's (it keeps the extension)
     live = tmp_path / f".step-00000002.safetensors.{os.getpid()}.tmp"  # this process: a write in progress
-    kept = [live, tmp_path / "latest.safetensors", tmp_path / ".notes.tmp"]
-    for path in [orphan, *kept]:
+    kept = [live, tmp_path / "latest.safetensors", tmp_path / ".notes.tmp", tmp_path / ".notes.tmp.txt~"]
+    for path in [orphan, export, *kept]:
         path.write_bytes(b"x")
-    assert ckpt.remove_orphaned_temporaries(tmp_path) == [orphan]
+    assert sorted(ckpt.remove_orphaned_temporaries(tmp_path)) == sorted([orphan, export])
     assert sorted(tmp_path.iterdir()) == sorted(kept)
 
 

@@ -280,3 +280,21 @@ def test_the_registry_imports_neither_torch_nor_the_terminal() -> None:
         ).stdout.split()
     )
     assert not {"torch", "onnx", "onnxruntime", "typer", "rich", "click"} & modules
+
+
+def test_an_export_sweeps_up_what_a_killed_export_of_the_same_file_left(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(finished.stdout)  # that process has exited, as one killed mid-export has
+    left = tmp_path / f".g.pt2.{dead_pid}.tmp.pt2"
+    others = tmp_path / f".other.pt2.{dead_pid}.tmp.pt2"  # another file's: not this export's business
+    for path in (left, others):
+        path.write_bytes(b"")
+    ex.export(trained_run, "pt2", tmp_path / "g.pt2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["g.pt2", others.name])
+
+
+def test_an_empty_out_is_the_default_beside_the_checkpoint(trained_run: Path, tmp_path: Path) -> None:
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    assert ex.export(run, "safetensors", "").path == run / "checkpoints" / "latest.generator.safetensors"
