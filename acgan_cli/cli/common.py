@@ -10,14 +10,14 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
-from acgan_cli.core.errors import AcganError, UsageError, first_line
+from acgan_cli.core.errors import AcganError, CheckpointError, UsageError, first_line
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -152,11 +152,28 @@ def _option_source(ctx: Any, field: str) -> str:
     Only a command that takes `ctx: typer.Context` can tell; without it the option is named.
     """
     option = option_name(field)
-    source = ctx.get_parameter_source(field) if ctx is not None else None
-    if source is None or source.name != "ENVIRONMENT":
+    if not from_environment(ctx, field):
         return option
     envvar = next((p.envvar for p in ctx.command.params if p.name == field), None)
     return f"${envvar} (for {option})" if isinstance(envvar, str) else option
+
+
+def from_environment(ctx: Any, field: str) -> bool:
+    """Whether the value of parameter `field` came from its environment variable."""
+    source = ctx.get_parameter_source(field) if ctx is not None else None
+    return source is not None and source.name == "ENVIRONMENT"
+
+
+@contextlib.contextmanager
+def checkpoint_from_environment(given_by_it: bool) -> Iterator[None]:
+    """A checkpoint error about a path that $ACGAN_CKPT gave says so: the user never typed it."""
+    try:
+        yield
+    except CheckpointError as exc:
+        if given_by_it:
+            exc.message = f"{exc.message} (the path is $ACGAN_CKPT's)"
+            exc.hint = "point $ACGAN_CKPT at a checkpoint or run folder, or unset it"
+        raise
 
 
 class Terminated(KeyboardInterrupt):

@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from acgan_cli.cli.common import complete_dataset, handle_errors, interactive, state, stderr_console
+from acgan_cli.cli.common import (
+    checkpoint_from_environment,
+    complete_dataset,
+    handle_errors,
+    interactive,
+    state,
+    stderr_console,
+)
 from acgan_cli.core.data import check_dataset_name
 from acgan_cli.core.evaluation.config import MAX_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
@@ -168,7 +175,10 @@ def evaluate(
         QuietRenderer() if state.quiet else EvaluationProgress(console, interactive(), config.n_samples)
     )
     try:
-        report = run_evaluation(paths, config, on_event=progress)
+        with checkpoint_from_environment(
+            not checkpoints and not dataset and bool(os.environ.get("ACGAN_CKPT"))
+        ):
+            report = run_evaluation(paths, config, on_event=progress)
     finally:
         progress.close()
 

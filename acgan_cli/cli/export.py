@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from acgan_cli.cli.common import either, handle_errors, state, stderr_console
+from acgan_cli.cli.common import (
+    checkpoint_from_environment,
+    either,
+    from_environment,
+    handle_errors,
+    state,
+    stderr_console,
+)
 from acgan_cli.core.checkpoint import own_descriptor
 from acgan_cli.core.export import FORMATS, format_for
 from acgan_cli.core.export import export as export_generator
@@ -160,7 +167,8 @@ def export(
     fmt = fmt or _format_from_name(out)
     # torch (and onnx) load inside the export, so `acgan export --help` stays instant. The
     # export checks the format and options against its registry (a usage error exits 2).
-    result = export_generator(checkpoint, fmt, out, opset=opset, half=half)
+    with checkpoint_from_environment(from_environment(ctx, "checkpoint")):
+        result = export_generator(checkpoint, fmt, out, opset=opset, half=half)
     if not to_stdout:  # the file's bytes are stdout's
         typer.echo(json.dumps(result.to_dict(), indent=2) if json_output else str(result.path))
     if not state.quiet:

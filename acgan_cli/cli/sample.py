@@ -12,7 +12,14 @@ from typing import Annotated
 
 import typer
 
-from acgan_cli.cli.common import either, handle_errors, state, stderr_console
+from acgan_cli.cli.common import (
+    checkpoint_from_environment,
+    either,
+    from_environment,
+    handle_errors,
+    state,
+    stderr_console,
+)
 from acgan_cli.core.config import check_seed
 from acgan_cli.core.errors import AcganError
 from acgan_cli.core.sampling import FORMATS
@@ -195,8 +202,9 @@ def sample(
     from acgan_cli.core.devices import resolve_device
     from acgan_cli.core.sampling import draw_samples, resolve_class
 
-    path = resolve_checkpoint(ckpt) if ckpt else newest_checkpoint()
-    generator, info = load_generator(path, resolve_device(device))
+    with checkpoint_from_environment(from_environment(ctx, "ckpt")):
+        path = resolve_checkpoint(ckpt) if ckpt else newest_checkpoint()
+        generator, info = load_generator(path, resolve_device(device))
     class_index = (
         resolve_class(info.class_names, digit=digit, name=class_name)
         if digit is not None or class_name is not None

@@ -195,7 +195,11 @@ def test_acgan_ckpt_names_the_default_checkpoint(run: Path, tmp_path: Path) -> N
         str(tmp_path / "elsewhere.safetensors")
     ]
     missing = runner.invoke(app, args, env={"ACGAN_CKPT": str(tmp_path / "gone.safetensors")})
-    assert missing.exit_code == 1 and "gone.safetensors" in missing.stderr
+    assert missing.exit_code == 1
+    assert missing.stderr.splitlines() == [
+        f"error: {tmp_path / 'gone.safetensors'} does not exist (the path is $ACGAN_CKPT's)",
+        "hint: point $ACGAN_CKPT at a checkpoint or run folder, or unset it",
+    ]
 
 
 def test_metric_completion_continues_a_comma_list() -> None:

@@ -187,6 +187,25 @@ def test_unknown_names_list_the_valid_choices(
     _assert_usage_error(result, option, fragment)
 
 
+@pytest.mark.parametrize("command", [["sample", "--out", "x.png"], ["export"]])
+def test_a_bad_checkpoint_from_acgan_ckpt_says_where_its_path_came_from(
+    tmp_path: Path, command: list[str]
+) -> None:
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    for path, problem in (
+        ("gone", "does not exist"),
+        ("junk.safetensors", "is too short to be a checkpoint"),
+    ):
+        result = runner.invoke(app, command, env={"ACGAN_CKPT": str(tmp_path / path)})
+        assert result.exit_code == 1
+        assert result.stderr.splitlines() == [
+            f"error: {tmp_path / path} {problem} (the path is $ACGAN_CKPT's)",
+            "hint: point $ACGAN_CKPT at a checkpoint or run folder, or unset it",
+        ]
+    typed = runner.invoke(app, [*command[:1], *(["--ckpt"] if command[0] == "sample" else []), "gone"])
+    assert "ACGAN_CKPT" not in typed.stderr and "gone does not exist" in typed.stderr
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 @pytest.mark.parametrize("command", [["sample", "--ckpt", "RUN", "--out", "x.png"], ["evaluate", "RUN"]])
 def test_cuda_without_cuda_is_a_usage_error(trained_run: Path, command: list[str]) -> None:
