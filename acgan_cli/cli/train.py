@@ -421,9 +421,11 @@ def train(
             typer.echo(str(result.run_dir))
             raise typer.Exit(stop.exit_code)
     if not state.quiet:
-        rate = (result.step - trainer.start_step) * config.batch_size / max(result.seconds, 1e-9)
+        ran = result.step - trainer.start_step
+        rate = ran * config.batch_size / max(result.seconds, 1e-9)
+        resumed = f" (from step {trainer.start_step} to {result.step})" if trainer.start_step else ""
         console.print(
-            f"done: {result.step} steps in {result.seconds:.1f} s ({rate:,.0f} images/s); "
+            f"done: {ran} steps{resumed} in {result.seconds:.1f} s ({rate:,.0f} images/s); "
             f"samples in {result.run_dir / 'samples'}, checkpoint {result.checkpoint}"
         )
     typer.echo(str(result.run_dir))

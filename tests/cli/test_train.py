@@ -73,6 +73,7 @@ def test_resume_continues_the_same_run(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--resume", "run", "--max-steps", "5"])
     assert result.exit_code == 0, result.stderr
     assert "resumed at step 3" in result.stderr
+    assert "done: 2 steps (from step 3 to 5) in " in result.stderr  # what this command ran
     assert read_info(tmp_path / "run").step == 5
     steps = [
         json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
