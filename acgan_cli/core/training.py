@@ -135,6 +135,22 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
     return run if checkpoint_path.parent.name == "checkpoints" and (run / "config.json").is_file() else None
 
 
+def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
+    """A RunDirError if `resumed` is behind its run's newest checkpoint: resuming it in the run would
+    write over the later checkpoints and grids, and leave that newer history the run's default."""
+    try:
+        newest = ckpt.read_info(ckpt.resolve_checkpoint(run))
+    except CheckpointError:
+        return  # the newest is unreadable: resuming an older one is the way out
+    if resumed.step < newest.step:
+        raise RunDirError(
+            f"{resumed.path} is at step {resumed.step}, behind its run's newest checkpoint {newest.path} "
+            f"(step {newest.step}); resuming it in {run} would overwrite what came after",
+            hint=f"continue the run with --resume {run}, or branch from step {resumed.step} into a new "
+            "folder with --out NEW_FOLDER",
+        )
+
+
 def resume_config(saved: TrainConfig, overrides: dict[str, object]) -> TrainConfig:
     """The saved config with the user's compatible changes; a change that alters the model is refused.
 
@@ -265,6 +281,8 @@ class Trainer:
         if resume_info is not None:
             self._restore(resume_info, resume_tensors)
         self.start_step = self.step
+        if resume_info is not None and self.step >= self.total_steps:  # before any folder is made
+            raise self._nothing_to_train(resume_info.path)
 
         # Samples use the same latents for the whole run, so grids show progress, not noise.
         self.sample_labels = grid_labels(self.model_config.n_classes, SAMPLES_PER_CLASS)
@@ -274,12 +292,46 @@ class Trainer:
         self.resumed_from = resume_info.path if resume_info else None
         self.last_checkpoint: Path | None = self.resumed_from
         home = run_dir_of(resume_info.path) if resume_info else None
+        if home is not None and (run_dir is None or home == run_dir.resolve()):
+            _refuse_to_rewrite(home, resume_info)
         if run_dir is None:
+            self.made_run_dir = home is None  # to remove again if the run fails before writing to it
             self.run_dir = home or create_run_dir(config.dataset, runs_dir)
         else:
-            self.run_dir = run_dir if home == run_dir.resolve() else claim_run_dir(run_dir)
+            in_home = home == run_dir.resolve()
+            self.made_run_dir = not in_home and not run_dir.exists()
+            self.run_dir = run_dir if in_home else claim_run_dir(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.samples_dir = self.run_dir / "samples"
+
+    def _drop_metrics_after_checkpoint(self) -> float:
+        """Drop the metrics.jsonl lines past the resumed step, which a killed process logged after its
+        last checkpoint (this run logs those steps again), and return the run's seconds so far."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.is_file():  # not there yet, or a device (/dev/full in a test): nothing to drop
+            return 0.0
+        try:
+            lines = path.read_bytes().decode(errors="replace").splitlines(keepends=True)
+        except FileNotFoundError:
+            return 0.0
+        except OSError as exc:  # it is appended to next: the same failure
+            raise self._write_failed(path, exc) from None
+        kept, seconds = [], 0.0
+        for line in lines:
+            try:
+                record = json.loads(line)
+                step, seconds_then = int(record["step"]), float(record.get("time", 0.0))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by the kill
+            if step <= self.step:
+                kept.append(line if line.endswith("\n") else line + "\n")
+                seconds = seconds_then
+        if kept != lines:
+            try:
+                ckpt.write_atomic(path, "".join(kept).encode())
+            except OSError as exc:
+                raise self._write_failed(path, exc) from None
+        return seconds
 
     def _nothing_to_train(self, checkpoint: Path) -> UsageError:
         """A resumed run whose --epochs or --max-steps ends at or before the checkpoint's step."""
@@ -560,8 +612,6 @@ class Trainer:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> TrainResult:
         """Train until `total_steps`, or until `should_stop()` says so (then save and return)."""
-        if self.resumed_from is not None and self.step >= self.total_steps:  # before anything is written
-            raise self._nothing_to_train(self.resumed_from)
         config, spe = self.config, self.steps_per_epoch
         batch = config.batch_size
         self.ones = torch.ones(batch, device=self.device)
@@ -569,20 +619,27 @@ class Trainer:
         self.real_targets = torch.full((batch,), 1 - self.recipe.label_smoothing, device=self.device)
         if self.device.type == "cpu":  # after loading the data: its temporaries go back to the OS
             reuse_freed_memory()  # each step then reuses the last one's pages (bf16 1.07x, fp32 1.03x)
+        if config.eval_every:  # first use trains the evaluator; its progress goes to on_event
+            from acgan_cli.core.evaluation import load_evaluator
+
+            try:
+                self.evaluator = load_evaluator(
+                    config.dataset,
+                    data_dir=Path(config.data_dir) if config.data_dir else None,
+                    download=config.download,
+                    device=self.device,
+                    on_event=on_event,
+                )
+            except BaseException:
+                if self.made_run_dir:  # still empty: no run to leave behind
+                    with contextlib.suppress(OSError):
+                        self.run_dir.rmdir()
+                raise
         for folder in (self.checkpoint_dir, self.samples_dir):
             folder.mkdir(parents=True, exist_ok=True)
             ckpt.remove_orphaned_temporaries(folder)  # left by a process killed mid-write
         self._write_config()
-        if config.eval_every:  # first use trains the evaluator; its progress goes to on_event
-            from acgan_cli.core.evaluation import load_evaluator
-
-            self.evaluator = load_evaluator(
-                config.dataset,
-                data_dir=Path(config.data_dir) if config.data_dir else None,
-                download=config.download,
-                device=self.device,
-                on_event=on_event,
-            )
+        time_before = self._drop_metrics_after_checkpoint() if self.resumed_from else 0.0
         try:
             torch.set_rng_state(self.global_rng_states["torch"])
             if "cuda" in self.global_rng_states:
@@ -655,7 +712,7 @@ class Trainer:
                     "step": self.step,
                     "epoch": epoch,
                     **metrics.as_dict(),
-                    "time": round(now - started, 3),
+                    "time": round(time_before + now - started, 3),  # the run's, across resumes
                 }
                 evaluation = self._evaluate() if evaluate else None
                 if evaluation is not None:

@@ -1,6 +1,8 @@
+import dataclasses
 import json
 import math
 import platform
+import shutil
 import subprocess
 import sys
 import threading
@@ -11,7 +13,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from acgan_cli.core import checkpoint as ckpt
-from acgan_cli.core.errors import DivergedError, RunDirError, UsageError
+from acgan_cli.core.errors import AcganError, DivergedError, RunDirError, UsageError
 from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStarted, SampleSaved, StepDone
 from acgan_cli.core.training import Trainer, claim_run_dir, create_run_dir, resume_config
 from tests.conftest import tiny_config
@@ -62,6 +64,79 @@ def test_resume_continues_at_the_exact_step(tmp_path: Path, small_dataset) -> No
     assert _same(_weights(straight.generator_ema), _weights(second.generator_ema))
     steps = [json.loads(line)["step"] for line in (first.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps[-1] == 14 and 7 in steps
+
+
+def _steps_and_times(run: Path) -> tuple[list[int], list[float]]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["step"] for r in records], [r["time"] for r in records]
+
+
+def test_a_resume_after_a_kill_logs_each_step_once(tmp_path: Path, small_dataset) -> None:
+    config = tiny_config(max_steps=12, log_every=2, ckpt_every=4)
+    straight = Trainer(config, run_dir=tmp_path / "straight", dataset=small_dataset)
+    straight.run()
+    # As kill -9 leaves it at step 10: metrics logged to 10, the newest checkpoint at step 8.
+    killed = Trainer(
+        dataclasses.replace(config, max_steps=10), run_dir=tmp_path / "killed", dataset=small_dataset
+    )
+    killed.run()
+    checkpoints = killed.run_dir / "checkpoints"
+    (checkpoints / "step-00000010.safetensors").unlink()
+    shutil.copy(checkpoints / "step-00000008.safetensors", checkpoints / "latest.safetensors")
+    with open(killed.run_dir / "metrics.jsonl", "a") as metrics:
+        metrics.write('{"step": 12, "ep')  # a line the kill cut short
+
+    resumed = Trainer(config, resume=killed.run_dir, dataset=small_dataset)
+    assert resumed.step == 8
+    resumed.run()
+    steps, times = _steps_and_times(killed.run_dir)
+    assert steps == _steps_and_times(straight.run_dir)[0] == [2, 4, 6, 8, 10, 12]
+    assert times == sorted(times)  # the run's seconds, counted on across the resume
+    assert _same(_weights(straight.generator), _weights(resumed.generator))
+
+
+def test_resuming_an_older_checkpoint_in_its_run_is_refused_and_branches_with_out(
+    tmp_path: Path, small_dataset
+) -> None:
+    first = Trainer(tiny_config(max_steps=8, ckpt_every=4), run_dir=tmp_path / "run", dataset=small_dataset)
+    first.run()
+    before = {p: p.read_bytes() for p in first.run_dir.rglob("*") if p.is_file()}
+    older = first.run_dir / "checkpoints" / "step-00000004.safetensors"
+    config = tiny_config(max_steps=6, ckpt_every=4, lr=1e-4)
+    with pytest.raises(RunDirError) as caught:
+        Trainer(config, resume=older, dataset=small_dataset)
+    assert caught.value.message == (
+        f"{older} is at step 4, behind its run's newest checkpoint {first.run_dir / 'checkpoints' / 'latest.safetensors'} "
+        f"(step 8); resuming it in {first.run_dir} would overwrite what came after"
+    )
+    assert caught.value.hint == (
+        f"continue the run with --resume {first.run_dir}, or branch from step 4 into a new folder with --out NEW_FOLDER"
+    )
+    branch = Trainer(config, resume=older, run_dir=tmp_path / "branch", dataset=small_dataset)
+    branch.run()
+    assert ckpt.read_info(tmp_path / "branch").step == 6
+    assert {p: p.read_bytes() for p in first.run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_refused_or_failed_start_leaves_no_run_folder(tmp_path: Path, small_dataset) -> None:
+    finished = Trainer(tiny_config(max_steps=2), run_dir=tmp_path / "run", dataset=small_dataset)
+    finished.run()
+    loose = tmp_path / "loose.safetensors"
+    shutil.copy(finished.run_dir / "checkpoints" / "latest.safetensors", loose)
+    runs = tmp_path / "runs"
+    with pytest.raises(UsageError, match="nothing to train"):
+        Trainer(tiny_config(max_steps=2), resume=loose, runs_dir=runs, dataset=small_dataset)
+    with pytest.raises(UsageError, match="nothing to train"):
+        Trainer(tiny_config(max_steps=2), resume=loose, run_dir=tmp_path / "out", dataset=small_dataset)
+    assert not runs.exists() and not (tmp_path / "out").exists()
+    # An evaluator that cannot be cached: the new run folder goes again.
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    trainer = Trainer(tiny_config(max_steps=2, eval_every=1), runs_dir=runs, dataset=small_dataset)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+        with pytest.raises(AcganError, match="cannot write the evaluator"):
+            trainer.run()
+    assert list(runs.iterdir()) == []
 
 
 def test_events_and_metrics_file_agree(tmp_path: Path, small_dataset) -> None:
