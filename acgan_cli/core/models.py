@@ -308,11 +308,15 @@ class ProductGradConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The convolution, as nn.Conv2d's (in bf16 under bf16 autocast)."""
+        return self.convolve(x, self.weight)
+
+    def convolve(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """This layer's convolution of `x` with `weight` (its own, or one derived from it)."""
         autocast = torch.is_autocast_enabled(x.device.type)
-        dtype = torch.get_autocast_dtype(x.device.type) if autocast else self.weight.dtype
+        dtype = torch.get_autocast_dtype(x.device.type) if autocast else weight.dtype
         if dtype != torch.bfloat16 or not _cpu_and_not_exported(x):
-            return super().forward(x)
-        return _product_grad_conv(x, self.weight, self.bias, self.stride, self.padding)
+            return self._conv_forward(x, weight, self.bias)
+        return _product_grad_conv(x, weight, self.bias, self.stride, self.padding)
 
 
 class SpectralNorm:
@@ -347,8 +351,12 @@ class SpectralNorm:
         return self.weight / sigma
 
 
-class SNConv2d(SpectralNorm, nn.Conv2d):
-    """nn.Conv2d with a spectrally normalised weight (state dict: weight, bias, sn_u)."""
+class SNConv2d(SpectralNorm, ProductGradConv2d):
+    """nn.Conv2d with a spectrally normalised weight (state dict: weight, bias, sn_u).
+
+    Its bf16 CPU weight gradient is a product too: oneDNN's returned infinities and NaNs for a
+    3x3 stride-2 convolution of a 1x1 input (D's last at --img-size 8), and training "diverged".
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -356,7 +364,7 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The convolution with W / sigma(W)."""
-        return self._conv_forward(x, self.normalised_weight(), self.bias)
+        return self.convolve(x, self.normalised_weight())
 
 
 class SNLinear(SpectralNorm, nn.Linear):
