@@ -374,8 +374,11 @@ def train(
         config.device, config.precision, config.compile, config.cuda_graph
     )
     if dry_run:
+        settings = to_dict(config)
+        if resume_path is None and "seed" not in given:
+            settings["seed"] = None  # drawn when the run starts: the one drawn here would never be used
         plan = {
-            "train": to_dict(config),
+            "train": settings,
             "recipe": dataclasses.asdict(config.settings()),
             "device": str(resolved),
             "precision": precision,

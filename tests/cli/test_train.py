@@ -194,6 +194,8 @@ def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:
     plan = json.loads(result.stdout)
     assert plan["train"]["epochs"] == 3 and plan["train"]["seed"] == 9 and plan["device"] == "cpu"
     assert not (tmp_path / "runs").exists()
+    unseeded = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--device", "cpu", "--dry-run"])
+    assert json.loads(unseeded.stdout)["train"]["seed"] is None  # not a seed the run would not use
 
 
 def test_ctrl_c_saves_prints_the_resume_command_and_exits_130(tmp_path: Path) -> None:
