@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import pickle
@@ -27,7 +28,8 @@ def test_round_trip_is_bit_exact(trained_run: Path, small_dataset, tmp_path: Pat
     assert info.step == 12 and info.kind == ckpt.KIND_TRAINING
     assert info.class_names == tuple(str(d) for d in range(10))
     # Load it into a fresh trainer, save again: every tensor identical, bit for bit.
-    trainer = Trainer(info.train, run_dir=trained_run, resume=info.path, dataset=small_dataset)
+    config = dataclasses.replace(info.train, max_steps=info.step + 1)  # a resume with a step to go
+    trainer = Trainer(config, run_dir=trained_run, resume=info.path, dataset=small_dataset)
     trainer.last_checkpoint = None
     trainer.checkpoint_dir = tmp_path
     torch.set_rng_state(trainer.global_rng_states["torch"])  # what run() does before its first step
