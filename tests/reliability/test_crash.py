@@ -104,3 +104,6 @@ def test_kill_9_twenty_times_loses_at_most_ckpt_every_steps(forkserver: ForkServ
     assert resumed.keys() == straight.keys()
     differing = [k for k in straight if not torch.equal(resumed[k], straight[k])]
     assert not differing, f"{len(differing)} tensors differ from an uninterrupted run, e.g. {differing[0]}"
+    # One history in metrics.jsonl too: each resume dropped what its killed process had logged past
+    # the checkpoint and logged those steps again, so every step is there once, as in the straight run.
+    assert metrics_steps(run) == metrics_steps(tmp_path / "straight") == list(range(1, final + 1))
