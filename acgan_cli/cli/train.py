@@ -374,6 +374,14 @@ def train(
         config.device, config.precision, config.compile, config.cuda_graph
     )
     if dry_run:
+        if resume_path is not None:  # what the run would refuse (without loading the data to count it)
+            from acgan_cli.core.training import nothing_to_train, recorded_steps_per_epoch
+
+            steps_per_epoch = recorded_steps_per_epoch(info.path)
+            if config.max_steps or steps_per_epoch:
+                refusal = nothing_to_train(info.path, info.step, config, steps_per_epoch or 1)
+                if refusal is not None:
+                    raise refusal
         settings = to_dict(config)
         if resume_path is None and "seed" not in given:
             settings["seed"] = None  # drawn when the run starts: the one drawn here would never be used

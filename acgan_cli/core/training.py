@@ -135,6 +135,34 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
     return run if checkpoint_path.parent.name == "checkpoints" and (run / "config.json").is_file() else None
 
 
+def nothing_to_train(
+    checkpoint: Path, step: int, config: TrainConfig, steps_per_epoch: int
+) -> UsageError | None:
+    """The refusal of a resume at `step` whose --epochs or --max-steps ends there or before, else None."""
+    total = config.max_steps or config.epochs * steps_per_epoch
+    if step < total:
+        return None
+    if config.max_steps:
+        option, asked, more = "max_steps", f"--max-steps {config.max_steps}", f"more than {step}"
+    else:
+        option, asked = "epochs", f"--epochs {config.epochs}"
+        more = f"{step // steps_per_epoch + 1} or more"
+    detail = (
+        f"{checkpoint} is already at step {step} and {asked} ends at step {total}; ask for {more} to continue"
+    )
+    return UsageError(f"nothing to train: {detail}", option=option, detail=detail)
+
+
+def recorded_steps_per_epoch(checkpoint: Path) -> int | None:
+    """The steps per epoch that the run folder of `checkpoint` recorded in its config.json, if it has one."""
+    run = run_dir_of(checkpoint)
+    try:
+        steps = json.loads((run / "config.json").read_text())["steps_per_epoch"] if run else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return steps if isinstance(steps, int) and steps > 0 else None
+
+
 def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
     """A RunDirError if `resumed` is behind its run's newest checkpoint: resuming it in the run would
     write over the later checkpoints and grids, and leave that newer history the run's default."""
@@ -281,8 +309,10 @@ class Trainer:
         if resume_info is not None:
             self._restore(resume_info, resume_tensors)
         self.start_step = self.step
-        if resume_info is not None and self.step >= self.total_steps:  # before any folder is made
-            raise self._nothing_to_train(resume_info.path)
+        if resume_info is not None:  # before any folder is made
+            refusal = nothing_to_train(resume_info.path, self.step, config, self.steps_per_epoch)
+            if refusal is not None:
+                raise refusal
 
         # Samples use the same latents for the whole run, so grids show progress, not noise.
         self.sample_labels = grid_labels(self.model_config.n_classes, SAMPLES_PER_CLASS)
@@ -332,20 +362,6 @@ class Trainer:
             except OSError as exc:
                 raise self._write_failed(path, exc) from None
         return seconds
-
-    def _nothing_to_train(self, checkpoint: Path) -> UsageError:
-        """A resumed run whose --epochs or --max-steps ends at or before the checkpoint's step."""
-        config, step = self.config, self.step
-        if config.max_steps:
-            option, asked, more = "max_steps", f"--max-steps {config.max_steps}", f"more than {step}"
-        else:
-            option, asked = "epochs", f"--epochs {config.epochs}"
-            more = f"{step // self.steps_per_epoch + 1} or more"
-        detail = (
-            f"{checkpoint} is already at step {step} and {asked} ends at step {self.total_steps}; "
-            f"ask for {more} to continue"
-        )
-        return UsageError(f"nothing to train: {detail}", option=option, detail=detail)
 
     # -- state ---------------------------------------------------------------------------
 

@@ -103,10 +103,14 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
             "already at step 4 and --max-steps 3 ends at step 3; ask for more than 4 to continue",
         ),
     ]:
-        result = runner.invoke(app, ["train", "--resume", "run", *more])
-        assert result.exit_code == 2, result.stderr
-        assert message in " ".join(plain(result.stderr).split())
-        assert _folder_bytes(tmp_path / "run") == before  # config.json, metrics, checkpoints: as they were
+        for dry_run in ([], ["--dry-run"]):  # a dry run refuses what the run would
+            result = runner.invoke(app, ["train", "--resume", "run", *more, *dry_run])
+            assert result.exit_code == 2, result.stderr
+            assert message in " ".join(plain(result.stderr).split())
+            assert (
+                _folder_bytes(tmp_path / "run") == before
+            )  # config.json, metrics, checkpoints: as they were
+    assert runner.invoke(app, ["train", "--resume", "run", "--epochs", "3", "--dry-run"]).exit_code == 0
     result = runner.invoke(app, ["train", "--resume", "run", "--epochs", "3"])
     assert result.exit_code == 0, result.stderr
     assert read_info(tmp_path / "run").step == 6
