@@ -192,6 +192,8 @@ def sample(
         raise typer.BadParameter("give --digit or --class, not both", param_hint="--class")
     fmt = _output_format(fmt, out)
     to_stdout = _to_stdout(out)
+    if to_stdout and sys.stdout is None:  # started with stdout closed (>&-)
+        raise AcganError("stdout is closed", hint="write to a file with --out PATH")
     if to_stdout and sys.stdout.isatty():
         raise typer.BadParameter(
             f"refusing to write {fmt} bytes to a terminal; redirect stdout or give a file name",

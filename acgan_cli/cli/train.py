@@ -375,8 +375,16 @@ def train(
     )
     if dry_run:
         if resume_path is not None:  # what the run would refuse (without loading the data to count it)
-            from acgan_cli.core.training import nothing_to_train, recorded_steps_per_epoch
+            from acgan_cli.core.training import (
+                nothing_to_train,
+                recorded_steps_per_epoch,
+                refuse_to_rewrite,
+                run_dir_of,
+            )
 
+            home = run_dir_of(info.path)
+            if home is not None and (out is None or out.resolve() == home):
+                refuse_to_rewrite(home, info)
             steps_per_epoch = recorded_steps_per_epoch(info.path)
             if config.max_steps or steps_per_epoch:
                 refusal = nothing_to_train(info.path, info.step, config, steps_per_epoch or 1)

@@ -88,12 +88,12 @@ def resolve_checkpoint(path: str | Path) -> Path:
     path = Path(path).expanduser()
     if path.is_dir():
         for folder in (path / "checkpoints", path):
-            latest, steps = folder / LATEST, sorted(folder.glob("step-*.safetensors"))
+            latest, steps = folder / LATEST, step_files(folder)
             if not latest.is_file():
                 if steps:
                     return steps[-1]
                 continue
-            if steps and _step_of_name(steps[-1]) > _step_of_latest(latest):
+            if steps and step_of_name(steps[-1]) > _step_of_latest(latest):
                 return steps[-1]
             return latest
         raise CheckpointError(
@@ -105,9 +105,19 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def _step_of_name(path: Path) -> int:
-    number = path.name.removeprefix("step-").removesuffix(".safetensors")
-    return int(number) if number.isdigit() else -1
+_STEP_FILE = re.compile(r"step-(\d+)\.safetensors")  # not step-N.generator.safetensors, an export
+
+
+def step_files(folder: Path) -> list[Path]:
+    """The training checkpoints a run wrote every --ckpt-every steps in `folder`, by step."""
+    return sorted(
+        (p for p in folder.glob("step-*.safetensors") if _STEP_FILE.fullmatch(p.name)), key=step_of_name
+    )
+
+
+def step_of_name(path: Path) -> int:
+    """N of a step file `step-N.safetensors` (one `step_files` lists)."""
+    return int(_STEP_FILE.fullmatch(path.name).group(1))  # type: ignore[union-attr]
 
 
 def _step_of_latest(path: Path) -> int:
@@ -124,11 +134,8 @@ def newest_checkpoint(runs_dir: Path | None = None, *, named_by: str = "--ckpt C
     `named_by` is how the calling command takes a checkpoint instead, for the hint.
     """
     runs_dir = runs_dir or default_runs_dir()
-    candidates = (
-        [*runs_dir.glob(f"*/checkpoints/{LATEST}"), *runs_dir.glob("*/checkpoints/step-*.safetensors")]
-        if runs_dir.is_dir()
-        else []
-    )
+    folders = runs_dir.glob("*/checkpoints") if runs_dir.is_dir() else []
+    candidates = [path for f in folders for path in [f / LATEST, *step_files(f)] if path.is_file()]
     if not candidates:
         raise CheckpointError(
             f"no trained model found under {runs_dir}",
@@ -184,6 +191,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# An open file named through /dev or /proc: /dev/fd/N, /proc/self/fd/N, /proc/PID/task/TID/fd/N, …
+_DESCRIPTOR = re.compile(r"/(?:dev|proc/(self|thread-self|\d+)(?:/task/\d+)?)/fd/(\d+)")
+
+
+def _descriptor_named(path: Path) -> tuple[str, int] | None:
+    """(whose, N) if `path`, or a link it leads through, names a process's open file N; else None."""
+    current = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on a chain of links
+        if current in ("/dev/stdout", "/dev/stderr"):
+            return "self", 1 if current == "/dev/stdout" else 2
+        if match := _DESCRIPTOR.fullmatch(current):
+            return match.group(1) or "self", int(match.group(2))
+        try:
+            link = os.readlink(current)
+        except OSError:  # not a link (or not there): an ordinary path
+            return None
+        current = os.path.normpath(os.path.join(os.path.dirname(current), link))
+    return None
+
+
 def own_descriptor(path: Path) -> int | None:
     """The number of this process's open file that `path` names, else None.
 
@@ -193,19 +220,10 @@ def own_descriptor(path: Path) -> int | None:
     `pipe:[N]` that does not exist, or to the redirected file, which a rename would replace
     (losing what `>>` was appending to).
     """
-    own = re.compile(rf"/(?:dev|proc/self|proc/{os.getpid()})/fd/(\d+)")
-    current = os.path.abspath(path)
-    for _ in range(40):  # the kernel's own limit on a chain of links
-        if current in ("/dev/stdout", "/dev/stderr"):
-            return 1 if current == "/dev/stdout" else 2
-        if match := own.fullmatch(current):
-            return int(match.group(1))
-        try:
-            link = os.readlink(current)
-        except OSError:  # not a link (or not there): an ordinary path
-            return None
-        current = os.path.normpath(os.path.join(os.path.dirname(current), link))
-    return None
+    named = _descriptor_named(path)
+    if named is None or named[0] not in ("self", "thread-self", str(os.getpid())):
+        return None
+    return named[1]
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -230,7 +248,7 @@ def destination(path: Path) -> Path:
 
     A link to one of our open files or to a device or pipe stays as given: it is written into.
     """
-    if not path.is_symlink() or own_descriptor(path) is not None or is_stream(path):
+    if not path.is_symlink() or is_stream(path):
         return path
     return Path(os.path.realpath(path))
 
@@ -238,7 +256,7 @@ def destination(path: Path) -> Path:
 def is_stream(path: Path) -> bool:
     """Whether `path` is a device, pipe, socket or one of our open files: something to write into,
     never to rename over."""
-    if own_descriptor(path) is not None:
+    if _descriptor_named(path) is not None:  # another process's is opened, never renamed over
         return True
     try:
         mode = path.stat().st_mode

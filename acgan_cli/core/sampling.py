@@ -172,9 +172,9 @@ def resolve_class(class_names: tuple[str, ...], digit: int | None = None, name: 
             which = ", ".join(class_names[i] for i in matches)
             raise UsageError(
                 f"{name!r} could be any of {which}",
-                hint="give more of the name, or the class index with --digit",
+                hint="give the name as written, or the class index with --digit",
                 option="class",
-                detail=f"{name!r} could be any of {which}; give more of the name, or the index with --digit",
+                detail=f"{name!r} could be any of {which}; give the name as written, or the index with --digit",
             )
     listing = ", ".join(class_names)
     raise UsageError(

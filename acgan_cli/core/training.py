@@ -163,17 +163,23 @@ def recorded_steps_per_epoch(checkpoint: Path) -> int | None:
     return steps if isinstance(steps, int) and steps > 0 else None
 
 
-def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
-    """A RunDirError if `resumed` is behind its run's newest checkpoint: resuming it in the run would
-    write over the later checkpoints and grids, and leave that newer history the run's default."""
-    try:
-        newest = ckpt.read_info(ckpt.resolve_checkpoint(run))
-    except CheckpointError:
-        return  # the newest is unreadable: resuming an older one is the way out
-    if resumed.step < newest.step:
+def refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
+    """A RunDirError if `resumed` is behind a checkpoint its run wrote later: resuming it in the run
+    would write over the later checkpoints and grids, and leave that newer history the run's default.
+
+    Step files count by their names, so a damaged newer checkpoint still counts as newer.
+    """
+    folder = run / "checkpoints"
+    written = []  # latest first: at the same step, it is the one to name
+    with contextlib.suppress(CheckpointError):
+        latest = ckpt.read_info(folder / ckpt.LATEST)
+        written.append((latest.step, latest.path))
+    written += [(ckpt.step_of_name(path), path) for path in ckpt.step_files(folder)]
+    step, newest = max(written, default=(-1, None), key=lambda pair: pair[0])
+    if resumed.step < step:
         raise RunDirError(
-            f"{resumed.path} is at step {resumed.step}, behind its run's newest checkpoint {newest.path} "
-            f"(step {newest.step}); resuming it in {run} would overwrite what came after",
+            f"{resumed.path} is at step {resumed.step}, behind its run's newest checkpoint {newest} "
+            f"(step {step}); resuming it in {run} would overwrite what came after",
             hint=f"continue the run with --resume {run}, or branch from step {resumed.step} into a new "
             "folder with --out NEW_FOLDER",
         )
@@ -323,7 +329,7 @@ class Trainer:
         self.last_checkpoint: Path | None = self.resumed_from
         home = run_dir_of(resume_info.path) if resume_info else None
         if home is not None and (run_dir is None or home == run_dir.resolve()):
-            _refuse_to_rewrite(home, resume_info)
+            refuse_to_rewrite(home, resume_info)
         if run_dir is None:
             self.made_run_dir = home is None  # to remove again if the run fails before writing to it
             self.run_dir = home or create_run_dir(config.dataset, runs_dir)
@@ -336,29 +342,35 @@ class Trainer:
 
     def _drop_metrics_after_checkpoint(self) -> float:
         """Drop the metrics.jsonl lines past the resumed step, which a killed process logged after its
-        last checkpoint (this run logs those steps again), and return the run's seconds so far."""
+        last checkpoint (this run logs those steps again), and return the run's seconds so far.
+
+        Every other line stays as it was, byte for byte; a last line without its newline is one the
+        kill cut short, and goes.
+        """
         path = self.run_dir / "metrics.jsonl"
         if not path.is_file():  # not there yet, or a device (/dev/full in a test): nothing to drop
             return 0.0
         try:
-            lines = path.read_bytes().decode(errors="replace").splitlines(keepends=True)
-        except FileNotFoundError:
-            return 0.0
+            lines = path.read_bytes().splitlines(keepends=True)
         except OSError as exc:  # it is appended to next: the same failure
             raise self._write_failed(path, exc) from None
+        torn = bool(lines) and not lines[-1].endswith(b"\n")
+        if torn:
+            lines.pop()
         kept, seconds = [], 0.0
         for line in lines:
             try:
                 record = json.loads(line)
                 step, seconds_then = int(record["step"]), float(record.get("time", 0.0))
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut short by the kill
+            except (ValueError, KeyError, TypeError):  # not a record of ours: left alone
+                kept.append(line)
+                continue
             if step <= self.step:
-                kept.append(line if line.endswith("\n") else line + "\n")
+                kept.append(line)
                 seconds = seconds_then
-        if kept != lines:
+        if torn or len(kept) != len(lines):
             try:
-                ckpt.write_atomic(path, "".join(kept).encode())
+                ckpt.write_atomic(path, b"".join(kept))
             except OSError as exc:
                 raise self._write_failed(path, exc) from None
         return seconds

@@ -238,7 +238,7 @@ def test_python_dash_m_runs_the_same_app(run: Path, tmp_path: Path) -> None:
     assert out.stdout.strip() == "four.png"
 
 
-@pytest.mark.parametrize("out", ["/dev/stdout", "/dev/fd/1"])
+@pytest.mark.parametrize("out", ["/dev/stdout", "/dev/fd/1", "/proc/thread-self/fd/1"])
 def test_dev_stdout_is_stdout_whatever_it_is(run: Path, tmp_path: Path, out: str) -> None:
     command = [*SEVENS[:-1], out]
     piped = subprocess.run(command, capture_output=True, check=False)  # a pipe: /proc/self/fd/1 -> pipe:[N]
@@ -282,3 +282,11 @@ def test_default_names_never_take_another_class_name(run: Path, tmp_path: Path) 
         "sample-T-shirt-top",
         "sample-2",
     ]
+
+
+@pytest.mark.parametrize("out", ["-", "/dev/stdout"])
+def test_a_closed_stdout_is_one_clear_error(run: Path, out: str) -> None:
+    command = " ".join([*SEVENS[:-1], out]) + " >&-"  # the shell closes stdout before sample starts
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["error: stdout is closed", "hint: write to a file with --out PATH"]

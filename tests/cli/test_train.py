@@ -111,6 +111,13 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
                 _folder_bytes(tmp_path / "run") == before
             )  # config.json, metrics, checkpoints: as they were
     assert runner.invoke(app, ["train", "--resume", "run", "--epochs", "3", "--dry-run"]).exit_code == 0
+    # A step file behind the run's newest would rewrite its history: refused, dry run or not.
+    older = ["train", "--resume", "run/checkpoints/step-00000002.safetensors", "--epochs", "3"]
+    for dry_run in ([], ["--dry-run"]):
+        result = runner.invoke(app, [*older, *dry_run])
+        assert result.exit_code == 1, result.stderr
+        assert "is at step 2, behind its run's newest checkpoint" in plain(result.stderr)
+        assert _folder_bytes(tmp_path / "run") == before
     result = runner.invoke(app, ["train", "--resume", "run", "--epochs", "3"])
     assert result.exit_code == 0, result.stderr
     assert read_info(tmp_path / "run").step == 6

@@ -201,6 +201,13 @@ def test_newest_checkpoint_picks_in_the_newest_run_as_a_run_folder_would(
     # Killed before its first latest: the step file alone still makes it the newest run.
     _latest(killed).unlink()
     assert ckpt.newest_checkpoint(runs) == step_file
+    # An export written beside an older run's checkpoints (step-N.generator.safetensors) is no
+    # checkpoint of that run: it neither makes that run the newest nor is what a run folder means.
+    export = old / "checkpoints" / "step-00000099.generator.safetensors"
+    shutil.copy(step_file, export)
+    os.utime(export)
+    assert ckpt.newest_checkpoint(runs) == step_file
+    assert ckpt.resolve_checkpoint(old) == _latest(old)
 
 
 def test_tiny_config_is_what_the_fixture_trained(trained_run: Path) -> None:
