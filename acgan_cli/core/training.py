@@ -345,7 +345,7 @@ class Trainer:
         last checkpoint (this run logs those steps again), and return the run's seconds so far.
 
         Every other line stays as it was, byte for byte; a last line without its newline is one the
-        kill cut short, and goes.
+        kill cut short, and goes (or, if it is whole, gets its newline).
         """
         path = self.run_dir / "metrics.jsonl"
         if not path.is_file():  # not there yet, or a device (/dev/full in a test): nothing to drop
@@ -354,9 +354,12 @@ class Trainer:
             lines = path.read_bytes().splitlines(keepends=True)
         except OSError as exc:  # it is appended to next: the same failure
             raise self._write_failed(path, exc) from None
-        torn = bool(lines) and not lines[-1].endswith(b"\n")
+        torn = bool(lines) and not lines[-1].endswith(b"\n")  # the kill's cut: gone, or if whole, ended
         if torn:
-            lines.pop()
+            last = lines.pop()
+            with contextlib.suppress(ValueError):
+                json.loads(last)
+                lines.append(last + b"\n")
         kept, seconds = [], 0.0
         for line in lines:
             try:

@@ -99,6 +99,15 @@ def test_a_resume_after_a_kill_logs_each_step_once(tmp_path: Path, small_dataset
     assert _same(_weights(straight.generator), _weights(resumed.generator))
 
 
+def test_a_whole_last_metrics_line_cut_just_before_its_newline_is_kept(tmp_path: Path, small_dataset) -> None:
+    first = Trainer(tiny_config(max_steps=4, log_every=2), run_dir=tmp_path / "run", dataset=small_dataset)
+    first.run()
+    metrics = first.run_dir / "metrics.jsonl"
+    metrics.write_bytes(metrics.read_bytes().removesuffix(b"\n"))  # step 4's record, whole
+    Trainer(tiny_config(max_steps=6, log_every=2), resume=first.run_dir, dataset=small_dataset).run()
+    assert _steps_and_times(first.run_dir)[0] == [2, 4, 6]
+
+
 def test_resuming_an_older_checkpoint_in_its_run_is_refused_and_branches_with_out(
     tmp_path: Path, small_dataset
 ) -> None:
