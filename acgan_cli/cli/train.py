@@ -382,14 +382,14 @@ def train(
                 run_dir_of,
             )
 
-            home = run_dir_of(info.path)
-            if home is not None and (out is None or out.resolve() == home):
-                refuse_to_rewrite(home, info)
             steps_per_epoch = recorded_steps_per_epoch(info.path)
-            if config.max_steps or steps_per_epoch:
+            if config.max_steps or steps_per_epoch:  # in the run's order: this first
                 refusal = nothing_to_train(info.path, info.step, config, steps_per_epoch or 1)
                 if refusal is not None:
                     raise refusal
+            home = run_dir_of(info.path)
+            if home is not None and (out is None or out.resolve() == home):
+                refuse_to_rewrite(home, info)
         settings = to_dict(config)
         if resume_path is None and "seed" not in given:
             settings["seed"] = None  # drawn when the run starts: the one drawn here would never be used

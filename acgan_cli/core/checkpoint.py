@@ -105,13 +105,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-_STEP_FILE = re.compile(r"step-(\d+)\.safetensors")  # not step-N.generator.safetensors, an export
+_STEP_FILE = re.compile(r"step-([0-9]+)\.safetensors")  # not step-N.generator.safetensors, an export
 
 
 def step_files(folder: Path) -> list[Path]:
     """The training checkpoints a run wrote every --ckpt-every steps in `folder`, by step."""
     return sorted(
-        (p for p in folder.glob("step-*.safetensors") if _STEP_FILE.fullmatch(p.name)), key=step_of_name
+        (p for p in folder.glob("step-*.safetensors") if _STEP_FILE.fullmatch(p.name) and p.is_file()),
+        key=step_of_name,
     )
 
 
@@ -197,8 +198,13 @@ _DESCRIPTOR = re.compile(r"/(?:dev|proc/(self|thread-self|\d+)(?:/task/\d+)?)/fd
 
 def _descriptor_named(path: Path) -> tuple[str, int] | None:
     """(whose, N) if `path`, or a link it leads through, names a process's open file N; else None."""
-    current = os.path.abspath(path)
+    current = os.path.join(os.getcwd(), path)
     for _ in range(40):  # the kernel's own limit on a chain of links
+        # Its folder as the kernel resolves it (`..` after a link, `//dev`, /dev/fd -> /proc/PID/fd).
+        folder, name = os.path.split(current)
+        if name in ("", ".", ".."):
+            return None
+        current = os.path.join(os.path.realpath(folder), name)
         if current in ("/dev/stdout", "/dev/stderr"):
             return "self", 1 if current == "/dev/stdout" else 2
         if match := _DESCRIPTOR.fullmatch(current):
@@ -207,7 +213,7 @@ def _descriptor_named(path: Path) -> tuple[str, int] | None:
             link = os.readlink(current)
         except OSError:  # not a link (or not there): an ordinary path
             return None
-        current = os.path.normpath(os.path.join(os.path.dirname(current), link))
+        current = os.path.join(os.path.dirname(current), link)
     return None
 
 
@@ -300,7 +306,7 @@ def replace_durably(tmp: Path, path: Path) -> None:
 
 def refuse_to_overwrite_checkpoint(target: Path, command: str) -> None:
     """A UsageError for --out if `target` is a training checkpoint: a run's state is never an output."""
-    if not target.is_file() or is_stream(target):
+    if not target.is_file():  # whatever name it goes by: /proc/PID/fd/N can lead to one
         return
     with contextlib.suppress(CheckpointError):  # not an acgan file: an ordinary overwrite
         if read_info(target).kind == KIND_TRAINING:

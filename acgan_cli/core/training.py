@@ -177,11 +177,15 @@ def refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
     written += [(ckpt.step_of_name(path), path) for path in ckpt.step_files(folder)]
     step, newest = max(written, default=(-1, None), key=lambda pair: pair[0])
     if resumed.step < step:
+        try:
+            ckpt.read_info(newest)
+            go_on = f"continue the run with --resume {run}"
+        except CheckpointError:  # --resume RUN would pick it and fail
+            go_on = f"move the damaged {newest.name} aside to resume step {resumed.step} here"
         raise RunDirError(
             f"{resumed.path} is at step {resumed.step}, behind its run's newest checkpoint {newest} "
             f"(step {step}); resuming it in {run} would overwrite what came after",
-            hint=f"continue the run with --resume {run}, or branch from step {resumed.step} into a new "
-            "folder with --out NEW_FOLDER",
+            hint=f"{go_on}, or branch from step {resumed.step} into a new folder with --out NEW_FOLDER",
         )
 
 
@@ -365,7 +369,7 @@ class Trainer:
             try:
                 record = json.loads(line)
                 step, seconds_then = int(record["step"]), float(record.get("time", 0.0))
-            except (ValueError, KeyError, TypeError):  # not a record of ours: left alone
+            except (ValueError, KeyError, TypeError, OverflowError, RecursionError):  # not ours: left alone
                 kept.append(line)
                 continue
             if step <= self.step:

@@ -255,13 +255,23 @@ def test_dev_stdout_is_stdout_whatever_it_is(run: Path, tmp_path: Path, out: str
 
 
 def test_sample_never_overwrites_a_training_checkpoint(run: Path) -> None:
-    for name in ("latest.safetensors", "step-00000012.safetensors"):
-        target = run / "checkpoints" / name
-        before = target.read_bytes()
-        result = runner.invoke(app, ["sample", "--digit", "1", "--format", "png", "--out", str(target)])
-        assert result.exit_code == 2
-        assert f"{target} is a training checkpoint; sample never overwrites one" in plain(result.stderr)
-        assert target.read_bytes() == before
+    latest = run / "checkpoints" / "latest.safetensors"
+    with open(latest, "rb") as held:  # another process's open file: /proc/PID/fd/N leads to it too
+        reader = subprocess.Popen(["sleep", "60"], stdin=held)
+    try:
+        for target in (
+            latest,
+            run / "checkpoints" / "step-00000012.safetensors",
+            Path(f"/proc/{reader.pid}/fd/0"),
+        ):
+            before = target.read_bytes()
+            result = runner.invoke(app, ["sample", "--digit", "1", "--format", "png", "--out", str(target)])
+            assert result.exit_code == 2
+            assert f"{target} is a training checkpoint; sample never overwrites one" in plain(result.stderr)
+            assert target.read_bytes() == before
+    finally:
+        reader.kill()
+        reader.wait()
 
 
 def test_default_names_never_take_another_class_name(run: Path, tmp_path: Path) -> None:

@@ -118,6 +118,11 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
         assert result.exit_code == 1, result.stderr
         assert "is at step 2, behind its run's newest checkpoint" in plain(result.stderr)
         assert _folder_bytes(tmp_path / "run") == before
+        # Nothing to train from it either: that is what both say first.
+        result = runner.invoke(app, [*older[:3], "--epochs", "1", *dry_run])
+        assert result.exit_code == 2 and "already at step 2 and --epochs 1 ends" in result.stderr, (
+            result.stderr
+        )
     result = runner.invoke(app, ["train", "--resume", "run", "--epochs", "3"])
     assert result.exit_code == 0, result.stderr
     assert read_info(tmp_path / "run").step == 6

@@ -85,6 +85,7 @@ def test_a_resume_after_a_kill_logs_each_step_once(tmp_path: Path, small_dataset
     shutil.copy(checkpoints / "step-00000008.safetensors", checkpoints / "latest.safetensors")
     with open(killed.run_dir / "metrics.jsonl", "ab") as metrics:
         metrics.write(b"a note of the user's, \xff not UTF-8\n")  # not a record: kept as it is
+        metrics.write(b'{"step": Infinity}\n')  # nor is this (int() of it overflows)
         metrics.write(b'{"step": 12, "ep')  # a line the kill cut short
 
     resumed = Trainer(config, resume=killed.run_dir, dataset=small_dataset)
@@ -92,6 +93,7 @@ def test_a_resume_after_a_kill_logs_each_step_once(tmp_path: Path, small_dataset
     resumed.run()
     lines = (killed.run_dir / "metrics.jsonl").read_bytes().splitlines()
     assert lines.pop(4) == b"a note of the user's, \xff not UTF-8"  # after step 8's line, byte for byte
+    assert lines.pop(4) == b'{"step": Infinity}'
     (killed.run_dir / "metrics.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     steps, times = _steps_and_times(killed.run_dir)
     assert steps == _steps_and_times(straight.run_dir)[0] == [2, 4, 6, 8, 10, 12]
@@ -126,12 +128,23 @@ def test_resuming_an_older_checkpoint_in_its_run_is_refused_and_branches_with_ou
         f"continue the run with --resume {first.run_dir}, or branch from step 4 into a new folder with --out NEW_FOLDER"
     )
     # A damaged latest still leaves the newer step file newer: the older one is refused all the same.
+    # (A folder named like a step file is no checkpoint.)
+    (first.run_dir / "checkpoints" / "step-00000099.safetensors").mkdir()
     (first.run_dir / "checkpoints" / "latest.safetensors").write_bytes(b"cut short")
     before = {p: p.read_bytes() for p in first.run_dir.rglob("*") if p.is_file()}
     with pytest.raises(
         RunDirError, match=r"behind its run's newest checkpoint .*step-00000008.safetensors \(step 8\)"
     ):
         Trainer(config, resume=older, dataset=small_dataset)
+    # The newest damaged too: --resume RUN cannot help, and the hint says what can.
+    newest = first.run_dir / "checkpoints" / "step-00000008.safetensors"
+    newest.write_bytes(b"cut short")
+    with pytest.raises(RunDirError) as caught:
+        Trainer(config, resume=older, dataset=small_dataset)
+    assert caught.value.hint.startswith(
+        "move the damaged step-00000008.safetensors aside to resume step 4 here"
+    )
+    newest.write_bytes(before[newest])
     branch = Trainer(config, resume=older, run_dir=tmp_path / "branch", dataset=small_dataset)
     branch.run()
     assert ckpt.read_info(tmp_path / "branch").step == 6
