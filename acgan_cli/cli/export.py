@@ -18,7 +18,7 @@ from acgan_cli.cli.common import (
     state,
     stderr_console,
 )
-from acgan_cli.core.checkpoint import own_descriptor
+from acgan_cli.core.checkpoint import names_stdout
 from acgan_cli.core.export import FORMATS, format_for
 from acgan_cli.core.export import export as export_generator
 
@@ -159,7 +159,7 @@ def export(
         raise typer.BadParameter(
             "export writes a file; give a path or a folder (or /dev/stdout for the bytes)", param_hint="--out"
         )
-    to_stdout = bool(out) and own_descriptor(Path(out).expanduser()) == 1
+    to_stdout = names_stdout(out)
     if to_stdout and json_output:
         raise typer.BadParameter(
             "the file and the JSON would both go to stdout; drop one", param_hint="--json"

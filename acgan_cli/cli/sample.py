@@ -102,11 +102,9 @@ def _write_stdout(data: bytes) -> None:
 
 def _to_stdout(out: str | None) -> bool:
     """Whether --out means stdout: `-`, or a path naming it (/dev/stdout, /dev/fd/1)."""
-    if out == "-":
-        return True
-    from acgan_cli.core.checkpoint import own_descriptor
+    from acgan_cli.core.checkpoint import names_stdout
 
-    return bool(out) and own_descriptor(Path(out).expanduser()) == 1
+    return out == "-" or names_stdout(out)
 
 
 @handle_errors

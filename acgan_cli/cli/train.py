@@ -375,21 +375,9 @@ def train(
     )
     if dry_run:
         if resume_path is not None:  # what the run would refuse (without loading the data to count it)
-            from acgan_cli.core.training import (
-                nothing_to_train,
-                recorded_steps_per_epoch,
-                refuse_to_rewrite,
-                run_dir_of,
-            )
+            from acgan_cli.core.training import check_resume, recorded_steps_per_epoch
 
-            steps_per_epoch = recorded_steps_per_epoch(info.path)
-            if config.max_steps or steps_per_epoch:  # in the run's order: this first
-                refusal = nothing_to_train(info.path, info.step, config, steps_per_epoch or 1)
-                if refusal is not None:
-                    raise refusal
-            home = run_dir_of(info.path)
-            if home is not None and (out is None or out.resolve() == home):
-                refuse_to_rewrite(home, info)
+            check_resume(info, config, out, recorded_steps_per_epoch(info.path))
         settings = to_dict(config)
         if resume_path is None and "seed" not in given:
             settings["seed"] = None  # drawn when the run starts: the one drawn here would never be used

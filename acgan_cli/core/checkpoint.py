@@ -232,6 +232,11 @@ def own_descriptor(path: Path) -> int | None:
     return named[1]
 
 
+def names_stdout(out: str | None) -> bool:
+    """Whether an --out value names this process's stdout (/dev/stdout, /dev/fd/1, …)."""
+    return bool(out) and own_descriptor(Path(out).expanduser()) == 1
+
+
 def write_all(fd: int, data: bytes) -> None:
     """All of `data` into the open file `fd`, which may take it in pieces (a pipe).
 

@@ -135,7 +135,7 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
     return run if checkpoint_path.parent.name == "checkpoints" and (run / "config.json").is_file() else None
 
 
-def nothing_to_train(
+def _nothing_to_train(
     checkpoint: Path, step: int, config: TrainConfig, steps_per_epoch: int
 ) -> UsageError | None:
     """The refusal of a resume at `step` whose --epochs or --max-steps ends there or before, else None."""
@@ -153,6 +153,21 @@ def nothing_to_train(
     return UsageError(f"nothing to train: {detail}", option=option, detail=detail)
 
 
+def check_resume(
+    resumed: ckpt.CheckpointInfo, config: TrainConfig, run_dir: Path | None, steps_per_epoch: int | None
+) -> None:
+    """What a resume of `resumed` into `run_dir` (None: its own run) is refused for, before anything
+    is written: nothing left to train (unknowable by epochs without `steps_per_epoch`), or a
+    checkpoint behind its run's newest being resumed in that run."""
+    if config.max_steps or steps_per_epoch:
+        refusal = _nothing_to_train(resumed.path, resumed.step, config, steps_per_epoch or 1)
+        if refusal is not None:
+            raise refusal
+    home = run_dir_of(resumed.path)
+    if home is not None and (run_dir is None or home == run_dir.resolve()):
+        _refuse_to_rewrite(home, resumed)
+
+
 def recorded_steps_per_epoch(checkpoint: Path) -> int | None:
     """The steps per epoch that the run folder of `checkpoint` recorded in its config.json, if it has one."""
     run = run_dir_of(checkpoint)
@@ -163,7 +178,7 @@ def recorded_steps_per_epoch(checkpoint: Path) -> int | None:
     return steps if isinstance(steps, int) and steps > 0 else None
 
 
-def refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
+def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
     """A RunDirError if `resumed` is behind a checkpoint its run wrote later: resuming it in the run
     would write over the later checkpoints and grids, and leave that newer history the run's default.
 
@@ -320,9 +335,7 @@ class Trainer:
             self._restore(resume_info, resume_tensors)
         self.start_step = self.step
         if resume_info is not None:  # before any folder is made
-            refusal = nothing_to_train(resume_info.path, self.step, config, self.steps_per_epoch)
-            if refusal is not None:
-                raise refusal
+            check_resume(resume_info, config, run_dir, self.steps_per_epoch)
 
         # Samples use the same latents for the whole run, so grids show progress, not noise.
         self.sample_labels = grid_labels(self.model_config.n_classes, SAMPLES_PER_CLASS)
@@ -332,8 +345,6 @@ class Trainer:
         self.resumed_from = resume_info.path if resume_info else None
         self.last_checkpoint: Path | None = self.resumed_from
         home = run_dir_of(resume_info.path) if resume_info else None
-        if home is not None and (run_dir is None or home == run_dir.resolve()):
-            refuse_to_rewrite(home, resume_info)
         if run_dir is None:
             self.made_run_dir = home is None  # to remove again if the run fails before writing to it
             self.run_dir = home or create_run_dir(config.dataset, runs_dir)
