@@ -18,7 +18,7 @@ from acgan_cli.cli.common import (
     state,
     stderr_console,
 )
-from acgan_cli.core.checkpoint import names_stdout
+from acgan_cli.core.checkpoint import extension, names_stdout
 from acgan_cli.core.export import FORMATS, format_for
 from acgan_cli.core.export import export as export_generator
 
@@ -37,7 +37,7 @@ def _complete_format(incomplete: str) -> list[tuple[str, str]]:
 def _format_from_name(out: str | None) -> str:
     """The format --out's extension names; a name whose extension is no format's is refused (g.pth
     would hold ONNX under a PyTorch name). A folder, or a name without an extension: the default."""
-    suffix = Path(out).suffix if out else ""
+    suffix = extension(out) if out else ""
     if not suffix or out.endswith(("/", os.sep)) or Path(out).expanduser().is_dir():
         return DEFAULT_FORMAT  # a folder's name (exports.v3/) is no extension
     named = format_for(out)

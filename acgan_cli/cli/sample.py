@@ -20,6 +20,7 @@ from acgan_cli.cli.common import (
     state,
     stderr_console,
 )
+from acgan_cli.core.checkpoint import extension
 from acgan_cli.core.config import check_seed
 from acgan_cli.core.errors import AcganError
 from acgan_cli.core.sampling import FORMATS
@@ -36,7 +37,7 @@ def _output_format(fmt: str | None, out: str | None) -> str:
         if fmt not in FORMATS:
             raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
         return fmt
-    suffix = Path(out).suffix.lstrip(".").lower() if out and out != "-" and not _folder(out) else ""
+    suffix = extension(out).lstrip(".") if out and out != "-" and not _folder(out) else ""
     if suffix and suffix not in FORMATS:  # three.jpg would hold PNG bytes under a JPEG name
         raise typer.BadParameter(
             f"{out} ends in .{suffix}, which acgan sample does not write (it writes "

@@ -237,6 +237,15 @@ def names_stdout(out: str | None) -> bool:
     return bool(out) and own_descriptor(Path(out).expanduser()) == 1
 
 
+def extension(path: str | Path) -> str:
+    """The extension that names a file's format, lower-cased: "g.ONNX" -> ".onnx". A name that is
+    only an extension (".npy", which pathlib reads as a hidden file without one) is its own."""
+    name = Path(path).name
+    if name.startswith(".") and name.count(".") == 1 and len(name) > 1:
+        return name.lower()
+    return Path(name).suffix.lower()
+
+
 def write_all(fd: int, data: bytes) -> None:
     """All of `data` into the open file `fd`, which may take it in pieces (a pipe).
 

@@ -33,6 +33,7 @@ from acgan_cli import __version__
 from acgan_cli.core.checkpoint import (
     CheckpointInfo,
     destination,
+    extension,
     is_stream,
     load_generator,
     read_info,
@@ -396,7 +397,7 @@ FORMATS: dict[str, ExportFormat] = {
 
 def format_for(path: str | Path) -> str | None:
     """The format whose extension `path` has (".onnx" -> "onnx"), or None."""
-    suffix = Path(path).suffix.lower()
+    suffix = extension(path)
     return next((fmt.name for fmt in FORMATS.values() if fmt.extension == suffix), None)
 
 

@@ -250,13 +250,18 @@ def test_default_names_and_formats_from_extensions() -> None:
         "safetensors": "latest.generator.safetensors",
     }
     assert ex.default_output(latest, "onnx").parent == latest.parent
-    guesses = {name: ex.format_for(name) for name in ("g.onnx", "g.PT", "g.pt2", "g.safetensors", "g.png")}
+    names = ("g.onnx", "g.PT", "g.pt2", "g.safetensors", "g.png", "out/.pt", ".onnx", ".hidden.pt2", "g")
+    guesses = {name: ex.format_for(name) for name in names}
     assert guesses == {
         "g.onnx": "onnx",
         "g.PT": "torchscript",
         "g.pt2": "pt2",
         "g.safetensors": "safetensors",
         "g.png": None,
+        "out/.pt": "torchscript",  # a name that is only an extension is its own extension
+        ".onnx": "onnx",
+        ".hidden.pt2": "pt2",
+        "g": None,
     }
 
 
