@@ -44,7 +44,7 @@ def evaluate(
     checkpoints: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Checkpoint files or run folders. [default: $ACGAN_CKPT, else the newest run under ./runs]",
+            help="Checkpoint files or run folders. \\[default: $ACGAN_CKPT, else the newest run under ./runs]",
             metavar="CKPT|RUN_DIR",
             show_default=False,
         ),
@@ -52,7 +52,7 @@ def evaluate(
     metrics: Annotated[
         str | None,
         typer.Option(
-            help=f"Comma-separated: {', '.join(METRICS)}. [default: all]",
+            help=f"Comma-separated: {', '.join(METRICS)}. \\[default: all]",
             autocompletion=_complete_metrics,
             rich_help_panel=WHAT,
         ),
@@ -88,7 +88,7 @@ def evaluate(
     dataset: Annotated[
         str | None,
         typer.Option(
-            help="The evaluator's dataset. [default: the checkpoints']",
+            help="The evaluator's dataset. \\[default: the checkpoints']",
             autocompletion=complete_dataset,
             rich_help_panel=EVALUATOR,
         ),
@@ -96,7 +96,8 @@ def evaluate(
     data_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Where datasets are found and downloaded to. [default: ~/.cache/acgan/data]",
+            help="Where datasets are found and downloaded to. \\[default: where the checkpoint's run found "
+            "its data, else ~/.cache/acgan/data]",
             envvar="ACGAN_DATA_DIR",
             rich_help_panel=EVALUATOR,
         ),

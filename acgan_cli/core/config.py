@@ -41,6 +41,20 @@ def require(ok: bool, option: str, message: str) -> None:
         raise ConfigError(f"{option} {message}", option=option, detail=message)
 
 
+def require_utf8_path(path: str, option: str) -> None:
+    """A ConfigError unless `path` is valid UTF-8: checkpoints and config.json record paths as UTF-8
+    text, and a name with other bytes (Python keeps them as lone surrogates) cannot be written there."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        require(
+            False,
+            option,
+            "is a path that is not valid UTF-8, which checkpoints cannot record; rename the folder, "
+            "or reach it through a link whose path is UTF-8",
+        )
+
+
 # torch's CPU generator (a Mersenne Twister) keeps only a seed's low 32 bits: a larger seed would
 # draw the same numbers as a smaller one, so seeds are 32-bit.
 SEEDS = 2**32
@@ -216,6 +230,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         require(bool(self.dataset), "dataset", "must not be empty")
+        require_utf8_path(self.dataset, "dataset")
+        require_utf8_path(self.data_dir, "data_dir")
         require(self.epochs >= 1, "epochs", f"must be at least 1 (got {self.epochs})")
         require(self.epochs <= 1_000_000, "epochs", f"must be at most 1000000 (got {self.epochs})")
         if self.max_steps is not None:

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from acgan_cli.core.errors import DataError, UsageError, first_line
 
@@ -74,36 +74,61 @@ def _torchvision_loader(
     class_name: str, title: str, class_names: tuple[str, ...] | None
 ) -> Callable[[Path, str, bool], tuple[np.ndarray, np.ndarray, tuple[str, ...]]]:
     def load(data_dir: Path, split: str, download: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-        from torchvision import datasets
+        raw = data_dir / class_name / "raw"  # where torchvision keeps the unpacked IDX files
+        prefix = "train" if split == "train" else "t10k"
+        files = [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
+        if not all(path.is_file() for path in files):
+            _download(class_name, title, data_dir, download)
+        from torchvision import datasets  # for the class names, once the files are here
 
-        dataset_class = getattr(datasets, class_name)
-        train = split == "train"
-        # torchvision makes these before it downloads; a failed download should not leave them.
-        folders = [data_dir / class_name / "raw", data_dir / class_name, data_dir]
-        missing = [folder for folder in folders if not folder.exists()]
-        try:
-            # torchvision reports download progress on stdout, which belongs to results.
-            with contextlib.redirect_stdout(sys.stderr):
-                dataset = dataset_class(str(data_dir), train=train, download=download)
-        except (RuntimeError, OSError, ValueError) as exc:
-            for folder in missing:
-                with contextlib.suppress(OSError):  # one that now holds files (a partial download) stays
-                    folder.rmdir()
-            if download:
-                raise DataError(
-                    f"{title} is not in {data_dir} and could not be downloaded",
-                    hint=f"point --data-dir at a folder that holds it, or train offline on the shipped "
-                    f"subset with --dataset mnist-5k ({_download_failure(exc)})",
-                ) from None
+        names = class_names or tuple(getattr(datasets, class_name).classes)
+        try:  # read by acgan, not torchvision: a damaged file gets a one-line error, not a crash
+            images, labels = read_idx(files[0]), read_idx(files[1])
+            _check_shapes(files[0], images, files[1], labels)
+            _check_labels(files[1], labels, names, None, every_class=True)
+        except DataError as exc:
             raise DataError(
-                f"{title} is not in {data_dir} and --no-download was given",
-                hint="drop --no-download to fetch it, point --data-dir at a folder that holds it, "
-                "or use --dataset mnist-5k",
+                exc.message,
+                hint=f"the {title} files in {raw} are damaged; delete them and acgan fetches them again",
             ) from None
-        names = class_names or tuple(dataset.classes)
-        return dataset.data.numpy(), dataset.targets.numpy(), names
+        return images, labels.astype("int64"), names
 
     return load
+
+
+def _download(class_name: str, title: str, data_dir: Path, download: bool) -> None:
+    """Fetch a torchvision dataset into data_dir (or say why not); a failed attempt leaves no folders."""
+    from torchvision import datasets
+
+    made = [data_dir / class_name / "raw", *(data_dir / class_name / "raw").parents]
+    made = [folder for folder in made if not folder.exists()]  # deepest first: torchvision makes them
+    holds_idx = data_dir.is_dir() and any(
+        pattern.search(path.name) for path in data_dir.iterdir() for pattern in _IDX_NAMES.values()
+    )
+    look_elsewhere = (
+        f"{data_dir} holds IDX files: train on them with --dataset {data_dir} (--data-dir is where "
+        f"torchvision keeps {class_name}/raw/)"
+        if holds_idx
+        else "point --data-dir at a folder that holds it"
+    )
+    try:
+        # torchvision reports download progress on stdout, which belongs to results.
+        with contextlib.redirect_stdout(sys.stderr):
+            getattr(datasets, class_name)(str(data_dir), train=True, download=download)
+    except (RuntimeError, OSError, ValueError, AssertionError) as exc:
+        for folder in made:
+            with contextlib.suppress(OSError):  # one that now holds files (a partial download) stays
+                folder.rmdir()
+        if download:
+            raise DataError(
+                f"{title} is not in {data_dir} and could not be downloaded",
+                hint=f"{look_elsewhere}, or train offline on the shipped subset with --dataset mnist-5k "
+                f"({_download_failure(exc)})",
+            ) from None
+        raise DataError(
+            f"{title} is not in {data_dir} and --no-download was given",
+            hint=f"drop --no-download to fetch it, {look_elsewhere}, or use --dataset mnist-5k",
+        ) from None
 
 
 def _download_failure(exc: BaseException) -> str:
@@ -210,6 +235,11 @@ def read_idx(path: Path) -> np.ndarray:
                     f"{path} holds IDX type 0x{dtype_code:02x}; acgan reads unsigned bytes (0x08) only",
                     hint="expected MNIST-format IDX files, plain or .gz",
                 )
+            if ndim > 4:  # numpy holds at most 64, and images are N x H x W (x C)
+                raise DataError(
+                    f"{path} has an IDX header of {ndim} dimensions; acgan reads up to 4",
+                    hint="expected MNIST-format IDX files: images N x H x W (or N x H x W x C), labels N",
+                )
             raw_dims = f.read(4 * ndim)
             if ndim == 0 or len(raw_dims) < 4 * ndim:
                 raise DataError(f"{path} has a truncated IDX header", hint=fetch_again)
@@ -217,27 +247,49 @@ def read_idx(path: Path) -> np.ndarray:
             values = math.prod(dims)
             if values > MAX_IDX_BYTES:
                 raise DataError(
-                    f"{path}: its header says {' x '.join(map(str, dims))} values, "
+                    f"{path}: its header says {_shape(dims)} values, "
                     f"more than the {MAX_IDX_BYTES:,} bytes acgan reads from one file",
                     hint="the file is damaged, or not an image dataset acgan can hold in memory",
                 )
-            payload = f.read(values + 1)  # one more: a longer file is as wrong as a shorter one
+            payload = bytearray(values + 1)  # one more: a longer file is as wrong as a shorter one
+            got = _read_into(f, payload)
+    except PermissionError as exc:
+        raise DataError(f"cannot read {path}: {_reason(exc)}", hint="check the file's permissions") from None
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"cannot read {path}: {first_line(exc)}", hint=fetch_again) from None
+        raise DataError(f"cannot read {path}: {_reason(exc)}", hint=fetch_again) from None
     header = 4 + 4 * ndim
-    if len(payload) != values:
-        holds = f"{header + len(payload):,}" if len(payload) <= values else f"more than {header + values:,}"
+    if got != values:
+        holds = f"{header + got:,}" if got <= values else f"more than {header + values:,}"
         raise DataError(
-            f"{path}: its header says {' x '.join(map(str, dims))} values ({header + values:,} bytes) "
+            f"{path}: its header says {_shape(dims)} values ({header + values:,} bytes) "
             f"but the file holds {holds} bytes",
             hint=fetch_again,
         )
-    return np.frombuffer(payload, dtype=np.uint8).reshape(dims).copy()  # writable for torch
+    # A writable view of the bytes read (torch wants one): the payload is held once, not copied.
+    return np.frombuffer(payload, dtype=np.uint8, count=values).reshape(dims)
+
+
+def _read_into(f: BinaryIO, buffer: bytearray) -> int:
+    """Fill `buffer` from `f` in chunks (gzip reads a whole request into a temporary), to its end or
+    the file's; return how many bytes were read."""
+    view, got, chunk = memoryview(buffer), 0, 16 * 2**20
+    while got < len(buffer):
+        n = f.readinto(view[got : got + chunk])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def _find_idx(folder: Path, split: str, kind: str) -> Path:
     pattern = _IDX_NAMES[(split, kind)]
     matches = sorted(p for p in folder.iterdir() if p.is_file() and pattern.search(p.name))
+    files = sorted({p.name.removesuffix(".gz") for p in matches})  # a file and its .gz are one
+    if len(files) > 1:  # images from one and labels from another would train under wrong labels
+        raise DataError(
+            f"{folder} holds several {split} {kind} files ({', '.join(files)})",
+            hint="keep one of each kind per split in the folder (images and labels from the same set)",
+        )
     if not matches:
         example = (
             "train" if split == "train" else "t10k"
@@ -270,14 +322,29 @@ def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, t
     """
     images_path, labels_path = _find_idx(folder, split, "images"), _find_idx(folder, split, "labels")
     images, labels = read_idx(images_path), read_idx(labels_path)
+    _check_shapes(images_path, images, labels_path, labels)
+    names_file = folder / "classes.txt"
+    if names_file.exists():
+        names = _read_class_names(names_file)
+    elif (known := _KNOWN_LABELS.get(hashlib.sha256(labels.tobytes()).hexdigest())) is not None:
+        names = known
+    else:
+        names, names_file = tuple(str(i) for i in range(int(labels.max()) + 1)), None
+    _check_labels(labels_path, labels, names, names_file, every_class=split == "train" or names_file is None)
+    return images, labels.astype("int64"), names
+
+
+def _check_shapes(images_path: Path, images: np.ndarray, labels_path: Path, labels: np.ndarray) -> None:
+    """Refuse image and label arrays that are not N images and their N labels."""
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
         raise DataError(
-            f"{images_path} holds an array of shape {images.shape}; expected N x H x W (or N x H x W x 1|3)",
+            f"{images_path} holds an array of shape {_shape(images.shape)}; expected N x H x W "
+            "(or N x H x W x 1|3)",
             hint="expected MNIST-format IDX image files",
         )
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(
-            f"{labels_path} holds {labels.shape} labels for {len(images)} images in {images_path.name}",
+            f"{labels_path} holds {_shape(labels.shape)} labels for {len(images)} images in {images_path.name}",
             hint="the image and label files must come from the same dataset",
         )
     if len(images) == 0:
@@ -290,44 +357,80 @@ def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, t
             f"{images_path} holds images of {images.shape[1]} x {images.shape[2]} pixels",
             hint="the file is damaged; fetch it again",
         )
-    names_file = folder / "classes.txt"
-    if names_file.exists():
-        try:
-            names = tuple(line.strip() for line in names_file.read_text().splitlines() if line.strip())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(
-                f"cannot read {names_file}: {first_line(exc)}",
-                hint="it must be UTF-8 text, one class a line",
-            ) from None
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:  # `sample --class` could never reach the second one
-            raise DataError(
-                f"{names_file} names {', '.join(repr(n) for n in repeated)} more than once",
-                hint="give every class its own name, one a line",
-            )
-    elif (known := _KNOWN_LABELS.get(hashlib.sha256(labels.tobytes()).hexdigest())) is not None:
-        names = known
-    else:
-        names = tuple(str(i) for i in range(int(labels.max()) + 1))
-        # Without classes.txt the labels must number the classes 0..K-1: a label far beyond the
-        # others (a damaged byte) would otherwise invent classes that have no images.
-        missing = sorted(set(range(len(names))) - set(labels.tolist()))
-        if missing:
-            raise DataError(
-                f"{labels_path} has label {int(labels.max())} out of range: no images are labelled "
-                f"{_ranges(missing)}",
-                hint="labels must number the classes 0..K-1 (or name the classes in classes.txt)",
-            )
-    if int(labels.max()) >= len(names):
+
+
+def _read_class_names(names_file: Path) -> tuple[str, ...]:
+    """The class names in a classes.txt, one a line (a UTF-8 byte-order mark is no part of the first)."""
+    from acgan_cli.core.config import MAX_CLASSES
+
+    try:
+        names = tuple(
+            line.strip() for line in names_file.read_text(encoding="utf-8-sig").splitlines() if line.strip()
+        )
+    except (OSError, UnicodeDecodeError) as exc:
         raise DataError(
-            f"{labels_path} has label {int(labels.max())} but {names_file} names only {len(names)} classes",
-            hint="fix classes.txt or the label file",
+            f"cannot read {names_file}: {_reason(exc)}",
+            hint="it must be UTF-8 text, one class a line",
+        ) from None
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # `sample --class` could never reach the second one
+        raise DataError(
+            f"{names_file} names {', '.join(repr(n) for n in repeated[:5])}"
+            f"{' and others' if len(repeated) > 5 else ''} more than once",
+            hint="give every class its own name, one a line",
+        )
+    if len(names) > MAX_CLASSES:
+        raise DataError(
+            f"{names_file} names {len(names):,} classes; acgan trains at most {MAX_CLASSES:,}",
+            hint="one class a line (IDX labels are bytes: a folder holds at most 256 classes)",
+        )
+    return names
+
+
+def _check_labels(
+    labels_path: Path, labels: np.ndarray, names: tuple[str, ...], names_file: Path | None, every_class: bool
+) -> None:
+    """Refuse labels beyond the class names, classes without images (`every_class`), or a single class.
+
+    `names_file` is the classes.txt the names come from; None when they are the label numbers
+    (or a registry dataset's), which must then number the classes 0..K-1 without gaps: a damaged
+    byte would otherwise invent classes that have no images.
+    """
+    top = int(labels.max())
+    if top >= len(names):
+        raise DataError(
+            f"{labels_path} has label {top} but {names_file} names only {len(names)} classes"
+            if names_file
+            else f"{labels_path} has label {top}; its {len(names)} classes are numbered 0..{len(names) - 1}",
+            hint="fix classes.txt or the label file" if names_file else "the file is damaged; fetch it again",
+        )
+    missing = sorted(set(range(len(names))) - set(labels.tolist())) if every_class else []
+    if missing and names_file is None:
+        though = f", though its labels go up to {top}" if missing[-1] < top else ""
+        raise DataError(
+            f"no images in {labels_path} are labelled {_ranges(missing)}{though}",
+            hint="labels must number the classes 0..K-1 (or name the classes in classes.txt)",
+        )
+    if missing:
+        shown = ", ".join(repr(names[i]) for i in missing[:5]) + (", …" if len(missing) > 5 else "")
+        raise DataError(
+            f"no images in {labels_path} are labelled {_ranges(missing)} ({shown}), which {names_file} names",
+            hint="a class without images cannot be learned: drop its name from classes.txt, or add its images",
         )
     if len(names) < 2:
         raise DataError(
             f"{labels_path} holds a single class", hint="a conditional GAN needs at least 2 classes"
         )
-    return images, labels.astype("int64"), names
+
+
+def _shape(dims: tuple[int, ...]) -> str:
+    """An array's shape for messages: "60000 x 28 x 28"."""
+    return " x ".join(map(str, dims))
+
+
+def _reason(exc: BaseException) -> str:
+    """Why reading failed, without the path the message already names."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
 
 
 def _ranges(numbers: list[int]) -> str:
@@ -376,8 +479,22 @@ def same_dataset(a: str, b: str) -> bool:
     return canonical_dataset(a) == canonical_dataset(b)
 
 
+def same_classes(ours: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
+    """The same names, or as many classes where one side only numbers them 0..K-1: a folder without
+    classes.txt numbers its classes, and the same data may be named elsewhere (or later)."""
+    numbered = tuple(str(i) for i in range(len(ours)))
+    return ours == theirs or numbered in (ours, theirs)
+
+
 def check_dataset_name(name: str) -> None:
     """Raise a UsageError unless `name` is a registered dataset or an existing folder."""
+    if not name:  # Path("") is the current folder
+        raise UsageError(
+            "no dataset named",
+            hint=f"choose one of {', '.join(DATASETS)}, or give a folder",
+            option="dataset",
+            detail="must not be empty",
+        )
     if name in DATASETS or Path(name).expanduser().is_dir():
         return
     raise UsageError(

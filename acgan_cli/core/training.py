@@ -45,9 +45,25 @@ from acgan_cli.core.config import (
     default_runs_dir,
     to_dict,
 )
-from acgan_cli.core.data import Dataset, load_dataset, prepare, run_name, same_dataset, to_model_range
+from acgan_cli.core.data import (
+    Dataset,
+    dataset_title,
+    load_dataset,
+    prepare,
+    run_name,
+    same_classes,
+    same_dataset,
+    to_model_range,
+)
 from acgan_cli.core.devices import release_freed_memory, resolve_training, reuse_freed_memory
-from acgan_cli.core.errors import CheckpointError, ConfigError, DivergedError, RunDirError, UsageError
+from acgan_cli.core.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    DivergedError,
+    RunDirError,
+    UsageError,
+)
 from acgan_cli.core.events import (
     CheckpointSaved,
     EpochEnded,
@@ -170,12 +186,44 @@ def check_resume(
 
 def recorded_steps_per_epoch(checkpoint: Path) -> int | None:
     """The steps per epoch that the run folder of `checkpoint` recorded in its config.json, if it has one."""
+    return _recorded(checkpoint, "steps_per_epoch")
+
+
+def _recorded(checkpoint: Path, *keys: str) -> int | None:
+    """A positive count the run folder of `checkpoint` recorded in its config.json (under `keys`), if any."""
     run = run_dir_of(checkpoint)
     try:
-        steps = json.loads((run / "config.json").read_text())["steps_per_epoch"] if run else None
+        value = json.loads((run / "config.json").read_text()) if run else None
+        for key in keys if run else ():
+            value = value[key]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return steps if isinstance(steps, int) and steps > 0 else None
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
+    """Refuse to resume `resumed` on data other than its run's: a folder whose images or classes have
+    changed since (the image count is known where the run folder recorded it)."""
+    changes = []
+    images = _recorded(resumed.path, "dataset", "images")
+    if images is not None and images != len(data):
+        changes.append(f"{len(data):,} images (the run had {images:,})")
+    was, now = resumed.class_names, data.class_names
+    if len(now) != len(was):
+        changes.append(f"{len(now)} classes (the run had {len(was)})")
+    elif not same_classes(was, now):
+        changes.append(f"classes named {_some(now)} (the run's were {_some(was)})")
+    if changes:
+        raise DataError(
+            f"{dataset_title(resumed.dataset)} has changed since {resumed.path} was trained: it now holds "
+            + " and ".join(changes),
+            hint="put the run's data back to resume it (a resumed run never changes data), "
+            "or train a new run on this data without --resume",
+        )
+
+
+def _some(names: tuple[str, ...]) -> str:
+    return ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
 
 
 def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
@@ -288,6 +336,8 @@ class Trainer:
                 option="batch_size",
                 detail=f"must be at most {len(self.data)}, the number of training images",
             )
+        if resume_info is not None and dataset is None:  # before the model's shape: say what changed
+            check_same_data(resume_info, data)  # (data a caller hands in is the caller's to vouch for)
         self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
         self.recipe = config.settings()
         self.model_config: ModelConfig = config.model_config(self.data.n_classes, self.data.channels)
@@ -406,9 +456,13 @@ class Trainer:
 
     def _restore(self, info: ckpt.CheckpointInfo, tensors: dict[str, torch.Tensor]) -> None:
         if info.model != self.model_config:
+            differences = ", ".join(
+                f"{field.name} {getattr(info.model, field.name)} vs {getattr(self.model_config, field.name)}"
+                for field in dataclasses.fields(self.model_config)
+                if getattr(info.model, field.name) != getattr(self.model_config, field.name)
+            )
             raise CheckpointError(
-                f"{info.path} was trained on a model of another shape than this run's "
-                f"({info.model} vs {self.model_config})",
+                f"{info.path} was trained on a model of another shape than this run's ({differences})",
                 hint="resume with the dataset and options the checkpoint was trained with",
             )
         ckpt.load_module(self.generator, tensors, "generator", info.path)

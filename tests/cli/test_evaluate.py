@@ -242,3 +242,29 @@ def test_a_wide_table_in_a_log_is_never_cut(run: Path, tmp_path: Path) -> None:
     header = next(line for line in result.stderr.splitlines() if line.startswith("┃") and "-name-0" in line)
     assert all(f"an-experiment-with-a-long-name-{i}" in header for i in range(5))
     assert len(header) > 80
+
+
+def test_the_data_folder_of_the_checkpoints_run_is_where_the_data_is_found(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """evaluate looked in ~/.cache/acgan/data for a run's MNIST that train had found in --data-dir."""
+    import dataclasses
+    import gzip
+
+    from acgan_cli.core import checkpoint as ckpt
+
+    monkeypatch.delenv("ACGAN_DATA_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    raw = write_idx_folder(tmp_path / "mine" / "MNIST" / "raw", 400, 200)
+    for packed in raw.glob("*.gz"):  # unpacked, as torchvision leaves them
+        (raw / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
+    generator, info = ckpt.load_generator(run)
+    train = dataclasses.replace(info.train, dataset="mnist", data_dir=str(tmp_path / "mine"))
+    path = tmp_path / "mnist.safetensors"
+    ckpt.write_atomic(
+        path,
+        ckpt.generator_checkpoint_bytes(generator, dataclasses.replace(info, dataset="mnist", train=train)),
+    )
+    result = runner.invoke(app, ["evaluate", str(path), *FEW, "--metrics", "class-accuracy", "--no-download"])
+    assert result.exit_code == 0, result.stderr
+    assert not (tmp_path / "home").exists()

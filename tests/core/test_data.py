@@ -1,5 +1,6 @@
 import dataclasses
 import gzip
+import os
 import struct
 import subprocess
 import sys
@@ -106,6 +107,9 @@ def test_missing_mnist_with_no_network(tmp_path: Path, monkeypatch: pytest.Monke
         load_dataset("mnist", data_dir=tmp_path / "data", download=True)
     assert caught.value.message == f"MNIST is not in {tmp_path / 'data'} and could not be downloaded"
     assert list(tmp_path.iterdir()) == []  # no empty data/MNIST/raw left behind
+    with pytest.raises(DataError):  # nor the folders above the data folder that torchvision made
+        load_dataset("mnist", data_dir=tmp_path / "a" / "b" / "data", download=True)
+    assert list(tmp_path.iterdir()) == []
     assert "--data-dir" in caught.value.hint and "--dataset mnist-5k" in caught.value.hint
     # The network's own error, not only torchvision's "Error downloading FILE:" first line.
     assert caught.value.hint.endswith(
@@ -144,3 +148,100 @@ def test_preparing_data_does_not_import_torchvision() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def make_torchvision_cache(data_dir: Path, name: str = "MNIST", n: int = 30) -> Path:
+    """The unpacked files torchvision keeps for `name` in DATA_DIR/NAME/raw (here 10 classes of
+    random images): what a finished download leaves."""
+    raw = data_dir / name / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for split, count in (("train", n), ("t10k", n // 2)):
+        write_idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (count, 28, 28)))
+        write_idx(raw / f"{split}-labels-idx1-ubyte", np.arange(count) % 10)
+    return raw
+
+
+def test_a_downloaded_dataset_is_read_from_its_files_without_the_network(tmp_path: Path) -> None:
+    raw = make_torchvision_cache(tmp_path / "data", "FashionMNIST")
+    data = load_dataset("fashion-mnist", data_dir=tmp_path / "data", download=True)
+    images = read_idx(raw / "train-images-idx3-ubyte")
+    assert torch.equal(data.images[:, 0], torch.from_numpy(images))
+    assert data.labels.tolist() == [i % 10 for i in range(30)] and data.labels.dtype == torch.int64
+    assert data.class_names[7] == "Sneaker"
+    assert len(load_dataset("fashion-mnist", "test", data_dir=tmp_path / "data")) == 15
+
+
+def test_a_damaged_download_is_named_with_the_way_to_fetch_it_again(tmp_path: Path) -> None:
+    """torchvision checks only that the files exist, so a damaged one is never fetched again: it
+    crashed (AssertionError), or was reported as missing, or trained until a bad label came up."""
+    raw = make_torchvision_cache(tmp_path / "data")
+    labels = raw / "train-labels-idx1-ubyte"
+    write_idx(labels, np.where(np.arange(30) == 5, 77, np.arange(30) % 10))
+    damaged = {
+        "has label 77; its 10 classes are numbered 0..9": lambda: None,
+        "is not an IDX file (bad magic number)": lambda: labels.write_bytes(b"garbage"),
+        "its header says 30 x 28 x 28 values": lambda: (raw / "train-images-idx3-ubyte").write_bytes(
+            (raw / "train-images-idx3-ubyte").read_bytes()[:-9]
+        ),
+    }
+    for message, damage in damaged.items():
+        damage()
+        with pytest.raises(DataError) as caught:
+            load_dataset("mnist", data_dir=tmp_path / "data", download=True)  # no network: none tried
+        assert message in caught.value.message
+        assert (
+            caught.value.hint
+            == f"the MNIST files in {raw} are damaged; delete them and acgan fetches them again"
+        )
+
+
+def test_a_data_dir_of_idx_files_is_pointed_at_dataset(tmp_path: Path) -> None:
+    folder = make_idx_folder(tmp_path / "fashion")  # the files themselves, not torchvision's NAME/raw
+    with pytest.raises(DataError) as caught:
+        load_dataset("fashion-mnist", data_dir=folder, download=False)
+    assert f"{folder} holds IDX files: train on them with --dataset {folder}" in caught.value.hint
+
+
+def test_classes_txt_must_name_classes_that_have_training_images(tmp_path: Path) -> None:
+    folder = make_idx_folder(tmp_path / "data", classes=3)
+    (folder / "classes.txt").write_text("\ufeffcat\ndog\nbird\n")  # a byte-order mark is no part of a name
+    assert load_dataset(str(folder)).class_names == ("cat", "dog", "bird")
+    write_idx(folder / "t10k-labels-idx1-ubyte", np.arange(20) % 2)  # a test split may lack one
+    assert load_dataset(str(folder), "test").class_names == ("cat", "dog", "bird")
+    (folder / "classes.txt").write_text("cat\ndog\nbird\nfish\n")
+    with pytest.raises(DataError, match=r"are labelled 3 \('fish'\), which .*classes.txt names"):
+        load_dataset(str(folder))
+    (folder / "classes.txt").write_text("".join(f"c{i}\n" for i in range(70_000)))
+    with pytest.raises(DataError, match=r"classes\.txt names 70,000 classes; acgan trains at most 65,536"):
+        load_dataset(str(folder))
+
+
+def test_a_file_and_its_gzip_are_one_but_two_sets_are_refused(tmp_path: Path) -> None:
+    folder = make_idx_folder(tmp_path / "data")
+    make_idx_folder(folder, compress=True)  # torchvision's raw folders hold both
+    assert len(load_dataset(str(folder))) == 40
+    (folder / "other-train-labels-idx1-ubyte").write_bytes((folder / "train-labels-idx1-ubyte").read_bytes())
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(folder))
+    assert caught.value.message == (
+        f"{folder} holds several train labels files (other-train-labels-idx1-ubyte, train-labels-idx1-ubyte)"
+    )
+
+
+def test_an_empty_dataset_name_is_not_the_current_folder() -> None:
+    with pytest.raises(UsageError) as caught:
+        check_dataset_name("")
+    assert caught.value.detail == "must not be empty"
+
+
+def test_a_path_that_is_not_utf8_is_refused_before_training(tmp_path: Path) -> None:
+    """Checkpoints record the dataset's path as UTF-8: it crashed at the first checkpoint, after an epoch."""
+    from acgan_cli.core.config import TrainConfig
+    from acgan_cli.core.errors import ConfigError
+
+    folder = os.fsdecode(bytes(tmp_path) + b"/digits\xff")
+    with pytest.raises(ConfigError, match="dataset is a path that is not valid UTF-8"):
+        TrainConfig(dataset=folder)
+    with pytest.raises(ConfigError, match="data_dir is a path that is not valid UTF-8"):
+        TrainConfig(dataset="mnist", data_dir=folder)

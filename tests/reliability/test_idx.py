@@ -59,6 +59,16 @@ def _labels(values: np.ndarray, classes: str | None = None) -> Callable[[Path], 
     return damage
 
 
+def _second(name: str) -> Callable[[Path], str]:
+    """Another file of the kind `name` names beside the first: which one goes with the labels?"""
+
+    def damage(folder: Path) -> str:
+        (folder / name).write_bytes((folder / IMAGES).read_bytes())
+        return ""  # the message names the folder
+
+    return damage
+
+
 def _classes_file(data: bytes) -> Callable[[Path], str]:
     def damage(folder: Path) -> str:
         (folder / "classes.txt").write_bytes(data)
@@ -106,9 +116,22 @@ CASES: dict[str, tuple[Callable[[Path], str], str]] = {
     "labels beyond classes.txt": (_labels(np.arange(40) % 4, "a\nb\n"), "has label 3 but"),
     "a label far beyond the others": (
         _labels(np.where(np.arange(40) == 7, 200, np.arange(40) % 4)),
-        "has label 200 out of range: no images are labelled 4..199",
+        "are labelled 4..199, though its labels go up to 200",
     ),
     "a single class": (_labels(np.zeros(40)), "holds a single class"),
+    "classes.txt naming classes without images": (
+        _labels(np.arange(40) % 4, "a\nb\nc\nd\ne\nf\n"),
+        "are labelled 4..5 ('e', 'f'), which",
+    ),
+    "two classes named, one labelled": (_labels(np.zeros(40), "cat\ndog\n"), "are labelled 1 ('dog')"),
+    "a second set of train images": (
+        _second("b-train-images-idx3-ubyte"),
+        "holds several train images files",
+    ),
+    "a header of 255 dimensions": (
+        _rewrite(IMAGES, lambda d: _idx_header((1,) * 255) + d[16:17]),
+        "has an IDX header of 255 dimensions; acgan reads up to 4",
+    ),
     "images of no pixels": (
         _rewrite(IMAGES, lambda d: _idx_header((40, 0, 0))),
         "holds images of 0 x 0 pixels",
@@ -188,3 +211,48 @@ def test_a_good_folder_still_trains(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.stderr
+
+
+def test_a_resume_on_changed_data_says_what_changed(tmp_path: Path) -> None:
+    """A run's data is recorded by its path: new files there were trained on silently (other epochs,
+    or other class names in the checkpoints), or refused with a dump of two model configs."""
+    folder = make_idx_folder(tmp_path / "data", n=64)
+    (folder / "classes.txt").write_text("a\nb\nc\nd\n")
+    train = [
+        "train",
+        "--dataset",
+        str(folder),
+        "--max-steps",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        "run",
+        *TINY_ARGS,
+    ]
+    assert runner.invoke(app, train).exit_code == 0
+    resume = ["train", "--resume", "run", "--max-steps", "4"]
+    changes = {
+        "96 images (the run had 64)": lambda: make_idx_folder(folder, n=96),
+        "3 classes (the run had 4)": lambda: make_idx_folder(folder, n=64, classes=3),
+        "classes named w, x, y, z (the run's were a, b, c, d)": lambda: (
+            make_idx_folder(folder, n=64),
+            (folder / "classes.txt").write_text("w\nx\ny\nz\n"),
+        ),
+    }
+    before = sorted((tmp_path / "run").rglob("*"))
+    for change, make in changes.items():
+        (folder / "classes.txt").write_text("a\nb\nc\n" if "3 classes" in change else "a\nb\nc\nd\n")
+        make()
+        result = runner.invoke(app, resume)
+        assert result.exit_code == 1, result.stderr
+        assert error_lines(result.stderr) == [
+            f"error: {folder} has changed since {Path('run', 'checkpoints', 'latest.safetensors')} "
+            f"was trained: it now holds {change}",
+            "hint: put the run's data back to resume it (a resumed run never changes data), "
+            "or train a new run on this data without --resume",
+        ]
+        assert sorted((tmp_path / "run").rglob("*")) == before
+    make_idx_folder(folder, n=64)
+    (folder / "classes.txt").write_text("a\nb\nc\nd\n")
+    assert runner.invoke(app, resume).exit_code == 0  # the same data again

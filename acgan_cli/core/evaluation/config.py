@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from acgan_cli.core.config import check_device, check_precision, check_seed, require
+from acgan_cli.core.config import check_device, check_precision, check_seed, require, require_utf8_path
 from acgan_cli.core.evaluation.metrics import METRICS
 
 MAX_SAMPLES = 100_000  # images one checkpoint may be scored on
@@ -44,6 +44,8 @@ class EvaluationConfig:
         )
         check_seed(self.seed)
         check_seed(self.evaluator_seed, "evaluator_seed")
+        require_utf8_path(self.dataset, "dataset")
+        require_utf8_path(self.data_dir, "data_dir")
         check_device(self.device)
         check_precision(self.precision)
         require(0 <= self.batch_size <= 65536, "batch_size", f"must be in 0..65536 (got {self.batch_size})")

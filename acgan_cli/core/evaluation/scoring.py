@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from acgan_cli.core.data import dataset_title, same_dataset
+from acgan_cli.core.data import dataset_title, same_classes, same_dataset
 from acgan_cli.core.errors import UsageError
 from acgan_cli.core.evaluation.config import QUICK_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.evaluator import Evaluator, EvaluatorError, EvaluatorInfo
@@ -288,19 +288,12 @@ def check_fits(info: CheckpointInfo, dataset: str, evaluator: EvaluatorInfo | No
             f"evaluator {evaluator.path} knows {len(evaluator.class_names)} classes of {evaluator.channels}",
             hint="the checkpoint and the evaluator come from different data",
         )
-    if not _same_classes(info.class_names, evaluator.class_names):
+    if not same_classes(info.class_names, evaluator.class_names):
         raise EvaluatorError(
             f"{info.path} draws the classes {', '.join(info.class_names)} but the evaluator "
             f"{evaluator.path} knows {', '.join(evaluator.class_names)}",
             hint="the checkpoint and the evaluator come from different data",
         )
-
-
-def _same_classes(ours: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
-    """The same names, or as many classes where one side only numbers them 0..K-1: a folder without
-    classes.txt numbers its classes, and the same data may be named elsewhere (or later)."""
-    numbered = tuple(str(i) for i in range(len(ours)))
-    return ours == theirs or numbered in (ours, theirs)
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -341,10 +334,14 @@ def evaluate(
     autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
     began = time.perf_counter()
+    # Where the data is: --data-dir, else where the first checkpoint's run found it.
+    data_dir = config.data_dir or next(
+        (info.train.data_dir for info in infos if info.train and same_dataset(info.dataset, dataset)), ""
+    )
     evaluator = load_evaluator(
         dataset,
         path=evaluator_path,
-        data_dir=Path(config.data_dir) if config.data_dir else None,
+        data_dir=Path(data_dir) if data_dir else None,
         download=config.download,
         device=device,
         seed=config.evaluator_seed,
