@@ -6,6 +6,7 @@ the command function, so `acgan --help` and shell completion never load it.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Any
 
@@ -30,20 +31,50 @@ class _OneLineUsageErrors(TyperGroup):
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
+        words = list(args[0] if args else kwargs.get("args") or sys.argv[1:])
+        on_null = _stdout_is_null()
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except _ClickException as exc:
             if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
-                ctx = getattr(exc, "ctx", None)
-                command = ctx.command_path if ctx is not None else "acgan"
-                what = "commands" if ctx is None or hasattr(ctx.command, "list_commands") else "options"
-                hint = getattr(exc, "hint", None) or f"`{command} --help` lists the {what}"
-                print_error(exc.format_message(), hint)
+                print_error(exc.format_message(), self._hint(exc, words))
             sys.exit(exc.exit_code)
+        except SystemExit as exc:
+            # A help text or version cut short by its reader (`acgan --help | head -1`): click and rich
+            # end with status 1, after pointing stdout at /dev/null (rich) or wrapping it (click).
+            # acgan ends every command so as SIGPIPE does: 141.
+            cut = type(sys.stdout).__name__ == "PacifyFlushWrapper" or (_stdout_is_null() and not on_null)
+            if exc.code == 1 and cut:
+                sys.exit(141)
+            raise
         except typer.Abort:
             print_error("aborted")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+    def _hint(self, exc: Exception, words: list[str]) -> str:
+        """Which help lists what the user got wrong: the command's options, or acgan's commands.
+
+        A parser error carries no context, so the command is the first word that is not an option
+        (acgan's own options take no value). An acgan option after the command is said to go before it.
+        """
+        if getattr(exc, "hint", None):
+            return exc.hint
+        ctx = getattr(exc, "ctx", None)
+        command = next((word for word in words if not word.startswith("-")), None)
+        if (ctx is not None and hasattr(ctx.command, "list_commands")) or command not in self.commands:
+            return "`acgan --help` lists the commands"
+        option = getattr(exc, "option_name", None)
+        if option in ("-q", "--quiet", "-v", "--verbose"):
+            return f"{option} goes before the command: `acgan {option} {command} …`"
+        return f"`acgan {command} --help` lists the options"
+
+
+def _stdout_is_null() -> bool:
+    try:
+        return os.path.samestat(os.fstat(1), os.stat(os.devnull))
+    except OSError:
+        return False
 
 
 app = typer.Typer(

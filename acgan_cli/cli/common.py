@@ -35,13 +35,33 @@ state = State()
 
 
 def stderr_console() -> Console:
-    """A console on stderr; no colour when NO_COLOR is set or stderr is not a terminal."""
-    return Console(stderr=True, highlight=False, soft_wrap=True, no_color="NO_COLOR" in os.environ or None)
+    """A console on stderr; no colour when NO_COLOR is set or stderr is not a terminal.
+
+    Text prints as given: paths and user input hold brackets and colons that rich would read as
+    markup ("run[/x]" raised an error after a finished run) or emoji codes (":smile:"). A line
+    that styles a word asks for markup and escapes the rest (`print_error`).
+    """
+    return Console(
+        stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False, no_color=no_color() or None
+    )
+
+
+def print_table(console: Console, table: Any) -> None:
+    """A table on the console; in a log or a pipe as wide as the table needs, never a cut-off number."""
+    if not console.is_terminal:
+        wide = console.options.update_width(10_000)
+        console.width = max(console.width, console.measure(table, options=wide).maximum)
+    console.print(table)
+
+
+def no_color() -> bool:
+    """Whether NO_COLOR asks for no colour: set and not empty (no-color.org)."""
+    return bool(os.environ.get("NO_COLOR"))
 
 
 def interactive() -> bool:
     """Whether to draw live progress bars: stderr is a terminal and NO_COLOR is unset."""
-    return sys.stderr.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    return sys.stderr.isatty() and not no_color() and os.environ.get("TERM") != "dumb"
 
 
 def complete_dataset(incomplete: str) -> list[tuple[str, str]]:
@@ -65,9 +85,9 @@ def either(choices: Iterable[str]) -> str:
 def print_error(message: str, hint: str | None = None) -> None:
     """`error: message` and `hint: hint` on stderr."""
     console = stderr_console()
-    console.print(f"[bold red]error:[/] {_escape(message)}")
+    console.print(f"[bold red]error:[/] {_escape(message)}", markup=True)
     if hint:
-        console.print(f"[dim]hint:[/] {_escape(hint)}")
+        console.print(f"[dim]hint:[/] {_escape(hint)}", markup=True)
 
 
 def _escape(text: str) -> str:

@@ -14,6 +14,7 @@ from acgan_cli.cli.common import (
     complete_dataset,
     handle_errors,
     interactive,
+    print_table,
     state,
     stderr_console,
 )
@@ -186,12 +187,7 @@ def evaluate(
     if json_output:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     elif report.checkpoints:
-        table = evaluation_table(report)
-        if not console.is_terminal:  # a log or a pipe: as wide as the table, never a cut-off number
-            console.width = max(
-                console.width, console.measure(table, options=console.options.update_width(10_000)).maximum
-            )
-        console.print(table)
+        print_table(console, evaluation_table(report))
         for line in evaluation_notes(report):
             console.print(line, markup=False, style="dim")
     else:  # only the evaluator was asked for: its path is the result

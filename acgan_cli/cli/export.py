@@ -15,6 +15,7 @@ from acgan_cli.cli.common import (
     either,
     from_environment,
     handle_errors,
+    print_table,
     state,
     stderr_console,
 )
@@ -77,7 +78,7 @@ def _render(result: ExportResult) -> None:
         table.add_row(
             str(comparison.batch_size), f"{comparison.max_abs_error:.2e}", f"{result.tolerance:.1e}"
         )
-    console.print(table)
+    print_table(console, table)
     if state.verbose:
         for message in result.messages:
             console.print(f"exporter: {message}", style="dim", markup=False)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -154,9 +155,10 @@ class LiveRenderer:
             start_epoch = event.start_step // event.steps_per_epoch
             resumed = f", resumed at step {event.start_step}" if event.start_step else ""
             self.console.print(
-                f"[bold]acgan train[/] → {event.run_dir}  ({event.n_images:,} images, {event.device} "
-                f"{event.precision}{speed_options_note(event)}, "
-                f"seed {event.seed}{resumed})"
+                f"[bold]acgan train[/] → {escape(str(event.run_dir))}  ({event.n_images:,} images, "
+                f"{event.device} {event.precision}{speed_options_note(event)}, "
+                f"seed {event.seed}{resumed})",
+                markup=True,
             )
             self.epoch_task = self.progress.add_task(
                 "epoch", total=event.epochs, completed=start_epoch, rate=""

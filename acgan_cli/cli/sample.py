@@ -21,7 +21,7 @@ from acgan_cli.cli.common import (
     stderr_console,
 )
 from acgan_cli.core.checkpoint import extension
-from acgan_cli.core.config import check_seed
+from acgan_cli.core.config import check_device, check_seed
 from acgan_cli.core.errors import AcganError
 from acgan_cli.core.sampling import FORMATS
 
@@ -189,6 +189,7 @@ def sample(
     """
     if digit is not None and class_name is not None:
         raise typer.BadParameter("give --digit or --class, not both", param_hint="--class")
+    check_device(device)  # before any checkpoint is looked for, as train and evaluate do
     fmt = _output_format(fmt, out)
     to_stdout = _to_stdout(out)
     if to_stdout and sys.stdout is None:  # started with stdout closed (>&-)

@@ -6,11 +6,12 @@ import dataclasses
 import json
 import os
 import secrets
+import shlex
 import signal
 import sys
 from contextlib import suppress
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -25,6 +26,11 @@ from acgan_cli.cli.common import (
 from acgan_cli.core.config import RECIPES, TrainConfig, check_seed, to_dict
 from acgan_cli.core.data import DATASETS, canonical_dataset, check_dataset_name
 from acgan_cli.core.errors import CheckpointError, DataError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from acgan_cli.core.training import Trainer
 
 DATA, TRAINING, RECIPE, MODEL, OUTPUT, DEVICE = "Data", "Training", "Recipe", "Model", "Output", "Device"
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -74,11 +80,10 @@ class _StopRequests:
             self._held.append(signum)
         elif self.received and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        else:
+        elif not self.received:  # a repeated SIGTERM changes nothing: the stop is under way
             self.received.append(signum)
-            self._console.print(
-                "\nstopping after this step and saving a checkpoint (Ctrl-C again to quit at once)"
-            )
+            again = "Ctrl-C to quit at once" if signum == signal.SIGTERM else "Ctrl-C again to quit at once"
+            self._console.print(f"\nstopping after this step and saving a checkpoint ({again})")
 
 
 def _quit_at_once(signum: int, frame: object) -> NoReturn:
@@ -398,6 +403,15 @@ def train(
     if not state.quiet:
         console.print(f"loading {config.dataset} …" if interactive() else f"train: loading {config.dataset}")
     trainer = Trainer(config, run_dir=out, resume=resume_path)
+    try:
+        _run(trainer, console)
+    except KeyboardInterrupt:  # before the stop was caught: the folder made for the run goes too
+        trainer.discard()
+        raise
+
+
+def _run(trainer: Trainer, console: Console) -> None:
+    config = trainer.config
     draw = _renderer(console)
     with _StopRequests() as stop:
         try:
@@ -411,6 +425,7 @@ def train(
         if result is None:
             last = trainer.last_checkpoint  # a write cut short is never renamed into place
             if last is None:
+                trainer.discard()  # a run folder without a checkpoint cannot be resumed: no litter
                 print_error(
                     "interrupted before the first checkpoint; nothing was saved",
                     "a single Ctrl-C stops after the step and saves a checkpoint to resume from",
@@ -418,13 +433,19 @@ def train(
             else:
                 print_error(
                     f"interrupted; the last checkpoint {last} is intact",
-                    f"resume with: acgan train --resume {trainer.run_dir}",
+                    f"resume with: acgan train --resume {shlex.quote(str(trainer.run_dir))}",
                 )
             raise typer.Exit(EXIT_SIGINT)
+        if result.interrupted and result.checkpoint is None:  # stopped before its first step
+            trainer.discard()
+            print_error(
+                "interrupted before the first step; nothing was saved",
+                "start the run again: a stop that a step has begun saves after that step",
+            )
+            raise typer.Exit(stop.exit_code)
         if result.interrupted:
-            if result.checkpoint:
-                console.print(f"stopped at step {result.step}; saved {result.checkpoint}")
-                console.print(f"resume with: acgan train --resume {result.run_dir}")
+            console.print(f"stopped at step {result.step}; saved {result.checkpoint}")
+            console.print(f"resume with: acgan train --resume {shlex.quote(str(result.run_dir))}")
             typer.echo(str(result.run_dir))
             raise typer.Exit(stop.exit_code)
     if not state.quiet:

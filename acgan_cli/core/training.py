@@ -405,6 +405,28 @@ class Trainer:
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.samples_dir = self.run_dir / "samples"
 
+    def discard(self) -> None:
+        """Remove the run folder this run made, if no checkpoint was saved in it: a run stopped or
+        failed before its first checkpoint leaves nothing that could be resumed. Only the files
+        a run writes are removed; a folder that holds anything else stays."""
+        if not self.made_run_dir or self.last_checkpoint is not None:
+            return
+        if (self.checkpoint_dir / ckpt.LATEST).exists() or ckpt.step_files(self.checkpoint_dir):
+            return
+        folders = (self.checkpoint_dir, self.samples_dir, self.run_dir)
+        written = [
+            self.run_dir / "config.json",
+            self.run_dir / "metrics.jsonl",
+            *self.samples_dir.glob("step-*.png"),
+        ]
+        for folder in folders:  # and what a write that a second Ctrl-C cut short left
+            written += folder.glob(f".*.{os.getpid()}.tmp*")
+        for path in written:
+            path.unlink(missing_ok=True)
+        for folder in folders:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
     def _drop_metrics_after_checkpoint(self) -> float:
         """Drop the metrics.jsonl lines past the resumed step, which a killed process logged after its
         last checkpoint (this run logs those steps again), and return the run's seconds so far.
@@ -731,9 +753,7 @@ class Trainer:
                     on_event=on_event,
                 )
             except BaseException:
-                if self.made_run_dir:  # still empty: no run to leave behind
-                    with contextlib.suppress(OSError):
-                        self.run_dir.rmdir()
+                self.discard()  # still empty: no run to leave behind
                 raise
         for folder in (self.checkpoint_dir, self.samples_dir):
             folder.mkdir(parents=True, exist_ok=True)

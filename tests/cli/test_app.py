@@ -33,6 +33,18 @@ def test_version() -> None:
         ),
         (["export"], "Missing argument 'CKPT|RUN_DIR'.", "`acgan export --help` lists the options"),
         (["trian"], "No such command 'trian'.", "`acgan --help` lists the commands"),
+        # Parser errors carry no context: the hint named acgan's commands, not the command's options.
+        (
+            ["train", "--epochs"],
+            "Option '--epochs' requires an argument.",
+            "`acgan train --help` lists the options",
+        ),
+        (["train", "-q"], "No such option: -q", "-q goes before the command: `acgan -q train …`"),
+        (
+            ["sample", "--device", "cudafoo"],  # checked before any checkpoint is looked for
+            "Invalid value for --device: must be auto, cpu, cuda, cuda:N or mps (got 'cudafoo')",
+            "`acgan sample --help` lists the options",
+        ),
         (
             ["train", "--out", "-"],
             "Invalid value for --out: train writes a run folder, not a stream",
@@ -125,3 +137,41 @@ def test_a_bad_value_from_the_environment_names_the_variable(
     result = runner.invoke(app, args, env=env)
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: Invalid value for {named}: ")
+
+
+def test_help_texts_hold_no_markup_that_rich_would_swallow() -> None:
+    """rich reads "[default: all]" as a style tag and drops it: evaluate's help lost four defaults."""
+    import re
+
+    import typer
+
+    group = typer.main.get_command(app)
+    ctx = group.make_context("acgan", ["--help"], resilient_parsing=True)
+    for name in group.list_commands(ctx):
+        for param in group.get_command(ctx, name).params:
+            text = getattr(param, "help", None) or ""
+            assert not re.search(r"(?<!\\)\[[a-z$~]", text), f"acgan {name} {param.name}: {text}"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["--version"]])
+def test_help_to_a_reader_that_has_gone_exits_141_quietly(args: list[str]) -> None:
+    """As every command does (SIGPIPE's status); rich and click ended help with status 1."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first byte
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "acgan_cli", *args], stdout=write, stderr=subprocess.PIPE, check=False
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == b""
+
+
+def test_an_empty_no_color_asks_for_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from acgan_cli.cli.common import no_color
+
+    monkeypatch.setenv("NO_COLOR", "")  # no-color.org: only a value that is not empty counts
+    assert not no_color()
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert no_color()

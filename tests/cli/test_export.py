@@ -327,3 +327,16 @@ def test_a_re_exported_generator_still_says_its_weights_are_the_ema(run: Path, t
     assert {p.key: p.value for p in onnx.load(tmp_path / "g.onnx").metadata_props}[
         "ema"
     ] == "true"  # and the file says so
+
+
+def test_the_comparison_table_in_a_narrow_log_is_never_cut(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "20")  # a pipe of 20 columns printed "0.00…" for the errors
+    result = runner.invoke(
+        app, ["export", str(run), "-f", "safetensors", "--out", str(tmp_path / "g.safetensors")]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "…" not in result.stderr
+    rows = [line.split() for line in result.stderr.splitlines() if line.strip().startswith(("1 ", "7 "))]
+    assert [row[0] for row in rows] == ["1", "7"] and all(row[-1] == "1.0e-04" for row in rows)

@@ -214,6 +214,16 @@ def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:
     assert json.loads(unseeded.stdout)["train"]["seed"] is None  # not a seed the run would not use
 
 
+def test_the_data_folder_is_recorded_as_an_absolute_path(tmp_path: Path) -> None:
+    """A relative --data-dir named another folder (or none) when the run was resumed from elsewhere."""
+    result = runner.invoke(app, ["train", "--dataset", "mnist", "--data-dir", "data/../mine", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["train"]["data_dir"] == str(tmp_path / "mine")
+    result = runner.invoke(app, ["train", "--dataset", "", "--dry-run"])
+    assert result.exit_code == 2  # not the current folder
+    assert "Invalid value for --dataset: must not be empty" in result.stderr
+
+
 def test_ctrl_c_saves_prints_the_resume_command_and_exits_130(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     args = [
@@ -285,3 +295,18 @@ def test_eval_every_prints_the_figures(
     assert "evaluator: " in result.stderr and "test accuracy" in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("step ")]
     assert len(lines) == 2 and all(" eval_acc " in line and " eval_fd " in line for line in lines)
+
+
+def test_a_path_with_brackets_and_colons_prints_as_given(tmp_path: Path) -> None:
+    """rich read them as markup and emoji codes: "run[/x]" failed after a finished run, and
+    ":smile:" became an emoji in paths and errors."""
+    out = "run[/x]:smile:[red]"
+    result = runner.invoke(
+        app, ["train", *TINY_ARGS, "--dataset", "mnist-5k", "--max-steps", "1", "--out", out]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == out
+    assert f"samples in {out}/samples" in result.stderr
+    result = runner.invoke(app, ["sample", "--ckpt", "no[/b]:smile:"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: no[/b]:smile: does not exist")

@@ -103,15 +103,15 @@ print("still running")
 # The two windows the test above hits only by chance, hit every time: the run's own code sends the
 # signals at a chosen point (in-process, through the real `acgan train` command).
 INSTRUMENTED = """
-import os, signal, sys
+import os, signal, sys, time
 from acgan_cli.cli import app
 from acgan_cli.cli import train as command
-from acgan_cli.core.events import CheckpointSaved
+from acgan_cli.core.events import CheckpointSaved, RunStarted, StepDone
 
 def ctrl_c():
     os.kill(os.getpid(), signal.SIGINT)
 
-def at_the_step_2_checkpoint(action):
+def on(happened, action):
     renderer = command._renderer
 
     def instrumented(console):
@@ -120,7 +120,7 @@ def at_the_step_2_checkpoint(action):
         class Draw:
             def __call__(self, event):
                 draw(event)
-                if isinstance(event, CheckpointSaved) and event.step == 2:
+                if happened(event):
                     action()
 
             def close(self):
@@ -130,12 +130,26 @@ def at_the_step_2_checkpoint(action):
 
     command._renderer = instrumented
 
+def at_the_step_2_checkpoint(action):
+    on(lambda event: isinstance(event, CheckpointSaved) and event.step == 2, action)
+
 def both_ctrl_cs():
     ctrl_c()  # the first: stop after this step
     ctrl_c()  # the second: quit at once
 
 if sys.argv[1] == "in-the-run":  # both as the step-2 checkpoint is reported
     at_the_step_2_checkpoint(both_ctrl_cs)
+elif sys.argv[1] == "before-the-first-step":
+    on(lambda event: isinstance(event, RunStarted), ctrl_c)
+elif sys.argv[1] == "twice-before-a-checkpoint":
+    on(lambda event: isinstance(event, StepDone) and event.step == 2, both_ctrl_cs)
+elif sys.argv[1] == "before-the-stop-is-caught":  # the run folder is made, the handler not yet in place
+    def stop_here(console):
+        ctrl_c()
+        time.sleep(30)  # the KeyboardInterrupt lands here at the latest
+        raise AssertionError("no KeyboardInterrupt")
+
+    command._renderer = stop_here
 else:  # "after-the-save": the first there, the second as the stop is being reported
     at_the_step_2_checkpoint(ctrl_c)
     console = command.stderr_console()
@@ -153,9 +167,11 @@ app()
 """
 
 
-def _instrumented_run(window: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _instrumented_run(
+    window: str, tmp_path: Path, args: tuple[str, ...] = ("--ckpt-every", "1")
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", INSTRUMENTED, window, *RUN_ARGS, "--ckpt-every", "1"],
+        [sys.executable, "-c", INSTRUMENTED, window, *RUN_ARGS, *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -184,6 +200,25 @@ def test_a_second_ctrl_c_while_the_stop_is_reported_waits_for_the_resume_command
     assert "stopped at step 2; saved run/checkpoints/step-00000002.safetensors" in done.stderr
     assert "resume with: acgan train --resume run" in done.stderr
     assert done.stdout.strip() == "run"
+
+
+@pytest.mark.parametrize(
+    ("window", "error"),
+    [
+        ("before-the-first-step", "error: interrupted before the first step; nothing was saved"),
+        ("twice-before-a-checkpoint", "error: interrupted before the first checkpoint; nothing was saved"),
+        ("before-the-stop-is-caught", "error: interrupted"),
+    ],
+)
+def test_a_run_stopped_before_it_saved_leaves_no_folder(tmp_path: Path, window: str, error: str) -> None:
+    """Such a folder cannot be resumed ("holds no checkpoint"), yet the first case printed its path
+    on stdout as a stopped run's, and every case left it behind."""
+    done = _instrumented_run(window, tmp_path, args=())  # checkpoints at the end of an epoch only
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr
+    assert error in done.stderr.splitlines()
+    assert done.stdout == ""
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(

@@ -113,7 +113,7 @@ def test_a_batch_larger_than_memory_is_one_line_not_a_crash(forkserver: ForkServ
         (["--nrow", "0"], "--nrow", "must be at least 1"),
         (["--nrow", "-1"], "--nrow", "must be at least 1"),
         (["--format", "gif"], "--format", "'gif' is not one of png, npy, npz"),
-        (["--device", "tpu"], "--device", "is not one of auto, cpu, cuda, cuda:N, mps"),
+        (["--device", "tpu"], "--device", "must be auto, cpu, cuda, cuda:N or mps (got 'tpu')"),
     ],
 )
 def test_sample_refuses_each_impossible_value(
