@@ -151,6 +151,9 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if not REFERENCE.is_file():  # the figures are ratios to it: nothing to compare without it
+        parser.exit(2, f"error: the reference script is not at {REFERENCE}\nhint: set ACGAN_SHARED to the folder "
+                    "that holds reference/acgan_reference.py (the project's shared folder)\n")  # fmt: skip
     variants = args.variants.split(",")
     checkouts = {"acgan": None} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
 

@@ -59,9 +59,18 @@ def no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
+LIVE_MIN_COLUMNS = 60  # narrower, the live table's cells all shrink to "…": plain lines say more
+
+
 def interactive() -> bool:
-    """Whether to draw live progress bars: stderr is a terminal and NO_COLOR is unset."""
-    return sys.stderr.isatty() and not no_color() and os.environ.get("TERM") != "dumb"
+    """Whether to draw live progress bars: stderr is a terminal of 60 columns or more, and neither
+    NO_COLOR nor TERM=dumb asks for plain text."""
+    if not sys.stderr.isatty() or no_color() or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns >= LIVE_MIN_COLUMNS
+    except OSError:  # a terminal that does not say its size
+        return True
 
 
 def complete_dataset(incomplete: str) -> list[tuple[str, str]]:

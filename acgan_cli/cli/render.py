@@ -208,6 +208,8 @@ class PlainRenderer:
                 f"cuda_graph={'on' if event.cuda_graph else 'off'} seed={event.seed} "
                 f"steps={event.total_steps}{resumed}"
             )
+            if event.config.get("compile"):  # minutes may pass before the first step line
+                write("train: compiling G and D; the first steps take a while (a warm cache is quicker)")
         elif isinstance(event, Logged):
             m = event.metrics
             write(

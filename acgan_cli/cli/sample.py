@@ -191,6 +191,8 @@ def sample(
         raise typer.BadParameter("give --digit or --class, not both", param_hint="--class")
     check_device(device)  # before any checkpoint is looked for, as train and evaluate do
     fmt = _output_format(fmt, out)
+    if nrow is not None and fmt != "png":  # an array has no rows of images
+        raise typer.BadParameter(f"applies to --format png only (not {fmt})", param_hint="--nrow")
     to_stdout = _to_stdout(out)
     if to_stdout and sys.stdout is None:  # started with stdout closed (>&-)
         raise AcganError("stdout is closed", hint="write to a file with --out PATH")

@@ -371,6 +371,8 @@ def train(
             )
     else:
         config = TrainConfig(**{"seed": secrets.randbelow(2**31), **given})
+    if "ema_decay" in given and not config.ema:  # it would be ignored without a word
+        raise typer.BadParameter("applies only with --ema (this run has --no-ema)", param_hint="--ema-decay")
 
     from acgan_cli.core.devices import resolve_training
 

@@ -175,3 +175,25 @@ def test_an_empty_no_color_asks_for_nothing(monkeypatch: pytest.MonkeyPatch) -> 
     assert not no_color()
     monkeypatch.setenv("NO_COLOR", "1")
     assert no_color()
+
+
+@pytest.mark.parametrize(("columns", "live"), [(20, False), (59, False), (60, True), (120, True)])
+def test_live_bars_only_on_a_terminal_wide_enough_for_them(columns: int, live: bool) -> None:
+    """At 20 columns every cell of the live table was "…": plain lines say more there."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    parent, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "TERM")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "from acgan_cli.cli.common import interactive; print(interactive())"],
+            stderr=child, stdout=subprocess.PIPE, text=True, check=True, env={**env, "TERM": "xterm"},
+        )  # fmt: skip
+    finally:
+        os.close(parent)
+        os.close(child)
+    assert done.stdout.strip() == str(live)

@@ -72,6 +72,9 @@ def test_start_lines_say_which_speed_options_are_on(tmp_path: Path) -> None:
     both = started(compile=True, cuda_graph=True)
     assert "compile=on cuda_graph=on" in first_lines(PlainRenderer, both)
     assert "compile=off cuda_graph=off" in first_lines(PlainRenderer, started())
+    # A log said nothing for the minutes a cold compile takes on the CPU.
+    assert "train: compiling G and D; the first steps take a while" in first_lines(PlainRenderer, both)
+    assert "compiling" not in first_lines(PlainRenderer, started())
     live = first_lines(LiveRenderer, both)
     assert "compiled: the first steps compile, one CUDA graph a step after 3 eager ones" in live
     assert "CUDA graph" not in first_lines(LiveRenderer, started(compile=True))

@@ -188,7 +188,10 @@ def test_discriminator_accuracy_is_unavailable_without_a_discriminator() -> None
 
 
 def test_parse_metrics_keeps_order_drops_repeats_and_defaults_to_all() -> None:
-    assert parse_metrics(None) == tuple(METRICS) == parse_metrics("all") == parse_metrics(" , ")
+    assert parse_metrics(None) == tuple(METRICS) == parse_metrics("all") == parse_metrics(" all ")
+    for nothing in ("", " , "):  # named nothing: not everything
+        with pytest.raises(UsageError, match="no metric named"):
+            parse_metrics(nothing)
     assert parse_metrics("kid, fd,kid") == ("kid", "fd")
 
 

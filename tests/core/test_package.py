@@ -67,4 +67,5 @@ def test_the_wheel_ships_the_digits_with_their_attribution(tmp_path) -> None:
         provenance = archive.read("acgan_cli/assets/mnist-5k.PROVENANCE.md").decode()
     assert "CC BY-SA 3.0" in provenance and "BSD-3-Clause" in provenance
     assert hashlib.sha256(digits).hexdigest() in provenance  # it describes the very file shipped
+    assert "acgan_cli/py.typed" in names  # the library's annotations count for its users' type checkers
     assert not [name for name in names if name.startswith(("tests/", "bench/")) or "__pycache__" in name]

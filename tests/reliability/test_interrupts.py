@@ -105,6 +105,10 @@ print("still running")
 INSTRUMENTED = """
 import os, signal, sys, time
 from acgan_cli.cli import app
+
+# As in a foreground shell: a process started in the background inherits SIGINT ignored, and
+# Python then raises no KeyboardInterrupt for it before acgan installs its own handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from acgan_cli.cli import train as command
 from acgan_cli.core.events import CheckpointSaved, RunStarted, StepDone
 

@@ -55,6 +55,13 @@ def test_train_refuses_each_impossible_number(tmp_path: Path, option: str, value
     assert not (tmp_path / "runs").exists()
 
 
+def test_train_refuses_an_option_that_would_be_ignored(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["train", "--dataset", "mnist-5k", "--no-ema", "--ema-decay", "0.9", "--dry-run"]
+    )
+    _assert_usage_error(result, "--ema-decay", "applies only with --ema (this run has --no-ema)")
+
+
 def test_train_accepts_zero_where_zero_means_something(tmp_path: Path) -> None:
     args = ["--b1", "0", "--b2", "0", "--seed", "0", "--sample-every", "0", "--ckpt-every", "0"]
     result = runner.invoke(
@@ -114,6 +121,11 @@ def test_a_batch_larger_than_memory_is_one_line_not_a_crash(forkserver: ForkServ
         (["--nrow", "-1"], "--nrow", "must be at least 1"),
         (["--format", "gif"], "--format", "'gif' is not one of png, npy, npz"),
         (["--device", "tpu"], "--device", "must be auto, cpu, cuda, cuda:N or mps (got 'tpu')"),
+        (
+            ["--format", "npy", "--nrow", "3"],
+            "--nrow",
+            "applies to --format png only (not npy)",
+        ),  # was ignored
     ],
 )
 def test_sample_refuses_each_impossible_value(
@@ -143,6 +155,7 @@ def test_sample_takes_an_absurd_nrow_as_one_row(trained_run: Path, tmp_path: Pat
         (["--evaluator-seed", HUGE], "--evaluator-seed", "must be in 0..4294967295"),
         (["--seed", str(2**32)], "--seed", "must be in 0..4294967295"),
         (["--metrics", "beauty"], "--metrics", "class-accuracy, fd, kid"),
+        (["--metrics", ","], "--metrics", "must name at least one of class-accuracy"),  # meant all
         (["--device", "tpu"], "--device", "auto, cpu, cuda, cuda:N or mps"),
     ],
 )

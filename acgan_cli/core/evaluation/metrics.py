@@ -413,13 +413,20 @@ METRICS: dict[str, Metric] = {
 
 
 def parse_metrics(text: str | None) -> tuple[str, ...]:
-    """Metric names from `--metrics a,b,c` (None, "" or "all": every metric), checked against METRICS."""
-    names = [name.strip() for name in (text or "").split(",") if name.strip()]
-    if not names or names == ["all"]:
+    """Metric names from `--metrics a,b,c` (None or "all": every metric), checked against METRICS."""
+    names = [name.strip() for name in ("all" if text is None else text).split(",") if name.strip()]
+    if names == ["all"]:
         return tuple(METRICS)
+    valid = ", ".join(METRICS)
+    if not names:  # "" or ",": a list that names nothing is no request for everything
+        raise UsageError(
+            "no metric named",
+            hint=f"choose from {valid} (comma-separated), or all",
+            option="metrics",
+            detail=f"must name at least one of {valid}, or all",
+        )
     unknown = [name for name in names if name not in METRICS]
     if unknown:
-        valid = ", ".join(METRICS)
         raise UsageError(
             f"unknown metric {unknown[0]!r}",
             hint=f"choose from {valid} (comma-separated), or all",
