@@ -380,6 +380,9 @@ def train(
     resolved, precision, _, cuda_graph = resolve_training(
         config.device, config.precision, config.compile, config.cuda_graph
     )
+    from acgan_cli.core.training import check_out
+
+    check_out(out, info if resume_path is not None else None)  # before anything is loaded, or said
     if dry_run:
         if resume_path is not None:  # what the run would refuse (without loading the data to count it)
             from acgan_cli.core.training import check_resume, recorded_steps_per_epoch

@@ -127,16 +127,24 @@ def create_run_dir(dataset: str, runs_dir: Path | None = None) -> Path:
     raise RunDirError(f"could not find a free run number in {runs_dir}", hint="set --out")
 
 
+def check_out(path: Path | None, resumed: ckpt.CheckpointInfo | None = None) -> None:
+    """Refuse --out before anything is loaded (or downloaded): a file, or a folder that holds files,
+    unless it is the run folder of the checkpoint being resumed."""
+    if path is None or (resumed is not None and run_dir_of(resumed.path) == path.resolve()):
+        return
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path} exists and is not a folder", hint="choose another --out")
+    if path.is_dir() and any(path.iterdir()):
+        raise RunDirError(
+            f"{path} already holds files; acgan never overwrites a run",
+            hint=f"choose a new --out, or continue that run with --resume {path}",
+        )
+
+
 def claim_run_dir(path: Path) -> Path:
     """Use `path` as a new run folder: create it, or accept it if it exists and is empty."""
+    check_out(path)
     if path.exists():
-        if not path.is_dir():
-            raise RunDirError(f"{path} exists and is not a folder", hint="choose another --out")
-        if any(path.iterdir()):
-            raise RunDirError(
-                f"{path} already holds files; acgan never overwrites a run",
-                hint=f"choose a new --out, or continue that run with --resume {path}",
-            )
         return path
     try:
         path.mkdir(parents=True)
@@ -325,6 +333,7 @@ class Trainer:
                 hint="resume from a checkpoint written by `acgan train`",
             )
 
+        check_out(run_dir, resume_info)  # before the data is loaded, or downloaded
         data = dataset or load_dataset(
             config.dataset, "train", Path(config.data_dir) if config.data_dir else None, config.download
         )

@@ -199,6 +199,14 @@ def test_out_folder_with_files_is_never_overwritten(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "mine already holds files; acgan never overwrites a run" in result.stderr
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]
+    # Refused before the data is loaded (for --dataset mnist: downloaded), and by --dry-run too.
+    for dry_run in ([], ["--dry-run"]):
+        result = runner.invoke(app, ["train", "--dataset", "mnist", "--out", "mine", *dry_run])
+        assert result.exit_code == 1, result.stderr
+        assert (
+            result.stderr.splitlines()[0] == "error: mine already holds files; acgan never overwrites a run"
+        )
+    assert not (tmp_path / "data").exists()
 
 
 def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:
