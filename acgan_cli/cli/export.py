@@ -38,7 +38,7 @@ def _complete_format(incomplete: str) -> list[tuple[str, str]]:
 def _format_from_name(out: str | None) -> str:
     """The format --out's extension names; a name whose extension is no format's is refused (g.pth
     would hold ONNX under a PyTorch name). A folder, or a name without an extension: the default."""
-    suffix = extension(out) if out else ""
+    suffix = extension(out, [fmt.extension for fmt in FORMATS.values()]) if out else ""
     if not suffix or out.endswith(("/", os.sep)) or Path(out).expanduser().is_dir():
         return DEFAULT_FORMAT  # a folder's name (exports.v3/) is no extension
     named = format_for(out)

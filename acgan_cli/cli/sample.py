@@ -37,7 +37,11 @@ def _output_format(fmt: str | None, out: str | None) -> str:
         if fmt not in FORMATS:
             raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
         return fmt
-    suffix = extension(out).lstrip(".") if out and out != "-" and not _folder(out) else ""
+    suffix = (
+        extension(out, [f".{name}" for name in FORMATS]).lstrip(".")
+        if out and out != "-" and not _folder(out)
+        else ""
+    )
     if suffix and suffix not in FORMATS:  # three.jpg would hold PNG bytes under a JPEG name
         raise typer.BadParameter(
             f"{out} ends in .{suffix}, which acgan sample does not write (it writes "

@@ -26,6 +26,7 @@ import re
 import stat
 import struct
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -237,12 +238,13 @@ def names_stdout(out: str | None) -> bool:
     return bool(out) and own_descriptor(Path(out).expanduser()) == 1
 
 
-def extension(path: str | Path) -> str:
+def extension(path: str | Path, formats: Collection[str] = ()) -> str:
     """The extension that names a file's format, lower-cased: "g.ONNX" -> ".onnx". A name that is
-    only an extension (".npy", which pathlib reads as a hidden file without one) is its own."""
+    only one of `formats`' extensions (".npy", which pathlib reads as a hidden file without one)
+    is its own; any other hidden name (".grid") has none."""
     name = Path(path).name
-    if name.startswith(".") and name.count(".") == 1 and len(name) > 1:
-        return name.lower()
+    if name.startswith(".") and name.count(".") == 1:
+        return name.lower() if name.lower() in formats else ""
     return Path(name).suffix.lower()
 
 

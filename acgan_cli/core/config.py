@@ -47,11 +47,12 @@ def require_utf8_path(path: str, option: str) -> None:
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
+        shown = path.encode("utf-8", "backslashreplace").decode()
         require(
             False,
             option,
-            "is a path that is not valid UTF-8, which checkpoints cannot record; rename the folder, "
-            "or reach it through a link whose path is UTF-8",
+            f"is a path that is not valid UTF-8 ({shown}), which checkpoints cannot record; "
+            "rename the folder, or move the data to one whose path is UTF-8",
         )
 
 

@@ -79,17 +79,29 @@ def _torchvision_loader(
         files = [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
         if not all(path.is_file() for path in files):
             _download(class_name, title, data_dir, download)
-        from torchvision import datasets  # for the class names, once the files are here
+        if not all(path.is_file() for path in files):  # torchvision took an old copy as the data
+            raise DataError(
+                f"{title} in {data_dir} is in torchvision's old processed/ layout, which acgan does not read",
+                hint=f"delete {data_dir / class_name / 'processed'}"
+                + (
+                    " and acgan fetches the IDX files"
+                    if download
+                    else ", then drop --no-download to fetch the IDX files"
+                ),
+            )
+        names = class_names
+        if names is None:
+            from torchvision import datasets  # for the class names only
 
-        names = class_names or tuple(getattr(datasets, class_name).classes)
+            names = tuple(getattr(datasets, class_name).classes)
         try:  # read by acgan, not torchvision: a damaged file gets a one-line error, not a crash
             images, labels = read_idx(files[0]), read_idx(files[1])
             _check_shapes(files[0], images, files[1], labels)
             _check_labels(files[1], labels, names, None, every_class=True)
         except DataError as exc:
+            fetch = "acgan fetches them again" if download else "drop --no-download to fetch them again"
             raise DataError(
-                exc.message,
-                hint=f"the {title} files in {raw} are damaged; delete them and acgan fetches them again",
+                exc.message, hint=f"the {title} files in {raw} are damaged; delete them and {fetch}"
             ) from None
         return images, labels.astype("int64"), names
 
@@ -483,7 +495,7 @@ def same_classes(ours: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
     """The same names, or as many classes where one side only numbers them 0..K-1: a folder without
     classes.txt numbers its classes, and the same data may be named elsewhere (or later)."""
     numbered = tuple(str(i) for i in range(len(ours)))
-    return ours == theirs or numbered in (ours, theirs)
+    return ours == theirs or (len(ours) == len(theirs) and numbered in (ours, theirs))
 
 
 def check_dataset_name(name: str) -> None:

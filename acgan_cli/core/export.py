@@ -397,7 +397,7 @@ FORMATS: dict[str, ExportFormat] = {
 
 def format_for(path: str | Path) -> str | None:
     """The format whose extension `path` has (".onnx" -> "onnx"), or None."""
-    suffix = extension(path)
+    suffix = extension(path, [fmt.extension for fmt in FORMATS.values()])
     return next((fmt.name for fmt in FORMATS.values() if fmt.extension == suffix), None)
 
 

@@ -404,23 +404,26 @@ class Trainer:
         self.resumed_from = resume_info.path if resume_info else None
         self.last_checkpoint: Path | None = self.resumed_from
         home = run_dir_of(resume_info.path) if resume_info else None
+        # Whether the run folder is this run's alone (`discard` empties it again), and made by it.
         if run_dir is None:
-            self.made_run_dir = home is None  # to remove again if the run fails before writing to it
+            self.new_run_dir = self.made_run_dir = home is None
             self.run_dir = home or create_run_dir(config.dataset, runs_dir)
         else:
-            in_home = home == run_dir.resolve()
-            self.made_run_dir = not in_home and not run_dir.exists()
-            self.run_dir = run_dir if in_home else claim_run_dir(run_dir)
+            self.new_run_dir = home != run_dir.resolve()
+            self.made_run_dir = self.new_run_dir and not run_dir.exists()
+            self.run_dir = claim_run_dir(run_dir) if self.new_run_dir else run_dir
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.samples_dir = self.run_dir / "samples"
 
+    def has_checkpoint(self) -> bool:
+        """Whether this run's folder holds a checkpoint (one that `--resume RUN` would find)."""
+        return (self.checkpoint_dir / ckpt.LATEST).exists() or bool(ckpt.step_files(self.checkpoint_dir))
+
     def discard(self) -> None:
-        """Remove the run folder this run made, if no checkpoint was saved in it: a run stopped or
-        failed before its first checkpoint leaves nothing that could be resumed. Only the files
-        a run writes are removed; a folder that holds anything else stays."""
-        if not self.made_run_dir or self.last_checkpoint is not None:
-            return
-        if (self.checkpoint_dir / ckpt.LATEST).exists() or ckpt.step_files(self.checkpoint_dir):
+        """Empty a new run folder of what this run wrote, if it saved no checkpoint there: a run stopped
+        or failed before its first checkpoint leaves nothing that could be resumed. The folder goes
+        too if the run made it. Only the files a run writes are removed; anything else stays."""
+        if not self.new_run_dir or self.has_checkpoint():
             return
         folders = (self.checkpoint_dir, self.samples_dir, self.run_dir)
         written = [
@@ -432,7 +435,7 @@ class Trainer:
             written += folder.glob(f".*.{os.getpid()}.tmp*")
         for path in written:
             path.unlink(missing_ok=True)
-        for folder in folders:
+        for folder in folders if self.made_run_dir else folders[:2]:
             with contextlib.suppress(OSError):
                 folder.rmdir()
 

@@ -268,3 +268,8 @@ def test_the_data_folder_of_the_checkpoints_run_is_where_the_data_is_found(
     result = runner.invoke(app, ["evaluate", str(path), *FEW, "--metrics", "class-accuracy", "--no-download"])
     assert result.exit_code == 0, result.stderr
     assert not (tmp_path / "home").exists()
+    # A run whose folder is not here (copied from another machine): the default data folder, as before.
+    (tmp_path / "home" / ".cache" / "acgan").mkdir(parents=True)
+    (tmp_path / "mine").rename(tmp_path / "home" / ".cache" / "acgan" / "data")
+    result = runner.invoke(app, ["evaluate", str(path), *FEW, "--metrics", "class-accuracy", "--no-download"])
+    assert result.exit_code == 0, result.stderr

@@ -217,10 +217,6 @@ def test_without_the_onnx_extra_onnx_exits_1_naming_it_and_the_rest_works(run: P
             "Invalid value for --out: g.pth ends in .pth, which is no export format's extension "
             "(.onnx, .pt, .pt2 or .safetensors); rename it, or give --format to keep this name",
         ),
-        (
-            ["--out", ".pth"],
-            "Invalid value for --out: .pth ends in .pth, which is no export format's extension",
-        ),
         ([], "Missing argument 'CKPT|RUN_DIR'"),
     ],
 )

@@ -245,3 +245,27 @@ def test_a_path_that_is_not_utf8_is_refused_before_training(tmp_path: Path) -> N
         TrainConfig(dataset=folder)
     with pytest.raises(ConfigError, match="data_dir is a path that is not valid UTF-8"):
         TrainConfig(dataset="mnist", data_dir=folder)
+
+
+def test_torchvisions_old_processed_layout_is_named(tmp_path: Path) -> None:
+    """torchvision takes an old processed/ copy as the data and fetches no IDX files, which acgan reads."""
+    processed = tmp_path / "data" / "MNIST" / "processed"
+    processed.mkdir(parents=True)
+    for name in ("training.pt", "test.pt"):
+        torch.save((torch.zeros(4, 28, 28, dtype=torch.uint8), torch.arange(4)), processed / name)
+    for download, fetch in ((True, "and acgan fetches the IDX files"), (False, "then drop --no-download")):
+        with pytest.raises(DataError) as caught:
+            load_dataset("mnist", data_dir=tmp_path / "data", download=download)
+        assert (
+            caught.value.message
+            == f"MNIST in {tmp_path / 'data'} is in torchvision's old processed/ layout, which acgan does not read"
+        )
+        assert caught.value.hint.startswith(f"delete {processed}") and fetch in caught.value.hint
+
+
+def test_same_classes_needs_as_many_either_way() -> None:
+    from acgan_cli.core.data import same_classes
+
+    assert same_classes(("0", "1"), ("a", "b")) and same_classes(("a", "b"), ("0", "1"))
+    assert not same_classes(("0", "1"), ("a", "b", "c")) and not same_classes(("a", "b", "c"), ("0", "1"))
+    assert not same_classes(("a", "b"), ("a", "c"))

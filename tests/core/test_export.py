@@ -250,7 +250,18 @@ def test_default_names_and_formats_from_extensions() -> None:
         "safetensors": "latest.generator.safetensors",
     }
     assert ex.default_output(latest, "onnx").parent == latest.parent
-    names = ("g.onnx", "g.PT", "g.pt2", "g.safetensors", "g.png", "out/.pt", ".onnx", ".hidden.pt2", "g")
+    names = (
+        "g.onnx",
+        "g.PT",
+        "g.pt2",
+        "g.safetensors",
+        "g.png",
+        "out/.pt",
+        ".onnx",
+        ".hidden.pt2",
+        ".gen",
+        "g",
+    )
     guesses = {name: ex.format_for(name) for name in names}
     assert guesses == {
         "g.onnx": "onnx",
@@ -261,6 +272,7 @@ def test_default_names_and_formats_from_extensions() -> None:
         "out/.pt": "torchscript",  # a name that is only an extension is its own extension
         ".onnx": "onnx",
         ".hidden.pt2": "pt2",
+        ".gen": None,  # any other hidden name has no extension
         "g": None,
     }
 

@@ -170,6 +170,18 @@ def test_a_refused_or_failed_start_leaves_no_run_folder(tmp_path: Path, small_da
         with pytest.raises(AcganError, match="cannot write the evaluator"):
             trainer.run()
     assert list(runs.iterdir()) == []
+    # So does a branch's (its checkpoint so far is the one it resumed, in another folder).
+    branch = Trainer(
+        tiny_config(max_steps=4, eval_every=1),
+        resume=loose,
+        run_dir=tmp_path / "branch",
+        dataset=small_dataset,
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+        with pytest.raises(AcganError, match="cannot write the evaluator"):
+            branch.run()
+    assert not (tmp_path / "branch").exists()
 
 
 def test_events_and_metrics_file_agree(tmp_path: Path, small_dataset) -> None:

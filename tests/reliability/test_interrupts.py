@@ -147,6 +147,8 @@ elif sys.argv[1] == "before-the-first-step":
     on(lambda event: isinstance(event, RunStarted), ctrl_c)
 elif sys.argv[1] == "twice-before-a-checkpoint":
     on(lambda event: isinstance(event, StepDone) and event.step == 2, both_ctrl_cs)
+elif sys.argv[1] == "twice-in-a-branch":  # resumed at step 2: two steps in, before its own checkpoint
+    on(lambda event: isinstance(event, StepDone) and event.step == 4, both_ctrl_cs)
 elif sys.argv[1] == "before-the-stop-is-caught":  # the run folder is made, the handler not yet in place
     def stop_here(console):
         ctrl_c()
@@ -222,6 +224,28 @@ def test_a_run_stopped_before_it_saved_leaves_no_folder(tmp_path: Path, window: 
     assert "Traceback" not in done.stderr
     assert error in done.stderr.splitlines()
     assert done.stdout == ""
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_branch_stopped_before_its_own_checkpoint_says_how_to_start_it_again(tmp_path: Path) -> None:
+    """It said `resume with: acgan train --resume NEW`, a folder without a checkpoint."""
+    first = [a if a != "run" else "first" for a in RUN_ARGS]
+    assert subprocess.run(
+        [sys.executable, "-m", "acgan_cli", *first[:first.index("--max-steps")], "--max-steps", "2",
+         *first[first.index("--max-steps") + 2 :]],
+        cwd=tmp_path, capture_output=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    ).returncode == 0  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", INSTRUMENTED, "twice-in-a-branch", "train", "--resume", "first", "--out", "run",
+         "--max-steps", "100000", "--log-every", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 130, done.stderr
+    latest = Path("first", "checkpoints", "latest.safetensors")
+    assert error_lines(done.stderr) == [
+        f"error: interrupted before this run's first checkpoint; {latest}, which it resumed, is intact",
+        f"hint: start again with: acgan train --resume {latest} --out run",
+    ]
     assert not (tmp_path / "run").exists()
 
 

@@ -334,9 +334,11 @@ def evaluate(
     autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
     began = time.perf_counter()
-    # Where the data is: --data-dir, else where the first checkpoint's run found it.
+    # Where the data is: --data-dir, else where the first checkpoint's run found it (if that folder
+    # is here: a run copied from elsewhere, or one that recorded a relative path, uses the default).
+    recorded = (info.train.data_dir for info in infos if info.train and same_dataset(info.dataset, dataset))
     data_dir = config.data_dir or next(
-        (info.train.data_dir for info in infos if info.train and same_dataset(info.dataset, dataset)), ""
+        (path for path in recorded if path and Path(path).is_absolute() and Path(path).is_dir()), ""
     )
     evaluator = load_evaluator(
         dataset,
