@@ -7,8 +7,10 @@
 #
 # The device machine has no internet and no ../shared: copy the reference script into
 # bench/.shared/ (git-ignored) and carry it:  cp ../shared/reference/acgan_reference.py bench/.shared/
-# With the tool library's device tool: run(command="bench/gpu.sh", carry=["bench/.shared"],
-# timeout_s=540). Where $OUT is set, the whole log is also written to $OUT/gpu.log.
+# With the tool library's device tool: run(command="bash bench/gpu.sh", carry=["bench/.shared"],
+# timeout_s=540). Do not carry .venv: the device's own python3 runs `-m acgan_cli` from this tree
+# (its torch is the device's, 2.11 on 2026-12-04, not this machine's). Where $OUT is set, the
+# whole log is also written to $OUT/gpu.log. The script always exits 0: read the log.
 # To compare with an earlier commit, carry its tree too (bench/.shared is git-ignored):
 #   mkdir -p bench/.shared/baseline && git archive COMMIT acgan_cli | tar -x -C bench/.shared/baseline
 #
@@ -17,7 +19,8 @@
 # checkout (if any), 600-step throughput of eager bf16, captured bf16 and eager fp32, then 10
 # epochs of 60,000 images with the defaults (the step captured as one CUDA graph), --compile
 # (inside the graph) from a cold and then a warm compile cache, and --compile --no-cuda-graph
-# (torch.compile's own graphs per module), then evaluate, sample and export on the GPU. Where a run's time goes,
+# (torch.compile's own graphs per module), then evaluate and sample on the GPU and an ONNX export of the
+# GPU-trained checkpoint (export runs on the CPU). Where a run's time goes,
 # step by step and kernel by kernel: bench/gpu_step.py. Each run has its own time limit, and
 # none starts past the whole script's budget (BUDGET seconds, 480 on a GPU): a variant that
 # fails, hangs or would not fit is reported and the script goes on, so the device call always
@@ -34,10 +37,14 @@ REFERENCE=${REFERENCE:-bench/.shared/acgan_reference.py}
 if [ "$DEVICE" = cpu ]; then STEPS=${STEPS:-20}; LOG=5; EPOCH_ARGS="--max-steps 40 --log-every 10"; LIMIT=600
 else STEPS=${STEPS:-600}; LOG=50; EPOCH_ARGS="--epochs 10 --log-every 500"; LIMIT=150; fi
 BUDGET=${BUDGET:-$([ "$DEVICE" = cpu ] && echo 1200 || echo 480)}
-limit() {  # seconds the next run may take: its own limit, or what is left of the budget
-  local left=$((BUDGET - SECONDS))
-  echo $((left < LIMIT ? left : LIMIT))
+limit() {  # seconds the next run may take: its own limit, or what is left of the budget (at least 1:
+  local left=$((BUDGET - SECONDS))  # `timeout 0` would mean no limit at all)
+  left=$((left < LIMIT ? left : LIMIT))
+  echo $((left < 1 ? 1 : left))
 }
+# A stop request (SIGTERM) ends `acgan train` only after its step, and a compiling step lasts minutes:
+# KILL follows 20 s after.
+T="timeout -k 20"
 fits() {  # true when at least $1 seconds of the budget are left; else says what is skipped
   [ $((BUDGET - SECONDS)) -ge "$1" ] && return 0
   echo "skipped: $2 (only $((BUDGET - SECONDS)) s of the ${BUDGET} s budget left)"
@@ -46,19 +53,31 @@ fits() {  # true when at least $1 seconds of the budget are left; else says what
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 ACGAN="$PY -m acgan_cli"
+export ACGAN_CACHE_DIR="$WORK/cache"  # the evaluator is trained here, as on a bare machine
 
 echo "== machine"
 $PY - <<'PY'
-import torch
+import importlib.metadata as md, sys, torch
+print("python", sys.version.split()[0], sys.executable)
 print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
+def version(name):
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return "missing"
+print(" ".join(f"{name} {version(name)}" for name in
+               ("typer", "click", "rich", "safetensors", "numpy", "onnx", "onnxruntime", "onnxscript", "triton")))
 PY
+# The command line itself, before anything long: every later stage needs it.
+$T 60 $ACGAN train --dataset mnist-5k --device "$DEVICE" --dry-run >/dev/null \
+  && echo "acgan train --dry-run: ok" || echo "acgan train --dry-run FAILED: the CLI stages below will fail too"
 
 if [ "$DEVICE" != cpu ]; then
   echo "== CUDA-graph tests"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
   # The whole pytest output goes to $OUT/graph-tests.log (a failed capture names its op there).
-  timeout 180 $PY -m pytest -q -p no:cacheprovider tests/core/test_cuda_graph.py 2>&1 \
+  $T 180 $PY -m pytest -q -p no:cacheprovider tests/core/test_cuda_graph.py 2>&1 \
     | tee "${OUT:-$WORK}/graph-tests.log" | tail -15
 fi
 
@@ -68,10 +87,10 @@ $PY bench/make_idx.py --copies 12 --out "$WORK/mnist-60k"
 echo "== reference script, $STEPS batches of 64"
 mkdir -p "$WORK/ref"
 root=$PWD
-ref_line=$(cd "$WORK/ref" && timeout "$(limit)" $PY "$root/$REFERENCE" --data_npz "$root/acgan_cli/assets/mnist-5k.npz" \
+ref_line=$(cd "$WORK/ref" && $T "$(limit)" $PY "$root/$REFERENCE" --data_npz "$root/acgan_cli/assets/mnist-5k.npz" \
   --max_batches "$STEPS" | grep '^TIMING')
 echo "$ref_line"
-ref=$(echo "$ref_line" | sed -E 's/.*images\/s=([0-9.]+).*/\1/')
+ref=$(echo "$ref_line" | sed -nE 's/.*images\/s=([0-9.]+).*/\1/p')
 ref=${ref:-0}
 
 BASELINE=${BASELINE:-bench/.shared/baseline}
@@ -80,21 +99,22 @@ if [ -d "$BASELINE/acgan_cli" ] && fits 60 "the A/B against $BASELINE"; then
   # one's, in alternation so that both see the same machine, 3 rounds of $((STEPS / 2)) steps.
   echo "== steady step: this checkout (A) against $BASELINE (B), alternating"
   for round in 1 2 3; do
+    fits 20 "A/B round $round" || break
     for root in . "$BASELINE"; do
-      timeout "$(limit)" $PY bench/steady_step.py --data "$WORK/mnist-60k" --device "$DEVICE" \
+      $T "$(limit)" $PY bench/steady_step.py --data "$WORK/mnist-60k" --device "$DEVICE" \
         --steps $((STEPS / 2)) --root "$root" 2>&1 | tail -1
     done
   done
 fi
 
-steady() {  # steady-state images/s from a run's metrics.jsonl: every window after the first
-  $PY -c 'import json,sys; w=[json.loads(l) for l in open(sys.argv[1])]; w=w[1:] or w; print(round(sum(x["images_per_s"]*x["seconds"] for x in w)/sum(x["seconds"] for x in w),1))' "$1"
+steady() {  # steady-state images/s from a run's metrics.jsonl: every window after the first (none: n/a)
+  $PY -c 'import json,sys; w=[json.loads(l) for l in open(sys.argv[1])][1:]; print(round(sum(x["images_per_s"]*x["seconds"] for x in w)/sum(x["seconds"] for x in w),1) if w else "n/a")' "$1"
 }
 
 report() {  # NAME RUN_DIR: steady images/s and the ratio to the reference
   local ips
   ips=$(steady "$2/metrics.jsonl")
-  echo "acgan $1: $ips images/s; reference: $ref images/s; ratio $($PY -c "print(round($ips/$ref, 2) if $ref else 'n/a')")x"
+  echo "acgan $1: $ips images/s; reference: $ref images/s; ratio $($PY -c "print(round(float('$ips')/$ref, 2) if $ref and '$ips' not in ('', 'n/a') else 'n/a')")x"
 }
 
 # The first window holds the warm-up, the capture and any compiling; steady() leaves it out.
@@ -106,7 +126,7 @@ for variant in "bf16 --no-cuda-graph" "bf16 --cuda-graph" "fp32 --no-cuda-graph"
   name=${variant// --/-}
   echo "== acgan train, $variant, $STEPS steps of 64"
   # shellcheck disable=SC2086  # the variant is a precision and an optional flag
-  if timeout "$(limit)" $ACGAN -q train --dataset mnist-5k --max-steps "$STEPS" --device "$DEVICE" --precision $variant \
+  if $T "$(limit)" $ACGAN -q train --dataset mnist-5k --max-steps "$STEPS" --device "$DEVICE" --precision $variant \
     --log-every "$LOG" --sample-every 0 --ckpt-every 1000000 --seed 0 --out "$WORK/acgan-$name" >/dev/null; then
     report "$variant" "$WORK/acgan-$name"
   else
@@ -126,11 +146,18 @@ for flags in "" "--compile" "--compile" "--compile --no-cuda-graph"; do
   echo "== 10 epochs on 60,000 images ($EPOCH_ARGS), auto precision, $label"
   start=$(date +%s.%N)
   # shellcheck disable=SC2086
-  timeout "$(limit)" $ACGAN train --dataset "$WORK/mnist-60k" $EPOCH_ARGS --device "$DEVICE" \
-    --sample-every 0 --seed 0 $flags --out "$WORK/$name" 2>&1 | grep -E '^(train:|done:|error:|hint:)'
+  $T "$(limit)" $ACGAN -v train --dataset "$WORK/mnist-60k" $EPOCH_ARGS --device "$DEVICE" \
+    --sample-every 0 --seed 0 $flags --out "$WORK/$name" >"$WORK/$name.log" 2>&1
+  status=$?
   end=$(date +%s.%N)
+  grep -E '^(train:|done:|error:|hint:)' "$WORK/$name.log"
   echo "whole command: $($PY -c "print(round($end - $start, 1))") s (the 'done:' line gives the training loop's time)"
-  [ -s "$WORK/$name/metrics.jsonl" ] && report "10 epochs $label" "$WORK/$name"
+  if [ "$status" -ne 0 ]; then  # its figures would be partial: show why instead
+    echo "10 epochs $label: $([ "$status" -ge 124 ] && echo "TIMED OUT" || echo FAILED) (exit $status); the end of its log:"
+    tail -30 "$WORK/$name.log"
+  elif [ -s "$WORK/$name/metrics.jsonl" ]; then
+    report "10 epochs $label" "$WORK/$name"
+  fi
 done
 # The other commands on the GPU, from the first 10-epoch run's checkpoint; its sample grid comes
 # back in $OUT. (The evaluator is trained first, on the repeated set: its figures are not quality.)
@@ -139,10 +166,11 @@ if [ -d "$run/checkpoints" ] && fits 60 "evaluate, sample and export"; then
   echo "== acgan evaluate, sample and export on $DEVICE ($(basename "$run"))"
   start=$SECONDS
   n=$([ "$DEVICE" = cpu ] && echo 1000 || echo 10000)
-  timeout "$(limit)" $ACGAN evaluate "$run" --device "$DEVICE" --dataset "$WORK/mnist-60k" --n-samples "$n" 2>&1 | tail -40
+  $T "$(limit)" $ACGAN evaluate "$run" --device "$DEVICE" --dataset "$WORK/mnist-60k" --n-samples "$n" 2>&1 | tail -40
   echo "evaluate, evaluator training included: $((SECONDS - start)) s"
-  timeout 60 $ACGAN sample --grid --ckpt "$run" --device "$DEVICE" --seed 0 --out "${OUT:-$WORK}/grid-$DEVICE.png"
-  timeout 90 $ACGAN export "$run" --format onnx --out "$WORK/g.onnx" 2>&1 | tail -3
+  fits 10 "sample" && $T "$(limit)" $ACGAN sample --grid --ckpt "$run" --device "$DEVICE" --seed 0 \
+    --out "${OUT:-$WORK}/grid-$DEVICE.png"
+  fits 20 "export" && $T "$(limit)" $ACGAN export "$run" --format onnx --out "$WORK/g.onnx" 2>&1 | tail -3
 fi
 echo "== finished in $SECONDS s"
 exit 0

@@ -73,7 +73,9 @@ class StepGraph:
     def _capture(self, indices: torch.Tensor) -> None:
         self.indices = indices.clone()
         graph = torch.cuda.CUDAGraph()
-        with warnings.catch_warnings():  # torch 2.14 registers generators itself, and warns
+        # torch 2.14 registers generators itself, and warns; earlier ones (2.11) need it for each
+        # replay to draw new noise.
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for generator in self.generators:
                 graph.register_generator_state(generator)

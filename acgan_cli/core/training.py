@@ -326,6 +326,8 @@ class Trainer:
             config.device, config.precision, config.compile, config.cuda_graph
         )
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        if self.device.type == "cuda":  # the captured step's streams are the current device's: cuda:N's
+            torch.cuda.set_device(self.device)
         resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
         if resume_info is not None and resume_info.kind != ckpt.KIND_TRAINING:
             raise CheckpointError(

@@ -199,12 +199,13 @@ def test_graphed_run_trains_every_step_and_resumes(tmp_path: Path, small_dataset
     assert info.step == 12 and info.train.cuda_graph
     assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
 
-    # The checkpoint continues with a new graph, and without one.
+    # The checkpoint continues with a new graph, and without one: each a branch in its own folder
+    # (the second resume of step 12 in its run would be refused, as behind that run's step 16).
     for graphed in (True, False):
         resumed = Trainer(
             resume_config(info.train, {"max_steps": 16, "cuda_graph": graphed}),
             resume=result.checkpoint,
-            run_dir=tmp_path / "run",
+            run_dir=tmp_path / f"resumed-{graphed}",
             dataset=small_dataset,
         )
         before = resumed.generator.up1.weight.detach().clone()
