@@ -193,32 +193,8 @@ def test_a_folder_without_labels_names_what_is_missing(tmp_path: Path) -> None:
     )
 
 
-def test_a_good_folder_still_trains(tmp_path: Path) -> None:
-    folder = make_idx_folder(tmp_path / "data", n=64)
-    result = runner.invoke(
-        app,
-        [
-            "train",
-            "--dataset",
-            str(folder),
-            "--max-steps",
-            "2",
-            "--device",
-            "cpu",
-            "--out",
-            "run",
-            *TINY_ARGS,
-        ],
-    )
-    assert result.exit_code == 0, result.stderr
-
-
-def test_a_resume_on_changed_data_says_what_changed(tmp_path: Path) -> None:
-    """A run's data is recorded by its path: new files there were trained on silently (other epochs,
-    or other class names in the checkpoints), or refused with a dump of two model configs."""
-    folder = make_idx_folder(tmp_path / "data", n=64)
-    (folder / "classes.txt").write_text("a\nb\nc\nd\n")
-    train = [
+def _two_steps_into_run(folder: Path) -> list[str]:
+    return [
         "train",
         "--dataset",
         str(folder),
@@ -230,7 +206,20 @@ def test_a_resume_on_changed_data_says_what_changed(tmp_path: Path) -> None:
         "run",
         *TINY_ARGS,
     ]
-    assert runner.invoke(app, train).exit_code == 0
+
+
+def test_a_good_folder_still_trains(tmp_path: Path) -> None:
+    folder = make_idx_folder(tmp_path / "data", n=64)
+    result = runner.invoke(app, _two_steps_into_run(folder))
+    assert result.exit_code == 0, result.stderr
+
+
+def test_a_resume_on_changed_data_says_what_changed(tmp_path: Path) -> None:
+    """A run's data is recorded by its path: new files there were trained on silently (other epochs,
+    or other class names in the checkpoints), or refused with a dump of two model configs."""
+    folder = make_idx_folder(tmp_path / "data", n=64)
+    (folder / "classes.txt").write_text("a\nb\nc\nd\n")
+    assert runner.invoke(app, _two_steps_into_run(folder)).exit_code == 0
     resume = ["train", "--resume", "run", "--max-steps", "4"]
     changes = {
         "96 images (the run had 64)": lambda: make_idx_folder(folder, n=96),
