@@ -41,7 +41,7 @@ def test_the_wheel_ships_the_digits_with_their_attribution(tmp_path) -> None:
     root = Path(__file__).resolve().parents[2]
     source = tmp_path / "src"  # a copy: a build writes build/ and *.egg-info beside the sources
     shutil.copytree(root / "acgan_cli", source / "acgan_cli", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "MANIFEST.in"):
         shutil.copy(root / name, source / name)
     subprocess.run(
         [
