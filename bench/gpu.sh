@@ -153,7 +153,7 @@ for flags in "" "--compile" "--compile" "--compile --no-cuda-graph"; do
   grep -E '^(train:|done:|error:|hint:)' "$WORK/$name.log"
   echo "whole command: $($PY -c "print(round($end - $start, 1))") s (the 'done:' line gives the training loop's time)"
   if [ "$status" -ne 0 ]; then  # its figures would be partial: show why instead
-    echo "10 epochs $label: $([ "$status" -ge 124 ] && echo "TIMED OUT" || echo FAILED) (exit $status); the end of its log:"
+    echo "10 epochs $label: $( { [ "$status" = 124 ] || [ "$status" = 137 ]; } && echo "TIMED OUT" || echo FAILED) (exit $status); the end of its log:"
     tail -30 "$WORK/$name.log"
   elif [ -s "$WORK/$name/metrics.jsonl" ]; then
     report "10 epochs $label" "$WORK/$name"

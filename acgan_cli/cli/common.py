@@ -67,10 +67,11 @@ def interactive() -> bool:
     NO_COLOR nor TERM=dumb asks for plain text."""
     if not sys.stderr.isatty() or no_color() or os.environ.get("TERM") == "dumb":
         return False
-    try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns >= LIVE_MIN_COLUMNS
-    except OSError:  # a terminal that does not say its size
+    try:  # COLUMNS first, as rich reads it
+        columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stderr.fileno()).columns)
+    except (OSError, ValueError):  # a terminal that does not say its size
         return True
+    return columns == 0 or columns >= LIVE_MIN_COLUMNS  # 0: unknown (rich then assumes 80)
 
 
 def complete_dataset(incomplete: str) -> list[tuple[str, str]]:

@@ -409,13 +409,13 @@ def train(
         console.print(f"loading {config.dataset} …" if interactive() else f"train: loading {config.dataset}")
     trainer = Trainer(config, run_dir=out, resume=resume_path)
     try:
-        _run(trainer, console, out)
+        _run(trainer, console)
     except KeyboardInterrupt:  # before the stop was caught: the folder made for the run goes too
         trainer.discard()
         raise
 
 
-def _run(trainer: Trainer, console: Console, out: Path | None) -> None:
+def _run(trainer: Trainer, console: Console) -> None:
     config = trainer.config
     draw = _renderer(console)
     with _StopRequests() as stop:
@@ -429,23 +429,24 @@ def _run(trainer: Trainer, console: Console, out: Path | None) -> None:
 
         if result is None:
             last = trainer.last_checkpoint  # a write cut short is never renamed into place
-            if trainer.has_checkpoint():
+            if last != trainer.resumed_from:  # this command saved: its checkpoint holds its options
                 print_error(
                     f"interrupted; the last checkpoint {last} is intact",
                     f"resume with: acgan train --resume {shlex.quote(str(trainer.run_dir))}",
                 )
-                raise typer.Exit(EXIT_SIGINT)
-            trainer.discard()  # a run folder without a checkpoint cannot be resumed: no litter
-            if last is None:
+            elif (
+                last is not None
+            ):  # nothing saved since the checkpoint it resumed, which holds the old options
+                trainer.discard()  # a branch's folder without a checkpoint of its own: no litter
+                print_error(
+                    f"interrupted before this command saved a checkpoint; {last}, which it resumed, is intact",
+                    "run the same command again to start over from it",
+                )
+            else:
+                trainer.discard()  # a run folder without a checkpoint cannot be resumed: no litter
                 print_error(
                     "interrupted before the first checkpoint; nothing was saved",
                     "a single Ctrl-C stops after the step and saves a checkpoint to resume from",
-                )
-            else:  # a branch from a checkpoint elsewhere, before a checkpoint of its own
-                again = f" --out {shlex.quote(str(out))}" if out is not None else ""
-                print_error(
-                    f"interrupted before this run's first checkpoint; {last}, which it resumed, is intact",
-                    f"start again with: acgan train --resume {shlex.quote(str(last))}{again}",
                 )
             raise typer.Exit(EXIT_SIGINT)
         if result.interrupted and result.checkpoint is None:  # stopped before its first step

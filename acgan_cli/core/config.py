@@ -47,7 +47,7 @@ def require_utf8_path(path: str, option: str) -> None:
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
-        shown = path.encode("utf-8", "backslashreplace").decode()
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")  # the bytes: \xff
         require(
             False,
             option,

@@ -177,8 +177,19 @@ def test_an_empty_no_color_asks_for_nothing(monkeypatch: pytest.MonkeyPatch) -> 
     assert no_color()
 
 
-@pytest.mark.parametrize(("columns", "live"), [(20, False), (59, False), (60, True), (120, True)])
-def test_live_bars_only_on_a_terminal_wide_enough_for_them(columns: int, live: bool) -> None:
+@pytest.mark.parametrize(
+    ("columns", "env", "live"),
+    [
+        (20, "", False),
+        (59, "", False),
+        (60, "", True),
+        (120, "", True),
+        (0, "", True),
+        (20, "100", True),
+        (120, "40", False),
+    ],
+)
+def test_live_bars_only_on_a_terminal_wide_enough_for_them(columns: int, env: str, live: bool) -> None:
     """At 20 columns every cell of the live table was "…": plain lines say more there."""
     import fcntl
     import pty
@@ -187,11 +198,12 @@ def test_live_bars_only_on_a_terminal_wide_enough_for_them(columns: int, live: b
 
     parent, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "TERM")}
+    environment = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "TERM")}
     try:
         done = subprocess.run(
             [sys.executable, "-c", "from acgan_cli.cli.common import interactive; print(interactive())"],
-            stderr=child, stdout=subprocess.PIPE, text=True, check=True, env={**env, "TERM": "xterm"},
+            stderr=child, stdout=subprocess.PIPE, text=True, check=True,
+            env={**environment, "TERM": "xterm", **({"COLUMNS": env} if env else {})},
         )  # fmt: skip
     finally:
         os.close(parent)

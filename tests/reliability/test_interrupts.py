@@ -227,8 +227,10 @@ def test_a_run_stopped_before_it_saved_leaves_no_folder(tmp_path: Path, window: 
     assert not (tmp_path / "run").exists()
 
 
-def test_a_branch_stopped_before_its_own_checkpoint_says_how_to_start_it_again(tmp_path: Path) -> None:
-    """It said `resume with: acgan train --resume NEW`, a folder without a checkpoint."""
+@pytest.mark.parametrize("out", [["--out", "run"], []], ids=["branch", "own-run"])
+def test_a_resume_stopped_before_it_saved_says_how_to_start_it_again(tmp_path: Path, out: list[str]) -> None:
+    """It said `resume with: acgan train --resume NEW`, a folder without a checkpoint (and a resume
+    of the checkpoint it branched from would lose this command's options, such as --max-steps)."""
     first = [a if a != "run" else "first" for a in RUN_ARGS]
     assert subprocess.run(
         [sys.executable, "-m", "acgan_cli", *first[:first.index("--max-steps")], "--max-steps", "2",
@@ -236,17 +238,18 @@ def test_a_branch_stopped_before_its_own_checkpoint_says_how_to_start_it_again(t
         cwd=tmp_path, capture_output=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     ).returncode == 0  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-c", INSTRUMENTED, "twice-in-a-branch", "train", "--resume", "first", "--out", "run",
+        [sys.executable, "-c", INSTRUMENTED, "twice-in-a-branch", "train", "--resume", "first", *out,
          "--max-steps", "100000", "--log-every", "1"],
         cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert done.returncode == 130, done.stderr
     latest = Path("first", "checkpoints", "latest.safetensors")
     assert error_lines(done.stderr) == [
-        f"error: interrupted before this run's first checkpoint; {latest}, which it resumed, is intact",
-        f"hint: start again with: acgan train --resume {latest} --out run",
+        f"error: interrupted before this command saved a checkpoint; {latest}, which it resumed, is intact",
+        "hint: run the same command again to start over from it",  # its options are in no checkpoint
     ]
     assert not (tmp_path / "run").exists()
+    assert ckpt.read_info(tmp_path / "first").step == 2  # the run it resumed keeps its checkpoint
 
 
 @pytest.mark.parametrize(
