@@ -263,7 +263,9 @@ def read_idx(path: Path) -> np.ndarray:
                     f"more than the {MAX_IDX_BYTES:,} bytes acgan reads from one file",
                     hint="the file is damaged, or not an image dataset acgan can hold in memory",
                 )
-            payload = bytearray(values + 1)  # one more: a longer file is as wrong as a shorter one
+            # One more byte: a longer file is as wrong as a shorter one. np.empty touches no page until
+            # it is read into, so a header that lies about its size costs only what the file holds.
+            payload = np.empty(values + 1, dtype=np.uint8)
             got = _read_into(f, payload)
     except PermissionError as exc:
         raise DataError(f"cannot read {path}: {_reason(exc)}", hint="check the file's permissions") from None
@@ -277,11 +279,10 @@ def read_idx(path: Path) -> np.ndarray:
             f"but the file holds {holds} bytes",
             hint=fetch_again,
         )
-    # A writable view of the bytes read (torch wants one): the payload is held once, not copied.
-    return np.frombuffer(payload, dtype=np.uint8, count=values).reshape(dims)
+    return payload[:values].reshape(dims)  # writable (torch wants that), and never copied
 
 
-def _read_into(f: BinaryIO, buffer: bytearray) -> int:
+def _read_into(f: BinaryIO, buffer: np.ndarray) -> int:
     """Fill `buffer` from `f` in chunks (gzip reads a whole request into a temporary), to its end or
     the file's; return how many bytes were read."""
     view, got, chunk = memoryview(buffer), 0, 16 * 2**20

@@ -269,3 +269,25 @@ def test_same_classes_needs_as_many_either_way() -> None:
     assert same_classes(("0", "1"), ("a", "b")) and same_classes(("a", "b"), ("0", "1"))
     assert not same_classes(("0", "1"), ("a", "b", "c")) and not same_classes(("a", "b", "c"), ("0", "1"))
     assert not same_classes(("a", "b"), ("a", "c"))
+
+
+def test_a_header_that_lies_about_its_size_costs_only_what_the_file_holds(tmp_path: Path) -> None:
+    """A damaged header may ask for up to 4 GiB: the buffer for it must not be filled in advance."""
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">BBBBIII", 0, 0, 8, 3, 1000, 1000, 1024) + bytes(1000))  # says 1 GiB
+    code = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from acgan_cli.core.data import read_idx\n"
+        "from acgan_cli.core.errors import DataError\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        "    read_idx(Path(sys.argv[1]))\n"
+        "except DataError as exc:\n"
+        "    print(exc.message)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    message, grown_mb = done.stdout.strip().splitlines()
+    assert "but the file holds 1,016 bytes" in message
+    assert int(grown_mb) < 100, f"peak RSS grew {grown_mb} MB"
