@@ -20,7 +20,7 @@ from acgan_cli.cli.common import (
     stderr_console,
 )
 from acgan_cli.core.checkpoint import extension, names_stdout
-from acgan_cli.core.export import FORMATS, format_for
+from acgan_cli.core.export import EXTENSIONS, FORMATS, format_for
 from acgan_cli.core.export import export as export_generator
 
 if TYPE_CHECKING:
@@ -38,14 +38,14 @@ def _complete_format(incomplete: str) -> list[tuple[str, str]]:
 def _format_from_name(out: str | None) -> str:
     """The format --out's extension names; a name whose extension is no format's is refused (g.pth
     would hold ONNX under a PyTorch name). A folder, or a name without an extension: the default."""
-    suffix = extension(out, [fmt.extension for fmt in FORMATS.values()]) if out else ""
+    suffix = extension(out, EXTENSIONS) if out else ""
     if not suffix or out.endswith(("/", os.sep)) or Path(out).expanduser().is_dir():
         return DEFAULT_FORMAT  # a folder's name (exports.v3/) is no extension
     named = format_for(out)
     if named is None:
         raise typer.BadParameter(
             f"{out} ends in {suffix}, which is no export format's extension "
-            f"({either(fmt.extension for fmt in FORMATS.values())}); rename it, or give --format to keep this name",
+            f"({either(EXTENSIONS)}); rename it, or give --format to keep this name",
             param_hint="--out",
         )
     return named

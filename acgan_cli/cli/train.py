@@ -434,16 +434,14 @@ def _run(trainer: Trainer, console: Console) -> None:
                     f"interrupted; the last checkpoint {last} is intact",
                     f"resume with: acgan train --resume {shlex.quote(str(trainer.run_dir))}",
                 )
-            elif (
-                last is not None
-            ):  # nothing saved since the checkpoint it resumed, which holds the old options
-                trainer.discard()  # a branch's folder without a checkpoint of its own: no litter
+                raise typer.Exit(EXIT_SIGINT)
+            trainer.discard()  # a new run folder without a checkpoint of its own cannot be resumed
+            if last is not None:  # the checkpoint it resumed holds the old options, not this command's
                 print_error(
                     f"interrupted before this command saved a checkpoint; {last}, which it resumed, is intact",
                     "run the same command again to start over from it",
                 )
             else:
-                trainer.discard()  # a run folder without a checkpoint cannot be resumed: no litter
                 print_error(
                     "interrupted before the first checkpoint; nothing was saved",
                     "a single Ctrl-C stops after the step and saves a checkpoint to resume from",

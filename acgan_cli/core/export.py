@@ -390,6 +390,7 @@ FORMATS: dict[str, ExportFormat] = {
         ),
     )
 }  # fmt: skip
+EXTENSIONS = tuple(fmt.extension for fmt in FORMATS.values())  # .onnx, .pt, .pt2, .safetensors
 
 
 # ----------------------------------------------------------------------------- paths
@@ -397,7 +398,7 @@ FORMATS: dict[str, ExportFormat] = {
 
 def format_for(path: str | Path) -> str | None:
     """The format whose extension `path` has (".onnx" -> "onnx"), or None."""
-    suffix = extension(path, [fmt.extension for fmt in FORMATS.values()])
+    suffix = extension(path, EXTENSIONS)
     return next((fmt.name for fmt in FORMATS.values() if fmt.extension == suffix), None)
 
 

@@ -437,7 +437,7 @@ class Trainer:
             written += folder.glob(f".*.{os.getpid()}.tmp*")
         for path in written:
             path.unlink(missing_ok=True)
-        for folder in folders if self.made_run_dir else folders[:2]:
+        for folder in folders if self.made_run_dir else (self.checkpoint_dir, self.samples_dir):
             with contextlib.suppress(OSError):
                 folder.rmdir()
 
