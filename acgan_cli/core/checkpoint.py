@@ -330,10 +330,16 @@ def refuse_to_overwrite_checkpoint(target: Path, command: str) -> None:
             raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
 
 
+def blocking_file(path: Path) -> Path | None:
+    """The file among `path`'s nearest existing parents that keeps it from being made, if any."""
+    nearest = next((p for p in path.parents if p.exists()), None)
+    return nearest if nearest is not None and not nearest.is_dir() else None
+
+
 def write_failure(path: Path, exc: OSError) -> str:
     """Why writing `path` failed, in words: mkdir under a regular file says "File exists"."""
-    blocker = next((p for p in path.parents if p.exists()), None)
-    return f"{blocker} is not a folder" if blocker and not blocker.is_dir() else str(exc.strerror or exc)
+    blocker = blocking_file(path)
+    return f"{blocker} is not a folder" if blocker else str(exc.strerror or exc)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -127,10 +127,22 @@ def create_run_dir(dataset: str, runs_dir: Path | None = None) -> Path:
     raise RunDirError(f"could not find a free run number in {runs_dir}", hint="set --out")
 
 
-def check_out(path: Path | None, resumed: ckpt.CheckpointInfo | None = None) -> None:
-    """Refuse --out before anything is loaded (or downloaded): a file, or a folder that holds files,
-    unless it is the run folder of the checkpoint being resumed."""
-    if path is None or (resumed is not None and run_dir_of(resumed.path) == path.resolve()):
+def check_out(
+    path: Path | None, resumed: ckpt.CheckpointInfo | None = None, runs_dir: Path | None = None
+) -> None:
+    """Refuse --out before anything is loaded (or downloaded): a file, a folder that holds files
+    (unless it is the run folder of the checkpoint being resumed), or one that cannot be made;
+    without --out, a runs folder that cannot be made."""
+    if path is None:
+        runs_dir = Path(runs_dir or default_runs_dir())
+        new_run = resumed is None or run_dir_of(resumed.path) is None
+        if new_run and (blocker := ckpt.blocking_file(runs_dir / "run")):
+            raise RunDirError(
+                f"cannot create a run folder in {runs_dir}: {blocker} is not a folder",
+                hint="set --out or $ACGAN_RUNS_DIR",
+            )
+        return
+    if resumed is not None and run_dir_of(resumed.path) == path.resolve():
         return
     if path.exists() and not path.is_dir():
         raise RunDirError(f"{path} exists and is not a folder", hint="choose another --out")
@@ -139,6 +151,8 @@ def check_out(path: Path | None, resumed: ckpt.CheckpointInfo | None = None) -> 
             f"{path} already holds files; acgan never overwrites a run",
             hint=f"choose a new --out, or continue that run with --resume {path}",
         )
+    if blocker := ckpt.blocking_file(path):
+        raise RunDirError(f"cannot create {path}: {blocker} is not a folder", hint="choose another --out")
 
 
 def claim_run_dir(path: Path) -> Path:
@@ -335,7 +349,7 @@ class Trainer:
                 hint="resume from a checkpoint written by `acgan train`",
             )
 
-        check_out(run_dir, resume_info)  # before the data is loaded, or downloaded
+        check_out(run_dir, resume_info, runs_dir)  # before the data is loaded, or downloaded
         data = dataset or load_dataset(
             config.dataset, "train", Path(config.data_dir) if config.data_dir else None, config.download
         )

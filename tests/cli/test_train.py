@@ -209,6 +209,29 @@ def test_out_folder_with_files_is_never_overwritten(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()
 
 
+def test_an_out_or_runs_folder_under_a_file_is_refused_before_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was found only after the data was loaded (for --dataset mnist: downloaded), and --dry-run passed it."""
+    (tmp_path / "notes.txt").write_text("precious")
+    for dry_run in ([], ["--dry-run"]):
+        result = runner.invoke(app, ["train", "--dataset", "mnist", "--out", "notes.txt/run", *dry_run])
+        assert result.exit_code == 1, result.stderr
+        assert result.stderr.splitlines() == [
+            "error: cannot create notes.txt/run: notes.txt is not a folder",
+            "hint: choose another --out",
+        ]
+        monkeypatch.setenv("ACGAN_RUNS_DIR", "notes.txt/runs")
+        result = runner.invoke(app, ["train", "--dataset", "mnist", *dry_run])
+        monkeypatch.setenv("ACGAN_RUNS_DIR", str(tmp_path / "runs"))
+        assert result.exit_code == 1, result.stderr
+        assert result.stderr.splitlines()[0] == (
+            "error: cannot create a run folder in notes.txt/runs: notes.txt is not a folder"
+        )
+    assert (tmp_path / "notes.txt").read_text() == "precious"
+    assert not (tmp_path / "data").exists()
+
+
 def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:
     result = runner.invoke(
         app,
