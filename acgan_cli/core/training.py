@@ -279,12 +279,17 @@ def resume_config(saved: TrainConfig, overrides: dict[str, object]) -> TrainConf
 
     A recipe change is allowed where it keeps the models' tensors (the losses); not where it changes
     d_norm, d_projection or g_class_norm. A new --epochs replaces a saved --max-steps (which
-    would otherwise win over it), as the user asked for epochs.
+    would otherwise win over it), as the user asked for epochs. A data folder the run recorded that
+    is not here (and no --data-dir) gives way to the default one.
     """
     if "epochs" in overrides and "max_steps" not in overrides:
         overrides = {**overrides, "max_steps": None}
     if "dataset" in overrides and same_dataset(str(overrides["dataset"]), saved.dataset):
         overrides = {**overrides, "dataset": saved.dataset}  # the same folder, however it is written
+    if "data_dir" not in overrides and saved.data_dir and not Path(saved.data_dir).is_dir():
+        # A run copied from another machine: the default data folder, as evaluate does (the data
+        # found there is still checked against the run's).
+        overrides = {**overrides, "data_dir": ""}
     for name, value in overrides.items():
         if name in RESUME_FIXED_FIELDS and value != getattr(saved, name):
             _refuse_change(name, value, getattr(saved, name))

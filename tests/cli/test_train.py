@@ -128,6 +128,30 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
     assert read_info(tmp_path / "run").step == 6
 
 
+def test_a_resume_whose_data_folder_is_not_here_uses_the_default_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run copied from another machine recorded that machine's --data-dir, and its resume failed."""
+    import gzip
+
+    from tests.core.test_evaluation import write_idx_folder
+
+    monkeypatch.delenv("ACGAN_DATA_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    raw = write_idx_folder(tmp_path / "theirs" / "MNIST" / "raw", 64, 16)
+    for packed in raw.glob("*.gz"):  # unpacked, as torchvision leaves them
+        (raw / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
+    args = ["--data-dir", "theirs", "--no-download", "--batch-size", "16", "--out", "run", *TINY_ARGS]
+    result = runner.invoke(app, ["train", "--dataset", "mnist", "--max-steps", "2", *args])
+    assert result.exit_code == 0, result.stderr
+    (tmp_path / "home" / ".cache" / "acgan").mkdir(parents=True)
+    (tmp_path / "theirs").rename(tmp_path / "home" / ".cache" / "acgan" / "data")
+    result = runner.invoke(app, ["train", "--resume", "run", "--max-steps", "4"])
+    assert result.exit_code == 0, result.stderr
+    assert "resumed at step 2" in result.stderr
+    assert not (tmp_path / "theirs").exists()  # nothing downloaded, or made, where the data was
+
+
 def test_resume_refuses_another_latent_size(tmp_path: Path) -> None:
     assert (
         runner.invoke(
