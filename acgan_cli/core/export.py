@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import io
 import json
 import logging
 import os
@@ -146,7 +147,10 @@ def export_metadata(info: CheckpointInfo) -> dict[str, str]:
         "latent_dim": str(info.model.latent_dim),
         "image_shape": json.dumps(list(info.image_shape)),
         "pixel_range": json.dumps(list(PIXEL_RANGE)),
-        "inputs": f"z: float32 [N, {info.model.latent_dim}] standard normal; labels: int64 [N] class indices",
+        "inputs": (
+            f"z: float32 [N, {info.model.latent_dim}] standard normal; "
+            f"labels: int64 [N] class indices 0..{info.model.n_classes - 1}"
+        ),
         "outputs": f"images: float32 [N, {channels}, {height}, {width}] in {list(PIXEL_RANGE)}",
         "model_config": to_json(info.model),
     }
@@ -261,6 +265,22 @@ def _resolve_onnx_options(options: ExportOptions) -> ExportOptions:
     return options
 
 
+def _refusing_negative_labels(generator: nn.Module, n_classes: int) -> nn.Module:
+    """The generator, with negative labels moved out of range: ONNX's Gather reads -1 as the last
+    class where PyTorch refuses it, so the ONNX file drew a wrong class instead of failing."""
+    import torch
+
+    class RefusingNegativeLabels(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.generator = generator
+
+        def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return self.generator(z, torch.where(labels < 0, n_classes, labels))
+
+    return RefusingNegativeLabels()
+
+
 def _write_onnx(
     generator: nn.Module, info: CheckpointInfo, path: Path, options: ExportOptions
 ) -> dict[str, str]:
@@ -273,7 +293,7 @@ def _write_onnx(
     import torch
 
     program = torch.onnx.export(
-        generator,
+        _refusing_negative_labels(generator, info.model.n_classes),
         _example_inputs(info),
         input_names=list(INPUT_NAMES),
         output_names=[OUTPUT_NAME],
@@ -292,7 +312,7 @@ def _write_onnx(
         )
     onnx.helper.set_model_props(model, export_metadata(info))
     model.doc_string = f"ACGAN generator trained on {info.dataset} by acgan {__version__}"
-    path.write_bytes(model.SerializeToString())
+    path.write_bytes(model.SerializeToString())  # bytes, not a path: the bindings take UTF-8 names only
     return {"opset": str(options.opset), "exporter": f"torch.onnx (dynamo) {torch.__version__}"}
 
 
@@ -301,10 +321,11 @@ def _load_onnx(path: Path) -> tuple[Runner, str]:
     import onnxruntime
     import torch
 
-    onnx.checker.check_model(str(path), full_check=True)
+    model = path.read_bytes()
+    onnx.checker.check_model(model, full_check=True)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def run(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         feeds = {"z": z.numpy(), "labels": labels.numpy()}
@@ -325,14 +346,16 @@ def _write_torchscript(
     # would need the generator's `config` attribute (a dataclass) to be a TorchScript type.
 
     traced = torch.jit.trace(generator, _example_inputs(info))
-    torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: json.dumps(export_metadata(info))})
+    archive = io.BytesIO()  # see _write_pt2
+    torch.jit.save(traced, archive, _extra_files={METADATA_FILE: json.dumps(export_metadata(info))})
+    path.write_bytes(archive.getvalue())
     return {"method": "torch.jit.trace"}
 
 
 def _load_torchscript(path: Path) -> tuple[Runner, str]:
     import torch
 
-    return torch.jit.load(str(path)), f"torch.jit.load ({_torch_runtime()})"
+    return torch.jit.load(io.BytesIO(path.read_bytes())), f"torch.jit.load ({_torch_runtime()})"
 
 
 def _write_pt2(
@@ -341,14 +364,20 @@ def _write_pt2(
     import torch
 
     program = torch.export.export(generator, _example_inputs(info), dynamic_shapes=_dynamic_batch())
-    torch.export.save(program, path, extra_files={METADATA_FILE: json.dumps(export_metadata(info))})
+    # Saved to memory, then written: given a path, the archive's top folder is named after the
+    # (temporary) file, so two exports differed, and a name that is not UTF-8 crashed the process.
+    archive = io.BytesIO()
+    torch.export.save(program, archive, extra_files={METADATA_FILE: json.dumps(export_metadata(info))})
+    path.write_bytes(archive.getvalue())
     return {"method": "torch.export.export"}
 
 
 def _load_pt2(path: Path) -> tuple[Runner, str]:
     import torch
 
-    return torch.export.load(path).module(), f"torch.export.load ({_torch_runtime()})"
+    return torch.export.load(
+        io.BytesIO(path.read_bytes())
+    ).module(), f"torch.export.load ({_torch_runtime()})"
 
 
 # ----------------------------------------------------------------------------- safetensors
@@ -409,11 +438,17 @@ def default_output(checkpoint: Path, fmt: str) -> Path:
 
 def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
     if not out:  # '' as well: the default, as for sample
-        return default_output(checkpoint, fmt)
-    target = destination(Path(out).expanduser())
-    if target.is_dir() or str(out).endswith(("/", os.sep)):
-        return target / default_output(checkpoint, fmt).name
-    refuse_to_overwrite_checkpoint(target, "export")
+        target = default_output(checkpoint, fmt)
+    else:
+        target = destination(Path(out).expanduser())
+        if target.is_dir() or str(out).endswith(("/", os.sep)):
+            target = target / default_output(checkpoint, fmt).name
+    # Whatever chose the name (a checkpoint named model.onnx has itself as its default output).
+    final = destination(target)
+    refuse_to_overwrite_checkpoint(final, "export")
+    if final.is_file() and final.samefile(checkpoint):  # a generator-only one
+        detail = f"{target} is the checkpoint being exported; export never overwrites it"
+        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
     return target
 
 

@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -336,3 +337,37 @@ def test_the_comparison_table_in_a_narrow_log_is_never_cut(
     assert "…" not in result.stderr
     rows = [line.split() for line in result.stderr.splitlines() if line.strip().startswith(("1 ", "7 "))]
     assert [row[0] for row in rows] == ["1", "7"] and all(row[-1] == "1.0e-04" for row in rows)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sample", "--digit", "7", "-o", "/dev/stdout"],
+        ["sample", "--digit", "7", "-o", "-", "--format", "npy"],
+        ["export", "-f", "safetensors", "-o", "/dev/stdout"],
+    ],
+)
+def test_bytes_for_stdout_are_refused_on_a_terminal_and_a_closed_stdout(
+    run: Path, tmp_path: Path, command: list[str]
+) -> None:
+    """export wrote its ~MB of binary onto the terminal, which sample refused, and said "Bad file
+    descriptor: 0 of N bytes written" to a closed stdout."""
+    import pty
+
+    before = sorted(tmp_path.rglob("*"))
+    checkpoint = ["--ckpt", str(run)] if command[0] == "sample" else [str(run)]
+    args = [sys.executable, "-m", "acgan_cli", *command, *checkpoint]
+    parent, child = pty.openpty()
+    try:
+        done = subprocess.run(args, stdout=child, stderr=subprocess.PIPE, text=True, check=False, timeout=120)
+    finally:
+        os.close(parent)
+        os.close(child)
+    assert done.returncode == 2, done.stderr
+    assert "bytes to a terminal; redirect stdout or give a file name" in plain(done.stderr)
+    closed = subprocess.run(
+        ["bash", "-c", " ".join(map(shlex.quote, args)) + " >&-"], capture_output=True, text=True, check=False
+    )
+    assert closed.returncode == 1
+    assert closed.stderr.splitlines() == ["error: stdout is closed", "hint: write to a file with --out PATH"]
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written anywhere

@@ -315,3 +315,74 @@ def test_an_export_sweeps_up_what_a_killed_export_of_the_same_file_left(
 def test_an_empty_out_is_the_default_beside_the_checkpoint(trained_run: Path, tmp_path: Path) -> None:
     run = shutil.copytree(trained_run, tmp_path / "run")
     assert ex.export(run, "safetensors", "").path == run / "checkpoints" / "latest.generator.safetensors"
+
+
+def test_an_export_never_replaces_the_checkpoint_it_reads(
+    exports: dict[str, ex.ExportResult], trained_run: Path, tmp_path: Path
+) -> None:
+    """A checkpoint named model.onnx had itself as its default output, and a folder's training
+    checkpoint could be the default name in it: both were replaced by the export, exit 0."""
+    sources = {  # what each file is, and how the refusal names it
+        "training": (trained_run / "checkpoints" / "latest.safetensors", "is a training checkpoint"),
+        "generator": (exports["safetensors"].path, "is the checkpoint being exported"),
+    }
+    for kind, (source, refusal) in sources.items():
+        odd = tmp_path / kind / "model.onnx"
+        odd.parent.mkdir()
+        shutil.copy(source, odd)
+        for out in (None, odd.parent, str(odd.parent) + "/", odd):
+            with pytest.raises(UsageError, match=f"model\\.onnx {refusal}") as caught:
+                ex.export(odd, "onnx", out)
+            assert caught.value.option == "out"
+        assert odd.read_bytes() == source.read_bytes()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shutil.copy(sources["training"][0], shared / "latest.pt2")  # where `--out shared/` would write
+    with pytest.raises(
+        UsageError, match=r"latest\.pt2 is a training checkpoint; export never overwrites one"
+    ):
+        ex.export(trained_run, "pt2", shared)
+    assert (shared / "latest.pt2").read_bytes() == sources["training"][0].read_bytes()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [
+        "generator", "latest.pt2", "model.onnx", "model.onnx", "shared", "training"
+    ]  # fmt: skip
+
+
+def test_exports_are_reproducible_into_any_folder_name(
+    exports: dict[str, ex.ExportResult], trained_run: Path, tmp_path: Path
+) -> None:
+    """TorchScript and pt2 archives named their top folder after the temporary file (with a process
+    id), so two exports differed; a folder name that is not UTF-8 failed ("unexpected TypeError")
+    or, for pt2, aborted the process."""
+    import zipfile
+
+    folder = tmp_path / os.fsdecode(b"exports-\xff\xfe")
+    folder.mkdir()
+    for fmt in ("onnx", "torchscript", "pt2"):
+        again = ex.export(trained_run, fmt, folder)
+        if fmt == "torchscript":  # a second trace in one process renames its classes (___torch_mangle_N)
+            assert {name.split("/")[0] for name in zipfile.ZipFile(again.path).namelist()} == {"archive"}
+        else:
+            assert again.path.read_bytes() == exports[fmt].path.read_bytes(), fmt
+    assert len(list(folder.iterdir())) == 3
+
+
+def test_onnx_refuses_a_negative_label_as_pytorch_does(
+    exports: dict[str, ex.ExportResult], generator: torch.nn.Module
+) -> None:
+    """ONNX's Gather reads -1 as the last class: the file drew a 9 where PyTorch raises."""
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4  # the refusal is the point: keep its log line off the test's output
+    session = onnxruntime.InferenceSession(
+        str(exports["onnx"].path), options, providers=["CPUExecutionProvider"]
+    )
+    z = latents(2, 8, seed=5).numpy()
+    for labels in ([-1, 0], [0, -10], [10, 0]):
+        with pytest.raises(onnxruntime.capi.onnxruntime_pybind11_state.InvalidArgument):
+            session.run(None, {"z": z, "labels": torch.tensor(labels).numpy()})
+        with pytest.raises(IndexError), torch.inference_mode():
+            generator(torch.from_numpy(z), torch.tensor(labels))
+    (images,) = session.run(None, {"z": z, "labels": torch.tensor([9, 0]).numpy()})
+    assert images.shape == (2, 1, 16, 16)
+    metadata = {p.key: p.value for p in onnx.load(exports["onnx"].path).metadata_props}
+    assert "labels: int64 [N] class indices 0..9" in metadata["inputs"]
