@@ -410,8 +410,8 @@ def train(
     trainer = Trainer(config, run_dir=out, resume=resume_path)
     try:
         _run(trainer, console)
-    except KeyboardInterrupt:  # before the stop was caught: the folder made for the run goes too
-        trainer.discard()
+    except BaseException:  # a failure, or a Ctrl-C before the stop was caught, before a checkpoint:
+        trainer.discard()  # a folder with nothing to resume goes (one with a checkpoint stays)
         raise
 
 

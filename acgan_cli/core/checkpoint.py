@@ -25,7 +25,6 @@ import os
 import re
 import stat
 import struct
-import sys
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +83,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """The checkpoint file for a file, a run folder, or a run's checkpoints folder.
 
     In a folder that is `latest.safetensors`, unless a `step-N.safetensors` is further on: a run
-    killed between writing the two (step file first) has its newest state only in the step file.
+    killed between writing the two (step file first) has its newest state only in the step file;
+    nor when latest cannot be read and a step file can stand in for it.
     """
     path = Path(path).expanduser()
     if path.is_dir():
@@ -94,7 +94,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
                 if steps:
                     return steps[-1]
                 continue
-            if steps and step_of_name(steps[-1]) > _step_of_latest(latest):
+            step = _step_of_latest(latest)
+            # Further on, or latest is damaged: the newest step file was written first, with its bytes.
+            if steps and (step is None or step_of_name(steps[-1]) > step):
                 return steps[-1]
             return latest
         raise CheckpointError(
@@ -122,11 +124,11 @@ def step_of_name(path: Path) -> int:
     return int(_STEP_FILE.fullmatch(path.name).group(1))  # type: ignore[union-attr]
 
 
-def _step_of_latest(path: Path) -> int:
+def _step_of_latest(path: Path) -> int | None:
     try:
         return int(read_metadata(path)["step"])
     except (CheckpointError, KeyError, ValueError):
-        return sys.maxsize  # unreadable: keep it, so that loading it says what is wrong
+        return None  # unreadable (with no step file, loading it says what is wrong)
 
 
 def newest_checkpoint(runs_dir: Path | None = None, *, named_by: str = "--ckpt CKPT") -> Path:
@@ -502,6 +504,9 @@ def generator_checkpoint_bytes(
 def read_header(path: Path) -> dict[str, Any]:
     """The JSON header of a safetensors file, read only after its length was checked against the file."""
     try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):  # a FIFO would block open() until a writer came, forever
+            raise CheckpointError(f"{path} is not a regular file", hint=NOT_A_CHECKPOINT_HINT)
         size = path.stat().st_size
         with open(path, "rb") as f:
             prefix = f.read(8)
@@ -812,13 +817,27 @@ def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str
             + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""),
             hint="the file is damaged or comes from a diverged run; use an earlier checkpoint",
         )
+    # A BatchNorm divides by the root of its running variance: a negative one drew black images.
+    negative = sorted(k for k, v in given.items() if k.endswith("running_var") and (v < 0).any())
+    if negative:
+        raise CheckpointError(
+            f"{path} holds a negative running variance in {prefix}.{negative[0]}",
+            hint="the file is damaged or was edited; use another checkpoint",
+        )
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in given.items()})
 
 
 def load_optimizer(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str, path: Path
+    optimizer: torch.optim.Optimizer,
+    tensors: dict[str, torch.Tensor],
+    prefix: str,
+    path: Path,
+    step: int | None = None,
 ) -> None:
-    """Restore an optimizer's per-parameter state from `prefix.<index>.<name>` tensors."""
+    """Restore an optimizer's per-parameter state from `prefix.<index>.<name>` tensors.
+
+    `step`, the checkpoint's training step, bounds Adam's step counts (fp16 may skip steps).
+    """
     import torch
 
     n_params = sum(len(group["params"]) for group in optimizer.param_groups)
@@ -834,8 +853,16 @@ def load_optimizer(
         state.setdefault(int(index), {})[name] = value
     # Adam divides by the root of its second moments: a NaN, an inf or a negative one poisons the
     # first step after resuming, so refuse them here, where the file can still be named.
-    bad = _non_finite({k: v for k, v in tensors.items() if k.startswith(prefix + ".")}) or sorted(
-        k for k, v in tensors.items() if k.startswith(prefix + ".") and "exp_avg_sq" in k and (v < 0).any()
+    ours = {k: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    bad = (
+        _non_finite(ours)
+        or sorted(k for k, v in ours.items() if "exp_avg_sq" in k and (v < 0).any())
+        or sorted(  # a whole count from 1 to the checkpoint's step: Adam's bias correction divides by it
+            k
+            for k, v in ours.items()
+            if k.endswith(".step")
+            and ((v < 1).any() or (v != v.round()).any() or (step is not None and (v > step).any()))
+        )
     )
     if bad:
         raise CheckpointError(

@@ -74,7 +74,9 @@ class DivergedError(AcganError):
         when = f"at step {step}" if exact else f"by step {step}"
         super().__init__(
             f"training diverged: a loss or the model's state became NaN or infinite {when}; {kept}",
-            hint="--resume from the last good checkpoint with a lower --lr, or start a new run with another --seed",
+            hint="--resume from the last good checkpoint with a lower --lr, or start a new run with another --seed"
+            if checkpoint
+            else "start a new run with a lower --lr or another --seed",
         )
         self.step = step
         self.checkpoint = checkpoint

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -80,7 +81,7 @@ from acgan_cli.core.models import build_models
 from acgan_cli.core.sampling import encode_png, generate, grid_labels, latents, to_uint8
 
 SAMPLES_PER_CLASS = 10  # columns of the sample grids written during training
-WRITE_HINT = "free some disk space or fix the folder's permissions, then --resume"
+WRITE_HINT = "free some disk space or fix the folder's permissions, then "  # + how to go on
 N_STATS = 5  # d_loss, g_loss, d_real_acc, d_fake_acc, aux_acc
 
 
@@ -165,6 +166,31 @@ def claim_run_dir(path: Path) -> Path:
     except OSError as exc:
         raise RunDirError(f"cannot create {path}: {exc.strerror}", hint="choose another --out") from None
     return path
+
+
+def lock_run_dir(path: Path) -> int | None:
+    """Take an exclusive lock on the run folder `path`, or refuse a folder another process trains.
+
+    Returns the descriptor that holds the lock (closing it releases it; so does the process's end,
+    however it ends), or None where the system has no such locks.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; runs there are not guarded
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunDirError(
+            f"{path} is being trained by another acgan process",
+            hint="wait for it to finish (or stop it with Ctrl-C) before resuming the run",
+        ) from None
+    except OSError:  # a file system without locks (some network ones): unguarded, as before
+        os.close(fd)
+        return None
+    return fd
 
 
 def run_dir_of(checkpoint_path: Path) -> Path | None:
@@ -315,6 +341,23 @@ def _refuse_change(name: str, value: object, saved: object) -> None:
 # ----------------------------------------------------------------------------- the trainer
 
 
+DEVICE_RNG_STATE_BYTES = {"cpu": 5056, "cuda": 16}  # a generator's state: Mersenne Twister, Philox
+
+
+def checked_rng_state(
+    tensors: dict[str, torch.Tensor], name: str, like: torch.Tensor, path: Path
+) -> torch.Tensor:
+    """The checkpoint's `rng.<name>`, if it is a state like `like` (bytes, as many)."""
+    state = tensors[f"rng.{name}"]
+    if state.dtype != torch.uint8 or state.shape != like.shape:
+        raise CheckpointError(
+            f"{path} holds a malformed RNG state (rng.{name}: {state.dtype} {tuple(state.shape)}, "
+            f"expected {like.dtype} {tuple(like.shape)})",
+            hint="the file is damaged or was edited; use another checkpoint",
+        )
+    return state
+
+
 def _epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> torch.Tensor:
     digest = hashlib.blake2b(f"{seed}:{epoch}".encode(), digest_size=8).digest()
     generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
@@ -435,6 +478,10 @@ class Trainer:
             self.run_dir = claim_run_dir(run_dir) if self.new_run_dir else run_dir
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.samples_dir = self.run_dir / "samples"
+        # One process at a time trains a run folder: two would interleave their checkpoints and
+        # metrics. Held until `run` returns (or this trainer is collected, or the process ends).
+        lock = lock_run_dir(self.run_dir)
+        self._unlock = weakref.finalize(self, os.close, lock) if lock is not None else lambda: None
 
     def has_checkpoint(self) -> bool:
         """Whether this run's folder holds a checkpoint (one that `--resume RUN` would find)."""
@@ -526,17 +573,23 @@ class Trainer:
             # A run that had no average starts one from the current generator.
             source = "generator_ema" if info.has_ema else "generator"
             ckpt.load_module(self.generator_ema, tensors, source, info.path)
-        ckpt.load_optimizer(self.generator_optimizer, tensors, "optimizer.generator", info.path)
-        ckpt.load_optimizer(self.discriminator_optimizer, tensors, "optimizer.discriminator", info.path)
+        ckpt.load_optimizer(self.generator_optimizer, tensors, "optimizer.generator", info.path, info.step)
+        ckpt.load_optimizer(
+            self.discriminator_optimizer, tensors, "optimizer.discriminator", info.path, info.step
+        )
         if "rng.torch" not in tensors or "rng.noise" not in tensors:
             raise CheckpointError(f"{info.path} holds no RNG state", hint="the file is damaged or was edited")
-        self.global_rng_states = {"torch": tensors["rng.torch"]}
+        # Checked here, before any folder is made or written: installed only when the run starts.
+        ours = self._rng_states()
+        self.global_rng_states = {"torch": checked_rng_state(tensors, "torch", ours["torch"], info.path)}
         if "rng.cuda" in tensors and self.device.type == "cuda":
-            self.global_rng_states["cuda"] = tensors["rng.cuda"]
-        # Device RNG states do not carry over between device types (a CPU run resumed on a GPU):
-        # then the noise continues from the seed instead, and the run is not bit-identical.
-        with contextlib.suppress(RuntimeError):
-            self.noise_rng.set_state(tensors["rng.noise"])
+            self.global_rng_states["cuda"] = checked_rng_state(tensors, "cuda", ours["cuda"], info.path)
+        # Device RNG states do not carry over between device types (a CPU run resumed on a GPU, whose
+        # states differ in size): then the noise continues from the seed, and the run is not bit-identical.
+        size = tensors["rng.noise"].numel()
+        moved = size != ours["noise"].numel() and size in DEVICE_RNG_STATE_BYTES.values()
+        if not moved:
+            self.noise_rng.set_state(checked_rng_state(tensors, "noise", ours["noise"], info.path))
         self.step = info.step
 
     def _save_checkpoint(self, epoch: int) -> Path:
@@ -565,7 +618,7 @@ class Trainer:
         except OSError as exc:
             raise CheckpointError(
                 f"cannot write a checkpoint to {self.checkpoint_dir}: {exc.strerror or exc}; {self._kept()}",
-                hint=WRITE_HINT,
+                hint=self._write_hint(),
             ) from None
         return path
 
@@ -575,7 +628,13 @@ class Trainer:
 
     def _write_failed(self, path: Path, exc: OSError) -> RunDirError:
         """The error for a run file (metrics, samples) that could not be written: names it and what is kept."""
-        return RunDirError(f"cannot write {path}: {exc.strerror or exc}; {self._kept()}", hint=WRITE_HINT)
+        return RunDirError(
+            f"cannot write {path}: {exc.strerror or exc}; {self._kept()}", hint=self._write_hint()
+        )
+
+    def _write_hint(self) -> str:
+        # A new run with no checkpoint leaves nothing to resume (the CLI removes its folder).
+        return WRITE_HINT + ("--resume" if self.last_checkpoint else "start the run again")
 
     @contextlib.contextmanager
     def _appender(self, path: Path) -> Iterator[Callable[[str], None]]:
@@ -640,7 +699,7 @@ class Trainer:
                 "recipe": dataclasses.asdict(self.recipe),
                 "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps,
-                "resumed_from": str(self.resumed_from) if self.resumed_from else None,
+                "resumed_from": str(self.resumed_from.resolve()) if self.resumed_from else None,
                 "versions": {
                     "acgan": __version__,
                     "torch": torch.__version__,
@@ -767,6 +826,12 @@ class Trainer:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> TrainResult:
         """Train until `total_steps`, or until `should_stop()` says so (then save and return)."""
+        try:
+            return self._run(on_event, should_stop)
+        finally:
+            self._unlock()  # the run folder is free for the next process (a resume)
+
+    def _run(self, on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> TrainResult:
         config, spe = self.config, self.steps_per_epoch
         batch = config.batch_size
         self.ones = torch.ones(batch, device=self.device)
@@ -793,14 +858,9 @@ class Trainer:
             ckpt.remove_orphaned_temporaries(folder)  # left by a process killed mid-write
         self._write_config()
         time_before = self._drop_metrics_after_checkpoint() if self.resumed_from else 0.0
-        try:
-            torch.set_rng_state(self.global_rng_states["torch"])
-            if "cuda" in self.global_rng_states:
-                torch.cuda.set_rng_state(self.global_rng_states["cuda"], self.device)
-        except RuntimeError:
-            raise CheckpointError(
-                f"{self.resumed_from} holds a malformed RNG state", hint="the file is damaged"
-            ) from None
+        torch.set_rng_state(self.global_rng_states["torch"])  # checked by _restore when resumed
+        if "cuda" in self.global_rng_states:
+            torch.cuda.set_rng_state(self.global_rng_states["cuda"], self.device)
         started = time.perf_counter()
         on_event(
             RunStarted(

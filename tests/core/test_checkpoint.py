@@ -285,3 +285,28 @@ def test_a_run_under_a_non_utf8_folder_name_loads(trained_run: Path, tmp_path: P
     assert all(torch.equal(tensors[k], expected[k]) for k in expected)
     generator, _ = ckpt.load_generator(run)
     assert generator(torch.randn(1, info.model.latent_dim), torch.tensor([3])).shape == (1, 1, 16, 16)
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """Opening a FIFO blocks until a writer comes: `sample --ckpt FIFO` hung forever."""
+    os.mkfifo(tmp_path / "pipe.safetensors")
+    code = "from acgan_cli.core import checkpoint as c; c.read_info(c.Path('pipe.safetensors'))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "CheckpointError: pipe.safetensors is not a regular file" in done.stderr
+
+
+def test_a_damaged_latest_gives_way_to_the_step_file_written_before_it(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """The step file holds latest's bytes (it is written first): a damaged latest blocked the run."""
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    newest = ckpt.step_files(run / "checkpoints")[-1]
+    (run / "checkpoints" / ckpt.LATEST).write_bytes(b"")
+    assert ckpt.resolve_checkpoint(run) == newest
+    assert ckpt.load_generator(run)[1].step == 12
+    for step_file in ckpt.step_files(run / "checkpoints"):
+        step_file.unlink()
+    with pytest.raises(CheckpointError, match=r"latest\.safetensors is empty"):  # nothing to stand in
+        ckpt.load_generator(run)

@@ -491,3 +491,25 @@ def test_a_cpu_run_gives_its_free_memory_back_around_each_sample_grid(
     )
     assert result.step == 4
     assert order == ["release", "release", "grid"] * 2
+
+
+def test_a_trainer_holds_its_run_folder_until_its_run_ends(tmp_path: Path) -> None:
+    """Two trainers of one folder interleaved their checkpoints and metrics: the second is refused."""
+    import gc
+
+    from acgan_cli.core.training import train
+
+    run = train(tiny_config(max_steps=2), run_dir=tmp_path / "run").run_dir
+    holder = Trainer(tiny_config(max_steps=3), resume=run)
+    with pytest.raises(RunDirError, match="run is being trained by another acgan process"):
+        Trainer(tiny_config(max_steps=3), resume=run)
+    assert holder.run().step == 3  # and then the folder is free
+    idle = Trainer(tiny_config(max_steps=4), resume=run)  # never run: held until it is collected
+    with pytest.raises(RunDirError):
+        Trainer(tiny_config(max_steps=4), resume=run)
+    del idle
+    gc.collect()
+    assert train(tiny_config(max_steps=4), resume=run).step == 4
+    assert json.loads((run / "config.json").read_text())["resumed_from"] == str(
+        run / "checkpoints" / "latest.safetensors"
+    )  # absolute, whatever the path it was given

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
 from acgan_cli.core import checkpoint as ckpt
 from tests.conftest import TINY_ARGS
-from tests.reliability.conftest import ForkServer, metrics_steps
+from tests.reliability.conftest import ForkServer, error_lines, last_logged_step, metrics_steps
 
 
 def test_two_runs_started_together_get_different_folders(forkserver: ForkServer, tmp_path: Path) -> None:
@@ -62,3 +63,43 @@ def test_processes_racing_for_a_run_number_never_share_one(forkserver: ForkServe
         made.append(Path(json.loads(child.stdout)).name)
     assert sorted(made) == [f"{i:05d}-mnist-5k" for i in range(1, 9)]
     assert sorted(os.listdir(runs)) == sorted(made)
+
+
+def test_a_run_folder_takes_one_training_process_at_a_time(forkserver: ForkServer, tmp_path: Path) -> None:
+    """A resume started while the run still trained mixed two histories in one folder: step files
+    from both, latest behind them, config.json rewritten, and the first process's metrics lost."""
+    args = [
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--device",
+        "cpu",
+        "--log-every",
+        "1",
+        "--seed",
+        "5",
+        *TINY_ARGS,
+    ]
+    first = forkserver.spawn([*args, "--max-steps", "3", "--out", "run"], tmp_path, name="first")
+    assert first.wait() == 0, first.stderr
+    run = tmp_path / "run"
+    training = forkserver.spawn(
+        ["train", "--resume", "run", "--max-steps", "100000"], tmp_path, name="training"
+    )
+    training.wait_until(lambda: last_logged_step(run) >= 5, "fifth step")
+    config = (run / "config.json").read_bytes()
+    second = forkserver.spawn(["train", "--resume", "run", "--max-steps", "100", "--lr", "0.001"], tmp_path)
+    assert second.wait() == 1, second.stderr
+    assert error_lines(second.stderr) == [
+        f"error: {run} is being trained by another acgan process",
+        "hint: wait for it to finish (or stop it with Ctrl-C) before resuming the run",
+    ]
+    assert (run / "config.json").read_bytes() == config  # the second one wrote nothing
+    training.send(signal.SIGINT)  # the first stops and saves as ever; then the folder is free again
+    assert training.wait() == 130, training.stderr
+    steps = metrics_steps(run)
+    assert steps == list(range(1, steps[-1] + 1))
+    again = forkserver.spawn(
+        ["train", "--resume", "run", "--max-steps", str(steps[-1] + 1)], tmp_path, name="again"
+    )
+    assert again.wait() == 0, again.stderr

@@ -164,4 +164,8 @@ def test_a_sample_grid_that_cannot_be_written_names_the_file(forkserver: ForkSer
     _assert_one_clear_error(
         child.stderr, "cannot write run/samples/step-00000001.png: File too large; no checkpoint was written"
     )
-    assert not list((tmp_path / "run" / "samples").iterdir())  # no partial grid
+    hint = error_lines(child.stderr)[1]
+    assert hint == "hint: free some disk space or fix the folder's permissions, then start the run again"
+    # With nothing to resume, the folder the run made goes, as after a Ctrl-C before its first
+    # checkpoint (it was left holding config.json and metrics, and --resume refused it).
+    assert not (tmp_path / "run").exists()

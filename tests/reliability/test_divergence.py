@@ -65,6 +65,22 @@ def test_a_run_that_really_diverges_stops_and_names_the_kept_checkpoint(
     ckpt.load_generator(latest)  # usable for sampling, not just readable
 
 
+def test_a_run_that_diverges_before_its_first_checkpoint_leaves_nothing(
+    forkserver: ForkServer, tmp_path: Path
+) -> None:
+    """Its folder held config.json and metrics that --resume refused, and the hint said --resume."""
+    no_checkpoint = [*DIVERGING[: DIVERGING.index("--ckpt-every")], "--ckpt-every", "100000", "--out", "run"]
+    child = forkserver.spawn(no_checkpoint, tmp_path)
+    status = child.wait()
+    if status == 0:
+        pytest.fail("these options did not diverge within 2000 steps on this machine")
+    error, hint = error_lines(child.stderr)
+    assert error.endswith("; no checkpoint had been written yet"), error
+    assert hint == "hint: start a new run with a lower --lr or another --seed"
+    assert not (tmp_path / "run").exists()
+    assert child.stdout == ""  # no run folder to name
+
+
 @pytest.mark.parametrize(
     "poison",
     [

@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from acgan_cli.cli import app
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.errors import CheckpointError
+from acgan_cli.core.training import checked_rng_state
 from tests.reliability.conftest import ForkServer, error_lines
 
 runner = CliRunner()
@@ -146,6 +147,28 @@ def hostile_files(folder: Path, good_path: Path, marker: Path) -> dict[str, Path
             {**tensors, "optimizer.generator.0.exp_avg_sq": -tensors["optimizer.generator.0.exp_avg_sq"] - 1},
             metadata,
         ),
+        "negative-running-variance.safetensors": _safetensors(
+            {**tensors, "generator_ema.norm1.running_var": -tensors["generator_ema.norm1.running_var"] - 1},
+            metadata,
+        ),
+        "adam-step-zero.safetensors": _safetensors(
+            {
+                **tensors,
+                "optimizer.generator.0.step": torch.zeros_like(tensors["optimizer.generator.0.step"]),
+            },
+            metadata,
+        ),
+        "adam-step-fraction.safetensors": _safetensors(
+            {**tensors, "optimizer.discriminator.1.step": tensors["optimizer.discriminator.1.step"] - 0.5},
+            metadata,
+        ),
+        "adam-step-past-the-checkpoint.safetensors": _edited(good, _meta(step="5")),  # Adam took 12
+        "rng-of-another-dtype.safetensors": _safetensors(
+            {**tensors, "rng.torch": tensors["rng.torch"].to(torch.int64)}, metadata
+        ),
+        "rng-noise-cut-short.safetensors": _safetensors(
+            {**tensors, "rng.noise": tensors["rng.noise"][:100].clone()}, metadata
+        ),
         "format-version-99.safetensors": _edited(good, _meta(format_version="99")),
         "format-version-0.safetensors": _edited(good, _meta(format_version="0")),
         "format-version-text.safetensors": _edited(good, _meta(format_version="one")),
@@ -202,7 +225,14 @@ def test_the_pickles_would_leave_a_marker_if_loaded(tmp_path: Path) -> None:
 
 
 # Damaged only where resuming looks (the optimizer state): sampling and export may use these files.
-RESUME_ONLY = {"negative-second-moment.safetensors"}
+RESUME_ONLY = {
+    "negative-second-moment.safetensors",
+    "adam-step-zero.safetensors",
+    "adam-step-fraction.safetensors",
+    "adam-step-past-the-checkpoint.safetensors",
+    "rng-of-another-dtype.safetensors",
+    "rng-noise-cut-short.safetensors",
+}
 
 
 def _assert_one_line_error(result, path: Path) -> None:
@@ -256,13 +286,19 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
         ("config-huge-model.safetensors", "holds an invalid config: g_width too large for latent_dim 4096"),
         ("nan-weights.safetensors", f"holds NaN or infinite values in {G}"),
         ("negative-second-moment.safetensors", "holds an impossible optimizer state"),
+        ("negative-running-variance.safetensors", "holds a negative running variance in generator_ema.norm1"),
+        ("adam-step-zero.safetensors", "holds an impossible optimizer state in optimizer.generator.0.step"),
+        ("adam-step-fraction.safetensors", "impossible optimizer state in optimizer.discriminator.1.step"),
+        ("adam-step-past-the-checkpoint.safetensors", "holds an impossible optimizer state"),
+        ("rng-of-another-dtype.safetensors", "holds a malformed RNG state (rng.torch: torch.int64 (5056,)"),
+        ("rng-noise-cut-short.safetensors", "holds a malformed RNG state (rng.noise: torch.uint8 (100,)"),
     ],
 )
 def test_the_message_says_what_is_wrong(
     hostile: tuple[dict[str, Path], Path], name: str, message: str
 ) -> None:
     path = hostile[0][name]
-    command = ["train", "--resume", str(path)] if "moment" in name else ["sample", "--ckpt", str(path)]
+    command = ["train", "--resume", str(path)] if name in RESUME_ONLY else ["sample", "--ckpt", str(path)]
     result = runner.invoke(app, command)
     assert result.exit_code == 1
     assert message in error_lines(result.stderr)[0]
@@ -293,7 +329,9 @@ def _check_resumable(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     for prefix, module in (("generator", generator), ("discriminator", discriminator)):
         ckpt.load_module(module, tensors, prefix, path)
         optimizer = torch.optim.Adam(module.parameters())
-        ckpt.load_optimizer(optimizer, tensors, f"optimizer.{prefix}", path)
+        ckpt.load_optimizer(optimizer, tensors, f"optimizer.{prefix}", path, info.step)
+    for name in ("torch", "noise"):  # a CPU run's
+        checked_rng_state(tensors, name, torch.get_rng_state(), path)
 
 
 def test_no_file_makes_acgan_allocate_much(
