@@ -93,7 +93,7 @@ def export(
         Path,
         typer.Argument(
             metavar="CKPT|RUN_DIR",
-            help="Checkpoint file or run folder (then its checkpoints/latest.safetensors).",
+            help="Checkpoint file or run folder (then its newest checkpoint, checkpoints/latest.safetensors).",
             envvar="ACGAN_CKPT",
             show_default=False,
         ),
@@ -174,7 +174,7 @@ def export(
         raise typer.BadParameter(
             "the file and the JSON would both go to stdout; drop one", param_hint="--json"
         )
-    fmt = fmt or _format_from_name(out)
+    fmt = fmt.lower() if fmt else _format_from_name(out)  # ONNX is onnx, as .ONNX is
     # torch (and onnx) load inside the export, so `acgan export --help` stays instant. The
     # export checks the format and options against its registry (a usage error exits 2).
     with checkpoint_from_environment(from_environment(ctx, "checkpoint")):

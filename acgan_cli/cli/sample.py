@@ -34,6 +34,7 @@ def _complete_format(incomplete: str) -> list[str]:
 
 def _output_format(fmt: str | None, out: str | None) -> str:
     if fmt is not None:
+        fmt = fmt.lower()  # as the --out suffix is read: PNG is png
         if fmt not in FORMATS:
             raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
         return fmt
@@ -170,7 +171,8 @@ def sample(
     ckpt: Annotated[
         Path | None,
         typer.Option(
-            help="Checkpoint file or run folder. \\[default: $ACGAN_CKPT, else the newest run under ./runs]",
+            help="Checkpoint file or run folder. "
+            "\\[default: $ACGAN_CKPT, else the newest run under $ACGAN_RUNS_DIR (default ./runs)]",
             envvar="ACGAN_CKPT",
             rich_help_panel=MODEL,
             metavar="CKPT|RUN_DIR",
@@ -225,7 +227,8 @@ def sample(
     data = FORMATS[fmt](images, labels, width)
 
     what = (
-        f"{len(images) // len(info.class_names)} of each class, one row per class"
+        f"{len(images) // len(info.class_names)} of each class"
+        + (", one row per class" if fmt == "png" and nrow is None else "")
         if grid
         else f"class {info.class_names[class_index]}"
         if class_index is not None

@@ -48,6 +48,19 @@ def test_same_seed_same_pixels(run: Path, tmp_path: Path) -> None:
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+def test_more_images_of_a_seed_begin_with_the_fewer_ones(run: Path, tmp_path: Path) -> None:
+    """`--seed 7 --n 1` was another image than the first of `--seed 7 --n 3` (torch draws normals
+    16 at a time and makes a last, partial block from fresh numbers)."""
+    drawn = {}
+    for n in (1, 3, 10):
+        args = ["sample", "--n", str(n), "--seed", "7", "--out", f"{n}.npz"]  # random classes
+        assert runner.invoke(app, args).exit_code == 0
+        with np.load(tmp_path / f"{n}.npz") as arrays:
+            drawn[n] = arrays["images"], arrays["labels"]
+    for n in (1, 3):
+        assert np.array_equal(drawn[n][0], drawn[10][0][:n]) and np.array_equal(drawn[n][1], drawn[10][1][:n])
+
+
 def test_npy_and_npz_shapes_and_dtypes(run: Path, tmp_path: Path) -> None:
     assert runner.invoke(app, ["sample", "--digit", "7", "--n", "5", "--out", "sevens.npy"]).exit_code == 0
     sevens = np.load(tmp_path / "sevens.npy")
@@ -311,3 +324,23 @@ def test_a_closed_stdout_is_one_clear_error(run: Path, out: str) -> None:
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=False)
     assert done.returncode == 1
     assert done.stderr.splitlines() == ["error: stdout is closed", "hint: write to a file with --out PATH"]
+
+
+def test_format_names_are_read_as_suffixes_are_and_the_summary_fits_the_output(
+    run: Path, tmp_path: Path
+) -> None:
+    """`-o x.PNG` was accepted where `--format PNG` was refused; the summary said "one row per
+    class" of an array, and of a grid whose --nrow set other rows."""
+    result = runner.invoke(app, ["sample", "--grid", "--n", "2", "--format", "NPY", "--out", "grid"])
+    assert result.exit_code == 0, result.stderr
+    assert np.load(tmp_path / "grid").shape == (20, 16, 16, 1)
+    assert "(2 of each class; seed" in result.stderr
+    result = runner.invoke(app, ["sample", "--grid", "--n", "2", "--nrow", "5", "--out", "g.png"])
+    assert "(2 of each class; seed" in result.stderr
+    result = runner.invoke(app, ["sample", "--grid", "--n", "2", "--out", "rows.png"])
+    assert "(2 of each class, one row per class; seed" in result.stderr
+    result = runner.invoke(
+        app, ["-q", "export", str(run), "-f", "SafeTensors", "-o", "g.generator.safetensors"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "g.generator.safetensors"
