@@ -751,6 +751,31 @@ def read_info(path: str | Path) -> CheckpointInfo:
     return _parse_info(path, read_metadata(path))
 
 
+def check_checkpoint(path: str | Path) -> CheckpointInfo:
+    """`read_info`, and all the header can tell of the tensors without reading them: the names and
+    shapes the model needs, and a file as long as the header says (a truncated one is refused)."""
+    path = resolve_checkpoint(path)
+    header = read_header(path)
+    info = _parse_info(path, _acgan_metadata(path, header))
+    _check_tensor_table(info, header)
+    ends = [
+        entry["data_offsets"][-1]
+        for name, entry in header.items()
+        if name != "__metadata__" and isinstance(entry.get("data_offsets"), list) and entry["data_offsets"]
+    ]
+    with contextlib.suppress(OSError, struct.error, TypeError):
+        with open(path, "rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+        expected, size = 8 + header_len + max(ends, default=0), path.stat().st_size
+        if size != expected:
+            raise CheckpointError(
+                f"{path} is damaged: {size:,} bytes where its header describes {expected:,}"
+                + (" (the file was cut short)" if size < expected else ""),
+                hint=NOT_A_CHECKPOINT_HINT,
+            )
+    return info
+
+
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """Every tensor of a safetensors file, on the CPU.
 
@@ -770,10 +795,7 @@ def load_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.T
     """A checkpoint's metadata and all its tensors (on the CPU), after validating both."""
     from safetensors import SafetensorError
 
-    path = resolve_checkpoint(path)
-    header = read_header(path)
-    info = _parse_info(path, _acgan_metadata(path, header))
-    _check_tensor_table(info, header)
+    info = check_checkpoint(path)
     try:
         tensors = load_tensors(info.path)
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:

@@ -273,3 +273,77 @@ def test_the_data_folder_of_the_checkpoints_run_is_where_the_data_is_found(
     (tmp_path / "mine").rename(tmp_path / "home" / ".cache" / "acgan" / "data")
     result = runner.invoke(app, ["evaluate", str(path), *FEW, "--metrics", "class-accuracy", "--no-download"])
     assert result.exit_code == 0, result.stderr
+
+
+def test_a_generator_that_draws_nan_is_one_error_not_figures(run: Path, tmp_path: Path) -> None:
+    """Finite weights whose images overflow: fd was "unexpected _LinAlgError … a bug in acgan", and
+    without fd, exit 0 with figures computed from NaN (class accuracy 9.5%, KID null, no reason)."""
+    import torch
+
+    from acgan_cli.core import checkpoint as ckpt
+
+    generator, info = ckpt.load_generator(run)
+    with torch.no_grad():
+        generator.project.weight.mul_(1e38)
+    path = tmp_path / "overflowing.safetensors"
+    ckpt.write_atomic(path, ckpt.generator_checkpoint_bytes(generator, info))
+    for metrics in ("fd", "class-accuracy,precision-recall"):
+        result = runner.invoke(app, ["evaluate", str(path), *FEW, "--metrics", metrics, "--json"])
+        assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
+        error = result.stderr.strip().splitlines()[-2]
+        assert error.startswith(f"error: the generator of {path} drew NaN or infinite pixels in "), error
+        assert error.endswith(" of 300 images")
+
+
+def test_a_damaged_checkpoint_is_refused_before_any_is_scored(run: Path, tmp_path: Path) -> None:
+    """A truncated file was found after the evaluator was trained (minutes, on a cold cache) and
+    the checkpoints before it were scored: exit 1, their figures lost."""
+    latest = run / "checkpoints" / "latest.safetensors"
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(latest.read_bytes()[:-1000])
+    result = runner.invoke(app, ["evaluate", str(run), str(cut), *FEW])
+    assert result.exit_code == 1
+    size = latest.stat().st_size
+    assert result.stderr.splitlines() == [
+        f"error: {cut} is damaged: {size - 1000:,} bytes where its header describes {size:,} (the file was cut short)",
+        "hint: give a .safetensors file written by `acgan train`, or a run folder",
+    ]  # and nothing else: no evaluator loaded, no checkpoint scored
+
+
+def test_a_checkpoint_whose_data_folder_moved_is_told_where_it_is(run: Path, tmp_path: Path) -> None:
+    """The folder recorded in the checkpoint, gone: "Invalid value for --dataset" (exit 2) with no
+    --dataset given, and giving the folder's new place was refused as another dataset."""
+    import dataclasses
+
+    from acgan_cli.core import checkpoint as ckpt
+
+    names = [f"digit {c}" for c in range(10)]
+    folder = write_idx_folder(tmp_path / "digits", 400, 200)
+    (folder / "classes.txt").write_text("\n".join(names))
+    generator, info = ckpt.load_generator(run)
+    path = tmp_path / "g.safetensors"
+    info = dataclasses.replace(info, dataset=str(folder), class_names=tuple(names))
+    ckpt.write_atomic(path, ckpt.generator_checkpoint_bytes(generator, info))
+    folder.rename(tmp_path / "moved")
+    result = runner.invoke(app, ["evaluate", str(path), *FEW])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: {path} was trained on the folder {folder}, which is not there",
+        "hint: put the data back at that path (a link will do), or give --dataset FOLDER where it is now",
+    ]
+    moved = runner.invoke(
+        app,
+        ["evaluate", str(path), *FEW, "--metrics", "class-accuracy", "--dataset", str(tmp_path / "moved")],
+    )
+    assert moved.exit_code == 0, moved.stderr
+    other = write_idx_folder(tmp_path / "fewer", 400, 200)
+    (other / "classes.txt").write_text("\n".join(f"class {c}" for c in range(10)))
+    refused = runner.invoke(app, ["evaluate", str(path), *FEW, "--dataset", str(other)])
+    assert refused.exit_code == 1 and "draws the classes digit 0, digit 1" in refused.stderr
+
+
+def test_all_stands_alone_among_the_metrics(run: Path) -> None:
+    result = runner.invoke(app, ["evaluate", str(run), "--metrics", "all,fd"])
+    assert result.exit_code == 2
+    assert "Invalid value for --metrics: 'all' names every metric: give it alone" in plain(result.stderr)

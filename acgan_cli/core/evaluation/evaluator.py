@@ -361,12 +361,14 @@ def save_evaluator(evaluator: Evaluator, path: Path) -> None:
 
 
 def _check_writable(path: Path) -> None:
-    """Refuse a cache that cannot take `path` before training an evaluator for it, not after."""
-    from acgan_cli.core.checkpoint import temporary_path
+    """Refuse a cache that cannot take `path` before training an evaluator for it, not after; and
+    sweep up what a process killed while writing it left."""
+    from acgan_cli.core.checkpoint import remove_orphaned_temporaries, temporary_path
 
     tmp = temporary_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphaned_temporaries(path.parent, of=path.name)
         tmp.write_bytes(b"")
         tmp.unlink()
     except OSError as exc:

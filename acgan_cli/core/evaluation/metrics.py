@@ -418,6 +418,13 @@ def parse_metrics(text: str | None) -> tuple[str, ...]:
     if names == ["all"]:
         return tuple(METRICS)
     valid = ", ".join(METRICS)
+    if "all" in names:
+        raise UsageError(
+            "'all' names every metric and stands alone",
+            hint="give all, or a list of metrics without it",
+            option="metrics",
+            detail="'all' names every metric: give it alone, or list the metrics you want",
+        )
     if not names:  # "" or ",": a list that names nothing is no request for everything
         raise UsageError(
             "no metric named",

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from acgan_cli.core.data import dataset_title, same_classes, same_dataset
-from acgan_cli.core.errors import UsageError
+from acgan_cli.core.data import DATASETS, dataset_title, same_classes, same_dataset
+from acgan_cli.core.errors import CheckpointError, DataError, UsageError
 from acgan_cli.core.evaluation.config import QUICK_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.evaluator import Evaluator, EvaluatorError, EvaluatorInfo
 from acgan_cli.core.evaluation.events import (
@@ -151,12 +151,14 @@ def generated_features(
     seed: int,
     batch_size: int | None = None,
     autocast_dtype: torch.dtype | None = None,
+    source: str = "the generator",
 ) -> tuple[FeatureSet, float, float]:
     """Evaluator features of n_samples images G(z, y), and the seconds spent generating and looking.
 
     z is drawn from `seed` as `acgan sample --seed` draws it; y cycles through the classes.
     Images are generated and looked at batch by batch (`batch_size` at a time, by default
-    `generation_batch`'s), so memory does not grow with n_samples.
+    `generation_batch`'s), so memory does not grow with n_samples. Images with a NaN or infinite
+    pixel are refused (CheckpointError naming `source`): every figure from them would be noise.
     """
     import torch
 
@@ -174,15 +176,22 @@ def generated_features(
 
     with autocast():
         batch_size = batch_size or generation_batch(generator)
-    parts, generating, looking = [], 0.0, 0.0
+    parts, generating, looking, broken = [], 0.0, 0.0, 0
     for start in range(0, n_samples, batch_size):
         batch = slice(start, start + batch_size)
         began = time.perf_counter()
         with autocast():
             images = generate(generator, z[batch], labels[batch], batch_size=batch_size)
+        broken += int((~torch.isfinite(images).flatten(1).all(1)).sum())  # images are on the CPU
         looked = time.perf_counter()
         parts.append(evaluator.features(images, labels[batch], batch_size))
         generating, looking = generating + looked - began, looking + time.perf_counter() - looked
+    if broken:
+        raise CheckpointError(
+            f"{source} drew NaN or infinite pixels in {broken:,} of {n_samples:,} images",
+            hint="its weights overflow the arithmetic: the file is damaged, or its run diverged; "
+            "use an earlier checkpoint (or --precision fp32)",
+        )
     joined = FeatureSet(torch.cat([p.features for p in parts]), torch.cat([p.logits for p in parts]), labels)
     return joined, generating, looking
 
@@ -272,8 +281,13 @@ def _load_discriminator(path: Path, device: torch.device) -> nn.Module:
 
 
 def check_fits(info: CheckpointInfo, dataset: str, evaluator: EvaluatorInfo | None = None) -> None:
-    """Refuse a checkpoint trained on another dataset than the evaluator's, naming both."""
-    if not same_dataset(info.dataset, dataset):
+    """Refuse a checkpoint trained on another dataset than the evaluator's, naming both.
+
+    A folder the checkpoint was trained on that is gone from its path may be given where it is now:
+    the evaluator's classes and channels must then fit the checkpoint's.
+    """
+    moved = not {info.dataset, dataset} & set(DATASETS) and not Path(info.dataset).expanduser().is_dir()
+    if not same_dataset(info.dataset, dataset) and not moved:
         raise EvaluatorError(
             f"{info.path} was trained on {dataset_title(info.dataset)} but the evaluator is for "
             f"{dataset_title(dataset)}",
@@ -312,12 +326,12 @@ def evaluate(
     """
     import torch
 
-    from acgan_cli.core.checkpoint import KIND_TRAINING, load_generator, read_info
+    from acgan_cli.core.checkpoint import KIND_TRAINING, check_checkpoint, load_generator
     from acgan_cli.core.devices import resolve_device, resolve_precision, reuse_freed_memory
     from acgan_cli.core.evaluation.evaluator import load_evaluator, read_evaluator
 
     config = config or EvaluationConfig()
-    infos = [read_info(path) for path in checkpoints]
+    infos = [check_checkpoint(path) for path in checkpoints]  # a damaged one before hours of work
     evaluator_path = Path(config.evaluator).expanduser() if config.evaluator else None
     given = read_evaluator(evaluator_path)[1] if evaluator_path else None
     dataset = config.dataset or (given.dataset if given else infos[0].dataset if infos else "")
@@ -329,6 +343,16 @@ def evaluate(
         )
     for info in infos:  # before any expensive work
         check_fits(info, dataset)
+    if (
+        not config.dataset
+        and not given
+        and dataset not in DATASETS
+        and not Path(dataset).expanduser().is_dir()
+    ):
+        raise DataError(
+            f"{infos[0].path} was trained on the folder {dataset}, which is not there",
+            hint="put the data back at that path (a link will do), or give --dataset FOLDER where it is now",
+        )
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -378,6 +402,7 @@ def evaluate(
             seed=config.seed,
             batch_size=config.batch_size,
             autocast_dtype=autocast_dtype,
+            source=f"the generator of {info.path}",
         )
         img_size = info.model.img_size
         reference_began = time.perf_counter()
