@@ -293,6 +293,13 @@ def train(
             rich_help_panel=OUTPUT,
         ),
     ] = TrainConfig.ckpt_every,
+    keep_checkpoints: Annotated[
+        int,
+        typer.Option(
+            help="Step checkpoints to keep, the newest (0: all); latest.safetensors always stays.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = TrainConfig.keep_checkpoints,
     eval_every: Annotated[
         int,
         typer.Option(
@@ -333,7 +340,7 @@ def train(
         "dataset": dataset, "data_dir": str(Path(data_dir).expanduser().resolve()) if data_dir else None, "download": download,
         "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "b1": b1, "b2": b2,
         "seed": seed, "latent_dim": latent_dim, "img_size": img_size, "g_width": g_width, "d_width": d_width,
-        "ema": ema, "ema_decay": ema_decay, "recipe": recipe, "adversarial_loss": adversarial_loss, "fake_class_loss": fake_class_loss, "label_smoothing": label_smoothing, "d_norm": d_norm, "d_projection": d_projection, "g_class_norm": g_class_norm, "g_class_weight": g_class_weight, "device": device, "precision": precision, "compile": compile, "cuda_graph": cuda_graph, "sample_every": sample_every, "ckpt_every": ckpt_every, "eval_every": eval_every, "log_every": log_every,
+        "ema": ema, "ema_decay": ema_decay, "recipe": recipe, "adversarial_loss": adversarial_loss, "fake_class_loss": fake_class_loss, "label_smoothing": label_smoothing, "d_norm": d_norm, "d_projection": d_projection, "g_class_norm": g_class_norm, "g_class_weight": g_class_weight, "device": device, "precision": precision, "compile": compile, "cuda_graph": cuda_graph, "sample_every": sample_every, "ckpt_every": ckpt_every, "keep_checkpoints": keep_checkpoints, "eval_every": eval_every, "log_every": log_every,
     }  # fmt: skip
     # Only what the user said counts when resuming: the checkpoint's config fills in the rest.
     given = {

@@ -216,6 +216,7 @@ class TrainConfig:
     cuda_graph: bool | None = None  # capture the whole step as one CUDA graph, replay it; None = where it can
     sample_every: int = 400  # steps between sample grids; 0 = only at the end
     ckpt_every: int = 0  # steps between checkpoints; 0 = at the end of every epoch
+    keep_checkpoints: int = 0  # step files kept, the newest; 0 = all (latest.safetensors always)
     log_every: int = 50  # steps between metric lines (one host sync each)
     eval_every: int = 0  # steps between quick evaluations (class accuracy, FD on 2,000 samples); 0 = none
     ema: bool = True  # keep a moving average of G's weights; sampling and export use it
@@ -256,7 +257,7 @@ class TrainConfig:
         )  # what runs of earlier versions may hold; new seeds: the CLI's check
         check_device(self.device)
         check_precision(self.precision)
-        for name in ("sample_every", "ckpt_every", "eval_every"):
+        for name in ("sample_every", "ckpt_every", "keep_checkpoints", "eval_every"):
             value = getattr(self, name)
             require(0 <= value <= 10**9, name, f"must be in 0..1000000000 (got {value})")
         require(0 < self.ema_decay < 1, "ema_decay", f"must be between 0 and 1 (got {self.ema_decay})")

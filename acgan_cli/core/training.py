@@ -615,6 +615,10 @@ class Trainer:
             ckpt.write_atomic(path, data)
             self.last_checkpoint = path  # whole from here: a resume finds it even if latest fails
             ckpt.write_atomic(self.checkpoint_dir / ckpt.LATEST, data)
+            if self.config.keep_checkpoints:  # only once the new state is in both files
+                for old in ckpt.step_files(self.checkpoint_dir)[: -self.config.keep_checkpoints]:
+                    with contextlib.suppress(OSError):  # one left behind costs disk, not the run
+                        old.unlink()
         except OSError as exc:
             raise CheckpointError(
                 f"cannot write a checkpoint to {self.checkpoint_dir}: {exc.strerror or exc}; {self._kept()}",
