@@ -281,6 +281,12 @@ def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
     Step files count by their names, so a damaged newer checkpoint still counts as newer.
     """
     folder = run / "checkpoints"
+    named = {path.resolve(): ckpt.step_of_name(path) for path in ckpt.step_files(folder)}
+    if named.get(resumed.path.resolve(), resumed.step) != resumed.step:  # or it would be "behind" itself
+        raise CheckpointError(
+            f"{resumed.path} is named for step {named[resumed.path.resolve()]} but holds step {resumed.step}",
+            hint="the file was renamed or edited; resume from another checkpoint of the run",
+        )
     written = []  # latest first: at the same step, it is the one to name
     with contextlib.suppress(CheckpointError):
         latest = ckpt.read_info(folder / ckpt.LATEST)

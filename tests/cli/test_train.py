@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,6 +124,16 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
         assert result.exit_code == 2 and "already at step 2 and --epochs 1 ends" in result.stderr, (
             result.stderr
         )
+    # A step file renamed to a newer step: not "behind its run's newest checkpoint", itself.
+    checkpoints = tmp_path / "run" / "checkpoints"
+    shutil.copy(checkpoints / "step-00000002.safetensors", checkpoints / "step-00000009.safetensors")
+    result = runner.invoke(app, ["train", "--resume", str(checkpoints / "step-00000009.safetensors")])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-2:] == [
+        f"error: {checkpoints / 'step-00000009.safetensors'} is named for step 9 but holds step 2",
+        "hint: the file was renamed or edited; resume from another checkpoint of the run",
+    ]
+    (checkpoints / "step-00000009.safetensors").unlink()
     result = runner.invoke(app, ["train", "--resume", "run", "--epochs", "3"])
     assert result.exit_code == 0, result.stderr
     assert read_info(tmp_path / "run").step == 6
