@@ -92,6 +92,16 @@ def either(choices: Iterable[str]) -> str:
     return f"{', '.join(others)} or {last}" if others else last
 
 
+def check_stdout_takes_bytes(what: str) -> None:
+    """Refuse to write `what` (binary) to stdout when it is closed (>&-) or a terminal."""
+    if sys.stdout is None:
+        raise AcganError("stdout is closed", hint="write to a file with --out PATH")
+    if sys.stdout.isatty():
+        raise typer.BadParameter(
+            f"refusing to write {what} to a terminal; redirect stdout or give a file name", param_hint="--out"
+        )
+
+
 def print_error(message: str, hint: str | None = None) -> None:
     """`error: message` and `hint: hint` on stderr."""
     console = stderr_console()

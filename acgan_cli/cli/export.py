@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +11,7 @@ import typer
 from rich.table import Table
 
 from acgan_cli.cli.common import (
+    check_stdout_takes_bytes,
     checkpoint_from_environment,
     either,
     from_environment,
@@ -21,7 +21,6 @@ from acgan_cli.cli.common import (
     stderr_console,
 )
 from acgan_cli.core.checkpoint import extension, names_stdout
-from acgan_cli.core.errors import AcganError
 from acgan_cli.core.export import EXTENSIONS, FORMATS, format_for
 from acgan_cli.core.export import export as export_generator
 
@@ -163,13 +162,8 @@ def export(
             "export writes a file; give a path or a folder (or /dev/stdout for the bytes)", param_hint="--out"
         )
     to_stdout = names_stdout(out)
-    if to_stdout and sys.stdout is None:  # started with stdout closed (>&-)
-        raise AcganError("stdout is closed", hint="write to a file with --out PATH")
-    if to_stdout and sys.stdout.isatty():
-        raise typer.BadParameter(
-            "refusing to write the file's bytes to a terminal; redirect stdout or give a file name",
-            param_hint="--out",
-        )
+    if to_stdout:
+        check_stdout_takes_bytes("the file's bytes")
     if to_stdout and json_output:
         raise typer.BadParameter(
             "the file and the JSON would both go to stdout; drop one", param_hint="--json"

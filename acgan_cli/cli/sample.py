@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from acgan_cli.cli.common import (
+    check_stdout_takes_bytes,
     checkpoint_from_environment,
     either,
     from_environment,
@@ -200,13 +201,8 @@ def sample(
     if nrow is not None and fmt != "png":  # an array has no rows of images
         raise typer.BadParameter(f"applies to --format png only (not {fmt})", param_hint="--nrow")
     to_stdout = _to_stdout(out)
-    if to_stdout and sys.stdout is None:  # started with stdout closed (>&-)
-        raise AcganError("stdout is closed", hint="write to a file with --out PATH")
-    if to_stdout and sys.stdout.isatty():
-        raise typer.BadParameter(
-            f"refusing to write {fmt} bytes to a terminal; redirect stdout or give a file name",
-            param_hint="--out",
-        )
+    if to_stdout:
+        check_stdout_takes_bytes(f"{fmt} bytes")
 
     from acgan_cli.core.checkpoint import load_generator, newest_checkpoint, resolve_checkpoint
     from acgan_cli.core.devices import resolve_device

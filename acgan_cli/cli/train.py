@@ -25,7 +25,7 @@ from acgan_cli.cli.common import (
 )
 from acgan_cli.core.config import RECIPES, TrainConfig, check_seed, to_dict
 from acgan_cli.core.data import DATASETS, canonical_dataset, check_dataset_name
-from acgan_cli.core.errors import CheckpointError, DataError
+from acgan_cli.core.errors import CheckpointError, DataError, DivergedError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -417,6 +417,8 @@ def train(
     trainer = Trainer(config, run_dir=out, resume=resume_path)
     try:
         _run(trainer, console)
+    except DivergedError:  # its metrics show how it diverged: the folder stays, checkpoint or not
+        raise
     except BaseException:  # a failure, or a Ctrl-C before the stop was caught, before a checkpoint:
         trainer.discard()  # a folder with nothing to resume goes (one with a checkpoint stays)
         raise

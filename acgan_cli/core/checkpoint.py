@@ -504,10 +504,10 @@ def generator_checkpoint_bytes(
 def read_header(path: Path) -> dict[str, Any]:
     """The JSON header of a safetensors file, read only after its length was checked against the file."""
     try:
-        mode = path.stat().st_mode
-        if not stat.S_ISREG(mode):  # a FIFO would block open() until a writer came, forever
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):  # a FIFO would block open() until a writer came, forever
             raise CheckpointError(f"{path} is not a regular file", hint=NOT_A_CHECKPOINT_HINT)
-        size = path.stat().st_size
+        size = status.st_size
         with open(path, "rb") as f:
             prefix = f.read(8)
             if size < 8 or len(prefix) < 8:
@@ -769,9 +769,10 @@ def check_checkpoint(path: str | Path) -> CheckpointInfo:
         expected, size = 8 + header_len + max(ends, default=0), path.stat().st_size
         if size != expected:
             raise CheckpointError(
-                f"{path} is damaged: {size:,} bytes where its header describes {expected:,}"
-                + (" (the file was cut short)" if size < expected else ""),
-                hint=NOT_A_CHECKPOINT_HINT,
+                f"{path} is damaged: {size:,} bytes where its header describes {expected:,}",
+                hint="the file was cut short (an unfinished copy or download): copy it again, or use another checkpoint"
+                if size < expected
+                else NOT_A_CHECKPOINT_HINT,
             )
     return info
 
@@ -879,11 +880,11 @@ def load_optimizer(
     bad = (
         _non_finite(ours)
         or sorted(k for k, v in ours.items() if "exp_avg_sq" in k and (v < 0).any())
-        or sorted(  # a whole count from 1 to the checkpoint's step: Adam's bias correction divides by it
+        or sorted(  # a whole count up to the checkpoint's step (0 where fp16's scaler skipped every step)
             k
             for k, v in ours.items()
             if k.endswith(".step")
-            and ((v < 1).any() or (v != v.round()).any() or (step is not None and (v > step).any()))
+            and ((v < 0).any() or (v != v.round()).any() or (step is not None and (v > step).any()))
         )
     )
     if bad:

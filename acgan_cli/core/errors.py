@@ -64,11 +64,11 @@ class ExportError(AcganError):
 class DivergedError(AcganError):
     """A loss or the model's state became NaN or infinite; training stopped without saving that state."""
 
-    def __init__(self, step: int, checkpoint: str | None, exact: bool = True) -> None:
+    def __init__(self, step: int, checkpoint: str | None, exact: bool = True, log: str | None = None) -> None:
         kept = (
             f"the last good checkpoint is {checkpoint}"
             if checkpoint
-            else "no checkpoint had been written yet"
+            else "no checkpoint had been written yet" + (f" (the losses are in {log})" if log else "")
         )
         # `exact`: the step is the first bad one; otherwise the state was found bad at this step.
         when = f"at step {step}" if exact else f"by step {step}"

@@ -265,20 +265,27 @@ def _resolve_onnx_options(options: ExportOptions) -> ExportOptions:
     return options
 
 
-def _refusing_negative_labels(generator: nn.Module, n_classes: int) -> nn.Module:
-    """The generator, with negative labels moved out of range: ONNX's Gather reads -1 as the last
-    class where PyTorch refuses it, so the ONNX file drew a wrong class instead of failing."""
+def _refusing_bad_labels(generator: nn.Module, n_classes: int) -> nn.Module:
+    """The generator, made to refuse a label outside 0..n_classes-1 in any ONNX runtime.
+
+    ONNX's Gather reads -1 as the last class (PyTorch raises), and runtimes differ past the end:
+    onnxruntime's CPU provider raises, its CUDA provider gives zeros, TensorRT clamps. So a
+    negative label is moved past the end (an error where that is one), and the images of any bad
+    label are NaN (where it is not). Good labels' images are multiplied by exactly 1.
+    """
     import torch
 
-    class RefusingNegativeLabels(torch.nn.Module):
+    class RefusingBadLabels(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.generator = generator
 
         def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            return self.generator(z, torch.where(labels < 0, n_classes, labels))
+            good = (labels >= 0) & (labels < n_classes)
+            images = self.generator(z, torch.where(labels < 0, n_classes, labels))
+            return images * torch.where(good, 1.0, float("nan"))[:, None, None, None]
 
-    return RefusingNegativeLabels()
+    return RefusingBadLabels().eval()
 
 
 def _write_onnx(
@@ -293,7 +300,7 @@ def _write_onnx(
     import torch
 
     program = torch.onnx.export(
-        _refusing_negative_labels(generator, info.model.n_classes),
+        _refusing_bad_labels(generator, info.model.n_classes),
         _example_inputs(info),
         input_names=list(INPUT_NAMES),
         output_names=[OUTPUT_NAME],
@@ -302,6 +309,9 @@ def _write_onnx(
         dynamic_shapes=_dynamic_batch(),
         verbose=False,
     )
+    initializers = program.model.graph.initializers
+    for name in [name for name in initializers if name.startswith("generator.")]:
+        initializers[name].name = name.removeprefix("generator.")  # the weights' own names, as in G
     model = program.model_proto
     written = {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")}
     if written != {options.opset}:

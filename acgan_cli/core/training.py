@@ -78,10 +78,9 @@ from acgan_cli.core.events import (
 )
 from acgan_cli.core.graphs import StepGraph
 from acgan_cli.core.models import build_models
-from acgan_cli.core.sampling import encode_png, generate, grid_labels, latents, to_uint8
+from acgan_cli.core.sampling import encode_png, generate, grid_labels, to_uint8
 
 SAMPLES_PER_CLASS = 10  # columns of the sample grids written during training
-WRITE_HINT = "free some disk space or fix the folder's permissions, then "  # + how to go on
 N_STATS = 5  # d_loss, g_loss, d_real_acc, d_fake_acc, aux_acc
 
 
@@ -133,7 +132,10 @@ def check_out(
 ) -> None:
     """Refuse --out before anything is loaded (or downloaded): a file, a folder that holds files
     (unless it is the run folder of the checkpoint being resumed), or one that cannot be made;
-    without --out, a runs folder that cannot be made."""
+    without --out, a runs folder that cannot be made; and a run folder another run is writing."""
+    home = run_dir_of(resumed.path) if resumed is not None else None
+    if home is not None and (path is None or path.resolve() == home):
+        check_not_in_use(home)  # the run itself locks it later, once the data is loaded
     if path is None:
         runs_dir = Path(runs_dir or default_runs_dir())
         new_run = resumed is None or run_dir_of(resumed.path) is None
@@ -178,19 +180,29 @@ def lock_run_dir(path: Path) -> int | None:
         import fcntl
     except ImportError:  # Windows: no flock; runs there are not guarded
         return None
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # unreadable: what the run then fails to write will say so
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise RunDirError(
-            f"{path} is being trained by another acgan process",
-            hint="wait for it to finish (or stop it with Ctrl-C) before resuming the run",
+            f"{path} is in use: another training run is writing to it",
+            hint="wait for that run to finish (or stop it with Ctrl-C), or use another --out",
         ) from None
     except OSError:  # a file system without locks (some network ones): unguarded, as before
         os.close(fd)
         return None
     return fd
+
+
+def check_not_in_use(path: Path) -> None:
+    """Refuse a run folder another run holds now, before any data is loaded (the run locks it later)."""
+    fd = lock_run_dir(path)
+    if fd is not None:
+        os.close(fd)
 
 
 def run_dir_of(checkpoint_path: Path) -> Path | None:
@@ -347,7 +359,9 @@ def _refuse_change(name: str, value: object, saved: object) -> None:
 # ----------------------------------------------------------------------------- the trainer
 
 
-DEVICE_RNG_STATE_BYTES = {"cpu": 5056, "cuda": 16}  # a generator's state: Mersenne Twister, Philox
+# The size of a generator's state on each device type (Mersenne Twister; Philox; MPS's Philox,
+# 36 bytes before torch 2.6): a noise state of another type's size comes from a run moved here.
+DEVICE_RNG_STATE_BYTES = {"cpu": (5056,), "cuda": (16,), "mps": (44, 36)}
 
 
 def checked_rng_state(
@@ -468,7 +482,12 @@ class Trainer:
 
         # Samples use the same latents for the whole run, so grids show progress, not noise.
         self.sample_labels = grid_labels(self.model_config.n_classes, SAMPLES_PER_CLASS)
-        self.sample_z = latents(len(self.sample_labels), self.model_config.latent_dim, config.seed)
+        # Drawn as runs before sampling.latents' whole blocks drew them: a resumed run keeps its grid.
+        self.sample_z = torch.randn(
+            len(self.sample_labels),
+            self.model_config.latent_dim,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
 
         # A resumed run continues in its own folder; anything else gets a new, empty one.
         self.resumed_from = resume_info.path if resume_info else None
@@ -508,7 +527,8 @@ class Trainer:
         for folder in folders:  # and what a write that a second Ctrl-C cut short left
             written += folder.glob(f".*.{os.getpid()}.tmp*")
         for path in written:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a cleanup never hides the error that called it
+                path.unlink(missing_ok=True)
         for folder in folders if self.made_run_dir else (self.checkpoint_dir, self.samples_dir):
             with contextlib.suppress(OSError):
                 folder.rmdir()
@@ -593,7 +613,9 @@ class Trainer:
         # Device RNG states do not carry over between device types (a CPU run resumed on a GPU, whose
         # states differ in size): then the noise continues from the seed, and the run is not bit-identical.
         size = tensors["rng.noise"].numel()
-        moved = size != ours["noise"].numel() and size in DEVICE_RNG_STATE_BYTES.values()
+        moved = size != ours["noise"].numel() and any(
+            size in sizes for sizes in DEVICE_RNG_STATE_BYTES.values()
+        )
         if not moved:
             self.noise_rng.set_state(checked_rng_state(tensors, "noise", ours["noise"], info.path))
         self.step = info.step
@@ -602,7 +624,8 @@ class Trainer:
         optimizers = [self.generator_optimizer, self.discriminator_optimizer]
         if not ckpt.state_is_finite([self.generator, self.discriminator, self.generator_ema], optimizers):
             kept = str(self.last_checkpoint) if self.last_checkpoint else None
-            raise DivergedError(self.step, kept, exact=False)  # never save a bad state as a good one
+            log = str(self.run_dir / "metrics.jsonl")
+            raise DivergedError(self.step, kept, exact=False, log=log)  # never save a bad state as a good one
         data = ckpt.training_checkpoint_bytes(
             generator=self.generator,
             discriminator=self.discriminator,
@@ -644,7 +667,8 @@ class Trainer:
 
     def _write_hint(self) -> str:
         # A new run with no checkpoint leaves nothing to resume (the CLI removes its folder).
-        return WRITE_HINT + ("--resume" if self.last_checkpoint else "start the run again")
+        then = "--resume" if self.last_checkpoint else "start the run again"
+        return f"free some disk space or fix the folder's permissions, then {then}"
 
     @contextlib.contextmanager
     def _appender(self, path: Path) -> Iterator[Callable[[str], None]]:
@@ -925,6 +949,7 @@ class Trainer:
                     raise DivergedError(
                         window_start + int(values[N_STATS + 1]) + 1,
                         str(self.last_checkpoint) if self.last_checkpoint else None,
+                        log=str(self.run_dir / "metrics.jsonl"),
                     )
                 now = time.perf_counter()
                 seconds = max(now - window_time, 1e-9)

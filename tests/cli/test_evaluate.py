@@ -306,8 +306,8 @@ def test_a_damaged_checkpoint_is_refused_before_any_is_scored(run: Path, tmp_pat
     assert result.exit_code == 1
     size = latest.stat().st_size
     assert result.stderr.splitlines() == [
-        f"error: {cut} is damaged: {size - 1000:,} bytes where its header describes {size:,} (the file was cut short)",
-        "hint: give a .safetensors file written by `acgan train`, or a run folder",
+        f"error: {cut} is damaged: {size - 1000:,} bytes where its header describes {size:,}",
+        "hint: the file was cut short (an unfinished copy or download): copy it again, or use another checkpoint",
     ]  # and nothing else: no evaluator loaded, no checkpoint scored
 
 

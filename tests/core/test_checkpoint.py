@@ -310,3 +310,21 @@ def test_a_damaged_latest_gives_way_to_the_step_file_written_before_it(
         step_file.unlink()
     with pytest.raises(CheckpointError, match=r"latest\.safetensors is empty"):  # nothing to stand in
         ckpt.load_generator(run)
+
+
+def test_states_other_runs_legitimately_write_are_resumed(trained_run: Path, tmp_path: Path) -> None:
+    """Adam's step count 0 (fp16's scaler skipped every step so far) and a noise state of an MPS
+    run's size (44 bytes, 36 before torch 2.6) are no damage: the first was refused as such."""
+    from safetensors.torch import save_file
+
+    _, tensors = ckpt.load_checkpoint(trained_run)
+    metadata = ckpt.read_metadata(trained_run / "checkpoints" / ckpt.LATEST)
+    for name in [k for k in tensors if k.startswith("optimizer.generator.") and k.endswith(".step")]:
+        tensors[name] = torch.zeros_like(tensors[name])
+    for size in (44, 36):
+        run = shutil.copytree(trained_run, tmp_path / f"run-{size}")
+        for step_file in ckpt.step_files(run / "checkpoints"):
+            step_file.unlink()
+        noise = torch.zeros(size, dtype=torch.uint8)
+        save_file({**tensors, "rng.noise": noise}, str(run / "checkpoints" / ckpt.LATEST), metadata=metadata)
+        assert Trainer(tiny_config(max_steps=13), resume=run).run().step == 13

@@ -376,13 +376,30 @@ def test_onnx_refuses_a_negative_label_as_pytorch_does(
     session = onnxruntime.InferenceSession(
         str(exports["onnx"].path), options, providers=["CPUExecutionProvider"]
     )
-    z = latents(2, 8, seed=5).numpy()
-    for labels in ([-1, 0], [0, -10], [10, 0]):
+    z = latents(3, 8, seed=5).numpy()
+    for labels in ([-1, 0, 1], [0, -10, 1], [10, 0, 1]):
         with pytest.raises(onnxruntime.capi.onnxruntime_pybind11_state.InvalidArgument):
             session.run(None, {"z": z, "labels": torch.tensor(labels).numpy()})
         with pytest.raises(IndexError), torch.inference_mode():
             generator(torch.from_numpy(z), torch.tensor(labels))
-    (images,) = session.run(None, {"z": z, "labels": torch.tensor([9, 0]).numpy()})
-    assert images.shape == (2, 1, 16, 16)
-    metadata = {p.key: p.value for p in onnx.load(exports["onnx"].path).metadata_props}
+    (images,) = session.run(None, {"z": z, "labels": torch.tensor([9, 0, 4]).numpy()})
+    assert images.shape == (3, 1, 16, 16) and torch.isfinite(torch.from_numpy(images)).all()
+    model = onnx.load(exports["onnx"].path)
+    metadata = {p.key: p.value for p in model.metadata_props}
     assert "labels: int64 [N] class indices 0..9" in metadata["inputs"]
+    names = {i.name for i in model.graph.initializer}
+    assert "label_embedding.weight" in names and not any(n.startswith("generator.") for n in names)
+
+
+def test_where_a_runtime_does_not_raise_a_bad_labels_images_are_nan() -> None:
+    """onnxruntime's CUDA provider gathers zeros past the end, TensorRT clamps: both drew an image."""
+
+    class Lenient(torch.nn.Module):  # a Gather that reads any index, as those runtimes' do
+        def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return z[:, :4].reshape(-1, 1, 2, 2) + labels[:, None, None, None]
+
+    guarded = ex._refusing_bad_labels(Lenient(), n_classes=10)
+    z = torch.randn(4, 4)
+    images = guarded(z, torch.tensor([-1, 3, 10, 9]))
+    assert torch.isnan(images[[0, 2]]).all()
+    assert torch.equal(images[[1, 3]], Lenient()(z[[1, 3]], torch.tensor([3, 9])))  # good ones: untouched

@@ -493,6 +493,7 @@ def test_a_cpu_run_gives_its_free_memory_back_around_each_sample_grid(
     assert order == ["release", "release", "grid"] * 2
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock: runs there are not guarded")
 def test_a_trainer_holds_its_run_folder_until_its_run_ends(tmp_path: Path) -> None:
     """Two trainers of one folder interleaved their checkpoints and metrics: the second is refused."""
     import gc
@@ -501,7 +502,7 @@ def test_a_trainer_holds_its_run_folder_until_its_run_ends(tmp_path: Path) -> No
 
     run = train(tiny_config(max_steps=2), run_dir=tmp_path / "run").run_dir
     holder = Trainer(tiny_config(max_steps=3), resume=run)
-    with pytest.raises(RunDirError, match="run is being trained by another acgan process"):
+    with pytest.raises(RunDirError, match="run is in use: another training run is writing to it"):
         Trainer(tiny_config(max_steps=3), resume=run)
     assert holder.run().step == 3  # and then the folder is free
     idle = Trainer(tiny_config(max_steps=4), resume=run)  # never run: held until it is collected

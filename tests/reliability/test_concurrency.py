@@ -10,23 +10,14 @@ from pathlib import Path
 
 from acgan_cli.core import checkpoint as ckpt
 from tests.conftest import TINY_ARGS
-from tests.reliability.conftest import ForkServer, error_lines, last_logged_step, metrics_steps
+from tests.reliability.conftest import ForkServer, last_logged_step, metrics_steps
+
+TRAIN = ["train", "--dataset", "mnist-5k", "--device", "cpu", "--log-every", "1", *TINY_ARGS]
 
 
 def test_two_runs_started_together_get_different_folders(forkserver: ForkServer, tmp_path: Path) -> None:
     start = time.time() + 0.5  # both processes exist by then; they leave the start line together
-    args = [
-        "train",
-        "--dataset",
-        "mnist-5k",
-        "--device",
-        "cpu",
-        "--max-steps",
-        "4",
-        "--log-every",
-        "1",
-        *TINY_ARGS,
-    ]
+    args = [*TRAIN, "--max-steps", "4"]
     children = {
         seed: forkserver.spawn([*args, "--seed", str(seed)], tmp_path, name=f"seed-{seed}", start_at=start)
         for seed in (11, 12)
@@ -68,19 +59,9 @@ def test_processes_racing_for_a_run_number_never_share_one(forkserver: ForkServe
 def test_a_run_folder_takes_one_training_process_at_a_time(forkserver: ForkServer, tmp_path: Path) -> None:
     """A resume started while the run still trained mixed two histories in one folder: step files
     from both, latest behind them, config.json rewritten, and the first process's metrics lost."""
-    args = [
-        "train",
-        "--dataset",
-        "mnist-5k",
-        "--device",
-        "cpu",
-        "--log-every",
-        "1",
-        "--seed",
-        "5",
-        *TINY_ARGS,
-    ]
-    first = forkserver.spawn([*args, "--max-steps", "3", "--out", "run"], tmp_path, name="first")
+    first = forkserver.spawn(
+        [*TRAIN, "--seed", "5", "--max-steps", "3", "--out", "run"], tmp_path, name="first"
+    )
     assert first.wait() == 0, first.stderr
     run = tmp_path / "run"
     training = forkserver.spawn(
@@ -88,12 +69,15 @@ def test_a_run_folder_takes_one_training_process_at_a_time(forkserver: ForkServe
     )
     training.wait_until(lambda: last_logged_step(run) >= 5, "fifth step")
     config = (run / "config.json").read_bytes()
-    second = forkserver.spawn(["train", "--resume", "run", "--max-steps", "100", "--lr", "0.001"], tmp_path)
-    assert second.wait() == 1, second.stderr
-    assert error_lines(second.stderr) == [
-        f"error: {run} is being trained by another acgan process",
-        "hint: wait for it to finish (or stop it with Ctrl-C) before resuming the run",
-    ]
+    for dry_run in ([], ["--dry-run"]):
+        second = forkserver.spawn(
+            ["train", "--resume", "run", "--max-steps", "100", "--lr", "0.001", *dry_run], tmp_path
+        )
+        assert second.wait() == 1, second.stderr
+        assert second.stderr.splitlines() == [  # refused before the data is loaded, or said to be
+            f"error: {run} is in use: another training run is writing to it",
+            "hint: wait for that run to finish (or stop it with Ctrl-C), or use another --out",
+        ]
     assert (run / "config.json").read_bytes() == config  # the second one wrote nothing
     training.send(signal.SIGINT)  # the first stops and saves as ever; then the folder is free again
     assert training.wait() == 130, training.stderr

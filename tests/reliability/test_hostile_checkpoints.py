@@ -151,10 +151,10 @@ def hostile_files(folder: Path, good_path: Path, marker: Path) -> dict[str, Path
             {**tensors, "generator_ema.norm1.running_var": -tensors["generator_ema.norm1.running_var"] - 1},
             metadata,
         ),
-        "adam-step-zero.safetensors": _safetensors(
+        "adam-step-negative.safetensors": _safetensors(
             {
                 **tensors,
-                "optimizer.generator.0.step": torch.zeros_like(tensors["optimizer.generator.0.step"]),
+                "optimizer.generator.0.step": -torch.ones_like(tensors["optimizer.generator.0.step"]),
             },
             metadata,
         ),
@@ -227,7 +227,7 @@ def test_the_pickles_would_leave_a_marker_if_loaded(tmp_path: Path) -> None:
 # Damaged only where resuming looks (the optimizer state): sampling and export may use these files.
 RESUME_ONLY = {
     "negative-second-moment.safetensors",
-    "adam-step-zero.safetensors",
+    "adam-step-negative.safetensors",
     "adam-step-fraction.safetensors",
     "adam-step-past-the-checkpoint.safetensors",
     "rng-of-another-dtype.safetensors",
@@ -287,7 +287,10 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
         ("nan-weights.safetensors", f"holds NaN or infinite values in {G}"),
         ("negative-second-moment.safetensors", "holds an impossible optimizer state"),
         ("negative-running-variance.safetensors", "holds a negative running variance in generator_ema.norm1"),
-        ("adam-step-zero.safetensors", "holds an impossible optimizer state in optimizer.generator.0.step"),
+        (
+            "adam-step-negative.safetensors",
+            "holds an impossible optimizer state in optimizer.generator.0.step",
+        ),
         ("adam-step-fraction.safetensors", "impossible optimizer state in optimizer.discriminator.1.step"),
         ("adam-step-past-the-checkpoint.safetensors", "holds an impossible optimizer state"),
         ("rng-of-another-dtype.safetensors", "holds a malformed RNG state (rng.torch: torch.int64 (5056,)"),
