@@ -31,7 +31,7 @@ import onnxruntime as ort
 
 session = ort.InferenceSession("generator.onnx", providers=["CPUExecutionProvider"])
 latent_dim = int(session.get_modelmeta().custom_metadata_map["latent_dim"])
-z = np.random.default_rng(0).standard_normal((1, latent_dim), dtype=np.float32)
+z = np.random.default_rng(1).standard_normal((1, latent_dim), dtype=np.float32)
 labels = np.array([7], dtype=np.int64)  # the class to draw: a 7
 (images,) = session.run(["images"], {"z": z, "labels": labels})  # (1, 1, H, W) in [-1, 1]
 levels = np.rint((images[0, 0] + 1) * 4.5).astype(int)  # 0 (black) .. 9 (white)
