@@ -10,7 +10,7 @@ from acgan_cli.cli import app
 from acgan_cli.cli.evaluate import _complete_metrics
 from acgan_cli.core.evaluation import METRICS
 from tests.conftest import plain, run_without_torch
-from tests.core.test_evaluation import generator_only_file, write_idx_folder
+from tests.core.test_evaluation import generator_only_file, write_idx_folder, write_torchvision_mnist
 
 runner = CliRunner()
 FEW = ["--n-samples", "300", "--device", "cpu"]
@@ -249,15 +249,12 @@ def test_the_data_folder_of_the_checkpoints_run_is_where_the_data_is_found(
 ) -> None:
     """evaluate looked in ~/.cache/acgan/data for a run's MNIST that train had found in --data-dir."""
     import dataclasses
-    import gzip
 
     from acgan_cli.core import checkpoint as ckpt
 
     monkeypatch.delenv("ACGAN_DATA_DIR")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    raw = write_idx_folder(tmp_path / "mine" / "MNIST" / "raw", 400, 200)
-    for packed in raw.glob("*.gz"):  # unpacked, as torchvision leaves them
-        (raw / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
+    write_torchvision_mnist(tmp_path / "mine", 400, 200)
     generator, info = ckpt.load_generator(run)
     train = dataclasses.replace(info.train, dataset="mnist", data_dir=str(tmp_path / "mine"))
     path = tmp_path / "mnist.safetensors"

@@ -143,15 +143,11 @@ def test_a_resume_whose_data_folder_is_not_here_uses_the_default_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run copied from another machine recorded that machine's --data-dir, and its resume failed."""
-    import gzip
-
-    from tests.core.test_evaluation import write_idx_folder
+    from tests.core.test_evaluation import write_torchvision_mnist
 
     monkeypatch.delenv("ACGAN_DATA_DIR")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    raw = write_idx_folder(tmp_path / "theirs" / "MNIST" / "raw", 64, 16)
-    for packed in raw.glob("*.gz"):  # unpacked, as torchvision leaves them
-        (raw / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
+    write_torchvision_mnist(tmp_path / "theirs", 64, 16)
     args = ["--data-dir", "theirs", "--no-download", "--batch-size", "16", "--out", "run", *TINY_ARGS]
     result = runner.invoke(app, ["train", "--dataset", "mnist", "--max-steps", "2", *args])
     assert result.exit_code == 0, result.stderr

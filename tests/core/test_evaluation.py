@@ -63,6 +63,14 @@ def write_idx_folder(folder: Path, n_train: int, n_test: int, offset: int = 0) -
     return folder
 
 
+def write_torchvision_mnist(data_dir: Path, n_train: int, n_test: int) -> Path:
+    """`data_dir` as torchvision leaves MNIST in it (unpacked IDX files in MNIST/raw), of shipped digits."""
+    raw = write_idx_folder(data_dir / "MNIST" / "raw", n_train, n_test)
+    for packed in raw.glob("*.gz"):
+        (raw / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
+    return data_dir
+
+
 def generator_only_file(run_dir: Path, target: Path, dataset: str | None = None) -> Path:
     """The run's generator alone, as `acgan export --format safetensors` writes it (optionally relabelled)."""
     generator, info = ckpt.load_generator(run_dir)
