@@ -138,14 +138,13 @@ def check_out(
         check_not_in_use(home)  # the run itself locks it later, once the data is loaded
     if path is None:
         runs_dir = Path(runs_dir or default_runs_dir())
-        new_run = resumed is None or run_dir_of(resumed.path) is None
-        if new_run and (blocker := ckpt.blocking_file(runs_dir / "run")):
+        if home is None and (blocker := ckpt.blocking_file(runs_dir / "run")):
             raise RunDirError(
                 f"cannot create a run folder in {runs_dir}: {blocker} is not a folder",
                 hint="set --out or $ACGAN_RUNS_DIR",
             )
         return
-    if resumed is not None and run_dir_of(resumed.path) == path.resolve():
+    if home is not None and home == path.resolve():
         return
     if path.exists() and not path.is_dir():
         raise RunDirError(f"{path} exists and is not a folder", hint="choose another --out")
