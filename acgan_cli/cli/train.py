@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from acgan_cli.cli.common import (
+    Terminated,
     complete_dataset,
     handle_errors,
     interactive,
@@ -414,14 +415,35 @@ def train(
     console = stderr_console()
     if not state.quiet:
         console.print(f"loading {config.dataset} …" if interactive() else f"train: loading {config.dataset}")
-    trainer = Trainer(config, run_dir=out, resume=resume_path)
+    try:
+        trainer = Trainer(config, run_dir=out, resume=resume_path)
+    except KeyboardInterrupt as exc:  # while the data loads: this command has written nothing
+        raise _stopped_before_saving(exc, resume_path) from None
     try:
         _run(trainer, console)
     except DivergedError:  # its metrics show how it diverged: the folder stays, checkpoint or not
         raise
-    except BaseException:  # a failure, or a Ctrl-C before the stop was caught, before a checkpoint:
+    except KeyboardInterrupt as exc:  # before the stop handler was in place: nothing of this run saved
+        trainer.discard()
+        raise _stopped_before_saving(exc, resume_path) from None
+    except BaseException:  # a failure before a checkpoint:
         trainer.discard()  # a folder with nothing to resume goes (one with a checkpoint stays)
         raise
+
+
+def _stopped_before_saving(exc: KeyboardInterrupt, resumed: Path | None) -> typer.Exit:
+    """Ctrl-C or SIGTERM before the run could stop and save (its data loading, its first lines):
+    the generic hint would offer `--resume` of a run that has no checkpoint."""
+    terminated = isinstance(exc, Terminated)
+    word = "terminated" if terminated else "interrupted"
+    if resumed is None:
+        print_error(f"{word} before the first step; nothing was saved", "start the run again")
+    else:
+        print_error(
+            f"{word} before this command saved a checkpoint; {resumed}, which it resumed, is intact",
+            "run the same command again to start over from it",
+        )
+    return typer.Exit(EXIT_SIGTERM if terminated else EXIT_SIGINT)
 
 
 def _run(trainer: Trainer, console: Console) -> None:

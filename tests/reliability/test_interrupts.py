@@ -156,6 +156,17 @@ elif sys.argv[1] == "before-the-stop-is-caught":  # the run folder is made, the 
         raise AssertionError("no KeyboardInterrupt")
 
     command._renderer = stop_here
+elif sys.argv[1].endswith("while-loading"):  # "interrupted-…" or "terminated-…": nothing exists yet
+    from acgan_cli.core import training
+
+    signum = signal.SIGTERM if sys.argv[1].startswith("terminated") else signal.SIGINT
+
+    def load_dataset(*args, **kwargs):
+        os.kill(os.getpid(), signum)
+        time.sleep(30)
+        raise AssertionError("no interrupt")
+
+    training.load_dataset = load_dataset
 else:  # "after-the-save": the first there, the second as the stop is being reported
     at_the_step_2_checkpoint(ctrl_c)
     console = command.stderr_console()
@@ -209,26 +220,35 @@ def test_a_second_ctrl_c_while_the_stop_is_reported_waits_for_the_resume_command
 
 
 @pytest.mark.parametrize(
-    ("window", "error"),
+    ("window", "error", "status"),
     [
-        ("before-the-first-step", "error: interrupted before the first step; nothing was saved"),
-        ("twice-before-a-checkpoint", "error: interrupted before the first checkpoint; nothing was saved"),
-        ("before-the-stop-is-caught", "error: interrupted"),
+        ("before-the-first-step", "error: interrupted before the first step; nothing was saved", 130),
+        ("twice-before-a-checkpoint", "error: interrupted before the first checkpoint; nothing was saved", 130),
+        ("before-the-stop-is-caught", "error: interrupted before the first step; nothing was saved", 130),
+        ("interrupted-while-loading", "error: interrupted before the first step; nothing was saved", 130),
+        ("terminated-while-loading", "error: terminated before the first step; nothing was saved", 143),
     ],
 )
-def test_a_run_stopped_before_it_saved_leaves_no_folder(tmp_path: Path, window: str, error: str) -> None:
+def test_a_run_stopped_before_it_saved_leaves_no_folder(
+    tmp_path: Path, window: str, error: str, status: int
+) -> None:
     """Such a folder cannot be resumed ("holds no checkpoint"), yet the first case printed its path
-    on stdout as a stopped run's, and every case left it behind."""
+    on stdout as a stopped run's, and every case left it behind. A stop before the stop handler was
+    in place (the last three) said "checkpoints already written are intact; … --resume RUN"."""
     done = _instrumented_run(window, tmp_path, args=())  # checkpoints at the end of an epoch only
-    assert done.returncode == 130, done.stderr
+    assert done.returncode == status, done.stderr
     assert "Traceback" not in done.stderr
     assert error in done.stderr.splitlines()
+    assert "--resume" not in done.stderr
     assert done.stdout == ""
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("window", ["twice-in-a-branch", "interrupted-while-loading"])
 @pytest.mark.parametrize("out", [["--out", "run"], []], ids=["branch", "own-run"])
-def test_a_resume_stopped_before_it_saved_says_how_to_start_it_again(tmp_path: Path, out: list[str]) -> None:
+def test_a_resume_stopped_before_it_saved_says_how_to_start_it_again(
+    tmp_path: Path, out: list[str], window: str
+) -> None:
     """It said `resume with: acgan train --resume NEW`, a folder without a checkpoint (and a resume
     of the checkpoint it branched from would lose this command's options, such as --max-steps)."""
     first = [a if a != "run" else "first" for a in RUN_ARGS]
@@ -238,7 +258,7 @@ def test_a_resume_stopped_before_it_saved_says_how_to_start_it_again(tmp_path: P
         cwd=tmp_path, capture_output=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     ).returncode == 0  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-c", INSTRUMENTED, "twice-in-a-branch", "train", "--resume", "first", *out,
+        [sys.executable, "-c", INSTRUMENTED, window, "train", "--resume", "first", *out,
          "--max-steps", "100000", "--log-every", "1"],
         cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
