@@ -150,9 +150,9 @@ def export(
     The EMA generator is used when the checkpoint has one. The file is compared with PyTorch at two batch sizes.
 
     \b
-    acgan export runs/00001-mnist --format onnx --out generator.onnx
-    acgan export runs/00001-mnist/checkpoints/step-00000938.safetensors -f pt2
-    acgan export runs/00001-mnist -f safetensors --half -o g.safetensors
+    acgan export runs/00001-mnist-5k --format onnx --out generator.onnx
+    acgan export runs/00001-mnist-5k/checkpoints/step-00000780.safetensors -f pt2
+    acgan export runs/00001-mnist-5k -f safetensors --half -o g.safetensors
     acgan sample --ckpt g.safetensors --digit 3
 
     The written path is printed on stdout, the comparison on stderr. ONNX needs `pip install 'acgan\\[onnx]'`.

@@ -332,7 +332,7 @@ def train(
     acgan train --dataset mnist-5k --epochs 5     # offline, shipped digits
     acgan train --epochs 10 --device cuda         # MNIST, downloaded once
     acgan train --dataset /usr/share/datasets/fashion-mnist
-    acgan train --resume runs/00001-mnist --epochs 20
+    acgan train --resume runs/00001-mnist-5k --epochs 20
     acgan train --dataset mnist-5k --recipe reference   # the reference script's losses
 
     The run folder's path is printed on stdout; progress goes to stderr.
