@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -17,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from acgan_cli.core.errors import AcganError, CheckpointError, UsageError, first_line
+from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError, first_line
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -131,7 +132,8 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         previous = _catch_sigterm()
         try:
-            return command(*args, **kwargs)
+            with _notices_as_lines():
+                return command(*args, **kwargs)
         except KeyboardInterrupt as exc:
             raise _interrupted(exc, training) from None
         except UsageError as exc:
@@ -184,6 +186,23 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
                 signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _notices_as_lines() -> Iterator[None]:
+    """Print the core's Notices as `note: …` lines on stderr (not under --quiet), each once."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", Notice)
+        show = warnings.showwarning
+
+        def show_notice(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if not issubclass(category, Notice):
+                show(message, category, *args, **kwargs)
+            elif not state.quiet:
+                stderr_console().print(f"note: {message}")
+
+        warnings.showwarning = show_notice
+        yield
 
 
 def _option_source(ctx: Any, field: str) -> str:

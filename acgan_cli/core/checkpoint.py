@@ -25,6 +25,7 @@ import os
 import re
 import stat
 import struct
+import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from acgan_cli import __version__
 from acgan_cli.core.config import PIXEL_RANGE, ModelConfig, TrainConfig, default_runs_dir, from_dict, to_json
-from acgan_cli.core.errors import AcganError, CheckpointError, UsageError
+from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -97,6 +98,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
             step = _step_of_latest(latest)
             # Further on, or latest is damaged: the newest step file was written first, with its bytes.
             if steps and (step is None or step_of_name(steps[-1]) > step):
+                if step is None:  # a sign of a failing disk, or of an edit: worth a word
+                    warnings.warn(Notice(f"{latest} cannot be read; using {steps[-1]}"), stacklevel=2)
                 return steps[-1]
             return latest
         raise CheckpointError(

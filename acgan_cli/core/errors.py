@@ -9,6 +9,13 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+class Notice(UserWarning):
+    """Something the user should know that does not stop the command (a fallback it took).
+
+    Raised with `warnings.warn`; the CLI prints it as one `note:` line on stderr.
+    """
+
+
 class AcganError(Exception):
     """A problem the user can fix; the CLI prints `error: message` and `hint: hint`."""
 

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ from acgan_cli.core.errors import (
     ConfigError,
     DataError,
     DivergedError,
+    Notice,
     RunDirError,
     UsageError,
 )
@@ -332,6 +334,9 @@ def resume_config(saved: TrainConfig, overrides: dict[str, object]) -> TrainConf
     if "data_dir" not in overrides and saved.data_dir and not Path(saved.data_dir).is_dir():
         # A run copied from another machine: the default data folder, as evaluate does (the data
         # found there is still checked against the run's).
+        warnings.warn(
+            Notice(f"the run's data folder {saved.data_dir} is not here; using the default one"), stacklevel=2
+        )
         overrides = {**overrides, "data_dir": ""}
     for name, value in overrides.items():
         if name in RESUME_FIXED_FIELDS and value != getattr(saved, name):

@@ -344,3 +344,18 @@ def test_format_names_are_read_as_suffixes_are_and_the_summary_fits_the_output(
     )
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == "g.generator.safetensors"
+
+
+def test_a_damaged_latest_is_said_once_and_the_step_file_written_before_it_used(run: Path) -> None:
+    """It gave way to the step file silently: a failing disk went unnoticed."""
+    from acgan_cli.core import checkpoint as ckpt
+
+    newest = ckpt.step_files(run / "checkpoints")[-1]
+    (run / "checkpoints" / ckpt.LATEST).write_bytes(b"\0" * 100)
+    result = runner.invoke(app, ["sample", "--digit", "3", "--out", "three.png"])
+    assert result.exit_code == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {run / 'checkpoints' / ckpt.LATEST} cannot be read; using {newest}"]
+    assert f"from {newest}" in result.stderr
+    quiet = runner.invoke(app, ["-q", "sample", "--digit", "3", "--out", "three.png"])
+    assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr

@@ -156,6 +156,8 @@ def test_a_resume_whose_data_folder_is_not_here_uses_the_default_one(
     result = runner.invoke(app, ["train", "--resume", "run", "--max-steps", "4"])
     assert result.exit_code == 0, result.stderr
     assert "resumed at step 2" in result.stderr
+    recorded = tmp_path / "theirs"
+    assert f"note: the run's data folder {recorded} is not here; using the default one" in result.stderr
     assert not (tmp_path / "theirs").exists()  # nothing downloaded, or made, where the data was
 
 
