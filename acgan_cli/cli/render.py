@@ -30,6 +30,7 @@ from acgan_cli.core.evaluation.events import (
     EvaluatorReady,
     EvaluatorStepDone,
     EvaluatorTrainingStarted,
+    EvaluatorWaiting,
     StageStarted,
 )
 from acgan_cli.core.evaluation.metrics import METRICS, Figure, FigureValue
@@ -66,8 +67,17 @@ def speed_options_note(event: RunStarted) -> str:
     return "".join(f", {note}" for on, note in notes if on)
 
 
+def waiting_line(event: EvaluatorWaiting) -> str:
+    return (
+        f"waiting for another acgan process that is training the evaluator for "
+        f"{dataset_title(event.dataset)} ({event.path})"
+    )
+
+
 def _evaluator_line(event: object) -> str | None:
     """What to say while `--eval-every` gets its evaluator ready (a first use trains it)."""
+    if isinstance(event, EvaluatorWaiting):
+        return waiting_line(event)
     if isinstance(event, EvaluatorTrainingStarted):
         return (
             f"training the evaluator for {event.dataset} once ({event.n_images:,} images, "
@@ -277,7 +287,10 @@ class EvaluationProgress:
         self.task = None
 
     def __call__(self, event: EvaluationEvent) -> None:
-        if isinstance(event, EvaluatorTrainingStarted):
+        if isinstance(event, EvaluatorWaiting):
+            self._say(waiting_line(event))
+            self._task("waiting for the evaluator", None)
+        elif isinstance(event, EvaluatorTrainingStarted):
             self._say(
                 f"training the evaluator for {dataset_title(event.dataset)} ({event.reason}): "
                 f"{event.n_images:,} images, {event.epochs} epochs on {event.device} {event.precision} "

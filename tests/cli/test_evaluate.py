@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from acgan_cli.cli import app
 from acgan_cli.cli.evaluate import _complete_metrics
-from acgan_cli.core.evaluation import METRICS
+from acgan_cli.core.evaluation import METRICS, evaluator_splits
+from acgan_cli.core.evaluation.evaluator import cache_path, data_hash
 from tests.conftest import plain, run_without_torch
 from tests.core.test_evaluation import generator_only_file, write_idx_folder, write_torchvision_mnist
 
@@ -344,3 +345,36 @@ def test_all_stands_alone_among_the_metrics(run: Path) -> None:
     result = runner.invoke(app, ["evaluate", str(run), "--metrics", "all,fd"])
     assert result.exit_code == 2
     assert "Invalid value for --metrics: 'all' names every metric: give it alone" in plain(result.stderr)
+
+
+def test_an_evaluate_that_finds_the_evaluator_in_training_says_it_waits_then_trains_if_none_came(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other process may end without saving one (Ctrl-C): the waiter then trains it itself."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    folder = write_idx_folder(tmp_path / "few-digits", 400, 200)
+    args = [sys.executable, "-m", "acgan_cli", "evaluate", "--dataset", str(folder), "--device", "cpu"]
+    path = cache_path(str(folder), data_hash(*evaluator_splits(str(folder))), 0)
+    path.parent.mkdir(parents=True)
+    lock = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    with open(tmp_path / "err", "w") as err:
+        waiter = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
+    deadline = time.monotonic() + 120
+    while "waiting" not in (tmp_path / "err").read_text():
+        assert time.monotonic() < deadline and waiter.poll() is None, (tmp_path / "err").read_text()
+        time.sleep(0.05)
+    os.close(lock)  # gone without an evaluator
+    assert waiter.wait(timeout=300) == 0
+    assert waiter.stdout.read().strip() == str(path) and path.is_file()
+    lines = (tmp_path / "err").read_text().splitlines()
+    assert lines[0] == (
+        f"evaluate: waiting for another acgan process that is training the evaluator for {folder} ({path})"
+    )
+    assert lines[1].startswith("evaluate: training the evaluator for")

@@ -27,6 +27,7 @@ from acgan_cli.core.evaluation import (
     EvaluatorError,
     EvaluatorReady,
     EvaluatorTrainingStarted,
+    EvaluatorWaiting,
     evaluate,
     evaluator_splits,
     load_evaluator,
@@ -220,6 +221,41 @@ def test_the_evaluator_is_trained_once_then_loaded_from_the_cache(
         "requested"
     ]
     assert third.info.path == first.info.path
+
+
+def test_an_evaluator_another_process_is_training_is_waited_for_not_trained_twice(
+    tiny_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Two evaluates on a cold cache both trained it: twice the compute, and each swept the other's
+    temporary file as an orphan where the cache is shared between hosts."""
+    import fcntl
+    import threading
+    import time
+
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    path = load_evaluator(str(tiny_folder)).info.path
+    trained = path.read_bytes()
+    path.unlink()
+    theirs = path.with_name(f".{path.name}.{2**30}.tmp")  # the other's write, in progress
+    theirs.write_bytes(b"half an evaluator")
+    lock = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as the process training it holds it (flock: per open file)
+    events: list = []
+    loaded: list = []
+    waiter = threading.Thread(
+        target=lambda: loaded.append(load_evaluator(str(tiny_folder), on_event=events.append))
+    )
+    waiter.start()
+    deadline = time.monotonic() + 60
+    while not events:
+        assert time.monotonic() < deadline and waiter.is_alive()
+        time.sleep(0.01)
+    assert events == [EvaluatorWaiting(str(tiny_folder), path)]
+    assert theirs.exists()  # not swept while its writer holds the lock
+    path.write_bytes(trained)  # the other process saves its evaluator, and ends
+    os.close(lock)
+    waiter.join(timeout=60)
+    assert not loaded[0].trained and [type(e) for e in events] == [EvaluatorWaiting, EvaluatorReady]
 
 
 def test_the_cache_file_is_safetensors_with_the_promised_metadata(evaluator: Evaluator) -> None:

@@ -30,6 +30,7 @@ from acgan_cli.core.evaluation.events import (
     EvaluatorReady,
     EvaluatorStepDone,
     EvaluatorTrainingStarted,
+    EvaluatorWaiting,
     StageStarted,
 )
 from acgan_cli.core.evaluation.metrics import (
@@ -66,6 +67,7 @@ __all__ = [
     "EvaluatorReady",
     "EvaluatorStepDone",
     "EvaluatorTrainingStarted",
+    "EvaluatorWaiting",
     "FeatureSet",
     "Figure",
     "Metric",

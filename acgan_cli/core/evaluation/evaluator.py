@@ -16,11 +16,13 @@ state is left as it was. Same seed, same data and same machine give the same eva
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,7 @@ from acgan_cli.core.evaluation.events import (
     EvaluatorReady,
     EvaluatorStepDone,
     EvaluatorTrainingStarted,
+    EvaluatorWaiting,
 )
 from acgan_cli.core.evaluation.metrics import FeatureSet
 
@@ -361,14 +364,12 @@ def save_evaluator(evaluator: Evaluator, path: Path) -> None:
 
 
 def _check_writable(path: Path) -> None:
-    """Refuse a cache that cannot take `path` before training an evaluator for it, not after; and
-    sweep up what a process killed while writing it left."""
-    from acgan_cli.core.checkpoint import remove_orphaned_temporaries, temporary_path
+    """Refuse a cache that cannot take `path` before training an evaluator for it, not after."""
+    from acgan_cli.core.checkpoint import temporary_path
 
     tmp = temporary_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        remove_orphaned_temporaries(path.parent, of=path.name)
         tmp.write_bytes(b"")
         tmp.unlink()
     except OSError as exc:
@@ -478,33 +479,84 @@ def load_evaluator(
     train, test = evaluator_splits(dataset, data_dir, download)
     digest = data_hash(train, test)
     cached = cache_path(dataset, digest, seed)
-    reason = "requested" if retrain else "missing"
-    if not retrain and cached.exists():
+
+    def from_cache() -> Evaluator | str:
+        """The cached evaluator, or why there is none to use."""
+        if not cached.exists():
+            return "missing"
         try:
             net, info = read_evaluator(cached)
             if info.data_hash != digest or info.seed != seed:
                 raise EvaluatorError("its metadata does not match its cache key")
         except EvaluatorError as exc:
-            reason = f"unreadable: {exc.message}"
-        else:
-            on_event(
-                EvaluatorReady(cached, dataset, info.test_accuracy, False, time.perf_counter() - started)
-            )
-            return Evaluator(net, info, train, test, device)
+            return f"unreadable: {exc.message}"
+        on_event(EvaluatorReady(cached, dataset, info.test_accuracy, False, time.perf_counter() - started))
+        return Evaluator(net, info, train, test, device)
 
+    found = "requested" if retrain else from_cache()
+    if isinstance(found, Evaluator):
+        return found
     _check_writable(cached)
-    epochs, steps_per_epoch = training_plan(len(train))
-    precision = training_precision(device)
-    on_event(
-        EvaluatorTrainingStarted(
-            dataset, cached, reason, len(train), epochs, epochs * steps_per_epoch, str(device), precision
+    # One process trains an evaluator at a time; one that finds another at it waits for its file.
+    with _training_lock(cached, on_wait=lambda: on_event(EvaluatorWaiting(dataset, cached))) as lock:
+        if lock.waited or not retrain:  # what another process cached meanwhile is as good as new
+            found = from_cache()
+            if isinstance(found, Evaluator):
+                return found
+        if lock.held:  # no other process writes it now: what a killed write left can go
+            from acgan_cli.core.checkpoint import remove_orphaned_temporaries
+
+            with contextlib.suppress(OSError):
+                remove_orphaned_temporaries(cached.parent, of=cached.name)
+        epochs, steps_per_epoch = training_plan(len(train))
+        precision = training_precision(device)
+        on_event(
+            EvaluatorTrainingStarted(
+                dataset, cached, found, len(train), epochs, epochs * steps_per_epoch, str(device), precision
+            )
         )
-    )
-    evaluator = train_evaluator(
-        train, test, dataset=dataset, seed=seed, device=device, path=cached, on_event=on_event
-    )
-    save_evaluator(evaluator, cached)
+        evaluator = train_evaluator(
+            train, test, dataset=dataset, seed=seed, device=device, path=cached, on_event=on_event
+        )
+        save_evaluator(evaluator, cached)
     on_event(
         EvaluatorReady(cached, dataset, evaluator.info.test_accuracy, True, time.perf_counter() - started)
     )
     return evaluator
+
+
+@dataclass
+class _Lock:
+    held: bool = False  # False where the system has no locks (Windows, some network file systems)
+    waited: bool = False  # another process held it first
+
+
+@contextlib.contextmanager
+def _training_lock(cached: Path, on_wait: Callable[[], None]) -> Iterator[_Lock]:
+    """Hold the lock of the cached evaluator `cached` (an exclusive flock on a hidden `.NAME.lock`
+    beside it, which stays: removing it would let two processes lock two files), waiting for the
+    process that holds it. Released when the block ends, or by the kernel when the process dies."""
+    lock = _Lock()
+    try:
+        import fcntl
+    except ImportError:
+        yield lock
+        return
+    try:
+        fd = os.open(cached.with_name(f".{cached.name}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:  # the write test passed, so rarely: unguarded, as before
+        yield lock
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock.held = True
+        except BlockingIOError:
+            on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)  # Ctrl-C interrupts the wait
+            lock.held = lock.waited = True
+        except OSError:  # a file system without locks
+            pass
+        yield lock
+    finally:
+        os.close(fd)

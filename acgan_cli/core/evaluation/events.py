@@ -25,6 +25,14 @@ class EvaluatorTrainingStarted:
 
 
 @dataclass(frozen=True)
+class EvaluatorWaiting:
+    """Another process is training the evaluator this one needs: this one waits, then loads its file."""
+
+    dataset: str
+    path: Path  # where the other process will cache it
+
+
+@dataclass(frozen=True)
 class EvaluatorStepDone:
     """One optimisation step of the evaluator finished (no sync: carries no loss)."""
 
@@ -73,7 +81,8 @@ class CheckpointEvaluated:
 
 
 EvaluationEvent = (
-    EvaluatorTrainingStarted
+    EvaluatorWaiting
+    | EvaluatorTrainingStarted
     | EvaluatorStepDone
     | EvaluatorEpochEnded
     | EvaluatorReady
