@@ -506,6 +506,12 @@ def generator_checkpoint_bytes(
 
 def read_header(path: Path) -> dict[str, Any]:
     """The JSON header of a safetensors file, read only after its length was checked against the file."""
+    return _read_header(path)[0]
+
+
+def _read_header(path: Path) -> tuple[dict[str, Any], int]:
+    """The JSON header of a safetensors file, and the length the file should have: the tensors' data
+    ends where the header's last offset says."""
     try:
         status = path.stat()
         if not stat.S_ISREG(status.st_mode):  # a FIFO would block open() until a writer came, forever
@@ -538,7 +544,13 @@ def read_header(path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} is not a safetensors file (its header is not a JSON object)", hint=NOT_A_CHECKPOINT_HINT
         )
-    return header
+    ends = [
+        entry["data_offsets"][-1]
+        for name, entry in header.items()
+        if name != "__metadata__" and isinstance(entry, dict) and isinstance(entry.get("data_offsets"), list)
+        and entry["data_offsets"] and isinstance(entry["data_offsets"][-1], int)
+    ]  # fmt: skip
+    return header, 8 + header_len + max(ends, default=0)
 
 
 def _acgan_metadata(path: Path, header: dict[str, Any]) -> dict[str, str]:
@@ -758,18 +770,11 @@ def check_checkpoint(path: str | Path) -> CheckpointInfo:
     """`read_info`, and all the header can tell of the tensors without reading them: the names and
     shapes the model needs, and a file as long as the header says (a truncated one is refused)."""
     path = resolve_checkpoint(path)
-    header = read_header(path)
+    header, expected = _read_header(path)
     info = _parse_info(path, _acgan_metadata(path, header))
     _check_tensor_table(info, header)
-    ends = [
-        entry["data_offsets"][-1]
-        for name, entry in header.items()
-        if name != "__metadata__" and isinstance(entry.get("data_offsets"), list) and entry["data_offsets"]
-    ]
-    with contextlib.suppress(OSError, struct.error, TypeError):
-        with open(path, "rb") as f:
-            (header_len,) = struct.unpack("<Q", f.read(8))
-        expected, size = 8 + header_len + max(ends, default=0), path.stat().st_size
+    with contextlib.suppress(OSError):  # gone since: loading it will say so
+        size = path.stat().st_size
         if size != expected:
             raise CheckpointError(
                 f"{path} is damaged: {size:,} bytes where its header describes {expected:,}",
