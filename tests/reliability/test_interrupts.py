@@ -223,7 +223,11 @@ def test_a_second_ctrl_c_while_the_stop_is_reported_waits_for_the_resume_command
     ("window", "error", "status"),
     [
         ("before-the-first-step", "error: interrupted before the first step; nothing was saved", 130),
-        ("twice-before-a-checkpoint", "error: interrupted before the first checkpoint; nothing was saved", 130),
+        (
+            "twice-before-a-checkpoint",
+            "error: interrupted before the first checkpoint; nothing was saved",
+            130,
+        ),
         ("before-the-stop-is-caught", "error: interrupted before the first step; nothing was saved", 130),
         ("interrupted-while-loading", "error: interrupted before the first step; nothing was saved", 130),
         ("terminated-while-loading", "error: terminated before the first step; nothing was saved", 143),
