@@ -311,6 +311,16 @@ def _find_idx(folder: Path, split: str, kind: str) -> Path:
             f"{folder} has no {split} {kind} IDX file (e.g. {example})",
             hint="point --dataset at a folder of MNIST-format IDX files",
         )
+    if len(matches) == 2:  # X and X.gz: one file (unpacked with gunzip -k), or a stale copy of another
+        import numpy as np
+
+        plain, packed = matches
+        if not np.array_equal(read_idx(plain), read_idx(packed)):
+            raise DataError(
+                f"{folder} holds {plain.name} and {packed.name} with different contents",
+                hint=f"delete the stale one: the other {kind} file of this split is "
+                "paired with one of them",
+            )
     return matches[0]
 
 

@@ -291,3 +291,21 @@ def test_a_header_that_lies_about_its_size_costs_only_what_the_file_holds(tmp_pa
     message, grown_mb = done.stdout.strip().splitlines()
     assert "but the file holds 1,016 bytes" in message
     assert int(grown_mb) < 100, f"peak RSS grew {grown_mb} MB"
+
+
+def test_a_file_and_a_gzip_of_other_contents_are_refused(tmp_path: Path) -> None:
+    """A stale unpacked copy beside newer .gz files: its images were paired with the .gz labels,
+    silently (the plain file was taken as the gzip's own)."""
+    folder = make_idx_folder(tmp_path / "data", compress=True)
+    images = gzip.decompress((folder / "train-images-idx3-ubyte.gz").read_bytes())
+    stale = bytearray(images)
+    stale[-1] ^= 0xFF  # one pixel of the last image differs
+    (folder / "train-images-idx3-ubyte").write_bytes(bytes(stale))
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(folder))
+    assert caught.value.message == (
+        f"{folder} holds train-images-idx3-ubyte and train-images-idx3-ubyte.gz with different contents"
+    )
+    assert caught.value.hint is not None and "delete the stale one" in caught.value.hint
+    (folder / "train-images-idx3-ubyte").write_bytes(images)  # `gunzip -k`: the same file twice
+    assert len(load_dataset(str(folder))) == 40
