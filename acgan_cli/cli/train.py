@@ -50,11 +50,11 @@ class _StopRequests:
     wherever the interpreter happens to be on its way out.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console) -> None:
         self.received: list[int] = []
         self._holding = False
         self._held: list[int] = []
-        self._console = stderr_console()
+        self._console = console  # the live display's: its notice then stays above the bars
 
     def __enter__(self) -> _StopRequests:
         self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -449,7 +449,7 @@ def _stopped_before_saving(exc: KeyboardInterrupt, resumed: Path | None) -> type
 def _run(trainer: Trainer, console: Console) -> None:
     config = trainer.config
     draw = _renderer(console)
-    with _StopRequests() as stop:
+    with _StopRequests(console) as stop:
         try:
             result = trainer.run(on_event=draw, should_stop=lambda: bool(stop.received))
         except KeyboardInterrupt:  # the second Ctrl-C, in a step or a checkpoint write

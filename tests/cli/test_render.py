@@ -78,3 +78,24 @@ def test_start_lines_say_which_speed_options_are_on(tmp_path: Path) -> None:
     live = first_lines(LiveRenderer, both)
     assert "compiled: the first steps compile, one CUDA graph a step after 3 eager ones" in live
     assert "CUDA graph" not in first_lines(LiveRenderer, started(compile=True))
+
+
+def test_the_stop_notice_goes_through_the_live_displays_console(tmp_path: Path, small_dataset) -> None:
+    """It went through a console of its own, below the bars, and their next refresh erased it."""
+    import signal
+
+    from acgan_cli.cli.train import _StopRequests
+
+    output = io.StringIO()
+    console = Console(file=output, force_terminal=True, width=120, color_system=None)
+    draw = LiveRenderer(console)
+    events = _events(tmp_path, small_dataset)
+    for event in events[:5]:
+        draw(event)
+    _StopRequests(console)._handle(signal.SIGINT, None)  # what Ctrl-C calls
+    for event in events[5:]:
+        draw(event)
+    draw.close()
+    text = output.getvalue()
+    notice = text.index("stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)")
+    assert "14/14" in text[notice:]  # the bars were drawn again, below it

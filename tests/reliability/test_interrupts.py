@@ -86,8 +86,9 @@ def test_a_ctrl_c_after_the_stop_has_saved_still_quits_at_once() -> None:
     """The second Ctrl-C can land after the run has saved, in the command's last lines."""
     code = """
 import os, signal, time
+from acgan_cli.cli.common import stderr_console
 from acgan_cli.cli.train import _StopRequests
-with _StopRequests() as stop:
+with _StopRequests(stderr_console()) as stop:
     os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C: a stop request
     time.sleep(0.2)
 assert stop.received == [signal.SIGINT], stop.received
