@@ -83,6 +83,8 @@ def _evaluator_line(event: object) -> str | None:
             f"training the evaluator for {event.dataset} once ({event.n_images:,} images, "
             f"{event.epochs} epochs); it is cached at {event.path}"
         )
+    if isinstance(event, EvaluatorEpochEnded):  # a minute or more in all: say that it goes on
+        return f"evaluator epoch {event.epoch + 1}/{event.epochs}: loss {event.loss:.4f}"
     if isinstance(event, EvaluatorReady):
         return f"evaluator: {event.path} (test accuracy {event.test_accuracy:.2%})"
     return None

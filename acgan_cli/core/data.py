@@ -318,8 +318,7 @@ def _find_idx(folder: Path, split: str, kind: str) -> Path:
         if not np.array_equal(read_idx(plain), read_idx(packed)):
             raise DataError(
                 f"{folder} holds {plain.name} and {packed.name} with different contents",
-                hint=f"delete the stale one: the other {kind} file of this split is "
-                "paired with one of them",
+                hint="delete the stale one: the split's other IDX file belongs with only one of them",
             )
     return matches[0]
 

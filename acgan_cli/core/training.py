@@ -878,7 +878,7 @@ class Trainer:
         if self.device.type == "cpu":  # after loading the data: its temporaries go back to the OS
             reuse_freed_memory()  # each step then reuses the last one's pages (bf16 1.07x, fp32 1.03x)
         if config.eval_every:  # first use trains the evaluator; its progress goes to on_event
-            from acgan_cli.core.evaluation import load_evaluator
+            from acgan_cli.core.evaluation.evaluator import TrainingStopped, load_evaluator
 
             try:
                 self.evaluator = load_evaluator(
@@ -887,7 +887,10 @@ class Trainer:
                     download=config.download,
                     device=self.device,
                     on_event=on_event,
+                    should_stop=should_stop,
                 )
+            except TrainingStopped:  # a stop while it trained: the loop below stops before its first step
+                self.evaluator = None
             except BaseException:
                 self.discard()  # still empty: no run to leave behind
                 raise

@@ -99,3 +99,15 @@ def test_the_stop_notice_goes_through_the_live_displays_console(tmp_path: Path, 
     text = output.getvalue()
     notice = text.index("stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)")
     assert "14/14" in text[notice:]  # the bars were drawn again, below it
+
+
+def test_the_evaluator_training_of_eval_every_shows_its_epochs() -> None:
+    """A first --eval-every trains the evaluator for a minute or more: nothing showed it go on."""
+    from acgan_cli.core.evaluation import EvaluatorEpochEnded
+
+    for make in (PlainRenderer, LiveRenderer):
+        output = io.StringIO()
+        draw = make(Console(file=output, width=100, color_system=None))
+        draw(EvaluatorEpochEnded(epoch=2, epochs=8, loss=0.25))
+        draw.close()
+        assert output.getvalue().strip() == "evaluator epoch 3/8: loss 0.2500"

@@ -536,3 +536,21 @@ def test_keep_checkpoints_prunes_the_oldest_step_files_after_the_new_one_is_writ
         tiny_config(max_steps=3, ckpt_every=1), run_dir=tmp_path / "all", dataset=small_dataset
     )
     assert len(ckpt.step_files(everything.run().run_dir / "checkpoints")) == 3  # the default keeps all
+
+
+def test_a_stop_while_the_evaluator_trains_ends_the_run_before_its_first_step(tmp_path: Path) -> None:
+    """--eval-every's first use trains the evaluator (a minute or more): a Ctrl-C then waited for it
+    to finish, though the run said it was stopping."""
+    from acgan_cli.core.evaluation import EvaluatorStepDone
+
+    events: list = []
+
+    def evaluator_steps() -> int:
+        return sum(isinstance(event, EvaluatorStepDone) for event in events)
+
+    trainer = Trainer(tiny_config(max_steps=4, eval_every=2), run_dir=tmp_path / "run")
+    result = trainer.run(on_event=events.append, should_stop=lambda: evaluator_steps() >= 3)
+    assert result.interrupted and result.step == 0 and result.checkpoint is None
+    assert evaluator_steps() == 3
+    assert not any(isinstance(event, StepDone) for event in events)
+    assert not list((tmp_path / "cache").rglob("*.safetensors"))  # no half-trained evaluator cached

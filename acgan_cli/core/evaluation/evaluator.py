@@ -65,6 +65,10 @@ MIN_EPOCHS, MAX_EPOCHS = 4, 8
 FEATURE_BATCH = 1000  # images per forward pass when computing features
 
 
+class TrainingStopped(Exception):
+    """The evaluator's training was asked to stop (`should_stop`) before it finished."""
+
+
 class EvaluatorError(AcganError):
     """An evaluator file that cannot be used, or one that does not fit the checkpoints or data."""
 
@@ -250,11 +254,13 @@ def train_evaluator(
     device: torch.device,
     path: Path,
     on_event: Callable[[EvaluationEvent], None] = lambda event: None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> Evaluator:
     """Train an evaluator on `train` (AdamW, one-cycle schedule) and measure it on `test`.
 
     Sends a step event every step and an epoch event (with the mean loss) every epoch.
-    `path` is where the caller will keep it; it is recorded in the info.
+    `path` is where the caller will keep it; it is recorded in the info. Raises TrainingStopped
+    as soon as `should_stop()` says so (checked before every step).
     """
     import torch
     import torch.nn.functional as F
@@ -283,6 +289,8 @@ def train_evaluator(
             order = torch.randperm(len(data), generator=order_rng).to(device)
             loss_sum = torch.zeros((), device=device)
             for index in range(steps_per_epoch):
+                if should_stop():
+                    raise TrainingStopped
                 take = order[index * BATCH_SIZE : (index + 1) * BATCH_SIZE]
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                     _, logits = net(to_model_range(data.images[take]))
@@ -450,8 +458,11 @@ def load_evaluator(
     seed: int = 0,
     retrain: bool = False,
     on_event: Callable[[EvaluationEvent], None] = lambda event: None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> Evaluator:
     """The evaluator for `dataset`: from `path` if given, else cached, else trained (and cached).
+
+    Training one stops with TrainingStopped when `should_stop()` says so; nothing is cached then.
 
     A cached file that cannot be read is replaced by a newly trained one. A given file must have
     been trained on the very data found here (its hash is checked), so its figures mean the same.
@@ -516,8 +527,9 @@ def load_evaluator(
             )
         )
         evaluator = train_evaluator(
-            train, test, dataset=dataset, seed=seed, device=device, path=cached, on_event=on_event
-        )
+            train, test, dataset=dataset, seed=seed, device=device, path=cached, on_event=on_event,
+            should_stop=should_stop,
+        )  # fmt: skip
         save_evaluator(evaluator, cached)
     on_event(
         EvaluatorReady(cached, dataset, evaluator.info.test_accuracy, True, time.perf_counter() - started)
