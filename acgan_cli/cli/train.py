@@ -25,7 +25,7 @@ from acgan_cli.cli.common import (
     stderr_console,
 )
 from acgan_cli.core.config import RECIPES, TrainConfig, check_seed, to_dict
-from acgan_cli.core.data import DATASETS, canonical_dataset, check_dataset_name
+from acgan_cli.core.data import DATASETS, canonical_dataset, check_dataset_name, check_split
 from acgan_cli.core.errors import CheckpointError, DataError, DivergedError
 
 if TYPE_CHECKING:
@@ -391,6 +391,8 @@ def train(
     from acgan_cli.core.training import check_out
 
     check_out(out, info if resume_path is not None else None)  # before anything is loaded, or said
+    if config.eval_every:  # scored against the test split: a folder without one fails at the start
+        check_split(config.dataset, "test")
     if dry_run:
         if resume_path is not None:  # what the run would refuse (without loading the data to count it)
             from acgan_cli.core.training import check_resume, recorded_steps_per_epoch

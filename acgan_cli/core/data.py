@@ -309,7 +309,10 @@ def _find_idx(folder: Path, split: str, kind: str) -> Path:
         ) + f"-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
         raise DataError(
             f"{folder} has no {split} {kind} IDX file (e.g. {example})",
-            hint="point --dataset at a folder of MNIST-format IDX files",
+            hint="point --dataset at a folder of MNIST-format IDX files"
+            if split == "train"
+            else "scores (evaluate, train --eval-every) need the folder's test split: add its t10k-images "
+            "and t10k-labels files",
         )
     if len(matches) == 2:  # X and X.gz: one file (unpacked with gunzip -k), or a stale copy of another
         import numpy as np
@@ -525,6 +528,15 @@ def check_dataset_name(name: str) -> None:
         option="dataset",
         detail=f"{name!r} is neither a dataset ({', '.join(DATASETS)}) nor a folder",
     )
+
+
+def check_split(name: str, split: str) -> None:
+    """Refuse a dataset folder without the files of `split`, before anything is loaded (a
+    registry dataset has both splits)."""
+    folder = Path(name).expanduser()
+    if name not in DATASETS and folder.is_dir():
+        for kind in ("images", "labels"):
+            _find_idx(folder, split, kind)
 
 
 def load_dataset(

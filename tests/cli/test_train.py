@@ -374,3 +374,26 @@ def test_a_path_with_brackets_and_colons_prints_as_given(tmp_path: Path) -> None
     result = runner.invoke(app, ["sample", "--ckpt", "no[/b]:smile:"])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: no[/b]:smile: does not exist")
+
+
+@pytest.mark.parametrize("dry_run", [["--dry-run"], []], ids=["dry-run", "run"])
+def test_eval_every_on_a_folder_without_a_test_split_is_refused_at_once(
+    tmp_path: Path, dry_run: list[str]
+) -> None:
+    """It failed after the data had loaded, with the hint to point --dataset at a folder of IDX
+    files (it was one), and --dry-run passed it."""
+    from tests.core.test_evaluation import write_idx_folder
+
+    folder = write_idx_folder(tmp_path / "digits", 64, 16)
+    for test_file in folder.glob("t10k-*"):
+        test_file.unlink()
+    args = ["train", "--dataset", str(folder), "--eval-every", "2", "--max-steps", "2", "--out", "run"]
+    result = runner.invoke(app, [*args, *TINY_ARGS, *dry_run])
+    assert result.exit_code == 1, result.stderr
+    assert plain(result.stderr) == (
+        f"error: {folder} has no test images IDX file (e.g. t10k-images-idx3-ubyte.gz) "
+        "hint: scores (evaluate, train --eval-every) need the folder's test split: add its t10k-images and "
+        "t10k-labels files"
+    )
+    assert not (tmp_path / "run").exists()
+    assert runner.invoke(app, [*args, "--eval-every", "0", "--dry-run"]).exit_code == 0
