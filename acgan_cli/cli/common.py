@@ -63,8 +63,8 @@ def no_color() -> bool:
 LIVE_MIN_COLUMNS = 60  # narrower, the live table's cells all shrink to "…": plain lines say more
 
 
-def interactive() -> bool:
-    """Whether to draw live progress bars: stderr is a terminal of 60 columns or more, and neither
+def interactive(min_columns: int = LIVE_MIN_COLUMNS) -> bool:
+    """Whether to draw live progress bars: stderr is a terminal of `min_columns` or more, and neither
     NO_COLOR nor TERM=dumb asks for plain text."""
     if not sys.stderr.isatty() or no_color() or os.environ.get("TERM") == "dumb":
         return False
@@ -72,7 +72,7 @@ def interactive() -> bool:
         columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stderr.fileno()).columns)
     except (OSError, ValueError):  # a terminal that does not say its size
         return True
-    return columns == 0 or columns >= LIVE_MIN_COLUMNS  # 0: unknown (rich then assumes 80)
+    return columns == 0 or columns >= min_columns  # 0: unknown (rich then assumes 80)
 
 
 def complete_dataset(incomplete: str) -> list[tuple[str, str]]:

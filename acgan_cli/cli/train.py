@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from acgan_cli.cli.common import (
+    LIVE_MIN_COLUMNS,
     Terminated,
     complete_dataset,
     handle_errors,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 DATA, TRAINING, RECIPE, MODEL, OUTPUT, DEVICE = "Data", "Training", "Recipe", "Model", "Output", "Device"
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+LIVE_MIN_COLUMNS_WITH_EVALUATION = 80
 
 
 def _complete_recipe(incomplete: str) -> list[str]:
@@ -450,7 +452,7 @@ def _stopped_before_saving(exc: KeyboardInterrupt, resumed: Path | None) -> type
 
 def _run(trainer: Trainer, console: Console) -> None:
     config = trainer.config
-    draw = _renderer(console)
+    draw = _renderer(console, with_evaluation=bool(config.eval_every))
     with _StopRequests(console) as stop:
         try:
             result = trainer.run(on_event=draw, should_stop=lambda: bool(stop.received))
@@ -503,7 +505,9 @@ def _run(trainer: Trainer, console: Console) -> None:
     typer.echo(str(result.run_dir))
 
 
-def _renderer(console):
+def _renderer(console, with_evaluation: bool = False):
     from acgan_cli.cli.render import renderer
 
-    return renderer(console, live=interactive(), quiet=state.quiet)
+    # --eval-every's two columns widen the loss table to ~76 columns: narrower, numbers were cut to "…"
+    live = interactive(LIVE_MIN_COLUMNS_WITH_EVALUATION if with_evaluation else LIVE_MIN_COLUMNS)
+    return renderer(console, live=live, quiet=state.quiet)

@@ -1,6 +1,7 @@
 import io
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from acgan_cli.cli.render import LiveRenderer, PlainRenderer, QuietRenderer, renderer
@@ -111,3 +112,42 @@ def test_the_evaluator_training_of_eval_every_shows_its_epochs() -> None:
         draw(EvaluatorEpochEnded(epoch=2, epochs=8, loss=0.25))
         draw.close()
         assert output.getvalue().strip() == "evaluator epoch 3/8: loss 0.2500"
+
+
+def test_with_eval_every_the_live_table_needs_80_columns_and_fits_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its two columns widen the table: from 60 to ~75 columns rich cut its numbers to "411…"."""
+    import sys
+
+    from acgan_cli.cli.train import _renderer
+    from acgan_cli.core.events import EpochEnded, Logged, Metrics
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setenv("COLUMNS", "79")
+    console = Console(file=io.StringIO())
+    assert isinstance(_renderer(console), LiveRenderer)
+    assert isinstance(_renderer(console, with_evaluation=True), PlainRenderer)
+    monkeypatch.setenv("COLUMNS", "80")
+    assert isinstance(_renderer(console, with_evaluation=True), LiveRenderer)
+
+    output = io.StringIO()
+    draw = LiveRenderer(Console(file=output, force_terminal=True, width=80, color_system=None))
+    metrics = Metrics(0.97012, 2.95044, 0.4, 0.55, 0.09, 12_345.6, steps=4, seconds=1.0)
+    draw(RunStarted(
+        run_dir=tmp_path / "a-run-folder-of-a-long-name", device="cpu", precision="bf16", cuda_graph=False,
+        start_step=0, total_steps=100_000, steps_per_epoch=1000, epochs=100, n_images=64_000, seed=0,
+        resumed_from=None, config={"eval_every": 4},
+    ))  # fmt: skip
+    evaluation = {"class_accuracy": 0.1234, "frechet_distance": 1411.53, "seconds": 1.0}
+    draw(Logged(4, 0, metrics, evaluation))
+    draw(EpochEnded(0, 1000, metrics))
+    draw.close()
+    text = output.getvalue()
+    assert "1411.53" in text and "12,346" in text and "img/s" in text
+    assert "…" not in text.replace("1 …", "")  # the running epoch's mark is the only ellipsis

@@ -119,8 +119,8 @@ def ctrl_c():
 def on(happened, action):
     renderer = command._renderer
 
-    def instrumented(console):
-        draw = renderer(console)
+    def instrumented(console, **options):
+        draw = renderer(console, **options)
 
         class Draw:
             def __call__(self, event):
@@ -151,7 +151,7 @@ elif sys.argv[1] == "twice-before-a-checkpoint":
 elif sys.argv[1] == "twice-in-a-branch":  # resumed at step 2: two steps in, before its own checkpoint
     on(lambda event: isinstance(event, StepDone) and event.step == 4, both_ctrl_cs)
 elif sys.argv[1] == "before-the-stop-is-caught":  # the run folder is made, the handler not yet in place
-    def stop_here(console):
+    def stop_here(console, **options):
         ctrl_c()
         time.sleep(30)  # the KeyboardInterrupt lands here at the latest
         raise AssertionError("no KeyboardInterrupt")
