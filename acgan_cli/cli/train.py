@@ -27,7 +27,7 @@ from acgan_cli.cli.common import (
 )
 from acgan_cli.core.config import RECIPES, TrainConfig, check_seed, to_dict
 from acgan_cli.core.data import DATASETS, canonical_dataset, check_dataset_name, check_split
-from acgan_cli.core.errors import CheckpointError, DataError, DivergedError
+from acgan_cli.core.errors import AcganError, CheckpointError, DataError, DivergedError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -492,7 +492,7 @@ def _run(trainer: Trainer, console: Console) -> None:
         if result.interrupted:
             console.print(f"stopped at step {result.step}; saved {result.checkpoint}")
             console.print(f"resume with: acgan train --resume {shlex.quote(str(result.run_dir))}")
-            typer.echo(str(result.run_dir))
+            _print_run_dir(result.run_dir, stopped=True)
             raise typer.Exit(stop.exit_code)
     if not state.quiet:
         ran = result.step - trainer.start_step
@@ -502,7 +502,21 @@ def _run(trainer: Trainer, console: Console) -> None:
             f"done: {ran} steps{resumed} in {result.seconds:.1f} s ({rate:,.0f} images/s); "
             f"samples in {result.run_dir / 'samples'}, checkpoint {result.checkpoint}"
         )
-    typer.echo(str(result.run_dir))
+    _print_run_dir(result.run_dir, stopped=False)
+
+
+def _print_run_dir(run_dir: Path, stopped: bool) -> None:
+    """The run folder on stdout, the command's result; a stdout that fails says the run is saved."""
+    try:
+        typer.echo(str(run_dir))
+    except BrokenPipeError:  # the reader went away: the error boundary ends quietly
+        raise
+    except OSError as exc:
+        saved = "stopped and saved" if stopped else "finished"
+        raise AcganError(
+            f"cannot write the run folder to stdout ({exc.strerror or exc}); the run {saved}: {run_dir}",
+            hint="the run is whole; give stdout a place that can take a line",
+        ) from None
 
 
 def _renderer(console, with_evaluation: bool = False):

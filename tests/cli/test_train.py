@@ -397,3 +397,23 @@ def test_eval_every_on_a_folder_without_a_test_split_is_refused_at_once(
     )
     assert not (tmp_path / "run").exists()
     assert runner.invoke(app, [*args, "--eval-every", "0", "--dry-run"]).exit_code == 0
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_stdout_that_cannot_take_the_run_folder_says_the_run_finished(tmp_path: Path) -> None:
+    """It said `error: No space left on device` with the hint to resume a run that had finished."""
+    args = ["train", "--dataset", "mnist-5k", "--max-steps", "2", "--out", "run", *TINY_ARGS]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "acgan_cli", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-2:] == [
+        "error: cannot write the run folder to stdout (No space left on device); the run finished: run",
+        "hint: the run is whole; give stdout a place that can take a line",
+    ]
+    assert read_info(tmp_path / "run").step == 2
