@@ -188,8 +188,13 @@ class LiveRenderer:
             self.table.end_epoch(event.epoch, event.metrics)
             self.progress.update(self.epoch_task, completed=event.epoch + 1)
         elif isinstance(event, RunFinished):
-            epochs_touched = -(-event.step // self.steps_per_epoch)  # a partial last epoch counts
-            self.progress.update(self.epoch_task, completed=epochs_touched)
+            # A run's partial last epoch counts as done; a stopped run's is not.
+            epochs = (
+                event.step // self.steps_per_epoch
+                if event.interrupted
+                else -(-event.step // self.steps_per_epoch)
+            )
+            self.progress.update(self.epoch_task, completed=epochs)
             self.live.stop()
 
     def close(self) -> None:

@@ -151,3 +151,21 @@ def test_with_eval_every_the_live_table_needs_80_columns_and_fits_them(
     text = output.getvalue()
     assert "1411.53" in text and "12,346" in text and "img/s" in text
     assert "…" not in text.replace("1 …", "")  # the running epoch's mark is the only ellipsis
+
+
+def test_a_stopped_run_leaves_its_epoch_bar_at_the_epochs_it_finished(tmp_path: Path) -> None:
+    """A stop at step 1,500 of 1,000-step epochs showed epoch 2 of 10 as done."""
+    from acgan_cli.core.events import RunFinished
+
+    for interrupted, shown in ((True, "1/10"), (False, "2/10")):
+        output = io.StringIO()
+        draw = LiveRenderer(Console(file=output, force_terminal=True, width=120, color_system=None))
+        draw(RunStarted(
+            run_dir=tmp_path, device="cpu", precision="bf16", cuda_graph=False, start_step=0,
+            total_steps=10_000, steps_per_epoch=1000, epochs=10, n_images=64_000, seed=0,
+            resumed_from=None, config={},
+        ))  # fmt: skip
+        draw(RunFinished(tmp_path, 1500, 10_000, None, 1.0, interrupted))
+        draw.close()
+        text = output.getvalue()
+        assert text[text.rindex("/10") - 1 :].startswith(shown), text  # the bar's last frame
