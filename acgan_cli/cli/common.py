@@ -18,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from acgan_cli.core.config import PRECISIONS
 from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError, first_line
 
 P = ParamSpec("P")
@@ -80,6 +81,16 @@ def complete_dataset(incomplete: str) -> list[tuple[str, str]]:
     from acgan_cli.core.data import DATASETS
 
     return [(name, source.description) for name, source in DATASETS.items() if name.startswith(incomplete)]
+
+
+def complete_from(choices: Iterable[str]) -> Callable[[str], list[str]]:
+    """Shell completion for an option that takes one of `choices` (no torch needed to list them)."""
+    choices = tuple(choices)
+    return lambda incomplete: [choice for choice in choices if choice.startswith(incomplete)]
+
+
+complete_device = complete_from(("auto", "cpu", "cuda", "mps"))  # and cuda:N, which is not listed
+complete_precision = complete_from(PRECISIONS)
 
 
 def option_name(field: str) -> str:

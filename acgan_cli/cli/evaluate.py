@@ -12,6 +12,8 @@ import typer
 from acgan_cli.cli.common import (
     checkpoint_from_environment,
     complete_dataset,
+    complete_device,
+    complete_precision,
     handle_errors,
     interactive,
     print_table,
@@ -111,13 +113,19 @@ def evaluate(
     ] = EvaluationConfig.download,
     device: Annotated[
         str,
-        typer.Option(help="auto, cpu, cuda, cuda:N or mps.", envvar="ACGAN_DEVICE", rich_help_panel=DEVICE),
+        typer.Option(
+            help="auto, cpu, cuda, cuda:N or mps.",
+            envvar="ACGAN_DEVICE",
+            autocompletion=complete_device,
+            rich_help_panel=DEVICE,
+        ),
     ] = EvaluationConfig.device,
     precision: Annotated[
         str,
         typer.Option(
             help="The generator's passes: auto (bf16 where fast), fp32, bf16 or fp16 (CUDA). The evaluator runs fp32.",
             envvar="ACGAN_PRECISION",
+            autocompletion=complete_precision,
             rich_help_panel=DEVICE,
         ),
     ] = EvaluationConfig.precision,

@@ -15,6 +15,7 @@ import typer
 from acgan_cli.cli.common import (
     check_stdout_takes_bytes,
     checkpoint_from_environment,
+    complete_device,
     either,
     from_environment,
     handle_errors,
@@ -181,7 +182,12 @@ def sample(
     ] = None,
     device: Annotated[
         str,
-        typer.Option(help="cpu, cuda, cuda:N, mps or auto.", envvar="ACGAN_DEVICE", rich_help_panel=MODEL),
+        typer.Option(
+            help="cpu, cuda, cuda:N, mps or auto.",
+            envvar="ACGAN_DEVICE",
+            autocompletion=complete_device,
+            rich_help_panel=MODEL,
+        ),
     ] = "cpu",
 ) -> None:
     """Draw images of a chosen class from a trained generator.

@@ -19,13 +19,16 @@ from acgan_cli.cli.common import (
     LIVE_MIN_COLUMNS,
     Terminated,
     complete_dataset,
+    complete_device,
+    complete_from,
+    complete_precision,
     handle_errors,
     interactive,
     print_error,
     state,
     stderr_console,
 )
-from acgan_cli.core.config import RECIPES, TrainConfig, check_seed, to_dict
+from acgan_cli.core.config import ADVERSARIAL_LOSSES, D_NORMS, RECIPES, TrainConfig, check_seed, to_dict
 from acgan_cli.core.data import DATASETS, canonical_dataset, check_dataset_name, check_split
 from acgan_cli.core.errors import AcganError, CheckpointError, DataError, DivergedError
 
@@ -185,7 +188,11 @@ def train(
     ] = TrainConfig.recipe,
     adversarial_loss: Annotated[
         str | None,
-        typer.Option(help="bce or hinge. \\[default: the recipe's]", rich_help_panel=RECIPE),
+        typer.Option(
+            help="bce or hinge. \\[default: the recipe's]",
+            autocompletion=complete_from(ADVERSARIAL_LOSSES),
+            rich_help_panel=RECIPE,
+        ),
     ] = None,
     fake_class_loss: Annotated[
         bool | None,
@@ -207,6 +214,7 @@ def train(
         str | None,
         typer.Option(
             help="The discriminator's normalisation: batch or spectral. \\[default: the recipe's]",
+            autocompletion=complete_from(D_NORMS),
             rich_help_panel=RECIPE,
         ),
     ] = None,
@@ -243,6 +251,7 @@ def train(
         typer.Option(
             help="auto, cpu, cuda, cuda:N or mps.",
             envvar="ACGAN_DEVICE",
+            autocompletion=complete_device,
             rich_help_panel=DEVICE,
         ),
     ] = TrainConfig.device,
@@ -251,6 +260,7 @@ def train(
         typer.Option(
             help="auto (bf16 where the hardware runs it fast, else fp32), fp32, bf16 or fp16 (CUDA).",
             envvar="ACGAN_PRECISION",
+            autocompletion=complete_precision,
             rich_help_panel=DEVICE,
         ),
     ] = TrainConfig.precision,

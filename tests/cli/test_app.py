@@ -209,3 +209,27 @@ def test_live_bars_only_on_a_terminal_wide_enough_for_them(columns: int, env: st
         os.close(parent)
         os.close(child)
     assert done.stdout.strip() == str(live)
+
+
+@pytest.mark.parametrize(
+    ("words", "offered"),
+    [
+        ("acgan train --device ", ["auto", "cpu", "cuda", "mps"]),
+        ("acgan train --precision b", ["bf16"]),
+        ("acgan train --d-norm ", ["batch", "spectral"]),
+        ("acgan train --adversarial-loss ", ["bce", "hinge"]),
+        ("acgan sample --device c", ["cpu", "cuda"]),
+        ("acgan evaluate --precision ", ["auto", "fp32", "bf16", "fp16"]),
+        ("acgan evaluate --device m", ["mps"]),
+    ],
+)
+def test_options_with_fixed_choices_complete_them_without_torch(words: str, offered: list[str]) -> None:
+    """They completed nothing, so bash offered the file names of the current folder."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from acgan_cli.cli import app\ntry:\n    app(prog_name='acgan')\n"
+         "except SystemExit:\n    pass\nprint('torch' in sys.modules)"],
+        capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, "_ACGAN_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": "3"},
+    )  # fmt: skip
+    *lines, imported = done.stdout.splitlines()
+    assert lines == offered and imported == "False"
