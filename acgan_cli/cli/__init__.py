@@ -6,6 +6,7 @@ the command function, so `acgan --help` and shell completion never load it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Annotated, Any
@@ -49,6 +50,13 @@ class _OneLineUsageErrors(TyperGroup):
             raise
         except typer.Abort:
             print_error("aborted")
+            sys.exit(1)
+        except OSError as exc:  # the help or version text into a full disk (a command's own are caught)
+            with contextlib.suppress(OSError, ValueError):  # nothing more to flush there on the way out
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            print_error(
+                f"cannot write to stdout ({exc.strerror or exc})", "give stdout a place that can take it"
+            )
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 

@@ -233,3 +233,22 @@ def test_options_with_fixed_choices_complete_them_without_torch(words: str, offe
     )  # fmt: skip
     *lines, imported = done.stdout.splitlines()
     assert lines == offered and imported == "False"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["sample", "--help"]])
+def test_help_or_version_into_a_full_stdout_is_one_error_line(args: list[str]) -> None:
+    """It was a Python traceback (an OSError out of the help's printing)."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "acgan_cli", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "error: cannot write to stdout (No space left on device)",
+        "hint: give stdout a place that can take it",
+    ]
