@@ -1,9 +1,12 @@
 # Every target sets up what it needs: on a fresh machine `make demo` and `make test` are enough.
 PYTHON ?= python3
-VENV ?= .venv
+# Not from the environment (`make clean` removes them; a shell's own $VENV is often a user's venv):
+# `make VENV=…` on the command line still sets them.
+VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-DEMO_DIR ?= runs/demo
+DEMO_DIR := runs/demo
+OLD_PYTHON := import sys; sys.exit(sys.version_info < (3, 10))
 DEMO_EPOCHS ?= 12
 
 .PHONY: install test lint format demo bench clean
@@ -11,6 +14,10 @@ DEMO_EPOCHS ?= 12
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -c '$(OLD_PYTHON)' || { \
+		echo "make: $(PYTHON) is Python $$($(PYTHON) -V 2>&1 | cut -d' ' -f2); acgan needs 3.10 or newer: make PYTHON=python3.11 ..."; exit 1; }
+	@test ! -x $(BIN)/python || $(BIN)/python -c '$(OLD_PYTHON)' || { \
+		echo "make: $(VENV) holds Python $$($(BIN)/python -V 2>&1 | cut -d' ' -f2), older than 3.10: make clean, then make PYTHON=python3.11 ..."; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
