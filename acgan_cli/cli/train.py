@@ -464,34 +464,42 @@ def _run(trainer: Trainer, console: Console) -> None:
     config = trainer.config
     draw = _renderer(console, with_evaluation=bool(config.eval_every))
     with _StopRequests(console) as stop:
+        code = EXIT_SIGINT
         try:
             result = trainer.run(on_event=draw, should_stop=lambda: bool(stop.received))
         except KeyboardInterrupt:  # the second Ctrl-C, in a step or a checkpoint write
             result = None
+        except Exception as exc:
+            # After a stop request, a library's failure is the signal's doing: a process group's
+            # SIGTERM also kills torch.compile's compiler, whose death comes back as a C++ error.
+            if not stop.received or isinstance(exc, (AcganError, OSError)):
+                raise
+            result, code = None, stop.exit_code
         finally:
             stop.hold()  # the run is over: say where it saved before any other signal is obeyed
             draw.close()
 
         if result is None:
+            word = "terminated" if code == EXIT_SIGTERM else "interrupted"
             last = trainer.last_checkpoint  # a write cut short is never renamed into place
             if last != trainer.resumed_from:  # this command saved: its checkpoint holds its options
                 print_error(
-                    f"interrupted; the last checkpoint {last} is intact",
+                    f"{word}; the last checkpoint {last} is intact",
                     f"resume with: acgan train --resume {shlex.quote(str(trainer.run_dir))}",
                 )
-                raise typer.Exit(EXIT_SIGINT)
+                raise typer.Exit(code)
             trainer.discard()  # a new run folder without a checkpoint of its own cannot be resumed
             if last is not None:  # the checkpoint it resumed holds the old options, not this command's
                 print_error(
-                    f"interrupted before this command saved a checkpoint; {last}, which it resumed, is intact",
+                    f"{word} before this command saved a checkpoint; {last}, which it resumed, is intact",
                     "run the same command again to start over from it",
                 )
             else:
                 print_error(
-                    "interrupted before the first checkpoint; nothing was saved",
+                    f"{word} before the first checkpoint; nothing was saved",
                     "a single Ctrl-C stops after the step and saves a checkpoint to resume from",
                 )
-            raise typer.Exit(EXIT_SIGINT)
+            raise typer.Exit(code)
         if result.interrupted and result.checkpoint is None:  # stopped before its first step
             trainer.discard()
             print_error(

@@ -157,6 +157,15 @@ elif sys.argv[1] == "before-the-stop-is-caught":  # the run folder is made, the 
         raise AssertionError("no KeyboardInterrupt")
 
     command._renderer = stop_here
+elif sys.argv[1] == "a-library-fails-after-a-sigterm":  # as torch.compile's killed compiler does
+    from acgan_cli.core.events import RunFinished
+
+    at_the_step_2_checkpoint(lambda: os.kill(os.getpid(), signal.SIGTERM))
+
+    def compiler_died():
+        raise RuntimeError("CppCompileError: C++ compile error")
+
+    on(lambda event: isinstance(event, RunFinished), compiler_died)  # as the run ends
 elif sys.argv[1].endswith("while-loading"):  # "interrupted-…" or "terminated-…": nothing exists yet
     from acgan_cli.core import training
 
@@ -209,6 +218,17 @@ def test_a_second_ctrl_c_inside_the_run_names_the_checkpoint_that_survives(tmp_p
     assert "hint: resume with: acgan train --resume run" in lines
     info, _ = ckpt.load_checkpoint(tmp_path / "run")
     assert info.step == 2
+
+
+def test_a_library_failing_after_a_stop_request_is_reported_as_the_stop(tmp_path: Path) -> None:
+    """A process group's SIGTERM also kills torch.compile's compiler, whose death came back as
+    `unexpected InductorError … this is a bug in acgan`."""
+    done = _instrumented_run("a-library-fails-after-a-sigterm", tmp_path)
+    assert done.returncode == 143, done.stderr
+    assert error_lines(done.stderr) == [
+        "error: terminated; the last checkpoint run/checkpoints/step-00000002.safetensors is intact",
+        "hint: resume with: acgan train --resume run",
+    ]
 
 
 def test_a_second_ctrl_c_while_the_stop_is_reported_waits_for_the_resume_command(tmp_path: Path) -> None:
