@@ -522,6 +522,13 @@ def check_dataset_name(name: str) -> None:
         )
     if name in DATASETS or Path(name).expanduser().is_dir():
         return
+    if Path(name).expanduser().is_file():
+        folder = Path(name).expanduser().parent
+        raise UsageError(
+            f"{name} is a file; --dataset takes the folder that holds the IDX files",
+            option="dataset",
+            detail=f"{name!r} is a file, not a folder of IDX files: give its folder, {str(folder)!r}",
+        )
     raise UsageError(
         f"unknown dataset {name!r}",
         hint=f"choose one of {', '.join(DATASETS)}, or give a folder of MNIST-format IDX files",

@@ -309,3 +309,13 @@ def test_a_file_and_a_gzip_of_other_contents_are_refused(tmp_path: Path) -> None
     assert caught.value.hint is not None and "delete the stale one" in caught.value.hint
     (folder / "train-images-idx3-ubyte").write_bytes(images)  # `gunzip -k`: the same file twice
     assert len(load_dataset(str(folder))) == 40
+
+
+def test_a_file_given_as_the_dataset_is_told_to_give_its_folder(tmp_path: Path) -> None:
+    """`--dataset DIR/train-images-idx3-ubyte` said it was "neither a dataset nor a folder"."""
+    folder = make_idx_folder(tmp_path / "data")
+    with pytest.raises(UsageError) as caught:
+        check_dataset_name(str(folder / "train-images-idx3-ubyte"))
+    assert caught.value.detail == (
+        f"'{folder / 'train-images-idx3-ubyte'}' is a file, not a folder of IDX files: give its folder, '{folder}'"
+    )
