@@ -425,6 +425,13 @@ class Trainer:
         data = dataset or load_dataset(
             config.dataset, "train", Path(config.data_dir) if config.data_dir else None, config.download
         )
+        height, width = data.images.shape[-2:]
+        if height != width:  # prepare() squares them
+            warnings.warn(
+                Notice(f"the images are {height}x{width}; they are resized to {config.img_size}x{config.img_size}, "
+                       "their aspect not kept"),
+                stacklevel=2,
+            )  # fmt: skip
         self.data = prepare(data, config.img_size, self.device)
         self.steps_per_epoch = len(self.data) // config.batch_size
         if self.steps_per_epoch == 0:

@@ -417,3 +417,23 @@ def test_a_stdout_that_cannot_take_the_run_folder_says_the_run_finished(tmp_path
         "hint: the run is whole; give stdout a place that can take a line",
     ]
     assert read_info(tmp_path / "run").step == 2
+
+
+def test_images_that_are_not_square_are_said_to_lose_their_aspect(tmp_path: Path) -> None:
+    """They were stretched to a square without a word."""
+    import numpy as np
+
+    from tests.core.test_data import write_idx
+
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte", np.random.default_rng(0).integers(0, 256, (32, 20, 28)))
+    write_idx(folder / "train-labels-idx1-ubyte", np.arange(32) % 2)
+    result = runner.invoke(
+        app, ["train", "--dataset", str(folder), "--max-steps", "1", "--batch-size", "16", *TINY_ARGS]
+    )
+    assert result.exit_code == 0, result.stderr
+    size = TINY_ARGS[TINY_ARGS.index("--img-size") + 1]
+    assert f"note: the images are 20x28; they are resized to {size}x{size}, their aspect not kept" in (
+        result.stderr.splitlines()
+    )
