@@ -33,6 +33,13 @@ class _OneLineUsageErrors(TyperGroup):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         words = list(args[0] if args else kwargs.get("args") or sys.argv[1:])
+        after = _empty_argument(words)
+        if after is not None:  # as the current folder, "" would train into it or read it as a run
+            print_error(
+                f"an empty argument after {after}",
+                "an unset shell variable? give a value, or leave the option out",
+            )
+            sys.exit(2)
         on_null = _stdout_is_null()
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
@@ -76,6 +83,17 @@ class _OneLineUsageErrors(TyperGroup):
         if option in ("-q", "--quiet", "-v", "--verbose"):
             return f"{option} goes before the command: `acgan {option} {command} …`"
         return f"`acgan {command} --help` lists the options"
+
+
+def _empty_argument(words: list[str]) -> str | None:
+    """The word an empty argument follows (`--out ""`, `--out=`), if there is one: no acgan option
+    or argument takes "" (Path("") is the current folder)."""
+    for index, word in enumerate(words):
+        if word.startswith("--") and word.endswith("=") and len(word) > 3:
+            return word[:-1]
+        if word == "":
+            return words[index - 1] if index else "acgan"
+    return None
 
 
 def _stdout_is_null() -> bool:

@@ -252,3 +252,26 @@ def test_help_or_version_into_a_full_stdout_is_one_error_line(args: list[str]) -
         "error: cannot write to stdout (No space left on device)",
         "hint: give stdout a place that can take it",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "after"),
+    [
+        (["train", "--out", "", "--dry-run"], "--out"),
+        (["train", "--data-dir=", "--dry-run"], "--data-dir"),
+        (["sample", "--ckpt", "", "--digit", "3"], "--ckpt"),
+        (["evaluate", ""], "evaluate"),
+        (["export", "", "-f", "onnx"], "export"),
+    ],
+)
+def test_an_empty_argument_is_refused_not_read_as_the_current_folder(
+    args: list[str], after: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--out "$UNSET"` trained into the current folder; `--ckpt ""` looked for a run there."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: an empty argument after {after}",
+        "hint: an unset shell variable? give a value, or leave the option out",
+    ]
+    assert list(tmp_path.iterdir()) == []

@@ -285,7 +285,7 @@ def test_the_data_folder_is_recorded_as_an_absolute_path(tmp_path: Path) -> None
     assert json.loads(result.stdout)["train"]["data_dir"] == str(tmp_path / "mine")
     result = runner.invoke(app, ["train", "--dataset", "", "--dry-run"])
     assert result.exit_code == 2  # not the current folder
-    assert "Invalid value for --dataset: must not be empty" in result.stderr
+    assert "error: an empty argument after --dataset" in result.stderr
 
 
 def test_ctrl_c_saves_prints_the_resume_command_and_exits_130(tmp_path: Path) -> None:
