@@ -13,7 +13,9 @@ so a change is measured against what it replaced in one run. Throughput is stead
 images/s: the reference's own TIMING line (batches 5..N-1), and for acgan the metrics.jsonl
 windows after the first (warm-up) window. Figures are medians over rounds; ratios are taken
 per round, then the median. Also measured: peak RSS of a training run (on mnist-5k and on
-60,000 images), `acgan --help` and `acgan sample` wall time.
+60,000 images), `acgan --help` and `acgan sample` wall time. Every acgan command runs this
+checkout's acgan_cli (or --baseline's), put first on PYTHONPATH, whatever is installed.
+--steps must be more than 5: the first 5 are warm-up, left out of both systems' figures.
 """
 
 from __future__ import annotations
@@ -31,11 +33,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's acgan_cli, as the commands below run it
 SHARED = Path(os.environ.get("ACGAN_SHARED", ROOT.parent / "shared"))
 REFERENCE = SHARED / "reference" / "acgan_reference.py"
 DATA = ROOT / "acgan_cli" / "assets" / "mnist-5k.npz"
 ACGAN = [sys.executable, "-m", "acgan_cli"]
-LOG_EVERY = 5
+LOG_EVERY = 5  # acgan's log window; the reference's warm-up is 5 batches too
+MIN_STEPS = LOG_EVERY + 1  # both leave out the first 5 steps: at least one must be timed
+
+
+def checkout_env(checkout: Path | None = None) -> dict[str, str]:
+    """The environment with `checkout` (this one by default) first on PYTHONPATH, so that its
+    acgan_cli runs, not the one installed."""
+    path = os.pathsep.join(p for p in (str(checkout or ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path}
 
 
 def reference_images_per_s(steps: int, workdir: Path) -> float:
@@ -44,7 +55,11 @@ def reference_images_per_s(steps: int, workdir: Path) -> float:
         [sys.executable, str(REFERENCE), "--data_npz", str(DATA), "--max_batches", str(steps), "--n_cpu", "2"],
         cwd=workdir, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    return float(re.search(r"TIMING reference: .* images/s=([\d.]+)", out).group(1))
+    timing = re.search(r"TIMING reference: .* images/s=([\d.]+)", out)
+    if timing is None:
+        lines = [line for line in out.splitlines() if line.startswith("TIMING")] or out.splitlines()[-3:]
+        sys.exit(f"error: no images/s in the reference script's output: {' / '.join(lines) or '(none)'}")
+    return float(timing.group(1))
 
 
 def steady_windows(metrics: Path) -> list[dict]:
@@ -95,7 +110,7 @@ def acgan_images_per_s(
     the first window, so it is left out like any warm-up). `checkout`: run acgan from that
     source tree instead of the installed one.
     """
-    env = {**os.environ, "PYTHONPATH": str(checkout)} if checkout else None
+    env = checkout_env(checkout)
     precision, _, compiled = variant.partition("+")
     run = Path(tempfile.mkdtemp(dir=workdir)) / "run"
     subprocess.run(
@@ -117,7 +132,12 @@ def peak_rss_mb(args: list[str], workdir: Path) -> float:
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=workdir, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=checkout_env(),
     )
     return int(out.stdout.strip()) / 1024
 
@@ -128,7 +148,7 @@ def wall_seconds(args: list[str], workdir: Path, repeats: int = 7) -> float:
     Bytecode caching is left on (PYTHONDONTWRITEBYTECODE unset), as on a user's machine:
     without it every start compiles the package's modules again.
     """
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = {k: v for k, v in checkout_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
     times = []
     for _ in range(repeats + 1):
         start = time.perf_counter()
@@ -141,7 +161,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--steps", type=int, default=45, help="steps per measurement (the first 5 are warm-up)"
+        "--steps",
+        type=int,
+        default=45,
+        help=f"steps per measurement (the first 5 are warm-up; at least {MIN_STEPS})",
     )
     parser.add_argument(
         "--variants", default="fp32,bf16", help="comma-separated precisions, each optionally +compile"
@@ -151,6 +174,11 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if args.steps < MIN_STEPS:
+        parser.exit(2, f"error: --steps {args.steps}: at least {MIN_STEPS} (the first {LOG_EVERY} steps are "
+                    "warm-up, left out of the figures, and at least one must be timed)\n")  # fmt: skip
+    if args.rounds < 1:
+        parser.exit(2, f"error: --rounds {args.rounds}: at least 1\n")
     if not REFERENCE.is_file():  # the figures are ratios to it: nothing to compare without it
         parser.exit(2, f"error: the reference script is not at {REFERENCE}\nhint: set ACGAN_SHARED to the folder "
                     "that holds reference/acgan_reference.py (the project's shared folder)\n")  # fmt: skip

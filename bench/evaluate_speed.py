@@ -11,7 +11,8 @@ Each run is a fresh `acgan evaluate CKPT --json` process, so the figure is what 
 for: start-up, loading, generating, looking, the reference figures and every metric. The
 figure is the median wall time over runs, beside the median CPU time (user + system, all
 cores), which shows whether other processes slowed a run down; the breakdown comes from the
-JSON timings of the last run.
+JSON timings of the last run. Every acgan command runs this checkout's acgan_cli (put first on
+PYTHONPATH), whatever is installed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 ACGAN = [sys.executable, "-m", "acgan_cli"]
+
+
+def checkout_env() -> dict[str, str]:
+    """The environment with this checkout first on PYTHONPATH: its acgan_cli runs, not an installed one."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path}
 
 
 def default_checkpoint(dataset: str, workdir: Path) -> Path:
@@ -37,7 +45,7 @@ def default_checkpoint(dataset: str, workdir: Path) -> Path:
     subprocess.run(
         [*ACGAN, "-q", "train", "--dataset", dataset, "--max-steps", "20", "--device", "cpu", "--seed", "0",
          "--sample-every", "0", "--out", str(run)],
-        check=True, capture_output=True,
+        check=True, capture_output=True, env=checkout_env(),
     )  # fmt: skip
     return run
 
@@ -51,7 +59,7 @@ def evaluate_once(ckpt: Path, n_samples: int, extra: list[str]) -> tuple[float, 
     started = time.perf_counter()
     out = subprocess.run(
         [*ACGAN, "-q", "evaluate", str(ckpt), "--n-samples", str(n_samples), "--device", "cpu", "--json", *extra],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, env=checkout_env(),
     ).stdout  # fmt: skip
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -76,7 +84,7 @@ def main() -> None:
         started = time.perf_counter()
         subprocess.run(  # makes sure the evaluator is cached; trains it if not
             [*ACGAN, "-q", "evaluate", str(ckpt), "--n-samples", "10", "--device", "cpu", "--metrics", "fd"],
-            check=True, capture_output=True,
+            check=True, capture_output=True, env=checkout_env(),
         )  # fmt: skip
         warm_up = time.perf_counter() - started
         runs = [evaluate_once(ckpt, args.n_samples, extra) for _ in range(args.runs)]

@@ -22,31 +22,50 @@
 # (torch.compile's own graphs per module), then evaluate and sample on the GPU and an ONNX export of the
 # GPU-trained checkpoint (export runs on the CPU). Where a run's time goes,
 # step by step and kernel by kernel: bench/gpu_step.py. Each run has its own time limit, and
-# none starts past the whole script's budget (BUDGET seconds, 480 on a GPU): a variant that
-# fails, hangs or would not fit is reported and the script goes on, so the device call always
-# ends with its log.
+# none starts past the whole script's budget (BUDGET seconds): a variant that fails, hangs or
+# would not fit is reported and the script goes on, so the device call always ends with its log.
+# Each limit leaves room for the 20 s between a stop request and KILL, so the script ends within
+# BUDGET (give or take the seconds of its few untimed lines, such as removing its scratch folder).
+#
+# Settings, from the environment (a relative path is taken from the folder gpu.sh is run in):
+#   OUT        a folder for gpu.log (the whole log), graph-tests.log and the sample grid
+#   PYTHON     the interpreter that runs everything (python3)
+#   REFERENCE  the reference script (bench/.shared/acgan_reference.py, else ../shared/reference/
+#              acgan_reference.py beside the checkout)
+#   BASELINE   a checkout whose acgan_cli is timed against this one's (bench/.shared/baseline)
+#   BUDGET     seconds for the whole script (480 on a GPU, 300 for the `cpu` rehearsal)
+#   STEPS      steps of the reference and of each throughput run (600 on a GPU, 20 with `cpu`)
 set -uo pipefail
+START_DIR=$PWD
+from_start() { case $1 in /*) echo "$1" ;; *) echo "$START_DIR/$1" ;; esac; }  # a user's path, absolute
+[ -n "${OUT:-}" ] && OUT=$(from_start "$OUT")
+[ -n "${BASELINE:-}" ] && BASELINE=$(from_start "$BASELINE")
+[ -n "${REFERENCE:-}" ] && REFERENCE=$(from_start "$REFERENCE")
+case ${PYTHON:-} in */*) PYTHON=$(from_start "$PYTHON") ;; esac  # a path, not a command's name
 cd "$(dirname "$0")/.."
-if [ -n "${OUT:-}" ]; then exec > >(tee "$OUT/gpu.log") 2>&1; fi
+if [ -n "${OUT:-}" ]; then mkdir -p "$OUT" && exec > >(tee "$OUT/gpu.log") 2>&1; fi
 DEVICE=${1:-cuda}
 PY=$(command -v "${PYTHON:-python3}")
 PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")  # absolute: the reference runs in its own folder
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-REFERENCE=${REFERENCE:-bench/.shared/acgan_reference.py}
-[ -f "$REFERENCE" ] || REFERENCE=../shared/reference/acgan_reference.py
+if [ -z "${REFERENCE:-}" ]; then
+  REFERENCE=$PWD/bench/.shared/acgan_reference.py
+  [ -f "$REFERENCE" ] || REFERENCE=$(cd .. && pwd)/shared/reference/acgan_reference.py
+fi
 if [ "$DEVICE" = cpu ]; then STEPS=${STEPS:-20}; LOG=5; EPOCH_ARGS="--max-steps 40 --log-every 10"; LIMIT=600
 else STEPS=${STEPS:-600}; LOG=50; EPOCH_ARGS="--epochs 10 --log-every 500"; LIMIT=150; fi
-BUDGET=${BUDGET:-$([ "$DEVICE" = cpu ] && echo 1200 || echo 480)}
-limit() {  # seconds the next run may take: its own limit, or what is left of the budget (at least 1:
-  local left=$((BUDGET - SECONDS))  # `timeout 0` would mean no limit at all)
-  left=$((left < LIMIT ? left : LIMIT))
+BUDGET=${BUDGET:-$([ "$DEVICE" = cpu ] && echo 300 || echo 480)}
+# A stop request (SIGTERM) ends `acgan train` only after its step, and a compiling step lasts minutes:
+# KILL follows GRACE s after. Every limit below leaves room for it within the budget.
+GRACE=20
+T="timeout -k $GRACE"
+limit() {  # seconds the next run may take: its own limit ($1, else LIMIT) or what the budget leaves
+  local cap=${1:-$LIMIT} left=$((BUDGET - SECONDS - GRACE))  # after a KILL's grace; at least 1:
+  left=$((left < cap ? left : cap))  # `timeout 0` would mean no limit at all
   echo $((left < 1 ? 1 : left))
 }
-# A stop request (SIGTERM) ends `acgan train` only after its step, and a compiling step lasts minutes:
-# KILL follows 20 s after.
-T="timeout -k 20"
-fits() {  # true when at least $1 seconds of the budget are left; else says what is skipped
-  [ $((BUDGET - SECONDS)) -ge "$1" ] && return 0
+fits() {  # true when at least $1 seconds of the budget are left after the grace; else says what is skipped
+  [ $((BUDGET - SECONDS - GRACE)) -ge "$1" ] && return 0
   echo "skipped: $2 (only $((BUDGET - SECONDS)) s of the ${BUDGET} s budget left)"
   return 1
 }
@@ -70,26 +89,30 @@ print(" ".join(f"{name} {version(name)}" for name in
                ("typer", "click", "rich", "safetensors", "numpy", "onnx", "onnxruntime", "onnxscript", "triton")))
 PY
 # The command line itself, before anything long: every later stage needs it.
-$T 60 $ACGAN train --dataset mnist-5k --device "$DEVICE" --dry-run >/dev/null \
+$T "$(limit 60)" $ACGAN train --dataset mnist-5k --device "$DEVICE" --dry-run >/dev/null \
   && echo "acgan train --dry-run: ok" || echo "acgan train --dry-run FAILED: the CLI stages below will fail too"
 
-if [ "$DEVICE" != cpu ]; then
+if [ "$DEVICE" != cpu ] && fits 30 "the CUDA-graph tests"; then
   echo "== CUDA-graph tests"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
   # The whole pytest output goes to $OUT/graph-tests.log (a failed capture names its op there).
-  $T 180 $PY -m pytest -q -p no:cacheprovider tests/core/test_cuda_graph.py 2>&1 \
+  $T "$(limit 180)" $PY -m pytest -q -p no:cacheprovider tests/core/test_cuda_graph.py 2>&1 \
     | tee "${OUT:-$WORK}/graph-tests.log" | tail -15
 fi
 
 echo "== data: 60,000 training images = the shipped 5,000 repeated 12 times (timing only)"
 $PY bench/make_idx.py --copies 12 --out "$WORK/mnist-60k"
 
-echo "== reference script, $STEPS batches of 64"
-mkdir -p "$WORK/ref"
-root=$PWD
-ref_line=$(cd "$WORK/ref" && $T "$(limit)" $PY "$root/$REFERENCE" --data_npz "$root/acgan_cli/assets/mnist-5k.npz" \
-  --max_batches "$STEPS" | grep '^TIMING')
-echo "$ref_line"
+ref_line=
+if [ ! -f "$REFERENCE" ]; then
+  echo "== reference script: not at $REFERENCE (set REFERENCE, or copy it into bench/.shared/: see the header)"
+elif fits 30 "the reference script"; then
+  echo "== reference script ($REFERENCE), $STEPS batches of 64"
+  mkdir -p "$WORK/ref"
+  data=$PWD/acgan_cli/assets/mnist-5k.npz
+  ref_line=$(cd "$WORK/ref" && $T "$(limit)" $PY "$REFERENCE" --data_npz "$data" --max_batches "$STEPS" | grep '^TIMING')
+  echo "${ref_line:-the reference script gave no TIMING line}"
+fi
 ref=$(echo "$ref_line" | sed -nE 's/.*images\/s=([0-9.]+).*/\1/p')
 ref=${ref:-0}
 
@@ -100,9 +123,9 @@ if [ -d "$BASELINE/acgan_cli" ] && fits 60 "the A/B against $BASELINE"; then
   echo "== steady step: this checkout (A) against $BASELINE (B), alternating"
   for round in 1 2 3; do
     fits 20 "A/B round $round" || break
-    for root in . "$BASELINE"; do
+    for tree in . "$BASELINE"; do
       $T "$(limit)" $PY bench/steady_step.py --data "$WORK/mnist-60k" --device "$DEVICE" \
-        --steps $((STEPS / 2)) --root "$root" 2>&1 | tail -1
+        --steps $((STEPS / 2)) --root "$tree" --workdir "$WORK/steady" 2>&1 | tail -1
     done
   done
 fi
@@ -111,10 +134,11 @@ steady() {  # steady-state images/s from a run's metrics.jsonl: every window aft
   $PY -c 'import json,sys; w=[json.loads(l) for l in open(sys.argv[1])][1:]; print(round(sum(x["images_per_s"]*x["seconds"] for x in w)/sum(x["seconds"] for x in w),1) if w else "n/a")' "$1"
 }
 
-report() {  # NAME RUN_DIR: steady images/s and the ratio to the reference
+report() {  # NAME RUN_DIR: steady images/s and the ratio to the reference (n/a without either)
   local ips
   ips=$(steady "$2/metrics.jsonl")
-  echo "acgan $1: $ips images/s; reference: $ref images/s; ratio $($PY -c "print(round(float('$ips')/$ref, 2) if $ref and '$ips' not in ('', 'n/a') else 'n/a')")x"
+  echo "acgan $1: ${ips:-n/a} images/s; reference: $([ "$ref" = 0 ] && echo n/a || echo "$ref") images/s;" \
+    "ratio $($PY -c "print(f'{round(float(\"$ips\") / $ref, 2)}x' if $ref and '$ips' not in ('', 'n/a') else 'n/a')")"
 }
 
 # The first window holds the warm-up, the capture and any compiling; steady() leaves it out.

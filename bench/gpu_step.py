@@ -43,9 +43,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="epochs of the phases' run")
     parser.add_argument("--device", default="cuda", help="cuda; cpu rehearses the script (no capture)")
     args = parser.parse_args()
-    cuda = args.device.startswith("cuda")
-    work = Path(tempfile.mkdtemp())
+    with tempfile.TemporaryDirectory() as scratch:  # the runs' folders, removed after
+        profile_runs(args, Path(scratch))
 
+
+def profile_runs(args: argparse.Namespace, work: Path) -> None:
+    """The three parts of the docstring, with the runs' folders under `work`."""
+    cuda = args.device.startswith("cuda")
     print(f"== start-up phases of a run ({args.epochs} epochs, defaults)")
     t = START
     import torch

@@ -55,16 +55,9 @@ class Timer(TorchDispatchMode):
         return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
-    parser.add_argument("--dataset", default="mnist-5k")
-    parser.add_argument("--steps", type=int, default=8, help="timed steps")
-    parser.add_argument("--top", type=int, default=25, help="lines by operation and shape")
-    args = parser.parse_args()
-
-    _, step = train_step_outside_run(args.precision, args.dataset, Path(tempfile.mkdtemp()) / "run")
-
+def time_steps(precision: str, dataset: str, steps: int, run_dir: Path) -> tuple[Timer, float, int]:
+    """Time `steps` steps after warm-up: the timer, their wall seconds and minor page faults."""
+    _, step = train_step_outside_run(precision, dataset, run_dir)
     for _ in range(6):
         step()
     with Timer():  # the mode's own first calls allocate: warm them up too
@@ -73,11 +66,23 @@ def main() -> None:
     timer, wall = Timer(), 0.0
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     with timer:
-        for _ in range(args.steps):
+        for _ in range(steps):
             started = time.perf_counter()
             step()
             wall += time.perf_counter() - started
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    return timer, wall, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
+    parser.add_argument("--dataset", default="mnist-5k")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps")
+    parser.add_argument("--top", type=int, default=25, help="lines by operation and shape")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:  # the Trainer's run folder, removed after
+        timer, wall, faults = time_steps(args.precision, args.dataset, args.steps, Path(scratch) / "run")
 
     per_step = {key: 1e3 * seconds / args.steps for key, seconds in timer.seconds.items()}
     by_name: dict[str, float] = collections.defaultdict(float)

@@ -17,8 +17,13 @@ Prints medians with the [min, max] over seeds; --json writes every run's figures
 One run per system and seed serves every step count: acgan checkpoints at each, and the
 reference's generator is saved whenever it writes a sample grid (--sample_interval set to
 the steps' greatest common divisor; its grid at batch N follows N + 1 steps, one more than
-acgan's). Runs already finished under --workdir are scored again, not retrained: an
-interrupted study continues where it stopped. Each training job gets --threads threads;
+acgan's). Each run trains in its own folder under --workdir, named by the system (--name or
+"reference"), the seed and a short hash of its training command (so other --acgan-args,
+--dataset or --steps train new runs beside the old ones, never mixed with them): runs already
+finished with the same command are scored again, not retrained, so an interrupted study
+continues where it stopped. acgan runs use this checkout's acgan_cli (PYTHONPATH), whatever
+is installed. If a training job fails, no new ones start; the end of its train.log is
+printed and the script exits with status 1. Each training job gets --threads threads;
 --jobs run at once (on a 2-core machine, one job with both threads is about as fast).
 A 10x10 grid (one row per class) of every run and step count is written as grid-N.png.
 """
@@ -26,13 +31,16 @@ A 10x10 grid (one row per class) of every run and step count is written as grid-
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -96,27 +104,96 @@ def reference_command(steps: list[int], seed: int, data: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def acgan_command(dataset: str, steps: list[int], seed: int, out: Path, extra: list[str]) -> list[str]:
-    """`acgan train` into the run folder `out`, with a checkpoint at each N in `steps`."""
+def acgan_command(dataset: str, steps: list[int], seed: int, extra: list[str]) -> list[str]:
+    """`acgan train` into the run folder `run` (beside its train.log), with a checkpoint at each N in `steps`.
+
+    The folder is relative (the job runs in its own folder), so the command names the run alone.
+    """
     return [
         sys.executable, "-m", "acgan_cli", "train", "--dataset", dataset, "--max-steps", str(max(steps)),
-        "--seed", str(seed), "--sample-every", "0", "--ckpt-every", str(math.gcd(*steps)), "--out", str(out),
+        "--seed", str(seed), "--sample-every", "0", "--ckpt-every", str(math.gcd(*steps)), "--out", "run",
         *extra,
     ]  # fmt: skip
 
 
-def run_job(command: list[str], cwd: Path, done: Path, threads: int) -> float:
-    """Run one training command in `cwd` (its output to train.log); `done` marks success. Seconds taken."""
-    if done.exists():
-        return float(json.loads(done.read_text())["seconds"])
-    cwd.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+def job_folder(workdir: Path, system: str, seed: int, command: list[str]) -> tuple[Path, str]:
+    """The folder of one training job, and the command its done.json must record to be reused.
+
+    The folder is named by system, seed and a short hash of the command: a finished job is
+    reused only by the same command, and any other (other --acgan-args, --dataset, --steps)
+    trains in a folder of its own. A finished folder of this script's earlier layout (no hash,
+    acgan's `--out` absolute) is reused when it ran the same command.
+    """
+    legacy = workdir / f"{system}-s{seed}"
+    legacy_command = shlex.join(
+        [
+            str(legacy / "run") if before == "--out" else part
+            for before, part in zip(["", *command], command, strict=False)
+        ]
+    )
+    if finished_command(legacy) == legacy_command:
+        return legacy, legacy_command
+    key = hashlib.sha256(shlex.join(command).encode()).hexdigest()[:10]
+    return workdir / f"{system}-s{seed}-{key}", shlex.join(command)
+
+
+def finished_command(folder: Path) -> str | None:
+    """The command a job folder's done.json records (None: not finished, or no record)."""
+    try:
+        return json.loads((folder / "done.json").read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def checkout_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment with this checkout first on PYTHONPATH: its acgan_cli runs, not an installed one."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **(extra or {})}
+
+
+class JobFailed(Exception):
+    """A training command exited with an error; its output is in `log`."""
+
+    def __init__(self, returncode: int, log: Path) -> None:
+        super().__init__(f"exit status {returncode}")
+        self.returncode, self.log = returncode, log
+
+
+def run_job(command: list[str], cwd: Path, record: str, threads: int) -> float:
+    """Run one training command in `cwd` (its output to train.log); done.json there marks success
+    and records the command. Seconds taken. A job whose done.json records `record` is not run
+    again; one that records another command is refused (its folder is another job's)."""
+    recorded = finished_command(cwd)
+    if recorded == record:
+        return float(json.loads((cwd / "done.json").read_text())["seconds"])
+    if recorded is not None:
+        raise SystemExit(f"error: {cwd} holds a finished run of another command: {recorded}")
+    if cwd.exists():  # an unfinished job: acgan never writes into a run folder that holds files
+        shutil.rmtree(cwd)
+    cwd.mkdir(parents=True)
     began = time.perf_counter()
     with open(cwd / "train.log", "w") as log:
-        subprocess.run(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+        result = subprocess.run(
+            command,
+            cwd=cwd,
+            env=checkout_env({"OMP_NUM_THREADS": str(threads)}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    if result.returncode != 0:
+        raise JobFailed(result.returncode, cwd / "train.log")
     seconds = time.perf_counter() - began
-    done.write_text(json.dumps({"command": shlex.join(command), "seconds": seconds}))
+    (cwd / "done.json").write_text(json.dumps({"command": record, "seconds": seconds}))
     return seconds
+
+
+def log_tail(log: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a training log, indented."""
+    try:
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError as exc:
+        return f"    (cannot read {log}: {exc.strerror})"
+    return "\n".join("    " + line for line in text) or "    (empty)"
 
 
 def score(generator, evaluator, n_samples: int, seed: int) -> dict[str, float]:
@@ -182,6 +259,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="threads per job (0: cores / jobs)")
     parser.add_argument("--json", type=Path, help="write every run's figures here")
     args = parser.parse_args()
+    if not args.skip_reference and not REFERENCE.is_file():  # before any training, not after it
+        parser.exit(2, f"error: the reference script is not at {REFERENCE}\nhint: set ACGAN_SHARED to the folder "
+                    "that holds reference/acgan_reference.py (the project's shared folder), or pass "
+                    "--skip-reference\n")  # fmt: skip
 
     import torch
 
@@ -195,23 +276,43 @@ def main() -> None:
     data = reference_data(args.dataset, workdir) if not args.skip_reference else None
     jobs = []  # (system, seed, folder, command): one run per system and seed gives every step count
     for seed in args.seeds:
-        run = workdir / f"{args.name}-s{seed}"
-        jobs.append((args.name, seed, run, acgan_command(args.dataset, args.steps, seed, run / "run", extra)))
+        command = acgan_command(args.dataset, args.steps, seed, extra)
+        jobs.append((args.name, seed, *job_folder(workdir, args.name, seed, command), command))
         if data is not None:
-            ref = workdir / f"reference-s{seed}"
-            jobs.append(("reference", seed, ref, reference_command(args.steps, seed, data)))
+            command = reference_command(args.steps, seed, data)
+            jobs.append(("reference", seed, *job_folder(workdir, "reference", seed, command), command))
+    failed: list[tuple[str, int, JobFailed]] = []
+    stop = threading.Event()  # set by a failure: no new job starts
 
-    def train(job) -> float:
-        _, _, folder, command = job
-        return run_job(command, folder, folder / "done.json", threads)
+    def train(job) -> float | None:
+        system, seed, folder, record, command = job
+        if stop.is_set():
+            return None
+        try:
+            return run_job(command, folder, record, threads)
+        except JobFailed as failure:
+            stop.set()
+            failed.append((system, seed, failure))
+            return None
 
     with ThreadPoolExecutor(args.jobs) as pool:
         seconds = list(pool.map(train, jobs))
+    if failed:
+        for system, seed, failure in failed:
+            print(
+                f"error: training {system} seed {seed} failed ({failure}); the end of {failure.log}:\n"
+                + log_tail(failure.log),
+                file=sys.stderr,
+            )
+        skipped = sum(took is None for took in seconds) - len(failed)
+        if skipped:
+            print(f"{skipped} other job(s) not started; nothing scored", file=sys.stderr)
+        raise SystemExit(1)
 
     torch.set_num_threads(os.cpu_count() or 1)
     evaluator = load_evaluator(args.dataset, device="cpu")
     results = []
-    for (system, seed, folder, command), took in zip(jobs, seconds, strict=True):
+    for (system, seed, folder, record, _), took in zip(jobs, seconds, strict=True):
         for steps in args.steps:
             if system == "reference":
                 generator = load_reference_generator(folder / f"generator-{steps}.safetensors")
@@ -223,7 +324,7 @@ def main() -> None:
             save_grid(generator, folder / f"grid-{steps}.png")
             results.append(
                 {"system": system, "steps": steps, "seed": seed, "train_seconds": round(took, 1),
-                 "img_size": generator.config.img_size, "command": shlex.join(command), **figures}
+                 "img_size": generator.config.img_size, "command": record, "folder": str(folder), **figures}
             )  # fmt: skip
             print(
                 f"{system} {steps} steps seed {seed}: "

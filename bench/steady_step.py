@@ -1,12 +1,14 @@
 """Steady-state ms a training step of the acgan_cli under --root: one side of a two-checkout A/B.
 
     python bench/steady_step.py --data /tmp/mnist-60k                      # this checkout
-    python bench/steady_step.py --data /tmp/mnist-60k --root bench/.shared/baseline
+    python bench/steady_step.py --data /tmp/mnist-60k --root bench/.shared/baseline --workdir /tmp/ab
 
 Trains --steps steps with the defaults (on CUDA: bf16, the step captured as one CUDA graph) and
 prints one line: the ms a step over the log windows after the first (which holds the warm-up,
 the capture and any compiling), and which acgan_cli ran. bench/gpu.sh runs it for this checkout
 and a baseline in alternation, so that both see the same machine state; compare the medians.
+The run's folder is a scratch folder under --workdir (default: the system's temporary folder),
+removed when the script ends.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where the run's scratch folder goes (removed after; default: TMPDIR)",
+    )
     args = parser.parse_args()
     if args.root is not None:
         sys.path.insert(0, str(args.root.resolve()))  # before this checkout's: its acgan_cli wins
@@ -47,8 +55,11 @@ def main() -> None:
         seed=0,
         cuda_graph=args.cuda_graph,
     )
-    trainer = Trainer(config, run_dir=Path(tempfile.mkdtemp()) / "run")
-    ms = steady_ms(trainer)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.workdir) as scratch:
+        trainer = Trainer(config, run_dir=Path(scratch) / "run")
+        ms = steady_ms(trainer)
     where = Path(acgan_cli.__file__).resolve().parent.parent
     print(f"{ms:.3f} ms a step ({trainer.precision}, cuda_graph={trainer.cuda_graph}; {where})", flush=True)
 

@@ -73,8 +73,9 @@ def main() -> None:
         log_every=100,
         sample_every=0,
     )
-    trainer = Trainer(config, run_dir=Path(tempfile.mkdtemp()) / "run")
-    trainer.run()  # two warm steps: the optimizers' state exists, as in a captured step
+    with tempfile.TemporaryDirectory() as scratch:  # the warm-up run's folder (~40 MB), removed after
+        trainer = Trainer(config, run_dir=Path(scratch) / "run")
+        trainer.run()  # two warm steps: the optimizers' state exists, as in a captured step
     trainer.cuda_graph = True  # only read by _autocast here: no cast cache, as under capture
 
     recorder = Recorder()
