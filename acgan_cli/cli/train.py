@@ -8,7 +8,9 @@ import os
 import secrets
 import shlex
 import signal
+import subprocess
 import sys
+import traceback
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -428,7 +430,8 @@ def train(
 
     console = stderr_console()
     if not state.quiet:
-        console.print(f"loading {config.dataset} …" if interactive() else f"train: loading {config.dataset}")
+        live = interactive(LIVE_MIN_COLUMNS_WITH_EVALUATION if config.eval_every else LIVE_MIN_COLUMNS)
+        console.print(f"loading {config.dataset} …" if live else f"train: loading {config.dataset}")
     try:
         trainer = Trainer(config, run_dir=out, resume=resume_path)
     except KeyboardInterrupt as exc:  # while the data loads: this command has written nothing
@@ -437,7 +440,9 @@ def train(
         _run(trainer, console)
     except DivergedError:  # its metrics show how it diverged: the folder stays, checkpoint or not
         raise
-    except KeyboardInterrupt as exc:  # before the stop handler was in place: nothing of this run saved
+    except KeyboardInterrupt as exc:  # outside the stop handler: before the run, or after it
+        if trainer.last_checkpoint != trainer.resumed_from:  # it saved: the generic "intact" words fit
+            raise
         trainer.discard()
         raise _stopped_before_saving(exc, resume_path) from None
     except BaseException:  # a failure before a checkpoint:
@@ -470,10 +475,12 @@ def _run(trainer: Trainer, console: Console) -> None:
         except KeyboardInterrupt:  # the second Ctrl-C, in a step or a checkpoint write
             result = None
         except Exception as exc:
-            # After a stop request, a library's failure is the signal's doing: a process group's
+            # After a stop request, a compiler's failure is the signal's doing: a process group's
             # SIGTERM also kills torch.compile's compiler, whose death comes back as a C++ error.
-            if not stop.received or isinstance(exc, (AcganError, OSError)):
+            if not (stop.received and _compiler_failure(exc)):
                 raise
+            if state.verbose:
+                traceback.print_exc()
             result, code = None, stop.exit_code
         finally:
             stop.hold()  # the run is over: say where it saved before any other signal is obeyed
@@ -521,6 +528,19 @@ def _run(trainer: Trainer, console: Console) -> None:
             f"samples in {result.run_dir / 'samples'}, checkpoint {result.checkpoint}"
         )
     _print_run_dir(result.run_dir, stopped=False)
+
+
+def _compiler_failure(exc: BaseException) -> bool:
+    """Whether `exc` (or one in its chain) is torch.compile's, or a compiler process's, failure."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if type(exc).__module__.startswith(("torch._inductor", "torch._dynamo")) or isinstance(
+            exc, subprocess.CalledProcessError
+        ):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _print_run_dir(run_dir: Path, stopped: bool) -> None:

@@ -162,10 +162,29 @@ elif sys.argv[1] == "a-library-fails-after-a-sigterm":  # as torch.compile's kil
 
     at_the_step_2_checkpoint(lambda: os.kill(os.getpid(), signal.SIGTERM))
 
-    def compiler_died():
-        raise RuntimeError("CppCompileError: C++ compile error")
+    def compiler_died():  # what inductor raises when the signal has killed its compiler
+        from torch._inductor.exc import CppCompileError
+
+        raise CppCompileError(["g++", "kernel.cpp"], "g++: fatal error: Killed signal terminated program cc1plus")
 
     on(lambda event: isinstance(event, RunFinished), compiler_died)  # as the run ends
+elif sys.argv[1] == "after-the-run":  # as the finished run prints its folder
+    import typer
+
+    def late_echo(*args, **kwargs):
+        ctrl_c()
+        time.sleep(30)
+
+    typer.echo = late_echo
+elif sys.argv[1] == "a-bug-after-a-sigterm":
+    from acgan_cli.core.events import RunFinished
+
+    at_the_step_2_checkpoint(lambda: os.kill(os.getpid(), signal.SIGTERM))
+
+    def bug():
+        raise TypeError("a bug")
+
+    on(lambda event: isinstance(event, RunFinished), bug)
 elif sys.argv[1].endswith("while-loading"):  # "interrupted-…" or "terminated-…": nothing exists yet
     from acgan_cli.core import training
 
@@ -229,6 +248,23 @@ def test_a_library_failing_after_a_stop_request_is_reported_as_the_stop(tmp_path
         "error: terminated; the last checkpoint run/checkpoints/step-00000002.safetensors is intact",
         "hint: resume with: acgan train --resume run",
     ]
+
+
+def test_a_ctrl_c_after_the_run_finished_does_not_say_nothing_was_saved(tmp_path: Path) -> None:
+    done = _instrumented_run("after-the-run", tmp_path, args=("--max-steps", "2"))
+    assert done.returncode == 130, done.stderr
+    assert error_lines(done.stderr) == [
+        "error: interrupted",
+        "hint: checkpoints already written are intact; `acgan train --resume RUN` continues a run",
+    ]
+    assert ckpt.read_info(tmp_path / "run").step == 2
+
+
+def test_an_error_of_acgan_after_a_stop_request_is_still_reported_as_one(tmp_path: Path) -> None:
+    """Only a compiler's failure is the stop's doing: a bug in the stop's own save is not hidden."""
+    done = _instrumented_run("a-bug-after-a-sigterm", tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert error_lines(done.stderr)[0] == "error: unexpected TypeError: a bug"
 
 
 def test_a_second_ctrl_c_while_the_stop_is_reported_waits_for_the_resume_command(tmp_path: Path) -> None:
