@@ -362,16 +362,19 @@ def test_an_evaluate_that_finds_the_evaluator_in_training_says_it_waits_then_tra
     args = [sys.executable, "-m", "acgan_cli", "evaluate", "--dataset", str(folder), "--device", "cpu"]
     path = cache_path(str(folder), data_hash(*evaluator_splits(str(folder))), 0)
     path.parent.mkdir(parents=True)
-    lock = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT)
+    lock = os.open(path.with_name(f".{path.name}.lock"), os.O_RDONLY | os.O_CREAT)
     fcntl.flock(lock, fcntl.LOCK_EX)
     with open(tmp_path / "err", "w") as err:
         waiter = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
-    deadline = time.monotonic() + 120
-    while "waiting" not in (tmp_path / "err").read_text():
-        assert time.monotonic() < deadline and waiter.poll() is None, (tmp_path / "err").read_text()
-        time.sleep(0.05)
-    os.close(lock)  # gone without an evaluator
-    assert waiter.wait(timeout=300) == 0
+    try:
+        deadline = time.monotonic() + 120
+        while "waiting" not in (tmp_path / "err").read_text():
+            assert time.monotonic() < deadline and waiter.poll() is None, (tmp_path / "err").read_text()
+            time.sleep(0.05)
+        os.close(lock)  # gone without an evaluator
+        assert waiter.wait(timeout=300) == 0
+    finally:
+        waiter.kill()
     assert waiter.stdout.read().strip() == str(path) and path.is_file()
     lines = (tmp_path / "err").read_text().splitlines()
     assert lines[0] == (

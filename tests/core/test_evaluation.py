@@ -9,6 +9,8 @@ import dataclasses
 import gzip
 import os
 import struct
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -223,39 +225,110 @@ def test_the_evaluator_is_trained_once_then_loaded_from_the_cache(
     assert third.info.path == first.info.path
 
 
+def _wait_beside_the_trainer(path: Path, events: list, load) -> tuple[dict, Callable[[], None]]:
+    """Hold `path`'s lock as another process training it would, and run `load` in a thread until
+    it says it waits: what it returned or raised (once done), and how to release the lock."""
+    import fcntl
+    import threading
+    import time
+
+    lock = os.open(path.with_name(f".{path.name}.lock"), os.O_RDONLY | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # flock: per open file, so a thread of this process waits too
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = load()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    waiter = threading.Thread(target=run, daemon=True)  # never keeps pytest from ending
+    waiter.start()
+    deadline = time.monotonic() + 60
+    try:
+        while not any(isinstance(event, EvaluatorWaiting) for event in events):
+            assert time.monotonic() < deadline and waiter.is_alive(), outcome
+            time.sleep(0.01)
+    except BaseException:
+        os.close(lock)
+        raise
+
+    def release() -> None:
+        os.close(lock)
+        waiter.join(timeout=120)
+        assert not waiter.is_alive()
+
+    return outcome, release
+
+
 def test_an_evaluator_another_process_is_training_is_waited_for_not_trained_twice(
     tiny_folder: Path, tmp_path: Path, monkeypatch
 ) -> None:
     """Two evaluates on a cold cache both trained it: twice the compute, and each swept the other's
     temporary file as an orphan where the cache is shared between hosts."""
-    import fcntl
-    import threading
-    import time
-
     monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
     path = load_evaluator(str(tiny_folder)).info.path
     trained = path.read_bytes()
     path.unlink()
     theirs = path.with_name(f".{path.name}.{2**30}.tmp")  # the other's write, in progress
     theirs.write_bytes(b"half an evaluator")
-    lock = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR)
-    fcntl.flock(lock, fcntl.LOCK_EX)  # as the process training it holds it (flock: per open file)
     events: list = []
-    loaded: list = []
-    waiter = threading.Thread(
-        target=lambda: loaded.append(load_evaluator(str(tiny_folder), on_event=events.append))
+    outcome, release = _wait_beside_the_trainer(
+        path, events, lambda: load_evaluator(str(tiny_folder), on_event=events.append)
     )
-    waiter.start()
-    deadline = time.monotonic() + 60
-    while not events:
-        assert time.monotonic() < deadline and waiter.is_alive()
-        time.sleep(0.01)
-    assert events == [EvaluatorWaiting(str(tiny_folder), path)]
-    assert theirs.exists()  # not swept while its writer holds the lock
-    path.write_bytes(trained)  # the other process saves its evaluator, and ends
-    os.close(lock)
-    waiter.join(timeout=60)
-    assert not loaded[0].trained and [type(e) for e in events] == [EvaluatorWaiting, EvaluatorReady]
+    try:
+        assert events == [EvaluatorWaiting(str(tiny_folder), path)]
+        assert theirs.exists()  # not swept while its writer holds the lock
+        path.write_bytes(trained)  # the other process saves its evaluator, and ends
+    finally:
+        release()
+    assert not outcome["value"].trained and [type(e) for e in events] == [EvaluatorWaiting, EvaluatorReady]
+
+
+def test_a_retrain_that_waited_for_a_trainer_that_saved_nothing_trains_it_itself(
+    tiny_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """It took the old cached file as the new one and said "loaded": --train-evaluator was ignored."""
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    path = load_evaluator(str(tiny_folder)).info.path
+    old = path.stat().st_mtime_ns, path.stat().st_ino
+    events: list = []
+    outcome, release = _wait_beside_the_trainer(
+        path, events, lambda: load_evaluator(str(tiny_folder), retrain=True, on_event=events.append)
+    )
+    release()  # the other process ends without writing one (Ctrl-C)
+    assert outcome["value"].trained
+    assert [e.reason for e in events if isinstance(e, EvaluatorTrainingStarted)] == ["requested"]
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) != old
+
+
+def test_a_stop_while_waiting_for_the_trainer_ends_the_wait(
+    tiny_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """`train --eval-every` waits with Ctrl-C recorded, not raised: it waited on, for the other's
+    whole training, then announced training of its own."""
+    from acgan_cli.core.evaluation.evaluator import TrainingStopped
+
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    path = load_evaluator(str(tiny_folder)).info.path
+    path.unlink()
+    events: list = []
+    stop: list = []
+    outcome, release = _wait_beside_the_trainer(
+        path,
+        events,
+        lambda: load_evaluator(str(tiny_folder), on_event=events.append, should_stop=lambda: bool(stop)),
+    )
+    try:
+        stop.append(True)  # Ctrl-C, as train's handler records it
+        deadline = time.monotonic() + 60
+        while not outcome:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        release()
+    assert isinstance(outcome["error"], TrainingStopped)
+    assert [type(e) for e in events] == [EvaluatorWaiting] and not path.exists()
 
 
 def test_the_cache_file_is_safetensors_with_the_promised_metadata(evaluator: Evaluator) -> None:

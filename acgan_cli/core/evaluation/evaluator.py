@@ -508,12 +508,21 @@ def load_evaluator(
     if isinstance(found, Evaluator):
         return found
     _check_writable(cached)
+    before = _stamp(cached)
     # One process trains an evaluator at a time; one that finds another at it waits for its file.
-    with _training_lock(cached, on_wait=lambda: on_event(EvaluatorWaiting(dataset, cached))) as lock:
-        if lock.waited or not retrain:  # what another process cached meanwhile is as good as new
+
+    def waiting() -> None:
+        on_event(EvaluatorWaiting(dataset, cached))
+
+    with _training_lock(cached, on_wait=waiting, should_stop=should_stop) as lock:
+        # What another process cached meanwhile is as good as new; a retrain asked for takes only a
+        # file written while it waited (the other may have died without writing one).
+        if not retrain or (lock.waited and _stamp(cached) != before):
             found = from_cache()
             if isinstance(found, Evaluator):
                 return found
+        if should_stop():  # asked while it waited
+            raise TrainingStopped
         if lock.held:  # no other process writes it now: what a killed write left can go
             from acgan_cli.core.checkpoint import remove_orphaned_temporaries
 
@@ -543,32 +552,50 @@ class _Lock:
     waited: bool = False  # another process held it first
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """What tells one write of `path` from another: its inode and modification time (None if absent)."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns
+
+
 @contextlib.contextmanager
-def _training_lock(cached: Path, on_wait: Callable[[], None]) -> Iterator[_Lock]:
+def _training_lock(
+    cached: Path, on_wait: Callable[[], None], should_stop: Callable[[], bool] = lambda: False
+) -> Iterator[_Lock]:
     """Hold the lock of the cached evaluator `cached` (an exclusive flock on a hidden `.NAME.lock`
     beside it, which stays: removing it would let two processes lock two files), waiting for the
-    process that holds it. Released when the block ends, or by the kernel when the process dies."""
+    process that holds it; a wait ends with TrainingStopped when `should_stop()` says so (a
+    Ctrl-C raises KeyboardInterrupt in it anyway). Released when the block ends, or by the kernel
+    when the process dies."""
     lock = _Lock()
     try:
         import fcntl
     except ImportError:
         yield lock
         return
-    try:
-        fd = os.open(cached.with_name(f".{cached.name}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    try:  # read-only is enough for flock, and works on a lock file another user made
+        fd = os.open(cached.with_name(f".{cached.name}.lock"), os.O_RDONLY | os.O_CREAT, 0o666)
     except OSError:  # the write test passed, so rarely: unguarded, as before
         yield lock
         return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            lock.held = True
-        except BlockingIOError:
-            on_wait()
-            fcntl.flock(fd, fcntl.LOCK_EX)  # Ctrl-C interrupts the wait
-            lock.held = lock.waited = True
-        except OSError:  # a file system without locks
-            pass
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                lock.held = True
+                break
+            except BlockingIOError:
+                if not lock.waited:
+                    lock.waited = True
+                    on_wait()
+                if should_stop():
+                    raise TrainingStopped from None
+                time.sleep(0.2)
+            except OSError:  # a file system without locks
+                break
         yield lock
     finally:
         os.close(fd)
