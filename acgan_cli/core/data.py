@@ -294,7 +294,7 @@ def _read_into(f: BinaryIO, buffer: np.ndarray) -> int:
     return got
 
 
-def _find_idx(folder: Path, split: str, kind: str) -> Path:
+def _idx_copies(folder: Path, split: str, kind: str) -> list[Path]:
     pattern = _IDX_NAMES[(split, kind)]
     matches = sorted(p for p in folder.iterdir() if p.is_file() and pattern.search(p.name))
     files = sorted({p.name.removesuffix(".gz") for p in matches})  # a file and its .gz are one
@@ -314,16 +314,21 @@ def _find_idx(folder: Path, split: str, kind: str) -> Path:
             else "scores (evaluate, train --eval-every) need the folder's test split: add its t10k-images "
             "and t10k-labels files",
         )
-    if len(matches) == 2:  # X and X.gz: one file (unpacked with gunzip -k), or a stale copy of another
-        import numpy as np
+    return matches  # one file, or one and its .gz (X first)
 
-        plain, packed = matches
-        if not np.array_equal(read_idx(plain), read_idx(packed)):
-            raise DataError(
-                f"{folder} holds {plain.name} and {packed.name} with different contents",
-                hint="delete the stale one: the split's other IDX file belongs with only one of them",
-            )
-    return matches[0]
+
+def _idx_pair(folder: Path, split: str) -> tuple[Path, Path]:
+    """The images and labels files of `split`. Where a file lies beside its .gz (torchvision keeps
+    both; `gunzip -k` too), both come in the same kind, so that a stale unpacked copy of one is
+    never paired with the other's newer .gz."""
+    images, labels = _idx_copies(folder, split, "images"), _idx_copies(folder, split, "labels")
+    for packed in (False, True):
+        pair = [
+            next((p for p in copies if (p.suffix == ".gz") == packed), None) for copies in (images, labels)
+        ]
+        if pair[0] is not None and pair[1] is not None:
+            return pair[0], pair[1]
+    return images[0], labels[0]  # one of each, of two kinds
 
 
 FASHION_MNIST_CLASSES = (
@@ -345,7 +350,7 @@ def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, t
     the set the labels are known to be (Fashion-MNIST's official files: "Sneaker", ...); else
     they are the label numbers 0..max(label).
     """
-    images_path, labels_path = _find_idx(folder, split, "images"), _find_idx(folder, split, "labels")
+    images_path, labels_path = _idx_pair(folder, split)
     images, labels = read_idx(images_path), read_idx(labels_path)
     _check_shapes(images_path, images, labels_path, labels)
     names_file = folder / "classes.txt"
@@ -542,8 +547,7 @@ def check_split(name: str, split: str) -> None:
     registry dataset has both splits)."""
     folder = Path(name).expanduser()
     if name not in DATASETS and folder.is_dir():
-        for kind in ("images", "labels"):
-            _find_idx(folder, split, kind)
+        _idx_pair(folder, split)
 
 
 def load_dataset(
