@@ -14,10 +14,12 @@ DEMO_EPOCHS ?= 12
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@test -x $(BIN)/python || command -v $(PYTHON) >/dev/null || { \
+		echo "make: no $(PYTHON) here; acgan needs Python 3.10 or newer: make PYTHON=python3.11 ..."; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -c '$(OLD_PYTHON)' || { \
 		echo "make: $(PYTHON) is Python $$($(PYTHON) -V 2>&1 | cut -d' ' -f2); acgan needs 3.10 or newer: make PYTHON=python3.11 ..."; exit 1; }
 	@test ! -x $(BIN)/python || $(BIN)/python -c '$(OLD_PYTHON)' || { \
-		echo "make: $(VENV) holds Python $$($(BIN)/python -V 2>&1 | cut -d' ' -f2), older than 3.10: make clean, then make PYTHON=python3.11 ..."; exit 1; }
+		echo "make: $(VENV) holds Python $$($(BIN)/python -V 2>&1 | cut -d' ' -f2), older than 3.10: rm -rf $(VENV), then make PYTHON=python3.11 ..."; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from acgan_cli import __version__
 from acgan_cli.cli import evaluate, export, sample, train
-from acgan_cli.cli.common import print_error, state
+from acgan_cli.cli.common import OS_ERROR_HINT, print_error, state
 
 # click's ClickException, whether typer vendors click or depends on it.
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -58,7 +58,10 @@ class _OneLineUsageErrors(TyperGroup):
         except typer.Abort:
             print_error("aborted")
             sys.exit(1)
-        except OSError as exc:  # the help or version text into a full disk (a command's own are caught)
+        except OSError as exc:  # outside the commands (their own are caught): the help or version text
+            if exc.filename is not None:  # --install-completion's files
+                print_error(f"{exc.strerror or exc}: {exc.filename}", OS_ERROR_HINT)
+                sys.exit(1)
             with contextlib.suppress(OSError, ValueError):  # nothing more to flush there on the way out
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             print_error(
@@ -89,7 +92,7 @@ def _empty_argument(words: list[str]) -> str | None:
     """The word an empty argument follows (`--out ""`, `--out=`), if there is one: no acgan option
     or argument takes "" (Path("") is the current folder)."""
     for index, word in enumerate(words):
-        if word.startswith("--") and word.endswith("=") and len(word) > 3:
+        if word.startswith("--") and word.find("=") == len(word) - 1 and len(word) > 3:  # --out=
             return word[:-1]
         if word == "":
             return words[index - 1] if index else "acgan"

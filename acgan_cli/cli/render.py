@@ -68,6 +68,7 @@ def speed_options_note(event: RunStarted) -> str:
 
 
 def waiting_line(event: EvaluatorWaiting) -> str:
+    """What to say while another process trains the evaluator this one waits for."""
     return (
         f"waiting for another acgan process that is training the evaluator for "
         f"{dataset_title(event.dataset)} ({event.path})"

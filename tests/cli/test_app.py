@@ -275,3 +275,4 @@ def test_an_empty_argument_is_refused_not_read_as_the_current_folder(
         "hint: an unset shell variable? give a value, or leave the option out",
     ]
     assert list(tmp_path.iterdir()) == []
+    assert runner.invoke(app, ["train", "--out=a=", "--dry-run"]).exit_code == 0  # a value that ends in "="
