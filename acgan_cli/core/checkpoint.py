@@ -128,9 +128,14 @@ def step_of_name(path: Path) -> int:
 
 
 def _step_of_latest(path: Path) -> int | None:
+    """The step `latest` holds; None if it cannot be read, or is not as long as its header says
+    (cut short after its header: an unfinished copy)."""
     try:
-        return int(read_metadata(path)["step"])
-    except (CheckpointError, KeyError, ValueError):
+        header, length = _read_header(path)
+        if path.stat().st_size != length:
+            return None
+        return int(_acgan_metadata(path, header)["step"])
+    except (CheckpointError, KeyError, ValueError, OSError):
         return None  # unreadable (with no step file, loading it says what is wrong)
 
 

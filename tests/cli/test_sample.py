@@ -346,12 +346,17 @@ def test_format_names_are_read_as_suffixes_are_and_the_summary_fits_the_output(
     assert result.stdout.strip() == "g.generator.safetensors"
 
 
-def test_a_damaged_latest_is_said_once_and_the_step_file_written_before_it_used(run: Path) -> None:
-    """It gave way to the step file silently: a failing disk went unnoticed."""
+@pytest.mark.parametrize("damage", ["header", "tensors cut short"])
+def test_a_damaged_latest_is_said_once_and_the_step_file_written_before_it_used(
+    run: Path, damage: str
+) -> None:
+    """It gave way to the step file silently: a failing disk went unnoticed. A file cut short after
+    its header (an unfinished copy) did not give way at all."""
     from acgan_cli.core import checkpoint as ckpt
 
     newest = ckpt.step_files(run / "checkpoints")[-1]
-    (run / "checkpoints" / ckpt.LATEST).write_bytes(b"\0" * 100)
+    latest = run / "checkpoints" / ckpt.LATEST
+    latest.write_bytes(b"\0" * 100 if damage == "header" else latest.read_bytes()[:-100])
     result = runner.invoke(app, ["sample", "--digit", "3", "--out", "three.png"])
     assert result.exit_code == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
