@@ -47,7 +47,7 @@ def evaluate(
     checkpoints: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Checkpoint files or run folders. \\[default: $ACGAN_CKPT, else the newest run under ./runs]",
+            help="Checkpoint files or run folders. \\[default: $ACGAN_CKPT, else the newest run under $ACGAN_RUNS_DIR (default ./runs)]",
             metavar="CKPT|RUN_DIR",
             show_default=False,
         ),
@@ -147,7 +147,7 @@ def evaluate(
 
     \b
     acgan evaluate runs/00001-mnist-5k              # the run's latest checkpoint
-    acgan evaluate runs/00001-mnist-5k runs/00002-mnist-5k   # one column per run
+    acgan evaluate runs/demo runs/00001-mnist-5k   # one column per run
     acgan evaluate RUN --metrics class-accuracy,fd --n-samples 2000
     acgan evaluate RUN --json > scores.json
     acgan evaluate --train-evaluator --dataset fashion-mnist

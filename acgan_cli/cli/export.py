@@ -151,7 +151,7 @@ def export(
 
     \b
     acgan export runs/00001-mnist-5k --format onnx --out generator.onnx
-    acgan export runs/00001-mnist-5k/checkpoints/step-00000780.safetensors -f pt2
+    acgan export runs/00001-mnist-5k/checkpoints/step-00000390.safetensors -f pt2
     acgan export runs/00001-mnist-5k -f safetensors --half -o g.safetensors
     acgan sample --ckpt g.safetensors --digit 3
 
