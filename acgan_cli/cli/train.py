@@ -357,84 +357,87 @@ def train(
         "seed": seed, "latent_dim": latent_dim, "img_size": img_size, "g_width": g_width, "d_width": d_width,
         "ema": ema, "ema_decay": ema_decay, "recipe": recipe, "adversarial_loss": adversarial_loss, "fake_class_loss": fake_class_loss, "label_smoothing": label_smoothing, "d_norm": d_norm, "d_projection": d_projection, "g_class_norm": g_class_norm, "g_class_weight": g_class_weight, "device": device, "precision": precision, "compile": compile, "cuda_graph": cuda_graph, "sample_every": sample_every, "ckpt_every": ckpt_every, "keep_checkpoints": keep_checkpoints, "eval_every": eval_every, "log_every": log_every,
     }  # fmt: skip
-    # Only what the user said counts when resuming: the checkpoint's config fills in the rest.
-    given = {
-        name: value
-        for name, value in options.items()
-        if value is not None and ctx.get_parameter_source(name).name != "DEFAULT"
-    }
-    if out is not None and str(out) == "-":
-        raise typer.BadParameter(
-            "train writes a run folder, not a stream; give a folder path", param_hint="--out"
-        )
-    if "seed" in given:
-        check_seed(given["seed"])
-    if "dataset" in given:
-        check_dataset_name(given["dataset"])
-        given["dataset"] = canonical_dataset(given["dataset"])
-
-    from acgan_cli.core.checkpoint import KIND_TRAINING, read_info, resolve_checkpoint
-
-    resume_path = resolve_checkpoint(resume) if resume else None
-    if resume_path is not None:
-        from acgan_cli.core.training import resume_config
-
-        info = read_info(resume_path)
-        if info.kind != KIND_TRAINING or info.train is None:
-            raise CheckpointError(
-                f"{info.path} holds a generator only and cannot resume training",
-                hint="resume from a checkpoint written by `acgan train` (or its run folder)",
-            )
-        config = resume_config(info.train, {"device": "auto", **given})
-        if config.dataset not in DATASETS and not Path(config.dataset).expanduser().is_dir():
-            raise DataError(
-                f"{info.path} was trained on the folder {config.dataset}, which is not there",
-                hint="put the run's data back at that path to resume it (a resumed run never changes data)",
-            )
-    else:
-        config = TrainConfig(**{"seed": secrets.randbelow(2**31), **given})
-    if "ema_decay" in given and not config.ema:  # it would be ignored without a word
-        raise typer.BadParameter("applies only with --ema (this run has --no-ema)", param_hint="--ema-decay")
-
-    from acgan_cli.core.devices import resolve_training
-
-    # What the run itself would refuse, refused before anything is loaded or said (and for --dry-run).
-    resolved, precision, _, cuda_graph = resolve_training(
-        config.device, config.precision, config.compile, config.cuda_graph
-    )
-    from acgan_cli.core.training import check_out
-
-    check_out(out, info if resume_path is not None else None)  # before anything is loaded, or said
-    if config.eval_every:  # scored against the test split: a folder without one fails at the start
-        check_split(config.dataset, "test")
-    if dry_run:
-        if resume_path is not None:  # what the run would refuse (without loading the data to count it)
-            from acgan_cli.core.training import check_resume, recorded_steps_per_epoch
-
-            check_resume(info, config, out, recorded_steps_per_epoch(info.path))
-        settings = to_dict(config)
-        if resume_path is None and "seed" not in given:
-            settings["seed"] = None  # drawn when the run starts: the one drawn here would never be used
-        plan = {
-            "train": settings,
-            "recipe": dataclasses.asdict(config.settings()),
-            "device": str(resolved),
-            "precision": precision,
-            "cuda_graph": cuda_graph,
-            "resume": str(resume_path) if resume_path else None,
+    resume_path: Path | None = None  # what a stop before the run names as intact
+    try:  # a Ctrl-C or SIGTERM before the run (importing torch, loading data) saved nothing
+        # Only what the user said counts when resuming: the checkpoint's config fills in the rest.
+        given = {
+            name: value
+            for name, value in options.items()
+            if value is not None and ctx.get_parameter_source(name).name != "DEFAULT"
         }
-        typer.echo(json.dumps(plan, indent=2))
-        return
+        if out is not None and str(out) == "-":
+            raise typer.BadParameter(
+                "train writes a run folder, not a stream; give a folder path", param_hint="--out"
+            )
+        if "seed" in given:
+            check_seed(given["seed"])
+        if "dataset" in given:
+            check_dataset_name(given["dataset"])
+            given["dataset"] = canonical_dataset(given["dataset"])
 
-    from acgan_cli.core.training import Trainer
+        from acgan_cli.core.checkpoint import KIND_TRAINING, read_info, resolve_checkpoint
 
-    console = stderr_console()
-    if not state.quiet:
-        live = interactive(LIVE_MIN_COLUMNS_WITH_EVALUATION if config.eval_every else LIVE_MIN_COLUMNS)
-        console.print(f"loading {config.dataset} …" if live else f"train: loading {config.dataset}")
-    try:
+        resume_path = resolve_checkpoint(resume) if resume else None
+        if resume_path is not None:
+            from acgan_cli.core.training import resume_config
+
+            info = read_info(resume_path)
+            if info.kind != KIND_TRAINING or info.train is None:
+                raise CheckpointError(
+                    f"{info.path} holds a generator only and cannot resume training",
+                    hint="resume from a checkpoint written by `acgan train` (or its run folder)",
+                )
+            config = resume_config(info.train, {"device": "auto", **given})
+            if config.dataset not in DATASETS and not Path(config.dataset).expanduser().is_dir():
+                raise DataError(
+                    f"{info.path} was trained on the folder {config.dataset}, which is not there",
+                    hint="put the run's data back at that path to resume it (a resumed run never changes data)",
+                )
+        else:
+            config = TrainConfig(**{"seed": secrets.randbelow(2**31), **given})
+        if "ema_decay" in given and not config.ema:  # it would be ignored without a word
+            raise typer.BadParameter(
+                "applies only with --ema (this run has --no-ema)", param_hint="--ema-decay"
+            )
+
+        from acgan_cli.core.devices import resolve_training
+
+        # What the run itself would refuse, refused before anything is loaded or said (and for --dry-run).
+        resolved, precision, _, cuda_graph = resolve_training(
+            config.device, config.precision, config.compile, config.cuda_graph
+        )
+        from acgan_cli.core.training import check_out
+
+        check_out(out, info if resume_path is not None else None)  # before anything is loaded, or said
+        if config.eval_every:  # scored against the test split: a folder without one fails at the start
+            check_split(config.dataset, "test")
+        if dry_run:
+            if resume_path is not None:  # what the run would refuse (without loading the data to count it)
+                from acgan_cli.core.training import check_resume, recorded_steps_per_epoch
+
+                check_resume(info, config, out, recorded_steps_per_epoch(info.path))
+            settings = to_dict(config)
+            if resume_path is None and "seed" not in given:
+                settings["seed"] = None  # drawn when the run starts: the one drawn here would never be used
+            plan = {
+                "train": settings,
+                "recipe": dataclasses.asdict(config.settings()),
+                "device": str(resolved),
+                "precision": precision,
+                "cuda_graph": cuda_graph,
+                "resume": str(resume_path) if resume_path else None,
+            }
+            typer.echo(json.dumps(plan, indent=2))
+            return
+
+        from acgan_cli.core.training import Trainer
+
+        console = stderr_console()
+        if not state.quiet:
+            live = interactive(LIVE_MIN_COLUMNS_WITH_EVALUATION if config.eval_every else LIVE_MIN_COLUMNS)
+            console.print(f"loading {config.dataset} …" if live else f"train: loading {config.dataset}")
         trainer = Trainer(config, run_dir=out, resume=resume_path)
-    except KeyboardInterrupt as exc:  # while the data loads: this command has written nothing
+    except KeyboardInterrupt as exc:
         raise _stopped_before_saving(exc, resume_path) from None
     try:
         _run(trainer, console)

@@ -168,6 +168,14 @@ elif sys.argv[1] == "a-library-fails-after-a-sigterm":  # as torch.compile's kil
         raise CppCompileError(["g++", "kernel.cpp"], "g++: fatal error: Killed signal terminated program cc1plus")
 
     on(lambda event: isinstance(event, RunFinished), compiler_died)  # as the run ends
+elif sys.argv[1] == "while-resolving":  # before the data loads: the options, the device, torch's import
+    from acgan_cli.core import devices
+
+    def resolve_training(*args, **kwargs):
+        ctrl_c()
+        time.sleep(30)
+
+    devices.resolve_training = resolve_training
 elif sys.argv[1] == "after-the-run":  # as the finished run prints its folder
     import typer
 
@@ -287,6 +295,7 @@ def test_a_second_ctrl_c_while_the_stop_is_reported_waits_for_the_resume_command
         ),
         ("before-the-stop-is-caught", "error: interrupted before the first step; nothing was saved", 130),
         ("interrupted-while-loading", "error: interrupted before the first step; nothing was saved", 130),
+        ("while-resolving", "error: interrupted before the first step; nothing was saved", 130),
         ("terminated-while-loading", "error: terminated before the first step; nothing was saved", 143),
     ],
 )
