@@ -76,6 +76,21 @@ def fifo_reader(path: Path) -> Iterator[bytearray]:
         reader.join(timeout=30)
 
 
+needs_dev_full = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+
+
+def run_into_full_stdout(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `acgan ARGS` with stdout on /dev/full, where every write fails (No space left on device)."""
+    with open("/dev/full", "w") as full:
+        return subprocess.run(
+            [sys.executable, "-m", "acgan_cli", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+        )
+
+
 def plain(text: str) -> str:
     """Text with rich's panel borders and line wrapping removed, for matching messages."""
     text = re.sub(r"[│╭╮╰╯─]", " ", text)

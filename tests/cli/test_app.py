@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from acgan_cli import __version__
 from acgan_cli.cli import app
-from tests.conftest import plain, run_without_torch
+from tests.conftest import needs_dev_full, plain, run_into_full_stdout, run_without_torch
 
 runner = CliRunner()
 
@@ -235,18 +235,11 @@ def test_options_with_fixed_choices_complete_them_without_torch(words: str, offe
     assert lines == offered and imported == "False"
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@needs_dev_full
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["sample", "--help"]])
 def test_help_or_version_into_a_full_stdout_is_one_error_line(args: list[str]) -> None:
     """It was a Python traceback (an OSError out of the help's printing)."""
-    with open("/dev/full", "w") as full:
-        done = subprocess.run(
-            [sys.executable, "-m", "acgan_cli", *args],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=60,
-        )
+    done = run_into_full_stdout(args, timeout=60)
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         "error: cannot write to stdout (No space left on device)",

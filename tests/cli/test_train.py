@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from acgan_cli.cli import app
 from acgan_cli.core.checkpoint import load_checkpoint, read_info
-from tests.conftest import TINY_ARGS, plain
+from tests.conftest import TINY_ARGS, needs_dev_full, plain, run_into_full_stdout
 
 runner = CliRunner()
 
@@ -399,18 +399,12 @@ def test_eval_every_on_a_folder_without_a_test_split_is_refused_at_once(
     assert runner.invoke(app, [*args, "--eval-every", "0", "--dry-run"]).exit_code == 0
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@needs_dev_full
 def test_a_stdout_that_cannot_take_the_run_folder_says_the_run_finished(tmp_path: Path) -> None:
     """It said `error: No space left on device` with the hint to resume a run that had finished."""
-    args = ["train", "--dataset", "mnist-5k", "--max-steps", "2", "--out", "run", *TINY_ARGS]
-    with open("/dev/full", "w") as full:
-        done = subprocess.run(
-            [sys.executable, "-m", "acgan_cli", *args],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=300,
-        )
+    done = run_into_full_stdout(
+        ["train", "--dataset", "mnist-5k", "--max-steps", "2", "--out", "run", *TINY_ARGS]
+    )
     assert done.returncode == 1
     assert done.stderr.splitlines()[-2:] == [
         "error: cannot write the run folder to stdout (No space left on device); the run finished: run",
