@@ -261,15 +261,20 @@ def _catch_sigterm() -> Any:
     return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
-def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl-C or SIGTERM behind `exc`, if one is in its chain of causes."""
+def in_chain(exc: BaseException, test: Callable[[BaseException], bool]) -> BaseException | None:
+    """The first exception in `exc`'s chain of causes (itself first) that passes `test`, if any."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
+        if test(exc):
             return exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM behind `exc`, if one is in its chain of causes."""
+    return in_chain(exc, lambda link: isinstance(link, KeyboardInterrupt))  # type: ignore[return-value]
 
 
 def _interrupted(exc: KeyboardInterrupt, training: bool) -> typer.Exit:

@@ -25,6 +25,7 @@ from acgan_cli.cli.common import (
     complete_from,
     complete_precision,
     handle_errors,
+    in_chain,
     interactive,
     print_error,
     state,
@@ -535,15 +536,14 @@ def _run(trainer: Trainer, console: Console) -> None:
 
 def _compiler_failure(exc: BaseException) -> bool:
     """Whether `exc` (or one in its chain) is torch.compile's, or a compiler process's, failure."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if type(exc).__module__.startswith(("torch._inductor", "torch._dynamo")) or isinstance(
-            exc, subprocess.CalledProcessError
-        ):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+
+    def compilers(link: BaseException) -> bool:
+        module = type(link).__module__
+        return module.startswith(("torch._inductor", "torch._dynamo")) or isinstance(
+            link, subprocess.CalledProcessError
+        )
+
+    return in_chain(exc, compilers) is not None
 
 
 def _print_run_dir(run_dir: Path, stopped: bool) -> None:
