@@ -1,7 +1,7 @@
 """Checkpoints: one safetensors file per snapshot, never pickle.
 
 A training checkpoint holds the generator, the discriminator, both Adam states
-(flattened to tensors), the RNG states and string metadata (format, versions, the
+(flattened to tensors), fp16's loss scales, the RNG states and string metadata (format, versions, the
 configs as JSON, step, epoch, dataset, class names, image shape, pixel range): enough
 to resume a run at its exact step, or to rebuild its generator alone.
 
@@ -9,6 +9,7 @@ Tensor names:
     generator.<param>            discriminator.<param>         generator_ema.<param> (optional)
     optimizer.generator.<i>.<state>   optimizer.discriminator.<i>.<state>
     rng.<name>                   uint8 RNG states
+    scaler.<network>.scale   scaler.<network>.growth_tracker   (fp16 runs only)
 
 Every file is checked before safetensors reads it: a header length beyond the file,
 a pickle, or JSON that is not an acgan header is refused with a one-line error, and so is
@@ -392,6 +393,19 @@ def _optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> dict[st
     return tensors
 
 
+def _scaler_tensors(prefix: str, scaler: torch.amp.GradScaler) -> dict[str, torch.Tensor]:
+    """A loss scaler's scale and growth count (nothing for a disabled scaler: bf16 and fp32)."""
+    import torch
+
+    if not scaler.is_enabled():
+        return {}
+    state = scaler.state_dict()  # one host sync, for the scale
+    return {
+        f"{prefix}.scale": torch.tensor(state["scale"], dtype=torch.float32),
+        f"{prefix}.growth_tracker": torch.tensor(state["_growth_tracker"], dtype=torch.int32),
+    }
+
+
 def to_host(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The same tensors on the CPU, contiguous, each with its own memory (as safetensors wants).
 
@@ -470,6 +484,7 @@ def training_checkpoint_bytes(
     dataset: str,
     class_names: tuple[str, ...],
     generator_ema: nn.Module | None = None,
+    scalers: dict[str, torch.amp.GradScaler] | None = None,
 ) -> bytes:
     """A complete training snapshot serialised as safetensors bytes."""
     from safetensors.torch import save
@@ -481,6 +496,8 @@ def training_checkpoint_bytes(
         **_optimizer_tensors("optimizer.discriminator", discriminator_optimizer),
         **{f"rng.{name}": state for name, state in rng_states.items()},
     }
+    for network, scaler in (scalers or {}).items():
+        tensors.update(_scaler_tensors(f"scaler.{network}", scaler))
     if generator_ema is not None:
         tensors.update(_module_tensors("generator_ema", generator_ema))
     model = generator.config
@@ -669,6 +686,8 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
 OPTIMIZER_STATE = {"step": "scalar", "exp_avg": "param", "exp_avg_sq": "param", "max_exp_avg_sq": "param"}
 OPTIMIZER_REQUIRED = ("step", "exp_avg", "exp_avg_sq")  # every parameter has these after one step
 RNG_STATES = ("torch", "noise", "cuda")
+# fp16's loss scaler, per network: name -> floating point or not (both scalars, both optional).
+SCALER_STATE = {"scale": True, "growth_tracker": False}
 
 
 def _is_float_dtype(dtype: str) -> bool:
@@ -717,6 +736,9 @@ def _expected_tensors(info: CheckpointInfo) -> tuple[dict[str, tuple[tuple[int, 
                         required.add(name)
         for name in RNG_STATES:
             expected[f"rng.{name}"] = ((-1,), False)  # any length: torch decides its RNG state size
+        for network in models:
+            for name, floating in SCALER_STATE.items():
+                expected[f"scaler.{network}.{name}"] = ((), floating)
     return expected, required
 
 
@@ -921,6 +943,28 @@ def load_optimizer(
         raise CheckpointError(
             f"{path} holds an optimizer state that does not fit: {_one_line(exc)}", hint="the file is damaged"
         ) from None
+
+
+def load_scaler(
+    scaler: torch.amp.GradScaler, tensors: dict[str, torch.Tensor], prefix: str, path: Path
+) -> None:
+    """Restore an enabled loss scaler from `prefix.scale` and `prefix.growth_tracker`, if the file has them.
+
+    A checkpoint without them (a bf16 or fp32 run resumed in fp16, or one written before acgan
+    saved them) leaves the scaler to start afresh, as a new run's does.
+    """
+    names = [f"{prefix}.{name}" for name in SCALER_STATE]
+    given = [tensors.get(name) for name in names]
+    if not scaler.is_enabled() or any(value is None for value in given):
+        return
+    scale, tracker = (float(value) for value in given)
+    # The count of finite steps since the scale last changed: it grows the scale on reaching the interval.
+    if not (0 < scale < float("inf")) or not 0 <= tracker < scaler.get_growth_interval():
+        raise CheckpointError(
+            f"{path} holds an impossible loss scale in {prefix} (scale {scale:g}, growth count {tracker:g})",
+            hint="the file is damaged or was edited; use another checkpoint",
+        )
+    scaler.load_state_dict({**scaler.state_dict(), "scale": scale, "_growth_tracker": int(tracker)})
 
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, CheckpointInfo]:

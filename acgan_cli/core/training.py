@@ -614,6 +614,8 @@ class Trainer:
         ckpt.load_optimizer(
             self.discriminator_optimizer, tensors, "optimizer.discriminator", info.path, info.step
         )
+        for network, scaler in self.scalers.items():
+            ckpt.load_scaler(scaler, tensors, f"scaler.{network}", info.path)
         if "rng.torch" not in tensors or "rng.noise" not in tensors:
             raise CheckpointError(f"{info.path} holds no RNG state", hint="the file is damaged or was edited")
         # Checked here, before any folder is made or written: installed only when the run starts.
@@ -649,6 +651,7 @@ class Trainer:
             dataset=self.config.dataset,
             class_names=self.data.class_names,
             generator_ema=self.generator_ema,
+            scalers=self.scalers,
         )
         path = self.checkpoint_dir / f"step-{self.step:08d}.safetensors"
         try:

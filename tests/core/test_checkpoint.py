@@ -330,3 +330,35 @@ def test_states_other_runs_legitimately_write_are_resumed(trained_run: Path, tmp
         noise = torch.zeros(size, dtype=torch.uint8)
         save_file({**tensors, "rng.noise": noise}, str(run / "checkpoints" / ckpt.LATEST), metadata=metadata)
         assert Trainer(tiny_config(max_steps=13), resume=run).run().step == 13
+
+
+def test_a_loss_scale_is_checked_before_it_is_used(trained_run: Path, tmp_path: Path) -> None:
+    """fp16 runs save each scaler's scale and growth count: one that no scaler can hold is refused
+    in one line naming the file, and one of the wrong shape or kind by the tensor table."""
+    _, tensors = ckpt.load_checkpoint(trained_run)
+    metadata = ckpt.read_metadata(trained_run / "checkpoints" / ckpt.LATEST)
+    good = torch.tensor(1024.0), torch.tensor(3, dtype=torch.int32)
+    for scale, tracker, refusal in [
+        (torch.tensor(0.0), good[1], r"impossible loss scale in scaler\.generator \(scale 0,"),
+        (torch.tensor(float("inf")), good[1], "impossible loss scale"),
+        (good[0], torch.tensor(-1, dtype=torch.int32), r"growth count -1\)"),
+        (good[0], torch.tensor(2000, dtype=torch.int32), r"growth count 2000\)"),  # the interval: never grows
+        (torch.ones(2), good[1], r"wrong shape or dtype for scaler\.generator\.scale"),
+        (good[0], torch.tensor(3.0), r"wrong shape or dtype for scaler\.generator\.growth_tracker"),
+    ]:
+        path = tmp_path / "edited.safetensors"
+        edited = {**tensors, "scaler.generator.scale": scale, "scaler.generator.growth_tracker": tracker}
+        save_file(edited, str(path), metadata=metadata)
+        with pytest.raises(CheckpointError, match=refusal) as error:
+            _, loaded = ckpt.load_checkpoint(path)
+            ckpt.load_scaler(torch.amp.GradScaler("cpu"), loaded, "scaler.generator", path)
+        assert str(path) in error.value.message and "\n" not in error.value.message
+
+    save_file({**tensors, "scaler.generator.scale": good[0], "scaler.generator.growth_tracker": good[1]},
+              str(path), metadata=metadata)  # fmt: skip
+    scaler = torch.amp.GradScaler("cpu")
+    ckpt.load_scaler(scaler, ckpt.load_checkpoint(path)[1], "scaler.generator", path)
+    assert (scaler.get_scale(), scaler.state_dict()["_growth_tracker"]) == (1024.0, 3)
+    disabled = torch.amp.GradScaler("cpu", enabled=False)  # a bf16 or fp32 resume ignores them
+    ckpt.load_scaler(disabled, ckpt.load_checkpoint(path)[1], "scaler.generator", path)
+    assert not disabled.is_enabled()

@@ -66,6 +66,41 @@ def test_resume_continues_at_the_exact_step(tmp_path: Path, small_dataset) -> No
     assert steps[-1] == 14 and 7 in steps
 
 
+def _scaling(trainer: Trainer) -> Trainer:
+    """The trainer with enabled loss scalers, as an fp16 run has (fp16 itself needs CUDA): on the
+    CPU they scale and unscale an fp32 step exactly, so only their own state tells them apart."""
+    trainer.scalers = {
+        name: torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=2) for name in trainer.scalers
+    }
+    return trainer
+
+
+def test_a_resume_continues_the_loss_scale(tmp_path: Path, small_dataset) -> None:
+    straight = _scaling(
+        Trainer(tiny_config(max_steps=7), run_dir=tmp_path / "straight", dataset=small_dataset)
+    )
+    straight.run()
+    first = _scaling(Trainer(tiny_config(max_steps=3), run_dir=tmp_path / "halves", dataset=small_dataset))
+    first.run()
+    _, tensors = ckpt.load_checkpoint(first.run_dir)
+    assert float(tensors["scaler.generator.scale"]) == 2.0**11  # grown once, after two steps
+    assert int(tensors["scaler.discriminator.growth_tracker"]) == 1
+
+    config = resume_config(first.config, {"max_steps": 7})
+    second = _scaling(Trainer(config, resume=first.run_dir, dataset=small_dataset))
+    second._restore(*ckpt.load_checkpoint(first.run_dir))  # as __init__ does, now with scalers enabled
+    assert second.scalers["generator"].get_scale() == 2.0**11  # not the scaler's initial 2**10
+    second.run()
+    for name, scaler in straight.scalers.items():
+        assert scaler.state_dict() == second.scalers[name].state_dict() and scaler.get_scale() == 2.0**13
+    assert _same(_weights(straight.generator), _weights(second.generator))
+
+
+def test_runs_without_loss_scaling_save_no_scale(trained_run: Path) -> None:
+    _, tensors = ckpt.load_checkpoint(trained_run)
+    assert not any(name.startswith("scaler.") for name in tensors)
+
+
 def _steps_and_times(run: Path) -> tuple[list[int], list[float]]:
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return [r["step"] for r in records], [r["time"] for r in records]
