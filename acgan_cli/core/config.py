@@ -67,19 +67,29 @@ def check_seed(seed: int, option: str = "seed", limit: int = SEEDS) -> int:
     return seed
 
 
+def _did_you_mean(value: str, meant: str, valid: bool) -> str:
+    """ "; did you mean cpu?" where `meant` (another spelling of `value`) is `valid`; else nothing."""
+    return f"; did you mean {meant}?" if meant != value and valid else ""
+
+
 def check_device(device: str) -> None:
     """A ConfigError unless `device` is auto, cpu, mps, cuda or cuda:N (whether it exists is checked later)."""
+    meant = re.sub(r"^gpu\b", "cuda", device.lower())  # CPU, GPU, gpu:1
     require(
         bool(DEVICE_PATTERN.match(device)),
         "device",
-        f"must be auto, cpu, cuda, cuda:N or mps (got {device!r})",
+        f"must be auto, cpu, cuda, cuda:N or mps (got {device!r})"
+        + _did_you_mean(device, meant, bool(DEVICE_PATTERN.match(meant))),
     )
 
 
 def check_precision(precision: str) -> None:
     """A ConfigError unless `precision` is one of PRECISIONS."""
     require(
-        precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)} (got {precision!r})"
+        precision in PRECISIONS,
+        "precision",
+        f"must be one of {', '.join(PRECISIONS)} (got {precision!r})"
+        + _did_you_mean(precision, precision.lower(), precision.lower() in PRECISIONS),
     )
 
 

@@ -100,7 +100,7 @@ def test_an_unknown_metric_exits_2_listing_the_valid_ones(run: Path) -> None:
     result = runner.invoke(app, ["evaluate", str(run), "--metrics", "fd,fid"])
     assert result.exit_code == 2
     message = plain(result.stderr)
-    assert "Invalid value for --metrics: unknown metric 'fid'; choose from" in message
+    assert "Invalid value for --metrics: unknown metric 'fid'; did you mean fd? Choose from" in message
     assert all(name in message for name in METRICS)
 
 

@@ -203,6 +203,33 @@ def test_an_unknown_metric_lists_the_valid_ones() -> None:
     assert all(name in caught.value.detail for name in METRICS)
 
 
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        ("fid", "fd"),  # Inception's Fréchet distance: ours is in the evaluator's features
+        ("FID", "fd"),
+        ("class_accuracy", "class-accuracy"),
+        ("accuracy", "class-accuracy"),
+        ("kidd", "kid"),
+        ("recall", "precision-recall"),
+        ("prdc", "precision-recall,density-coverage"),
+        ("density-coverag", "density-coverage"),
+    ],
+)
+def test_an_unknown_metric_suggests_the_one_meant(given: str, meant: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_metrics(given)
+    assert f"unknown metric {given!r}; did you mean {meant}? Choose from" in caught.value.detail
+    assert parse_metrics(meant)  # the suggestion itself is a valid --metrics
+
+
+def test_a_metric_name_like_none_of_ours_gets_no_guess() -> None:
+    for name in ("xyz", "ssim", "lpips"):
+        with pytest.raises(UsageError) as caught:
+            parse_metrics(name)
+        assert "did you mean" not in caught.value.detail and "did you mean" not in str(caught.value)
+
+
 def test_the_package_imports_neither_torch_nor_the_terminal_libraries() -> None:
     code = "import sys, acgan_cli.core.evaluation\nprint(' '.join(sorted(sys.modules)))"
     modules = set(

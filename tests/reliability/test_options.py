@@ -121,6 +121,8 @@ def test_a_batch_larger_than_memory_is_one_line_not_a_crash(forkserver: ForkServ
         (["--nrow", "-1"], "--nrow", "must be at least 1"),
         (["--format", "gif"], "--format", "'gif' is not one of png, npy, npz"),
         (["--device", "tpu"], "--device", "must be auto, cpu, cuda, cuda:N or mps (got 'tpu')"),
+        (["--device", "CPU"], "--device", "(got 'CPU'); did you mean cpu?"),
+        (["--device", "gpu:1"], "--device", "(got 'gpu:1'); did you mean cuda:1?"),
         (
             ["--format", "npy", "--nrow", "3"],
             "--nrow",
@@ -183,6 +185,11 @@ def test_evaluate_refuses_each_impossible_value(
             ["train", "--dataset", "mnist-5k", "--precision", "fp8"],
             "--precision",
             "one of auto, fp32, bf16, fp16",
+        ),
+        (
+            ["train", "--dataset", "mnist-5k", "--precision", "BF16"],
+            "--precision",
+            "one of auto, fp32, bf16, fp16 (got 'BF16'); did you mean bf16?",
         ),
         (
             ["export", "RUN", "--format", "gguf"],

@@ -412,6 +412,35 @@ METRICS: dict[str, Metric] = {
 }
 
 
+# Names users reach for that mean one of ours: FID is the Fréchet distance in Inception's
+# features (ours are the evaluator's), IS the Inception score.
+METRIC_ALIASES = {
+    "fid": "fd",
+    "frechet": "fd",
+    "accuracy": "class-accuracy",
+    "acc": "class-accuracy",
+    "inception": "is",
+    "inception-score": "is",
+    "precision": "precision-recall",
+    "recall": "precision-recall",
+    "density": "density-coverage",
+    "coverage": "density-coverage",
+    "prdc": "precision-recall,density-coverage",
+}
+
+
+def did_you_mean(name: str) -> str:
+    """ "; did you mean fd?" for a name that is another spelling of one or more metrics, else ""."""
+    import difflib
+
+    key = name.lower().replace("_", "-")
+    meant = METRIC_ALIASES.get(key) or (key if key in METRICS else None)
+    if meant is None:
+        close = difflib.get_close_matches(key, [*METRICS, "all"], n=1, cutoff=0.75)
+        meant = close[0] if close else None
+    return f"; did you mean {meant}?" if meant else ""
+
+
 def parse_metrics(text: str | None) -> tuple[str, ...]:
     """Metric names from `--metrics a,b,c` (None or "all": every metric), checked against METRICS."""
     names = [name.strip() for name in ("all" if text is None else text).split(",") if name.strip()]
@@ -434,10 +463,13 @@ def parse_metrics(text: str | None) -> tuple[str, ...]:
         )
     unknown = [name for name in names if name not in METRICS]
     if unknown:
+        suggestion = did_you_mean(unknown[0])
         raise UsageError(
-            f"unknown metric {unknown[0]!r}",
+            f"unknown metric {unknown[0]!r}{suggestion}",
             hint=f"choose from {valid} (comma-separated), or all",
             option="metrics",
-            detail=f"unknown metric {unknown[0]!r}; choose from {valid} (comma-separated), or all",
+            detail=f"unknown metric {unknown[0]!r}{suggestion} Choose from {valid} (comma-separated), or all"
+            if suggestion
+            else f"unknown metric {unknown[0]!r}; choose from {valid} (comma-separated), or all",
         )
     return tuple(dict.fromkeys(names))
