@@ -511,12 +511,20 @@ def _run(trainer: Trainer, console: Console) -> None:
                     "a single Ctrl-C stops after the step and saves a checkpoint to resume from",
                 )
             raise typer.Exit(code)
-        if result.interrupted and result.checkpoint is None:  # stopped before its first step
+        if result.interrupted and result.checkpoint == trainer.resumed_from:  # stopped before its first step
             trainer.discard()
-            print_error(
-                "interrupted before the first step; nothing was saved",
-                "start the run again: a stop that a step has begun saves after that step",
-            )
+            word = "terminated" if stop.exit_code == EXIT_SIGTERM else "interrupted"
+            if trainer.resumed_from is None:
+                print_error(
+                    f"{word} before the first step; nothing was saved",
+                    "start the run again: a stop that a step has begun saves after that step",
+                )
+            else:  # the checkpoint it resumed stays as it was, without this command's options
+                print_error(
+                    f"{word} before this command saved a checkpoint; {trainer.resumed_from}, which it "
+                    "resumed, is intact",
+                    "run the same command again to start over from it",
+                )
             raise typer.Exit(stop.exit_code)
         if result.interrupted:
             console.print(f"stopped at step {result.step}; saved {result.checkpoint}")

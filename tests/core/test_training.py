@@ -437,6 +437,31 @@ def test_fp16_needs_cuda(tmp_path: Path, small_dataset) -> None:
         Trainer(tiny_config(precision="fp16"), run_dir=tmp_path / "run", dataset=small_dataset)
 
 
+def test_a_stop_asked_once_while_the_evaluator_trains_stops_the_run(
+    tmp_path: Path, small_dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """should_stop need not keep saying so: the loop trained on and crashed at its first evaluation
+    (AttributeError: 'NoneType' object has no attribute 'features')."""
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "empty-cache"))  # the evaluator trains first
+    asked = iter([True])
+    trainer = Trainer(tiny_config(max_steps=4, eval_every=2), run_dir=tmp_path / "run", dataset=small_dataset)
+    result = trainer.run(should_stop=lambda: next(asked, False))
+    assert result.interrupted and result.step == 0 and result.checkpoint is None
+
+
+def test_a_stop_at_the_end_of_an_epoch_labels_its_checkpoint_as_its_log(
+    tmp_path: Path, small_dataset
+) -> None:
+    """The checkpoint a stop saved after step 10 (of 10-step epochs) said epoch 1, its log line 0."""
+    trainer = Trainer(tiny_config(ckpt_every=3, log_every=3), run_dir=tmp_path / "run", dataset=small_dataset)
+    assert trainer.steps_per_epoch == 10
+    result = trainer.run(should_stop=lambda: trainer.step == 10)
+    assert result.interrupted and result.checkpoint == trainer.checkpoint_dir / "step-00000010.safetensors"
+    lines = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 10 and lines[-1]["epoch"] == 0
+    assert ckpt.read_info(result.checkpoint).epoch == 0
+
+
 def test_eval_every_adds_quick_figures_without_changing_training(
     tmp_path: Path, small_dataset, evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

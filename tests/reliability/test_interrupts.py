@@ -314,7 +314,13 @@ def test_a_run_stopped_before_it_saved_leaves_no_folder(
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("window", ["twice-in-a-branch", "interrupted-while-loading"])
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+@pytest.mark.parametrize(
+    "window", ["twice-in-a-branch", "interrupted-while-loading", "before-the-first-step"]
+)
 @pytest.mark.parametrize("out", [["--out", "run"], []], ids=["branch", "own-run"])
 def test_a_resume_stopped_before_it_saved_says_how_to_start_it_again(
     tmp_path: Path, out: list[str], window: str
@@ -327,6 +333,7 @@ def test_a_resume_stopped_before_it_saved_says_how_to_start_it_again(
          *first[first.index("--max-steps") + 2 :]],
         cwd=tmp_path, capture_output=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     ).returncode == 0  # fmt: skip
+    before = _contents(tmp_path / "first" / "checkpoints")
     done = subprocess.run(
         [sys.executable, "-c", INSTRUMENTED, window, "train", "--resume", "first", *out,
          "--max-steps", "100000", "--log-every", "1"],
@@ -339,7 +346,9 @@ def test_a_resume_stopped_before_it_saved_says_how_to_start_it_again(
         "hint: run the same command again to start over from it",  # its options are in no checkpoint
     ]
     assert not (tmp_path / "run").exists()
-    assert ckpt.read_info(tmp_path / "first").step == 2  # the run it resumed keeps its checkpoint
+    # The run it resumed keeps its checkpoints as they were: a stop before the first step rewrote
+    # them (step-2 and latest) with this command's --max-steps, though it trained nothing.
+    assert _contents(tmp_path / "first" / "checkpoints") == before
 
 
 @pytest.mark.parametrize(
