@@ -422,6 +422,8 @@ class Trainer:
             )
 
         check_out(run_dir, resume_info, runs_dir)  # before the data is loaded, or downloaded
+        if resume_info is not None:  # so is what the run folder's record tells (and again once counted)
+            check_resume(resume_info, config, run_dir, recorded_steps_per_epoch(resume_info.path))
         data = dataset or load_dataset(
             config.dataset, "train", Path(config.data_dir) if config.data_dir else None, config.download
         )

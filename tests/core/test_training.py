@@ -153,6 +153,8 @@ def test_resuming_an_older_checkpoint_in_its_run_is_refused_and_branches_with_ou
     before = {p: p.read_bytes() for p in first.run_dir.rglob("*") if p.is_file()}
     older = first.run_dir / "checkpoints" / "step-00000004.safetensors"
     config = tiny_config(max_steps=6, ckpt_every=4, lr=1e-4)
+    with pytest.raises(RunDirError, match="behind its run's newest"):  # before it would load the data:
+        Trainer(dataclasses.replace(config, data_dir=str(tmp_path / "not-here")), resume=older)
     with pytest.raises(RunDirError) as caught:
         Trainer(config, resume=older, dataset=small_dataset)
     assert caught.value.message == (
