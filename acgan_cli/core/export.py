@@ -474,7 +474,7 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
     tmp = folder / f".{target.name}.{os.getpid()}.tmp{extension}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        remove_orphaned_temporaries(target.parent, of=target.name)  # a killed export's of this file
+        remove_orphaned_temporaries(folder, of=target.name)  # a killed export's of this file
         tmp.write_bytes(b"")  # fail now, before the export, if the folder cannot be written
     except OSError as exc:
         raise ExportError(
@@ -590,7 +590,14 @@ def export(
                 hint="this is a bug in acgan or the exporter; run with --verbose and report it",
             )
         size = tmp.stat().st_size
-        replace_durably(tmp, target)
+        try:
+            replace_durably(tmp, target)
+        except BrokenPipeError:  # a reader that went away (`| head`): the CLI ends quietly
+            raise
+        except OSError as exc:  # a full disk at the fsync, a full /dev/full, a folder gone
+            raise ExportError(
+                f"cannot write {target}: {write_failure(target, exc)}", hint="choose another --out"
+            ) from None
     return ExportResult(
         format=fmt,
         path=target,

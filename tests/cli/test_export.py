@@ -307,6 +307,32 @@ def test_dev_stdout_takes_the_verified_bytes_alone(run: Path, tmp_path: Path) ->
     assert "Invalid value for --json: the file and the JSON would both go to stdout" in plain(result.stderr)
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_stream_says_so_and_a_killed_stream_export_leaves_no_temporary(
+    run: Path, tmp_path: Path
+) -> None:
+    """/dev/full gave `error: No space left on device` with no file named; a stream's export is
+    staged in the temporary folder, where a killed one's file stayed for good."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that is no longer running
+    orphan = temporary / f".stdout.{gone.pid}.tmp.safetensors"
+    orphan.write_bytes(b"half an export")
+    env = {**os.environ, "TMPDIR": str(temporary)}
+    done = subprocess.run([*EXPORT, str(run), "-f", "safetensors", "-o", "/dev/full"],
+                          capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "error: cannot write /dev/full: No space left on device",
+        "hint: choose another --out",
+    ]
+    done = subprocess.run([*EXPORT, str(run), "-f", "safetensors", "-o", "/dev/stdout"],
+                          capture_output=True, env=env, check=False)  # fmt: skip
+    assert done.returncode == 0 and b'"__metadata__"' in done.stdout[:200]  # a safetensors file
+    assert list(temporary.iterdir()) == []  # the orphan swept, its own renamed into the stream
+
+
 def test_a_folder_name_is_never_read_as_an_extension(run: Path, tmp_path: Path) -> None:
     for out, written in (("exports.v3/", "exports.v3/latest.onnx"), ("g.pt/", "g.pt/latest.onnx")):
         result = runner.invoke(app, ["-q", "export", str(run), "--out", out])
