@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "test")
 DIGITS = tuple(str(d) for d in range(10))
+# torchvision's class names (its datasets' `classes`), which `--dataset fashion-mnist` and `kmnist` get.
+FASHION_MNIST_CLASSES = (
+    *("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"),
+    *("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+)
+KMNIST_CLASSES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class DatasetSource:
 
 
 def _torchvision_loader(
-    class_name: str, title: str, class_names: tuple[str, ...] | None
+    class_name: str, title: str, class_names: tuple[str, ...]
 ) -> Callable[[Path, str, bool], tuple[np.ndarray, np.ndarray, tuple[str, ...]]]:
     def load(data_dir: Path, split: str, download: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         raw = data_dir / class_name / "raw"  # where torchvision keeps the unpacked IDX files
@@ -89,21 +95,16 @@ def _torchvision_loader(
                     else ", then drop --no-download to fetch the IDX files"
                 ),
             )
-        names = class_names
-        if names is None:
-            from torchvision import datasets  # for the class names only
-
-            names = tuple(getattr(datasets, class_name).classes)
         try:  # read by acgan, not torchvision: a damaged file gets a one-line error, not a crash
             images, labels = read_idx(files[0]), read_idx(files[1])
             _check_shapes(files[0], images, files[1], labels)
-            _check_labels(files[1], labels, names, None, every_class=True)
+            _check_labels(files[1], labels, class_names, None, every_class=True)
         except DataError as exc:
             fetch = "acgan fetches them again" if download else "drop --no-download to fetch them again"
             raise DataError(
                 exc.message, hint=f"the {title} files in {raw} are damaged; delete them and {fetch}"
             ) from None
-        return images, labels.astype("int64"), names
+        return images, labels.astype("int64"), class_names
 
     return load
 
@@ -191,14 +192,14 @@ DATASETS: dict[str, DatasetSource] = {
             "fashion-mnist",
             "Fashion-MNIST",
             "70,000 clothing images in 10 classes (downloaded)",
-            _torchvision_loader("FashionMNIST", "Fashion-MNIST", None),
+            _torchvision_loader("FashionMNIST", "Fashion-MNIST", FASHION_MNIST_CLASSES),
             False,
         ),
         DatasetSource(
             "kmnist",
             "KMNIST",
             "70,000 cursive Japanese characters in 10 classes (downloaded)",
-            _torchvision_loader("KMNIST", "KMNIST", None),
+            _torchvision_loader("KMNIST", "KMNIST", KMNIST_CLASSES),
             False,
         ),
         DatasetSource(
@@ -331,10 +332,6 @@ def _idx_pair(folder: Path, split: str) -> tuple[Path, Path]:
     return images[0], labels[0]  # one of each, of two kinds
 
 
-FASHION_MNIST_CLASSES = (
-    *("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"),
-    *("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-)  # torchvision's names, which `--dataset fashion-mnist` gets
 # Folders of IDX files that come without classes.txt but are known by their labels (SHA-256 of the
 # label array, each split): Debian's dataset-fashion-mnist holds the official Fashion-MNIST files.
 _KNOWN_LABELS = {

@@ -172,6 +172,31 @@ def test_a_downloaded_dataset_is_read_from_its_files_without_the_network(tmp_pat
     assert len(load_dataset("fashion-mnist", "test", data_dir=tmp_path / "data")) == 15
 
 
+@pytest.mark.parametrize(
+    ("name", "folder"), [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST"), ("kmnist", "KMNIST")]
+)
+def test_a_downloaded_dataset_loads_without_torchvision_and_with_its_class_names(
+    tmp_path: Path, name: str, folder: str
+) -> None:
+    """torchvision is for downloading: Fashion-MNIST and KMNIST imported it for their class names
+    at every load (~0.1-5 s, as it imports torch._dynamo), which acgan now holds itself."""
+    make_torchvision_cache(tmp_path / "data", folder)
+    code = (
+        "import sys\n"
+        "from acgan_cli.core.data import load_dataset\n"
+        f"data = load_dataset({name!r}, data_dir={str(tmp_path / 'data')!r}, download=False)\n"
+        "print('torchvision' in sys.modules, list(data.class_names))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported, names = result.stdout.split(" ", 1)
+    from torchvision import datasets
+
+    assert imported == "False"
+    assert names.strip() == str(
+        list(getattr(datasets, folder).classes) if name != "mnist" else list("0123456789")
+    )
+
+
 def test_a_damaged_download_is_named_with_the_way_to_fetch_it_again(tmp_path: Path) -> None:
     """torchvision checks only that the files exist, so a damaged one is never fetched again: it
     crashed (AssertionError), or was reported as missing, or trained until a bad label came up."""
