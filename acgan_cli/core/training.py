@@ -612,6 +612,12 @@ class Trainer:
             # A run that had no average starts one from the current generator.
             source = "generator_ema" if info.has_ema else "generator"
             ckpt.load_module(self.generator_ema, tensors, source, info.path)
+        elif info.has_ema:
+            warnings.warn(
+                Notice(f"--no-ema drops the moving average {info.path} holds; this run's checkpoints sample "
+                       "the generator itself"),
+                stacklevel=3,
+            )  # fmt: skip
         ckpt.load_optimizer(self.generator_optimizer, tensors, "optimizer.generator", info.path, info.step)
         ckpt.load_optimizer(
             self.discriminator_optimizer, tensors, "optimizer.discriminator", info.path, info.step
@@ -633,6 +639,12 @@ class Trainer:
         )
         if not moved:
             self.noise_rng.set_state(checked_rng_state(tensors, "noise", ours["noise"], info.path))
+        else:
+            warnings.warn(
+                Notice(f"{info.path} was trained on another kind of device; its noise starts again from the "
+                       "seed, so the run goes on as a similar one, not the same"),
+                stacklevel=3,
+            )  # fmt: skip
         self.step = info.step
 
     def _save_checkpoint(self, epoch: int) -> Path:

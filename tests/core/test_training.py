@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from acgan_cli.core import checkpoint as ckpt
-from acgan_cli.core.errors import AcganError, DivergedError, RunDirError, UsageError
+from acgan_cli.core.errors import AcganError, DivergedError, Notice, RunDirError, UsageError
 from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStarted, SampleSaved, StepDone
 from acgan_cli.core.training import Trainer, claim_run_dir, create_run_dir, resume_config
 from tests.conftest import tiny_config
@@ -395,6 +396,19 @@ def test_generator_average_follows_the_decay_ramp_step_by_step(tmp_path: Path, s
     assert step == 6
     torch.testing.assert_close(trainer.generator_ema.up1.weight, expected, rtol=1e-5, atol=1e-7)
     assert trainer.ema_weight.item() == pytest.approx(0.7)
+
+
+def test_a_resume_with_no_ema_says_it_drops_the_average(tmp_path: Path, small_dataset) -> None:
+    first = Trainer(tiny_config(max_steps=2), run_dir=tmp_path / "run", dataset=small_dataset)
+    first.run()
+    config = resume_config(first.config, {"max_steps": 4, "ema": False})
+    with pytest.warns(Notice, match=r"--no-ema drops the moving average .*latest\.safetensors holds"):
+        resumed = Trainer(config, resume=first.run_dir, dataset=small_dataset)
+    resumed.run()
+    assert not ckpt.read_info(first.run_dir).has_ema
+    with warnings.catch_warnings():  # a run that keeps its average is resumed without a word
+        warnings.simplefilter("error")
+        Trainer(resume_config(first.config, {"max_steps": 6}), resume=first.run_dir, dataset=small_dataset)
 
 
 def test_no_ema_saves_no_average(tmp_path: Path, small_dataset) -> None:
