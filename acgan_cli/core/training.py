@@ -776,15 +776,22 @@ class Trainer:
     def _evaluate(self) -> dict[str, float]:
         """Quick class accuracy and Frechet distance of the sampling generator (--eval-every)."""
         from acgan_cli.core.evaluation import quick_metrics
+        from acgan_cli.core.evaluation.scoring import NonFiniteImages
 
         started = time.perf_counter()
         with self._between_steps():
-            figures = quick_metrics(
-                self.generator_ema or self.generator,
-                self.evaluator,
-                seed=self.config.seed,
-                autocast_dtype=self.autocast_dtype,
-            )
+            try:
+                figures = quick_metrics(
+                    self.generator_ema or self.generator,
+                    self.evaluator,
+                    seed=self.config.seed,
+                    autocast_dtype=self.autocast_dtype,
+                )
+            except NonFiniteImages:  # finite losses, but the sampling generator's state is not
+                kept = str(self.last_checkpoint) if self.last_checkpoint else None
+                raise DivergedError(
+                    self.step, kept, exact=False, log=str(self.run_dir / "metrics.jsonl")
+                ) from None
         return {**figures, "seconds": round(time.perf_counter() - started, 3)}
 
     def _autocast(self) -> torch.autocast:

@@ -478,6 +478,19 @@ def test_a_stop_at_the_end_of_an_epoch_labels_its_checkpoint_as_its_log(
     assert ckpt.read_info(result.checkpoint).epoch == 0
 
 
+def test_a_sampling_generator_gone_non_finite_under_eval_every_is_a_divergence(
+    tmp_path: Path, small_dataset, evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finite losses, but the moving average (what --eval-every scores) overflowed: this was
+    called a damaged file, with a hint to use another checkpoint, and the CLI removed the run."""
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(evaluator_cache))
+    trainer = Trainer(tiny_config(max_steps=4, eval_every=2), run_dir=tmp_path / "run", dataset=small_dataset)
+    with torch.no_grad():
+        next(trainer.generator_ema.parameters()).fill_(float("inf"))
+    with pytest.raises(DivergedError, match="NaN or infinite by step 2; no checkpoint had been written yet"):
+        trainer.run()
+
+
 def test_eval_every_adds_quick_figures_without_changing_training(
     tmp_path: Path, small_dataset, evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

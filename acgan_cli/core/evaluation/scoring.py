@@ -143,6 +143,11 @@ def balanced_labels(n: int, n_classes: int) -> torch.Tensor:
     return torch.arange(n) % n_classes
 
 
+class NonFiniteImages(CheckpointError):
+    """A generator drew NaN or infinite pixels: from a file, its weights are damaged or diverged;
+    in a training run (`--eval-every`), the run has diverged, which the trainer says instead."""
+
+
 def generated_features(
     generator: nn.Module,
     evaluator: Evaluator,
@@ -158,7 +163,7 @@ def generated_features(
     z is drawn from `seed` as `acgan sample --seed` draws it; y cycles through the classes.
     Images are generated and looked at batch by batch (`batch_size` at a time, by default
     `generation_batch`'s), so memory does not grow with n_samples. Images with a NaN or infinite
-    pixel are refused (CheckpointError naming `source`): every figure from them would be noise.
+    pixel are refused (NonFiniteImages naming `source`): every figure from them would be noise.
     """
     import torch
 
@@ -187,7 +192,7 @@ def generated_features(
         parts.append(evaluator.features(images, labels[batch], batch_size))
         generating, looking = generating + looked - began, looking + time.perf_counter() - looked
     if broken:
-        raise CheckpointError(
+        raise NonFiniteImages(
             f"{source} drew NaN or infinite pixels in {broken:,} of {n_samples:,} images",
             hint="its weights overflow the arithmetic: the file is damaged, or its run diverged; "
             "use an earlier checkpoint (or --precision fp32)",
