@@ -685,7 +685,7 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
 # Adam's per-parameter state, as torch names it (max_exp_avg_sq only with amsgrad).
 OPTIMIZER_STATE = {"step": "scalar", "exp_avg": "param", "exp_avg_sq": "param", "max_exp_avg_sq": "param"}
 OPTIMIZER_REQUIRED = ("step", "exp_avg", "exp_avg_sq")  # every parameter has these after one step
-RNG_STATES = ("torch", "noise", "cuda")
+RNG_STATES = ("torch", "noise", "cuda", "mps")
 # fp16's loss scaler, per network: name -> floating point or not (both scalars, both optional).
 SCALER_STATE = {"scale": True, "growth_tracker": False}
 

@@ -590,6 +590,8 @@ class Trainer:
         states = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             states["cuda"] = torch.cuda.get_rng_state(self.device)
+        elif self.device.type == "mps":  # D's dropout draws from it there
+            states["mps"] = torch.mps.get_rng_state()
         return states
 
     def _rng_states(self) -> dict[str, torch.Tensor]:
@@ -629,8 +631,9 @@ class Trainer:
         # Checked here, before any folder is made or written: installed only when the run starts.
         ours = self._rng_states()
         self.global_rng_states = {"torch": checked_rng_state(tensors, "torch", ours["torch"], info.path)}
-        if "rng.cuda" in tensors and self.device.type == "cuda":
-            self.global_rng_states["cuda"] = checked_rng_state(tensors, "cuda", ours["cuda"], info.path)
+        for kind in ("cuda", "mps"):  # a run moved to another kind of device draws from its seed there
+            if f"rng.{kind}" in tensors and self.device.type == kind:
+                self.global_rng_states[kind] = checked_rng_state(tensors, kind, ours[kind], info.path)
         # Device RNG states do not carry over between device types (a CPU run resumed on a GPU, whose
         # states differ in size): then the noise continues from the seed, and the run is not bit-identical.
         size = tensors["rng.noise"].numel()
@@ -934,6 +937,8 @@ class Trainer:
         torch.set_rng_state(self.global_rng_states["torch"])  # checked by _restore when resumed
         if "cuda" in self.global_rng_states:
             torch.cuda.set_rng_state(self.global_rng_states["cuda"], self.device)
+        if "mps" in self.global_rng_states:
+            torch.mps.set_rng_state(self.global_rng_states["mps"])
         started = time.perf_counter()
         on_event(
             RunStarted(

@@ -364,3 +364,19 @@ def test_a_loss_scale_is_checked_before_it_is_used(trained_run: Path, tmp_path: 
     disabled = torch.amp.GradScaler("cpu", enabled=False)  # a bf16 or fp32 resume ignores them
     ckpt.load_scaler(disabled, ckpt.load_checkpoint(path)[1], "scaler.generator", path)
     assert not disabled.is_enabled()
+
+
+def test_a_run_from_an_mps_device_keeps_its_dropout_state_and_resumes_elsewhere(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """On a Mac GPU, D's dropout draws from the MPS generator, saved as rng.mps (16 bytes in torch
+    2.x's Philox): a file that holds it is no damage, and another device runs on from its own."""
+    _, tensors = ckpt.load_checkpoint(trained_run)
+    metadata = ckpt.read_metadata(trained_run / "checkpoints" / ckpt.LATEST)
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    for step_file in ckpt.step_files(run / "checkpoints"):
+        step_file.unlink()
+    mps_state = torch.arange(16, dtype=torch.uint8)
+    save_file({**tensors, "rng.mps": mps_state}, str(run / "checkpoints" / ckpt.LATEST), metadata=metadata)
+    assert torch.equal(ckpt.load_checkpoint(run)[1]["rng.mps"], mps_state)
+    assert Trainer(tiny_config(max_steps=13), resume=run).run().step == 13
