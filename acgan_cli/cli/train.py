@@ -352,12 +352,10 @@ def train(
 
     The run folder's path is printed on stdout; progress goes to stderr.
     """
-    options = {
-        "dataset": dataset, "data_dir": str(Path(data_dir).expanduser().resolve()) if data_dir else None, "download": download,
-        "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "b1": b1, "b2": b2,
-        "seed": seed, "latent_dim": latent_dim, "img_size": img_size, "g_width": g_width, "d_width": d_width,
-        "ema": ema, "ema_decay": ema_decay, "recipe": recipe, "adversarial_loss": adversarial_loss, "fake_class_loss": fake_class_loss, "label_smoothing": label_smoothing, "d_norm": d_norm, "d_projection": d_projection, "g_class_norm": g_class_norm, "g_class_weight": g_class_weight, "device": device, "precision": precision, "compile": compile, "cuda_graph": cuda_graph, "sample_every": sample_every, "ckpt_every": ckpt_every, "keep_checkpoints": keep_checkpoints, "eval_every": eval_every, "log_every": log_every,
-    }  # fmt: skip
+    # Every TrainConfig field is an option of the same name.
+    options = {field.name: ctx.params[field.name] for field in dataclasses.fields(TrainConfig)}
+    if data_dir:  # recorded as an absolute path: a resume from another folder finds it
+        options["data_dir"] = str(Path(data_dir).expanduser().resolve())
     resume_path: Path | None = None  # what a stop before the run names as intact
     try:  # a Ctrl-C or SIGTERM before the run (importing torch, loading data) saved nothing
         # Only what the user said counts when resuming: the checkpoint's config fills in the rest.

@@ -432,3 +432,33 @@ def test_images_that_are_not_square_are_said_to_lose_their_aspect(tmp_path: Path
     assert f"note: the images are 20x28; they are resized to {size}x{size}, their aspect not kept" in (
         result.stderr.splitlines()
     )
+
+
+def test_every_training_setting_is_an_option_and_reaches_the_config() -> None:
+    """The command builds its TrainConfig from its options by field name: a field without an
+    option would fail every run, and one the command dropped would be silently ignored."""
+    import dataclasses
+
+    import typer.main
+
+    from acgan_cli.core.config import TrainConfig
+
+    command = typer.main.get_command(app).commands["train"]
+    options = {param.name: param for param in command.params}
+    fields = [field.name for field in dataclasses.fields(TrainConfig)]
+    assert set(fields) <= set(options)
+    given = {
+        "epochs": "7",
+        "lr": "0.0001",
+        "g_width": "32",
+        "log_every": "3",
+        "ema_decay": "0.99",
+        "seed": "5",
+    }
+    args = [f"--{name.replace('_', '-')}={value}" for name, value in given.items()]
+    result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--no-cuda-graph", *args, "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    settings = json.loads(result.stdout)["train"]
+    assert set(settings) == set(fields)
+    assert {name: str(settings[name]) for name in given} == {**given, "lr": "0.0001"}
+    assert settings["cuda_graph"] is False
