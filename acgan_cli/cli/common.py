@@ -61,6 +61,7 @@ def no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # as a shell reports a process its signal ended: 128 + number
 LIVE_MIN_COLUMNS = 60  # narrower, the live table's cells all shrink to "…": plain lines say more
 
 
@@ -285,7 +286,7 @@ def _interrupted(exc: KeyboardInterrupt, training: bool) -> typer.Exit:
         if training
         else "nothing was written and files already there are unchanged; run the command again",
     )
-    return typer.Exit(143 if terminated else 130)
+    return typer.Exit(EXIT_SIGTERM if terminated else EXIT_SIGINT)
 
 
 OS_ERROR_HINT = "check the free space and permissions of the folders acgan reads and writes"

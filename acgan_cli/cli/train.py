@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from acgan_cli.cli.common import (
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
     LIVE_MIN_COLUMNS,
     Terminated,
     complete_dataset,
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
     from acgan_cli.core.training import Trainer
 
 DATA, TRAINING, RECIPE, MODEL, OUTPUT, DEVICE = "Data", "Training", "Recipe", "Model", "Output", "Device"
-EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 LIVE_MIN_COLUMNS_WITH_EVALUATION = 80
 
 
