@@ -41,6 +41,8 @@ class StepDone:
 class Metrics:
     """Averages over a window of steps, read from the device in one sync."""
 
+    STATS = ("d_loss", "g_loss", "d_real_acc", "d_fake_acc", "aux_acc")  # what each step measures
+
     d_loss: float
     g_loss: float
     d_real_acc: float  # share of real images D calls real
@@ -56,10 +58,7 @@ class Metrics:
         steps = sum(w.steps for w in windows)
         seconds = sum(w.seconds for w in windows)
         images = sum(w.images_per_s * w.seconds for w in windows)
-        mean = {
-            name: sum(getattr(w, name) * w.steps for w in windows) / max(steps, 1)
-            for name in ("d_loss", "g_loss", "d_real_acc", "d_fake_acc", "aux_acc")
-        }
+        mean = {name: sum(getattr(w, name) * w.steps for w in windows) / max(steps, 1) for name in cls.STATS}
         return cls(**mean, images_per_s=images / seconds if seconds else 0.0, steps=steps, seconds=seconds)
 
     def as_dict(self) -> dict[str, float]:

@@ -83,7 +83,6 @@ from acgan_cli.core.models import build_models
 from acgan_cli.core.sampling import encode_png, generate, grid_labels, to_uint8
 
 SAMPLES_PER_CLASS = 10  # columns of the sample grids written during training
-N_STATS = 5  # d_loss, g_loss, d_real_acc, d_fake_acc, aux_acc
 
 
 @dataclass(frozen=True)
@@ -96,6 +95,47 @@ class TrainResult:
     checkpoint: Path | None  # the last one written, else the one resumed (None: a new run stopped before any)
     interrupted: bool
     seconds: float
+
+
+class _Window:
+    """The step statistics (`Metrics.STATS`) since the last log line, added up on the device.
+
+    `add` runs inside the step (and so inside a captured CUDA graph): it only updates these
+    tensors in place. `read` is the one host sync of a log window.
+    """
+
+    def __init__(self, device: torch.device, step: int) -> None:
+        self.sums = torch.zeros(len(Metrics.STATS), device=device)
+        self.all_finite = torch.ones((), dtype=torch.bool, device=device)  # every loss so far
+        self.finite_steps = torch.zeros((), dtype=torch.int64, device=device)  # before the first bad one
+        self.restart(step)
+
+    def add(self, stats: torch.Tensor) -> None:
+        self.sums.add_(stats)
+        self.all_finite.logical_and_(torch.isfinite(stats[:2]).all())  # the two losses
+        self.finite_steps.add_(self.all_finite)
+
+    def restart(self, step: int) -> None:
+        self.sums.zero_()
+        self.finite_steps.zero_()
+        self.start, self.started = step, time.perf_counter()
+
+    def read(self, step: int, batch_size: int, diverged: Callable[[int], DivergedError]) -> Metrics:
+        """Averages of the steps since `start`, up to `step`; raises `diverged(first bad step)` if a
+        loss was NaN or infinite."""
+        steps = step - self.start
+        *means, finite, finite_steps = torch.cat(
+            [self.sums / max(steps, 1), self.all_finite.view(1), self.finite_steps.view(1)]
+        ).tolist()
+        if not finite:
+            raise diverged(self.start + int(finite_steps) + 1)
+        seconds = max(time.perf_counter() - self.started, 1e-9)
+        return Metrics(
+            **dict(zip(Metrics.STATS, means, strict=True)),
+            images_per_s=steps * batch_size / seconds,
+            steps=steps,
+            seconds=seconds,
+        )
 
 
 # ----------------------------------------------------------------------------- run folders
@@ -957,17 +997,11 @@ class Trainer:
             )
         )
 
-        # Device-side accumulators: read once per log window.
-        window = torch.zeros(N_STATS, device=self.device)
-        all_finite = torch.ones((), dtype=torch.bool, device=self.device)
-        finite_steps = torch.zeros((), dtype=torch.int64, device=self.device)
+        window = _Window(self.device, self.step)  # read once per log line
 
         def step(take: torch.Tensor) -> None:
             """One step on the images at indices `take`; its stats are added up on the device."""
-            stats = self._train_step(self.data.images[take], self.data.labels[take])
-            window.add_(stats)
-            all_finite.logical_and_(torch.isfinite(stats[:2]).all())
-            finite_steps.add_(all_finite)
+            window.add(self._train_step(self.data.images[take], self.data.labels[take]))
 
         # --cuda-graph: the same step, replayed as one CUDA graph (acgan_cli.core.graphs).
         self.step_graph = (
@@ -976,44 +1010,31 @@ class Trainer:
             else None
         )
         run_step = self.step_graph or step
-        window_start, window_time = self.step, time.perf_counter()
         epoch_windows: list[Metrics] = []
         interrupted = stopped
         saved_step = self.step  # a resumed step is saved already
 
         with self._appender(self.run_dir / "metrics.jsonl") as append_metrics:
 
+            def diverged(step: int) -> DivergedError:
+                kept = str(self.last_checkpoint) if self.last_checkpoint else None
+                return DivergedError(step, kept, log=str(self.run_dir / "metrics.jsonl"))
+
             def log(epoch: int, evaluate: bool = False) -> Metrics:
-                nonlocal window_start, window_time
-                steps = self.step - window_start
-                values = torch.cat(
-                    [window / max(steps, 1), all_finite.view(1), finite_steps.view(1)]
-                ).tolist()
-                if not values[N_STATS]:
-                    raise DivergedError(
-                        window_start + int(values[N_STATS + 1]) + 1,
-                        str(self.last_checkpoint) if self.last_checkpoint else None,
-                        log=str(self.run_dir / "metrics.jsonl"),
-                    )
-                now = time.perf_counter()
-                seconds = max(now - window_time, 1e-9)
-                metrics = Metrics(
-                    *values[:N_STATS], images_per_s=steps * batch / seconds, steps=steps, seconds=seconds
-                )
+                metrics = window.read(self.step, batch, diverged)
                 record = {
                     "step": self.step,
                     "epoch": epoch,
                     **metrics.as_dict(),
-                    "time": round(time_before + now - started, 3),  # the run's, across resumes
+                    "time": round(
+                        time_before + time.perf_counter() - started, 3
+                    ),  # the run's, across resumes
                 }
                 evaluation = self._evaluate() if evaluate else None
                 if evaluation is not None:
                     record.update({f"eval_{name}": value for name, value in evaluation.items()})
                 append_metrics(json.dumps(record) + "\n")
-                window.zero_()
-                finite_steps.zero_()
-                # The next window starts after the evaluation, so images/s measures training only.
-                window_start, window_time = self.step, time.perf_counter()
+                window.restart(self.step)  # after the evaluation: images/s measures training only
                 on_event(Logged(self.step, epoch, metrics, evaluation))
                 return metrics
 
@@ -1062,7 +1083,7 @@ class Trainer:
 
             if interrupted and saved_step != self.step:  # this run stepped since its last checkpoint
                 last_epoch = (self.step - 1) // spe  # of the last step, as the loop's records say
-                if self.step > window_start:
+                if self.step > window.start:
                     log(last_epoch)
                 on_event(CheckpointSaved(self.step, self._save_checkpoint(last_epoch)))
 
