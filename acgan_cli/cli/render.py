@@ -159,7 +159,7 @@ class LiveRenderer:
         self.epoch_task = self.step_task = None
         self.steps_per_epoch = 1
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Event | EvaluationEvent) -> None:
         if (line := _evaluator_line(event)) is not None:
             self.console.print(line, markup=False)
         elif isinstance(event, RunStarted):
@@ -210,7 +210,7 @@ class PlainRenderer:
         self.console = console
         self.total = 0
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Event | EvaluationEvent) -> None:
         def write(line: str) -> None:
             self.console.print(line, markup=False, soft_wrap=True)
 
@@ -253,7 +253,7 @@ class PlainRenderer:
 class QuietRenderer:
     """Draws nothing."""
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Event | EvaluationEvent) -> None:
         pass
 
     def close(self) -> None:

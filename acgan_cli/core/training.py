@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -81,6 +82,9 @@ from acgan_cli.core.events import (
 from acgan_cli.core.graphs import StepGraph
 from acgan_cli.core.models import build_models
 from acgan_cli.core.sampling import encode_png, generate, grid_labels, to_uint8
+
+if TYPE_CHECKING:
+    from acgan_cli.core.evaluation.events import EvaluationEvent
 
 SAMPLES_PER_CLASS = 10  # columns of the sample grids written during training
 
@@ -934,7 +938,7 @@ class Trainer:
 
     def run(
         self,
-        on_event: Callable[[Event], None] = lambda event: None,
+        on_event: Callable[[Event | EvaluationEvent], None] = lambda event: None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> TrainResult:
         """Train until `total_steps`, or until `should_stop()` says so (then save and return)."""
@@ -943,7 +947,9 @@ class Trainer:
         finally:
             self._unlock()  # the run folder is free for the next process (a resume)
 
-    def _run(self, on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> TrainResult:
+    def _run(
+        self, on_event: Callable[[Event | EvaluationEvent], None], should_stop: Callable[[], bool]
+    ) -> TrainResult:
         config, spe = self.config, self.steps_per_epoch
         batch = config.batch_size
         self.ones = torch.ones(batch, device=self.device)
@@ -1099,7 +1105,7 @@ def train(
     run_dir: Path | None = None,
     resume: Path | None = None,
     runs_dir: Path | None = None,
-    on_event: Callable[[Event], None] = lambda event: None,
+    on_event: Callable[[Event | EvaluationEvent], None] = lambda event: None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> TrainResult:
     """Set up and run one training run (see `Trainer`)."""
