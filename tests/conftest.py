@@ -34,6 +34,13 @@ TINY_ARGS = [
 ]
 
 
+# What every command says when started with stdout closed (>&-), before it does anything.
+CLOSED_STDOUT = [
+    "error: stdout is closed, and acgan writes its result there",
+    "hint: give it somewhere to go: > FILE keeps the result, > /dev/null drops it",
+]
+
+
 def tiny_config(**overrides) -> TrainConfig:
     """A TrainConfig for the tiny model on the shipped digits, on the CPU."""
     return dataclasses.replace(

@@ -106,13 +106,26 @@ def either(choices: Iterable[str]) -> str:
 
 
 def check_stdout_takes_bytes(what: str) -> None:
-    """Refuse to write `what` (binary) to stdout when it is closed (>&-) or a terminal."""
-    if sys.stdout is None:
-        raise AcganError("stdout is closed", hint="write to a file with --out PATH")
+    """Refuse to write `what` (binary) to stdout when it is a terminal (a closed one is refused
+    before any command runs: see handle_errors)."""
     if sys.stdout.isatty():
         raise typer.BadParameter(
             f"refusing to write {what} to a terminal; redirect stdout or give a file name", param_hint="--out"
         )
+
+
+def print_result(text: str, what: str, done: str | None = None) -> None:
+    """`text`, the command's result (a path, JSON), on stdout; one that cannot take it (a full disk,
+    `ulimit -f`) is an error naming `what` could not be written and what is `done` all the same."""
+    try:
+        typer.echo(text)  # and flushed: a full /dev/full fails here, not at exit with status 0
+    except BrokenPipeError:  # the reader went away: the error boundary ends quietly
+        raise
+    except OSError as exc:
+        raise AcganError(
+            f"cannot write {what} to stdout ({exc.strerror or exc})" + (f"; {done}" if done else ""),
+            hint="stdout is a full disk or over a file-size limit (ulimit -f); give it a place that can take it",
+        ) from None
 
 
 def print_error(message: str, hint: str | None = None) -> None:
@@ -144,6 +157,11 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         previous = _catch_sigterm()
         try:
+            if sys.stdout is None:  # started with >&-: every command's result (a path, JSON) would be lost
+                raise AcganError(
+                    "stdout is closed, and acgan writes its result there",
+                    hint="give it somewhere to go: > FILE keeps the result, > /dev/null drops it",
+                )
             with _notices_as_lines():
                 return command(*args, **kwargs)
         except KeyboardInterrupt as exc:

@@ -16,6 +16,7 @@ from acgan_cli.cli.common import (
     complete_precision,
     handle_errors,
     interactive,
+    print_result,
     print_table,
     state,
     stderr_console,
@@ -193,10 +194,10 @@ def evaluate(
         progress.close()
 
     if json_output:
-        typer.echo(json.dumps(report.as_dict(), indent=2))
+        print_result(json.dumps(report.as_dict(), indent=2), "the report")
     elif report.checkpoints:
         print_table(console, evaluation_table(report))
         for line in evaluation_notes(report):
             console.print(line, markup=False, style="dim")
     else:  # only the evaluator was asked for: its path is the result
-        typer.echo(str(report.evaluator.path))
+        print_result(str(report.evaluator.path), "the evaluator's path", f"{report.evaluator.path} is ready")

@@ -16,6 +16,7 @@ from acgan_cli.cli.common import (
     either,
     from_environment,
     handle_errors,
+    print_result,
     print_table,
     state,
     stderr_console,
@@ -174,6 +175,10 @@ def export(
     with checkpoint_from_environment(from_environment(ctx, "checkpoint")):
         result = export_generator(checkpoint, fmt, out, opset=opset, half=half)
     if not to_stdout:  # the file's bytes are stdout's
-        typer.echo(json.dumps(result.to_dict(), indent=2) if json_output else str(result.path))
+        print_result(
+            json.dumps(result.to_dict(), indent=2) if json_output else str(result.path),
+            "the report" if json_output else "the file's path",
+            f"{result.path} is written",
+        )
     if not state.quiet:
         _render(result)

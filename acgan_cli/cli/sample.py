@@ -19,6 +19,7 @@ from acgan_cli.cli.common import (
     either,
     from_environment,
     handle_errors,
+    print_result,
     state,
     stderr_console,
 )
@@ -262,7 +263,7 @@ def sample(
             raise AcganError(
                 f"cannot write {target_path}: {write_failure(target_path, exc)}", hint="choose another --out"
             ) from None
-        typer.echo(str(target_path))
+        print_result(str(target_path), "the file's path", f"{target_path} is written")
         target = str(target_path)
     if not state.quiet:
         stderr_console().print(

@@ -30,12 +30,13 @@ from acgan_cli.cli.common import (
     in_chain,
     interactive,
     print_error,
+    print_result,
     state,
     stderr_console,
 )
 from acgan_cli.core.config import ADVERSARIAL_LOSSES, D_NORMS, RECIPES, TrainConfig, check_seed, to_dict
 from acgan_cli.core.data import DATASETS, canonical_dataset, check_dataset_name, check_split
-from acgan_cli.core.errors import AcganError, CheckpointError, DataError, DivergedError
+from acgan_cli.core.errors import CheckpointError, DataError, DivergedError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -427,7 +428,7 @@ def train(
                 "cuda_graph": cuda_graph,
                 "resume": str(resume_path) if resume_path else None,
             }
-            typer.echo(json.dumps(plan, indent=2))
+            print_result(json.dumps(plan, indent=2), "the plan")
             return
 
         from acgan_cli.core.training import Trainer
@@ -555,16 +556,9 @@ def _compiler_failure(exc: BaseException) -> bool:
 
 def _print_run_dir(run_dir: Path, stopped: bool) -> None:
     """The run folder on stdout, the command's result; a stdout that fails says the run is saved."""
-    try:
-        typer.echo(str(run_dir))
-    except BrokenPipeError:  # the reader went away: the error boundary ends quietly
-        raise
-    except OSError as exc:
-        saved = "stopped and saved" if stopped else "finished"
-        raise AcganError(
-            f"cannot write the run folder to stdout ({exc.strerror or exc}); the run {saved}: {run_dir}",
-            hint="the run is whole; give stdout a place that can take a line",
-        ) from None
+    print_result(
+        str(run_dir), "the run folder", f"the run {'stopped and saved' if stopped else 'finished'}: {run_dir}"
+    )
 
 
 def _renderer(console, with_evaluation: bool = False):

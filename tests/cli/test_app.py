@@ -1,13 +1,15 @@
 import os
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from acgan_cli import __version__
 from acgan_cli.cli import app
-from tests.conftest import needs_dev_full, plain, run_into_full_stdout, run_without_torch
+from tests.conftest import CLOSED_STDOUT, needs_dev_full, plain, run_into_full_stdout, run_without_torch
 
 runner = CliRunner()
 
@@ -269,3 +271,50 @@ def test_an_empty_argument_is_refused_not_read_as_the_current_folder(
     ]
     assert list(tmp_path.iterdir()) == []
     assert runner.invoke(app, ["train", "--out=a=", "--dry-run"]).exit_code == 0  # a value that ends in "="
+
+
+RESULTS = {  # each command's result on stdout
+    "evaluate --json": ["evaluate", "RUN", "--metrics", "class-accuracy", "--n-samples", "50", "--json"],
+    "export --json": ["export", "RUN", "-f", "safetensors", "-o", "g.safetensors", "--json"],
+    "export's path": ["export", "RUN", "-f", "safetensors", "-o", "g.safetensors"],
+    "sample's path": ["sample", "--ckpt", "RUN", "--digit", "1", "--out", "s.png"],
+    "train --dry-run": ["train", "--dataset", "mnist-5k", "--dry-run"],
+}
+
+
+def _command(args: list[str], run: Path) -> list[str]:
+    return [sys.executable, "-m", "acgan_cli", *(str(run) if a == "RUN" else a for a in args)]
+
+
+@pytest.mark.parametrize("name", list(RESULTS))
+def test_a_closed_stdout_is_refused_before_anything_is_done(
+    trained_run: Path, tmp_path: Path, name: str
+) -> None:
+    """evaluate --json, export and sample exited 0 with their result (the JSON, the path) lost."""
+    command = shlex.join(_command(RESULTS[name], trained_run)) + " >&-"
+    done = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stderr.splitlines()) == (1, CLOSED_STDOUT)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@needs_dev_full
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("evaluate --json", "error: cannot write the report to stdout (No space left on device)"),
+        ("export's path", "error: cannot write the file's path to stdout (No space left on device); g.safetensors is written"),
+    ],
+)  # fmt: skip
+def test_a_full_stdout_names_the_result_it_lost_and_what_is_done(
+    trained_run: Path, evaluator_cache: Path, tmp_path: Path, name: str, said: str
+) -> None:
+    """They said `error: No space left on device` with a hint about the folders acgan writes."""
+    env = {**os.environ, "ACGAN_CACHE_DIR": str(evaluator_cache)}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(_command(RESULTS[name], trained_run), cwd=tmp_path, stdout=full,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-2:] == [
+        said,
+        "hint: stdout is a full disk or over a file-size limit (ulimit -f); give it a place that can take it",
+    ]

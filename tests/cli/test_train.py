@@ -409,7 +409,7 @@ def test_a_stdout_that_cannot_take_the_run_folder_says_the_run_finished(tmp_path
     assert done.returncode == 1
     assert done.stderr.splitlines()[-2:] == [
         "error: cannot write the run folder to stdout (No space left on device); the run finished: run",
-        "hint: the run is whole; give stdout a place that can take a line",
+        "hint: stdout is a full disk or over a file-size limit (ulimit -f); give it a place that can take it",
     ]
     assert read_info(tmp_path / "run").step == 2
 
