@@ -256,7 +256,7 @@ def sample(
             if _folder(out)
             else Path(out).expanduser()
         )
-        refuse_to_overwrite_checkpoint(destination(target_path), "sample")
+        refuse_to_overwrite_checkpoint(destination(target_path), "sample", reading=info.path)
         try:
             write_atomic(target_path, data)
         except OSError as exc:

@@ -331,14 +331,20 @@ def replace_durably(tmp: Path, path: Path) -> None:
             os.close(fd)
 
 
-def refuse_to_overwrite_checkpoint(target: Path, command: str) -> None:
-    """A UsageError for --out if `target` is a training checkpoint: a run's state is never an output."""
+def refuse_to_overwrite_checkpoint(target: Path, command: str, reading: Path | None = None) -> None:
+    """A UsageError for --out if `target` is a training checkpoint (a run's state is never an
+    output), or the checkpoint `reading` that the command reads (a generator-only one)."""
     if not target.is_file():  # whatever name it goes by: /proc/PID/fd/N can lead to one
         return
     with contextlib.suppress(CheckpointError):  # not an acgan file: an ordinary overwrite
         if read_info(target).kind == KIND_TRAINING:
             detail = f"{target} is a training checkpoint; {command} never overwrites one"
             raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
+    if reading is not None and target.samefile(reading):
+        detail = (
+            f"{target} is the checkpoint being {command.removesuffix('e')}ed; {command} never overwrites it"
+        )
+        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
 
 
 def blocking_file(path: Path) -> Path | None:

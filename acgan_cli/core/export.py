@@ -455,10 +455,7 @@ def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
             target = target / default_output(checkpoint, fmt).name
     # Whatever chose the name (a checkpoint named model.onnx has itself as its default output).
     final = destination(target)
-    refuse_to_overwrite_checkpoint(final, "export")
-    if final.is_file() and final.samefile(checkpoint):  # a generator-only one
-        detail = f"{target} is the checkpoint being exported; export never overwrites it"
-        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
+    refuse_to_overwrite_checkpoint(final, "export", reading=checkpoint)
     return target
 
 

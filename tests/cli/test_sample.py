@@ -298,6 +298,22 @@ def test_sample_never_overwrites_a_training_checkpoint(run: Path) -> None:
         reader.wait()
 
 
+def test_sample_never_overwrites_the_generator_file_it_reads(run: Path, tmp_path: Path) -> None:
+    """An exported generator is a checkpoint sample reads, not a training one: `--out` onto it (or a
+    link to it) replaced the model with the drawing, exit 0."""
+    model = tmp_path / "g.safetensors"
+    assert (
+        runner.invoke(app, ["-q", "export", str(run), "-f", "safetensors", "-o", str(model)]).exit_code == 0
+    )
+    (tmp_path / "link.npy").symlink_to(model)
+    before = model.read_bytes()
+    for out in (["--format", "npy", "--out", str(model)], ["--out", str(tmp_path / "link.npy")]):
+        result = runner.invoke(app, ["sample", "--ckpt", str(model), "--digit", "1", *out])
+        assert result.exit_code == 2
+        assert f"{model} is the checkpoint being sampled; sample never overwrites it" in plain(result.stderr)
+    assert model.read_bytes() == before
+
+
 def test_default_names_never_take_another_class_name(run: Path, tmp_path: Path) -> None:
     for args in (["--n", "2"], ["--n", "2"], ["--digit", "1"], ["--grid", "--n", "1"]):
         assert runner.invoke(app, ["sample", *args]).exit_code == 0
