@@ -477,6 +477,25 @@ def state_is_finite(modules: list[nn.Module | None], optimizers: list[torch.opti
     return bool(torch.stack(flags).all()) if flags else True
 
 
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """A safetensors file of `tensors` and `metadata`, the same bytes every time.
+
+    The library writes the metadata's keys in hash order, which changes from one process to the
+    next; the header is written again in sorted order (its tensors' offsets are relative to the data
+    after it, so only its length changes), padded with spaces to 8 bytes as the format allows.
+    """
+    from safetensors.torch import save
+
+    data = save(tensors, metadata)
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.dumps(
+        json.loads(data[8 : 8 + length]), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    encoded = header.encode()
+    encoded += b" " * (-len(encoded) % 8)
+    return struct.pack("<Q", len(encoded)) + encoded + data[8 + length :]
+
+
 def training_checkpoint_bytes(
     *,
     generator: nn.Module,
@@ -493,8 +512,6 @@ def training_checkpoint_bytes(
     scalers: dict[str, torch.amp.GradScaler] | None = None,
 ) -> bytes:
     """A complete training snapshot serialised as safetensors bytes."""
-    from safetensors.torch import save
-
     tensors = {
         **_module_tensors("generator", generator),
         **_module_tensors("discriminator", discriminator),
@@ -510,15 +527,13 @@ def training_checkpoint_bytes(
     metadata = _metadata(
         KIND_TRAINING, model, train, step, epoch, dataset, class_names, generator_ema is not None
     )
-    return save(to_host(tensors), metadata)
+    return safetensors_bytes(to_host(tensors), metadata)
 
 
 def generator_checkpoint_bytes(
     generator: nn.Module, info: CheckpointInfo, dtype: torch.dtype | None = None
 ) -> bytes:
     """A generator-only file (weights and the metadata needed to rebuild and use it)."""
-    from safetensors.torch import save
-
     tensors = to_host(_module_tensors("generator", generator))
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
@@ -526,7 +541,7 @@ def generator_checkpoint_bytes(
         KIND_GENERATOR, info.model, info.train, info.step, info.epoch, info.dataset, info.class_names, False
     )
     metadata["ema_weights"] = json.dumps(info.samples_with_ema)  # a re-export still says where they came from
-    return save(tensors, metadata)
+    return safetensors_bytes(tensors, metadata)
 
 
 # ----------------------------------------------------------------------------- reading

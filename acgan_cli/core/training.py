@@ -280,10 +280,16 @@ def check_resume(
     """What a resume of `resumed` into `run_dir` (None: its own run) is refused for, before anything
     is written: nothing left to train (unknowable by epochs without `steps_per_epoch`), or a
     checkpoint behind its run's newest being resumed in that run."""
+    check_not_behind(resumed, run_dir)  # first, as the run checks it before it loads the data
     if config.max_steps or steps_per_epoch:
         refusal = _nothing_to_train(resumed.path, resumed.step, config, steps_per_epoch or 1)
         if refusal is not None:
             raise refusal
+
+
+def check_not_behind(resumed: ckpt.CheckpointInfo, run_dir: Path | None) -> None:
+    """Refuse to resume `resumed` in its own run (`run_dir` None, or that run's folder) if the run
+    wrote a later checkpoint: the resume would overwrite what came after."""
     home = run_dir_of(resumed.path)
     if home is not None and (run_dir is None or home == run_dir.resolve()):
         _refuse_to_rewrite(home, resumed)
@@ -466,8 +472,8 @@ class Trainer:
             )
 
         check_out(run_dir, resume_info, runs_dir)  # before the data is loaded, or downloaded
-        if resume_info is not None:  # so is what the run folder's record tells (and again once counted)
-            check_resume(resume_info, config, run_dir, recorded_steps_per_epoch(resume_info.path))
+        if resume_info is not None:  # so is a resume that would overwrite its run's later checkpoints
+            check_not_behind(resume_info, run_dir)
         data = dataset or load_dataset(
             config.dataset, "train", Path(config.data_dir) if config.data_dir else None, config.download
         )

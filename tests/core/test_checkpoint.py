@@ -380,3 +380,19 @@ def test_a_run_from_an_mps_device_keeps_its_dropout_state_and_resumes_elsewhere(
     save_file({**tensors, "rng.mps": mps_state}, str(run / "checkpoints" / ckpt.LATEST), metadata=metadata)
     assert torch.equal(ckpt.load_checkpoint(run)[1]["rng.mps"], mps_state)
     assert Trainer(tiny_config(max_steps=13), resume=run).run().step == 13
+
+
+def test_safetensors_bytes_are_the_same_every_time_and_read_as_the_library_wrote_them(tmp_path: Path) -> None:
+    """safetensors writes metadata keys in hash order: the same checkpoint had other bytes each time."""
+    from safetensors import safe_open
+
+    tensors = {"b": torch.arange(3, dtype=torch.float32), "a": torch.ones(2, 5, dtype=torch.bfloat16)}
+    metadata = {f"key{i}": "wert-ä-猫" * i for i in range(12)}
+    written = {ckpt.safetensors_bytes(tensors, metadata) for _ in range(8)}
+    assert len(written) == 1
+    data = written.pop()
+    assert struct.unpack("<Q", data[:8])[0] % 8 == 0  # the tensors' data stays 8-byte aligned
+    (tmp_path / "t.safetensors").write_bytes(data)
+    with safe_open(tmp_path / "t.safetensors", "pt") as f:
+        assert f.metadata() == metadata
+        assert all(torch.equal(f.get_tensor(name), tensor) for name, tensor in tensors.items())

@@ -334,7 +334,8 @@ def train_evaluator(
 def evaluator_bytes(evaluator: Evaluator) -> bytes:
     """The evaluator's weights and metadata as safetensors bytes."""
     import torch
-    from safetensors.torch import save
+
+    from acgan_cli.core.checkpoint import safetensors_bytes
 
     info = evaluator.info
     tensors = {
@@ -360,7 +361,7 @@ def evaluator_bytes(evaluator: Evaluator) -> bytes:
         "device": info.device,
         "precision": info.precision,
     }
-    return save(tensors, metadata)
+    return safetensors_bytes(tensors, metadata)
 
 
 def save_evaluator(evaluator: Evaluator, path: Path) -> None:
