@@ -90,14 +90,15 @@ def _render(result: ExportResult) -> None:
 def export(
     ctx: typer.Context,
     checkpoint: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
             metavar="CKPT|RUN_DIR",
-            help="Checkpoint file or run folder (then its newest checkpoint, checkpoints/latest.safetensors).",
+            help="Checkpoint file or run folder (then its newest checkpoint, checkpoints/latest.safetensors). "
+            "\\[default: $ACGAN_CKPT, else the newest run under $ACGAN_RUNS_DIR (default ./runs)]",
             envvar="ACGAN_CKPT",
             show_default=False,
         ),
-    ],
+    ] = None,
     fmt: Annotated[
         str | None,
         typer.Option(
@@ -173,6 +174,10 @@ def export(
     # torch (and onnx) load inside the export, so `acgan export --help` stays instant. The
     # export checks the format and options against its registry (a usage error exits 2).
     with checkpoint_from_environment(from_environment(ctx, "checkpoint")):
+        if checkpoint is None:
+            from acgan_cli.core.checkpoint import newest_checkpoint
+
+            checkpoint = newest_checkpoint(named_by="`acgan export CKPT`")
         result = export_generator(checkpoint, fmt, out, opset=opset, half=half)
     if not to_stdout:  # the file's bytes are stdout's
         print_result(

@@ -33,7 +33,11 @@ def test_version() -> None:
             "Invalid value for --epochs: must be at least 1 (got 0)",
             "`acgan train --help`",
         ),
-        (["export"], "Missing argument 'CKPT|RUN_DIR'.", "`acgan export --help` lists the options"),
+        (
+            ["export", "--format"],
+            "Option '--format' requires an argument.",
+            "`acgan export --help` lists the options",
+        ),
         (["trian"], "No such command 'trian'.", "`acgan --help` lists the commands"),
         # Parser errors carry no context: the hint named acgan's commands, not the command's options.
         (

@@ -218,7 +218,6 @@ def test_without_the_onnx_extra_onnx_exits_1_naming_it_and_the_rest_works(run: P
             "Invalid value for --out: g.pth ends in .pth, which is no export format's extension "
             "(.onnx, .pt, .pt2 or .safetensors); rename it, or give --format to keep this name",
         ),
-        ([], "Missing argument 'CKPT|RUN_DIR'"),
     ],
 )
 def test_impossible_requests_exit_2_and_write_nothing(
@@ -229,6 +228,15 @@ def test_impossible_requests_exit_2_and_write_nothing(
     assert result.exit_code == 2, result.stderr
     assert message in plain(result.stderr)
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_without_a_checkpoint_it_exports_the_newest_run_as_sample_and_evaluate_do(run: Path) -> None:
+    """It was the only command that asked for one: `Missing argument 'CKPT|RUN_DIR'.`"""
+    result = runner.invoke(app, ["-q", "export", "-f", "safetensors"])
+    assert result.exit_code == 0, result.stderr
+    written = Path(result.stdout.strip())
+    assert written.resolve() == (run / "checkpoints" / "latest.generator.safetensors").resolve()
+    assert read_info(written).step == read_info(run).step
 
 
 def test_a_training_checkpoint_is_never_overwritten(run: Path) -> None:
