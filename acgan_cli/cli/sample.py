@@ -169,7 +169,13 @@ def sample(
         ),
     ] = None,
     nrow: Annotated[
-        int | None, typer.Option(help="Images per row of a PNG grid.", rich_help_panel=OUTPUT)
+        int | None,
+        typer.Option(
+            help="Images per row of a PNG sheet. \\[default: 10 (fewer for fewer images, about √N past 100); "
+            "--grid: N, one row per class]",
+            rich_help_panel=OUTPUT,
+            show_default=False,
+        ),
     ] = None,
     ckpt: Annotated[
         Path | None,

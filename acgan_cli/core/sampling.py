@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -199,6 +200,12 @@ def _normalise(name: str) -> str:
 MAX_SAMPLES = 100_000  # images one call may draw
 
 
+def row_width(count: int) -> int:
+    """Images per row of a sheet of `count`: 10, fewer for fewer, and about the square root past 100,
+    so that 100,000 images make a near-square picture, not a 10-wide strip 340,000 pixels tall."""
+    return max(min(count, 10), math.isqrt(count - 1) + 1)
+
+
 def draw_samples(
     generator: nn.Module,
     *,
@@ -239,8 +246,8 @@ def draw_samples(
     elif class_index is not None:
         import torch
 
-        labels, width = torch.full((count,), class_index, dtype=torch.int64), min(count, 10)
+        labels, width = torch.full((count,), class_index, dtype=torch.int64), row_width(count)
     else:
-        labels, width = random_labels(count, config.n_classes, seed), min(count, 10)
+        labels, width = random_labels(count, config.n_classes, seed), row_width(count)
     z = latents(total, config.latent_dim, seed)
     return to_uint8(generate(generator, z, labels)), labels, nrow or width

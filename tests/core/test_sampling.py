@@ -1,12 +1,23 @@
 """Drawing images from a generator: how many images a forward pass takes, and which class a name means."""
 
+from io import BytesIO
+
 import pytest
 import torch
+from PIL import Image
 
 from acgan_cli.core.config import ModelConfig
 from acgan_cli.core.errors import UsageError
 from acgan_cli.core.models import Generator
-from acgan_cli.core.sampling import GENERATION_MEMORY, generate, generation_batch, resolve_class
+from acgan_cli.core.sampling import (
+    GENERATION_MEMORY,
+    GRID_PADDING,
+    draw_samples,
+    encode_png,
+    generate,
+    generation_batch,
+    resolve_class,
+)
 
 
 def largest_activation_bytes(generator: Generator, autocast: torch.dtype | None) -> int:
@@ -77,3 +88,14 @@ def test_a_class_name_that_fits_several_names_them() -> None:
         resolve_class(("a b", "a-b"), name="ab")
     with pytest.raises(UsageError, match="no class named 'hat'"):
         resolve_class(FASHION, name="hat")
+
+
+def test_a_large_sheet_is_near_square_and_a_small_one_ten_wide() -> None:
+    """100,000 images made a PNG 10 images wide and 340,002 pixels tall, past what viewers open
+    (Pillow itself warns of a decompression bomb at 89 M pixels)."""
+    generator = Generator(ModelConfig(img_size=8, g_width=8, latent_dim=4)).eval()
+    for n, width in ((1, 1), (7, 7), (100, 10), (101, 11), (2_000, 45)):
+        images, _, nrow = draw_samples(generator, class_index=3, n=n, grid=False, seed=0)
+        assert nrow == width, n
+    picture = Image.open(BytesIO(encode_png(images, nrow)))
+    assert picture.size == (45 * (8 + GRID_PADDING) + GRID_PADDING, 45 * (8 + GRID_PADDING) + GRID_PADDING)
