@@ -47,6 +47,8 @@ from acgan_cli.core.events import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from acgan_cli.core.evaluation.scoring import CheckpointReport, EvaluationReport
 
 TABLE_ROWS = 12  # epochs shown in the live table (the newest ones)
@@ -351,10 +353,19 @@ def _format(value: float | None, figure: Figure) -> str:
     return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
 
 
-def _column_name(report: CheckpointReport) -> str:
-    path = report.path
-    where = path.parent.parent.name if path.parent.name == "checkpoints" else path.name
-    return f"{where}\nstep {report.step:,}"
+def _column_names(reports: list[CheckpointReport]) -> list[str]:
+    """`RUN\nstep N` for each checkpoint, told apart by its file name where two are alike (a run,
+    its step file and its export are the same step), and by its whole path where still alike."""
+
+    def name(report: CheckpointReport) -> str:
+        path = report.path
+        return f"{path.parent.parent.name if path.parent.name == 'checkpoints' else path.name}\nstep {report.step:,}"
+
+    def apart(names: list[str], longer: Callable[[str, CheckpointReport], str]) -> list[str]:
+        return [longer(n, r) if names.count(n) > 1 else n for n, r in zip(names, reports, strict=True)]
+
+    names = apart([name(r) for r in reports], lambda n, r: f"{n}\n{r.path.name}")
+    return apart(names, lambda n, r: f"{r.path}\nstep {r.step:,}")
 
 
 def _rows(figure: Figure, value: FigureValue, class_names: tuple[str, ...]) -> list[tuple[str, float | None]]:
@@ -376,8 +387,8 @@ def evaluation_table(report: EvaluationReport) -> Table:
         padding=(0, 1),
     )
     table.add_column("metric")
-    for checkpoint in report.checkpoints:
-        table.add_column(_column_name(checkpoint), justify="right")
+    for name in _column_names(report.checkpoints):
+        table.add_column(name, justify="right")
     for size in sizes:
         table.add_column(
             "real\nimages" + (f"\n{size} px" if len(sizes) > 1 else ""), justify="right", style="dim"
@@ -405,8 +416,8 @@ def evaluation_notes(report: EvaluationReport) -> list[str]:
         "real images: the same metrics with real training images (or, for class accuracy and IS, the test split) "
         "in the place of generated ones: what a perfect generator would score",
     ]
-    for checkpoint in report.checkpoints:
+    for checkpoint, name in zip(report.checkpoints, _column_names(report.checkpoints), strict=True):
         for metric, reason in checkpoint.scores.unavailable.items():
-            notes.append(f"{_column_name(checkpoint).replace(chr(10), ' ')}: no {metric}: {reason}")
+            notes.append(f"{name.replace(chr(10), ' ')}: no {metric}: {reason}")
         notes.append(f"{checkpoint.path}: {checkpoint.timings['total']:.1f} s")
     return notes

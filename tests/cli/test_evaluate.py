@@ -62,6 +62,17 @@ def test_the_newest_run_by_default_and_one_column_per_checkpoint(run: Path) -> N
     ]
 
 
+def test_columns_of_the_same_run_and_step_are_told_apart_by_file(run: Path) -> None:
+    """A run folder and its step file were both headed `00001-mnist-5k / step 12`."""
+    step = run / "checkpoints" / "step-00000012.safetensors"
+    result = runner.invoke(
+        app, ["evaluate", str(run), str(step), *FEW, "--metrics", "fd"], env={"COLUMNS": "160"}
+    )
+    assert result.exit_code == 0, result.stderr
+    header = " ".join(line for line in result.stderr.splitlines() if line.startswith("┃"))
+    assert "latest.safetensors" in header and "step-00000012.safetensors" in header
+
+
 def test_json_on_stdout_holds_every_metric_and_what_it_took(run: Path) -> None:
     result = runner.invoke(app, ["evaluate", str(run), *FEW, "--seed", "7", "--json"])
     assert result.exit_code == 0, result.stderr
