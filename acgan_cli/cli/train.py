@@ -36,7 +36,7 @@ from acgan_cli.cli.common import (
 )
 from acgan_cli.core.config import ADVERSARIAL_LOSSES, D_NORMS, RECIPES, TrainConfig, check_seed, to_dict
 from acgan_cli.core.data import DATASETS, canonical_dataset, check_dataset_name, check_split
-from acgan_cli.core.errors import CheckpointError, DataError, DivergedError
+from acgan_cli.core.errors import DataError, DivergedError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -376,19 +376,14 @@ def train(
             check_dataset_name(given["dataset"])
             given["dataset"] = canonical_dataset(given["dataset"])
 
-        from acgan_cli.core.checkpoint import KIND_TRAINING, read_info, resolve_checkpoint
+        from acgan_cli.core.checkpoint import read_info, resolve_checkpoint, training_config_of
 
         resume_path = resolve_checkpoint(resume) if resume else None
         if resume_path is not None:
             from acgan_cli.core.training import resume_config
 
             info = read_info(resume_path)
-            if info.kind != KIND_TRAINING or info.train is None:
-                raise CheckpointError(
-                    f"{info.path} holds a generator only and cannot resume training",
-                    hint="resume from a checkpoint written by `acgan train` (or its run folder)",
-                )
-            config = resume_config(info.train, {"device": "auto", **given})
+            config = resume_config(training_config_of(info), {"device": "auto", **given})
             if config.dataset not in DATASETS and not Path(config.dataset).expanduser().is_dir():
                 raise DataError(
                     f"{info.path} was trained on the folder {config.dataset}, which is not there",

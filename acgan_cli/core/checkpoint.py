@@ -808,6 +808,16 @@ def _check_tensor_table(info: CheckpointInfo, header: dict[str, Any]) -> None:
         )
 
 
+def training_config_of(info: CheckpointInfo) -> TrainConfig:
+    """The training config a resume of `info` continues, or a CheckpointError for a generator-only file."""
+    if info.kind != KIND_TRAINING or info.train is None:
+        raise CheckpointError(
+            f"{info.path} holds a generator only and cannot resume training",
+            hint="resume from a checkpoint written by `acgan train` (or its run folder)",
+        )
+    return info.train
+
+
 def read_info(path: str | Path) -> CheckpointInfo:
     """Metadata of a checkpoint (file or run folder) without loading its tensors."""
     path = resolve_checkpoint(path)

@@ -465,11 +465,8 @@ class Trainer:
         if self.device.type == "cuda":  # the captured step's streams are the current device's: cuda:N's
             torch.cuda.set_device(self.device)
         resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
-        if resume_info is not None and resume_info.kind != ckpt.KIND_TRAINING:
-            raise CheckpointError(
-                f"{resume_info.path} holds a generator only and cannot resume training",
-                hint="resume from a checkpoint written by `acgan train`",
-            )
+        if resume_info is not None:
+            ckpt.training_config_of(resume_info)  # a generator-only file cannot resume
 
         check_out(run_dir, resume_info, runs_dir)  # before the data is loaded, or downloaded
         if resume_info is not None:  # so is a resume that would overwrite its run's later checkpoints
