@@ -14,7 +14,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from acgan_cli.core import checkpoint as ckpt
-from acgan_cli.core.errors import AcganError, DivergedError, Notice, RunDirError, UsageError
+from acgan_cli.core.errors import AcganError, CheckpointError, DivergedError, Notice, RunDirError, UsageError
 from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStarted, SampleSaved, StepDone
 from acgan_cli.core.training import Trainer, claim_run_dir, create_run_dir, resume_config
 from tests.conftest import tiny_config
@@ -396,6 +396,17 @@ def test_generator_average_follows_the_decay_ramp_step_by_step(tmp_path: Path, s
     assert step == 6
     torch.testing.assert_close(trainer.generator_ema.up1.weight, expected, rtol=1e-5, atol=1e-7)
     assert trainer.ema_weight.item() == pytest.approx(0.7)
+
+
+def test_a_generator_only_file_cannot_resume(trained_run: Path, tmp_path: Path, small_dataset) -> None:
+    generator, info = ckpt.load_generator(trained_run)
+    exported = tmp_path / "g.safetensors"
+    exported.write_bytes(ckpt.generator_checkpoint_bytes(generator, info))
+    with pytest.raises(
+        CheckpointError, match=r"g\.safetensors holds a generator only and cannot resume training"
+    ):
+        Trainer(tiny_config(max_steps=20), resume=exported, run_dir=tmp_path / "run", dataset=small_dataset)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_resume_with_no_ema_says_it_drops_the_average(tmp_path: Path, small_dataset) -> None:
