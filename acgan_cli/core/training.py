@@ -718,10 +718,15 @@ class Trainer:
             scalers=self.scalers,
         )
         path = self.checkpoint_dir / f"step-{self.step:08d}.safetensors"
+        first = self.last_checkpoint == self.resumed_from  # this session's first
         try:
             ckpt.write_atomic(path, data)
             self.last_checkpoint = path  # whole from here: a resume finds it even if latest fails
             ckpt.write_atomic(self.checkpoint_dir / ckpt.LATEST, data)
+            if first and not self.new_run_dir:
+                # A resume in its own folder records its settings once it has a checkpoint to show
+                # for them: one that stops or fails before leaves the run's record as it was.
+                self._write_config()
             if self.config.keep_checkpoints:  # only once the new state is in both files
                 for old in ckpt.step_files(self.checkpoint_dir)[: -self.config.keep_checkpoints]:
                     with contextlib.suppress(OSError):  # one left behind costs disk, not the run
@@ -981,7 +986,8 @@ class Trainer:
         for folder in (self.checkpoint_dir, self.samples_dir):
             folder.mkdir(parents=True, exist_ok=True)
             ckpt.remove_orphaned_temporaries(folder)  # left by a process killed mid-write
-        self._write_config()
+        if self.new_run_dir:  # a resume in its own folder writes it with its first checkpoint
+            self._write_config()
         time_before = self._drop_metrics_after_checkpoint() if self.resumed_from else 0.0
         torch.set_rng_state(self.global_rng_states["torch"])  # checked by _restore when resumed
         if "cuda" in self.global_rng_states:

@@ -333,7 +333,7 @@ def test_a_resume_stopped_before_it_saved_says_how_to_start_it_again(
          *first[first.index("--max-steps") + 2 :]],
         cwd=tmp_path, capture_output=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     ).returncode == 0  # fmt: skip
-    before = _contents(tmp_path / "first" / "checkpoints")
+    before = _contents(tmp_path / "first" / "checkpoints"), (tmp_path / "first" / "config.json").read_bytes()
     done = subprocess.run(
         [sys.executable, "-c", INSTRUMENTED, window, "train", "--resume", "first", *out,
          "--max-steps", "100000", "--log-every", "1"],
@@ -346,9 +346,13 @@ def test_a_resume_stopped_before_it_saved_says_how_to_start_it_again(
         "hint: run the same command again to start over from it",  # its options are in no checkpoint
     ]
     assert not (tmp_path / "run").exists()
-    # The run it resumed keeps its checkpoints as they were: a stop before the first step rewrote
-    # them (step-2 and latest) with this command's --max-steps, though it trained nothing.
-    assert _contents(tmp_path / "first" / "checkpoints") == before
+    # The run it resumed keeps its checkpoints and its record as they were: a stop before the first
+    # step rewrote them (step-2, latest, config.json) with this command's --max-steps, though it
+    # trained nothing.
+    assert (
+        _contents(tmp_path / "first" / "checkpoints"),
+        (tmp_path / "first" / "config.json").read_bytes(),
+    ) == before
 
 
 @pytest.mark.parametrize(
