@@ -273,11 +273,11 @@ def train_evaluator(
     epochs, steps_per_epoch = training_plan(len(data))
     total_steps = epochs * steps_per_epoch
     precision = training_precision(device)
-    accelerated = device.type in ("cuda", "mps")  # whose RNG a training loop's dropout also draws from
-    # Seed a private RNG stream: the caller's (e.g. a training loop's) stays untouched.
-    with torch.random.fork_rng(
-        devices=[device.index or 0] if accelerated else [], device_type=device.type if accelerated else None
-    ):
+    # Seed a private RNG stream: the caller's (e.g. a training loop's dropout) stays untouched. Its
+    # device's too (torch 2.5 takes no device_type=None, so one is named only for a device).
+    accelerated = device.type in ("cuda", "mps")
+    forked = {"devices": [device.index or 0], "device_type": device.type} if accelerated else {"devices": []}
+    with torch.random.fork_rng(**forked):
         torch.manual_seed(seed)
         net = EvaluatorNet(train.n_classes, train.channels).to(device, memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
