@@ -407,11 +407,11 @@ def train(
         check_out(out, info if resume_path is not None else None)  # before anything is loaded, or said
         if config.eval_every:  # scored against the test split: a folder without one fails at the start
             check_split(config.dataset, "test")
-        if dry_run:
-            if resume_path is not None:  # what the run would refuse (without loading the data to count it)
-                from acgan_cli.core.training import check_resume, recorded_steps_per_epoch
+        if resume_path is not None:  # what the run would refuse (without loading the data to count it)
+            from acgan_cli.core.training import check_resume, recorded_steps_per_epoch
 
-                check_resume(info, config, out, recorded_steps_per_epoch(info.path))
+            check_resume(info, config, out, recorded_steps_per_epoch(info.path))
+        if dry_run:
             settings = to_dict(config)
             if resume_path is None and "seed" not in given:
                 settings["seed"] = None  # drawn when the run starts: the one drawn here would never be used

@@ -469,8 +469,8 @@ class Trainer:
             ckpt.training_config_of(resume_info)  # a generator-only file cannot resume
 
         check_out(run_dir, resume_info, runs_dir)  # before the data is loaded, or downloaded
-        if resume_info is not None:  # so is a resume that would overwrite its run's later checkpoints
-            check_not_behind(resume_info, run_dir)
+        if resume_info is not None:  # so is what its run folder's record lets it refuse (again once counted)
+            check_resume(resume_info, config, run_dir, recorded_steps_per_epoch(resume_info.path))
         data = dataset or load_dataset(
             config.dataset, "train", Path(config.data_dir) if config.data_dir else None, config.download
         )

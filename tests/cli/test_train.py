@@ -108,6 +108,7 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
             result = runner.invoke(app, ["train", "--resume", "run", *more, *dry_run])
             assert result.exit_code == 2, result.stderr
             assert message in " ".join(plain(result.stderr).split())
+            assert "loading" not in result.stderr  # refused before the data is loaded (or downloaded)
             assert (
                 _folder_bytes(tmp_path / "run") == before
             )  # config.json, metrics, checkpoints: as they were
@@ -118,6 +119,7 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
         result = runner.invoke(app, [*older, *dry_run])
         assert result.exit_code == 1, result.stderr
         assert "is at step 2, behind its run's newest checkpoint" in plain(result.stderr)
+        assert "loading" not in result.stderr  # refused before the data is loaded (or downloaded)
         assert _folder_bytes(tmp_path / "run") == before
         # Nothing to train from it either: both say first what no --epochs would change.
         result = runner.invoke(app, [*older[:3], "--epochs", "1", *dry_run])

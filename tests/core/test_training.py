@@ -197,6 +197,8 @@ def test_a_refused_or_failed_start_leaves_no_run_folder(tmp_path: Path, small_da
     runs = tmp_path / "runs"
     with pytest.raises(UsageError, match="nothing to train"):
         Trainer(tiny_config(max_steps=2), resume=loose, runs_dir=runs, dataset=small_dataset)
+    with pytest.raises(UsageError, match="nothing to train"):  # before loading data (5,000 images, not 160)
+        Trainer(tiny_config(max_steps=2), resume=finished.run_dir)
     with pytest.raises(UsageError, match="nothing to train"):
         Trainer(tiny_config(max_steps=2), resume=loose, run_dir=tmp_path / "out", dataset=small_dataset)
     assert not runs.exists() and not (tmp_path / "out").exists()

@@ -243,12 +243,15 @@ def _assert_one_line_error(result, path: Path) -> None:
     assert "Traceback" not in result.stderr and "bug in acgan" not in result.stderr, result.stderr
 
 
+MORE = ["--max-steps", "1000"]  # steps to train, or the resume is refused as having none left, first
+
+
 def test_every_command_refuses_each_hostile_file_in_one_line(
     hostile: tuple[dict[str, Path], Path], tmp_path: Path
 ) -> None:
     files, marker = hostile
     for name, path in files.items():
-        resume = runner.invoke(app, ["train", "--resume", str(path)])
+        resume = runner.invoke(app, ["train", "--resume", str(path), *MORE])
         _assert_one_line_error(resume, path)
         if name in RESUME_ONLY:
             continue
@@ -301,7 +304,9 @@ def test_the_message_says_what_is_wrong(
     hostile: tuple[dict[str, Path], Path], name: str, message: str
 ) -> None:
     path = hostile[0][name]
-    command = ["train", "--resume", str(path)] if name in RESUME_ONLY else ["sample", "--ckpt", str(path)]
+    command = (
+        ["train", "--resume", str(path), *MORE] if name in RESUME_ONLY else ["sample", "--ckpt", str(path)]
+    )
     result = runner.invoke(app, command)
     assert result.exit_code == 1
     assert message in error_lines(result.stderr)[0]
