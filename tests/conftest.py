@@ -34,11 +34,12 @@ TINY_ARGS = [
 ]
 
 
-# What every command says when started with stdout closed (>&-), before it does anything.
-CLOSED_STDOUT = [
-    "error: stdout is closed, and acgan writes its result there",
-    "hint: give it somewhere to go: > FILE keeps the result, > /dev/null drops it",
-]
+def closed_stdout(what: str) -> list[str]:
+    """What a command whose whole result (`what`) goes to stdout says when started with it closed."""
+    return [
+        f"error: stdout is closed, and {what} would go there",
+        "hint: give it somewhere to go: > FILE keeps it, > /dev/null drops it",
+    ]
 
 
 def tiny_config(**overrides) -> TrainConfig:

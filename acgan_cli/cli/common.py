@@ -105,13 +105,37 @@ def either(choices: Iterable[str]) -> str:
     return f"{', '.join(others)} or {last}" if others else last
 
 
+def require_stdout(what: str) -> None:
+    """Refuse, before any work, a command whose whole result (`what`: JSON, bytes) goes to a closed
+    stdout (>&-): it would end with status 0 and the result lost. A path printed after the file it
+    names is written is no such result: with stdout closed it is left out."""
+    if sys.stdout is None:
+        raise AcganError(
+            f"stdout is closed, and {what} would go there",
+            hint="give it somewhere to go: > FILE keeps it, > /dev/null drops it",
+        )
+
+
 def check_stdout_takes_bytes(what: str) -> None:
-    """Refuse to write `what` (binary) to stdout when it is a terminal (a closed one is refused
-    before any command runs: see handle_errors)."""
+    """Refuse to write `what` (binary) to stdout when it is closed or a terminal."""
+    require_stdout(what)
     if sys.stdout.isatty():
         raise typer.BadParameter(
             f"refusing to write {what} to a terminal; redirect stdout or give a file name", param_hint="--out"
         )
+
+
+def _occupy_closed_stdout() -> None:
+    """Started with stdout closed (>&-), put /dev/null at its descriptor: the next file opened would
+    otherwise be given descriptor 1, and whatever a library prints would land in it (a checkpoint)."""
+    if sys.stdout is not None:
+        return
+    try:
+        os.fstat(1)
+    except OSError:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        if fd != 1:  # descriptor 1 was taken meanwhile: leave things as they are
+            os.close(fd)
 
 
 def print_result(text: str, what: str, done: str | None = None) -> None:
@@ -157,11 +181,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         previous = _catch_sigterm()
         try:
-            if sys.stdout is None:  # started with >&-: every command's result (a path, JSON) would be lost
-                raise AcganError(
-                    "stdout is closed, and acgan writes its result there",
-                    hint="give it somewhere to go: > FILE keeps the result, > /dev/null drops it",
-                )
+            _occupy_closed_stdout()
             with _notices_as_lines():
                 return command(*args, **kwargs)
         except KeyboardInterrupt as exc:

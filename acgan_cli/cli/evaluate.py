@@ -18,6 +18,7 @@ from acgan_cli.cli.common import (
     interactive,
     print_result,
     print_table,
+    require_stdout,
     state,
     stderr_console,
 )
@@ -171,6 +172,8 @@ def evaluate(
     )
     if dataset:
         check_dataset_name(dataset)
+    if json_output:
+        require_stdout("the JSON report")
 
     from acgan_cli.cli.render import EvaluationProgress, QuietRenderer, evaluation_notes, evaluation_table
     from acgan_cli.core.checkpoint import newest_checkpoint

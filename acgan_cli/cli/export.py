@@ -18,6 +18,7 @@ from acgan_cli.cli.common import (
     handle_errors,
     print_result,
     print_table,
+    require_stdout,
     state,
     stderr_console,
 )
@@ -170,6 +171,8 @@ def export(
         raise typer.BadParameter(
             "the file and the JSON would both go to stdout; drop one", param_hint="--json"
         )
+    if json_output:
+        require_stdout("the JSON report")
     fmt = fmt.lower() if fmt else _format_from_name(out)  # ONNX is onnx, as .ONNX is
     # torch (and onnx) load inside the export, so `acgan export --help` stays instant. The
     # export checks the format and options against its registry (a usage error exits 2).

@@ -31,6 +31,7 @@ from acgan_cli.cli.common import (
     interactive,
     print_error,
     print_result,
+    require_stdout,
     state,
     stderr_console,
 )
@@ -366,6 +367,8 @@ def train(
             for name, value in options.items()
             if value is not None and ctx.get_parameter_source(name).name != "DEFAULT"
         }
+        if dry_run:
+            require_stdout("the plan")
         if out is not None and str(out) == "-":
             raise typer.BadParameter(
                 "train writes a run folder, not a stream; give a folder path", param_hint="--out"

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from acgan_cli import __version__
 from acgan_cli.cli import app
-from tests.conftest import CLOSED_STDOUT, needs_dev_full, plain, run_into_full_stdout, run_without_torch
+from tests.conftest import closed_stdout, needs_dev_full, plain, run_into_full_stdout, run_without_torch
 
 runner = CliRunner()
 
@@ -290,15 +290,53 @@ def _command(args: list[str], run: Path) -> list[str]:
     return [sys.executable, "-m", "acgan_cli", *(str(run) if a == "RUN" else a for a in args)]
 
 
-@pytest.mark.parametrize("name", list(RESULTS))
-def test_a_closed_stdout_is_refused_before_anything_is_done(
-    trained_run: Path, tmp_path: Path, name: str
+def _with_stdout_closed(args: list[str], run: Path, folder: Path) -> subprocess.CompletedProcess[str]:
+    command = shlex.join(_command(args, run)) + " >&-"  # the shell closes stdout before acgan starts
+    return subprocess.run(["bash", "-c", command], cwd=folder, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [
+        ("evaluate --json", "the JSON report"),
+        ("export --json", "the JSON report"),
+        ("train --dry-run", "the plan"),
+    ],
+)
+def test_a_whole_result_for_a_closed_stdout_is_refused_before_anything_is_done(
+    trained_run: Path, tmp_path: Path, name: str, what: str
 ) -> None:
-    """evaluate --json, export and sample exited 0 with their result (the JSON, the path) lost."""
-    command = shlex.join(_command(RESULTS[name], trained_run)) + " >&-"
-    done = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=False)
-    assert (done.returncode, done.stderr.splitlines()) == (1, CLOSED_STDOUT)
+    """evaluate --json and export --json exited 0 with their JSON lost."""
+    done = _with_stdout_closed(RESULTS[name], trained_run, tmp_path)
+    assert (done.returncode, done.stderr.splitlines()) == (1, closed_stdout(what))
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("name", "written"), [("export's path", "g.safetensors"), ("sample's path", "s.png")]
+)
+def test_with_stdout_closed_a_file_is_written_and_its_path_left_out(
+    trained_run: Path, tmp_path: Path, name: str, written: str
+) -> None:
+    """The file is the result; its path has nowhere to go."""
+    done = _with_stdout_closed(RESULTS[name], trained_run, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [written]
+
+
+def test_with_stdout_closed_no_file_takes_its_descriptor(tmp_path: Path) -> None:
+    """The next file opened would get descriptor 1, and whatever a library prints (at the C level,
+    where sys.stdout being None stops nothing) would land in it: a checkpoint, say."""
+    code = (
+        "import os\n"
+        "from acgan_cli.cli.common import _occupy_closed_stdout\n"
+        "_occupy_closed_stdout()\n"
+        "fd = os.open('f', os.O_WRONLY | os.O_CREAT)\n"
+        "os.write(2, str(fd).encode())"
+    )
+    command = shlex.join([sys.executable, "-c", code]) + " >&-"
+    done = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert int(done.stderr) > 2
 
 
 @needs_dev_full

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from acgan_cli.cli import app
-from tests.conftest import CLOSED_STDOUT, plain
+from tests.conftest import closed_stdout, plain
 
 runner = CliRunner()
 
@@ -339,7 +339,7 @@ def test_a_closed_stdout_is_one_clear_error(run: Path, out: str) -> None:
     command = " ".join([*SEVENS[:-1], out]) + " >&-"  # the shell closes stdout before sample starts
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=False)
     assert done.returncode == 1
-    assert done.stderr.splitlines() == CLOSED_STDOUT
+    assert done.stderr.splitlines() == closed_stdout("npy bytes")
 
 
 def test_format_names_are_read_as_suffixes_are_and_the_summary_fits_the_output(
