@@ -331,6 +331,9 @@ def replace_durably(tmp: Path, path: Path) -> None:
             os.close(fd)
 
 
+READ_BY = {"sample": "sampled", "export": "exported"}  # what a command does to the checkpoint it reads
+
+
 def refuse_to_overwrite_checkpoint(target: Path, command: str, reading: Path | None = None) -> None:
     """A UsageError for --out if `target` is a training checkpoint (a run's state is never an
     output), or the checkpoint `reading` that the command reads (a generator-only one)."""
@@ -341,9 +344,7 @@ def refuse_to_overwrite_checkpoint(target: Path, command: str, reading: Path | N
             detail = f"{target} is a training checkpoint; {command} never overwrites one"
             raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
     if reading is not None and target.samefile(reading):
-        detail = (
-            f"{target} is the checkpoint being {command.removesuffix('e')}ed; {command} never overwrites it"
-        )
+        detail = f"{target} is the checkpoint being {READ_BY[command]}; {command} never overwrites it"
         raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
 
 
@@ -493,7 +494,7 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]
     )
     encoded = header.encode()
     encoded += b" " * (-len(encoded) % 8)
-    return struct.pack("<Q", len(encoded)) + encoded + data[8 + length :]
+    return b"".join([struct.pack("<Q", len(encoded)), encoded, memoryview(data)[8 + length :]])  # one copy
 
 
 def training_checkpoint_bytes(
