@@ -455,10 +455,17 @@ def train(
 def _stopped_before_saving(exc: KeyboardInterrupt, resumed: Path | None) -> typer.Exit:
     """Ctrl-C or SIGTERM before the run could stop and save (its data loading, its first lines):
     the generic hint would offer `--resume` of a run that has no checkpoint."""
-    terminated = isinstance(exc, Terminated)
+    return _nothing_saved(
+        isinstance(exc, Terminated), resumed, "before the first step", "start the run again"
+    )
+
+
+def _nothing_saved(terminated: bool, resumed: Path | None, when: str, hint: str) -> typer.Exit:
+    """Say that a stop came before this command saved anything: a new run has nothing (`when`, with
+    `hint`); a resume leaves the checkpoint it resumed as it was, without this command's options."""
     word = "terminated" if terminated else "interrupted"
     if resumed is None:
-        print_error(f"{word} before the first step; nothing was saved", "start the run again")
+        print_error(f"{word} {when}; nothing was saved", hint)
     else:
         print_error(
             f"{word} before this command saved a checkpoint; {resumed}, which it resumed, is intact",
@@ -498,32 +505,20 @@ def _run(trainer: Trainer, console: Console) -> None:
                 )
                 raise typer.Exit(code)
             trainer.discard()  # a new run folder without a checkpoint of its own cannot be resumed
-            if last is not None:  # the checkpoint it resumed holds the old options, not this command's
-                print_error(
-                    f"{word} before this command saved a checkpoint; {last}, which it resumed, is intact",
-                    "run the same command again to start over from it",
-                )
-            else:
-                print_error(
-                    f"{word} before the first checkpoint; nothing was saved",
-                    "a single Ctrl-C stops after the step and saves a checkpoint to resume from",
-                )
-            raise typer.Exit(code)
+            raise _nothing_saved(
+                code == EXIT_SIGTERM,
+                last,
+                "before the first checkpoint",
+                "a single Ctrl-C stops after the step and saves a checkpoint to resume from",
+            )
         if result.interrupted and result.checkpoint == trainer.resumed_from:  # stopped before its first step
             trainer.discard()
-            word = "terminated" if stop.exit_code == EXIT_SIGTERM else "interrupted"
-            if trainer.resumed_from is None:
-                print_error(
-                    f"{word} before the first step; nothing was saved",
-                    "start the run again: a stop that a step has begun saves after that step",
-                )
-            else:  # the checkpoint it resumed stays as it was, without this command's options
-                print_error(
-                    f"{word} before this command saved a checkpoint; {trainer.resumed_from}, which it "
-                    "resumed, is intact",
-                    "run the same command again to start over from it",
-                )
-            raise typer.Exit(stop.exit_code)
+            raise _nothing_saved(
+                stop.exit_code == EXIT_SIGTERM,
+                trainer.resumed_from,
+                "before the first step",
+                "start the run again: a stop that a step has begun saves after that step",
+            )
         if result.interrupted:
             console.print(f"stopped at step {result.step}; saved {result.checkpoint}")
             console.print(f"resume with: acgan train --resume {shlex.quote(str(result.run_dir))}")
