@@ -700,9 +700,7 @@ class Trainer:
     def _save_checkpoint(self, epoch: int) -> Path:
         optimizers = [self.generator_optimizer, self.discriminator_optimizer]
         if not ckpt.state_is_finite([self.generator, self.discriminator, self.generator_ema], optimizers):
-            kept = str(self.last_checkpoint) if self.last_checkpoint else None
-            log = str(self.run_dir / "metrics.jsonl")
-            raise DivergedError(self.step, kept, exact=False, log=log)  # never save a bad state as a good one
+            raise self._diverged(self.step, exact=False)  # never save a bad state as a good one
         data = ckpt.training_checkpoint_bytes(
             generator=self.generator,
             discriminator=self.discriminator,
@@ -737,6 +735,11 @@ class Trainer:
                 hint=self._write_hint(),
             ) from None
         return path
+
+    def _diverged(self, step: int, exact: bool = True) -> DivergedError:
+        """The run diverged at `step` (`exact`: its first bad one; else found bad by then)."""
+        kept = str(self.last_checkpoint) if self.last_checkpoint else None
+        return DivergedError(step, kept, exact=exact, log=str(self.run_dir / "metrics.jsonl"))
 
     def _kept(self) -> str:
         last = self.last_checkpoint
@@ -843,10 +846,7 @@ class Trainer:
                     autocast_dtype=self.autocast_dtype,
                 )
             except NonFiniteImages:  # finite losses, but the sampling generator's state is not
-                kept = str(self.last_checkpoint) if self.last_checkpoint else None
-                raise DivergedError(
-                    self.step, kept, exact=False, log=str(self.run_dir / "metrics.jsonl")
-                ) from None
+                raise self._diverged(self.step, exact=False) from None
         return {**figures, "seconds": round(time.perf_counter() - started, 3)}
 
     def _autocast(self) -> torch.autocast:
@@ -1031,12 +1031,8 @@ class Trainer:
 
         with self._appender(self.run_dir / "metrics.jsonl") as append_metrics:
 
-            def diverged(step: int) -> DivergedError:
-                kept = str(self.last_checkpoint) if self.last_checkpoint else None
-                return DivergedError(step, kept, log=str(self.run_dir / "metrics.jsonl"))
-
             def log(epoch: int, evaluate: bool = False) -> Metrics:
-                metrics = window.read(self.step, batch, diverged)
+                metrics = window.read(self.step, batch, self._diverged)
                 record = {
                     "step": self.step,
                     "epoch": epoch,
