@@ -60,6 +60,13 @@ def _folder(out: str) -> bool:
     return out.endswith(("/", os.sep)) or Path(out).expanduser().is_dir()
 
 
+def _target(out: str | None, fmt: str, stem: str) -> Path:
+    """The file --out names, or `stem.fmt` (numbered if taken) in the folder it names or here."""
+    if not out:
+        return _default_out(stem, fmt)
+    return _default_out(stem, fmt, Path(out).expanduser()) if _folder(out) else Path(out).expanduser()
+
+
 def _default_out(stem: str, fmt: str, folder: Path = Path()) -> Path:
     """`stem.fmt` in `folder`, or `stem-1.fmt`, … if that exists: never overwrite silently."""
     path, number = folder / f"{stem}.{fmt}", 0
@@ -230,6 +237,11 @@ def sample(
         else None
     )
     seed = check_seed(seed) if seed is not None else secrets.randbelow(2**31)
+    target_path = None if to_stdout else _target(out, fmt, _default_stem(info.class_names, class_index, grid))
+    if target_path is not None:  # refused before drawing (up to 100,000 images)
+        from acgan_cli.core.checkpoint import destination, refuse_to_overwrite_checkpoint
+
+        refuse_to_overwrite_checkpoint(destination(target_path), "sample", reading=info.path)
     images, labels, width = draw_samples(
         generator, class_index=class_index, n=n, grid=grid, seed=seed, nrow=nrow
     )
@@ -243,26 +255,12 @@ def sample(
         if class_index is not None
         else "random classes"
     )
-    if to_stdout:  # the bytes alone: no path printed after them
+    if target_path is None:  # the bytes alone: no path printed after them
         _write_stdout(data)
         target = "stdout"
     else:
-        from acgan_cli.core.checkpoint import (
-            destination,
-            refuse_to_overwrite_checkpoint,
-            write_atomic,
-            write_failure,
-        )
+        from acgan_cli.core.checkpoint import write_atomic, write_failure
 
-        stem = _default_stem(info.class_names, class_index, grid)
-        target_path = (
-            _default_out(stem, fmt)
-            if not out
-            else _default_out(stem, fmt, Path(out).expanduser())
-            if _folder(out)
-            else Path(out).expanduser()
-        )
-        refuse_to_overwrite_checkpoint(destination(target_path), "sample", reading=info.path)
         try:
             write_atomic(target_path, data)
         except OSError as exc:

@@ -312,6 +312,24 @@ def test_sample_never_overwrites_the_generator_file_it_reads(run: Path, tmp_path
         assert result.exit_code == 2
         assert f"{model} is the checkpoint being sampled; sample never overwrites it" in plain(result.stderr)
     assert model.read_bytes() == before
+    # Refused before drawing (up to 100,000 images): ahead of what the drawing itself checks.
+    result = runner.invoke(
+        app,
+        [
+            "sample",
+            "--ckpt",
+            str(model),
+            "--n",
+            "5",
+            "--nrow",
+            "0",
+            "--out",
+            str(tmp_path / "link.npy"),
+            "-f",
+            "png",
+        ],
+    )
+    assert "is the checkpoint being sampled" in plain(result.stderr), result.stderr
 
 
 def test_default_names_never_take_another_class_name(run: Path, tmp_path: Path) -> None:
