@@ -67,7 +67,7 @@ def check_seed(seed: int, option: str = "seed", limit: int = SEEDS) -> int:
     return seed
 
 
-def _did_you_mean(value: str, meant: str, valid: bool) -> str:
+def did_you_mean(value: str, meant: str, valid: bool) -> str:
     """ "; did you mean cpu?" where `meant` (another spelling of `value`) is `valid`; else nothing."""
     return f"; did you mean {meant}?" if meant != value and valid else ""
 
@@ -79,7 +79,7 @@ def check_device(device: str) -> None:
         bool(DEVICE_PATTERN.match(device)),
         "device",
         f"must be auto, cpu, cuda, cuda:N or mps (got {device!r})"
-        + _did_you_mean(device, meant, bool(DEVICE_PATTERN.match(meant))),
+        + did_you_mean(device, meant, bool(DEVICE_PATTERN.match(meant))),
     )
 
 
@@ -89,7 +89,7 @@ def check_precision(precision: str) -> None:
         precision in PRECISIONS,
         "precision",
         f"must be one of {', '.join(PRECISIONS)} (got {precision!r})"
-        + _did_you_mean(precision, precision.lower(), precision.lower() in PRECISIONS),
+        + did_you_mean(precision, precision.lower(), precision.lower() in PRECISIONS),
     )
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from acgan_cli.core.config import did_you_mean
 from acgan_cli.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -429,7 +430,7 @@ METRIC_ALIASES = {
 }
 
 
-def did_you_mean(name: str) -> str:
+def _suggestion(name: str) -> str:
     """ "; did you mean fd?" for a name that is another spelling of one or more metrics, else ""."""
     import difflib
 
@@ -438,7 +439,7 @@ def did_you_mean(name: str) -> str:
     if meant is None:
         close = difflib.get_close_matches(key, [*METRICS, "all"], n=1, cutoff=0.75)
         meant = close[0] if close else None
-    return f"; did you mean {meant}?" if meant else ""
+    return did_you_mean(name, meant or name, meant is not None)
 
 
 def parse_metrics(text: str | None) -> tuple[str, ...]:
@@ -463,7 +464,7 @@ def parse_metrics(text: str | None) -> tuple[str, ...]:
         )
     unknown = [name for name in names if name not in METRICS]
     if unknown:
-        suggestion = did_you_mean(unknown[0])
+        suggestion = _suggestion(unknown[0])
         raise UsageError(
             f"unknown metric {unknown[0]!r}{suggestion}",
             hint=f"choose from {valid} (comma-separated), or all",
