@@ -15,13 +15,15 @@
 #   mkdir -p bench/.shared/baseline && git archive COMMIT acgan_cli | tar -x -C bench/.shared/baseline
 #
 # In order of what matters most if time runs out: the CUDA-graph tests (tests/core/test_cuda_graph.py,
-# skipped on machines without CUDA), the reference, the steady step against a carried baseline
-# checkout (if any), 600-step throughput of eager bf16, captured bf16 and eager fp32, then 10
-# epochs of 60,000 images with the defaults (the step captured as one CUDA graph), --compile
-# (inside the graph) from a cold and then a warm compile cache, and --compile --no-cuda-graph
-# (torch.compile's own graphs per module), then evaluate and sample on the GPU and an ONNX export of the
-# GPU-trained checkpoint (export runs on the CPU). Where a run's time goes,
-# step by step and kernel by kernel: bench/gpu_step.py. Each run has its own time limit, and
+# skipped on machines without CUDA), an fp16 run resumed halfway against the same run
+# uninterrupted (bench/fp16_resume.py: the loss scalers must match), the reference, the steady
+# step against a carried baseline checkout (if any), 600-step throughput of eager bf16, captured
+# bf16 and eager fp32, then 10 epochs of 60,000 images with the defaults (the step captured as
+# one CUDA graph), where a run's time goes, step by step and kernel by kernel (bench/gpu_step.py:
+# kernels.txt comes back in $OUT), --compile (inside the graph) from a cold and then a warm
+# compile cache, evaluate and sample on the GPU and an ONNX export of the GPU-trained checkpoint
+# (export runs on the CPU), and last --compile --no-cuda-graph (torch.compile's own graphs per
+# module). Each run has its own time limit, and
 # none starts past the whole script's budget (BUDGET seconds): a variant that fails, hangs or
 # would not fit is reported and the script goes on, so the device call always ends with its log.
 # Each limit leaves room for the 20 s between a stop request and KILL, so the script ends within
@@ -100,6 +102,11 @@ if [ "$DEVICE" != cpu ] && fits 30 "the CUDA-graph tests"; then
     | tee "${OUT:-$WORK}/graph-tests.log" | tail -15
 fi
 
+if [ "$DEVICE" != cpu ] && fits 40 "the fp16 resume check"; then
+  echo "== fp16: a run resumed halfway against the same run uninterrupted (bench/fp16_resume.py)"
+  $T "$(limit 90)" $PY bench/fp16_resume.py --device "$DEVICE" 2>&1 | tail -8
+fi
+
 echo "== data: 60,000 training images = the shipped 5,000 repeated 12 times (timing only)"
 $PY bench/make_idx.py --copies 12 --out "$WORK/mnist-60k"
 
@@ -162,11 +169,11 @@ done
 # cold), the second starts from it, as a user's next run of the same model does. (The eager
 # --no-cuda-graph run is left to the 600-step figures above: 10 epochs of it took 145 s.)
 export TORCHINDUCTOR_CACHE_DIR="$WORK/inductor-cache"
-for flags in "" "--compile" "--compile" "--compile --no-cuda-graph"; do
-  [ "$DEVICE" = cpu ] && [[ $flags == --compile ]] && continue  # the same as --compile --no-cuda-graph there
+epochs() {  # FLAGS: 10 epochs of 60,000 images with the defaults and FLAGS, timed and reported
+  local flags=$1 name label start end status
   name=epochs${flags// /} label=${flags:-no flags}
   if [ -d "$WORK/$name" ]; then name=$name-again label="$label again (compile cache warm)"; fi
-  fits 40 "10 epochs $label" || continue
+  fits 40 "10 epochs $label" || return
   echo "== 10 epochs on 60,000 images ($EPOCH_ARGS), auto precision, $label"
   start=$(date +%s.%N)
   # shellcheck disable=SC2086
@@ -182,7 +189,20 @@ for flags in "" "--compile" "--compile" "--compile --no-cuda-graph"; do
   elif [ -s "$WORK/$name/metrics.jsonl" ]; then
     report "10 epochs $label" "$WORK/$name"
   fi
-done
+}
+epochs ""
+# Where the default run's step spends its time now: phases, eager and captured ms a step, and
+# the kernels of 5 steps (kernels.txt goes to $OUT).
+if fits 90 "the step's profile (bench/gpu_step.py)"; then
+  # The CPU rehearses it on one copy of the digits, for one epoch and 10 steps a variant.
+  if [ "$DEVICE" = cpu ]; then $PY bench/make_idx.py --copies 1 --out "$WORK/mnist-5k-idx" >/dev/null
+    profile_args="--data $WORK/mnist-5k-idx --epochs 1 --steps 10"
+  else profile_args="--data $WORK/mnist-60k --steps 300"; fi
+  echo "== where the time goes (bench/gpu_step.py $profile_args)"
+  # shellcheck disable=SC2086  # the arguments above
+  $T "$(limit 120)" $PY bench/gpu_step.py $profile_args --device "$DEVICE" ${OUT:+--out "$OUT"} 2>&1 | tail -60
+fi
+[ "$DEVICE" = cpu ] || { epochs "--compile"; epochs "--compile"; }  # on the CPU: as --compile --no-cuda-graph
 # The other commands on the GPU, from the first 10-epoch run's checkpoint; its sample grid comes
 # back in $OUT. (The evaluator is trained first, on the repeated set: its figures are not quality.)
 run=$WORK/epochs
@@ -196,5 +216,6 @@ if [ -d "$run/checkpoints" ] && fits 60 "evaluate, sample and export"; then
     --out "${OUT:-$WORK}/grid-$DEVICE.png"
   fits 20 "export" && $T "$(limit)" $ACGAN export "$run" --format onnx --out "$WORK/g.onnx" 2>&1 | tail -3
 fi
+epochs "--compile --no-cuda-graph"  # last: the slowest, and measured before (102.5 s on the H200)
 echo "== finished in $SECONDS s"
 exit 0
