@@ -222,3 +222,33 @@ def test_a_cuda_run_captures_its_step_by_default_and_fp16_runs_eagerly(tmp_path:
         assert trainer.run().step == WARMUP_STEPS + 2
         assert trainer.cuda_graph is graphed
         assert (trainer.step_graph is not None and trainer.step_graph.graph is not None) is graphed
+
+
+@needs_cuda
+@pytest.mark.parametrize("graphed", [False, True], ids=["eager", "captured"])
+def test_d_step_on_its_own_stream_trains_what_one_stream_trains(
+    tmp_path: Path, small_dataset, monkeypatch: pytest.MonkeyPatch, graphed: bool
+) -> None:
+    # D's forward and backward run on a second stream beside G's backward, Adam and moving
+    # average; a missing wait between the two would train other numbers (or garbage), not fail.
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    states = []
+    for two_streams in (True, False):
+        config = tiny_config(max_steps=WARMUP_STEPS + 4, device="cuda", precision="fp32", cuda_graph=graphed)
+        trainer = Trainer(config, run_dir=tmp_path / f"run-{two_streams}", dataset=small_dataset)
+        assert trainer.d_stream is not None
+        if not two_streams:
+            trainer.d_stream = None  # D's step in line, on the step's own stream
+        trainer.run()
+        states.append(
+            {
+                f"{name}.{key}": value.detach().cpu()
+                for name, module in (("G", trainer.generator), ("D", trainer.discriminator))
+                for key, value in module.state_dict().items()
+            }
+        )
+    beside, in_line = states
+    differing = {k: (beside[k].double() - in_line[k].double()).abs().max().item() for k in beside
+                 if not torch.equal(beside[k], in_line[k])}  # fmt: skip
+    assert not differing, f"two streams trained other weights than one: largest differences {differing}"
