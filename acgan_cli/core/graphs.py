@@ -13,7 +13,9 @@ with a single launch. What that asks of the step (`Trainer._train_step` keeps to
   (torch from 2.5 needs the step's own generator named; torch 2.14 registers it by itself and
   calls naming it deprecated, a no-op);
 - optimizers that may be captured (`capturable`, set here at capture: set earlier, the eager
-  warm-up steps would warn about it); autocast without its weight cache.
+  warm-up steps would warn about it); autocast without its weight cache;
+- work on other streams forked from the capturing one and joined back to it before the step
+  ends (D's step runs on its own stream: the capture records the fork and join as edges).
 
 The first `WARMUP_STEPS` calls run eagerly on a side stream (cuDNN and cuBLAS pick their
 algorithms, the optimizers create their state, --compile compiles); the next one is captured
