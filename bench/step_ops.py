@@ -94,15 +94,21 @@ def main() -> None:
 
     trainer.generator.register_forward_pre_hook(enter("G forward"))
     trainer.discriminator.register_forward_pre_hook(enter_d)
-    optimize = trainer._optimize
+    backward, apply = trainer._backward, trainer._apply
 
-    def phased_optimize(loss, optimizer, scaler) -> None:
-        who = "G" if optimizer is trainer.generator_optimizer else "D"
-        recorder.phase = f"losses, backward and Adam of {who}"
-        optimize(loss, optimizer, scaler)
-        recorder.phase = "moving average, stats" if who == "G" else "stats"
+    def who(optimizer: torch.optim.Optimizer) -> str:
+        return "G" if optimizer is trainer.generator_optimizer else "D"
 
-    trainer._optimize = phased_optimize
+    def phased_backward(loss, optimizer, scaler) -> None:
+        recorder.phase = f"losses, backward and Adam of {who(optimizer)}"
+        backward(loss, optimizer, scaler)
+
+    def phased_apply(optimizer, scaler) -> None:
+        recorder.phase = f"losses, backward and Adam of {who(optimizer)}"
+        apply(optimizer, scaler)
+        recorder.phase = "moving average, stats" if who(optimizer) == "G" else "stats"
+
+    trainer._backward, trainer._apply = phased_backward, phased_apply
     take = torch.arange(config.batch_size)
     trainer._set_ema_weight()
     with recorder:

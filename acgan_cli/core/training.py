@@ -933,38 +933,24 @@ class Trainer:
             g_class = F.cross_entropy(fake_cls, fake_labels)
             g_loss = 0.5 * (g_adv + self.recipe.g_class_weight * g_class)
         # On CUDA, D's step runs on a second stream from here on, beside G's backward, Adam and
-        # moving average: it reads only D's weights (which G's step leaves alone) and this step's
-        # fakes, and the two branches' few hundred small kernels leave most of the GPU idle each.
+        # moving average. It reads D's weights and buffers, which only D's first call (above, before
+        # the fork) and D's Adam (after the join) write, and this step's fakes, which nothing
+        # writes; the two branches' few hundred small kernels leave most of the GPU idle each.
         forked = self._fork()
-        self._backward(g_loss, self.generator_optimizer, self.scalers["generator"])
-        self._apply(self.generator_optimizer, self.scalers["generator"])
-        self.discriminator.requires_grad_(True)
-        if self.generator_ema is not None:
-            self._update_ema()
-
-        # Discriminator: real vs fake, and the class of real images (and of fakes, in ACGAN proper).
-        with self._beside(forked), self._autocast():
-            # One call on both batches (half of D's kernels on a GPU), each still normalised by its own
-            # statistics: mixing them in D's BatchNorms cost quality (Frechet distance 4.2 -> 16.3 at
-            # 3,000 steps; bench/README.md, "GPU").
-            both_adv, both_cls = D(
-                torch.cat([real, fake.detach()]), torch.cat([labels, fake_labels]), batches=2
-            )
-            real_adv, fake_adv = both_adv.chunk(2)
-            real_cls, fake_cls = both_cls.chunk(2)
-            if self.recipe.adversarial_loss == "hinge":
-                d_adv = F.relu(1 - real_adv.float()).mean() + F.relu(1 + fake_adv.float()).mean()
-            else:
-                d_adv = F.binary_cross_entropy_with_logits(
-                    real_adv, self.real_targets
-                ) + F.binary_cross_entropy_with_logits(fake_adv, self.zeros)
-            d_class = F.cross_entropy(real_cls, labels)
-            if self.recipe.fake_class_loss:
-                d_class = d_class + F.cross_entropy(fake_cls, fake_labels)
-            d_loss = 0.25 * (d_adv + d_class)
-        with self._beside(forked):
-            self._backward(d_loss, self.discriminator_optimizer, self.scalers["discriminator"])
-        self._join(forked)  # D's Adam writes D's weights: after G's backward has read them
+        try:
+            self._backward(g_loss, self.generator_optimizer, self.scalers["generator"])
+            self._apply(self.generator_optimizer, self.scalers["generator"])
+            self.discriminator.requires_grad_(True)
+            if self.generator_ema is not None:
+                self._update_ema()
+            with self._beside(forked):
+                d_loss, real_adv, fake_adv, real_cls = self._discriminator_loss(
+                    real, labels, fake.detach(), fake_labels
+                )
+                self._backward(d_loss, self.discriminator_optimizer, self.scalers["discriminator"])
+        finally:  # also on an error: nothing may run on after the step while D's kernels still do
+            # D's Adam reads the gradients D's stream made and writes the weights it read.
+            self._join(forked)
         self._apply(self.discriminator_optimizer, self.scalers["discriminator"])
 
         with torch.no_grad():
@@ -977,6 +963,32 @@ class Trainer:
                     (real_cls.argmax(1) == labels).float().mean(),
                 ]
             )
+
+    def _discriminator_loss(
+        self, real: torch.Tensor, labels: torch.Tensor, fake: torch.Tensor, fake_labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """D's loss: real vs fake, and the class of real images (and of fakes, in ACGAN proper).
+
+        Returns the loss and D's adversarial logits for real and fake images and class logits for
+        real ones (for the step's stats)."""
+        D = self.discriminator_step
+        with self._autocast():
+            # One call on both batches (half of D's kernels on a GPU), each still normalised by its own
+            # statistics: mixing them in D's BatchNorms cost quality (Frechet distance 4.2 -> 16.3 at
+            # 3,000 steps; bench/README.md, "GPU").
+            both_adv, both_cls = D(torch.cat([real, fake]), torch.cat([labels, fake_labels]), batches=2)
+            real_adv, fake_adv = both_adv.chunk(2)
+            real_cls, fake_cls = both_cls.chunk(2)
+            if self.recipe.adversarial_loss == "hinge":
+                d_adv = F.relu(1 - real_adv.float()).mean() + F.relu(1 + fake_adv.float()).mean()
+            else:
+                d_adv = F.binary_cross_entropy_with_logits(
+                    real_adv, self.real_targets
+                ) + F.binary_cross_entropy_with_logits(fake_adv, self.zeros)
+            d_class = F.cross_entropy(real_cls, labels)
+            if self.recipe.fake_class_loss:
+                d_class = d_class + F.cross_entropy(fake_cls, fake_labels)
+            return 0.25 * (d_adv + d_class), real_adv, fake_adv, real_cls
 
     def run(
         self,

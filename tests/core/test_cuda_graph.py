@@ -225,30 +225,39 @@ def test_a_cuda_run_captures_its_step_by_default_and_fp16_runs_eagerly(tmp_path:
 
 
 @needs_cuda
-@pytest.mark.parametrize("graphed", [False, True], ids=["eager", "captured"])
+@pytest.mark.parametrize(
+    ("graphed", "precision"),
+    [(False, "fp32"), (False, "fp16"), (True, "fp32"), (True, "bf16")],
+    ids=["eager-fp32", "eager-fp16", "captured-fp32", "captured-bf16"],
+)
 def test_d_step_on_its_own_stream_trains_what_one_stream_trains(
-    tmp_path: Path, small_dataset, monkeypatch: pytest.MonkeyPatch, graphed: bool
+    tmp_path: Path, small_dataset, monkeypatch: pytest.MonkeyPatch, graphed: bool, precision: str
 ) -> None:
     # D's forward and backward run on a second stream beside G's backward, Adam and moving
     # average; a missing wait between the two would train other numbers (or garbage), not fail.
+    # (fp16 runs eagerly: its loss scalers' scale is read on D's stream and updated on the step's.)
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     states = []
     for two_streams in (True, False):
-        config = tiny_config(max_steps=WARMUP_STEPS + 4, device="cuda", precision="fp32", cuda_graph=graphed)
+        config = tiny_config(
+            max_steps=WARMUP_STEPS + 4, device="cuda", precision=precision, cuda_graph=graphed
+        )
         trainer = Trainer(config, run_dir=tmp_path / f"run-{two_streams}", dataset=small_dataset)
         assert trainer.d_stream is not None
         if not two_streams:
             trainer.d_stream = None  # D's step in line, on the step's own stream
         trainer.run()
-        states.append(
-            {
-                f"{name}.{key}": value.detach().cpu()
-                for name, module in (("G", trainer.generator), ("D", trainer.discriminator))
-                for key, value in module.state_dict().items()
-            }
-        )
+        modules = {"G": trainer.generator, "D": trainer.discriminator, "EMA": trainer.generator_ema}
+        state = {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
+        for name, optimizer in (("G", trainer.generator_optimizer), ("D", trainer.discriminator_optimizer)):
+            for i, param_state in enumerate(optimizer.state.values()):
+                state.update({f"adam.{name}.{i}.{k}": v for k, v in param_state.items()})
+        for name, scaler in trainer.scalers.items():
+            state.update({f"scaler.{name}.{k}": v for k, v in scaler.state_dict().items()})
+        states.append({k: torch.as_tensor(v).detach().cpu() for k, v in state.items()})
     beside, in_line = states
+    assert beside.keys() == in_line.keys()
     differing = {k: (beside[k].double() - in_line[k].double()).abs().max().item() for k in beside
                  if not torch.equal(beside[k], in_line[k])}  # fmt: skip
     assert not differing, f"two streams trained other weights than one: largest differences {differing}"
