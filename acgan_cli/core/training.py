@@ -471,6 +471,34 @@ class Trainer:
         check_out(run_dir, resume_info, runs_dir)  # before the data is loaded, or downloaded
         if resume_info is not None:  # so is what its run folder's record lets it refuse (again once counted)
             check_resume(resume_info, config, run_dir, recorded_steps_per_epoch(resume_info.path))
+        self.data = self._load_data(dataset, resume_info)
+        self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
+        self.recipe = config.settings()
+        self.model_config: ModelConfig = config.model_config(self.data.n_classes, self.data.channels)
+
+        self._build_networks(compile_mode)
+        self.step = 0
+        if resume_info is not None:
+            self._restore(resume_info, resume_tensors)
+        self.start_step = self.step
+        if resume_info is not None:  # before any folder is made
+            check_resume(resume_info, config, run_dir, self.steps_per_epoch)
+
+        # Samples use the same latents for the whole run, so grids show progress, not noise.
+        self.sample_labels = grid_labels(self.model_config.n_classes, SAMPLES_PER_CLASS)
+        # Drawn as runs before sampling.latents' whole blocks drew them: a resumed run keeps its grid.
+        self.sample_z = torch.randn(
+            len(self.sample_labels),
+            self.model_config.latent_dim,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+
+        self._open_run_dir(run_dir, runs_dir, resume_info)
+
+    def _load_data(self, dataset: Dataset | None, resume_info: ckpt.CheckpointInfo | None) -> Dataset:
+        """The training images on the device (`dataset`, else the config's, loaded or downloaded);
+        sets `steps_per_epoch`, and refuses a batch larger than the data or a resume on other data."""
+        config = self.config
         data = dataset or load_dataset(
             config.dataset, "train", Path(config.data_dir) if config.data_dir else None, config.download
         )
@@ -479,22 +507,24 @@ class Trainer:
             warnings.warn(
                 Notice(f"the images are {height}x{width}; they are resized to {config.img_size}x{config.img_size}, "
                        "their aspect not kept"),
-                stacklevel=2,
+                stacklevel=3,  # the caller of Trainer()
             )  # fmt: skip
-        self.data = prepare(data, config.img_size, self.device)
-        self.steps_per_epoch = len(self.data) // config.batch_size
+        prepared = prepare(data, config.img_size, self.device)
+        self.steps_per_epoch = len(prepared) // config.batch_size
         if self.steps_per_epoch == 0:
             raise ConfigError(
-                f"batch_size {config.batch_size} is larger than the dataset ({len(self.data)} images)",
+                f"batch_size {config.batch_size} is larger than the dataset ({len(prepared)} images)",
                 option="batch_size",
-                detail=f"must be at most {len(self.data)}, the number of training images",
+                detail=f"must be at most {len(prepared)}, the number of training images",
             )
         if resume_info is not None and dataset is None:  # before the model's shape: say what changed
             check_same_data(resume_info, data)  # (data a caller hands in is the caller's to vouch for)
-        self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
-        self.recipe = config.settings()
-        self.model_config: ModelConfig = config.model_config(self.data.n_classes, self.data.channels)
+        return prepared
 
+    def _build_networks(self, compile_mode: str | None) -> None:
+        """G and D (and with --compile what the step calls instead), their optimizers and loss
+        scalers, G's moving average, and the random streams the step draws from."""
+        config = self.config
         torch.manual_seed(config.seed)
         generator, discriminator = build_models(self.model_config)
         self.generator = generator.to(self.device, memory_format=torch.channels_last)
@@ -540,22 +570,12 @@ class Trainer:
         self.noise_rng = torch.Generator(device=self.device).manual_seed(config.seed)
         # Dropout draws from torch's global RNG: keep this run's stream and install it in run().
         self.global_rng_states = self._global_rng_states()
-        self.step = 0
-        if resume_info is not None:
-            self._restore(resume_info, resume_tensors)
-        self.start_step = self.step
-        if resume_info is not None:  # before any folder is made
-            check_resume(resume_info, config, run_dir, self.steps_per_epoch)
 
-        # Samples use the same latents for the whole run, so grids show progress, not noise.
-        self.sample_labels = grid_labels(self.model_config.n_classes, SAMPLES_PER_CLASS)
-        # Drawn as runs before sampling.latents' whole blocks drew them: a resumed run keeps its grid.
-        self.sample_z = torch.randn(
-            len(self.sample_labels),
-            self.model_config.latent_dim,
-            generator=torch.Generator().manual_seed(config.seed),
-        )
-
+    def _open_run_dir(
+        self, run_dir: Path | None, runs_dir: Path | None, resume_info: ckpt.CheckpointInfo | None
+    ) -> None:
+        """The folder this run writes to, claimed and locked for this process."""
+        config = self.config
         # A resumed run continues in its own folder; anything else gets a new, empty one.
         self.resumed_from = resume_info.path if resume_info else None
         self.last_checkpoint: Path | None = self.resumed_from
