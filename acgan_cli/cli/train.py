@@ -35,7 +35,7 @@ from acgan_cli.cli.common import (
     state,
     stderr_console,
 )
-from acgan_cli.core.config import ADVERSARIAL_LOSSES, D_NORMS, RECIPES, TrainConfig, check_seed, to_dict
+from acgan_cli.core.config import ADVERSARIAL_LOSSES, D_NORMS, RECIPES, TrainConfig, check_seed
 from acgan_cli.core.data import DATASETS, canonical_dataset, check_dataset_name, check_split
 from acgan_cli.core.errors import DataError, DivergedError
 
@@ -415,17 +415,16 @@ def train(
 
             check_resume(info, config, out, recorded_steps_per_epoch(info.path))
         if dry_run:
-            settings = to_dict(config)
-            if resume_path is None and "seed" not in given:
-                settings["seed"] = None  # drawn when the run starts: the one drawn here would never be used
+            from acgan_cli.core.training import run_settings
+
             plan = {
-                "train": settings,
-                "recipe": dataclasses.asdict(config.settings()),
-                "device": str(resolved),
-                "precision": precision,
-                "cuda_graph": cuda_graph,
+                **run_settings(config, resolved, precision, cuda_graph),
                 "resume": str(resume_path) if resume_path else None,
             }
+            if resume_path is None and "seed" not in given:
+                plan["train"]["seed"] = (
+                    None  # drawn when the run starts: the one drawn here would never be used
+                )
             print_result(json.dumps(plan, indent=2), "the plan")
             return
 

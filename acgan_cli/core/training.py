@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -442,6 +442,20 @@ def _write_json(path: Path, data: dict) -> None:
     ckpt.write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
+def run_settings(
+    config: TrainConfig, device: torch.device, precision: str, cuda_graph: bool
+) -> dict[str, Any]:
+    """How a run trains, as its config.json and `acgan train --dry-run` both record it: the options,
+    the recipe they resolve to, and the device, precision and step capture resolved from them."""
+    return {
+        "train": to_dict(config),
+        "recipe": dataclasses.asdict(config.settings()),
+        "device": str(device),
+        "precision": precision,
+        "cuda_graph": cuda_graph,
+    }
+
+
 class Trainer:
     """One training run: set up in the constructor (data, models, run folder), run with `run()`.
 
@@ -833,17 +847,13 @@ class Trainer:
         _write_json(
             self.run_dir / "config.json",
             {
-                "train": to_dict(self.config),
+                **run_settings(self.config, self.device, self.precision, self.cuda_graph),
                 "model": to_dict(self.model_config),
                 "dataset": {
                     "name": self.config.dataset,
                     "class_names": list(self.data.class_names),
                     "images": len(self.data),
                 },
-                "device": str(self.device),
-                "precision": self.precision,
-                "cuda_graph": self.cuda_graph,
-                "recipe": dataclasses.asdict(self.recipe),
                 "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps,
                 "resumed_from": str(self.resumed_from.resolve()) if self.resumed_from else None,
