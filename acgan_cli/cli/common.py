@@ -166,16 +166,18 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
+def handle_errors(command: Callable[P, R] | None = None, *, training: bool = False) -> Any:
     """The error boundary: AcganErrors become `error:`/`hint:` lines and their exit code.
 
     Usage errors (bad option values found after parsing) are re-raised as typer.BadParameter,
     so they look and exit (2) like the ones typer finds itself (see acgan_cli.cli's app).
     Unexpected exceptions print one line too, with the traceback only under --verbose. SIGTERM
     unwinds like Ctrl-C (temporary files removed) and exits 143; `train` handles both itself.
+    `@handle_errors(training=True)` (train) says that a run stopped by an error continues with
+    `acgan train --resume`, where other commands say that nothing was written.
     """
-
-    training = command.__name__ == "train"
+    if command is None:
+        return functools.partial(handle_errors, training=training)
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

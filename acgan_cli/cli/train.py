@@ -105,7 +105,7 @@ def _quit_at_once(signum: int, frame: object) -> NoReturn:
     os._exit(EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT)
 
 
-@handle_errors
+@handle_errors(training=True)
 def train(
     ctx: typer.Context,
     dataset: Annotated[

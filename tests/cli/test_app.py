@@ -86,9 +86,9 @@ def test_dataset_completion_offers_the_registered_names_with_descriptions() -> N
     assert complete_dataset("nope") == []
 
 
-@pytest.mark.parametrize("name", ["train", "sample"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "sample"])
 def test_an_os_error_is_one_line_and_only_train_suggests_resuming(
-    name: str, tmp_path, capsys: pytest.CaptureFixture[str]
+    training: bool, tmp_path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import typer
 
@@ -97,14 +97,14 @@ def test_an_os_error_is_one_line_and_only_train_suggests_resuming(
     def command() -> None:
         (tmp_path / "missing" / "file").read_bytes()  # a real OSError: no such folder
 
-    command.__name__ = name
+    boundary = handle_errors(training=True)(command) if training else handle_errors(command)
     with pytest.raises(typer.Exit) as caught:
-        handle_errors(command)()
+        boundary()
     assert caught.value.exit_code == 1
     error, hint = capsys.readouterr().err.splitlines()
     assert error == f"error: No such file or directory: {tmp_path / 'missing' / 'file'}"
     assert hint.startswith("hint: check the free space and permissions")
-    assert ("acgan train --resume" in hint) == (name == "train")
+    assert ("acgan train --resume" in hint) == training
 
 
 def test_a_ctrl_c_a_library_wrapped_in_its_own_error_is_an_interruption(
