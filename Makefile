@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_DIR := runs/demo
 OLD_PYTHON := import sys; sys.exit(sys.version_info < (3, 10))
 DEMO_EPOCHS ?= 12
+# A package index to take torch and torchvision from before the rest, e.g. PyTorch's CPU-only
+# builds: make TORCH_INDEX=https://download.pytorch.org/whl/cpu demo (PyPI's torch is the CUDA one).
+TORCH_INDEX ?=
 
 .PHONY: install test lint format demo bench clean
 
@@ -22,6 +25,7 @@ $(STAMP): pyproject.toml
 		echo "make: $(VENV) holds Python $$($(BIN)/python -V 2>&1 | cut -d' ' -f2), older than 3.10: rm -rf $(VENV), then make PYTHON=python3.11 ..."; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install --quiet torch torchvision --index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
