@@ -784,7 +784,7 @@ class Trainer:
 
     def _kept(self) -> str:
         last = self.last_checkpoint
-        return f"the previous checkpoint {last} is intact" if last else "no checkpoint was written"
+        return f"the last checkpoint {last} is intact" if last else "no checkpoint was written"
 
     def _write_failed(self, path: Path, exc: OSError) -> RunDirError:
         """The error for a run file (metrics, samples) that could not be written: names it and what is kept."""

@@ -96,7 +96,7 @@ def test_file_size_limit_fails_the_write_and_keeps_the_old_checkpoint(
     )
     assert limited.wait() == 1, limited.stderr
     _assert_one_clear_error(limited.stderr, "cannot write a checkpoint", "File too large")
-    assert "the previous checkpoint run/checkpoints/latest.safetensors is intact" in limited.stderr
+    assert "the last checkpoint run/checkpoints/latest.safetensors is intact" in limited.stderr
     assert latest.read_bytes() == before
     assert sorted(p.name for p in latest.parent.iterdir()) == [
         "latest.safetensors",
@@ -151,7 +151,7 @@ def test_a_full_disk_under_metrics_jsonl_names_the_file(forkserver: ForkServer, 
     _assert_one_clear_error(
         child.stderr,
         "run/metrics.jsonl: No space left on device",
-        "the previous checkpoint run/checkpoints/latest.safetensors is intact",
+        "the last checkpoint run/checkpoints/latest.safetensors is intact",
     )
     assert (run / "checkpoints" / ckpt.LATEST).read_bytes() == before
 
