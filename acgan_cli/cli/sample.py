@@ -259,13 +259,13 @@ def sample(
         _write_stdout(data)
         target = "stdout"
     else:
-        from acgan_cli.core.checkpoint import write_atomic, write_failure
+        from acgan_cli.core.checkpoint import write_atomic, write_failure, write_hint
 
         try:
             write_atomic(target_path, data)
         except OSError as exc:
             raise AcganError(
-                f"cannot write {target_path}: {write_failure(target_path, exc)}", hint="choose another --out"
+                f"cannot write {target_path}: {write_failure(target_path, exc)}", hint=write_hint(exc)
             ) from None
         print_result(str(target_path), "the file's path", f"{target_path} is written")
         target = str(target_path)

@@ -20,6 +20,7 @@ floating point or not). Loaded weights and optimizer moments must be finite.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -352,6 +353,16 @@ def blocking_file(path: Path) -> Path | None:
     """The file among `path`'s nearest existing parents that keeps it from being made, if any."""
     nearest = next((p for p in path.parents if p.exists()), None)
     return nearest if nearest is not None and not nearest.is_dir() else None
+
+
+FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # a full disk, a quota, a file-size limit
+
+
+def write_hint(exc: OSError) -> str:
+    """What to do about an output that could not be written: room first, where room was the problem."""
+    if exc.errno in FULL:
+        return "free some disk space (or raise the file-size limit), or choose another --out"
+    return "choose another --out"
 
 
 def write_failure(path: Path, exc: OSError) -> str:

@@ -42,6 +42,7 @@ from acgan_cli.core.checkpoint import (
     remove_orphaned_temporaries,
     replace_durably,
     write_failure,
+    write_hint,
 )
 from acgan_cli.core.config import PIXEL_RANGE, to_json
 from acgan_cli.core.errors import ExportError, UsageError
@@ -475,7 +476,7 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
         tmp.write_bytes(b"")  # fail now, before the export, if the folder cannot be written
     except OSError as exc:
         raise ExportError(
-            f"cannot write {target}: {write_failure(target, exc)}", hint="choose another --out"
+            f"cannot write {target}: {write_failure(target, exc)}", hint=write_hint(exc)
         ) from None
     try:
         yield tmp
@@ -573,9 +574,7 @@ def export(
                 runner, runtime = spec.load(tmp)
                 comparisons = _compare(generator, runner, info)
         except OSError as exc:
-            raise ExportError(
-                f"cannot write {target}: {exc.strerror or exc}", hint="choose another --out"
-            ) from None
+            raise ExportError(f"cannot write {target}: {exc.strerror or exc}", hint=write_hint(exc)) from None
         verified = time.perf_counter()
         failed = [c for c in comparisons if not c.max_abs_error <= tolerance]  # NaN fails too
         if failed:
@@ -593,7 +592,7 @@ def export(
             raise
         except OSError as exc:  # a full disk at the fsync, a full /dev/full, a folder gone
             raise ExportError(
-                f"cannot write {target}: {write_failure(target, exc)}", hint="choose another --out"
+                f"cannot write {target}: {write_failure(target, exc)}", hint=write_hint(exc)
             ) from None
     return ExportResult(
         format=fmt,

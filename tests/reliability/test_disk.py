@@ -169,3 +169,23 @@ def test_a_sample_grid_that_cannot_be_written_names_the_file(forkserver: ForkSer
     # With nothing to resume, the folder the run made goes, as after a Ctrl-C before its first
     # checkpoint (it was left holding config.json and metrics, and --resume refused it).
     assert not (tmp_path / "run").exists()
+
+
+def test_sample_and_export_past_a_file_size_limit_say_to_free_space(
+    forkserver: ForkServer, tmp_path: Path
+) -> None:
+    # Full is full whatever the command: the hint asks for room first, not only for another --out.
+    first = forkserver.spawn([*RUN_ARGS, "--max-steps", "1", "--out", "run"], tmp_path, name="first")
+    assert first.wait() == 0, first.stderr
+    for args, out in (
+        (["sample", "--ckpt", "run", "--n", "500", "--out", "many.npy"], "many.npy"),
+        (["export", "run", "--format", "safetensors", "--out", "g.safetensors"], "g.safetensors"),
+    ):
+        limited = forkserver.spawn(args, tmp_path, name=args[0], limits={"RLIMIT_FSIZE": 10_000})
+        assert limited.wait() == 1, limited.stderr
+        _assert_one_clear_error(limited.stderr, f"cannot write {out}", "File too large")
+        assert error_lines(limited.stderr)[1] == (
+            "hint: free some disk space (or raise the file-size limit), or choose another --out"
+        )
+        assert not (tmp_path / out).exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".{out}")]  # no temporary left
