@@ -333,7 +333,7 @@ def test_a_full_stream_says_so_and_a_killed_stream_export_leaves_no_temporary(
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         "error: cannot write /dev/full: No space left on device",
-        "hint: choose another --out",
+        "hint: free some disk space (or raise the file-size limit), or choose another --out",
     ]
     done = subprocess.run([*EXPORT, str(run), "-f", "safetensors", "-o", "/dev/stdout"],
                           capture_output=True, env=env, check=False)  # fmt: skip
