@@ -421,10 +421,8 @@ def train(
                 **run_settings(config, resolved, precision, cuda_graph),
                 "resume": str(resume_path) if resume_path else None,
             }
-            if resume_path is None and "seed" not in given:
-                plan["train"]["seed"] = (
-                    None  # drawn when the run starts: the one drawn here would never be used
-                )
+            if resume_path is None and "seed" not in given:  # drawn when the run starts: not this one
+                plan["train"]["seed"] = None
             print_result(json.dumps(plan, indent=2), "the plan")
             return
 

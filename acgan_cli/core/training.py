@@ -904,21 +904,26 @@ class Trainer:
         scaler.step(optimizer)
         scaler.update()
 
-    def _fork(self) -> torch.cuda.Stream | None:
-        """D's stream, made to wait for the work queued so far; None where D's step runs in line."""
-        if self.d_stream is not None:
-            self.d_stream.wait_stream(torch.cuda.current_stream(self.device))
-        return self.d_stream
+    @contextlib.contextmanager
+    def _forked(self) -> Iterator[torch.cuda.Stream | None]:
+        """D's stream, made to wait for the work queued so far; at the end (an error's too: nothing
+        may run on while D's kernels still do) the step's own stream waits for all queued on it.
+        None where D's step runs in line."""
+        stream = self.d_stream
+        if stream is None:
+            yield None
+            return
+        main = torch.cuda.current_stream(self.device)
+        stream.wait_stream(main)
+        try:
+            yield stream
+        finally:
+            main.wait_stream(stream)
 
     @staticmethod
     def _beside(stream: torch.cuda.Stream | None) -> contextlib.AbstractContextManager:
         """Queue the work inside on `stream`, if there is one (its backward passes follow it there)."""
         return torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
-
-    def _join(self, stream: torch.cuda.Stream | None) -> None:
-        """Make the step's own stream wait for everything queued on `stream`."""
-        if stream is not None:
-            torch.cuda.current_stream(self.device).wait_stream(stream)
 
     def _set_ema_weight(self) -> None:
         """Put this step's averaging weight on the device; the decay ramps up so short runs are not
@@ -966,21 +971,18 @@ class Trainer:
         # moving average. It reads D's weights and buffers, which only D's first call (above, before
         # the fork) and D's Adam (after the join) write, and this step's fakes, which nothing
         # writes; the two branches' few hundred small kernels leave most of the GPU idle each.
-        forked = self._fork()
-        try:
+        with self._forked() as d_stream:
             self._backward(g_loss, self.generator_optimizer, self.scalers["generator"])
             self._apply(self.generator_optimizer, self.scalers["generator"])
             self.discriminator.requires_grad_(True)
             if self.generator_ema is not None:
                 self._update_ema()
-            with self._beside(forked):
+            with self._beside(d_stream):
                 d_loss, real_adv, fake_adv, real_cls = self._discriminator_loss(
                     real, labels, fake.detach(), fake_labels
                 )
                 self._backward(d_loss, self.discriminator_optimizer, self.scalers["discriminator"])
-        finally:  # also on an error: nothing may run on after the step while D's kernels still do
-            # D's Adam reads the gradients D's stream made and writes the weights it read.
-            self._join(forked)
+        # Joined: D's Adam reads the gradients D's stream made and writes the weights it read.
         self._apply(self.discriminator_optimizer, self.scalers["discriminator"])
 
         with torch.no_grad():
