@@ -191,7 +191,10 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
         except UsageError as exc:
             if state.verbose:
                 traceback.print_exc()
-            hint = _option_source(kwargs.get("ctx"), exc.option) if exc.option else None
+            if not exc.option:  # a request that cannot work, though no one option is wrong
+                print_error(exc.message, exc.hint)
+                raise typer.Exit(exc.exit_code) from None
+            hint = _option_source(kwargs.get("ctx"), exc.option)
             error = typer.BadParameter(exc.detail, param_hint=hint)
             # A detail written for the option says its own remedy; a bare message takes its hint along.
             error.hint = exc.hint if exc.detail == exc.message else None

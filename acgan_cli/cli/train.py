@@ -413,7 +413,8 @@ def train(
         if resume_path is not None:  # what the run would refuse (without loading the data to count it)
             from acgan_cli.core.training import check_resume, recorded_steps_per_epoch
 
-            check_resume(info, config, out, recorded_steps_per_epoch(info.path))
+            end_given = "epochs" in given or "max_steps" in given
+            check_resume(info, config, out, recorded_steps_per_epoch(info.path), end_given)
         if dry_run:
             from acgan_cli.core.training import run_settings
 

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import time
 import warnings
 import weakref
@@ -257,17 +258,27 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
 
 
 def _nothing_to_train(
-    checkpoint: Path, step: int, config: TrainConfig, steps_per_epoch: int
+    checkpoint: Path, step: int, config: TrainConfig, steps_per_epoch: int, given: bool = True
 ) -> UsageError | None:
-    """The refusal of a resume at `step` whose --epochs or --max-steps ends there or before, else None."""
+    """The refusal of a resume at `step` whose --epochs or --max-steps ends there or before, else None.
+
+    `given`: the user asked for that end now; otherwise it is the run's own, and the run is done.
+    """
     total = config.max_steps or config.epochs * steps_per_epoch
     if step < total:
         return None
     if config.max_steps:
         option, asked, more = "max_steps", f"--max-steps {config.max_steps}", f"more than {step}"
+        example = f"--max-steps {2 * step}"
     else:
         option, asked = "epochs", f"--epochs {config.epochs}"
         more = f"{step // steps_per_epoch + 1} or more"
+        example = f"--epochs {2 * (step // steps_per_epoch) or 1}"
+    if not given:  # `--resume RUN` alone, on a run that finished: no option of the user's is wrong
+        return UsageError(
+            f"nothing to train: {checkpoint} is at step {step}, where the run's {asked} ends",
+            hint=f"ask for more to continue it, e.g. `acgan train --resume {shlex.quote(str(run_dir_of(checkpoint) or checkpoint))} {example}`",
+        )
     detail = (
         f"{checkpoint} is already at step {step} and {asked} ends at step {total}; ask for {more} to continue"
     )
@@ -275,14 +286,19 @@ def _nothing_to_train(
 
 
 def check_resume(
-    resumed: ckpt.CheckpointInfo, config: TrainConfig, run_dir: Path | None, steps_per_epoch: int | None
+    resumed: ckpt.CheckpointInfo,
+    config: TrainConfig,
+    run_dir: Path | None,
+    steps_per_epoch: int | None,
+    end_given: bool = True,
 ) -> None:
     """What a resume of `resumed` into `run_dir` (None: its own run) is refused for, before anything
     is written: nothing left to train (unknowable by epochs without `steps_per_epoch`), or a
-    checkpoint behind its run's newest being resumed in that run."""
+    checkpoint behind its run's newest being resumed in that run. `end_given`: the user gave
+    --epochs or --max-steps (else the run's own end applies)."""
     check_not_behind(resumed, run_dir)  # first, as the run checks it before it loads the data
     if config.max_steps or steps_per_epoch:
-        refusal = _nothing_to_train(resumed.path, resumed.step, config, steps_per_epoch or 1)
+        refusal = _nothing_to_train(resumed.path, resumed.step, config, steps_per_epoch or 1, end_given)
         if refusal is not None:
             raise refusal
 

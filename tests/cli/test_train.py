@@ -92,10 +92,11 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
     assert runner.invoke(app, ["train", "--epochs", "2", *args]).exit_code == 0
     before = _folder_bytes(tmp_path / "run")
     for more, message in [
-        (
+        (  # no option of the user's is wrong: the run is done, and the hint says how to go on
             [],
-            "run/checkpoints/latest.safetensors is already at step 4 and --epochs 2 ends at step 4; "
-            "ask for 3 or more to continue",
+            "error: nothing to train: run/checkpoints/latest.safetensors is at step 4, where the run's "
+            f"--epochs 2 ends hint: ask for more to continue it, e.g. `acgan train --resume {tmp_path / 'run'} "
+            "--epochs 4`",
         ),
         (["--epochs", "1"], "--epochs 1 ends at step 2; ask for 3 or more to continue"),
         (
