@@ -23,6 +23,7 @@ from acgan_cli.cli.common import (
     stderr_console,
 )
 from acgan_cli.core.checkpoint import extension, names_stdout
+from acgan_cli.core.config import one_of
 from acgan_cli.core.export import EXTENSIONS, FORMATS, format_for
 from acgan_cli.core.export import export as export_generator
 
@@ -160,10 +161,8 @@ def export(
 
     The written path is printed on stdout, the comparison on stderr. ONNX needs `pip install 'acgan\\[onnx]'`.
     """
-    if out == "-":
-        raise typer.BadParameter(
-            "export writes a file; give a path or a folder (or /dev/stdout for the bytes)", param_hint="--out"
-        )
+    if out == "-":  # the bytes on stdout, as `sample --out -` writes its image there
+        out = "/dev/stdout"
     to_stdout = names_stdout(out)
     if to_stdout:
         check_stdout_takes_bytes("the file's bytes")
@@ -174,6 +173,8 @@ def export(
     if json_output:
         require_stdout("the JSON report")
     fmt = fmt.lower() if fmt else _format_from_name(out)  # ONNX is onnx, as .ONNX is
+    if fmt not in FORMATS:  # before a checkpoint is looked for: a typo is the first thing to fix
+        raise typer.BadParameter(one_of(fmt, FORMATS), param_hint="--format")
     # torch (and onnx) load inside the export, so `acgan export --help` stays instant. The
     # export checks the format and options against its registry (a usage error exits 2).
     with checkpoint_from_environment(from_environment(ctx, "checkpoint")):

@@ -24,7 +24,7 @@ from acgan_cli.cli.common import (
     stderr_console,
 )
 from acgan_cli.core.checkpoint import extension
-from acgan_cli.core.config import check_device, check_seed
+from acgan_cli.core.config import check_device, check_seed, one_of
 from acgan_cli.core.errors import AcganError
 from acgan_cli.core.sampling import FORMATS
 
@@ -39,7 +39,7 @@ def _output_format(fmt: str | None, out: str | None) -> str:
     if fmt is not None:
         fmt = fmt.lower()  # as the --out suffix is read: PNG is png
         if fmt not in FORMATS:
-            raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
+            raise typer.BadParameter(one_of(fmt, FORMATS), param_hint="--format")
         return fmt
     suffix = (
         extension(out, [f".{name}" for name in FORMATS]).lstrip(".")

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,6 +73,29 @@ def did_you_mean(value: str, meant: str, valid: bool) -> str:
     return f"; did you mean {meant}?" if meant != value and valid else ""
 
 
+def closest(value: str, choices: Iterable[str]) -> str | None:
+    """The choice `value` most likely meant, or None: the same name in other case or with _ for -
+    (Modern, d_norm), the one choice it begins (fashion), else a near spelling (mnist5k, spectal)."""
+    import difflib
+
+    choices = tuple(choices)
+    key = value.strip().lower().replace("_", "-")
+    same = [choice for choice in choices if choice.lower() == key]
+    begun = [choice for choice in choices if key and choice.lower().startswith(key)]
+    near = difflib.get_close_matches(key, choices, n=1, cutoff=0.75)
+    found = same or (begun if len(begun) == 1 else near)
+    return found[0] if found else None
+
+
+def one_of(value: str, choices: Iterable[str]) -> str:
+    """ "must be one of a, b (got 'x')", with "; did you mean a?" where `value` is near one."""
+    choices = tuple(choices)
+    meant = closest(value, choices)
+    return f"must be one of {', '.join(choices)} (got {value!r})" + did_you_mean(
+        value, meant or value, bool(meant)
+    )
+
+
 def check_device(device: str) -> None:
     """A ConfigError unless `device` is auto, cpu, mps, cuda or cuda:N (whether it exists is checked later)."""
     meant = re.sub(r"^gpu\b", "cuda", device.lower())  # CPU, GPU, gpu:1
@@ -88,8 +112,7 @@ def check_precision(precision: str) -> None:
     require(
         precision in PRECISIONS,
         "precision",
-        f"must be one of {', '.join(PRECISIONS)} (got {precision!r})"
-        + did_you_mean(precision, precision.lower(), precision.lower() in PRECISIONS),
+        one_of(precision, PRECISIONS),
     )
 
 
@@ -108,9 +131,7 @@ class ModelConfig:
     g_class_norm: bool = False  # G's BatchNorms take a per-class scale and shift (conditional BatchNorm)
 
     def __post_init__(self) -> None:
-        require(
-            self.d_norm in D_NORMS, "d_norm", f"must be one of {', '.join(D_NORMS)} (got {self.d_norm!r})"
-        )
+        require(self.d_norm in D_NORMS, "d_norm", one_of(self.d_norm, D_NORMS))
         require(self.n_classes >= 2, "n_classes", f"must be at least 2 (got {self.n_classes})")
         require(self.channels in (1, 3), "channels", f"must be 1 or 3 (got {self.channels})")
         require(
@@ -275,13 +296,13 @@ class TrainConfig:
         require(
             self.recipe in RECIPES,
             "recipe",
-            f"must be one of {', '.join(RECIPES)} (got {self.recipe!r})",
+            one_of(self.recipe, RECIPES),
         )
         settings = self.settings()
         require(
             settings.adversarial_loss in ADVERSARIAL_LOSSES,
             "adversarial_loss",
-            f"must be one of {', '.join(ADVERSARIAL_LOSSES)} (got {settings.adversarial_loss!r})",
+            one_of(settings.adversarial_loss, ADVERSARIAL_LOSSES),
         )
         require(
             0 <= settings.label_smoothing < 0.5,

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from acgan_cli.core.config import MAX_CLASSES, closest, default_data_dir, did_you_mean
 from acgan_cli.core.errors import DataError, UsageError, first_line
 
 if TYPE_CHECKING:
@@ -388,7 +389,6 @@ def _check_shapes(images_path: Path, images: np.ndarray, labels_path: Path, labe
 
 def _read_class_names(names_file: Path) -> tuple[str, ...]:
     """The class names in a classes.txt, one a line (a UTF-8 byte-order mark is no part of the first)."""
-    from acgan_cli.core.config import MAX_CLASSES
 
     try:
         names = tuple(
@@ -531,11 +531,13 @@ def check_dataset_name(name: str) -> None:
             option="dataset",
             detail=f"{name!r} is a file, not a folder of IDX files: give its folder, {str(folder)!r}",
         )
+    meant = closest(name, DATASETS)
+    suggestion = did_you_mean(name, meant or name, bool(meant))
     raise UsageError(
-        f"unknown dataset {name!r}",
+        f"unknown dataset {name!r}{suggestion}",
         hint=f"choose one of {', '.join(DATASETS)}, or give a folder of MNIST-format IDX files",
         option="dataset",
-        detail=f"{name!r} is neither a dataset ({', '.join(DATASETS)}) nor a folder",
+        detail=f"{name!r} is neither a dataset ({', '.join(DATASETS)}) nor a folder{suggestion}",
     )
 
 
@@ -553,8 +555,6 @@ def load_dataset(
     """Decode a dataset split into uint8 images (N x C x H x W) and int64 labels on the CPU."""
     import numpy as np
     import torch
-
-    from acgan_cli.core.config import default_data_dir
 
     check_dataset_name(name)
     if split not in SPLITS:

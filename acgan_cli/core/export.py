@@ -44,7 +44,7 @@ from acgan_cli.core.checkpoint import (
     write_failure,
     write_hint,
 )
-from acgan_cli.core.config import PIXEL_RANGE, to_json
+from acgan_cli.core.config import PIXEL_RANGE, one_of, to_json
 from acgan_cli.core.errors import ExportError, UsageError
 
 if TYPE_CHECKING:
@@ -521,7 +521,7 @@ def _missing_modules(names: tuple[str, ...]) -> list[str]:
 
 def _check_format(fmt: str, options: ExportOptions) -> ExportFormat:
     if fmt not in FORMATS:
-        detail = f"{fmt!r} is not one of {', '.join(FORMATS)}"
+        detail = one_of(fmt, FORMATS)
         raise UsageError(f"unknown export format: {detail}", option="format", detail=detail)
     spec = FORMATS[fmt]
     given = [f.name for f in fields(options) if getattr(options, f.name) != f.default]

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from acgan_cli.core.config import ModelConfig, TrainConfig, from_dict, to_dict, to_json
+from acgan_cli.core.config import ModelConfig, TrainConfig, closest, from_dict, one_of, to_dict, to_json
 from acgan_cli.core.errors import ConfigError
 
 
@@ -63,3 +63,34 @@ def test_model_config_needs_two_classes_and_known_channels() -> None:
         ModelConfig(n_classes=1)
     with pytest.raises(ConfigError, match="channels"):
         ModelConfig(channels=2)
+
+
+DATASET_NAMES = ("mnist", "fashion-mnist", "kmnist", "mnist-5k")
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        ("MNIST", "mnist"),  # case
+        ("Fashion_MNIST", "fashion-mnist"),  # case and _ for -
+        ("mnist5k", "mnist-5k"),  # a dash left out
+        ("fashion", "fashion-mnist"),  # the only name it begins
+        ("kminst", "kmnist"),  # two letters swapped
+        ("cifar10", None),  # nothing near
+        ("m", None),  # begins three names: no guess
+        ("", None),
+    ],
+)
+def test_closest_names_the_choice_a_near_miss_meant_and_nothing_else(given: str, meant: str | None) -> None:
+    assert closest(given, DATASET_NAMES) == meant
+
+
+def test_one_of_lists_the_choices_and_suggests_only_a_near_miss() -> None:
+    assert one_of("Spectal", ("batch", "spectral")) == (
+        "must be one of batch, spectral (got 'Spectal'); did you mean spectral?"
+    )
+    assert one_of("layer", ("batch", "spectral")) == "must be one of batch, spectral (got 'layer')"
+    with pytest.raises(
+        ConfigError, match=r"recipe must be one of reference, modern \(got 'Modern'\); did you"
+    ):
+        TrainConfig(recipe="Modern")

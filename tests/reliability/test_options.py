@@ -119,7 +119,7 @@ def test_a_batch_larger_than_memory_is_one_line_not_a_crash(forkserver: ForkServ
         (["--seed", str(2**32)], "--seed", "must be in 0..4294967295"),
         (["--nrow", "0"], "--nrow", "must be at least 1"),
         (["--nrow", "-1"], "--nrow", "must be at least 1"),
-        (["--format", "gif"], "--format", "'gif' is not one of png, npy, npz"),
+        (["--format", "gif"], "--format", "must be one of png, npy, npz (got 'gif')"),
         (["--device", "tpu"], "--device", "must be auto, cpu, cuda, cuda:N or mps (got 'tpu')"),
         (["--device", "CPU"], "--device", "(got 'CPU'); did you mean cpu?"),
         (["--device", "gpu:1"], "--device", "(got 'gpu:1'); did you mean cuda:1?"),
@@ -194,8 +194,29 @@ def test_evaluate_refuses_each_impossible_value(
         (
             ["export", "RUN", "--format", "gguf"],
             "--format",
-            "is not one of onnx, torchscript, pt2, safetensors",
+            "must be one of onnx, torchscript, pt2, safetensors (got 'gguf')",
         ),
+        # A near miss is named: a case, a dash left out, a letter dropped, a prefix.
+        (["train", "--dataset", "mnist5k"], "--dataset", "nor a folder; did you mean mnist-5k?"),
+        (["train", "--dataset", "MNIST-5k"], "--dataset", "did you mean mnist-5k?"),
+        (["train", "--dataset", "fashion"], "--dataset", "did you mean fashion-mnist?"),
+        (
+            ["train", "--dataset", "mnist-5k", "--recipe", "Modern"],
+            "--recipe",
+            "(got 'Modern'); did you mean modern?",
+        ),
+        (["train", "--dataset", "mnist-5k", "--d-norm", "spectal"], "--d-norm", "did you mean spectral?"),
+        (
+            ["train", "--dataset", "mnist-5k", "--adversarial-loss", "HINGE"],
+            "--adversarial-loss",
+            "did you mean hinge?",
+        ),
+        (["export", "RUN", "--format", "onx"], "--format", "(got 'onx'); did you mean onnx?"),
+        (
+            ["export", "--format", "onx"],
+            "--format",
+            "did you mean onnx?",
+        ),  # before any checkpoint is looked for
         (["export", "RUN", "--format", "onnx", "--opset", "0"], "--opset", "is out of range"),
         (["export", "RUN", "--format", "onnx", "--opset", HUGE], "--opset", "is out of range"),
     ],

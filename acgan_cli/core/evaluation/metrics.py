@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from acgan_cli.core.config import did_you_mean
+from acgan_cli.core.config import closest, did_you_mean
 from acgan_cli.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -432,13 +432,7 @@ METRIC_ALIASES = {
 
 def _suggestion(name: str) -> str:
     """ "; did you mean fd?" for a name that is another spelling of one or more metrics, else ""."""
-    import difflib
-
-    key = name.lower().replace("_", "-")
-    meant = METRIC_ALIASES.get(key) or (key if key in METRICS else None)
-    if meant is None:
-        close = difflib.get_close_matches(key, [*METRICS, "all"], n=1, cutoff=0.75)
-        meant = close[0] if close else None
+    meant = METRIC_ALIASES.get(name.lower().replace("_", "-")) or closest(name, [*METRICS, "all"])
     return did_you_mean(name, meant or name, meant is not None)
 
 
