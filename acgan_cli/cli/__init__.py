@@ -106,6 +106,23 @@ def _stdout_is_null() -> bool:
         return False
 
 
+def _flags_show_no_type() -> None:
+    """A flag takes no value, so its help row names none: typer 0.2x draws `--quiet -q <bool>`, as if
+    it took one (`--quiet true`). Older typer draws nothing there and has no such method."""
+    from typer.core import TyperOption
+
+    display_type_rich = getattr(TyperOption, "display_type_rich", None)
+    if display_type_rich is None:
+        return
+
+    def without_bool(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and not self.count else display_type_rich(self, ctx)
+
+    TyperOption.display_type_rich = without_bool
+
+
+_flags_show_no_type()
+
 app = typer.Typer(
     cls=_OneLineUsageErrors,
     name="acgan",

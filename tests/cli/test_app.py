@@ -145,6 +145,18 @@ def test_a_bad_value_from_the_environment_names_the_variable(
     assert result.stderr.startswith(f"error: Invalid value for {named}: ")
 
 
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["evaluate"], ["export"]])
+def test_help_names_a_value_type_for_options_that_take_one_and_none_for_flags(command: list[str]) -> None:
+    """typer drew `--quiet -q <bool>`, as if a flag took a value (`--quiet true`)."""
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│ --")}
+    assert "<bool>" not in result.stdout and "Show this message and exit." in rows["--help"]
+    if command == ["train"]:
+        assert "<int>" in rows["--epochs"] and "<path>" in rows["--data-dir"]
+        assert "Download a missing dataset." in rows["--download"]
+
+
 def test_help_texts_hold_no_markup_that_rich_would_swallow() -> None:
     """rich reads "[default: all]" as a style tag and drops it: evaluate's help lost four defaults."""
     import re
