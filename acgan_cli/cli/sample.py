@@ -19,6 +19,7 @@ from acgan_cli.cli.common import (
     either,
     from_environment,
     handle_errors,
+    interactive,
     print_result,
     state,
     stderr_console,
@@ -114,6 +115,42 @@ def _write_stdout(data: bytes) -> None:
             hint="stdout is a full disk or over a file-size limit (ulimit -f); "
             "free space, or write to a file with --out PATH",
         ) from None
+
+
+LIVE_MIN_IMAGES = 2_000  # about two seconds on two CPU cores: fewer draw too fast for a bar to help
+
+
+class _DrawingBar:
+    """A transient progress bar on a terminal while many images are drawn (100,000 took 100 s on
+    two CPU cores without a word); nothing for a few images, in a pipe or log, or under --quiet."""
+
+    def __init__(self, live: bool) -> None:
+        self.live = live
+        self.bar = None
+
+    def start(self, total: int) -> None:
+        if not self.live or total < LIVE_MIN_IMAGES:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("drawing"),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=stderr_console(),
+            transient=True,
+        )
+        self.task = self.bar.add_task("drawing", total=total)
+        self.bar.start()
+
+    def update(self, done: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _to_stdout(out: str | None) -> bool:
@@ -225,7 +262,7 @@ def sample(
         check_stdout_takes_bytes(f"{fmt} bytes")
 
     from acgan_cli.core.checkpoint import load_generator, newest_checkpoint, resolve_checkpoint
-    from acgan_cli.core.devices import resolve_device
+    from acgan_cli.core.devices import resolve_device, reuse_freed_memory
     from acgan_cli.core.sampling import draw_samples, resolve_class
 
     with checkpoint_from_environment(from_environment(ctx, "ckpt")):
@@ -242,9 +279,21 @@ def sample(
         from acgan_cli.core.checkpoint import destination, refuse_to_overwrite_checkpoint
 
         refuse_to_overwrite_checkpoint(destination(target_path), "sample", reading=info.path)
-    images, labels, width = draw_samples(
-        generator, class_index=class_index, n=n, grid=grid, seed=seed, nrow=nrow
-    )
+    reuse_freed_memory()  # each pass reuses the last one's pages: 100,000 images in 0.7x the time on a CPU
+    bar = _DrawingBar(live=interactive() and not state.quiet)
+    try:
+        images, labels, width = draw_samples(
+            generator,
+            class_index=class_index,
+            n=n,
+            grid=grid,
+            seed=seed,
+            nrow=nrow,
+            on_start=bar.start,
+            on_batch=bar.update,
+        )
+    finally:
+        bar.close()
     data = FORMATS[fmt](images, labels, width)
 
     what = (

@@ -65,30 +65,45 @@ def generation_batch(generator: nn.Module) -> int:
 
 
 def generate(
-    generator: nn.Module, z: torch.Tensor, labels: torch.Tensor, batch_size: int | None = None
+    generator: nn.Module,
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int | None = None,
+    *,
+    uint8: bool = False,
+    on_batch: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """G(z, labels) as float images in [-1, 1] on the CPU, with G in eval mode.
 
-    `batch_size` images a forward pass (default: `generation_batch`). The generator's
-    train/eval mode is restored afterwards, so the training loop can call this.
+    `batch_size` images a forward pass (default: `generation_batch`). `uint8`: as 0..255
+    (`to_uint8`), each pass's images as they come, so 100,000 images hold 100 MB, not 400.
+    `on_batch(done)` after each pass. The generator's train/eval mode is restored afterwards, so
+    the training loop can call this.
+
+    The result is allocated once, before the first pass: passes that appended their images to a
+    list left them between the freed temporaries of the next, and glibc's heap grew with every
+    pass (30,000 images: 1.3 GB, 4.3 GB with `reuse_freed_memory`); a concatenation copied all.
     """
     import torch
 
+    config = generator.config
     device = next(generator.parameters()).device
     batch_size = batch_size or generation_batch(generator)
+    shape = (len(z), config.channels, config.img_size, config.img_size)
+    out = torch.empty(shape, dtype=torch.uint8 if uint8 else torch.float32)
     was_training = generator.training
     generator.eval()
     try:
         with torch.inference_mode():
-            chunks = [
-                generator(z[i : i + batch_size].to(device), labels[i : i + batch_size].to(device))
-                .float()
-                .cpu()
-                for i in range(0, len(z), batch_size)
-            ]
+            for i in range(0, len(z), batch_size):
+                images = generator(z[i : i + batch_size].to(device), labels[i : i + batch_size].to(device))
+                images = images.float().cpu()
+                out[i : i + len(images)] = to_uint8(images) if uint8 else images
+                if on_batch is not None:
+                    on_batch(i + len(images))
     finally:
         generator.train(was_training)
-    return torch.cat(chunks).contiguous()
+    return out
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -214,13 +229,16 @@ def draw_samples(
     grid: bool,
     seed: int,
     nrow: int | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Draw uint8 images (N x C x H x W), their labels and the grid width for `acgan sample`.
 
     - `grid`: one row per class, `n` images per class (10 by default);
     - `class_index`: `n` images (1 by default) of that class;
     - neither: `n` images of classes drawn at random from `seed`.
-    The same seed gives the same pixels.
+    The same seed gives the same pixels. `on_start(N)` once the request is checked, then
+    `on_batch(done)` after each forward pass.
     """
     config = generator.config
     if grid and class_index is not None:
@@ -250,4 +268,6 @@ def draw_samples(
     else:
         labels, width = random_labels(count, config.n_classes, seed), row_width(count)
     z = latents(total, config.latent_dim, seed)
-    return to_uint8(generate(generator, z, labels)), labels, nrow or width
+    if on_start is not None:
+        on_start(total)
+    return generate(generator, z, labels, uint8=True, on_batch=on_batch), labels, nrow or width

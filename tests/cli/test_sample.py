@@ -1,4 +1,5 @@
 import io
+import os
 import pickle
 import resource
 import shutil
@@ -398,3 +399,49 @@ def test_a_damaged_latest_is_said_once_and_the_step_file_written_before_it_used(
     assert f"from {newest}" in result.stderr
     quiet = runner.invoke(app, ["-q", "sample", "--digit", "3", "--out", "three.png"])
     assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr
+
+
+def _stderr_on_a_terminal(args: list[str]) -> str:
+    """What `acgan ARGS` writes to stderr when stderr is a 120-column terminal."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    parent, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    environment = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "TERM")}
+    try:
+        done = subprocess.run([sys.executable, "-m", "acgan_cli", *args], stderr=child, stdout=subprocess.PIPE,
+                              env={**environment, "TERM": "xterm"}, check=False, timeout=120)  # fmt: skip
+        assert done.returncode == 0
+        os.set_blocking(parent, False)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(parent, 1 << 16)
+            except (BlockingIOError, OSError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(parent)
+        os.close(child)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_many_images_show_a_bar_on_a_terminal_and_a_few_do_not(run: Path, tmp_path: Path) -> None:
+    """100,000 images took 100 s on two cores without a word on the terminal."""
+    many = _stderr_on_a_terminal(
+        ["sample", "--ckpt", str(run), "--n", "2500", "--seed", "1", "-f", "npy", "-o", "m.npy"]
+    )
+    assert "drawing" in many and "/2500" in many
+    assert "drew 2500 images" in many
+    few = _stderr_on_a_terminal(["sample", "--ckpt", str(run), "--n", "5", "-o", "f.png"])
+    assert "drawing" not in few and "drew 5 images" in few
+    piped = runner.invoke(
+        app, ["sample", "--ckpt", str(run), "--n", "2500", "--seed", "1", "-f", "npy", "-o", "p.npy"]
+    )
+    assert piped.exit_code == 0 and "drawing" not in piped.stderr  # no bar in a log or a pipe
+    assert np.array_equal(np.load(tmp_path / "m.npy"), np.load(tmp_path / "p.npy"))

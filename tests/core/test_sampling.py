@@ -17,6 +17,7 @@ from acgan_cli.core.sampling import (
     generate,
     generation_batch,
     resolve_class,
+    to_uint8,
 )
 
 
@@ -55,6 +56,17 @@ def test_generated_images_do_not_depend_on_the_batch_size() -> None:
     z, labels = torch.randn(10, 100), torch.arange(10)
     whole = generate(generator, z, labels)
     torch.testing.assert_close(generate(generator, z, labels, batch_size=3), whole)
+
+
+def test_uint8_images_come_pass_by_pass_as_the_float_ones_would_convert() -> None:
+    torch.manual_seed(0)
+    generator = Generator(ModelConfig(img_size=16, g_width=16))
+    z, labels = torch.randn(10, 100), torch.arange(10)
+    done: list[int] = []
+    images = generate(generator, z, labels, batch_size=4, uint8=True, on_batch=done.append)
+    assert images.dtype == torch.uint8 and images.shape == (10, 1, 16, 16) and images.is_contiguous()
+    assert torch.equal(images, to_uint8(generate(generator, z, labels)))
+    assert done == [4, 8, 10]  # after each pass, the last one short
 
 
 FASHION = (
