@@ -8,6 +8,7 @@ a tiny IDX folder dataset whose evaluator trains in a second or two.
 import dataclasses
 import gzip
 import os
+import shutil
 import struct
 import time
 from collections.abc import Callable
@@ -223,6 +224,27 @@ def test_the_evaluator_is_trained_once_then_loaded_from_the_cache(
         "requested"
     ]
     assert third.info.path == first.info.path
+
+
+def test_the_same_data_in_a_moved_or_renamed_folder_loads_its_cached_evaluator(
+    tiny_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A copy of a dataset folder under another name trained a second evaluator of the same data."""
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    first = load_evaluator(str(tiny_folder))
+    moved = tmp_path / "elsewhere" / "digits-copy"
+    shutil.copytree(tiny_folder, moved)
+    events: list = []
+    again = load_evaluator(str(moved), on_event=events.append)
+    assert not again.trained and not any(isinstance(e, EvaluatorTrainingStarted) for e in events)
+    assert again.info.path == first.info.path and again.info.dataset == str(moved)
+    for name, tensor in first.net.state_dict().items():
+        assert torch.equal(again.net.state_dict()[name], tensor), name
+    # Other data under the moved name is trained for: the hash, not the name, says what it is.
+    write_idx_folder(moved, 400, 200, offset=10)
+    other = load_evaluator(str(moved))
+    assert other.trained and other.info.path != first.info.path
+    assert len(list((tmp_path / "cache" / "evaluators").glob("*.safetensors"))) == 2
 
 
 def _wait_beside_the_trainer(path: Path, events: list, load) -> tuple[dict, Callable[[], None]]:

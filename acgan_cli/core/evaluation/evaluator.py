@@ -141,6 +141,20 @@ def cache_path(dataset: str, digest: str, seed: int, cache_dir: Path | None = No
     return folder / f"{run_name(dataset)}-{digest[:16]}-v{RECIPE_VERSION}-seed{seed}.safetensors"
 
 
+def same_data_in_cache(cached: Path, digest: str, seed: int) -> list[Path]:
+    """Cached evaluators of the same data and seed under another dataset name than `cached`'s: a
+    folder moved or renamed, or MNIST's files in a folder of their own. Their name begins with the
+    folder's, but what they were trained on is the data hash (checked again when one is read)."""
+    ending = f"-{digest[:16]}-v{RECIPE_VERSION}-seed{seed}.safetensors"
+    with contextlib.suppress(OSError):  # no cache folder yet
+        return sorted(
+            path
+            for path in cached.parent.iterdir()
+            if path.name.endswith(ending) and not path.name.startswith(".") and path != cached
+        )
+    return []
+
+
 # ----------------------------------------------------------------------------- the evaluator
 
 
@@ -495,17 +509,26 @@ def load_evaluator(
     cached = cache_path(dataset, digest, seed)
 
     def from_cache() -> Evaluator | str:
-        """The cached evaluator, or why there is none to use."""
-        if not cached.exists():
-            return "missing"
-        try:
-            net, info = read_evaluator(cached)
-            if info.data_hash != digest or info.seed != seed:
-                raise EvaluatorError("its metadata does not match its cache key")
-        except EvaluatorError as exc:
-            return f"unreadable: {exc.message}"
-        on_event(EvaluatorReady(cached, dataset, info.test_accuracy, False, time.perf_counter() - started))
-        return Evaluator(net, info, train, test, device)
+        """The cached evaluator, or why there is none to use: its own file, else one of the same
+        data under another name (`same_data_in_cache`)."""
+        reason = "missing"
+        for candidate in (cached, *same_data_in_cache(cached, digest, seed)):
+            if not candidate.exists():
+                continue
+            try:
+                net, info = read_evaluator(candidate)
+                if info.data_hash != digest or info.seed != seed:
+                    raise EvaluatorError("its metadata does not match its cache key")
+            except EvaluatorError as exc:
+                if candidate == cached:
+                    reason = f"unreadable: {exc.message}"
+                continue
+            info = replace(info, dataset=dataset)  # the same data, as this run names it
+            on_event(
+                EvaluatorReady(candidate, dataset, info.test_accuracy, False, time.perf_counter() - started)
+            )
+            return Evaluator(net, info, train, test, device)
+        return reason
 
     found = "requested" if retrain else from_cache()
     if isinstance(found, Evaluator):
