@@ -22,7 +22,7 @@ from acgan_cli.cli.common import (
     state,
     stderr_console,
 )
-from acgan_cli.core.data import check_dataset_name
+from acgan_cli.core.data import check_data_dir, check_dataset_name
 from acgan_cli.core.evaluation.config import MAX_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
 
@@ -172,6 +172,7 @@ def evaluate(
     )
     if dataset:
         check_dataset_name(dataset)
+    check_data_dir(data_dir)
     if json_output:
         require_stdout("the JSON report")
 

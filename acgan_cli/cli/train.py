@@ -36,7 +36,7 @@ from acgan_cli.cli.common import (
     stderr_console,
 )
 from acgan_cli.core.config import ADVERSARIAL_LOSSES, D_NORMS, RECIPES, TrainConfig, check_seed
-from acgan_cli.core.data import DATASETS, canonical_dataset, check_dataset_name, check_split
+from acgan_cli.core.data import DATASETS, canonical_dataset, check_data_dir, check_dataset_name, check_split
 from acgan_cli.core.errors import DataError, DivergedError
 
 if TYPE_CHECKING:
@@ -358,6 +358,7 @@ def train(
     # Every TrainConfig field is an option of the same name.
     options = {field.name: ctx.params[field.name] for field in dataclasses.fields(TrainConfig)}
     if data_dir:  # recorded as an absolute path: a resume from another folder finds it
+        check_data_dir(data_dir)
         options["data_dir"] = str(Path(data_dir).expanduser().resolve())
     resume_path: Path | None = None  # what a stop before the run names as intact
     try:  # a Ctrl-C or SIGTERM before the run (importing torch, loading data) saved nothing

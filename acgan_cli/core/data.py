@@ -541,6 +541,17 @@ def check_dataset_name(name: str) -> None:
     )
 
 
+def check_data_dir(path: str | Path | None) -> None:
+    """Refuse a --data-dir that is a file: datasets are found in, and downloaded to, a folder (it
+    said "MNIST is not in FILE and could not be downloaded ([Errno 20] Not a directory)")."""
+    if path and Path(path).expanduser().exists() and not Path(path).expanduser().is_dir():
+        raise UsageError(
+            f"--data-dir {path} is a file, not a folder",
+            option="data_dir",
+            detail=f"{str(path)!r} is a file; give the folder datasets are found in and downloaded to",
+        )
+
+
 def check_split(name: str, split: str) -> None:
     """Refuse a dataset folder without the files of `split`, before anything is loaded (a
     registry dataset has both splits)."""

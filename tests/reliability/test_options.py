@@ -356,3 +356,14 @@ def test_a_dataset_folder_is_recorded_by_its_absolute_path(
         f"{tmp_path / 'a' / 'ds'}, which is not there"
     )
     assert ckpt.read_info(run).step == 3
+
+
+@pytest.mark.parametrize("command", [["train", "--dataset", "mnist"], ["evaluate", "--dataset", "mnist"]])
+def test_a_data_dir_that_is_a_file_is_named_as_one(tmp_path: Path, command: list[str]) -> None:
+    """It said "MNIST is not in FILE and could not be downloaded ([Errno 20] Not a directory)"."""
+    (tmp_path / "notes.txt").write_text("not a folder")
+    result = runner.invoke(app, [*command, "--data-dir", str(tmp_path / "notes.txt"), "--device", "cpu"])
+    _assert_usage_error(result, "--data-dir", f"{str(tmp_path / 'notes.txt')!r} is a file; give the folder")
+    assert (tmp_path / "notes.txt").read_text() == "not a folder"
+    from_env = runner.invoke(app, command, env={"ACGAN_DATA_DIR": str(tmp_path / "notes.txt")})
+    _assert_usage_error(from_env, "$ACGAN_DATA_DIR (for --data-dir)", "is a file")
