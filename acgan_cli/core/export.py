@@ -45,7 +45,7 @@ from acgan_cli.core.checkpoint import (
     write_hint,
 )
 from acgan_cli.core.config import PIXEL_RANGE, one_of, to_json
-from acgan_cli.core.errors import ExportError, UsageError
+from acgan_cli.core.errors import ExportError, Notice, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -126,6 +126,7 @@ class ExportFormat:
     requires: tuple[str, ...] = ()  # modules that must import; their absence names ONNX_EXTRA
     options: tuple[str, ...] = ()  # ExportOptions fields this format accepts
     resolve: Callable[[ExportOptions], ExportOptions] | None = None  # fills defaults, checks ranges
+    deprecated: str | None = None  # said (a Notice) after each export: why to prefer another format
 
     @property
     def extension(self) -> str:
@@ -418,8 +419,10 @@ FORMATS: dict[str, ExportFormat] = {
             requires=("onnx", "onnxruntime", "onnxscript"), options=("opset",), resolve=_resolve_onnx_options,
         ),
         ExportFormat(
-            "torchscript", "TorchScript for torch.jit.load and LibTorch (C++)", ".torchscript.pt",
+            "torchscript", "TorchScript for torch.jit.load and LibTorch (C++); deprecated by PyTorch", ".torchscript.pt",
             _write_torchscript, _load_torchscript,
+            deprecated="PyTorch deprecates TorchScript (torch.jit.trace warns so); for new work prefer "
+            "--format pt2 (torch.export, which AOTInductor compiles for C++) or onnx",
         ),
         ExportFormat(
             "pt2", "torch.export program for torch.export.load and AOTInductor", ".pt2", _write_pt2, _load_pt2
@@ -594,6 +597,8 @@ def export(
             raise ExportError(
                 f"cannot write {target}: {write_failure(target, exc)}", hint=write_hint(exc)
             ) from None
+    if spec.deprecated:
+        warnings.warn(Notice(spec.deprecated), stacklevel=2)
     return ExportResult(
         format=fmt,
         path=target,

@@ -123,6 +123,9 @@ def test_torchscript_and_pt2_load_without_acgan(run: Path, tmp_path: Path) -> No
     for fmt in ("torchscript", "pt2"):
         result = runner.invoke(app, ["export", str(run), "--format", fmt])
         assert result.exit_code == 0, result.stderr
+        # PyTorch deprecates TorchScript, and said so only in a warning acgan kept off the terminal.
+        deprecated = "note: PyTorch deprecates TorchScript (torch.jit.trace warns so); for new work prefer --format pt2"
+        assert (deprecated in result.stderr) == (fmt == "torchscript"), result.stderr
     checkpoints = run / "checkpoints"
     assert {p.name for p in checkpoints.iterdir()} >= {"latest.torchscript.pt", "latest.pt2"}
     z, labels = torch.randn(5, 8, generator=torch.Generator().manual_seed(0)), torch.arange(5)
