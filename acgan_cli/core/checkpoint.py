@@ -581,9 +581,8 @@ def _read_header(path: Path) -> tuple[dict[str, Any], int]:
                 )
             (header_len,) = struct.unpack("<Q", prefix)
             if header_len > size - 8 or header_len > MAX_HEADER_BYTES or header_len < 2:
-                raise CheckpointError(
-                    f"{path} is not a safetensors file{_sniff(prefix)}", hint=NOT_A_CHECKPOINT_HINT
-                )
+                looks_like, hint = _sniff(path, prefix)
+                raise CheckpointError(f"{path} is not a safetensors file{looks_like}", hint=hint)
             raw = f.read(header_len)
     except OSError as exc:
         raise CheckpointError(
@@ -628,12 +627,28 @@ def read_metadata(path: Path) -> dict[str, str]:
     return _acgan_metadata(path, read_header(path))
 
 
-def _sniff(prefix: bytes) -> str:
+EXPORTED_HINT = (
+    "acgan reads its checkpoints and generator files (safetensors): give the run folder, or make one "
+    "with `acgan export RUN --format safetensors`"
+)
+
+
+def _sniff(path: Path, prefix: bytes) -> tuple[str, str]:
+    """What a file that is not safetensors looks like (" (it looks like …)", or ""), and the hint.
+    An ONNX model or a torch.export program is most likely one of `acgan export`'s own files."""
+    name = path.name.lower()
+    if name.endswith(".onnx"):
+        return " (it looks like an ONNX model, which onnxruntime runs)", EXPORTED_HINT
+    if prefix.startswith(b"PK\x03\x04") and name.endswith(".pt2"):
+        return " (it looks like a torch.export program, which torch.export.load reads)", EXPORTED_HINT
     if prefix.startswith(b"PK\x03\x04"):
-        return " (it looks like a PyTorch .pt/.pth file, a zip of pickles; acgan never loads pickle)"
+        return (
+            " (it looks like a PyTorch .pt/.pth file, a zip archive of pickled objects; acgan never loads pickle)",
+            EXPORTED_HINT if name.endswith(".torchscript.pt") else NOT_A_CHECKPOINT_HINT,
+        )
     if prefix[:1] == b"\x80" and prefix[1:2] in bytes(range(2, 6)):
-        return " (it looks like a pickle; acgan never loads pickle)"
-    return ""
+        return " (it looks like a pickle; acgan never loads pickle)", NOT_A_CHECKPOINT_HINT
+    return "", NOT_A_CHECKPOINT_HINT
 
 
 def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:

@@ -411,3 +411,24 @@ def test_bytes_for_stdout_are_refused_on_a_terminal_and_a_closed_stdout(
     what = "the file's bytes" if command[0] == "export" else f"{'npy' if 'npy' in command else 'png'} bytes"
     assert closed.stderr.splitlines() == closed_stdout(what)
     assert sorted(tmp_path.rglob("*")) == before  # nothing written anywhere
+
+
+def test_an_exported_file_given_as_a_checkpoint_says_what_it_is_and_which_export_acgan_reads(
+    run: Path, tmp_path: Path
+) -> None:
+    """`sample --ckpt g.pt2` called a torch.export program "a PyTorch .pt/.pth file, a zip of pickles"."""
+    for name, looks_like in (
+        ("g.onnx", "an ONNX model, which onnxruntime runs"),
+        ("g.pt2", "a torch.export program, which torch.export.load reads"),
+        ("g.torchscript.pt", "a PyTorch .pt/.pth file, a zip archive of pickled objects"),
+    ):
+        assert runner.invoke(app, ["-q", "export", str(run), "-o", name]).exit_code == 0
+        result = runner.invoke(app, ["sample", "--ckpt", name, "-o", "x.png"])
+        assert result.exit_code == 1
+        assert result.stderr.splitlines() == [
+            f"error: {name} is not a safetensors file (it looks like {looks_like}"
+            + ("; acgan never loads pickle)" if name.endswith(".pt") else ")"),
+            "hint: acgan reads its checkpoints and generator files (safetensors): give the run folder, "
+            "or make one with `acgan export RUN --format safetensors`",
+        ]
+    assert not (tmp_path / "x.png").exists()

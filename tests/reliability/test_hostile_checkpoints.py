@@ -276,7 +276,7 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
         ("pickle.pt", "it looks like a pickle; acgan never loads pickle"),
         (
             "torch-save.pt",
-            "it looks like a PyTorch .pt/.pth file, a zip of pickles; acgan never loads pickle",
+            "it looks like a PyTorch .pt/.pth file, a zip archive of pickled objects; acgan never loads pickle",
         ),
         ("huge-header-length.safetensors", "is not a safetensors file"),
         ("missing-tensor.safetensors", f"missing {G}"),
