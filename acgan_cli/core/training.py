@@ -482,11 +482,13 @@ class Trainer:
         self,
         config: TrainConfig,
         *,
-        run_dir: Path | None = None,
-        resume: Path | None = None,
-        runs_dir: Path | None = None,
+        run_dir: str | Path | None = None,
+        resume: str | Path | None = None,
+        runs_dir: str | Path | None = None,
         dataset: Dataset | None = None,
     ) -> None:
+        # Paths as str too, as open() takes them: train(config, run_dir="runs/x") raised AttributeError.
+        run_dir, resume, runs_dir = (Path(p) if p is not None else None for p in (run_dir, resume, runs_dir))
         self.config = config
         self.device, self.precision, compile_mode, self.cuda_graph = resolve_training(
             config.device, config.precision, config.compile, config.cuda_graph
@@ -1201,9 +1203,9 @@ class Trainer:
 def train(
     config: TrainConfig,
     *,
-    run_dir: Path | None = None,
-    resume: Path | None = None,
-    runs_dir: Path | None = None,
+    run_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    runs_dir: str | Path | None = None,
     on_event: Callable[[Event | EvaluationEvent], None] = lambda event: None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> TrainResult:

@@ -618,6 +618,17 @@ def test_a_trainer_holds_its_run_folder_until_its_run_ends(tmp_path: Path) -> No
     )  # absolute, whatever the path it was given
 
 
+def test_the_api_takes_paths_as_strings_as_open_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """train(config, run_dir="runs/x") raised AttributeError: 'str' object has no attribute 'exists'."""
+    from acgan_cli.core.training import train
+
+    monkeypatch.chdir(tmp_path)
+    first = train(tiny_config(max_steps=1), run_dir="run")
+    assert first.run_dir.resolve() == tmp_path / "run" and first.step == 1
+    assert train(tiny_config(max_steps=2), resume="run").step == 2
+    assert train(tiny_config(max_steps=1), runs_dir="many").run_dir.resolve().parent == tmp_path / "many"
+
+
 def test_keep_checkpoints_prunes_the_oldest_step_files_after_the_new_one_is_written(
     tmp_path: Path, small_dataset
 ) -> None:
