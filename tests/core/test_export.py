@@ -219,7 +219,7 @@ def test_a_training_checkpoint_is_never_overwritten(trained_run: Path, tmp_path:
 @pytest.mark.parametrize(
     ("fmt", "options", "option", "message"),
     [
-        ("gif", {}, "format", "'gif' is not one of onnx, torchscript, pt2, safetensors"),
+        ("gif", {}, "format", "must be one of onnx, torchscript, pt2, safetensors (got 'gif')"),
         ("pt2", {"opset": 18}, "opset", "applies to --format onnx only (not pt2)"),
         ("onnx", {"half": True}, "half", "applies to --format safetensors only (not onnx)"),
         ("onnx", {"opset": 5}, "opset", "5 is out of range: torch writes opsets from 18"),
