@@ -335,11 +335,33 @@ def replace_durably(tmp: Path, path: Path) -> None:
 READ_BY = {"sample": "sampled", "export": "exported"}  # what a command does to the checkpoint it reads
 
 
+RUN_RECORDS = {"config.json": "a training run's settings", "metrics.jsonl": "a training run's loss history"}
+
+
+def run_record(target: Path) -> str | None:
+    """What `target` is to the training run whose folder holds it (its settings, loss history or a
+    sample grid), or None: a run folder has config.json and checkpoints/ (`acgan train` writes both)."""
+
+    def is_run(folder: Path) -> bool:
+        return (folder / "config.json").is_file() and (folder / "checkpoints").is_dir()
+
+    if target.name in RUN_RECORDS and is_run(target.parent):
+        return RUN_RECORDS[target.name]
+    if target.parent.name == "samples" and is_run(target.parent.parent):
+        return "one of a training run's sample grids"
+    return None
+
+
 def refuse_to_overwrite_checkpoint(target: Path, command: str, reading: Path | None = None) -> None:
-    """A UsageError for --out if `target` is a training checkpoint (a run's state is never an
-    output), or the checkpoint `reading` that the command reads (a generator-only one)."""
+    """A UsageError for --out if `target` is a training checkpoint or another record of a run (its
+    config.json, metrics.jsonl or sample grids: a run's state and history are never an output), or
+    the checkpoint `reading` that the command reads (a generator-only one)."""
     if not target.is_file():  # whatever name it goes by: /proc/PID/fd/N can lead to one
         return
+    record = run_record(target)
+    if record is not None:
+        detail = f"{target} is {record}; {command} never overwrites it"
+        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
     with contextlib.suppress(CheckpointError):  # not an acgan file: an ordinary overwrite
         if read_info(target).kind == KIND_TRAINING:
             detail = f"{target} is a training checkpoint; {command} never overwrites one"

@@ -299,6 +299,35 @@ def test_sample_never_overwrites_a_training_checkpoint(run: Path) -> None:
         reader.wait()
 
 
+@pytest.mark.parametrize(
+    ("record", "what"),
+    [
+        ("metrics.jsonl", "a training run's loss history"),
+        ("config.json", "a training run's settings"),
+        ("samples/step-00000012.png", "one of a training run's sample grids"),
+    ],
+)
+@pytest.mark.parametrize("command", ["sample", "export"])
+def test_a_runs_settings_history_and_grids_are_never_overwritten(
+    run: Path, record: str, what: str, command: str
+) -> None:
+    """`sample --out RUN/metrics.jsonl --format npy` replaced the loss history, exit 0; a resume
+    then kept the .npy header as the history's first line."""
+    target = run / record
+    before = target.read_bytes()
+    args = ["sample", "--digit", "1", "--format", "npy"] if command == "sample" else ["export", "-f", "pt2"]
+    result = runner.invoke(app, [*args, "--out", str(target)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: Invalid value for --out: {target} is {what}; {command} never overwrites it",
+        "hint: choose another --out",
+    ]
+    assert target.read_bytes() == before
+    # A new file beside them is the user's to make; so is the same name outside a run folder.
+    fresh = run / "samples" / "mine.npy"
+    assert runner.invoke(app, [*args, "--out", str(fresh)]).exit_code == 0 and fresh.is_file()
+
+
 def test_sample_never_overwrites_the_generator_file_it_reads(run: Path, tmp_path: Path) -> None:
     """An exported generator is a checkpoint sample reads, not a training one: `--out` onto it (or a
     link to it) replaced the model with the drawing, exit 0."""
