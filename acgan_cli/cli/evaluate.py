@@ -16,6 +16,7 @@ from acgan_cli.cli.common import (
     complete_precision,
     handle_errors,
     interactive,
+    option_name,
     print_result,
     print_table,
     require_stdout,
@@ -27,6 +28,7 @@ from acgan_cli.core.evaluation.config import MAX_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
 
 WHAT, EVALUATOR, DEVICE, OUTPUT = "What to measure", "Evaluator", "Device", "Output"
+SCORING_OPTIONS = ("metrics", "n_samples", "seed", "batch_size")  # they apply to checkpoints only
 
 
 def _complete_metrics(incomplete: str) -> list[tuple[str, str]]:
@@ -93,7 +95,8 @@ def evaluate(
     dataset: Annotated[
         str | None,
         typer.Option(
-            help="The evaluator's dataset. \\[default: the checkpoints']",
+            help="The evaluator's dataset; with no checkpoint named, only its evaluator is prepared and "
+            "its path printed. \\[default: the checkpoints']",
             autocompletion=complete_dataset,
             rich_help_panel=EVALUATOR,
         ),
@@ -173,6 +176,14 @@ def evaluate(
     if dataset:
         check_dataset_name(dataset)
     check_data_dir(data_dir)
+    if dataset and not checkpoints:  # only the evaluator is asked for: an option that scores is lost
+        scoring = [name for name in SCORING_OPTIONS if ctx.get_parameter_source(name).name != "DEFAULT"]
+        if scoring:
+            raise typer.BadParameter(
+                "applies to checkpoints, and none is named (--dataset without one only prepares its "
+                f"evaluator); name the checkpoints to score: acgan evaluate RUN {option_name(scoring[0])} …",
+                param_hint=option_name(scoring[0]),
+            )
     if json_output:
         require_stdout("the JSON report")
 

@@ -188,6 +188,15 @@ def test_train_evaluator_alone_prints_the_cached_file(
     assert "training the evaluator" in result.stderr and "evaluator epoch 1/" in result.stderr
     quiet = runner.invoke(app, ["-q", "evaluate", "--dataset", str(folder), "--device", "cpu"])
     assert quiet.exit_code == 0 and quiet.stdout.strip() == str(path) and quiet.stderr == ""
+    # An option that scores checkpoints, with none named, was dropped without a word (exit 0).
+    for scoring in (["--metrics", "fd"], ["--n-samples", "5"], ["--seed", "3"]):
+        result = runner.invoke(app, ["evaluate", "--dataset", str(folder), *scoring], env={"ACGAN_CKPT": "x"})
+        assert result.exit_code == 2 and result.stdout == ""
+        assert result.stderr.splitlines()[0] == (
+            f"error: Invalid value for {scoring[0]}: applies to checkpoints, and none is named (--dataset "
+            f"without one only prepares its evaluator); name the checkpoints to score: acgan evaluate RUN "
+            f"{scoring[0]} …"
+        )
 
 
 def test_no_run_yet_says_how_to_get_one() -> None:
