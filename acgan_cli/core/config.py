@@ -280,7 +280,7 @@ class TrainConfig:
             f"must be at least 2 with img_size {self.img_size} (BatchNorm needs two values per channel); "
             "or use img_size 20 or more",
         )
-        require(0 < self.lr < 1, "lr", f"must be between 0 and 1 (got {self.lr})")
+        require(0 < self.lr < 1, "lr", f"must be in (0, 1), above 0 and below 1 (got {self.lr})")
         require(0 <= self.b1 < 1, "b1", f"must be in [0, 1) (got {self.b1})")
         require(0 <= self.b2 < 1, "b2", f"must be in [0, 1) (got {self.b2})")
         check_seed(
@@ -291,7 +291,11 @@ class TrainConfig:
         for name in ("sample_every", "ckpt_every", "keep_checkpoints", "eval_every"):
             value = getattr(self, name)
             require(0 <= value <= 10**9, name, f"must be in 0..1000000000 (got {value})")
-        require(0 < self.ema_decay < 1, "ema_decay", f"must be between 0 and 1 (got {self.ema_decay})")
+        require(
+            0 < self.ema_decay < 1,
+            "ema_decay",
+            f"must be in (0, 1), above 0 and below 1 (got {self.ema_decay})",
+        )
         require(1 <= self.log_every <= 10**9, "log_every", f"must be at least 1 (got {self.log_every})")
         require(
             self.recipe in RECIPES,

@@ -181,7 +181,13 @@ def test_resume_refuses_another_latent_size(tmp_path: Path) -> None:
     [
         (["--batch-size", "0"], "Invalid value for --batch-size: must be in 1..65536 (got 0)"),
         (["--epochs", "-1"], "Invalid value for --epochs: must be at least 1 (got -1)"),
-        (["--lr", "3"], "Invalid value for --lr: must be between 0 and 1 (got 3.0)"),
+        (["--lr", "3"], "Invalid value for --lr: must be in (0, 1), above 0 and below 1 (got 3.0)"),
+        # An open bound read as a closed one: "must be between 0 and 1 (got 1.0)".
+        (["--lr", "1"], "Invalid value for --lr: must be in (0, 1), above 0 and below 1 (got 1.0)"),
+        (
+            ["--ema-decay", "0"],
+            "Invalid value for --ema-decay: must be in (0, 1), above 0 and below 1 (got 0.0)",
+        ),
         (["--img-size", "30"], "Invalid value for --img-size: must be a multiple of 4"),
         (["--dataset", "cifar-11"], "Invalid value for --dataset: 'cifar-11' is neither a dataset"),
         (
