@@ -12,6 +12,7 @@ Sources:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gzip
 import hashlib
@@ -399,7 +400,7 @@ def _read_class_names(names_file: Path) -> tuple[str, ...]:
             f"cannot read {names_file}: {_reason(exc)}",
             hint="it must be UTF-8 text, one class a line",
         ) from None
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, count in collections.Counter(names).items() if count > 1)
     if repeated:  # `sample --class` could never reach the second one
         raise DataError(
             f"{names_file} names {', '.join(repr(n) for n in repeated[:5])}"
