@@ -36,7 +36,14 @@ from acgan_cli.cli.common import (
     stderr_console,
 )
 from acgan_cli.core.config import ADVERSARIAL_LOSSES, D_NORMS, RECIPES, TrainConfig, check_seed
-from acgan_cli.core.data import DATASETS, canonical_dataset, check_data_dir, check_dataset_name, check_split
+from acgan_cli.core.data import (
+    DATASETS,
+    canonical_dataset,
+    check_data_dir,
+    check_dataset_name,
+    check_split,
+    training_images,
+)
 from acgan_cli.core.errors import DataError, DivergedError
 
 if TYPE_CHECKING:
@@ -406,9 +413,10 @@ def train(
         resolved, precision, _, cuda_graph = resolve_training(
             config.device, config.precision, config.compile, config.cuda_graph
         )
-        from acgan_cli.core.training import check_out
+        from acgan_cli.core.training import check_batch_size, check_out
 
         check_out(out, info if resume_path is not None else None)  # before anything is loaded, or said
+        check_batch_size(config.batch_size, training_images(config.dataset))  # (--dry-run passed it)
         if config.eval_every:  # scored against the test split: a folder without one fails at the start
             check_split(config.dataset, "test")
         if resume_path is not None:  # what the run would refuse (without loading the data to count it)

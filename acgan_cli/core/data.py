@@ -76,6 +76,7 @@ class DatasetSource:
     description: str
     load: Callable[[Path, str, bool], tuple[np.ndarray, np.ndarray, tuple[str, ...]]]
     offline: bool  # True when no download is ever needed
+    train_images: int  # images in its train split, known without loading it
 
 
 def _torchvision_loader(
@@ -189,6 +190,7 @@ DATASETS: dict[str, DatasetSource] = {
             "70,000 handwritten digits (downloaded)",
             _torchvision_loader("MNIST", "MNIST", DIGITS),
             False,
+            60_000,
         ),
         DatasetSource(
             "fashion-mnist",
@@ -196,6 +198,7 @@ DATASETS: dict[str, DatasetSource] = {
             "70,000 clothing images in 10 classes (downloaded)",
             _torchvision_loader("FashionMNIST", "Fashion-MNIST", FASHION_MNIST_CLASSES),
             False,
+            60_000,
         ),
         DatasetSource(
             "kmnist",
@@ -203,6 +206,7 @@ DATASETS: dict[str, DatasetSource] = {
             "70,000 cursive Japanese characters in 10 classes (downloaded)",
             _torchvision_loader("KMNIST", "KMNIST", KMNIST_CLASSES),
             False,
+            60_000,
         ),
         DatasetSource(
             "mnist-5k",
@@ -210,6 +214,7 @@ DATASETS: dict[str, DatasetSource] = {
             "5,000 real MNIST digits shipped with acgan (offline)",
             _load_mnist_5k,
             True,
+            5_000,
         ),
     )
 }
@@ -551,6 +556,21 @@ def check_data_dir(path: str | Path | None) -> None:
             option="data_dir",
             detail=f"{str(path)!r} is a file; give the folder datasets are found in and downloaded to",
         )
+
+
+def training_images(name: str) -> int | None:
+    """How many images the train split of dataset `name` holds, told without decoding it: a
+    registry dataset's known count, a folder's from its IDX header; None where the header cannot
+    be read (loading the folder then says why)."""
+    if name in DATASETS:
+        return DATASETS[name].train_images
+    try:
+        images, _ = _idx_pair(Path(name).expanduser(), "train")
+        with gzip.open(images, "rb") if images.suffix == ".gz" else open(images, "rb") as f:
+            head = f.read(8)
+    except (OSError, EOFError, zlib.error, DataError):
+        return None
+    return struct.unpack(">I", head[4:])[0] if len(head) == 8 and head[:2] == b"\0\0" else None
 
 
 def check_split(name: str, split: str) -> None:

@@ -244,6 +244,16 @@ def lock_run_dir(path: Path) -> int | None:
     return fd
 
 
+def check_batch_size(batch_size: int, n_images: int | None) -> None:
+    """Refuse a batch larger than the training set (`n_images`; None: not known yet)."""
+    if n_images is not None and batch_size > n_images:
+        raise ConfigError(
+            f"batch_size {batch_size} is larger than the dataset ({n_images} images)",
+            option="batch_size",
+            detail=f"must be at most {n_images}, the number of training images",
+        )
+
+
 def check_not_in_use(path: Path) -> None:
     """Refuse a run folder another run holds now, before any data is loaded (the run locks it later)."""
     fd = lock_run_dir(path)
@@ -542,13 +552,8 @@ class Trainer:
                 stacklevel=3,  # the caller of Trainer()
             )  # fmt: skip
         prepared = prepare(data, config.img_size, self.device)
+        check_batch_size(config.batch_size, len(prepared))
         self.steps_per_epoch = len(prepared) // config.batch_size
-        if self.steps_per_epoch == 0:
-            raise ConfigError(
-                f"batch_size {config.batch_size} is larger than the dataset ({len(prepared)} images)",
-                option="batch_size",
-                detail=f"must be at most {len(prepared)}, the number of training images",
-            )
         if resume_info is not None and dataset is None:  # before the model's shape: say what changed
             check_same_data(resume_info, data)  # (data a caller hands in is the caller's to vouch for)
         return prepared

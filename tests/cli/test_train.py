@@ -468,3 +468,21 @@ def test_every_training_setting_is_an_option_and_reaches_the_config() -> None:
     assert set(settings) == set(fields)
     assert {name: str(settings[name]) for name in given} == {**given, "lr": "0.0001"}
     assert settings["cuda_graph"] is False
+
+
+def test_a_batch_larger_than_the_data_is_refused_by_a_dry_run_too(tmp_path: Path) -> None:
+    """`--batch-size 6000 --dry-run` on mnist-5k said yes; the run itself said no, after loading."""
+    from tests.core.test_evaluation import write_idx_folder
+
+    folder = write_idx_folder(tmp_path / "digits", 300, 100)
+    for dataset, images in (("mnist-5k", 5000), (str(folder), 300)):
+        for dry_run in (["--dry-run"], []):
+            args = ["train", "--dataset", dataset, "--batch-size", str(images + 1), "--out", "run", *dry_run]
+            result = runner.invoke(app, args)
+            assert result.exit_code == 2, result.stderr
+            assert result.stderr.splitlines()[0] == (
+                f"error: Invalid value for --batch-size: must be at most {images}, the number of training images"
+            )
+            assert "loading" not in result.stderr and not (tmp_path / "run").exists()  # refused before it
+        fits = runner.invoke(app, ["train", "--dataset", dataset, "--batch-size", str(images), "--dry-run"])
+        assert fits.exit_code == 0, fits.stderr

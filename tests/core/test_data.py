@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from acgan_cli.core.data import DATASETS, check_dataset_name, load_dataset, prepare, read_idx, to_model_range
+from acgan_cli.core.data import (
+    DATASETS,
+    check_dataset_name,
+    load_dataset,
+    prepare,
+    read_idx,
+    to_model_range,
+    training_images,
+)
 from acgan_cli.core.errors import DataError, UsageError
 
 
@@ -347,3 +355,17 @@ def test_a_file_given_as_the_dataset_is_told_to_give_its_folder(tmp_path: Path) 
     assert caught.value.detail == (
         f"'{folder / 'train-images-idx3-ubyte'}' is a file, not a folder of IDX files: give its folder, '{folder}'"
     )
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_training_images_are_counted_from_the_header_alone(tmp_path: Path, compress: bool) -> None:
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((37, 28, 28)), compress)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(37) % 10, compress)
+    assert training_images(str(tmp_path)) == 37 == len(load_dataset(str(tmp_path)))
+    assert training_images("mnist-5k") == len(load_dataset("mnist-5k")) == 5000
+    assert {name: training_images(name) for name in ("mnist", "fashion-mnist", "kmnist")} == dict.fromkeys(
+        ("mnist", "fashion-mnist", "kmnist"), 60_000
+    )
+    (tmp_path / f"train-images-idx3-ubyte{'.gz' if compress else ''}").write_bytes(b"junk")
+    assert training_images(str(tmp_path)) is None  # loading it says what is wrong
+    assert training_images(str(tmp_path / "nowhere")) is None
