@@ -78,6 +78,12 @@ def test_json_on_stdout_holds_every_metric_and_what_it_took(run: Path) -> None:
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["n_samples"] == 300 and document["seed"] == 7 and document["metrics"] == list(METRICS)
+    # Each metric name leads to its figures: `fd` to frechet_distance, as a script cannot guess.
+    figures = document["figures"]
+    assert list(figures) == list(METRICS) and figures["fd"] == ["frechet_distance"]
+    assert sorted(key for keys in figures.values() for key in keys) == sorted(
+        document["checkpoints"][0]["metrics"]
+    )
     assert document["evaluator"]["dataset"] == "mnist-5k" and document["evaluator"]["test_accuracy"] >= 0.96
     (checkpoint,) = document["checkpoints"]
     keys = {figure.key for metric in METRICS.values() for figure in metric.figures}

@@ -117,6 +117,8 @@ class EvaluationReport:
             "precision": self.precision,
             "batch_size": config.batch_size or "auto",
             "metrics": list(config.metrics),
+            # Which keys of each checkpoint's `metrics` and `reference` each metric name gives.
+            "figures": {name: [figure.key for figure in METRICS[name].figures] for name in config.metrics},
             "checkpoints": [report.as_dict(self.evaluator.test_accuracy) for report in self.checkpoints],
         }
 
