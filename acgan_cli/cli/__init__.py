@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from typing import Annotated, Any
 
@@ -45,7 +46,7 @@ class _OneLineUsageErrors(TyperGroup):
             code = super().main(*args, standalone_mode=False, **kwargs)
         except _ClickException as exc:
             if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
-                print_error(exc.format_message(), self._hint(exc, words))
+                print_error(_message(exc, words), self._hint(exc, words))
             sys.exit(exc.exit_code)
         except SystemExit as exc:
             # A help text or version cut short by its reader (`acgan --help | head -1`): click and rich
@@ -85,7 +86,39 @@ class _OneLineUsageErrors(TyperGroup):
         option = getattr(exc, "option_name", None)
         if option in ("-q", "--quiet", "-v", "--verbose"):
             return f"{option} goes before the command: `acgan {option} {command} …`"
+        if getattr(getattr(exc, "param", None), "name", None) == "digit":  # `--digit three`
+            return "--digit takes a class number; --class takes its name"
         return f"`acgan {command} --help` lists the options"
+
+
+_NOT_A = {"integer": "a whole number", "number": "a number"}  # what typer's parser says each type wants
+
+
+def _message(exc: Exception, words: list[str]) -> str:
+    """A parser error as acgan words its own: `Invalid value for --epochs: 'ten' is not a whole
+    number`, where typer says "Invalid value for '--epochs': Input should be a valid integer,
+    unable to parse string as an integer" without the value."""
+    text = exc.format_message()
+    param = getattr(exc, "param", None)
+    wanted = re.search(r"Input should be a valid (integer|number)", text)
+    if param is None or not getattr(param, "opts", None) or wanted is None:
+        return text
+    option = max(param.opts, key=len)  # --digit, not -d
+    given = _value_of(param.opts, words)
+    shown = f"{given!r} is not" if given is not None else "must be"
+    return f"Invalid value for {option}: {shown} {_NOT_A[wanted.group(1)]}"
+
+
+def _value_of(opts: list[str], words: list[str]) -> str | None:
+    """The last value given to an option among `words` (`--epochs ten`, `--epochs=ten`, `-eten`)."""
+    value = None
+    for index, word in enumerate(words):
+        if word in opts and index + 1 < len(words):
+            value = words[index + 1]
+        for opt in opts:
+            if opt.startswith("--") and word.startswith(opt + "="):
+                value = word[len(opt) + 1 :]
+    return value
 
 
 def _empty_argument(words: list[str]) -> str | None:

@@ -372,3 +372,26 @@ def test_a_full_stdout_names_the_result_it_lost_and_what_is_done(
         said,
         "hint: stdout is a full disk or over a file-size limit (ulimit -f); give it a place that can take it",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "hint"),
+    [
+        (["sample", "--digit", "three"], "--digit: 'three' is not a whole number", "--class takes its name"),
+        (["sample", "-d", "three"], "--digit: 'three' is not a whole number", "--class takes its name"),
+        (["train", "--epochs=ten"], "--epochs: 'ten' is not a whole number", "`acgan train --help`"),
+        (
+            ["train", "--batch-size", "6.5"],
+            "--batch-size: '6.5' is not a whole number",
+            "`acgan train --help`",
+        ),
+        (["train", "--lr", "abc"], "--lr: 'abc' is not a number", "`acgan train --help`"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_named_with_the_value(args: list[str], error: str, hint: str) -> None:
+    """typer said "Invalid value for '--digit' / '-d': Input should be a valid integer, unable to
+    parse string as an integer", without the value, in words unlike acgan's own."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == f"error: Invalid value for {error}"
+    assert result.stderr.splitlines()[1].startswith("hint: ") and hint in result.stderr.splitlines()[1]
