@@ -99,6 +99,15 @@ def _message(exc: Exception, words: list[str]) -> str:
     number`, where typer says "Invalid value for '--epochs': Input should be a valid integer,
     unable to parse string as an integer" without the value."""
     text = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoSuchOption" and ctx is not None:  # click's "(Possible options: --json)"
+        from acgan_cli.core.config import closest, did_you_mean  # for --n: a loose guess
+
+        given = exc.option_name
+        meant = closest(
+            given, [opt for param in ctx.command.params for opt in param.opts if opt.startswith("--")]
+        )
+        return f"No such option: {given}" + did_you_mean(given, meant or given, meant is not None)
     param = getattr(exc, "param", None)
     wanted = re.search(r"Input should be a valid (integer|number)", text)
     if param is None or not getattr(param, "opts", None) or wanted is None:

@@ -27,7 +27,18 @@ def test_version() -> None:
 @pytest.mark.parametrize(
     ("args", "message", "hint"),
     [
-        (["train", "--epocs", "3"], "No such option: --epocs", "`acgan train --help` lists the options"),
+        (
+            ["train", "--epocs", "3"],
+            "No such option: --epocs; did you mean --epochs?",
+            "`acgan train --help` lists the options",
+        ),
+        # click guessed "(Possible options: --json)" for --n, and --out for anything.
+        (
+            ["evaluate", "--n", "5"],
+            "No such option: --n; did you mean --n-samples?",
+            "`acgan evaluate --help`",
+        ),
+        (["sample", "--bogus", "1"], "No such option: --bogus", "`acgan sample --help` lists the options"),
         (
             ["train", "--epochs", "0"],
             "Invalid value for --epochs: must be at least 1 (got 0)",
@@ -67,6 +78,7 @@ def test_usage_errors_are_one_error_line_and_one_hint_line(args: list[str], mess
     assert result.returncode == 2
     error, hint_line = result.stderr.splitlines()
     assert error.startswith(f"error: {message}")
+    assert "Possible options" not in error
     assert hint_line.startswith(f"hint: {hint}")
     assert result.stdout == ""
 
