@@ -136,10 +136,9 @@ def _download(class_name: str, title: str, data_dir: Path, download: bool) -> No
             with contextlib.suppress(OSError):  # one that now holds files (a partial download) stays
                 folder.rmdir()
         if download:
-            raise DataError(
-                f"{title} is not in {data_dir} and could not be downloaded",
-                hint=f"{look_elsewhere}, or train offline on the shipped subset with --dataset mnist-5k "
-                f"({_download_failure(exc)})",
+            raise DataError(  # why, on the error's line: the hint says what to do about it
+                f"{title} is not in {data_dir} and could not be downloaded ({_download_failure(exc)})",
+                hint=f"{look_elsewhere}, or train offline on the shipped subset with --dataset mnist-5k",
             ) from None
         raise DataError(
             f"{title} is not in {data_dir} and --no-download was given",

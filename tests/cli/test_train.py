@@ -224,7 +224,7 @@ def test_missing_dataset_offline_is_a_clear_error(tmp_path: Path, monkeypatch: p
     )
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
-    assert lines[-2] == f"error: MNIST is not in {tmp_path / 'empty'} and could not be downloaded"
+    assert lines[-2].startswith(f"error: MNIST is not in {tmp_path / 'empty'} and could not be downloaded (")
     assert lines[-1].startswith(
         "hint: point --data-dir at a folder that holds it, or train offline on the shipped subset with --dataset mnist-5k"
     )
