@@ -113,6 +113,19 @@ def test_an_impossible_sample_count_exits_2_with_the_range(run: Path, n: str) ->
     assert "Traceback" not in result.stderr
 
 
+def test_fewer_samples_than_features_get_a_note_for_fd_and_kid_only(run: Path) -> None:
+    """At 10 samples the real images' own Fréchet distance was 286 (1.9 at 10,000), unremarked."""
+    few = ["evaluate", str(run), "--device", "cpu", "--n-samples", "50"]
+    result = runner.invoke(app, [*few, "--metrics", "class-accuracy,fd"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "note: 50 samples are fewer than the evaluator's 128 features: Fréchet distance from so few "
+        "is mostly sampling noise (compare each with its real-images value, and checkpoints at the same --n-samples)"
+    )
+    assert "note:" not in runner.invoke(app, [*few, "--metrics", "class-accuracy"]).stderr
+    assert "note:" not in runner.invoke(app, [*few[:-1], "128", "--metrics", "kid"]).stderr
+
+
 def test_an_unknown_metric_exits_2_listing_the_valid_ones(run: Path) -> None:
     result = runner.invoke(app, ["evaluate", str(run), "--metrics", "fd,fid"])
     assert result.exit_code == 2

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acgan_cli.core.data import DATASETS, dataset_title, same_classes, same_dataset
-from acgan_cli.core.errors import CheckpointError, DataError, UsageError
+from acgan_cli.core.errors import CheckpointError, DataError, Notice, UsageError
 from acgan_cli.core.evaluation.config import QUICK_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.evaluator import Evaluator, EvaluatorError, EvaluatorInfo
 from acgan_cli.core.evaluation.events import (
@@ -335,10 +336,21 @@ def evaluate(
 
     from acgan_cli.core.checkpoint import KIND_TRAINING, check_checkpoint, load_generator
     from acgan_cli.core.devices import resolve_device, resolve_precision, reuse_freed_memory
+    from acgan_cli.core.evaluation.classifier import FEATURES
     from acgan_cli.core.evaluation.evaluator import load_evaluator, read_evaluator
 
     config = config or EvaluationConfig()
     infos = [check_checkpoint(path) for path in checkpoints]  # a damaged one before hours of work
+    noisy = [title for name, title in (("fd", "Fréchet distance"), ("kid", "KID")) if name in config.metrics]
+    if infos and noisy and config.n_samples < FEATURES:  # a covariance of rank < its size
+        warnings.warn(
+            Notice(
+                f"{config.n_samples} samples are fewer than the evaluator's {FEATURES} features: "
+                f"{' and '.join(noisy)} from so few {'is' if len(noisy) == 1 else 'are'} mostly sampling "
+                "noise (compare each with its real-images value, and checkpoints at the same --n-samples)"
+            ),
+            stacklevel=2,
+        )
     evaluator_path = Path(config.evaluator).expanduser() if config.evaluator else None
     given = read_evaluator(evaluator_path)[1] if evaluator_path else None
     dataset = config.dataset or (given.dataset if given else infos[0].dataset if infos else "")
