@@ -34,6 +34,13 @@ class _OneLineUsageErrors(TyperGroup):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         words = list(args[0] if args else kwargs.get("args") or sys.argv[1:])
+        if "--install-completion" in words and {"-h", "--help"} & set(words):
+            # Asked for help, not for ~/.bashrc to be edited: click ran the install first.
+            at = words.index("--install-completion")
+            shell = words[at + 1 : at + 2] in (["bash"], ["zsh"], ["fish"], ["powershell"], ["pwsh"])
+            words = words[:at] + words[at + 1 + shell :]
+            args = (words, *args[1:]) if args else args
+            kwargs = {**kwargs, "args": words} if not args else kwargs
         after = _empty_argument(words)
         if after is not None:  # as the current folder, "" would train into it or read it as a run
             print_error(

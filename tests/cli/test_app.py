@@ -407,3 +407,28 @@ def test_a_value_of_the_wrong_type_is_named_with_the_value(args: list[str], erro
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0] == f"error: Invalid value for {error}"
     assert result.stderr.splitlines()[1].startswith("hint: ") and hint in result.stderr.splitlines()[1]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--install-completion", "bash", "--help"],
+        ["--help", "--install-completion"],
+        ["-h", "--install-completion"],
+    ],
+)
+def test_help_beside_install_completion_is_help_and_edits_no_shell_file(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """`acgan --install-completion bash --help` appended to ~/.bashrc: click ran the install first."""
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    done = subprocess.run(
+        [sys.executable, "-m", "acgan_cli", *args], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage: acgan [OPTIONS] COMMAND [ARGS]..." in done.stdout
+    assert list(tmp_path.iterdir()) == []
+    # Without --help it installs, as typer does.
+    done = subprocess.run([sys.executable, "-m", "acgan_cli", "--install-completion", "bash"], capture_output=True,
+                          text=True, env=env, check=False)  # fmt: skip
+    assert done.returncode == 0 and (tmp_path / ".bashrc").is_file(), done.stderr
