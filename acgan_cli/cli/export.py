@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,6 +25,7 @@ from acgan_cli.cli.common import (
 )
 from acgan_cli.core.checkpoint import extension, names_stdout
 from acgan_cli.core.config import one_of
+from acgan_cli.core.errors import Notice
 from acgan_cli.core.export import EXTENSIONS, FORMATS, format_for
 from acgan_cli.core.export import export as export_generator
 
@@ -175,6 +177,12 @@ def export(
     fmt = fmt.lower() if fmt else _format_from_name(out)  # ONNX is onnx, as .ONNX is
     if fmt not in FORMATS:  # before a checkpoint is looked for: a typo is the first thing to fix
         raise typer.BadParameter(one_of(fmt, FORMATS), param_hint="--format")
+    named = format_for(out) if out and not to_stdout else None
+    if named is not None and named != fmt:  # kept as asked, but not without a word
+        warnings.warn(
+            Notice(f"{out} will hold a {fmt} file (--format {fmt}), though its name says {named}"),
+            stacklevel=2,
+        )
     # torch (and onnx) load inside the export, so `acgan export --help` stays instant. The
     # export checks the format and options against its registry (a usage error exits 2).
     with checkpoint_from_environment(from_environment(ctx, "checkpoint")):

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -26,7 +27,7 @@ from acgan_cli.cli.common import (
 )
 from acgan_cli.core.checkpoint import extension
 from acgan_cli.core.config import check_device, check_seed, one_of
-from acgan_cli.core.errors import AcganError
+from acgan_cli.core.errors import AcganError, Notice
 from acgan_cli.core.sampling import FORMATS
 
 WHAT, OUTPUT, MODEL = "What to draw", "Output", "Model"
@@ -37,16 +38,21 @@ def _complete_format(incomplete: str) -> list[str]:
 
 
 def _output_format(fmt: str | None, out: str | None) -> str:
-    if fmt is not None:
-        fmt = fmt.lower()  # as the --out suffix is read: PNG is png
-        if fmt not in FORMATS:
-            raise typer.BadParameter(one_of(fmt, FORMATS), param_hint="--format")
-        return fmt
     suffix = (
         extension(out, [f".{name}" for name in FORMATS]).lstrip(".")
         if out and out != "-" and not _folder(out)
         else ""
     )
+    if fmt is not None:
+        fmt = fmt.lower()  # as the --out suffix is read: PNG is png
+        if fmt not in FORMATS:
+            raise typer.BadParameter(one_of(fmt, FORMATS), param_hint="--format")
+        if suffix in FORMATS and suffix != fmt:  # kept as asked, but not without a word
+            warnings.warn(
+                Notice(f"{out} will hold {fmt} data (--format {fmt}), though its name says {suffix}"),
+                stacklevel=2,
+            )
+        return fmt
     if suffix and suffix not in FORMATS:  # three.jpg would hold PNG bytes under a JPEG name
         raise typer.BadParameter(
             f"{out} ends in .{suffix}, which acgan sample does not write (it writes "

@@ -175,6 +175,11 @@ def test_default_path_is_next_to_the_checkpoint_and_out_picks_the_format(run: Pa
     result = runner.invoke(app, ["export", str(run), "--out", "exports/model.pt2"])
     assert result.exit_code == 0 and result.stdout.strip() == "exports/model.pt2"
     assert torch.export.load(tmp_path / "exports" / "model.pt2") is not None
+    result = runner.invoke(app, ["export", str(run), "-f", "pt2", "--out", "exports/named.onnx"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "note: exports/named.onnx will hold a pt2 file (--format pt2), though its name says onnx"
+    )
     result = runner.invoke(app, ["-q", "export", str(run), "-f", "torchscript", "--out", "exports"])
     assert (result.exit_code, result.stdout, result.stderr) == (0, "exports/latest.torchscript.pt\n", "")
     result = runner.invoke(app, ["-q", "export", str(run), "-f", "safetensors", "--out", "new/"])

@@ -194,6 +194,15 @@ def test_an_out_name_of_another_format_is_refused_unless_the_format_is_given(
     result = runner.invoke(app, ["sample", "--digit", "3", "--out", "three.jpg", "--format", "png"])
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "three.jpg").read_bytes().startswith(b"\x89PNG\r\n")
+    assert "note:" not in result.stderr  # .jpg is no format of acgan's: the user's own name
+    # A name of another of acgan's formats is kept as asked, but said (it was silent).
+    result = runner.invoke(app, ["sample", "--digit", "3", "--out", "three.png", "--format", "npz"])
+    assert result.exit_code == 0, result.stderr
+    assert (
+        result.stderr.splitlines()[0]
+        == "note: three.png will hold npz data (--format npz), though its name says png"
+    )
+    assert (tmp_path / "three.png").read_bytes().startswith(b"PK")
 
 
 def test_a_name_that_is_only_an_extension_picks_that_format(run: Path, tmp_path: Path) -> None:
