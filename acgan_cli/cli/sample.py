@@ -189,14 +189,15 @@ def sample(
         typer.Option(
             "--n",
             "-n",
-            help="Number of images (per class with --grid). \\[default: 1; 10 with --grid]",
+            help="Number of images (per class with --grid; 1..100,000 in all). \\[default: 1; 10 with --grid]",
             rich_help_panel=WHAT,
         ),
     ] = None,
     seed: Annotated[
         int | None,
         typer.Option(
-            help="Noise seed: the same seed draws the same pixels. \\[default: random]", rich_help_panel=WHAT
+            help="Noise seed (0..2³²−1): the same seed draws the same pixels. \\[default: random]",
+            rich_help_panel=WHAT,
         ),
     ] = None,
     out: Annotated[

@@ -137,45 +137,52 @@ def train(
     ] = TrainConfig.download,
     epochs: Annotated[
         int,
-        typer.Option(help="Passes over the training set.", rich_help_panel=TRAINING),
+        typer.Option(help="Passes over the training set (1..1,000,000).", rich_help_panel=TRAINING),
     ] = TrainConfig.epochs,
     max_steps: Annotated[
         int | None,
         typer.Option(
-            help="Stop after this many steps in total (overrides --epochs).", rich_help_panel=TRAINING
+            help="Stop after this many steps in total (overrides --epochs; 1..10⁹).", rich_help_panel=TRAINING
         ),
     ] = None,
     batch_size: Annotated[
-        int, typer.Option(help="Images per step.", rich_help_panel=TRAINING)
+        int,
+        typer.Option(
+            help="Images per step (1..65,536, at most the training images).", rich_help_panel=TRAINING
+        ),
     ] = TrainConfig.batch_size,
     lr: Annotated[
         float,
-        typer.Option(help="Adam learning rate.", rich_help_panel=TRAINING),
+        typer.Option(help="Adam learning rate, above 0 and below 1.", rich_help_panel=TRAINING),
     ] = TrainConfig.lr,
-    b1: Annotated[float, typer.Option(help="Adam beta1.", rich_help_panel=TRAINING)] = TrainConfig.b1,
-    b2: Annotated[float, typer.Option(help="Adam beta2.", rich_help_panel=TRAINING)] = TrainConfig.b2,
+    b1: Annotated[
+        float, typer.Option(help="Adam beta1, in [0, 1).", rich_help_panel=TRAINING)
+    ] = TrainConfig.b1,
+    b2: Annotated[
+        float, typer.Option(help="Adam beta2, in [0, 1).", rich_help_panel=TRAINING)
+    ] = TrainConfig.b2,
     seed: Annotated[
         int | None,
         typer.Option(
-            help="Seed for weights, data order and noise. \\[default: random, recorded]",
+            help="Seed for weights, data order and noise (0..2³²−1). \\[default: random, recorded]",
             rich_help_panel=TRAINING,
         ),
     ] = None,
     latent_dim: Annotated[
         int,
-        typer.Option(help="Length of the noise vector z.", rich_help_panel=MODEL),
+        typer.Option(help="Length of the noise vector z (1..4096).", rich_help_panel=MODEL),
     ] = TrainConfig.latent_dim,
     img_size: Annotated[
         int,
-        typer.Option(help="Image size in pixels (a multiple of 4).", rich_help_panel=MODEL),
+        typer.Option(help="Image size in pixels (a multiple of 4, 8..256).", rich_help_panel=MODEL),
     ] = TrainConfig.img_size,
     g_width: Annotated[
         int,
-        typer.Option(help="Generator width (channels).", rich_help_panel=MODEL),
+        typer.Option(help="Generator width (channels; even, 2..2048).", rich_help_panel=MODEL),
     ] = TrainConfig.g_width,
     d_width: Annotated[
         int,
-        typer.Option(help="Discriminator width (channels).", rich_help_panel=MODEL),
+        typer.Option(help="Discriminator width (channels; 1..512).", rich_help_panel=MODEL),
     ] = TrainConfig.d_width,
     ema: Annotated[
         bool,
@@ -186,7 +193,11 @@ def train(
         ),
     ] = TrainConfig.ema,
     ema_decay: Annotated[
-        float, typer.Option(help="Per-step decay of the generator's moving average.", rich_help_panel=MODEL)
+        float,
+        typer.Option(
+            help="Per-step decay of the generator's moving average, above 0 and below 1.",
+            rich_help_panel=MODEL,
+        ),
     ] = TrainConfig.ema_decay,
     recipe: Annotated[
         str,
@@ -219,7 +230,7 @@ def train(
     label_smoothing: Annotated[
         float | None,
         typer.Option(
-            help="D's target for real images is 1 minus this (bce only). \\[default: the recipe's]",
+            help="D's target for real images is 1 minus this (bce only; in [0, 0.5)). \\[default: the recipe's]",
             rich_help_panel=RECIPE,
         ),
     ] = None,
@@ -244,7 +255,7 @@ def train(
     g_class_weight: Annotated[
         float | None,
         typer.Option(
-            help="Weight of the class term in G's loss (its adversarial term weighs 1). "
+            help="Weight of the class term in G's loss, 0..100 (its adversarial term weighs 1). "
             "\\[default: the recipe's]",
             rich_help_panel=RECIPE,
         ),
