@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import secrets
@@ -22,6 +23,7 @@ from acgan_cli.cli.common import (
     handle_errors,
     interactive,
     print_result,
+    require_stdout,
     state,
     stderr_console,
 )
@@ -228,6 +230,14 @@ def sample(
             show_default=False,
         ),
     ] = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print what was drawn as one JSON document (path, seed, classes, checkpoint) instead of the path.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
     ckpt: Annotated[
         Path | None,
         typer.Option(
@@ -256,7 +266,7 @@ def sample(
     acgan sample --class sneaker --n 16 --ckpt runs/00002-fashion-mnist
     acgan sample --digit 7 --n 100 --out - --format npy > sevens.npy
 
-    The written path is printed on stdout (or the bytes themselves with --out -).
+    The written path is printed on stdout (or the bytes themselves with --out -; --json: the path, seed and what was drawn).
     """
     if digit is not None and class_name is not None:
         raise typer.BadParameter("give --digit or --class, not both", param_hint="--class")
@@ -265,8 +275,14 @@ def sample(
     if nrow is not None and fmt != "png":  # an array has no rows of images
         raise typer.BadParameter(f"applies to --format png only (not {fmt})", param_hint="--nrow")
     to_stdout = _to_stdout(out)
+    if to_stdout and json_output:
+        raise typer.BadParameter(
+            "the image data and the JSON would both go to stdout; drop one", param_hint="--json"
+        )
     if to_stdout:
         check_stdout_takes_bytes(f"{fmt} bytes")
+    if json_output:
+        require_stdout("the JSON report")
 
     from acgan_cli.core.checkpoint import load_generator, newest_checkpoint, resolve_checkpoint
     from acgan_cli.core.devices import resolve_device, reuse_freed_memory
@@ -323,7 +339,20 @@ def sample(
             raise AcganError(
                 f"cannot write {target_path}: {write_failure(target_path, exc)}", hint=write_hint(exc)
             ) from None
-        print_result(str(target_path), "the file's path", f"{target_path} is written")
+        if json_output:  # what a script needs to draw the same images again
+            report = {
+                "path": str(target_path),
+                "format": fmt,
+                "n": len(images),
+                "seed": seed,
+                "class": info.class_names[class_index] if class_index is not None else None,
+                "grid": grid,
+                "checkpoint": str(info.path),
+                "step": info.step,
+            }
+            print_result(json.dumps(report, indent=2), "the report", f"{target_path} is written")
+        else:
+            print_result(str(target_path), "the file's path", f"{target_path} is written")
         target = str(target_path)
     if not state.quiet:
         stderr_console().print(

@@ -1,4 +1,5 @@
 import io
+import json
 import os
 import pickle
 import resource
@@ -483,3 +484,19 @@ def test_many_images_show_a_bar_on_a_terminal_and_a_few_do_not(run: Path, tmp_pa
     )
     assert piped.exit_code == 0 and "drawing" not in piped.stderr  # no bar in a log or a pipe
     assert np.array_equal(np.load(tmp_path / "m.npy"), np.load(tmp_path / "p.npy"))
+
+
+def test_json_says_what_was_drawn_and_the_seed_draws_it_again(run: Path, tmp_path: Path) -> None:
+    """Under -q the seed a sample drew was lost to scripts: it was only in the stderr line."""
+    result = runner.invoke(app, ["-q", "sample", "--n", "4", "--json", "--out", "a.npz"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report == {
+        "path": "a.npz", "format": "npz", "n": 4, "seed": report["seed"], "class": None, "grid": False,
+        "checkpoint": str((run / "checkpoints" / "latest.safetensors").resolve()), "step": 12,
+    }  # fmt: skip
+    again = runner.invoke(app, ["-q", "sample", "--n", "4", "--seed", str(report["seed"]), "--out", "b.npz"])
+    assert again.exit_code == 0 and again.stdout == "b.npz\n"
+    assert np.array_equal(np.load(tmp_path / "a.npz")["images"], np.load(tmp_path / "b.npz")["images"])
+    both = runner.invoke(app, ["sample", "--json", "--out", "-", "--format", "npy"])
+    assert both.exit_code == 2 and "the image data and the JSON would both go to stdout" in both.stderr
