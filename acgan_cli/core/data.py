@@ -569,7 +569,9 @@ def training_images(name: str) -> int | None:
             head = f.read(8)
     except (OSError, EOFError, zlib.error, DataError):
         return None
-    return struct.unpack(">I", head[4:])[0] if len(head) == 8 and head[:2] == b"\0\0" else None
+    sane = len(head) == 8 and head[:3] == bytes((0, 0, IDX_UBYTE)) and head[3] in (3, 4)  # N x H x W (x C)
+    count = struct.unpack(">I", head[4:])[0] if sane else 0
+    return count or None  # none: loading the folder says what is wrong with it
 
 
 def check_split(name: str, split: str) -> None:
