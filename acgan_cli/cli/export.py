@@ -177,12 +177,6 @@ def export(
     fmt = fmt.lower() if fmt else _format_from_name(out)  # ONNX is onnx, as .ONNX is
     if fmt not in FORMATS:  # before a checkpoint is looked for: a typo is the first thing to fix
         raise typer.BadParameter(one_of(fmt, FORMATS), param_hint="--format")
-    named = format_for(out) if out and not to_stdout else None
-    if named is not None and named != fmt:  # kept as asked, but not without a word
-        warnings.warn(
-            Notice(f"{out} will hold a {fmt} file (--format {fmt}), though its name says {named}"),
-            stacklevel=2,
-        )
     # torch (and onnx) load inside the export, so `acgan export --help` stays instant. The
     # export checks the format and options against its registry (a usage error exits 2).
     with checkpoint_from_environment(from_environment(ctx, "checkpoint")):
@@ -191,6 +185,11 @@ def export(
 
             checkpoint = newest_checkpoint(named_by="`acgan export CKPT`")
         result = export_generator(checkpoint, fmt, out, opset=opset, half=half)
+    named = format_for(out) if out and not to_stdout else None
+    if named is not None and named != fmt:  # --format as asked, but not without a word
+        warnings.warn(
+            Notice(f"{out} holds a {fmt} file (--format {fmt}), though its name says {named}"), stacklevel=2
+        )
     if not to_stdout:  # the file's bytes are stdout's
         print_result(
             json.dumps(result.to_dict(), indent=2) if json_output else str(result.path),

@@ -49,11 +49,6 @@ def _output_format(fmt: str | None, out: str | None) -> str:
         fmt = fmt.lower()  # as the --out suffix is read: PNG is png
         if fmt not in FORMATS:
             raise typer.BadParameter(one_of(fmt, FORMATS), param_hint="--format")
-        if suffix in FORMATS and suffix != fmt:  # kept as asked, but not without a word
-            warnings.warn(
-                Notice(f"{out} will hold {fmt} data (--format {fmt}), though its name says {suffix}"),
-                stacklevel=2,
-            )
         return fmt
     if suffix and suffix not in FORMATS:  # three.jpg would hold PNG bytes under a JPEG name
         raise typer.BadParameter(
@@ -302,6 +297,11 @@ def sample(
         from acgan_cli.core.checkpoint import destination, refuse_to_overwrite_checkpoint
 
         refuse_to_overwrite_checkpoint(destination(target_path), "sample", reading=info.path)
+    named = extension(target_path, [f".{name}" for name in FORMATS]).lstrip(".") if target_path else ""
+    if named in FORMATS and named != fmt:  # --format as asked, but not without a word
+        warnings.warn(
+            Notice(f"{out} will hold {fmt} data (--format {fmt}), though its name says {named}"), stacklevel=2
+        )
     reuse_freed_memory()  # each pass reuses the last one's pages: 100,000 images in 0.7x the time on a CPU
     bar = _DrawingBar(live=interactive() and not state.quiet)
     try:

@@ -178,7 +178,7 @@ def test_default_path_is_next_to_the_checkpoint_and_out_picks_the_format(run: Pa
     result = runner.invoke(app, ["export", str(run), "-f", "pt2", "--out", "exports/named.onnx"])
     assert result.exit_code == 0, result.stderr
     assert result.stderr.splitlines()[0] == (
-        "note: exports/named.onnx will hold a pt2 file (--format pt2), though its name says onnx"
+        "note: exports/named.onnx holds a pt2 file (--format pt2), though its name says onnx"
     )
     result = runner.invoke(app, ["-q", "export", str(run), "-f", "torchscript", "--out", "exports"])
     assert (result.exit_code, result.stdout, result.stderr) == (0, "exports/latest.torchscript.pt\n", "")
