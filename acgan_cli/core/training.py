@@ -426,6 +426,18 @@ def resume_config(saved: TrainConfig, overrides: dict[str, object]) -> TrainConf
     return config
 
 
+def resumed_config(saved: TrainConfig, config: TrainConfig) -> TrainConfig:
+    """A whole `config` for a resume of a run trained with `saved`, held to the rules of
+    `acgan train --resume` (`resume_config`): its fields that differ are the changes asked for.
+    The API took any config, and a resume with another seed or batch size went on, no longer exact."""
+    changed = {
+        field.name: getattr(config, field.name)
+        for field in dataclasses.fields(TrainConfig)
+        if getattr(config, field.name) != getattr(saved, field.name)
+    }
+    return resume_config(saved, changed)
+
+
 def _refuse_change(name: str, value: object, saved: object) -> None:
     option = f"--{name.replace('_', '-')}"
     raise UsageError(
@@ -490,15 +502,25 @@ class Trainer:
 
     def __init__(
         self,
-        config: TrainConfig,
+        config: TrainConfig | None = None,
         *,
         run_dir: str | Path | None = None,
         resume: str | Path | None = None,
         runs_dir: str | Path | None = None,
         dataset: Dataset | None = None,
     ) -> None:
+        """`config`: the run's settings; with `resume`, None continues the checkpoint's own, and a
+        config given is held to what `acgan train --resume` allows (`resumed_config`)."""
         # Paths as str too, as open() takes them: train(config, run_dir="runs/x") raised AttributeError.
         run_dir, resume, runs_dir = (Path(p) if p is not None else None for p in (run_dir, resume, runs_dir))
+        resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
+        if resume_info is not None:
+            saved = ckpt.training_config_of(resume_info)  # a generator-only file cannot resume
+            config = saved if config is None else resumed_config(saved, config)
+        elif config is None:
+            raise UsageError(
+                "a new run needs a TrainConfig", option="config", detail="give a TrainConfig, or resume"
+            )
         self.config = config
         self.device, self.precision, compile_mode, self.cuda_graph = resolve_training(
             config.device, config.precision, config.compile, config.cuda_graph
@@ -506,9 +528,6 @@ class Trainer:
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         if self.device.type == "cuda":  # the captured step's streams are the current device's: cuda:N's
             torch.cuda.set_device(self.device)
-        resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
-        if resume_info is not None:
-            ckpt.training_config_of(resume_info)  # a generator-only file cannot resume
 
         check_out(run_dir, resume_info, runs_dir)  # before the data is loaded, or downloaded
         if resume_info is not None:  # so is what its run folder's record lets it refuse (again once counted)
@@ -1206,7 +1225,7 @@ class Trainer:
 
 
 def train(
-    config: TrainConfig,
+    config: TrainConfig | None = None,
     *,
     run_dir: str | Path | None = None,
     resume: str | Path | None = None,
@@ -1214,6 +1233,10 @@ def train(
     on_event: Callable[[Event | EvaluationEvent], None] = lambda event: None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> TrainResult:
-    """Set up and run one training run (see `Trainer`)."""
+    """Set up and run one training run (see `Trainer`): a new one from `config`, into `run_dir` or
+    the next numbered folder under `runs_dir` (default $ACGAN_RUNS_DIR or ./runs); or, with
+    `resume` (a checkpoint or run folder), the run it holds, continued at its step with its own
+    config, or with `config`'s changes where a resume allows them (more steps, the learning rate).
+    `on_event` receives each Event (steps, logs, checkpoints); `should_stop()` True stops and saves."""
     trainer = Trainer(config, run_dir=run_dir, resume=resume, runs_dir=runs_dir)
     return trainer.run(on_event=on_event, should_stop=should_stop)

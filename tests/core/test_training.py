@@ -629,6 +629,31 @@ def test_the_api_takes_paths_as_strings_as_open_does(tmp_path: Path, monkeypatch
     assert train(tiny_config(max_steps=1), runs_dir="many").run_dir.resolve().parent == tmp_path / "many"
 
 
+def test_a_resume_through_the_api_is_held_to_the_clis_rules(tmp_path: Path) -> None:
+    """train(config, resume=RUN) took any config: another seed and batch size went on, rewriting
+    config.json, no longer exact; a config left out could not be said at all."""
+    from acgan_cli.core.training import train
+
+    run = train(tiny_config(max_steps=2, seed=1), run_dir=tmp_path / "run").run_dir
+    before = (run / "config.json").read_bytes()
+    for change, option in (
+        ({"seed": 7}, "seed"),
+        ({"batch_size": 8}, "batch_size"),
+        ({"g_width": 32}, "g_width"),
+    ):
+        with pytest.raises(UsageError, match=f"cannot resume with --{option.replace('_', '-')} ") as caught:
+            train(tiny_config(**{"max_steps": 4, "seed": 1, **change}), resume=run)
+        assert caught.value.option == option
+    assert (run / "config.json").read_bytes() == before and ckpt.read_info(run).step == 2
+    # Allowed changes go through (more steps, another learning rate); no config: the run's own.
+    assert train(tiny_config(max_steps=3, seed=1, lr=1e-3), resume=run).step == 3
+    assert json.loads((run / "config.json").read_text())["train"]["lr"] == 1e-3
+    with pytest.raises(UsageError, match="nothing to train"):
+        train(resume=run)  # its own end, max_steps 3, is reached
+    with pytest.raises(UsageError, match="a new run needs a TrainConfig"):
+        train()
+
+
 def test_keep_checkpoints_prunes_the_oldest_step_files_after_the_new_one_is_written(
     tmp_path: Path, small_dataset
 ) -> None:
