@@ -434,7 +434,7 @@ def train(
             from acgan_cli.core.training import check_resume, recorded_steps_per_epoch
 
             end_given = "epochs" in given or "max_steps" in given
-            check_resume(info, config, out, recorded_steps_per_epoch(info.path), end_given)
+            check_resume(info, config, out, recorded_steps_per_epoch(info.path, config), end_given)
         if dry_run:
             from acgan_cli.core.training import run_settings
 

@@ -58,6 +58,7 @@ from acgan_cli.core.data import (
     same_classes,
     same_dataset,
     to_model_range,
+    training_images,
 )
 from acgan_cli.core.devices import release_freed_memory, resolve_training, reuse_freed_memory
 from acgan_cli.core.errors import (
@@ -321,9 +322,13 @@ def check_not_behind(resumed: ckpt.CheckpointInfo, run_dir: Path | None) -> None
         _refuse_to_rewrite(home, resumed)
 
 
-def recorded_steps_per_epoch(checkpoint: Path) -> int | None:
-    """The steps per epoch that the run folder of `checkpoint` recorded in its config.json, if it has one."""
-    return _recorded(checkpoint, "steps_per_epoch")
+def recorded_steps_per_epoch(checkpoint: Path, config: TrainConfig | None = None) -> int | None:
+    """The steps per epoch that the run folder of `checkpoint` recorded in its config.json, if it has
+    one; else, given the run's `config`, as many as its dataset's training images make without
+    loading them (a step file outside its run folder), if they can be counted."""
+    recorded = _recorded(checkpoint, "steps_per_epoch")
+    images = training_images(config.dataset) if recorded is None and config is not None else None
+    return recorded or (images // config.batch_size if images and config else None) or None
 
 
 def _recorded(checkpoint: Path, *keys: str) -> int | None:
@@ -531,7 +536,7 @@ class Trainer:
 
         check_out(run_dir, resume_info, runs_dir)  # before the data is loaded, or downloaded
         if resume_info is not None:  # so is what its run folder's record lets it refuse (again once counted)
-            check_resume(resume_info, config, run_dir, recorded_steps_per_epoch(resume_info.path))
+            check_resume(resume_info, config, run_dir, recorded_steps_per_epoch(resume_info.path, config))
         self.data = self._load_data(dataset, resume_info)
         self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
         self.recipe = config.settings()

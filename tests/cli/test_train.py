@@ -486,3 +486,22 @@ def test_a_batch_larger_than_the_data_is_refused_by_a_dry_run_too(tmp_path: Path
             assert "loading" not in result.stderr and not (tmp_path / "run").exists()  # refused before it
         fits = runner.invoke(app, ["train", "--dataset", dataset, "--batch-size", str(images), "--dry-run"])
         assert fits.exit_code == 0, fits.stderr
+
+
+def test_a_finished_step_file_outside_its_run_is_refused_before_loading(tmp_path: Path) -> None:
+    """A step file copied out of its run said "Invalid value for --epochs" (never given), after loading."""
+    args = [*TINY_ARGS, "--batch-size", "2500", "--dataset", "mnist-5k", "--out", "run"]
+    assert runner.invoke(app, ["train", "--epochs", "2", *args]).exit_code == 0
+    (tmp_path / "loose").mkdir()
+    loose = tmp_path / "loose" / "step.safetensors"
+    shutil.copy(tmp_path / "run" / "checkpoints" / "latest.safetensors", loose)
+    result = runner.invoke(app, ["train", "--resume", str(loose)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: nothing to train: {loose} is at step 4, where the run's --epochs 2 ends",
+        f"hint: ask for more to continue it, e.g. `acgan train --resume {loose} --epochs 4`",
+    ]  # and nothing was loaded: no "loading" line
+    assert (
+        runner.invoke(app, ["train", "--resume", str(loose), "--epochs", "3", "--out", "more"]).exit_code == 0
+    )
+    assert read_info(tmp_path / "more").step == 6
