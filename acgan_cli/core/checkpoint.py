@@ -1048,11 +1048,15 @@ def load_scaler(
 
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, CheckpointInfo]:
-    """The generator of a checkpoint (its EMA copy when it has one), in eval mode on `device`."""
+    """The generator of a checkpoint (its EMA copy when it has one), in eval mode on `device`
+    (a torch.device, or a name as --device takes it: cpu, cuda, cuda:N, mps, auto)."""
     import torch
 
+    from acgan_cli.core.devices import resolve_device
     from acgan_cli.core.models import Generator
 
+    if isinstance(device, str):  # "gpu" or "cuda" without CUDA: a DeviceError, not torch's RuntimeError
+        device = resolve_device(device)
     info, tensors = load_checkpoint(path)
     generator = Generator(info.model)
     prefix = "generator_ema" if info.has_ema else "generator"

@@ -544,20 +544,22 @@ def _check_format(fmt: str, options: ExportOptions) -> ExportFormat:
 
 def export(
     checkpoint: str | Path,
-    fmt: str,
+    fmt: str | None = None,
     out: str | Path | None = None,
     *,
     opset: int | None = None,
     half: bool = False,
     tolerance: float | None = None,
 ) -> ExportResult:
-    """Write the checkpoint's generator as `fmt`, load it back, compare it with PyTorch, then rename.
+    """Write the checkpoint's generator as `fmt` (default: the format `out`'s extension names, else
+    onnx), load it back, compare it with PyTorch, then rename.
 
     `checkpoint` is a file or a run folder; `out` a file or folder (default: `default_output`).
     `tolerance` defaults to TOLERANCE (HALF_TOLERANCE with `half`). Raises UsageError for
     options that cannot work, CheckpointError for an unreadable checkpoint, and ExportError
     when the file cannot be written or does not compute the same images; then no file is left.
     """
+    fmt = fmt or (format_for(out) if out else None) or "onnx"  # as `acgan export` picks it
     options = ExportOptions(opset=opset, half=half)
     spec = _check_format(fmt, options)
     if spec.resolve is not None:

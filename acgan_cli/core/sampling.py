@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from acgan_cli.core.config import check_seed
 from acgan_cli.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -241,6 +242,14 @@ def draw_samples(
     `on_batch(done)` after each forward pass.
     """
     config = generator.config
+    check_seed(seed)  # a larger one would draw a smaller one's images (32-bit Mersenne Twister)
+    if class_index is not None and not 0 <= class_index < config.n_classes:
+        raise UsageError(
+            f"class {class_index} is out of range: this model has {config.n_classes} classes, "
+            f"0..{config.n_classes - 1}",
+            option="digit",
+            detail=f"this model has {config.n_classes} classes, 0..{config.n_classes - 1} (got {class_index})",
+        )
     if grid and class_index is not None:
         raise UsageError(
             "--grid draws every class; it cannot be combined with --digit or --class",

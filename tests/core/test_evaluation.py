@@ -443,6 +443,22 @@ def test_evaluate_on_a_20_step_checkpoint_returns_every_key(run20: Path, evaluat
     assert reference["discriminator_accuracy"] == pytest.approx(reference["class_accuracy"])
 
 
+def test_one_checkpoint_and_a_metrics_string_are_taken_as_the_cli_takes_them(
+    run20: Path, evaluator: Evaluator
+) -> None:
+    """evaluate("RUN") walked the path's characters ("/ holds no checkpoint"); metrics="fd" was
+    read as the metrics "f" and "d"."""
+    config = EvaluationConfig(n_samples=200, device="cpu", metrics="fd,class-accuracy")
+    assert config.metrics == ("fd", "class-accuracy")
+    for one in (str(run20), run20):
+        (result,) = evaluate(one, config).checkpoints
+        assert result.step == 20 and set(result.scores.figures) == {
+            "frechet_distance",
+            "class_accuracy",
+            "class_accuracy_per_class",
+        }
+
+
 def test_evaluate_is_repeatable_for_a_seed(run20: Path) -> None:
     config = EvaluationConfig(
         n_samples=300, device="cpu", precision="fp32", metrics=("class-accuracy", "fd", "kid")

@@ -237,6 +237,14 @@ def test_options_that_cannot_work_are_usage_errors(
     assert caught.value.option == option and message in caught.value.detail
 
 
+def test_without_a_format_the_out_name_or_onnx_decides_as_in_the_cli(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """export(run, None, "g.pt2") raised AttributeError."""
+    assert ex.export(trained_run, out=tmp_path / "g.pt2").format == "pt2"
+    assert ex.export(trained_run, None, tmp_path / "folder/").format == "onnx"
+
+
 def test_unreadable_checkpoints_are_checkpoint_errors(tmp_path: Path) -> None:
     (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint at all")
     for path in (tmp_path / "missing.safetensors", tmp_path / "junk.safetensors", tmp_path):

@@ -111,3 +111,21 @@ def test_a_large_sheet_is_near_square_and_a_small_one_ten_wide() -> None:
         assert nrow == width, n
     picture = Image.open(BytesIO(encode_png(images, nrow)))
     assert picture.size == (45 * (8 + GRID_PADDING) + GRID_PADDING, 45 * (8 + GRID_PADDING) + GRID_PADDING)
+
+
+def test_the_api_refuses_a_class_or_seed_out_of_range_as_the_cli_does(trained_run) -> None:
+    """draw_samples(class_index=42) raised IndexError; seed=2**32 drew seed 0's images."""
+    from acgan_cli.core.checkpoint import load_generator
+    from acgan_cli.core.errors import ConfigError, DeviceError
+
+    generator, _ = load_generator(trained_run)
+    with pytest.raises(UsageError, match=r"this model has 10 classes, 0\.\.9") as caught:
+        draw_samples(generator, class_index=42, n=1, grid=False, seed=0)
+    assert caught.value.option == "digit"
+    with pytest.raises(ConfigError, match=r"must be in 0\.\.4294967295"):
+        draw_samples(generator, class_index=None, n=1, grid=False, seed=2**32)
+    with pytest.raises(ConfigError, match="did you mean cuda"):  # torch said "Expected one of cpu, cuda, …"
+        load_generator(trained_run, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            load_generator(trained_run, device="cuda")

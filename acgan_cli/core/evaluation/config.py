@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from acgan_cli.core.config import check_device, check_precision, check_seed, require, require_utf8_path
-from acgan_cli.core.evaluation.metrics import METRICS
+from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
 
 MAX_SAMPLES = 100_000  # images one checkpoint may be scored on
 QUICK_SAMPLES = 2_000  # images `quick_metrics` draws (for `acgan train --eval-every`)
@@ -37,6 +37,8 @@ class EvaluationConfig:
     evaluator_seed: int = 0  # seeds a newly trained evaluator; part of the cache key
 
     def __post_init__(self) -> None:
+        if isinstance(self.metrics, str):  # "fd,kid" as --metrics takes it, not its letters
+            object.__setattr__(self, "metrics", parse_metrics(self.metrics))
         require(
             1 <= self.n_samples <= MAX_SAMPLES,
             "n_samples",

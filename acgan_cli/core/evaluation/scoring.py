@@ -322,17 +322,21 @@ def check_fits(info: CheckpointInfo, dataset: str, evaluator: EvaluatorInfo | No
 
 
 def evaluate(
-    checkpoints: Sequence[str | Path],
+    checkpoints: Sequence[str | Path] | str | Path,
     config: EvaluationConfig | None = None,
     on_event: Callable[[EvaluationEvent], None] = lambda event: None,
 ) -> EvaluationReport:
-    """Score each checkpoint (file or run folder) with the metrics of `config`, beside reference values.
+    """Score each checkpoint (file or run folder; one, or a list) with the metrics of `config`,
+    beside reference values.
 
     The evaluator is the one for the checkpoints' dataset (or `config.dataset`), loaded from the
     cache or trained on first use, or `config.evaluator`. Every checkpoint must come from that
     dataset. With no checkpoints, only the evaluator is loaded or trained.
     """
     import torch
+
+    if isinstance(checkpoints, (str, Path)):  # one, not its characters
+        checkpoints = [checkpoints]
 
     from acgan_cli.core.checkpoint import KIND_TRAINING, check_checkpoint, load_generator
     from acgan_cli.core.devices import resolve_device, resolve_precision, reuse_freed_memory
