@@ -3,4 +3,44 @@
 Nothing in here talks to a terminal: no typer, no rich, no printing. The training
 loop reports through events (`acgan_cli.core.events`); errors are `AcganError`s
 that carry a hint (`acgan_cli.core.errors`).
+
+What the commands do, in Python (README, "In Python"):
+
+    from acgan_cli.core import TrainConfig, train, load_generator, draw_samples, evaluate, export_generator
+
+The names below are imported when first used, so `import acgan_cli.core` (and `acgan --help`)
+stays free of torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "TrainConfig": "acgan_cli.core.config",
+    "ModelConfig": "acgan_cli.core.config",
+    "train": "acgan_cli.core.training",
+    "Trainer": "acgan_cli.core.training",
+    "TrainResult": "acgan_cli.core.training",
+    "load_generator": "acgan_cli.core.checkpoint",
+    "read_info": "acgan_cli.core.checkpoint",
+    "draw_samples": "acgan_cli.core.sampling",
+    "export_generator": "acgan_cli.core.export",  # export(): the submodule's name is `export`
+    "evaluate": "acgan_cli.core.evaluation",
+    "EvaluationConfig": "acgan_cli.core.evaluation",
+    "load_dataset": "acgan_cli.core.data",
+    "AcganError": "acgan_cli.core.errors",
+}
+_RENAMED = {"export_generator": "export"}
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), _RENAMED.get(name, name))
+
+
+def __dir__() -> list[str]:
+    return sorted(_PUBLIC)

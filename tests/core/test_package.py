@@ -1,5 +1,8 @@
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _modules_after(code: str) -> set[str]:
@@ -69,3 +72,37 @@ def test_the_wheel_ships_the_digits_with_their_attribution(tmp_path) -> None:
     assert hashlib.sha256(digits).hexdigest() in provenance  # it describes the very file shipped
     assert "acgan_cli/py.typed" in names  # the library's annotations count for its users' type checkers
     assert not [name for name in names if name.startswith(("tests/", "bench/")) or "__pycache__" in name]
+
+
+def test_the_readmes_python_example_runs_as_written(tmp_path: Path, evaluator_cache: Path) -> None:
+    """The README's "In Python" section: train, resume, draw, evaluate and export through
+    `acgan_cli.core` alone, as a user would copy it."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    match = re.search(r"<!-- python-api-example -->\s*```python\n(.*?)```", readme, re.DOTALL)
+    assert match is not None, "README.md has no ```python block after <!-- python-api-example -->"
+    (tmp_path / "example.py").write_text(match.group(1))
+    env = {**os.environ, "ACGAN_CACHE_DIR": str(evaluator_cache)}
+    done = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True,
+                          env=env, check=False, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    scores, written = done.stdout.splitlines()
+    assert float(scores.split()[0]) > 0 and scores.endswith(" torch.Size([8, 1, 32, 32]) 3")
+    assert written == "runs/api/generator.pt2" and (tmp_path / written).is_file()
+    from acgan_cli.core import read_info
+
+    assert read_info(tmp_path / "runs" / "api").step == 30
+
+
+def test_the_public_names_import_lazily_and_all_exist() -> None:
+    code = (
+        "import sys, acgan_cli.core as core\n"
+        "assert 'torch' not in sys.modules, 'import acgan_cli.core loaded torch'\n"
+        "missing = [name for name in core.__all__ if getattr(core, name, None) is None]\n"
+        "assert not missing, missing\n"
+        "print(' '.join(sorted(dir(core))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert {"train", "evaluate", "export_generator", "draw_samples", "load_generator", "TrainConfig"} <= set(
+        done.stdout.split()
+    )
