@@ -137,12 +137,16 @@ def train(
     ] = TrainConfig.download,
     epochs: Annotated[
         int,
-        typer.Option(help="Passes over the training set (1..1,000,000).", rich_help_panel=TRAINING),
+        typer.Option(
+            help="Passes over the training set in all (1..1,000,000; a resume counts those done).",
+            rich_help_panel=TRAINING,
+        ),
     ] = TrainConfig.epochs,
     max_steps: Annotated[
         int | None,
         typer.Option(
-            help="Stop after this many steps in total (overrides --epochs; 1..10⁹).", rich_help_panel=TRAINING
+            help="Stop after this many steps in all, a resume's included (overrides --epochs; 1..10⁹).",
+            rich_help_panel=TRAINING,
         ),
     ] = None,
     batch_size: Annotated[

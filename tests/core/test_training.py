@@ -692,3 +692,33 @@ def test_a_stop_while_the_evaluator_trains_ends_the_run_before_its_first_step(tm
     assert evaluator_steps() == 3
     assert not any(isinstance(event, StepDone) for event in events)
     assert not list((tmp_path / "cache").rglob("*.safetensors"))  # no half-trained evaluator cached
+
+
+def test_a_windows_images_per_second_leave_out_the_checkpoints_and_grids_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Their time landed in the next window: with --log-every 1 the windows alternated 326 and
+    1,289 images/s. Here each save takes 100 s of a clock the run reads, and no window holds one."""
+    import time as real_time
+    import types
+
+    from acgan_cli.core import training
+
+    skipped = [0.0]
+    clock = types.SimpleNamespace(perf_counter=lambda: real_time.perf_counter() + skipped[0])
+    monkeypatch.setattr(training, "time", clock)
+    for name in ("_save_checkpoint", "_save_samples"):
+        save = getattr(Trainer, name)
+
+        def slow(self, *args, _save=save, **kwargs):
+            skipped[0] += 100.0
+            return _save(self, *args, **kwargs)
+
+        monkeypatch.setattr(Trainer, name, slow)
+    config = tiny_config(max_steps=6, log_every=1, ckpt_every=2, sample_every=3)
+    run = Trainer(config, run_dir=tmp_path / "run")
+    run.run()
+    windows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [w["step"] for w in windows] == [1, 2, 3, 4, 5, 6] and skipped[0] >= 500
+    assert all(w["seconds"] < 100 for w in windows), [w["seconds"] for w in windows]
+    assert windows[-1]["time"] >= 300  # the run's own time still holds the saves before step 6
