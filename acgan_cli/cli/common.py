@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -36,6 +37,15 @@ class State:
 state = State()
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """A reader that went away (`2>&1 | head`) raises BrokenPipeError, which each command
+        ends on as SIGPIPE ends cat (141; train saves first). rich's own answer was SystemExit(1),
+        after pointing stdout, whatever the console's stream, at /dev/null."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
 def stderr_console() -> Console:
     """A console on stderr; no colour when NO_COLOR is set or stderr is not a terminal.
 
@@ -43,7 +53,7 @@ def stderr_console() -> Console:
     markup ("run[/x]" raised an error after a finished run) or emoji codes (":smile:"). A line
     that styles a word asks for markup and escapes the rest (`print_error`).
     """
-    return Console(
+    return _Console(
         stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False, no_color=no_color() or None
     )
 
@@ -153,11 +163,16 @@ def print_result(text: str, what: str, done: str | None = None) -> None:
 
 
 def print_error(message: str, hint: str | None = None) -> None:
-    """`error: message` and `hint: hint` on stderr."""
+    """`error: message` and `hint: hint` on stderr; a stderr whose reader went away takes nothing
+    more, and the command still ends with its error's exit code."""
     console = stderr_console()
-    console.print(f"[bold red]error:[/] {_escape(message)}", markup=True)
-    if hint:
-        console.print(f"[dim]hint:[/] {_escape(hint)}", markup=True)
+    try:
+        console.print(f"[bold red]error:[/] {_escape(message)}", markup=True)
+        if hint:
+            console.print(f"[dim]hint:[/] {_escape(hint)}", markup=True)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
 
 
 def _escape(text: str) -> str:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import traceback
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -44,7 +45,7 @@ from acgan_cli.core.data import (
     check_split,
     training_images,
 )
-from acgan_cli.core.errors import DataError, DivergedError
+from acgan_cli.core.errors import AcganError, DataError, DivergedError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -496,13 +497,33 @@ def _nothing_saved(terminated: bool, resumed: Path | None, when: str, hint: str)
     return typer.Exit(EXIT_SIGTERM if terminated else EXIT_SIGINT)
 
 
+class _ReaderGone:
+    """Draws the run's events until stderr's reader goes away (`2>&1 | head`), then asks the run to
+    stop and save, as SIGTERM does: the BrokenPipeError ended it at once, after its last checkpoint
+    but with later grids and metrics written. Afterwards stderr is /dev/null, so nothing more fails."""
+
+    def __init__(self, draw: Callable[[object], None]) -> None:
+        self.draw, self.gone = draw, False
+
+    def __call__(self, event: object) -> None:
+        if self.gone:
+            return
+        try:
+            self.draw(event)
+        except BrokenPipeError:
+            self.gone = True
+            with suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+
+
 def _run(trainer: Trainer, console: Console) -> None:
     config = trainer.config
     draw = _renderer(console, with_evaluation=bool(config.eval_every))
+    shown = _ReaderGone(draw)
     with _StopRequests(console) as stop:
         code = EXIT_SIGINT
         try:
-            result = trainer.run(on_event=draw, should_stop=lambda: bool(stop.received))
+            result = trainer.run(on_event=shown, should_stop=lambda: bool(stop.received) or shown.gone)
         except KeyboardInterrupt:  # the second Ctrl-C, in a step or a checkpoint write
             result = None
         except Exception as exc:
@@ -515,7 +536,12 @@ def _run(trainer: Trainer, console: Console) -> None:
             result, code = None, stop.exit_code
         finally:
             stop.hold()  # the run is over: say where it saved before any other signal is obeyed
-            draw.close()
+            with suppress(BrokenPipeError):
+                draw.close()
+        if shown.gone and result is not None:  # saved; no one reads what it would say: end as SIGPIPE does
+            with suppress(BrokenPipeError, AcganError):  # stdout, the result's, may be the same pipe
+                _print_run_dir(result.run_dir, stopped=True)
+            raise typer.Exit(141)
 
         if result is None:
             word = "terminated" if code == EXIT_SIGTERM else "interrupted"

@@ -505,3 +505,34 @@ def test_a_finished_step_file_outside_its_run_is_refused_before_loading(tmp_path
         runner.invoke(app, ["train", "--resume", str(loose), "--epochs", "3", "--out", "more"]).exit_code == 0
     )
     assert read_info(tmp_path / "more").step == 6
+
+
+def test_a_reader_of_stderr_that_goes_away_stops_the_run_after_a_save(tmp_path: Path) -> None:
+    """`acgan train 2>&1 | head -3` ended the run at the next line (rich's SystemExit(1)), past its
+    last checkpoint, with later grids and metrics written: it stops and saves, as SIGTERM does, 141."""
+    args = [sys.executable, "-m", "acgan_cli", "train", "--dataset", "mnist-5k", "--max-steps", "2000",
+            "--log-every", "2", *TINY_ARGS, "--out", "run", "--device", "cpu"]  # fmt: skip
+    child = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines = [child.stderr.readline() for _ in range(3)]  # the loading line, the run's, the first window
+    child.stderr.close()
+    assert child.wait(timeout=120) == 141, lines
+    assert child.stdout.read().decode().strip().endswith("run")  # the result still reaches stdout
+    saved = read_info(tmp_path / "run").step
+    windows = [
+        json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert 2 <= saved < 2000 and windows[-1] == saved  # nothing written past the checkpoint
+    assert (
+        runner.invoke(
+            app, ["train", "--resume", str(tmp_path / "run"), "--max-steps", str(saved + 2)]
+        ).exit_code
+        == 0
+    )
+
+
+def test_an_error_whose_stderr_reader_went_away_keeps_its_exit_code(tmp_path: Path) -> None:
+    """rich ended the command with status 1 (and pointed stdout at /dev/null), whatever the error."""
+    child = subprocess.Popen([sys.executable, "-m", "acgan_cli", "train", "--dataset", "nowhere"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    child.stderr.close()  # before the error line is written
+    assert child.wait(timeout=60) == 2  # a usage error's
