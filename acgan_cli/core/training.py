@@ -908,6 +908,8 @@ class Trainer:
                 "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps,
                 "resumed_from": str(self.resumed_from.resolve()) if self.resumed_from else None,
+                # latest.safetensors moves on, and --keep-checkpoints may prune the step file: the step stays
+                "resumed_at_step": self.start_step if self.resumed_from else None,
                 "versions": {
                     "acgan": __version__,
                     "torch": torch.__version__,

@@ -613,6 +613,7 @@ def test_a_trainer_holds_its_run_folder_until_its_run_ends(tmp_path: Path) -> No
     del idle
     gc.collect()
     assert train(tiny_config(max_steps=4), resume=run).step == 4
+    assert json.loads((run / "config.json").read_text())["resumed_at_step"] == 3
     assert json.loads((run / "config.json").read_text())["resumed_from"] == str(
         run / "checkpoints" / "latest.safetensors"
     )  # absolute, whatever the path it was given
