@@ -753,6 +753,12 @@ class Trainer:
             # A run that had no average starts one from the current generator.
             source = "generator_ema" if info.has_ema else "generator"
             ckpt.load_module(self.generator_ema, tensors, source, info.path)
+            if not info.has_ema:
+                warnings.warn(
+                    Notice(f"{info.path} holds no moving average (it was trained with --no-ema); --ema "
+                           "starts one from its generator, which samples like it until the average moves"),
+                    stacklevel=3,
+                )  # fmt: skip
         elif info.has_ema:
             warnings.warn(
                 Notice(f"--no-ema drops the moving average {info.path} holds; this run's checkpoints sample "

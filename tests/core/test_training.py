@@ -419,9 +419,16 @@ def test_a_resume_with_no_ema_says_it_drops_the_average(tmp_path: Path, small_da
         resumed = Trainer(config, resume=first.run_dir, dataset=small_dataset)
     resumed.run()
     assert not ckpt.read_info(first.run_dir).has_ema
-    with warnings.catch_warnings():  # a run that keeps its average is resumed without a word
+    with warnings.catch_warnings():  # a run resumed as it was is resumed without a word
         warnings.simplefilter("error")
-        Trainer(resume_config(first.config, {"max_steps": 6}), resume=first.run_dir, dataset=small_dataset)
+        Trainer(resume_config(config, {"max_steps": 6}), resume=first.run_dir, dataset=small_dataset)
+    # Turning it back on starts a fresh average: said, where it was silent.
+    with pytest.warns(
+        Notice, match=r"holds no moving average \(it was trained with --no-ema\); --ema starts one"
+    ):
+        Trainer(
+            resume_config(config, {"max_steps": 6, "ema": True}), resume=first.run_dir, dataset=small_dataset
+        )
 
 
 def test_no_ema_saves_no_average(tmp_path: Path, small_dataset) -> None:
