@@ -111,10 +111,12 @@ def _message(exc: Exception, words: list[str]) -> str:
         from acgan_cli.core.config import closest, did_you_mean  # for --n: a loose guess
 
         given = exc.option_name
-        meant = closest(
-            given, [opt for param in ctx.command.params for opt in param.opts if opt.startswith("--")]
+        options = [opt for param in ctx.command.get_params(ctx) for opt in param.opts if opt.startswith("--")]
+        meant = closest(given, options)  # --help among them: get_params adds it
+        # click's own message, its control characters escaped, with acgan's suggestion for its guess
+        return exc.message.split(" (Possible options")[0] + did_you_mean(
+            given, meant or given, meant is not None
         )
-        return f"No such option: {given}" + did_you_mean(given, meant or given, meant is not None)
     param = getattr(exc, "param", None)
     wanted = re.search(r"Input should be a valid (integer|number)", text)
     if param is None or not getattr(param, "opts", None) or wanted is None:
@@ -126,7 +128,7 @@ def _message(exc: Exception, words: list[str]) -> str:
 
 
 def _value_of(opts: list[str], words: list[str]) -> str | None:
-    """The last value given to an option among `words` (`--epochs ten`, `--epochs=ten`, `-eten`)."""
+    """The last value given to an option among `words` (`--epochs ten`, `--epochs=ten`, `-d three`)."""
     value = None
     for index, word in enumerate(words):
         if word in opts and index + 1 < len(words):

@@ -39,6 +39,12 @@ def test_version() -> None:
             "`acgan evaluate --help`",
         ),
         (["sample", "--bogus", "1"], "No such option: --bogus", "`acgan sample --help` lists the options"),
+        (["--hlep"], "No such option: --hlep; did you mean --help?", "`acgan --help`"),  # --help is one too
+        (
+            ["train", "--x\x1b[31m"],
+            "No such option: --x\\x1b[31m",
+            "`acgan train --help`",
+        ),  # escaped, not sent
         (
             ["train", "--epochs", "0"],
             "Invalid value for --epochs: must be at least 1 (got 0)",
