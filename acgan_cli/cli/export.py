@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,7 +13,6 @@ from rich.table import Table
 from acgan_cli.cli.common import (
     check_stdout_takes_bytes,
     checkpoint_from_environment,
-    either,
     from_environment,
     handle_errors,
     print_result,
@@ -23,38 +21,21 @@ from acgan_cli.cli.common import (
     state,
     stderr_console,
 )
-from acgan_cli.core.checkpoint import extension, names_stdout
+from acgan_cli.core.checkpoint import names_stdout
 from acgan_cli.core.config import one_of
 from acgan_cli.core.errors import Notice
-from acgan_cli.core.export import EXTENSIONS, FORMATS, format_for
+from acgan_cli.core.export import DEFAULT_FORMAT, FORMATS, format_for, format_from_name
 from acgan_cli.core.export import export as export_generator
 
 if TYPE_CHECKING:
     from acgan_cli.core.export import ExportResult
 
 FORMAT, OUTPUT = "Format", "Output"
-DEFAULT_FORMAT = "onnx"
 DEFAULT_NAMES = ", ".join(f"<stem>{fmt.suffix}" for fmt in FORMATS.values())
 
 
 def _complete_format(incomplete: str) -> list[tuple[str, str]]:
     return [(name, fmt.description) for name, fmt in FORMATS.items() if name.startswith(incomplete)]
-
-
-def _format_from_name(out: str | None) -> str:
-    """The format --out's extension names; a name whose extension is no format's is refused (g.pth
-    would hold ONNX under a PyTorch name). A folder, or a name without an extension: the default."""
-    suffix = extension(out, EXTENSIONS) if out else ""
-    if not suffix or out.endswith(("/", os.sep)) or Path(out).expanduser().is_dir():
-        return DEFAULT_FORMAT  # a folder's name (exports.v3/) is no extension
-    named = format_for(out)
-    if named is None:
-        raise typer.BadParameter(
-            f"{out} ends in {suffix}, which is no export format's extension "
-            f"({either(EXTENSIONS)}); rename it, or give --format to keep this name",
-            param_hint="--out",
-        )
-    return named
 
 
 def _size(n_bytes: int) -> str:
@@ -174,7 +155,7 @@ def export(
         )
     if json_output:
         require_stdout("the JSON report")
-    fmt = fmt.lower() if fmt else _format_from_name(out)  # ONNX is onnx, as .ONNX is
+    fmt = fmt.lower() if fmt else format_from_name(out)  # ONNX is onnx, as .ONNX is
     if fmt not in FORMATS:  # before a checkpoint is looked for: a typo is the first thing to fix
         raise typer.BadParameter(one_of(fmt, FORMATS), param_hint="--format")
     # torch (and onnx) load inside the export, so `acgan export --help` stays instant. The
@@ -185,10 +166,11 @@ def export(
 
             checkpoint = newest_checkpoint(named_by="`acgan export CKPT`")
         result = export_generator(checkpoint, fmt, out, opset=opset, half=half)
-    named = format_for(out) if out and not to_stdout else None
+    named = format_for(result.path) if not to_stdout else None  # the file written, not a folder's name
     if named is not None and named != fmt:  # --format as asked, but not without a word
         warnings.warn(
-            Notice(f"{out} holds a {fmt} file (--format {fmt}), though its name says {named}"), stacklevel=2
+            Notice(f"{result.path} holds a {fmt} file (--format {fmt}), though its name says {named}"),
+            stacklevel=2,
         )
     if not to_stdout:  # the file's bytes are stdout's
         print_result(

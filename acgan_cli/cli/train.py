@@ -103,7 +103,13 @@ class _StopRequests:
         elif not self.received:  # a repeated SIGTERM changes nothing: the stop is under way
             self.received.append(signum)
             again = "Ctrl-C to quit at once" if signum == signal.SIGTERM else "Ctrl-C again to quit at once"
-            self._console.print(f"\nstopping after this step and saving a checkpoint ({again})")
+            try:
+                self._console.print(f"\nstopping after this step and saving a checkpoint ({again})")
+            except (
+                BrokenPipeError
+            ):  # stderr's reader is gone (`| tee` ended first): stop and save all the same
+                with suppress(OSError, ValueError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
 
 
 def _quit_at_once(signum: int, frame: object) -> NoReturn:

@@ -439,6 +439,26 @@ EXTENSIONS = tuple(fmt.extension for fmt in FORMATS.values())  # .onnx, .pt, .pt
 # ----------------------------------------------------------------------------- paths
 
 
+DEFAULT_FORMAT = "onnx"
+
+
+def format_from_name(out: str | Path | None) -> str:
+    """The format an --out name's extension names; a name whose extension is no format's is refused
+    (g.pth would hold ONNX under a PyTorch name). A folder, or a name without one: DEFAULT_FORMAT."""
+    out = str(out) if out is not None else ""
+    suffix = extension(out, EXTENSIONS) if out else ""
+    if not suffix or out.endswith(("/", os.sep)) or Path(out).expanduser().is_dir():
+        return DEFAULT_FORMAT  # a folder's name (exports.v3/) is no extension
+    named = format_for(out)
+    if named is None:
+        detail = (
+            f"{out} ends in {suffix}, which is no export format's extension "
+            f"({', '.join(EXTENSIONS[:-1])} or {EXTENSIONS[-1]}); rename it, or give --format to keep this name"
+        )
+        raise UsageError(detail, option="out", detail=detail)
+    return named
+
+
 def format_for(path: str | Path) -> str | None:
     """The format whose extension `path` has (".onnx" -> "onnx"), or None."""
     suffix = extension(path, EXTENSIONS)
@@ -559,7 +579,7 @@ def export(
     options that cannot work, CheckpointError for an unreadable checkpoint, and ExportError
     when the file cannot be written or does not compute the same images; then no file is left.
     """
-    fmt = fmt or (format_for(out) if out else None) or "onnx"  # as `acgan export` picks it
+    fmt = fmt or format_from_name(out)  # as `acgan export` picks it
     options = ExportOptions(opset=opset, half=half)
     spec = _check_format(fmt, options)
     if spec.resolve is not None:

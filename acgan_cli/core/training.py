@@ -525,7 +525,10 @@ class Trainer:
         resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
         if resume_info is not None:
             saved = ckpt.training_config_of(resume_info)  # a generator-only file cannot resume
-            config = saved if config is None else resumed_config(saved, config)
+            # None: the run's own, on whatever device is here (as `acgan train --resume` does)
+            config = (
+                resume_config(saved, {"device": "auto"}) if config is None else resumed_config(saved, config)
+            )
         elif config is None:
             raise UsageError(
                 "a new run needs a TrainConfig", option="config", detail="give a TrainConfig, or resume"
@@ -540,7 +543,9 @@ class Trainer:
 
         check_out(run_dir, resume_info, runs_dir)  # before the data is loaded, or downloaded
         if resume_info is not None:  # so is what its run folder's record lets it refuse (again once counted)
-            check_resume(resume_info, config, run_dir, recorded_steps_per_epoch(resume_info.path, config))
+            # (data handed in is counted once loaded, below: its config may name other data)
+            counted = recorded_steps_per_epoch(resume_info.path, config if dataset is None else None)
+            check_resume(resume_info, config, run_dir, counted)
         self.data = self._load_data(dataset, resume_info)
         self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
         self.recipe = config.settings()

@@ -243,6 +243,11 @@ def test_without_a_format_the_out_name_or_onnx_decides_as_in_the_cli(
     """export(run, None, "g.pt2") raised AttributeError."""
     assert ex.export(trained_run, out=tmp_path / "g.pt2").format == "pt2"
     assert ex.export(trained_run, None, tmp_path / "folder/").format == "onnx"
+    with pytest.raises(
+        UsageError, match=r"g\.pth ends in \.pth, which is no export format's extension"
+    ) as caught:
+        ex.export(trained_run, out=tmp_path / "g.pth")  # wrote ONNX under a PyTorch name; the CLI refused it
+    assert caught.value.option == "out" and not (tmp_path / "g.pth").exists()
 
 
 def test_unreadable_checkpoints_are_checkpoint_errors(tmp_path: Path) -> None:
