@@ -6,7 +6,6 @@ the command function, so `acgan --help` and shell completion never load it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
@@ -17,7 +16,7 @@ from typer.core import TyperGroup
 
 from acgan_cli import __version__
 from acgan_cli.cli import evaluate, export, sample, train
-from acgan_cli.cli.common import OS_ERROR_HINT, print_error, state
+from acgan_cli.cli.common import OS_ERROR_HINT, print_error, state, to_devnull
 
 # click's ClickException, whether typer vendors click or depends on it.
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -70,8 +69,7 @@ class _OneLineUsageErrors(TyperGroup):
             if exc.filename is not None:  # --install-completion's files
                 print_error(f"{exc.strerror or exc}: {exc.filename}", OS_ERROR_HINT)
                 sys.exit(1)
-            with contextlib.suppress(OSError, ValueError):  # nothing more to flush there on the way out
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            to_devnull(sys.stdout)  # nothing more to flush there on the way out
             print_error(
                 f"cannot write to stdout ({exc.strerror or exc})", "give stdout a place that can take it"
             )

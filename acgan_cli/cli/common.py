@@ -162,6 +162,17 @@ def print_result(text: str, what: str, done: str | None = None) -> None:
         ) from None
 
 
+def to_devnull(stream: Any) -> None:
+    """Point `stream` (sys.stdout or sys.stderr) at /dev/null: its reader went away, and what is
+    still written or flushed there on the way out must not fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, stream.fileno())
+        finally:
+            os.close(null)
+
+
 def print_error(message: str, hint: str | None = None) -> None:
     """`error: message` and `hint: hint` on stderr; a stderr whose reader went away takes nothing
     more, and the command still ends with its error's exit code."""
@@ -171,8 +182,7 @@ def print_error(message: str, hint: str | None = None) -> None:
         if hint:
             console.print(f"[dim]hint:[/] {_escape(hint)}", markup=True)
     except BrokenPipeError:
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+        to_devnull(sys.stderr)
 
 
 def _escape(text: str) -> str:
@@ -222,8 +232,7 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
         except (typer.Exit, typer.BadParameter, typer.Abort, SystemExit):
             raise
         except BrokenPipeError:  # the reader went away (`| head`): end quietly, as SIGPIPE ends cat
-            with contextlib.suppress(OSError, ValueError):  # nothing more to flush into the pipe
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            to_devnull(sys.stdout)  # nothing more to flush into the pipe
             raise typer.Exit(141) from None
         except OSError as exc:  # the machine said no (a full disk, a read-only folder): not a bug
             if state.verbose:

@@ -35,6 +35,7 @@ from acgan_cli.cli.common import (
     require_stdout,
     state,
     stderr_console,
+    to_devnull,
 )
 from acgan_cli.core.config import ADVERSARIAL_LOSSES, D_NORMS, RECIPES, TrainConfig, check_seed
 from acgan_cli.core.data import (
@@ -108,8 +109,7 @@ class _StopRequests:
             except (
                 BrokenPipeError
             ):  # stderr's reader is gone (`| tee` ended first): stop and save all the same
-                with suppress(OSError, ValueError):
-                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+                to_devnull(sys.stderr)
 
 
 def _quit_at_once(signum: int, frame: object) -> NoReturn:
@@ -518,8 +518,7 @@ class _ReaderGone:
             self.draw(event)
         except BrokenPipeError:
             self.gone = True
-            with suppress(OSError, ValueError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+            to_devnull(sys.stderr)
 
 
 def _run(trainer: Trainer, console: Console) -> None:
