@@ -129,7 +129,7 @@ class _DrawingBar:
 
     def __init__(self, live: bool) -> None:
         self.live = live
-        self.bar = None
+        self.bar, self.task = None, None
 
     def start(self, total: int) -> None:
         if not self.live or total < LIVE_MIN_IMAGES:

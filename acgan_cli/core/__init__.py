@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_PUBLIC = {
+_PUBLIC: dict[str, str | tuple[str, str]] = {
     "TrainConfig": "acgan_cli.core.config",
     "ModelConfig": "acgan_cli.core.config",
     "train": "acgan_cli.core.training",
@@ -26,20 +26,20 @@ _PUBLIC = {
     "load_generator": "acgan_cli.core.checkpoint",
     "read_info": "acgan_cli.core.checkpoint",
     "draw_samples": "acgan_cli.core.sampling",
-    "export_generator": "acgan_cli.core.export",  # export(): the submodule's name is `export`
+    "export_generator": ("acgan_cli.core.export", "export"),  # the submodule is named `export`
     "evaluate": "acgan_cli.core.evaluation",
     "EvaluationConfig": "acgan_cli.core.evaluation",
     "load_dataset": "acgan_cli.core.data",
     "AcganError": "acgan_cli.core.errors",
 }
-_RENAMED = {"export_generator": "export"}
 __all__ = list(_PUBLIC)
 
 
 def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_PUBLIC[name]), _RENAMED.get(name, name))
+    module, attribute = _PUBLIC[name] if isinstance(_PUBLIC[name], tuple) else (_PUBLIC[name], name)
+    return getattr(importlib.import_module(module), attribute)
 
 
 def __dir__() -> list[str]:

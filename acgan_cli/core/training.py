@@ -83,7 +83,7 @@ from acgan_cli.core.events import (
 )
 from acgan_cli.core.graphs import StepGraph
 from acgan_cli.core.models import build_models
-from acgan_cli.core.sampling import encode_png, generate, grid_labels, to_uint8
+from acgan_cli.core.sampling import encode_png, generate, grid_labels
 
 if TYPE_CHECKING:
     from acgan_cli.core.evaluation.events import EvaluationEvent
@@ -896,7 +896,7 @@ class Trainer:
     def _save_samples(self) -> Path:
         generator = self.generator_ema or self.generator
         with self._between_steps():
-            images = to_uint8(generate(generator, self.sample_z, self.sample_labels))
+            images = generate(generator, self.sample_z, self.sample_labels, uint8=True)
         path = self.samples_dir / f"step-{self.step:08d}.png"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
