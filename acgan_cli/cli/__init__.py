@@ -22,6 +22,9 @@ from acgan_cli.cli.common import OS_ERROR_HINT, print_error, state, to_devnull
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
+_SHELLS = (["bash"], ["zsh"], ["fish"], ["powershell"], ["pwsh"])  # --install-completion's
+
+
 class _OneLineUsageErrors(TyperGroup):
     """Usage errors (exit 2) print as `error:` and `hint:` lines, like every other error.
 
@@ -33,10 +36,11 @@ class _OneLineUsageErrors(TyperGroup):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         words = list(args[0] if args else kwargs.get("args") or sys.argv[1:])
-        if "--install-completion" in words and {"-h", "--help"} & set(words):
+        install = [w for w in words if w.split("=")[0] == "--install-completion"]
+        if install and {"-h", "--help"} & set(words):
             # Asked for help, not for ~/.bashrc to be edited: click ran the install first.
-            at = words.index("--install-completion")
-            shell = words[at + 1 : at + 2] in (["bash"], ["zsh"], ["fish"], ["powershell"], ["pwsh"])
+            at = words.index(install[0])
+            shell = "=" not in install[0] and words[at + 1 : at + 2] in _SHELLS
             words = words[:at] + words[at + 1 + shell :]
             args = (words, *args[1:]) if args else args
             kwargs = {**kwargs, "args": words} if not args else kwargs

@@ -116,7 +116,7 @@ def export(
         typer.Option(
             "--out",
             "-o",
-            help=f"Output file or folder. \\[default: next to the checkpoint: {DEFAULT_NAMES}]",
+            help=f"Output file, a folder to write the default name into, or - for stdout. \\[default: next to the checkpoint: {DEFAULT_NAMES}]",
             rich_help_panel=OUTPUT,
             show_default=False,
         ),

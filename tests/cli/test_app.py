@@ -419,6 +419,7 @@ def test_a_value_of_the_wrong_type_is_named_with_the_value(args: list[str], erro
     "args",
     [
         ["--install-completion", "bash", "--help"],
+        ["--install-completion=bash", "--help"],
         ["--help", "--install-completion"],
         ["-h", "--install-completion"],
     ],

@@ -295,6 +295,7 @@ def test_help_lists_the_formats_without_importing_torch() -> None:
     out, imported_torch = run_without_torch(["export", "--help"])
     assert not imported_torch
     assert all(name in out for name in FORMATS)
+    assert "or - for stdout" in plain(out)  # `--out -` works, as sample's help says of its own
 
 
 def test_format_completion_comes_from_the_registry() -> None:
