@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 import re
 from collections.abc import Iterable
@@ -131,6 +132,7 @@ class ModelConfig:
     g_class_norm: bool = False  # G's BatchNorms take a per-class scale and shift (conditional BatchNorm)
 
     def __post_init__(self) -> None:
+        check_types(self)
         require(self.d_norm in D_NORMS, "d_norm", one_of(self.d_norm, D_NORMS))
         require(self.n_classes >= 2, "n_classes", f"must be at least 2 (got {self.n_classes})")
         require(self.channels in (1, 3), "channels", f"must be 1 or 3 (got {self.channels})")
@@ -262,6 +264,7 @@ class TrainConfig:
     g_class_weight: float | None = None  # weight of G's class loss, 0..100; None = the recipe's
 
     def __post_init__(self) -> None:
+        check_types(self)
         require(bool(self.dataset), "dataset", "must not be empty")
         require_utf8_path(self.dataset, "dataset")
         require_utf8_path(self.data_dir, "data_dir")
@@ -388,29 +391,51 @@ def from_dict(cls: type[Config], data: dict[str, Any]) -> Config:
             f"{cls.__name__} has unknown fields {', '.join(unknown)}",
             hint="the file was probably written by a newer acgan; upgrade acgan",
         )
-    for name, value in data.items():
-        # JSON from a file: 16.0 where an int belongs would pass every range check, then break torch.
-        allowed = _JSON_TYPES.get(str(fields[name].type), (object,))
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            raise ConfigError(
-                f"{cls.__name__}.{name} must be {fields[name].type} (got {type(value).__name__})",
-                option=name,
-                detail=f"must be {fields[name].type} (got {type(value).__name__})",
-            )
-    return cls(**{**_BEFORE_THE_FIELD.get(cls.__name__, {}), **data})
+    return cls(**{**_BEFORE_THE_FIELD.get(cls.__name__, {}), **data})  # check_types: 16.0 for an int
 
 
-# The JSON types each annotation of the configs accepts (bool is an int to Python, but not here).
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,),
-    "int | None": (int, type(None)),
-    "float": (int, float),
-    "float | None": (int, float, type(None)),
-    "str": (str,),
-    "str | None": (str, type(None)),
-    "bool": (bool,),
-    "bool | None": (bool, type(None)),
+# The types each annotation of the configs accepts (bool is an int to Python, but not here), and
+# what an error calls them.
+_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "int": ((int,), "a whole number"),
+    "int | None": ((int, type(None)), "a whole number or None"),
+    "float": ((int, float), "a number"),
+    "float | None": ((int, float, type(None)), "a number or None"),
+    "str": ((str,), "a string"),
+    "str | None": ((str, type(None)), "a string or None"),
+    "bool": ((bool,), "True or False"),
+    "bool | None": ((bool, type(None)), "True, False or None"),
 }
+
+
+def check_types(config: Any) -> None:
+    """A ConfigError naming the first field of a config dataclass whose value has the wrong type.
+
+    Every range check assumes the type: `TrainConfig(epochs="5")` failed with a TypeError from
+    `>=`, `device=3` with an AttributeError, and 16.0 for an int (JSON from a file) passes every
+    range check, then breaks torch. A path stands for its string, numpy's numbers for Python's.
+    """
+    for field in dataclasses.fields(config):
+        if str(field.type) not in _TYPES:
+            continue
+        allowed, wanted = _TYPES[str(field.type)]
+        value = getattr(config, field.name)
+        if str in allowed and isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        elif (
+            not isinstance(value, (bool, int, float))
+            and isinstance(value, numbers.Integral)
+            and int in allowed
+        ):
+            value = int(value)
+        elif not isinstance(value, (bool, float)) and isinstance(value, numbers.Real) and float in allowed:
+            value = float(value)
+        require(
+            isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool)),
+            field.name,
+            f"must be {wanted} (got {value!r})",
+        )
+        object.__setattr__(config, field.name, value)
 
 
 def to_json(config: ModelConfig | TrainConfig) -> str:

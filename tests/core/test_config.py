@@ -1,9 +1,12 @@
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from acgan_cli.core.config import ModelConfig, TrainConfig, closest, from_dict, one_of, to_dict, to_json
 from acgan_cli.core.errors import ConfigError
+from acgan_cli.core.evaluation import EvaluationConfig
 
 
 @pytest.mark.parametrize(
@@ -56,6 +59,40 @@ def test_from_dict_refuses_unknown_fields_and_wrong_types() -> None:
         from_dict(TrainConfig, {"epochs": "ten"})
     with pytest.raises(ConfigError):
         from_dict(TrainConfig, ["not", "a", "dict"])
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "value", "wanted"),
+    [
+        (TrainConfig, "epochs", "5", "a whole number"),  # was a TypeError from `>=`
+        (TrainConfig, "epochs", 2.0, "a whole number"),
+        (TrainConfig, "epochs", True, "a whole number"),
+        (TrainConfig, "lr", "0.1", "a number"),
+        (TrainConfig, "device", 3, "a string"),  # was an AttributeError from .lower()
+        (TrainConfig, "dataset", None, "a string"),
+        (TrainConfig, "ema", "no", "True or False"),
+        (TrainConfig, "max_steps", "40", "a whole number or None"),
+        (ModelConfig, "img_size", 16.0, "a whole number"),
+        (EvaluationConfig, "n_samples", "500", "a whole number"),
+    ],
+)
+def test_configs_name_a_value_of_the_wrong_type(config: type, field: str, value: object, wanted: str) -> None:
+    """The Python API's configs: a ConfigError naming the field, as for a value out of range."""
+    with pytest.raises(ConfigError) as caught:
+        config(**{field: value})
+    assert caught.value.option == field
+    assert caught.value.detail == f"must be {wanted} (got {value!r})"
+
+
+def test_configs_take_paths_and_numpy_numbers_as_the_plain_values() -> None:
+    """What a script has at hand: a Path for a folder, numpy's numbers; stored as str, int and float
+    so that config.json and the checkpoints' metadata can hold them."""
+    config = TrainConfig(
+        dataset=Path("mnist-5k"), data_dir=Path("/data"), epochs=np.int64(3), lr=np.float32(0.5)
+    )
+    assert (config.dataset, config.data_dir, config.epochs, config.lr) == ("mnist-5k", "/data", 3, 0.5)
+    assert [type(v) for v in (config.dataset, config.epochs, config.lr)] == [str, int, float]
+    assert json.loads(to_json(config))["epochs"] == 3
 
 
 def test_model_config_needs_two_classes_and_known_channels() -> None:

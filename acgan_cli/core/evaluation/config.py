@@ -6,7 +6,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from acgan_cli.core.config import check_device, check_precision, check_seed, require, require_utf8_path
+from acgan_cli.core.config import (
+    check_device,
+    check_precision,
+    check_seed,
+    check_types,
+    require,
+    require_utf8_path,
+)
 from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
 
 MAX_SAMPLES = 100_000  # images one checkpoint may be scored on
@@ -37,6 +44,7 @@ class EvaluationConfig:
     evaluator_seed: int = 0  # seeds a newly trained evaluator; part of the cache key
 
     def __post_init__(self) -> None:
+        check_types(self)
         if isinstance(self.metrics, str):  # "fd,kid" as --metrics takes it, not its letters
             object.__setattr__(self, "metrics", parse_metrics(self.metrics))
         require(
