@@ -404,13 +404,14 @@ def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
         )
 
 
-def resume_config(saved: TrainConfig, overrides: dict[str, object]) -> TrainConfig:
+def resume_config(saved: TrainConfig, overrides: dict[str, object], *, api: bool = False) -> TrainConfig:
     """The saved config with the user's compatible changes; a change that alters the model is refused.
 
     A recipe change is allowed where it keeps the models' tensors (the losses); not where it changes
     d_norm, d_projection or g_class_norm. A new --epochs replaces a saved --max-steps (which
     would otherwise win over it), as the user asked for epochs. A data folder the run recorded that
-    is not here (and no --data-dir) gives way to the default one.
+    is not here (and no --data-dir) gives way to the default one. `api`: a refusal names the
+    config's field, not the CLI option (`resumed_config`).
     """
     if "epochs" in overrides and "max_steps" not in overrides:
         overrides = {**overrides, "max_steps": None}
@@ -425,13 +426,15 @@ def resume_config(saved: TrainConfig, overrides: dict[str, object]) -> TrainConf
         overrides = {**overrides, "data_dir": ""}
     for name, value in overrides.items():
         if name in RESUME_FIXED_FIELDS and value != getattr(saved, name):
-            _refuse_change(name, value, getattr(saved, name))
+            _refuse_change(name, value, getattr(saved, name), api)
     config = dataclasses.replace(saved, **overrides)
     before, after = saved.settings(), config.settings()
     for field in MODEL_RECIPE_FIELDS:
         if getattr(after, field) != getattr(before, field):
             name = field if field in overrides else "recipe"
-            _refuse_change(name, overrides[name], getattr(before, field) if name == field else saved.recipe)
+            _refuse_change(
+                name, overrides[name], getattr(before, field) if name == field else saved.recipe, api
+            )
     return config
 
 
@@ -444,10 +447,17 @@ def resumed_config(saved: TrainConfig, config: TrainConfig) -> TrainConfig:
         for field in dataclasses.fields(TrainConfig)
         if getattr(config, field.name) != getattr(saved, field.name)
     }
-    return resume_config(saved, changed)
+    return resume_config(saved, changed, api=True)
 
 
-def _refuse_change(name: str, value: object, saved: object) -> None:
+def _refuse_change(name: str, value: object, saved: object, api: bool) -> None:
+    if api:  # a config's field, often at its default in a TrainConfig() written for the resume
+        raise UsageError(
+            f"cannot resume with config.{name}={value!r}: the run was trained with {name}={saved!r}",
+            hint="change only what a resume may: dataclasses.replace(read_info(RUN).train, max_steps=N)",
+            option=name,
+            detail=f"cannot change from {saved!r} to {value!r} when resuming",
+        )
     option = f"--{name.replace('_', '-')}"
     raise UsageError(
         f"cannot resume with {option} {value}: the checkpoint was trained with {saved}",

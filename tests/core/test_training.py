@@ -649,15 +649,20 @@ def test_a_resume_through_the_api_is_held_to_the_clis_rules(tmp_path: Path) -> N
         ({"batch_size": 8}, "batch_size"),
         ({"g_width": 32}, "g_width"),
     ):
-        with pytest.raises(UsageError, match=f"cannot resume with --{option.replace('_', '-')} ") as caught:
+        with pytest.raises(UsageError, match=f"cannot resume with config.{option}=") as caught:
             train(tiny_config(**{"max_steps": 4, "seed": 1, **change}), resume=run)
-        assert caught.value.option == option
+        assert caught.value.option == option  # a field of the config, as the API calls it: not --seed
     assert (run / "config.json").read_bytes() == before and ckpt.read_info(run).step == 2
+    # The hint's remedy: the run's own config, changed where a resume may change it.
+    assert "dataclasses.replace(read_info(RUN).train, max_steps=N)" in caught.value.hint
+    assert (
+        train(dataclasses.replace(ckpt.read_info(run).train, max_steps=3, device="cpu"), resume=run).step == 3
+    )
     # Allowed changes go through (more steps, another learning rate); no config: the run's own.
-    assert train(tiny_config(max_steps=3, seed=1, lr=1e-3), resume=run).step == 3
+    assert train(tiny_config(max_steps=4, seed=1, lr=1e-3), resume=run).step == 4
     assert json.loads((run / "config.json").read_text())["train"]["lr"] == 1e-3
     with pytest.raises(UsageError, match="nothing to train"):
-        train(resume=run)  # its own end, max_steps 3, is reached
+        train(resume=run)  # its own end, max_steps 4, is reached
     with pytest.raises(UsageError, match="a new run needs a TrainConfig"):
         train()
 
