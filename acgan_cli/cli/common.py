@@ -221,8 +221,7 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
                 raise typer.Exit(exc.exit_code) from None
             hint = _option_source(kwargs.get("ctx"), exc.option)
             error = typer.BadParameter(exc.detail, param_hint=hint)
-            # A detail written for the option says its own remedy; a bare message takes its hint along.
-            error.hint = exc.hint if exc.detail == exc.message else None
+            error.hint = exc.hint  # what to do, where the detail says what is wrong; else the help's
             raise error from None
         except AcganError as exc:
             if state.verbose:

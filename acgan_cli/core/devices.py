@@ -36,7 +36,7 @@ def resolve_device(name: str) -> torch.device:
                 f"--device {name} was asked for but CUDA is not available on this machine",
                 hint="use --device cpu (or --device auto, which picks the best device present)",
                 option="device",
-                detail=f"{name}: CUDA is not available on this machine; use cpu or auto",
+                detail=f"{name}: CUDA is not available on this machine",
             )
         device = torch.device(name)
         index = device.index if device.index is not None else torch.cuda.current_device()
@@ -55,7 +55,7 @@ def resolve_device(name: str) -> torch.device:
                 "--device mps was asked for but Apple's MPS is not available on this machine",
                 hint="use --device cpu (or --device auto)",
                 option="device",
-                detail="mps is not available on this machine; use cpu or auto",
+                detail="mps: Apple's MPS is not available on this machine",
             )
         return torch.device("mps")
     return torch.device("cpu")  # all check_device lets through besides the names above
@@ -92,7 +92,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
             f"--precision fp16 needs a CUDA GPU (this run is on {device.type})",
             hint="use --precision bf16 or fp32",
             option="precision",
-            detail=f"fp16 needs a CUDA GPU (this run is on {device.type}); use bf16 or fp32",
+            detail=f"fp16 needs a CUDA GPU (this run is on {device.type})",
         )
     return name
 
@@ -112,7 +112,7 @@ def compile_mode(device: torch.device, whole_step_graph: bool = False) -> str:
                 "--compile on CUDA needs Triton, which is not installed",
                 hint="pip install triton (CUDA builds of torch bring it), or drop --compile",
                 option="compile",
-                detail="needs Triton on CUDA; pip install triton or drop --compile",
+                detail="needs Triton on CUDA, which is not installed",
             )
         return "default" if whole_step_graph else "reduce-overhead"
     if device.type == "cpu":
@@ -122,7 +122,7 @@ def compile_mode(device: torch.device, whole_step_graph: bool = False) -> str:
                 f"--compile on the CPU needs a C++ compiler, and {compiler!r} is not on PATH",
                 hint="install one (apt install g++) or set $CXX, or drop --compile",
                 option="compile",
-                detail=f"needs a C++ compiler ({compiler!r} is not on PATH); install g++ or drop --compile",
+                detail=f"needs a C++ compiler ({compiler!r} is not on PATH)",
             )
         # Inductor's C++ builder warns "No CUDA runtime is found" on CUDA builds of torch: not news
         # for CPU code, and not something a user can act on.
@@ -148,8 +148,7 @@ def check_cuda_graph(device: torch.device, precision: str) -> None:
             hint="drop --cuda-graph (it only removes GPU launch overhead); when resuming a run "
             "trained with it, add --no-cuda-graph",
             option="cuda_graph",
-            detail=f"needs a CUDA GPU (this run is on {device.type}); drop it "
-            "(a run trained with it resumes here with --no-cuda-graph)",
+            detail=f"needs a CUDA GPU (this run is on {device.type})",
         )
     import torch
     from torch.torch_version import TorchVersion
@@ -159,14 +158,14 @@ def check_cuda_graph(device: torch.device, precision: str) -> None:
             f"--cuda-graph needs torch 2.5 or newer (this is {torch.__version__})",
             hint="upgrade torch (pip install -U torch), or drop --cuda-graph",
             option="cuda_graph",
-            detail=f"needs torch 2.5 or newer (this is {torch.__version__}); upgrade torch or drop it",
+            detail=f"needs torch 2.5 or newer (this is {torch.__version__})",
         )
     if precision == "fp16":
         raise DeviceError(
             "--cuda-graph does not run with --precision fp16 (its loss scaler is not capturable)",
             hint="use --precision bf16 or fp32 with --cuda-graph, or drop --cuda-graph",
             option="cuda_graph",
-            detail="does not run with fp16; use bf16 or fp32, or drop --cuda-graph",
+            detail="does not run with fp16 (its loss scaler is not capturable)",
         )
 
 

@@ -97,7 +97,7 @@ class StepGraph:
                 f"--cuda-graph: the training step could not be captured as a CUDA graph ({first_line})",
                 hint="train without --cuda-graph; --compile alone also removes most launch overhead",
                 option="cuda_graph",
-                detail=f"the step could not be captured ({first_line}); drop --cuda-graph",
+                detail=f"the step could not be captured ({first_line})",
             ) from exc
         self.graph = graph
         graph.replay()  # this call's step

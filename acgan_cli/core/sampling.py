@@ -178,7 +178,7 @@ def resolve_class(class_names: tuple[str, ...], digit: int | None = None, name: 
                 f"class {digit} is out of range",
                 hint=f"this model has {n} classes: 0..{n - 1}",
                 option="digit",
-                detail=f"{digit} is out of range: this model has {n} classes, 0..{n - 1}",
+                detail=f"{digit} is out of range",
             )
         return digit
     assert name is not None
@@ -198,14 +198,14 @@ def resolve_class(class_names: tuple[str, ...], digit: int | None = None, name: 
                 f"{name!r} could be any of {which}",
                 hint="give the name as written, or the class index with --digit",
                 option="class",
-                detail=f"{name!r} could be any of {which}; give the name as written, or the index with --digit",
+                detail=f"{name!r} could be any of {which}",
             )
     listing = ", ".join(class_names)
     raise UsageError(
         f"no class named {name!r}",
         hint=f"this model's classes are: {listing}",
         option="class",
-        detail=f"no class named {name!r}; this model's classes are: {listing}",
+        detail=f"no class named {name!r}",
     )
 
 

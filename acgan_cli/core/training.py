@@ -463,7 +463,7 @@ def _refuse_change(name: str, value: object, saved: object, api: bool) -> None:
         f"cannot resume with {option} {value}: the checkpoint was trained with {saved}",
         hint=f"drop {option} to continue the run, or start a new run without --resume",
         option=name,
-        detail=f"cannot change from {saved} to {value} when resuming; drop it to continue the run",
+        detail=f"cannot change from {saved} to {value} when resuming",  # the hint says what to do
     )
 
 

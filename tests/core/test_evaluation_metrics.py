@@ -200,7 +200,7 @@ def test_an_unknown_metric_lists_the_valid_ones() -> None:
         parse_metrics("fd,fid")
     assert caught.value.option == "metrics"
     assert "unknown metric 'fid'" in caught.value.detail
-    assert all(name in caught.value.detail for name in METRICS)
+    assert all(name in caught.value.hint for name in METRICS)  # the CLI's hint: line
 
 
 @pytest.mark.parametrize(
@@ -219,7 +219,7 @@ def test_an_unknown_metric_lists_the_valid_ones() -> None:
 def test_an_unknown_metric_suggests_the_one_meant(given: str, meant: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse_metrics(given)
-    assert f"unknown metric {given!r}; did you mean {meant}? Choose from" in caught.value.detail
+    assert caught.value.detail == f"unknown metric {given!r}; did you mean {meant}?"
     assert parse_metrics(meant)  # the suggestion itself is a valid --metrics
 
 

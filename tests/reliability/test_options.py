@@ -107,9 +107,9 @@ def test_a_batch_larger_than_memory_is_one_line_not_a_crash(forkserver: ForkServ
 @pytest.mark.parametrize(
     ("args", "option", "fragment"),
     [
-        (["--digit", "-1"], "--digit", "this model has 10 classes, 0..9"),
-        (["--digit", "10"], "--digit", "this model has 10 classes, 0..9"),
-        (["--digit", HUGE], "--digit", "this model has 10 classes, 0..9"),
+        (["--digit", "-1"], "--digit", "this model has 10 classes: 0..9"),
+        (["--digit", "10"], "--digit", "this model has 10 classes: 0..9"),
+        (["--digit", HUGE], "--digit", "this model has 10 classes: 0..9"),
         (["--n", "0"], "--n", "must draw 1..100000 images"),
         (["--n", "-1"], "--n", "must draw 1..100000 images"),
         (["--n", HUGE], "--n", "must draw 1..100000 images"),
@@ -157,7 +157,11 @@ def test_sample_takes_an_absurd_nrow_as_one_row(trained_run: Path, tmp_path: Pat
         (["--evaluator-seed", HUGE], "--evaluator-seed", "must be in 0..4294967295"),
         (["--seed", str(2**32)], "--seed", "must be in 0..4294967295"),
         (["--metrics", "beauty"], "--metrics", "class-accuracy, fd, kid"),
-        (["--metrics", ","], "--metrics", "must name at least one of class-accuracy"),  # meant all
+        (
+            ["--metrics", ","],
+            "--metrics",
+            "must name at least one metric hint: choose from class-accuracy",
+        ),  # meant all
         (["--device", "tpu"], "--device", "auto, cpu, cuda, cuda:N or mps"),
     ],
 )
@@ -264,7 +268,7 @@ def test_compile_without_a_cpu_compiler_is_a_usage_error(
     result = runner.invoke(
         app, ["train", "--dataset", "mnist-5k", "--device", "cpu", "--compile", "--out", str(out), *TINY_ARGS]
     )
-    _assert_usage_error(result, "--compile", "needs a C++ compiler", "install g++ or drop --compile")
+    _assert_usage_error(result, "--compile", "needs a C++ compiler", "hint: install one (apt install g++)")
     assert not out.exists()  # refused before the run folder was made
 
 
@@ -302,6 +306,9 @@ def test_resume_refuses_a_change_that_alters_the_model(
     before = (one_epoch_run / "checkpoints" / ckpt.LATEST).read_bytes()
     result = runner.invoke(app, ["train", "--resume", str(one_epoch_run), *change])
     _assert_usage_error(result, change[0], fragment)
+    # Its own remedy on the hint line (it said "`acgan train --help` lists the options")
+    hint = f"hint: drop {change[0]} to continue the run, or start a new run without --resume"
+    assert result.stderr.splitlines()[-1] == hint
     assert (one_epoch_run / "checkpoints" / ckpt.LATEST).read_bytes() == before
 
 

@@ -447,14 +447,14 @@ def parse_metrics(text: str | None) -> tuple[str, ...]:
             "'all' names every metric and stands alone",
             hint="give all, or a list of metrics without it",
             option="metrics",
-            detail="'all' names every metric: give it alone, or list the metrics you want",
+            detail="'all' names every metric and stands alone",
         )
     if not names:  # "" or ",": a list that names nothing is no request for everything
         raise UsageError(
             "no metric named",
             hint=f"choose from {valid} (comma-separated), or all",
             option="metrics",
-            detail=f"must name at least one of {valid}, or all",
+            detail="must name at least one metric",
         )
     unknown = [name for name in names if name not in METRICS]
     if unknown:
@@ -463,8 +463,6 @@ def parse_metrics(text: str | None) -> tuple[str, ...]:
             f"unknown metric {unknown[0]!r}{suggestion}",
             hint=f"choose from {valid} (comma-separated), or all",
             option="metrics",
-            detail=f"unknown metric {unknown[0]!r}{suggestion} Choose from {valid} (comma-separated), or all"
-            if suggestion
-            else f"unknown metric {unknown[0]!r}; choose from {valid} (comma-separated), or all",
+            detail=f"unknown metric {unknown[0]!r}{suggestion}",
         )
     return tuple(dict.fromkeys(names))
