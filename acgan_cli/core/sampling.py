@@ -53,8 +53,8 @@ def generation_batch(generator: nn.Module) -> int:
 
     Bigger batches are no faster, and on the CPU one pass's temporaries would outgrow the free
     memory glibc keeps between passes (256 MB: `devices.reuse_freed_memory`) and be faulted in
-    afresh on every pass: `acgan evaluate` generated 10,000 bf16 images in 5.2 s at 500 a pass
-    and in 2.2 s at 250.
+    afresh on every pass: `acgan evaluate` generated 10,000 bf16 images in 3.7-4.7 s at 500 a
+    pass and in 2.2-2.5 s at 256 (bench/README.md, "Evaluate speed").
     """
     import torch
 
