@@ -169,18 +169,22 @@ FORMATS: dict[str, Callable[[torch.Tensor, torch.Tensor, int], bytes]] = {
 }
 
 
+def check_class(index: int, n_classes: int) -> int:
+    """`index` if it names one of a model's `n_classes` classes, else a UsageError (`--digit`)."""
+    if not 0 <= index < n_classes:
+        raise UsageError(
+            f"class {index} is out of range",
+            hint=f"this model has {n_classes} classes: 0..{n_classes - 1}",
+            option="digit",
+            detail=f"{index} is out of range",
+        )
+    return index
+
+
 def resolve_class(class_names: tuple[str, ...], digit: int | None = None, name: str | None = None) -> int:
     """The class index asked for by number (`--digit`) or by name (`--class`), checked against the model."""
-    n = len(class_names)
     if digit is not None:
-        if not 0 <= digit < n:
-            raise UsageError(
-                f"class {digit} is out of range",
-                hint=f"this model has {n} classes: 0..{n - 1}",
-                option="digit",
-                detail=f"{digit} is out of range",
-            )
-        return digit
+        return check_class(digit, len(class_names))
     assert name is not None
     key = _normalise(name)
     # The name as written wins, then looser readings of it: 'a-b' must not draw a class 'a b'.
@@ -243,13 +247,8 @@ def draw_samples(
     """
     config = generator.config
     check_seed(seed)  # a larger one would draw a smaller one's images (32-bit Mersenne Twister)
-    if class_index is not None and not 0 <= class_index < config.n_classes:
-        raise UsageError(
-            f"class {class_index} is out of range: this model has {config.n_classes} classes, "
-            f"0..{config.n_classes - 1}",
-            option="digit",
-            detail=f"this model has {config.n_classes} classes, 0..{config.n_classes - 1} (got {class_index})",
-        )
+    if class_index is not None:
+        check_class(class_index, config.n_classes)
     if grid and class_index is not None:
         raise UsageError(
             "--grid draws every class; it cannot be combined with --digit or --class",

@@ -119,9 +119,9 @@ def test_the_api_refuses_a_class_or_seed_out_of_range_as_the_cli_does(trained_ru
     from acgan_cli.core.errors import ConfigError, DeviceError
 
     generator, _ = load_generator(trained_run)
-    with pytest.raises(UsageError, match=r"this model has 10 classes, 0\.\.9") as caught:
+    with pytest.raises(UsageError, match=r"class 42 is out of range") as caught:
         draw_samples(generator, class_index=42, n=1, grid=False, seed=0)
-    assert caught.value.option == "digit"
+    assert caught.value.option == "digit" and caught.value.hint == "this model has 10 classes: 0..9"
     with pytest.raises(ConfigError, match=r"must be in 0\.\.4294967295"):
         draw_samples(generator, class_index=None, n=1, grid=False, seed=2**32)
     with pytest.raises(ConfigError, match="did you mean cuda"):  # torch said "Expected one of cpu, cuda, …"
