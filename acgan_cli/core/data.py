@@ -590,6 +590,7 @@ def load_dataset(
     import torch
 
     check_dataset_name(name)
+    check_data_dir(data_dir)
     if split not in SPLITS:
         raise UsageError(
             f"unknown split {split!r}", hint=f"choose one of {', '.join(SPLITS)}", option="split"

@@ -239,6 +239,16 @@ def test_a_data_dir_of_idx_files_is_pointed_at_dataset(tmp_path: Path) -> None:
     assert f"{folder} holds IDX files: train on them with --dataset {folder}" in caught.value.hint
 
 
+def test_the_api_refuses_a_data_dir_that_is_a_file_as_the_cli_does(tmp_path: Path) -> None:
+    """load_dataset said "MNIST is not in FILE and --no-download was given" (or, downloading,
+    "[Errno 20] Not a directory"); train(TrainConfig(data_dir=FILE)) loads through it."""
+    (tmp_path / "data").write_text("not a folder")
+    for name in ("mnist", "mnist-5k"):
+        with pytest.raises(UsageError, match="is a file") as caught:
+            load_dataset(name, data_dir=tmp_path / "data", download=False)
+        assert caught.value.option == "data_dir"
+
+
 def test_classes_txt_must_name_classes_that_have_training_images(tmp_path: Path) -> None:
     folder = make_idx_folder(tmp_path / "data", classes=3)
     (folder / "classes.txt").write_text("\ufeffcat\ndog\nbird\n")  # a byte-order mark is no part of a name
