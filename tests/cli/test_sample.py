@@ -339,6 +339,8 @@ def test_a_runs_settings_history_and_grids_are_never_overwritten(
     # A new file beside them is the user's to make; so is the same name outside a run folder.
     fresh = run / "samples" / "mine.npy"
     assert runner.invoke(app, [*args, "--out", str(fresh)]).exit_code == 0 and fresh.is_file()
+    # and made again: only the grids training names step-NNNNNNNN.png are the run's (it refused any)
+    assert runner.invoke(app, [*args, "--out", str(fresh)]).exit_code == 0 and fresh.is_file()
 
 
 def test_sample_never_overwrites_the_generator_file_it_reads(run: Path, tmp_path: Path) -> None:
