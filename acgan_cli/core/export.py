@@ -97,7 +97,7 @@ class ExportResult:
     export_seconds: float  # writing the file
     verify_seconds: float  # loading it back and comparing
     runtime: str  # what loaded the file back, e.g. "onnxruntime 1.20.1 (CPUExecutionProvider)"
-    details: dict[str, str]  # format-specific facts, e.g. {"opset": "21"}
+    details: dict[str, str | int]  # format-specific facts, e.g. {"opset": 21}
     messages: tuple[str, ...]  # warnings and log lines the exporters emitted (not shown by default)
 
     @property
@@ -121,7 +121,7 @@ class ExportFormat:
     name: str
     description: str
     suffix: str  # appended to the checkpoint's stem for the default output name
-    write: Callable[[nn.Module, CheckpointInfo, Path, ExportOptions], dict[str, str]]  # returns details
+    write: Callable[[nn.Module, CheckpointInfo, Path, ExportOptions], dict[str, str | int]]  # returns details
     load: Callable[[Path], tuple[Runner, str]]  # (runner, description of the runtime)
     requires: tuple[str, ...] = ()  # modules that must import; their absence names ONNX_EXTRA
     options: tuple[str, ...] = ()  # ExportOptions fields this format accepts
@@ -292,7 +292,7 @@ def _refusing_bad_labels(generator: nn.Module, n_classes: int) -> nn.Module:
 
 def _write_onnx(
     generator: nn.Module, info: CheckpointInfo, path: Path, options: ExportOptions
-) -> dict[str, str]:
+) -> dict[str, str | int]:
     """Write with torch's torch.export-based ("dynamo") ONNX exporter.
 
     The TorchScript-based exporter is deprecated and writes no opset newer than torch's
@@ -325,7 +325,7 @@ def _write_onnx(
     onnx.helper.set_model_props(model, export_metadata(info))
     model.doc_string = f"ACGAN generator trained on {info.dataset} by acgan {__version__}"
     path.write_bytes(model.SerializeToString())  # bytes, not a path: the bindings take UTF-8 names only
-    return {"opset": str(options.opset), "exporter": f"torch.onnx (dynamo) {torch.__version__}"}
+    return {"opset": options.opset, "exporter": f"torch.onnx (dynamo) {torch.__version__}"}
 
 
 def _load_onnx(path: Path) -> tuple[Runner, str]:

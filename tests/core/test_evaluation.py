@@ -38,6 +38,7 @@ from acgan_cli.core.evaluation import (
     read_evaluator,
 )
 from acgan_cli.core.evaluation.evaluator import cache_path, data_hash, train_evaluator
+from acgan_cli.core.sampling import generation_batch
 from acgan_cli.core.training import train
 from tests.conftest import tiny_config
 
@@ -474,7 +475,10 @@ def test_evaluate_scores_the_same_whatever_its_batch_size(run20: Path) -> None:
     config = EvaluationConfig(n_samples=300, device="cpu", precision="fp32", metrics=("class-accuracy", "fd"))
     auto = evaluate([run20], config)
     odd = evaluate([run20], dataclasses.replace(config, batch_size=7))
-    assert auto.as_dict()["batch_size"] == "auto" and odd.as_dict()["batch_size"] == 7
+    # JSON numbers, never a word: null asked (by memory), and the batch each checkpoint was drawn in
+    assert auto.as_dict()["batch_size"] is None and odd.as_dict()["batch_size"] == 7
+    assert auto.as_dict()["checkpoints"][0]["batch_size"] == generation_batch(ckpt.load_generator(run20)[0])
+    assert odd.as_dict()["checkpoints"][0]["batch_size"] == 7
     figures, other = auto.checkpoints[0].scores.figures, odd.checkpoints[0].scores.figures
     assert figures["class_accuracy"] == other["class_accuracy"]
     assert figures["frechet_distance"] == pytest.approx(other["frechet_distance"], rel=1e-4)

@@ -67,6 +67,8 @@ def test_onnx_file_is_checked_dynamic_and_self_describing(exports: dict[str, ex.
     model = onnx.load(exports["onnx"].path)
     onnx.checker.check_model(model, full_check=True)
     assert {o.version for o in model.opset_import if o.domain == ""} == {ex.newest_onnx_opset()}
+    # `export --json` reports it as the number it is (it said "opset": "21")
+    assert json.loads(json.dumps(exports["onnx"].to_dict()))["details"]["opset"] == ex.newest_onnx_opset()
 
     def shape(value: onnx.ValueInfoProto) -> list[str | int]:
         return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]

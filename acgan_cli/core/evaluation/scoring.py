@@ -69,6 +69,7 @@ class CheckpointReport:
     img_size: int
     n_samples: int
     seed: int
+    batch_size: int  # images a generator pass: the one asked for, else sized by memory
     scores: Scores
     reference: Scores  # the same metrics with real images in the place of generated ones
     timings: dict[str, float]  # seconds: load, generate, features, reference, total
@@ -83,6 +84,7 @@ class CheckpointReport:
             "img_size": self.img_size,
             "n_samples": self.n_samples,
             "seed": self.seed,
+            "batch_size": self.batch_size,
             "evaluator_accuracy": evaluator_accuracy,
             "metrics": _finite(self.scores.figures),
             "reference": _finite(self.reference.figures),
@@ -116,7 +118,7 @@ class EvaluationReport:
             "seed": config.seed,
             "device": self.device,
             "precision": self.precision,
-            "batch_size": config.batch_size or "auto",
+            "batch_size": config.batch_size or None,  # as asked; null: by memory (each checkpoint's)
             "metrics": list(config.metrics),
             # Which keys of each checkpoint's `metrics` and `reference` each metric name gives.
             "figures": {name: [figure.key for figure in METRICS[name].figures] for name in config.metrics},
@@ -342,6 +344,7 @@ def evaluate(
     from acgan_cli.core.devices import resolve_device, resolve_precision, reuse_freed_memory
     from acgan_cli.core.evaluation.classifier import FEATURES
     from acgan_cli.core.evaluation.evaluator import load_evaluator, read_evaluator
+    from acgan_cli.core.sampling import generation_batch
 
     config = config or EvaluationConfig()
     infos = [check_checkpoint(path) for path in checkpoints]  # a damaged one before hours of work
@@ -418,12 +421,16 @@ def evaluate(
         loaded = time.perf_counter()
 
         on_event(StageStarted("generate", index, len(infos)))
+        with torch.autocast(
+            device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+        ):
+            batch_size = config.batch_size or generation_batch(generator)  # sized in the passes' dtype
         candidate, generating, looking = generated_features(
             generator,
             evaluator,
             n_samples=config.n_samples,
             seed=config.seed,
-            batch_size=config.batch_size,
+            batch_size=batch_size,
             autocast_dtype=autocast_dtype,
             source=f"the generator of {info.path}",
         )
@@ -461,6 +468,7 @@ def evaluate(
                 img_size=img_size,
                 n_samples=config.n_samples,
                 seed=config.seed,
+                batch_size=batch_size,
                 scores=scores,
                 reference=references[img_size],
                 timings={
