@@ -435,7 +435,9 @@ def test_help_beside_install_completion_is_help_and_edits_no_shell_file(
     assert done.returncode == 0, done.stderr
     assert "Usage: acgan [OPTIONS] COMMAND [ARGS]..." in done.stdout
     assert list(tmp_path.iterdir()) == []
-    # Without --help it installs, as typer does.
+    # Without --help it installs, as typer does. (typer finds the shell among the process's parents,
+    # which a detached run of the tests has none of: its test switch takes the name given instead.)
+    env["_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION"] = "1"
     done = subprocess.run([sys.executable, "-m", "acgan_cli", "--install-completion", "bash"], capture_output=True,
                           text=True, env=env, check=False)  # fmt: skip
     assert done.returncode == 0 and (tmp_path / ".bashrc").is_file(), done.stderr
