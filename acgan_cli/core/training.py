@@ -1271,6 +1271,20 @@ def train(
     the next numbered folder under `runs_dir` (default $ACGAN_RUNS_DIR or ./runs); or, with
     `resume` (a checkpoint or run folder), the run it holds, continued at its step with its own
     config, or with `config`'s changes where a resume allows them (more steps, the learning rate).
-    `on_event` receives each Event (steps, logs, checkpoints); `should_stop()` True stops and saves."""
+    `on_event` receives each Event (steps, logs, checkpoints); `should_stop()` True stops and saves.
+
+    As `acgan train` does, a new run that stops or fails before its first checkpoint (`should_stop`
+    at once, Ctrl-C in a notebook, an error in `on_event`) takes its folder away again: it held
+    nothing to resume, and running the same call again would be refused for the folder left.
+    A diverged run keeps its folder, for its metrics."""
     trainer = Trainer(config, run_dir=run_dir, resume=resume, runs_dir=runs_dir)
-    return trainer.run(on_event=on_event, should_stop=should_stop)
+    try:
+        result = trainer.run(on_event=on_event, should_stop=should_stop)
+    except DivergedError:
+        raise
+    except BaseException:
+        trainer.discard()  # only a new folder without a checkpoint: one with a checkpoint stays
+        raise
+    if result.checkpoint is None:  # stopped before its first step
+        trainer.discard()
+    return result

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -665,6 +666,33 @@ def test_a_resume_through_the_api_is_held_to_the_clis_rules(tmp_path: Path) -> N
         train(resume=run)  # its own end, max_steps 4, is reached
     with pytest.raises(UsageError, match="a new run needs a TrainConfig"):
         train()
+
+
+def test_an_api_run_stopped_before_its_first_checkpoint_leaves_no_folder(tmp_path: Path) -> None:
+    """train() left config.json and empty folders: the same call again was refused ("already holds
+    files"), and the resume its hint offered found no checkpoint. The CLI removed them; so does train."""
+    from acgan_cli.core.events import CheckpointSaved, StepDone
+    from acgan_cli.core.training import train
+
+    run = tmp_path / "run"
+    stopped = train(tiny_config(max_steps=3), run_dir=run, should_stop=lambda: True)
+    assert stopped.interrupted and stopped.checkpoint is None and not run.exists()
+
+    def fails_on(kind: type) -> Callable[[object], None]:
+        def on_event(event: object) -> None:
+            if isinstance(event, kind):
+                raise RuntimeError("a bug in the caller's callback")
+
+        return on_event
+
+    with pytest.raises(RuntimeError):
+        train(tiny_config(max_steps=3), run_dir=run, on_event=fails_on(StepDone))
+    assert not run.exists()
+    # A folder with a checkpoint is a run to resume: it stays, whatever stopped it.
+    with pytest.raises(RuntimeError):
+        train(tiny_config(max_steps=3), run_dir=tmp_path / "kept", on_event=fails_on(CheckpointSaved))
+    assert ckpt.read_info(tmp_path / "kept").step == 3
+    assert train(tiny_config(max_steps=3), run_dir=run).step == 3  # the first call, again: accepted
 
 
 def test_keep_checkpoints_prunes_the_oldest_step_files_after_the_new_one_is_written(
