@@ -34,7 +34,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acgan_cli import __version__
-from acgan_cli.core.config import PIXEL_RANGE, ModelConfig, TrainConfig, default_runs_dir, from_dict, to_json
+from acgan_cli.core.config import (
+    PIXEL_RANGE,
+    ModelConfig,
+    TrainConfig,
+    checked,
+    default_runs_dir,
+    from_dict,
+    to_json,
+)
 from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError
 
 if TYPE_CHECKING:
@@ -89,7 +97,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     killed between writing the two (step file first) has its newest state only in the step file;
     nor when latest cannot be read and a step file can stand in for it.
     """
-    path = Path(path).expanduser()
+    path = Path(checked("checkpoint", path, "path")).expanduser()  # None: a ConfigError, not a TypeError
     if path.is_dir():
         for folder in (path / "checkpoints", path):
             latest, steps = folder / LATEST, step_files(folder)

@@ -405,37 +405,41 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "str | None": ((str, type(None)), "a string or None"),
     "bool": ((bool,), "True or False"),
     "bool | None": ((bool, type(None)), "True, False or None"),
+    "path": ((str,), "a path (a str or pathlib.Path)"),
 }
 
 
 def check_types(config: Any) -> None:
-    """A ConfigError naming the first field of a config dataclass whose value has the wrong type.
+    """A ConfigError naming the first field of a config dataclass whose value has the wrong type
+    (`checked`); the values are stored as `checked` gives them back."""
+    for field in dataclasses.fields(config):
+        if str(field.type) in _TYPES:
+            object.__setattr__(
+                config, field.name, checked(field.name, getattr(config, field.name), str(field.type))
+            )
+
+
+def checked(name: str, value: Any, annotation: str) -> Any:
+    """`value` if it is of the type `annotation` names ("int", "float | None", …: `_TYPES`), else a
+    ConfigError naming `name`: the configs' fields, and the Python API's arguments.
 
     Every range check assumes the type: `TrainConfig(epochs="5")` failed with a TypeError from
     `>=`, `device=3` with an AttributeError, and 16.0 for an int (JSON from a file) passes every
     range check, then breaks torch. A path stands for its string, numpy's numbers for Python's.
     """
-    for field in dataclasses.fields(config):
-        if str(field.type) not in _TYPES:
-            continue
-        allowed, wanted = _TYPES[str(field.type)]
-        value = getattr(config, field.name)
-        if str in allowed and isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        elif (
-            not isinstance(value, (bool, int, float))
-            and isinstance(value, numbers.Integral)
-            and int in allowed
-        ):
-            value = int(value)
-        elif not isinstance(value, (bool, float)) and isinstance(value, numbers.Real) and float in allowed:
-            value = float(value)
-        require(
-            isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool)),
-            field.name,
-            f"must be {wanted} (got {value!r})",
-        )
-        object.__setattr__(config, field.name, value)
+    allowed, wanted = _TYPES[annotation]
+    if str in allowed and isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    elif not isinstance(value, (bool, int, float)) and isinstance(value, numbers.Integral) and int in allowed:
+        value = int(value)
+    elif not isinstance(value, (bool, float)) and isinstance(value, numbers.Real) and float in allowed:
+        value = float(value)
+    require(
+        isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool)),
+        name,
+        f"must be {wanted} (got {value!r})",
+    )
+    return value
 
 
 def to_json(config: ModelConfig | TrainConfig) -> str:

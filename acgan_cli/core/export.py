@@ -21,6 +21,7 @@ import importlib
 import io
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -44,7 +45,7 @@ from acgan_cli.core.checkpoint import (
     write_failure,
     write_hint,
 )
-from acgan_cli.core.config import PIXEL_RANGE, one_of, to_json
+from acgan_cli.core.config import PIXEL_RANGE, checked, one_of, require, to_json
 from acgan_cli.core.errors import ExportError, Notice, UsageError
 
 if TYPE_CHECKING:
@@ -579,6 +580,19 @@ def export(
     options that cannot work, CheckpointError for an unreadable checkpoint, and ExportError
     when the file cannot be written or does not compute the same images; then no file is left.
     """
+    if out is not None and str(out) == "-":  # a file named "-" in the current folder
+        raise UsageError(
+            "out='-' writes to stdout only on the command line",
+            hint="give a file path, then copy its bytes where they should go",
+            option="out",
+        )
+    opset, half = checked("opset", opset, "int | None"), checked("half", half, "bool")
+    tolerance = checked("tolerance", tolerance, "float | None")
+    require(
+        tolerance is None or 0 < tolerance < math.inf,
+        "tolerance",
+        f"must be a positive, finite number (got {tolerance})",
+    )
     fmt = fmt or format_from_name(out)  # as `acgan export` picks it
     options = ExportOptions(opset=opset, half=half)
     spec = _check_format(fmt, options)

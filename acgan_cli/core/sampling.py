@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from acgan_cli.core.config import check_seed
+from acgan_cli.core.config import check_seed, checked
 from acgan_cli.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -245,7 +245,22 @@ def draw_samples(
     The same seed gives the same pixels. `on_start(N)` once the request is checked, then
     `on_batch(done)` after each forward pass.
     """
+    if not hasattr(generator, "config"):  # a path, or None: "'str' object has no attribute 'config'"
+        raise UsageError(
+            f"draw_samples takes a generator, not {type(generator).__name__}",
+            hint="generator, info = load_generator(RUN)",
+        )
     config = generator.config
+    if isinstance(class_index, str):  # a name, as `--class` takes it
+        raise UsageError(
+            f"class_index takes a class's number, not its name ({class_index!r})",
+            hint="info.class_names.index(name), with info from load_generator",
+            option="class_index",
+        )
+    class_index, n, nrow = (
+        checked(k, v, "int | None") for k, v in (("class_index", class_index), ("n", n), ("nrow", nrow))
+    )
+    grid, seed = checked("grid", grid, "bool"), checked("seed", seed, "int")
     check_seed(seed)  # a larger one would draw a smaller one's images (32-bit Mersenne Twister)
     if class_index is not None:
         check_class(class_index, config.n_classes)

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import re
 import shutil
@@ -229,6 +230,13 @@ def test_a_training_checkpoint_is_never_overwritten(trained_run: Path, tmp_path:
         ("pt2", {"opset": 18}, "opset", "applies to --format onnx only (not pt2)"),
         ("onnx", {"half": True}, "half", "applies to --format safetensors only (not onnx)"),
         ("onnx", {"opset": 5}, "opset", "5 is out of range: torch writes opsets from 18"),
+        # The Python API's own: a TypeError from `<=`; a bug report asked for a user's tolerance;
+        # "no" exported float16; "-" wrote a file named "-".
+        ("onnx", {"opset": "20"}, "opset", "must be a whole number or None (got '20')"),
+        ("safetensors", {"tolerance": -1}, "tolerance", "must be a positive, finite number (got -1.0)"),
+        ("safetensors", {"tolerance": math.nan}, "tolerance", "must be a positive, finite number (got nan)"),
+        ("safetensors", {"half": "no"}, "half", "must be True or False (got 'no')"),
+        ("safetensors", {"out": "-"}, "out", "out='-' writes to stdout only on the command line"),
     ],
 )
 def test_options_that_cannot_work_are_usage_errors(
@@ -237,6 +245,7 @@ def test_options_that_cannot_work_are_usage_errors(
     with pytest.raises(UsageError) as caught:
         ex.export(trained_run, fmt, **options)
     assert caught.value.option == option and message in caught.value.detail
+    assert not Path("-").exists()
 
 
 def test_without_a_format_the_out_name_or_onnx_decides_as_in_the_cli(

@@ -2,6 +2,7 @@
 
 from io import BytesIO
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -113,6 +114,38 @@ def test_a_large_sheet_is_near_square_and_a_small_one_ten_wide() -> None:
     assert picture.size == (45 * (8 + GRID_PADDING) + GRID_PADDING, 45 * (8 + GRID_PADDING) + GRID_PADDING)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "option", "message"),
+    [
+        (
+            {"class_index": "sneaker"},
+            "class_index",
+            "class_index takes a class's number, not its name ('sneaker')",
+        ),
+        ({"class_index": 3.0}, "class_index", "class_index must be a whole number or None (got 3.0)"),
+        ({"class_index": True}, "class_index", "class_index must be a whole number or None (got True)"),
+        ({"n": "4"}, "n", "n must be a whole number or None (got '4')"),  # were TypeErrors from `>=`
+        ({"n": 2.5}, "n", "n must be a whole number or None (got 2.5)"),  # torch's, from torch.full
+        ({"seed": "x"}, "seed", "seed must be a whole number (got 'x')"),
+        ({"grid": "no"}, "grid", "grid must be True or False (got 'no')"),
+    ],
+)
+def test_draw_samples_names_an_argument_of_the_wrong_type(
+    trained_run, arguments: dict, option: str, message: str
+) -> None:
+    from acgan_cli.core.checkpoint import load_generator
+
+    generator, _ = load_generator(trained_run)
+    with pytest.raises(UsageError) as caught:
+        draw_samples(generator, **{"class_index": 3, "n": 2, "grid": False, "seed": 0, **arguments})
+    assert (caught.value.message, caught.value.option) == (message, option)
+    with pytest.raises(UsageError, match="draw_samples takes a generator, not str") as caught:
+        draw_samples(str(trained_run), class_index=3, n=2, grid=False, seed=0)  # its path, not its model
+    assert caught.value.hint == "generator, info = load_generator(RUN)"
+    images, labels, _ = draw_samples(generator, class_index=np.int64(3), n=np.int32(2), grid=False, seed=0)
+    assert images.shape[0] == 2 and labels.tolist() == [3, 3]  # numpy's integers are integers
+
+
 def test_the_api_refuses_a_class_or_seed_out_of_range_as_the_cli_does(trained_run) -> None:
     """draw_samples(class_index=42) raised IndexError; seed=2**32 drew seed 0's images."""
     from acgan_cli.core.checkpoint import load_generator
@@ -126,6 +159,10 @@ def test_the_api_refuses_a_class_or_seed_out_of_range_as_the_cli_does(trained_ru
         draw_samples(generator, class_index=None, n=1, grid=False, seed=2**32)
     with pytest.raises(ConfigError, match="did you mean cuda"):  # torch said "Expected one of cpu, cuda, …"
         load_generator(trained_run, device="gpu")
+    with pytest.raises(
+        ConfigError, match=r"checkpoint must be a path \(a str or pathlib.Path\) \(got None\)"
+    ):
+        load_generator(None)  # a TypeError from pathlib
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="CUDA is not available"):
             load_generator(trained_run, device="cuda")
