@@ -371,12 +371,17 @@ def refuse_to_overwrite_checkpoint(target: Path, command: str, reading: Path | N
     if record is not None:
         detail = f"{target} is {record}; {command} never overwrites it"
         raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
+    kind = None
     with contextlib.suppress(CheckpointError):  # not an acgan file: an ordinary overwrite
-        if read_info(target).kind == KIND_TRAINING:
-            detail = f"{target} is a training checkpoint; {command} never overwrites one"
-            raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
+        kind = read_info(target).kind
+    if kind == KIND_TRAINING:
+        detail = f"{target} is a training checkpoint; {command} never overwrites one"
+        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
     if reading is not None and target.samefile(reading):
         detail = f"{target} is the checkpoint being {READ_BY[command]}; {command} never overwrites it"
+        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
+    if kind is not None and command == "sample":  # images over a model (export over an export: a re-export)
+        detail = f"{target} is a generator file, a model sample reads; sample never overwrites one"
         raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
 
 

@@ -357,6 +357,12 @@ def test_sample_never_overwrites_the_generator_file_it_reads(run: Path, tmp_path
         assert result.exit_code == 2
         assert f"{model} is the checkpoint being sampled; sample never overwrites it" in plain(result.stderr)
     assert model.read_bytes() == before
+    # Nor another generator file: `--ckpt RUN --out g.safetensors -f npy` put an array in its place.
+    result = runner.invoke(app, ["sample", "--ckpt", str(run), "--format", "npy", "--out", str(model)])
+    assert result.exit_code == 2 and model.read_bytes() == before
+    assert f"{model} is a generator file, a model sample reads; sample never overwrites one" in plain(
+        result.stderr
+    )
     # Refused before drawing (up to 100,000 images): ahead of what the drawing itself checks.
     result = runner.invoke(
         app,
