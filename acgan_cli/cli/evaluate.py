@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,7 @@ from acgan_cli.cli.common import (
     stderr_console,
 )
 from acgan_cli.core.data import check_data_dir, check_dataset_name
+from acgan_cli.core.errors import Notice
 from acgan_cli.core.evaluation.config import MAX_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
 
@@ -184,6 +186,14 @@ def evaluate(
                 f"evaluator); name the checkpoints to score: acgan evaluate RUN {option_name(scoring[0])} …",
                 param_hint=option_name(scoring[0]),
             )
+    if dataset and not checkpoints and os.environ.get("ACGAN_CKPT"):  # it scored nothing, exit 0
+        warnings.warn(
+            Notice(
+                "$ACGAN_CKPT is not scored: --dataset without a checkpoint only prepares its evaluator; "
+                'to score it there: acgan evaluate "$ACGAN_CKPT" --dataset …'
+            ),
+            stacklevel=2,
+        )
     if json_output:
         require_stdout("the JSON report")
 

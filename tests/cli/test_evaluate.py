@@ -207,6 +207,12 @@ def test_train_evaluator_alone_prints_the_cached_file(
     assert "training the evaluator" in result.stderr and "evaluator epoch 1/" in result.stderr
     quiet = runner.invoke(app, ["-q", "evaluate", "--dataset", str(folder), "--device", "cpu"])
     assert quiet.exit_code == 0 and quiet.stdout.strip() == str(path) and quiet.stderr == ""
+    # $ACGAN_CKPT, which evaluate scores when no checkpoint is named, is not scored here: it says so.
+    result = runner.invoke(
+        app, ["evaluate", "--dataset", str(folder), "--device", "cpu"], env={"ACGAN_CKPT": "r"}
+    )
+    assert result.exit_code == 0 and result.stdout.strip() == str(path)
+    assert result.stderr.splitlines()[0].startswith("note: $ACGAN_CKPT is not scored: --dataset without a")
     # An option that scores checkpoints, with none named, was dropped without a word (exit 0).
     for scoring in (["--metrics", "fd"], ["--n-samples", "5"], ["--seed", "3"]):
         result = runner.invoke(app, ["evaluate", "--dataset", str(folder), *scoring], env={"ACGAN_CKPT": "x"})
