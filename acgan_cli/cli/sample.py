@@ -346,6 +346,7 @@ def sample(
                 "n": len(images),
                 "seed": seed,
                 "class": info.class_names[class_index] if class_index is not None else None,
+                "class_index": class_index,  # the number --digit takes; "class" is its name
                 "grid": grid,
                 "checkpoint": str(info.path),
                 "step": info.step,

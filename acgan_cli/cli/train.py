@@ -583,7 +583,7 @@ def _run(trainer: Trainer, console: Console) -> None:
         rate = ran * config.batch_size / max(result.seconds, 1e-9)
         resumed = f" (from step {trainer.start_step} to {result.step})" if trainer.start_step else ""
         console.print(
-            f"done: {ran} steps{resumed} in {result.seconds:.1f} s ({rate:,.0f} images/s); "
+            f"done: {ran} step{'' if ran == 1 else 's'}{resumed} in {result.seconds:.1f} s ({rate:,.0f} images/s); "
             f"samples in {result.run_dir / 'samples'}, checkpoint {result.checkpoint}"
         )
     _print_run_dir(result.run_dir, stopped=False)

@@ -503,9 +503,14 @@ def test_json_says_what_was_drawn_and_the_seed_draws_it_again(run: Path, tmp_pat
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report == {
-        "path": "a.npz", "format": "npz", "n": 4, "seed": report["seed"], "class": None, "grid": False,
-        "checkpoint": str((run / "checkpoints" / "latest.safetensors").resolve()), "step": 12,
+        "path": "a.npz", "format": "npz", "n": 4, "seed": report["seed"], "class": None, "class_index": None,
+        "grid": False, "checkpoint": str((run / "checkpoints" / "latest.safetensors").resolve()), "step": 12,
     }  # fmt: skip
+    # A class by its name and its number: --digit 3 in, 3 out (a name is a string, "3")
+    three = json.loads(
+        runner.invoke(app, ["-q", "sample", "--digit", "3", "--json", "--out", "c.png"]).stdout
+    )
+    assert (three["class"], three["class_index"]) == ("3", 3)
     again = runner.invoke(app, ["-q", "sample", "--n", "4", "--seed", str(report["seed"]), "--out", "b.npz"])
     assert again.exit_code == 0 and again.stdout == "b.npz\n"
     assert np.array_equal(np.load(tmp_path / "a.npz")["images"], np.load(tmp_path / "b.npz")["images"])
