@@ -112,9 +112,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
                     warnings.warn(Notice(f"{latest} cannot be read; using {steps[-1]}"), stacklevel=2)
                 return steps[-1]
             return latest
+        runs = sorted(run for run in path.glob(f"*/checkpoints/{LATEST}"))  # a folder of runs: runs/
         raise CheckpointError(
             f"{path} holds no checkpoint (no checkpoints/{LATEST} or step-*.safetensors)",
-            hint=NOT_A_CHECKPOINT_HINT,
+            hint=f"it holds runs: name one, e.g. {runs[-1].parent.parent}" if runs else NOT_A_CHECKPOINT_HINT,
         )
     if not path.exists():
         raise CheckpointError(f"{path} does not exist", hint=NOT_A_CHECKPOINT_HINT)

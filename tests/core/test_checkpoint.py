@@ -149,8 +149,15 @@ def test_run_folder_and_missing_paths(trained_run: Path, tmp_path: Path) -> None
     assert ckpt.resolve_checkpoint(trained_run / "checkpoints") == _latest(trained_run)
     with pytest.raises(CheckpointError, match="does not exist"):
         ckpt.resolve_checkpoint(tmp_path / "nope.safetensors")
-    with pytest.raises(CheckpointError, match="holds no checkpoint"):
+    with pytest.raises(CheckpointError, match="holds no checkpoint") as caught:
         ckpt.resolve_checkpoint(tmp_path)
+    assert caught.value.hint == ckpt.NOT_A_CHECKPOINT_HINT
+    # A folder of runs (`--ckpt runs`): the hint names one, the newest by its number.
+    for name in ("00001-mnist-5k", "00002-mnist-5k"):
+        shutil.copytree(trained_run, tmp_path / "runs" / name)
+    with pytest.raises(CheckpointError, match="holds no checkpoint") as caught:
+        ckpt.resolve_checkpoint(tmp_path / "runs")
+    assert caught.value.hint == f"it holds runs: name one, e.g. {tmp_path / 'runs' / '00002-mnist-5k'}"
 
 
 def test_a_run_killed_between_its_two_writes_resumes_from_the_step_file(
