@@ -420,8 +420,7 @@ def train(
             if config.dataset not in DATASETS and not Path(config.dataset).expanduser().is_dir():
                 raise DataError(
                     f"{info.path} was trained on the folder {config.dataset}, which is not there",
-                    hint="put the run's data back at that path, or give its new place: --dataset PATH "
-                    "(a resumed run never changes data: it is checked against the run's)",
+                    hint="put the run's data back at that path to resume it (a resumed run never changes data)",
                 )
         else:
             config = TrainConfig(**{"seed": secrets.randbelow(2**31), **given})

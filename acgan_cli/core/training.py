@@ -50,7 +50,6 @@ from acgan_cli.core.config import (
     to_dict,
 )
 from acgan_cli.core.data import (
-    DATASETS,
     Dataset,
     dataset_title,
     load_dataset,
@@ -418,14 +417,6 @@ def resume_config(saved: TrainConfig, overrides: dict[str, object], *, api: bool
         overrides = {**overrides, "max_steps": None}
     if "dataset" in overrides and same_dataset(str(overrides["dataset"]), saved.dataset):
         overrides = {**overrides, "dataset": saved.dataset}  # the same folder, however it is written
-    elif "dataset" in overrides and _moved_folder(saved.dataset, str(overrides["dataset"])):
-        # A folder moved (another disk, another machine): its data is checked against the run's
-        # when it is loaded (check_same_data), as a resume checks the folder it recorded.
-        warnings.warn(
-            Notice(f"the run's data folder {saved.dataset} is not there; resuming on {overrides['dataset']}"),
-            stacklevel=2,
-        )
-        saved = dataclasses.replace(saved, dataset=str(overrides["dataset"]))
     if "data_dir" not in overrides and saved.data_dir and not Path(saved.data_dir).is_dir():
         # A run copied from another machine: the default data folder, as evaluate does (the data
         # found there is still checked against the run's).
@@ -445,13 +436,6 @@ def resume_config(saved: TrainConfig, overrides: dict[str, object], *, api: bool
                 name, overrides[name], getattr(before, field) if name == field else saved.recipe, api
             )
     return config
-
-
-def _moved_folder(recorded: str, given: str) -> bool:
-    """Whether `given` may stand for a run's data folder `recorded` that is no longer there."""
-    if recorded in DATASETS or given in DATASETS:
-        return False
-    return not Path(recorded).expanduser().exists() and Path(given).expanduser().is_dir()
 
 
 def resumed_config(saved: TrainConfig, config: TrainConfig) -> TrainConfig:

@@ -355,24 +355,14 @@ def test_a_dataset_folder_is_recorded_by_its_absolute_path(
     assert same.exit_code == 0, same.stderr
     assert ckpt.read_info(run).step == 3 and ckpt.read_info(run).train.dataset == str(tmp_path / "a" / "ds")
     # Its data gone: one clear line, exit 1, the run untouched.
-    shutil.move(tmp_path / "a" / "ds", tmp_path / "c" / "ds")  # moved to another disk, say
+    shutil.rmtree(tmp_path / "a" / "ds")
     gone = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4"])
     assert gone.exit_code == 1
     assert gone.stderr.splitlines()[0] == (
         f"error: {run / 'checkpoints' / 'latest.safetensors'} was trained on the folder "
         f"{tmp_path / 'a' / 'ds'}, which is not there"
     )
-    assert "or give its new place: --dataset PATH" in gone.stderr.splitlines()[1]
     assert ckpt.read_info(run).step == 3
-    # Its new place is taken (it was refused as a change), once its data is checked against the run's.
-    other = runner.invoke(app, ["train", "--resume", str(run), "--dataset", "ds", "--max-steps", "4"])
-    assert other.exit_code == 1 and "has changed since" in other.stderr and ckpt.read_info(run).step == 3
-    moved = runner.invoke(
-        app, ["train", "--resume", str(run), "--dataset", str(tmp_path / "c" / "ds"), "--max-steps", "4"]
-    )
-    assert moved.exit_code == 0, moved.stderr
-    assert f"note: the run's data folder {tmp_path / 'a' / 'ds'} is not there; resuming on" in moved.stderr
-    assert ckpt.read_info(run).step == 4 and ckpt.read_info(run).train.dataset == str(tmp_path / "c" / "ds")
 
 
 @pytest.mark.parametrize("command", [["train", "--dataset", "mnist"], ["evaluate", "--dataset", "mnist"]])
