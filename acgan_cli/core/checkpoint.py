@@ -356,7 +356,7 @@ def run_record(target: Path) -> str | None:
 
     if target.name in RUN_RECORDS and is_run(target.parent):
         return RUN_RECORDS[target.name]
-    grid = re.fullmatch(r"step-\d{8}\.png", target.name)  # what Trainer writes; a user's own file is theirs
+    grid = re.fullmatch(r"step-\d{8,}\.png", target.name)  # what Trainer writes; a user's own file is theirs
     if grid and target.parent.name == "samples" and is_run(target.parent.parent):
         return "one of a training run's sample grids"
     return None

@@ -428,12 +428,26 @@ def checked(name: str, value: Any, annotation: str) -> Any:
     range check, then breaks torch. A path stands for its string, numpy's numbers for Python's.
     """
     allowed, wanted = _TYPES[annotation]
+    try:
+        return _checked(name, value, allowed, wanted)
+    except OverflowError:  # 10**400 in a float field: a tampered file, not a bug
+        require(False, name, f"must be {wanted} of a sane size")
+        raise  # not reached
+
+
+def _checked(name: str, value: Any, allowed: tuple[type, ...], wanted: str) -> Any:
+    kind = type(value)
+    plain_bool = isinstance(value, bool) or (
+        kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
+    )
     if str in allowed and isinstance(value, os.PathLike):
         value = os.fspath(value)
-    elif not isinstance(value, (bool, int, float)) and isinstance(value, numbers.Integral) and int in allowed:
+    elif plain_bool and bool in allowed:
+        value = bool(value)
+    elif not plain_bool and float in allowed and isinstance(value, numbers.Real):
+        value = float(value)  # 2, numpy's float64 or int64: a Python float, as JSON will hold it
+    elif not plain_bool and int in allowed and isinstance(value, numbers.Integral):
         value = int(value)
-    elif not isinstance(value, (bool, float)) and isinstance(value, numbers.Real) and float in allowed:
-        value = float(value)
     require(
         isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool)),
         name,

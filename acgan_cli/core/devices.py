@@ -44,7 +44,7 @@ def resolve_device(name: str) -> torch.device:
         if index >= count:
             raise DeviceError(
                 f"--device {name} does not exist: this machine has {count} CUDA device(s)",
-                hint=f"use cuda:0..cuda:{count - 1}",
+                hint="use cuda:0" if count == 1 else f"use cuda:0..cuda:{count - 1}",
                 option="device",
                 detail=f"{name} does not exist: this machine has {count} CUDA device(s)",
             )

@@ -1285,6 +1285,6 @@ def train(
     except BaseException:
         trainer.discard()  # only a new folder without a checkpoint: one with a checkpoint stays
         raise
-    if result.checkpoint is None:  # stopped before its first step
-        trainer.discard()
+    if result.checkpoint == trainer.resumed_from:  # stopped before its first step (None: a new run)
+        trainer.discard()  # a resume into a new folder (run_dir) leaves nothing there either
     return result

@@ -88,10 +88,19 @@ def test_configs_take_paths_and_numpy_numbers_as_the_plain_values() -> None:
     """What a script has at hand: a Path for a folder, numpy's numbers; stored as str, int and float
     so that config.json and the checkpoints' metadata can hold them."""
     config = TrainConfig(
-        dataset=Path("mnist-5k"), data_dir=Path("/data"), epochs=np.int64(3), lr=np.float32(0.5)
+        dataset=Path("mnist-5k"), data_dir=Path("/data"), epochs=np.int64(3), lr=np.float32(0.5), ema=np.True_
     )
     assert (config.dataset, config.data_dir, config.epochs, config.lr) == ("mnist-5k", "/data", 3, 0.5)
-    assert [type(v) for v in (config.dataset, config.epochs, config.lr)] == [str, int, float]
+    assert [type(v) for v in (config.dataset, config.epochs, config.lr, config.ema)] == [
+        str,
+        int,
+        float,
+        bool,
+    ]
+    assert type(TrainConfig(lr=np.float64(0.25)).lr) is float  # numpy's float64 is a float, yet not JSON's
+    # A number too large to be a float (a tampered file) is named, not an OverflowError
+    with pytest.raises(ConfigError, match="lr must be a number of a sane size"):
+        TrainConfig(lr=10**400)
     assert json.loads(to_json(config))["epochs"] == 3
 
 

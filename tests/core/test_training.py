@@ -693,6 +693,11 @@ def test_an_api_run_stopped_before_its_first_checkpoint_leaves_no_folder(tmp_pat
         train(tiny_config(max_steps=3), run_dir=tmp_path / "kept", on_event=fails_on(CheckpointSaved))
     assert ckpt.read_info(tmp_path / "kept").step == 3
     assert train(tiny_config(max_steps=3), run_dir=run).step == 3  # the first call, again: accepted
+    # A resume into a new folder (a branch) stopped before its first step leaves none either.
+    branch = tmp_path / "branch"
+    config = dataclasses.replace(ckpt.read_info(run).train, max_steps=5)
+    stopped = train(config, resume=run, run_dir=branch, should_stop=lambda: True)
+    assert stopped.interrupted and not branch.exists() and ckpt.read_info(run).step == 3
 
 
 def test_keep_checkpoints_prunes_the_oldest_step_files_after_the_new_one_is_written(
