@@ -542,7 +542,7 @@ def check_dataset_name(name: str) -> None:
         f"unknown dataset {name!r}{suggestion}",
         hint=f"choose one of {', '.join(DATASETS)}, or give a folder of MNIST-format IDX files",
         option="dataset",
-        detail=f"{name!r} is neither a dataset ({', '.join(DATASETS)}) nor a folder{suggestion}",
+        detail=f"{name!r} is neither a dataset nor a folder{suggestion}",  # the hint lists them
     )
 
 

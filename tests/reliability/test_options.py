@@ -178,7 +178,7 @@ def test_evaluate_refuses_each_impossible_value(
         (
             ["train", "--dataset", "cifar-11"],
             "--dataset",
-            "neither a dataset (mnist, fashion-mnist, kmnist, mnist-5k)",
+            "neither a dataset nor a folder hint: choose one of mnist, fashion-mnist, kmnist, mnist-5k,",
         ),
         (
             ["train", "--dataset", "mnist-5k", "--device", "tpu"],
