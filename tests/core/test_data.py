@@ -96,7 +96,8 @@ def test_idx_folder_without_files(tmp_path: Path) -> None:
 def test_unknown_dataset_names_the_choices() -> None:
     with pytest.raises(UsageError) as caught:
         check_dataset_name("cifar-11")
-    assert all(name in caught.value.detail for name in DATASETS)
+    assert caught.value.detail == "'cifar-11' is neither a dataset nor a folder"
+    assert all(name in caught.value.hint for name in DATASETS)  # listed once, on the hint line
 
 
 def test_missing_mnist_without_download(tmp_path: Path) -> None:
