@@ -56,6 +56,8 @@ KIND_GENERATOR = "generator"  # a generator alone (acgan export --format safeten
 LATEST = "latest.safetensors"
 MAX_HEADER_BYTES = 16 * 2**20  # our headers are a few kB; refuse to parse absurd ones
 NOT_A_CHECKPOINT_HINT = "give a .safetensors file written by `acgan train`, or a run folder"
+EXPORT_METADATA_FILE = "acgan.json"  # TorchScript and pt2 exports carry their metadata as this extra file
+ONNX_METADATA_KEY = b"acgan_version"  # the first of the metadata_props `acgan export` writes into ONNX
 
 
 @dataclass(frozen=True)
@@ -384,6 +386,36 @@ def refuse_to_overwrite_checkpoint(target: Path, command: str, reading: Path | N
     if kind is not None and command == "sample":  # images over a model (export over an export: a re-export)
         detail = f"{target} is a generator file, a model sample reads; sample never overwrites one"
         raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
+    exported = exported_model(target) if command == "sample" else None
+    if exported is not None:
+        detail = f"{target} is {exported} that `acgan export` wrote; sample never overwrites one"
+        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
+
+
+def exported_model(path: Path) -> str | None:
+    """Which of `acgan export`'s models `path` holds ("an ONNX model", "a TorchScript archive",
+    "a torch.export program"), or None. Found by the metadata export writes, not by the name,
+    and without torch or onnx: a zip archive with an extra acgan.json, or an ONNX protobuf
+    (its first field is ir_version, byte 0x08) whose metadata carries acgan_version."""
+    import mmap
+    import zipfile
+
+    try:
+        with path.open("rb") as file:
+            if zipfile.is_zipfile(file):  # a sample's .npz is a zip too, without the extra file
+                names = zipfile.ZipFile(file).namelist()
+                if not any(name.endswith(f"/extra/{EXPORT_METADATA_FILE}") for name in names):
+                    return None
+                pickled = any(name.endswith("/data.pkl") for name in names)  # TorchScript's; pt2 has none
+                return "a TorchScript archive" if pickled else "a torch.export program"
+            file.seek(0)
+            first = file.read(1)
+            if first != b"\x08":
+                return None
+            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                return "an ONNX model" if view.find(ONNX_METADATA_KEY) >= 0 else None
+    except (OSError, ValueError, zipfile.BadZipFile):  # unreadable, empty, or a broken archive: not one
+        return None
 
 
 def blocking_file(path: Path) -> Path | None:

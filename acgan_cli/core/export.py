@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from acgan_cli import __version__
 from acgan_cli.core.checkpoint import (
+    EXPORT_METADATA_FILE,
     CheckpointInfo,
     destination,
     extension,
@@ -62,7 +63,6 @@ MIN_ONNX_OPSET = 18  # torch's ONNX exporter implements opset 18 up; below it ma
 ONNX_EXTRA = "pip install 'acgan[onnx]'"
 INPUT_NAMES = ("z", "labels")
 OUTPUT_NAME = "images"
-METADATA_FILE = "acgan.json"  # TorchScript and pt2 archives carry the metadata as this extra file
 # Loggers of the exporters, whose notes (deprecations, opset conversion) would otherwise reach stderr.
 EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "torch.jit", "torch._dynamo", "onnxscript", "onnx_ir")
 
@@ -360,7 +360,7 @@ def _write_torchscript(
 
     traced = torch.jit.trace(generator, _example_inputs(info))
     archive = io.BytesIO()  # see _write_pt2
-    torch.jit.save(traced, archive, _extra_files={METADATA_FILE: json.dumps(export_metadata(info))})
+    torch.jit.save(traced, archive, _extra_files={EXPORT_METADATA_FILE: json.dumps(export_metadata(info))})
     path.write_bytes(archive.getvalue())
     return {"method": "torch.jit.trace"}
 
@@ -380,7 +380,7 @@ def _write_pt2(
     # Saved to memory, then written: given a path, the archive's top folder is named after the
     # (temporary) file, so two exports differed, and a name that is not UTF-8 crashed the process.
     archive = io.BytesIO()
-    torch.export.save(program, archive, extra_files={METADATA_FILE: json.dumps(export_metadata(info))})
+    torch.export.save(program, archive, extra_files={EXPORT_METADATA_FILE: json.dumps(export_metadata(info))})
     path.write_bytes(archive.getvalue())
     return {"method": "torch.export.export"}
 

@@ -383,6 +383,38 @@ def test_sample_never_overwrites_the_generator_file_it_reads(run: Path, tmp_path
     assert "is the checkpoint being sampled" in plain(result.stderr), result.stderr
 
 
+@pytest.mark.parametrize(
+    ("fmt", "name", "what"),
+    [
+        ("onnx", "g.onnx", "an ONNX model"),
+        ("torchscript", "g.pt", "a TorchScript archive"),
+        ("pt2", "g.pt2", "a torch.export program"),
+    ],
+)
+def test_sample_never_overwrites_an_exported_model(
+    run: Path, tmp_path: Path, fmt: str, name: str, what: str
+) -> None:
+    """`sample --out g.onnx` replaced the exported model with a drawing, exit 0: images over a model
+    are a slip, wherever the model goes by another name (a link, or a name without its extension)."""
+    model = tmp_path / name
+    assert runner.invoke(app, ["-q", "export", str(run), "-f", fmt, "-o", str(model)]).exit_code == 0
+    renamed = tmp_path / "model.bin"
+    shutil.copy(model, renamed)
+    (tmp_path / "link.png").symlink_to(model)
+    before = model.read_bytes()
+    for target, shown in ((model, model), (tmp_path / "link.png", model), (renamed, renamed)):
+        result = runner.invoke(app, ["sample", "--digit", "1", "--format", "npz", "--out", str(target)])
+        assert result.exit_code == 2, result.stderr
+        said = plain(result.stderr)
+        assert f"{shown} is {what} that `acgan export` wrote; sample never overwrites one" in said
+        assert said.rstrip().endswith("hint: choose another --out")
+    assert model.read_bytes() == before and renamed.read_bytes() == before
+    # A sample's own .npz is a zip archive too: drawing over it again is an ordinary overwrite.
+    drawing = tmp_path / "drawing.npz"
+    for _ in range(2):
+        assert runner.invoke(app, ["sample", "--n", "2", "--out", str(drawing)]).exit_code == 0
+
+
 def test_default_names_never_take_another_class_name(run: Path, tmp_path: Path) -> None:
     for args in (["--n", "2"], ["--n", "2"], ["--digit", "1"], ["--grid", "--n", "1"]):
         assert runner.invoke(app, ["sample", *args]).exit_code == 0

@@ -403,3 +403,34 @@ def test_safetensors_bytes_are_the_same_every_time_and_read_as_the_library_wrote
     with safe_open(tmp_path / "t.safetensors", "pt") as f:
         assert f.metadata() == metadata
         assert all(torch.equal(f.get_tensor(name), tensor) for name, tensor in tensors.items())
+
+
+def test_exported_model_knows_acgan_exports_by_their_metadata_alone(tmp_path: Path) -> None:
+    """Only files carrying export's metadata count: an ONNX file of someone else's, a torch archive
+    without acgan.json, a sample's .npz, an empty or broken file are not acgan's exported models."""
+    import zipfile
+
+    import numpy as np
+    import onnx
+
+    ours = tmp_path / "ours.onnx"
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [], [])
+    model = onnx.helper.make_model(graph)
+    onnx.save(model, tmp_path / "theirs.onnx")
+    onnx.helper.set_model_props(model, {"acgan_version": "0.1"})
+    onnx.save(model, ours)
+    assert ckpt.exported_model(ours) == "an ONNX model"
+    with zipfile.ZipFile(tmp_path / "ours.pt2", "w") as archive:
+        archive.writestr(f"archive/extra/{ckpt.EXPORT_METADATA_FILE}", "{}")
+    with zipfile.ZipFile(tmp_path / "ours.pt", "w") as archive:
+        archive.writestr(f"archive/extra/{ckpt.EXPORT_METADATA_FILE}", "{}")
+        archive.writestr("archive/data.pkl", b"")
+    assert ckpt.exported_model(tmp_path / "ours.pt2") == "a torch.export program"
+    assert ckpt.exported_model(tmp_path / "ours.pt") == "a TorchScript archive"
+
+    torch.save({"w": torch.zeros(1)}, tmp_path / "theirs.pt")
+    np.savez(tmp_path / "drawing.npz", images=np.zeros((1, 2, 2), np.uint8))
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "broken.pt").write_bytes((tmp_path / "ours.pt").read_bytes()[:-30])
+    for name in ("theirs.onnx", "theirs.pt", "drawing.npz", "empty", "broken.pt", "missing"):
+        assert ckpt.exported_model(tmp_path / name) is None, name

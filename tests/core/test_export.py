@@ -119,12 +119,12 @@ def test_torchscript_and_pt2_round_trip_with_their_metadata(
     z, labels = latents(5, 8, seed=3), random_labels(5, 10, seed=3)
     with torch.inference_mode():
         expected = generator(z, labels)
-    extra = {ex.METADATA_FILE: ""}
+    extra = {ex.EXPORT_METADATA_FILE: ""}
     scripted = torch.jit.load(str(exports["torchscript"].path), _extra_files=extra)
-    assert json.loads(extra[ex.METADATA_FILE])["latent_dim"] == "8"
-    program_extra = {ex.METADATA_FILE: ""}
+    assert json.loads(extra[ex.EXPORT_METADATA_FILE])["latent_dim"] == "8"
+    program_extra = {ex.EXPORT_METADATA_FILE: ""}
     program = torch.export.load(exports["pt2"].path, extra_files=program_extra)
-    assert json.loads(program_extra[ex.METADATA_FILE])["class_names"] == json.dumps(
+    assert json.loads(program_extra[ex.EXPORT_METADATA_FILE])["class_names"] == json.dumps(
         [str(d) for d in range(10)]
     )
     with torch.inference_mode():
