@@ -19,6 +19,7 @@ import hashlib
 import importlib.resources
 import math
 import re
+import shlex
 import struct
 import sys
 import zlib
@@ -533,8 +534,9 @@ def check_dataset_name(name: str) -> None:
         folder = Path(name).expanduser().parent
         raise UsageError(
             f"{name} is a file; --dataset takes the folder that holds the IDX files",
+            hint=f"give its folder: --dataset {shlex.quote(str(folder))}",
             option="dataset",
-            detail=f"{name!r} is a file, not a folder of IDX files: give its folder, {str(folder)!r}",
+            detail=f"{name!r} is a file, not a folder of IDX files",
         )
     meant = closest(name, DATASETS)
     suggestion = did_you_mean(name, meant or name, bool(meant))
@@ -552,8 +554,9 @@ def check_data_dir(path: str | Path | None) -> None:
     if path and Path(path).expanduser().exists() and not Path(path).expanduser().is_dir():
         raise UsageError(
             f"--data-dir {path} is a file, not a folder",
+            hint="give a folder: datasets are found in it, and downloaded into it",
             option="data_dir",
-            detail=f"{str(path)!r} is a file; give the folder datasets are found in and downloaded to",
+            detail=f"{str(path)!r} is a file, not a folder",
         )
 
 

@@ -267,14 +267,21 @@ def draw_samples(
     if grid and class_index is not None:
         raise UsageError(
             "--grid draws every class; it cannot be combined with --digit or --class",
+            hint="drop --digit/--class, or drop --grid",
             option="grid",
-            detail="draws every class; drop --digit/--class, or drop --grid",
+            detail="draws every class, so it cannot be combined with --digit or --class",
         )
     count = n if n is not None else (10 if grid else 1)
     total = count * config.n_classes if grid else count
     if not count >= 1 or total > MAX_SAMPLES:
         raise UsageError(
             f"--n must be in 1..{MAX_SAMPLES} images (got {count}{' per class' if grid else ''})",
+            hint=(
+                f"--grid draws --n of each of the {config.n_classes} classes: "
+                f"at most {MAX_SAMPLES // config.n_classes:,} each"
+                if grid and count >= 1
+                else f"draw 1 to {MAX_SAMPLES:,} images; for more, run again with another --seed"
+            ),
             option="n",
             detail=f"must draw 1..{MAX_SAMPLES} images in all (got {total})",
         )

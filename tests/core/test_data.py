@@ -366,9 +366,10 @@ def test_a_file_given_as_the_dataset_is_told_to_give_its_folder(tmp_path: Path) 
     folder = make_idx_folder(tmp_path / "data")
     with pytest.raises(UsageError) as caught:
         check_dataset_name(str(folder / "train-images-idx3-ubyte"))
-    assert caught.value.detail == (
-        f"'{folder / 'train-images-idx3-ubyte'}' is a file, not a folder of IDX files: give its folder, '{folder}'"
+    assert (
+        caught.value.detail == f"'{folder / 'train-images-idx3-ubyte'}' is a file, not a folder of IDX files"
     )
+    assert caught.value.hint == f"give its folder: --dataset {folder}"
 
 
 @pytest.mark.parametrize("compress", [False, True])

@@ -557,3 +557,16 @@ def test_an_evaluator_under_a_non_utf8_folder_name_reads_back(evaluator_cache: P
         torch.equal(a, b)
         for a, b in zip(net.state_dict().values(), reference.state_dict().values(), strict=True)
     )
+
+
+def test_nothing_to_evaluate_says_what_to_give() -> None:
+    """No checkpoint and no dataset: the detail says what is missing, the hint what to give."""
+    from acgan_cli.core.errors import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        evaluate([], EvaluationConfig(device="cpu"))
+    assert (caught.value.option, caught.value.detail, caught.value.hint) == (
+        "dataset",
+        "nothing to evaluate: no checkpoint, and no dataset",
+        "give a checkpoint, or --dataset to prepare its evaluator",
+    )

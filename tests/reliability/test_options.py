@@ -110,10 +110,21 @@ def test_a_batch_larger_than_memory_is_one_line_not_a_crash(forkserver: ForkServ
         (["--digit", "-1"], "--digit", "this model has 10 classes: 0..9"),
         (["--digit", "10"], "--digit", "this model has 10 classes: 0..9"),
         (["--digit", HUGE], "--digit", "this model has 10 classes: 0..9"),
-        (["--n", "0"], "--n", "must draw 1..100000 images"),
+        (["--n", "0"], "--n", "must draw 1..100000 images in all (got 0) hint: draw 1 to 100,000 images"),
         (["--n", "-1"], "--n", "must draw 1..100000 images"),
         (["--n", HUGE], "--n", "must draw 1..100000 images"),
-        (["--grid", "--n", "20000"], "--n", "must draw 1..100000 images in all (got 200000)"),
+        (
+            ["--grid", "--n", "20000"],
+            "--n",
+            "must draw 1..100000 images in all (got 200000) "
+            "hint: --grid draws --n of each of the 10 classes: at most 10,000 each",
+        ),
+        (
+            ["--grid", "--digit", "3"],
+            "--grid",
+            "draws every class, so it cannot be combined with --digit or --class "
+            "hint: drop --digit/--class, or drop --grid",
+        ),
         (["--seed", "-1"], "--seed", "must be in 0..4294967295"),
         (["--seed", HUGE], "--seed", "must be in 0..4294967295"),
         (["--seed", str(2**32)], "--seed", "must be in 0..4294967295"),
@@ -370,7 +381,11 @@ def test_a_data_dir_that_is_a_file_is_named_as_one(tmp_path: Path, command: list
     """It said "MNIST is not in FILE and could not be downloaded ([Errno 20] Not a directory)"."""
     (tmp_path / "notes.txt").write_text("not a folder")
     result = runner.invoke(app, [*command, "--data-dir", str(tmp_path / "notes.txt"), "--device", "cpu"])
-    _assert_usage_error(result, "--data-dir", f"{str(tmp_path / 'notes.txt')!r} is a file; give the folder")
+    _assert_usage_error(
+        result,
+        "--data-dir",
+        f"{str(tmp_path / 'notes.txt')!r} is a file, not a folder hint: give a folder: datasets are found in it",
+    )
     assert (tmp_path / "notes.txt").read_text() == "not a folder"
     from_env = runner.invoke(app, command, env={"ACGAN_DATA_DIR": str(tmp_path / "notes.txt")})
     _assert_usage_error(from_env, "$ACGAN_DATA_DIR (for --data-dir)", "is a file")

@@ -364,8 +364,9 @@ def evaluate(
     if not dataset:
         raise UsageError(
             "nothing to evaluate",
+            hint="give a checkpoint, or --dataset to prepare its evaluator",
             option="dataset",
-            detail="give a checkpoint, or --dataset to train an evaluator",
+            detail="nothing to evaluate: no checkpoint, and no dataset",
         )
     for info in infos:  # before any expensive work
         check_fits(info, dataset)
