@@ -84,6 +84,21 @@ def test_configs_name_a_value_of_the_wrong_type(config: type, field: str, value:
     assert caught.value.detail == f"must be {wanted} (got {value!r})"
 
 
+def test_evaluation_metrics_take_a_string_a_list_or_none() -> None:
+    """None (every metric, as --metrics leaves it) was a TypeError "'NoneType' object is not
+    iterable"; a name twice scored and reported it twice."""
+    assert EvaluationConfig(metrics=None).metrics == EvaluationConfig().metrics
+    assert EvaluationConfig(metrics=["fd", "kid", "fd"]).metrics == ("fd", "kid")
+    assert EvaluationConfig(metrics="fd, kid").metrics == ("fd", "kid")
+    for value in (5, ["fd", 3], {"fd"}):  # a set has no order to report in
+        with pytest.raises(ConfigError) as caught:
+            EvaluationConfig(metrics=value)
+        assert caught.value.option == "metrics"
+        assert caught.value.detail.startswith(
+            "must be a tuple of metric names, such as ('class-accuracy', 'fd')"
+        )
+
+
 def test_configs_take_paths_and_numpy_numbers_as_the_plain_values() -> None:
     """What a script has at hand: a Path for a folder, numpy's numbers; stored as str, int and float
     so that config.json and the checkpoints' metadata can hold them."""

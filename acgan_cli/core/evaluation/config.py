@@ -26,6 +26,20 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "acgan"
 
 
+def _metric_names(metrics: object) -> tuple[str, ...]:
+    """`metrics` as a tuple of names, each once: "fd,kid" as --metrics takes it (not its letters),
+    None for every metric as there, or a list or tuple of names; anything else a ConfigError."""
+    if metrics is None or isinstance(metrics, str):
+        return parse_metrics(metrics)
+    names = tuple(metrics) if isinstance(metrics, (list, tuple)) else None
+    require(
+        names is not None and all(isinstance(name, str) for name in names),
+        "metrics",
+        f"must be a tuple of metric names, such as ('class-accuracy', 'fd') (got {metrics!r})",
+    )
+    return tuple(dict.fromkeys(names))  # ("fd", "fd") scores and reports it once
+
+
 @dataclass(frozen=True)
 class EvaluationConfig:
     """How to score checkpoints; recorded in the report next to the figures."""
@@ -45,8 +59,7 @@ class EvaluationConfig:
 
     def __post_init__(self) -> None:
         check_types(self)
-        if isinstance(self.metrics, str):  # "fd,kid" as --metrics takes it, not its letters
-            object.__setattr__(self, "metrics", parse_metrics(self.metrics))
+        object.__setattr__(self, "metrics", _metric_names(self.metrics))
         require(
             1 <= self.n_samples <= MAX_SAMPLES,
             "n_samples",
