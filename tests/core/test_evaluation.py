@@ -22,6 +22,7 @@ from torch import nn
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.config import ModelConfig
 from acgan_cli.core.data import FASHION_MNIST_CLASSES, Dataset, load_dataset
+from acgan_cli.core.errors import Notice
 from acgan_cli.core.evaluation import (
     METRICS,
     Comparison,
@@ -458,6 +459,23 @@ def test_one_checkpoint_and_a_metrics_string_are_taken_as_the_cli_takes_them(
             "class_accuracy",
             "class_accuracy_per_class",
         }
+
+
+def test_a_checkpoint_named_twice_is_scored_once(run20: Path, evaluator: Evaluator, tmp_path: Path) -> None:
+    """`evaluate RUN RUN/checkpoints/latest.safetensors` (or a link to it) scored the same file
+    twice, in twice the time, as two columns; another file with the same bytes is still its own."""
+    latest = run20 / "checkpoints" / "latest.safetensors"
+    (tmp_path / "link.safetensors").symlink_to(latest)
+    shutil.copy(latest, tmp_path / "copy.safetensors")
+    config = EvaluationConfig(n_samples=100, device="cpu", metrics="class-accuracy")
+    with pytest.warns(Notice) as notes:
+        report = evaluate(
+            [run20, latest, tmp_path / "link.safetensors", tmp_path / "copy.safetensors"], config
+        )
+    assert [result.path for result in report.checkpoints] == [latest, tmp_path / "copy.safetensors"]
+    assert [str(note.message) for note in notes] == [
+        f"{latest} is named 3 times (also as {tmp_path / 'link.safetensors'}); it is scored once"
+    ]
 
 
 def test_evaluate_is_repeatable_for_a_seed(run20: Path) -> None:

@@ -320,6 +320,29 @@ def check_fits(info: CheckpointInfo, dataset: str, evaluator: EvaluatorInfo | No
         )
 
 
+def _once_each(infos: list[CheckpointInfo]) -> list[CheckpointInfo]:
+    """`infos` without a file named twice (`evaluate RUN RUN/checkpoints/latest.safetensors`, a
+    link, a shell glob that matched it twice): each file is scored once, with a note."""
+    names: dict[tuple[int, int], list[Path]] = {}
+    kept = []
+    for info in infos:
+        status = info.path.stat()
+        same = names.setdefault((status.st_dev, status.st_ino), [])
+        if not same:
+            kept.append(info)
+        same.append(info.path)
+    for first, *others in (paths for paths in names.values() if len(paths) > 1):
+        aliases = ", ".join(str(path) for path in dict.fromkeys(others) if path != first)
+        times = "twice" if len(others) == 1 else f"{len(others) + 1} times"
+        warnings.warn(
+            Notice(
+                f"{first} is named {times}{f' (also as {aliases})' if aliases else ''}; it is scored once"
+            ),
+            stacklevel=3,
+        )
+    return kept
+
+
 # ----------------------------------------------------------------------------- entry points
 
 
@@ -347,7 +370,7 @@ def evaluate(
     from acgan_cli.core.sampling import generation_batch
 
     config = config or EvaluationConfig()
-    infos = [check_checkpoint(path) for path in checkpoints]  # a damaged one before hours of work
+    infos = _once_each([check_checkpoint(path) for path in checkpoints])  # a damaged one before hours of work
     noisy = [title for name, title in (("fd", "Fréchet distance"), ("kid", "KID")) if name in config.metrics]
     if infos and noisy and config.n_samples < FEATURES:  # a covariance of rank < its size
         warnings.warn(
