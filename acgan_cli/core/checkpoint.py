@@ -158,7 +158,13 @@ def newest_checkpoint(runs_dir: Path | None = None, *, named_by: str = "--ckpt C
 
     `named_by` is how the calling command takes a checkpoint instead, for the hint.
     """
+    from_environment = runs_dir is None and bool(os.environ.get("ACGAN_RUNS_DIR"))
     runs_dir = runs_dir or default_runs_dir()
+    if runs_dir.exists() and not runs_dir.is_dir():  # "no trained model found under FILE" misled
+        raise CheckpointError(
+            f"{'$ACGAN_RUNS_DIR=' if from_environment else ''}{runs_dir} is a file, not a folder of runs",
+            hint=f"point $ACGAN_RUNS_DIR at the folder `acgan train` keeps runs in, or name a checkpoint with {named_by}",
+        )
     folders = runs_dir.glob("*/checkpoints") if runs_dir.is_dir() else []
     candidates = [path for f in folders for path in [f / LATEST, *step_files(f)] if path.is_file()]
     if not candidates:

@@ -255,6 +255,18 @@ def test_no_run_yet_says_how_to_get_one() -> None:
     assert "acgan train" in result.stderr
 
 
+def test_a_runs_folder_that_is_a_file_is_named_as_one(tmp_path: Path) -> None:
+    """$ACGAN_RUNS_DIR set to a file said "no trained model found under FILE", as if it were empty."""
+    (tmp_path / "notes.txt").write_text("mine")
+    for command in (["sample", "--digit", "1"], ["evaluate"]):
+        result = runner.invoke(app, command, env={"ACGAN_RUNS_DIR": str(tmp_path / "notes.txt")})
+        assert result.exit_code == 1
+        error, hint = result.stderr.strip().splitlines()
+        assert error == f"error: $ACGAN_RUNS_DIR={tmp_path / 'notes.txt'} is a file, not a folder of runs"
+        assert hint.startswith("hint: point $ACGAN_RUNS_DIR at the folder `acgan train` keeps runs in")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_pickle_is_never_unpickled(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
 
