@@ -27,6 +27,8 @@ import json
 import os
 import platform
 import shlex
+import signal
+import threading
 import time
 import warnings
 import weakref
@@ -1273,13 +1275,16 @@ def train(
     config, or with `config`'s changes where a resume allows them (more steps, the learning rate).
     `on_event` receives each Event (steps, logs, checkpoints); `should_stop()` True stops and saves.
 
+    Called from the main thread (a script, a notebook cell), Ctrl-C (the notebook's interrupt)
+    stops the run after its step and saves, as in `acgan train`; a second one interrupts at once.
     As `acgan train` does, a new run that stops or fails before its first checkpoint (`should_stop`
-    at once, Ctrl-C in a notebook, an error in `on_event`) takes its folder away again: it held
+    at once, a second Ctrl-C, an error in `on_event`) takes its folder away again: it held
     nothing to resume, and running the same call again would be refused for the folder left.
     A diverged run keeps its folder, for its metrics."""
     trainer = Trainer(config, run_dir=run_dir, resume=resume, runs_dir=runs_dir)
     try:
-        result = trainer.run(on_event=on_event, should_stop=should_stop)
+        with _interrupt_stops() as interrupted:
+            result = trainer.run(on_event=on_event, should_stop=lambda: interrupted() or should_stop())
     except DivergedError:
         raise
     except BaseException:
@@ -1288,3 +1293,36 @@ def train(
     if result.checkpoint == trainer.resumed_from:  # stopped before its first step (None: a new run)
         trainer.discard()  # a resume into a new folder (run_dir) leaves nothing there either
     return result
+
+
+@contextlib.contextmanager
+def _interrupt_stops() -> Iterator[Callable[[], bool]]:
+    """Whether Ctrl-C asked the run to stop: while the block runs, the first SIGINT is taken as a
+    request to stop after the step and save (a notebook's interrupt lost every step since the last
+    checkpoint, the folder with it before the first), and a second raises KeyboardInterrupt.
+
+    Only where Python's own handler is in place, in the main thread: a program with its own
+    (`acgan train`'s) keeps it, and another thread cannot set one.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield lambda: False
+        return
+    received: list[int] = []
+
+    def handle(signum: int, frame: object) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        warnings.warn(
+            Notice("stopping after this step and saving a checkpoint (interrupt again to stop at once)"),
+            stacklevel=2,
+        )
+
+    signal.signal(signal.SIGINT, handle)
+    try:
+        yield lambda: bool(received)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

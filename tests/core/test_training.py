@@ -700,6 +700,38 @@ def test_an_api_run_stopped_before_its_first_checkpoint_leaves_no_folder(tmp_pat
     assert stopped.interrupted and not branch.exists() and ckpt.read_info(run).step == 3
 
 
+def test_ctrl_c_in_a_notebook_stops_the_api_run_and_saves(tmp_path: Path) -> None:
+    """A notebook's interrupt (SIGINT) raised KeyboardInterrupt mid-step: every step since the last
+    checkpoint was lost, and before the first the whole folder. Now, as in `acgan train`, the first
+    stops after its step and saves; a second interrupts at once."""
+    import os
+    import signal
+
+    from acgan_cli.core.events import StepDone
+    from acgan_cli.core.training import train
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # as in a notebook cell
+
+    def interrupt(step: int, times: int) -> Callable[[object], None]:
+        def on_event(event: object) -> None:
+            if isinstance(event, StepDone) and event.step == step:
+                for _ in range(times):
+                    os.kill(os.getpid(), signal.SIGINT)
+
+        return on_event
+
+    with pytest.warns(Notice, match="stopping after this step and saving a checkpoint"):
+        result = train(
+            tiny_config(max_steps=50, ckpt_every=100), run_dir=tmp_path / "run", on_event=interrupt(2, 1)
+        )
+    assert result.interrupted and result.step == 2 and ckpt.read_info(tmp_path / "run").step == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    with pytest.raises(KeyboardInterrupt), pytest.warns(Notice):
+        train(tiny_config(max_steps=50, ckpt_every=100), run_dir=tmp_path / "twice", on_event=interrupt(2, 2))
+    assert not (tmp_path / "twice").exists()  # no checkpoint yet: nothing to resume, no folder left
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_keep_checkpoints_prunes_the_oldest_step_files_after_the_new_one_is_written(
     tmp_path: Path, small_dataset
 ) -> None:
