@@ -281,7 +281,7 @@ def sample(
 
     from acgan_cli.core.checkpoint import load_generator, newest_checkpoint, resolve_checkpoint
     from acgan_cli.core.devices import resolve_device, reuse_freed_memory
-    from acgan_cli.core.sampling import draw_samples, resolve_class
+    from acgan_cli.core.sampling import NonFiniteImages, draw_samples, resolve_class
 
     with checkpoint_from_environment(from_environment(ctx, "ckpt")):
         path = resolve_checkpoint(ckpt) if ckpt else newest_checkpoint()
@@ -315,6 +315,8 @@ def sample(
             on_start=bar.start,
             on_batch=bar.update,
         )
+    except NonFiniteImages as exc:  # black images, exit 0, had it been written: name the file
+        raise NonFiniteImages(exc.broken, exc.total, f"the generator of {info.path}") from None
     finally:
         bar.close()
     data = FORMATS[fmt](images, labels, width)

@@ -515,7 +515,7 @@ def _compare(reference: nn.Module, candidate: Runner, info: CheckpointInfo) -> t
     """Max abs pixel difference between `candidate` and `reference` on seeded random inputs."""
     import torch
 
-    from acgan_cli.core.sampling import latents, random_labels
+    from acgan_cli.core.sampling import NonFiniteImages, latents, random_labels
 
     comparisons = []
     for n in CHECK_BATCH_SIZES:
@@ -523,6 +523,9 @@ def _compare(reference: nn.Module, candidate: Runner, info: CheckpointInfo) -> t
         labels = random_labels(n, info.model.n_classes, seed=n)
         with torch.inference_mode():
             expected, actual = reference(z, labels), candidate(z, labels)
+        broken = int((~torch.isfinite(expected).flatten(1).all(1)).sum())
+        if broken:  # the checkpoint's fault, not the exporter's: no export can match NaN
+            raise NonFiniteImages(broken, n, f"the generator of {info.path}")
         if actual.shape != expected.shape or actual.dtype != torch.float32:
             raise ExportError(
                 f"the exported file returned {actual.dtype} {tuple(actual.shape)} for batch size {n}; "

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from acgan_cli.core.config import check_seed, checked
-from acgan_cli.core.errors import UsageError
+from acgan_cli.core.errors import CheckpointError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -65,6 +65,24 @@ def generation_batch(generator: nn.Module) -> int:
     return max(1, GENERATION_MEMORY // per_image)
 
 
+class NonFiniteImages(CheckpointError):
+    """A generator drew NaN or infinite pixels: from a file, its weights are damaged or diverged;
+    in a training run, the run has diverged, which the trainer says instead."""
+
+    def __init__(
+        self,
+        broken: int,
+        total: int,
+        source: str = "the generator",
+        remedy: str = "use an earlier checkpoint",
+    ) -> None:
+        super().__init__(
+            f"{source} drew NaN or infinite pixels in {broken:,} of {total:,} images",
+            hint=f"its weights overflow the arithmetic: the file is damaged, or its run diverged; {remedy}",
+        )
+        self.broken, self.total = broken, total
+
+
 def generate(
     generator: nn.Module,
     z: torch.Tensor,
@@ -77,7 +95,8 @@ def generate(
     """G(z, labels) as float images in [-1, 1] on the CPU, with G in eval mode.
 
     `batch_size` images a forward pass (default: `generation_batch`). `uint8`: as 0..255
-    (`to_uint8`), each pass's images as they come, so 100,000 images hold 100 MB, not 400.
+    (`to_uint8`), each pass's images as they come, so 100,000 images hold 100 MB, not 400; an image
+    with a NaN or infinite pixel is then refused (NonFiniteImages), as 0..255 would hide it (black).
     `on_batch(done)` after each pass. The generator's train/eval mode is restored afterwards, so
     the training loop can call this.
 
@@ -93,17 +112,22 @@ def generate(
     shape = (len(z), config.channels, config.img_size, config.img_size)
     out = torch.empty(shape, dtype=torch.uint8 if uint8 else torch.float32)
     was_training = generator.training
+    broken = 0
     generator.eval()
     try:
         with torch.inference_mode():
             for i in range(0, len(z), batch_size):
                 images = generator(z[i : i + batch_size].to(device), labels[i : i + batch_size].to(device))
                 images = images.float().cpu()
+                if uint8:
+                    broken += int((~torch.isfinite(images).flatten(1).all(1)).sum())
                 out[i : i + len(images)] = to_uint8(images) if uint8 else images
                 if on_batch is not None:
                     on_batch(i + len(images))
     finally:
         generator.train(was_training)
+    if broken:
+        raise NonFiniteImages(broken, len(z))
     return out
 
 

@@ -85,7 +85,7 @@ from acgan_cli.core.events import (
 )
 from acgan_cli.core.graphs import StepGraph
 from acgan_cli.core.models import build_models
-from acgan_cli.core.sampling import encode_png, generate, grid_labels
+from acgan_cli.core.sampling import NonFiniteImages, encode_png, generate, grid_labels
 
 if TYPE_CHECKING:
     from acgan_cli.core.evaluation.events import EvaluationEvent
@@ -908,7 +908,10 @@ class Trainer:
     def _save_samples(self) -> Path:
         generator = self.generator_ema or self.generator
         with self._between_steps():
-            images = generate(generator, self.sample_z, self.sample_labels, uint8=True)
+            try:
+                images = generate(generator, self.sample_z, self.sample_labels, uint8=True)
+            except NonFiniteImages:  # finite losses, but the sampling generator's state is not
+                raise self._diverged(self.step, exact=False) from None
         path = self.samples_dir / f"step-{self.step:08d}.png"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -947,7 +950,6 @@ class Trainer:
     def _evaluate(self) -> dict[str, float]:
         """Quick class accuracy and Frechet distance of the sampling generator (--eval-every)."""
         from acgan_cli.core.evaluation import quick_metrics
-        from acgan_cli.core.evaluation.scoring import NonFiniteImages
 
         started = time.perf_counter()
         with self._between_steps():

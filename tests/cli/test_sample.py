@@ -427,6 +427,30 @@ def test_sample_never_overwrites_an_exported_model(
         assert runner.invoke(app, ["sample", "--n", "2", "--out", str(drawing)]).exit_code == 0
 
 
+def test_a_generator_that_draws_nan_is_refused_not_drawn_black(run: Path, tmp_path: Path) -> None:
+    """Finite weights whose images overflow: NaN pixels became 0 in 0..255, and sample wrote black
+    images with exit 0. Export said "a bug in acgan or the exporter" for the same file."""
+    from acgan_cli.core import checkpoint as ckpt
+
+    generator, info = ckpt.load_generator(run)
+    with torch.no_grad():
+        generator.project.weight.mul_(1e38)
+    path = tmp_path / "overflowing.safetensors"
+    ckpt.write_atomic(path, ckpt.generator_checkpoint_bytes(generator, info))
+    for command in (
+        ["sample", "--ckpt", str(path), "--n", "3", "--out", "black.npy"],
+        ["export", str(path), "-f", "safetensors", "-o", "g.safetensors"],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1, result.stderr
+        error, hint = result.stderr.strip().splitlines()[-2:]
+        assert error.startswith(f"error: the generator of {path} drew NaN or infinite pixels in "), error
+        assert hint.startswith(
+            "hint: its weights overflow the arithmetic: the file is damaged, or its run diverged"
+        )
+    assert not (tmp_path / "black.npy").exists() and not (tmp_path / "g.safetensors").exists()
+
+
 def test_default_names_never_take_another_class_name(run: Path, tmp_path: Path) -> None:
     for args in (["--n", "2"], ["--n", "2"], ["--digit", "1"], ["--grid", "--n", "1"]):
         assert runner.invoke(app, ["sample", *args]).exit_code == 0

@@ -113,3 +113,27 @@ def test_a_non_finite_state_is_never_saved_as_a_good_checkpoint(
     info, tensors = ckpt.load_checkpoint(trainer.run_dir)
     assert info.step == 6 and _all_finite(tensors)
     assert not (trainer.run_dir / "checkpoints" / "step-00000007.safetensors").exists()
+
+
+def test_a_sampling_generator_that_draws_nan_is_divergence_not_a_black_grid(
+    tmp_path: Path, small_dataset
+) -> None:
+    """The moving average drew NaN, the losses stayed finite: the grid was written all black, as 0..255
+    hides NaN. The run stops as diverged, before that grid and that step's checkpoint."""
+    trainer = Trainer(
+        tiny_config(max_steps=12, ckpt_every=1, log_every=100, sample_every=1),
+        run_dir=tmp_path / "run",
+        dataset=small_dataset,
+    )
+
+    def inject(event) -> None:
+        if isinstance(event, StepDone) and event.step == 7:
+            with torch.no_grad():
+                trainer.generator_ema.project.weight.fill_(float("nan"))
+
+    with pytest.raises(DivergedError) as caught:
+        trainer.run(on_event=inject)
+    assert caught.value.step == 7 and caught.value.checkpoint.endswith("step-00000006.safetensors")
+    assert (trainer.run_dir / "samples" / "step-00000006.png").exists()
+    assert not (trainer.run_dir / "samples" / "step-00000007.png").exists()
+    assert ckpt.read_info(trainer.run_dir).step == 6

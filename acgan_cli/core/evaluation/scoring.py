@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acgan_cli.core.data import DATASETS, dataset_title, same_classes, same_dataset
-from acgan_cli.core.errors import CheckpointError, DataError, Notice, UsageError
+from acgan_cli.core.errors import DataError, Notice, UsageError
 from acgan_cli.core.evaluation.config import QUICK_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.evaluator import Evaluator, EvaluatorError, EvaluatorInfo
 from acgan_cli.core.evaluation.events import (
@@ -148,11 +148,6 @@ def balanced_labels(n: int, n_classes: int) -> torch.Tensor:
     return torch.arange(n) % n_classes
 
 
-class NonFiniteImages(CheckpointError):
-    """A generator drew NaN or infinite pixels: from a file, its weights are damaged or diverged;
-    in a training run (`--eval-every`), the run has diverged, which the trainer says instead."""
-
-
 def generated_features(
     generator: nn.Module,
     evaluator: Evaluator,
@@ -172,7 +167,7 @@ def generated_features(
     """
     import torch
 
-    from acgan_cli.core.sampling import generate, generation_batch, latents
+    from acgan_cli.core.sampling import NonFiniteImages, generate, generation_batch, latents
 
     config = generator.config
     z = latents(n_samples, config.latent_dim, seed)
@@ -198,9 +193,7 @@ def generated_features(
         generating, looking = generating + looked - began, looking + time.perf_counter() - looked
     if broken:
         raise NonFiniteImages(
-            f"{source} drew NaN or infinite pixels in {broken:,} of {n_samples:,} images",
-            hint="its weights overflow the arithmetic: the file is damaged, or its run diverged; "
-            "use an earlier checkpoint (or --precision fp32)",
+            broken, n_samples, source, remedy="use an earlier checkpoint (or --precision fp32)"
         )
     joined = FeatureSet(torch.cat([p.features for p in parts]), torch.cat([p.logits for p in parts]), labels)
     return joined, generating, looking
