@@ -72,9 +72,10 @@ def _target(out: str | None, fmt: str, stem: str) -> Path:
 
 
 def _default_out(stem: str, fmt: str, folder: Path = Path()) -> Path:
-    """`stem.fmt` in `folder`, or `stem-1.fmt`, … if that exists: never overwrite silently."""
+    """`stem.fmt` in `folder`, or `stem-1.fmt`, … if that exists: never overwrite silently. A link
+    takes its name even when it leads nowhere: written through, it put the file where it pointed."""
     path, number = folder / f"{stem}.{fmt}", 0
-    while path.exists():
+    while os.path.lexists(path):
         number += 1
         path = folder / f"{stem}-{number}.{fmt}"
     return path

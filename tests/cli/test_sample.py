@@ -451,6 +451,16 @@ def test_a_generator_that_draws_nan_is_refused_not_drawn_black(run: Path, tmp_pa
     assert not (tmp_path / "black.npy").exists() and not (tmp_path / "g.safetensors").exists()
 
 
+def test_a_default_name_taken_by_a_dangling_link_is_taken(run: Path, tmp_path: Path) -> None:
+    """A link that leads nowhere looked free: the drawing went through it, and the folders of its
+    target were made (/nonexistent/ at the root)."""
+    (tmp_path / "sample-1.png").symlink_to(tmp_path / "elsewhere" / "deep" / "x.png")
+    result = runner.invoke(app, ["sample", "--digit", "1"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "sample-1-1.png" and (tmp_path / "sample-1-1.png").is_file()
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_default_names_never_take_another_class_name(run: Path, tmp_path: Path) -> None:
     for args in (["--n", "2"], ["--n", "2"], ["--digit", "1"], ["--grid", "--n", "1"]):
         assert runner.invoke(app, ["sample", *args]).exit_code == 0
