@@ -355,25 +355,32 @@ READ_BY = {"sample": "sampled", "export": "exported"}  # what a command does to 
 RUN_RECORDS = {"config.json": "a training run's settings", "metrics.jsonl": "a training run's loss history"}
 
 
+def _is_run(folder: Path) -> bool:
+    """Whether `folder` is a training run's: `acgan train` writes config.json and checkpoints/."""
+    return (folder / "config.json").is_file() and (folder / "checkpoints").is_dir()
+
+
 def run_record(target: Path) -> str | None:
     """What `target` is to the training run whose folder holds it (its settings, loss history or a
     sample grid), or None: a run folder has config.json and checkpoints/ (`acgan train` writes both)."""
-
-    def is_run(folder: Path) -> bool:
-        return (folder / "config.json").is_file() and (folder / "checkpoints").is_dir()
-
-    if target.name in RUN_RECORDS and is_run(target.parent):
+    if target.name in RUN_RECORDS and _is_run(target.parent):
         return RUN_RECORDS[target.name]
     grid = re.fullmatch(r"step-\d{8,}\.png", target.name)  # what Trainer writes; a user's own file is theirs
-    if grid and target.parent.name == "samples" and is_run(target.parent.parent):
+    if grid and target.parent.name == "samples" and _is_run(target.parent.parent):
         return "one of a training run's sample grids"
     return None
 
 
 def refuse_to_overwrite_checkpoint(target: Path, command: str, reading: Path | None = None) -> None:
     """A UsageError for --out if `target` is a training checkpoint or another record of a run (its
-    config.json, metrics.jsonl or sample grids: a run's state and history are never an output), or
-    the checkpoint `reading` that the command reads (a generator-only one)."""
+    config.json, metrics.jsonl or sample grids: a run's state and history are never an output),
+    the checkpoint `reading` that the command reads (a generator-only one), or an evaluator; for
+    sample, any model acgan wrote (a generator file, an export)."""
+    checkpoint_name = target.name == LATEST or _STEP_FILE.fullmatch(target.name)
+    if checkpoint_name and target.parent.name == "checkpoints" and _is_run(target.parent.parent):
+        # even where none is yet (or a damaged one): resume and sample would take it for the run's
+        detail = f"{target} is the name of one of a training run's checkpoints; {command} never writes one"
+        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
     if not target.is_file():  # whatever name it goes by: /proc/PID/fd/N can lead to one
         return
     record = run_record(target)
@@ -396,6 +403,20 @@ def refuse_to_overwrite_checkpoint(target: Path, command: str, reading: Path | N
     if exported is not None:
         detail = f"{target} is {exported} that `acgan export` wrote; sample never overwrites one"
         raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
+    if kind is None and is_evaluator(target):  # minutes to train again, and maybe the one scores were by
+        detail = f"{target} is an evaluator that `acgan evaluate` trained; {command} never overwrites one"
+        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
+
+
+def is_evaluator(path: Path) -> bool:
+    """Whether `path` is an evaluator file (`acgan evaluate` trains and caches them), by its header."""
+    from acgan_cli.core.evaluation.evaluator import FORMAT_NAME as EVALUATOR_FORMAT
+
+    try:
+        metadata = read_header(path).get("__metadata__")
+    except CheckpointError:
+        return False
+    return isinstance(metadata, dict) and metadata.get("format") == EVALUATOR_FORMAT
 
 
 def exported_model(path: Path) -> str | None:

@@ -440,3 +440,29 @@ def test_an_exported_file_given_as_a_checkpoint_says_what_it_is_and_which_export
             "or make one with `acgan export RUN --format safetensors`",
         ]
     assert not (tmp_path / "x.png").exists()
+
+
+def test_export_never_writes_under_a_run_checkpoint_name(trained_run: Path, tmp_path: Path) -> None:
+    """A generator file written as RUN/checkpoints/step-00000099.safetensors (or over a damaged
+    latest.safetensors) was then taken for the run's newest checkpoint: its resume failed."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "checkpoints" / "latest.safetensors").write_bytes(b"")  # damaged: its step file stands in
+    for name in ("step-00000099.safetensors", "latest.safetensors"):
+        target = run / "checkpoints" / name
+        for command in (
+            ["-q", "export", str(run), "-f", "safetensors", "-o", str(target)],
+            ["sample", "--ckpt", str(run), "-f", "npy", "-o", str(target)],
+        ):
+            result = runner.invoke(app, command)
+            assert result.exit_code == 2, result.stderr
+            assert "is the name of one of a training run's checkpoints" in plain(result.stderr)
+    assert not (run / "checkpoints" / "step-00000099.safetensors").exists()
+    assert (run / "checkpoints" / "latest.safetensors").read_bytes() == b""
+    # Elsewhere the name is a user's to choose.
+    assert (
+        runner.invoke(
+            app, ["-q", "export", str(run), "-f", "safetensors", "-o", str(tmp_path / name)]
+        ).exit_code
+        == 0
+    )

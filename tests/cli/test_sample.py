@@ -461,6 +461,28 @@ def test_a_default_name_taken_by_a_dangling_link_is_taken(run: Path, tmp_path: P
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_sample_and_export_never_overwrite_an_evaluator(
+    run: Path, tmp_path: Path, evaluator_cache: Path
+) -> None:
+    """An evaluator (12 s to a minute or more to train again; maybe the one earlier scores came
+    from) was replaced by a PNG or a generator file, exit 0, where every other model acgan writes
+    was refused."""
+    (cached,) = (evaluator_cache / "evaluators").glob("*.safetensors")
+    mine = tmp_path / "mine.safetensors"
+    shutil.copy(cached, mine)
+    before = mine.read_bytes()
+    for name, command in (
+        ("sample", ["sample", "--digit", "1", "--format", "png", "--out", str(mine)]),
+        ("export", ["-q", "export", str(run), "-f", "safetensors", "--out", str(mine)]),
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.stderr
+        said = plain(result.stderr)
+        assert f"{mine} is an evaluator that `acgan evaluate` trained; {name} never overwrites one" in said
+        assert said.rstrip().endswith("hint: choose another --out")
+    assert mine.read_bytes() == before
+
+
 def test_default_names_never_take_another_class_name(run: Path, tmp_path: Path) -> None:
     for args in (["--n", "2"], ["--n", "2"], ["--digit", "1"], ["--grid", "--n", "1"]):
         assert runner.invoke(app, ["sample", *args]).exit_code == 0
