@@ -37,10 +37,10 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("ACGAN_RUNS_DIR") or "runs")
 
 
-def require(ok: bool, option: str, message: str) -> None:
-    """A ConfigError naming `option` ("must be ...") unless `ok`."""
+def require(ok: bool, option: str, message: str, hint: str | None = None) -> None:
+    """A ConfigError naming `option` ("must be ...") unless `ok`; `hint` says what to do instead."""
     if not ok:
-        raise ConfigError(f"{option} {message}", option=option, detail=message)
+        raise ConfigError(f"{option} {message}", hint=hint, option=option, detail=message)
 
 
 def require_utf8_path(path: str, option: str) -> None:

@@ -174,6 +174,16 @@ def test_sample_takes_an_absurd_nrow_as_one_row(trained_run: Path, tmp_path: Pat
             "must name at least one metric hint: choose from class-accuracy",
         ),  # meant all
         (["--device", "tpu"], "--device", "auto, cpu, cuda, cuda:N or mps"),
+        (
+            ["--evaluator", "mine.safetensors", "--evaluator-seed", "3"],
+            "--evaluator-seed",
+            "--evaluator names one already hint: drop --evaluator-seed to score with the file, or drop --evaluator",
+        ),  # was ignored
+        (
+            ["--evaluator", "mine.safetensors", "--train-evaluator"],
+            "--evaluator",
+            "hint: drop --train-evaluator to score with the file, or drop --evaluator",
+        ),
     ],
 )
 def test_evaluate_refuses_each_impossible_value(

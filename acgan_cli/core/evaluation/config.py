@@ -84,4 +84,11 @@ class EvaluationConfig:
             not (self.evaluator and self.retrain_evaluator),
             "evaluator",
             "names an evaluator file, which cannot be combined with training a new one",
+            hint="drop --train-evaluator to score with the file, or drop --evaluator",
+        )
+        require(  # it chooses which evaluator to train or take from the cache: a file is already chosen
+            not (self.evaluator and self.evaluator_seed),
+            "evaluator_seed",
+            "chooses the evaluator to train or take from the cache, and --evaluator names one already",
+            hint="drop --evaluator-seed to score with the file, or drop --evaluator",
         )
