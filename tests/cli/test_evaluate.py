@@ -142,10 +142,28 @@ def test_a_checkpoint_of_another_dataset_exits_1_naming_both(run: Path, tmp_path
     assert (
         lines[0].startswith("error: ") and "was trained on mnist-5k" in lines[0] and str(folder) in lines[0]
     )
-    assert lines[1].startswith("hint: ")
+    assert lines[1] == "hint: drop --dataset: the evaluator follows the checkpoints' dataset"
     other = generator_only_file(run, tmp_path / "o.safetensors", dataset=str(folder))
     result = runner.invoke(app, ["evaluate", str(run), str(other), *FEW])
     assert result.exit_code == 1 and "other-digits but the evaluator is for mnist-5k" in plain(result.stderr)
+    assert "hint: evaluate checkpoints of one dataset at a time" in result.stderr
+
+
+def test_an_evaluator_and_a_dataset_that_disagree_are_named_as_the_conflict(
+    run: Path, evaluator_cache: Path, tmp_path: Path
+) -> None:
+    """The mnist-5k evaluator given with --dataset FOLDER for a mnist-5k checkpoint: the error blamed
+    the checkpoint, "trained on mnist-5k but the evaluator is for FOLDER", though both were mnist-5k's."""
+    folder = write_idx_folder(tmp_path / "other-digits", 400, 200)
+    (mine,) = (evaluator_cache / "evaluators").glob("*.safetensors")
+    result = runner.invoke(
+        app, ["evaluate", str(run), *FEW, "--evaluator", str(mine), "--dataset", str(folder)]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {mine} is an evaluator for mnist-5k, not {folder}",
+        "hint: drop --dataset to score with the file, or drop --evaluator",
+    ]
 
 
 def test_a_missing_dataset_fails_as_in_train(run: Path, tmp_path: Path) -> None:

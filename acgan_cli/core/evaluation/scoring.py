@@ -283,19 +283,28 @@ def _load_discriminator(path: Path, device: torch.device) -> nn.Module:
     return discriminator.to(device).eval()
 
 
-def check_fits(info: CheckpointInfo, dataset: str, evaluator: EvaluatorInfo | None = None) -> None:
-    """Refuse a checkpoint trained on another dataset than the evaluator's, naming both.
+def check_fits(
+    info: CheckpointInfo, dataset: str, evaluator: EvaluatorInfo | None = None, chosen_by: str = ""
+) -> None:
+    """Refuse a checkpoint trained on another dataset than the evaluator's, naming both, and what
+    chose the evaluator's (`chosen_by`: "--dataset", "--evaluator", or "" for the first checkpoint).
 
     A folder the checkpoint was trained on that is gone from its path may be given where it is now:
     the evaluator's classes and channels must then fit the checkpoint's.
     """
     moved = not {info.dataset, dataset} & set(DATASETS) and not Path(info.dataset).expanduser().is_dir()
     if not same_dataset(info.dataset, dataset) and not moved:
+        hint = {
+            "--dataset": "drop --dataset: the evaluator follows the checkpoints' dataset",
+            "--evaluator": f"drop --evaluator, or give one trained on {dataset_title(info.dataset)}",
+        }.get(
+            chosen_by,
+            "evaluate checkpoints of one dataset at a time; the evaluator follows the first checkpoint",
+        )
         raise EvaluatorError(
             f"{info.path} was trained on {dataset_title(info.dataset)} but the evaluator is for "
-            f"{dataset_title(dataset)}",
-            hint="evaluate checkpoints of one dataset at a time; the evaluator follows the first checkpoint, "
-            "--dataset or --evaluator",
+            f"{dataset_title(dataset)}{f' ({chosen_by})' if chosen_by else ''}",
+            hint=hint,
         )
     if evaluator is None:
         return
@@ -384,8 +393,14 @@ def evaluate(
             option="dataset",
             detail="nothing to evaluate: no checkpoint, and no dataset",
         )
+    if given and config.dataset and not same_dataset(given.dataset, config.dataset):
+        raise EvaluatorError(  # the two options disagree, whatever the checkpoints were trained on
+            f"{evaluator_path} is an evaluator for {dataset_title(given.dataset)}, not {dataset_title(config.dataset)}",
+            hint="drop --dataset to score with the file, or drop --evaluator",
+        )
+    chosen_by = "--dataset" if config.dataset else "--evaluator" if given else ""
     for info in infos:  # before any expensive work
-        check_fits(info, dataset)
+        check_fits(info, dataset, chosen_by=chosen_by)
     if (
         not config.dataset
         and not given
@@ -421,7 +436,7 @@ def evaluate(
     if device.type == "cpu":  # batch after batch of the same sizes: reuse their pages (~1.08x)
         reuse_freed_memory()
     for info in infos:
-        check_fits(info, dataset, evaluator.info)
+        check_fits(info, dataset, evaluator.info, chosen_by)
 
     references: dict[int, Scores] = {}
     reports = []
