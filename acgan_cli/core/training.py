@@ -52,6 +52,7 @@ from acgan_cli.core.config import (
     to_dict,
 )
 from acgan_cli.core.data import (
+    DATASETS,
     Dataset,
     dataset_title,
     load_dataset,
@@ -421,10 +422,14 @@ def resume_config(saved: TrainConfig, overrides: dict[str, object], *, api: bool
         overrides = {**overrides, "dataset": saved.dataset}  # the same folder, however it is written
     if "data_dir" not in overrides and saved.data_dir and not Path(saved.data_dir).is_dir():
         # A run copied from another machine: the default data folder, as evaluate does (the data
-        # found there is still checked against the run's).
-        warnings.warn(
-            Notice(f"the run's data folder {saved.data_dir} is not here; using the default one"), stacklevel=2
-        )
+        # found there is still checked against the run's). Said only where a data folder is read:
+        # the shipped mnist-5k and a dataset folder of its own never look there.
+        source = DATASETS.get(saved.dataset)
+        if source is not None and not source.offline:
+            warnings.warn(
+                Notice(f"the run's data folder {saved.data_dir} is not here; using the default one"),
+                stacklevel=2,
+            )
         overrides = {**overrides, "data_dir": ""}
     for name, value in overrides.items():
         if name in RESUME_FIXED_FIELDS and value != getattr(saved, name):

@@ -160,6 +160,14 @@ def test_a_resume_whose_data_folder_is_not_here_uses_the_default_one(
     recorded = tmp_path / "theirs"
     assert f"note: the run's data folder {recorded} is not here; using the default one" in result.stderr
     assert not (tmp_path / "theirs").exists()  # nothing downloaded, or made, where the data was
+    # The shipped digits never read a data folder: nothing to say about one that is gone.
+    args = ["--data-dir", "gone", "--out", "shipped", *TINY_ARGS]
+    (tmp_path / "gone").mkdir()
+    assert runner.invoke(app, ["train", "--dataset", "mnist-5k", "--max-steps", "2", *args]).exit_code == 0
+    (tmp_path / "gone").rmdir()
+    result = runner.invoke(app, ["train", "--resume", "shipped", "--max-steps", "4"])
+    assert result.exit_code == 0, result.stderr
+    assert "note:" not in result.stderr
 
 
 def test_resume_refuses_another_latent_size(tmp_path: Path) -> None:
