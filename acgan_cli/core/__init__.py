@@ -31,6 +31,7 @@ _PUBLIC: dict[str, str | tuple[str, str]] = {
     "EvaluationConfig": "acgan_cli.core.evaluation",
     "load_dataset": "acgan_cli.core.data",
     "AcganError": "acgan_cli.core.errors",
+    "ConfigError": "acgan_cli.core.errors",  # a value of the wrong type or out of range (an AcganError)
 }
 __all__ = list(_PUBLIC)
 
