@@ -238,7 +238,8 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
                 traceback.print_exc()
             where = f": {exc.filename}" if exc.filename else ""
             resume = "; a stopped training run continues with `acgan train --resume RUN`"
-            print_error(f"{exc.strerror or first_line(exc)}{where}", OS_ERROR_HINT + resume * training)
+            hint = OS_ERROR_HINTS.get(exc.errno, OS_ERROR_HINT)
+            print_error(f"{exc.strerror or first_line(exc)}{where}", hint + resume * training)
             raise typer.Exit(1) from None
         except Exception as exc:
             if state.verbose:
@@ -356,6 +357,10 @@ def _interrupted(exc: KeyboardInterrupt, training: bool) -> typer.Exit:
 
 
 OS_ERROR_HINT = "check the free space and permissions of the folders acgan reads and writes"
+OS_ERROR_HINTS = {  # where the error says what is wrong, and free space and permissions are not it
+    errno.ENAMETOOLONG: "choose a shorter name: a file system takes at most 255 bytes a name",
+    errno.ELOOP: "a symbolic link on that path leads back to itself: fix or remove it",
+}
 OUT_OF_MEMORY_HINT = "use a smaller --batch-size, --img-size or model width, or a device with more memory"
 
 

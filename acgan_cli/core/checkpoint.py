@@ -120,8 +120,22 @@ def resolve_checkpoint(path: str | Path) -> Path:
             hint=f"it holds runs: name one, e.g. {runs[-1].parent.parent}" if runs else NOT_A_CHECKPOINT_HINT,
         )
     if not path.exists():
-        raise CheckpointError(f"{path} does not exist", hint=NOT_A_CHECKPOINT_HINT)
+        raise CheckpointError(f"{path} {_missing(path)}", hint=NOT_A_CHECKPOINT_HINT)
     return path
+
+
+def _missing(path: Path) -> str:
+    """Why `path`, which does not exist as far as stat can tell, is not there: a link may be."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link that leads back to itself"
+        if path.is_symlink():
+            return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+        if exc.errno == errno.ENOTDIR and (blocker := blocking_file(path)):
+            return f"does not exist ({blocker} is a file, not a folder)"
+    return "does not exist"
 
 
 _STEP_FILE = re.compile(r"step-([0-9]+)\.safetensors")  # not step-N.generator.safetensors, an export

@@ -483,6 +483,21 @@ def test_sample_and_export_never_overwrite_an_evaluator(
     assert mine.read_bytes() == before
 
 
+def test_a_name_too_long_for_the_file_system_is_told_to_be_shorter(run: Path, tmp_path: Path) -> None:
+    """It got "check the free space and permissions of the folders", which were not the problem."""
+    long = "a" * 300 + ".png"
+    for command in (
+        ["sample", "--out", long],
+        ["-q", "export", str(run), "-o", long[:-4] + ".onnx"],
+        ["evaluate", long],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1, result.stderr
+        error, hint = result.stderr.strip().splitlines()
+        assert error.startswith("error: File name too long: aaaa"), error
+        assert hint == "hint: choose a shorter name: a file system takes at most 255 bytes a name"
+
+
 def test_default_names_never_take_another_class_name(run: Path, tmp_path: Path) -> None:
     for args in (["--n", "2"], ["--n", "2"], ["--digit", "1"], ["--grid", "--n", "1"]):
         assert runner.invoke(app, ["sample", *args]).exit_code == 0

@@ -434,3 +434,23 @@ def test_exported_model_knows_acgan_exports_by_their_metadata_alone(tmp_path: Pa
     (tmp_path / "broken.pt").write_bytes((tmp_path / "ours.pt").read_bytes()[:-30])
     for name in ("theirs.onnx", "theirs.pt", "drawing.npz", "empty", "broken.pt", "missing"):
         assert ckpt.exported_model(tmp_path / name) is None, name
+
+
+def test_a_missing_checkpoint_says_why_it_is_missing(tmp_path: Path) -> None:
+    """A link loop, a dangling link and a path through a file were all "does not exist", though the
+    link is there to see with ls."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    (tmp_path / "dangling").symlink_to("gone.safetensors")
+    (tmp_path / "t.sh").write_text("")
+    expected = {
+        "a": "is a symbolic link that leads back to itself",
+        "dangling": "is a symbolic link to gone.safetensors, which does not exist",
+        "t.sh/x": f"does not exist ({tmp_path / 't.sh'} is a file, not a folder)",
+        "nothere": "does not exist",
+    }
+    for name, why in expected.items():
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.resolve_checkpoint(tmp_path / name)
+        assert caught.value.message == f"{tmp_path / name} {why}"
+        assert caught.value.hint == ckpt.NOT_A_CHECKPOINT_HINT
