@@ -248,11 +248,16 @@ def test_bad_checkpoints_exit_1_in_one_line(run: Path, tmp_path: Path) -> None:
         assert lines[1].startswith("hint: ")
 
 
-def test_no_run_yet_says_how_to_get_one() -> None:
+def test_no_run_yet_says_how_to_get_one(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sample", "--digit", "1"])
     assert result.exit_code == 1
-    assert "error: no trained model found under" in result.stderr
+    # No runs folder yet (a mistyped $ACGAN_RUNS_DIR looks the same): said, as an empty one is not.
+    assert f"error: no trained model found under {tmp_path / 'runs'} (no such folder)" in result.stderr
     assert "acgan train" in result.stderr
+    (tmp_path / "runs").mkdir()
+    result = runner.invoke(app, ["sample", "--digit", "1"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == f"error: no trained model found under {tmp_path / 'runs'}"
 
 
 def test_a_runs_folder_that_is_a_file_is_named_as_one(tmp_path: Path) -> None:
