@@ -793,6 +793,10 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         class_names = json.loads(metadata["class_names"])
         if not isinstance(class_names, list) or not all(isinstance(n, str) for n in class_names):
             raise ValueError("class_names is not a list of names")
+        if not all(class_names) or len(set(class_names)) != len(class_names):  # training never writes one
+            raise ValueError("class_names has an empty or repeated name")
+        if not metadata["dataset"]:
+            raise ValueError("dataset is empty")
         if len(class_names) != model.n_classes:
             raise CheckpointError(
                 f"{path} names {len(class_names)} classes but its model has {model.n_classes}",

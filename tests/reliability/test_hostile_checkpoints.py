@@ -187,6 +187,9 @@ def hostile_files(folder: Path, good_path: Path, marker: Path) -> dict[str, Path
         "config-not-json.safetensors": _edited(good, _meta(model_config="{")),
         "class-names-a-string.safetensors": _edited(good, _meta(class_names=json.dumps("0123456789"))),
         "class-names-too-few.safetensors": _edited(good, _meta(class_names=json.dumps(["a", "b"]))),
+        "class-names-repeated.safetensors": _edited(good, _meta(class_names=json.dumps(["a"] * 10))),
+        "class-names-empty.safetensors": _edited(good, _meta(class_names=json.dumps(["", *"123456789"]))),
+        "dataset-empty.safetensors": _edited(good, _meta(dataset="")),
         "step-negative.safetensors": _edited(good, _meta(step="-5")),
         "metadata-not-strings.safetensors": _edited(good, lambda h: h["__metadata__"].update(step=12)),
         "metadata-missing-entry.safetensors": _edited(good, lambda h: h["__metadata__"].pop("dataset")),
@@ -298,6 +301,15 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
         ("adam-step-past-the-checkpoint.safetensors", "holds an impossible optimizer state"),
         ("rng-of-another-dtype.safetensors", "holds a malformed RNG state (rng.torch: torch.int64 (5056,)"),
         ("rng-noise-cut-short.safetensors", "holds a malformed RNG state (rng.noise: torch.uint8 (100,)"),
+        (
+            "class-names-repeated.safetensors",
+            "malformed acgan metadata: class_names has an empty or repeated name",
+        ),
+        (
+            "class-names-empty.safetensors",
+            "malformed acgan metadata: class_names has an empty or repeated name",
+        ),
+        ("dataset-empty.safetensors", "malformed acgan metadata: dataset is empty"),  # "nothing to evaluate"
     ],
 )
 def test_the_message_says_what_is_wrong(
