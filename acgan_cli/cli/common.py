@@ -148,6 +148,13 @@ def _occupy_closed_stdout() -> None:
             os.close(fd)
 
 
+def as_argument(path: os.PathLike[str] | str) -> str:
+    """`path` as a script may pass it on: `./-x.png`, not `-x.png`, which a command reads as options
+    (Path drops the `./` a user wrote to keep it a name)."""
+    text = str(path)
+    return f"./{text}" if text.startswith("-") else text
+
+
 def print_result(text: str, what: str, done: str | None = None) -> None:
     """`text`, the command's result (a path, JSON), on stdout; one that cannot take it (a full disk,
     `ulimit -f`) is an error naming `what` could not be written and what is `done` all the same."""

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from acgan_cli.cli.common import (
+    as_argument,
     check_stdout_takes_bytes,
     checkpoint_from_environment,
     from_environment,
@@ -174,7 +175,7 @@ def export(
         )
     if not to_stdout:  # the file's bytes are stdout's
         print_result(
-            json.dumps(result.to_dict(), indent=2) if json_output else str(result.path),
+            json.dumps(result.to_dict(), indent=2) if json_output else as_argument(result.path),
             "the report" if json_output else "the file's path",
             f"{result.path} is written",
         )

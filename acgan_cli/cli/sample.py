@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from acgan_cli.cli.common import (
+    as_argument,
     check_stdout_takes_bytes,
     checkpoint_from_environment,
     complete_device,
@@ -356,7 +357,7 @@ def sample(
             }
             print_result(json.dumps(report, indent=2), "the report", f"{target_path} is written")
         else:
-            print_result(str(target_path), "the file's path", f"{target_path} is written")
+            print_result(as_argument(target_path), "the file's path", f"{target_path} is written")
         target = str(target_path)
     if not state.quiet:
         stderr_console().print(

@@ -23,6 +23,7 @@ from acgan_cli.cli.common import (
     EXIT_SIGTERM,
     LIVE_MIN_COLUMNS,
     Terminated,
+    as_argument,
     complete_dataset,
     complete_device,
     complete_from,
@@ -603,7 +604,9 @@ def _compiler_failure(exc: BaseException) -> bool:
 def _print_run_dir(run_dir: Path, stopped: bool) -> None:
     """The run folder on stdout, the command's result; a stdout that fails says the run is saved."""
     print_result(
-        str(run_dir), "the run folder", f"the run {'stopped and saved' if stopped else 'finished'}: {run_dir}"
+        as_argument(run_dir),
+        "the run folder",
+        f"the run {'stopped and saved' if stopped else 'finished'}: {run_dir}",
     )
 
 

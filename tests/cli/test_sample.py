@@ -503,6 +503,16 @@ def test_a_name_too_long_for_the_file_system_is_told_to_be_shorter(run: Path, tm
         assert hint == "hint: choose a shorter name: a file system takes at most 255 bytes a name"
 
 
+def test_a_printed_path_never_reads_as_an_option(run: Path, tmp_path: Path) -> None:
+    """`-o ./-x.png` printed `-x.png`: `f=$(acgan sample …); rm "$f"` then got an option."""
+    result = runner.invoke(app, ["sample", "--digit", "1", "-o", "./-x.png"])
+    assert result.exit_code == 0 and result.stdout == "./-x.png\n" and (tmp_path / "-x.png").is_file()
+    result = runner.invoke(app, ["-q", "export", str(run), "-f", "safetensors", "-o", "./-g.safetensors"])
+    assert result.exit_code == 0 and result.stdout == "./-g.safetensors\n"
+    result = runner.invoke(app, ["sample", "--digit", "1", "-o", "x.png"])
+    assert result.stdout == "x.png\n"  # an ordinary name as it was
+
+
 def test_default_names_never_take_another_class_name(run: Path, tmp_path: Path) -> None:
     for args in (["--n", "2"], ["--n", "2"], ["--digit", "1"], ["--grid", "--n", "1"]):
         assert runner.invoke(app, ["sample", *args]).exit_code == 0
