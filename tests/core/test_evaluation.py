@@ -588,3 +588,22 @@ def test_nothing_to_evaluate_says_what_to_give() -> None:
         "nothing to evaluate: no checkpoint, and no dataset",
         "give a checkpoint, or --dataset to prepare its evaluator",
     )
+
+
+def test_an_evaluator_nearer_chance_than_perfect_gets_a_note(evaluator: Evaluator) -> None:
+    """An evaluator of noise-like data (25% on 4 classes: chance) was used without a word, and every
+    figure through it read as a judgement of the generator."""
+    import warnings
+
+    from acgan_cli.core.evaluation.scoring import _warn_if_weak
+
+    with pytest.warns(
+        Notice, match=r"the evaluator classifies 30\.0% of the real test images \(chance: 10\.0%\)"
+    ):
+        _warn_if_weak(dataclasses.replace(evaluator.info, test_accuracy=0.3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_weak(evaluator.info)  # mnist-5k's, about 98%
+        _warn_if_weak(
+            dataclasses.replace(evaluator.info, test_accuracy=0.56)
+        )  # past halfway from 10% to 100%

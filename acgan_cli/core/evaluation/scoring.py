@@ -322,6 +322,20 @@ def check_fits(
         )
 
 
+def _warn_if_weak(info: EvaluatorInfo) -> None:
+    """A note where the evaluator is nearer chance than perfect on its test split: class accuracy,
+    FD and the rest all read its features, and say little of any generator through it."""
+    chance = 1 / len(info.class_names)
+    if info.test_accuracy < (1 + chance) / 2:
+        warnings.warn(
+            Notice(
+                f"the evaluator classifies {info.test_accuracy:.1%} of the real test images (chance: {chance:.1%}); "
+                "figures through it say little (more or cleaner training images make a better one)"
+            ),
+            stacklevel=3,
+        )
+
+
 def _once_each(infos: list[CheckpointInfo]) -> list[CheckpointInfo]:
     """`infos` without a file named twice (`evaluate RUN RUN/checkpoints/latest.safetensors`, a
     link, a shell glob that matched it twice): each file is scored once, with a note."""
@@ -377,7 +391,8 @@ def evaluate(
     if infos and noisy and config.n_samples < FEATURES:  # a covariance of rank < its size
         warnings.warn(
             Notice(
-                f"{config.n_samples} samples are fewer than the evaluator's {FEATURES} features: "
+                f"{config.n_samples} sample{'s are' if config.n_samples > 1 else ' is'} fewer than the "
+                f"evaluator's {FEATURES} features: "
                 f"{' and '.join(noisy)} from so few {'is' if len(noisy) == 1 else 'are'} mostly sampling "
                 "noise (compare each with its real-images value, and checkpoints at the same --n-samples)"
             ),
@@ -437,6 +452,7 @@ def evaluate(
         reuse_freed_memory()
     for info in infos:
         check_fits(info, dataset, evaluator.info, chosen_by)
+    _warn_if_weak(evaluator.info)
 
     references: dict[int, Scores] = {}
     reports = []
