@@ -114,6 +114,12 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
     for name in ("ACGAN_CKPT", "ACGAN_DEVICE", "NO_COLOR"):
         monkeypatch.delenv(name, raising=False)
+    from acgan_cli.cli.common import state
+
+    # `acgan -q …` in one test's CliRunner leaves the flags set until the next invocation: a test that
+    # builds a renderer itself would see the last test's -q.
+    monkeypatch.setattr(state, "quiet", False)
+    monkeypatch.setattr(state, "verbose", False)
 
 
 @pytest.fixture(scope="session")

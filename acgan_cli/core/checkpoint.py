@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 FORMAT_NAME = "acgan-checkpoint"
+EVALUATOR_FORMAT_NAME = "acgan-evaluator"  # evaluate's files (core.evaluation.evaluator writes them)
 FORMAT_VERSION = 1
 KIND_TRAINING = "training"  # everything needed to resume
 KIND_GENERATOR = "generator"  # a generator alone (acgan export --format safetensors)
@@ -389,48 +390,49 @@ def refuse_to_overwrite_checkpoint(target: Path, command: str, reading: Path | N
     """A UsageError for --out if `target` is a training checkpoint or another record of a run (its
     config.json, metrics.jsonl or sample grids: a run's state and history are never an output),
     the checkpoint `reading` that the command reads (a generator-only one), or an evaluator; for
-    sample, any model acgan wrote (a generator file, an export)."""
-    checkpoint_name = target.name == LATEST or _STEP_FILE.fullmatch(target.name)
-    if checkpoint_name and target.parent.name == "checkpoints" and _is_run(target.parent.parent):
-        # even where none is yet (or a damaged one): resume and sample would take it for the run's
-        detail = f"{target} is the name of one of a training run's checkpoints; {command} never writes one"
+    sample, any model acgan wrote (a generator file, an export); or, there or not, one of the names
+    a run's checkpoints go by in its checkpoints/ folder."""
+    detail = _why_not_an_output(target, command, reading)
+    if detail is not None:
         raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
-    if not target.is_file():  # whatever name it goes by: /proc/PID/fd/N can lead to one
-        return
-    record = run_record(target)
-    if record is not None:
-        detail = f"{target} is {record}; {command} never overwrites it"
-        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
-    kind = None
-    with contextlib.suppress(CheckpointError):  # not an acgan file: an ordinary overwrite
-        kind = read_info(target).kind
-    if kind == KIND_TRAINING:
-        detail = f"{target} is a training checkpoint; {command} never overwrites one"
-        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
-    if reading is not None and target.samefile(reading):
-        detail = f"{target} is the checkpoint being {READ_BY[command]}; {command} never overwrites it"
-        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
-    if kind is not None and command == "sample":  # images over a model (export over an export: a re-export)
-        detail = f"{target} is a generator file, a model sample reads; sample never overwrites one"
-        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
-    exported = exported_model(target) if command == "sample" else None
-    if exported is not None:
-        detail = f"{target} is {exported} that `acgan export` wrote; sample never overwrites one"
-        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
-    if kind is None and is_evaluator(target):  # minutes to train again, and maybe the one scores were by
-        detail = f"{target} is an evaluator that `acgan evaluate` trained; {command} never overwrites one"
-        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
+
+
+def _why_not_an_output(target: Path, command: str, reading: Path | None) -> str | None:
+    where = Path(os.path.abspath(target))  # its folders, however --out was written (`latest.safetensors`)
+    if target.is_file():  # whatever name it goes by: /proc/PID/fd/N can lead to one
+        record = run_record(where)
+        if record is not None:
+            return f"{target} is {record}; {command} never overwrites it"
+        kind = None
+        with contextlib.suppress(CheckpointError):  # not an acgan file: an ordinary overwrite
+            kind = read_info(target).kind
+        if kind == KIND_TRAINING:
+            return f"{target} is a training checkpoint; {command} never overwrites one"
+        if reading is not None and target.samefile(reading):
+            return f"{target} is the checkpoint being {READ_BY[command]}; {command} never overwrites it"
+        if (
+            kind is not None and command == "sample"
+        ):  # images over a model (export over an export: a re-export)
+            return f"{target} is a generator file, a model sample reads; sample never overwrites one"
+        exported = exported_model(target) if command == "sample" else None
+        if exported is not None:
+            return f"{target} is {exported} that `acgan export` wrote; sample never overwrites one"
+        if kind is None and is_evaluator(target):  # minutes to train again, and maybe the one scores were by
+            return f"{target} is an evaluator that `acgan evaluate` trained; {command} never overwrites one"
+    checkpoint_name = where.name == LATEST or _STEP_FILE.fullmatch(where.name)
+    if checkpoint_name and where.parent.name == "checkpoints" and _is_run(where.parent.parent):
+        # none there yet, or a damaged one: resume and sample would take the new file for the run's
+        return f"{target} is the name of one of a training run's checkpoints; {command} never writes one"
+    return None
 
 
 def is_evaluator(path: Path) -> bool:
     """Whether `path` is an evaluator file (`acgan evaluate` trains and caches them), by its header."""
-    from acgan_cli.core.evaluation.evaluator import FORMAT_NAME as EVALUATOR_FORMAT
-
     try:
         metadata = read_header(path).get("__metadata__")
     except CheckpointError:
         return False
-    return isinstance(metadata, dict) and metadata.get("format") == EVALUATOR_FORMAT
+    return isinstance(metadata, dict) and metadata.get("format") == EVALUATOR_FORMAT_NAME
 
 
 def exported_model(path: Path) -> str | None:

@@ -155,7 +155,7 @@ def test_an_evaluator_and_a_dataset_that_disagree_are_named_as_the_conflict(
     """The mnist-5k evaluator given with --dataset FOLDER for a mnist-5k checkpoint: the error blamed
     the checkpoint, "trained on mnist-5k but the evaluator is for FOLDER", though both were mnist-5k's."""
     folder = write_idx_folder(tmp_path / "other-digits", 400, 200)
-    (mine,) = (evaluator_cache / "evaluators").glob("*.safetensors")
+    mine = next((evaluator_cache / "evaluators").glob("mnist-5k-*-seed0.safetensors"))
     result = runner.invoke(
         app, ["evaluate", str(run), *FEW, "--evaluator", str(mine), "--dataset", str(folder)]
     )

@@ -442,7 +442,9 @@ def test_an_exported_file_given_as_a_checkpoint_says_what_it_is_and_which_export
     assert not (tmp_path / "x.png").exists()
 
 
-def test_export_never_writes_under_a_run_checkpoint_name(trained_run: Path, tmp_path: Path) -> None:
+def test_export_never_writes_under_a_run_checkpoint_name(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A generator file written as RUN/checkpoints/step-00000099.safetensors (or over a damaged
     latest.safetensors) was then taken for the run's newest checkpoint: its resume failed."""
     run = tmp_path / "run"
@@ -459,10 +461,13 @@ def test_export_never_writes_under_a_run_checkpoint_name(trained_run: Path, tmp_
             assert "is the name of one of a training run's checkpoints" in plain(result.stderr)
     assert not (run / "checkpoints" / "step-00000099.safetensors").exists()
     assert (run / "checkpoints" / "latest.safetensors").read_bytes() == b""
-    # Elsewhere the name is a user's to choose.
-    assert (
-        runner.invoke(
-            app, ["-q", "export", str(run), "-f", "safetensors", "-o", str(tmp_path / name)]
-        ).exit_code
-        == 0
+    # Written relative to the folder, from inside it: the same name, the same refusal.
+    monkeypatch.chdir(run / "checkpoints")
+    result = runner.invoke(app, ["-q", "export", str(run), "-f", "safetensors", "-o", "latest.safetensors"])
+    assert result.exit_code == 2 and "is the name of one of a training run's checkpoints" in plain(
+        result.stderr
     )
+    assert (run / "checkpoints" / "latest.safetensors").read_bytes() == b""
+    # Elsewhere the name is a user's to choose.
+    mine = tmp_path / "latest.safetensors"
+    assert runner.invoke(app, ["-q", "export", str(run), "-f", "safetensors", "-o", str(mine)]).exit_code == 0

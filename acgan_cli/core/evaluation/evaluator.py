@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acgan_cli import __version__
+from acgan_cli.core.checkpoint import EVALUATOR_FORMAT_NAME
 from acgan_cli.core.data import (
     MNIST_5K_TEST_EVERY,
     Dataset,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 
     from acgan_cli.core.evaluation.classifier import EvaluatorNet
 
-FORMAT_NAME = "acgan-evaluator"
+FORMAT_NAME = EVALUATOR_FORMAT_NAME
 FORMAT_VERSION = 1
 RECIPE_VERSION = 1  # bump when the network or the training recipe changes: old cache entries are ignored
 BATCH_SIZE = 128  # images per training step
