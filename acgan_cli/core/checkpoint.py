@@ -131,9 +131,9 @@ def _missing(path: Path) -> str:
         os.stat(path)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return "is a symbolic link that leads back to itself"
+            return "leads through symbolic links that loop"
         if path.is_symlink():
-            return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+            return f"is a symbolic link to {os.path.realpath(path)}, which does not exist"
         if exc.errno == errno.ENOTDIR and (blocker := blocking_file(path)):
             return f"does not exist ({blocker} is a file, not a folder)"
     return "does not exist"

@@ -1319,17 +1319,22 @@ def _interrupt_stops() -> Iterator[Callable[[], bool]]:
         return
     received: list[int] = []
 
-    def handle(signum: int, frame: object) -> None:
+    def handle(signum: int, frame: object) -> None:  # no I/O here: it may land inside a write to stderr
         if received:
             raise KeyboardInterrupt
         received.append(signum)
-        warnings.warn(
-            Notice("stopping after this step and saving a checkpoint (interrupt again to stop at once)"),
-            stacklevel=2,
-        )
+
+    def interrupted() -> bool:
+        if received == [signal.SIGINT]:  # said once, from here, between two steps
+            received.append(0)
+            warnings.warn(
+                Notice("interrupted: stopping and saving a checkpoint (interrupt again to stop at once)"),
+                stacklevel=2,
+            )
+        return bool(received)
 
     signal.signal(signal.SIGINT, handle)
     try:
-        yield lambda: bool(received)
+        yield interrupted
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -442,10 +442,13 @@ def test_a_missing_checkpoint_says_why_it_is_missing(tmp_path: Path) -> None:
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")
     (tmp_path / "dangling").symlink_to("gone.safetensors")
+    (tmp_path / "chain").symlink_to("dangling")  # through a link that is there, to where nothing is
     (tmp_path / "t.sh").write_text("")
     expected = {
-        "a": "is a symbolic link that leads back to itself",
-        "dangling": "is a symbolic link to gone.safetensors, which does not exist",
+        "a": "leads through symbolic links that loop",
+        "a/x.safetensors": "leads through symbolic links that loop",  # x is no link: its folder loops
+        "dangling": f"is a symbolic link to {os.path.realpath(tmp_path / 'gone.safetensors')}, which does not exist",
+        "chain": f"is a symbolic link to {os.path.realpath(tmp_path / 'gone.safetensors')}, which does not exist",
         "t.sh/x": f"does not exist ({tmp_path / 't.sh'} is a file, not a folder)",
         "nothere": "does not exist",
     }
