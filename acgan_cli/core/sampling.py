@@ -81,6 +81,17 @@ class NonFiniteImages(CheckpointError):
             hint=f"its weights overflow the arithmetic: the file is damaged, or its run diverged; {remedy}",
         )
         self.broken, self.total = broken, total
+        self._made_with = (broken, total, source, remedy)
+
+    def __reduce__(self) -> tuple[type, tuple[int, int, str, str]]:  # pickle and copy call __init__ so
+        return type(self), self._made_with
+
+
+def count_non_finite(images: torch.Tensor) -> int:
+    """How many of `images` (N x ...) hold a NaN or infinite pixel."""
+    import torch
+
+    return int((~torch.isfinite(images).flatten(1).all(1)).sum())
 
 
 def generate(
@@ -112,22 +123,19 @@ def generate(
     shape = (len(z), config.channels, config.img_size, config.img_size)
     out = torch.empty(shape, dtype=torch.uint8 if uint8 else torch.float32)
     was_training = generator.training
-    broken = 0
     generator.eval()
     try:
         with torch.inference_mode():
             for i in range(0, len(z), batch_size):
                 images = generator(z[i : i + batch_size].to(device), labels[i : i + batch_size].to(device))
                 images = images.float().cpu()
-                if uint8:
-                    broken += int((~torch.isfinite(images).flatten(1).all(1)).sum())
+                if uint8 and (broken := count_non_finite(images)):  # stop at the first: all would be drawn
+                    raise NonFiniteImages(broken, i + len(images))
                 out[i : i + len(images)] = to_uint8(images) if uint8 else images
                 if on_batch is not None:
                     on_batch(i + len(images))
     finally:
         generator.train(was_training)
-    if broken:
-        raise NonFiniteImages(broken, len(z))
     return out
 
 

@@ -166,3 +166,22 @@ def test_the_api_refuses_a_class_or_seed_out_of_range_as_the_cli_does(trained_ru
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="CUDA is not available"):
             load_generator(trained_run, device="cuda")
+
+
+def test_non_finite_images_survive_pickle_and_copy() -> None:
+    """Its constructor takes counts, not the message: pickle (a worker's error) rebuilt it from the
+    message alone and failed."""
+    import copy
+    import pickle
+
+    from acgan_cli.core.sampling import NonFiniteImages
+
+    error = NonFiniteImages(3, 50, "the generator of g.safetensors")
+    for again in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
+        assert (again.message, again.hint, again.broken, again.total) == (
+            error.message,
+            error.hint,
+            3,
+            50,
+        )
+    assert error.message == "the generator of g.safetensors drew NaN or infinite pixels in 3 of 50 images"

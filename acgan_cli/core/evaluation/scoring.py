@@ -167,7 +167,7 @@ def generated_features(
     """
     import torch
 
-    from acgan_cli.core.sampling import NonFiniteImages, generate, generation_batch, latents
+    from acgan_cli.core.sampling import NonFiniteImages, count_non_finite, generate, generation_batch, latents
 
     config = generator.config
     z = latents(n_samples, config.latent_dim, seed)
@@ -187,7 +187,7 @@ def generated_features(
         began = time.perf_counter()
         with autocast():
             images = generate(generator, z[batch], labels[batch], batch_size=batch_size)
-        broken += int((~torch.isfinite(images).flatten(1).all(1)).sum())  # images are on the CPU
+        broken += count_non_finite(images)  # images are on the CPU
         looked = time.perf_counter()
         parts.append(evaluator.features(images, labels[batch], batch_size))
         generating, looking = generating + looked - began, looking + time.perf_counter() - looked
