@@ -365,8 +365,8 @@ def _interrupted(exc: KeyboardInterrupt, training: bool) -> typer.Exit:
 
 OS_ERROR_HINT = "check the free space and permissions of the folders acgan reads and writes"
 OS_ERROR_HINTS = {  # where the error says what is wrong, and free space and permissions are not it
-    errno.ENAMETOOLONG: "choose a shorter name: a file system takes at most 255 bytes a name",
-    errno.ELOOP: "a symbolic link on that path leads back to itself: fix or remove it",
+    errno.ENAMETOOLONG: "choose a shorter name or path: a file system takes at most 255 bytes a name",
+    errno.ELOOP: "the symbolic links on that path loop, or lead through too many others: fix them",
 }
 OUT_OF_MEMORY_HINT = "use a smaller --batch-size, --img-size or model width, or a device with more memory"
 

@@ -26,7 +26,7 @@ from acgan_cli.cli.common import (
 )
 from acgan_cli.core.data import check_data_dir, check_dataset_name
 from acgan_cli.core.errors import Notice
-from acgan_cli.core.evaluation.config import MAX_SAMPLES, EvaluationConfig
+from acgan_cli.core.evaluation.config import MAX_SAMPLES, EvaluationConfig, check_evaluator_seed
 from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
 
 WHAT, EVALUATOR, DEVICE, OUTPUT = "What to measure", "Evaluator", "Device", "Output"
@@ -175,6 +175,8 @@ def evaluate(
         retrain_evaluator=train_evaluator,
         evaluator_seed=evaluator_seed,
     )
+    # 0 is the default seed too: given beside --evaluator, it is as unused as any other
+    check_evaluator_seed(str(evaluator or ""), ctx.get_parameter_source("evaluator_seed").name != "DEFAULT")
     if dataset:
         check_dataset_name(dataset)
     check_data_dir(data_dir)

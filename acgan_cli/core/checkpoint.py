@@ -184,7 +184,8 @@ def newest_checkpoint(runs_dir: Path | None = None, *, named_by: str = "--ckpt C
     candidates = [path for f in folders for path in [f / LATEST, *step_files(f)] if path.is_file()]
     if not candidates:
         raise CheckpointError(
-            f"no trained model found under {runs_dir}{'' if runs_dir.is_dir() else ' (no such folder)'}",
+            f"no trained model found under {'$ACGAN_RUNS_DIR=' if from_environment else ''}{runs_dir}"
+            f"{'' if runs_dir.is_dir() else ' (no such folder)'}",
             hint=f"train one with `acgan train`, or name a checkpoint with {named_by} (or $ACGAN_CKPT)",
         )
     return resolve_checkpoint(max(candidates, key=_written_at).parent)

@@ -312,7 +312,9 @@ def draw_samples(
                 f"--grid draws --n of each of the {config.n_classes} classes: "
                 f"at most {MAX_SAMPLES // config.n_classes:,} each"
                 if grid and count >= 1
-                else f"draw 1 to {MAX_SAMPLES:,} images; for more, run again with another --seed"
+                else f"draw at most {MAX_SAMPLES:,} at a time; for more, run again with another --seed"
+                if count > MAX_SAMPLES
+                else "--n counts images: give 1 or more"
             ),
             option="n",
             detail=f"must draw 1..{MAX_SAMPLES} images in all (got {total})",

@@ -164,6 +164,16 @@ def test_an_evaluator_and_a_dataset_that_disagree_are_named_as_the_conflict(
         f"error: {mine} is an evaluator for mnist-5k, not {folder}",
         "hint: drop --dataset to score with the file, or drop --evaluator",
     ]
+    # Both agree, and the checkpoint was trained on other data: both chose the evaluator, both go.
+    other = generator_only_file(run, tmp_path / "o.safetensors", dataset=str(folder))
+    result = runner.invoke(
+        app, ["evaluate", str(other), *FEW, "--evaluator", str(mine), "--dataset", "mnist-5k"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {other} was trained on {folder} but the evaluator is for mnist-5k (chosen by --dataset and --evaluator)",
+        "hint: drop --dataset and --evaluator: the evaluator follows the checkpoints' dataset",
+    ]
 
 
 def test_a_missing_dataset_fails_as_in_train(run: Path, tmp_path: Path) -> None:

@@ -252,12 +252,18 @@ def test_no_run_yet_says_how_to_get_one(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sample", "--digit", "1"])
     assert result.exit_code == 1
     # No runs folder yet (a mistyped $ACGAN_RUNS_DIR looks the same): said, as an empty one is not.
-    assert f"error: no trained model found under {tmp_path / 'runs'} (no such folder)" in result.stderr
+    assert (
+        f"error: no trained model found under $ACGAN_RUNS_DIR={tmp_path / 'runs'} (no such folder)"
+        in result.stderr
+    )
     assert "acgan train" in result.stderr
     (tmp_path / "runs").mkdir()
     result = runner.invoke(app, ["sample", "--digit", "1"])
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[0] == f"error: no trained model found under {tmp_path / 'runs'}"
+    assert (
+        result.stderr.splitlines()[0]
+        == f"error: no trained model found under $ACGAN_RUNS_DIR={tmp_path / 'runs'}"
+    )
 
 
 def test_a_runs_folder_that_is_a_file_is_named_as_one(tmp_path: Path) -> None:
@@ -501,7 +507,7 @@ def test_a_name_too_long_for_the_file_system_is_told_to_be_shorter(run: Path, tm
         assert result.exit_code == 1, result.stderr
         error, hint = result.stderr.strip().splitlines()
         assert error.startswith("error: File name too long: aaaa"), error
-        assert hint == "hint: choose a shorter name: a file system takes at most 255 bytes a name"
+        assert hint == "hint: choose a shorter name or path: a file system takes at most 255 bytes a name"
 
 
 def test_a_printed_path_never_reads_as_an_option(run: Path, tmp_path: Path) -> None:

@@ -590,17 +590,26 @@ def test_nothing_to_evaluate_says_what_to_give() -> None:
     )
 
 
-def test_an_evaluator_nearer_chance_than_perfect_gets_a_note(evaluator: Evaluator) -> None:
+def test_an_evaluator_nearer_chance_than_perfect_gets_a_note(
+    evaluator: Evaluator, run20: Path, tmp_path: Path
+) -> None:
     """An evaluator of noise-like data (25% on 4 classes: chance) was used without a word, and every
     figure through it read as a judgement of the generator."""
     import warnings
 
+    from safetensors.torch import load_file, save_file
+
     from acgan_cli.core.evaluation.scoring import _warn_if_weak
 
+    # The cached evaluator, as if it had scored 30% of its test split (chance: 10%)
+    metadata = ckpt.read_header(evaluator.info.path)["__metadata__"]
+    weak = tmp_path / "weak.safetensors"
+    save_file(load_file(evaluator.info.path), weak, metadata={**metadata, "test_accuracy": "0.3"})
+    config = EvaluationConfig(n_samples=100, device="cpu", metrics="class-accuracy", evaluator=str(weak))
     with pytest.warns(
         Notice, match=r"the evaluator classifies 30\.0% of the real test images \(chance: 10\.0%\)"
     ):
-        _warn_if_weak(dataclasses.replace(evaluator.info, test_accuracy=0.3))
+        evaluate([run20], config)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _warn_if_weak(evaluator.info)  # mnist-5k's, about 98%

@@ -110,7 +110,16 @@ def test_a_batch_larger_than_memory_is_one_line_not_a_crash(forkserver: ForkServ
         (["--digit", "-1"], "--digit", "this model has 10 classes: 0..9"),
         (["--digit", "10"], "--digit", "this model has 10 classes: 0..9"),
         (["--digit", HUGE], "--digit", "this model has 10 classes: 0..9"),
-        (["--n", "0"], "--n", "must draw 1..100000 images in all (got 0) hint: draw 1 to 100,000 images"),
+        (
+            ["--n", "0"],
+            "--n",
+            "must draw 1..100000 images in all (got 0) hint: --n counts images: give 1 or more",
+        ),
+        (
+            ["--n", "100001"],
+            "--n",
+            "hint: draw at most 100,000 at a time; for more, run again with another --seed",
+        ),
         (["--n", "-1"], "--n", "must draw 1..100000 images"),
         (["--n", HUGE], "--n", "must draw 1..100000 images"),
         (
@@ -179,6 +188,11 @@ def test_sample_takes_an_absurd_nrow_as_one_row(trained_run: Path, tmp_path: Pat
             "--evaluator-seed",
             "--evaluator names one already hint: drop --evaluator-seed to score with the file, or drop --evaluator",
         ),  # was ignored
+        (
+            ["--evaluator", "mine.safetensors", "--evaluator-seed", "0"],
+            "--evaluator-seed",
+            "hint: drop --evaluator-seed to score with the file, or drop --evaluator",
+        ),  # the default's value, but given: as unused
         (
             ["--evaluator", "mine.safetensors", "--train-evaluator"],
             "--evaluator",

@@ -26,6 +26,17 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "acgan"
 
 
+def check_evaluator_seed(evaluator: str, seed_given: bool) -> None:
+    """Refuse an evaluator seed beside an evaluator file: the seed chooses which evaluator to train
+    or take from the cache, and the file is one already (the seed was silently ignored)."""
+    require(
+        not (evaluator and seed_given),
+        "evaluator_seed",
+        "chooses the evaluator to train or take from the cache, and --evaluator names one already",
+        hint="drop --evaluator-seed to score with the file, or drop --evaluator",
+    )
+
+
 def _metric_names(metrics: object) -> tuple[str, ...]:
     """`metrics` as a tuple of names, each once: "fd,kid" as --metrics takes it (not its letters),
     None for every metric as there, or a list or tuple of names; anything else a ConfigError."""
@@ -86,9 +97,4 @@ class EvaluationConfig:
             "names an evaluator file, which cannot be combined with training a new one",
             hint="drop --train-evaluator to score with the file, or drop --evaluator",
         )
-        require(  # it chooses which evaluator to train or take from the cache: a file is already chosen
-            not (self.evaluator and self.evaluator_seed),
-            "evaluator_seed",
-            "chooses the evaluator to train or take from the cache, and --evaluator names one already",
-            hint="drop --evaluator-seed to score with the file, or drop --evaluator",
-        )
+        check_evaluator_seed(self.evaluator, seed_given=self.evaluator_seed != 0)

@@ -287,7 +287,8 @@ def check_fits(
     info: CheckpointInfo, dataset: str, evaluator: EvaluatorInfo | None = None, chosen_by: str = ""
 ) -> None:
     """Refuse a checkpoint trained on another dataset than the evaluator's, naming both, and what
-    chose the evaluator's (`chosen_by`: "--dataset", "--evaluator", or "" for the first checkpoint).
+    chose the evaluator's (`chosen_by`: "--dataset", "--evaluator", both joined by "and", or "" for
+    the first checkpoint).
 
     A folder the checkpoint was trained on that is gone from its path may be given where it is now:
     the evaluator's classes and channels must then fit the checkpoint's.
@@ -296,6 +297,7 @@ def check_fits(
     if not same_dataset(info.dataset, dataset) and not moved:
         hint = {
             "--dataset": "drop --dataset: the evaluator follows the checkpoints' dataset",
+            "--dataset and --evaluator": "drop --dataset and --evaluator: the evaluator follows the checkpoints' dataset",
             "--evaluator": f"drop --evaluator, or give one trained on {dataset_title(info.dataset)}",
         }.get(
             chosen_by,
@@ -303,7 +305,7 @@ def check_fits(
         )
         raise EvaluatorError(
             f"{info.path} was trained on {dataset_title(info.dataset)} but the evaluator is for "
-            f"{dataset_title(dataset)}{f' ({chosen_by})' if chosen_by else ''}",
+            f"{dataset_title(dataset)}{f' (chosen by {chosen_by})' if chosen_by else ''}",
             hint=hint,
         )
     if evaluator is None:
@@ -413,7 +415,9 @@ def evaluate(
             f"{evaluator_path} is an evaluator for {dataset_title(given.dataset)}, not {dataset_title(config.dataset)}",
             hint="drop --dataset to score with the file, or drop --evaluator",
         )
-    chosen_by = "--dataset" if config.dataset else "--evaluator" if given else ""
+    chosen_by = " and ".join(
+        name for name, set_ in (("--dataset", config.dataset), ("--evaluator", given)) if set_
+    )
     for info in infos:  # before any expensive work
         check_fits(info, dataset, chosen_by=chosen_by)
     if (
