@@ -447,7 +447,8 @@ def exported_model(path: Path) -> str | None:
     try:
         with path.open("rb") as file:
             if zipfile.is_zipfile(file):  # a sample's .npz is a zip too, without the extra file
-                names = zipfile.ZipFile(file).namelist()
+                with zipfile.ZipFile(file) as archive:
+                    names = archive.namelist()
                 if not any(name.endswith(f"/extra/{EXPORT_METADATA_FILE}") for name in names):
                     return None
                 pickled = any(name.endswith("/data.pkl") for name in names)  # TorchScript's; pt2 has none

@@ -95,7 +95,7 @@ def test_evaluation_metrics_take_a_string_a_list_or_none() -> None:
             EvaluationConfig(metrics=value)
         assert caught.value.option == "metrics"
         assert caught.value.detail.startswith(
-            "must be a tuple of metric names, such as ('class-accuracy', 'fd')"
+            "must be metric names: a tuple or list such as ('class-accuracy', 'fd')"
         )
 
 

@@ -46,7 +46,8 @@ def _metric_names(metrics: object) -> tuple[str, ...]:
     require(
         names is not None and all(isinstance(name, str) for name in names),
         "metrics",
-        f"must be a tuple of metric names, such as ('class-accuracy', 'fd') (got {metrics!r})",
+        f"must be metric names: a tuple or list such as ('class-accuracy', 'fd'), a string such as "
+        f"'class-accuracy,fd', or None for all (got {metrics!r})",
     )
     return tuple(dict.fromkeys(names))  # ("fd", "fd") scores and reports it once
 
