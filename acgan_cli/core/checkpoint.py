@@ -108,12 +108,24 @@ def resolve_checkpoint(path: str | Path) -> Path:
                 if steps:
                     return steps[-1]
                 continue
-            step = _step_of_latest(latest)
+            step = _held_step(latest)
             # Further on, or latest is damaged: the newest step file was written first, with its bytes.
             if steps and (step is None or step_of_name(steps[-1]) > step):
                 if step is None:  # a sign of a failing disk, or of an edit: worth a word
                     warnings.warn(Notice(f"{latest} cannot be read; using {steps[-1]}"), stacklevel=2)
-                return steps[-1]
+                    return steps[-1]
+                held = _held_step(steps[-1])
+                if held is None or held == step_of_name(steps[-1]):
+                    return steps[-1]
+                # A step file renamed by hand (step-2's bytes as step-00000099): not further on at all
+                warnings.warn(
+                    Notice(
+                        f"{steps[-1]} is named for step {step_of_name(steps[-1])} but holds step {held}; "
+                        f"using {latest if step >= held else steps[-1]}, which holds the later step"
+                    ),
+                    stacklevel=2,
+                )
+                return latest if step >= held else steps[-1]
             return latest
         runs = sorted(run for run in path.glob(f"*/checkpoints/{LATEST}"))  # a folder of runs: runs/
         raise CheckpointError(
@@ -155,8 +167,8 @@ def step_of_name(path: Path) -> int:
     return int(_STEP_FILE.fullmatch(path.name).group(1))  # type: ignore[union-attr]
 
 
-def _step_of_latest(path: Path) -> int | None:
-    """The step `latest` holds; None if it cannot be read, or is not as long as its header says
+def _held_step(path: Path) -> int | None:
+    """The step a checkpoint file holds; None if it cannot be read, or is not as long as its header says
     (cut short after its header: an unfinished copy)."""
     try:
         header, length = _read_header(path)

@@ -457,3 +457,25 @@ def test_a_missing_checkpoint_says_why_it_is_missing(tmp_path: Path) -> None:
             ckpt.resolve_checkpoint(tmp_path / name)
         assert caught.value.message == f"{tmp_path / name} {why}"
         assert caught.value.hint == ckpt.NOT_A_CHECKPOINT_HINT
+
+
+def test_a_step_file_renamed_by_hand_is_not_taken_for_the_newest(tmp_path: Path, small_dataset) -> None:
+    """step-2's bytes as step-00000099.safetensors: sample and evaluate took it for the newest
+    checkpoint by its name and drew from step 2, where latest holds step 6 (train already refused it)."""
+    run = (
+        Trainer(tiny_config(max_steps=6, ckpt_every=2), run_dir=tmp_path / "run", dataset=small_dataset)
+        .run()
+        .run_dir
+    )
+    folder = run / "checkpoints"
+    (folder / "step-00000002.safetensors").rename(folder / "step-00000099.safetensors")
+    with pytest.warns(
+        Notice, match=r"step-00000099\.safetensors is named for step 99 but holds step 2; using .*latest"
+    ):
+        assert ckpt.resolve_checkpoint(run) == folder / ckpt.LATEST
+        assert ckpt.read_info(run).step == 6
+    # A renamed file that does hold the later state (latest behind it) is still the one to use.
+    (folder / "step-00000006.safetensors").rename(folder / "step-00000099.safetensors")
+    ckpt.write_atomic(folder / ckpt.LATEST, (folder / "step-00000004.safetensors").read_bytes())
+    with pytest.warns(Notice, match="holds step 6; using .*step-00000099"):
+        assert ckpt.resolve_checkpoint(run) == folder / "step-00000099.safetensors"
