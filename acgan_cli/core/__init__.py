@@ -31,7 +31,8 @@ _PUBLIC: dict[str, str | tuple[str, str]] = {
     "EvaluationConfig": "acgan_cli.core.evaluation",
     "load_dataset": "acgan_cli.core.data",
     "AcganError": "acgan_cli.core.errors",
-    "ConfigError": "acgan_cli.core.errors",  # a value of the wrong type or out of range (an AcganError)
+    "UsageError": "acgan_cli.core.errors",  # an argument that cannot work (an AcganError)
+    "ConfigError": "acgan_cli.core.errors",  # a value of the wrong type or out of range (a UsageError)
 }
 __all__ = list(_PUBLIC)
 

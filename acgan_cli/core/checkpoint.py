@@ -1163,8 +1163,10 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tupl
     from acgan_cli.core.devices import resolve_device
     from acgan_cli.core.models import Generator
 
-    if isinstance(device, str):  # "gpu" or "cuda" without CUDA: a DeviceError, not torch's RuntimeError
-        device = resolve_device(device)
+    if not isinstance(device, torch.device):
+        device = checked("device", device, "str")
+    # "gpu", or "cuda" without CUDA: a DeviceError, not torch's RuntimeError (a torch.device too, by its name)
+    device = resolve_device(str(device))
     info, tensors = load_checkpoint(path)
     generator = Generator(info.model)
     prefix = "generator_ema" if info.has_ema else "generator"

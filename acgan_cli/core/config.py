@@ -33,8 +33,9 @@ def default_data_dir() -> Path:
 
 
 def default_runs_dir() -> Path:
-    """Where new run folders are numbered: $ACGAN_RUNS_DIR, else ./runs."""
-    return Path(os.environ.get("ACGAN_RUNS_DIR") or "runs")
+    """Where new run folders are numbered: $ACGAN_RUNS_DIR, else ./runs (`~` expanded, as for
+    $ACGAN_DATA_DIR: a quoted `~/runs` made a folder named `~`)."""
+    return Path(os.environ.get("ACGAN_RUNS_DIR") or "runs").expanduser()
 
 
 def require(ok: bool, option: str, message: str, hint: str | None = None) -> None:
@@ -406,6 +407,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "bool": ((bool,), "True or False"),
     "bool | None": ((bool, type(None)), "True, False or None"),
     "path": ((str,), "a path (a str or pathlib.Path)"),
+    "path | None": ((str, type(None)), "a path (a str or pathlib.Path) or None"),
 }
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from acgan_cli.core.config import MAX_CLASSES, closest, default_data_dir, did_you_mean
+from acgan_cli.core.config import MAX_CLASSES, checked, closest, default_data_dir, did_you_mean
 from acgan_cli.core.errors import DataError, UsageError, first_line
 
 if TYPE_CHECKING:
@@ -592,6 +592,8 @@ def load_dataset(
     import numpy as np
     import torch
 
+    name, split = checked("name", name, "path"), checked("split", split, "str")  # a folder as a Path
+    data_dir, download = checked("data_dir", data_dir, "path | None"), checked("download", download, "bool")
     check_dataset_name(name)
     check_data_dir(data_dir)
     if split not in SPLITS:

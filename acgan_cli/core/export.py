@@ -607,6 +607,7 @@ def export(
             hint="give a file path, then copy its bytes where they should go",
             option="out",
         )
+    fmt, out = checked("fmt", fmt, "str | None"), checked("out", out, "path | None")
     opset, half = checked("opset", opset, "int | None"), checked("half", half, "bool")
     tolerance = checked("tolerance", tolerance, "float | None")
     require(

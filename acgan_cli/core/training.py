@@ -48,6 +48,8 @@ from acgan_cli.core.config import (
     RESUME_FIXED_FIELDS,
     ModelConfig,
     TrainConfig,
+    check_seed,
+    checked,
     default_runs_dir,
     to_dict,
 )
@@ -537,8 +539,27 @@ class Trainer:
     ) -> None:
         """`config`: the run's settings; with `resume`, None continues the checkpoint's own, and a
         config given is held to what `acgan train --resume` allows (`resumed_config`)."""
-        # Paths as str too, as open() takes them: train(config, run_dir="runs/x") raised AttributeError.
-        run_dir, resume, runs_dir = (Path(p) if p is not None else None for p in (run_dir, resume, runs_dir))
+        # Paths as str too, as open() takes them: train(config, run_dir="runs/x") raised AttributeError;
+        # `~` expanded, as everything that reads a run does (run_dir="~/x" made a folder named "~").
+        run_dir, resume, runs_dir = (
+            Path(checked(name, value, "path | None")).expanduser() if value is not None else None
+            for name, value in (("run_dir", run_dir), ("resume", resume), ("runs_dir", runs_dir))
+        )
+        if config is not None and not isinstance(
+            config, TrainConfig
+        ):  # "'str' object has no attribute 'device'"
+            raise ConfigError(
+                f"config must be a TrainConfig (got {type(config).__name__})",
+                hint="TrainConfig(dataset=..., ...), or read_info(RUN).train for a run's own",
+                option="config",
+                detail=f"must be a TrainConfig (got {type(config).__name__})",
+            )
+        if dataset is not None and not isinstance(dataset, Dataset):
+            raise ConfigError(
+                f"dataset must be a Dataset, as load_dataset gives (got {type(dataset).__name__})",
+                hint="name it in the config instead: TrainConfig(dataset=...)",
+                option="dataset",
+            )
         resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
         if resume_info is not None:
             saved = ckpt.training_config_of(resume_info)  # a generator-only file cannot resume
@@ -550,6 +571,8 @@ class Trainer:
             raise UsageError(
                 "a new run needs a TrainConfig", option="config", detail="give a TrainConfig, or resume"
             )
+        else:  # torch's generators keep a seed's low 32 bits: 1 + 2**32 would draw seed 1's numbers
+            check_seed(config.seed)  # (a resumed run's config may hold an earlier acgan's larger one)
         self.config = config
         self.device, self.precision, compile_mode, self.cuda_graph = resolve_training(
             config.device, config.precision, config.compile, config.cuda_graph
@@ -1288,6 +1311,13 @@ def train(
     at once, a second Ctrl-C, an error in `on_event`) takes its folder away again: it held
     nothing to resume, and running the same call again would be refused for the folder left.
     A diverged run keeps its folder, for its metrics."""
+    for name, function in (("on_event", on_event), ("should_stop", should_stop)):
+        if not callable(function):  # found only once the data and models were loaded
+            raise ConfigError(
+                f"{name} must be a function (got {type(function).__name__})",
+                hint=f"leave {name} out, or pass a function",
+                option=name,
+            )
     trainer = Trainer(config, run_dir=run_dir, resume=resume, runs_dir=runs_dir)
     try:
         with _interrupt_stops() as interrupted:

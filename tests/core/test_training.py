@@ -802,3 +802,44 @@ def test_a_windows_images_per_second_leave_out_the_checkpoints_and_grids_before_
     assert [w["step"] for w in windows] == [1, 2, 3, 4, 5, 6] and skipped[0] >= 500
     assert all(w["seconds"] < 100 for w in windows), [w["seconds"] for w in windows]
     assert windows[-1]["time"] >= 300  # the run's own time still holds the saves before step 6
+
+
+def test_the_python_api_names_a_wrong_argument_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained_run: Path
+) -> None:
+    """A notebook's slips ended in AttributeError or TypeError from deep inside, some only after
+    the data and models were loaded: train("mnist-5k"), on_event=None, evaluate(None),
+    load_dataset(..., download="no") (which went to the network), a torch.device("cuda")."""
+    from acgan_cli.core import evaluate, export_generator, load_dataset, load_generator
+    from acgan_cli.core.errors import ConfigError, DeviceError
+    from acgan_cli.core.training import train
+
+    calls = [
+        ("config", lambda: train("mnist-5k")),
+        ("run_dir", lambda: train(tiny_config(), run_dir=123)),
+        ("on_event", lambda: train(tiny_config(), run_dir=tmp_path / "r", on_event=None)),
+        ("should_stop", lambda: train(tiny_config(), run_dir=tmp_path / "r", should_stop=True)),
+        ("seed", lambda: train(tiny_config(seed=1 + 2**32), run_dir=tmp_path / "r")),  # drew seed 1's numbers
+        ("checkpoints", lambda: evaluate(None)),
+        ("config", lambda: evaluate(trained_run, "class-accuracy")),
+        ("download", lambda: load_dataset("mnist", download="no")),
+        ("fmt", lambda: export_generator(trained_run, fmt=123)),
+        ("device", lambda: load_generator(trained_run, device=0)),
+    ]
+    for option, call in calls:
+        with pytest.raises(ConfigError) as caught:
+            call()
+        assert caught.value.option == option
+    assert not (tmp_path / "r").exists()
+    assert len(load_dataset(Path("mnist-5k")).images) == 5000  # a Path names the dataset, as a str does
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError):
+            load_generator(trained_run, device=torch.device("cuda"))
+    assert load_generator(trained_run, device=torch.device("cpu"))[1].step == 12
+
+    # `~` is expanded where a run is written, as everywhere it is read: run_dir="~/x" made a folder "~"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    result = train(tiny_config(max_steps=1), run_dir="~/exp")
+    assert result.run_dir == tmp_path / "home" / "exp" and not (tmp_path / "~").exists()
+    monkeypatch.setenv("ACGAN_RUNS_DIR", "~/runs")
+    assert train(tiny_config(max_steps=1)).run_dir.parent == tmp_path / "home" / "runs"

@@ -15,6 +15,7 @@ split itself, which the evaluator has not trained on.
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acgan_cli.core.data import DATASETS, dataset_title, same_classes, same_dataset
-from acgan_cli.core.errors import DataError, Notice, UsageError
+from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError
 from acgan_cli.core.evaluation.config import QUICK_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.evaluator import Evaluator, EvaluatorError, EvaluatorInfo
 from acgan_cli.core.evaluation.events import (
@@ -378,8 +379,22 @@ def evaluate(
     """
     import torch
 
-    if isinstance(checkpoints, (str, Path)):  # one, not its characters
+    if isinstance(checkpoints, (str, os.PathLike)):  # one, not its characters
         checkpoints = [checkpoints]
+    if not isinstance(checkpoints, (list, tuple)):  # None, 5, a generator: "… is not iterable"
+        raise ConfigError(
+            f"checkpoints must be a path or a list of paths (got {type(checkpoints).__name__})",
+            hint="give checkpoint files or run folders, e.g. evaluate('runs/00001-mnist-5k')",
+            option="checkpoints",
+        )
+    if config is not None and not isinstance(config, EvaluationConfig):
+        raise ConfigError(
+            f"config must be an EvaluationConfig (got {type(config).__name__})",
+            hint="EvaluationConfig(metrics='class-accuracy,fd', ...)",
+            option="config",
+        )
+    if not callable(on_event):
+        raise ConfigError(f"on_event must be a function (got {type(on_event).__name__})", option="on_event")
 
     from acgan_cli.core.checkpoint import KIND_TRAINING, check_checkpoint, load_generator
     from acgan_cli.core.devices import resolve_device, resolve_precision, reuse_freed_memory
