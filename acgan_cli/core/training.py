@@ -581,6 +581,12 @@ class Trainer:
         if self.device.type == "cuda":  # the captured step's streams are the current device's: cuda:N's
             torch.cuda.set_device(self.device)
 
+        if dataset is not None and not same_dataset(dataset.name, config.dataset):
+            raise ConfigError(  # the run would record config.dataset: evaluate then scored it as that data
+                f"dataset is {dataset.name!r} but config.dataset is {config.dataset!r}",
+                hint=f"load_dataset(config.dataset), or dataclasses.replace(config, dataset={dataset.name!r})",
+                option="dataset",
+            )
         check_out(run_dir, resume_info, runs_dir)  # before the data is loaded, or downloaded
         if resume_info is not None:  # so is what its run folder's record lets it refuse (again once counted)
             # (data handed in is counted once loaded, below: its config may name other data)

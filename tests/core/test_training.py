@@ -805,7 +805,7 @@ def test_a_windows_images_per_second_leave_out_the_checkpoints_and_grids_before_
 
 
 def test_the_python_api_names_a_wrong_argument_before_any_work(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained_run: Path
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained_run: Path, small_dataset
 ) -> None:
     """A notebook's slips ended in AttributeError or TypeError from deep inside, some only after
     the data and models were loaded: train("mnist-5k"), on_event=None, evaluate(None),
@@ -830,6 +830,12 @@ def test_the_python_api_names_a_wrong_argument_before_any_work(
         with pytest.raises(ConfigError) as caught:
             call()
         assert caught.value.option == option
+    assert not (tmp_path / "r").exists()
+    other = dataclasses.replace(
+        small_dataset, name="/data/fashion"
+    )  # recorded as mnist-5k, then scored as it
+    with pytest.raises(ConfigError, match=r"dataset is '/data/fashion' but config.dataset is 'mnist-5k'"):
+        Trainer(tiny_config(), run_dir=tmp_path / "r", dataset=other)
     assert not (tmp_path / "r").exists()
     assert len(load_dataset(Path("mnist-5k")).images) == 5000  # a Path names the dataset, as a str does
     if not torch.cuda.is_available():
