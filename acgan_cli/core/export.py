@@ -622,6 +622,7 @@ def export(
         options = spec.resolve(options)
     info = read_info(checkpoint)
     target = _target(out, info.path, fmt)
+    asked_tolerance = tolerance is not None
     tolerance = tolerance if tolerance is not None else HALF_TOLERANCE if half else TOLERANCE
     generator, info = load_generator(info.path)
     reference = _reference(generator, info)
@@ -645,7 +646,9 @@ def export(
                 f"the {fmt} file does not compute the generator's images: max abs error "
                 f"{worst.max_abs_error:.3g} at batch size {worst.batch_size} exceeds {tolerance:.3g}; "
                 "nothing was written",
-                hint="this is a bug in acgan or the exporter; run with --verbose and report it",
+                hint=f"the tolerance asked for is below what this format computes: allow {worst.max_abs_error:.2g} or more"
+                if asked_tolerance and math.isfinite(worst.max_abs_error)
+                else "this is a bug in acgan or the exporter; run with --verbose and report it",
             )
         size = tmp.stat().st_size
         try:
