@@ -118,7 +118,8 @@ def generate(
     import torch
 
     config = generator.config
-    device = next(generator.parameters()).device
+    weight = next(generator.parameters())
+    device, dtype = weight.device, weight.dtype  # a .half() generator takes half latents
     batch_size = batch_size or generation_batch(generator)
     shape = (len(z), config.channels, config.img_size, config.img_size)
     out = torch.empty(shape, dtype=torch.uint8 if uint8 else torch.float32)
@@ -127,7 +128,9 @@ def generate(
     try:
         with torch.inference_mode():
             for i in range(0, len(z), batch_size):
-                images = generator(z[i : i + batch_size].to(device), labels[i : i + batch_size].to(device))
+                images = generator(
+                    z[i : i + batch_size].to(device, dtype), labels[i : i + batch_size].to(device)
+                )
                 images = images.float().cpu()
                 if uint8 and (broken := count_non_finite(images)):  # stop at the first: all would be drawn
                     raise NonFiniteImages(broken, i + len(images))
@@ -277,7 +280,9 @@ def draw_samples(
     The same seed gives the same pixels. `on_start(N)` once the request is checked, then
     `on_batch(done)` after each forward pass.
     """
-    if not hasattr(generator, "config"):  # a path, or None: "'str' object has no attribute 'config'"
+    from acgan_cli.core.models import Generator
+
+    if not isinstance(generator, Generator):  # a path, None, the discriminator: an error from deep inside
         raise UsageError(
             f"draw_samples takes a generator, not {type(generator).__name__}",
             hint="generator, info = load_generator(RUN)",

@@ -185,3 +185,20 @@ def test_non_finite_images_survive_pickle_and_copy() -> None:
             50,
         )
     assert error.message == "the generator of g.safetensors drew NaN or infinite pixels in 3 of 50 images"
+
+
+def test_draw_samples_takes_a_half_precision_generator_and_refuses_a_discriminator(trained_run) -> None:
+    """generator.to(torch.bfloat16), a GPU habit, raised "mat1 and mat2 must have the same dtype";
+    the discriminator, which has a config too, raised "Expected 3D ... input to conv2d"."""
+    import torch
+
+    from acgan_cli.core.checkpoint import load_checkpoint, load_generator
+    from acgan_cli.core.models import Discriminator
+
+    generator, _ = load_generator(trained_run)
+    full, _, _ = draw_samples(generator, class_index=3, n=4, grid=False, seed=0)
+    half, _, _ = draw_samples(generator.to(torch.bfloat16), class_index=3, n=4, grid=False, seed=0)
+    assert half.dtype == torch.uint8 and (half.int() - full.int()).abs().float().mean() < 8  # bf16's rounding
+    info, _ = load_checkpoint(trained_run)
+    with pytest.raises(UsageError, match="draw_samples takes a generator, not Discriminator"):
+        draw_samples(Discriminator(info.model), class_index=3, n=4, grid=False, seed=0)
