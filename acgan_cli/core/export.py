@@ -494,6 +494,7 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
     """
     folder = Path(tempfile.gettempdir()) if is_stream(target) else target.parent
     tmp = folder / f".{target.name}.{os.getpid()}.tmp{extension}"
+    made = [parent for parent in target.parents if not parent.exists()]  # innermost first
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_orphaned_temporaries(folder, of=target.name)  # a killed export's of this file
@@ -506,6 +507,10 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
+        if not target.exists():  # a failed export leaves no folders it made either
+            for parent in made:
+                with contextlib.suppress(OSError):  # one holding something else stays
+                    parent.rmdir()
 
 
 # ----------------------------------------------------------------------------- verification

@@ -171,6 +171,12 @@ def test_failed_verification_leaves_the_old_file_and_no_other(trained_run: Path,
     assert caught.value.hint.startswith("the tolerance asked for is below what this format computes: allow ")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["g.safetensors"]
+    # Into folders that were not there: they go again with the failed export.
+    with pytest.raises(ex.ExportError):
+        ex.export(
+            trained_run, "safetensors", tmp_path / "new" / "deep" / "g.safetensors", half=True, tolerance=1e-9
+        )
+    assert [p.name for p in tmp_path.iterdir()] == ["g.safetensors"]
 
 
 def test_a_symlink_keeps_pointing_at_the_new_file(trained_run: Path, tmp_path: Path) -> None:
