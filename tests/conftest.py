@@ -134,7 +134,7 @@ def small_dataset():
 
 @pytest.fixture(scope="session")
 def evaluator_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache folder holding the mnist-5k evaluator, trained once per session (about 12 s)."""
+    """A cache folder holding the mnist-5k evaluator, trained once per session (about 8 s on a quiet machine)."""
     from acgan_cli.core.evaluation import load_evaluator
 
     cache = tmp_path_factory.getbasetemp() / "evaluator-cache"
