@@ -10,6 +10,7 @@ cannot see it (a weight after its update, a BatchNorm running statistic).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,18 @@ MESSAGE = re.compile(
     r"^error: training diverged: a loss or the model's state became NaN or infinite (at|by) step (\d+); "
     r"the last good checkpoint is (\S+)$"
 )
+
+
+def _fill_after_step(step: int, tensor: Callable[[], torch.Tensor], value: float) -> Callable[[object], None]:
+    """An on_event that fills `tensor()` with `value` once step `step` is done: a state the losses
+    of that step cannot see."""
+
+    def on_event(event: object) -> None:
+        if isinstance(event, StepDone) and event.step == step:
+            with torch.no_grad():
+                tensor().fill_(value)
+
+    return on_event
 
 
 def _all_finite(tensors: dict[str, torch.Tensor]) -> bool:
@@ -100,13 +113,8 @@ def test_a_non_finite_state_is_never_saved_as_a_good_checkpoint(
         dataset=small_dataset,
     )
 
-    def inject(event) -> None:
-        if isinstance(event, StepDone) and event.step == 7:  # after step 7, before its checkpoint
-            with torch.no_grad():
-                poison(trainer).fill_(float("inf"))
-
-    with pytest.raises(DivergedError) as caught:
-        trainer.run(on_event=inject)
+    with pytest.raises(DivergedError) as caught:  # after step 7, before its checkpoint
+        trainer.run(on_event=_fill_after_step(7, lambda: poison(trainer), float("inf")))
     assert caught.value.step == 7
     assert caught.value.checkpoint.endswith("step-00000006.safetensors")
     assert "by step 7" in caught.value.message
@@ -126,13 +134,8 @@ def test_a_sampling_generator_that_draws_nan_is_divergence_not_a_black_grid(
         dataset=small_dataset,
     )
 
-    def inject(event) -> None:
-        if isinstance(event, StepDone) and event.step == 7:
-            with torch.no_grad():
-                trainer.generator_ema.project.weight.fill_(float("nan"))
-
     with pytest.raises(DivergedError) as caught:
-        trainer.run(on_event=inject)
+        trainer.run(on_event=_fill_after_step(7, lambda: trainer.generator_ema.project.weight, float("nan")))
     assert caught.value.step == 7 and caught.value.checkpoint.endswith("step-00000006.safetensors")
     assert (trainer.run_dir / "samples" / "step-00000006.png").exists()
     assert not (trainer.run_dir / "samples" / "step-00000007.png").exists()
