@@ -411,6 +411,7 @@ def refuse_to_overwrite_checkpoint(target: Path, command: str, reading: Path | N
 
 
 def _why_not_an_output(target: Path, command: str, reading: Path | None) -> str | None:
+    """What `target` is that `command` must not write over (the error's detail), or None."""
     where = Path(os.path.abspath(target))  # its folders, however --out was written (`latest.safetensors`)
     if target.is_file():  # whatever name it goes by: /proc/PID/fd/N can lead to one
         record = run_record(where)
@@ -423,9 +424,8 @@ def _why_not_an_output(target: Path, command: str, reading: Path | None) -> str 
             return f"{target} is a training checkpoint; {command} never overwrites one"
         if reading is not None and target.samefile(reading):
             return f"{target} is the checkpoint being {READ_BY[command]}; {command} never overwrites it"
-        if (
-            kind is not None and command == "sample"
-        ):  # images over a model (export over an export: a re-export)
+        # images over a model (export over an export is a re-export)
+        if kind is not None and command == "sample":
             return f"{target} is a generator file, a model sample reads; sample never overwrites one"
         exported = exported_model(target) if command == "sample" else None
         if exported is not None:
