@@ -277,6 +277,13 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
     return run if checkpoint_path.parent.name == "checkpoints" and (run / "config.json").is_file() else None
 
 
+def _as_named(home: Path, checkpoint: Path) -> Path:
+    """The run folder `home` of a resumed `checkpoint` as the user named it (RUN/checkpoints/x), so
+    that a resume reports `runs/x` as the run that made it did, not /abs/runs/x; else `home`."""
+    named = checkpoint.parent.parent
+    return named if named.resolve() == home else home
+
+
 def _nothing_to_train(
     checkpoint: Path, step: int, config: TrainConfig, steps_per_epoch: int, given: bool = True
 ) -> UsageError | None:
@@ -699,7 +706,9 @@ class Trainer:
         # Whether the run folder is this run's alone (`discard` empties it again), and made by it.
         if run_dir is None:
             self.new_run_dir = self.made_run_dir = home is None
-            self.run_dir = home or create_run_dir(config.dataset, runs_dir)
+            self.run_dir = (
+                _as_named(home, resume_info.path) if home else create_run_dir(config.dataset, runs_dir)
+            )
         else:
             self.new_run_dir = home != run_dir.resolve()
             self.made_run_dir = self.new_run_dir and not run_dir.exists()

@@ -634,7 +634,8 @@ def test_the_api_takes_paths_as_strings_as_open_does(tmp_path: Path, monkeypatch
     monkeypatch.chdir(tmp_path)
     first = train(tiny_config(max_steps=1), run_dir="run")
     assert first.run_dir.resolve() == tmp_path / "run" and first.step == 1
-    assert train(tiny_config(max_steps=2), resume="run").step == 2
+    resumed = train(tiny_config(max_steps=2), resume="run")
+    assert resumed.step == 2 and resumed.run_dir == first.run_dir == Path("run")  # not /abs/run, on resume
     assert train(tiny_config(max_steps=1), runs_dir="many").run_dir.resolve().parent == tmp_path / "many"
 
 
