@@ -308,6 +308,25 @@ def test_an_unwritable_cache_is_refused_before_training(
     assert "training the evaluator" not in result.stderr
 
 
+def test_a_folder_in_the_cached_evaluators_place_is_refused_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was found by the write, after the evaluator had trained (minutes on a full dataset)."""
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    folder = write_idx_folder(tmp_path / "few-digits", 400, 200)
+    blocker = cache_path(str(folder), data_hash(*evaluator_splits(str(folder))), seed=0)
+    (blocker / "kept").mkdir(parents=True)
+    result = runner.invoke(
+        app, ["evaluate", "--train-evaluator", "--dataset", str(folder), "--device", "cpu"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: cannot write the evaluator to {blocker}: a folder is in its place\n"
+        f"hint: move that folder out of acgan's cache ({blocker.parent}), or set $ACGAN_CACHE_DIR to another folder\n"
+    )
+    assert result.stdout == "" and (blocker / "kept").is_dir()
+
+
 def test_a_wide_table_in_a_log_is_never_cut(run: Path, tmp_path: Path) -> None:
     runs = [shutil.copytree(run, tmp_path / f"an-experiment-with-a-long-name-{i}") for i in range(5)]
     result = runner.invoke(app, ["evaluate", *map(str, runs), *FEW, "--metrics", "fd,kid"])

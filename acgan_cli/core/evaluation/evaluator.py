@@ -393,6 +393,11 @@ def _check_writable(path: Path) -> None:
     """Refuse a cache that cannot take `path` before training an evaluator for it, not after."""
     from acgan_cli.core.checkpoint import temporary_path
 
+    if path.is_dir():  # found by the write only after minutes of training: os.replace cannot take its place
+        raise EvaluatorError(
+            f"cannot write the evaluator to {path}: a folder is in its place",
+            hint=f"move that folder out of acgan's cache ({path.parent}), or set $ACGAN_CACHE_DIR to another folder",
+        )
     tmp = temporary_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
