@@ -277,6 +277,15 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
     return run if checkpoint_path.parent.name == "checkpoints" and (run / "config.json").is_file() else None
 
 
+def _release(lock: int | None, made: Path | None) -> None:
+    """Free a run folder: remove it if this trainer `made` it and it is still empty, then unlock it."""
+    if made is not None:
+        with contextlib.suppress(OSError):  # not empty: the run wrote to it, and it stays
+            made.rmdir()
+    if lock is not None:
+        os.close(lock)
+
+
 def _as_named(home: Path, checkpoint: Path) -> Path:
     """The run folder `home` of a resumed `checkpoint` as the user named it (RUN/checkpoints/x), so
     that a resume reports `runs/x` as the run that made it did, not /abs/runs/x; else `home`."""
@@ -718,7 +727,8 @@ class Trainer:
         # One process at a time trains a run folder: two would interleave their checkpoints and
         # metrics. Held until `run` returns (or this trainer is collected, or the process ends).
         lock = lock_run_dir(self.run_dir)
-        self._unlock = weakref.finalize(self, os.close, lock) if lock is not None else lambda: None
+        # A trainer never run leaves no empty run folder behind once it is collected.
+        self._unlock = weakref.finalize(self, _release, lock, self.run_dir if self.made_run_dir else None)
 
     def has_checkpoint(self) -> bool:
         """Whether this run's folder holds a checkpoint (one that `--resume RUN` would find)."""

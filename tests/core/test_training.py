@@ -627,6 +627,27 @@ def test_a_trainer_holds_its_run_folder_until_its_run_ends(tmp_path: Path) -> No
     )  # absolute, whatever the path it was given
 
 
+def test_a_trainer_never_run_leaves_no_empty_run_folder(tmp_path: Path, small_dataset) -> None:
+    """Trainer() makes its folder; one never run left it behind, empty, taking a run number."""
+    import gc
+
+    runs, empty = tmp_path / "runs", tmp_path / "empty"
+    empty.mkdir()
+    made = Trainer(tiny_config(), runs_dir=runs, dataset=small_dataset)
+    given = Trainer(tiny_config(), run_dir=tmp_path / "given", dataset=small_dataset)
+    kept = Trainer(tiny_config(), run_dir=empty, dataset=small_dataset)  # the user's folder
+    assert made.run_dir.is_dir() and given.run_dir.is_dir()
+    del made, given, kept
+    gc.collect()
+    assert list(runs.iterdir()) == [] and not (tmp_path / "given").exists() and empty.is_dir()
+    finished = Trainer(tiny_config(max_steps=1), runs_dir=runs, dataset=small_dataset)
+    finished.run()
+    folder = finished.run_dir
+    del finished
+    gc.collect()
+    assert (folder / "checkpoints" / "latest.safetensors").is_file()
+
+
 def test_the_api_takes_paths_as_strings_as_open_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """train(config, run_dir="runs/x") raised AttributeError: 'str' object has no attribute 'exists'."""
     from acgan_cli.core.training import train
