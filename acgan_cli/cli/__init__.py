@@ -213,6 +213,14 @@ def main(
     """
     state.verbose = verbose
     state.quiet = quiet
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # torch's import then dies on a oneMKL "FATAL ERROR", or a path fails unnamed
+        print_error(
+            "the current folder no longer exists (it was deleted after this shell entered it)",
+            "cd to a folder that exists, then run the command again",
+        )
+        sys.exit(1)
 
 
 app.command("train")(train.train)

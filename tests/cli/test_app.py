@@ -441,3 +441,17 @@ def test_help_beside_install_completion_is_help_and_edits_no_shell_file(
     done = subprocess.run([sys.executable, "-m", "acgan_cli", "--install-completion", "bash"], capture_output=True,
                           text=True, env=env, check=False)  # fmt: skip
     assert done.returncode == 0 and (tmp_path / ".bashrc").is_file(), done.stderr
+
+
+@pytest.mark.parametrize("args", [["sample", "--digit", "3"], ["train", "--dry-run"]])
+def test_a_deleted_current_folder_is_named(args: list[str], tmp_path: Path) -> None:
+    """torch's import died on `Intel oneMKL FATAL ERROR`, or an error named no path at all."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    command = f"cd {shlex.quote(str(gone))} && rmdir {shlex.quote(str(gone))} && exec {shlex.join(_command(args, gone))}"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: the current folder no longer exists (it was deleted after this shell entered it)",
+        "hint: cd to a folder that exists, then run the command again",
+    ]
