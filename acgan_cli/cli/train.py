@@ -404,6 +404,8 @@ def train(
             raise typer.BadParameter(
                 "train writes a run folder, not a stream; give a folder path", param_hint="--out"
             )
+        if out is not None:  # `--out=~/x`, which the shell leaves as it is: checked where the run goes
+            out = out.expanduser()
         if "seed" in given:
             check_seed(given["seed"])
         if "dataset" in given:

@@ -294,30 +294,36 @@ def _as_named(home: Path, checkpoint: Path) -> Path:
 
 
 def _nothing_to_train(
-    checkpoint: Path, step: int, config: TrainConfig, steps_per_epoch: int, given: bool = True
+    checkpoint: Path,
+    step: int,
+    config: TrainConfig,
+    steps_per_epoch: int,
+    given: bool = True,
+    api: bool = False,
 ) -> UsageError | None:
     """The refusal of a resume at `step` whose --epochs or --max-steps ends there or before, else None.
 
     `given`: the user asked for that end now; otherwise it is the run's own, and the run is done.
+    `api`: the user is a Python caller, who sets config fields (max_steps=N), not options.
     """
     total = config.max_steps or config.epochs * steps_per_epoch
     if step < total:
         return None
     if config.max_steps:
-        option, asked, more = "max_steps", f"--max-steps {config.max_steps}", f"more than {step}"
-        example = f"--max-steps {2 * step}"
+        option, value, more, enough = "max_steps", config.max_steps, f"more than {step}", 2 * step
     else:
-        option, asked = "epochs", f"--epochs {config.epochs}"
-        more = f"{step // steps_per_epoch + 1} or more"
-        example = f"--epochs {2 * (step // steps_per_epoch) or 1}"
+        option, value, more = "epochs", config.epochs, f"{step // steps_per_epoch + 1} or more"
+        enough = 2 * (step // steps_per_epoch) or 1
+    asked = f"{option}={value}" if api else f"--{option.replace('_', '-')} {value}"
     if not given:  # `--resume RUN` alone, on a run that finished: no option of the user's is wrong
+        run = shlex.quote(str(run_dir_of(checkpoint) or checkpoint))
         return UsageError(
             f"nothing to train: {checkpoint} is at step {step}, where the run's {asked} ends",
-            hint=f"ask for more to continue it, e.g. `acgan train --resume {shlex.quote(str(run_dir_of(checkpoint) or checkpoint))} {example}`",
+            hint=f"ask for more to continue it, e.g. train(dataclasses.replace(read_info(RUN).train, {option}={enough}), resume=RUN)"
+            if api
+            else f"ask for more to continue it, e.g. `acgan train --resume {run} --{option.replace('_', '-')} {enough}`",
         )
-    detail = (
-        f"{checkpoint} is already at step {step} and {asked} ends at step {total}; ask for {more} to continue"
-    )
+    detail = f"{checkpoint} is already at step {step} and {'config.' * api}{asked} ends at step {total}; ask for {more} to continue"
     return UsageError(f"nothing to train: {detail}", option=option, detail=detail)
 
 
@@ -327,14 +333,15 @@ def check_resume(
     run_dir: Path | None,
     steps_per_epoch: int | None,
     end_given: bool = True,
+    api: bool = False,
 ) -> None:
     """What a resume of `resumed` into `run_dir` (None: its own run) is refused for, before anything
     is written: nothing left to train (unknowable by epochs without `steps_per_epoch`), or a
     checkpoint behind its run's newest being resumed in that run. `end_given`: the user gave
-    --epochs or --max-steps (else the run's own end applies)."""
+    --epochs or --max-steps (else the run's own end applies); `api`: as config fields, in Python."""
     check_not_behind(resumed, run_dir)  # first, as the run checks it before it loads the data
     if config.max_steps or steps_per_epoch:
-        refusal = _nothing_to_train(resumed.path, resumed.step, config, steps_per_epoch or 1, end_given)
+        refusal = _nothing_to_train(resumed.path, resumed.step, config, steps_per_epoch or 1, end_given, api)
         if refusal is not None:
             raise refusal
 
@@ -577,6 +584,7 @@ class Trainer:
                 option="dataset",
             )
         resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
+        end_given = config is not None  # else the run's own end: a finished run has nothing to train
         if resume_info is not None:
             saved = ckpt.training_config_of(resume_info)  # a generator-only file cannot resume
             # None: the run's own, on whatever device is here (as `acgan train --resume` does)
@@ -607,7 +615,7 @@ class Trainer:
         if resume_info is not None:  # so is what its run folder's record lets it refuse (again once counted)
             # (data handed in is counted once loaded, below: its config may name other data)
             counted = recorded_steps_per_epoch(resume_info.path, config if dataset is None else None)
-            check_resume(resume_info, config, run_dir, counted)
+            check_resume(resume_info, config, run_dir, counted, end_given, api=True)
         self.data = self._load_data(dataset, resume_info)
         self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
         self.recipe = config.settings()
@@ -619,7 +627,7 @@ class Trainer:
             self._restore(resume_info, resume_tensors)
         self.start_step = self.step
         if resume_info is not None:  # before any folder is made
-            check_resume(resume_info, config, run_dir, self.steps_per_epoch)
+            check_resume(resume_info, config, run_dir, self.steps_per_epoch, end_given, api=True)
 
         # Samples use the same latents for the whole run, so grids show progress, not noise.
         self.sample_labels = grid_labels(self.model_config.n_classes, SAMPLES_PER_CLASS)

@@ -544,3 +544,21 @@ def test_an_error_whose_stderr_reader_went_away_keeps_its_exit_code(tmp_path: Pa
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     child.stderr.close()  # before the error line is written
     assert child.wait(timeout=60) == 2  # a usage error's
+
+
+def test_out_with_a_tilde_the_shell_left_is_checked_where_the_run_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--out=~/x` (bash expands no `~` after `=`): the checks looked at ./~/x, the run went to $HOME/x."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "taken").mkdir(parents=True)
+    (tmp_path / "home" / "taken" / "notes.txt").write_text("mine")
+    refused = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--out=~/taken", "--dry-run"])
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith(f"error: {tmp_path / 'home' / 'taken'} already holds files")
+    done = runner.invoke(
+        app, ["-q", "train", "--dataset", "mnist-5k", *TINY_ARGS, "--max-steps", "1", "--out=~/new"]
+    )
+    assert done.exit_code == 0, done.stderr
+    assert done.stdout == f"{tmp_path / 'home' / 'new'}\n" and not (tmp_path / "~").exists()
+    assert (tmp_path / "home" / "taken" / "notes.txt").read_text() == "mine"

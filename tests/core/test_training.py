@@ -684,8 +684,20 @@ def test_a_resume_through_the_api_is_held_to_the_clis_rules(tmp_path: Path) -> N
     # Allowed changes go through (more steps, another learning rate); no config: the run's own.
     assert train(tiny_config(max_steps=4, seed=1, lr=1e-3), resume=run).step == 4
     assert json.loads((run / "config.json").read_text())["train"]["lr"] == 1e-3
-    with pytest.raises(UsageError, match="nothing to train"):
-        train(resume=run)  # its own end, max_steps 4, is reached
+    with pytest.raises(UsageError) as caught:
+        train(resume=run)  # its own end, max_steps 4, is reached: no option named, none given
+    finished = run / "checkpoints" / "latest.safetensors"
+    assert (caught.value.message, caught.value.hint, caught.value.option) == (
+        f"nothing to train: {finished} is at step 4, where the run's max_steps=4 ends",
+        "ask for more to continue it, e.g. train(dataclasses.replace(read_info(RUN).train, max_steps=8), resume=RUN)",
+        None,
+    )
+    with pytest.raises(UsageError) as caught:
+        train(tiny_config(max_steps=3, seed=1), resume=run)
+    assert caught.value.option == "max_steps" and caught.value.message == (
+        f"nothing to train: {finished} is already at step 4 and config.max_steps=3 ends at step 3; "
+        "ask for more than 4 to continue"
+    )
     with pytest.raises(UsageError, match="a new run needs a TrainConfig"):
         train()
 
