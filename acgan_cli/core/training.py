@@ -735,6 +735,7 @@ class Trainer:
         # One process at a time trains a run folder: two would interleave their checkpoints and
         # metrics. Held until `run` returns (or this trainer is collected, or the process ends).
         lock = lock_run_dir(self.run_dir)
+        self._released = False  # by `run`, which ended: another process may write to the folder now
         # A trainer never run leaves no empty run folder behind once it is collected.
         self._unlock = weakref.finalize(self, _release, lock, self.run_dir if self.made_run_dir else None)
 
@@ -745,8 +746,10 @@ class Trainer:
     def discard(self) -> None:
         """Empty a new run folder of what this run wrote, if it saved no checkpoint there: a run stopped
         or failed before its first checkpoint leaves nothing that could be resumed. The folder goes
-        too if the run made it. Only the files a run writes are removed; anything else stays."""
-        if not self.new_run_dir or self.has_checkpoint():
+        too if the run made it. Only the files a run writes are removed; anything else stays.
+
+        `run` does this itself, under the folder's lock; once it has returned, this does nothing."""
+        if not self.new_run_dir or self._released or self.has_checkpoint():
             return
         folders = (self.checkpoint_dir, self.samples_dir, self.run_dir)
         written = [
@@ -1166,11 +1169,25 @@ class Trainer:
         on_event: Callable[[Event | EvaluationEvent], None] = lambda event: None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> TrainResult:
-        """Train until `total_steps`, or until `should_stop()` says so (then save and return)."""
+        """Train until `total_steps`, or until `should_stop()` says so (then save and return).
+
+        A new run folder left with nothing to resume (a failure, or a stop before the first step)
+        is emptied before the folder is unlocked: after, another run may already be writing there.
+        """
         try:
-            return self._run(on_event, should_stop)
+            result = self._run(on_event, should_stop)
+        except DivergedError:  # its metrics show how it diverged: the folder stays, checkpoint or not
+            raise
+        except BaseException:
+            self.discard()  # only a new folder without a checkpoint: one with a checkpoint stays
+            raise
+        else:
+            if result.checkpoint == self.resumed_from:  # stopped before its first step
+                self.discard()  # a resume into a new folder (run_dir) leaves nothing there either
+            return result
         finally:
             self._unlock()  # the run folder is free for the next process (a resume)
+            self._released = True  # not ours to empty any more
 
     def _run(
         self, on_event: Callable[[Event | EvaluationEvent], None], should_stop: Callable[[], bool]
@@ -1352,17 +1369,8 @@ def train(
                 option=name,
             )
     trainer = Trainer(config, run_dir=run_dir, resume=resume, runs_dir=runs_dir)
-    try:
-        with _interrupt_stops() as interrupted:
-            result = trainer.run(on_event=on_event, should_stop=lambda: interrupted() or should_stop())
-    except DivergedError:
-        raise
-    except BaseException:
-        trainer.discard()  # only a new folder without a checkpoint: one with a checkpoint stays
-        raise
-    if result.checkpoint == trainer.resumed_from:  # stopped before its first step (None: a new run)
-        trainer.discard()  # a resume into a new folder (run_dir) leaves nothing there either
-    return result
+    with _interrupt_stops() as interrupted:  # a run with nothing to resume empties its own folder
+        return trainer.run(on_event=on_event, should_stop=lambda: interrupted() or should_stop())
 
 
 @contextlib.contextmanager
