@@ -28,7 +28,7 @@ import re
 import stat
 import struct
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +57,7 @@ KIND_GENERATOR = "generator"  # a generator alone (acgan export --format safeten
 LATEST = "latest.safetensors"
 MAX_HEADER_BYTES = 16 * 2**20  # our headers are a few kB; refuse to parse absurd ones
 NOT_A_CHECKPOINT_HINT = "give a .safetensors file written by `acgan train`, or a run folder"
+EDITED_HINT = "the file is damaged or was edited; use another checkpoint"
 EXPORT_METADATA_FILE = "acgan.json"  # TorchScript and pt2 exports carry their metadata as this extra file
 ONNX_METADATA_KEY = b"acgan_version"  # the first of the metadata_props `acgan export` writes into ONNX
 
@@ -944,25 +945,46 @@ def _check_tensor_table(info: CheckpointInfo, header: dict[str, Any]) -> None:
         entries[name] = (tuple(shape), _is_float_dtype(dtype))
 
     expected, required = _expected_tensors(info)
-    missing = sorted(required - set(entries))
-    extra = sorted(set(entries) - set(expected))
+    _refuse_mismatch(info.path, expected, entries, required, limit=100)
+
+
+# A tensor's shape and whether it is floating point; the shape (-1,) stands for any length.
+_Form = tuple[tuple[int, ...], bool]
+
+
+def _refuse_mismatch(
+    path: Path,
+    expected: dict[str, _Form],
+    given: dict[str, _Form],
+    required: Collection[str] | None = None,
+    limit: int | None = None,
+) -> None:
+    """Refuse `given` tensors that are not the `expected` ones (all `required`, by default all of them),
+    naming the first missing, unexpected and mis-shaped tensors (cut to `limit` characters)."""
+    missing = sorted(set(expected if required is None else required) - set(given))
+    extra = sorted(set(given) - set(expected))
     wrong = sorted(
         name
-        for name in set(entries) & set(expected)
-        if entries[name][1] != expected[name][1]
-        or (expected[name][0] != (-1,) and entries[name][0] != expected[name][0])
-        or (expected[name][0] == (-1,) and len(entries[name][0]) != 1)
+        for name in set(given) & set(expected)
+        if given[name][1] != expected[name][1]
+        or (expected[name][0] != (-1,) and given[name][0] != expected[name][0])
+        or (expected[name][0] == (-1,) and len(given[name][0]) != 1)
     )
     problems = [
-        f"{label} {names[0][:100]}" + (f" and {len(names) - 1} more" if len(names) > 1 else "")
+        f"{label} {_first_and_more(names, limit)}"
         for label, names in (("missing", missing), ("unexpected", extra), ("wrong shape or dtype for", wrong))
         if names
     ]
     if problems:
         raise CheckpointError(
-            f"{info.path} does not match the model its config describes: {'; '.join(problems)}",
-            hint="the file is damaged or was edited; use another checkpoint",
+            f"{path} does not match the model its config describes: {'; '.join(problems)}", hint=EDITED_HINT
         )
+
+
+def _first_and_more(names: Sequence[str], limit: int | None = None) -> str:
+    """The first of `names` (cut to `limit` characters), and how many more there are: "a and 2 more"."""
+    first = names[0] if limit is None else names[0][:limit]
+    return first + (f" and {len(names) - 1} more" if len(names) > 1 else "")
 
 
 def training_config_of(info: CheckpointInfo) -> TrainConfig:
@@ -1039,28 +1061,16 @@ def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str
     """Copy `prefix.*` tensors into `module`, refusing missing, extra or mis-shaped ones in one line."""
     expected = module.state_dict()
     given = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    missing = sorted(set(expected) - set(given))
-    extra = sorted(set(given) - set(expected))
-    wrong = sorted(
-        k for k in set(expected) & set(given)
-        if expected[k].shape != given[k].shape or expected[k].is_floating_point() != given[k].is_floating_point()
-    )  # fmt: skip
-    problems = [
-        f"{label} {prefix}.{names[0]}" + (f" and {len(names) - 1} more" if len(names) > 1 else "")
-        for label, names in (("missing", missing), ("unexpected", extra), ("wrong shape or dtype for", wrong))
-        if names
-    ]
-    if problems:
-        raise CheckpointError(
-            f"{path} does not match the model its config describes: {'; '.join(problems)}",
-            hint="the file is damaged or was edited; use another checkpoint",
-        )
+    _refuse_mismatch(
+        path,
+        {f"{prefix}.{k}": (tuple(v.shape), v.is_floating_point()) for k, v in expected.items()},
+        {f"{prefix}.{k}": (tuple(v.shape), v.is_floating_point()) for k, v in given.items()},
+    )
     # acgan never saves non-finite weights (a diverged run stops first), so such a file was damaged.
     bad = _non_finite(given)
     if bad:
         raise CheckpointError(
-            f"{path} holds NaN or infinite values in {prefix}.{bad[0]}"
-            + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""),
+            f"{path} holds NaN or infinite values in {prefix}.{_first_and_more(bad)}",
             hint="the file is damaged or comes from a diverged run; use an earlier checkpoint",
         )
     # A BatchNorm divides by the root of its running variance: a negative one drew black images.
@@ -1068,7 +1078,7 @@ def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str
     if negative:
         raise CheckpointError(
             f"{path} holds a negative running variance in {prefix}.{negative[0]}",
-            hint="the file is damaged or was edited; use another checkpoint",
+            hint=EDITED_HINT,
         )
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in given.items()})
 
@@ -1112,9 +1122,8 @@ def load_optimizer(
     )
     if bad:
         raise CheckpointError(
-            f"{path} holds an impossible optimizer state in {bad[0]}"
-            + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""),
-            hint="the file is damaged or was edited; use another checkpoint",
+            f"{path} holds an impossible optimizer state in {_first_and_more(bad)}",
+            hint=EDITED_HINT,
         )
     saved = optimizer.state_dict()
     saved["state"] = state
@@ -1150,7 +1159,7 @@ def load_scaler(
     if not (0 < scale < float("inf")) or not 0 <= tracker < scaler.get_growth_interval():
         raise CheckpointError(
             f"{path} holds an impossible loss scale in {prefix} (scale {scale:g}, growth count {tracker:g})",
-            hint="the file is damaged or was edited; use another checkpoint",
+            hint=EDITED_HINT,
         )
     scaler.load_state_dict({**scaler.state_dict(), "scale": scale, "_growth_tracker": int(tracker)})
 
