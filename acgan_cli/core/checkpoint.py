@@ -43,7 +43,7 @@ from acgan_cli.core.config import (
     from_dict,
     to_json,
 )
-from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError
+from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -58,6 +58,7 @@ LATEST = "latest.safetensors"
 MAX_HEADER_BYTES = 16 * 2**20  # our headers are a few kB; refuse to parse absurd ones
 NOT_A_CHECKPOINT_HINT = "give a .safetensors file written by `acgan train`, or a run folder"
 EDITED_HINT = "the file is damaged or was edited; use another checkpoint"
+_MESSAGE_LIMIT = 200  # characters of an exception's message to quote: it may quote file contents
 EXPORT_METADATA_FILE = "acgan.json"  # TorchScript and pt2 exports carry their metadata as this extra file
 ONNX_METADATA_KEY = b"acgan_version"  # the first of the metadata_props `acgan export` writes into ONNX
 
@@ -848,17 +849,12 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
             hint=exc.hint or "the file's metadata is damaged or was edited; use another checkpoint",
         ) from None
     except (KeyError, ValueError, TypeError, RecursionError) as exc:
-        missing = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else _one_line(exc)
+        missing = (
+            f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else first_line(exc, _MESSAGE_LIMIT)
+        )
         raise CheckpointError(
             f"{path} has malformed acgan metadata: {missing}", hint=NOT_A_CHECKPOINT_HINT
         ) from None
-
-
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    """The first line of an exception's message, cut short: messages quote file contents."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # Adam's per-parameter state, as torch names it (max_exp_avg_sq only with amsgrad).
@@ -1046,7 +1042,7 @@ def load_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.T
         tensors = load_tensors(info.path)
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(
-            f"{info.path} is damaged: {_one_line(exc)}", hint=NOT_A_CHECKPOINT_HINT
+            f"{info.path} is damaged: {first_line(exc, _MESSAGE_LIMIT)}", hint=NOT_A_CHECKPOINT_HINT
         ) from None
     return info, tensors
 
@@ -1138,7 +1134,8 @@ def load_optimizer(
                     optimizer.state[param][name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
     except (ValueError, RuntimeError, KeyError) as exc:
         raise CheckpointError(
-            f"{path} holds an optimizer state that does not fit: {_one_line(exc)}", hint="the file is damaged"
+            f"{path} holds an optimizer state that does not fit: {first_line(exc, _MESSAGE_LIMIT)}",
+            hint="the file is damaged",
         ) from None
 
 

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from acgan_cli.core import checkpoint as ckpt
-from acgan_cli.core.errors import CheckpointError, Notice
+from acgan_cli.core.errors import CheckpointError, Notice, first_line
 from acgan_cli.core.training import Trainer
 from tests.conftest import fifo_reader, tiny_config
 
@@ -121,6 +121,14 @@ def test_bad_files_are_refused_in_one_line(trained_run: Path, tmp_path: Path) ->
         assert str(path) in message and "\n" not in message, name
         if name.endswith(".pt"):
             assert "never loads pickle" in message
+
+
+def test_a_quoted_message_is_its_first_line_cut_short() -> None:
+    assert first_line(ValueError("one\ntwo")) == "one"
+    assert first_line(ValueError("  ")) == "ValueError"  # no message: its type
+    assert first_line(ValueError("x" * 300)) == "x" * 300
+    assert first_line(ValueError("x" * 300), 200) == "x" * 199 + "…"
+    assert first_line(ValueError("x" * 200), 200) == "x" * 200
 
 
 def test_missing_and_extra_tensors_are_named(trained_run: Path, tmp_path: Path) -> None:
