@@ -515,12 +515,14 @@ def write_atomic(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
         replace_durably(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a failing cleanup must not hide why the write failed
+            tmp.unlink(missing_ok=True)
         if exc.filename in (None, str(tmp)):  # name the file the caller asked for, not our temporary
             raise OSError(exc.errno, exc.strerror, str(path)) from None  # same subclass, by errno
         raise
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
 
 

@@ -506,7 +506,8 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
     try:
         yield tmp
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a failing cleanup must not hide why the export failed
+            tmp.unlink(missing_ok=True)
         if not target.exists():  # a failed export leaves no folders it made either
             for parent in made:
                 with contextlib.suppress(OSError):  # one holding something else stays

@@ -84,6 +84,17 @@ def test_write_atomic_follows_symlinks_and_keeps_permissions(tmp_path: Path) -> 
     assert sorted(p.name for p in real.parent.iterdir()) == ["real.png"]
 
 
+def test_a_failing_cleanup_never_hides_why_write_atomic_failed(tmp_path: Path) -> None:
+    # A folder where the temporary goes: writing it fails, and so does removing it (even for root,
+    # who may unlink in a read-only folder but never unlink a folder).
+    target = tmp_path / "file.bin"
+    ckpt.temporary_path(target).mkdir()
+    with pytest.raises(IsADirectoryError) as caught:
+        ckpt.write_atomic(target, b"data")
+    assert caught.value.filename == str(target)  # the write's error, naming the file asked for
+    assert not target.exists()
+
+
 def test_write_atomic_writes_into_a_pipe_and_leaves_it_a_pipe(tmp_path: Path) -> None:
     pipe = tmp_path / "pipe"
     with fifo_reader(pipe) as got:
