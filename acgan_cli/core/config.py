@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 from acgan_cli.core.errors import ConfigError
 
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # --device takes these, and cuda:N (the GPU of index N)
+DEVICE_PATTERN = re.compile(rf"^(?:{'|'.join(DEVICES)}|cuda:\d+)$")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 where the hardware runs it fast, else fp32
 ADVERSARIAL_LOSSES = ("bce", "hinge")  # bce: the reference's; hinge: Lim & Ye 2017, Miyato et al. 2018
 D_NORMS = ("batch", "spectral")  # batch: the reference's BatchNorm; spectral: Miyato et al. 2018
