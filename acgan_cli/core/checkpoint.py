@@ -220,9 +220,10 @@ def _written_at(path: Path) -> int:
 _TEMPORARY = re.compile(r"\..+\.(\d+)\.tmp(?:\.[A-Za-z0-9]+)?")
 
 
-def temporary_path(path: Path) -> Path:
-    """A hidden sibling of `path` to write first and rename onto it (same folder, same file system)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def temporary_path(path: Path, suffix: str = "") -> Path:
+    """A hidden sibling of `path` to write first and rename onto it (same folder, same file system);
+    `suffix` (".pt2") ends its name, for writers that read the extension."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
 
 
 def remove_orphaned_temporaries(folder: Path, of: str | None = None) -> list[Path]:

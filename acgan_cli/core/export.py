@@ -43,6 +43,7 @@ from acgan_cli.core.checkpoint import (
     refuse_to_overwrite_checkpoint,
     remove_orphaned_temporaries,
     replace_durably,
+    temporary_path,
     write_failure,
     write_hint,
 )
@@ -341,7 +342,7 @@ def _load_onnx(path: Path) -> tuple[Runner, str]:
     session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def run(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        feeds = {"z": z.numpy(), "labels": labels.numpy()}
+        feeds = dict(zip(INPUT_NAMES, (z.numpy(), labels.numpy()), strict=True))
         return torch.from_numpy(session.run([OUTPUT_NAME], feeds)[0])
 
     return run, f"onnx.checker and onnxruntime {onnxruntime.__version__} (CPUExecutionProvider)"
@@ -493,7 +494,7 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
     target is staged in the temporary folder, as /dev may not be writable.
     """
     folder = Path(tempfile.gettempdir()) if is_stream(target) else target.parent
-    tmp = folder / f".{target.name}.{os.getpid()}.tmp{extension}"
+    tmp = folder / temporary_path(target, extension).name
     made = [parent for parent in target.parents if not parent.exists()]  # innermost first
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
