@@ -58,6 +58,7 @@ LATEST = "latest.safetensors"
 MAX_HEADER_BYTES = 16 * 2**20  # our headers are a few kB; refuse to parse absurd ones
 NOT_A_CHECKPOINT_HINT = "give a .safetensors file written by `acgan train`, or a run folder"
 EDITED_HINT = "the file is damaged or was edited; use another checkpoint"
+INCONSISTENT_HINT = "the file's metadata is inconsistent; use another checkpoint"
 _MESSAGE_LIMIT = 200  # characters of an exception's message to quote: it may quote file contents
 EXPORT_METADATA_FILE = "acgan.json"  # TorchScript and pt2 exports carry their metadata as this extra file
 ONNX_METADATA_KEY = b"acgan_version"  # the first of the metadata_props `acgan export` writes into ONNX
@@ -809,7 +810,7 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         if train is not None and train.model_config(model.n_classes, model.channels) != model:
             raise CheckpointError(
                 f"{path} holds a train config that describes another model than its model config",
-                hint="the file's metadata is inconsistent; use another checkpoint",
+                hint=INCONSISTENT_HINT,
             )
         class_names = json.loads(metadata["class_names"])
         if not isinstance(class_names, list) or not all(isinstance(n, str) for n in class_names):
@@ -821,8 +822,9 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         if len(class_names) != model.n_classes:
             raise CheckpointError(
                 f"{path} names {len(class_names)} classes but its model has {model.n_classes}",
-                hint="the file's metadata is inconsistent; use another checkpoint",
+                hint=INCONSISTENT_HINT,
             )
+        _check_images(path, model, json.loads(metadata["image_shape"]), json.loads(metadata["pixel_range"]))
         step, epoch = int(metadata["step"]), int(metadata["epoch"])
         if step < 0 or epoch < 0:
             raise ValueError(f"step {step} or epoch {epoch} is negative")
@@ -858,6 +860,41 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         raise CheckpointError(
             f"{path} has malformed acgan metadata: {missing}", hint=NOT_A_CHECKPOINT_HINT
         ) from None
+
+
+def _check_images(path: Path, model: ModelConfig, image_shape: Any, pixel_range: Any) -> None:
+    """Refuse metadata whose image shape is not the model's, or whose pixel range is not acgan's:
+    every acgan version wrote both, from the model and PIXEL_RANGE, so such a file was edited."""
+    if not (
+        isinstance(image_shape, list)
+        and len(image_shape) == 3
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in image_shape)
+    ):
+        raise ValueError("image_shape is not a list of three whole numbers")
+    if not (
+        isinstance(pixel_range, list)
+        and len(pixel_range) == 2
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in pixel_range)
+    ):
+        raise ValueError("pixel_range is not a list of two numbers")
+    if tuple(image_shape) != model.image_shape:
+        raise CheckpointError(
+            f"{path} holds images of shape {_quoted(image_shape)} but its model makes "
+            f"{json.dumps(list(model.image_shape))}",
+            hint=INCONSISTENT_HINT,
+        )
+    if tuple(pixel_range) != PIXEL_RANGE:
+        raise CheckpointError(
+            f"{path} holds pixels in the range {_quoted(pixel_range)}; acgan's generators draw them in "
+            f"{json.dumps(list(PIXEL_RANGE))}",
+            hint=INCONSISTENT_HINT,
+        )
+
+
+def _quoted(value: Any) -> str:
+    """A JSON value from a file, as a message quotes it: cut short, as the file may hold anything."""
+    text = json.dumps(value)
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
 
 
 # Adam's per-parameter state, as torch names it (max_exp_avg_sq only with amsgrad).
