@@ -1,4 +1,4 @@
-"""Checkpoints: one safetensors file per snapshot, never pickle.
+"""Checkpoints: one safetensors file per snapshot, never pickle; and the safe writing of output files.
 
 A training checkpoint holds the generator, the discriminator, both Adam states
 (flattened to tensors), fp16's loss scales, the RNG states and string metadata (format, versions, the
@@ -14,7 +14,16 @@ Tensor names:
 Every file is checked before safetensors reads it: a header length beyond the file,
 a pickle, or JSON that is not an acgan header is refused with a one-line error, and so is
 a tensor table that is not exactly the one its metadata's model implies (names, shapes,
-floating point or not). Loaded weights and optimizer moments must be finite.
+floating point or not), and metadata that disagrees with itself (class names or image shape
+against the model config, a pixel range other than acgan's). Loaded weights and optimizer
+moments must be finite.
+
+The module also holds what every command uses to write its outputs: temporaries beside the
+target and their cleanup after a killed writer (`temporary_path`, `remove_orphaned_temporaries`),
+atomic and durable replacement (`write_atomic`, `replace_durably`), writing into pipes, devices
+and stdout (`destination`, `is_stream`, `write_into`), the wording of a failed write
+(`write_failure`, `write_hint`), and the guard that keeps an output from overwriting a
+checkpoint, a run's records or an evaluator (`refuse_to_overwrite_checkpoint`).
 """
 
 from __future__ import annotations

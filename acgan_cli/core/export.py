@@ -358,7 +358,6 @@ def _write_torchscript(
 
     # Traced rather than scripted: the forward has no data-dependent branches, and scripting
     # would need the generator's `config` attribute (a dataclass) to be a TorchScript type.
-
     traced = torch.jit.trace(generator, _example_inputs(info))
     archive = io.BytesIO()  # see _write_pt2
     torch.jit.save(traced, archive, _extra_files={EXPORT_METADATA_FILE: json.dumps(export_metadata(info))})
