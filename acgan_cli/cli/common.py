@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from acgan_cli.core.config import PRECISIONS
+from acgan_cli.core.config import DEVICES, PRECISIONS
 from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError, first_line
 
 P = ParamSpec("P")
@@ -100,7 +100,7 @@ def complete_from(choices: Iterable[str]) -> Callable[[str], list[str]]:
     return lambda incomplete: [choice for choice in choices if choice.startswith(incomplete)]
 
 
-complete_device = complete_from(("auto", "cpu", "cuda", "mps"))  # and cuda:N, which is not listed
+complete_device = complete_from(DEVICES)  # and cuda:N, which is not listed
 complete_precision = complete_from(PRECISIONS)
 
 

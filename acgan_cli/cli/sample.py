@@ -19,6 +19,7 @@ from acgan_cli.cli.common import (
     check_stdout_takes_bytes,
     checkpoint_from_environment,
     complete_device,
+    complete_from,
     either,
     from_environment,
     handle_errors,
@@ -34,10 +35,6 @@ from acgan_cli.core.errors import AcganError, Notice
 from acgan_cli.core.sampling import FORMATS
 
 WHAT, OUTPUT, MODEL = "What to draw", "Output", "Model"
-
-
-def _complete_format(incomplete: str) -> list[str]:
-    return [name for name in FORMATS if name.startswith(incomplete)]
 
 
 def _output_format(fmt: str | None, out: str | None) -> str:
@@ -214,7 +211,7 @@ def sample(
             "--format",
             "-f",
             help=f"{', '.join(FORMATS)} (npy: uint8 N×H×W×C; npz: images and labels). \\[default: from --out, else png]",
-            autocompletion=_complete_format,
+            autocompletion=complete_from(FORMATS),
             rich_help_panel=OUTPUT,
         ),
     ] = None,

@@ -1,4 +1,4 @@
-"""Checkpoints: one safetensors file per snapshot, never pickle.
+"""Checkpoints: one safetensors file per snapshot, never pickle; and the safe writing of output files.
 
 A training checkpoint holds the generator, the discriminator, both Adam states
 (flattened to tensors), fp16's loss scales, the RNG states and string metadata (format, versions, the
@@ -14,7 +14,16 @@ Tensor names:
 Every file is checked before safetensors reads it: a header length beyond the file,
 a pickle, or JSON that is not an acgan header is refused with a one-line error, and so is
 a tensor table that is not exactly the one its metadata's model implies (names, shapes,
-floating point or not). Loaded weights and optimizer moments must be finite.
+floating point or not), and metadata that disagrees with itself (class names or image shape
+against the model config, a pixel range other than acgan's). Loaded weights and optimizer
+moments must be finite.
+
+The module also holds what every command uses to write its outputs: temporaries beside the
+target and their cleanup after a killed writer (`temporary_path`, `remove_orphaned_temporaries`),
+atomic and durable replacement (`write_atomic`, `replace_durably`), writing into pipes, devices
+and stdout (`destination`, `is_stream`, `write_into`), the wording of a failed write
+(`write_failure`, `write_hint`), and the guard that keeps an output from overwriting a
+checkpoint, a run's records or an evaluator (`refuse_to_overwrite_checkpoint`).
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import re
 import stat
 import struct
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +52,7 @@ from acgan_cli.core.config import (
     from_dict,
     to_json,
 )
-from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError
+from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -57,6 +66,9 @@ KIND_GENERATOR = "generator"  # a generator alone (acgan export --format safeten
 LATEST = "latest.safetensors"
 MAX_HEADER_BYTES = 16 * 2**20  # our headers are a few kB; refuse to parse absurd ones
 NOT_A_CHECKPOINT_HINT = "give a .safetensors file written by `acgan train`, or a run folder"
+EDITED_HINT = "the file is damaged or was edited; use another checkpoint"
+INCONSISTENT_HINT = "the file's metadata is inconsistent; use another checkpoint"
+_MESSAGE_LIMIT = 200  # characters of an exception's message to quote: it may quote file contents
 EXPORT_METADATA_FILE = "acgan.json"  # TorchScript and pt2 exports carry their metadata as this extra file
 ONNX_METADATA_KEY = b"acgan_version"  # the first of the metadata_props `acgan export` writes into ONNX
 
@@ -218,9 +230,10 @@ def _written_at(path: Path) -> int:
 _TEMPORARY = re.compile(r"\..+\.(\d+)\.tmp(?:\.[A-Za-z0-9]+)?")
 
 
-def temporary_path(path: Path) -> Path:
-    """A hidden sibling of `path` to write first and rename onto it (same folder, same file system)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def temporary_path(path: Path, suffix: str = "") -> Path:
+    """A hidden sibling of `path` to write first and rename onto it (same folder, same file system);
+    `suffix` (".pt2") ends its name, for writers that read the extension."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
 
 
 def remove_orphaned_temporaries(folder: Path, of: str | None = None) -> list[Path]:
@@ -513,12 +526,14 @@ def write_atomic(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
         replace_durably(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a failing cleanup must not hide why the write failed
+            tmp.unlink(missing_ok=True)
         if exc.filename in (None, str(tmp)):  # name the file the caller asked for, not our temporary
             raise OSError(exc.errno, exc.strerror, str(path)) from None  # same subclass, by errno
         raise
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
 
 
@@ -804,7 +819,7 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         if train is not None and train.model_config(model.n_classes, model.channels) != model:
             raise CheckpointError(
                 f"{path} holds a train config that describes another model than its model config",
-                hint="the file's metadata is inconsistent; use another checkpoint",
+                hint=INCONSISTENT_HINT,
             )
         class_names = json.loads(metadata["class_names"])
         if not isinstance(class_names, list) or not all(isinstance(n, str) for n in class_names):
@@ -816,8 +831,9 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         if len(class_names) != model.n_classes:
             raise CheckpointError(
                 f"{path} names {len(class_names)} classes but its model has {model.n_classes}",
-                hint="the file's metadata is inconsistent; use another checkpoint",
+                hint=INCONSISTENT_HINT,
             )
+        _check_images(path, model, json.loads(metadata["image_shape"]), json.loads(metadata["pixel_range"]))
         step, epoch = int(metadata["step"]), int(metadata["epoch"])
         if step < 0 or epoch < 0:
             raise ValueError(f"step {step} or epoch {epoch} is negative")
@@ -847,17 +863,47 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
             hint=exc.hint or "the file's metadata is damaged or was edited; use another checkpoint",
         ) from None
     except (KeyError, ValueError, TypeError, RecursionError) as exc:
-        missing = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else _one_line(exc)
+        missing = (
+            f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else first_line(exc, _MESSAGE_LIMIT)
+        )
         raise CheckpointError(
             f"{path} has malformed acgan metadata: {missing}", hint=NOT_A_CHECKPOINT_HINT
         ) from None
 
 
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    """The first line of an exception's message, cut short: messages quote file contents."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _check_images(path: Path, model: ModelConfig, image_shape: Any, pixel_range: Any) -> None:
+    """Refuse metadata whose image shape is not the model's, or whose pixel range is not acgan's:
+    every acgan version wrote both, from the model and PIXEL_RANGE, so such a file was edited."""
+    if not (
+        isinstance(image_shape, list)
+        and len(image_shape) == 3
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in image_shape)
+    ):
+        raise ValueError("image_shape is not a list of three whole numbers")
+    if not (
+        isinstance(pixel_range, list)
+        and len(pixel_range) == 2
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in pixel_range)
+    ):
+        raise ValueError("pixel_range is not a list of two numbers")
+    if tuple(image_shape) != model.image_shape:
+        raise CheckpointError(
+            f"{path} holds images of shape {_quoted(image_shape)} but its model makes "
+            f"{json.dumps(list(model.image_shape))}",
+            hint=INCONSISTENT_HINT,
+        )
+    if tuple(pixel_range) != PIXEL_RANGE:
+        raise CheckpointError(
+            f"{path} holds pixels in the range {_quoted(pixel_range)}; acgan's generators draw them in "
+            f"{json.dumps(list(PIXEL_RANGE))}",
+            hint=INCONSISTENT_HINT,
+        )
+
+
+def _quoted(value: Any) -> str:
+    """A JSON value from a file, as a message quotes it: cut short, as the file may hold anything."""
+    text = json.dumps(value)
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
 
 
 # Adam's per-parameter state, as torch names it (max_exp_avg_sq only with amsgrad).
@@ -944,25 +990,46 @@ def _check_tensor_table(info: CheckpointInfo, header: dict[str, Any]) -> None:
         entries[name] = (tuple(shape), _is_float_dtype(dtype))
 
     expected, required = _expected_tensors(info)
-    missing = sorted(required - set(entries))
-    extra = sorted(set(entries) - set(expected))
+    _refuse_mismatch(info.path, expected, entries, required, limit=100)
+
+
+# A tensor's shape and whether it is floating point; the shape (-1,) stands for any length.
+_Form = tuple[tuple[int, ...], bool]
+
+
+def _refuse_mismatch(
+    path: Path,
+    expected: dict[str, _Form],
+    given: dict[str, _Form],
+    required: Collection[str] | None = None,
+    limit: int | None = None,
+) -> None:
+    """Refuse `given` tensors that are not the `expected` ones (all `required`, by default all of them),
+    naming the first missing, unexpected and mis-shaped tensors (cut to `limit` characters)."""
+    missing = sorted(set(expected if required is None else required) - set(given))
+    extra = sorted(set(given) - set(expected))
     wrong = sorted(
         name
-        for name in set(entries) & set(expected)
-        if entries[name][1] != expected[name][1]
-        or (expected[name][0] != (-1,) and entries[name][0] != expected[name][0])
-        or (expected[name][0] == (-1,) and len(entries[name][0]) != 1)
+        for name in set(given) & set(expected)
+        if given[name][1] != expected[name][1]
+        or (expected[name][0] != (-1,) and given[name][0] != expected[name][0])
+        or (expected[name][0] == (-1,) and len(given[name][0]) != 1)
     )
     problems = [
-        f"{label} {names[0][:100]}" + (f" and {len(names) - 1} more" if len(names) > 1 else "")
+        f"{label} {_first_and_more(names, limit)}"
         for label, names in (("missing", missing), ("unexpected", extra), ("wrong shape or dtype for", wrong))
         if names
     ]
     if problems:
         raise CheckpointError(
-            f"{info.path} does not match the model its config describes: {'; '.join(problems)}",
-            hint="the file is damaged or was edited; use another checkpoint",
+            f"{path} does not match the model its config describes: {'; '.join(problems)}", hint=EDITED_HINT
         )
+
+
+def _first_and_more(names: Sequence[str], limit: int | None = None) -> str:
+    """The first of `names` (cut to `limit` characters), and how many more there are: "a and 2 more"."""
+    first = names[0] if limit is None else names[0][:limit]
+    return first + (f" and {len(names) - 1} more" if len(names) > 1 else "")
 
 
 def training_config_of(info: CheckpointInfo) -> TrainConfig:
@@ -1024,7 +1091,7 @@ def load_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.T
         tensors = load_tensors(info.path)
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(
-            f"{info.path} is damaged: {_one_line(exc)}", hint=NOT_A_CHECKPOINT_HINT
+            f"{info.path} is damaged: {first_line(exc, _MESSAGE_LIMIT)}", hint=NOT_A_CHECKPOINT_HINT
         ) from None
     return info, tensors
 
@@ -1039,28 +1106,16 @@ def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str
     """Copy `prefix.*` tensors into `module`, refusing missing, extra or mis-shaped ones in one line."""
     expected = module.state_dict()
     given = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    missing = sorted(set(expected) - set(given))
-    extra = sorted(set(given) - set(expected))
-    wrong = sorted(
-        k for k in set(expected) & set(given)
-        if expected[k].shape != given[k].shape or expected[k].is_floating_point() != given[k].is_floating_point()
-    )  # fmt: skip
-    problems = [
-        f"{label} {prefix}.{names[0]}" + (f" and {len(names) - 1} more" if len(names) > 1 else "")
-        for label, names in (("missing", missing), ("unexpected", extra), ("wrong shape or dtype for", wrong))
-        if names
-    ]
-    if problems:
-        raise CheckpointError(
-            f"{path} does not match the model its config describes: {'; '.join(problems)}",
-            hint="the file is damaged or was edited; use another checkpoint",
-        )
+    _refuse_mismatch(
+        path,
+        {f"{prefix}.{k}": (tuple(v.shape), v.is_floating_point()) for k, v in expected.items()},
+        {f"{prefix}.{k}": (tuple(v.shape), v.is_floating_point()) for k, v in given.items()},
+    )
     # acgan never saves non-finite weights (a diverged run stops first), so such a file was damaged.
     bad = _non_finite(given)
     if bad:
         raise CheckpointError(
-            f"{path} holds NaN or infinite values in {prefix}.{bad[0]}"
-            + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""),
+            f"{path} holds NaN or infinite values in {prefix}.{_first_and_more(bad)}",
             hint="the file is damaged or comes from a diverged run; use an earlier checkpoint",
         )
     # A BatchNorm divides by the root of its running variance: a negative one drew black images.
@@ -1068,7 +1123,7 @@ def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str
     if negative:
         raise CheckpointError(
             f"{path} holds a negative running variance in {prefix}.{negative[0]}",
-            hint="the file is damaged or was edited; use another checkpoint",
+            hint=EDITED_HINT,
         )
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in given.items()})
 
@@ -1112,9 +1167,8 @@ def load_optimizer(
     )
     if bad:
         raise CheckpointError(
-            f"{path} holds an impossible optimizer state in {bad[0]}"
-            + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""),
-            hint="the file is damaged or was edited; use another checkpoint",
+            f"{path} holds an impossible optimizer state in {_first_and_more(bad)}",
+            hint=EDITED_HINT,
         )
     saved = optimizer.state_dict()
     saved["state"] = state
@@ -1129,7 +1183,8 @@ def load_optimizer(
                     optimizer.state[param][name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
     except (ValueError, RuntimeError, KeyError) as exc:
         raise CheckpointError(
-            f"{path} holds an optimizer state that does not fit: {_one_line(exc)}", hint="the file is damaged"
+            f"{path} holds an optimizer state that does not fit: {first_line(exc, _MESSAGE_LIMIT)}",
+            hint="the file is damaged",
         ) from None
 
 
@@ -1150,7 +1205,7 @@ def load_scaler(
     if not (0 < scale < float("inf")) or not 0 <= tracker < scaler.get_growth_interval():
         raise CheckpointError(
             f"{path} holds an impossible loss scale in {prefix} (scale {scale:g}, growth count {tracker:g})",
-            hint="the file is damaged or was edited; use another checkpoint",
+            hint=EDITED_HINT,
         )
     scaler.load_state_dict({**scaler.state_dict(), "scale": scale, "_growth_tracker": int(tracker)})
 

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 from acgan_cli.core.errors import ConfigError
 
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # --device takes these, and cuda:N (the GPU of index N)
+DEVICE_PATTERN = re.compile(rf"^(?:{'|'.join(DEVICES)}|cuda:\d+)$")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 where the hardware runs it fast, else fp32
 ADVERSARIAL_LOSSES = ("bce", "hinge")  # bce: the reference's; hinge: Lim & Ye 2017, Miyato et al. 2018
 D_NORMS = ("batch", "spectral")  # batch: the reference's BatchNorm; spectral: Miyato et al. 2018
@@ -255,7 +256,7 @@ class TrainConfig:
     eval_every: int = 0  # steps between quick evaluations (class accuracy, FD on 2,000 samples); 0 = none
     ema: bool = True  # keep a moving average of G's weights; sampling and export use it
     ema_decay: float = 0.999  # per-step decay of that average, warmed up over the first steps
-    recipe: str = "modern"  # a name from RECIPES: the defaults of the four fields below
+    recipe: str = "modern"  # a name from RECIPES: the defaults of the seven fields below
     adversarial_loss: str | None = None  # bce | hinge; None = the recipe's
     fake_class_loss: bool | None = None  # D learns the class of fakes too (ACGAN); None = the recipe's
     label_smoothing: float | None = None  # D's real target is 1 - this, 0..0.5, bce only; None = the recipe's
@@ -287,9 +288,8 @@ class TrainConfig:
         require(0 < self.lr < 1, "lr", f"must be in (0, 1), above 0 and below 1 (got {self.lr})")
         require(0 <= self.b1 < 1, "b1", f"must be in [0, 1) (got {self.b1})")
         require(0 <= self.b2 < 1, "b2", f"must be in [0, 1) (got {self.b2})")
-        check_seed(
-            self.seed, limit=2**63
-        )  # what runs of earlier versions may hold; new seeds: the CLI's check
+        # Up to what runs of earlier versions may hold; new seeds get the CLI's check.
+        check_seed(self.seed, limit=2**63)
         check_device(self.device)
         check_precision(self.precision)
         for name in ("sample_every", "ckpt_every", "keep_checkpoints", "eval_every"):

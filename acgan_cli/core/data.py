@@ -84,7 +84,7 @@ def _torchvision_loader(
     class_name: str, title: str, class_names: tuple[str, ...]
 ) -> Callable[[Path, str, bool], tuple[np.ndarray, np.ndarray, tuple[str, ...]]]:
     def load(data_dir: Path, split: str, download: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-        raw = data_dir / class_name / "raw"  # where torchvision keeps the unpacked IDX files
+        raw = _raw_folder(data_dir, class_name)
         prefix = "train" if split == "train" else "t10k"
         files = [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
         if not all(path.is_file() for path in files):
@@ -113,11 +113,17 @@ def _torchvision_loader(
     return load
 
 
+def _raw_folder(data_dir: Path, class_name: str) -> Path:
+    """Where torchvision keeps a dataset's unpacked IDX files."""
+    return data_dir / class_name / "raw"
+
+
 def _download(class_name: str, title: str, data_dir: Path, download: bool) -> None:
     """Fetch a torchvision dataset into data_dir (or say why not); a failed attempt leaves no folders."""
     from torchvision import datasets
 
-    made = [data_dir / class_name / "raw", *(data_dir / class_name / "raw").parents]
+    raw = _raw_folder(data_dir, class_name)
+    made = [raw, *raw.parents]
     made = [folder for folder in made if not folder.exists()]  # deepest first: torchvision makes them
     holds_idx = data_dir.is_dir() and any(
         pattern.search(path.name) for path in data_dir.iterdir() for pattern in _IDX_NAMES.values()
@@ -230,6 +236,7 @@ _IDX_NAMES = {
     ("test", "labels"): re.compile(r"(^|[-_.])(t10k|test)[-_.]labels[-_.]idx1[-_.]ubyte(\.gz)?$"),
 }
 MAX_IDX_BYTES = 4 * 2**30  # refuse to decompress more than this from one file
+_FETCH_AGAIN = "the file is truncated or damaged; fetch it again"
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -240,30 +247,9 @@ def read_idx(path: Path) -> np.ndarray:
     """
     import numpy as np
 
-    fetch_again = "the file is truncated or damaged; fetch it again"
     try:
-        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
-            head = f.read(4)
-            if len(head) < 4 or head[0] != 0 or head[1] != 0:
-                raise DataError(
-                    f"{path} is not an IDX file (bad magic number)",
-                    hint="expected MNIST-format IDX files, plain or .gz",
-                )
-            dtype_code, ndim = head[2], head[3]
-            if dtype_code != IDX_UBYTE:
-                raise DataError(
-                    f"{path} holds IDX type 0x{dtype_code:02x}; acgan reads unsigned bytes (0x08) only",
-                    hint="expected MNIST-format IDX files, plain or .gz",
-                )
-            if ndim > 4:  # numpy holds at most 64, and images are N x H x W (x C)
-                raise DataError(
-                    f"{path} has an IDX header of {ndim} dimensions; acgan reads up to 4",
-                    hint="expected MNIST-format IDX files: images N x H x W (or N x H x W x C), labels N",
-                )
-            raw_dims = f.read(4 * ndim)
-            if ndim == 0 or len(raw_dims) < 4 * ndim:
-                raise DataError(f"{path} has a truncated IDX header", hint=fetch_again)
-            dims = struct.unpack(f">{ndim}I", raw_dims)
+        with _open_idx(path) as f:
+            dims = _read_idx_header(f, path)
             values = math.prod(dims)
             if values > MAX_IDX_BYTES:
                 raise DataError(
@@ -278,16 +264,47 @@ def read_idx(path: Path) -> np.ndarray:
     except PermissionError as exc:
         raise DataError(f"cannot read {path}: {_reason(exc)}", hint="check the file's permissions") from None
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"cannot read {path}: {_reason(exc)}", hint=fetch_again) from None
-    header = 4 + 4 * ndim
+        raise DataError(f"cannot read {path}: {_reason(exc)}", hint=_FETCH_AGAIN) from None
+    header = 4 + 4 * len(dims)
     if got != values:
         holds = f"{header + got:,}" if got <= values else f"more than {header + values:,}"
         raise DataError(
             f"{path}: its header says {_shape(dims)} values ({header + values:,} bytes) "
             f"but the file holds {holds} bytes",
-            hint=fetch_again,
+            hint=_FETCH_AGAIN,
         )
     return payload[:values].reshape(dims)  # writable (torch wants that), and never copied
+
+
+def _open_idx(path: Path) -> BinaryIO:
+    """An IDX file opened for reading, decompressed as it is read when it is gzipped."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _read_idx_header(f: BinaryIO, path: Path) -> tuple[int, ...]:
+    """The dimensions an IDX file's header declares, after checking its magic number, type and rank;
+    `f` is left at the first byte of the payload."""
+    head = f.read(4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
+        raise DataError(
+            f"{path} is not an IDX file (bad magic number)",
+            hint="expected MNIST-format IDX files, plain or .gz",
+        )
+    dtype_code, ndim = head[2], head[3]
+    if dtype_code != IDX_UBYTE:
+        raise DataError(
+            f"{path} holds IDX type 0x{dtype_code:02x}; acgan reads unsigned bytes (0x08) only",
+            hint="expected MNIST-format IDX files, plain or .gz",
+        )
+    if ndim > 4:  # numpy holds at most 64, and images are N x H x W (x C)
+        raise DataError(
+            f"{path} has an IDX header of {ndim} dimensions; acgan reads up to 4",
+            hint="expected MNIST-format IDX files: images N x H x W (or N x H x W x C), labels N",
+        )
+    raw_dims = f.read(4 * ndim)
+    if ndim == 0 or len(raw_dims) < 4 * ndim:
+        raise DataError(f"{path} has a truncated IDX header", hint=_FETCH_AGAIN)
+    return struct.unpack(f">{ndim}I", raw_dims)
 
 
 def _read_into(f: BinaryIO, buffer: np.ndarray) -> int:
@@ -568,12 +585,11 @@ def training_images(name: str) -> int | None:
         return DATASETS[name].train_images
     try:
         images, _ = _idx_pair(Path(name).expanduser(), "train")
-        with gzip.open(images, "rb") if images.suffix == ".gz" else open(images, "rb") as f:
-            head = f.read(8)
+        with _open_idx(images) as f:
+            dims = _read_idx_header(f, images)
     except (OSError, EOFError, zlib.error, DataError):
         return None
-    sane = len(head) == 8 and head[:3] == bytes((0, 0, IDX_UBYTE)) and head[3] in (3, 4)  # N x H x W (x C)
-    count = struct.unpack(">I", head[4:])[0] if sane else 0
+    count = dims[0] if len(dims) in (3, 4) else 0  # images are N x H x W (x C)
     return count or None  # none: loading the folder says what is wrong with it
 
 

@@ -97,6 +97,24 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return name
 
 
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The dtype autocast computes in for a resolved precision (`fp32`, `bf16` or `fp16`); None for fp32."""
+    import torch
+
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast(
+    device_type: str, dtype: torch.dtype | None, cache_enabled: bool | None = None
+) -> torch.autocast:
+    """An autocast context computing in `dtype` on `device_type`; a disabled one for None (fp32)."""
+    import torch
+
+    return torch.autocast(
+        device_type, dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=cache_enabled
+    )
+
+
 def compile_mode(device: torch.device, whole_step_graph: bool = False) -> str:
     """torch.compile's mode for `--compile` on `device`, once its compiler is known to be there.
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type's name when it has none): for one-line errors."""
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (its type's name when it has none): for one-line errors.
+
+    With `limit`, a longer line is cut to that many characters, the last one an ellipsis: for
+    messages that quote file contents.
+    """
     lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    text = lines[0] if lines else type(exc).__name__
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Notice(UserWarning):

@@ -108,7 +108,7 @@ class RunFinished:
     run_dir: Path
     step: int
     total_steps: int
-    checkpoint: Path | None  # the last checkpoint written
+    checkpoint: Path | None  # the last one written, else the one resumed (None: a new run stopped before any)
     seconds: float
     interrupted: bool
 

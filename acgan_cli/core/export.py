@@ -43,6 +43,7 @@ from acgan_cli.core.checkpoint import (
     refuse_to_overwrite_checkpoint,
     remove_orphaned_temporaries,
     replace_durably,
+    temporary_path,
     write_failure,
     write_hint,
 )
@@ -341,7 +342,7 @@ def _load_onnx(path: Path) -> tuple[Runner, str]:
     session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def run(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        feeds = {"z": z.numpy(), "labels": labels.numpy()}
+        feeds = dict(zip(INPUT_NAMES, (z.numpy(), labels.numpy()), strict=True))
         return torch.from_numpy(session.run([OUTPUT_NAME], feeds)[0])
 
     return run, f"onnx.checker and onnxruntime {onnxruntime.__version__} (CPUExecutionProvider)"
@@ -357,7 +358,6 @@ def _write_torchscript(
 
     # Traced rather than scripted: the forward has no data-dependent branches, and scripting
     # would need the generator's `config` attribute (a dataclass) to be a TorchScript type.
-
     traced = torch.jit.trace(generator, _example_inputs(info))
     archive = io.BytesIO()  # see _write_pt2
     torch.jit.save(traced, archive, _extra_files={EXPORT_METADATA_FILE: json.dumps(export_metadata(info))})
@@ -493,7 +493,7 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
     target is staged in the temporary folder, as /dev may not be writable.
     """
     folder = Path(tempfile.gettempdir()) if is_stream(target) else target.parent
-    tmp = folder / f".{target.name}.{os.getpid()}.tmp{extension}"
+    tmp = folder / temporary_path(target, extension).name
     made = [parent for parent in target.parents if not parent.exists()]  # innermost first
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -506,7 +506,8 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
     try:
         yield tmp
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a failing cleanup must not hide why the export failed
+            tmp.unlink(missing_ok=True)
         if not target.exists():  # a failed export leaves no folders it made either
             for parent in made:
                 with contextlib.suppress(OSError):  # one holding something else stays

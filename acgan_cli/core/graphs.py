@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import torch
 
-from acgan_cli.core.errors import DeviceError
+from acgan_cli.core.errors import DeviceError, first_line
 
 WARMUP_STEPS = 3
 
@@ -92,12 +92,12 @@ class StepGraph:
             with torch.cuda.graph(graph, stream=self.side_stream):  # records the kernels; runs none
                 self.step(self.indices)
         except RuntimeError as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise DeviceError(
-                f"--cuda-graph: the training step could not be captured as a CUDA graph ({first_line})",
+                f"--cuda-graph: the training step could not be captured as a CUDA graph ({reason})",
                 hint="train without --cuda-graph; --compile alone also removes most launch overhead",
                 option="cuda_graph",
-                detail=f"the step could not be captured ({first_line})",
+                detail=f"the step could not be captured ({reason})",
             ) from exc
         self.graph = graph
         graph.replay()  # this call's step

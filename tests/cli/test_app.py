@@ -255,6 +255,7 @@ def test_live_bars_only_on_a_terminal_wide_enough_for_them(columns: int, env: st
         ("acgan train --d-norm ", ["batch", "spectral"]),
         ("acgan train --adversarial-loss ", ["bce", "hinge"]),
         ("acgan sample --device c", ["cpu", "cuda"]),
+        ("acgan sample --format n", ["npy", "npz"]),
         ("acgan evaluate --precision ", ["auto", "fp32", "bf16", "fp16"]),
         ("acgan evaluate --device m", ["mps"]),
     ],

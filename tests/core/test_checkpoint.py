@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from acgan_cli.core import checkpoint as ckpt
-from acgan_cli.core.errors import CheckpointError, Notice
+from acgan_cli.core.errors import CheckpointError, Notice, first_line
 from acgan_cli.core.training import Trainer
 from tests.conftest import fifo_reader, tiny_config
 
@@ -84,6 +84,17 @@ def test_write_atomic_follows_symlinks_and_keeps_permissions(tmp_path: Path) -> 
     assert sorted(p.name for p in real.parent.iterdir()) == ["real.png"]
 
 
+def test_a_failing_cleanup_never_hides_why_write_atomic_failed(tmp_path: Path) -> None:
+    # A folder where the temporary goes: writing it fails, and so does removing it (even for root,
+    # who may unlink in a read-only folder but never unlink a folder).
+    target = tmp_path / "file.bin"
+    ckpt.temporary_path(target).mkdir()
+    with pytest.raises(IsADirectoryError) as caught:
+        ckpt.write_atomic(target, b"data")
+    assert caught.value.filename == str(target)  # the write's error, naming the file asked for
+    assert not target.exists()
+
+
 def test_write_atomic_writes_into_a_pipe_and_leaves_it_a_pipe(tmp_path: Path) -> None:
     pipe = tmp_path / "pipe"
     with fifo_reader(pipe) as got:
@@ -121,6 +132,14 @@ def test_bad_files_are_refused_in_one_line(trained_run: Path, tmp_path: Path) ->
         assert str(path) in message and "\n" not in message, name
         if name.endswith(".pt"):
             assert "never loads pickle" in message
+
+
+def test_a_quoted_message_is_its_first_line_cut_short() -> None:
+    assert first_line(ValueError("one\ntwo")) == "one"
+    assert first_line(ValueError("  ")) == "ValueError"  # no message: its type
+    assert first_line(ValueError("x" * 300)) == "x" * 300
+    assert first_line(ValueError("x" * 300), 200) == "x" * 199 + "…"
+    assert first_line(ValueError("x" * 200), 200) == "x" * 200
 
 
 def test_missing_and_extra_tensors_are_named(trained_run: Path, tmp_path: Path) -> None:

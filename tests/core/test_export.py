@@ -179,6 +179,15 @@ def test_failed_verification_leaves_the_old_file_and_no_other(trained_run: Path,
     assert [p.name for p in tmp_path.iterdir()] == ["g.safetensors"]
 
 
+def test_a_failing_cleanup_never_hides_why_an_export_failed(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "g.onnx"
+    with pytest.raises(RuntimeError, match="the exporter failed"), ex._staged(target, ".onnx") as tmp:
+        tmp.unlink()
+        tmp.mkdir()  # removing the temporary now fails, even for root: it is a folder
+        raise RuntimeError("the exporter failed")
+    assert not target.exists()
+
+
 def test_a_symlink_keeps_pointing_at_the_new_file(trained_run: Path, tmp_path: Path) -> None:
     real = tmp_path / "models" / "g.onnx"
     real.parent.mkdir()

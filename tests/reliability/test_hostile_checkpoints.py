@@ -85,6 +85,8 @@ def _configs(**changes: int) -> Callable[[dict[str, Any]], None]:
             config = json.loads(metadata[key])
             config.update({k: v for k, v in changes.items() if k in config})
             metadata[key] = json.dumps(config)
+        model = json.loads(metadata["model_config"])
+        metadata["image_shape"] = json.dumps([model["channels"], model["img_size"], model["img_size"]])
 
     return edit
 
@@ -190,6 +192,9 @@ def hostile_files(folder: Path, good_path: Path, marker: Path) -> dict[str, Path
         "class-names-repeated.safetensors": _edited(good, _meta(class_names=json.dumps(["a"] * 10))),
         "class-names-empty.safetensors": _edited(good, _meta(class_names=json.dumps(["", *"123456789"]))),
         "dataset-empty.safetensors": _edited(good, _meta(dataset="")),
+        "image-shape-of-another-model.safetensors": _edited(good, _meta(image_shape=json.dumps([3, 16, 16]))),
+        "image-shape-fractional.safetensors": _edited(good, _meta(image_shape=json.dumps([1, 16.5, 16]))),
+        "pixel-range-other.safetensors": _edited(good, _meta(pixel_range=json.dumps([0.0, 1.0]))),
         "step-negative.safetensors": _edited(good, _meta(step="-5")),
         "metadata-not-strings.safetensors": _edited(good, lambda h: h["__metadata__"].update(step=12)),
         "metadata-missing-entry.safetensors": _edited(good, lambda h: h["__metadata__"].pop("dataset")),
@@ -310,6 +315,18 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
             "malformed acgan metadata: class_names has an empty or repeated name",
         ),
         ("dataset-empty.safetensors", "malformed acgan metadata: dataset is empty"),  # "nothing to evaluate"
+        (
+            "image-shape-of-another-model.safetensors",
+            "holds images of shape [3, 16, 16] but its model makes [1, 16, 16]",
+        ),
+        (
+            "image-shape-fractional.safetensors",
+            "malformed acgan metadata: image_shape is not a list of three whole numbers",
+        ),
+        (
+            "pixel-range-other.safetensors",
+            "holds pixels in the range [0.0, 1.0]; acgan's generators draw them in [-1.0, 1.0]",
+        ),
     ],
 )
 def test_the_message_says_what_is_wrong(

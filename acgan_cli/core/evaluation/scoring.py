@@ -168,25 +168,20 @@ def generated_features(
     """
     import torch
 
+    from acgan_cli.core.devices import autocast
     from acgan_cli.core.sampling import NonFiniteImages, count_non_finite, generate, generation_batch, latents
 
     config = generator.config
     z = latents(n_samples, config.latent_dim, seed)
     labels = balanced_labels(n_samples, config.n_classes)
     device_type = next(generator.parameters()).device.type
-
-    def autocast() -> torch.autocast:
-        return torch.autocast(
-            device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
-        )
-
-    with autocast():
+    with autocast(device_type, autocast_dtype):
         batch_size = batch_size or generation_batch(generator)
     parts, generating, looking, broken = [], 0.0, 0.0, 0
     for start in range(0, n_samples, batch_size):
         batch = slice(start, start + batch_size)
         began = time.perf_counter()
-        with autocast():
+        with autocast(device_type, autocast_dtype):
             images = generate(generator, z[batch], labels[batch], batch_size=batch_size)
         broken += count_non_finite(images)  # images are on the CPU
         looked = time.perf_counter()
@@ -377,8 +372,6 @@ def evaluate(
     cache or trained on first use, or `config.evaluator`. Every checkpoint must come from that
     dataset. With no checkpoints, only the evaluator is loaded or trained.
     """
-    import torch
-
     if isinstance(checkpoints, (str, os.PathLike)):  # one, not its characters
         checkpoints = [checkpoints]
     if not isinstance(checkpoints, (list, tuple)):  # None, 5, a generator: "… is not iterable"
@@ -397,7 +390,13 @@ def evaluate(
         raise ConfigError(f"on_event must be a function (got {type(on_event).__name__})", option="on_event")
 
     from acgan_cli.core.checkpoint import KIND_TRAINING, check_checkpoint, load_generator
-    from acgan_cli.core.devices import resolve_device, resolve_precision, reuse_freed_memory
+    from acgan_cli.core.devices import (
+        autocast,
+        autocast_dtype,
+        resolve_device,
+        resolve_precision,
+        reuse_freed_memory,
+    )
     from acgan_cli.core.evaluation.classifier import FEATURES
     from acgan_cli.core.evaluation.evaluator import load_evaluator, read_evaluator
     from acgan_cli.core.sampling import generation_batch
@@ -447,7 +446,7 @@ def evaluate(
         )
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
-    autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    dtype = autocast_dtype(precision)
 
     began = time.perf_counter()
     # Where the data is: --data-dir, else where the first checkpoint's run found it (if that folder
@@ -488,9 +487,7 @@ def evaluate(
         loaded = time.perf_counter()
 
         on_event(StageStarted("generate", index, len(infos)))
-        with torch.autocast(
-            device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
-        ):
+        with autocast(device.type, dtype):
             batch_size = config.batch_size or generation_batch(generator)  # sized in the passes' dtype
         candidate, generating, looking = generated_features(
             generator,
@@ -498,7 +495,7 @@ def evaluate(
             n_samples=config.n_samples,
             seed=config.seed,
             batch_size=batch_size,
-            autocast_dtype=autocast_dtype,
+            autocast_dtype=dtype,
             source=f"the generator of {info.path}",
         )
         img_size = info.model.img_size
