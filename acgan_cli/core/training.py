@@ -65,7 +65,13 @@ from acgan_cli.core.data import (
     to_model_range,
     training_images,
 )
-from acgan_cli.core.devices import release_freed_memory, resolve_training, reuse_freed_memory
+from acgan_cli.core.devices import (
+    autocast,
+    autocast_dtype,
+    release_freed_memory,
+    resolve_training,
+    reuse_freed_memory,
+)
 from acgan_cli.core.errors import (
     CheckpointError,
     ConfigError,
@@ -516,7 +522,7 @@ def checked_rng_state(
         raise CheckpointError(
             f"{path} holds a malformed RNG state (rng.{name}: {state.dtype} {tuple(state.shape)}, "
             f"expected {like.dtype} {tuple(like.shape)})",
-            hint="the file is damaged or was edited; use another checkpoint",
+            hint=ckpt.EDITED_HINT,
         )
     return state
 
@@ -601,7 +607,7 @@ class Trainer:
         self.device, self.precision, compile_mode, self.cuda_graph = resolve_training(
             config.device, config.precision, config.compile, config.cuda_graph
         )
-        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        self.autocast_dtype = autocast_dtype(self.precision)
         if self.device.type == "cuda":  # the captured step's streams are the current device's: cuda:N's
             torch.cuda.set_device(self.device)
 
@@ -1029,12 +1035,8 @@ class Trainer:
         return {**figures, "seconds": round(time.perf_counter() - started, 3)}
 
     def _autocast(self) -> torch.autocast:
-        return torch.autocast(
-            self.device.type,
-            dtype=self.autocast_dtype or torch.float32,
-            enabled=self.autocast_dtype is not None,
-            cache_enabled=not self.cuda_graph,  # CUDA graphs cannot keep autocast's cast cache
-        )
+        # CUDA graphs cannot keep autocast's cast cache
+        return autocast(self.device.type, self.autocast_dtype, cache_enabled=not self.cuda_graph)
 
     @staticmethod
     def _backward(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
