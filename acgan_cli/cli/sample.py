@@ -62,11 +62,13 @@ def _folder(out: str) -> bool:
     return out.endswith(("/", os.sep)) or Path(out).expanduser().is_dir()
 
 
-def _target(out: str | None, fmt: str, stem: str) -> Path:
-    """The file --out names, or `stem.fmt` (numbered if taken) in the folder it names or here."""
-    if not out:
-        return _default_out(stem, fmt)
-    return _default_out(stem, fmt, Path(out).expanduser()) if _folder(out) else Path(out).expanduser()
+def _target(out: str | None, fmt: str, stem: str) -> tuple[Path, Path | None]:
+    """The file --out names, or `stem.fmt` (numbered if taken) in the folder it names or here;
+    with that folder when the name was chosen here, as it must then be claimed (see _write)."""
+    if out and not _folder(out):
+        return Path(out).expanduser(), None
+    folder = Path(out).expanduser() if out else Path()
+    return _default_out(stem, fmt, folder), folder
 
 
 def _default_out(stem: str, fmt: str, folder: Path = Path()) -> Path:
@@ -77,6 +79,23 @@ def _default_out(stem: str, fmt: str, folder: Path = Path()) -> Path:
         number += 1
         path = folder / f"{stem}-{number}.{fmt}"
     return path
+
+
+def _write(path: Path, data: bytes, numbered_in: Path | None, stem: str, fmt: str) -> Path:
+    """Write `data` to `path` and return where it went. A name chosen here (`numbered_in` a folder)
+    is claimed as it is written: one that another process took since it was chosen moves on to the
+    next free number, so that two samplers started together never overwrite each other."""
+    from acgan_cli.core.checkpoint import write_atomic, write_failure, write_hint, write_new
+
+    try:
+        if numbered_in is None:
+            write_atomic(path, data)
+            return path
+        while not write_new(path, data):
+            path = _default_out(stem, fmt, numbered_in)
+        return path
+    except OSError as exc:
+        raise AcganError(f"cannot write {path}: {write_failure(path, exc)}", hint=write_hint(exc)) from None
 
 
 def _default_stem(class_names: tuple[str, ...], class_index: int | None, grid: bool) -> str:
@@ -291,7 +310,8 @@ def sample(
         else None
     )
     seed = check_seed(seed) if seed is not None else secrets.randbelow(2**31)
-    target_path = None if to_stdout else _target(out, fmt, _default_stem(info.class_names, class_index, grid))
+    stem = _default_stem(info.class_names, class_index, grid)
+    target_path, numbered_in = (None, None) if to_stdout else _target(out, fmt, stem)
     if target_path is not None:  # refused before drawing (up to 100,000 images)
         from acgan_cli.core.checkpoint import destination, refuse_to_overwrite_checkpoint
 
@@ -332,14 +352,7 @@ def sample(
         _write_stdout(data)
         target = "stdout"
     else:
-        from acgan_cli.core.checkpoint import write_atomic, write_failure, write_hint
-
-        try:
-            write_atomic(target_path, data)
-        except OSError as exc:
-            raise AcganError(
-                f"cannot write {target_path}: {write_failure(target_path, exc)}", hint=write_hint(exc)
-            ) from None
+        target_path = _write(target_path, data, numbered_in, stem, fmt)
         if json_output:  # what a script needs to draw the same images again
             report = {
                 "path": str(target_path),

@@ -37,7 +37,7 @@ import re
 import stat
 import struct
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -382,10 +382,14 @@ def replace_durably(tmp: Path, path: Path) -> None:
             os.fchmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    _sync_folder(path.parent)  # make the rename itself durable
+
+
+def _sync_folder(folder: Path) -> None:
     with contextlib.suppress(OSError):  # not every platform can open or fsync a folder
-        fd = os.open(path.parent, os.O_RDONLY)
+        fd = os.open(folder, os.O_RDONLY)
         try:
-            os.fsync(fd)  # make the rename itself durable
+            os.fsync(fd)
         finally:
             os.close(fd)
 
@@ -520,21 +524,61 @@ def write_atomic(path: Path, data: bytes) -> None:
     if is_stream(path):
         write_into(path, data)
         return
+    with _staged(path, data) as tmp:
+        replace_durably(tmp, path)
+
+
+def write_new(path: Path, data: bytes) -> bool:
+    """Write `data` as the new file `path`, whole, unless something already has that name: then
+    False, and nothing is written. Another process taking the name between a caller's look and
+    this write loses nothing (two `acgan sample` runs picking the same free name).
+
+    The finished file is hard-linked into place, which fails on a taken name; a file system
+    without hard links gets the file created exclusively and written in place instead.
+    """
+    with _staged(path, data) as tmp:
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS):
+                raise
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                return False
+            try:
+                write_all(fd, data)
+                os.fsync(fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                raise
+            finally:
+                os.close(fd)
+    _sync_folder(path.parent)
+    return True
+
+
+@contextlib.contextmanager
+def _staged(path: Path, data: bytes) -> Iterator[Path]:
+    """`data` in a synced temporary beside `path`, removed on the way out (whatever became of it);
+    an OSError about the temporary is reported as one about `path`, the file the caller named."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     try:
         tmp.write_bytes(data)
-        replace_durably(tmp, path)
+        yield tmp
     except OSError as exc:
-        with contextlib.suppress(OSError):  # a failing cleanup must not hide why the write failed
-            tmp.unlink(missing_ok=True)
         if exc.filename in (None, str(tmp)):  # name the file the caller asked for, not our temporary
             raise OSError(exc.errno, exc.strerror, str(path)) from None  # same subclass, by errno
         raise
-    except BaseException:
-        with contextlib.suppress(OSError):
+    finally:
+        with contextlib.suppress(OSError):  # a failing cleanup must not hide why the write failed
             tmp.unlink(missing_ok=True)
-        raise
 
 
 def _module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,4 +1,5 @@
 import dataclasses
+import errno
 import json
 import os
 import pickle
@@ -93,6 +94,36 @@ def test_a_failing_cleanup_never_hides_why_write_atomic_failed(tmp_path: Path) -
         ckpt.write_atomic(target, b"data")
     assert caught.value.filename == str(target)  # the write's error, naming the file asked for
     assert not target.exists()
+
+
+def test_write_new_writes_only_a_name_nothing_has(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "grid.png"
+    assert ckpt.write_new(target, b"first")
+    assert not ckpt.write_new(target, b"second")  # taken: the first file is kept, whole
+    assert target.read_bytes() == b"first"
+    dangling = tmp_path / "sub" / "link.png"
+    dangling.symlink_to(tmp_path / "nowhere" / "x.png")
+    assert not ckpt.write_new(dangling, b"third")  # a link takes its name, even leading nowhere
+    assert not (tmp_path / "nowhere").exists()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["grid.png", "link.png"]  # no temporaries
+
+
+@pytest.mark.parametrize("taken", [False, True])
+def test_write_new_without_hard_links_creates_the_file_exclusively(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: bool
+) -> None:
+    # vfat, exFAT and some FUSE mounts refuse link() with EPERM; none can be mounted here, so the
+    # refusal is what is faked. The fallback's own create and write are real.
+    def no_links(src: object, dst: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(src), None, str(dst))
+
+    monkeypatch.setattr(os, "link", no_links)
+    target = tmp_path / "grid.png"
+    if taken:
+        target.write_bytes(b"kept")
+    assert ckpt.write_new(target, b"drawn") is not taken
+    assert target.read_bytes() == (b"kept" if taken else b"drawn")
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]
 
 
 def test_write_atomic_writes_into_a_pipe_and_leaves_it_a_pipe(tmp_path: Path) -> None:

@@ -87,3 +87,37 @@ def test_a_run_folder_takes_one_training_process_at_a_time(forkserver: ForkServe
         ["train", "--resume", "run", "--max-steps", str(steps[-1] + 1)], tmp_path, name="again"
     )
     assert again.wait() == 0, again.stderr
+
+
+def test_samplers_started_together_never_overwrite_each_other(
+    forkserver: ForkServer, tmp_path: Path, trained_run: Path
+) -> None:
+    """Each picks a free default name before drawing and writes after: without a claim on the
+    name, all four picked sample-3.png and three of the four images were lost."""
+    start = time.time() + 0.5
+    seeds = (1, 2, 3, 4)
+    children = {
+        seed: forkserver.spawn(
+            ["sample", "--ckpt", str(trained_run), "--digit", "3", "-n", "64", "--seed", str(seed), "--json"],
+            tmp_path,
+            name=f"sampler-{seed}",
+            start_at=start,
+        )
+        for seed in seeds
+    }
+    reports = {}
+    for seed, child in children.items():
+        assert child.wait() == 0, child.stderr
+        reports[seed] = json.loads(child.stdout)
+    paths = {seed: tmp_path / report["path"] for seed, report in reports.items()}
+    assert sorted(p.name for p in paths.values()) == [
+        "sample-3-1.png",
+        "sample-3-2.png",
+        "sample-3-3.png",
+        "sample-3.png",
+    ]
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(p.name for p in paths.values())
+    assert len({p.read_bytes() for p in paths.values()}) == 4  # each file holds its own seed's images
+    for seed, report in reports.items():
+        assert report["seed"] == seed
+    assert not list(tmp_path.glob(".*.tmp*"))  # no temporary left behind
