@@ -45,6 +45,18 @@ class _Console(Console):
         self.quiet = True
         raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
+    def _check_buffer(self) -> None:
+        """A stderr that cannot take a line (a full disk under `2>>log`, `ulimit -f`) is muted, and the
+        command goes on: what it says there is a report, and losing the report must not cost the
+        work (a training run died mid-epoch without a save). Python's logging does the same."""
+        try:
+            super()._check_buffer()
+        except BrokenPipeError:
+            raise
+        except OSError:
+            self.quiet = True
+            to_devnull(sys.stderr)
+
 
 def stderr_console() -> Console:
     """A console on stderr; no colour when NO_COLOR is set or stderr is not a terminal.
@@ -78,7 +90,7 @@ LIVE_MIN_COLUMNS = 60  # narrower, the live table's cells all shrink to "…": p
 def interactive(min_columns: int = LIVE_MIN_COLUMNS) -> bool:
     """Whether to draw live progress bars: stderr is a terminal of `min_columns` or more, and neither
     NO_COLOR nor TERM=dumb asks for plain text."""
-    if not sys.stderr.isatty() or no_color() or os.environ.get("TERM") == "dumb":
+    if sys.stderr is None or not sys.stderr.isatty() or no_color() or os.environ.get("TERM") == "dumb":
         return False
     try:  # COLUMNS first, as rich reads it
         columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stderr.fileno()).columns)
@@ -135,17 +147,22 @@ def check_stdout_takes_bytes(what: str) -> None:
         )
 
 
-def _occupy_closed_stdout() -> None:
-    """Started with stdout closed (>&-), put /dev/null at its descriptor: the next file opened would
-    otherwise be given descriptor 1, and whatever a library prints would land in it (a checkpoint)."""
-    if sys.stdout is not None:
-        return
-    try:
-        os.fstat(1)
-    except OSError:
-        fd = os.open(os.devnull, os.O_WRONLY)
-        if fd != 1:  # descriptor 1 was taken meanwhile: leave things as they are
-            os.close(fd)
+def _occupy_closed_streams() -> None:
+    """Started with stdout or stderr closed (`>&-`, `2>&-`), put /dev/null at its descriptor: the next
+    file opened would otherwise be given it, and whatever a library prints there would land in that
+    file (a checkpoint). A closed stderr also becomes /dev/null to Python, where it was None: a
+    command's report goes nowhere rather than ending it (exit 1), and no traceback falls to stdout."""
+    for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+        if stream is not None:
+            continue
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:  # the descriptor was taken meanwhile: leave things as they are
+                os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the rest of the process)
 
 
 def as_argument(path: os.PathLike[str] | str) -> str:
@@ -188,7 +205,7 @@ def print_error(message: str, hint: str | None = None) -> None:
         console.print(f"[bold red]error:[/] {_escape(message)}", markup=True)
         if hint:
             console.print(f"[dim]hint:[/] {_escape(hint)}", markup=True)
-    except BrokenPipeError:
+    except OSError:  # the reader went away, or stderr is a full disk: the exit code still says it
         to_devnull(sys.stderr)
 
 
@@ -215,7 +232,7 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         previous = _catch_sigterm()
         try:
-            _occupy_closed_stdout()
+            _occupy_closed_streams()
             with _notices_as_lines():
                 return command(*args, **kwargs)
         except KeyboardInterrupt as exc:

@@ -355,19 +355,22 @@ def test_with_stdout_closed_a_file_is_written_and_its_path_left_out(
     assert [p.name for p in tmp_path.iterdir()] == [written]
 
 
-def test_with_stdout_closed_no_file_takes_its_descriptor(tmp_path: Path) -> None:
-    """The next file opened would get descriptor 1, and whatever a library prints (at the C level,
-    where sys.stdout being None stops nothing) would land in it: a checkpoint, say."""
+@pytest.mark.parametrize(("closed", "told_on"), [(">&-", 2), ("2>&-", 1)])
+def test_with_stdout_or_stderr_closed_no_file_takes_its_descriptor(
+    tmp_path: Path, closed: str, told_on: int
+) -> None:
+    """The next file opened would get descriptor 1 (or 2), and whatever a library prints (at the C
+    level, where sys.stdout being None stops nothing) would land in it: a checkpoint, say."""
     code = (
         "import os\n"
-        "from acgan_cli.cli.common import _occupy_closed_stdout\n"
-        "_occupy_closed_stdout()\n"
+        "from acgan_cli.cli.common import _occupy_closed_streams\n"
+        "_occupy_closed_streams()\n"
         "fd = os.open('f', os.O_WRONLY | os.O_CREAT)\n"
-        "os.write(2, str(fd).encode())"
+        f"os.write({told_on}, str(fd).encode())"
     )
-    command = shlex.join([sys.executable, "-c", code]) + " >&-"
+    command = shlex.join([sys.executable, "-c", code]) + f" {closed}"
     done = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=True)
-    assert int(done.stderr) > 2
+    assert int(done.stdout if told_on == 1 else done.stderr) > 2
 
 
 @needs_dev_full

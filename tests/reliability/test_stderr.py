@@ -1,0 +1,60 @@
+"""A stderr that cannot take a line (closed with `2>&-`, or a full disk) costs the command its report,
+never its work: training goes on to its last checkpoint, a sample is written, an error keeps its exit
+code, and nothing lands on stdout but the result."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from acgan_cli.core import checkpoint as ckpt
+from tests.conftest import TINY_ARGS
+
+STDERR = {"closed": "2>&-", "full": "2>/dev/full"}
+TRAIN = ["train", "--dataset", "mnist-5k", "--device", "cpu", "--seed", "3", "--max-steps", "3"]
+TRAIN += ["--log-every", "1", "--sample-every", "0", *TINY_ARGS]
+
+
+def _acgan(args: list[str], stderr: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = shlex.join([sys.executable, "-m", "acgan_cli", *args]) + f" {STDERR[stderr]}"
+    return subprocess.run(
+        ["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.fixture(params=list(STDERR))
+def stderr(request: pytest.FixtureRequest) -> str:
+    if request.param == "full" and not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    return request.param
+
+
+def test_training_goes_on_to_its_last_checkpoint(tmp_path: Path, stderr: str) -> None:
+    """With stderr full, the first progress line ended the run: exit 1, no message, no save."""
+    done = _acgan([*TRAIN, "--out", "run"], stderr, tmp_path)
+    assert (done.returncode, done.stdout.strip()) == (0, "run")
+    assert ckpt.read_info(tmp_path / "run").step == 3
+
+
+def test_a_sample_is_written_and_its_path_printed(tmp_path: Path, trained_run: Path, stderr: str) -> None:
+    done = _acgan(["sample", "--ckpt", str(trained_run), "--digit", "2", "-n", "4"], stderr, tmp_path)
+    assert (done.returncode, done.stdout) == (0, "sample-2.png\n")
+    assert (tmp_path / "sample-2.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("verbose", [[], ["-v"]])
+def test_an_error_keeps_its_exit_code_and_stdout_stays_clean(
+    tmp_path: Path, stderr: str, verbose: list[str]
+) -> None:
+    """With stderr closed, --verbose's traceback fell to stdout, where a script reads the result."""
+    done = _acgan([*verbose, "sample", "--ckpt", str(tmp_path / "missing")], stderr, tmp_path)
+    alone = subprocess.run(
+        [sys.executable, "-m", "acgan_cli", *verbose, "sample", "--ckpt", str(tmp_path / "missing")],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert alone.returncode != 0 and "error:" in alone.stderr
+    assert (done.returncode, done.stdout) == (alone.returncode, "")
