@@ -37,10 +37,10 @@ import re
 import stat
 import struct
 import warnings
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from acgan_cli import __version__
 from acgan_cli.core.config import (
@@ -1086,16 +1086,56 @@ def training_config_of(info: CheckpointInfo) -> TrainConfig:
     return info.train
 
 
+T = TypeVar("T")
+_READ_TRIES = 5  # reads of a checkpoint that a run still training replaced or pruned meanwhile
+
+
+def _settled(path: str | Path, read: Callable[[Path], T]) -> T:
+    """`read(file)` for the checkpoint file `path` resolves to, from one file from start to end.
+
+    A run still training replaces latest.safetensors and, with --keep-checkpoints and
+    --ckpt-every 1, prunes step files within milliseconds: a read whose file went away under it,
+    or was replaced between the header and the tensors, is done again on what `path` names now.
+    """
+    for tries_left in reversed(range(_READ_TRIES)):
+        file = resolve_checkpoint(path)
+        before = _identity(file)
+        try:
+            result = read(file)
+        except CheckpointError:
+            after = _identity(file)
+            if tries_left and (after is None or after != before):
+                continue
+            raise
+        if _identity(file) == before:
+            return result
+    raise CheckpointError(
+        f"{path} changed under each of {_READ_TRIES} reads (a run is writing there)",
+        hint="try again, or name a step file that the run keeps",
+    )
+
+
+def _identity(file: Path) -> tuple[int, ...] | None:
+    """What tells one file at `file` from another put there by a rename; None when nothing is there."""
+    try:
+        status = file.stat()
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+
+
 def read_info(path: str | Path) -> CheckpointInfo:
     """Metadata of a checkpoint (file or run folder) without loading its tensors."""
-    path = resolve_checkpoint(path)
-    return _parse_info(path, read_metadata(path))
+    return _settled(path, lambda file: _parse_info(file, read_metadata(file)))
 
 
 def check_checkpoint(path: str | Path) -> CheckpointInfo:
     """`read_info`, and all the header can tell of the tensors without reading them: the names and
     shapes the model needs, and a file as long as the header says (a truncated one is refused)."""
-    path = resolve_checkpoint(path)
+    return _settled(path, _check_file)
+
+
+def _check_file(path: Path) -> CheckpointInfo:
     header, expected = _read_header(path)
     info = _parse_info(path, _acgan_metadata(path, header))
     _check_tensor_table(info, header)
@@ -1130,14 +1170,17 @@ def load_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.T
     """A checkpoint's metadata and all its tensors (on the CPU), after validating both."""
     from safetensors import SafetensorError
 
-    info = check_checkpoint(path)
-    try:
-        tensors = load_tensors(info.path)
-    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
-        raise CheckpointError(
-            f"{info.path} is damaged: {first_line(exc, _MESSAGE_LIMIT)}", hint=NOT_A_CHECKPOINT_HINT
-        ) from None
-    return info, tensors
+    def read(file: Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
+        info = _check_file(file)
+        try:
+            tensors = load_tensors(file)
+        except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(
+                f"{file} is damaged: {first_line(exc, _MESSAGE_LIMIT)}", hint=NOT_A_CHECKPOINT_HINT
+            ) from None
+        return info, tensors
+
+    return _settled(path, read)
 
 
 def _non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
@@ -1260,14 +1303,21 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tupl
     import torch
 
     from acgan_cli.core.devices import resolve_device
-    from acgan_cli.core.models import Generator
 
     if not isinstance(device, torch.device):
         device = checked("device", device, "str")
     # "gpu", or "cuda" without CUDA: a DeviceError, not torch's RuntimeError (a torch.device too, by its name)
     device = resolve_device(str(device))
     info, tensors = load_checkpoint(path)
+    return generator_of(info, tensors, device), info
+
+
+def generator_of(info: CheckpointInfo, tensors: dict[str, torch.Tensor], device: torch.device) -> nn.Module:
+    """The generator that `load_checkpoint`'s tensors hold (its EMA copy when there is one), in eval mode."""
+    import torch
+
+    from acgan_cli.core.models import Generator
+
     generator = Generator(info.model)
-    prefix = "generator_ema" if info.has_ema else "generator"
-    load_module(generator, tensors, prefix, info.path)
-    return generator.to(device, memory_format=torch.channels_last).eval(), info
+    load_module(generator, tensors, "generator_ema" if info.has_ema else "generator", info.path)
+    return generator.to(device, memory_format=torch.channels_last).eval()

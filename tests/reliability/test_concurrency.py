@@ -121,3 +121,25 @@ def test_samplers_started_together_never_overwrite_each_other(
     for seed, report in reports.items():
         assert report["seed"] == seed
     assert not list(tmp_path.glob(".*.tmp*"))  # no temporary left behind
+
+
+def test_a_run_folder_reads_whole_while_its_run_prunes_step_files(
+    forkserver: ForkServer, tmp_path: Path
+) -> None:
+    """`sample RUN` or `evaluate RUN` beside a run saving every step and keeping one step file: the
+    step file the folder named could be pruned before it was opened ("does not exist"), and the
+    tensors could come from a later latest.safetensors than the header that described them."""
+    run = tmp_path / "run"
+    args = [*TRAIN, "--seed", "7", "--max-steps", "100000", "--ckpt-every", "1", "--keep-checkpoints", "1"]
+    training = forkserver.spawn([*args, "--out", "run"], tmp_path, name="training")
+    training.wait_until(lambda: last_logged_step(run) >= 3, "third step")
+    steps = []
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        info, tensors = ckpt.load_checkpoint(run)
+        assert tensors["optimizer.generator.0.step"].item() == info.step  # header and tensors: one file
+        steps.append(ckpt.check_checkpoint(run).step)
+        steps.append(info.step)
+    training.send(signal.SIGINT)
+    assert training.wait() == 130, training.stderr
+    assert len(set(steps)) > 10  # it read a run that moved on under it, many times

@@ -269,11 +269,12 @@ def reference_scores(
     return compute_scores(lambda metric: comparisons[metric.reference], metrics)
 
 
-def _load_discriminator(path: Path, device: torch.device) -> nn.Module:
-    from acgan_cli.core.checkpoint import load_checkpoint, load_module
+def _discriminator_of(
+    info: CheckpointInfo, tensors: dict[str, torch.Tensor], device: torch.device
+) -> nn.Module:
+    from acgan_cli.core.checkpoint import load_module
     from acgan_cli.core.models import Discriminator
 
-    info, tensors = load_checkpoint(path)
     discriminator = Discriminator(info.model)
     load_module(discriminator, tensors, "discriminator", info.path)
     return discriminator.to(device).eval()
@@ -389,7 +390,7 @@ def evaluate(
     if not callable(on_event):
         raise ConfigError(f"on_event must be a function (got {type(on_event).__name__})", option="on_event")
 
-    from acgan_cli.core.checkpoint import KIND_TRAINING, check_checkpoint, load_generator
+    from acgan_cli.core.checkpoint import KIND_TRAINING, check_checkpoint, generator_of, load_checkpoint
     from acgan_cli.core.devices import (
         autocast,
         autocast_dtype,
@@ -402,7 +403,11 @@ def evaluate(
     from acgan_cli.core.sampling import generation_batch
 
     config = config or EvaluationConfig()
-    infos = _once_each([check_checkpoint(path) for path in checkpoints])  # a damaged one before hours of work
+    checked = [(check_checkpoint(path), path) for path in checkpoints]  # a damaged one before hours of work
+    infos = _once_each([info for info, _ in checked])
+    # A run folder is read again when its turn comes: a run still training there may have pruned
+    # the step file it named (--keep-checkpoints), and its newest checkpoint is the one to score.
+    source = {info.path: path if Path(path).is_dir() else info.path for info, path in checked}
     noisy = [title for name, title in (("fd", "Fréchet distance"), ("kid", "KID")) if name in config.metrics]
     if infos and noisy and config.n_samples < FEATURES:  # a covariance of rank < its size
         warnings.warn(
@@ -477,13 +482,15 @@ def evaluate(
     for index, info in enumerate(infos):
         began = time.perf_counter()
         on_event(StageStarted("load", index, len(infos)))
-        generator, info = load_generator(info.path, device)
+        info, tensors = load_checkpoint(source[info.path])  # one file for both networks
+        generator = generator_of(info, tensors, device)
         has_discriminator = info.kind == KIND_TRAINING
         discriminator = (
-            _load_discriminator(info.path, device)
+            _discriminator_of(info, tensors, device)
             if "d-accuracy" in config.metrics and has_discriminator
             else None
         )
+        del tensors
         loaded = time.perf_counter()
 
         on_event(StageStarted("generate", index, len(infos)))
