@@ -296,12 +296,13 @@ def _notices_as_lines() -> Iterator[None]:
     """Print the core's Notices as `note: …` lines on stderr (not under --quiet), each once."""
     with warnings.catch_warnings():
         warnings.simplefilter("default", Notice)
-        show = warnings.showwarning
+        show, said = warnings.showwarning, set()  # once by its words: two callers may find one thing
 
         def show_notice(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
             if not issubclass(category, Notice):
                 show(message, category, *args, **kwargs)
-            elif not state.quiet:
+            elif not state.quiet and str(message) not in said:
+                said.add(str(message))
                 stderr_console().print(f"note: {message}")
 
         warnings.showwarning = show_notice

@@ -302,8 +302,10 @@ def sample(
     from acgan_cli.core.sampling import NonFiniteImages, draw_samples, resolve_class
 
     with checkpoint_from_environment(from_environment(ctx, "ckpt")):
-        path = resolve_checkpoint(ckpt) if ckpt else newest_checkpoint()
-        generator, info = load_generator(path, resolve_device(device))
+        # a folder, not the file it names now: the run may still be training, and prune that file
+        source = ckpt or newest_checkpoint().parent
+        resolve_checkpoint(source)  # a wrong --ckpt is named before a wrong --device
+        generator, info = load_generator(source, resolve_device(device))
     class_index = (
         resolve_class(info.class_names, digit=digit, name=class_name)
         if digit is not None or class_name is not None

@@ -630,7 +630,11 @@ def export(
     target = _target(out, info.path, fmt)
     asked_tolerance = tolerance is not None
     tolerance = tolerance if tolerance is not None else HALF_TOLERANCE if half else TOLERANCE
-    generator, info = load_generator(info.path)
+    # what `checkpoint` names now: a run still training there may have replaced or pruned that file
+    generator, loaded = load_generator(checkpoint)
+    if loaded.path != info.path:
+        target = _target(out, loaded.path, fmt)
+    info = loaded
     reference = _reference(generator, info)
     messages: list[str] = []
     with _staged(target, spec.extension) as tmp:
