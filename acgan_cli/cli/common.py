@@ -83,7 +83,6 @@ def no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
-EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # as a shell reports a process its signal ended: 128 + number
 LIVE_MIN_COLUMNS = 60  # narrower, the live table's cells all shrink to "…": plain lines say more
 
 
@@ -221,7 +220,7 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
     Usage errors (bad option values found after parsing) are re-raised as typer.BadParameter,
     so they look and exit (2) like the ones typer finds itself (see acgan_cli.cli's app).
     Unexpected exceptions print one line too, with the traceback only under --verbose. SIGTERM
-    unwinds like Ctrl-C (temporary files removed) and exits 143; `train` handles both itself.
+    (SIGHUP) unwinds like Ctrl-C (temporary files removed) and exits 143 (129); `train` handles all itself.
     `@handle_errors(training=True)` (train) says that a run stopped by an error continues with
     `acgan train --resume`, where other commands say that nothing was written.
     """
@@ -230,7 +229,7 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        previous = _catch_sigterm()
+        previous = _catch_stop_signals()
         try:
             _occupy_closed_streams()
             with _notices_as_lines():
@@ -285,8 +284,8 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
             raise typer.Exit(1) from None
 
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     return wrapper
 
@@ -340,18 +339,49 @@ def checkpoint_from_environment(given_by_it: bool) -> Iterator[None]:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process is, so that cleanup runs as it does for Ctrl-C."""
+    """SIGTERM or SIGHUP (`signum`), raised where the process is, so that cleanup runs as it does
+    for Ctrl-C."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__()
+        self.signum = signum
+
+
+_SIGHUP = getattr(signal, "SIGHUP", None)  # the terminal closed (an ssh session dropped); not on Windows
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, _SIGHUP) if s is not None)
+STOP_WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", _SIGHUP: "hung up"}
+
+
+def signal_of(exc: KeyboardInterrupt) -> int:
+    """The signal behind a KeyboardInterrupt: a Terminated's, else SIGINT (Ctrl-C)."""
+    return exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+
+
+def exit_code(signum: int) -> int:
+    """The status a stop by `signum` ends with: 128 + its number, as a shell reports a process it ended."""
+    return 128 + signum
+
+
+def catchable(signum: int) -> bool:
+    """Whether acgan may take `signum` over: not one the process was started ignoring (`nohup` ignores
+    SIGHUP; a non-interactive shell starts `cmd &` ignoring SIGINT), which must stay ignored."""
+    return signal.getsignal(signum) is not signal.SIG_IGN
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
+    raise Terminated(signum)
 
 
-def _catch_sigterm() -> Any:
-    """Turn SIGTERM into `Terminated` (main thread only); the handler it replaced, or None."""
+def _catch_stop_signals() -> dict[int, Any]:
+    """Turn SIGTERM and SIGHUP into `Terminated` (main thread only, and not where they are ignored);
+    the handlers they replaced."""
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_terminated)
+        return {}
+    return {
+        signum: signal.signal(signum, _raise_terminated)
+        for signum in STOP_SIGNALS
+        if signum != signal.SIGINT and catchable(signum)
+    }
 
 
 def in_chain(exc: BaseException, test: Callable[[BaseException], bool]) -> BaseException | None:
@@ -371,14 +401,14 @@ def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
 
 
 def _interrupted(exc: KeyboardInterrupt, training: bool) -> typer.Exit:
-    terminated = isinstance(exc, Terminated)
+    signum = signal_of(exc)
     print_error(
-        "terminated" if terminated else "interrupted",
+        STOP_WORDS[signum],
         "checkpoints already written are intact; `acgan train --resume RUN` continues a run"
         if training
         else "nothing was written and files already there are unchanged; run the command again",
     )
-    return typer.Exit(EXIT_SIGTERM if terminated else EXIT_SIGINT)
+    return typer.Exit(exit_code(signum))
 
 
 OS_ERROR_HINT = "check the free space and permissions of the folders acgan reads and writes"

@@ -12,28 +12,30 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from acgan_cli.cli.common import (
-    EXIT_SIGINT,
-    EXIT_SIGTERM,
     LIVE_MIN_COLUMNS,
-    Terminated,
+    STOP_SIGNALS,
+    STOP_WORDS,
     as_argument,
+    catchable,
     complete_dataset,
     complete_device,
     complete_from,
     complete_precision,
+    exit_code,
     handle_errors,
     in_chain,
     interactive,
     print_error,
     print_result,
     require_stdout,
+    signal_of,
     state,
     stderr_console,
     to_devnull,
@@ -78,7 +80,8 @@ class _StopRequests:
         self._console = console  # the live display's: its notice then stays above the bars
 
     def __enter__(self) -> _StopRequests:
-        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # One the process was started ignoring stays ignored, as it was until now (`nohup`, `cmd &`)
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS if catchable(sig)}
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
@@ -90,8 +93,9 @@ class _StopRequests:
             signal.signal(signal.SIGINT, _quit_at_once)
 
     @property
-    def exit_code(self) -> int:
-        return EXIT_SIGTERM if self.received and self.received[0] == signal.SIGTERM else EXIT_SIGINT
+    def signum(self) -> int:
+        """The signal that asked the run to stop (SIGINT when none did: a second Ctrl-C's KeyboardInterrupt)."""
+        return self.received[0] if self.received else signal.SIGINT
 
     def hold(self) -> None:
         """From now until the block ends, a signal waits for the block to finish its lines."""
@@ -104,7 +108,7 @@ class _StopRequests:
             raise KeyboardInterrupt
         elif not self.received:  # a repeated SIGTERM changes nothing: the stop is under way
             self.received.append(signum)
-            again = "Ctrl-C to quit at once" if signum == signal.SIGTERM else "Ctrl-C again to quit at once"
+            again = "Ctrl-C again to quit at once" if signum == signal.SIGINT else "Ctrl-C to quit at once"
             try:
                 self._console.print(f"\nstopping after this step and saving a checkpoint ({again})")
             except (
@@ -117,7 +121,7 @@ def _quit_at_once(signum: int, frame: object) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         with suppress(OSError, ValueError):  # a closed pipe or stream: nothing left to tell
             stream.flush()
-    os._exit(EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT)
+    os._exit(exit_code(signum))
 
 
 @handle_errors(training=True)
@@ -487,15 +491,13 @@ def train(
 def _stopped_before_saving(exc: KeyboardInterrupt, resumed: Path | None) -> typer.Exit:
     """Ctrl-C or SIGTERM before the run could stop and save (its data loading, its first lines):
     the generic hint would offer `--resume` of a run that has no checkpoint."""
-    return _nothing_saved(
-        isinstance(exc, Terminated), resumed, "before the first step", "start the run again"
-    )
+    return _nothing_saved(signal_of(exc), resumed, "before the first step", "start the run again")
 
 
-def _nothing_saved(terminated: bool, resumed: Path | None, when: str, hint: str) -> typer.Exit:
+def _nothing_saved(signum: int, resumed: Path | None, when: str, hint: str) -> typer.Exit:
     """Say that a stop came before this command saved anything: a new run has nothing (`when`, with
     `hint`); a resume leaves the checkpoint it resumed as it was, without this command's options."""
-    word = "terminated" if terminated else "interrupted"
+    word = STOP_WORDS[signum]
     if resumed is None:
         print_error(f"{word} {when}; nothing was saved", hint)
     else:
@@ -503,7 +505,7 @@ def _nothing_saved(terminated: bool, resumed: Path | None, when: str, hint: str)
             f"{word} before this command saved a checkpoint; {resumed}, which it resumed, is intact",
             "run the same command again to start over from it",
         )
-    return typer.Exit(EXIT_SIGTERM if terminated else EXIT_SIGINT)
+    return typer.Exit(exit_code(signum))
 
 
 class _ReaderGone:
@@ -529,7 +531,7 @@ def _run(trainer: Trainer, console: Console) -> None:
     draw = _renderer(console, with_evaluation=bool(config.eval_every))
     shown = _ReaderGone(draw)
     with _StopRequests(console) as stop:
-        code = EXIT_SIGINT
+        signum = signal.SIGINT  # a KeyboardInterrupt: the second Ctrl-C
         try:
             result = trainer.run(on_event=shown, should_stop=lambda: bool(stop.received) or shown.gone)
         except KeyboardInterrupt:  # the second Ctrl-C, in a step or a checkpoint write
@@ -541,7 +543,7 @@ def _run(trainer: Trainer, console: Console) -> None:
                 raise
             if state.verbose:
                 traceback.print_exc()
-            result, code = None, stop.exit_code
+            result, signum = None, stop.signum
         finally:
             stop.hold()  # the run is over: say where it saved before any other signal is obeyed
             with suppress(BrokenPipeError):
@@ -552,17 +554,17 @@ def _run(trainer: Trainer, console: Console) -> None:
             raise typer.Exit(141)
 
         if result is None:
-            word = "terminated" if code == EXIT_SIGTERM else "interrupted"
+            word = STOP_WORDS[signum]
             last = trainer.last_checkpoint  # a write cut short is never renamed into place
             if last != trainer.resumed_from:  # this command saved: its checkpoint holds its options
                 print_error(
                     f"{word}; the last checkpoint {last} is intact",
                     f"resume with: acgan train --resume {shlex.quote(str(trainer.run_dir))}",
                 )
-                raise typer.Exit(code)
+                raise typer.Exit(exit_code(signum))
             trainer.discard()  # a new run folder without a checkpoint of its own cannot be resumed
             raise _nothing_saved(
-                code == EXIT_SIGTERM,
+                signum,
                 last,
                 "before the first checkpoint",
                 "a single Ctrl-C stops after the step and saves a checkpoint to resume from",
@@ -570,7 +572,7 @@ def _run(trainer: Trainer, console: Console) -> None:
         if result.interrupted and result.checkpoint == trainer.resumed_from:  # stopped before its first step
             trainer.discard()
             raise _nothing_saved(
-                stop.exit_code == EXIT_SIGTERM,
+                stop.signum,
                 trainer.resumed_from,
                 "before the first step",
                 "start the run again: a stop that a step has begun saves after that step",
@@ -578,8 +580,10 @@ def _run(trainer: Trainer, console: Console) -> None:
         if result.interrupted:
             console.print(f"stopped at step {result.step}; saved {result.checkpoint}")
             console.print(f"resume with: acgan train --resume {shlex.quote(str(result.run_dir))}")
-            _print_run_dir(result.run_dir, stopped=True)
-            raise typer.Exit(stop.exit_code)
+            hung_up = stop.signum == getattr(signal, "SIGHUP", None)
+            with suppress(AcganError) if hung_up else nullcontext():  # a closed terminal takes no path
+                _print_run_dir(result.run_dir, stopped=True)
+            raise typer.Exit(exit_code(stop.signum))
     if not state.quiet:
         ran = result.step - trainer.start_step
         rate = ran * config.batch_size / max(result.seconds, 1e-9)

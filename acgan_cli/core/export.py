@@ -495,15 +495,15 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
     folder = Path(tempfile.gettempdir()) if is_stream(target) else target.parent
     tmp = folder / temporary_path(target, extension).name
     made = [parent for parent in target.parents if not parent.exists()]  # innermost first
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        remove_orphaned_temporaries(folder, of=target.name)  # a killed export's of this file
-        tmp.write_bytes(b"")  # fail now, before the export, if the folder cannot be written
-    except OSError as exc:
-        raise ExportError(
-            f"cannot write {target}: {write_failure(target, exc)}", hint=write_hint(exc)
-        ) from None
-    try:
+    try:  # the temporary is made inside: a Ctrl-C the moment it appears must remove it too
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            remove_orphaned_temporaries(folder, of=target.name)  # a killed export's of this file
+            tmp.write_bytes(b"")  # fail now, before the export, if the folder cannot be written
+        except OSError as exc:
+            raise ExportError(
+                f"cannot write {target}: {write_failure(target, exc)}", hint=write_hint(exc)
+            ) from None
         yield tmp
     finally:
         with contextlib.suppress(OSError):  # a failing cleanup must not hide why the export failed

@@ -1,4 +1,5 @@
-"""SIGTERM and SIGINT: the run saves, says how to resume, and exits 143 / 130.
+"""SIGTERM, SIGINT and SIGHUP: the run saves, says how to resume, and exits 143 / 130 / 129; a signal
+the process was started ignoring stays ignored.
 
 (A single Ctrl-C is tested in tests/cli/test_train.py; these add SIGTERM, a signal that
 arrives inside a checkpoint write, and the second Ctrl-C that quits at once.)
@@ -6,7 +7,9 @@ arrives inside a checkpoint write, and the second Ctrl-C that quits at once.)
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -25,14 +28,17 @@ RUN_ARGS = [
 ]  # fmt: skip
 
 
-def test_sigterm_saves_prints_the_resume_command_and_exits_143(
-    forkserver: ForkServer, tmp_path: Path
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_or_a_hangup_saves_prints_the_resume_command_and_exits_128_plus_its_number(
+    forkserver: ForkServer, tmp_path: Path, signum: int, status: int
 ) -> None:
+    """A hangup (the terminal closed, an ssh session dropped) killed the run where it was: no save,
+    and a first-epoch run left a folder that could not be resumed."""
     run = tmp_path / "run"
     child = forkserver.spawn(RUN_ARGS, tmp_path)  # checkpoints only at epoch ends: the stop must save
     child.wait_until(lambda: last_logged_step(run) >= 3, "third step")
-    child.send(signal.SIGTERM)
-    assert child.wait() == 143, child.stderr
+    child.send(signum)
+    assert child.wait() == status, child.stderr
     info = ckpt.read_info(run)
     assert info.step >= 3 and info.step == metrics_steps(run)[-1]  # saved where it stopped
     assert (
@@ -356,7 +362,12 @@ def test_a_resume_stopped_before_it_saved_says_how_to_start_it_again(
 
 
 @pytest.mark.parametrize(
-    ("signum", "status", "word"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")]
+    ("signum", "status", "word"),
+    [
+        (signal.SIGTERM, 143, "terminated"),
+        (signal.SIGINT, 130, "interrupted"),
+        (signal.SIGHUP, 129, "hung up"),
+    ],
 )
 def test_a_signal_during_export_removes_its_temporary_file(
     forkserver: ForkServer, trained_run: Path, tmp_path: Path, signum: int, status: int, word: str
@@ -373,3 +384,70 @@ def test_a_signal_during_export_removes_its_temporary_file(
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acgan.err", "acgan.out", "g.onnx"]
     assert target.read_bytes() == b"the previous export"
+
+
+def test_signals_the_run_was_started_ignoring_stay_ignored(tmp_path: Path) -> None:
+    """`nohup` ignores SIGHUP, and a script's `acgan train &` starts ignoring SIGINT. Once training
+    began, each stopped the run all the same (its handler replaced the ignoring), where a moment
+    before, while torch loaded, it did nothing: a terminal closing killed a nohup'd run's work."""
+    run = tmp_path / "run"
+    train = shlex.join([sys.executable, "-m", "acgan_cli", *RUN_ARGS])
+    shell = subprocess.Popen(
+        ["bash", "-c", f"trap '' HUP; {train} > out 2> err & echo $!; wait $!"],
+        cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert shell.stdout is not None
+    pid = int(shell.stdout.readline())
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while last_logged_step(run) < 3:
+            assert shell.poll() is None and time.monotonic() < deadline, (tmp_path / "err").read_text()
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGHUP)
+        os.kill(pid, signal.SIGINT)
+        stepped = last_logged_step(run)
+        while last_logged_step(run) < stepped + 5:  # it trains on
+            assert shell.poll() is None and time.monotonic() < deadline, (tmp_path / "err").read_text()
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGTERM)  # what a script sends instead: it stops and saves
+        assert shell.wait(TIMEOUT) == 143, (tmp_path / "err").read_text()
+    finally:
+        if shell.poll() is None:
+            os.kill(pid, signal.SIGKILL)
+            shell.wait()
+    assert "stopping after this step" in (tmp_path / "err").read_text()
+    assert ckpt.read_info(run).step == metrics_steps(run)[-1]
+
+
+def test_a_closed_terminal_stops_and_saves_the_run(tmp_path: Path) -> None:
+    """An ssh session that drops: the terminal goes, the kernel sends SIGHUP, and every write to the
+    terminal fails (EIO). The run stops after its step and saves, as for SIGTERM, though it can no
+    longer say so; it ended at once before, with nothing saved."""
+    import fcntl
+    import termios
+
+    run = tmp_path / "run"
+    controller, terminal = os.openpty()
+
+    def own_terminal() -> None:  # a session whose controlling terminal is the pty, as a login has
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "acgan_cli", *RUN_ARGS],
+        cwd=tmp_path, stdin=terminal, stdout=terminal, stderr=terminal, preexec_fn=own_terminal,
+        env={**os.environ, "COLUMNS": "120"},
+    )  # fmt: skip
+    os.close(terminal)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while last_logged_step(run) < 3:
+            assert child.poll() is None and time.monotonic() < deadline
+            with contextlib.suppress(OSError):  # keep the terminal's buffer drained, as a reader would
+                os.read(controller, 65536)
+            time.sleep(0.01)
+    finally:
+        os.close(controller)  # the terminal hangs up
+    assert child.wait(TIMEOUT) == 129
+    info = ckpt.read_info(run)
+    assert info.step >= 3 and info.step == metrics_steps(run)[-1]
