@@ -402,13 +402,26 @@ def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
 
 def _interrupted(exc: KeyboardInterrupt, training: bool) -> typer.Exit:
     signum = signal_of(exc)
+    cut_short = getattr(exc, "cut_short", None)  # bytes already out on stdout (write_all)
     print_error(
         STOP_WORDS[signum],
         "checkpoints already written are intact; `acgan train --resume RUN` continues a run"
         if training
+        else _cut_off(*cut_short)
+        if cut_short
         else "nothing was written and files already there are unchanged; run the command again",
     )
     return typer.Exit(exit_code(signum))
+
+
+def _cut_off(written: int, total: int) -> str:
+    """The hint for a stop while stdout took bytes: whatever it got is a cut-off file."""
+    took = (
+        f"stdout took at least {written:,} of the {total:,} bytes"
+        if written
+        else (f"stdout may hold the start of the {total:,} bytes")
+    )
+    return f"{took}, cut off: discard it and run the command again"
 
 
 OS_ERROR_HINT = "check the free space and permissions of the folders acgan reads and writes"

@@ -322,12 +322,18 @@ def write_all(fd: int, data: bytes) -> None:
     """All of `data` into the open file `fd`, which may take it in pieces (a pipe).
 
     A short write (a full disk, `ulimit -f`) is an OSError that says how much went: never a
-    silently cut file. A reader that went away is a BrokenPipeError, as from os.write.
+    silently cut file. A reader that went away is a BrokenPipeError, as from os.write. A Ctrl-C
+    while it writes carries `cut_short`: (bytes surely written, bytes in all), for the hint that
+    what a stream got is cut off (write_all writes streams: stdout, a pipe, a device).
     """
     view = memoryview(data)
     try:
         while view:
             view = view[os.write(fd, view) :]
+    except KeyboardInterrupt as exc:  # Ctrl-C while a slow reader holds it up: it may have a part
+        # At least this much went: a signal can land as os.write returns, losing its count.
+        exc.cut_short = (len(data) - len(view), len(data))
+        raise
     except BrokenPipeError:
         raise
     except OSError as exc:
@@ -551,14 +557,14 @@ def write_new(path: Path, data: bytes) -> bool:
             except FileExistsError:
                 return False
             try:
-                write_all(fd, data)
-                os.fsync(fd)
-            except BaseException:
+                with open(fd, "wb") as f:  # and closed
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except BaseException:  # no half-written file under the name
                 with contextlib.suppress(OSError):
                     path.unlink()
                 raise
-            finally:
-                os.close(fd)
     _sync_folder(path.parent)
     return True
 

@@ -2,8 +2,10 @@ import io
 import json
 import os
 import pickle
+import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -126,6 +128,31 @@ def test_a_reader_that_stops_early_ends_sample_quietly(run: Path) -> None:
     sampler.stdout.close()
     assert sampler.wait(timeout=60) == 141  # as SIGPIPE ends cat
     assert sampler.stderr.read() == b""
+
+
+def test_a_ctrl_c_while_a_slow_reader_has_part_of_the_bytes_says_they_are_cut_off(run: Path) -> None:
+    """The reader has read a little and reads no more, so the write waits on the full pipe; a
+    Ctrl-C then said "nothing was written" of a stream already holding part of an array."""
+    many = [*SEVENS[:7], "20000", *SEVENS[8:]]  # 5 MB of pixels: far more than a pipe holds
+    sampler = subprocess.Popen(many, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert sampler.stdout.read(10) == b"\x93NUMPY\x01\x00v\x00"  # it is writing, and blocks soon
+    sampler.send_signal(signal.SIGINT)
+    got = 10 + len(sampler.stdout.read())
+    assert sampler.wait(timeout=60) == 130
+    total = 20000 * 16 * 16 + 128
+    assert 10 < got < total
+    error, hint = sampler.stderr.read().decode().splitlines()
+    assert error == "error: interrupted"
+    # os.write's count is lost when the signal lands as it returns: "at least" what was counted
+    took = re.fullmatch(f"hint: stdout took at least ([0-9,]+) of the {total:,} bytes, cut off: .*", hint)
+    assert (
+        (took
+        and 0 < int(took[1].replace(",", "")) <= got)
+        or hint
+        == (
+            f"hint: stdout may hold the start of the {total:,} bytes, cut off: discard it and run the command again"
+        )
+    )
 
 
 def test_explicit_checkpoint_and_missing_output_folder(run: Path, tmp_path: Path) -> None:
