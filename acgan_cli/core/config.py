@@ -27,10 +27,23 @@ MAX_CLASSES = 65536  # IDX labels are bytes; a registry dataset has at most a fe
 MAX_LAYER_WEIGHTS = 2**28  # weights in one layer: 1 GiB in fp32, and as much again per Adam moment
 
 
+def home() -> Path:
+    """The user's home folder: $HOME, or the account's where HOME is unset or empty (an empty one
+    is unset, as for acgan's own variables: Path.home() made it `/`, and the cache `/.cache`)."""
+    if os.environ.get("HOME") or os.name != "posix":
+        return Path.home()
+    import pwd
+
+    try:
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:  # an account with no passwd entry (a container's random uid)
+        return Path.home()
+
+
 def default_data_dir() -> Path:
     """Where datasets are downloaded: $ACGAN_DATA_DIR, else ~/.cache/acgan/data."""
     env = os.environ.get("ACGAN_DATA_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "acgan" / "data"
+    return Path(env).expanduser() if env else home() / ".cache" / "acgan" / "data"
 
 
 def default_runs_dir() -> Path:

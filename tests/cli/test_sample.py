@@ -145,13 +145,8 @@ def test_a_ctrl_c_while_a_slow_reader_has_part_of_the_bytes_says_they_are_cut_of
     assert error == "error: interrupted"
     # os.write's count is lost when the signal lands as it returns: "at least" what was counted
     took = re.fullmatch(f"hint: stdout took at least ([0-9,]+) of the {total:,} bytes, cut off: .*", hint)
-    assert (
-        (took
-        and 0 < int(took[1].replace(",", "")) <= got)
-        or hint
-        == (
-            f"hint: stdout may hold the start of the {total:,} bytes, cut off: discard it and run the command again"
-        )
+    assert (took and 0 < int(took[1].replace(",", "")) <= got) or hint == (
+        f"hint: stdout may hold the start of the {total:,} bytes, cut off: discard it and run the command again"
     )
 
 

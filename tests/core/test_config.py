@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,22 @@ def test_one_of_lists_the_choices_and_suggests_only_a_near_miss() -> None:
         ConfigError, match=r"recipe must be one of reference, modern \(got 'Modern'\); did you"
     ):
         TrainConfig(recipe="Modern")
+
+
+@pytest.mark.parametrize("variable", ["ACGAN_CACHE_DIR", "ACGAN_DATA_DIR"])
+def test_an_empty_home_counts_as_unset_for_the_cache_folders(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """`HOME= acgan evaluate` put the evaluator cache at /.cache/acgan (Path.home() is `/` then)."""
+    import pwd
+
+    from acgan_cli.core.config import default_data_dir
+    from acgan_cli.core.evaluation.config import default_cache_dir
+
+    default = {"ACGAN_CACHE_DIR": default_cache_dir, "ACGAN_DATA_DIR": default_data_dir}[variable]
+    monkeypatch.delenv(variable)
+    account = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    monkeypatch.setenv("HOME", "")
+    assert default().is_relative_to(account / ".cache" / "acgan")
+    monkeypatch.setenv("HOME", "/somewhere/else")
+    assert default().is_relative_to(Path("/somewhere/else/.cache/acgan"))  # a HOME that is set is used

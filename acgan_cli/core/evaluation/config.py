@@ -11,6 +11,7 @@ from acgan_cli.core.config import (
     check_precision,
     check_seed,
     check_types,
+    home,
     require,
     require_utf8_path,
 )
@@ -23,7 +24,7 @@ QUICK_SAMPLES = 2_000  # images `quick_metrics` draws (for `acgan train --eval-e
 def default_cache_dir() -> Path:
     """Where trained evaluators are cached: $ACGAN_CACHE_DIR, else ~/.cache/acgan."""
     env = os.environ.get("ACGAN_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "acgan"
+    return Path(env).expanduser() if env else home() / ".cache" / "acgan"
 
 
 def check_evaluator_seed(evaluator: str, seed_given: bool) -> None:
