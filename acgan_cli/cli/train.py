@@ -110,7 +110,8 @@ class _StopRequests:
             self.received.append(signum)
             again = "Ctrl-C again to quit at once" if signum == signal.SIGINT else "Ctrl-C to quit at once"
             try:
-                self._console.print(f"\nstopping after this step and saving a checkpoint ({again})")
+                if not state.quiet:  # results and errors only: the exit status says it stopped
+                    self._console.print(f"\nstopping after this step and saving a checkpoint ({again})")
             except (
                 BrokenPipeError
             ):  # stderr's reader is gone (`| tee` ended first): stop and save all the same
@@ -578,8 +579,9 @@ def _run(trainer: Trainer, console: Console) -> None:
                 "start the run again: a stop that a step has begun saves after that step",
             )
         if result.interrupted:
-            console.print(f"stopped at step {result.step}; saved {result.checkpoint}")
-            console.print(f"resume with: acgan train --resume {shlex.quote(str(result.run_dir))}")
+            if not state.quiet:
+                console.print(f"stopped at step {result.step}; saved {result.checkpoint}")
+                console.print(f"resume with: acgan train --resume {shlex.quote(str(result.run_dir))}")
             hung_up = stop.signum == getattr(signal, "SIGHUP", None)
             with suppress(AcganError) if hung_up else nullcontext():  # a closed terminal takes no path
                 _print_run_dir(result.run_dir, stopped=True)

@@ -451,3 +451,17 @@ def test_a_closed_terminal_stops_and_saves_the_run(tmp_path: Path) -> None:
     assert child.wait(TIMEOUT) == 129
     info = ckpt.read_info(run)
     assert info.step >= 3 and info.step == metrics_steps(run)[-1]
+
+
+def test_a_quiet_run_stopped_by_sigterm_says_nothing_but_its_folder(
+    forkserver: ForkServer, tmp_path: Path
+) -> None:
+    """`acgan -q` prints results and errors only: a stop that saved is neither (its status says it
+    stopped), yet "stopping after this step", "stopped at step N" and "resume with" came out."""
+    run = tmp_path / "run"
+    child = forkserver.spawn(["-q", *RUN_ARGS], tmp_path)
+    child.wait_until(lambda: last_logged_step(run) >= 3, "third step")
+    child.send(signal.SIGTERM)
+    assert child.wait() == 143
+    assert (child.stdout, child.stderr) == ("run\n", "")
+    assert ckpt.read_info(run).step == metrics_steps(run)[-1]
