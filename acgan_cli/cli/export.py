@@ -22,11 +22,11 @@ from acgan_cli.cli.common import (
     state,
     stderr_console,
 )
-from acgan_cli.core.checkpoint import names_stdout
 from acgan_cli.core.config import one_of
 from acgan_cli.core.errors import Notice
 from acgan_cli.core.export import DEFAULT_FORMAT, FORMATS, format_for, format_from_name
 from acgan_cli.core.export import export as export_generator
+from acgan_cli.core.files import names_stdout
 
 if TYPE_CHECKING:
     from acgan_cli.core.export import ExportResult

@@ -29,9 +29,9 @@ from acgan_cli.cli.common import (
     state,
     stderr_console,
 )
-from acgan_cli.core.checkpoint import extension
 from acgan_cli.core.config import check_device, check_seed, one_of
 from acgan_cli.core.errors import AcganError, Notice
+from acgan_cli.core.files import extension
 from acgan_cli.core.sampling import FORMATS
 
 WHAT, OUTPUT, MODEL = "What to draw", "Output", "Model"
@@ -85,7 +85,7 @@ def _write(path: Path, data: bytes, numbered_in: Path | None, stem: str, fmt: st
     """Write `data` to `path` and return where it went. A name chosen here (`numbered_in` a folder)
     is claimed as it is written: one that another process took since it was chosen moves on to the
     next free number, so that two samplers started together never overwrite each other."""
-    from acgan_cli.core.checkpoint import write_atomic, write_failure, write_hint, write_new
+    from acgan_cli.core.files import write_atomic, write_failure, write_hint, write_new
 
     try:
         if numbered_in is None:
@@ -118,7 +118,7 @@ def _write_stdout(data: bytes) -> None:
     A reader that stops early (`| head -c 100`) ends the command quietly with status 141 (see
     handle_errors), as SIGPIPE ends cat or gzip.
     """
-    from acgan_cli.core.checkpoint import write_all
+    from acgan_cli.core.files import write_all
 
     sys.stdout.flush()
     try:
@@ -176,7 +176,7 @@ class _DrawingBar:
 
 def _to_stdout(out: str | None) -> bool:
     """Whether --out means stdout: `-`, or a path naming it (/dev/stdout, /dev/fd/1)."""
-    from acgan_cli.core.checkpoint import names_stdout
+    from acgan_cli.core.files import names_stdout
 
     return out == "-" or names_stdout(out)
 
@@ -315,7 +315,8 @@ def sample(
     stem = _default_stem(info.class_names, class_index, grid)
     target_path, numbered_in = (None, None) if to_stdout else _target(out, fmt, stem)
     if target_path is not None:  # refused before drawing (up to 100,000 images)
-        from acgan_cli.core.checkpoint import destination, refuse_to_overwrite_checkpoint
+        from acgan_cli.core.checkpoint import refuse_to_overwrite_checkpoint
+        from acgan_cli.core.files import destination
 
         refuse_to_overwrite_checkpoint(destination(target_path), "sample", reading=info.path)
     named = extension(target_path, [f".{name}" for name in FORMATS]).lstrip(".") if target_path else ""

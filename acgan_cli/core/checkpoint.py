@@ -1,4 +1,4 @@
-"""Checkpoints: one safetensors file per snapshot, never pickle; and the safe writing of output files.
+"""Checkpoints: one safetensors file per snapshot, never pickle.
 
 A training checkpoint holds the generator, the discriminator, both Adam states
 (flattened to tensors), fp16's loss scales, the RNG states and string metadata (format, versions, the
@@ -18,26 +18,22 @@ floating point or not), and metadata that disagrees with itself (class names or 
 against the model config, a pixel range other than acgan's). Loaded weights and optimizer
 moments must be finite.
 
-The module also holds what every command uses to write its outputs: temporaries beside the
-target and their cleanup after a killed writer (`temporary_path`, `remove_orphaned_temporaries`),
-atomic and durable replacement (`write_atomic`, `replace_durably`), writing into pipes, devices
-and stdout (`destination`, `is_stream`, `write_into`), the wording of a failed write
-(`write_failure`, `write_hint`), and the guard that keeps an output from overwriting a
-checkpoint, a run's records or an evaluator (`refuse_to_overwrite_checkpoint`).
+The module also holds the guard that keeps any command's output from overwriting a checkpoint,
+a run's records or an evaluator (`refuse_to_overwrite_checkpoint`), as it knows those formats;
+how outputs are written (atomically, into streams) is files.py's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import json
 import os
 import re
 import stat
 import struct
 import warnings
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -53,6 +49,9 @@ from acgan_cli.core.config import (
     to_json,
 )
 from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError, first_line
+from acgan_cli.core.files import (
+    blocking_file,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -222,182 +221,7 @@ def _written_at(path: Path) -> int:
         return -1
 
 
-# ----------------------------------------------------------------------------- writing
-
-
-# A temporary file's name: `.NAME.PID.tmp`, or `.NAME.PID.tmp.EXT` for an export (torch.export
-# wants its archive to end in .pt2).
-_TEMPORARY = re.compile(r"\..+\.(\d+)\.tmp(?:\.[A-Za-z0-9]+)?")
-
-
-def temporary_path(path: Path, suffix: str = "") -> Path:
-    """A hidden sibling of `path` to write first and rename onto it (same folder, same file system);
-    `suffix` (".pt2") ends its name, for writers that read the extension."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
-
-
-def remove_orphaned_temporaries(folder: Path, of: str | None = None) -> list[Path]:
-    """Delete the temporary files in `folder` whose writing process is gone (killed mid-write);
-    with `of`, only those of the file of that name.
-
-    A file whose process id is alive is kept: it may be a write in progress. Returns what went.
-    """
-    removed = []
-    for path in folder.glob(f".{glob.escape(of) if of else '*'}.*.tmp*"):
-        written_by = _TEMPORARY.fullmatch(path.name)
-        if written_by is None or _alive(int(written_by.group(1))):
-            continue
-        with contextlib.suppress(OSError):
-            path.unlink()
-            removed.append(path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # another user's process, or not a pid: leave its file alone
-    return True
-
-
-# An open file named through /dev or /proc: /dev/fd/N, /proc/self/fd/N, /proc/PID/task/TID/fd/N, …
-_DESCRIPTOR = re.compile(r"/(?:dev|proc/(self|thread-self|\d+)(?:/task/\d+)?)/fd/(\d+)")
-
-
-def _descriptor_named(path: Path) -> tuple[str, int] | None:
-    """(whose, N) if `path`, or a link it leads through, names a process's open file N; else None."""
-    current = os.path.join(os.getcwd(), path)
-    for _ in range(40):  # the kernel's own limit on a chain of links
-        # Its folder as the kernel resolves it (`..` after a link, `//dev`, /dev/fd -> /proc/PID/fd).
-        folder, name = os.path.split(current)
-        if name in ("", ".", ".."):
-            return None
-        current = os.path.join(os.path.realpath(folder), name)
-        if current in ("/dev/stdout", "/dev/stderr"):
-            return "self", 1 if current == "/dev/stdout" else 2
-        if match := _DESCRIPTOR.fullmatch(current):
-            return match.group(1) or "self", int(match.group(2))
-        try:
-            link = os.readlink(current)
-        except OSError:  # not a link (or not there): an ordinary path
-            return None
-        current = os.path.join(os.path.dirname(current), link)
-    return None
-
-
-def own_descriptor(path: Path) -> int | None:
-    """The number of this process's open file that `path` names, else None.
-
-    /dev/stdout, /dev/fd/N and /proc/self/fd/N (or a symlink to one) name a file the shell opened
-    for us: a pipe, a terminal, or a regular file opened by `>` or `>>`. Such a file is written
-    through that open file, at its offset and in its mode. Following the links instead leads to a
-    `pipe:[N]` that does not exist, or to the redirected file, which a rename would replace
-    (losing what `>>` was appending to).
-    """
-    named = _descriptor_named(path)
-    if named is None or named[0] not in ("self", "thread-self", str(os.getpid())):
-        return None
-    return named[1]
-
-
-def names_stdout(out: str | None) -> bool:
-    """Whether an --out value names this process's stdout (/dev/stdout, /dev/fd/1, …)."""
-    return bool(out) and own_descriptor(Path(out).expanduser()) == 1
-
-
-def extension(path: str | Path, formats: Collection[str] = ()) -> str:
-    """The extension that names a file's format, lower-cased: "g.ONNX" -> ".onnx". A name that is
-    only one of `formats`' extensions (".npy", which pathlib reads as a hidden file without one)
-    is its own; any other hidden name (".grid") has none."""
-    name = Path(path).name
-    if name.startswith(".") and name.count(".") == 1:
-        return name.lower() if name.lower() in formats else ""
-    return Path(name).suffix.lower()
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """All of `data` into the open file `fd`, which may take it in pieces (a pipe).
-
-    A short write (a full disk, `ulimit -f`) is an OSError that says how much went: never a
-    silently cut file. A reader that went away is a BrokenPipeError, as from os.write. A Ctrl-C
-    while it writes carries `cut_short`: (bytes surely written, bytes in all), for the hint that
-    what a stream got is cut off (write_all writes streams: stdout, a pipe, a device).
-    """
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view) :]
-    except KeyboardInterrupt as exc:  # Ctrl-C while a slow reader holds it up: it may have a part
-        # At least this much went: a signal can land as os.write returns, losing its count.
-        exc.cut_short = (len(data) - len(view), len(data))
-        raise
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        written = f"{len(data) - len(view)} of {len(data)} bytes written"
-        raise OSError(exc.errno, f"{exc.strerror or exc}: {written}") from None
-
-
-def destination(path: Path) -> Path:
-    """The file that writing `path` replaces: a symlink's final target, so the link itself stays.
-
-    A link to one of our open files or to a device or pipe stays as given: it is written into.
-    """
-    if not path.is_symlink() or is_stream(path):
-        return path
-    return Path(os.path.realpath(path))
-
-
-def is_stream(path: Path) -> bool:
-    """Whether `path` is a device, pipe, socket or one of our open files: something to write into,
-    never to rename over."""
-    if _descriptor_named(path) is not None:  # another process's is opened, never renamed over
-        return True
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
-
-
-def write_into(path: Path, data: bytes) -> None:
-    """`data` into the stream `path` (see `is_stream`): through our open file if it is one."""
-    fd = own_descriptor(path)
-    if fd is not None:
-        write_all(fd, data)
-        return
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def replace_durably(tmp: Path, path: Path) -> None:
-    """Rename the finished file `tmp` onto `path` so that readers see the old file or the new one.
-
-    A regular file keeps its permissions. A device or pipe (/dev/stdout, a FIFO) is written
-    into instead: renaming over it would put a plain file where the device was.
-    """
-    if is_stream(path):
-        write_into(path, tmp.read_bytes())
-        tmp.unlink()
-        return
-    with open(tmp, "rb+") as f:
-        with contextlib.suppress(OSError):  # a new file keeps the umask's mode
-            os.fchmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _sync_folder(path.parent)  # make the rename itself durable
-
-
-def _sync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can open or fsync a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+# ----------------------------------------------------------------------------- outputs
 
 
 READ_BY = {"sample": "sampled", "export": "exported"}  # what a command does to the checkpoint it reads
@@ -496,95 +320,6 @@ def exported_model(path: Path) -> str | None:
                 return "an ONNX model" if view.find(ONNX_METADATA_KEY) >= 0 else None
     except (OSError, ValueError, zipfile.BadZipFile):  # unreadable, empty, or a broken archive: not one
         return None
-
-
-def blocking_file(path: Path) -> Path | None:
-    """The file among `path`'s nearest existing parents that keeps it from being made, if any."""
-    nearest = next((p for p in path.parents if p.exists()), None)
-    return nearest if nearest is not None and not nearest.is_dir() else None
-
-
-FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # a full disk, a quota, a file-size limit
-
-
-def write_hint(exc: OSError) -> str:
-    """What to do about an output that could not be written: room first, where room was the problem."""
-    if exc.errno in FULL:
-        return "free some disk space (or raise the file-size limit), or choose another --out"
-    return "choose another --out"
-
-
-def write_failure(path: Path, exc: OSError) -> str:
-    """Why writing `path` failed, in words: mkdir under a regular file says "File exists"."""
-    blocker = blocking_file(path)
-    return f"{blocker} is not a folder" if blocker else str(exc.strerror or exc)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers see the old file or the new one, never a mix.
-
-    A symlink is followed (its target is replaced, the link kept); a device or pipe is written
-    into directly, as there is nothing there to replace.
-    """
-    path = destination(path)
-    if is_stream(path):
-        write_into(path, data)
-        return
-    with _staged(path, data) as tmp:
-        replace_durably(tmp, path)
-
-
-def write_new(path: Path, data: bytes) -> bool:
-    """Write `data` as the new file `path`, whole, unless something already has that name: then
-    False, and nothing is written. Another process taking the name between a caller's look and
-    this write loses nothing (two `acgan sample` runs picking the same free name).
-
-    The finished file is hard-linked into place, which fails on a taken name; a file system
-    without hard links gets the file created exclusively and written in place instead.
-    """
-    with _staged(path, data) as tmp:
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS):
-                raise
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
-                return False
-            try:
-                with open(fd, "wb") as f:  # and closed
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-            except BaseException:  # no half-written file under the name
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                raise
-    _sync_folder(path.parent)
-    return True
-
-
-@contextlib.contextmanager
-def _staged(path: Path, data: bytes) -> Iterator[Path]:
-    """`data` in a synced temporary beside `path`, removed on the way out (whatever became of it);
-    an OSError about the temporary is reported as one about `path`, the file the caller named."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        tmp.write_bytes(data)
-        yield tmp
-    except OSError as exc:
-        if exc.filename in (None, str(tmp)):  # name the file the caller asked for, not our temporary
-            raise OSError(exc.errno, exc.strerror, str(path)) from None  # same subclass, by errno
-        raise
-    finally:
-        with contextlib.suppress(OSError):  # a failing cleanup must not hide why the write failed
-            tmp.unlink(missing_ok=True)
 
 
 def _module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:

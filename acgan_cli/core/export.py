@@ -35,20 +35,22 @@ from acgan_cli import __version__
 from acgan_cli.core.checkpoint import (
     EXPORT_METADATA_FILE,
     CheckpointInfo,
-    destination,
-    extension,
-    is_stream,
     load_generator,
     read_info,
     refuse_to_overwrite_checkpoint,
+)
+from acgan_cli.core.config import PIXEL_RANGE, checked, one_of, require, to_json
+from acgan_cli.core.errors import ExportError, Notice, UsageError
+from acgan_cli.core.files import (
+    destination,
+    extension,
+    is_stream,
     remove_orphaned_temporaries,
     replace_durably,
     temporary_path,
     write_failure,
     write_hint,
 )
-from acgan_cli.core.config import PIXEL_RANGE, checked, one_of, require, to_json
-from acgan_cli.core.errors import ExportError, Notice, UsageError
 
 if TYPE_CHECKING:
     import torch

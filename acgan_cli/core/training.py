@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from acgan_cli import __version__
 from acgan_cli.core import checkpoint as ckpt
+from acgan_cli.core import files
 from acgan_cli.core.config import (
     MODEL_RECIPE_FIELDS,
     RESUME_FIXED_FIELDS,
@@ -172,7 +173,7 @@ def create_run_dir(dataset: str, runs_dir: Path | None = None) -> Path:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunDirError(
-            f"cannot create a run folder in {runs_dir}: {ckpt.write_failure(runs_dir / 'run', exc)}",
+            f"cannot create a run folder in {runs_dir}: {files.write_failure(runs_dir / 'run', exc)}",
             hint="set --out or $ACGAN_RUNS_DIR",
         ) from None
     for _ in range(1000):
@@ -201,7 +202,7 @@ def check_out(
         check_not_in_use(home)  # the run itself locks it later, once the data is loaded
     if path is None:
         runs_dir = Path(runs_dir or default_runs_dir())
-        if home is None and (blocker := ckpt.blocking_file(runs_dir / "run")):
+        if home is None and (blocker := files.blocking_file(runs_dir / "run")):
             raise RunDirError(
                 f"cannot create a run folder in {runs_dir}: {blocker} is not a folder",
                 hint="set --out or $ACGAN_RUNS_DIR",
@@ -216,7 +217,7 @@ def check_out(
             f"{path} already holds files; acgan never overwrites a run",
             hint=f"choose a new --out, or continue that run with --resume {path}",
         )
-    if blocker := ckpt.blocking_file(path):
+    if blocker := files.blocking_file(path):
         raise RunDirError(f"cannot create {path}: {blocker} is not a folder", hint="choose another --out")
 
 
@@ -534,7 +535,7 @@ def _epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> t
 
 
 def _write_json(path: Path, data: dict) -> None:
-    ckpt.write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    files.write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def run_settings(
@@ -805,7 +806,7 @@ class Trainer:
                 seconds = seconds_then
         if torn or len(kept) != len(lines):
             try:
-                ckpt.write_atomic(path, b"".join(kept))
+                files.write_atomic(path, b"".join(kept))
             except OSError as exc:
                 raise self._write_failed(path, exc) from None
         return seconds
@@ -903,9 +904,9 @@ class Trainer:
         path = self.checkpoint_dir / f"step-{self.step:08d}.safetensors"
         first = self.last_checkpoint == self.resumed_from  # this session's first
         try:
-            ckpt.write_atomic(path, data)
+            files.write_atomic(path, data)
             self.last_checkpoint = path  # whole from here: a resume finds it even if latest fails
-            ckpt.write_atomic(self.checkpoint_dir / ckpt.LATEST, data)
+            files.write_atomic(self.checkpoint_dir / ckpt.LATEST, data)
             if first and not self.new_run_dir:
                 # A resume in its own folder records its settings once it has a checkpoint to show
                 # for them: one that stops or fails before leaves the run's record as it was.
@@ -985,7 +986,7 @@ class Trainer:
         path = self.samples_dir / f"step-{self.step:08d}.png"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            ckpt.write_atomic(path, encode_png(images, SAMPLES_PER_CLASS))
+            files.write_atomic(path, encode_png(images, SAMPLES_PER_CLASS))
         except OSError as exc:
             raise self._write_failed(path, exc) from None
         return path
@@ -1221,7 +1222,7 @@ class Trainer:
                 raise
         for folder in (self.checkpoint_dir, self.samples_dir):
             folder.mkdir(parents=True, exist_ok=True)
-            ckpt.remove_orphaned_temporaries(folder)  # left by a process killed mid-write
+            files.remove_orphaned_temporaries(folder)  # left by a process killed mid-write
         if self.new_run_dir:  # a resume in its own folder writes it with its first checkpoint
             self._write_config()
         time_before = self._drop_metrics_after_checkpoint() if self.resumed_from else 0.0

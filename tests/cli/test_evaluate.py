@@ -344,6 +344,7 @@ def test_the_data_folder_of_the_checkpoints_run_is_where_the_data_is_found(
     import dataclasses
 
     from acgan_cli.core import checkpoint as ckpt
+    from acgan_cli.core import files
 
     monkeypatch.delenv("ACGAN_DATA_DIR")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -351,7 +352,7 @@ def test_the_data_folder_of_the_checkpoints_run_is_where_the_data_is_found(
     generator, info = ckpt.load_generator(run)
     train = dataclasses.replace(info.train, dataset="mnist", data_dir=str(tmp_path / "mine"))
     path = tmp_path / "mnist.safetensors"
-    ckpt.write_atomic(
+    files.write_atomic(
         path,
         ckpt.generator_checkpoint_bytes(generator, dataclasses.replace(info, dataset="mnist", train=train)),
     )
@@ -371,12 +372,13 @@ def test_a_generator_that_draws_nan_is_one_error_not_figures(run: Path, tmp_path
     import torch
 
     from acgan_cli.core import checkpoint as ckpt
+    from acgan_cli.core import files
 
     generator, info = ckpt.load_generator(run)
     with torch.no_grad():
         generator.project.weight.mul_(1e38)
     path = tmp_path / "overflowing.safetensors"
-    ckpt.write_atomic(path, ckpt.generator_checkpoint_bytes(generator, info))
+    files.write_atomic(path, ckpt.generator_checkpoint_bytes(generator, info))
     for metrics in ("fd", "class-accuracy,precision-recall"):
         result = runner.invoke(app, ["evaluate", str(path), *FEW, "--metrics", metrics, "--json"])
         assert result.exit_code == 1, result.stderr
@@ -407,6 +409,7 @@ def test_a_checkpoint_whose_data_folder_moved_is_told_where_it_is(run: Path, tmp
     import dataclasses
 
     from acgan_cli.core import checkpoint as ckpt
+    from acgan_cli.core import files
 
     names = [f"digit {c}" for c in range(10)]
     folder = write_idx_folder(tmp_path / "digits", 400, 200)
@@ -414,7 +417,7 @@ def test_a_checkpoint_whose_data_folder_moved_is_told_where_it_is(run: Path, tmp
     generator, info = ckpt.load_generator(run)
     path = tmp_path / "g.safetensors"
     info = dataclasses.replace(info, dataset=str(folder), class_names=tuple(names))
-    ckpt.write_atomic(path, ckpt.generator_checkpoint_bytes(generator, info))
+    files.write_atomic(path, ckpt.generator_checkpoint_bytes(generator, info))
     folder.rename(tmp_path / "moved")
     result = runner.invoke(app, ["evaluate", str(path), *FEW])
     assert result.exit_code == 1

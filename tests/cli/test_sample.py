@@ -464,13 +464,14 @@ def test_a_generator_that_draws_nan_is_refused_not_drawn_black(run: Path, tmp_pa
     """Finite weights whose images overflow: NaN pixels became 0 in 0..255, and sample wrote black
     images with exit 0. Export said "a bug in acgan or the exporter" for the same file."""
     from acgan_cli.core import checkpoint as ckpt
+    from acgan_cli.core import files
 
     generator, info = ckpt.load_generator(run)
     with torch.no_grad():  # +-inf after the first layer, and inf - inf = NaN in the next one's sums
         generator.project.weight.mul_(1e38)
         generator.up1.weight.mul_(1e38)
     path = tmp_path / "overflowing.safetensors"
-    ckpt.write_atomic(path, ckpt.generator_checkpoint_bytes(generator, info))
+    files.write_atomic(path, ckpt.generator_checkpoint_bytes(generator, info))
     for command in (
         ["sample", "--ckpt", str(path), "--n", "50", "--out", "black.npy"],
         ["export", str(path), "-f", "safetensors", "-o", "g.safetensors"],

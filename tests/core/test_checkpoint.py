@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from acgan_cli.core import checkpoint as ckpt
+from acgan_cli.core import files
 from acgan_cli.core.errors import CheckpointError, Notice, first_line
 from acgan_cli.core.training import Trainer
 from tests.conftest import fifo_reader, tiny_config
@@ -65,8 +66,8 @@ def test_load_generator_rebuilds_from_the_file_alone(trained_run: Path) -> None:
 
 def test_write_atomic_replaces_whole_files_only(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "file.bin"
-    ckpt.write_atomic(target, b"old")
-    ckpt.write_atomic(target, b"new contents")
+    files.write_atomic(target, b"old")
+    files.write_atomic(target, b"new contents")
     assert target.read_bytes() == b"new contents"
     assert [p.name for p in target.parent.iterdir()] == ["file.bin"]  # no temporary files left
 
@@ -78,7 +79,7 @@ def test_write_atomic_follows_symlinks_and_keeps_permissions(tmp_path: Path) -> 
     real.chmod(0o640)
     link = tmp_path / "link.png"
     link.symlink_to(real)
-    ckpt.write_atomic(link, b"new")
+    files.write_atomic(link, b"new")
     assert link.is_symlink() and link.resolve() == real  # the link is kept, its target replaced
     assert real.read_bytes() == b"new"
     assert stat.S_IMODE(real.stat().st_mode) == 0o640
@@ -89,21 +90,21 @@ def test_a_failing_cleanup_never_hides_why_write_atomic_failed(tmp_path: Path) -
     # A folder where the temporary goes: writing it fails, and so does removing it (even for root,
     # who may unlink in a read-only folder but never unlink a folder).
     target = tmp_path / "file.bin"
-    ckpt.temporary_path(target).mkdir()
+    files.temporary_path(target).mkdir()
     with pytest.raises(IsADirectoryError) as caught:
-        ckpt.write_atomic(target, b"data")
+        files.write_atomic(target, b"data")
     assert caught.value.filename == str(target)  # the write's error, naming the file asked for
     assert not target.exists()
 
 
 def test_write_new_writes_only_a_name_nothing_has(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "grid.png"
-    assert ckpt.write_new(target, b"first")
-    assert not ckpt.write_new(target, b"second")  # taken: the first file is kept, whole
+    assert files.write_new(target, b"first")
+    assert not files.write_new(target, b"second")  # taken: the first file is kept, whole
     assert target.read_bytes() == b"first"
     dangling = tmp_path / "sub" / "link.png"
     dangling.symlink_to(tmp_path / "nowhere" / "x.png")
-    assert not ckpt.write_new(dangling, b"third")  # a link takes its name, even leading nowhere
+    assert not files.write_new(dangling, b"third")  # a link takes its name, even leading nowhere
     assert not (tmp_path / "nowhere").exists()
     assert sorted(p.name for p in target.parent.iterdir()) == ["grid.png", "link.png"]  # no temporaries
 
@@ -121,7 +122,7 @@ def test_write_new_without_hard_links_creates_the_file_exclusively(
     target = tmp_path / "grid.png"
     if taken:
         target.write_bytes(b"kept")
-    assert ckpt.write_new(target, b"drawn") is not taken
+    assert files.write_new(target, b"drawn") is not taken
     assert target.read_bytes() == (b"kept" if taken else b"drawn")
     assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]
 
@@ -129,7 +130,7 @@ def test_write_new_without_hard_links_creates_the_file_exclusively(
 def test_write_atomic_writes_into_a_pipe_and_leaves_it_a_pipe(tmp_path: Path) -> None:
     pipe = tmp_path / "pipe"
     with fifo_reader(pipe) as got:
-        ckpt.write_atomic(pipe, b"through the pipe")
+        files.write_atomic(pipe, b"through the pipe")
     assert bytes(got) == b"through the pipe"
     assert stat.S_ISFIFO(pipe.stat().st_mode)
     assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
@@ -291,7 +292,7 @@ def test_orphaned_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp
     kept = [live, tmp_path / "latest.safetensors", tmp_path / ".notes.tmp", tmp_path / ".notes.tmp.txt~"]
     for path in [orphan, export, *kept]:
         path.write_bytes(b"x")
-    assert sorted(ckpt.remove_orphaned_temporaries(tmp_path)) == sorted([orphan, export])
+    assert sorted(files.remove_orphaned_temporaries(tmp_path)) == sorted([orphan, export])
     assert sorted(tmp_path.iterdir()) == sorted(kept)
 
 
@@ -526,6 +527,6 @@ def test_a_step_file_renamed_by_hand_is_not_taken_for_the_newest(tmp_path: Path,
         assert ckpt.read_info(run).step == 6
     # A renamed file that does hold the later state (latest behind it) is still the one to use.
     (folder / "step-00000006.safetensors").rename(folder / "step-00000099.safetensors")
-    ckpt.write_atomic(folder / ckpt.LATEST, (folder / "step-00000004.safetensors").read_bytes())
+    files.write_atomic(folder / ckpt.LATEST, (folder / "step-00000004.safetensors").read_bytes())
     with pytest.warns(Notice, match="holds step 6; using .*step-00000099"):
         assert ckpt.resolve_checkpoint(run) == folder / "step-00000099.safetensors"

@@ -20,6 +20,7 @@ from safetensors import safe_open
 from torch import nn
 
 from acgan_cli.core import checkpoint as ckpt
+from acgan_cli.core import files
 from acgan_cli.core.config import ModelConfig
 from acgan_cli.core.data import FASHION_MNIST_CLASSES, Dataset, load_dataset
 from acgan_cli.core.errors import Notice
@@ -82,7 +83,7 @@ def generator_only_file(run_dir: Path, target: Path, dataset: str | None = None)
     generator, info = ckpt.load_generator(run_dir)
     if dataset is not None:
         info = dataclasses.replace(info, dataset=dataset)
-    ckpt.write_atomic(target, ckpt.generator_checkpoint_bytes(generator, info))
+    files.write_atomic(target, ckpt.generator_checkpoint_bytes(generator, info))
     return target
 
 
@@ -542,7 +543,7 @@ def test_numbered_classes_match_the_same_data_named_and_other_names_are_refused(
     assert report.checkpoints[0].scores.figures["class_accuracy"] is not None
     renamed = generator_only_file(run, tmp_path / "renamed.safetensors")
     generator, info = ckpt.load_generator(renamed)
-    ckpt.write_atomic(renamed, ckpt.generator_checkpoint_bytes(
+    files.write_atomic(renamed, ckpt.generator_checkpoint_bytes(
         generator, dataclasses.replace(info, class_names=tuple("abcdefghij"))))  # fmt: skip
     with pytest.raises(EvaluatorError) as caught:
         evaluate([renamed], config)

@@ -381,7 +381,7 @@ def evaluator_bytes(evaluator: Evaluator) -> bytes:
 
 def save_evaluator(evaluator: Evaluator, path: Path) -> None:
     """Write the evaluator to `path` atomically (readers never see half a file)."""
-    from acgan_cli.core.checkpoint import write_atomic
+    from acgan_cli.core.files import write_atomic
 
     try:
         write_atomic(path, evaluator_bytes(evaluator))
@@ -391,7 +391,7 @@ def save_evaluator(evaluator: Evaluator, path: Path) -> None:
 
 def _check_writable(path: Path) -> None:
     """Refuse a cache that cannot take `path` before training an evaluator for it, not after."""
-    from acgan_cli.core.checkpoint import temporary_path
+    from acgan_cli.core.files import temporary_path
 
     if path.is_dir():  # found by the write only after minutes of training: os.replace cannot take its place
         raise EvaluatorError(
@@ -408,7 +408,7 @@ def _check_writable(path: Path) -> None:
 
 
 def _unwritable(path: Path, exc: OSError) -> EvaluatorError:
-    from acgan_cli.core.checkpoint import write_failure
+    from acgan_cli.core.files import write_failure
 
     return EvaluatorError(
         f"cannot write the evaluator to {path}: {write_failure(path, exc)}",
@@ -556,7 +556,7 @@ def load_evaluator(
         if should_stop():  # asked while it waited
             raise TrainingStopped
         if lock.held:  # no other process writes it now: what a killed write left can go
-            from acgan_cli.core.checkpoint import remove_orphaned_temporaries
+            from acgan_cli.core.files import remove_orphaned_temporaries
 
             with contextlib.suppress(OSError):
                 remove_orphaned_temporaries(cached.parent, of=cached.name)
