@@ -33,7 +33,7 @@ import re
 import stat
 import struct
 import warnings
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -490,15 +490,17 @@ def read_header(path: Path) -> dict[str, Any]:
     return _read_header(path)[0]
 
 
-def _read_header(path: Path) -> tuple[dict[str, Any], int]:
+def _read_header(path: Path, source: Path | None = None) -> tuple[dict[str, Any], int]:
     """The JSON header of a safetensors file, and the length the file should have: the tensors' data
-    ends where the header's last offset says."""
+    ends where the header's last offset says. Read from `source` (see _pinned) where given; errors
+    name `path`."""
+    source = source or path
     try:
-        status = path.stat()
+        status = source.stat()
         if not stat.S_ISREG(status.st_mode):  # a FIFO would block open() until a writer came, forever
             raise CheckpointError(f"{path} is not a regular file", hint=NOT_A_CHECKPOINT_HINT)
         size = status.st_size
-        with open(path, "rb") as f:
+        with open(source, "rb") as f:
             prefix = f.read(8)
             if size < 8 or len(prefix) < 8:
                 raise CheckpointError(
@@ -548,9 +550,9 @@ def _acgan_metadata(path: Path, header: dict[str, Any]) -> dict[str, str]:
     return metadata
 
 
-def read_metadata(path: Path) -> dict[str, str]:
+def read_metadata(path: Path, source: Path | None = None) -> dict[str, str]:
     """The acgan metadata of a safetensors file, after checking that the header is sane."""
-    return _acgan_metadata(path, read_header(path))
+    return _acgan_metadata(path, _read_header(path, source)[0])
 
 
 EXPORTED_HINT = (
@@ -831,29 +833,49 @@ T = TypeVar("T")
 _READ_TRIES = 5  # reads of a checkpoint that a run still training replaced or pruned meanwhile
 
 
-def _settled(path: str | Path, read: Callable[[Path], T]) -> T:
-    """`read(file)` for the checkpoint file `path` resolves to, from one file from start to end.
+def _settled(path: str | Path, read: Callable[[Path, Path], T]) -> T:
+    """`read(file, source)` for the checkpoint file `path` resolves to, all from one file: `source`
+    keeps naming the file opened first (_pinned), and messages name `file`.
 
     A run still training replaces latest.safetensors and, with --keep-checkpoints and
-    --ckpt-every 1, prunes step files within milliseconds: a read whose file went away under it,
-    or was replaced between the header and the tensors, is done again on what `path` names now.
+    --ckpt-every 1, prunes step files within milliseconds: a read whose file went away before it
+    was opened is done again on what `path` names now. Where a file cannot be pinned (no /proc),
+    a read that saw the file replaced under it is done again too.
     """
     for tries_left in reversed(range(_READ_TRIES)):
         file = resolve_checkpoint(path)
         before = _identity(file)
         try:
-            result = read(file)
+            with _pinned(file) as source:
+                result = read(file, source)
         except CheckpointError:
             after = _identity(file)
             if tries_left and (after is None or after != before):
                 continue
             raise
-        if _identity(file) == before:
+        if source != file or _identity(file) == before:
             return result
     raise CheckpointError(
         f"{path} changed under each of {_READ_TRIES} reads (a run is writing there)",
         hint="try again, or name a step file that the run keeps",
     )
+
+
+@contextlib.contextmanager
+def _pinned(file: Path) -> Iterator[Path]:
+    """A path that names the file at `file` as it is now, while the block runs, even once a run
+    has replaced or pruned it: /proc/self/fd/N of a descriptor held open (Linux). Elsewhere, or
+    for what cannot be opened (the read then says why), `file` itself."""
+    try:  # non-blocking: a FIFO would wait for a writer; the read refuses it as not a regular file
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        yield file
+        return
+    try:
+        held = Path(f"/proc/self/fd/{fd}")
+        yield held if held.exists() else file
+    finally:
+        os.close(fd)
 
 
 def _identity(file: Path) -> tuple[int, ...] | None:
@@ -867,7 +889,7 @@ def _identity(file: Path) -> tuple[int, ...] | None:
 
 def read_info(path: str | Path) -> CheckpointInfo:
     """Metadata of a checkpoint (file or run folder) without loading its tensors."""
-    return _settled(path, lambda file: _parse_info(file, read_metadata(file)))
+    return _settled(path, lambda file, source: _parse_info(file, read_metadata(file, source)))
 
 
 def check_checkpoint(path: str | Path) -> CheckpointInfo:
@@ -876,12 +898,13 @@ def check_checkpoint(path: str | Path) -> CheckpointInfo:
     return _settled(path, _check_file)
 
 
-def _check_file(path: Path) -> CheckpointInfo:
-    header, expected = _read_header(path)
+def _check_file(path: Path, source: Path | None = None) -> CheckpointInfo:
+    source = source or path
+    header, expected = _read_header(path, source)
     info = _parse_info(path, _acgan_metadata(path, header))
     _check_tensor_table(info, header)
     with contextlib.suppress(OSError):  # gone since: loading it will say so
-        size = path.stat().st_size
+        size = source.stat().st_size
         if size != expected:
             raise CheckpointError(
                 f"{path} is damaged: {size:,} bytes where its header describes {expected:,}",
@@ -911,10 +934,10 @@ def load_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.T
     """A checkpoint's metadata and all its tensors (on the CPU), after validating both."""
     from safetensors import SafetensorError
 
-    def read(file: Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
-        info = _check_file(file)
+    def read(file: Path, source: Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
+        info = _check_file(file, source)
         try:
-            tensors = load_tensors(file)
+            tensors = load_tensors(source)
         except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
             raise CheckpointError(
                 f"{file} is damaged: {first_line(exc, _MESSAGE_LIMIT)}", hint=NOT_A_CHECKPOINT_HINT
