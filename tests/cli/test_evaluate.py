@@ -47,6 +47,55 @@ def test_a_table_on_stderr_with_a_reference_column(run: Path) -> None:
     assert "evaluator:" in text and "test accuracy" in text
 
 
+def _table_cells(stderr: str) -> list[list[str]]:
+    """The body rows of the table on stderr, each as its cells: label, one per checkpoint, reference."""
+    return [
+        [cell.strip() for cell in line.strip("│").split("│")]
+        for line in stderr.splitlines()
+        if line.startswith("│")
+    ]
+
+
+def _printed(cell: str) -> tuple[float, float] | None:
+    """A table cell as (value, how far the exact value may be from it given its rounding); None for —."""
+    if cell == "—":
+        return None
+    scale = 0.01 if cell.endswith("%") else 1.0
+    number = cell.rstrip("%")
+    decimals = len(number.partition(".")[2])
+    return float(number) * scale, 0.5 * 10**-decimals * scale + 1e-12
+
+
+def test_the_table_shows_the_figures_and_reference_values_of_the_json(run: Path) -> None:
+    """Each row's checkpoint column and "real images" column are the --json report's `metrics` and
+    `reference` for that figure (per-class figures one row per class), as rounded for the table."""
+    table = runner.invoke(app, ["evaluate", str(run), *FEW], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.stderr
+    report = runner.invoke(app, ["evaluate", str(run), *FEW, "--json"])
+    assert report.exit_code == 0, report.stderr
+    document = json.loads(report.stdout)
+    (checkpoint,) = document["checkpoints"]
+    expected = []  # (label, figure key, class name or None), in the table's order
+    for name in document["metrics"]:
+        for figure in METRICS[name].figures:
+            classes = document["evaluator"]["class_names"] if figure.per_class else [None]
+            expected += [(figure.label, figure.key, c) for c in classes]
+    rows = _table_cells(table.stderr)
+    assert len(rows) == len(expected)
+    references_seen = set()
+    for (label, key, class_name), row in zip(expected, rows, strict=True):
+        assert len(row) == 3, row  # metric, the checkpoint, real images
+        assert row[0] == f"{label} · {class_name}" if class_name else row[0].startswith(f"{label} "), row
+        for cell, values in ((row[1], checkpoint["metrics"]), (row[2], checkpoint["reference"])):
+            value = values[key] if class_name is None else values[key][class_name]
+            shown = _printed(cell)
+            assert (shown is None) == (value is None), (row, value)
+            if shown is not None:
+                assert abs(shown[0] - value) <= shown[1], (row, key, class_name, value)
+        references_seen.add(row[2])
+    assert len(references_seen) > 5  # real numbers, not one value in every row
+
+
 def test_the_newest_run_by_default_and_one_column_per_checkpoint(run: Path) -> None:
     step = run / "checkpoints" / "step-00000012.safetensors"
     result = runner.invoke(app, ["evaluate", *FEW, "--metrics", "fd"])
