@@ -374,6 +374,27 @@ def test_eval_every_prints_the_figures(
     assert "evaluator: " in result.stderr and "test accuracy" in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("step ")]
     assert len(lines) == 2 and all(" eval_acc " in line and " eval_fd " in line for line in lines)
+    # Each printed figure is what the run recorded for that step in metrics.jsonl, as rounded there.
+    records = {
+        record["step"]: record
+        for record in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+    }
+    keys = {
+        "d_loss": "d_loss", "g_loss": "g_loss", "d_real": "d_real_acc", "d_fake": "d_fake_acc",
+        "aux": "aux_acc", "img/s": "images_per_s",
+        "eval_acc": "eval_class_accuracy", "eval_fd": "eval_frechet_distance",
+    }  # fmt: skip
+    for line in lines:
+        words = line.split()
+        printed = dict(zip(words[::2], words[1::2], strict=True))
+        step = int(printed.pop("step").split("/")[0])
+        record = records[step]
+        assert int(printed.pop("epoch")) == record["epoch"] + 1
+        assert set(printed) == set(keys), line
+        for name, shown in printed.items():
+            decimals = len(shown.partition(".")[2])
+            assert abs(float(shown) - record[keys[name]]) <= 0.5 * 10**-decimals + 1e-9, (name, line, record)
+    assert [int(line.split()[1].split("/")[0]) for line in lines] == [2, 4]
 
 
 def test_a_path_with_brackets_and_colons_prints_as_given(tmp_path: Path) -> None:
