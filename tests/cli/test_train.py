@@ -397,6 +397,38 @@ def test_eval_every_prints_the_figures(
     assert [int(line.split()[1].split("/")[0]) for line in lines] == [2, 4]
 
 
+def _g_widths_accepted() -> list[int]:
+    """The generator widths ModelConfig takes, found by asking it (a small model: no size limit)."""
+    from acgan_cli.core.config import ModelConfig
+    from acgan_cli.core.errors import ConfigError
+
+    accepted = []
+    for width in range(-2, 5000):
+        try:
+            ModelConfig(g_width=width, latent_dim=1, img_size=8)
+        except ConfigError:
+            continue
+        accepted.append(width)
+    return accepted
+
+
+@pytest.mark.parametrize("width", ["0", "3", "2050", "-4"])
+def test_an_impossible_g_width_names_the_range_it_takes(tmp_path: Path, width: str) -> None:
+    """The error says which widths are valid, and they are the ones the model takes."""
+    accepted = _g_widths_accepted()
+    low, high = accepted[0], accepted[-1]
+    assert accepted == list(range(low, high + 1, 2))  # every even width between: what "even" says
+    result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--g-width", width, "--out", "run"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: Invalid value for --g-width: must be an even number in {low}..{high} (got {width})",
+        "hint: `acgan train --help` lists the options",
+    ]
+    assert not (tmp_path / "run").exists()
+    assert f"even, {low}..{high}" in plain(runner.invoke(app, ["train", "--help"]).stdout)
+
+
 def test_a_path_with_brackets_and_colons_prints_as_given(tmp_path: Path) -> None:
     """rich read them as markup and emoji codes: "run[/x]" failed after a finished run, and
     ":smile:" became an emoji in paths and errors."""
