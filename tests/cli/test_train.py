@@ -108,6 +108,7 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
         for dry_run in ([], ["--dry-run"]):  # a dry run refuses what the run would
             result = runner.invoke(app, ["train", "--resume", "run", *more, *dry_run])
             assert result.exit_code == 2, result.stderr
+            assert result.stdout == ""
             assert message in " ".join(plain(result.stderr).split())
             assert "loading" not in result.stderr  # refused before the data is loaded (or downloaded)
             assert (
@@ -119,6 +120,7 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
     for dry_run in ([], ["--dry-run"]):
         result = runner.invoke(app, [*older, *dry_run])
         assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
         assert "is at step 2, behind its run's newest checkpoint" in plain(result.stderr)
         assert "loading" not in result.stderr  # refused before the data is loaded (or downloaded)
         assert _folder_bytes(tmp_path / "run") == before
@@ -130,6 +132,7 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
     shutil.copy(checkpoints / "step-00000002.safetensors", checkpoints / "step-00000009.safetensors")
     result = runner.invoke(app, ["train", "--resume", str(checkpoints / "step-00000009.safetensors")])
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert result.stderr.splitlines()[-2:] == [
         f"error: {checkpoints / 'step-00000009.safetensors'} is named for step 9 but holds step 2",
         "hint: the file was renamed or edited; resume from another checkpoint of the run",
@@ -180,6 +183,7 @@ def test_resume_refuses_another_latent_size(tmp_path: Path) -> None:
     before = (tmp_path / "run" / "checkpoints" / "latest.safetensors").read_bytes()
     result = runner.invoke(app, ["train", "--resume", "run", "--latent-dim", "64"])
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert "cannot change from 8 to 64 when resuming" in plain(result.stderr)
     assert (tmp_path / "run" / "checkpoints" / "latest.safetensors").read_bytes() == before
 
@@ -211,6 +215,7 @@ def test_resume_refuses_another_latent_size(tmp_path: Path) -> None:
 def test_impossible_options_exit_2_and_say_why(tmp_path: Path, args: list[str], message: str) -> None:
     result = runner.invoke(app, ["train", *args])
     assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
     assert message in plain(result.stderr)
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()
@@ -220,6 +225,7 @@ def test_impossible_options_exit_2_and_say_why(tmp_path: Path, args: list[str], 
 def test_cuda_without_cuda_is_a_usage_error() -> None:
     result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--device", "cuda"])
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert "CUDA is not available on this machine" in plain(result.stderr)
     assert "loading" not in result.stderr  # refused before the data is loaded, or said to be
 
@@ -231,6 +237,7 @@ def test_missing_dataset_offline_is_a_clear_error(tmp_path: Path, monkeypatch: p
         app, ["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "empty"), "--device", "cpu"]
     )
     assert result.exit_code == 1
+    assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert lines[-2].startswith(f"error: MNIST is not in {tmp_path / 'empty'} and could not be downloaded (")
     assert lines[-1].startswith(
@@ -245,12 +252,14 @@ def test_out_folder_with_files_is_never_overwritten(tmp_path: Path) -> None:
         app, ["train", "--dataset", "mnist-5k", "--max-steps", "1", "--out", "mine", *TINY_ARGS]
     )
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert "mine already holds files; acgan never overwrites a run" in result.stderr
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]
     # Refused before the data is loaded (for --dataset mnist: downloaded), and by --dry-run too.
     for dry_run in ([], ["--dry-run"]):
         result = runner.invoke(app, ["train", "--dataset", "mnist", "--out", "mine", *dry_run])
         assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
         assert (
             result.stderr.splitlines()[0] == "error: mine already holds files; acgan never overwrites a run"
         )
@@ -265,6 +274,7 @@ def test_an_out_or_runs_folder_under_a_file_is_refused_before_loading(
     for dry_run in ([], ["--dry-run"]):
         result = runner.invoke(app, ["train", "--dataset", "mnist", "--out", "notes.txt/run", *dry_run])
         assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
         assert result.stderr.splitlines() == [
             "error: cannot create notes.txt/run: notes.txt is not a folder",
             "hint: choose another --out",
@@ -273,6 +283,7 @@ def test_an_out_or_runs_folder_under_a_file_is_refused_before_loading(
         result = runner.invoke(app, ["train", "--dataset", "mnist", *dry_run])
         monkeypatch.setenv("ACGAN_RUNS_DIR", str(tmp_path / "runs"))
         assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
         assert result.stderr.splitlines()[0] == (
             "error: cannot create a run folder in notes.txt/runs: notes.txt is not a folder"
         )
@@ -347,6 +358,7 @@ def test_resume_from_a_generator_only_file_is_refused_before_loading_data(
     assert exported.exit_code == 0, exported.stderr
     result = runner.invoke(app, ["train", "--resume", "g.safetensors"])
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"error: {Path('g.safetensors')} holds a generator only and cannot resume training",
         "hint: resume from a checkpoint written by `acgan train` (or its run folder)",
@@ -441,6 +453,7 @@ def test_a_path_with_brackets_and_colons_prints_as_given(tmp_path: Path) -> None
     assert f"samples in {out}/samples" in result.stderr
     result = runner.invoke(app, ["sample", "--ckpt", "no[/b]:smile:"])
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert result.stderr.startswith("error: no[/b]:smile: does not exist")
 
 
@@ -458,6 +471,7 @@ def test_eval_every_on_a_folder_without_a_test_split_is_refused_at_once(
     args = ["train", "--dataset", str(folder), "--eval-every", "2", "--max-steps", "2", "--out", "run"]
     result = runner.invoke(app, [*args, *TINY_ARGS, *dry_run])
     assert result.exit_code == 1, result.stderr
+    assert result.stdout == ""
     assert plain(result.stderr) == (
         f"error: {folder} has no test images IDX file (e.g. t10k-images-idx3-ubyte.gz) "
         "hint: scores (evaluate, train --eval-every) need the folder's test split: add its t10k-images and "
@@ -541,6 +555,7 @@ def test_a_batch_larger_than_the_data_is_refused_by_a_dry_run_too(tmp_path: Path
             args = ["train", "--dataset", dataset, "--batch-size", str(images + 1), "--out", "run", *dry_run]
             result = runner.invoke(app, args)
             assert result.exit_code == 2, result.stderr
+            assert result.stdout == ""
             assert result.stderr.splitlines()[0] == (
                 f"error: Invalid value for --batch-size: must be at most {images}, the number of training images"
             )
@@ -558,6 +573,7 @@ def test_a_finished_step_file_outside_its_run_is_refused_before_loading(tmp_path
     shutil.copy(tmp_path / "run" / "checkpoints" / "latest.safetensors", loose)
     result = runner.invoke(app, ["train", "--resume", str(loose)])
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"error: nothing to train: {loose} is at step 4, where the run's --epochs 2 ends",
         f"hint: ask for more to continue it, e.g. `acgan train --resume {loose} --epochs 4`",
@@ -608,6 +624,7 @@ def test_out_with_a_tilde_the_shell_left_is_checked_where_the_run_goes(
     (tmp_path / "home" / "taken" / "notes.txt").write_text("mine")
     refused = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--out=~/taken", "--dry-run"])
     assert refused.exit_code == 1
+    assert refused.stdout == ""
     assert refused.stderr.startswith(f"error: {tmp_path / 'home' / 'taken'} already holds files")
     done = runner.invoke(
         app, ["-q", "train", "--dataset", "mnist-5k", *TINY_ARGS, "--max-steps", "1", "--out=~/new"]
