@@ -13,15 +13,28 @@ from typer.testing import CliRunner
 
 from acgan_cli.cli import app
 from acgan_cli.core.checkpoint import load_checkpoint, read_info
-from tests.conftest import TINY_ARGS, needs_dev_full, plain, run_into_full_stdout
+from tests.conftest import TINY, TINY_ARGS, needs_dev_full, plain, run_into_full_stdout
 
 runner = CliRunner()
 
 
 def test_end_to_end_writes_exactly_the_run_files(tmp_path: Path) -> None:
+    """The tiny model (TINY_ARGS): which files a run writes does not depend on the model's size."""
     run = tmp_path / "run"
     result = runner.invoke(
-        app, ["train", "--dataset", "mnist-5k", "--max-steps", "20", "--out", str(run), "--device", "cpu"]
+        app,
+        [
+            "train",
+            "--dataset",
+            "mnist-5k",
+            "--max-steps",
+            "20",
+            "--out",
+            str(run),
+            "--device",
+            "cpu",
+            *TINY_ARGS,
+        ],
     )
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == str(run)  # the result on stdout, progress on stderr
@@ -36,9 +49,13 @@ def test_end_to_end_writes_exactly_the_run_files(tmp_path: Path) -> None:
     ]
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["max_steps"] == 20 and config["model"]["n_classes"] == 10
-    assert config["device"] == "cpu" and config["steps_per_epoch"] == 78
+    from acgan_cli.core.data import load_dataset
+
+    images = len(load_dataset("mnist-5k").images)  # GANs train on all of it
+    assert config["device"] == "cpu" and config["steps_per_epoch"] == images // TINY["batch_size"]
     info = read_info(run)
-    assert (info.step, info.dataset, info.image_shape) == (20, "mnist-5k", (1, 32, 32))
+    size = TINY["img_size"]
+    assert (info.step, info.dataset, info.image_shape) == (20, "mnist-5k", (1, size, size))
 
 
 def test_default_run_folders_are_numbered(tmp_path: Path) -> None:
