@@ -91,6 +91,7 @@ def test_usage_errors_are_one_error_line_and_one_hint_line(args: list[str], mess
 
 def test_no_arguments_shows_the_help() -> None:
     result = runner.invoke(app, [])
+    assert result.exit_code == 2  # a usage error, as click's no_args_is_help: a script sees it failed
     assert "Usage: acgan [OPTIONS] COMMAND" in plain(result.stdout)
     assert "error" not in result.stderr
 

@@ -47,6 +47,55 @@ def test_a_table_on_stderr_with_a_reference_column(run: Path) -> None:
     assert "evaluator:" in text and "test accuracy" in text
 
 
+def _table_cells(stderr: str) -> list[list[str]]:
+    """The body rows of the table on stderr, each as its cells: label, one per checkpoint, reference."""
+    return [
+        [cell.strip() for cell in line.strip("│").split("│")]
+        for line in stderr.splitlines()
+        if line.startswith("│")
+    ]
+
+
+def _printed(cell: str) -> tuple[float, float] | None:
+    """A table cell as (value, how far the exact value may be from it given its rounding); None for —."""
+    if cell == "—":
+        return None
+    scale = 0.01 if cell.endswith("%") else 1.0
+    number = cell.rstrip("%")
+    decimals = len(number.partition(".")[2])
+    return float(number) * scale, 0.5 * 10**-decimals * scale + 1e-12
+
+
+def test_the_table_shows_the_figures_and_reference_values_of_the_json(run: Path) -> None:
+    """Each row's checkpoint column and "real images" column are the --json report's `metrics` and
+    `reference` for that figure (per-class figures one row per class), as rounded for the table."""
+    table = runner.invoke(app, ["evaluate", str(run), *FEW], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.stderr
+    report = runner.invoke(app, ["evaluate", str(run), *FEW, "--json"])
+    assert report.exit_code == 0, report.stderr
+    document = json.loads(report.stdout)
+    (checkpoint,) = document["checkpoints"]
+    expected = []  # (label, figure key, class name or None), in the table's order
+    for name in document["metrics"]:
+        for figure in METRICS[name].figures:
+            classes = document["evaluator"]["class_names"] if figure.per_class else [None]
+            expected += [(figure.label, figure.key, c) for c in classes]
+    rows = _table_cells(table.stderr)
+    assert len(rows) == len(expected)
+    references_seen = set()
+    for (label, key, class_name), row in zip(expected, rows, strict=True):
+        assert len(row) == 3, row  # metric, the checkpoint, real images
+        assert row[0] == f"{label} · {class_name}" if class_name else row[0].startswith(f"{label} "), row
+        for cell, values in ((row[1], checkpoint["metrics"]), (row[2], checkpoint["reference"])):
+            value = values[key] if class_name is None else values[key][class_name]
+            shown = _printed(cell)
+            assert (shown is None) == (value is None), (row, value)
+            if shown is not None:
+                assert abs(shown[0] - value) <= shown[1], (row, key, class_name, value)
+        references_seen.add(row[2])
+    assert len(references_seen) > 5  # real numbers, not one value in every row
+
+
 def test_the_newest_run_by_default_and_one_column_per_checkpoint(run: Path) -> None:
     step = run / "checkpoints" / "step-00000012.safetensors"
     result = runner.invoke(app, ["evaluate", *FEW, "--metrics", "fd"])
@@ -109,6 +158,7 @@ def test_a_generator_only_file_reports_null_with_the_reason(run: Path, tmp_path:
 def test_an_impossible_sample_count_exits_2_with_the_range(run: Path, n: str) -> None:
     result = runner.invoke(app, ["evaluate", str(run), "--n-samples", n])
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert f"Invalid value for --n-samples: must be in 1..100000 (got {n})" in plain(result.stderr)
     assert "Traceback" not in result.stderr
 
@@ -129,6 +179,7 @@ def test_fewer_samples_than_features_get_a_note_for_fd_and_kid_only(run: Path) -
 def test_an_unknown_metric_exits_2_listing_the_valid_ones(run: Path) -> None:
     result = runner.invoke(app, ["evaluate", str(run), "--metrics", "fd,fid"])
     assert result.exit_code == 2
+    assert result.stdout == ""
     error, hint = result.stderr.splitlines()  # what is wrong, then what to do: one line each
     assert error == "error: Invalid value for --metrics: unknown metric 'fid'; did you mean fd?"
     assert hint.startswith("hint: choose from ") and all(name in hint for name in METRICS)
@@ -138,6 +189,7 @@ def test_a_checkpoint_of_another_dataset_exits_1_naming_both(run: Path, tmp_path
     folder = write_idx_folder(tmp_path / "other-digits", 400, 200)
     result = runner.invoke(app, ["evaluate", str(run), *FEW, "--dataset", str(folder)])
     assert result.exit_code == 1
+    assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert (
         lines[0].startswith("error: ") and "was trained on mnist-5k" in lines[0] and str(folder) in lines[0]
@@ -160,6 +212,7 @@ def test_an_evaluator_and_a_dataset_that_disagree_are_named_as_the_conflict(
         app, ["evaluate", str(run), *FEW, "--evaluator", str(mine), "--dataset", str(folder)]
     )
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
         f"error: {mine} is an evaluator for mnist-5k, not {folder}",
         "hint: drop --dataset to score with the file, or drop --evaluator",
@@ -170,6 +223,7 @@ def test_an_evaluator_and_a_dataset_that_disagree_are_named_as_the_conflict(
         app, ["evaluate", str(other), *FEW, "--evaluator", str(mine), "--dataset", "mnist-5k"]
     )
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
         f"error: {other} was trained on {folder} but the evaluator is for mnist-5k (chosen by --dataset and --evaluator)",
         "hint: drop --dataset and --evaluator: the evaluator follows the checkpoints' dataset",
@@ -204,6 +258,7 @@ def test_bad_evaluator_files_exit_1_in_one_line_and_are_never_unpickled(run: Pat
     for name, expected in cases.items():
         result = runner.invoke(app, ["evaluate", str(run), *FEW, "--evaluator", name])
         assert result.exit_code == 1, name
+        assert result.stdout == ""
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 2 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
     assert not marker.exists()
@@ -255,6 +310,7 @@ def test_train_evaluator_alone_prints_the_cached_file(
 def test_no_run_yet_says_how_to_get_one() -> None:
     result = runner.invoke(app, ["evaluate"])
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert "error: no trained model found under" in result.stderr
     assert "name a checkpoint with `acgan evaluate CKPT` (or $ACGAN_CKPT)" in plain(result.stderr)
 
@@ -270,6 +326,7 @@ def test_acgan_ckpt_names_the_default_checkpoint(run: Path, tmp_path: Path) -> N
     ]
     missing = runner.invoke(app, args, env={"ACGAN_CKPT": str(tmp_path / "gone.safetensors")})
     assert missing.exit_code == 1
+    assert missing.stdout == ""
     assert missing.stderr.splitlines() == [
         f"error: {tmp_path / 'gone.safetensors'} does not exist (the path is $ACGAN_CKPT's)",
         "hint: point $ACGAN_CKPT at a checkpoint or run folder, or unset it",
@@ -302,6 +359,7 @@ def test_an_unwritable_cache_is_refused_before_training(
         app, ["evaluate", "--train-evaluator", "--dataset", str(folder), "--device", "cpu"]
     )
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert result.stderr.startswith(f"error: cannot write the evaluator to {tmp_path / 'file' / 'cache'}")
     assert f": {tmp_path / 'file'} is not a folder\n" in result.stderr
     assert "hint: set $ACGAN_CACHE_DIR to a folder you can write to" in result.stderr
@@ -320,6 +378,7 @@ def test_a_folder_in_the_cached_evaluators_place_is_refused_before_training(
         app, ["evaluate", "--train-evaluator", "--dataset", str(folder), "--device", "cpu"]
     )
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert result.stderr == (
         f"error: cannot write the evaluator to {blocker}: a folder is in its place\n"
         f"hint: move that folder out of acgan's cache ({blocker.parent}), or set $ACGAN_CACHE_DIR to another folder\n"
@@ -396,6 +455,7 @@ def test_a_damaged_checkpoint_is_refused_before_any_is_scored(run: Path, tmp_pat
     cut.write_bytes(latest.read_bytes()[:-1000])
     result = runner.invoke(app, ["evaluate", str(run), str(cut), *FEW])
     assert result.exit_code == 1
+    assert result.stdout == ""
     size = latest.stat().st_size
     assert result.stderr.splitlines() == [
         f"error: {cut} is damaged: {size - 1000:,} bytes where its header describes {size:,}",
@@ -421,6 +481,7 @@ def test_a_checkpoint_whose_data_folder_moved_is_told_where_it_is(run: Path, tmp
     folder.rename(tmp_path / "moved")
     result = runner.invoke(app, ["evaluate", str(path), *FEW])
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"error: {path} was trained on the folder {folder}, which is not there",
         "hint: put the data back at that path (a link will do), or give --dataset FOLDER where it is now",
@@ -439,6 +500,7 @@ def test_a_checkpoint_whose_data_folder_moved_is_told_where_it_is(run: Path, tmp
 def test_all_stands_alone_among_the_metrics(run: Path) -> None:
     result = runner.invoke(app, ["evaluate", str(run), "--metrics", "all,fd"])
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "error: Invalid value for --metrics: 'all' names every metric and stands alone",
         "hint: give all, or a list of metrics without it",

@@ -235,6 +235,7 @@ def test_impossible_requests_exit_2_and_write_nothing(
     before = sorted(tmp_path.rglob("*"))
     result = runner.invoke(app, ["export", *([str(run)] if args else []), *args])
     assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
     assert message in plain(result.stderr)
     assert sorted(tmp_path.rglob("*")) == before
 
@@ -253,6 +254,7 @@ def test_a_training_checkpoint_is_never_overwritten(run: Path) -> None:
     before = latest.read_bytes()
     result = runner.invoke(app, ["export", str(run), "-f", "safetensors", "--out", str(latest)])
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"error: Invalid value for --out: {latest} is a training checkpoint; export never overwrites one",
         "hint: choose another --out",
@@ -271,6 +273,7 @@ def test_unreadable_checkpoints_exit_1_in_one_line(tmp_path: Path) -> None:
     for name, expected in cases.items():
         result = runner.invoke(app, ["export", name, "--format", "pt2"])
         assert result.exit_code == 1, name
+        assert result.stdout == ""
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 2 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
         assert lines[1].startswith("hint: ")
@@ -287,6 +290,7 @@ def test_an_unwritable_output_exits_1_and_leaves_no_partial_file(run: Path, tmp_
     for target in targets:
         result = runner.invoke(app, ["export", str(run), "--out", target])
         assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
         assert result.stderr.startswith(f"error: cannot write {target}: "), result.stderr
     assert sorted(tmp_path.rglob("*")) == before
 
@@ -325,6 +329,7 @@ def test_dev_stdout_takes_the_verified_bytes_alone(run: Path, tmp_path: Path, ou
     assert early.wait(timeout=120) == 141, early.stderr.read()
     result = runner.invoke(app, ["export", str(run), "-o", "/dev/stdout", "--json"])
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert "Invalid value for --json: the file and the JSON would both go to stdout" in plain(result.stderr)
 
 
@@ -433,6 +438,7 @@ def test_an_exported_file_given_as_a_checkpoint_says_what_it_is_and_which_export
         assert runner.invoke(app, ["-q", "export", str(run), "-o", name]).exit_code == 0
         result = runner.invoke(app, ["sample", "--ckpt", name, "-o", "x.png"])
         assert result.exit_code == 1
+        assert result.stdout == ""
         assert result.stderr.splitlines() == [
             f"error: {name} is not a safetensors file (it looks like {looks_like}"
             + ("; acgan never loads pickle)" if name.endswith(".pt") else ")"),
@@ -458,6 +464,7 @@ def test_export_never_writes_under_a_run_checkpoint_name(
         ):
             result = runner.invoke(app, command)
             assert result.exit_code == 2, result.stderr
+            assert result.stdout == ""
             assert "is the name of one of a training run's checkpoints" in plain(result.stderr)
     assert not (run / "checkpoints" / "step-00000099.safetensors").exists()
     assert (run / "checkpoints" / "latest.safetensors").read_bytes() == b""

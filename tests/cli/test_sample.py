@@ -91,6 +91,35 @@ def test_stdout_for_pipelines(run: Path) -> None:
     assert np.load(io.BytesIO(result.stdout_bytes)).shape == (3, 16, 16, 1)
 
 
+def test_digit_draws_that_class_as_the_core_api_does(run: Path) -> None:
+    """`--digit N` must draw class N: the CLI's bytes are what draw_samples(class_index=N) gives the
+    checkpoint's generator, encoded by the same format, and another digit draws other bytes."""
+    from acgan_cli.core.checkpoint import load_generator
+    from acgan_cli.core.sampling import FORMATS, draw_samples
+
+    generator, info = load_generator(run)
+    assert info.class_names[3] == "3"
+
+    def cli(digit: int, fmt: str) -> bytes:
+        args = ["sample", "--digit", str(digit), "--n", "4", "--seed", "1", "--format", fmt, "--out", "-"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.stderr
+        return result.stdout_bytes
+
+    def api(digit: int, fmt: str) -> bytes:
+        images, labels, width = draw_samples(generator, class_index=digit, n=4, grid=False, seed=1)
+        return FORMATS[fmt](images, labels, width)
+
+    threes = cli(3, "npy")
+    assert threes == api(3, "npy")
+    assert threes != cli(5, "npy") and api(3, "npy") != api(5, "npy")  # the class changes the pixels
+    assert cli(3, "png") == api(3, "png")
+    # npz carries the labels (its zip entries hold a write time: compare what they hold, not bytes)
+    with np.load(io.BytesIO(cli(3, "npz"))) as arrays:
+        assert arrays["labels"].tolist() == [3, 3, 3, 3]
+        assert np.array_equal(arrays["images"], np.load(io.BytesIO(threes)))
+
+
 SEVENS = [
     sys.executable,
     "-m",
@@ -182,6 +211,7 @@ def test_a_folder_out_gets_the_default_name_and_a_file_is_never_taken_for_one(
     (tmp_path / "keep.png").write_bytes(b"KEEP")
     result = runner.invoke(app, ["sample", "--digit", "4", "--out", "keep.png/"])
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert (
         result.stderr.splitlines()[0] == "error: cannot write keep.png/sample-4.png: keep.png is not a folder"
     )
@@ -192,6 +222,7 @@ def test_class_name_alias(run: Path, tmp_path: Path) -> None:
     assert runner.invoke(app, ["sample", "--class", "5", "--out", "five.png"]).exit_code == 0
     result = runner.invoke(app, ["sample", "--class", "sneaker"])
     assert result.exit_code == 2
+    assert result.stdout == ""
     error, hint = result.stderr.splitlines()
     assert error == "error: Invalid value for --class: no class named 'sneaker'"
     assert hint.startswith("hint: this model's classes are: 0, 1, 2")
@@ -200,6 +231,7 @@ def test_class_name_alias(run: Path, tmp_path: Path) -> None:
 def test_digit_out_of_range_exits_2_with_the_range(run: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["sample", "--digit", "10", "--out", "x.png"])
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "error: Invalid value for --digit: 10 is out of range",
         "hint: this model has 10 classes: 0..9",
@@ -212,6 +244,7 @@ def test_an_out_name_of_another_format_is_refused_unless_the_format_is_given(
 ) -> None:
     result = runner.invoke(app, ["sample", "--digit", "3", "--out", "three.jpg"])
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert (
         "Invalid value for --out: three.jpg ends in .jpg, which acgan sample does not write "
         "(it writes .png, .npy or .npz); rename it, or give --format to keep this name"
@@ -248,6 +281,7 @@ def test_a_name_that_is_only_an_extension_picks_that_format(run: Path, tmp_path:
 def test_impossible_sample_options_exit_2(run: Path, args: list[str]) -> None:
     result = runner.invoke(app, ["sample", *args])
     assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
     assert "Traceback" not in result.stderr
 
 
@@ -265,6 +299,7 @@ def test_bad_checkpoints_exit_1_in_one_line(run: Path, tmp_path: Path) -> None:
     for name, expected in cases.items():
         result = runner.invoke(app, ["sample", "--digit", "1", "--ckpt", name])
         assert result.exit_code == 1, name
+        assert result.stdout == ""
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 2 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
         assert lines[1].startswith("hint: ")
@@ -273,6 +308,7 @@ def test_bad_checkpoints_exit_1_in_one_line(run: Path, tmp_path: Path) -> None:
 def test_no_run_yet_says_how_to_get_one(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sample", "--digit", "1"])
     assert result.exit_code == 1
+    assert result.stdout == ""
     # No runs folder yet (a mistyped $ACGAN_RUNS_DIR looks the same): said, as an empty one is not.
     assert (
         f"error: no trained model found under $ACGAN_RUNS_DIR={tmp_path / 'runs'} (no such folder)"
@@ -282,6 +318,7 @@ def test_no_run_yet_says_how_to_get_one(tmp_path: Path) -> None:
     (tmp_path / "runs").mkdir()
     result = runner.invoke(app, ["sample", "--digit", "1"])
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert (
         result.stderr.splitlines()[0]
         == f"error: no trained model found under $ACGAN_RUNS_DIR={tmp_path / 'runs'}"
@@ -294,6 +331,7 @@ def test_a_runs_folder_that_is_a_file_is_named_as_one(tmp_path: Path) -> None:
     for command in (["sample", "--digit", "1"], ["evaluate"]):
         result = runner.invoke(app, command, env={"ACGAN_RUNS_DIR": str(tmp_path / "notes.txt")})
         assert result.exit_code == 1
+        assert result.stdout == ""
         error, hint = result.stderr.strip().splitlines()
         assert error == f"error: $ACGAN_RUNS_DIR={tmp_path / 'notes.txt'} is a file, not a folder of runs"
         assert hint.startswith("hint: point $ACGAN_RUNS_DIR at the folder `acgan train` keeps runs in")
@@ -310,6 +348,7 @@ def test_pickle_is_never_unpickled(tmp_path: Path) -> None:
     (tmp_path / "evil.pt").write_bytes(pickle.dumps(Exploit()))
     result = runner.invoke(app, ["sample", "--digit", "1", "--ckpt", "evil.pt"])
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert not marker.exists()
 
 
@@ -350,6 +389,7 @@ def test_sample_never_overwrites_a_training_checkpoint(run: Path) -> None:
             before = target.read_bytes()
             result = runner.invoke(app, ["sample", "--digit", "1", "--format", "png", "--out", str(target)])
             assert result.exit_code == 2
+            assert result.stdout == ""
             assert f"{target} is a training checkpoint; sample never overwrites one" in plain(result.stderr)
             assert target.read_bytes() == before
     finally:
@@ -376,6 +416,7 @@ def test_a_runs_settings_history_and_grids_are_never_overwritten(
     args = ["sample", "--digit", "1", "--format", "npy"] if command == "sample" else ["export", "-f", "pt2"]
     result = runner.invoke(app, [*args, "--out", str(target)])
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"error: Invalid value for --out: {target} is {what}; {command} never overwrites it",
         "hint: choose another --out",
@@ -400,6 +441,7 @@ def test_sample_never_overwrites_the_generator_file_it_reads(run: Path, tmp_path
     for out in (["--format", "npy", "--out", str(model)], ["--out", str(tmp_path / "link.npy")]):
         result = runner.invoke(app, ["sample", "--ckpt", str(model), "--digit", "1", *out])
         assert result.exit_code == 2
+        assert result.stdout == ""
         assert f"{model} is the checkpoint being sampled; sample never overwrites it" in plain(result.stderr)
     assert model.read_bytes() == before
     # Nor another generator file: `--ckpt RUN --out g.safetensors -f npy` put an array in its place.
@@ -450,6 +492,7 @@ def test_sample_never_overwrites_an_exported_model(
     for target, shown in ((model, model), (tmp_path / "link.png", model), (renamed, renamed)):
         result = runner.invoke(app, ["sample", "--digit", "1", "--format", "npz", "--out", str(target)])
         assert result.exit_code == 2, result.stderr
+        assert result.stdout == ""
         said = plain(result.stderr)
         assert f"{shown} is {what} that `acgan export` wrote; sample never overwrites one" in said
         assert said.rstrip().endswith("hint: choose another --out")
@@ -478,6 +521,7 @@ def test_a_generator_that_draws_nan_is_refused_not_drawn_black(run: Path, tmp_pa
     ):
         result = runner.invoke(app, command)
         assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
         error, hint = result.stderr.strip().splitlines()[-2:]
         assert error.startswith(f"error: the generator of {path} drew NaN or infinite pixels in "), error
         assert hint.startswith(
@@ -512,6 +556,7 @@ def test_sample_and_export_never_overwrite_an_evaluator(
     ):
         result = runner.invoke(app, command)
         assert result.exit_code == 2, result.stderr
+        assert result.stdout == ""
         said = plain(result.stderr)
         assert f"{mine} is an evaluator that `acgan evaluate` trained; {name} never overwrites one" in said
         assert said.rstrip().endswith("hint: choose another --out")
@@ -528,6 +573,7 @@ def test_a_name_too_long_for_the_file_system_is_told_to_be_shorter(run: Path, tm
     ):
         result = runner.invoke(app, command)
         assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
         error, hint = result.stderr.strip().splitlines()
         assert error.startswith("error: File name too long: aaaa"), error
         assert hint == "hint: choose a shorter name or path: a file system takes at most 255 bytes a name"

@@ -13,15 +13,28 @@ from typer.testing import CliRunner
 
 from acgan_cli.cli import app
 from acgan_cli.core.checkpoint import load_checkpoint, read_info
-from tests.conftest import TINY_ARGS, needs_dev_full, plain, run_into_full_stdout
+from tests.conftest import TINY, TINY_ARGS, needs_dev_full, plain, run_into_full_stdout
 
 runner = CliRunner()
 
 
 def test_end_to_end_writes_exactly_the_run_files(tmp_path: Path) -> None:
+    """The tiny model (TINY_ARGS): which files a run writes does not depend on the model's size."""
     run = tmp_path / "run"
     result = runner.invoke(
-        app, ["train", "--dataset", "mnist-5k", "--max-steps", "20", "--out", str(run), "--device", "cpu"]
+        app,
+        [
+            "train",
+            "--dataset",
+            "mnist-5k",
+            "--max-steps",
+            "20",
+            "--out",
+            str(run),
+            "--device",
+            "cpu",
+            *TINY_ARGS,
+        ],
     )
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == str(run)  # the result on stdout, progress on stderr
@@ -36,9 +49,13 @@ def test_end_to_end_writes_exactly_the_run_files(tmp_path: Path) -> None:
     ]
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["max_steps"] == 20 and config["model"]["n_classes"] == 10
-    assert config["device"] == "cpu" and config["steps_per_epoch"] == 78
+    from acgan_cli.core.data import load_dataset
+
+    images = len(load_dataset("mnist-5k").images)  # GANs train on all of it
+    assert config["device"] == "cpu" and config["steps_per_epoch"] == images // TINY["batch_size"]
     info = read_info(run)
-    assert (info.step, info.dataset, info.image_shape) == (20, "mnist-5k", (1, 32, 32))
+    size = TINY["img_size"]
+    assert (info.step, info.dataset, info.image_shape) == (20, "mnist-5k", (1, size, size))
 
 
 def test_default_run_folders_are_numbered(tmp_path: Path) -> None:
@@ -108,6 +125,7 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
         for dry_run in ([], ["--dry-run"]):  # a dry run refuses what the run would
             result = runner.invoke(app, ["train", "--resume", "run", *more, *dry_run])
             assert result.exit_code == 2, result.stderr
+            assert result.stdout == ""
             assert message in " ".join(plain(result.stderr).split())
             assert "loading" not in result.stderr  # refused before the data is loaded (or downloaded)
             assert (
@@ -119,6 +137,7 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
     for dry_run in ([], ["--dry-run"]):
         result = runner.invoke(app, [*older, *dry_run])
         assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
         assert "is at step 2, behind its run's newest checkpoint" in plain(result.stderr)
         assert "loading" not in result.stderr  # refused before the data is loaded (or downloaded)
         assert _folder_bytes(tmp_path / "run") == before
@@ -130,6 +149,7 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
     shutil.copy(checkpoints / "step-00000002.safetensors", checkpoints / "step-00000009.safetensors")
     result = runner.invoke(app, ["train", "--resume", str(checkpoints / "step-00000009.safetensors")])
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert result.stderr.splitlines()[-2:] == [
         f"error: {checkpoints / 'step-00000009.safetensors'} is named for step 9 but holds step 2",
         "hint: the file was renamed or edited; resume from another checkpoint of the run",
@@ -180,6 +200,7 @@ def test_resume_refuses_another_latent_size(tmp_path: Path) -> None:
     before = (tmp_path / "run" / "checkpoints" / "latest.safetensors").read_bytes()
     result = runner.invoke(app, ["train", "--resume", "run", "--latent-dim", "64"])
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert "cannot change from 8 to 64 when resuming" in plain(result.stderr)
     assert (tmp_path / "run" / "checkpoints" / "latest.safetensors").read_bytes() == before
 
@@ -211,6 +232,7 @@ def test_resume_refuses_another_latent_size(tmp_path: Path) -> None:
 def test_impossible_options_exit_2_and_say_why(tmp_path: Path, args: list[str], message: str) -> None:
     result = runner.invoke(app, ["train", *args])
     assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
     assert message in plain(result.stderr)
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()
@@ -220,6 +242,7 @@ def test_impossible_options_exit_2_and_say_why(tmp_path: Path, args: list[str], 
 def test_cuda_without_cuda_is_a_usage_error() -> None:
     result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--device", "cuda"])
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert "CUDA is not available on this machine" in plain(result.stderr)
     assert "loading" not in result.stderr  # refused before the data is loaded, or said to be
 
@@ -231,6 +254,7 @@ def test_missing_dataset_offline_is_a_clear_error(tmp_path: Path, monkeypatch: p
         app, ["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "empty"), "--device", "cpu"]
     )
     assert result.exit_code == 1
+    assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert lines[-2].startswith(f"error: MNIST is not in {tmp_path / 'empty'} and could not be downloaded (")
     assert lines[-1].startswith(
@@ -245,12 +269,14 @@ def test_out_folder_with_files_is_never_overwritten(tmp_path: Path) -> None:
         app, ["train", "--dataset", "mnist-5k", "--max-steps", "1", "--out", "mine", *TINY_ARGS]
     )
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert "mine already holds files; acgan never overwrites a run" in result.stderr
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]
     # Refused before the data is loaded (for --dataset mnist: downloaded), and by --dry-run too.
     for dry_run in ([], ["--dry-run"]):
         result = runner.invoke(app, ["train", "--dataset", "mnist", "--out", "mine", *dry_run])
         assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
         assert (
             result.stderr.splitlines()[0] == "error: mine already holds files; acgan never overwrites a run"
         )
@@ -265,6 +291,7 @@ def test_an_out_or_runs_folder_under_a_file_is_refused_before_loading(
     for dry_run in ([], ["--dry-run"]):
         result = runner.invoke(app, ["train", "--dataset", "mnist", "--out", "notes.txt/run", *dry_run])
         assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
         assert result.stderr.splitlines() == [
             "error: cannot create notes.txt/run: notes.txt is not a folder",
             "hint: choose another --out",
@@ -273,6 +300,7 @@ def test_an_out_or_runs_folder_under_a_file_is_refused_before_loading(
         result = runner.invoke(app, ["train", "--dataset", "mnist", *dry_run])
         monkeypatch.setenv("ACGAN_RUNS_DIR", str(tmp_path / "runs"))
         assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
         assert result.stderr.splitlines()[0] == (
             "error: cannot create a run folder in notes.txt/runs: notes.txt is not a folder"
         )
@@ -347,6 +375,7 @@ def test_resume_from_a_generator_only_file_is_refused_before_loading_data(
     assert exported.exit_code == 0, exported.stderr
     result = runner.invoke(app, ["train", "--resume", "g.safetensors"])
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"error: {Path('g.safetensors')} holds a generator only and cannot resume training",
         "hint: resume from a checkpoint written by `acgan train` (or its run folder)",
@@ -374,6 +403,59 @@ def test_eval_every_prints_the_figures(
     assert "evaluator: " in result.stderr and "test accuracy" in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("step ")]
     assert len(lines) == 2 and all(" eval_acc " in line and " eval_fd " in line for line in lines)
+    # Each printed figure is what the run recorded for that step in metrics.jsonl, as rounded there.
+    records = {
+        record["step"]: record
+        for record in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+    }
+    keys = {
+        "d_loss": "d_loss", "g_loss": "g_loss", "d_real": "d_real_acc", "d_fake": "d_fake_acc",
+        "aux": "aux_acc", "img/s": "images_per_s",
+        "eval_acc": "eval_class_accuracy", "eval_fd": "eval_frechet_distance",
+    }  # fmt: skip
+    for line in lines:
+        words = line.split()
+        printed = dict(zip(words[::2], words[1::2], strict=True))
+        step = int(printed.pop("step").split("/")[0])
+        record = records[step]
+        assert int(printed.pop("epoch")) == record["epoch"] + 1
+        assert set(printed) == set(keys), line
+        for name, shown in printed.items():
+            decimals = len(shown.partition(".")[2])
+            assert abs(float(shown) - record[keys[name]]) <= 0.5 * 10**-decimals + 1e-9, (name, line, record)
+    assert [int(line.split()[1].split("/")[0]) for line in lines] == [2, 4]
+
+
+def _g_widths_accepted() -> list[int]:
+    """The generator widths ModelConfig takes, found by asking it (a small model: no size limit)."""
+    from acgan_cli.core.config import ModelConfig
+    from acgan_cli.core.errors import ConfigError
+
+    accepted = []
+    for width in range(-2, 5000):
+        try:
+            ModelConfig(g_width=width, latent_dim=1, img_size=8)
+        except ConfigError:
+            continue
+        accepted.append(width)
+    return accepted
+
+
+@pytest.mark.parametrize("width", ["0", "3", "2050", "-4"])
+def test_an_impossible_g_width_names_the_range_it_takes(tmp_path: Path, width: str) -> None:
+    """The error says which widths are valid, and they are the ones the model takes."""
+    accepted = _g_widths_accepted()
+    low, high = accepted[0], accepted[-1]
+    assert accepted == list(range(low, high + 1, 2))  # every even width between: what "even" says
+    result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--g-width", width, "--out", "run"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: Invalid value for --g-width: must be an even number in {low}..{high} (got {width})",
+        "hint: `acgan train --help` lists the options",
+    ]
+    assert not (tmp_path / "run").exists()
+    assert f"even, {low}..{high}" in plain(runner.invoke(app, ["train", "--help"]).stdout)
 
 
 def test_a_path_with_brackets_and_colons_prints_as_given(tmp_path: Path) -> None:
@@ -388,6 +470,7 @@ def test_a_path_with_brackets_and_colons_prints_as_given(tmp_path: Path) -> None
     assert f"samples in {out}/samples" in result.stderr
     result = runner.invoke(app, ["sample", "--ckpt", "no[/b]:smile:"])
     assert result.exit_code == 1
+    assert result.stdout == ""
     assert result.stderr.startswith("error: no[/b]:smile: does not exist")
 
 
@@ -405,6 +488,7 @@ def test_eval_every_on_a_folder_without_a_test_split_is_refused_at_once(
     args = ["train", "--dataset", str(folder), "--eval-every", "2", "--max-steps", "2", "--out", "run"]
     result = runner.invoke(app, [*args, *TINY_ARGS, *dry_run])
     assert result.exit_code == 1, result.stderr
+    assert result.stdout == ""
     assert plain(result.stderr) == (
         f"error: {folder} has no test images IDX file (e.g. t10k-images-idx3-ubyte.gz) "
         "hint: scores (evaluate, train --eval-every) need the folder's test split: add its t10k-images and "
@@ -488,6 +572,7 @@ def test_a_batch_larger_than_the_data_is_refused_by_a_dry_run_too(tmp_path: Path
             args = ["train", "--dataset", dataset, "--batch-size", str(images + 1), "--out", "run", *dry_run]
             result = runner.invoke(app, args)
             assert result.exit_code == 2, result.stderr
+            assert result.stdout == ""
             assert result.stderr.splitlines()[0] == (
                 f"error: Invalid value for --batch-size: must be at most {images}, the number of training images"
             )
@@ -505,6 +590,7 @@ def test_a_finished_step_file_outside_its_run_is_refused_before_loading(tmp_path
     shutil.copy(tmp_path / "run" / "checkpoints" / "latest.safetensors", loose)
     result = runner.invoke(app, ["train", "--resume", str(loose)])
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"error: nothing to train: {loose} is at step 4, where the run's --epochs 2 ends",
         f"hint: ask for more to continue it, e.g. `acgan train --resume {loose} --epochs 4`",
@@ -555,6 +641,7 @@ def test_out_with_a_tilde_the_shell_left_is_checked_where_the_run_goes(
     (tmp_path / "home" / "taken" / "notes.txt").write_text("mine")
     refused = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--out=~/taken", "--dry-run"])
     assert refused.exit_code == 1
+    assert refused.stdout == ""
     assert refused.stderr.startswith(f"error: {tmp_path / 'home' / 'taken'} already holds files")
     done = runner.invoke(
         app, ["-q", "train", "--dataset", "mnist-5k", *TINY_ARGS, "--max-steps", "1", "--out=~/new"]

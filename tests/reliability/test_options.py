@@ -163,6 +163,16 @@ def test_sample_takes_an_absurd_nrow_as_one_row(trained_run: Path, tmp_path: Pat
         app, ["sample", "--ckpt", str(trained_run), "--n", "3", "--nrow", HUGE, "--out", "x.png"]
     )
     assert result.exit_code == 0, result.stderr
+    # One row of the 3 images, each with GRID_PADDING around it: 3 wide, 1 high.
+    from PIL import Image
+
+    from acgan_cli.core.sampling import GRID_PADDING
+
+    _, height, width = ckpt.read_info(trained_run).image_shape
+    assert Image.open(tmp_path / "x.png").size == (
+        3 * (width + GRID_PADDING) + GRID_PADDING,
+        height + 2 * GRID_PADDING,
+    )
 
 
 @pytest.mark.parametrize(
