@@ -421,7 +421,7 @@ def train(
 
         resume_path = resolve_checkpoint(resume) if resume else None
         if resume_path is not None:
-            from acgan_cli.core.training import resume_config
+            from acgan_cli.core.runs import resume_config
 
             info = read_info(resume_path)
             config = resume_config(training_config_of(info), {"device": "auto", **given})
@@ -443,14 +443,14 @@ def train(
         resolved, precision, _, cuda_graph = resolve_training(
             config.device, config.precision, config.compile, config.cuda_graph
         )
-        from acgan_cli.core.training import check_batch_size, check_out
+        from acgan_cli.core.runs import check_batch_size, check_out
 
         check_out(out, info if resume_path is not None else None)  # before anything is loaded, or said
         check_batch_size(config.batch_size, training_images(config.dataset))  # (--dry-run passed it)
         if config.eval_every:  # scored against the test split: a folder without one fails at the start
             check_split(config.dataset, "test")
         if resume_path is not None:  # what the run would refuse (without loading the data to count it)
-            from acgan_cli.core.training import check_resume, recorded_steps_per_epoch
+            from acgan_cli.core.runs import check_resume, recorded_steps_per_epoch
 
             end_given = "epochs" in given or "max_steps" in given
             check_resume(info, config, out, recorded_steps_per_epoch(info.path, config), end_given)

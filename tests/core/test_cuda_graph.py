@@ -21,7 +21,8 @@ from acgan_cli.core.devices import can_cuda_graph, check_cuda_graph, compile_mod
 from acgan_cli.core.errors import DeviceError
 from acgan_cli.core.events import StepDone
 from acgan_cli.core.graphs import WARMUP_STEPS, StepGraph
-from acgan_cli.core.training import Trainer, resume_config
+from acgan_cli.core.runs import resume_config
+from acgan_cli.core.training import Trainer
 from tests.cli.test_train import runner
 from tests.conftest import tiny_config
 

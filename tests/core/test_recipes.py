@@ -21,7 +21,8 @@ from acgan_cli.core.config import (
 )
 from acgan_cli.core.errors import CheckpointError, ConfigError, UsageError
 from acgan_cli.core.models import Discriminator, Generator, SNConv2d, SNLinear, build_models
-from acgan_cli.core.training import Trainer, resume_config
+from acgan_cli.core.runs import resume_config
+from acgan_cli.core.training import Trainer
 from tests.conftest import TINY_ARGS, plain, tiny_config
 
 runner = CliRunner()

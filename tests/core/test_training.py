@@ -17,7 +17,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.errors import AcganError, CheckpointError, DivergedError, Notice, RunDirError, UsageError
 from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStarted, SampleSaved, StepDone
-from acgan_cli.core.training import Trainer, claim_run_dir, create_run_dir, resume_config
+from acgan_cli.core.runs import claim_run_dir, create_run_dir, resume_config
+from acgan_cli.core.training import Trainer
 from tests.conftest import tiny_config
 
 

@@ -44,7 +44,7 @@ def test_processes_racing_for_a_run_number_never_share_one(forkserver: ForkServe
             tmp_path,
             name=f"racer-{i}",
             start_at=start,
-            call=("acgan_cli.core.training:create_run_dir", ["mnist-5k", str(runs)]),
+            call=("acgan_cli.core.runs:create_run_dir", ["mnist-5k", str(runs)]),
         )
         for i in range(8)
     ]

@@ -1,0 +1,387 @@
+"""Run folders, and the rules of resuming them.
+
+A new run gets a numbered folder of its own (`create_run_dir`, atomic against a run started at the
+same moment) or the empty one --out names (`claim_run_dir`), locked for as long as it trains
+(`lock_run_dir`). A resume is refused before anything is written when it cannot go on as the run
+would have: a change that alters the model or the data (`resume_config`), nothing left to train,
+a checkpoint behind its run's newest (`check_resume`), data that changed (`check_same_data`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shlex
+import warnings
+from pathlib import Path
+
+from acgan_cli.core import checkpoint as ckpt
+from acgan_cli.core import files
+from acgan_cli.core.config import (
+    MODEL_RECIPE_FIELDS,
+    RESUME_FIXED_FIELDS,
+    TrainConfig,
+    default_runs_dir,
+)
+from acgan_cli.core.data import (
+    DATASETS,
+    Dataset,
+    dataset_title,
+    run_name,
+    same_classes,
+    same_dataset,
+    training_images,
+)
+from acgan_cli.core.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    Notice,
+    RunDirError,
+    UsageError,
+)
+
+
+def create_run_dir(dataset: str, runs_dir: Path | None = None) -> Path:
+    """A new, empty run folder `NNNNN-<dataset>` numbered after the highest one present.
+
+    `mkdir` is atomic, so two runs started at once get different folders.
+    """
+    runs_dir = Path(runs_dir or default_runs_dir())
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(
+            f"cannot create a run folder in {runs_dir}: {files.write_failure(runs_dir / 'run', exc)}",
+            hint="set --out or $ACGAN_RUNS_DIR",
+        ) from None
+    for _ in range(1000):
+        numbers = [int(p.name[:5]) for p in runs_dir.iterdir() if p.name[:5].isdigit()]
+        path = runs_dir / f"{max(numbers, default=0) + 1:05d}-{run_name(dataset)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue  # another run took this number a moment ago
+        except OSError as exc:
+            raise RunDirError(
+                f"cannot create {path}: {exc.strerror}", hint="set --out or $ACGAN_RUNS_DIR"
+            ) from None
+        return path
+    raise RunDirError(f"could not find a free run number in {runs_dir}", hint="set --out")
+
+
+def check_out(
+    path: Path | None, resumed: ckpt.CheckpointInfo | None = None, runs_dir: Path | None = None
+) -> None:
+    """Refuse --out before anything is loaded (or downloaded): a file, a folder that holds files
+    (unless it is the run folder of the checkpoint being resumed), or one that cannot be made;
+    without --out, a runs folder that cannot be made; and a run folder another run is writing."""
+    home = run_dir_of(resumed.path) if resumed is not None else None
+    if home is not None and (path is None or path.resolve() == home):
+        check_not_in_use(home)  # the run itself locks it later, once the data is loaded
+    if path is None:
+        runs_dir = Path(runs_dir or default_runs_dir())
+        if home is None and (blocker := files.blocking_file(runs_dir / "run")):
+            raise RunDirError(
+                f"cannot create a run folder in {runs_dir}: {blocker} is not a folder",
+                hint="set --out or $ACGAN_RUNS_DIR",
+            )
+        return
+    if home is not None and home == path.resolve():
+        return
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path} exists and is not a folder", hint="choose another --out")
+    if path.is_dir() and any(path.iterdir()):
+        raise RunDirError(
+            f"{path} already holds files; acgan never overwrites a run",
+            hint=f"choose a new --out, or continue that run with --resume {path}",
+        )
+    if blocker := files.blocking_file(path):
+        raise RunDirError(f"cannot create {path}: {blocker} is not a folder", hint="choose another --out")
+
+
+def claim_run_dir(path: Path) -> Path:
+    """Use `path` as a new run folder: create it, or accept it if it exists and is empty."""
+    check_out(path)
+    if path.exists():
+        return path
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create {path}: {exc.strerror}", hint="choose another --out") from None
+    return path
+
+
+def lock_run_dir(path: Path) -> int | None:
+    """Take an exclusive lock on the run folder `path`, or refuse a folder another process trains.
+
+    Returns the descriptor that holds the lock (closing it releases it; so does the process's end,
+    however it ends), or None where the system has no such locks.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; runs there are not guarded
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # unreadable: what the run then fails to write will say so
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunDirError(
+            f"{path} is in use: another training run is writing to it",
+            hint="wait for that run to finish (or stop it with Ctrl-C), or use another --out",
+        ) from None
+    except OSError:  # a file system without locks (some network ones): unguarded, as before
+        os.close(fd)
+        return None
+    return fd
+
+
+def check_batch_size(batch_size: int, n_images: int | None) -> None:
+    """Refuse a batch larger than the training set (`n_images`; None: not known yet)."""
+    if n_images is not None and batch_size > n_images:
+        raise ConfigError(
+            f"batch_size {batch_size} is larger than the dataset ({n_images} images)",
+            option="batch_size",
+            detail=f"must be at most {n_images}, the number of training images",
+        )
+
+
+def check_not_in_use(path: Path) -> None:
+    """Refuse a run folder another run holds now, before any data is loaded (the run locks it later)."""
+    fd = lock_run_dir(path)
+    if fd is not None:
+        os.close(fd)
+
+
+def run_dir_of(checkpoint_path: Path) -> Path | None:
+    """The run folder a checkpoint belongs to (RUN/checkpoints/x.safetensors), if it is in one."""
+    run = checkpoint_path.resolve().parent.parent
+    return run if checkpoint_path.parent.name == "checkpoints" and (run / "config.json").is_file() else None
+
+
+def release_run_dir(lock: int | None, made: Path | None) -> None:
+    """Free a run folder: remove it if this trainer `made` it and it is still empty, then unlock it."""
+    if made is not None:
+        with contextlib.suppress(OSError):  # not empty: the run wrote to it, and it stays
+            made.rmdir()
+    if lock is not None:
+        os.close(lock)
+
+
+def run_dir_as_named(home: Path, checkpoint: Path) -> Path:
+    """The run folder `home` of a resumed `checkpoint` as the user named it (RUN/checkpoints/x), so
+    that a resume reports `runs/x` as the run that made it did, not /abs/runs/x; else `home`."""
+    named = checkpoint.parent.parent
+    return named if named.resolve() == home else home
+
+
+def _nothing_to_train(
+    checkpoint: Path,
+    step: int,
+    config: TrainConfig,
+    steps_per_epoch: int,
+    given: bool = True,
+    api: bool = False,
+) -> UsageError | None:
+    """The refusal of a resume at `step` whose --epochs or --max-steps ends there or before, else None.
+
+    `given`: the user asked for that end now; otherwise it is the run's own, and the run is done.
+    `api`: the user is a Python caller, who sets config fields (max_steps=N), not options.
+    """
+    total = config.max_steps or config.epochs * steps_per_epoch
+    if step < total:
+        return None
+    if config.max_steps:
+        option, value, more, enough = "max_steps", config.max_steps, f"more than {step}", 2 * step
+    else:
+        option, value, more = "epochs", config.epochs, f"{step // steps_per_epoch + 1} or more"
+        enough = 2 * (step // steps_per_epoch) or 1
+    asked = f"{option}={value}" if api else f"--{option.replace('_', '-')} {value}"
+    if not given:  # `--resume RUN` alone, on a run that finished: no option of the user's is wrong
+        run = shlex.quote(str(run_dir_of(checkpoint) or checkpoint))
+        return UsageError(
+            f"nothing to train: {checkpoint} is at step {step}, where the run's {asked} ends",
+            hint=f"ask for more to continue it, e.g. train(dataclasses.replace(read_info(RUN).train, {option}={enough}), resume=RUN)"
+            if api
+            else f"ask for more to continue it, e.g. `acgan train --resume {run} --{option.replace('_', '-')} {enough}`",
+        )
+    detail = f"{checkpoint} is already at step {step} and {'config.' * api}{asked} ends at step {total}; ask for {more} to continue"
+    return UsageError(f"nothing to train: {detail}", option=option, detail=detail)
+
+
+def check_resume(
+    resumed: ckpt.CheckpointInfo,
+    config: TrainConfig,
+    run_dir: Path | None,
+    steps_per_epoch: int | None,
+    end_given: bool = True,
+    api: bool = False,
+) -> None:
+    """What a resume of `resumed` into `run_dir` (None: its own run) is refused for, before anything
+    is written: nothing left to train (unknowable by epochs without `steps_per_epoch`), or a
+    checkpoint behind its run's newest being resumed in that run. `end_given`: the user gave
+    --epochs or --max-steps (else the run's own end applies); `api`: as config fields, in Python."""
+    check_not_behind(resumed, run_dir)  # first, as the run checks it before it loads the data
+    if config.max_steps or steps_per_epoch:
+        refusal = _nothing_to_train(resumed.path, resumed.step, config, steps_per_epoch or 1, end_given, api)
+        if refusal is not None:
+            raise refusal
+
+
+def check_not_behind(resumed: ckpt.CheckpointInfo, run_dir: Path | None) -> None:
+    """Refuse to resume `resumed` in its own run (`run_dir` None, or that run's folder) if the run
+    wrote a later checkpoint: the resume would overwrite what came after."""
+    home = run_dir_of(resumed.path)
+    if home is not None and (run_dir is None or home == run_dir.resolve()):
+        _refuse_to_rewrite(home, resumed)
+
+
+def recorded_steps_per_epoch(checkpoint: Path, config: TrainConfig | None = None) -> int | None:
+    """The steps per epoch that the run folder of `checkpoint` recorded in its config.json, if it has
+    one; else, given the run's `config`, as many as its dataset's training images make without
+    loading them (a step file outside its run folder), if they can be counted."""
+    recorded = _recorded(checkpoint, "steps_per_epoch")
+    images = training_images(config.dataset) if recorded is None and config is not None else None
+    return recorded or (images // config.batch_size if images and config else None) or None
+
+
+def _recorded(checkpoint: Path, *keys: str) -> int | None:
+    """A positive count the run folder of `checkpoint` recorded in its config.json (under `keys`), if any."""
+    run = run_dir_of(checkpoint)
+    try:
+        value = json.loads((run / "config.json").read_text()) if run else None
+        for key in keys if run else ():
+            value = value[key]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
+    """Refuse to resume `resumed` on data other than its run's: a folder whose images or classes have
+    changed since (the image count is known where the run folder recorded it)."""
+    changes = []
+    images = _recorded(resumed.path, "dataset", "images")
+    if images is not None and images != len(data):
+        changes.append(f"{len(data):,} images (the run had {images:,})")
+    was, now = resumed.class_names, data.class_names
+    if len(now) != len(was):
+        changes.append(f"{len(now)} classes (the run had {len(was)})")
+    elif not same_classes(was, now):
+        changes.append(f"classes named {_some(now)} (the run's were {_some(was)})")
+    if changes:
+        raise DataError(
+            f"{dataset_title(resumed.dataset)} has changed since {resumed.path} was trained: it now holds "
+            + " and ".join(changes),
+            hint="put the run's data back to resume it (a resumed run never changes data), "
+            "or train a new run on this data without --resume",
+        )
+
+
+def _some(names: tuple[str, ...]) -> str:
+    return ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
+
+
+def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
+    """A RunDirError if `resumed` is behind a checkpoint its run wrote later: resuming it in the run
+    would write over the later checkpoints and grids, and leave that newer history the run's default.
+
+    Step files count by their names, so a damaged newer checkpoint still counts as newer.
+    """
+    folder = run / "checkpoints"
+    named = {path.resolve(): ckpt.step_of_name(path) for path in ckpt.step_files(folder)}
+    if named.get(resumed.path.resolve(), resumed.step) != resumed.step:  # or it would be "behind" itself
+        raise CheckpointError(
+            f"{resumed.path} is named for step {named[resumed.path.resolve()]} but holds step {resumed.step}",
+            hint="the file was renamed or edited; resume from another checkpoint of the run",
+        )
+    written = []  # latest first: at the same step, it is the one to name
+    with contextlib.suppress(CheckpointError):
+        latest = ckpt.read_info(folder / ckpt.LATEST)
+        written.append((latest.step, latest.path))
+    written += [(ckpt.step_of_name(path), path) for path in ckpt.step_files(folder)]
+    step, newest = max(written, default=(-1, None), key=lambda pair: pair[0])
+    if resumed.step < step:
+        try:
+            ckpt.read_info(newest)
+            go_on = f"continue the run with --resume {run}"
+        except CheckpointError:  # --resume RUN would pick it and fail
+            go_on = f"move the damaged {newest.name} aside to resume step {resumed.step} here"
+        raise RunDirError(
+            f"{resumed.path} is at step {resumed.step}, behind its run's newest checkpoint {newest} "
+            f"(step {step}); resuming it in {run} would overwrite what came after",
+            hint=f"{go_on}, or branch from step {resumed.step} into a new folder with --out NEW_FOLDER",
+        )
+
+
+def resume_config(saved: TrainConfig, overrides: dict[str, object], *, api: bool = False) -> TrainConfig:
+    """The saved config with the user's compatible changes; a change that alters the model is refused.
+
+    A recipe change is allowed where it keeps the models' tensors (the losses); not where it changes
+    d_norm, d_projection or g_class_norm. A new --epochs replaces a saved --max-steps (which
+    would otherwise win over it), as the user asked for epochs. A data folder the run recorded that
+    is not here (and no --data-dir) gives way to the default one. `api`: a refusal names the
+    config's field, not the CLI option (`resumed_config`).
+    """
+    if "epochs" in overrides and "max_steps" not in overrides:
+        overrides = {**overrides, "max_steps": None}
+    if "dataset" in overrides and same_dataset(str(overrides["dataset"]), saved.dataset):
+        overrides = {**overrides, "dataset": saved.dataset}  # the same folder, however it is written
+    if "data_dir" not in overrides and saved.data_dir and not Path(saved.data_dir).is_dir():
+        # A run copied from another machine: the default data folder, as evaluate does (the data
+        # found there is still checked against the run's). Said only where a data folder is read:
+        # the shipped mnist-5k and a dataset folder of its own never look there.
+        source = DATASETS.get(saved.dataset)
+        if source is not None and not source.offline:
+            warnings.warn(
+                Notice(f"the run's data folder {saved.data_dir} is not here; using the default one"),
+                stacklevel=2,
+            )
+        overrides = {**overrides, "data_dir": ""}
+    for name, value in overrides.items():
+        if name in RESUME_FIXED_FIELDS and value != getattr(saved, name):
+            _refuse_change(name, value, getattr(saved, name), api)
+    config = dataclasses.replace(saved, **overrides)
+    before, after = saved.settings(), config.settings()
+    for field in MODEL_RECIPE_FIELDS:
+        if getattr(after, field) != getattr(before, field):
+            name = field if field in overrides else "recipe"
+            _refuse_change(
+                name, overrides[name], getattr(before, field) if name == field else saved.recipe, api
+            )
+    return config
+
+
+def resumed_config(saved: TrainConfig, config: TrainConfig) -> TrainConfig:
+    """A whole `config` for a resume of a run trained with `saved`, held to the rules of
+    `acgan train --resume` (`resume_config`): its fields that differ are the changes asked for.
+    The API took any config, and a resume with another seed or batch size went on, no longer exact."""
+    changed = {
+        field.name: getattr(config, field.name)
+        for field in dataclasses.fields(TrainConfig)
+        if getattr(config, field.name) != getattr(saved, field.name)
+    }
+    return resume_config(saved, changed, api=True)
+
+
+def _refuse_change(name: str, value: object, saved: object, api: bool) -> None:
+    if api:  # a config's field, often at its default in a TrainConfig() written for the resume
+        raise UsageError(
+            f"cannot resume with config.{name}={value!r}: the run was trained with {name}={saved!r}",
+            hint="change only what a resume may: dataclasses.replace(read_info(RUN).train, max_steps=N)",
+            option=name,
+            detail=f"cannot change from {saved!r} to {value!r} when resuming",
+        )
+    option = f"--{name.replace('_', '-')}"
+    raise UsageError(
+        f"cannot resume with {option} {value}: the checkpoint was trained with {saved}",
+        hint=f"drop {option} to continue the run, or start a new run without --resume",
+        option=name,
+        detail=f"cannot change from {saved} to {value} when resuming",  # the hint says what to do
+    )
