@@ -46,10 +46,8 @@ from acgan_cli.core.data import (
     canonical_dataset,
     check_data_dir,
     check_dataset_name,
-    check_split,
-    training_images,
 )
-from acgan_cli.core.errors import AcganError, DataError, DivergedError
+from acgan_cli.core.errors import AcganError, DivergedError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -417,53 +415,31 @@ def train(
             check_dataset_name(given["dataset"])
             given["dataset"] = canonical_dataset(given["dataset"])
 
-        from acgan_cli.core.checkpoint import read_info, resolve_checkpoint, training_config_of
+        from acgan_cli.core.checkpoint import resolve_checkpoint
+        from acgan_cli.core.runs import plan_run
 
         resume_path = resolve_checkpoint(resume) if resume else None
-        if resume_path is not None:
-            from acgan_cli.core.runs import resume_config
-
-            info = read_info(resume_path)
-            config = resume_config(training_config_of(info), {"device": "auto", **given})
-            if config.dataset not in DATASETS and not Path(config.dataset).expanduser().is_dir():
-                raise DataError(
-                    f"{info.path} was trained on the folder {config.dataset}, which is not there",
-                    hint="put the run's data back at that path to resume it (a resumed run never changes data)",
-                )
-        else:
-            config = TrainConfig(**{"seed": secrets.randbelow(2**31), **given})
+        # What the run itself would refuse, refused before anything is loaded or said (and for --dry-run).
+        plan = plan_run(
+            run_dir=out,
+            resume=resume_path,
+            changes=given if resume_path else {"seed": secrets.randbelow(2**31), **given},
+        )
+        config = plan.config
         if "ema_decay" in given and not config.ema:  # it would be ignored without a word
             raise typer.BadParameter(
                 "applies only with --ema (this run has --no-ema)", param_hint="--ema-decay"
             )
-
-        from acgan_cli.core.devices import resolve_training
-
-        # What the run itself would refuse, refused before anything is loaded or said (and for --dry-run).
-        resolved, precision, _, cuda_graph = resolve_training(
-            config.device, config.precision, config.compile, config.cuda_graph
-        )
-        from acgan_cli.core.runs import check_batch_size, check_out
-
-        check_out(out, info if resume_path is not None else None)  # before anything is loaded, or said
-        check_batch_size(config.batch_size, training_images(config.dataset))  # (--dry-run passed it)
-        if config.eval_every:  # scored against the test split: a folder without one fails at the start
-            check_split(config.dataset, "test")
-        if resume_path is not None:  # what the run would refuse (without loading the data to count it)
-            from acgan_cli.core.runs import check_resume, recorded_steps_per_epoch
-
-            end_given = "epochs" in given or "max_steps" in given
-            check_resume(info, config, out, recorded_steps_per_epoch(info.path, config), end_given)
         if dry_run:
             from acgan_cli.core.training import run_settings
 
-            plan = {
-                **run_settings(config, resolved, precision, cuda_graph),
+            settings = {
+                **run_settings(config, plan.device, plan.precision, plan.cuda_graph),
                 "resume": str(resume_path) if resume_path else None,
             }
             if resume_path is None and "seed" not in given:  # drawn when the run starts: not this one
-                plan["train"]["seed"] = None
-            print_result(json.dumps(plan, indent=2), "the plan")
+                settings["train"]["seed"] = None
+            print_result(json.dumps(settings, indent=2), "the plan")
             return
 
         from acgan_cli.core.training import Trainer
@@ -472,7 +448,7 @@ def train(
         if not state.quiet:
             live = interactive(LIVE_MIN_COLUMNS_WITH_EVALUATION if config.eval_every else LIVE_MIN_COLUMNS)
             console.print(f"loading {config.dataset} …" if live else f"train: loading {config.dataset}")
-        trainer = Trainer(config, run_dir=out, resume=resume_path)
+        trainer = Trainer(plan=plan)
     except KeyboardInterrupt as exc:
         raise _stopped_before_saving(exc, resume_path) from None
     try:

@@ -15,7 +15,9 @@ import json
 import os
 import shlex
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core import files
@@ -23,11 +25,13 @@ from acgan_cli.core.config import (
     MODEL_RECIPE_FIELDS,
     RESUME_FIXED_FIELDS,
     TrainConfig,
+    check_seed,
     default_runs_dir,
 )
 from acgan_cli.core.data import (
     DATASETS,
     Dataset,
+    check_split,
     dataset_title,
     run_name,
     same_classes,
@@ -42,6 +46,9 @@ from acgan_cli.core.errors import (
     RunDirError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 
 def create_run_dir(dataset: str, runs_dir: Path | None = None) -> Path:
@@ -384,4 +391,89 @@ def _refuse_change(name: str, value: object, saved: object, api: bool) -> None:
         hint=f"drop {option} to continue the run, or start a new run without --resume",
         option=name,
         detail=f"cannot change from {saved} to {value} when resuming",  # the hint says what to do
+    )
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run checked before anything is loaded, downloaded or written (`plan_run`).
+
+    `end_given`: the caller asked for the run's end (else a resume keeps the run's own);
+    `api`: refusals name config fields (max_steps=N), as for a Python caller, not CLI options.
+    """
+
+    config: TrainConfig
+    resume: ckpt.CheckpointInfo | None
+    run_dir: Path | None
+    runs_dir: Path | None
+    device: torch.device
+    precision: str
+    compile_mode: str | None
+    cuda_graph: bool
+    end_given: bool
+    api: bool
+
+
+def plan_run(
+    config: TrainConfig | None = None,
+    *,
+    run_dir: Path | None = None,
+    resume: Path | None = None,
+    runs_dir: Path | None = None,
+    changes: dict[str, object] | None = None,
+    count_images: bool = True,
+) -> RunPlan:
+    """Everything a run would refuse that can be known before its data is loaded, refused now.
+
+    Python callers give a whole `config` (None with `resume`: the run's own), held to what a
+    resume allows (`resumed_config`); `acgan train` gives the options the user set as `changes`
+    instead: a new run's config is built from them, a resume's from the checkpoint's (its refusals
+    then name options). Then the device and precision are resolved, --out and the runs folder
+    checked, the batch size against the images (where they can be counted without loading), a
+    folder's test split where --eval-every needs it, and what the resume's run folder recorded.
+    `count_images` False: the caller hands in the data, counted once it is there (by the Trainer).
+    """
+    from acgan_cli.core.devices import resolve_training
+
+    api = changes is None
+    # Else a resume goes on to the run's own end: one that finished has nothing to train.
+    end_given = config is not None if api else ("epochs" in changes or "max_steps" in changes)
+    info = ckpt.check_checkpoint(resume) if resume is not None else None
+    if info is not None:
+        saved = ckpt.training_config_of(info)  # a generator-only file cannot resume
+        if not api:
+            config = resume_config(saved, {"device": "auto", **changes})
+        else:  # None: the run's own, on whatever device is here (as `acgan train --resume` does)
+            config = (
+                resume_config(saved, {"device": "auto"}) if config is None else resumed_config(saved, config)
+            )
+        if config.dataset not in DATASETS and not Path(config.dataset).expanduser().is_dir():
+            raise DataError(
+                f"{info.path} was trained on the folder {config.dataset}, which is not there",
+                hint="put the run's data back at that path to resume it (a resumed run never changes data)",
+            )
+    elif not api:
+        config = TrainConfig(**changes)
+    elif config is None:
+        raise UsageError(
+            "a new run needs a TrainConfig", option="config", detail="give a TrainConfig, or resume"
+        )
+    if info is None:  # torch's generators keep a seed's low 32 bits: 1 + 2**32 would draw seed 1's numbers
+        check_seed(config.seed)  # (a resumed run's config may hold an earlier acgan's larger one)
+    device, precision, compile_mode, cuda_graph = resolve_training(
+        config.device, config.precision, config.compile, config.cuda_graph
+    )
+    check_out(run_dir, info, runs_dir)
+    if count_images:
+        check_batch_size(config.batch_size, training_images(config.dataset))
+    if config.eval_every:  # scored against the test split: a folder without one fails at the start
+        check_split(config.dataset, "test")
+    if info is not None:  # what its run folder's record lets a resume refuse (again once counted)
+        counted = recorded_steps_per_epoch(info.path, config if count_images else None)
+        check_resume(info, config, run_dir, counted, end_given, api)
+    return RunPlan(
+        config, info, run_dir, runs_dir, device, precision, compile_mode, cuda_graph, end_given, api
     )

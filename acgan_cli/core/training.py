@@ -46,7 +46,6 @@ from acgan_cli.core import files
 from acgan_cli.core.config import (
     ModelConfig,
     TrainConfig,
-    check_seed,
     checked,
     to_dict,
 )
@@ -61,7 +60,6 @@ from acgan_cli.core.devices import (
     autocast,
     autocast_dtype,
     release_freed_memory,
-    resolve_training,
     reuse_freed_memory,
 )
 from acgan_cli.core.errors import (
@@ -70,7 +68,6 @@ from acgan_cli.core.errors import (
     DivergedError,
     Notice,
     RunDirError,
-    UsageError,
 )
 from acgan_cli.core.events import (
     CheckpointSaved,
@@ -86,17 +83,15 @@ from acgan_cli.core.events import (
 from acgan_cli.core.graphs import StepGraph
 from acgan_cli.core.models import build_models
 from acgan_cli.core.runs import (
+    RunPlan,
     check_batch_size,
-    check_out,
     check_resume,
     check_same_data,
     claim_run_dir,
     create_run_dir,
     lock_run_dir,
-    recorded_steps_per_epoch,
+    plan_run,
     release_run_dir,
-    resume_config,
-    resumed_config,
     run_dir_as_named,
     run_dir_of,
 )
@@ -211,6 +206,26 @@ def run_settings(
     }
 
 
+def _checked_config(config: object) -> TrainConfig | None:
+    if config is not None and not isinstance(config, TrainConfig):  # "'str' object has no attribute 'device'"
+        raise ConfigError(
+            f"config must be a TrainConfig (got {type(config).__name__})",
+            hint="TrainConfig(dataset=..., ...), or read_info(RUN).train for a run's own",
+            option="config",
+            detail=f"must be a TrainConfig (got {type(config).__name__})",
+        )
+    return config
+
+
+def _paths(**paths: str | Path | None) -> dict[str, Path | None]:
+    """Paths as str too, as open() takes them (run_dir="runs/x" raised AttributeError), `~` expanded
+    as everything that reads a run does (run_dir="~/x" made a folder named "~")."""
+    return {
+        name: Path(checked(name, value, "path | None")).expanduser() if value is not None else None
+        for name, value in paths.items()
+    }
+
+
 class Trainer:
     """One training run: set up in the constructor (data, models, run folder), run with `run()`.
 
@@ -225,75 +240,47 @@ class Trainer:
         resume: str | Path | None = None,
         runs_dir: str | Path | None = None,
         dataset: Dataset | None = None,
+        plan: RunPlan | None = None,
     ) -> None:
         """`config`: the run's settings; with `resume`, None continues the checkpoint's own, and a
-        config given is held to what `acgan train --resume` allows (`resumed_config`)."""
-        # Paths as str too, as open() takes them: train(config, run_dir="runs/x") raised AttributeError;
-        # `~` expanded, as everything that reads a run does (run_dir="~/x" made a folder named "~").
-        run_dir, resume, runs_dir = (
-            Path(checked(name, value, "path | None")).expanduser() if value is not None else None
-            for name, value in (("run_dir", run_dir), ("resume", resume), ("runs_dir", runs_dir))
-        )
-        if config is not None and not isinstance(
-            config, TrainConfig
-        ):  # "'str' object has no attribute 'device'"
-            raise ConfigError(
-                f"config must be a TrainConfig (got {type(config).__name__})",
-                hint="TrainConfig(dataset=..., ...), or read_info(RUN).train for a run's own",
-                option="config",
-                detail=f"must be a TrainConfig (got {type(config).__name__})",
-            )
+        config given is held to what `acgan train --resume` allows (`resumed_config`). `plan`, in
+        their place: a run `plan_run` has checked already (as `acgan train` does)."""
         if dataset is not None and not isinstance(dataset, Dataset):
             raise ConfigError(
                 f"dataset must be a Dataset, as load_dataset gives (got {type(dataset).__name__})",
                 hint="name it in the config instead: TrainConfig(dataset=...)",
                 option="dataset",
             )
-        resume_info, resume_tensors = ckpt.load_checkpoint(resume) if resume else (None, None)
-        end_given = config is not None  # else the run's own end: a finished run has nothing to train
-        if resume_info is not None:
-            saved = ckpt.training_config_of(resume_info)  # a generator-only file cannot resume
-            # None: the run's own, on whatever device is here (as `acgan train --resume` does)
-            config = (
-                resume_config(saved, {"device": "auto"}) if config is None else resumed_config(saved, config)
+        if plan is None:
+            plan = plan_run(
+                _checked_config(config),
+                **_paths(run_dir=run_dir, resume=resume, runs_dir=runs_dir),
+                count_images=dataset is None,
             )
-        elif config is None:
-            raise UsageError(
-                "a new run needs a TrainConfig", option="config", detail="give a TrainConfig, or resume"
-            )
-        else:  # torch's generators keep a seed's low 32 bits: 1 + 2**32 would draw seed 1's numbers
-            check_seed(config.seed)  # (a resumed run's config may hold an earlier acgan's larger one)
-        self.config = config
-        self.device, self.precision, compile_mode, self.cuda_graph = resolve_training(
-            config.device, config.precision, config.compile, config.cuda_graph
-        )
+        config = self.config = plan.config
+        self.device, self.precision, self.cuda_graph = plan.device, plan.precision, plan.cuda_graph
         self.autocast_dtype = autocast_dtype(self.precision)
         if self.device.type == "cuda":  # the captured step's streams are the current device's: cuda:N's
             torch.cuda.set_device(self.device)
-
         if dataset is not None and not same_dataset(dataset.name, config.dataset):
             raise ConfigError(  # the run would record config.dataset: evaluate then scored it as that data
                 f"dataset is {dataset.name!r} but config.dataset is {config.dataset!r}",
                 hint=f"load_dataset(config.dataset), or dataclasses.replace(config, dataset={dataset.name!r})",
                 option="dataset",
             )
-        check_out(run_dir, resume_info, runs_dir)  # before the data is loaded, or downloaded
-        if resume_info is not None:  # so is what its run folder's record lets it refuse (again once counted)
-            # (data handed in is counted once loaded, below: its config may name other data)
-            counted = recorded_steps_per_epoch(resume_info.path, config if dataset is None else None)
-            check_resume(resume_info, config, run_dir, counted, end_given, api=True)
+        resume_info, resume_tensors = ckpt.load_checkpoint(plan.resume.path) if plan.resume else (None, None)
         self.data = self._load_data(dataset, resume_info)
         self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
         self.recipe = config.settings()
         self.model_config: ModelConfig = config.model_config(self.data.n_classes, self.data.channels)
 
-        self._build_networks(compile_mode)
+        self._build_networks(plan.compile_mode)
         self.step = 0
         if resume_info is not None:
             self._restore(resume_info, resume_tensors)
         self.start_step = self.step
-        if resume_info is not None:  # before any folder is made
-            check_resume(resume_info, config, run_dir, self.steps_per_epoch, end_given, api=True)
+        if resume_info is not None:  # before any folder is made: the data's own count now
+            check_resume(resume_info, config, plan.run_dir, self.steps_per_epoch, plan.end_given, plan.api)
 
         # Samples use the same latents for the whole run, so grids show progress, not noise.
         self.sample_labels = grid_labels(self.model_config.n_classes, SAMPLES_PER_CLASS)
@@ -304,7 +291,7 @@ class Trainer:
             generator=torch.Generator().manual_seed(config.seed),
         )
 
-        self._open_run_dir(run_dir, runs_dir, resume_info)
+        self._open_run_dir(plan.run_dir, plan.runs_dir, resume_info)
 
     def _load_data(self, dataset: Dataset | None, resume_info: ckpt.CheckpointInfo | None) -> Dataset:
         """The training images on the device (`dataset`, else the config's, loaded or downloaded);

@@ -17,7 +17,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.errors import AcganError, CheckpointError, DivergedError, Notice, RunDirError, UsageError
 from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStarted, SampleSaved, StepDone
-from acgan_cli.core.runs import claim_run_dir, create_run_dir, resume_config
+from acgan_cli.core.runs import claim_run_dir, create_run_dir, plan_run, resume_config
 from acgan_cli.core.training import Trainer
 from tests.conftest import tiny_config
 
@@ -701,6 +701,25 @@ def test_a_resume_through_the_api_is_held_to_the_clis_rules(tmp_path: Path) -> N
     )
     with pytest.raises(UsageError, match="a new run needs a TrainConfig"):
         train()
+    # The same refusals through plan_run with the options a user set, as `acgan train` plans a run:
+    # they name options, also where a Trainer refuses once its data is counted.
+    with pytest.raises(UsageError) as caught:
+        Trainer(plan=plan_run(resume=finished, changes={"max_steps": 3}))
+    assert caught.value.message == (
+        f"nothing to train: {finished} is already at step 4 and --max-steps 3 ends at step 3; "
+        "ask for more than 4 to continue"
+    )
+    with pytest.raises(UsageError) as caught:
+        plan_run(resume=finished, changes={"seed": 2})
+    assert caught.value.message.startswith("cannot resume with --seed 2: the checkpoint was trained with 1")
+    planned = plan_run(resume=finished, changes={"max_steps": 5, "device": "cpu"})
+    assert (planned.config.max_steps, planned.resume.step, planned.end_given, planned.api) == (
+        5,
+        4,
+        True,
+        False,
+    )
+    assert Trainer(plan=planned).run().step == 5
 
 
 def test_an_api_run_stopped_before_its_first_checkpoint_leaves_no_folder(tmp_path: Path) -> None:
