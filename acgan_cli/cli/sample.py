@@ -81,6 +81,35 @@ def _default_out(stem: str, fmt: str, folder: Path = Path()) -> Path:
     return path
 
 
+def _check_options(
+    digit: int | None,
+    class_name: str | None,
+    device: str,
+    fmt: str | None,
+    out: str | None,
+    nrow: int | None,
+    json_output: bool,
+) -> str:
+    """Refuse what cannot work before any checkpoint is looked for (as train and evaluate do), and
+    with stdout where the result would go; the format to write."""
+    if digit is not None and class_name is not None:
+        raise typer.BadParameter("give --digit or --class, not both", param_hint="--class")
+    check_device(device)
+    fmt = _output_format(fmt, out)
+    if nrow is not None and fmt != "png":  # an array has no rows of images
+        raise typer.BadParameter(f"applies to --format png only (not {fmt})", param_hint="--nrow")
+    to_stdout = _to_stdout(out)
+    if to_stdout and json_output:
+        raise typer.BadParameter(
+            "the image data and the JSON would both go to stdout; drop one", param_hint="--json"
+        )
+    if to_stdout:
+        check_stdout_takes_bytes(f"{fmt} bytes")
+    if json_output:
+        require_stdout("the JSON report")
+    return fmt
+
+
 def _write(path: Path, data: bytes, numbered_in: Path | None, stem: str, fmt: str) -> Path:
     """Write `data` to `path` and return where it went. A name chosen here (`numbered_in` a folder)
     is claimed as it is written: one that another process took since it was chosen moves on to the
@@ -281,21 +310,8 @@ def sample(
 
     The written path is printed on stdout (or the bytes themselves with --out -; --json: the path, seed and what was drawn).
     """
-    if digit is not None and class_name is not None:
-        raise typer.BadParameter("give --digit or --class, not both", param_hint="--class")
-    check_device(device)  # before any checkpoint is looked for, as train and evaluate do
-    fmt = _output_format(fmt, out)
-    if nrow is not None and fmt != "png":  # an array has no rows of images
-        raise typer.BadParameter(f"applies to --format png only (not {fmt})", param_hint="--nrow")
+    fmt = _check_options(digit, class_name, device, fmt, out, nrow, json_output)
     to_stdout = _to_stdout(out)
-    if to_stdout and json_output:
-        raise typer.BadParameter(
-            "the image data and the JSON would both go to stdout; drop one", param_hint="--json"
-        )
-    if to_stdout:
-        check_stdout_takes_bytes(f"{fmt} bytes")
-    if json_output:
-        require_stdout("the JSON report")
 
     from acgan_cli.core.checkpoint import load_generator, newest_checkpoint, resolve_checkpoint
     from acgan_cli.core.devices import resolve_device, reuse_freed_memory
@@ -343,19 +359,11 @@ def sample(
         bar.close()
     data = FORMATS[fmt](images, labels, width)
 
-    what = (
-        f"{len(images) // len(info.class_names)} of each class"
-        + (", one row per class" if fmt == "png" and nrow is None else "")
-        if grid
-        else f"class {info.class_names[class_index]}"
-        if class_index is not None
-        else "random classes"
-    )
     if target_path is None:  # the bytes alone: no path printed after them
         _write_stdout(data)
-        target = "stdout"
     else:
         target_path = _write(target_path, data, numbered_in, stem, fmt)
+        done = f"{target_path} is written"
         if json_output:  # what a script needs to draw the same images again
             report = {
                 "path": str(target_path),
@@ -368,12 +376,23 @@ def sample(
                 "checkpoint": str(info.path),
                 "step": info.step,
             }
-            print_result(json.dumps(report, indent=2), "the report", f"{target_path} is written")
+            print_result(json.dumps(report, indent=2), "the report", done)
         else:
-            print_result(as_argument(target_path), "the file's path", f"{target_path} is written")
-        target = str(target_path)
+            print_result(as_argument(target_path), "the file's path", done)
     if not state.quiet:
+        what = _what(
+            info.class_names, class_index, grid, len(images), one_row_each=fmt == "png" and nrow is None
+        )
         stderr_console().print(
             f"drew {len(images)} image{'s' * (len(images) != 1)} ({what}; seed {seed}) "
-            f"from {info.path} (step {info.step}) → {target}"
+            f"from {info.path} (step {info.step}) → {'stdout' if target_path is None else target_path}"
         )
+
+
+def _what(
+    class_names: tuple[str, ...], class_index: int | None, grid: bool, n: int, one_row_each: bool
+) -> str:
+    """What was drawn, in words, for the closing line."""
+    if grid:
+        return f"{n // len(class_names)} of each class" + (", one row per class" if one_row_each else "")
+    return f"class {class_names[class_index]}" if class_index is not None else "random classes"
