@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import hashlib
 import os
 import re
 import stat
@@ -20,14 +21,29 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 # A temporary file's name: `.NAME.PID.tmp`, or `.NAME.PID.tmp.EXT` for an export (torch.export
-# wants its archive to end in .pt2).
-_TEMPORARY = re.compile(r"\..+\.(\d+)\.tmp(?:\.[A-Za-z0-9]+)?")
+# wants its archive to end in .pt2; TorchScript's extension is .torchscript.pt).
+_TEMPORARY = re.compile(r"\..+\.(\d+)\.tmp(?:\.[A-Za-z0-9]+){0,2}")
+
+
+NAME_MAX = 255  # bytes in one file name, on Linux and macOS file systems
+_TEMPORARY_ROOM = len(".") + len(".4294967295.tmp") + len(".torchscript.pt")  # all but the name's own
 
 
 def temporary_path(path: Path, suffix: str = "") -> Path:
     """A hidden sibling of `path` to write first and rename onto it (same folder, same file system);
     `suffix` (".pt2") ends its name, for writers that read the extension."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    return path.with_name(f".{_temporary_stem(path.name)}.{os.getpid()}.tmp{suffix}")
+
+
+def _temporary_stem(name: str) -> str:
+    """`name`, or for a name too long to take the temporary's additions (a legal name of 240 to 255
+    bytes, refused as "File name too long"), its start and a hash of the whole name."""
+    raw = os.fsencode(name)
+    if len(raw) + _TEMPORARY_ROOM <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:12]
+    start = raw[: NAME_MAX - _TEMPORARY_ROOM - len(digest) - 1].decode("utf-8", "ignore")  # whole characters
+    return f"{start}~{digest}"
 
 
 def remove_orphaned_temporaries(folder: Path, of: str | None = None) -> list[Path]:
@@ -37,7 +53,7 @@ def remove_orphaned_temporaries(folder: Path, of: str | None = None) -> list[Pat
     A file whose process id is alive is kept: it may be a write in progress. Returns what went.
     """
     removed = []
-    for path in folder.glob(f".{glob.escape(of) if of else '*'}.*.tmp*"):
+    for path in folder.glob(f".{glob.escape(_temporary_stem(of)) if of else '*'}.*.tmp*"):
         written_by = _TEMPORARY.fullmatch(path.name)
         if written_by is None or _alive(int(written_by.group(1))):
             continue

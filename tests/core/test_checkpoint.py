@@ -288,12 +288,32 @@ def test_orphaned_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp
     dead_pid = int(finished.stdout)  # that process has exited
     orphan = tmp_path / f".latest.safetensors.{dead_pid}.tmp"
     export = tmp_path / f".latest.pt2.{dead_pid}.tmp.pt2"  # a killed export's (it keeps the extension)
+    torchscript = tmp_path / f".g.torchscript.pt.{dead_pid}.tmp.torchscript.pt"  # an extension of two parts
     live = tmp_path / f".step-00000002.safetensors.{os.getpid()}.tmp"  # this process: a write in progress
     kept = [live, tmp_path / "latest.safetensors", tmp_path / ".notes.tmp", tmp_path / ".notes.tmp.txt~"]
-    for path in [orphan, export, *kept]:
+    for path in [orphan, export, torchscript, *kept]:
         path.write_bytes(b"x")
-    assert sorted(files.remove_orphaned_temporaries(tmp_path)) == sorted([orphan, export])
+    assert sorted(files.remove_orphaned_temporaries(tmp_path)) == sorted([orphan, export, torchscript])
     assert sorted(tmp_path.iterdir()) == sorted(kept)
+
+
+def test_a_name_as_long_as_a_file_system_takes_is_written(tmp_path: Path) -> None:
+    """Names of about 240 to 255 bytes were refused as "File name too long": the temporary's own,
+    `.NAME.PID.tmp.EXT`, was longer than the name the user gave."""
+    names = ["a" * 251 + ".png", "é" * 119 + ".g.torchscript.pt"]  # 255 bytes each; é takes two
+    for name in names:
+        files.write_atomic(tmp_path / name, b"whole")
+        assert (tmp_path / name).read_bytes() == b"whole"
+    # A writer killed mid-write leaves its temporary; the next write of that name removes it.
+    code = (
+        "import sys; from pathlib import Path; from acgan_cli.core.files import temporary_path; "
+        "temporary_path(Path(sys.argv[1]), '.torchscript.pt').write_bytes(b'cut')"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / names[1])], check=True)
+    (orphan,) = tmp_path.glob(".*.tmp*")
+    assert len(os.fsencode(orphan.name)) <= files.NAME_MAX
+    assert files.remove_orphaned_temporaries(tmp_path, of=names[1]) == [orphan]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
 
 
 def _mixed_tensors(device: str) -> dict[str, torch.Tensor]:
