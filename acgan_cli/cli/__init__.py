@@ -16,7 +16,8 @@ from typer.core import TyperGroup
 
 from acgan_cli import __version__
 from acgan_cli.cli import evaluate, export, sample, train
-from acgan_cli.cli.common import OS_ERROR_HINT, print_error, state, to_devnull
+from acgan_cli.cli.common import OS_ERROR_HINT, print_error, require_stdout, state, to_devnull
+from acgan_cli.core.errors import AcganError
 
 # click's ClickException, whether typer vendors click or depends on it.
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -189,6 +190,11 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        try:  # >&-: the version is the whole result, lost with status 0
+            require_stdout("the version")
+        except AcganError as exc:
+            print_error(exc.message, exc.hint)
+            raise typer.Exit(exc.exit_code) from None
         typer.echo(f"acgan {__version__}")
         raise typer.Exit()
 
