@@ -174,6 +174,18 @@ def test_fewer_samples_than_features_get_a_note_for_fd_and_kid_only(run: Path) -
     )
     assert "note:" not in runner.invoke(app, [*few, "--metrics", "class-accuracy"]).stderr
     assert "note:" not in runner.invoke(app, [*few[:-1], "128", "--metrics", "kid"]).stderr
+    # Three samples: a Fréchet distance, noisy, but no KID (it needs four), which says why instead.
+    three = runner.invoke(app, [*few[:-1], "3", "--metrics", "fd,kid", "--json"])
+    assert three.exit_code == 0, three.stderr
+    assert "note: 3 samples are fewer than the evaluator's 128 features: Fréchet distance from so few is" in (
+        three.stderr
+    )
+    (scored,) = json.loads(three.stdout)["checkpoints"]
+    assert "kid" in scored["unavailable"] and scored["metrics"]["frechet_distance"] is not None
+    # A request refused outside the metrics is not preceded by a note about them.
+    refused = runner.invoke(app, [*few, "--metrics", "fd", "--evaluator", "nope.safetensors"])
+    assert refused.exit_code == 1
+    assert [line.split(" ")[0] for line in refused.stderr.splitlines()] == ["error:", "hint:"]
 
 
 def test_an_unknown_metric_exits_2_listing_the_valid_ones(run: Path) -> None:

@@ -36,6 +36,10 @@ KID_GROUP = 10  # subsets computed at once (3 kernels of 10 x 1000 x 1000 floats
 CHUNK_ELEMENTS = 2**23  # distances held at once: 8 Mi floats, 32 MB
 
 
+FD_MIN_SAMPLES = 2  # a covariance needs two samples
+KID_MIN_SAMPLES = 4  # two disjoint subsets of two
+
+
 class MetricUnavailable(Exception):
     """A metric cannot be computed for this candidate (e.g. no discriminator); `reason` says why."""
 
@@ -143,8 +147,10 @@ def kernel_inception_distance(
     import torch
 
     m = min(subset_size, len(a) // 2, len(b) // 2)
-    if m < 2:
-        raise MetricUnavailable(f"KID needs at least 4 samples in each set (got {len(a)} and {len(b)})")
+    if m < KID_MIN_SAMPLES // 2:
+        raise MetricUnavailable(
+            f"KID needs at least {KID_MIN_SAMPLES} samples in each set (got {len(a)} and {len(b)})"
+        )
     dim = a.shape[1]
     rng = torch.Generator().manual_seed(seed)
     estimates = []
@@ -310,8 +316,8 @@ def _class_accuracy(c: Comparison) -> dict[str, FigureValue]:
 
 
 def _frechet(c: Comparison) -> dict[str, FigureValue]:
-    if len(c.candidate) < 2 or len(c.real) < 2:
-        raise MetricUnavailable("a covariance needs at least 2 samples in each set")
+    if len(c.candidate) < FD_MIN_SAMPLES or len(c.real) < FD_MIN_SAMPLES:
+        raise MetricUnavailable(f"a covariance needs at least {FD_MIN_SAMPLES} samples in each set")
     return {"frechet_distance": frechet_distance_of(c.candidate.features, c.real.features)}
 
 

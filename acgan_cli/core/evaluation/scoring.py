@@ -33,6 +33,8 @@ from acgan_cli.core.evaluation.events import (
     StageStarted,
 )
 from acgan_cli.core.evaluation.metrics import (
+    FD_MIN_SAMPLES,
+    KID_MIN_SAMPLES,
     METRICS,
     Comparison,
     FeatureSet,
@@ -269,6 +271,30 @@ def reference_scores(
     return compute_scores(lambda metric: comparisons[metric.reference], metrics)
 
 
+def _warn_if_noisy(config: EvaluationConfig) -> None:
+    """A note where the Fréchet distance or KID will be computed from fewer samples than the
+    evaluator has features: a covariance of rank below its size, mostly sampling noise."""
+    from acgan_cli.core.evaluation.classifier import FEATURES
+
+    noisy = [
+        title
+        for name, title, least in (
+            ("fd", "Fréchet distance", FD_MIN_SAMPLES),
+            ("kid", "KID", KID_MIN_SAMPLES),
+        )
+        if name in config.metrics and least <= config.n_samples  # fewer: not computed at all, and said so
+    ]
+    if noisy and config.n_samples < FEATURES:
+        warnings.warn(
+            Notice(
+                f"{config.n_samples} samples are fewer than the evaluator's {FEATURES} features: "
+                f"{' and '.join(noisy)} from so few {'is' if len(noisy) == 1 else 'are'} mostly sampling "
+                "noise (compare each with its real-images value, and checkpoints at the same --n-samples)"
+            ),
+            stacklevel=3,
+        )
+
+
 def _discriminator_of(
     info: CheckpointInfo, tensors: dict[str, torch.Tensor], device: torch.device
 ) -> nn.Module:
@@ -398,7 +424,6 @@ def evaluate(
         resolve_precision,
         reuse_freed_memory,
     )
-    from acgan_cli.core.evaluation.classifier import FEATURES
     from acgan_cli.core.evaluation.evaluator import load_evaluator, read_evaluator
     from acgan_cli.core.sampling import generation_batch
 
@@ -408,17 +433,6 @@ def evaluate(
     # A run folder is read again when its turn comes: a run still training there may have pruned
     # the step file it named (--keep-checkpoints), and its newest checkpoint is the one to score.
     source = {info.path: path if Path(path).is_dir() else info.path for info, path in checked}
-    noisy = [title for name, title in (("fd", "Fréchet distance"), ("kid", "KID")) if name in config.metrics]
-    if infos and noisy and config.n_samples < FEATURES:  # a covariance of rank < its size
-        warnings.warn(
-            Notice(
-                f"{config.n_samples} sample{'s are' if config.n_samples > 1 else ' is'} fewer than the "
-                f"evaluator's {FEATURES} features: "
-                f"{' and '.join(noisy)} from so few {'is' if len(noisy) == 1 else 'are'} mostly sampling "
-                "noise (compare each with its real-images value, and checkpoints at the same --n-samples)"
-            ),
-            stacklevel=2,
-        )
     evaluator_path = Path(config.evaluator).expanduser() if config.evaluator else None
     given = read_evaluator(evaluator_path)[1] if evaluator_path else None
     dataset = config.dataset or (given.dataset if given else infos[0].dataset if infos else "")
@@ -452,6 +466,8 @@ def evaluate(
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     dtype = autocast_dtype(precision)
+    if infos:  # once what would refuse the request has had its say
+        _warn_if_noisy(config)
 
     began = time.perf_counter()
     # Where the data is: --data-dir, else where the first checkpoint's run found it (if that folder
