@@ -182,6 +182,7 @@ def test_fewer_samples_than_features_get_a_note_for_fd_and_kid_only(run: Path) -
     )
     (scored,) = json.loads(three.stdout)["checkpoints"]
     assert "kid" in scored["unavailable"] and scored["metrics"]["frechet_distance"] is not None
+    assert scored["batch_size"] == 3  # drawn in one pass of three, not the memory-sized 8192 it allows
     # A request refused outside the metrics is not preceded by a note about them.
     refused = runner.invoke(app, [*few, "--metrics", "fd", "--evaluator", "nope.safetensors"])
     assert refused.exit_code == 1

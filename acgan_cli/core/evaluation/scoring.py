@@ -555,7 +555,7 @@ def evaluate(
                 img_size=img_size,
                 n_samples=config.n_samples,
                 seed=config.seed,
-                batch_size=batch_size,
+                batch_size=min(batch_size, config.n_samples),  # the pass its images were drawn in
                 scores=scores,
                 reference=references[img_size],
                 timings={
