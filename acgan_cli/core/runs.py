@@ -31,6 +31,7 @@ from acgan_cli.core.config import (
 from acgan_cli.core.data import (
     DATASETS,
     Dataset,
+    canonical_dataset,
     check_split,
     dataset_title,
     run_name,
@@ -441,6 +442,8 @@ def plan_run(
     api = changes is None
     # Else a resume goes on to the run's own end: one that finished has nothing to train.
     end_given = config is not None if api else ("epochs" in changes or "max_steps" in changes)
+    if api and config is not None:  # recorded as the CLI records them: a relative folder named other data
+        config = _as_recorded(config)  # (or none) once the run was resumed or evaluated from elsewhere
     info = ckpt.check_checkpoint(resume) if resume is not None else None
     if info is not None:
         saved = ckpt.training_config_of(info)  # a generator-only file cannot resume
@@ -477,3 +480,9 @@ def plan_run(
     return RunPlan(
         config, info, run_dir, runs_dir, device, precision, compile_mode, cuda_graph, end_given, api
     )
+
+
+def _as_recorded(config: TrainConfig) -> TrainConfig:
+    """`config` with its dataset folder and data folder as absolute paths, as a run records them."""
+    data_dir = str(Path(config.data_dir).expanduser().resolve()) if config.data_dir else config.data_dir
+    return dataclasses.replace(config, dataset=canonical_dataset(config.dataset), data_dir=data_dir)

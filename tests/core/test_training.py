@@ -903,3 +903,25 @@ def test_the_python_api_names_a_wrong_argument_before_any_work(
     assert result.run_dir == tmp_path / "home" / "exp" and not (tmp_path / "~").exists()
     monkeypatch.setenv("ACGAN_RUNS_DIR", "~/runs")
     assert train(tiny_config(max_steps=1)).run_dir.parent == tmp_path / "home" / "runs"
+
+
+def test_an_api_run_records_a_relative_dataset_folder_as_an_absolute_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train(TrainConfig(dataset="digits")) recorded "digits": a resume or evaluate from another
+    folder then found no data ("trained on the folder digits, which is not there"). The CLI
+    recorded the absolute path; so does the API now, and its data_dir too."""
+    from acgan_cli.core.training import train
+    from tests.core.test_data import make_idx_folder
+
+    make_idx_folder(tmp_path / "digits", n=64, classes=2, size=16)
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config(dataset="digits", data_dir="cache", max_steps=2, batch_size=16)
+    run = train(config, run_dir="run").run_dir
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert (recorded["dataset"], recorded["data_dir"]) == (str(tmp_path / "digits"), str(tmp_path / "cache"))
+    assert ckpt.read_info(run).dataset == str(tmp_path / "digits")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    own = ckpt.read_info(tmp_path / "run").train  # the run's own settings, read from elsewhere
+    assert train(dataclasses.replace(own, max_steps=3), resume=tmp_path / "run").step == 3
