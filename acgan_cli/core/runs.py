@@ -173,11 +173,12 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
     return run if checkpoint_path.parent.name == "checkpoints" and (run / "config.json").is_file() else None
 
 
-def release_run_dir(lock: int | None, made: Path | None) -> None:
-    """Free a run folder: remove it if this trainer `made` it and it is still empty, then unlock it."""
-    if made is not None:
+def release_run_dir(lock: int | None, made: list[Path]) -> None:
+    """Free a run folder: remove the folders this trainer `made` (the run's, then those above it)
+    that are still empty, then unlock it."""
+    for folder in made:
         with contextlib.suppress(OSError):  # not empty: the run wrote to it, and it stays
-            made.rmdir()
+            folder.rmdir()
     if lock is not None:
         os.close(lock)
 

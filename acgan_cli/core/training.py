@@ -48,6 +48,7 @@ from acgan_cli.core.config import (
     ModelConfig,
     TrainConfig,
     checked,
+    default_runs_dir,
     to_dict,
 )
 from acgan_cli.core.data import (
@@ -379,7 +380,10 @@ class Trainer:
         self.resumed_from = resume_info.path if resume_info else None
         self.last_checkpoint: Path | None = self.resumed_from
         home = run_dir_of(resume_info.path) if resume_info else None
-        # Whether the run folder is this run's alone (`discard` empties it again), and made by it.
+        # Whether the run folder is this run's alone (`discard` empties it again), and made by it,
+        # with the folders above it that it made too (innermost first): they go with it.
+        above = run_dir if run_dir is not None else Path(runs_dir or default_runs_dir()) / "run"
+        missing = [folder for folder in above.parents if not folder.exists()]
         if run_dir is None:
             self.new_run_dir = self.made_run_dir = home is None
             self.run_dir = (
@@ -389,6 +393,7 @@ class Trainer:
             self.new_run_dir = home != run_dir.resolve()
             self.made_run_dir = self.new_run_dir and not run_dir.exists()
             self.run_dir = claim_run_dir(run_dir) if self.new_run_dir else run_dir
+        self.made_folders = [self.run_dir, *missing] if self.made_run_dir else []
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.samples_dir = self.run_dir / "samples"
         # One process at a time trains a run folder: two would interleave their checkpoints and
@@ -396,9 +401,7 @@ class Trainer:
         lock = lock_run_dir(self.run_dir)
         self._released = False  # by `run`, which ended: another process may write to the folder now
         # A trainer never run leaves no empty run folder behind once it is collected.
-        self._unlock = weakref.finalize(
-            self, release_run_dir, lock, self.run_dir if self.made_run_dir else None
-        )
+        self._unlock = weakref.finalize(self, release_run_dir, lock, self.made_folders)
 
     def has_checkpoint(self) -> bool:
         """Whether this run's folder holds a checkpoint (one that `--resume RUN` would find)."""
@@ -423,8 +426,8 @@ class Trainer:
         for path in written:
             with contextlib.suppress(OSError):  # a cleanup never hides the error that called it
                 path.unlink(missing_ok=True)
-        for folder in folders if self.made_run_dir else (self.checkpoint_dir, self.samples_dir):
-            with contextlib.suppress(OSError):
+        for folder in (self.checkpoint_dir, self.samples_dir, *self.made_folders):
+            with contextlib.suppress(OSError):  # one holding anything else stays, and those above it
                 folder.rmdir()
 
     def _drop_metrics_after_checkpoint(self) -> float:

@@ -1,4 +1,5 @@
 import dataclasses
+import gc
 import json
 import math
 import platform
@@ -211,7 +212,7 @@ def test_a_refused_or_failed_start_leaves_no_run_folder(tmp_path: Path, small_da
         env.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
         with pytest.raises(AcganError, match="cannot write the evaluator"):
             trainer.run()
-    assert list(runs.iterdir()) == []
+    assert not runs.exists()  # nor the runs folder it made for it
     # So does a branch's (its checkpoint so far is the one it resumed, in another folder).
     branch = Trainer(
         tiny_config(max_steps=4, eval_every=1),
@@ -640,7 +641,7 @@ def test_a_trainer_never_run_leaves_no_empty_run_folder(tmp_path: Path, small_da
     assert made.run_dir.is_dir() and given.run_dir.is_dir()
     del made, given, kept
     gc.collect()
-    assert list(runs.iterdir()) == [] and not (tmp_path / "given").exists() and empty.is_dir()
+    assert not runs.exists() and not (tmp_path / "given").exists() and empty.is_dir()  # runs/: made for it
     finished = Trainer(tiny_config(max_steps=1), runs_dir=runs, dataset=small_dataset)
     finished.run()
     folder = finished.run_dir
@@ -731,6 +732,18 @@ def test_an_api_run_stopped_before_its_first_checkpoint_leaves_no_folder(tmp_pat
     run = tmp_path / "run"
     stopped = train(tiny_config(max_steps=3), run_dir=run, should_stop=lambda: True)
     assert stopped.interrupted and stopped.checkpoint is None and not run.exists()
+    # The folders it made above the run's go with it (they stayed); one that holds anything stays.
+    (tmp_path / "kept" / "notes.txt").parent.mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    for run_dir, runs_dir in [(tmp_path / "new" / "deeper" / "run", None), (None, tmp_path / "runs" / "x")]:
+        train(tiny_config(max_steps=3), run_dir=run_dir, runs_dir=runs_dir, should_stop=lambda: True)
+        Trainer(tiny_config(max_steps=3), run_dir=run_dir, runs_dir=runs_dir)  # never run: collected
+    train(tiny_config(max_steps=3), run_dir=tmp_path / "kept" / "a" / "run", should_stop=lambda: True)
+    gc.collect()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["notes.txt"]
+    (tmp_path / "kept" / "notes.txt").unlink()
+    (tmp_path / "kept").rmdir()
 
     def fails_on(kind: type) -> Callable[[object], None]:
         def on_event(event: object) -> None:
