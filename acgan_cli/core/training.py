@@ -380,6 +380,19 @@ class Trainer:
         self.resumed_from = resume_info.path if resume_info else None
         self.last_checkpoint: Path | None = self.resumed_from
         home = run_dir_of(resume_info.path) if resume_info else None
+        if (
+            resume_info is not None
+            and home is None
+            and run_dir is None
+            and resume_info.path.parent.name == "checkpoints"
+        ):
+            warnings.warn(  # RUN/checkpoints/x without RUN/config.json: not a run folder to continue in
+                Notice(
+                    f"{resume_info.path.parent.parent} has no config.json, so the run continues in a new "
+                    "run folder (give --out to choose it)"
+                ),
+                stacklevel=4,
+            )
         # Whether the run folder is this run's alone (`discard` empties it again), and made by it,
         # with the folders above it that it made too (innermost first): they go with it.
         above = run_dir if run_dir is not None else Path(runs_dir or default_runs_dir()) / "run"

@@ -160,6 +160,22 @@ def test_resuming_a_finished_run_asks_for_more_and_touches_nothing(tmp_path: Pat
     assert read_info(tmp_path / "run").step == 6
 
 
+def test_a_resume_of_a_folder_without_config_json_says_it_goes_to_a_new_folder(tmp_path: Path) -> None:
+    """`--resume nocfg` went on in runs/00001-… without a word: the folder named is no run folder
+    (no config.json), so the run cannot continue in it."""
+    args = ["train", "--dataset", "mnist-5k", "--max-steps", "3", "--out", "nocfg", *TINY_ARGS]
+    assert runner.invoke(app, args).exit_code == 0
+    (tmp_path / "nocfg" / "config.json").unlink()
+    result = runner.invoke(app, ["train", "--resume", "nocfg", "--max-steps", "4"])
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "note: nocfg has no config.json, so the run continues in a new run folder (give --out to choose it)"
+        in (result.stderr.splitlines())
+    )
+    new = Path(result.stdout.strip())
+    assert new.parent.name == "runs" and read_info(new).step == 4 and read_info(tmp_path / "nocfg").step == 3
+
+
 def test_a_resume_whose_data_folder_is_not_here_uses_the_default_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
