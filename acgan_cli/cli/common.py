@@ -314,9 +314,12 @@ def _option_source(ctx: Any, field: str) -> str:
     Only a command that takes `ctx: typer.Context` can tell; without it the option is named.
     """
     option = option_name(field)
+    param = next((p for p in ctx.command.params if p.name == field), None) if ctx is not None else None
+    if getattr(param, "secondary_opts", None) and ctx.params.get(field) is False:  # as typed: --no-ema
+        option = param.secondary_opts[0]
     if not from_environment(ctx, field):
         return option
-    envvar = next((p.envvar for p in ctx.command.params if p.name == field), None)
+    envvar = getattr(param, "envvar", None)
     return f"${envvar} (for {option})" if isinstance(envvar, str) else option
 
 

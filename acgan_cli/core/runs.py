@@ -387,9 +387,10 @@ def _refuse_change(name: str, value: object, saved: object, api: bool) -> None:
             option=name,
             detail=f"cannot change from {saved!r} to {value!r} when resuming",
         )
-    option = f"--{name.replace('_', '-')}"
+    option = f"--{'no-' * (value is False)}{name.replace('_', '-')}"  # a flag as typed: --no-d-projection
+    given = option if isinstance(value, bool) else f"{option} {value}"
     raise UsageError(
-        f"cannot resume with {option} {value}: the checkpoint was trained with {saved}",
+        f"cannot resume with {given}: the checkpoint was trained with {saved}",
         hint=f"drop {option} to continue the run, or start a new run without --resume",
         option=name,
         detail=f"cannot change from {saved} to {value} when resuming",  # the hint says what to do

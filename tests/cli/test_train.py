@@ -219,6 +219,16 @@ def test_resume_refuses_another_latent_size(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert "cannot change from 8 to 64 when resuming" in plain(result.stderr)
     assert (tmp_path / "run" / "checkpoints" / "latest.safetensors").read_bytes() == before
+    # A flag is named as typed: it was --d-projection, which the user never gave.
+    flag = runner.invoke(app, ["train", "--resume", "run", "--no-d-projection"])
+    assert (flag.exit_code, flag.stdout, flag.stderr.splitlines()) == (
+        2,
+        "",
+        [
+            "error: Invalid value for --no-d-projection: cannot change from True to False when resuming",
+            "hint: drop --no-d-projection to continue the run, or start a new run without --resume",
+        ],
+    )
 
 
 @pytest.mark.parametrize(
