@@ -251,7 +251,7 @@ def refuse_to_overwrite_checkpoint(target: Path, command: str, reading: Path | N
     config.json, metrics.jsonl or sample grids: a run's state and history are never an output),
     the checkpoint `reading` that the command reads (a generator-only one), or an evaluator; for
     sample, any model acgan wrote (a generator file, an export); or, there or not, one of the names
-    a run's checkpoints go by in its checkpoints/ folder."""
+    a run's checkpoints go by in its checkpoints/ folder, or its records (a grid still to come)."""
     detail = _why_not_an_output(target, command, reading)
     if detail is not None:
         raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
@@ -283,6 +283,9 @@ def _why_not_an_output(target: Path, command: str, reading: Path | None) -> str 
     if checkpoint_name and where.parent.name == "checkpoints" and _is_run(where.parent.parent):
         # none there yet, or a damaged one: resume and sample would take the new file for the run's
         return f"{target} is the name of one of a training run's checkpoints; {command} never writes one"
+    record = None if os.path.lexists(where) else run_record(where)
+    if record is not None:  # a grid still to come (step-00000040.png at step 20): the run would replace it
+        return f"{target} is the name of {record}; {command} never writes one"
     return None
 
 

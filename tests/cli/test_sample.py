@@ -427,6 +427,19 @@ def test_a_runs_settings_history_and_grids_are_never_overwritten(
     assert runner.invoke(app, [*args, "--out", str(fresh)]).exit_code == 0 and fresh.is_file()
     # and made again: only the grids training names step-NNNNNNNN.png are the run's (it refused any)
     assert runner.invoke(app, [*args, "--out", str(fresh)]).exit_code == 0 and fresh.is_file()
+    # A grid still to come (the run is at step 12): a resume would replace the file without a word.
+    later = run / "samples" / "step-00000040.png"
+    result = runner.invoke(app, [*args, "--out", str(later)])
+    assert (result.exit_code, result.stdout, result.stderr.splitlines()) == (
+        2,
+        "",
+        [
+            f"error: Invalid value for --out: {later} is the name of one of a training run's sample grids; "
+            f"{command} never writes one",
+            "hint: choose another --out",
+        ],
+    )
+    assert not later.exists()
 
 
 def test_sample_never_overwrites_the_generator_file_it_reads(run: Path, tmp_path: Path) -> None:
