@@ -350,9 +350,9 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-_SIGHUP = getattr(signal, "SIGHUP", None)  # the terminal closed (an ssh session dropped); not on Windows
-STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, _SIGHUP) if s is not None)
-STOP_WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", _SIGHUP: "hung up"}
+SIGHUP = getattr(signal, "SIGHUP", None)  # the terminal closed (an ssh session dropped); not on Windows
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, SIGHUP) if s is not None)
+STOP_WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", SIGHUP: "hung up"}
 
 
 def signal_of(exc: KeyboardInterrupt) -> int:

@@ -20,6 +20,7 @@ import typer
 
 from acgan_cli.cli.common import (
     LIVE_MIN_COLUMNS,
+    SIGHUP,
     STOP_SIGNALS,
     STOP_WORDS,
     as_argument,
@@ -558,8 +559,9 @@ def _run(trainer: Trainer, console: Console) -> None:
             if not state.quiet:
                 console.print(f"stopped at step {result.step}; saved {result.checkpoint}")
                 console.print(f"resume with: acgan train --resume {shlex.quote(str(result.run_dir))}")
-            hung_up = stop.signum == getattr(signal, "SIGHUP", None)
-            with suppress(AcganError) if hung_up else nullcontext():  # a closed terminal takes no path
+            with (
+                suppress(AcganError) if stop.signum == SIGHUP else nullcontext()
+            ):  # a closed terminal takes no path
                 _print_run_dir(result.run_dir, stopped=True)
             raise typer.Exit(exit_code(stop.signum))
     if not state.quiet:

@@ -283,8 +283,9 @@ def write_new(path: Path, data: bytes) -> bool:
 
 @contextlib.contextmanager
 def _staged(path: Path, data: bytes) -> Iterator[Path]:
-    """`data` in a synced temporary beside `path`, removed on the way out (whatever became of it);
-    an OSError about the temporary is reported as one about `path`, the file the caller named."""
+    """`data` in a temporary beside `path` (the caller syncs it as it puts it in place), removed on
+    the way out, whatever became of it; an OSError about the temporary is reported as one about
+    `path`, the file the caller named."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     try:
