@@ -199,7 +199,7 @@ def evaluate(
     if json_output:
         require_stdout("the JSON report")
 
-    from acgan_cli.cli.render import EvaluationProgress, QuietRenderer, evaluation_notes, evaluation_table
+    from acgan_cli.cli.render import EvaluationProgress, QuietRenderer, evaluation_notes, evaluation_tables
     from acgan_cli.core.checkpoint import newest_checkpoint
     from acgan_cli.core.evaluation.scoring import evaluate as run_evaluation
 
@@ -223,7 +223,8 @@ def evaluate(
     if json_output:
         print_result(json.dumps(report.as_dict(), indent=2), "the report")
     elif report.checkpoints:
-        print_table(console, evaluation_table(report))
+        for table in evaluation_tables(report, console.width if console.is_terminal else None):
+            print_table(console, table)
         for line in evaluation_notes(report):
             console.print(line, markup=False, style="dim")
     else:  # only the evaluator was asked for: its path is the result

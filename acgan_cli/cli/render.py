@@ -376,29 +376,76 @@ def _rows(figure: Figure, value: FigureValue, class_names: tuple[str, ...]) -> l
     return [(label, value if isinstance(value, float) else None)]
 
 
-def evaluation_table(report: EvaluationReport) -> Table:
-    """One row per figure, one column per checkpoint, then the reference (one per image size)."""
-    sizes = sorted({c.img_size for c in report.checkpoints})
-    references = {c.img_size: c.reference for c in report.checkpoints}
+def evaluation_tables(report: EvaluationReport, width: int | None = None) -> list[Table]:
+    """The scores as one table, or, where that is wider than `width` (a terminal's columns), as
+    several, each with as many checkpoints as fit beside the metric names and the reference: one
+    squeezed table wrapped every label over three lines and cut numbers to "…". Where needed, a
+    long column name (a step file's) wraps at NAME_WIDTH characters to leave the labels theirs."""
+    names = _column_names(report.checkpoints)  # told apart among all of them, not within a part
+    parts: list[list[int]] = []
+    for index in range(len(report.checkpoints)):
+        if parts and (
+            width is None
+            or _natural_width(evaluation_table(report, names, [*parts[-1], index], NAME_WIDTH)) <= width
+        ):
+            parts[-1].append(index)
+        else:
+            parts.append([index])
+    tables = []
+    for n, part in enumerate(parts):
+        table = evaluation_table(report, names, part, titled=not n)
+        if width is not None and _natural_width(table) > width:
+            table = evaluation_table(report, names, part, NAME_WIDTH, titled=not n)
+        tables.append(table)
+    return tables
+
+
+NAME_WIDTH = 14  # "step 1,000,000"
+
+
+def _natural_width(table: Table) -> int:
+    """The columns `table` takes where nothing in it needs to wrap."""
+    from rich.console import Console
+
+    return Console(width=10_000).measure(table).maximum
+
+
+def evaluation_table(
+    report: EvaluationReport,
+    names: list[str],
+    part: list[int],
+    name_width: int | None = None,
+    titled: bool = True,
+) -> Table:
+    """One row per figure, one column per checkpoint of `part` (indices, named by `names`, wrapped
+    at `name_width`), then the reference (one per image size). Text too wide for its column is
+    folded onto the next line, never cut."""
+    checkpoints = [report.checkpoints[i] for i in part]
+    sizes = sorted({c.img_size for c in checkpoints})
+    references = {c.img_size: c.reference for c in checkpoints}
+    several = len({c.img_size for c in report.checkpoints}) > 1  # each reference says its size, in every part
     table = Table(
         title=f"{dataset_title(report.evaluator.dataset)} · {report.config.n_samples:,} samples per checkpoint "
-        f"· seed {report.config.seed}",
+        f"· seed {report.config.seed}"
+        if titled
+        else None,
         header_style="bold",
         padding=(0, 1),
     )
-    table.add_column("metric")
-    for name in _column_names(report.checkpoints):
-        table.add_column(name, justify="right")
+    table.add_column("metric", overflow="fold")
+    for i in part:
+        table.add_column(names[i], justify="right", overflow="fold", max_width=name_width)
     for size in sizes:
         table.add_column(
-            "real\nimages" + (f"\n{size} px" if len(sizes) > 1 else ""), justify="right", style="dim"
+            "real\nimages" + (f"\n{size} px" if several else ""),
+            justify="right",
+            style="dim",
+            overflow="fold",
         )
     class_names = report.evaluator.class_names
     for name in report.config.metrics:
         for figure in METRICS[name].figures:
-            columns = [
-                _rows(figure, c.scores.figures.get(figure.key), class_names) for c in report.checkpoints
-            ]
+            columns = [_rows(figure, c.scores.figures.get(figure.key), class_names) for c in checkpoints]
             columns += [
                 _rows(figure, references[size].figures.get(figure.key), class_names) for size in sizes
             ]

@@ -1,5 +1,6 @@
 import json
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -407,6 +408,36 @@ def test_a_wide_table_in_a_log_is_never_cut(run: Path, tmp_path: Path) -> None:
     header = next(line for line in result.stderr.splitlines() if line.startswith("┃") and "-name-0" in line)
     assert all(f"an-experiment-with-a-long-name-{i}" in header for i in range(5))
     assert len(header) > 80
+
+
+def test_a_narrow_terminal_gets_tables_that_fit_not_cut_numbers_and_wrapped_labels(
+    run: Path, tmp_path: Path
+) -> None:
+    """At 60 columns three checkpoints were squeezed into one table: numbers cut to "1…", labels
+    wrapped over three lines, names cut. Each table now holds what fits, with the reference column."""
+    other = shutil.copytree(run, tmp_path / "another-run")
+    step = run / "checkpoints" / "step-00000012.safetensors"
+    result = runner.invoke(
+        app,
+        ["evaluate", str(run), str(other), str(step), *FEW, "--metrics", "fd,diversity"],
+        env={"COLUMNS": "60", "FORCE_COLOR": "1", "NO_COLOR": "1"},  # a terminal, as rich sees it
+    )
+    assert result.exit_code == 0, result.stderr
+    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stderr)  # bold headers, still
+    drawn = [line for line in text.splitlines() if line[:1] in "┏┃┡│└"]
+    assert "…" not in text
+    assert max(map(len, drawn)) <= 60
+    assert sum(line.startswith("┏") for line in drawn) >= 2
+    header = "".join(line for line in drawn if line.startswith("┃"))
+    assert all(name in header for name in ("00001-mnist-5k", "another-run", "real"))
+    rows = _table_cells(text)
+    assert len(rows) == 3 * (1 + 1 + 10)  # fd, diversity and its ten classes, once per checkpoint
+    assert all(len(row) == 3 and all(row) for row in rows), rows  # no cell wrapped onto a row of its own
+    document = json.loads(
+        runner.invoke(app, ["evaluate", str(run), *FEW, "--metrics", "fd", "--json"]).stdout
+    )
+    fd = _printed(rows[0][1])
+    assert fd is not None and abs(fd[0] - document["checkpoints"][0]["metrics"]["frechet_distance"]) <= fd[1]
 
 
 def test_the_data_folder_of_the_checkpoints_run_is_where_the_data_is_found(
