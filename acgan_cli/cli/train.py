@@ -564,6 +564,8 @@ def _run(trainer: Trainer, console: Console) -> None:
             ):  # a closed terminal takes no path
                 _print_run_dir(result.run_dir, stopped=True)
             raise typer.Exit(exit_code(stop.signum))
+    if stop.received and not state.quiet:  # it came with the last step under way: nothing was left to stop
+        console.print(f"{STOP_WORDS[stop.signum]} during the last step: the run finished all the same")
     if not state.quiet:
         ran = result.step - trainer.start_step
         rate = ran * config.batch_size / max(result.seconds, 1e-9)

@@ -190,6 +190,8 @@ elif sys.argv[1] == "after-the-run":  # as the finished run prints its folder
         time.sleep(30)
 
     typer.echo = late_echo
+elif sys.argv[1] == "terminated-in-the-last-step":  # of three
+    on(lambda event: isinstance(event, StepDone) and event.step == 3, lambda: os.kill(os.getpid(), signal.SIGTERM))
 elif sys.argv[1] == "a-bug-after-a-sigterm":
     from acgan_cli.core.events import RunFinished
 
@@ -279,6 +281,17 @@ def test_an_error_of_acgan_after_a_stop_request_is_still_reported_as_one(tmp_pat
     done = _instrumented_run("a-bug-after-a-sigterm", tmp_path)
     assert done.returncode == 1, done.stderr
     assert error_lines(done.stderr)[0] == "error: unexpected TypeError: a bug"
+
+
+def test_a_sigterm_during_the_last_step_finds_the_run_finished_and_says_so(tmp_path: Path) -> None:
+    """The run saves its last checkpoint as it would have: complete, exit 0 (a job supervisor's
+    success, with nothing to resume), where "stopping after this step" alone read as a stop."""
+    done = _instrumented_run("terminated-in-the-last-step", tmp_path, ("--max-steps", "3"))
+    assert done.returncode == 0, done.stderr
+    assert "terminated during the last step: the run finished all the same" in done.stderr
+    assert "done: 3 steps" in done.stderr
+    assert (tmp_path / "run" / "checkpoints" / "step-00000003.safetensors").is_file()
+    assert done.stdout.strip() == "run"
 
 
 def test_a_second_ctrl_c_while_the_stop_is_reported_waits_for_the_resume_command(tmp_path: Path) -> None:
