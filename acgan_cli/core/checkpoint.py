@@ -44,6 +44,7 @@ from acgan_cli.core.config import (
     ModelConfig,
     TrainConfig,
     checked,
+    checked_path,
     default_runs_dir,
     from_dict,
     to_json,
@@ -111,7 +112,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
     killed between writing the two (step file first) has its newest state only in the step file;
     nor when latest cannot be read and a step file can stand in for it.
     """
-    path = Path(checked("checkpoint", path, "path")).expanduser()  # None: a ConfigError, not a TypeError
+    path = checked_path(
+        "checkpoint", path
+    )  # None: a ConfigError, not a TypeError; "": not the current folder
     if path.is_dir():
         for folder in (path / "checkpoints", path):
             latest, steps = folder / LATEST, step_files(folder)

@@ -471,6 +471,20 @@ def _checked(name: str, value: Any, allowed: tuple[type, ...], wanted: str) -> A
     return value
 
 
+def checked_path(name: str, value: Any) -> Path:
+    """`value` (a str or os.PathLike) as a Path with `~` expanded, else a ConfigError naming `name`;
+    an empty string too, which Path reads as the current folder: `run_dir=os.environ.get("OUT", "")`
+    wrote a run into whatever folder the script ran in."""
+    value = checked(name, value, "path")
+    require(
+        value != "",
+        name,
+        "must not be empty (an empty path would mean the current folder)",
+        hint="for the current folder, give '.'",
+    )
+    return Path(value).expanduser()
+
+
 def to_json(config: ModelConfig | TrainConfig) -> str:
     """The config as compact, key-sorted JSON."""
     return json.dumps(to_dict(config), sort_keys=True)

@@ -26,10 +26,10 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from acgan_cli.core.config import MAX_CLASSES, checked, closest, default_data_dir, did_you_mean
-from acgan_cli.core.errors import DataError, UsageError, first_line
+from acgan_cli.core.errors import ConfigError, DataError, UsageError, first_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -629,6 +629,50 @@ def load_dataset(
         labels=torch.from_numpy(np.ascontiguousarray(labels)),
         class_names=names,
     )
+
+
+def check_dataset(dataset: Dataset) -> None:
+    """A ConfigError unless `dataset` holds what training takes: uint8 images N x C x H x W (0..255),
+    int64 labels N in 0..n_classes-1. A Dataset made by hand was trained on all the same: float
+    images in [0, 1] as all-black ones, and other mistakes failed deep inside torch."""
+    import torch
+
+    images, labels = dataset.images, dataset.labels
+
+    def refuse(detail: str, hint: str) -> NoReturn:
+        raise ConfigError(f"dataset {detail}", hint=hint, option="dataset", detail=detail)
+
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
+        got = (
+            f"{images.dtype} {tuple(images.shape)}"
+            if isinstance(images, torch.Tensor)
+            else type(images).__name__
+        )
+        refuse(
+            f"images must be a uint8 tensor N x C x H x W (got {got})",
+            "images as load_dataset gives them: 0..255, 0 = background; "
+            "from floats in [0, 1]: (images * 255).round().to(torch.uint8), with [:, None] for one channel",
+        )
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.dim() != 1:
+        got = (
+            f"{labels.dtype} {tuple(labels.shape)}"
+            if isinstance(labels, torch.Tensor)
+            else type(labels).__name__
+        )
+        refuse(f"labels must be an int64 tensor of N class numbers (got {got})", "labels.long()")
+    if len(labels) != len(images) or not len(images):
+        refuse(
+            f"holds {len(images)} images and {len(labels)} labels",
+            "give one label for each image, and at least one image",
+        )
+    if not dataset.class_names:
+        refuse("has no class_names", "name its classes: class_names=('0', '1', ...)")
+    low, high = (int(value) for value in torch.aminmax(labels))
+    if low < 0 or high >= dataset.n_classes:
+        refuse(
+            f"labels must be in 0..{dataset.n_classes - 1}, one per class name (got {low}..{high})",
+            "number the classes from 0, with a name in class_names for each",
+        )
 
 
 def prepare(dataset: Dataset, img_size: int, device: torch.device | str) -> Dataset:

@@ -32,6 +32,7 @@ from acgan_cli.core.data import (
     DATASETS,
     Dataset,
     canonical_dataset,
+    check_dataset_name,
     check_split,
     dataset_title,
     run_name,
@@ -445,6 +446,8 @@ def plan_run(
     # Else a resume goes on to the run's own end: one that finished has nothing to train.
     end_given = config is not None if api else ("epochs" in changes or "max_steps" in changes)
     if api and config is not None:  # recorded as the CLI records them: a relative folder named other data
+        if resume is None:  # as typed: "mnsit" became "unknown dataset '/home/me/mnsit'", with no suggestion
+            check_dataset_name(config.dataset)
         config = _as_recorded(config)  # (or none) once the run was resumed or evaluated from elsewhere
     info = ckpt.check_checkpoint(resume) if resume is not None else None
     if info is not None:

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -47,12 +48,13 @@ from acgan_cli.core import files
 from acgan_cli.core.config import (
     ModelConfig,
     TrainConfig,
-    checked,
+    checked_path,
     default_runs_dir,
     to_dict,
 )
 from acgan_cli.core.data import (
     Dataset,
+    check_dataset,
     load_dataset,
     prepare,
     same_dataset,
@@ -70,6 +72,7 @@ from acgan_cli.core.errors import (
     DivergedError,
     Notice,
     RunDirError,
+    UsageError,
 )
 from acgan_cli.core.events import (
     CheckpointSaved,
@@ -222,10 +225,7 @@ def _checked_config(config: object) -> TrainConfig | None:
 def _paths(**paths: str | Path | None) -> dict[str, Path | None]:
     """Paths as str too, as open() takes them (run_dir="runs/x" raised AttributeError), `~` expanded
     as everything that reads a run does (run_dir="~/x" made a folder named "~")."""
-    return {
-        name: Path(checked(name, value, "path | None")).expanduser() if value is not None else None
-        for name, value in paths.items()
-    }
+    return {name: checked_path(name, value) if value is not None else None for name, value in paths.items()}
 
 
 class Trainer:
@@ -253,6 +253,8 @@ class Trainer:
                 hint="name it in the config instead: TrainConfig(dataset=...)",
                 option="dataset",
             )
+        if dataset is not None:  # before the run folder: a refusal leaves nothing behind
+            check_dataset(dataset)
         if plan is None:
             plan = plan_run(
                 _checked_config(config),
@@ -850,7 +852,15 @@ class Trainer:
 
         A new run folder left with nothing to resume (a failure, or a stop before the first step)
         is emptied before the folder is unlocked: after, another run may already be writing there.
+        A Trainer runs once: its folder is unlocked after, and its random streams are spent.
         """
+        if self._released:  # a second run() replayed the first one's dropout, in an unlocked folder
+            raise UsageError(
+                "this Trainer has run already; a Trainer runs once",
+                hint=f"to go on from where it stopped: train(resume={str(self.run_dir)!r})"
+                if self.has_checkpoint()
+                else "make a new Trainer: this one saved nothing to resume",
+            )
         try:
             result = self._run(on_event, should_stop)
         except DivergedError:  # its metrics show how it diverged: the folder stays, checkpoint or not
@@ -1042,18 +1052,23 @@ def train(
                 option=name,
             )
     trainer = Trainer(config, run_dir=run_dir, resume=resume, runs_dir=runs_dir)
-    with _interrupt_stops() as interrupted:  # a run with nothing to resume empties its own folder
+    caller = sys._getframe(1)  # where the notice of a Ctrl-C points: the call, not this module
+    with _interrupt_stops(
+        (caller.f_code.co_filename, caller.f_lineno, caller.f_globals)
+    ) as interrupted:  # a run with nothing to resume empties its own folder
         return trainer.run(on_event=on_event, should_stop=lambda: interrupted() or should_stop())
 
 
 @contextlib.contextmanager
-def _interrupt_stops() -> Iterator[Callable[[], bool]]:
+def _interrupt_stops(where: tuple[str, int, dict[str, Any]]) -> Iterator[Callable[[], bool]]:
     """Whether Ctrl-C asked the run to stop: while the block runs, the first SIGINT is taken as a
     request to stop after the step and save (a notebook's interrupt lost every step since the last
     checkpoint, the folder with it before the first), and a second raises KeyboardInterrupt.
 
     Only where Python's own handler is in place, in the main thread: a program with its own
-    (`acgan train`'s) keeps it, and another thread cannot set one.
+    (`acgan train`'s) keeps it, and another thread cannot set one. The notice that says so points
+    at `where` (file, line, globals: the call), and is shown at every stop: as a warning from one
+    place, it was shown at the first stop of a process only (a notebook's later ones said nothing).
     """
     if (
         threading.current_thread() is not threading.main_thread()
@@ -1071,9 +1086,15 @@ def _interrupt_stops() -> Iterator[Callable[[], bool]]:
     def interrupted() -> bool:
         if received == [signal.SIGINT]:  # said once, from here, between two steps
             received.append(0)
-            warnings.warn(
+            filename, line, module_globals = where
+            warnings.warn_explicit(
                 Notice("interrupted: stopping and saving a checkpoint (interrupt again to stop at once)"),
-                stacklevel=2,
+                Notice,
+                filename,
+                line,
+                module=module_globals.get("__name__"),
+                registry={},  # not the module's: one that remembers would keep it to the first stop
+                module_globals=module_globals,
             )
         return bool(received)
 

@@ -795,6 +795,14 @@ def test_ctrl_c_in_a_notebook_stops_the_api_run_and_saves(tmp_path: Path) -> Non
         )
     assert result.interrupted and result.step == 2 and ckpt.read_info(tmp_path / "run").step == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    with warnings.catch_warnings(record=True) as caught:  # a notebook's second stop: it said nothing,
+        warnings.simplefilter("default")  # a warning from one place is shown once by default
+        again = train(
+            tiny_config(max_steps=50, ckpt_every=100), run_dir=tmp_path / "again", on_event=interrupt(2, 1)
+        )
+    assert again.interrupted and again.step == 2
+    (notice,) = [w for w in caught if issubclass(w.category, Notice)]
+    assert notice.filename == __file__  # the call, not the library's line
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(max_steps=50, ckpt_every=100), run_dir=tmp_path / "twice", on_event=interrupt(2, 2))
     assert not (tmp_path / "twice").exists()  # no checkpoint yet: nothing to resume, no folder left
@@ -938,3 +946,58 @@ def test_an_api_run_records_a_relative_dataset_folder_as_an_absolute_one(
     monkeypatch.chdir(tmp_path / "elsewhere")
     own = ckpt.read_info(tmp_path / "run").train  # the run's own settings, read from elsewhere
     assert train(dataclasses.replace(own, max_steps=3), resume=tmp_path / "run").step == 3
+
+
+@pytest.mark.parametrize("name", ["run_dir", "runs_dir", "resume"])
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run_dir=os.environ.get("OUT", "")` wrote the run into the script's folder."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=f"^{name} must not be empty") as refused:
+        Trainer(tiny_config(max_steps=1), **{name: ""})
+    assert refused.value.hint == "for the current folder, give '.'"
+    with pytest.raises(UsageError, match=r"^checkpoint must not be empty"):
+        ckpt.read_info("")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_misspelt_dataset_is_named_as_typed_with_a_suggestion(tmp_path: Path) -> None:
+    """It said "unknown dataset '/home/me/mnsit'": made into a folder's path before it was checked."""
+    with pytest.raises(UsageError, match=r"^unknown dataset 'mnsit'; did you mean mnist\?"):
+        Trainer(tiny_config(dataset="mnsit"), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        (lambda d: {"images": d.images.float() / 255}, "images must be a uint8 tensor N x C x H x W"),
+        (lambda d: {"images": d.images[:, 0]}, "images must be a uint8 tensor N x C x H x W"),
+        (lambda d: {"labels": d.labels + 1}, r"labels must be in 0\.\.9, one per class name \(got 1\.\.10\)"),
+        (lambda d: {"labels": d.labels.int()}, "labels must be an int64 tensor"),
+        (lambda d: {"labels": d.labels[:10]}, "holds 160 images and 10 labels"),
+        (lambda d: {"class_names": ()}, "has no class_names"),
+    ],
+)
+def test_a_dataset_made_by_hand_is_checked_before_the_run_starts(
+    change: Callable[..., dict], refusal: str, tmp_path: Path, small_dataset
+) -> None:
+    """Float images in [0, 1] trained as all-black ones, without a word; the rest failed deep inside
+    torch (IndexError, a dtype RuntimeError, F.interpolate's ValueError)."""
+    dataset = dataclasses.replace(small_dataset, **change(small_dataset))
+    with pytest.raises(UsageError, match=f"^dataset {refusal}"):
+        Trainer(tiny_config(max_steps=1), run_dir=tmp_path / "run", dataset=dataset)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_trainer_runs_once(tmp_path: Path, small_dataset) -> None:
+    """A second run() trained on, replaying the first one's dropout (its random streams were set
+    from the constructor's), in a folder it had already unlocked for other processes."""
+    calls = iter(range(100))
+    trainer = Trainer(tiny_config(max_steps=6), run_dir=tmp_path / "run", dataset=small_dataset)
+    assert trainer.run(should_stop=lambda: next(calls) == 2).step == 2
+    with pytest.raises(UsageError, match=r"^this Trainer has run already") as refused:
+        trainer.run()
+    assert refused.value.hint == f"to go on from where it stopped: train(resume={str(trainer.run_dir)!r})"
+    assert ckpt.read_info(tmp_path / "run").step == 2
