@@ -8,12 +8,14 @@ import functools
 import os
 import re
 import signal
+import stat
 import sys
 import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -143,6 +145,29 @@ def check_stdout_takes_bytes(what: str) -> None:
     if sys.stdout.isatty():
         raise typer.BadParameter(
             f"refusing to write {what} to a terminal; redirect stdout or give a file name", param_hint="--out"
+        )
+
+
+def check_not_a_terminal(out: str | None, what: str) -> None:
+    """Refuse to write `what` (binary) to a terminal that --out names (/dev/tty, /dev/pts/N), as
+    to a stdout that is one: the bytes scrambled the screen, and could set the terminal's modes."""
+    if not out:
+        return
+    try:
+        if not stat.S_ISCHR(os.stat(Path(out).expanduser()).st_mode):  # a file, a folder, nothing yet
+            return
+        # O_NOCTTY: asking must not make it this process's terminal; O_NONBLOCK: nor wait for a modem
+        fd = os.open(Path(out).expanduser(), os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:  # not there, or not ours to open: the write says so
+        return
+    try:
+        terminal = os.isatty(fd)
+    finally:
+        os.close(fd)
+    if terminal:
+        raise typer.BadParameter(
+            f"refusing to write {what} to a terminal ({out}); give a file name, or - with stdout redirected",
+            param_hint="--out",
         )
 
 

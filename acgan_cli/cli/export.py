@@ -12,6 +12,7 @@ from rich.table import Table
 
 from acgan_cli.cli.common import (
     as_argument,
+    check_not_a_terminal,
     check_stdout_takes_bytes,
     checkpoint_from_environment,
     from_environment,
@@ -150,6 +151,8 @@ def export(
     to_stdout = names_stdout(out)
     if to_stdout:
         check_stdout_takes_bytes("the file's bytes")
+    else:
+        check_not_a_terminal(out, "the file's bytes")
     if to_stdout and json_output:
         raise typer.BadParameter(
             "the file and the JSON would both go to stdout; drop one", param_hint="--json"

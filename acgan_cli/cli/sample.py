@@ -16,6 +16,7 @@ import typer
 
 from acgan_cli.cli.common import (
     as_argument,
+    check_not_a_terminal,
     check_stdout_takes_bytes,
     checkpoint_from_environment,
     complete_device,
@@ -105,6 +106,8 @@ def _check_options(
         )
     if to_stdout:
         check_stdout_takes_bytes(f"{fmt} bytes")
+    else:
+        check_not_a_terminal(out, f"{fmt} bytes")
     if json_output:
         require_stdout("the JSON report")
     return fmt

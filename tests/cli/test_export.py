@@ -392,6 +392,29 @@ def test_the_comparison_table_in_a_narrow_log_is_never_cut(
 
 
 @pytest.mark.parametrize(
+    "command", [["sample", "--digit", "7"], ["sample", "--format", "npz"], ["export", "-f", "safetensors"]]
+)
+def test_bytes_for_a_terminal_named_by_out_are_refused(run: Path, tmp_path: Path, command: list[str]) -> None:
+    """`--out /dev/tty` (or a terminal's /dev/pts/N) wrote the PNG's or the file's bytes onto the screen."""
+    import pty
+
+    parent, child = pty.openpty()
+    try:
+        checkpoint = ["--ckpt", str(run)] if command[0] == "sample" else [str(run)]
+        result = runner.invoke(app, [*command, *checkpoint, "--out", os.ttyname(child)])
+        os.set_blocking(parent, False)
+        with pytest.raises(BlockingIOError):  # not a byte reached the terminal
+            os.read(parent, 1024)
+    finally:
+        os.close(parent)
+        os.close(child)
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    assert "bytes to a terminal (/dev/pts/" in plain(result.stderr)
+    assert "give a file name" in plain(result.stderr)
+
+
+@pytest.mark.parametrize(
     "command",
     [
         ["sample", "--digit", "7", "-o", "/dev/stdout"],
