@@ -47,6 +47,7 @@ from acgan_cli.core import files
 from acgan_cli.core.config import (
     ModelConfig,
     TrainConfig,
+    check_function,
     checked,
     default_runs_dir,
     to_dict,
@@ -851,6 +852,8 @@ class Trainer:
         A new run folder left with nothing to resume (a failure, or a stop before the first step)
         is emptied before the folder is unlocked: after, another run may already be writing there.
         """
+        for name, function in (("on_event", on_event), ("should_stop", should_stop)):
+            check_function(function, name)  # before anything is spent: the trainer can run again
         try:
             result = self._run(on_event, should_stop)
         except DivergedError:  # its metrics show how it diverged: the folder stays, checkpoint or not
@@ -1035,12 +1038,7 @@ def train(
     nothing to resume, and running the same call again would be refused for the folder left.
     A diverged run keeps its folder, for its metrics."""
     for name, function in (("on_event", on_event), ("should_stop", should_stop)):
-        if not callable(function):  # found only once the data and models were loaded
-            raise ConfigError(
-                f"{name} must be a function (got {type(function).__name__})",
-                hint=f"leave {name} out, or pass a function",
-                option=name,
-            )
+        check_function(function, name)  # Trainer.run checks too, but only once the data and models are loaded
     trainer = Trainer(config, run_dir=run_dir, resume=resume, runs_dir=runs_dir)
     with _interrupt_stops() as interrupted:  # a run with nothing to resume empties its own folder
         return trainer.run(on_event=on_event, should_stop=lambda: interrupted() or should_stop())
