@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,8 +23,7 @@ from acgan_cli.cli.common import (
     stderr_console,
 )
 from acgan_cli.core.config import one_of
-from acgan_cli.core.errors import Notice
-from acgan_cli.core.export import DEFAULT_FORMAT, FORMATS, format_for, format_from_name
+from acgan_cli.core.export import DEFAULT_FORMAT, FORMATS, format_from_name
 from acgan_cli.core.export import export as export_generator
 from acgan_cli.core.files import names_stdout
 
@@ -170,12 +168,6 @@ def export(
 
             checkpoint = newest_checkpoint(named_by="`acgan export CKPT`")
         result = export_generator(checkpoint, fmt, out, opset=opset, half=half)
-    named = format_for(result.path) if not to_stdout else None  # the file written, not a folder's name
-    if named is not None and named != fmt:  # --format as asked, but not without a word
-        warnings.warn(
-            Notice(f"{result.path} holds a {fmt} file (--format {fmt}), though its name says {named}"),
-            stacklevel=2,
-        )
     if not to_stdout:  # the file's bytes are stdout's
         print_result(
             json.dumps(result.to_dict(), indent=2) if json_output else as_argument(result.path),

@@ -1069,15 +1069,16 @@ def load_scaler(
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, CheckpointInfo]:
     """The generator of a checkpoint (its EMA copy when it has one), in eval mode on `device`
-    (a torch.device, or a name as --device takes it: cpu, cuda, cuda:N, mps, auto)."""
+    (a torch.device, or a name as --device takes it: cpu, cuda, cuda:N, mps, auto; or torch's
+    cpu:0, mps:0)."""
     import torch
 
-    from acgan_cli.core.devices import resolve_device
+    from acgan_cli.core.devices import device_name, resolve_device
 
     if not isinstance(device, torch.device):
         device = checked("device", device, "str")
     # "gpu", or "cuda" without CUDA: a DeviceError, not torch's RuntimeError (a torch.device too, by its name)
-    device = resolve_device(str(device))
+    device = resolve_device(device_name(device))
     info, tensors = load_checkpoint(path)
     return generator_of(info, tensors, device), info
 

@@ -84,6 +84,20 @@ def check_seed(seed: int, option: str = "seed", limit: int = SEEDS) -> int:
     return seed
 
 
+def check_function(function: Any, option: str, optional: bool = False) -> None:
+    """A ConfigError naming `option` unless `function` can be called (or is None, where `optional`).
+
+    A callback is first called once the work it reports on is under way: 5 failed there, as "'int'
+    object is not callable", after the data, the models or a batch of images were made.
+    """
+    require(
+        callable(function) or (optional and function is None),
+        option,
+        f"must be a function{' or None' if optional else ''} (got {type(function).__name__})",
+        hint=f"leave {option} out, or pass a function",
+    )
+
+
 def did_you_mean(value: str, meant: str, valid: bool) -> str:
     """ "; did you mean cpu?" where `meant` (another spelling of `value`) is `valid`; else nothing."""
     return f"; did you mean {meant}?" if meant != value and valid else ""

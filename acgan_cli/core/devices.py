@@ -61,6 +61,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")  # all check_device lets through besides the names above
 
 
+def device_name(device: torch.device | str) -> str:
+    """`device` as --device names it: torch's names of the one CPU and the one MPS device with their
+    index, `cpu:0` and `mps:0` (str(torch.device("cpu", 0))), lose it; any other name is kept as it is.
+
+    For the functions that take a torch.device. --device and the configs keep one spelling of each
+    device: a config travels with its run, and an older acgan would refuse a `cpu:0` in it.
+    """
+    name = str(device)
+    return name.removesuffix(":0") if name in ("cpu:0", "mps:0") else name
+
+
 def has_fast_bf16(device: torch.device) -> bool:
     """Whether `device` runs bf16 matrix maths faster than fp32.
 

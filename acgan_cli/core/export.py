@@ -602,7 +602,8 @@ def export(
     tolerance: float | None = None,
 ) -> ExportResult:
     """Write the checkpoint's generator as `fmt` (default: the format `out`'s extension names, else
-    onnx), load it back, compare it with PyTorch, then rename.
+    onnx), load it back, compare it with PyTorch, then rename. An `out` whose extension names
+    another format (ONNX as m.pt2) is written as asked, with a Notice (a warning) saying so.
 
     `checkpoint` is a file or a run folder; `out` a file or folder (default: `default_output`).
     `tolerance` defaults to TOLERANCE (HALF_TOLERANCE with `half`). Raises UsageError for
@@ -673,6 +674,12 @@ def export(
             ) from None
     if spec.deprecated:
         warnings.warn(Notice(spec.deprecated), stacklevel=2)
+    named = format_for(target)  # the file written: a folder named models.onnx/ holds latest.pt2
+    if named is not None and named != fmt:  # written as asked, but not without a word
+        warnings.warn(
+            Notice(f"{target} holds a {fmt} file (--format {fmt}), though its name says {named}"),
+            stacklevel=2,
+        )
     return ExportResult(
         format=fmt,
         path=target,

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from acgan_cli.core.config import check_seed, checked
+from acgan_cli.core.config import check_function, check_seed, checked
 from acgan_cli.core.errors import CheckpointError, UsageError
 
 if TYPE_CHECKING:
@@ -298,6 +298,8 @@ def draw_samples(
         checked(k, v, "int | None") for k, v in (("class_index", class_index), ("n", n), ("nrow", nrow))
     )
     grid, seed = checked("grid", grid, "bool"), checked("seed", seed, "int")
+    for name, function in (("on_start", on_start), ("on_batch", on_batch)):
+        check_function(function, name, optional=True)  # called only once the draw is under way
     check_seed(seed)  # a larger one would draw a smaller one's images (32-bit Mersenne Twister)
     if class_index is not None:
         check_class(class_index, config.n_classes)

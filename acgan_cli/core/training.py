@@ -48,6 +48,7 @@ from acgan_cli.core import files
 from acgan_cli.core.config import (
     ModelConfig,
     TrainConfig,
+    check_function,
     checked_path,
     default_runs_dir,
     to_dict,
@@ -861,6 +862,8 @@ class Trainer:
                 if self.has_checkpoint()
                 else "make a new Trainer: this one saved nothing to resume",
             )
+        for name, function in (("on_event", on_event), ("should_stop", should_stop)):
+            check_function(function, name)  # before anything is spent: the trainer can run again
         try:
             result = self._run(on_event, should_stop)
         except DivergedError:  # its metrics show how it diverged: the folder stays, checkpoint or not
@@ -1045,12 +1048,7 @@ def train(
     nothing to resume, and running the same call again would be refused for the folder left.
     A diverged run keeps its folder, for its metrics."""
     for name, function in (("on_event", on_event), ("should_stop", should_stop)):
-        if not callable(function):  # found only once the data and models were loaded
-            raise ConfigError(
-                f"{name} must be a function (got {type(function).__name__})",
-                hint=f"leave {name} out, or pass a function",
-                option=name,
-            )
+        check_function(function, name)  # Trainer.run checks too, but only once the data and models are loaded
     trainer = Trainer(config, run_dir=run_dir, resume=resume, runs_dir=runs_dir)
     caller = sys._getframe(1)  # where the notice of a Ctrl-C points: the call, not this module
     with _interrupt_stops(

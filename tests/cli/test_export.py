@@ -180,6 +180,7 @@ def test_default_path_is_next_to_the_checkpoint_and_out_picks_the_format(run: Pa
     assert result.stderr.splitlines()[0] == (
         "note: exports/named.onnx holds a pt2 file (--format pt2), though its name says onnx"
     )
+    assert result.stderr.count("note:") == 1  # the core's Notice, not the command's again
     result = runner.invoke(app, ["export", str(run), "-f", "pt2", "--out", "models.onnx/"])  # a folder's name
     assert result.exit_code == 0 and "note:" not in result.stderr, result.stderr
     result = runner.invoke(app, ["-q", "export", str(run), "-f", "torchscript", "--out", "exports"])

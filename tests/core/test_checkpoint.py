@@ -16,7 +16,8 @@ from safetensors.torch import save_file
 
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core import files
-from acgan_cli.core.errors import CheckpointError, Notice, first_line
+from acgan_cli.core.config import TrainConfig
+from acgan_cli.core.errors import CheckpointError, ConfigError, DeviceError, Notice, first_line
 from acgan_cli.core.training import Trainer
 from tests.conftest import fifo_reader, tiny_config
 
@@ -62,6 +63,26 @@ def test_load_generator_rebuilds_from_the_file_alone(trained_run: Path) -> None:
     assert not generator.training
     out = generator(torch.randn(2, info.model.latent_dim), torch.tensor([1, 2]))
     assert out.shape == (2, 1, 16, 16)
+
+
+def test_load_generator_takes_torchs_names_of_the_cpu_and_mps_devices(trained_run: Path) -> None:
+    """torch.device("cpu", 0), which str() of a device gives as "cpu:0", was refused: "device must be
+    auto, cpu, cuda, cuda:N or mps (got 'cpu:0')"."""
+    for device in (torch.device("cpu", 0), "cpu:0", torch.device("cpu")):
+        generator, info = ckpt.load_generator(trained_run, device=device)
+        assert next(generator.parameters()).device == torch.device("cpu") and info.step == 12
+    if not torch.backends.mps.is_available():  # accepted as a name, then found missing as --device mps is
+        for device in (torch.device("mps", 0), "mps:0"):
+            with pytest.raises(DeviceError, match="Apple's MPS is not available"):
+                ckpt.load_generator(trained_run, device=device)
+    with pytest.raises(
+        ConfigError, match=r"got 'cpu:1'"
+    ):  # one CPU: torch reads cpu:1 as cpu, so it is a slip
+        ckpt.load_generator(trained_run, device=torch.device("cpu", 1))
+    with pytest.raises(
+        ConfigError, match=r"got 'cpu:0'"
+    ):  # a config, which its run records, keeps one spelling
+        TrainConfig(device="cpu:0")
 
 
 def test_write_atomic_replaces_whole_files_only(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import onnx
@@ -278,6 +279,22 @@ def test_without_a_format_the_out_name_or_onnx_decides_as_in_the_cli(
     ) as caught:
         ex.export(trained_run, out=tmp_path / "g.pth")  # wrote ONNX under a PyTorch name; the CLI refused it
     assert caught.value.option == "out" and not (tmp_path / "g.pth").exists()
+
+
+def test_a_name_of_another_format_is_written_with_a_notice_as_in_the_cli(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """export(run, "onnx", "m.pt2") wrote ONNX under a pt2 name without a word; only the CLI said so."""
+    with pytest.warns(Notice) as caught:
+        result = ex.export(trained_run, "safetensors", tmp_path / "m.pt2")
+    assert [str(w.message) for w in caught] == [
+        f"{tmp_path / 'm.pt2'} holds a safetensors file (--format safetensors), though its name says pt2"
+    ]
+    assert result.path == tmp_path / "m.pt2" and ckpt.load_generator(result.path)[1].step == 12
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)  # a name of its own format, or a folder's name: nothing to say
+        ex.export(trained_run, "safetensors", tmp_path / "g.safetensors")
+        ex.export(trained_run, "safetensors", f"{tmp_path}/models.pt2/")
 
 
 def test_unreadable_checkpoints_are_checkpoint_errors(tmp_path: Path) -> None:

@@ -168,6 +168,26 @@ def test_the_api_refuses_a_class_or_seed_out_of_range_as_the_cli_does(trained_ru
             load_generator(trained_run, device="cuda")
 
 
+def test_draw_samples_refuses_a_callback_that_is_not_a_function_before_drawing(trained_run) -> None:
+    """on_batch=5 raised "'int' object is not callable" from inside generate, after the first batch."""
+    from acgan_cli.core.checkpoint import load_generator
+    from acgan_cli.core.errors import ConfigError
+
+    generator, _ = load_generator(trained_run)
+    told: list[int] = []
+    for name, other in (("on_start", {"on_batch": told.append}), ("on_batch", {"on_start": told.append})):
+        with pytest.raises(ConfigError) as caught:
+            draw_samples(generator, class_index=3, n=2, grid=False, seed=0, **{name: 5}, **other)
+        assert (caught.value.message, caught.value.option, caught.value.hint) == (
+            f"{name} must be a function or None (got int)",
+            name,
+            f"leave {name} out, or pass a function",
+        )
+    assert told == []  # refused before the draw began
+    draw_samples(generator, class_index=3, n=2, grid=False, seed=0, on_start=told.append, on_batch=None)
+    assert told == [2]
+
+
 def test_non_finite_images_survive_pickle_and_copy() -> None:
     """Its constructor takes counts, not the message: pickle (a worker's error) rebuilt it from the
     message alone and failed."""

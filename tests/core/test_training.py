@@ -879,6 +879,27 @@ def test_a_windows_images_per_second_leave_out_the_checkpoints_and_grids_before_
     assert windows[-1]["time"] >= 300  # the run's own time still holds the saves before step 6
 
 
+def test_trainer_run_refuses_a_callback_that_is_not_a_function_and_runs_after(tmp_path: Path) -> None:
+    """Trainer(...).run(on_event=5) raised "'int' object is not callable" at the run's first event,
+    which took its folder away; train() refused the same at once."""
+    from acgan_cli.core.errors import ConfigError
+
+    trainer = Trainer(tiny_config(max_steps=1), run_dir=tmp_path / "run")
+    for name in ("on_event", "should_stop"):
+        with pytest.raises(ConfigError) as caught:
+            trainer.run(**{name: 5})
+        assert (caught.value.message, caught.value.option, caught.value.hint) == (
+            f"{name} must be a function (got int)",
+            name,
+            f"leave {name} out, or pass a function",
+        )
+    result = trainer.run()  # nothing was spent: the same trainer trains
+    assert (result.step, result.checkpoint) == (
+        1,
+        tmp_path / "run" / "checkpoints" / "step-00000001.safetensors",
+    )
+
+
 def test_the_python_api_names_a_wrong_argument_before_any_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained_run: Path, small_dataset
 ) -> None:

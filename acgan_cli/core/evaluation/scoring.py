@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from acgan_cli.core.config import check_function
 from acgan_cli.core.data import DATASETS, dataset_title, same_classes, same_dataset
 from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError
 from acgan_cli.core.evaluation.config import QUICK_SAMPLES, EvaluationConfig
@@ -413,8 +414,7 @@ def evaluate(
             hint="EvaluationConfig(metrics='class-accuracy,fd', ...)",
             option="config",
         )
-    if not callable(on_event):
-        raise ConfigError(f"on_event must be a function (got {type(on_event).__name__})", option="on_event")
+    check_function(on_event, "on_event")
 
     from acgan_cli.core.checkpoint import KIND_TRAINING, check_checkpoint, generator_of, load_checkpoint
     from acgan_cli.core.devices import (
