@@ -151,8 +151,15 @@ def lock_run_dir(path: Path) -> int | None:
     return fd
 
 
-def check_batch_size(batch_size: int, n_images: int | None) -> None:
-    """Refuse a batch larger than the training set (`n_images`; None: not known yet)."""
+def check_batch_size(batch_size: int, n_images: int | None, resumed: Path | None = None) -> None:
+    """Refuse a batch larger than the training set (`n_images`; None: not known yet). A resume's
+    batch size is the checkpoint's (`resumed`), which no option changes: "Invalid value for
+    --batch-size" named an option the user never gave."""
+    if n_images is not None and batch_size > n_images and resumed is not None:
+        raise CheckpointError(
+            f"{resumed} was trained with batch_size {batch_size}, more than the {n_images} training images there are now",
+            hint="a resume needs the run's own data: put it back, or resume from a checkpoint that is not edited",
+        )
     if n_images is not None and batch_size > n_images:
         raise ConfigError(
             f"batch_size {batch_size} is larger than the dataset ({n_images} images)",
@@ -476,7 +483,7 @@ def plan_run(
     )
     check_out(run_dir, info, runs_dir)
     if count_images:
-        check_batch_size(config.batch_size, training_images(config.dataset))
+        check_batch_size(config.batch_size, training_images(config.dataset), info.path if info else None)
     if config.eval_every:  # scored against the test split: a folder without one fails at the start
         check_split(config.dataset, "test")
     if info is not None:  # what its run folder's record lets a resume refuse (again once counted)

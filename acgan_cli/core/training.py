@@ -313,7 +313,7 @@ class Trainer:
                 stacklevel=3,  # the caller of Trainer()
             )  # fmt: skip
         prepared = prepare(data, config.img_size, self.device)
-        check_batch_size(config.batch_size, len(prepared))
+        check_batch_size(config.batch_size, len(prepared), resume_info.path if resume_info else None)
         self.steps_per_epoch = len(prepared) // config.batch_size
         if resume_info is not None and dataset is None:  # before the model's shape: say what changed
             check_same_data(resume_info, data)  # (data a caller hands in is the caller's to vouch for)

@@ -408,6 +408,31 @@ def test_resume_from_a_generator_only_file_is_refused_before_loading_data(
     ]
 
 
+def test_a_resumed_batch_size_larger_than_the_data_blames_the_file_not_an_option(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """It said "Invalid value for --batch-size", an option the user never gave (exit 2)."""
+    from safetensors.torch import load_file, save_file
+
+    from acgan_cli.core.checkpoint import read_metadata
+
+    latest = trained_run / "checkpoints" / "latest.safetensors"
+    metadata = read_metadata(latest)
+    metadata["train_config"] = json.dumps({**json.loads(metadata["train_config"]), "batch_size": 6000})
+    edited = tmp_path / "edited.safetensors"
+    save_file(load_file(latest), edited, metadata)
+    result = runner.invoke(
+        app, ["train", "--resume", str(edited), "--max-steps", "40", "--out", str(tmp_path / "b")]
+    )
+    assert result.exit_code == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: {edited} was trained with batch_size 6000, more than the 5000 training images there are now",
+        "hint: a resume needs the run's own data: put it back, or resume from a checkpoint that is not edited",
+    ]
+    assert not (tmp_path / "b").exists()
+
+
 def test_eval_every_prints_the_figures(
     tmp_path: Path, evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
