@@ -475,9 +475,13 @@ def training_checkpoint_bytes(
 
 
 def generator_checkpoint_bytes(
-    generator: nn.Module, info: CheckpointInfo, dtype: torch.dtype | None = None
+    generator: nn.Module,
+    info: CheckpointInfo,
+    dtype: torch.dtype | None = None,
+    extra: dict[str, str] | None = None,
 ) -> bytes:
-    """A generator-only file (weights and the metadata needed to rebuild and use it)."""
+    """A generator-only file (weights and the metadata needed to rebuild and use it), with the
+    `extra` metadata (the keys every export format carries) where it does not say otherwise."""
     tensors = to_host(_module_tensors("generator", generator))
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
@@ -485,7 +489,7 @@ def generator_checkpoint_bytes(
         KIND_GENERATOR, info.model, info.train, info.step, info.epoch, info.dataset, info.class_names, False
     )
     metadata["ema_weights"] = json.dumps(info.samples_with_ema)  # a re-export still says where they came from
-    return safetensors_bytes(tensors, metadata)
+    return safetensors_bytes(tensors, {**(extra or {}), **metadata})
 
 
 # ----------------------------------------------------------------------------- reading

@@ -405,7 +405,10 @@ def _write_safetensors(
 
     from acgan_cli.core.checkpoint import generator_checkpoint_bytes
 
-    path.write_bytes(generator_checkpoint_bytes(generator, info, torch.float16 if options.half else None))
+    # The keys of the other formats too: `ema` where the header's has_ema ("false": no
+    # generator_ema.* tensors here) read as "not the moving average"; latent_dim, inputs, outputs.
+    dtype = torch.float16 if options.half else None
+    path.write_bytes(generator_checkpoint_bytes(generator, info, dtype, extra=export_metadata(info)))
     return {"dtype": "float16" if options.half else "float32"}
 
 

@@ -13,6 +13,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from acgan_cli.core import checkpoint as ckpt
@@ -131,6 +132,27 @@ def test_torchscript_and_pt2_round_trip_with_their_metadata(
     with torch.inference_mode():
         for module in (scripted, program.module()):
             assert (module(z, labels) - expected).abs().max().item() <= 1e-4
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+def test_every_format_carries_the_same_metadata(
+    exports: dict[str, ex.ExportResult], trained_run: Path
+) -> None:
+    """The safetensors file said has_ema "false" (no generator_ema.* tensors in it) and nothing
+    else about its weights, where the other formats say ema "true"; and it lacked latent_dim."""
+    expected = ex.export_metadata(ckpt.read_info(trained_run))
+    assert expected["ema"] == "true"
+    onnx_model = onnxruntime.InferenceSession(str(exports["onnx"].path), providers=["CPUExecutionProvider"])
+    found = {"onnx": onnx_model.get_modelmeta().custom_metadata_map}
+    scripted, program = {ex.EXPORT_METADATA_FILE: ""}, {ex.EXPORT_METADATA_FILE: ""}
+    torch.jit.load(str(exports["torchscript"].path), _extra_files=scripted)
+    torch.export.load(exports["pt2"].path, extra_files=program)
+    found["torchscript"] = json.loads(scripted[ex.EXPORT_METADATA_FILE])
+    found["pt2"] = json.loads(program[ex.EXPORT_METADATA_FILE])
+    with safe_open(exports["safetensors"].path, "pt") as file:
+        found["safetensors"] = file.metadata()
+    for fmt, metadata in found.items():
+        assert {key: metadata.get(key) for key in expected} == expected, fmt
 
 
 def test_safetensors_holds_the_ema_weights_and_the_config(
