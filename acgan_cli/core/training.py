@@ -906,6 +906,8 @@ class Trainer:
         for folder in (self.checkpoint_dir, self.samples_dir):
             folder.mkdir(parents=True, exist_ok=True)
             files.remove_orphaned_temporaries(folder)  # left by a process killed mid-write
+        for name in ("config.json", "metrics.jsonl"):  # rewritten whole too (a resume's), in the run's own folder
+            files.remove_orphaned_temporaries(self.run_dir, of=name)
         if self.new_run_dir:  # a resume in its own folder writes it with its first checkpoint
             self._write_config()
         time_before = self._drop_metrics_after_checkpoint() if self.resumed_from else 0.0

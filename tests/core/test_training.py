@@ -1022,3 +1022,20 @@ def test_a_trainer_runs_once(tmp_path: Path, small_dataset) -> None:
         trainer.run()
     assert refused.value.hint == f"to go on from where it stopped: train(resume={str(trainer.run_dir)!r})"
     assert ckpt.read_info(tmp_path / "run").step == 2
+
+
+def test_a_resume_sweeps_up_the_run_files_temporaries_a_killed_run_left(
+    tmp_path: Path, small_dataset
+) -> None:
+    """A kill while config.json or metrics.jsonl was rewritten left its hidden temporary in the run
+    folder for good: only checkpoints/ and samples/ were swept."""
+    run = Trainer(tiny_config(max_steps=2), run_dir=tmp_path / "run", dataset=small_dataset).run().run_dir
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id no longer in use: its writes were cut short
+    torn = [run / f".{name}.{gone.pid}.tmp" for name in ("config.json", "metrics.jsonl")]
+    other = run / f".notes.txt.{gone.pid}.tmp"  # not a file a run writes: not the run's to remove
+    for path in (*torn, other):
+        path.write_bytes(b'{"half a')
+    Trainer(tiny_config(max_steps=3), resume=run, dataset=small_dataset).run()
+    assert not any(path.exists() for path in torn)
+    assert other.exists()
