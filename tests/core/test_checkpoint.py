@@ -571,3 +571,88 @@ def test_a_step_file_renamed_by_hand_is_not_taken_for_the_newest(tmp_path: Path,
     files.write_atomic(folder / ckpt.LATEST, (folder / "step-00000004.safetensors").read_bytes())
     with pytest.warns(Notice, match="holds step 6; using .*step-00000099"):
         assert ckpt.resolve_checkpoint(run) == folder / "step-00000099.safetensors"
+
+
+def _save_edited(trained_run: Path, path: Path, changes: dict[str, torch.Tensor]) -> Path:
+    """The trained run's checkpoint with the tensors `changes` names put in, saved at `path`."""
+    _, tensors = ckpt.load_checkpoint(trained_run)
+    save_file({**tensors, **changes}, path, metadata=ckpt.read_metadata(_latest(trained_run)))
+    return path
+
+
+def test_weights_load_from_the_float_dtypes_torch_computes_in_and_float8_is_refused(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """A float8 weight crashed every command with "isfinite" not implemented for 'Float8_e4m3fn' (and
+    "this is a bug in acgan"): every F* dtype was taken for a float torch can check and cast."""
+    _, tensors = ckpt.load_checkpoint(trained_run)
+    weight = tensors["generator_ema.up1.weight"]
+    reference = ckpt.load_generator(trained_run)[0].state_dict()["up1.weight"]
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):  # `export --half` writes float16
+        path = _save_edited(
+            trained_run, tmp_path / "ok.safetensors", {"generator_ema.up1.weight": weight.to(dtype)}
+        )
+        loaded = ckpt.load_generator(path)[0].state_dict()["up1.weight"]
+        assert loaded.dtype == torch.float32 and torch.equal(loaded, weight.to(dtype).float()), dtype
+    assert torch.equal(reference, weight)
+    for dtype, name in [
+        (torch.float8_e4m3fn, "F8_E4M3"),
+        (torch.float8_e4m3fnuz, "F8_E4M3FNUZ"),
+        (torch.float8_e5m2, "F8_E5M2"),
+        (torch.float8_e8m0fnu, "F8_E8M0"),
+    ]:
+        path = _save_edited(
+            trained_run, tmp_path / f"{name}.safetensors", {"generator_ema.up1.weight": weight.to(dtype)}
+        )
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.check_checkpoint(path)  # from the header: before any tensor is read
+        assert caught.value.message == (
+            f"{path} does not match the model its config describes: wrong shape or dtype for "
+            f"generator_ema.up1.weight ({name}; acgan reads F32, F16, BF16 or F64 there)"
+        )
+
+
+def test_a_weight_is_checked_for_inf_as_the_model_holds_it(trained_run: Path, tmp_path: Path) -> None:
+    """A float64 running variance of 1e300 is finite, and inf once cast to the model's float32: it
+    was loaded, and the BatchNorm divided by its root."""
+    _, tensors = ckpt.load_checkpoint(trained_run)
+    variance = tensors["generator_ema.norm1.running_var"].double()
+    variance[0] = 1e300
+    path = _save_edited(
+        trained_run, tmp_path / "huge.safetensors", {"generator_ema.norm1.running_var": variance}
+    )
+    with pytest.raises(
+        CheckpointError, match=r"holds NaN or infinite values in generator_ema\.norm1\.running_var$"
+    ):
+        ckpt.load_generator(path)
+
+
+def test_counts_and_training_state_are_read_only_in_the_dtypes_acgan_writes(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """BatchNorm's count as U64 or BOOL was converted to int64 without a word (U64's 2**63 and more
+    wrap negative); Adam's state in F16 loses second moments below 6e-8, and its step stops
+    counting at 2048. acgan writes I64, F32, I32 and U8 there, and only those are read."""
+    _, tensors = ckpt.load_checkpoint(trained_run)
+    count = tensors["generator_ema.norm1.num_batches_tracked"]
+    for name, tensor, said in [
+        ("generator_ema.norm1.num_batches_tracked", count.to(torch.uint64), "U64; acgan reads I64 there"),
+        ("generator_ema.norm1.num_batches_tracked", count.to(torch.bool), "BOOL; acgan reads I64 there"),
+        ("discriminator.blocks.6.num_batches_tracked", count.to(torch.int32), "I32; acgan reads I64 there"),
+        (
+            "optimizer.generator.0.exp_avg_sq",
+            tensors["optimizer.generator.0.exp_avg_sq"].half(),
+            "F16; acgan reads F32 there",
+        ),
+        (
+            "optimizer.generator.0.step",
+            tensors["optimizer.generator.0.step"].double(),
+            "F64; acgan reads F32 there",
+        ),
+        ("rng.torch", tensors["rng.torch"].to(torch.int16), "I16; acgan reads U8 there"),
+        ("scaler.generator.growth_tracker", torch.tensor(3, dtype=torch.int64), "I64; acgan reads I32 there"),
+    ]:
+        path = _save_edited(trained_run, tmp_path / "edited.safetensors", {name: tensor})
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.load_checkpoint(path)
+        assert caught.value.message.endswith(f": wrong shape or dtype for {name} ({said})"), name

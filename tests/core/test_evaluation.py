@@ -401,6 +401,40 @@ def test_an_unreadable_given_evaluator_is_one_clean_error(
         load_evaluator("mnist-5k", path=path)
 
 
+def test_an_evaluator_of_dtypes_acgan_never_writes_is_refused(evaluator: Evaluator, tmp_path: Path) -> None:
+    """A float8 weight crashed `evaluate --evaluator` with "isfinite" not implemented for
+    'Float8_e4m3fn'; a BatchNorm count as int32 or bool was converted without a word, and a float64
+    weight of 1e300 passed the finite check, to be inf in the float32 network."""
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(evaluator.info.path), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(evaluator.info.path)
+    weight = next(name for name in tensors if name.endswith(".weight"))
+    count = next(name for name in tensors if name.endswith(".num_batches_tracked"))
+    huge = tensors[weight].double()
+    huge[0] = 1e300
+    for changes, message in [
+        (
+            {weight: tensors[weight].to(torch.float8_e4m3fn)},
+            f"is not a readable evaluator: holds {weight} as F8_E4M3, a dtype acgan does not read "
+            "(it reads F32, F16, BF16, F64, I64, I32 or U8)",
+        ),
+        ({count: tensors[count].to(torch.bool)}, f"holds {count} as BOOL, a dtype acgan does not read"),
+        ({count: tensors[count].int()}, f"wrong shape or dtype for {count} (I32; acgan reads I64 there)"),
+        ({weight: huge}, f"holds NaN or infinite values in {weight}"),
+    ]:
+        path = tmp_path / "edited.safetensors"
+        save_file({**tensors, **changes}, path, metadata=metadata)
+        with pytest.raises(EvaluatorError) as caught:
+            read_evaluator(path)
+        assert caught.value.message.startswith(f"{path} ") and message in caught.value.message
+    half = tmp_path / "half.safetensors"  # what torch computes in is read, as the network's float32
+    save_file({**tensors, weight: tensors[weight].half()}, half, metadata=metadata)
+    assert torch.equal(read_evaluator(half)[0].state_dict()[weight.removeprefix("classifier.")],
+                       tensors[weight].half().float())  # fmt: skip
+
+
 def test_a_checkpoint_is_not_an_evaluator(run20: Path) -> None:
     with pytest.raises(EvaluatorError, match="not an acgan evaluator"):
         read_evaluator(run20 / "checkpoints" / "latest.safetensors")

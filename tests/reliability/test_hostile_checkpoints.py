@@ -132,6 +132,16 @@ def hostile_files(folder: Path, good_path: Path, marker: Path) -> dict[str, Path
         "dtype-f64-on-f32-bytes.safetensors": _edited(good, _tensor(G, dtype="F64")),
         "dtype-i32-for-a-float.safetensors": _edited(good, _tensor(G, dtype="I32")),
         "dtype-unknown.safetensors": _edited(good, _tensor(G, dtype="Q7")),
+        "dtype-float8.safetensors": _safetensors(
+            {**tensors, G: tensors[G].to(torch.float8_e4m3fn)}, metadata
+        ),
+        "float64-beyond-float32.safetensors": _safetensors(
+            {**tensors, G: torch.full_like(tensors[G], 1e300, dtype=torch.float64)}, metadata
+        ),
+        "batchnorm-count-u64.safetensors": _safetensors(
+            {**tensors, "generator_ema.norm1.num_batches_tracked": torch.tensor(2**63, dtype=torch.uint64)},
+            metadata,
+        ),
         "missing-tensor.safetensors": _safetensors({k: v for k, v in tensors.items() if k != G}, metadata),
         "missing-rng.safetensors": _safetensors(
             {k: v for k, v in tensors.items() if k != "rng.noise"}, metadata
@@ -238,7 +248,6 @@ RESUME_ONLY = {
     "adam-step-negative.safetensors",
     "adam-step-fraction.safetensors",
     "adam-step-past-the-checkpoint.safetensors",
-    "rng-of-another-dtype.safetensors",
     "rng-noise-cut-short.safetensors",
 }
 
@@ -304,7 +313,19 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
         ),
         ("adam-step-fraction.safetensors", "impossible optimizer state in optimizer.discriminator.1.step"),
         ("adam-step-past-the-checkpoint.safetensors", "holds an impossible optimizer state"),
-        ("rng-of-another-dtype.safetensors", "holds a malformed RNG state (rng.torch: torch.int64 (5056,)"),
+        (
+            "rng-of-another-dtype.safetensors",
+            "wrong shape or dtype for rng.torch (I64; acgan reads U8 there)",
+        ),
+        (
+            "dtype-float8.safetensors",
+            f"wrong shape or dtype for {G} (F8_E4M3; acgan reads F32, F16, BF16 or F64 there)",
+        ),
+        ("float64-beyond-float32.safetensors", f"holds NaN or infinite values in {G}"),
+        (
+            "batchnorm-count-u64.safetensors",
+            "wrong shape or dtype for generator_ema.norm1.num_batches_tracked (U64; acgan reads I64 there)",
+        ),
         ("rng-noise-cut-short.safetensors", "holds a malformed RNG state (rng.noise: torch.uint8 (100,)"),
         (
             "class-names-repeated.safetensors",

@@ -420,16 +420,18 @@ def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
     """The network and info of an evaluator file, on the CPU; any defect is one EvaluatorError."""
     from safetensors import SafetensorError
 
-    from acgan_cli.core.checkpoint import load_module, load_tensors, read_header
+    from acgan_cli.core.checkpoint import load_module, load_tensors, read_header, refuse_unread_dtypes
     from acgan_cli.core.evaluation.classifier import IMG_SIZE, EvaluatorNet
 
     hint = "give a file written by `acgan evaluate --train-evaluator` (in $ACGAN_CACHE_DIR/evaluators)"
     if not path.is_file():
         raise EvaluatorError(f"{path} {'is not a file' if path.exists() else 'does not exist'}", hint=hint)
     try:
-        metadata = read_header(path).get("__metadata__") or {}
+        header = read_header(path)
+        metadata = header.get("__metadata__") or {}
         if metadata.get("format") != FORMAT_NAME:
             raise EvaluatorError(f"{path} is a safetensors file but not an acgan evaluator", hint=hint)
+        refuse_unread_dtypes(path, header)  # float8: torch loads it, then cannot check it for NaN
         tensors = load_tensors(path)
     except CheckpointError as exc:  # the header's checks, worded for checkpoints
         reason = exc.message.removeprefix(f"{path} ").removeprefix("is ")
