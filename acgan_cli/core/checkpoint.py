@@ -601,11 +601,8 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         if kind not in (KIND_TRAINING, KIND_GENERATOR):
             raise CheckpointError(f"{path} is an acgan file of unknown kind {kind!r}", hint="upgrade acgan")
         model = from_dict(ModelConfig, json.loads(metadata["model_config"]))
-        train = (
-            from_dict(TrainConfig, json.loads(metadata["train_config"]))
-            if "train_config" in metadata
-            else None
-        )
+        train_fields = json.loads(metadata["train_config"]) if "train_config" in metadata else None
+        train = from_dict(TrainConfig, train_fields) if train_fields is not None else None
         if kind == KIND_TRAINING and train is None:
             raise KeyError("train_config")
         # A resumed run builds its models from the train config: it must describe these tensors too.
@@ -633,6 +630,8 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         has_ema, ema_weights = (json.loads(metadata.get(key, "false")) for key in ("has_ema", "ema_weights"))
         if not isinstance(has_ema, bool) or not isinstance(ema_weights, bool):
             raise ValueError("has_ema or ema_weights is not true or false")
+        if train is not None:
+            _check_train_config(path, train, train_fields, metadata["dataset"], kind, has_ema)
         return CheckpointInfo(
             path=path,
             kind=kind,
@@ -662,6 +661,29 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         raise CheckpointError(
             f"{path} has malformed acgan metadata: {missing}", hint=NOT_A_CHECKPOINT_HINT
         ) from None
+
+
+def _check_train_config(
+    path: Path, train: TrainConfig, fields: dict[str, Any], dataset: str, kind: str, has_ema: bool
+) -> None:
+    """Refuse a train config that disagrees with the metadata beside it: every acgan version wrote
+    both from the run's config, and a resume trains as the train config says (on its dataset),
+    where sample and evaluate go by the metadata."""
+    if train.dataset != dataset:
+        raise CheckpointError(
+            f"{path} holds a train config for the dataset {_quoted(train.dataset)} but its metadata "
+            f"names the dataset {_quoted(dataset)}",
+            hint=INCONSISTENT_HINT,
+        )
+    # A training checkpoint holds a moving average exactly when its run kept one (a generator file
+    # never does: export writes the average as its generator). Runs from before --ema existed
+    # recorded no ema field, and no average.
+    if kind == KIND_TRAINING and "ema" in fields and train.ema != has_ema:
+        raise CheckpointError(
+            f"{path} holds a train config {'with' if train.ema else 'without'} a moving average (ema) but "
+            f"its metadata says has_ema {json.dumps(has_ema)}",
+            hint=INCONSISTENT_HINT,
+        )
 
 
 def _check_images(path: Path, model: ModelConfig, image_shape: Any, pixel_range: Any) -> None:

@@ -533,7 +533,8 @@ def test_a_checkpoint_whose_data_folder_moved_is_told_where_it_is(run: Path, tmp
     (folder / "classes.txt").write_text("\n".join(names))
     generator, info = ckpt.load_generator(run)
     path = tmp_path / "g.safetensors"
-    info = dataclasses.replace(info, dataset=str(folder), class_names=tuple(names))
+    train = dataclasses.replace(info.train, dataset=str(folder))
+    info = dataclasses.replace(info, dataset=str(folder), train=train, class_names=tuple(names))
     files.write_atomic(path, ckpt.generator_checkpoint_bytes(generator, info))
     folder.rename(tmp_path / "moved")
     result = runner.invoke(app, ["evaluate", str(path), *FEW])

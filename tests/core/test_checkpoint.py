@@ -656,3 +656,40 @@ def test_counts_and_training_state_are_read_only_in_the_dtypes_acgan_writes(
         with pytest.raises(CheckpointError) as caught:
             ckpt.load_checkpoint(path)
         assert caught.value.message.endswith(f": wrong shape or dtype for {name} ({said})"), name
+
+
+def test_a_train_config_that_disagrees_with_the_metadata_beside_it_is_refused(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """train_config said fashion-mnist where the metadata said mnist-5k: sample and evaluate went
+    by the one, and a resume trained on the other's data."""
+    info, tensors = ckpt.load_checkpoint(trained_run)
+    metadata = ckpt.read_metadata(info.path)
+    train = json.loads(metadata["train_config"])
+    path = tmp_path / "edited.safetensors"
+    for changes, message in [
+        (
+            {"train_config": json.dumps({**train, "dataset": "fashion-mnist"})},
+            'holds a train config for the dataset "fashion-mnist" but its metadata names the dataset "mnist-5k"',
+        ),
+        (
+            {"dataset": "fashion-mnist"},
+            'holds a train config for the dataset "mnist-5k" but its metadata names the dataset "fashion-mnist"',
+        ),
+        (
+            {"train_config": json.dumps({**train, "ema": False})},
+            "holds a train config without a moving average (ema) but its metadata says has_ema true",
+        ),
+    ]:
+        save_file(tensors, path, metadata={**metadata, **changes})
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.read_info(path)
+        assert caught.value.message == f"{path} {message}"
+        assert caught.value.hint == ckpt.INCONSISTENT_HINT
+    # A run from before --ema recorded no ema field, and no average: still read.
+    del train["ema"]
+    without_average = {k: v for k, v in tensors.items() if not k.startswith("generator_ema.")}
+    save_file(
+        without_average, path, metadata={**metadata, "train_config": json.dumps(train), "has_ema": "false"}
+    )
+    assert not ckpt.load_generator(path)[1].has_ema

@@ -81,8 +81,10 @@ def write_torchvision_mnist(data_dir: Path, n_train: int, n_test: int) -> Path:
 def generator_only_file(run_dir: Path, target: Path, dataset: str | None = None) -> Path:
     """The run's generator alone, as `acgan export --format safetensors` writes it (optionally relabelled)."""
     generator, info = ckpt.load_generator(run_dir)
-    if dataset is not None:
-        info = dataclasses.replace(info, dataset=dataset)
+    if dataset is not None:  # both places a file names its data, as a run on `dataset` writes them
+        info = dataclasses.replace(
+            info, dataset=dataset, train=dataclasses.replace(info.train, dataset=dataset)
+        )
     files.write_atomic(target, ckpt.generator_checkpoint_bytes(generator, info))
     return target
 

@@ -193,6 +193,9 @@ def hostile_files(folder: Path, good_path: Path, marker: Path) -> dict[str, Path
         "configs-disagree.safetensors": _edited(
             good, _meta(model_config=metadata["model_config"].replace('"latent_dim": 8', '"latent_dim": 16'))
         ),
+        "train-config-other-dataset.safetensors": _edited(
+            good, _meta(train_config=metadata["train_config"].replace('"mnist-5k"', '"fashion-mnist"'))
+        ),
         "config-float-size.safetensors": _edited(
             good, _meta(model_config=metadata["model_config"].replace('"img_size": 16', '"img_size": 16.0'))
         ),
@@ -303,6 +306,10 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
         ("format-version-99.safetensors", "uses checkpoint format 99; this acgan reads up to 1"),
         ("config-other-latent-size.safetensors", "does not match the model its config describes"),
         ("configs-disagree.safetensors", "holds a train config that describes another model"),
+        (
+            "train-config-other-dataset.safetensors",
+            'holds a train config for the dataset "fashion-mnist" but its metadata names the dataset "mnist-5k"',
+        ),
         ("config-huge-model.safetensors", "holds an invalid config: g_width too large for latent_dim 4096"),
         ("nan-weights.safetensors", f"holds NaN or infinite values in {G}"),
         ("negative-second-moment.safetensors", "holds an impossible optimizer state"),
