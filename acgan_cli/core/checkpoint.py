@@ -48,6 +48,7 @@ from acgan_cli.core.config import (
     default_runs_dir,
     from_dict,
     to_json,
+    unprintable_name,
 )
 from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError, first_line
 from acgan_cli.core.files import (
@@ -616,6 +617,8 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
             raise ValueError("class_names is not a list of names")
         if not all(class_names) or len(set(class_names)) != len(class_names):  # training never writes one
             raise ValueError("class_names has an empty or repeated name")
+        if (unprintable := unprintable_name(class_names)) is not None:  # messages and tables print them
+            raise ValueError(f"class_names has a name that is not one printable line: {_quoted(unprintable)}")
         if not metadata["dataset"]:
             raise ValueError("dataset is empty")
         if len(class_names) != model.n_classes:

@@ -10,6 +10,7 @@ import json
 import numbers
 import os
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,20 @@ def require_utf8_path(path: str, option: str) -> None:
             f"is a path that is not valid UTF-8 ({shown}), which checkpoints cannot record; "
             "rename the folder, or move the data to one whose path is UTF-8",
         )
+
+
+# What a class name may not hold, by Unicode category: control characters (a newline splits a
+# message, ESC starts a colour or a cursor move), line and paragraph separators, and lone
+# surrogates (no UTF-8 terminal can be written one). Format characters print: Persian needs the
+# zero-width non-joiner, emoji the joiner.
+_UNPRINTABLE = frozenset({"Cc", "Zl", "Zp", "Cs"})
+
+
+def unprintable_name(names: Iterable[str]) -> str | None:
+    """The first of `names` that would not print as itself on one line of a terminal, or None."""
+    return next(
+        (name for name in names if any(unicodedata.category(char) in _UNPRINTABLE for char in name)), None
+    )
 
 
 # torch's CPU generator (a Mersenne Twister) keeps only a seed's low 32 bits: a larger seed would

@@ -693,3 +693,29 @@ def test_a_train_config_that_disagrees_with_the_metadata_beside_it_is_refused(
         without_average, path, metadata={**metadata, "train_config": json.dumps(train), "has_ema": "false"}
     )
     assert not ckpt.load_generator(path)[1].has_ema
+
+
+def test_class_names_are_printable_lines(trained_run: Path, tmp_path: Path) -> None:
+    """Class names with a newline or an ANSI escape were printed raw: `sample --class` refused in
+    three lines, and ESC [31m turned the terminal red. A lone surrogate cannot be printed at all."""
+    info, tensors = ckpt.load_checkpoint(trained_run)
+    metadata = ckpt.read_metadata(info.path)
+    path = tmp_path / "edited.safetensors"
+    for name, shown in [
+        ("a\nb", r'"a\nb"'),
+        ("\x1b[31mred", r'"\u001b[31mred"'),
+        ("tab\tbed", r'"tab\tbed"'),
+        ("next\x85line", r'"next\u0085line"'),  # C1's NEL
+        ("line\u2028separator", r'"line\u2028separator"'),
+        ("\ud800", r'"\ud800"'),
+    ]:
+        names = json.dumps([name, *"123456789"])
+        save_file(tensors, path, metadata={**metadata, "class_names": names})
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.read_info(path)
+        assert caught.value.message == (
+            f"{path} has malformed acgan metadata: class_names has a name that is not one printable line: {shown}"
+        )
+    printable = ["猫", "نیم\u200cفاصله", "👩\u200d🔬", "non\xa0breaking", *"456789"]
+    save_file(tensors, path, metadata={**metadata, "class_names": json.dumps(printable)})
+    assert ckpt.read_info(path).class_names == tuple(printable)

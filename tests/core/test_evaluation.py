@@ -437,6 +437,26 @@ def test_an_evaluator_of_dtypes_acgan_never_writes_is_refused(evaluator: Evaluat
                        tensors[weight].half().float())  # fmt: skip
 
 
+def test_an_evaluators_class_names_are_printable_lines(evaluator: Evaluator, tmp_path: Path) -> None:
+    """An evaluator's class names go into evaluate's tables and its refusals: a newline or an ANSI
+    escape in them was printed raw, and a number crashed the comparison of class names."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(evaluator.info.path), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(evaluator.info.path)
+    path = tmp_path / "edited.safetensors"
+    for names in (["\x1b[31mred", *"123456789"], ["a\nb", *"123456789"], [0, *"123456789"]):
+        save_file(tensors, path, metadata={**metadata, "class_names": json.dumps(names)})
+        with pytest.raises(EvaluatorError) as caught:
+            read_evaluator(path)
+        assert caught.value.message == (
+            f"{path} has malformed evaluator metadata: class_names are not names of one printable line each"
+        )
+
+
 def test_a_checkpoint_is_not_an_evaluator(run20: Path) -> None:
     with pytest.raises(EvaluatorError, match="not an acgan evaluator"):
         read_evaluator(run20 / "checkpoints" / "latest.safetensors")

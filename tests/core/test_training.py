@@ -999,6 +999,20 @@ def test_a_misspelt_dataset_is_named_as_typed_with_a_suggestion(tmp_path: Path) 
         (lambda d: {"labels": d.labels.int()}, "labels must be an int64 tensor"),
         (lambda d: {"labels": d.labels[:10]}, "holds 160 images and 10 labels"),
         (lambda d: {"class_names": ()}, "has no class_names"),
+        # As a checkpoint must hold them: the run's files were refused when read back.
+        (
+            lambda d: {"class_names": ("a",) * 10},
+            r"class_names must be distinct, non-empty strings \(got 'a', ",
+        ),
+        (lambda d: {"class_names": tuple(range(10))}, "class_names must be distinct, non-empty strings"),
+        (
+            lambda d: {"class_names": ("\x1b[31mred", *"123456789")},
+            r"class_names holds '\\x1b\[31mred', with a",
+        ),
+        (
+            lambda d: {"class_names": ("tab\tbed", *"123456789")},
+            r"class_names holds 'tab\\tbed', with a control",
+        ),
     ],
 )
 def test_a_dataset_made_by_hand_is_checked_before_the_run_starts(

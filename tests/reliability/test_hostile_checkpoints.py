@@ -204,6 +204,9 @@ def hostile_files(folder: Path, good_path: Path, marker: Path) -> dict[str, Path
         "class-names-too-few.safetensors": _edited(good, _meta(class_names=json.dumps(["a", "b"]))),
         "class-names-repeated.safetensors": _edited(good, _meta(class_names=json.dumps(["a"] * 10))),
         "class-names-empty.safetensors": _edited(good, _meta(class_names=json.dumps(["", *"123456789"]))),
+        "class-names-escape-sequence.safetensors": _edited(
+            good, _meta(class_names=json.dumps(["\x1b[31mred\nline", *"123456789"]))
+        ),
         "dataset-empty.safetensors": _edited(good, _meta(dataset="")),
         "image-shape-of-another-model.safetensors": _edited(good, _meta(image_shape=json.dumps([3, 16, 16]))),
         "image-shape-fractional.safetensors": _edited(good, _meta(image_shape=json.dumps([1, 16.5, 16]))),
@@ -341,6 +344,10 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
         (
             "class-names-empty.safetensors",
             "malformed acgan metadata: class_names has an empty or repeated name",
+        ),
+        (
+            "class-names-escape-sequence.safetensors",
+            r'class_names has a name that is not one printable line: "\u001b[31mred\nline"',
         ),
         ("dataset-empty.safetensors", "malformed acgan metadata: dataset is empty"),  # "nothing to evaluate"
         (

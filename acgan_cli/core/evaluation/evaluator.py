@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from acgan_cli import __version__
 from acgan_cli.core.checkpoint import EVALUATOR_FORMAT_NAME
+from acgan_cli.core.config import unprintable_name
 from acgan_cli.core.data import (
     MNIST_5K_TEST_EVERY,
     Dataset,
@@ -461,6 +462,9 @@ def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
         )
         if len(class_names) < 2 or info.channels not in (1, 3) or info.img_size != IMG_SIZE:
             raise ValueError(f"{len(class_names)} classes, {info.channels} channels, {info.img_size} px")
+        # Printed in evaluate's tables and its refusals; a dataset never gives other names.
+        if not all(isinstance(name, str) and name for name in class_names) or unprintable_name(class_names):
+            raise ValueError("class_names are not names of one printable line each")
         net = EvaluatorNet(len(class_names), info.channels)
         load_module(net, tensors, "classifier", path)
     except EvaluatorError:
