@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from acgan_cli import __version__
 from acgan_cli.core.config import (
+    MAX_STEPS,
     PIXEL_RANGE,
     ModelConfig,
     TrainConfig,
@@ -628,8 +629,12 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
             )
         _check_images(path, model, json.loads(metadata["image_shape"]), json.loads(metadata["pixel_range"]))
         step, epoch = int(metadata["step"]), int(metadata["epoch"])
-        if step < 0 or epoch < 0:
-            raise ValueError(f"step {step} or epoch {epoch} is negative")
+        if not 0 <= step <= MAX_STEPS:  # a resume would ask for more steps than --max-steps takes
+            raise ValueError(f"step {step} is outside 0..{MAX_STEPS}, the steps a run can take")
+        # The epoch of the last step, from 0 (a stop's checkpoint once wrote step // steps per epoch):
+        # at most the step, as every epoch takes one step at least.
+        if not 0 <= epoch <= step:
+            raise ValueError(f"epoch {epoch} cannot go with step {step}: every epoch takes a step at least")
         has_ema, ema_weights = (json.loads(metadata.get(key, "false")) for key in ("has_ema", "ema_weights"))
         if not isinstance(has_ema, bool) or not isinstance(ema_weights, bool):
             raise ValueError("has_ema or ema_weights is not true or false")

@@ -25,6 +25,7 @@ ADVERSARIAL_LOSSES = ("bce", "hinge")  # bce: the reference's; hinge: Lim & Ye 2
 D_NORMS = ("batch", "spectral")  # batch: the reference's BatchNorm; spectral: Miyato et al. 2018
 PIXEL_RANGE = (-1.0, 1.0)  # generator output and training images are scaled to this range
 MAX_CLASSES = 65536  # IDX labels are bytes; a registry dataset has at most a few thousand classes
+MAX_STEPS = 10**9  # steps a run may take in all (--max-steps); checkpoints are held to it when read
 MAX_LAYER_WEIGHTS = 2**28  # weights in one layer: 1 GiB in fp32, and as much again per Adam moment
 
 
@@ -316,7 +317,9 @@ class TrainConfig:
         require(self.epochs <= 1_000_000, "epochs", f"must be at most 1000000 (got {self.epochs})")
         if self.max_steps is not None:
             require(
-                1 <= self.max_steps <= 10**9, "max_steps", f"must be in 1..1000000000 (got {self.max_steps})"
+                1 <= self.max_steps <= MAX_STEPS,
+                "max_steps",
+                f"must be in 1..{MAX_STEPS} (got {self.max_steps})",
             )
         require(1 <= self.batch_size <= 65536, "batch_size", f"must be in 1..65536 (got {self.batch_size})")
         # The discriminator's last BatchNorm sees a ceil(img_size/16)-pixel square map per image: at

@@ -719,3 +719,34 @@ def test_class_names_are_printable_lines(trained_run: Path, tmp_path: Path) -> N
     printable = ["猫", "نیم\u200cفاصله", "👩\u200d🔬", "non\xa0breaking", *"456789"]
     save_file(tensors, path, metadata={**metadata, "class_names": json.dumps(printable)})
     assert ckpt.read_info(path).class_names == tuple(printable)
+
+
+def test_a_step_no_run_can_reach_and_an_epoch_past_its_step_are_refused(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """Step 10**30 was read: sample and export reported it, and a resume asked for "more than
+    1000000000000000000000000000000" steps where --max-steps takes at most 10**9. The epoch, that
+    of the last step counted from 0, was taken whatever it was."""
+    info, tensors = ckpt.load_checkpoint(trained_run)
+    metadata = ckpt.read_metadata(info.path)
+    path = tmp_path / "edited.safetensors"
+    for step, epoch, problem in [
+        (
+            10**30,
+            0,
+            "step 1000000000000000000000000000000 is outside 0..1000000000, the steps a run can take",
+        ),
+        (10**9 + 1, 0, "step 1000000001 is outside 0..1000000000, the steps a run can take"),
+        (-1, 0, "step -1 is outside 0..1000000000, the steps a run can take"),
+        (12, 13, "epoch 13 cannot go with step 12: every epoch takes a step at least"),
+        (12, -1, "epoch -1 cannot go with step 12: every epoch takes a step at least"),
+    ]:
+        save_file(tensors, path, metadata={**metadata, "step": str(step), "epoch": str(epoch)})
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.read_info(path)
+        assert caught.value.message == f"{path} has malformed acgan metadata: {problem}"
+    # The last step a run can take; an epoch as large as the step, as a stop's checkpoint with one
+    # step per epoch once wrote it (step // steps per epoch).
+    for step, epoch in [(10**9, 0), (12, 12), (0, 0)]:
+        save_file(tensors, path, metadata={**metadata, "step": str(step), "epoch": str(epoch)})
+        assert (ckpt.read_info(path).step, ckpt.read_info(path).epoch) == (step, epoch)

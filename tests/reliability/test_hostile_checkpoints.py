@@ -212,6 +212,8 @@ def hostile_files(folder: Path, good_path: Path, marker: Path) -> dict[str, Path
         "image-shape-fractional.safetensors": _edited(good, _meta(image_shape=json.dumps([1, 16.5, 16]))),
         "pixel-range-other.safetensors": _edited(good, _meta(pixel_range=json.dumps([0.0, 1.0]))),
         "step-negative.safetensors": _edited(good, _meta(step="-5")),
+        "step-beyond-max-steps.safetensors": _edited(good, _meta(step=str(10**30))),
+        "epoch-past-its-step.safetensors": _edited(good, _meta(epoch="13")),
         "metadata-not-strings.safetensors": _edited(good, lambda h: h["__metadata__"].update(step=12)),
         "metadata-missing-entry.safetensors": _edited(good, lambda h: h["__metadata__"].pop("dataset")),
     }
@@ -349,7 +351,15 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
             "class-names-escape-sequence.safetensors",
             r'class_names has a name that is not one printable line: "\u001b[31mred\nline"',
         ),
-        ("dataset-empty.safetensors", "malformed acgan metadata: dataset is empty"),  # "nothing to evaluate"
+        ("dataset-empty.safetensors", "malformed acgan metadata: dataset is empty"),
+        (
+            "step-beyond-max-steps.safetensors",
+            f"step {10**30} is outside 0..1000000000, the steps a run can take",
+        ),
+        (
+            "epoch-past-its-step.safetensors",
+            "epoch 13 cannot go with step 12: every epoch takes a step at least",
+        ),  # "nothing to evaluate"
         (
             "image-shape-of-another-model.safetensors",
             "holds images of shape [3, 16, 16] but its model makes [1, 16, 16]",
