@@ -92,6 +92,7 @@ from acgan_cli.core.runs import (
     RunPlan,
     check_batch_size,
     check_resume,
+    check_run_length,
     check_same_data,
     claim_run_dir,
     create_run_dir,
@@ -314,6 +315,7 @@ class Trainer:
             )  # fmt: skip
         prepared = prepare(data, config.img_size, self.device)
         check_batch_size(config.batch_size, len(prepared))
+        check_run_length(config, len(prepared))
         self.steps_per_epoch = len(prepared) // config.batch_size
         if resume_info is not None and dataset is None:  # before the model's shape: say what changed
             check_same_data(resume_info, data)  # (data a caller hands in is the caller's to vouch for)

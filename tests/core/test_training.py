@@ -1026,6 +1026,25 @@ def test_a_dataset_made_by_hand_is_checked_before_the_run_starts(
     assert not (tmp_path / "run").exists()
 
 
+def test_epochs_that_come_to_more_steps_than_a_run_takes_are_refused(tmp_path: Path, small_dataset) -> None:
+    """--epochs 1000000 of more than 1000 steps each went past the 10**9 steps --max-steps allows:
+    the run's checkpoints past them are refused when read, and a resume could ask for no more."""
+    times = 13  # 2080 images in steps of two: 1040 steps per epoch
+    images, labels = small_dataset.images.repeat(times, 1, 1, 1), small_dataset.labels.repeat(times)
+    dataset = dataclasses.replace(small_dataset, images=images, labels=labels)
+    config = tiny_config(epochs=1_000_000, max_steps=None, batch_size=2)
+    with pytest.raises(UsageError) as caught:
+        Trainer(config, run_dir=tmp_path / "run", dataset=dataset)
+    assert caught.value.option == "epochs"
+    assert caught.value.detail == (
+        "must be at most 961,538 with 1,040 steps per epoch (got 1,000,000: 1,040,000,000 steps; "
+        "a run takes at most 1,000,000,000)"
+    )
+    assert not (tmp_path / "run").exists()
+    config = dataclasses.replace(config, epochs=961_538)
+    assert Trainer(config, run_dir=tmp_path / "run", dataset=dataset).total_steps == 961_538 * 1040
+
+
 def test_a_trainer_runs_once(tmp_path: Path, small_dataset) -> None:
     """A second run() trained on, replaying the first one's dropout (its random streams were set
     from the constructor's), in a folder it had already unlocked for other processes."""
