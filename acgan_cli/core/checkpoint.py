@@ -14,9 +14,11 @@ Tensor names:
 Every file is checked before safetensors reads it: a header length beyond the file,
 a pickle, or JSON that is not an acgan header is refused with a one-line error, and so is
 a tensor table that is not exactly the one its metadata's model implies (names, shapes,
-dtypes), and metadata that disagrees with itself (class names or image shape
-against the model config, a pixel range other than acgan's). Loaded weights (as the model holds
-them) and optimizer moments must be finite.
+dtypes), and metadata that disagrees with itself (class names or image shape against the model
+config, the train config against the metadata beside it, a pixel range other than acgan's) or
+holds what acgan never writes (class names that are not one printable line, a step past
+--max-steps' limit, an epoch past its step). Loaded weights (as the model holds them) and
+optimizer moments must be finite.
 
 The module also holds the guard that keeps any command's output from overwriting a checkpoint,
 a run's records or an evaluator (`refuse_to_overwrite_checkpoint`), as it knows those formats;
