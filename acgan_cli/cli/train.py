@@ -150,7 +150,7 @@ def train(
     epochs: Annotated[
         int,
         typer.Option(
-            help="Passes over the training set in all (1..1,000,000; a resume counts those done).",
+            help="Passes over the training set in all (1..1,000,000, and 10⁹ steps at most; a resume counts those done).",
             rich_help_panel=TRAINING,
         ),
     ] = TrainConfig.epochs,

@@ -14,9 +14,11 @@ Tensor names:
 Every file is checked before safetensors reads it: a header length beyond the file,
 a pickle, or JSON that is not an acgan header is refused with a one-line error, and so is
 a tensor table that is not exactly the one its metadata's model implies (names, shapes,
-floating point or not), and metadata that disagrees with itself (class names or image shape
-against the model config, a pixel range other than acgan's). Loaded weights and optimizer
-moments must be finite.
+dtypes), and metadata that disagrees with itself (class names or image shape against the model
+config, the train config against the metadata beside it, a pixel range other than acgan's) or
+holds what acgan never writes (class names that are not one printable line, a step past
+--max-steps' limit, an epoch past its step). Loaded weights (as the model holds them) and
+optimizer moments must be finite.
 
 The module also holds the guard that keeps any command's output from overwriting a checkpoint,
 a run's records or an evaluator (`refuse_to_overwrite_checkpoint`), as it knows those formats;
@@ -40,6 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from acgan_cli import __version__
 from acgan_cli.core.config import (
+    MAX_STEPS,
     PIXEL_RANGE,
     ModelConfig,
     TrainConfig,
@@ -48,6 +51,7 @@ from acgan_cli.core.config import (
     default_runs_dir,
     from_dict,
     to_json,
+    unprintable_name,
 )
 from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError, first_line
 from acgan_cli.core.files import (
@@ -605,11 +609,8 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         if kind not in (KIND_TRAINING, KIND_GENERATOR):
             raise CheckpointError(f"{path} is an acgan file of unknown kind {kind!r}", hint="upgrade acgan")
         model = from_dict(ModelConfig, json.loads(metadata["model_config"]))
-        train = (
-            from_dict(TrainConfig, json.loads(metadata["train_config"]))
-            if "train_config" in metadata
-            else None
-        )
+        train_fields = json.loads(metadata["train_config"]) if "train_config" in metadata else None
+        train = from_dict(TrainConfig, train_fields) if train_fields is not None else None
         if kind == KIND_TRAINING and train is None:
             raise KeyError("train_config")
         # A resumed run builds its models from the train config: it must describe these tensors too.
@@ -623,6 +624,8 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
             raise ValueError("class_names is not a list of names")
         if not all(class_names) or len(set(class_names)) != len(class_names):  # training never writes one
             raise ValueError("class_names has an empty or repeated name")
+        if (unprintable := unprintable_name(class_names)) is not None:  # messages and tables print them
+            raise ValueError(f"class_names has a name that is not one printable line: {_quoted(unprintable)}")
         if not metadata["dataset"]:
             raise ValueError("dataset is empty")
         if len(class_names) != model.n_classes:
@@ -632,11 +635,17 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
             )
         _check_images(path, model, json.loads(metadata["image_shape"]), json.loads(metadata["pixel_range"]))
         step, epoch = int(metadata["step"]), int(metadata["epoch"])
-        if step < 0 or epoch < 0:
-            raise ValueError(f"step {step} or epoch {epoch} is negative")
+        if not 0 <= step <= MAX_STEPS:  # a resume would ask for more steps than --max-steps takes
+            raise ValueError(f"step {step} is outside 0..{MAX_STEPS}, the steps a run can take")
+        # The epoch of the last step, from 0 (a stop's checkpoint once wrote step // steps per epoch):
+        # at most the step, as every epoch takes one step at least.
+        if not 0 <= epoch <= step:
+            raise ValueError(f"epoch {epoch} cannot go with step {step}: every epoch takes a step at least")
         has_ema, ema_weights = (json.loads(metadata.get(key, "false")) for key in ("has_ema", "ema_weights"))
         if not isinstance(has_ema, bool) or not isinstance(ema_weights, bool):
             raise ValueError("has_ema or ema_weights is not true or false")
+        if train is not None:
+            _check_train_config(path, train, train_fields, metadata["dataset"], kind, has_ema)
         return CheckpointInfo(
             path=path,
             kind=kind,
@@ -666,6 +675,29 @@ def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         raise CheckpointError(
             f"{path} has malformed acgan metadata: {missing}", hint=NOT_A_CHECKPOINT_HINT
         ) from None
+
+
+def _check_train_config(
+    path: Path, train: TrainConfig, fields: dict[str, Any], dataset: str, kind: str, has_ema: bool
+) -> None:
+    """Refuse a train config that disagrees with the metadata beside it: every acgan version wrote
+    both from the run's config, and a resume trains as the train config says (on its dataset),
+    where sample and evaluate go by the metadata."""
+    if train.dataset != dataset:
+        raise CheckpointError(
+            f"{path} holds a train config for the dataset {_quoted(train.dataset)} but its metadata "
+            f"names the dataset {_quoted(dataset)}",
+            hint=INCONSISTENT_HINT,
+        )
+    # A training checkpoint holds a moving average exactly when its run kept one (a generator file
+    # never does: export writes the average as its generator). Runs from before --ema existed
+    # recorded no ema field, and no average.
+    if kind == KIND_TRAINING and "ema" in fields and train.ema != has_ema:
+        raise CheckpointError(
+            f"{path} holds a train config {'with' if train.ema else 'without'} a moving average (ema) but "
+            f"its metadata says has_ema {json.dumps(has_ema)}",
+            hint=INCONSISTENT_HINT,
+        )
 
 
 def _check_images(path: Path, model: ModelConfig, image_shape: Any, pixel_range: Any) -> None:
@@ -707,12 +739,52 @@ def _quoted(value: Any) -> str:
 OPTIMIZER_STATE = {"step": "scalar", "exp_avg": "param", "exp_avg_sq": "param", "max_exp_avg_sq": "param"}
 OPTIMIZER_REQUIRED = ("step", "exp_avg", "exp_avg_sq")  # every parameter has these after one step
 RNG_STATES = ("torch", "noise", "cuda", "mps")
-# fp16's loss scaler, per network: name -> floating point or not (both scalars, both optional).
-SCALER_STATE = {"scale": True, "growth_tracker": False}
+# fp16's loss scaler, per network: name -> its dtype (both scalars, both optional).
+SCALER_STATE = {"scale": "F32", "growth_tracker": "I32"}
+
+# The dtypes acgan reads, by safetensors' names (torch's beside them). Weights may be any of
+# WEIGHT_DTYPES: acgan writes F32, and F16 for `export --half`; each is cast to the model's
+# float32 as it loads. The rest of a file is read only as acgan and torch write it: F32 Adam
+# state and loss scales (F16 moments lose Adam's second moments below 6e-8, and an F16 step
+# stops counting at 2048), I64 BatchNorm counts, I32 growth counts, U8 RNG states. Float8 and
+# the others acgan never wrote, and torch cannot even check them for NaN.
+DTYPES = {
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F64": "float64",
+    "I64": "int64",
+    "I32": "int32",
+    "U8": "uint8",
+}
+WEIGHT_DTYPES = ("F32", "F16", "BF16", "F64")
+# A tensor's shape and the dtypes it may have (DTYPES' names); the shape (-1,) stands for any length.
+_Form = tuple[tuple[int, ...], tuple[str, ...]]
+_DTYPE_NAMES = {torch_name: name for name, torch_name in DTYPES.items()}
 
 
-def _is_float_dtype(dtype: str) -> bool:
-    return dtype.startswith("F") or dtype == "BF16"  # F64, F32, F16, F8_*, BF16
+def _dtype_name(dtype: torch.dtype) -> str:
+    """safetensors' name of a torch dtype ("F32"), or torch's where acgan reads no such dtype."""
+    torch_name = str(dtype).removeprefix("torch.")
+    return _DTYPE_NAMES.get(torch_name, torch_name)
+
+
+def _accepted(tensor: torch.Tensor) -> tuple[str, ...]:
+    """The dtypes a file may hold for a module's `tensor`: a weight's any of WEIGHT_DTYPES, a count's its own."""
+    return WEIGHT_DTYPES if tensor.is_floating_point() else (_dtype_name(tensor.dtype),)
+
+
+def refuse_unread_dtypes(path: Path, header: dict[str, Any]) -> None:
+    """Refuse a safetensors header with a tensor of a dtype acgan never reads (DTYPES), before any
+    is read: a file that has no tensor table of its own to be held to (an evaluator's)."""
+    for name, entry in header.items():
+        dtype = entry.get("dtype") if isinstance(entry, dict) and name != "__metadata__" else None
+        if isinstance(dtype, str) and dtype not in DTYPES:  # no dtype at all: safetensors refuses that
+            raise CheckpointError(
+                f"{path} holds {name[:100]} as {str(dtype)[:20]}, a dtype acgan does not read "
+                f"(it reads {_either(list(DTYPES))})",
+                hint=EDITED_HINT,
+            )
 
 
 def _meta_models(info: CheckpointInfo) -> dict[str, nn.Module]:
@@ -732,8 +804,8 @@ def _meta_models(info: CheckpointInfo) -> dict[str, nn.Module]:
     return models
 
 
-def _expected_tensors(info: CheckpointInfo) -> tuple[dict[str, tuple[tuple[int, ...], bool]], set[str]]:
-    """Every tensor name a checkpoint may hold -> (shape, is floating point), and the names it must hold."""
+def _expected_tensors(info: CheckpointInfo) -> tuple[dict[str, _Form], set[str]]:
+    """Every tensor name a checkpoint may hold -> (shape, the dtypes it may have), and the names it must hold."""
     models = _meta_models(info)
     prefixes = {"generator": models["generator"]}
     if info.has_ema:
@@ -741,7 +813,7 @@ def _expected_tensors(info: CheckpointInfo) -> tuple[dict[str, tuple[tuple[int, 
     if "discriminator" in models:
         prefixes["discriminator"] = models["discriminator"]
     expected = {
-        f"{prefix}.{name}": (tuple(tensor.shape), tensor.is_floating_point())
+        f"{prefix}.{name}": (tuple(tensor.shape), _accepted(tensor))
         for prefix, module in prefixes.items()
         for name, tensor in module.state_dict().items()
     }
@@ -752,14 +824,14 @@ def _expected_tensors(info: CheckpointInfo) -> tuple[dict[str, tuple[tuple[int, 
             for index, parameter in enumerate(module.parameters()):
                 for state, form in OPTIMIZER_STATE.items():
                     name = f"optimizer.{network}.{index}.{state}"
-                    expected[name] = (() if form == "scalar" else tuple(parameter.shape), True)
+                    expected[name] = (() if form == "scalar" else tuple(parameter.shape), ("F32",))
                     if state in OPTIMIZER_REQUIRED:
                         required.add(name)
         for name in RNG_STATES:
-            expected[f"rng.{name}"] = ((-1,), False)  # any length: torch decides its RNG state size
+            expected[f"rng.{name}"] = ((-1,), ("U8",))  # any length: torch decides its RNG state size
         for network in models:
-            for name, floating in SCALER_STATE.items():
-                expected[f"scaler.{network}.{name}"] = ((), floating)
+            for name, dtype in SCALER_STATE.items():
+                expected[f"scaler.{network}.{name}"] = ((), (dtype,))
     return expected, required
 
 
@@ -767,9 +839,9 @@ def _check_tensor_table(info: CheckpointInfo, header: dict[str, Any]) -> None:
     """Refuse a header whose tensors are not exactly the ones its metadata describes, before reading any.
 
     safetensors checks that offsets, shapes and dtypes agree with each other and with the file;
-    this checks that they agree with the model: names, shapes, and floating point or not.
+    this checks that they agree with the model: names, shapes, and dtypes acgan reads there.
     """
-    entries: dict[str, tuple[tuple[int, ...], bool]] = {}
+    entries: dict[str, tuple[tuple[int, ...], str]] = {}
     for name, entry in header.items():
         if name == "__metadata__":
             continue
@@ -784,36 +856,38 @@ def _check_tensor_table(info: CheckpointInfo, header: dict[str, Any]) -> None:
                 f"{info.path} is damaged: malformed header entry for tensor {name[:100]!r}",
                 hint=NOT_A_CHECKPOINT_HINT,
             )
-        entries[name] = (tuple(shape), _is_float_dtype(dtype))
+        entries[name] = (tuple(shape), dtype)
 
     expected, required = _expected_tensors(info)
     _refuse_mismatch(info.path, expected, entries, required, limit=100)
 
 
-# A tensor's shape and whether it is floating point; the shape (-1,) stands for any length.
-_Form = tuple[tuple[int, ...], bool]
-
-
 def _refuse_mismatch(
     path: Path,
     expected: dict[str, _Form],
-    given: dict[str, _Form],
+    given: dict[str, tuple[tuple[int, ...], str]],
     required: Collection[str] | None = None,
     limit: int | None = None,
 ) -> None:
-    """Refuse `given` tensors that are not the `expected` ones (all `required`, by default all of them),
-    naming the first missing, unexpected and mis-shaped tensors (cut to `limit` characters)."""
+    """Refuse `given` tensors (shape, dtype) that are not the `expected` ones (all `required`, by
+    default all of them), naming the first missing, unexpected and mis-shaped tensors (cut to
+    `limit` characters), and the dtype of the first mis-typed one."""
     missing = sorted(set(expected if required is None else required) - set(given))
     extra = sorted(set(given) - set(expected))
     wrong = sorted(
         name
         for name in set(given) & set(expected)
-        if given[name][1] != expected[name][1]
+        if given[name][1] not in expected[name][1]
         or (expected[name][0] != (-1,) and given[name][0] != expected[name][0])
         or (expected[name][0] == (-1,) and len(given[name][0]) != 1)
     )
+    # A mis-typed tensor first, with its dtype: F8_E4M3 where a weight belongs does not say why it is wrong.
+    wrong.sort(key=lambda name: given[name][1] in expected[name][1])
+    detail = ""
+    if wrong and given[wrong[0]][1] not in expected[wrong[0]][1]:
+        detail = f" ({given[wrong[0]][1][:20]}; acgan reads {_either(expected[wrong[0]][1])} there)"
     problems = [
-        f"{label} {_first_and_more(names, limit)}"
+        f"{label} {_first_and_more(names, limit, detail if names is wrong else '')}"
         for label, names in (("missing", missing), ("unexpected", extra), ("wrong shape or dtype for", wrong))
         if names
     ]
@@ -823,10 +897,16 @@ def _refuse_mismatch(
         )
 
 
-def _first_and_more(names: Sequence[str], limit: int | None = None) -> str:
-    """The first of `names` (cut to `limit` characters), and how many more there are: "a and 2 more"."""
+def _either(names: Sequence[str]) -> str:
+    """`names` as a sentence lists them: "F32, F16 or BF16"."""
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+
+
+def _first_and_more(names: Sequence[str], limit: int | None = None, detail: str = "") -> str:
+    """The first of `names` (cut to `limit` characters) with its `detail`, and how many more there
+    are: "a and 2 more"."""
     first = names[0] if limit is None else names[0][:limit]
-    return first + (f" and {len(names) - 1} more" if len(names) > 1 else "")
+    return first + detail + (f" and {len(names) - 1} more" if len(names) > 1 else "")
 
 
 def training_config_of(info: CheckpointInfo) -> TrainConfig:
@@ -969,9 +1049,11 @@ def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str
     given = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
     _refuse_mismatch(
         path,
-        {f"{prefix}.{k}": (tuple(v.shape), v.is_floating_point()) for k, v in expected.items()},
-        {f"{prefix}.{k}": (tuple(v.shape), v.is_floating_point()) for k, v in given.items()},
+        {f"{prefix}.{k}": (tuple(v.shape), _accepted(v)) for k, v in expected.items()},
+        {f"{prefix}.{k}": (tuple(v.shape), _dtype_name(v.dtype)) for k, v in given.items()},
     )
+    # Checked as the module will hold them: an F64 running variance of 1e300 is finite, and inf in float32.
+    given = {k: v.to(expected[k].dtype) for k, v in given.items()}
     # acgan never saves non-finite weights (a diverged run stops first), so such a file was damaged.
     bad = _non_finite(given)
     if bad:
@@ -986,7 +1068,7 @@ def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str
             f"{path} holds a negative running variance in {prefix}.{negative[0]}",
             hint=EDITED_HINT,
         )
-    module.load_state_dict({k: v.to(expected[k].dtype) for k, v in given.items()})
+    module.load_state_dict(given)
 
 
 def load_optimizer(

@@ -10,6 +10,7 @@ import json
 import numbers
 import os
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ ADVERSARIAL_LOSSES = ("bce", "hinge")  # bce: the reference's; hinge: Lim & Ye 2
 D_NORMS = ("batch", "spectral")  # batch: the reference's BatchNorm; spectral: Miyato et al. 2018
 PIXEL_RANGE = (-1.0, 1.0)  # generator output and training images are scaled to this range
 MAX_CLASSES = 65536  # IDX labels are bytes; a registry dataset has at most a few thousand classes
+MAX_STEPS = 10**9  # steps a run may take in all (--max-steps); checkpoints are held to it when read
 MAX_LAYER_WEIGHTS = 2**28  # weights in one layer: 1 GiB in fp32, and as much again per Adam moment
 
 
@@ -71,6 +73,20 @@ def require_utf8_path(path: str, option: str) -> None:
             f"is a path that is not valid UTF-8 ({shown}), which checkpoints cannot record; "
             "rename the folder, or move the data to one whose path is UTF-8",
         )
+
+
+# What a class name may not hold, by Unicode category: control characters (a newline splits a
+# message, ESC starts a colour or a cursor move), line and paragraph separators, and lone
+# surrogates (no UTF-8 terminal can be written one). Format characters print: Persian needs the
+# zero-width non-joiner, emoji the joiner.
+_UNPRINTABLE = frozenset({"Cc", "Zl", "Zp", "Cs"})
+
+
+def unprintable_name(names: Iterable[str]) -> str | None:
+    """The first of `names` that would not print as itself on one line of a terminal, or None."""
+    return next(
+        (name for name in names if any(unicodedata.category(char) in _UNPRINTABLE for char in name)), None
+    )
 
 
 # torch's CPU generator (a Mersenne Twister) keeps only a seed's low 32 bits: a larger seed would
@@ -301,7 +317,9 @@ class TrainConfig:
         require(self.epochs <= 1_000_000, "epochs", f"must be at most 1000000 (got {self.epochs})")
         if self.max_steps is not None:
             require(
-                1 <= self.max_steps <= 10**9, "max_steps", f"must be in 1..1000000000 (got {self.max_steps})"
+                1 <= self.max_steps <= MAX_STEPS,
+                "max_steps",
+                f"must be in 1..{MAX_STEPS} (got {self.max_steps})",
             )
         require(1 <= self.batch_size <= 65536, "batch_size", f"must be in 1..65536 (got {self.batch_size})")
         # The discriminator's last BatchNorm sees a ceil(img_size/16)-pixel square map per image: at

@@ -28,7 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
-from acgan_cli.core.config import MAX_CLASSES, checked, closest, default_data_dir, did_you_mean
+from acgan_cli.core.config import (
+    MAX_CLASSES,
+    checked,
+    closest,
+    default_data_dir,
+    did_you_mean,
+    unprintable_name,
+)
 from acgan_cli.core.errors import ConfigError, DataError, UsageError, first_line
 
 if TYPE_CHECKING:
@@ -422,6 +429,12 @@ def _read_class_names(names_file: Path) -> tuple[str, ...]:
             f"cannot read {names_file}: {_reason(exc)}",
             hint="it must be UTF-8 text, one class a line",
         ) from None
+    unprintable = unprintable_name(names)
+    if unprintable is not None:  # a tab or ESC went into every message and table that names classes
+        raise DataError(
+            f"{names_file} names a class {unprintable!r}, which holds a control character",
+            hint="give every class a name of printable characters, one a line",
+        )
     repeated = sorted(name for name, count in collections.Counter(names).items() if count > 1)
     if repeated:  # `sample --class` could never reach the second one
         raise DataError(
@@ -665,14 +678,31 @@ def check_dataset(dataset: Dataset) -> None:
             f"holds {len(images)} images and {len(labels)} labels",
             "give one label for each image, and at least one image",
         )
-    if not dataset.class_names:
+    names = dataset.class_names
+    if not names:
         refuse("has no class_names", "name its classes: class_names=('0', '1', ...)")
+    # As a checkpoint must hold them to be read again: the run's files would all be refused.
+    if not all(isinstance(name, str) and name for name in names) or len(set(names)) != len(names):
+        refuse(
+            f"class_names must be distinct, non-empty strings (got {_some_names(names)})",
+            "name each class once: class_names=('0', '1', ...)",
+        )
+    if (unprintable := unprintable_name(names)) is not None:
+        refuse(
+            f"class_names holds {unprintable!r}, with a control character",
+            "give every class a name of printable characters on one line",
+        )
     low, high = (int(value) for value in torch.aminmax(labels))
     if low < 0 or high >= dataset.n_classes:
         refuse(
             f"labels must be in 0..{dataset.n_classes - 1}, one per class name (got {low}..{high})",
             "number the classes from 0, with a name in class_names for each",
         )
+
+
+def _some_names(names: tuple[object, ...]) -> str:
+    """The first few of `names` as Python writes them, for a message."""
+    return ", ".join(repr(name)[:40] for name in names[:4]) + (", …" if len(names) > 4 else "")
 
 
 def prepare(dataset: Dataset, img_size: int, device: torch.device | str) -> Dataset:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core import files
 from acgan_cli.core.config import (
+    MAX_STEPS,
     MODEL_RECIPE_FIELDS,
     RESUME_FIXED_FIELDS,
     TrainConfig,
@@ -166,6 +167,18 @@ def check_batch_size(batch_size: int, n_images: int | None, resumed: Path | None
             option="batch_size",
             detail=f"must be at most {n_images}, the number of training images",
         )
+
+
+def check_run_length(config: TrainConfig, n_images: int | None) -> None:
+    """Refuse --epochs that come to more steps than --max-steps may ask for (MAX_STEPS), where the
+    training images are known (`n_images`; None: not yet): a checkpoint past it is refused when read."""
+    per_epoch = n_images // config.batch_size if n_images is not None else 0
+    if config.max_steps is None and per_epoch and config.epochs * per_epoch > MAX_STEPS:
+        detail = (
+            f"must be at most {MAX_STEPS // per_epoch:,} with {per_epoch:,} steps per epoch "
+            f"(got {config.epochs:,}: {config.epochs * per_epoch:,} steps; a run takes at most {MAX_STEPS:,})"
+        )
+        raise ConfigError(f"epochs {detail}", option="epochs", detail=detail)
 
 
 def check_not_in_use(path: Path) -> None:
@@ -483,7 +496,9 @@ def plan_run(
     )
     check_out(run_dir, info, runs_dir)
     if count_images:
-        check_batch_size(config.batch_size, training_images(config.dataset), info.path if info else None)
+        images = training_images(config.dataset)
+        check_batch_size(config.batch_size, images, info.path if info else None)
+        check_run_length(config, images)
     if config.eval_every:  # scored against the test split: a folder without one fails at the start
         check_split(config.dataset, "test")
     if info is not None:  # what its run folder's record lets a resume refuse (again once counted)

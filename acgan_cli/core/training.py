@@ -92,6 +92,7 @@ from acgan_cli.core.runs import (
     RunPlan,
     check_batch_size,
     check_resume,
+    check_run_length,
     check_same_data,
     claim_run_dir,
     create_run_dir,
@@ -314,6 +315,7 @@ class Trainer:
             )  # fmt: skip
         prepared = prepare(data, config.img_size, self.device)
         check_batch_size(config.batch_size, len(prepared), resume_info.path if resume_info else None)
+        check_run_length(config, len(prepared))
         self.steps_per_epoch = len(prepared) // config.batch_size
         if resume_info is not None and dataset is None:  # before the model's shape: say what changed
             check_same_data(resume_info, data)  # (data a caller hands in is the caller's to vouch for)
@@ -906,7 +908,10 @@ class Trainer:
         for folder in (self.checkpoint_dir, self.samples_dir):
             folder.mkdir(parents=True, exist_ok=True)
             files.remove_orphaned_temporaries(folder)  # left by a process killed mid-write
-        for name in ("config.json", "metrics.jsonl"):  # rewritten whole too (a resume's), in the run's own folder
+        for name in (
+            "config.json",
+            "metrics.jsonl",
+        ):  # rewritten whole too (a resume's), in the run's own folder
             files.remove_orphaned_temporaries(self.run_dir, of=name)
         if self.new_run_dir:  # a resume in its own folder writes it with its first checkpoint
             self._write_config()

@@ -253,6 +253,11 @@ def test_resume_refuses_another_latent_size(tmp_path: Path) -> None:
             ["--batch-size", "6000", "--dataset", "mnist-5k"],
             "Invalid value for --batch-size: must be at most 5000",
         ),
+        (  # more steps than --max-steps takes: the run's checkpoints past them would be refused as edited
+            ["--epochs", "1000000", "--batch-size", "2", "--dataset", "mnist-5k", "--dry-run"],
+            "Invalid value for --epochs: must be at most 400,000 with 2,500 steps per epoch (got 1,000,000: "
+            "2,500,000,000 steps; a run takes at most 1,000,000,000)",
+        ),
     ],
 )
 def test_impossible_options_exit_2_and_say_why(tmp_path: Path, args: list[str], message: str) -> None:

@@ -571,3 +571,182 @@ def test_a_step_file_renamed_by_hand_is_not_taken_for_the_newest(tmp_path: Path,
     files.write_atomic(folder / ckpt.LATEST, (folder / "step-00000004.safetensors").read_bytes())
     with pytest.warns(Notice, match="holds step 6; using .*step-00000099"):
         assert ckpt.resolve_checkpoint(run) == folder / "step-00000099.safetensors"
+
+
+def _save_edited(trained_run: Path, path: Path, changes: dict[str, torch.Tensor]) -> Path:
+    """The trained run's checkpoint with the tensors `changes` names put in, saved at `path`."""
+    _, tensors = ckpt.load_checkpoint(trained_run)
+    save_file({**tensors, **changes}, path, metadata=ckpt.read_metadata(_latest(trained_run)))
+    return path
+
+
+def test_weights_load_from_the_float_dtypes_torch_computes_in_and_float8_is_refused(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """A float8 weight crashed every command with "isfinite" not implemented for 'Float8_e4m3fn' (and
+    "this is a bug in acgan"): every F* dtype was taken for a float torch can check and cast."""
+    _, tensors = ckpt.load_checkpoint(trained_run)
+    weight = tensors["generator_ema.up1.weight"]
+    reference = ckpt.load_generator(trained_run)[0].state_dict()["up1.weight"]
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):  # `export --half` writes float16
+        path = _save_edited(
+            trained_run, tmp_path / "ok.safetensors", {"generator_ema.up1.weight": weight.to(dtype)}
+        )
+        loaded = ckpt.load_generator(path)[0].state_dict()["up1.weight"]
+        assert loaded.dtype == torch.float32 and torch.equal(loaded, weight.to(dtype).float()), dtype
+    assert torch.equal(reference, weight)
+    for dtype, name in [
+        (torch.float8_e4m3fn, "F8_E4M3"),
+        (torch.float8_e4m3fnuz, "F8_E4M3FNUZ"),
+        (torch.float8_e5m2, "F8_E5M2"),
+        (torch.float8_e8m0fnu, "F8_E8M0"),
+    ]:
+        path = _save_edited(
+            trained_run, tmp_path / f"{name}.safetensors", {"generator_ema.up1.weight": weight.to(dtype)}
+        )
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.check_checkpoint(path)  # from the header: before any tensor is read
+        assert caught.value.message == (
+            f"{path} does not match the model its config describes: wrong shape or dtype for "
+            f"generator_ema.up1.weight ({name}; acgan reads F32, F16, BF16 or F64 there)"
+        )
+
+
+def test_a_weight_is_checked_for_inf_as_the_model_holds_it(trained_run: Path, tmp_path: Path) -> None:
+    """A float64 running variance of 1e300 is finite, and inf once cast to the model's float32: it
+    was loaded, and the BatchNorm divided by its root."""
+    _, tensors = ckpt.load_checkpoint(trained_run)
+    variance = tensors["generator_ema.norm1.running_var"].double()
+    variance[0] = 1e300
+    path = _save_edited(
+        trained_run, tmp_path / "huge.safetensors", {"generator_ema.norm1.running_var": variance}
+    )
+    with pytest.raises(
+        CheckpointError, match=r"holds NaN or infinite values in generator_ema\.norm1\.running_var$"
+    ):
+        ckpt.load_generator(path)
+
+
+def test_counts_and_training_state_are_read_only_in_the_dtypes_acgan_writes(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """BatchNorm's count as U64 or BOOL was converted to int64 without a word (U64's 2**63 and more
+    wrap negative); Adam's state in F16 loses second moments below 6e-8, and its step stops
+    counting at 2048. acgan writes I64, F32, I32 and U8 there, and only those are read."""
+    _, tensors = ckpt.load_checkpoint(trained_run)
+    count = tensors["generator_ema.norm1.num_batches_tracked"]
+    for name, tensor, said in [
+        ("generator_ema.norm1.num_batches_tracked", count.to(torch.uint64), "U64; acgan reads I64 there"),
+        ("generator_ema.norm1.num_batches_tracked", count.to(torch.bool), "BOOL; acgan reads I64 there"),
+        ("discriminator.blocks.6.num_batches_tracked", count.to(torch.int32), "I32; acgan reads I64 there"),
+        (
+            "optimizer.generator.0.exp_avg_sq",
+            tensors["optimizer.generator.0.exp_avg_sq"].half(),
+            "F16; acgan reads F32 there",
+        ),
+        (
+            "optimizer.generator.0.step",
+            tensors["optimizer.generator.0.step"].double(),
+            "F64; acgan reads F32 there",
+        ),
+        ("rng.torch", tensors["rng.torch"].to(torch.int16), "I16; acgan reads U8 there"),
+        ("scaler.generator.growth_tracker", torch.tensor(3, dtype=torch.int64), "I64; acgan reads I32 there"),
+    ]:
+        path = _save_edited(trained_run, tmp_path / "edited.safetensors", {name: tensor})
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.load_checkpoint(path)
+        assert caught.value.message.endswith(f": wrong shape or dtype for {name} ({said})"), name
+
+
+def test_a_train_config_that_disagrees_with_the_metadata_beside_it_is_refused(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """train_config said fashion-mnist where the metadata said mnist-5k: sample and evaluate went
+    by the one, and a resume trained on the other's data."""
+    info, tensors = ckpt.load_checkpoint(trained_run)
+    metadata = ckpt.read_metadata(info.path)
+    train = json.loads(metadata["train_config"])
+    path = tmp_path / "edited.safetensors"
+    for changes, message in [
+        (
+            {"train_config": json.dumps({**train, "dataset": "fashion-mnist"})},
+            'holds a train config for the dataset "fashion-mnist" but its metadata names the dataset "mnist-5k"',
+        ),
+        (
+            {"dataset": "fashion-mnist"},
+            'holds a train config for the dataset "mnist-5k" but its metadata names the dataset "fashion-mnist"',
+        ),
+        (
+            {"train_config": json.dumps({**train, "ema": False})},
+            "holds a train config without a moving average (ema) but its metadata says has_ema true",
+        ),
+    ]:
+        save_file(tensors, path, metadata={**metadata, **changes})
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.read_info(path)
+        assert caught.value.message == f"{path} {message}"
+        assert caught.value.hint == ckpt.INCONSISTENT_HINT
+    # A run from before --ema recorded no ema field, and no average: still read.
+    del train["ema"]
+    without_average = {k: v for k, v in tensors.items() if not k.startswith("generator_ema.")}
+    save_file(
+        without_average, path, metadata={**metadata, "train_config": json.dumps(train), "has_ema": "false"}
+    )
+    assert not ckpt.load_generator(path)[1].has_ema
+
+
+def test_class_names_are_printable_lines(trained_run: Path, tmp_path: Path) -> None:
+    """Class names with a newline or an ANSI escape were printed raw: `sample --class` refused in
+    three lines, and ESC [31m turned the terminal red. A lone surrogate cannot be printed at all."""
+    info, tensors = ckpt.load_checkpoint(trained_run)
+    metadata = ckpt.read_metadata(info.path)
+    path = tmp_path / "edited.safetensors"
+    for name, shown in [
+        ("a\nb", r'"a\nb"'),
+        ("\x1b[31mred", r'"\u001b[31mred"'),
+        ("tab\tbed", r'"tab\tbed"'),
+        ("next\x85line", r'"next\u0085line"'),  # C1's NEL
+        ("line\u2028separator", r'"line\u2028separator"'),
+        ("\ud800", r'"\ud800"'),
+    ]:
+        names = json.dumps([name, *"123456789"])
+        save_file(tensors, path, metadata={**metadata, "class_names": names})
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.read_info(path)
+        assert caught.value.message == (
+            f"{path} has malformed acgan metadata: class_names has a name that is not one printable line: {shown}"
+        )
+    printable = ["猫", "نیم\u200cفاصله", "👩\u200d🔬", "non\xa0breaking", *"456789"]
+    save_file(tensors, path, metadata={**metadata, "class_names": json.dumps(printable)})
+    assert ckpt.read_info(path).class_names == tuple(printable)
+
+
+def test_a_step_no_run_can_reach_and_an_epoch_past_its_step_are_refused(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """Step 10**30 was read: sample and export reported it, and a resume asked for "more than
+    1000000000000000000000000000000" steps where --max-steps takes at most 10**9. The epoch, that
+    of the last step counted from 0, was taken whatever it was."""
+    info, tensors = ckpt.load_checkpoint(trained_run)
+    metadata = ckpt.read_metadata(info.path)
+    path = tmp_path / "edited.safetensors"
+    for step, epoch, problem in [
+        (
+            10**30,
+            0,
+            "step 1000000000000000000000000000000 is outside 0..1000000000, the steps a run can take",
+        ),
+        (10**9 + 1, 0, "step 1000000001 is outside 0..1000000000, the steps a run can take"),
+        (-1, 0, "step -1 is outside 0..1000000000, the steps a run can take"),
+        (12, 13, "epoch 13 cannot go with step 12: every epoch takes a step at least"),
+        (12, -1, "epoch -1 cannot go with step 12: every epoch takes a step at least"),
+    ]:
+        save_file(tensors, path, metadata={**metadata, "step": str(step), "epoch": str(epoch)})
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.read_info(path)
+        assert caught.value.message == f"{path} has malformed acgan metadata: {problem}"
+    # The last step a run can take; an epoch as large as the step, as a stop's checkpoint with one
+    # step per epoch once wrote it (step // steps per epoch).
+    for step, epoch in [(10**9, 0), (12, 12), (0, 0)]:
+        save_file(tensors, path, metadata={**metadata, "step": str(step), "epoch": str(epoch)})
+        assert (ckpt.read_info(path).step, ckpt.read_info(path).epoch) == (step, epoch)

@@ -264,6 +264,28 @@ def test_classes_txt_must_name_classes_that_have_training_images(tmp_path: Path)
         load_dataset(str(folder))
 
 
+def test_classes_txt_names_are_printable_lines(tmp_path: Path) -> None:
+    """A tab or an ESC in classes.txt became a class name, which every message and table naming
+    classes then wrote to the terminal raw (ESC [31m turned the rest of it red); checkpoints of such
+    a run are refused as damaged."""
+    folder = make_idx_folder(tmp_path / "data", classes=3)
+    # Printable, though not every character is a letter: Persian's non-joiner, the emoji joiner.
+    (folder / "classes.txt").write_text("猫\nنیم\u200cفاصله\n👩\u200d🔬\n")
+    assert load_dataset(str(folder)).class_names == ("猫", "نیم\u200cفاصله", "👩\u200d🔬")
+    for names, shown in [
+        ("cat\n\x1b[31mdog\nbird\n", r"'\x1b[31mdog'"),
+        ("cat\nhot\tdog\nbird\n", r"'hot\tdog'"),
+    ]:
+        (folder / "classes.txt").write_text(names)
+        with pytest.raises(DataError) as caught:
+            load_dataset(str(folder))
+        assert (
+            caught.value.message
+            == f"{folder / 'classes.txt'} names a class {shown}, which holds a control character"
+        )
+        assert caught.value.hint == "give every class a name of printable characters, one a line"
+
+
 def test_a_file_and_its_gzip_are_one_but_two_sets_are_refused(tmp_path: Path) -> None:
     folder = make_idx_folder(tmp_path / "data")
     make_idx_folder(folder, compress=True)  # torchvision's raw folders hold both

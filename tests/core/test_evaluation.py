@@ -81,8 +81,10 @@ def write_torchvision_mnist(data_dir: Path, n_train: int, n_test: int) -> Path:
 def generator_only_file(run_dir: Path, target: Path, dataset: str | None = None) -> Path:
     """The run's generator alone, as `acgan export --format safetensors` writes it (optionally relabelled)."""
     generator, info = ckpt.load_generator(run_dir)
-    if dataset is not None:
-        info = dataclasses.replace(info, dataset=dataset)
+    if dataset is not None:  # both places a file names its data, as a run on `dataset` writes them
+        info = dataclasses.replace(
+            info, dataset=dataset, train=dataclasses.replace(info.train, dataset=dataset)
+        )
     files.write_atomic(target, ckpt.generator_checkpoint_bytes(generator, info))
     return target
 
@@ -399,6 +401,60 @@ def test_an_unreadable_given_evaluator_is_one_clean_error(
         path.write_bytes(content)
     with pytest.raises(EvaluatorError, match=message):
         load_evaluator("mnist-5k", path=path)
+
+
+def test_an_evaluator_of_dtypes_acgan_never_writes_is_refused(evaluator: Evaluator, tmp_path: Path) -> None:
+    """A float8 weight crashed `evaluate --evaluator` with "isfinite" not implemented for
+    'Float8_e4m3fn'; a BatchNorm count as int32 or bool was converted without a word, and a float64
+    weight of 1e300 passed the finite check, to be inf in the float32 network."""
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(evaluator.info.path), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(evaluator.info.path)
+    weight = next(name for name in tensors if name.endswith(".weight"))
+    count = next(name for name in tensors if name.endswith(".num_batches_tracked"))
+    huge = tensors[weight].double()
+    huge[0] = 1e300
+    for changes, message in [
+        (
+            {weight: tensors[weight].to(torch.float8_e4m3fn)},
+            f"is not a readable evaluator: holds {weight} as F8_E4M3, a dtype acgan does not read "
+            "(it reads F32, F16, BF16, F64, I64, I32 or U8)",
+        ),
+        ({count: tensors[count].to(torch.bool)}, f"holds {count} as BOOL, a dtype acgan does not read"),
+        ({count: tensors[count].int()}, f"wrong shape or dtype for {count} (I32; acgan reads I64 there)"),
+        ({weight: huge}, f"holds NaN or infinite values in {weight}"),
+    ]:
+        path = tmp_path / "edited.safetensors"
+        save_file({**tensors, **changes}, path, metadata=metadata)
+        with pytest.raises(EvaluatorError) as caught:
+            read_evaluator(path)
+        assert caught.value.message.startswith(f"{path} ") and message in caught.value.message
+    half = tmp_path / "half.safetensors"  # what torch computes in is read, as the network's float32
+    save_file({**tensors, weight: tensors[weight].half()}, half, metadata=metadata)
+    assert torch.equal(read_evaluator(half)[0].state_dict()[weight.removeprefix("classifier.")],
+                       tensors[weight].half().float())  # fmt: skip
+
+
+def test_an_evaluators_class_names_are_printable_lines(evaluator: Evaluator, tmp_path: Path) -> None:
+    """An evaluator's class names go into evaluate's tables and its refusals: a newline or an ANSI
+    escape in them was printed raw, and a number crashed the comparison of class names."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(evaluator.info.path), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(evaluator.info.path)
+    path = tmp_path / "edited.safetensors"
+    for names in (["\x1b[31mred", *"123456789"], ["a\nb", *"123456789"], [0, *"123456789"]):
+        save_file(tensors, path, metadata={**metadata, "class_names": json.dumps(names)})
+        with pytest.raises(EvaluatorError) as caught:
+            read_evaluator(path)
+        assert caught.value.message == (
+            f"{path} has malformed evaluator metadata: class_names are not names of one printable line each"
+        )
 
 
 def test_a_checkpoint_is_not_an_evaluator(run20: Path) -> None:

@@ -999,6 +999,20 @@ def test_a_misspelt_dataset_is_named_as_typed_with_a_suggestion(tmp_path: Path) 
         (lambda d: {"labels": d.labels.int()}, "labels must be an int64 tensor"),
         (lambda d: {"labels": d.labels[:10]}, "holds 160 images and 10 labels"),
         (lambda d: {"class_names": ()}, "has no class_names"),
+        # As a checkpoint must hold them: the run's files were refused when read back.
+        (
+            lambda d: {"class_names": ("a",) * 10},
+            r"class_names must be distinct, non-empty strings \(got 'a', ",
+        ),
+        (lambda d: {"class_names": tuple(range(10))}, "class_names must be distinct, non-empty strings"),
+        (
+            lambda d: {"class_names": ("\x1b[31mred", *"123456789")},
+            r"class_names holds '\\x1b\[31mred', with a",
+        ),
+        (
+            lambda d: {"class_names": ("tab\tbed", *"123456789")},
+            r"class_names holds 'tab\\tbed', with a control",
+        ),
     ],
 )
 def test_a_dataset_made_by_hand_is_checked_before_the_run_starts(
@@ -1010,6 +1024,25 @@ def test_a_dataset_made_by_hand_is_checked_before_the_run_starts(
     with pytest.raises(UsageError, match=f"^dataset {refusal}"):
         Trainer(tiny_config(max_steps=1), run_dir=tmp_path / "run", dataset=dataset)
     assert not (tmp_path / "run").exists()
+
+
+def test_epochs_that_come_to_more_steps_than_a_run_takes_are_refused(tmp_path: Path, small_dataset) -> None:
+    """--epochs 1000000 of more than 1000 steps each went past the 10**9 steps --max-steps allows:
+    the run's checkpoints past them are refused when read, and a resume could ask for no more."""
+    times = 13  # 2080 images in steps of two: 1040 steps per epoch
+    images, labels = small_dataset.images.repeat(times, 1, 1, 1), small_dataset.labels.repeat(times)
+    dataset = dataclasses.replace(small_dataset, images=images, labels=labels)
+    config = tiny_config(epochs=1_000_000, max_steps=None, batch_size=2)
+    with pytest.raises(UsageError) as caught:
+        Trainer(config, run_dir=tmp_path / "run", dataset=dataset)
+    assert caught.value.option == "epochs"
+    assert caught.value.detail == (
+        "must be at most 961,538 with 1,040 steps per epoch (got 1,000,000: 1,040,000,000 steps; "
+        "a run takes at most 1,000,000,000)"
+    )
+    assert not (tmp_path / "run").exists()
+    config = dataclasses.replace(config, epochs=961_538)
+    assert Trainer(config, run_dir=tmp_path / "run", dataset=dataset).total_steps == 961_538 * 1040
 
 
 def test_a_trainer_runs_once(tmp_path: Path, small_dataset) -> None:

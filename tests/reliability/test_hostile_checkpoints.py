@@ -132,6 +132,16 @@ def hostile_files(folder: Path, good_path: Path, marker: Path) -> dict[str, Path
         "dtype-f64-on-f32-bytes.safetensors": _edited(good, _tensor(G, dtype="F64")),
         "dtype-i32-for-a-float.safetensors": _edited(good, _tensor(G, dtype="I32")),
         "dtype-unknown.safetensors": _edited(good, _tensor(G, dtype="Q7")),
+        "dtype-float8.safetensors": _safetensors(
+            {**tensors, G: tensors[G].to(torch.float8_e4m3fn)}, metadata
+        ),
+        "float64-beyond-float32.safetensors": _safetensors(
+            {**tensors, G: torch.full_like(tensors[G], 1e300, dtype=torch.float64)}, metadata
+        ),
+        "batchnorm-count-u64.safetensors": _safetensors(
+            {**tensors, "generator_ema.norm1.num_batches_tracked": torch.tensor(2**63, dtype=torch.uint64)},
+            metadata,
+        ),
         "missing-tensor.safetensors": _safetensors({k: v for k, v in tensors.items() if k != G}, metadata),
         "missing-rng.safetensors": _safetensors(
             {k: v for k, v in tensors.items() if k != "rng.noise"}, metadata
@@ -183,6 +193,9 @@ def hostile_files(folder: Path, good_path: Path, marker: Path) -> dict[str, Path
         "configs-disagree.safetensors": _edited(
             good, _meta(model_config=metadata["model_config"].replace('"latent_dim": 8', '"latent_dim": 16'))
         ),
+        "train-config-other-dataset.safetensors": _edited(
+            good, _meta(train_config=metadata["train_config"].replace('"mnist-5k"', '"fashion-mnist"'))
+        ),
         "config-float-size.safetensors": _edited(
             good, _meta(model_config=metadata["model_config"].replace('"img_size": 16', '"img_size": 16.0'))
         ),
@@ -191,11 +204,16 @@ def hostile_files(folder: Path, good_path: Path, marker: Path) -> dict[str, Path
         "class-names-too-few.safetensors": _edited(good, _meta(class_names=json.dumps(["a", "b"]))),
         "class-names-repeated.safetensors": _edited(good, _meta(class_names=json.dumps(["a"] * 10))),
         "class-names-empty.safetensors": _edited(good, _meta(class_names=json.dumps(["", *"123456789"]))),
+        "class-names-escape-sequence.safetensors": _edited(
+            good, _meta(class_names=json.dumps(["\x1b[31mred\nline", *"123456789"]))
+        ),
         "dataset-empty.safetensors": _edited(good, _meta(dataset="")),
         "image-shape-of-another-model.safetensors": _edited(good, _meta(image_shape=json.dumps([3, 16, 16]))),
         "image-shape-fractional.safetensors": _edited(good, _meta(image_shape=json.dumps([1, 16.5, 16]))),
         "pixel-range-other.safetensors": _edited(good, _meta(pixel_range=json.dumps([0.0, 1.0]))),
         "step-negative.safetensors": _edited(good, _meta(step="-5")),
+        "step-beyond-max-steps.safetensors": _edited(good, _meta(step=str(10**30))),
+        "epoch-past-its-step.safetensors": _edited(good, _meta(epoch="13")),
         "metadata-not-strings.safetensors": _edited(good, lambda h: h["__metadata__"].update(step=12)),
         "metadata-missing-entry.safetensors": _edited(good, lambda h: h["__metadata__"].pop("dataset")),
     }
@@ -238,7 +256,6 @@ RESUME_ONLY = {
     "adam-step-negative.safetensors",
     "adam-step-fraction.safetensors",
     "adam-step-past-the-checkpoint.safetensors",
-    "rng-of-another-dtype.safetensors",
     "rng-noise-cut-short.safetensors",
 }
 
@@ -294,6 +311,10 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
         ("format-version-99.safetensors", "uses checkpoint format 99; this acgan reads up to 1"),
         ("config-other-latent-size.safetensors", "does not match the model its config describes"),
         ("configs-disagree.safetensors", "holds a train config that describes another model"),
+        (
+            "train-config-other-dataset.safetensors",
+            'holds a train config for the dataset "fashion-mnist" but its metadata names the dataset "mnist-5k"',
+        ),
         ("config-huge-model.safetensors", "holds an invalid config: g_width too large for latent_dim 4096"),
         ("nan-weights.safetensors", f"holds NaN or infinite values in {G}"),
         ("negative-second-moment.safetensors", "holds an impossible optimizer state"),
@@ -304,7 +325,19 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
         ),
         ("adam-step-fraction.safetensors", "impossible optimizer state in optimizer.discriminator.1.step"),
         ("adam-step-past-the-checkpoint.safetensors", "holds an impossible optimizer state"),
-        ("rng-of-another-dtype.safetensors", "holds a malformed RNG state (rng.torch: torch.int64 (5056,)"),
+        (
+            "rng-of-another-dtype.safetensors",
+            "wrong shape or dtype for rng.torch (I64; acgan reads U8 there)",
+        ),
+        (
+            "dtype-float8.safetensors",
+            f"wrong shape or dtype for {G} (F8_E4M3; acgan reads F32, F16, BF16 or F64 there)",
+        ),
+        ("float64-beyond-float32.safetensors", f"holds NaN or infinite values in {G}"),
+        (
+            "batchnorm-count-u64.safetensors",
+            "wrong shape or dtype for generator_ema.norm1.num_batches_tracked (U64; acgan reads I64 there)",
+        ),
         ("rng-noise-cut-short.safetensors", "holds a malformed RNG state (rng.noise: torch.uint8 (100,)"),
         (
             "class-names-repeated.safetensors",
@@ -314,7 +347,19 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
             "class-names-empty.safetensors",
             "malformed acgan metadata: class_names has an empty or repeated name",
         ),
-        ("dataset-empty.safetensors", "malformed acgan metadata: dataset is empty"),  # "nothing to evaluate"
+        (
+            "class-names-escape-sequence.safetensors",
+            r'class_names has a name that is not one printable line: "\u001b[31mred\nline"',
+        ),
+        ("dataset-empty.safetensors", "malformed acgan metadata: dataset is empty"),
+        (
+            "step-beyond-max-steps.safetensors",
+            f"step {10**30} is outside 0..1000000000, the steps a run can take",
+        ),
+        (
+            "epoch-past-its-step.safetensors",
+            "epoch 13 cannot go with step 12: every epoch takes a step at least",
+        ),  # "nothing to evaluate"
         (
             "image-shape-of-another-model.safetensors",
             "holds images of shape [3, 16, 16] but its model makes [1, 16, 16]",

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from acgan_cli import __version__
 from acgan_cli.core.checkpoint import EVALUATOR_FORMAT_NAME
+from acgan_cli.core.config import unprintable_name
 from acgan_cli.core.data import (
     MNIST_5K_TEST_EVERY,
     Dataset,
@@ -420,16 +421,18 @@ def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
     """The network and info of an evaluator file, on the CPU; any defect is one EvaluatorError."""
     from safetensors import SafetensorError
 
-    from acgan_cli.core.checkpoint import load_module, load_tensors, read_header
+    from acgan_cli.core.checkpoint import load_module, load_tensors, read_header, refuse_unread_dtypes
     from acgan_cli.core.evaluation.classifier import IMG_SIZE, EvaluatorNet
 
     hint = "give a file written by `acgan evaluate --train-evaluator` (in $ACGAN_CACHE_DIR/evaluators)"
     if not path.is_file():
         raise EvaluatorError(f"{path} {'is not a file' if path.exists() else 'does not exist'}", hint=hint)
     try:
-        metadata = read_header(path).get("__metadata__") or {}
+        header = read_header(path)
+        metadata = header.get("__metadata__") or {}
         if metadata.get("format") != FORMAT_NAME:
             raise EvaluatorError(f"{path} is a safetensors file but not an acgan evaluator", hint=hint)
+        refuse_unread_dtypes(path, header)  # float8: torch loads it, then cannot check it for NaN
         tensors = load_tensors(path)
     except CheckpointError as exc:  # the header's checks, worded for checkpoints
         reason = exc.message.removeprefix(f"{path} ").removeprefix("is ")
@@ -459,6 +462,9 @@ def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
         )
         if len(class_names) < 2 or info.channels not in (1, 3) or info.img_size != IMG_SIZE:
             raise ValueError(f"{len(class_names)} classes, {info.channels} channels, {info.img_size} px")
+        # Printed in evaluate's tables and its refusals; a dataset never gives other names.
+        if not all(isinstance(name, str) and name for name in class_names) or unprintable_name(class_names):
+            raise ValueError("class_names are not names of one printable line each")
         net = EvaluatorNet(len(class_names), info.channels)
         load_module(net, tensors, "classifier", path)
     except EvaluatorError:
