@@ -303,8 +303,9 @@ def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
     was, now = resumed.class_names, data.class_names
     if len(now) != len(was):
         changes.append(f"{len(now)} classes (the run had {len(was)})")
-    elif not same_classes(was, now):
-        changes.append(f"classes named {_some(now)} (the run's were {_some(was)})")
+    elif not same_classes(was, now):  # where they part: "a, b, c, d, …" twice hid a renamed tenth
+        index = next(i for i, (old, new) in enumerate(zip(was, now, strict=True)) if old != new)
+        changes.append(f"class {index} named {now[index]!r} (the run's was {was[index]!r})")
     if changes:
         raise DataError(
             f"{dataset_title(resumed.dataset)} has changed since {resumed.path} was trained: it now holds "
@@ -314,8 +315,12 @@ def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
         )
 
 
-def _some(names: tuple[str, ...]) -> str:
-    return ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
+def resumed_class_names(resumed: ckpt.CheckpointInfo, data: Dataset) -> tuple[str, ...]:
+    """The class names a resume of `resumed` on `data` (checked by `check_same_data`) goes on with:
+    the run's, where the data only numbers its classes now (a folder's classes.txt gone); else the
+    data's. A resume wrote "0".."9" over the run's names without a word, and `--class a` was lost."""
+    numbered = tuple(str(i) for i in range(len(data.class_names)))
+    return resumed.class_names if data.class_names == numbered else data.class_names
 
 
 def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:

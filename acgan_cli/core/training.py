@@ -99,6 +99,7 @@ from acgan_cli.core.runs import (
     lock_run_dir,
     plan_run,
     release_run_dir,
+    resumed_class_names,
     run_dir_as_named,
     run_dir_of,
 )
@@ -319,6 +320,7 @@ class Trainer:
         self.steps_per_epoch = len(prepared) // config.batch_size
         if resume_info is not None and dataset is None:  # before the model's shape: say what changed
             check_same_data(resume_info, data)  # (data a caller hands in is the caller's to vouch for)
+            prepared = dataclasses.replace(prepared, class_names=resumed_class_names(resume_info, data))
         return prepared
 
     def _build_networks(self, compile_mode: str | None) -> None:

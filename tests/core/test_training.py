@@ -1072,3 +1072,22 @@ def test_a_resume_sweeps_up_the_run_files_temporaries_a_killed_run_left(
     Trainer(tiny_config(max_steps=3), resume=run, dataset=small_dataset).run()
     assert not any(path.exists() for path in torn)
     assert other.exists()
+
+
+def test_a_resume_keeps_the_runs_class_names_where_the_data_only_numbers_them_now(tmp_path: Path) -> None:
+    """Its folder's classes.txt gone, a resume wrote "0".."9" over the run's names without a word
+    (`acgan sample --class a` then failed); a renamed class was shown as "a, b, c, d, …" twice."""
+    from tests.core.test_evaluation import write_idx_folder
+
+    folder = write_idx_folder(tmp_path / "letters", 200, 50)
+    names = [chr(ord("a") + i) for i in range(10)]
+    (folder / "classes.txt").write_text("\n".join(names) + "\n")
+    config = tiny_config(dataset=str(folder), max_steps=2)
+    run = Trainer(config, run_dir=tmp_path / "run").run().run_dir
+    (folder / "classes.txt").unlink()
+    Trainer(dataclasses.replace(config, max_steps=3), resume=run).run()
+    assert ckpt.read_info(run).class_names == tuple(names)
+    assert json.loads((run / "config.json").read_text())["dataset"]["class_names"] == names
+    (folder / "classes.txt").write_text("\n".join([*names[:9], "J"]) + "\n")
+    with pytest.raises(AcganError, match=r"now holds class 9 named 'J' \(the run's was 'j'\)"):
+        Trainer(dataclasses.replace(config, max_steps=4), resume=run)
