@@ -620,6 +620,74 @@ def test_fashion_mnist_splits_are_the_official_ones() -> None:
     assert cache_path(str(FASHION), data_hash(train_split, test_split), 0).name.startswith("fashion-mnist-")
 
 
+@pytest.mark.skipif(
+    not FASHION.is_dir(), reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
+)
+def test_a_part_of_fashion_mnist_keeps_its_class_names_in_both_splits(tmp_path: Path) -> None:
+    """5,000 of its training images beside the whole test split: the part's checksum is no
+    official one, so it was numbered, the test split named, and scoring refused the folder."""
+    folder = tmp_path / "fashion-part"
+    folder.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(FASHION / name, folder / name)
+    whole = load_dataset(str(FASHION))
+    _write_split(folder, "train", whole.images[:5000, 0].numpy(), whole.labels[:5000].numpy())
+    train_split, test_split = evaluator_splits(str(folder))
+    assert train_split.class_names == test_split.class_names == FASHION_MNIST_CLASSES
+
+
+def _write_split(folder: Path, split: str, images, labels) -> None:
+    """`images` (N x H x W, or N x H x W x C, uint8) and `labels` as a split's gzipped IDX files."""
+    dims = images.shape
+    header = struct.pack(f">BBBB{len(dims)}I", 0, 0, 8, len(dims), *dims)
+    (folder / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + images.tobytes()))
+    header = struct.pack(">BBBBI", 0, 0, 8, 1, len(labels))
+    (folder / f"{split}-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(header + labels.astype("uint8").tobytes())
+    )
+
+
+def test_splits_that_differ_only_in_what_the_evaluator_evens_out_are_scored(tmp_path: Path) -> None:
+    """Refused as "differ in classes or image shape": a test split without the last class (numbered
+    one short) and test images of another size, which are resized to the evaluator's as train's are."""
+    digits = load_dataset("mnist-5k")
+    images, labels = digits.images[:, 0].numpy(), digits.labels.numpy()
+    folder = tmp_path / "short-test"
+    folder.mkdir()
+    _write_split(folder, "train", images[::5], labels[::5])
+    no_nine = labels[1::5] != 9
+    wider = torch.nn.functional.pad(digits.images[1::5], (2, 2, 2, 2))[:, 0].numpy()  # 32 x 32
+    _write_split(folder, "t10k", wider[no_nine], labels[1::5][no_nine])
+    train_split, test_split = evaluator_splits(str(folder))
+    assert train_split.class_names == test_split.class_names == tuple(map(str, range(10)))
+    assert test_split.images.shape[1:] == (1, 32, 32) and train_split.images.shape[1:] == (1, 28, 28)
+
+
+def test_splits_that_cannot_go_together_are_told_apart_by_what_differs(tmp_path: Path) -> None:
+    """The one message for all ("differ in classes or image shape") said neither which nor how."""
+    digits = load_dataset("mnist-5k")
+    images, labels = digits.images[:, 0].numpy(), digits.labels.numpy()
+    grey, rgb, named = tmp_path / "grey-rgb", tmp_path / "named", tmp_path / "more"
+    for folder in (grey, rgb, named):
+        folder.mkdir()
+        _write_split(folder, "train", images[::5], labels[::5])
+    _write_split(grey, "t10k", images[1::5, :, :, None].repeat(3, axis=3), labels[1::5])
+    with pytest.raises(
+        EvaluatorError, match=r"train split of .* is grey \(1 channel\) and its test split RGB"
+    ):
+        evaluator_splits(str(grey))
+    _write_split(rgb, "t10k", images[1::5], labels[1::5])
+    (rgb / "classes.txt").write_text("\n".join("abcdefghij"))  # both splits take it: they agree
+    assert evaluator_splits(str(rgb))[1].class_names == tuple("abcdefghij")
+    more = labels[1::5].copy()
+    more[(more == 9).nonzero()[0][:3]] = 10  # a class 10 the train split lacks
+    _write_split(named, "t10k", images[1::5], more)
+    with pytest.raises(
+        EvaluatorError, match="name their classes differently: 10 classes in train and 11 in test"
+    ):
+        evaluator_splits(str(named))
+
+
 def test_an_evaluator_under_a_non_utf8_folder_name_reads_back(evaluator_cache: Path, tmp_path: Path) -> None:
     cached = next((evaluator_cache / "evaluators").glob("*.safetensors"))
     folder = Path(os.fsdecode(bytes(tmp_path) + b"/cache\xfd"))

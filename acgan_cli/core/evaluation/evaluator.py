@@ -119,12 +119,45 @@ def evaluator_splits(
     if dataset == "mnist-5k":
         keep = torch.arange(len(train)) % MNIST_5K_TEST_EVERY != MNIST_5K_TEST_EVERY - 1
         train = Dataset(train.name, train.images[keep], train.labels[keep], train.class_names)
-    if train.class_names != test.class_names or train.images.shape[1:] != test.images.shape[1:]:
-        raise EvaluatorError(
-            f"the train and test splits of {dataset_title(dataset)} differ in classes or image shape",
-            hint="the dataset's files do not belong together",
+    names = _common_class_names(train.class_names, test.class_names)
+    if names is None:
+        index = next(
+            (i for i, (a, b) in enumerate(zip(train.class_names, test.class_names, strict=False)) if a != b),
+            min(len(train.class_names), len(test.class_names)),
         )
-    return train, test
+        differ = (
+            f"class {index} is {train.class_names[index]!r} in one and {test.class_names[index]!r} in the other"
+            if index < min(len(train.class_names), len(test.class_names))
+            else f"{len(train.class_names)} classes in train and {len(test.class_names)} in test"
+        )
+        raise EvaluatorError(
+            f"the train and test splits of {dataset_title(dataset)} name their classes differently: {differ}",
+            hint="give the folder a classes.txt naming them, one a line (both splits take it), "
+            "or check that its files belong together",
+        )
+    if train.channels != test.channels:  # the sizes may differ: both are resized to the evaluator's
+        colours = {1: "grey (1 channel)", 3: "RGB (3 channels)"}
+        raise EvaluatorError(
+            f"the train split of {dataset_title(dataset)} is {colours.get(train.channels, train.channels)} "
+            f"and its test split {colours.get(test.channels, test.channels)}",
+            hint="the dataset's files do not belong together: give both splits the same channels",
+        )
+    return replace(train, class_names=names), replace(test, class_names=names)
+
+
+def _common_class_names(train: tuple[str, ...], test: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The class names both splits take, or None where they disagree. A split that only numbers
+    its classes (no classes.txt) goes by the other's names: the names Fashion-MNIST's checksum
+    gives a whole split are not known for a part of it. A numbered test split may be short of the
+    last classes (numbered from its labels, it had 9 names where the train split had 10), not the
+    train split, whose classes the evaluator learns."""
+    if train == test:
+        return train
+    if test == tuple(str(i) for i in range(len(test))) and len(test) <= len(train):
+        return train
+    if train == tuple(str(i) for i in range(len(train))) and len(train) == len(test):
+        return test
+    return None
 
 
 def data_hash(train: Dataset, test: Dataset) -> str:
