@@ -284,8 +284,12 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _open_idx(path: Path) -> BinaryIO:
-    """An IDX file opened for reading, decompressed as it is read when it is gzipped."""
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    """An IDX file opened for reading, decompressed as it is read when it is gzipped: by its first
+    bytes, not its name (a gzipped file without .gz was "not an IDX file", a plain one named .gz
+    "not a gzipped file", both with the hint to fetch it again)."""
+    with open(path, "rb") as f:
+        packed = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if packed else open(path, "rb")
 
 
 def _read_idx_header(f: BinaryIO, path: Path) -> tuple[int, ...]:
@@ -607,11 +611,32 @@ def training_images(name: str) -> int | None:
 
 
 def check_split(name: str, split: str) -> None:
-    """Refuse a dataset folder without the files of `split`, before anything is loaded (a
-    registry dataset has both splits)."""
+    """Refuse a dataset folder without the files of `split`, or whose headers say they are not its
+    images and labels, before anything is loaded (a registry dataset has both splits): `acgan
+    train --dry-run` approved an empty folder, and one of damaged files."""
+    import numpy as np
+
     folder = Path(name).expanduser()
-    if name not in DATASETS and folder.is_dir():
-        _idx_pair(folder, split)
+    if name in DATASETS or not folder.is_dir():
+        return
+    images_path, labels_path = _idx_pair(folder, split)
+    # Arrays of the shapes the headers declare that hold no memory: loading's checks, from them alone.
+    images, labels = (
+        np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), dims, (0,) * len(dims))
+        for dims in (_header_dims(images_path), _header_dims(labels_path))
+    )
+    _check_shapes(images_path, images, labels_path, labels)
+
+
+def _header_dims(path: Path) -> tuple[int, ...]:
+    """The dimensions an IDX file's header declares; a file that cannot be read fails as in read_idx."""
+    try:
+        with _open_idx(path) as f:
+            return _read_idx_header(f, path)
+    except PermissionError as exc:
+        raise DataError(f"cannot read {path}: {_reason(exc)}", hint="check the file's permissions") from None
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"cannot read {path}: {_reason(exc)}", hint=_FETCH_AGAIN) from None
 
 
 def load_dataset(

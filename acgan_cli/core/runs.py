@@ -501,6 +501,7 @@ def plan_run(
     )
     check_out(run_dir, info, runs_dir)
     if count_images:
+        check_split(config.dataset, "train")  # a folder without it (or damaged): --dry-run approved it
         images = training_images(config.dataset)
         check_batch_size(config.batch_size, images, info.path if info else None)
         check_run_length(config, images)

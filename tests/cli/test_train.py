@@ -438,6 +438,18 @@ def test_a_resumed_batch_size_larger_than_the_data_blames_the_file_not_an_option
     assert not (tmp_path / "b").exists()
 
 
+def test_a_dry_run_refuses_a_folder_without_training_files(tmp_path: Path) -> None:
+    """It printed the plan and exited 0 for an empty folder; the run then failed."""
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["train", "--dataset", str(tmp_path / "empty"), "--dry-run"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert (
+        result.stderr.splitlines()[0]
+        == f"error: {tmp_path / 'empty'} has no train images IDX file (e.g. train-images-idx3-ubyte.gz)"
+    )
+
+
 def test_eval_every_prints_the_figures(
     tmp_path: Path, evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

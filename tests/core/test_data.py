@@ -13,6 +13,7 @@ import torch
 from acgan_cli.core.data import (
     DATASETS,
     check_dataset_name,
+    check_split,
     load_dataset,
     prepare,
     read_idx,
@@ -63,6 +64,44 @@ def test_idx_folder_plain_and_gzipped(tmp_path: Path, compress: bool) -> None:
     assert data.class_names == ("0", "1", "2", "3")
     assert data.labels.tolist()[:5] == [0, 1, 2, 3, 0]
     assert len(load_dataset(str(folder), "test")) == 20
+
+
+def test_a_files_compression_is_told_by_its_bytes_not_its_name(tmp_path: Path) -> None:
+    """A gzipped file without .gz was "not an IDX file (bad magic number)", a plain one named .gz
+    "Not a gzipped file", both with the hint to fetch it again, though each held good data."""
+    plain = make_idx_folder(tmp_path / "plain", n=40, classes=4)
+    packed = make_idx_folder(tmp_path / "packed", n=40, classes=4, compress=True)
+    for path in packed.glob("*.gz"):  # gzipped, named as plain
+        path.rename(path.with_suffix(""))
+    for path in plain.glob("*-ubyte"):  # plain, named as gzipped
+        path.rename(path.with_name(path.name + ".gz"))
+    for folder in (plain, packed):
+        data = load_dataset(str(folder))
+        assert data.images.shape == (40, 1, 28, 28) and data.labels.tolist()[:5] == [0, 1, 2, 3, 0]
+        assert training_images(str(folder)) == 40
+
+
+def test_a_folder_without_usable_train_files_is_refused_from_the_headers(tmp_path: Path) -> None:
+    """`acgan train --dry-run` approved an empty folder, a test split alone, and headers that
+    cannot be a split: it read no file."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="has no train images IDX file"):
+        check_split(str(empty), "train")
+    test_only = make_idx_folder(tmp_path / "test-only")
+    for path in test_only.glob("train-*"):
+        path.unlink()
+    with pytest.raises(DataError, match="has no train images IDX file"):
+        check_split(str(test_only), "train")
+    check_split(str(test_only), "test")
+    fewer = make_idx_folder(tmp_path / "fewer")
+    write_idx(fewer / "train-labels-idx1-ubyte", np.arange(30) % 4)
+    with pytest.raises(DataError, match="holds 30 labels for 40 images"):
+        check_split(str(fewer), "train")
+    flat = make_idx_folder(tmp_path / "flat")
+    write_idx(flat / "train-images-idx3-ubyte", np.zeros((40, 784)))
+    with pytest.raises(DataError, match="holds an array of shape 40 x 784"):
+        check_split(str(flat), "train")
 
 
 def test_idx_folder_class_names_from_classes_txt(tmp_path: Path) -> None:
