@@ -93,9 +93,15 @@ def _torchvision_loader(
     def load(data_dir: Path, split: str, download: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         raw = _raw_folder(data_dir, class_name)
         prefix = "train" if split == "train" else "t10k"
-        files = [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
+        files = [
+            _unpacked_or_packed(raw / f"{prefix}-{kind}")
+            for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
+        ]
         if not all(path.is_file() for path in files):
-            _download(class_name, title, data_dir, download)
+            _download(
+                class_name, title, data_dir, download, missing=[p.name for p in files if not p.is_file()]
+            )
+            files = [_unpacked_or_packed(path) for path in files]
         if not all(path.is_file() for path in files):  # torchvision took an old copy as the data
             raise DataError(
                 f"{title} in {data_dir} is in torchvision's old processed/ layout, which acgan does not read",
@@ -125,8 +131,20 @@ def _raw_folder(data_dir: Path, class_name: str) -> Path:
     return data_dir / class_name / "raw"
 
 
-def _download(class_name: str, title: str, data_dir: Path, download: bool) -> None:
-    """Fetch a torchvision dataset into data_dir (or say why not); a failed attempt leaves no folders."""
+def _unpacked_or_packed(path: Path) -> Path:
+    """`path` (an unpacked IDX file's name), or its .gz where only that is there: files put in
+    raw/ by hand (Debian's, recompressed) fail torchvision's checksums, so it never unpacked
+    them, and acgan tried to download what it had."""
+    path = path.with_name(path.name.removesuffix(".gz"))
+    packed = path.with_name(path.name + ".gz")
+    return packed if not path.is_file() and packed.is_file() else path
+
+
+def _download(
+    class_name: str, title: str, data_dir: Path, download: bool, missing: list[str] | None = None
+) -> None:
+    """Fetch a torchvision dataset into data_dir (or say why not); a failed attempt leaves no folders.
+    `missing`: the split's files not there, named where the others are (a split copied in alone)."""
     from torchvision import datasets
 
     raw = _raw_folder(data_dir, class_name)
@@ -149,13 +167,21 @@ def _download(class_name: str, title: str, data_dir: Path, download: bool) -> No
         for folder in made:
             with contextlib.suppress(OSError):  # one that now holds files (a partial download) stays
                 folder.rmdir()
+        partly = (
+            raw.is_dir()
+            and missing
+            and any(pattern.search(path.name) for path in raw.iterdir() for pattern in _IDX_NAMES.values())
+        )
+        absent = (
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in {raw}" if partly else ""
+        )
         if download:
             raise DataError(  # why, on the error's line: the hint says what to do about it
-                f"{title} is not in {data_dir} and could not be downloaded ({_download_failure(exc)})",
+                f"{absent or f'{title} is not in {data_dir}'} and could not be downloaded ({_download_failure(exc)})",
                 hint=f"{look_elsewhere}, or train offline on the shipped subset with --dataset mnist-5k",
             ) from None
         raise DataError(
-            f"{title} is not in {data_dir} and --no-download was given",
+            f"{absent or f'{title} is not in {data_dir}'} and --no-download was given",
             hint=f"drop --no-download to fetch it, {look_elsewhere}, or use --dataset mnist-5k",
         ) from None
 

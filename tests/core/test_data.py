@@ -371,6 +371,24 @@ def test_torchvisions_old_processed_layout_is_named(tmp_path: Path) -> None:
         assert caught.value.hint.startswith(f"delete {processed}") and fetch in caught.value.hint
 
 
+def test_gzipped_files_put_in_torchvisions_raw_folder_are_read_there(tmp_path: Path) -> None:
+    """Debian's recompressed .gz files copied into MNIST/raw fail torchvision's checksums, so it
+    never unpacked them: acgan tried to download what was there ("MNIST is not in … could not be
+    downloaded"). A split missing there is named."""
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    write_idx(raw / "train-images-idx3-ubyte", rng.integers(0, 256, (20, 28, 28)), compress=True)
+    write_idx(raw / "train-labels-idx1-ubyte", np.arange(20) % 10, compress=True)
+    data = load_dataset("mnist", data_dir=tmp_path / "data", download=False)
+    assert data.images.shape == (20, 1, 28, 28) and data.labels.tolist()[:3] == [0, 1, 2]
+    with pytest.raises(DataError) as caught:
+        load_dataset("mnist", "test", data_dir=tmp_path / "data", download=False)
+    assert caught.value.message == (
+        f"t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte are not in {raw} and --no-download was given"
+    )
+
+
 def test_same_classes_needs_as_many_either_way() -> None:
     from acgan_cli.core.data import same_classes
 
