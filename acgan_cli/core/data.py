@@ -358,7 +358,12 @@ def _read_into(f: BinaryIO, buffer: np.ndarray) -> int:
 
 def _idx_copies(folder: Path, split: str, kind: str) -> list[Path]:
     pattern = _IDX_NAMES[(split, kind)]
-    matches = sorted(p for p in folder.iterdir() if p.is_file() and pattern.search(p.name))
+    try:
+        matches = sorted(p for p in folder.iterdir() if p.is_file() and pattern.search(p.name))
+    except PermissionError as exc:  # the CLI's generic hint spoke of free space and --resume
+        raise DataError(
+            f"cannot read {folder}: {_reason(exc)}", hint="check the folder's permissions"
+        ) from None
     files = sorted({p.name.removesuffix(".gz") for p in matches})  # a file and its .gz are one
     if len(files) > 1:  # images from one and labels from another would train under wrong labels
         raise DataError(
@@ -412,7 +417,7 @@ def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, t
     images, labels = read_idx(images_path), read_idx(labels_path)
     _check_shapes(images_path, images, labels_path, labels)
     names_file = folder / "classes.txt"
-    if names_file.exists():
+    if names_file.exists() or names_file.is_symlink():  # a dangling link: an error, not numbered classes
         names = _read_class_names(names_file)
     elif (known := _KNOWN_LABELS.get(hashlib.sha256(labels.tobytes()).hexdigest())) is not None:
         names = known
@@ -457,7 +462,9 @@ def _read_class_names(names_file: Path) -> tuple[str, ...]:
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(
             f"cannot read {names_file}: {_reason(exc)}",
-            hint="it must be UTF-8 text, one class a line",
+            hint="check the file's permissions, or where its link points"
+            if isinstance(exc, (PermissionError, FileNotFoundError))
+            else "it must be a file of UTF-8 text, one class a line",
         ) from None
     unprintable = unprintable_name(names)
     if unprintable is not None:  # a tab or ESC went into every message and table that names classes

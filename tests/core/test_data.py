@@ -463,3 +463,13 @@ def test_training_images_are_counted_from_the_header_alone(tmp_path: Path, compr
     (tmp_path / f"train-images-idx3-ubyte{'.gz' if compress else ''}").write_bytes(b"junk")
     assert training_images(str(tmp_path)) is None  # loading it says what is wrong
     assert training_images(str(tmp_path / "nowhere")) is None
+
+
+def test_a_classes_txt_link_that_points_nowhere_is_an_error_not_numbered_classes(tmp_path: Path) -> None:
+    """A dangling classes.txt fell back to the numbers 0..K-1 without a word."""
+    folder = make_idx_folder(tmp_path / "clothes", classes=3)
+    (folder / "classes.txt").symlink_to(tmp_path / "moved-away.txt")
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(folder))
+    assert caught.value.message.startswith(f"cannot read {folder / 'classes.txt'}: ")
+    assert caught.value.hint == "check the file's permissions, or where its link points"
