@@ -283,13 +283,7 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with _open_idx(path) as f:
             dims = _read_idx_header(f, path)
-            values = math.prod(dims)
-            if values > MAX_IDX_BYTES:
-                raise DataError(
-                    f"{path}: its header says {_shape(dims)} values, "
-                    f"more than the {MAX_IDX_BYTES:,} bytes acgan reads from one file",
-                    hint="the file is damaged, or not an image dataset acgan can hold in memory",
-                )
+            values = _check_size(path, dims)
             # One more byte: a longer file is as wrong as a shorter one. np.empty touches no page until
             # it is read into, so a header that lies about its size costs only what the file holds.
             payload = np.empty(values + 1, dtype=np.uint8)
@@ -661,11 +655,26 @@ def check_split(name: str, split: str) -> None:
     _check_shapes(images_path, images, labels_path, labels)
 
 
+def _check_size(path: Path, dims: tuple[int, ...]) -> int:
+    """The values an IDX file of dimensions `dims` holds, if acgan reads that many from one file."""
+    values = math.prod(dims)
+    if values > MAX_IDX_BYTES:
+        raise DataError(
+            f"{path}: its header says {_shape(dims)} values, "
+            f"more than the {MAX_IDX_BYTES:,} bytes acgan reads from one file",
+            hint="the file is damaged, or not an image dataset acgan can hold in memory",
+        )
+    return values
+
+
 def _header_dims(path: Path) -> tuple[int, ...]:
-    """The dimensions an IDX file's header declares; a file that cannot be read fails as in read_idx."""
+    """The dimensions an IDX file's header declares, checked as read_idx checks them; a file that
+    cannot be read fails as there."""
     try:
         with _open_idx(path) as f:
-            return _read_idx_header(f, path)
+            dims = _read_idx_header(f, path)
+            _check_size(path, dims)
+            return dims
     except PermissionError as exc:
         raise DataError(f"cannot read {path}: {_reason(exc)}", hint="check the file's permissions") from None
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError

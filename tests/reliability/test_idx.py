@@ -224,7 +224,7 @@ def test_a_resume_on_changed_data_says_what_changed(tmp_path: Path) -> None:
     changes = {
         "96 images (the run had 64)": lambda: make_idx_folder(folder, n=96),
         "3 classes (the run had 4)": lambda: make_idx_folder(folder, n=64, classes=3),
-        "classes named w, x, y, z (the run's were a, b, c, d)": lambda: (
+        "class 0 named 'w' (the run's was 'a')": lambda: (
             make_idx_folder(folder, n=64),
             (folder / "classes.txt").write_text("w\nx\ny\nz\n"),
         ),
