@@ -493,7 +493,12 @@ def _check_labels(
     top = int(labels.max())
     if top >= len(names):
         raise DataError(
-            f"{labels_path} has label {top} but {names_file} names only {len(names)} classes"
+            f"{labels_path} has label {top} but {names_file} names "
+            + (
+                f"only {len(names)} class{'es' * (len(names) != 1)}"
+                if names
+                else "no class: it holds no names"
+            )
             if names_file
             else f"{labels_path} has label {top}; its {len(names)} classes are numbered 0..{len(names) - 1}",
             hint="fix classes.txt or the label file" if names_file else "the file is damaged; fetch it again",

@@ -473,3 +473,15 @@ def test_a_classes_txt_link_that_points_nowhere_is_an_error_not_numbered_classes
         load_dataset(str(folder))
     assert caught.value.message.startswith(f"cannot read {folder / 'classes.txt'}: ")
     assert caught.value.hint == "check the file's permissions, or where its link points"
+
+
+@pytest.mark.parametrize(
+    ("text", "count"), [("\n\n", "no class: it holds no names"), ("shirt\n", "only 1 class")]
+)
+def test_a_classes_txt_short_of_names_says_how_many_it_holds(tmp_path: Path, text: str, count: str) -> None:
+    """An empty classes.txt "named only 0 classes", and one name was "1 classes"."""
+    folder = make_idx_folder(tmp_path / "clothes", classes=3)
+    (folder / "classes.txt").write_text(text)
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(folder))
+    assert caught.value.message.endswith(f"has label 2 but {folder / 'classes.txt'} names {count}")
