@@ -664,10 +664,15 @@ def _check_size(path: Path, dims: tuple[int, ...]) -> int:
     """The values an IDX file of dimensions `dims` holds, if acgan reads that many from one file."""
     values = math.prod(dims)
     if values > MAX_IDX_BYTES:
+        # Little-endian sizes (IDX's are big-endian) read as absurd ones: 100 became 1,677,721,600.
+        swapped = tuple(int.from_bytes(d.to_bytes(4, "big"), "little") for d in dims)
         raise DataError(
             f"{path}: its header says {_shape(dims)} values, "
             f"more than the {MAX_IDX_BYTES:,} bytes acgan reads from one file",
-            hint="the file is damaged, or not an image dataset acgan can hold in memory",
+            hint=f"read in little-endian byte order its sizes are {_shape(swapped)}: IDX headers are "
+            "big-endian (as MNIST's are), so the tool that wrote it got the byte order wrong"
+            if math.prod(swapped) <= MAX_IDX_BYTES
+            else "the file is damaged, or not an image dataset acgan can hold in memory",
         )
     return values
 

@@ -485,3 +485,14 @@ def test_a_classes_txt_short_of_names_says_how_many_it_holds(tmp_path: Path, tex
     with pytest.raises(DataError) as caught:
         load_dataset(str(folder))
     assert caught.value.message.endswith(f"has label 2 but {folder / 'classes.txt'} names {count}")
+
+
+def test_a_little_endian_header_is_named_as_such(tmp_path: Path) -> None:
+    """Its sizes read as 1,677,721,600 x …, and the hint said the file was damaged."""
+    folder = make_idx_folder(tmp_path / "swapped", n=100)
+    images = np.random.default_rng(0).integers(0, 256, (100, 28, 28)).astype(np.uint8)
+    header = struct.pack("<BBBB", 0, 0, 0x08, 3) + struct.pack("<3I", *images.shape)
+    (folder / "train-images-idx3-ubyte").write_bytes(header + images.tobytes())
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(folder))
+    assert caught.value.hint.startswith("read in little-endian byte order its sizes are 100 x 28 x 28: ")
