@@ -63,7 +63,7 @@ EXAMPLE_BATCH = 2  # torch.export specialises sizes 0 and 1, so the traced examp
 TOLERANCE = 1e-4  # largest pixel difference allowed for float32 weights (pixels span 2.0)
 HALF_TOLERANCE = 2 / 255  # float16 weights: at most one 8-bit grey level
 MIN_ONNX_OPSET = 18  # torch's ONNX exporter implements opset 18 up; below it may silently keep 18
-ONNX_EXTRA = "pip install 'acgan[onnx]'"
+ONNX_EXTRA = "pip install -e '.[onnx]' in acgan's checkout (or: pip install onnx onnxruntime onnxscript)"
 INPUT_NAMES = ("z", "labels")
 OUTPUT_NAME = "images"
 # Loggers of the exporters, whose notes (deprecations, opset conversion) would otherwise reach stderr.
@@ -254,7 +254,7 @@ def newest_onnx_opset() -> int:
         return opset
     raise ExportError(
         f"the installed onnxruntime {onnxruntime.__version__} runs no ONNX opset from {MIN_ONNX_OPSET} up",
-        hint=f"upgrade onnxruntime: {ONNX_EXTRA}",
+        hint="upgrade onnxruntime: pip install -U onnxruntime",
     )
 
 

@@ -202,7 +202,7 @@ def test_without_the_onnx_extra_onnx_exits_1_naming_it_and_the_rest_works(run: P
     assert done.returncode == 1, done.stderr
     assert done.stderr.splitlines() == [
         "error: --format onnx needs onnx, onnxruntime, onnxscript, which are not installed",
-        "hint: install the optional extra: pip install 'acgan[onnx]'",
+        "hint: install the optional extra: pip install -e '.[onnx]' in acgan's checkout (or: pip install onnx onnxruntime onnxscript)",
     ]
     assert not (tmp_path / "g.onnx").exists()
     done = run_app(["export", str(run), "--out", str(tmp_path / "g.safetensors")], without=blocked)
