@@ -578,11 +578,15 @@ def same_dataset(a: str, b: str) -> bool:
     return canonical_dataset(a) == canonical_dataset(b)
 
 
+def numbered(names: tuple[str, ...]) -> bool:
+    """Whether class names are only the numbers 0..K-1 (a folder without classes.txt)."""
+    return names == tuple(str(i) for i in range(len(names)))
+
+
 def same_classes(ours: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
     """The same names, or as many classes where one side only numbers them 0..K-1: a folder without
     classes.txt numbers its classes, and the same data may be named elsewhere (or later)."""
-    numbered = tuple(str(i) for i in range(len(ours)))
-    return ours == theirs or (len(ours) == len(theirs) and numbered in (ours, theirs))
+    return ours == theirs or (len(ours) == len(theirs) and (numbered(ours) or numbered(theirs)))
 
 
 def check_dataset_name(name: str) -> None:

@@ -36,6 +36,7 @@ from acgan_cli.core.data import (
     check_dataset_name,
     check_split,
     dataset_title,
+    numbered,
     run_name,
     same_classes,
     same_dataset,
@@ -319,8 +320,7 @@ def resumed_class_names(resumed: ckpt.CheckpointInfo, data: Dataset) -> tuple[st
     """The class names a resume of `resumed` on `data` (checked by `check_same_data`) goes on with:
     the run's, where the data only numbers its classes now (a folder's classes.txt gone); else the
     data's. A resume wrote "0".."9" over the run's names without a word, and `--class a` was lost."""
-    numbered = tuple(str(i) for i in range(len(data.class_names)))
-    return resumed.class_names if data.class_names == numbered else data.class_names
+    return resumed.class_names if numbered(data.class_names) else data.class_names
 
 
 def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:

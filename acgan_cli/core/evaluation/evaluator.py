@@ -35,6 +35,7 @@ from acgan_cli.core.data import (
     Dataset,
     dataset_title,
     load_dataset,
+    numbered,
     run_name,
     same_dataset,
 )
@@ -153,9 +154,9 @@ def _common_class_names(train: tuple[str, ...], test: tuple[str, ...]) -> tuple[
     train split, whose classes the evaluator learns."""
     if train == test:
         return train
-    if test == tuple(str(i) for i in range(len(test))) and len(test) <= len(train):
+    if numbered(test) and len(test) <= len(train):
         return train
-    if train == tuple(str(i) for i in range(len(train))) and len(train) == len(test):
+    if numbered(train) and len(train) == len(test):
         return test
     return None
 
