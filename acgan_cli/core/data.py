@@ -23,7 +23,7 @@ import shlex
 import struct
 import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
@@ -262,11 +262,15 @@ DATASETS: dict[str, DatasetSource] = {
 # ----------------------------------------------------------------------------- IDX folders
 
 IDX_UBYTE = 0x08
-_IDX_NAMES = {
-    ("train", "images"): re.compile(r"(^|[-_.])train[-_.]images[-_.]idx3[-_.]ubyte(\.gz)?$"),
-    ("train", "labels"): re.compile(r"(^|[-_.])train[-_.]labels[-_.]idx1[-_.]ubyte(\.gz)?$"),
-    ("test", "images"): re.compile(r"(^|[-_.])(t10k|test)[-_.]images[-_.]idx3[-_.]ubyte(\.gz)?$"),
-    ("test", "labels"): re.compile(r"(^|[-_.])(t10k|test)[-_.]labels[-_.]idx1[-_.]ubyte(\.gz)?$"),
+_IDX_NAMES = {  # in any case: archives made on Windows or DOS often hold TRAIN-IMAGES.IDX3-UBYTE
+    ("train", "images"): re.compile(r"(^|[-_.])train[-_.]images[-_.]idx3[-_.]ubyte(\.gz)?$", re.IGNORECASE),
+    ("train", "labels"): re.compile(r"(^|[-_.])train[-_.]labels[-_.]idx1[-_.]ubyte(\.gz)?$", re.IGNORECASE),
+    ("test", "images"): re.compile(
+        r"(^|[-_.])(t10k|test)[-_.]images[-_.]idx3[-_.]ubyte(\.gz)?$", re.IGNORECASE
+    ),
+    ("test", "labels"): re.compile(
+        r"(^|[-_.])(t10k|test)[-_.]labels[-_.]idx1[-_.]ubyte(\.gz)?$", re.IGNORECASE
+    ),
 }
 MAX_IDX_BYTES = 4 * 2**30  # refuse to decompress more than this from one file
 _FETCH_AGAIN = "the file is truncated or damaged; fetch it again"
@@ -280,18 +284,13 @@ def read_idx(path: Path) -> np.ndarray:
     """
     import numpy as np
 
-    try:
-        with _open_idx(path) as f:
-            dims = _read_idx_header(f, path)
-            values = _check_size(path, dims)
-            # One more byte: a longer file is as wrong as a shorter one. np.empty touches no page until
-            # it is read into, so a header that lies about its size costs only what the file holds.
-            payload = np.empty(values + 1, dtype=np.uint8)
-            got = _read_into(f, payload)
-    except PermissionError as exc:
-        raise DataError(f"cannot read {path}: {_reason(exc)}", hint="check the file's permissions") from None
-    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"cannot read {path}: {_reason(exc)}", hint=_FETCH_AGAIN) from None
+    with _read_errors(path), _open_idx(path) as f:
+        dims = _read_idx_header(f, path)
+        values = _check_size(path, dims)
+        # One more byte: a longer file is as wrong as a shorter one. np.empty touches no page until
+        # it is read into, so a header that lies about its size costs only what the file holds.
+        payload = np.empty(values + 1, dtype=np.uint8)
+        got = _read_into(f, payload)
     header = 4 + 4 * len(dims)
     if got != values:
         holds = f"{header + got:,}" if got <= values else f"more than {header + values:,}"
@@ -301,6 +300,17 @@ def read_idx(path: Path) -> np.ndarray:
             hint=_FETCH_AGAIN,
         )
     return payload[:values].reshape(dims)  # writable (torch wants that), and never copied
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """Failures to open or read the IDX file `path` (a gzip stream included) as DataErrors."""
+    try:
+        yield
+    except PermissionError as exc:
+        raise DataError(f"cannot read {path}: {_reason(exc)}", hint="check the file's permissions") from None
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"cannot read {path}: {_reason(exc)}", hint=_FETCH_AGAIN) from None
 
 
 def _open_idx(path: Path) -> BinaryIO:
@@ -358,7 +368,9 @@ def _idx_copies(folder: Path, split: str, kind: str) -> list[Path]:
         raise DataError(
             f"cannot read {folder}: {_reason(exc)}", hint="check the folder's permissions"
         ) from None
-    files = sorted({p.name.removesuffix(".gz") for p in matches})  # a file and its .gz are one
+    files = sorted(
+        {p.name[: -len(".gz")] if _named_gz(p) else p.name for p in matches}
+    )  # a file and its .gz are one
     if len(files) > 1:  # images from one and labels from another would train under wrong labels
         raise DataError(
             f"{folder} holds several {split} {kind} files ({', '.join(files)})",
@@ -378,15 +390,17 @@ def _idx_copies(folder: Path, split: str, kind: str) -> list[Path]:
     return matches  # one file, or one and its .gz (X first)
 
 
+def _named_gz(path: Path) -> bool:
+    return path.suffix.lower() == ".gz"
+
+
 def _idx_pair(folder: Path, split: str) -> tuple[Path, Path]:
     """The images and labels files of `split`. Where a file lies beside its .gz (torchvision keeps
     both; `gunzip -k` too), both come in the same kind, so that a stale unpacked copy of one is
     never paired with the other's newer .gz."""
     images, labels = _idx_copies(folder, split, "images"), _idx_copies(folder, split, "labels")
     for packed in (False, True):
-        pair = [
-            next((p for p in copies if (p.suffix == ".gz") == packed), None) for copies in (images, labels)
-        ]
+        pair = [next((p for p in copies if _named_gz(p) == packed), None) for copies in (images, labels)]
         if pair[0] is not None and pair[1] is not None:
             return pair[0], pair[1]
     return images[0], labels[0]  # one of each, of two kinds
@@ -684,15 +698,10 @@ def _check_size(path: Path, dims: tuple[int, ...]) -> int:
 def _header_dims(path: Path) -> tuple[int, ...]:
     """The dimensions an IDX file's header declares, checked as read_idx checks them; a file that
     cannot be read fails as there."""
-    try:
-        with _open_idx(path) as f:
-            dims = _read_idx_header(f, path)
-            _check_size(path, dims)
-            return dims
-    except PermissionError as exc:
-        raise DataError(f"cannot read {path}: {_reason(exc)}", hint="check the file's permissions") from None
-    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"cannot read {path}: {_reason(exc)}", hint=_FETCH_AGAIN) from None
+    with _read_errors(path), _open_idx(path) as f:
+        dims = _read_idx_header(f, path)
+        _check_size(path, dims)
+        return dims
 
 
 def load_dataset(

@@ -337,6 +337,20 @@ def test_a_file_and_its_gzip_are_one_but_two_sets_are_refused(tmp_path: Path) ->
     )
 
 
+def test_upper_case_file_names_are_read_and_a_file_and_its_gz_stay_one(tmp_path: Path) -> None:
+    """Archives made on Windows hold TRAIN-IMAGES-IDX3-UBYTE.GZ: the folder had "no train images"."""
+    lower = make_idx_folder(tmp_path / "lower", compress=True)
+    upper = make_idx_folder(tmp_path / "upper", compress=True)
+    for path in upper.iterdir():
+        path.rename(path.with_name(path.name.upper()))
+    (upper / "TRAIN-IMAGES-IDX3-UBYTE").write_bytes(
+        gzip.decompress((lower / "train-images-idx3-ubyte.gz").read_bytes())
+    )
+    loaded, expected = load_dataset(str(upper)), load_dataset(str(lower))
+    assert torch.equal(loaded.images, expected.images) and torch.equal(loaded.labels, expected.labels)
+    assert len(load_dataset(str(upper), "test")) == len(load_dataset(str(lower), "test"))
+
+
 def test_an_empty_dataset_name_is_not_the_current_folder() -> None:
     with pytest.raises(UsageError) as caught:
         check_dataset_name("")
