@@ -26,6 +26,7 @@ D_NORMS = ("batch", "spectral")  # batch: the reference's BatchNorm; spectral: M
 PIXEL_RANGE = (-1.0, 1.0)  # generator output and training images are scaled to this range
 MAX_CLASSES = 65536  # IDX labels are bytes; a registry dataset has at most a few thousand classes
 MAX_STEPS = 10**9  # steps a run may take in all (--max-steps); checkpoints are held to it when read
+MAX_EPOCHS = 1_000_000  # passes over the data a run may take in all (--epochs), MAX_STEPS too
 MAX_LAYER_WEIGHTS = 2**28  # weights in one layer: 1 GiB in fp32, and as much again per Adam moment
 
 
@@ -314,7 +315,7 @@ class TrainConfig:
         require_utf8_path(self.dataset, "dataset")
         require_utf8_path(self.data_dir, "data_dir")
         require(self.epochs >= 1, "epochs", f"must be at least 1 (got {self.epochs})")
-        require(self.epochs <= 1_000_000, "epochs", f"must be at most 1000000 (got {self.epochs})")
+        require(self.epochs <= MAX_EPOCHS, "epochs", f"must be at most {MAX_EPOCHS} (got {self.epochs})")
         if self.max_steps is not None:
             require(
                 1 <= self.max_steps <= MAX_STEPS,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core import files
 from acgan_cli.core.config import (
+    MAX_EPOCHS,
     MAX_STEPS,
     MODEL_RECIPE_FIELDS,
     RESUME_FIXED_FIELDS,
@@ -228,11 +229,17 @@ def _nothing_to_train(
     total = config.max_steps or config.epochs * steps_per_epoch
     if step < total:
         return None
+    # What to suggest, short of the limits a config is held to (a hint never names a refused value)
     if config.max_steps:
-        option, value, more, enough = "max_steps", config.max_steps, f"more than {step}", 2 * step
+        option, value, more, enough = (
+            "max_steps",
+            config.max_steps,
+            f"more than {step}",
+            min(2 * step, MAX_STEPS),
+        )
     else:
         option, value, more = "epochs", config.epochs, f"{step // steps_per_epoch + 1} or more"
-        enough = 2 * (step // steps_per_epoch) or 1
+        enough = min(2 * (step // steps_per_epoch) or 1, MAX_EPOCHS, MAX_STEPS // steps_per_epoch)
     asked = f"{option}={value}" if api else f"--{option.replace('_', '-')} {value}"
     if not given:  # `--resume RUN` alone, on a run that finished: no option of the user's is wrong
         run = shlex.quote(str(run_dir_of(checkpoint) or checkpoint))

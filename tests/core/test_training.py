@@ -310,6 +310,24 @@ def test_claim_refuses_a_folder_with_files(tmp_path: Path) -> None:
     assert claim_run_dir(tmp_path / "empty") == tmp_path / "empty"
 
 
+@pytest.mark.parametrize(
+    ("changes", "steps_per_epoch", "suggested"),
+    [({"max_steps": 6 * 10**8}, 1, "--max-steps 1000000000"), ({"epochs": 10_000}, 60_000, "--epochs 16666")],
+)
+def test_the_nothing_to_train_hint_suggests_what_a_run_may_take(
+    changes: dict[str, int], steps_per_epoch: int, suggested: str
+) -> None:
+    """A finished run of 6 * 10**8 steps was told to ask for twice as many: a value train refuses."""
+    from acgan_cli.core.runs import _nothing_to_train
+
+    refusal = _nothing_to_train(
+        Path("run/latest.safetensors"), 6 * 10**8, tiny_config(**changes), steps_per_epoch, given=False
+    )
+    assert refusal is not None and refusal.hint.endswith(
+        f"`acgan train --resume run/latest.safetensors {suggested}`"
+    )
+
+
 def test_resume_config_allows_more_epochs_but_not_a_new_model() -> None:
     saved = tiny_config(epochs=2)
     assert resume_config(saved, {"epochs": 5}).epochs == 5
