@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import io
 import os
 import re
 import signal
@@ -69,6 +70,21 @@ def stderr_console() -> Console:
     """
     return _Console(
         stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False, no_color=no_color() or None
+    )
+
+
+def stdout_console() -> Console:
+    """A console that renders a result for stdout into a buffer (`.file.getvalue()`, for
+    `print_result`): a terminal's width and colours where stdout is one, else plain text."""
+    terminal = sys.stdout is not None and sys.stdout.isatty()
+    return Console(
+        file=io.StringIO(),
+        force_terminal=True if terminal else None,  # None: FORCE_COLOR may still ask for one
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+        emoji=False,
+        no_color=no_color() or None,
     )
 
 

@@ -23,6 +23,7 @@ from acgan_cli.cli.common import (
     require_stdout,
     state,
     stderr_console,
+    stdout_console,
 )
 from acgan_cli.core.data import check_data_dir, check_dataset_name
 from acgan_cli.core.errors import Notice
@@ -159,7 +160,7 @@ def evaluate(
     acgan evaluate RUN --json > scores.json
     acgan evaluate --train-evaluator --dataset fashion-mnist
 
-    The evaluator, a small classifier of the dataset's real images, is trained on first use and cached under $ACGAN_CACHE_DIR (default ~/.cache/acgan). The table goes to stderr; --json prints figures, reference values and timings on stdout.
+    The evaluator, a small classifier of the dataset's real images, is trained on first use and cached under $ACGAN_CACHE_DIR (default ~/.cache/acgan). The table is printed on stdout (progress on stderr); --json prints figures, reference values and timings there instead.
     """
     config = EvaluationConfig(
         n_samples=n_samples,
@@ -196,8 +197,8 @@ def evaluate(
             ),
             stacklevel=2,
         )
-    if json_output:
-        require_stdout("the JSON report")
+    if json_output or checkpoints or not dataset:  # without those, only the evaluator is asked for
+        require_stdout("the JSON report" if json_output else "the scores")
 
     from acgan_cli.cli.render import EvaluationProgress, QuietRenderer, evaluation_notes, evaluation_tables
     from acgan_cli.core.checkpoint import newest_checkpoint
@@ -222,10 +223,12 @@ def evaluate(
 
     if json_output:
         print_result(json.dumps(report.as_dict(), indent=2), "the report")
-    elif report.checkpoints:
-        for table in evaluation_tables(report, console.width if console.is_terminal else None):
-            print_table(console, table)
+    elif report.checkpoints:  # the tables and what they need to be read: the result, for people
+        out = stdout_console()
+        for table in evaluation_tables(report, out.width if out.is_terminal else None):
+            print_table(out, table)
         for line in evaluation_notes(report):
-            console.print(line, markup=False, style="dim")
+            out.print(line, style="dim")
+        print_result(out.file.getvalue().rstrip("\n"), "the scores")
     else:  # only the evaluator was asked for: its path is the result
         print_result(str(report.evaluator.path), "the evaluator's path", f"{report.evaluator.path} is ready")

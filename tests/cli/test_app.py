@@ -319,6 +319,7 @@ def test_an_empty_argument_is_refused_not_read_as_the_current_folder(
 
 RESULTS = {  # each command's result on stdout
     "evaluate --json": ["evaluate", "RUN", "--metrics", "class-accuracy", "--n-samples", "50", "--json"],
+    "evaluate's table": ["evaluate", "RUN", "--metrics", "class-accuracy", "--n-samples", "50"],
     "export --json": ["export", "RUN", "-f", "safetensors", "-o", "g.safetensors", "--json"],
     "export's path": ["export", "RUN", "-f", "safetensors", "-o", "g.safetensors"],
     "sample's path": ["sample", "--ckpt", "RUN", "--digit", "1", "--out", "s.png"],
@@ -339,6 +340,7 @@ def _with_stdout_closed(args: list[str], run: Path, folder: Path) -> subprocess.
     ("name", "what"),
     [
         ("evaluate --json", "the JSON report"),
+        ("evaluate's table", "the scores"),
         ("export --json", "the JSON report"),
         ("train --dry-run", "the plan"),
     ],
@@ -387,6 +389,7 @@ def test_with_stdout_or_stderr_closed_no_file_takes_its_descriptor(
     ("name", "said"),
     [
         ("evaluate --json", "error: cannot write the report to stdout (No space left on device)"),
+        ("evaluate's table", "error: cannot write the scores to stdout (No space left on device)"),
         ("export's path", "error: cannot write the file's path to stdout (No space left on device); g.safetensors is written"),
     ],
 )  # fmt: skip

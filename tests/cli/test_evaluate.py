@@ -31,11 +31,12 @@ def run(trained_run: Path, tmp_path: Path) -> Path:
     return target
 
 
-def test_a_table_on_stderr_with_a_reference_column(run: Path) -> None:
+def test_the_table_with_a_reference_column_is_the_result_on_stdout(run: Path) -> None:
+    """The table went to stderr: `acgan evaluate RUN > scores.txt` kept nothing."""
     result = runner.invoke(app, ["evaluate", str(run), *FEW])
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == ""
-    text = result.stderr
+    assert "│" not in result.stderr and "evaluator:" in result.stderr  # progress, on stderr still
+    text = result.stdout
     assert (
         "00001-mnist-5k" in text
         and "step 12" in text
@@ -48,11 +49,11 @@ def test_a_table_on_stderr_with_a_reference_column(run: Path) -> None:
     assert "evaluator:" in text and "test accuracy" in text
 
 
-def _table_cells(stderr: str) -> list[list[str]]:
-    """The body rows of the table on stderr, each as its cells: label, one per checkpoint, reference."""
+def _table_cells(stdout: str) -> list[list[str]]:
+    """The body rows of the table on stdout, each as its cells: label, one per checkpoint, reference."""
     return [
         [cell.strip() for cell in line.strip("│").split("│")]
-        for line in stderr.splitlines()
+        for line in stdout.splitlines()
         if line.startswith("│")
     ]
 
@@ -81,7 +82,7 @@ def test_the_table_shows_the_figures_and_reference_values_of_the_json(run: Path)
         for figure in METRICS[name].figures:
             classes = document["evaluator"]["class_names"] if figure.per_class else [None]
             expected += [(figure.label, figure.key, c) for c in classes]
-    rows = _table_cells(table.stderr)
+    rows = _table_cells(table.stdout)
     assert len(rows) == len(expected)
     references_seen = set()
     for (label, key, class_name), row in zip(expected, rows, strict=True):
@@ -101,7 +102,7 @@ def test_the_newest_run_by_default_and_one_column_per_checkpoint(run: Path) -> N
     step = run / "checkpoints" / "step-00000012.safetensors"
     result = runner.invoke(app, ["evaluate", *FEW, "--metrics", "fd"])
     assert result.exit_code == 0, result.stderr
-    assert "Fréchet distance" in result.stderr and "KID" not in result.stderr
+    assert "Fréchet distance" in result.stdout and "KID" not in result.stdout
     result = runner.invoke(
         app, ["evaluate", str(run), str(step), *FEW, "--metrics", "fd,class-accuracy", "--json"]
     )
@@ -119,7 +120,7 @@ def test_columns_of_the_same_run_and_step_are_told_apart_by_file(run: Path) -> N
         app, ["evaluate", str(run), str(step), *FEW, "--metrics", "fd"], env={"COLUMNS": "160"}
     )
     assert result.exit_code == 0, result.stderr
-    header = " ".join(line for line in result.stderr.splitlines() if line.startswith("┃"))
+    header = " ".join(line for line in result.stdout.splitlines() if line.startswith("┃"))
     assert "latest.safetensors" in header and "step-00000012.safetensors" in header
 
 
@@ -141,7 +142,7 @@ def test_json_on_stdout_holds_every_metric_and_what_it_took(run: Path) -> None:
     assert checkpoint["step"] == 12 and checkpoint["n_samples"] == 300 and checkpoint["seed"] == 7
     assert checkpoint["evaluator_accuracy"] == document["evaluator"]["test_accuracy"]
     assert set(checkpoint["timings"]["metrics"]) == set(METRICS) and checkpoint["timings"]["total"] > 0
-    assert "│" not in result.stderr  # no table with --json
+    assert "│" not in result.stdout + result.stderr  # no table with --json
 
 
 def test_a_generator_only_file_reports_null_with_the_reason(run: Path, tmp_path: Path) -> None:
@@ -152,7 +153,7 @@ def test_a_generator_only_file_reports_null_with_the_reason(run: Path, tmp_path:
     assert checkpoint["metrics"] == {"discriminator_accuracy": None}
     assert "generator only" in checkpoint["unavailable"]["d-accuracy"]
     table = runner.invoke(app, ["evaluate", str(path), *FEW, "--metrics", "d-accuracy"])
-    assert table.exit_code == 0 and "no d-accuracy: the file holds a generator only" in plain(table.stderr)
+    assert table.exit_code == 0 and "no d-accuracy: the file holds a generator only" in plain(table.stdout)
 
 
 @pytest.mark.parametrize("n", ["0", "-5", "100001"])
@@ -417,8 +418,8 @@ def test_a_wide_table_in_a_log_is_never_cut(run: Path, tmp_path: Path) -> None:
     runs = [shutil.copytree(run, tmp_path / f"an-experiment-with-a-long-name-{i}") for i in range(5)]
     result = runner.invoke(app, ["evaluate", *map(str, runs), *FEW, "--metrics", "fd,kid"])
     assert result.exit_code == 0, result.stderr
-    assert "…" not in result.stderr
-    header = next(line for line in result.stderr.splitlines() if line.startswith("┃") and "-name-0" in line)
+    assert "…" not in result.stdout
+    header = next(line for line in result.stdout.splitlines() if line.startswith("┃") and "-name-0" in line)
     assert all(f"an-experiment-with-a-long-name-{i}" in header for i in range(5))
     assert len(header) > 80
 
@@ -436,7 +437,7 @@ def test_a_narrow_terminal_gets_tables_that_fit_not_cut_numbers_and_wrapped_labe
         env={"COLUMNS": "60", "FORCE_COLOR": "1", "NO_COLOR": "1"},  # a terminal, as rich sees it
     )
     assert result.exit_code == 0, result.stderr
-    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stderr)  # bold headers, still
+    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)  # bold headers, still
     drawn = [line for line in text.splitlines() if line[:1] in "┏┃┡│└"]
     assert "…" not in text
     assert max(map(len, drawn)) <= 60
