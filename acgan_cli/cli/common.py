@@ -138,12 +138,6 @@ def option_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def either(choices: Iterable[str]) -> str:
-    """'a, b or c': choices as a sentence names them."""
-    *others, last = choices
-    return f"{', '.join(others)} or {last}" if others else last
-
-
 def require_stdout(what: str) -> None:
     """Refuse, before any work, a command whose whole result (`what`: JSON, bytes) goes to a closed
     stdout (>&-): it would end with status 0 and the result lost. A path printed after the file it

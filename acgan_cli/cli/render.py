@@ -22,6 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from acgan_cli.core.config import CUDA_GRAPH_WARMUP_STEPS
 from acgan_cli.core.data import dataset_title
 from acgan_cli.core.evaluation.events import (
     CheckpointEvaluated,
@@ -64,7 +65,7 @@ def speed_options_note(event: RunStarted) -> str:
     """What the start line says of --compile (its first steps are slow) and --cuda-graph."""
     notes = [
         (event.config.get("compile"), "compiled: the first steps compile"),
-        (event.cuda_graph, "one CUDA graph a step after 3 eager ones"),
+        (event.cuda_graph, f"one CUDA graph a step after {CUDA_GRAPH_WARMUP_STEPS} eager ones"),
     ]
     return "".join(f", {note}" for on, note in notes if on)
 

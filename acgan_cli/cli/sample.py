@@ -21,7 +21,6 @@ from acgan_cli.cli.common import (
     checkpoint_from_environment,
     complete_device,
     complete_from,
-    either,
     from_environment,
     handle_errors,
     interactive,
@@ -30,7 +29,7 @@ from acgan_cli.cli.common import (
     state,
     stderr_console,
 )
-from acgan_cli.core.config import check_device, check_seed, one_of
+from acgan_cli.core.config import check_device, check_seed, either, one_of
 from acgan_cli.core.errors import AcganError, Notice
 from acgan_cli.core.files import extension
 from acgan_cli.core.sampling import FORMATS

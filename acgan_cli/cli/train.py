@@ -41,7 +41,14 @@ from acgan_cli.cli.common import (
     stderr_console,
     to_devnull,
 )
-from acgan_cli.core.config import ADVERSARIAL_LOSSES, D_NORMS, RECIPES, TrainConfig, check_seed
+from acgan_cli.core.config import (
+    ADVERSARIAL_LOSSES,
+    CUDA_GRAPH_WARMUP_STEPS,
+    D_NORMS,
+    RECIPES,
+    TrainConfig,
+    check_seed,
+)
 from acgan_cli.core.data import (
     DATASETS,
     canonical_dataset,
@@ -57,10 +64,6 @@ if TYPE_CHECKING:
 
 DATA, TRAINING, RECIPE, MODEL, OUTPUT, DEVICE = "Data", "Training", "Recipe", "Model", "Output", "Device"
 LIVE_MIN_COLUMNS_WITH_EVALUATION = 80
-
-
-def _complete_recipe(incomplete: str) -> list[str]:
-    return [name for name in RECIPES if name.startswith(incomplete)]
 
 
 class _StopRequests:
@@ -222,7 +225,7 @@ def train(
             "each image against its class, G's BatchNorms are class-conditional and its class loss "
             "weighs 2; measured better) or reference (the reference script's "
             "losses, its defects fixed). The options below override its parts.",
-            autocompletion=_complete_recipe,
+            autocompletion=complete_from(RECIPES),
             rich_help_panel=RECIPE,
         ),
     ] = TrainConfig.recipe,
@@ -318,7 +321,7 @@ def train(
         bool | None,
         typer.Option(
             "--cuda-graph/--no-cuda-graph",
-            help="CUDA: capture the whole training step as one CUDA graph after 3 eager steps and "
+            help=f"CUDA: capture the whole training step as one CUDA graph after {CUDA_GRAPH_WARMUP_STEPS} eager steps and "
             "replay it (one launch a step instead of hundreds). bf16 or fp32; combines with --compile. "
             "\\[default: on where it runs: CUDA, bf16 or fp32]",
             show_default=False,

@@ -49,6 +49,7 @@ from acgan_cli.core.config import (
     checked,
     checked_path,
     default_runs_dir,
+    either,
     from_dict,
     to_json,
     unprintable_name,
@@ -782,7 +783,7 @@ def refuse_unread_dtypes(path: Path, header: dict[str, Any]) -> None:
         if isinstance(dtype, str) and dtype not in DTYPES:  # no dtype at all: safetensors refuses that
             raise CheckpointError(
                 f"{path} holds {name[:100]} as {str(dtype)[:20]}, a dtype acgan does not read "
-                f"(it reads {_either(list(DTYPES))})",
+                f"(it reads {either(DTYPES)})",
                 hint=EDITED_HINT,
             )
 
@@ -885,7 +886,7 @@ def _refuse_mismatch(
     wrong.sort(key=lambda name: given[name][1] in expected[name][1])
     detail = ""
     if wrong and given[wrong[0]][1] not in expected[wrong[0]][1]:
-        detail = f" ({given[wrong[0]][1][:20]}; acgan reads {_either(expected[wrong[0]][1])} there)"
+        detail = f" ({given[wrong[0]][1][:20]}; acgan reads {either(expected[wrong[0]][1])} there)"
     problems = [
         f"{label} {_first_and_more(names, limit, detail if names is wrong else '')}"
         for label, names in (("missing", missing), ("unexpected", extra), ("wrong shape or dtype for", wrong))
@@ -895,11 +896,6 @@ def _refuse_mismatch(
         raise CheckpointError(
             f"{path} does not match the model its config describes: {'; '.join(problems)}", hint=EDITED_HINT
         )
-
-
-def _either(names: Sequence[str]) -> str:
-    """`names` as a sentence lists them: "F32, F16 or BF16"."""
-    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
 
 
 def _first_and_more(names: Sequence[str], limit: int | None = None, detail: str = "") -> str:

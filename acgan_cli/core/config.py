@@ -26,6 +26,7 @@ D_NORMS = ("batch", "spectral")  # batch: the reference's BatchNorm; spectral: M
 PIXEL_RANGE = (-1.0, 1.0)  # generator output and training images are scaled to this range
 MAX_CLASSES = 65536  # IDX labels are bytes; a registry dataset has at most a few thousand classes
 MAX_STEPS = 10**9  # steps a run may take in all (--max-steps); checkpoints are held to it when read
+CUDA_GRAPH_WARMUP_STEPS = 3  # eager steps before --cuda-graph captures one (core.graphs; said by the CLI)
 MAX_EPOCHS = 1_000_000  # passes over the data a run may take in all (--epochs), MAX_STEPS too
 MAX_LAYER_WEIGHTS = 2**28  # weights in one layer: 1 GiB in fp32, and as much again per Adam moment
 
@@ -132,6 +133,12 @@ def closest(value: str, choices: Iterable[str]) -> str | None:
     near = difflib.get_close_matches(key, choices, n=1, cutoff=0.75)
     found = same or (begun if len(begun) == 1 else near)
     return found[0] if found else None
+
+
+def either(choices: Iterable[str]) -> str:
+    """'a, b or c': choices as a sentence names them."""
+    *others, last = choices
+    return f"{', '.join(others)} or {last}" if others else last
 
 
 def one_of(value: str, choices: Iterable[str]) -> str:

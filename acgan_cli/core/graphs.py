@@ -29,9 +29,10 @@ from collections.abc import Callable
 
 import torch
 
+from acgan_cli.core.config import CUDA_GRAPH_WARMUP_STEPS
 from acgan_cli.core.errors import DeviceError, first_line
 
-WARMUP_STEPS = 3
+WARMUP_STEPS = CUDA_GRAPH_WARMUP_STEPS
 
 
 class StepGraph:

@@ -165,7 +165,7 @@ class _CancelledBias(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        return grad, torch.zeros(ctx.bias_shape, dtype=ctx.bias_dtype) if ctx.needs_input_grad[1] else None
+        return grad, grad.new_zeros(ctx.bias_shape, dtype=ctx.bias_dtype) if ctx.needs_input_grad[1] else None
 
 
 def _cpu_and_not_exported(x: torch.Tensor) -> bool:
