@@ -39,8 +39,8 @@ from acgan_cli.core.checkpoint import (
     read_info,
     refuse_to_overwrite_checkpoint,
 )
-from acgan_cli.core.config import PIXEL_RANGE, checked, one_of, require, to_json
-from acgan_cli.core.errors import ExportError, Notice, UsageError
+from acgan_cli.core.config import PIXEL_RANGE, checked, either, one_of, require, to_json
+from acgan_cli.core.errors import ExportError, Notice, UsageError, first_line
 from acgan_cli.core.files import (
     destination,
     extension,
@@ -240,6 +240,7 @@ def newest_onnx_opset() -> int:
     )
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: a refused opset is the expected outcome here
+    refusal = "onnx knows none of them"
     for opset in range(onnx.defs.onnx_opset_version(), MIN_ONNX_OPSET - 1, -1):
         imports = [helper.make_opsetid("", opset)]
         model = helper.make_model(
@@ -249,11 +250,13 @@ def newest_onnx_opset() -> int:
             onnxruntime.InferenceSession(
                 model.SerializeToString(), options, providers=["CPUExecutionProvider"]
             )
-        except Exception:  # onnxruntime's errors derive from Exception directly
+        except Exception as exc:  # onnxruntime's errors derive from Exception directly
+            refusal = f"at opset {opset}: {first_line(exc, 200)}"  # a broken install says so here
             continue
         return opset
     raise ExportError(
-        f"the installed onnxruntime {onnxruntime.__version__} runs no ONNX opset from {MIN_ONNX_OPSET} up",
+        f"the installed onnxruntime {onnxruntime.__version__} runs no ONNX opset from {MIN_ONNX_OPSET} up "
+        f"({refusal})",
         hint="upgrade onnxruntime: pip install -U onnxruntime",
     )
 
@@ -459,7 +462,7 @@ def format_from_name(out: str | Path | None) -> str:
     if named is None:
         detail = (
             f"{out} ends in {suffix}, which is no export format's extension "
-            f"({', '.join(EXTENSIONS[:-1])} or {EXTENSIONS[-1]}); rename it, or give --format to keep this name"
+            f"({either(EXTENSIONS)}); rename it, or give --format to keep this name"
         )
         raise UsageError(detail, option="out", detail=detail)
     return named

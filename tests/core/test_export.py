@@ -491,3 +491,25 @@ def test_where_a_runtime_does_not_raise_a_bad_labels_images_are_nan() -> None:
     images = guarded(z, torch.tensor([-1, 3, 10, 9]))
     assert torch.isnan(images[[0, 2]]).all()
     assert torch.equal(images[[1, 3]], Lenient()(z[[1, 3]], torch.tensor([3, 9])))  # good ones: untouched
+
+
+def test_an_onnxruntime_that_runs_no_opset_says_what_it_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every refusal was swallowed: a broken onnxruntime read as an old one, with no word of why.
+    (This onnxruntime runs every opset this onnx knows, so a broken one stands in, with its error type.)"""
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise Fail("[ONNXRuntimeError] : 1 : FAIL : Load model failed\nsecond line")
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", broken)
+    ex.newest_onnx_opset.cache_clear()  # cached: asked once a process
+    try:
+        with pytest.raises(ex.ExportError) as caught:
+            ex.newest_onnx_opset()
+    finally:
+        ex.newest_onnx_opset.cache_clear()
+    assert caught.value.message == (
+        f"the installed onnxruntime {onnxruntime.__version__} runs no ONNX opset from {ex.MIN_ONNX_OPSET} up "
+        f"(at opset {ex.MIN_ONNX_OPSET}: [ONNXRuntimeError] : 1 : FAIL : Load model failed)"
+    )
+    assert caught.value.hint == "upgrade onnxruntime: pip install -U onnxruntime"
