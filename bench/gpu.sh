@@ -14,7 +14,7 @@
 # To compare with an earlier commit, carry its tree too (bench/.shared is git-ignored):
 #   mkdir -p bench/.shared/baseline && git archive COMMIT acgan_cli | tar -x -C bench/.shared/baseline
 #
-# In order of what matters most if time runs out: the CUDA-graph tests (tests/core/test_cuda_graph.py,
+# In order of what matters most if time runs out: the GPU tests (pytest -m gpu: CUDA graphs and more,
 # skipped on machines without CUDA), an fp16 run resumed halfway against the same run
 # uninterrupted (bench/fp16_resume.py: the loss scalers must match), the reference, the steady
 # step against a carried baseline checkout (if any), 600-step throughput of eager bf16, captured
@@ -94,11 +94,11 @@ PY
 $T "$(limit 60)" $ACGAN train --dataset mnist-5k --device "$DEVICE" --dry-run >/dev/null \
   && echo "acgan train --dry-run: ok" || echo "acgan train --dry-run FAILED: the CLI stages below will fail too"
 
-if [ "$DEVICE" != cpu ] && fits 30 "the CUDA-graph tests"; then
-  echo "== CUDA-graph tests"
+if [ "$DEVICE" != cpu ] && fits 30 "the GPU tests"; then
+  echo "== GPU tests (pytest -m gpu: CUDA graphs, checkpoints from the device)"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
   # The whole pytest output goes to $OUT/graph-tests.log (a failed capture names its op there).
-  $T "$(limit 180)" $PY -m pytest -q -p no:cacheprovider tests/core/test_cuda_graph.py 2>&1 \
+  $T "$(limit 180)" $PY -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 \
     | tee "${OUT:-$WORK}/graph-tests.log" | tail -15
 fi
 

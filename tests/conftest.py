@@ -87,6 +87,15 @@ def fifo_reader(path: Path) -> Iterator[bytearray]:
 needs_dev_full = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked `gpu` skip without CUDA; on a GPU machine `pytest -m gpu` runs them all (bench/gpu.sh)."""
+    if item.get_closest_marker("gpu") is not None:
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA GPU")
+
+
 def run_into_full_stdout(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run `acgan ARGS` with stdout on /dev/full, where every write fails (No space left on device)."""
     with open("/dev/full", "w") as full:

@@ -352,7 +352,7 @@ def _mixed_tensors(device: str) -> dict[str, torch.Tensor]:
     "device",
     [
         "cpu",
-        pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")),
+        pytest.param("cuda", marks=pytest.mark.gpu),
     ],
 )
 def test_to_host_gives_each_tensor_on_the_cpu_row_major_in_its_own_memory(device: str) -> None:

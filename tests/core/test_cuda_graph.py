@@ -53,7 +53,7 @@ class OperationLog(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_cuda = pytest.mark.gpu
 
 
 @pytest.mark.parametrize(
