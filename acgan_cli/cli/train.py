@@ -1,4 +1,4 @@
-"""`acgan train`: options → TrainConfig → core.training.train → rendered events."""
+"""`acgan train`: options → runs.plan_run → training.Trainer.run → rendered events and exit codes."""
 
 from __future__ import annotations
 
@@ -543,15 +543,13 @@ def _run(trainer: Trainer, console: Console) -> None:
                     f"resume with: acgan train --resume {shlex.quote(str(trainer.run_dir))}",
                 )
                 raise typer.Exit(exit_code(signum))
-            trainer.discard()  # a new run folder without a checkpoint of its own cannot be resumed
-            raise _nothing_saved(
+            raise _nothing_saved(  # Trainer.run emptied a new folder that had nothing to resume
                 signum,
                 last,
                 "before the first checkpoint",
                 "a single Ctrl-C stops after the step and saves a checkpoint to resume from",
             )
         if result.interrupted and result.checkpoint == trainer.resumed_from:  # stopped before its first step
-            trainer.discard()
             raise _nothing_saved(
                 stop.signum,
                 trainer.resumed_from,
