@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import gzip
+import hashlib
 import os
 import re
+import struct
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -139,6 +144,47 @@ def small_dataset():
     full = load_dataset("mnist-5k")  # sorted by class, 500 each: take every 31st image
     take = slice(0, 160 * 31, 31)
     return Dataset(full.name, full.images[take].clone(), full.labels[take].clone(), full.class_names)
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # not on the test's stderr
+        pass
+
+
+@pytest.fixture
+def mnist_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A local MNIST mirror, where torchvision's own download code fetches from: its four .gz files
+    hold 500 shipped digits (250 for t10k) and its checksums are theirs. Yields those training digits."""
+    from torchvision import datasets
+
+    from acgan_cli.core.data import Dataset, load_dataset
+
+    full = load_dataset("mnist-5k")
+    train, test = (  # every class in each (the shipped digits are sorted by class)
+        Dataset(full.name, full.images[i::n], full.labels[i::n], full.class_names)
+        for i, n in ((0, 10), (1, 20))
+    )
+    folder, resources = tmp_path / "mirror", []
+    folder.mkdir()
+    for split, data in (("train", train), ("t10k", test)):
+        for kind, array in (("images-idx3", data.images[:, 0].numpy()), ("labels-idx1", data.labels.numpy())):
+            header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+                f">{array.ndim}I", *array.shape
+            )
+            packed = gzip.compress(header + array.astype("uint8").tobytes())
+            (folder / f"{split}-{kind}-ubyte.gz").write_bytes(packed)
+            resources.append((f"{split}-{kind}-ubyte.gz", hashlib.md5(packed).hexdigest()))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(datasets.MNIST, "mirrors", [f"http://127.0.0.1:{server.server_port}/"])
+    monkeypatch.setattr(datasets.MNIST, "resources", resources)
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        yield train
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -17,11 +17,12 @@ import contextlib
 import gzip
 import hashlib
 import importlib.resources
+import io
 import math
 import re
 import shlex
 import struct
-import sys
+import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from acgan_cli.core.config import (
     did_you_mean,
     unprintable_name,
 )
-from acgan_cli.core.errors import ConfigError, DataError, UsageError, first_line
+from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError, first_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -159,9 +160,14 @@ def _download(
         if holds_idx
         else "point --data-dir at a folder that holds it"
     )
+    if download and not (data_dir / class_name / "processed").is_dir():  # torchvision reads that instead
+        warnings.warn(
+            Notice(f"downloading {title} into {raw} (once: later runs read it there)"), stacklevel=2
+        )
     try:
-        # torchvision reports download progress on stdout, which belongs to results.
-        with contextlib.redirect_stdout(sys.stderr):
+        # torchvision prints its progress: on stdout, which holds results, and as percentages run
+        # together in a log, past --quiet. The Notice above says what is happening instead.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             getattr(datasets, class_name)(str(data_dir), train=True, download=download)
     except (RuntimeError, OSError, ValueError, AssertionError) as exc:
         for folder in made:

@@ -278,6 +278,21 @@ def test_cuda_without_cuda_is_a_usage_error() -> None:
     assert "loading" not in result.stderr  # refused before the data is loaded, or said to be
 
 
+def test_a_download_says_one_note_and_nothing_under_quiet(mnist_mirror, tmp_path: Path) -> None:
+    """The default dataset downloads on first use: torchvision's percentages ran together on stderr,
+    under -q too. A `note:` line says it now (none under -q); stdout holds the run folder alone."""
+    args = ["train", "--dataset", "mnist", "--max-steps", "1", "--device", "cpu", *TINY_ARGS]
+    quiet = runner.invoke(app, ["-q", *args, "--data-dir", str(tmp_path / "a"), "--out", "quiet"])
+    assert quiet.exit_code == 0, quiet.stderr
+    assert (quiet.stdout, quiet.stderr) == ("quiet\n", "")
+    said = runner.invoke(app, [*args, "--data-dir", str(tmp_path / "b"), "--out", "said"])
+    assert said.exit_code == 0, said.stderr
+    assert said.stdout == "said\n"
+    assert [line for line in said.stderr.splitlines() if "%" in line or "download" in line.lower()] == [
+        f"note: downloading MNIST into {tmp_path / 'b' / 'MNIST' / 'raw'} (once: later runs read it there)"
+    ]
+
+
 def test_missing_dataset_offline_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")  # a real download attempt that cannot connect

@@ -4,6 +4,7 @@ import os
 import struct
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from acgan_cli.core.data import (
     to_model_range,
     training_images,
 )
-from acgan_cli.core.errors import DataError, UsageError
+from acgan_cli.core.errors import DataError, Notice, UsageError
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
@@ -211,6 +212,28 @@ def make_torchvision_cache(data_dir: Path, name: str = "MNIST", n: int = 30) -> 
         write_idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (count, 28, 28)))
         write_idx(raw / f"{split}-labels-idx1-ubyte", np.arange(count) % 10)
     return raw
+
+
+def test_a_download_is_announced_once_and_prints_nothing_of_its_own(
+    mnist_mirror, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """torchvision's progress went to stderr past --quiet, as percentages run together in a log
+    ("4.1%8.1%12.2%…"); a Notice now says what is happening, and nothing else is printed."""
+    with pytest.warns(Notice) as notices:
+        data = load_dataset("mnist", data_dir=tmp_path / "data")
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    assert [str(n.message) for n in notices] == [
+        f"downloading MNIST into {raw} (once: later runs read it there)"
+    ]
+    assert capfd.readouterr() == ("", "")
+    assert torch.equal(data.images, mnist_mirror.images) and torch.equal(data.labels, mnist_mirror.labels)
+    assert (
+        data.class_names == tuple("0123456789")
+        and len(load_dataset("mnist", "test", tmp_path / "data")) == 250
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # read from its files: no second download, no Notice
+        assert torch.equal(load_dataset("mnist", data_dir=tmp_path / "data").labels, data.labels)
 
 
 def test_a_downloaded_dataset_is_read_from_its_files_without_the_network(tmp_path: Path) -> None:
