@@ -313,7 +313,8 @@ def train(
             "--compile/--no-compile",
             help="Run G and D through torch.compile (on CUDA as CUDA graphs). The first run of a model "
             "compiles for about a minute; later ones reuse torch's compile cache (seconds). Pays off on "
-            "long runs. cpu or cuda; the CPU needs a C++ compiler.",
+            "long runs. cpu or cuda; the CPU needs a C++ compiler, and its compiled sums vary in order "
+            "between runs on several threads (same seed, slightly other weights; OMP_NUM_THREADS=1 fixes it).",
             rich_help_panel=DEVICE,
         ),
     ] = TrainConfig.compile,
