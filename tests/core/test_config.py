@@ -175,3 +175,22 @@ def test_an_empty_home_counts_as_unset_for_the_cache_folders(
     assert default().is_relative_to(account / ".cache" / "acgan")
     monkeypatch.setenv("HOME", "/somewhere/else")
     assert default().is_relative_to(Path("/somewhere/else/.cache/acgan"))  # a HOME that is set is used
+
+
+def test_a_config_field_of_a_type_with_no_check_is_a_bug_not_a_field_let_through() -> None:
+    """check_types matched annotations by their text: `Optional[int]` (not `int | None`) skipped
+    every check, and `TrainConfig(field="5")` then failed inside torch."""
+    import dataclasses
+    from typing import Optional
+
+    from acgan_cli.core.config import check_types
+
+    @dataclasses.dataclass(frozen=True)
+    class Spelled:
+        count: Optional[int] = None  # noqa: UP045 - the spelling under test (ruff flags it in the package)
+
+        def __post_init__(self) -> None:
+            check_types(self)
+
+    with pytest.raises(TypeError, match=r"^Spelled.count: no type check for typing.Optional\[int\]$"):
+        Spelled()

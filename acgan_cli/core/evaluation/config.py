@@ -71,7 +71,7 @@ class EvaluationConfig:
     evaluator_seed: int = 0  # seeds a newly trained evaluator; part of the cache key
 
     def __post_init__(self) -> None:
-        check_types(self)
+        check_types(self, checked_elsewhere=("metrics",))
         object.__setattr__(self, "metrics", _metric_names(self.metrics))
         require(
             1 <= self.n_samples <= MAX_SAMPLES,
