@@ -1,6 +1,6 @@
 """The ACGAN generator and discriminator (Odena et al. 2017), as in the reference script.
 
-Three of the reference's defects are fixed here (see ../shared/reference/NOTES.md):
+Three of the reference's defects are fixed here (README, "What differs from the reference script"):
 both discriminator heads return logits (the reference put a Softmax before
 CrossEntropyLoss and a Sigmoid before BCELoss), and BatchNorm gets the momentum the
 Keras original meant (its 0.8 was passed as eps in PyTorch). Keras' momentum 0.8 keeps
