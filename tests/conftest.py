@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -128,6 +129,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
     for name in ("ACGAN_CKPT", "ACGAN_DEVICE", "NO_COLOR"):
         monkeypatch.delenv(name, raising=False)
+    # urlopen keeps the opener it first builds, with the proxies of that moment: a test's own
+    # (a dead proxy for "no network", none for a local mirror) must not carry over to the next.
+    monkeypatch.setattr(urllib.request, "_opener", None)
     from acgan_cli.cli.common import state
 
     # `acgan -q …` in one test's CliRunner leaves the flags set until the next invocation: a test that
