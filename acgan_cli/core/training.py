@@ -883,6 +883,28 @@ class Trainer:
             self._unlock()  # the run folder is free for the next process (a resume)
             self._released = True  # not ours to empty any more
 
+    def _prepare_run_folder(self) -> None:
+        """Its subfolders made, what a killed process left half-written removed, and a new folder's
+        config.json written (a resume in its own folder writes it with its first checkpoint)."""
+        for folder in (self.checkpoint_dir, self.samples_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+            files.remove_orphaned_temporaries(folder)  # left by a process killed mid-write
+        for name in (
+            "config.json",
+            "metrics.jsonl",
+        ):  # rewritten whole too (a resume's), in the run's own folder
+            files.remove_orphaned_temporaries(self.run_dir, of=name)
+        if self.new_run_dir:
+            self._write_config()
+
+    def _install_global_rng_states(self) -> None:
+        """torch's global random streams (D's dropout draws from them) set to this run's."""
+        torch.set_rng_state(self.global_rng_states["torch"])  # checked by _restore when resumed
+        if "cuda" in self.global_rng_states:
+            torch.cuda.set_rng_state(self.global_rng_states["cuda"], self.device)
+        if "mps" in self.global_rng_states:
+            torch.mps.set_rng_state(self.global_rng_states["mps"])
+
     def _run(
         self, on_event: Callable[[Event | EvaluationEvent], None], should_stop: Callable[[], bool]
     ) -> TrainResult:
@@ -907,22 +929,9 @@ class Trainer:
             except BaseException:
                 self.discard()  # still empty: no run to leave behind
                 raise
-        for folder in (self.checkpoint_dir, self.samples_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-            files.remove_orphaned_temporaries(folder)  # left by a process killed mid-write
-        for name in (
-            "config.json",
-            "metrics.jsonl",
-        ):  # rewritten whole too (a resume's), in the run's own folder
-            files.remove_orphaned_temporaries(self.run_dir, of=name)
-        if self.new_run_dir:  # a resume in its own folder writes it with its first checkpoint
-            self._write_config()
+        self._prepare_run_folder()
         time_before = self._drop_metrics_after_checkpoint() if self.resumed_from else 0.0
-        torch.set_rng_state(self.global_rng_states["torch"])  # checked by _restore when resumed
-        if "cuda" in self.global_rng_states:
-            torch.cuda.set_rng_state(self.global_rng_states["cuda"], self.device)
-        if "mps" in self.global_rng_states:
-            torch.mps.set_rng_state(self.global_rng_states["mps"])
+        self._install_global_rng_states()
         started = time.perf_counter()
         on_event(
             RunStarted(
