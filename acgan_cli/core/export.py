@@ -587,7 +587,8 @@ def _check_format(fmt: str, options: ExportOptions) -> ExportFormat:
     for option in (name for name in given if name not in spec.options):
         owners = ", ".join(f.name for f in FORMATS.values() if option in f.options)
         detail = f"applies to --format {owners} only (not {fmt})"
-        raise UsageError(f"--{option} {detail}", option=option, detail=detail)
+        hint = f"drop --{option}, or export with --format {owners}"
+        raise UsageError(f"--{option} {detail}", hint=hint, option=option, detail=detail)
     missing = _missing_modules(spec.requires)
     if missing:
         raise ExportError(

@@ -238,6 +238,10 @@ def test_impossible_requests_exit_2_and_write_nothing(
     assert result.exit_code == 2, result.stderr
     assert result.stdout == ""
     assert message in plain(result.stderr)
+    if "applies to --format" in message:  # the generic "--help lists the options" said nothing of the way out
+        option = message.split()[3].rstrip(":")
+        owner = message.split("--format ")[1].split()[0]
+        assert f"hint: drop {option}, or export with --format {owner}" in plain(result.stderr)
     assert sorted(tmp_path.rglob("*")) == before
 
 
