@@ -130,9 +130,9 @@ def export(
         ),
     ] = False,
 ) -> None:
-    """Export the generator for use without acgan, proven to compute the same images.
+    """Export the generator (onnx, torchscript, pt2: no acgan needed; safetensors: for acgan), proven to compute the same images.
 
-    In: z float32 (N, latent_dim), labels int64 (N). Out: images float32 (N, C, H, W) in [-1, 1].
+    In: z float32 (N, latent_dim) from a standard normal, labels int64 (N, the same N). Out: images float32 (N, C, H, W) in [-1, 1].
 
     The EMA generator is used when the checkpoint has one. The file is compared with PyTorch at two batch sizes.
 
