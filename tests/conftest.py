@@ -150,6 +150,12 @@ def small_dataset():
     return Dataset(full.name, full.images[take].clone(), full.labels[take].clone(), full.class_names)
 
 
+def idx_bytes(array) -> bytes:
+    """An IDX file's bytes for `array`, as unsigned bytes, as MNIST ships them."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype("uint8").tobytes()
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # not on the test's stderr
         pass
@@ -172,10 +178,7 @@ def mnist_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     folder.mkdir()
     for split, data in (("train", train), ("t10k", test)):
         for kind, array in (("images-idx3", data.images[:, 0].numpy()), ("labels-idx1", data.labels.numpy())):
-            header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
-                f">{array.ndim}I", *array.shape
-            )
-            packed = gzip.compress(header + array.astype("uint8").tobytes())
+            packed = gzip.compress(idx_bytes(array))
             (folder / f"{split}-{kind}-ubyte.gz").write_bytes(packed)
             resources.append((f"{split}-{kind}-ubyte.gz", hashlib.md5(packed).hexdigest()))
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))

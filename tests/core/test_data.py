@@ -22,12 +22,12 @@ from acgan_cli.core.data import (
     training_images,
 )
 from acgan_cli.core.errors import DataError, Notice, UsageError
+from tests.conftest import idx_bytes
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
     """An IDX file of unsigned bytes, as MNIST ships them."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + array.astype(np.uint8).tobytes()
+    data = idx_bytes(array)
     if compress:
         path = path.with_name(path.name + ".gz")
         path.write_bytes(gzip.compress(data))
