@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from acgan_cli.core.errors import DeviceError
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     import torch
 
 
@@ -124,6 +126,17 @@ def autocast(
     return torch.autocast(
         device_type, dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=cache_enabled
     )
+
+
+def private_rng(device: torch.device) -> AbstractContextManager[None]:
+    """A context in which torch's global random streams (the CPU's, and `device`'s where it has its
+    own) may be seeded and drawn from: the caller's states are given back on the way out."""
+    import torch
+
+    # torch 2.5 takes no device_type=None, so a device type is named only for an accelerator.
+    if device.type in ("cuda", "mps"):
+        return torch.random.fork_rng(devices=[device.index or 0], device_type=device.type)
+    return torch.random.fork_rng(devices=[])
 
 
 def compile_mode(device: torch.device, whole_step_graph: bool = False) -> str:

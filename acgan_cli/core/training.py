@@ -8,7 +8,8 @@ NaN is caught before it can be saved).
 
 Determinism: the seed fixes the weights, the data order (one permutation per epoch,
 derived from the seed and the epoch number), the noise (a torch.Generator whose state is
-checkpointed) and dropout (torch's global RNG, also checkpointed). Resuming a checkpoint
+checkpointed) and dropout (torch's global RNG, also checkpointed, and installed only while the
+run runs: a caller's own stream is given back as it was). Resuming a checkpoint
 at step N therefore continues exactly as the uninterrupted run would have. With --compile the
 step runs through torch.compile, whose fused kernels round differently and draw dropout
 differently: such a run is not bit-identical to the same run without it. On CUDA, in bf16 or
@@ -64,6 +65,7 @@ from acgan_cli.core.data import (
 from acgan_cli.core.devices import (
     autocast,
     autocast_dtype,
+    private_rng,
     release_freed_memory,
     reuse_freed_memory,
 )
@@ -281,7 +283,8 @@ class Trainer:
         self.recipe = config.settings()
         self.model_config: ModelConfig = config.model_config(self.data.n_classes, self.data.channels)
 
-        self._build_networks(plan.compile_mode)
+        with private_rng(self.device):  # the weights' seed is this run's, not the caller's
+            self._build_networks(plan.compile_mode)
         self.step = 0
         if resume_info is not None:
             self._restore(resume_info, resume_tensors)
@@ -858,6 +861,7 @@ class Trainer:
         A new run folder left with nothing to resume (a failure, or a stop before the first step)
         is emptied before the folder is unlocked: after, another run may already be writing there.
         A Trainer runs once: its folder is unlocked after, and its random streams are spent.
+        torch's global random streams are the caller's again on return, as before the Trainer.
         """
         if self._released:  # a second run() replayed the first one's dropout, in an unlocked folder
             raise UsageError(
@@ -869,7 +873,8 @@ class Trainer:
         for name, function in (("on_event", on_event), ("should_stop", should_stop)):
             check_function(function, name)  # before anything is spent: the trainer can run again
         try:
-            result = self._run(on_event, should_stop)
+            with private_rng(self.device):  # dropout draws this run's stream; the caller keeps theirs
+                result = self._run(on_event, should_stop)
         except DivergedError:  # its metrics show how it diverged: the folder stays, checkpoint or not
             raise
         except BaseException:

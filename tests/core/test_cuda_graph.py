@@ -216,6 +216,21 @@ def test_graphed_run_trains_every_step_and_resumes(tmp_path: Path, small_dataset
 
 
 @needs_cuda
+def test_a_captured_run_gives_the_caller_back_their_cuda_stream(tmp_path: Path, small_dataset) -> None:
+    # D's dropout draws from CUDA's global stream inside the captured step; after the run, the
+    # caller's stream (and the CPU's) are where they were.
+    torch.manual_seed(99)
+    expected = torch.rand(4, device="cuda"), torch.rand(4)
+    torch.manual_seed(99)
+    trainer = Trainer(tiny_config(max_steps=WARMUP_STEPS + 3, device="cuda", precision="bf16"),
+                      run_dir=tmp_path / "run", dataset=small_dataset)  # fmt: skip
+    trainer.run()
+    assert trainer.step_graph is not None and trainer.step_graph.graph is not None
+    assert torch.equal(torch.rand(4, device="cuda"), expected[0])
+    assert torch.equal(torch.rand(4), expected[1])
+
+
+@needs_cuda
 def test_a_cuda_run_captures_its_step_by_default_and_fp16_runs_eagerly(tmp_path: Path, small_dataset) -> None:
     for precision, graphed in (("bf16", True), ("fp16", False)):
         config = tiny_config(max_steps=WARMUP_STEPS + 2, device="cuda", precision=precision)

@@ -49,6 +49,23 @@ def test_same_seed_same_weights(tmp_path: Path, small_dataset) -> None:
     assert not _same(_weights(runs[0].generator), _weights(runs[2].generator))
 
 
+def test_a_run_gives_the_caller_back_their_random_stream(tmp_path: Path, small_dataset) -> None:
+    # The run seeds torch's global stream for its weights and draws D's dropout from it; a script
+    # that seeded its own gets the numbers it would have got without the run between. Its own
+    # draws between Trainer() and run() leave the run's numbers alone.
+    torch.manual_seed(1234)
+    expected = torch.rand(8)
+    torch.manual_seed(1234)
+    undisturbed = Trainer(tiny_config(max_steps=3), run_dir=tmp_path / "a", dataset=small_dataset)
+    assert torch.equal(torch.rand(4), expected[:4])
+    disturbed = Trainer(tiny_config(max_steps=3), run_dir=tmp_path / "b", dataset=small_dataset)
+    undisturbed.run()
+    assert torch.equal(torch.rand(4), expected[4:])
+    torch.rand(100)  # the caller draws between making a Trainer and running it
+    disturbed.run()
+    assert _same(_weights(undisturbed.discriminator), _weights(disturbed.discriminator))
+
+
 def test_resume_continues_at_the_exact_step(tmp_path: Path, small_dataset) -> None:
     # 10 steps per epoch: the resumed half starts mid-epoch and crosses into the next one.
     straight = Trainer(tiny_config(max_steps=14), run_dir=tmp_path / "straight", dataset=small_dataset)

@@ -39,7 +39,7 @@ from acgan_cli.core.data import (
     run_name,
     same_dataset,
 )
-from acgan_cli.core.devices import has_fast_bf16
+from acgan_cli.core.devices import has_fast_bf16, private_rng
 from acgan_cli.core.errors import AcganError, CheckpointError, first_line
 from acgan_cli.core.evaluation.config import default_cache_dir
 from acgan_cli.core.evaluation.events import (
@@ -323,11 +323,8 @@ def train_evaluator(
     epochs, steps_per_epoch = training_plan(len(data))
     total_steps = epochs * steps_per_epoch
     precision = training_precision(device)
-    # Seed a private RNG stream: the caller's (e.g. a training loop's dropout) stays untouched. Its
-    # device's too (torch 2.5 takes no device_type=None, so one is named only for a device).
-    accelerated = device.type in ("cuda", "mps")
-    forked = {"devices": [device.index or 0], "device_type": device.type} if accelerated else {"devices": []}
-    with torch.random.fork_rng(**forked):
+    # Seeded privately: the caller's streams (e.g. a training loop's dropout) stay untouched.
+    with private_rng(device):
         torch.manual_seed(seed)
         net = EvaluatorNet(train.n_classes, train.channels).to(device, memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
