@@ -14,25 +14,34 @@ import contextlib
 import errno
 import glob
 import hashlib
+import itertools
 import os
 import re
 import stat
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-# A temporary file's name: `.NAME.PID.tmp`, or `.NAME.PID.tmp.EXT` for an export (torch.export
-# wants its archive to end in .pt2; TorchScript's extension is .torchscript.pt).
-_TEMPORARY = re.compile(r"\..+\.(\d+)\.tmp(?:\.[A-Za-z0-9]+){0,2}")
+# A temporary file's name: `.NAME.PID-N.tmp`, or `.NAME.PID-N.tmp.EXT` for an export (torch.export
+# wants its archive to end in .pt2; TorchScript's extension is .torchscript.pt). N counts this
+# process's writes, so that two threads writing one file never share a temporary (earlier
+# versions' `.NAME.PID.tmp` is still recognised as an orphan).
+_TEMPORARY = re.compile(r"\..+\.(\d+)(?:-\d+)?\.tmp(?:\.[A-Za-z0-9]+){0,2}")
+_writes = itertools.count(1)
 
 
 NAME_MAX = 255  # bytes in one file name, on Linux and macOS file systems
-_TEMPORARY_ROOM = len(".") + len(".4294967295.tmp") + len(".torchscript.pt")  # all but the name's own
+_TEMPORARY_ROOM = len(".") + len(".4294967295-9999999999.tmp") + len(".torchscript.pt")  # all but the name
 
 
 def temporary_path(path: Path, suffix: str = "") -> Path:
-    """A hidden sibling of `path` to write first and rename onto it (same folder, same file system);
-    `suffix` (".pt2") ends its name, for writers that read the extension."""
-    return path.with_name(f".{_temporary_stem(path.name)}.{os.getpid()}.tmp{suffix}")
+    """A hidden sibling of `path`, new for each call, to write first and rename onto it (same folder,
+    same file system); `suffix` (".pt2") ends its name, for writers that read the extension."""
+    return path.with_name(f".{_temporary_stem(path.name)}.{os.getpid()}-{next(_writes)}.tmp{suffix}")
+
+
+def own_temporaries(folder: Path) -> list[Path]:
+    """The temporary files in `folder` that this process made and has not yet renamed or removed."""
+    return list(folder.glob(f".*.{os.getpid()}-*.tmp*"))
 
 
 def _temporary_stem(name: str) -> str:

@@ -445,7 +445,7 @@ class Trainer:
             *self.samples_dir.glob("step-*.png"),
         ]
         for folder in folders:  # and what a write that a second Ctrl-C cut short left
-            written += folder.glob(f".*.{os.getpid()}.tmp*")
+            written += files.own_temporaries(folder)
         for path in written:
             with contextlib.suppress(OSError):  # a cleanup never hides the error that called it
                 path.unlink(missing_ok=True)

@@ -1,5 +1,6 @@
 import dataclasses
 import errno
+import itertools
 import json
 import os
 import pickle
@@ -8,6 +9,7 @@ import stat
 import struct
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -107,9 +109,12 @@ def test_write_atomic_follows_symlinks_and_keeps_permissions(tmp_path: Path) -> 
     assert sorted(p.name for p in real.parent.iterdir()) == ["real.png"]
 
 
-def test_a_failing_cleanup_never_hides_why_write_atomic_failed(tmp_path: Path) -> None:
+def test_a_failing_cleanup_never_hides_why_write_atomic_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A folder where the temporary goes: writing it fails, and so does removing it (even for root,
     # who may unlink in a read-only folder but never unlink a folder).
+    monkeypatch.setattr(files, "_writes", itertools.repeat(7))  # the next write's temporary, known
     target = tmp_path / "file.bin"
     files.temporary_path(target).mkdir()
     with pytest.raises(IsADirectoryError) as caught:
@@ -307,15 +312,30 @@ def test_loading_a_generator_stays_cheap(trained_run: Path) -> None:
 def test_orphaned_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
     dead_pid = int(finished.stdout)  # that process has exited
-    orphan = tmp_path / f".latest.safetensors.{dead_pid}.tmp"
-    export = tmp_path / f".latest.pt2.{dead_pid}.tmp.pt2"  # a killed export's (it keeps the extension)
-    torchscript = tmp_path / f".g.torchscript.pt.{dead_pid}.tmp.torchscript.pt"  # an extension of two parts
-    live = tmp_path / f".step-00000002.safetensors.{os.getpid()}.tmp"  # this process: a write in progress
+    orphan = tmp_path / f".latest.safetensors.{dead_pid}-3.tmp"
+    export = tmp_path / f".latest.pt2.{dead_pid}-1.tmp.pt2"  # a killed export's (it keeps the extension)
+    torchscript = tmp_path / f".g.torchscript.pt.{dead_pid}.tmp.torchscript.pt"  # an earlier version's name
+    live = tmp_path / f".step-00000002.safetensors.{os.getpid()}-12.tmp"  # this process: a write in progress
     kept = [live, tmp_path / "latest.safetensors", tmp_path / ".notes.tmp", tmp_path / ".notes.tmp.txt~"]
     for path in [orphan, export, torchscript, *kept]:
         path.write_bytes(b"x")
     assert sorted(files.remove_orphaned_temporaries(tmp_path)) == sorted([orphan, export, torchscript])
     assert sorted(tmp_path.iterdir()) == sorted(kept)
+
+
+def test_each_write_has_a_temporary_of_its_own(tmp_path: Path) -> None:
+    # Two threads of one process writing one file each stage their own bytes: one shared
+    # temporary would rename one thread's half-written file onto the name, or fail the other's.
+    target = tmp_path / "latest.safetensors"
+    names = {files.temporary_path(target) for _ in range(3)}
+    assert len(names) == 3 and all(name.parent == tmp_path for name in names)
+    assert files.own_temporaries(tmp_path) == []
+    contents = [bytes([n]) * 1_000_000 for n in range(8)]
+    with ThreadPoolExecutor(max_workers=len(contents)) as pool:
+        for done in [pool.submit(files.write_atomic, target, data) for data in contents]:
+            done.result()  # each write went through
+    assert target.read_bytes() in contents  # one write's bytes, whole
+    assert sorted(tmp_path.iterdir()) == [target]
 
 
 def test_a_name_as_long_as_a_file_system_takes_is_written(tmp_path: Path) -> None:
