@@ -52,6 +52,10 @@ class _OneLineUsageErrors(TyperGroup):
                 "an unset shell variable? give a value, or leave the option out",
             )
             sys.exit(2)
+        options = words[: words.index("--")] if "--" in words else words
+        if sys.stdout is None and (not words or {"-h", "--help"} & set(options)):
+            # >&-: click drops the help text when stdout is closed, and ends with status 0
+            _refuse_closed_stdout("the help")
         on_null = _stdout_is_null()
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
@@ -188,13 +192,19 @@ app = typer.Typer(
 )
 
 
+def _refuse_closed_stdout(what: str) -> None:
+    """Outside the commands' error boundary: `what` (the help, the version) is the whole result, and
+    with stdout closed (>&-) it would be lost with status 0."""
+    try:
+        require_stdout(what)
+    except AcganError as exc:
+        print_error(exc.message, exc.hint)
+        sys.exit(exc.exit_code)
+
+
 def _version(value: bool) -> None:
     if value:
-        try:  # >&-: the version is the whole result, lost with status 0
-            require_stdout("the version")
-        except AcganError as exc:
-            print_error(exc.message, exc.hint)
-            raise typer.Exit(exc.exit_code) from None
+        _refuse_closed_stdout("the version")
         typer.echo(f"acgan {__version__}")
         raise typer.Exit()
 

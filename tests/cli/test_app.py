@@ -285,12 +285,21 @@ def test_help_or_version_into_a_full_stdout_is_one_error_line(args: list[str]) -
     ]
 
 
-def test_the_version_into_a_closed_stdout_is_refused_not_lost() -> None:
-    """`acgan --version >&-` ended with status 0 and printed nothing: a result lost, which README's
-    contract refuses for every result that is all on stdout."""
-    command = shlex.join([sys.executable, "-m", "acgan_cli", "--version"]) + " >&-"
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["--version"], "the version"),
+        (["--help"], "the help"),
+        (["export", "-h"], "the help"),
+        ([], "the help"),  # acgan alone prints its help
+    ],
+)
+def test_the_version_or_help_into_a_closed_stdout_is_refused_not_lost(args: list[str], what: str) -> None:
+    """`acgan --version >&-` (and `--help`) ended with status 0 and printed nothing: a result lost,
+    which README's contract refuses for every result that is all on stdout."""
+    command = shlex.join([sys.executable, "-m", "acgan_cli", *args]) + " >&-"
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=False)
-    assert (done.returncode, done.stderr.splitlines()) == (1, closed_stdout("the version"))
+    assert (done.returncode, done.stderr.splitlines()) == (1, closed_stdout(what))
 
 
 @pytest.mark.parametrize(
