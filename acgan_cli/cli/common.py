@@ -73,12 +73,21 @@ def stderr_console() -> Console:
     )
 
 
+class _Rendering(io.StringIO):
+    """A buffer for text bound for stdout, with stdout's encoding: rich draws its boxes in ASCII
+    where stdout cannot take the Unicode ones."""
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(sys.stdout, "encoding", None) or "utf-8"
+
+
 def stdout_console() -> Console:
     """A console that renders a result for stdout into a buffer (`.file.getvalue()`, for
     `print_result`): a terminal's width and colours where stdout is one, else plain text."""
     terminal = sys.stdout is not None and sys.stdout.isatty()
     return Console(
-        file=io.StringIO(),
+        file=_Rendering(),
         force_terminal=True if terminal else None,  # None: FORCE_COLOR may still ask for one
         highlight=False,
         soft_wrap=True,
@@ -113,7 +122,7 @@ def interactive(min_columns: int = LIVE_MIN_COLUMNS) -> bool:
         columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stderr.fileno()).columns)
     except (OSError, ValueError):  # a terminal that does not say its size
         return True
-    return columns == 0 or columns >= min_columns  # 0: unknown (rich then assumes 80)
+    return columns == 0 or columns >= min_columns  # 0 from the terminal: unknown (rich then assumes 80)
 
 
 def complete_dataset(incomplete: str) -> list[tuple[str, str]]:
@@ -209,8 +218,12 @@ def as_argument(path: os.PathLike[str] | str) -> str:
 def print_result(text: str, what: str, done: str | None = None) -> None:
     """`text`, the command's result (a path, JSON), on stdout; one that cannot take it (a full disk,
     `ulimit -f`) is an error naming `what` could not be written and what is `done` all the same."""
-    try:
-        typer.echo(text)  # and flushed: a full /dev/full fails here, not at exit with status 0
+    if sys.stdout is None:  # closed (>&-): a path is left out (whole results were refused before)
+        return
+    try:  # as it is: click's echo rewrote a path an ASCII stdout cannot encode as "??", and took
+        # colours out of a table FORCE_COLOR asked for
+        sys.stdout.write(f"{text}\n")
+        sys.stdout.flush()  # a full /dev/full fails here, not at exit with status 0
     except BrokenPipeError:  # the reader went away: the error boundary ends quietly
         raise
     except OSError as exc:

@@ -1,0 +1,90 @@
+"""stdout and stderr that cannot encode every character (PYTHONIOENCODING=ascii, a Latin-1 locale).
+
+acgan's own text uses a few characters past ASCII (`10⁹`, `2³²`, `…`, `→`, `↑`, `Fréchet`), rich
+draws boxes and bars, and paths are whatever the file system holds, bytes that are not UTF-8
+included. Python's stdout raises UnicodeEncodeError on any of these it cannot encode: the help
+died half-printed, and a finished sample lost its path to "a bug in acgan". Here each such
+character is written as an ASCII stand-in where it is one of ours, and as the file system's own
+bytes otherwise: a path on stdout is then the path a script can open.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import io
+import os
+import sys
+import unicodedata
+
+ERRORS = "acgan.stand-in"
+
+_STAND_INS = {
+    "…": "...",
+    "→": "->",
+    "←": "<-",
+    "↑": "^",
+    "↓": "v",
+    "−": "-",
+    "–": "-",
+    "—": "--",
+    "×": "x",
+    "·": ".",
+    "±": "+-",
+    "≈": "~",
+    "≤": "<=",
+    "≥": ">=",
+    "½": "1/2",
+    "√": "sqrt ",
+    "‖": "||",
+}  # symbols only: a letter (é) may be a file name's, and is written as the file system's bytes
+_SUPERSCRIPTS = dict(zip("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789", strict=True))
+
+
+def _stand_in(error: UnicodeError) -> tuple[bytes, int]:
+    """The codecs error handler: what to write for the characters a stream's encoding lacks."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    written = bytearray()
+    after_superscript = False
+    for char in error.object[error.start : error.end]:
+        if char in _SUPERSCRIPTS:  # 2³² -> 2^32
+            written += ("" if after_superscript else "^").encode() + _SUPERSCRIPTS[char].encode()
+            after_superscript = True
+            continue
+        after_superscript = False
+        written += _one(char)
+    return bytes(written), error.end
+
+
+def _one(char: str) -> bytes:
+    if char in _STAND_INS:
+        return _STAND_INS[char].encode("ascii")
+    if "\u2500" <= char <= "\u257f":  # box drawing: rich's borders, rules and bars
+        words = unicodedata.name(char, "").split()
+        across = not {"HORIZONTAL", "LEFT", "RIGHT"}.isdisjoint(words)
+        down = not {"VERTICAL", "UP", "DOWN"}.isdisjoint(words)
+        return b"+" if across and down else b"-" if across else b"|" if down else b"+"
+    if "\u2580" <= char <= "\u259f":  # block elements
+        return b"#"
+    if "\u2800" <= char <= "\u28ff":  # braille: rich's spinner
+        return b"."
+    try:  # a file name's character (or its byte, where it was not valid UTF-8), as the file system holds it
+        return char.encode(sys.getfilesystemencoding(), "surrogateescape")
+    except UnicodeEncodeError:
+        return b"?"
+
+
+codecs.register_error(ERRORS, _stand_in)
+
+
+def tolerant_streams() -> None:
+    """Point stdout's and stderr's encoding errors at the stand-ins, and take a COLUMNS of 0 as no
+    width given: rich drew in 0 columns, which silenced every line, errors included."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(ValueError, OSError):  # a closed stream (ValueError) stays as it is
+                stream.reconfigure(errors=ERRORS)
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) == 0:  # rich reads COLUMNS as digits only
+        del os.environ["COLUMNS"]
