@@ -275,14 +275,34 @@ def test_a_name_that_is_only_an_extension_picks_that_format(run: Path, tmp_path:
     assert (tmp_path / ".grid").read_bytes().startswith(b"\x89PNG")
 
 
+HELP_HINT = "hint: `acgan sample --help` lists the options"
+GIVE_ONE = "hint: --n counts images: give 1 or more"
+
+
 @pytest.mark.parametrize(
-    "args", [["--n", "0"], ["--n", "-3"], ["--nrow", "0"], ["--format", "gif"], ["--grid", "--digit", "1"]]
+    ("args", "error", "hint"),
+    [
+        (["--n", "0"], "--n: must draw 1..100000 images in all (got 0)", GIVE_ONE),
+        (["--n", "-3"], "--n: must draw 1..100000 images in all (got -3)", GIVE_ONE),
+        (["--nrow", "0"], "--nrow: must be at least 1 (got 0)", HELP_HINT),
+        (["--format", "gif"], "--format: must be one of png, npy, npz (got 'gif')", HELP_HINT),
+        (
+            ["--grid", "--digit", "1"],
+            "--grid: draws every class, so it cannot be combined with --digit or --class",
+            "hint: drop --digit/--class, or drop --grid",
+        ),
+        (["--digit", "3", "--class", "three"], "--class: give --digit or --class, not both", HELP_HINT),
+    ],
 )
-def test_impossible_sample_options_exit_2(run: Path, args: list[str]) -> None:
+def test_impossible_sample_options_exit_2(
+    run: Path, tmp_path: Path, args: list[str], error: str, hint: str
+) -> None:
+    """With the newest run found by default: the one error and hint line, nothing on stdout or disk."""
     result = runner.invoke(app, ["sample", *args])
     assert result.exit_code == 2, result.stderr
     assert result.stdout == ""
-    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [f"error: Invalid value for {error}", hint]
+    assert list(tmp_path.glob("*.*")) == []
 
 
 def test_bad_checkpoints_exit_1_in_one_line(run: Path, tmp_path: Path) -> None:
