@@ -660,9 +660,23 @@ def test_format_names_are_read_as_suffixes_are_and_the_summary_fits_the_output(
     assert np.load(tmp_path / "grid").shape == (20, 16, 16, 1)
     assert "(2 of each class; seed" in result.stderr
     result = runner.invoke(app, ["sample", "--grid", "--n", "2", "--nrow", "5", "--out", "g.png"])
+    assert result.exit_code == 0, result.stderr
     assert "(2 of each class; seed" in result.stderr
     result = runner.invoke(app, ["sample", "--grid", "--n", "2", "--out", "rows.png"])
+    assert result.exit_code == 0, result.stderr
     assert "(2 of each class, one row per class; seed" in result.stderr
+    # The 20 images laid out as asked: 5 a row in 4 rows with --nrow 5, else 2 (one class) a row in
+    # 10 rows; each row and column is an image and the padding after it, plus the padding before.
+    from acgan_cli.core.checkpoint import read_info
+    from acgan_cli.core.sampling import GRID_PADDING
+
+    _, height, width = read_info(run).image_shape
+
+    def sheet(columns: int, rows: int) -> tuple[int, int]:
+        return columns * (width + GRID_PADDING) + GRID_PADDING, rows * (height + GRID_PADDING) + GRID_PADDING
+
+    assert Image.open(tmp_path / "g.png").size == sheet(5, 4)
+    assert Image.open(tmp_path / "rows.png").size == sheet(2, 10)
     result = runner.invoke(
         app, ["-q", "export", str(run), "-f", "SafeTensors", "-o", "g.generator.safetensors"]
     )
