@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import gzip
 import hashlib
@@ -112,6 +113,66 @@ def run_into_full_stdout(args: list[str], timeout: float = 300) -> subprocess.Co
             text=True,
             timeout=timeout,
         )
+
+
+def mount(*args: str) -> subprocess.CompletedProcess[str]:
+    """`mount ARGS`, its failure returned rather than raised (it needs root: CAP_SYS_ADMIN)."""
+    return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
+
+
+def unmount(path: Path) -> None:
+    """Undo a mount on `path`, lazily: a file still open there never keeps it mounted."""
+    subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+def _mounted(path: Path) -> bool:
+    mountinfo = Path("/proc/self/mountinfo")
+    return mountinfo.is_file() and any(
+        line.split()[4] == str(path.resolve()) for line in mountinfo.read_text().splitlines()
+    )
+
+
+@contextlib.contextmanager
+def read_only_folder(folder: Path) -> Iterator[str]:
+    """Make the existing `folder` unwritable for this process, for real, and yield the reason a
+    write there fails with: "Read-only file system" (EROFS) or "Permission denied" (EACCES).
+
+    Root writes through any mode bits, so `folder` is bind-mounted onto itself and remounted
+    read-only, as tests/reliability/test_disk.py does; where mounting is refused (not root, or no
+    CAP_SYS_ADMIN), a non-root user gets mode 0o555 instead. A probe write proves it either way;
+    the test skips, saying so, only where neither works. The mount and mode are undone on the way out.
+    """
+    mode = folder.stat().st_mode & 0o7777
+    bound = mount("--bind", str(folder), str(folder))
+    try:
+        if bound.returncode == 0:
+            remounted = mount("-o", "remount,bind,ro", str(folder))
+            if remounted.returncode != 0:
+                pytest.skip(f"cannot remount {folder} read-only here: {remounted.stderr.strip()}")
+            refusal = errno.EROFS
+        elif hasattr(os, "geteuid") and os.geteuid() != 0:
+            folder.chmod(0o555)
+            refusal = errno.EACCES
+        else:
+            pytest.skip(
+                f"cannot bind-mount here ({(bound.stderr.strip() or 'mount failed').splitlines()[0]}) "
+                "and root writes into a mode 555 folder"
+            )
+        try:
+            (folder / ".probe").touch()
+        except OSError as exc:
+            assert exc.errno == refusal, exc
+        else:
+            (folder / ".probe").unlink()
+            pytest.skip(
+                f"{folder} is still writable ({'read-only mount' if refusal == errno.EROFS else 'mode 555'})"
+            )
+        yield os.strerror(refusal)
+    finally:
+        if bound.returncode == 0:
+            unmount(folder)
+            assert not _mounted(folder), f"{folder} is still mounted"
+        folder.chmod(mode)
 
 
 def plain(text: str) -> str:

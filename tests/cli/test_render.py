@@ -32,7 +32,10 @@ def test_live_renderer_draws_bars_and_a_row_per_epoch(tmp_path: Path, small_data
     assert "14/14" in text  # the step bar finished
     assert "2/2" in text  # the epoch bar: 10 steps, then 4 of the second epoch
     last_table = text[text.rindex("D loss") :]
-    assert "1 " in last_table and "2 …" in last_table  # epoch 1 done, epoch 2 still running
+    # One row per epoch, each from its line's start: epoch 1 done, epoch 2 (marked …) still running.
+    number, share = r"-?\d+\.\d{3}", r"\d+%"
+    row = rf"^ *(\d+)( …)? +{number} +{number} +{share} +{share} +{share} +[\d,]+ *$"
+    assert re.findall(row, last_table, re.MULTILINE) == [("1", ""), ("2", " …")]
 
 
 def test_plain_renderer_prints_a_line_per_log_window(tmp_path: Path, small_dataset) -> None:

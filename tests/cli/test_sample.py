@@ -275,14 +275,34 @@ def test_a_name_that_is_only_an_extension_picks_that_format(run: Path, tmp_path:
     assert (tmp_path / ".grid").read_bytes().startswith(b"\x89PNG")
 
 
+HELP_HINT = "hint: `acgan sample --help` lists the options"
+GIVE_ONE = "hint: --n counts images: give 1 or more"
+
+
 @pytest.mark.parametrize(
-    "args", [["--n", "0"], ["--n", "-3"], ["--nrow", "0"], ["--format", "gif"], ["--grid", "--digit", "1"]]
+    ("args", "error", "hint"),
+    [
+        (["--n", "0"], "--n: must draw 1..100000 images in all (got 0)", GIVE_ONE),
+        (["--n", "-3"], "--n: must draw 1..100000 images in all (got -3)", GIVE_ONE),
+        (["--nrow", "0"], "--nrow: must be at least 1 (got 0)", HELP_HINT),
+        (["--format", "gif"], "--format: must be one of png, npy, npz (got 'gif')", HELP_HINT),
+        (
+            ["--grid", "--digit", "1"],
+            "--grid: draws every class, so it cannot be combined with --digit or --class",
+            "hint: drop --digit/--class, or drop --grid",
+        ),
+        (["--digit", "3", "--class", "three"], "--class: give --digit or --class, not both", HELP_HINT),
+    ],
 )
-def test_impossible_sample_options_exit_2(run: Path, args: list[str]) -> None:
+def test_impossible_sample_options_exit_2(
+    run: Path, tmp_path: Path, args: list[str], error: str, hint: str
+) -> None:
+    """With the newest run found by default: the one error and hint line, nothing on stdout or disk."""
     result = runner.invoke(app, ["sample", *args])
     assert result.exit_code == 2, result.stderr
     assert result.stdout == ""
-    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [f"error: Invalid value for {error}", hint]
+    assert list(tmp_path.glob("*.*")) == []
 
 
 def test_bad_checkpoints_exit_1_in_one_line(run: Path, tmp_path: Path) -> None:
@@ -640,9 +660,23 @@ def test_format_names_are_read_as_suffixes_are_and_the_summary_fits_the_output(
     assert np.load(tmp_path / "grid").shape == (20, 16, 16, 1)
     assert "(2 of each class; seed" in result.stderr
     result = runner.invoke(app, ["sample", "--grid", "--n", "2", "--nrow", "5", "--out", "g.png"])
+    assert result.exit_code == 0, result.stderr
     assert "(2 of each class; seed" in result.stderr
     result = runner.invoke(app, ["sample", "--grid", "--n", "2", "--out", "rows.png"])
+    assert result.exit_code == 0, result.stderr
     assert "(2 of each class, one row per class; seed" in result.stderr
+    # The 20 images laid out as asked: 5 a row in 4 rows with --nrow 5, else 2 (one class) a row in
+    # 10 rows; each row and column is an image and the padding after it, plus the padding before.
+    from acgan_cli.core.checkpoint import read_info
+    from acgan_cli.core.sampling import GRID_PADDING
+
+    _, height, width = read_info(run).image_shape
+
+    def sheet(columns: int, rows: int) -> tuple[int, int]:
+        return columns * (width + GRID_PADDING) + GRID_PADDING, rows * (height + GRID_PADDING) + GRID_PADDING
+
+    assert Image.open(tmp_path / "g.png").size == sheet(5, 4)
+    assert Image.open(tmp_path / "rows.png").size == sheet(2, 10)
     result = runner.invoke(
         app, ["-q", "export", str(run), "-f", "SafeTensors", "-o", "g.generator.safetensors"]
     )

@@ -56,9 +56,9 @@ def test_round_trip_through_json() -> None:
 def test_from_dict_refuses_unknown_fields_and_wrong_types() -> None:
     with pytest.raises(ConfigError, match="unknown fields colour"):
         from_dict(TrainConfig, {"colour": "red"})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"^epochs must be a whole number \(got 'ten'\)$"):
         from_dict(TrainConfig, {"epochs": "ten"})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"^TrainConfig must be a JSON object, not list$"):
         from_dict(TrainConfig, ["not", "a", "dict"])
 
 

@@ -8,7 +8,6 @@ and the RLIMIT test still runs.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from acgan_cli.core import checkpoint as ckpt
-from tests.conftest import TINY_ARGS
+from tests.conftest import TINY_ARGS, mount, unmount
 from tests.reliability.conftest import ForkServer, error_lines, last_logged_step
 
 RUN_ARGS = [
@@ -26,26 +25,18 @@ RUN_ARGS = [
 CHECKPOINT_BYTES = 210_000  # a tiny model's training checkpoint is about 204 kB
 
 
-def _mount(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
-
-
-def _unmount(path: Path) -> None:
-    subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs: room for config, metrics and about four checkpoints."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = _mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk))
+    mounted = mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk))
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
     try:
         yield disk
     finally:
-        _unmount(disk)
+        unmount(disk)
 
 
 def _assert_one_clear_error(stderr: str, *fragments: str) -> None:
@@ -117,7 +108,7 @@ def test_checkpoints_folder_turning_read_only_mid_run(forkserver: ForkServer, tm
     first = forkserver.spawn([*RUN_ARGS, "--max-steps", "1", "--out", "run"], tmp_path, name="first")
     assert first.wait() == 0, first.stderr
     run, checkpoints = tmp_path / "run", tmp_path / "run" / "checkpoints"
-    bound = _mount("--bind", str(checkpoints), str(checkpoints))
+    bound = mount("--bind", str(checkpoints), str(checkpoints))
     if bound.returncode != 0:
         pytest.skip(f"cannot bind-mount here (needs root): {bound.stderr.strip()}")
     try:
@@ -125,7 +116,7 @@ def test_checkpoints_folder_turning_read_only_mid_run(forkserver: ForkServer, tm
         child.wait_until(lambda: last_logged_step(run) >= 3, "third step")
         # The kernel refuses (EBUSY) while a file in the folder is open for writing: retry between writes.
         for _ in range(1000):
-            if _mount("-o", "remount,bind,ro", str(checkpoints)).returncode == 0:
+            if mount("-o", "remount,bind,ro", str(checkpoints)).returncode == 0:
                 break
             time.sleep(0.001)
         else:
@@ -136,7 +127,7 @@ def test_checkpoints_folder_turning_read_only_mid_run(forkserver: ForkServer, tm
         assert last_logged_step(run) - info.step <= 1  # --ckpt-every 1: at most the step being saved is lost
         assert f"step-{info.step:08d}.safetensors is intact" in child.stderr
     finally:
-        _unmount(checkpoints)
+        unmount(checkpoints)
 
 
 def test_a_full_disk_under_metrics_jsonl_names_the_file(forkserver: ForkServer, tmp_path: Path) -> None:

@@ -137,6 +137,7 @@ def test_a_batch_larger_than_memory_is_one_line_not_a_crash(forkserver: ForkServ
         (["--seed", "-1"], "--seed", "must be in 0..4294967295"),
         (["--seed", HUGE], "--seed", "must be in 0..4294967295"),
         (["--seed", str(2**32)], "--seed", "must be in 0..4294967295"),
+        (["--digit", "3", "--class", "three"], "--class", "give --digit or --class, not both"),
         (["--nrow", "0"], "--nrow", "must be at least 1"),
         (["--nrow", "-1"], "--nrow", "must be at least 1"),
         (["--format", "gif"], "--format", "must be one of png, npy, npz (got 'gif')"),

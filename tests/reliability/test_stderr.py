@@ -56,5 +56,12 @@ def test_an_error_keeps_its_exit_code_and_stdout_stays_clean(
         [sys.executable, "-m", "acgan_cli", *verbose, "sample", "--ckpt", str(tmp_path / "missing")],
         cwd=tmp_path, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert alone.returncode != 0 and "error:" in alone.stderr
+    # The error itself, not a crash: exit 1 and these two lines last (after the traceback with -v).
+    assert alone.returncode == 1
+    lines = alone.stderr.splitlines()
+    assert lines[-2:] == [
+        f"error: {tmp_path / 'missing'} does not exist",
+        "hint: give a .safetensors file written by `acgan train`, or a run folder",
+    ]
+    assert lines[0] == ("Traceback (most recent call last):" if verbose else lines[-2])
     assert (done.returncode, done.stdout) == (alone.returncode, "")
