@@ -384,6 +384,27 @@ def test_a_corrupt_cached_evaluator_is_retrained(tiny_folder: Path, tmp_path: Pa
         assert not orphan.exists()  # swept up when the cache was written again
 
 
+def test_a_cached_evaluator_of_another_seed_or_data_is_not_taken_for_its_key(
+    tiny_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A readable evaluator file at a cache path whose key (data hash, seed) its metadata does not
+    share is retrained, not reused: its figures would be another evaluator's."""
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    first = load_evaluator(str(tiny_folder))  # seed 0
+    other = write_idx_folder(tmp_path / "other-digits", 400, 200, offset=10)
+    for folder, seed in ((tiny_folder, 1), (other, 0)):
+        key = cache_path(str(folder), data_hash(*evaluator_splits(str(folder))), seed)
+        assert key != first.info.path
+        shutil.copy(first.info.path, key)  # a good file, of seed 0 and tiny_folder's data
+        events: list = []
+        again = load_evaluator(str(folder), seed=seed, on_event=events.append)
+        reasons = [e.reason for e in events if isinstance(e, EvaluatorTrainingStarted)]
+        assert again.trained and reasons == ["unreadable: its metadata does not match its cache key"]
+        assert again.info.path == key
+        _, info = read_evaluator(key)  # replaced by its own
+        assert (info.seed, info.data_hash) == (seed, data_hash(*evaluator_splits(str(folder))))
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
