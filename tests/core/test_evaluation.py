@@ -629,6 +629,39 @@ def test_numbered_classes_match_the_same_data_named_and_other_names_are_refused(
     assert caught.value.message.endswith("knows zero, one, two, three, four, five, six, seven, eight, nine")
 
 
+@pytest.mark.parametrize(
+    ("classes", "channels", "drawn"),
+    [(5, 1, "5 classes of 1-channel images"), (10, 3, "10 classes of 3-channel images")],
+    ids=["classes", "channels"],
+)
+def test_a_moved_folders_checkpoint_scored_with_other_data_is_refused_by_classes_and_channels(
+    classes: int, channels: int, drawn: str, tiny_folder: Path, tmp_path: Path
+) -> None:
+    """A run on a folder that is gone may be scored with --dataset FOLDER where the data is now;
+    a folder of another class count or channel count there is not its data, though no name says so."""
+    digits = load_dataset("mnist-5k")
+    rows = (digits.labels < classes).nonzero().flatten()[torch.randperm(classes * 500)[:300]]
+    images, labels = digits.images[rows, 0].numpy(), digits.labels[rows].numpy()
+    if channels == 3:
+        images = images[..., None].repeat(3, axis=-1)  # N x H x W x C
+    gone = tmp_path / "gone-digits"
+    gone.mkdir()
+    _write_split(gone, "train", images[:200], labels[:200])
+    _write_split(gone, "t10k", images[200:], labels[200:])
+    run = tmp_path / "run"
+    train(tiny_config(dataset=str(gone), max_steps=2), run_dir=run)
+    assert ckpt.read_info(run).image_shape[0] == channels and len(ckpt.read_info(run).class_names) == classes
+    shutil.rmtree(gone)
+    config = EvaluationConfig(
+        dataset=str(tiny_folder), device="cpu", n_samples=200, metrics=("class-accuracy",)
+    )
+    with pytest.raises(EvaluatorError) as caught:
+        evaluate([run], config)
+    assert caught.value.message.startswith(f"{ckpt.read_info(run).path} draws {drawn} but the evaluator ")
+    assert caught.value.message.endswith(" knows 10 classes of 1")
+    assert caught.value.hint == "the checkpoint and the evaluator come from different data"
+
+
 @pytest.mark.skipif(
     not FASHION.is_dir(), reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
 )
