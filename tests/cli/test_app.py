@@ -480,3 +480,33 @@ def test_a_deleted_current_folder_is_named(args: list[str], tmp_path: Path) -> N
         "error: the current folder no longer exists (it was deleted after this shell entered it)",
         "hint: cd to a folder that exists, then run the command again",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "raised"),
+    [
+        # A usage error of one option (the UsageError branch, re-raised as click's BadParameter).
+        (["train", "--dry-run", "--batch-size", "0"], 2, "acgan_cli.core.errors.ConfigError: "),
+        # An AcganError: no such checkpoint.
+        (["sample", "--ckpt", "missing.safetensors"], 1, "acgan_cli.core.errors.CheckpointError: "),
+        # An OSError the machine raised: a name longer than a file system takes.
+        (["evaluate", "a" * 300 + ".safetensors"], 1, "OSError: [Errno 36] File name too long: "),
+    ],
+    ids=["usage", "acgan", "os"],
+)
+def test_verbose_adds_the_traceback_before_the_same_error_lines(
+    args: list[str], code: int, raised: str
+) -> None:
+    """--verbose promises "tracebacks and extra detail on errors": the traceback of what was raised,
+    then the very lines the command prints without it, which hold no traceback."""
+    quiet, verbose = runner.invoke(app, args), runner.invoke(app, ["-v", *args])
+    assert (quiet.exit_code, verbose.exit_code) == (code, code)
+    assert quiet.stdout == verbose.stdout == ""
+    error, hint = quiet.stderr.splitlines()
+    assert error.startswith("error: ") and hint.startswith("hint: ")
+    assert "Traceback" not in quiet.stderr
+    assert verbose.stderr.endswith(quiet.stderr)
+    traceback = verbose.stderr[: -len(quiet.stderr)].splitlines()
+    assert traceback[0] == "Traceback (most recent call last):"
+    assert traceback[-1].startswith(raised), traceback[-1]
+    assert any(line.lstrip().startswith('File "') and "acgan_cli" in line for line in traceback[1:-1])

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from acgan_cli.cli import app
@@ -333,6 +334,37 @@ def test_train_evaluator_alone_prints_the_cached_file(
             f"without one only prepares its evaluator); name the checkpoints to score: acgan evaluate RUN "
             f"{scoring[0]} …"
         )
+
+
+def test_an_evaluator_seed_trains_and_caches_an_evaluator_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every evaluator in the suite had seed 0: --evaluator-seed reaching neither the training nor
+    the cache key went unseen."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    folder = write_idx_folder(tmp_path / "few-digits", 300, 100)
+    paths, weights = {}, {}
+    for seed in (1, 0):
+        args = ["evaluate", "--train-evaluator", "--dataset", str(folder), "--device", "cpu"]
+        result = runner.invoke(app, [*args, "--evaluator-seed", str(seed)])
+        assert result.exit_code == 0, result.stderr
+        assert "training the evaluator" in result.stderr
+        paths[seed] = Path(result.stdout.strip())
+        assert paths[seed].name.endswith(f"-seed{seed}.safetensors"), paths[seed]
+        with safe_open(paths[seed], "pt") as cached:
+            assert cached.metadata()["seed"] == str(seed)
+        weights[seed] = load_file(paths[seed])
+    assert paths[1] != paths[0] and paths[1].is_file()  # the seed-0 training left seed 1's file be
+    assert weights[1].keys() == weights[0].keys()
+    assert not all(torch.equal(weights[1][name], weights[0][name]) for name in weights[0])
+    # Asked for again, seed 1's evaluator comes from its cache, untouched.
+    before = paths[1].read_bytes()
+    again = runner.invoke(app, ["evaluate", "--dataset", str(folder), "--evaluator-seed", "1"])
+    assert again.exit_code == 0 and again.stdout.strip() == str(paths[1]), again.stderr
+    assert "training the evaluator" not in again.stderr and paths[1].read_bytes() == before
 
 
 def test_no_run_yet_says_how_to_get_one() -> None:

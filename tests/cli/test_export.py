@@ -152,6 +152,24 @@ def test_torchscript_and_pt2_load_without_acgan(run: Path, tmp_path: Path) -> No
         assert np.abs(np.load(tmp_path / f"{fmt}.npy") - expected).max() <= 1e-4, fmt
 
 
+def test_verbose_shows_the_exporters_own_messages_last_and_only_with_it(run: Path, tmp_path: Path) -> None:
+    """The exporters' warnings and log lines are kept off the terminal, and --verbose shows each one
+    the report lists as an `exporter:` line after the comparison."""
+    for verbose in ([], ["-v"]):
+        out = tmp_path / f"generator{len(verbose)}.pt"
+        result = runner.invoke(
+            app, [*verbose, "export", str(run), "-f", "torchscript", "--json", "-o", str(out)]
+        )
+        assert result.exit_code == 0, result.stderr
+        messages = json.loads(result.stdout)["messages"]
+        assert messages  # torch.jit warns that it is deprecated: there is something to show
+        if verbose:
+            assert result.stderr.endswith("".join(f"exporter: {message}\n" for message in messages))
+        else:
+            assert "exporter:" not in result.stderr
+        assert "max abs error vs PyTorch" in result.stderr
+
+
 def test_sample_draws_from_an_exported_generator(run: Path, tmp_path: Path) -> None:
     for args in (["-o", "g.safetensors"], ["-f", "safetensors", "--half", "-o", "half.safetensors"]):
         result = runner.invoke(app, ["export", str(run), *args])

@@ -384,6 +384,27 @@ def test_a_corrupt_cached_evaluator_is_retrained(tiny_folder: Path, tmp_path: Pa
         assert not orphan.exists()  # swept up when the cache was written again
 
 
+def test_a_cached_evaluator_of_another_seed_or_data_is_not_taken_for_its_key(
+    tiny_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A readable evaluator file at a cache path whose key (data hash, seed) its metadata does not
+    share is retrained, not reused: its figures would be another evaluator's."""
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    first = load_evaluator(str(tiny_folder))  # seed 0
+    other = write_idx_folder(tmp_path / "other-digits", 400, 200, offset=10)
+    for folder, seed in ((tiny_folder, 1), (other, 0)):
+        key = cache_path(str(folder), data_hash(*evaluator_splits(str(folder))), seed)
+        assert key != first.info.path
+        shutil.copy(first.info.path, key)  # a good file, of seed 0 and tiny_folder's data
+        events: list = []
+        again = load_evaluator(str(folder), seed=seed, on_event=events.append)
+        reasons = [e.reason for e in events if isinstance(e, EvaluatorTrainingStarted)]
+        assert again.trained and reasons == ["unreadable: its metadata does not match its cache key"]
+        assert again.info.path == key
+        _, info = read_evaluator(key)  # replaced by its own
+        assert (info.seed, info.data_hash) == (seed, data_hash(*evaluator_splits(str(folder))))
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -606,6 +627,39 @@ def test_numbered_classes_match_the_same_data_named_and_other_names_are_refused(
         evaluate([renamed], config)
     assert "draws the classes a, b, c, d, e, f, g, h, i, j but the evaluator" in caught.value.message
     assert caught.value.message.endswith("knows zero, one, two, three, four, five, six, seven, eight, nine")
+
+
+@pytest.mark.parametrize(
+    ("classes", "channels", "drawn"),
+    [(5, 1, "5 classes of 1-channel images"), (10, 3, "10 classes of 3-channel images")],
+    ids=["classes", "channels"],
+)
+def test_a_moved_folders_checkpoint_scored_with_other_data_is_refused_by_classes_and_channels(
+    classes: int, channels: int, drawn: str, tiny_folder: Path, tmp_path: Path
+) -> None:
+    """A run on a folder that is gone may be scored with --dataset FOLDER where the data is now;
+    a folder of another class count or channel count there is not its data, though no name says so."""
+    digits = load_dataset("mnist-5k")
+    rows = (digits.labels < classes).nonzero().flatten()[torch.randperm(classes * 500)[:300]]
+    images, labels = digits.images[rows, 0].numpy(), digits.labels[rows].numpy()
+    if channels == 3:
+        images = images[..., None].repeat(3, axis=-1)  # N x H x W x C
+    gone = tmp_path / "gone-digits"
+    gone.mkdir()
+    _write_split(gone, "train", images[:200], labels[:200])
+    _write_split(gone, "t10k", images[200:], labels[200:])
+    run = tmp_path / "run"
+    train(tiny_config(dataset=str(gone), max_steps=2), run_dir=run)
+    assert ckpt.read_info(run).image_shape[0] == channels and len(ckpt.read_info(run).class_names) == classes
+    shutil.rmtree(gone)
+    config = EvaluationConfig(
+        dataset=str(tiny_folder), device="cpu", n_samples=200, metrics=("class-accuracy",)
+    )
+    with pytest.raises(EvaluatorError) as caught:
+        evaluate([run], config)
+    assert caught.value.message.startswith(f"{ckpt.read_info(run).path} draws {drawn} but the evaluator ")
+    assert caught.value.message.endswith(" knows 10 classes of 1")
+    assert caught.value.hint == "the checkpoint and the evaluator come from different data"
 
 
 @pytest.mark.skipif(

@@ -23,6 +23,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from safetensors import safe_open
 from typer.testing import CliRunner
 
 from acgan_cli.cli import app
@@ -451,12 +452,48 @@ def fuzz_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _load_all_ways(path: Path) -> None:
-    """read_info, load_checkpoint and load_generator: success or CheckpointError, nothing else."""
+    """read_info, load_checkpoint and load_generator: CheckpointError, nothing else, or a success
+    that agrees with the file's own header and a generator that draws images."""
     for load in (ckpt.read_info, ckpt.load_checkpoint, ckpt.load_generator):
         try:
-            load(path)
+            loaded = load(path)
         except CheckpointError as exc:
             assert "\n" not in exc.message and str(path) in exc.message, exc.message
+            continue
+        _check_loaded(path, load, loaded)
+
+
+def _check_loaded(path: Path, load: Callable[[Path], Any], loaded: Any) -> None:
+    """What a loader that accepted `path` returned is what the file says: the step, classes and image
+    shape of its metadata, the tensors of its header, a generator with the file's weights that draws
+    finite images of that shape."""
+    header, _ = _split(path.read_bytes())
+    metadata = header["__metadata__"]
+    info = loaded if load is ckpt.read_info else loaded[1 if load is ckpt.load_generator else 0]
+    class_names = json.loads(metadata["class_names"])
+    assert (info.kind, info.step, info.epoch, info.dataset) == (
+        metadata["kind"],
+        int(metadata["step"]),
+        int(metadata["epoch"]),
+        metadata["dataset"],
+    )
+    assert list(info.class_names) == class_names and info.model.n_classes == len(class_names)
+    assert list(info.image_shape) == json.loads(metadata["image_shape"])
+    if load is ckpt.load_checkpoint:
+        tensors = loaded[1]
+        shapes = {name: entry["shape"] for name, entry in header.items() if name != "__metadata__"}
+        assert {name: list(tensor.shape) for name, tensor in tensors.items()} == shapes
+    if load is ckpt.load_generator:
+        generator = loaded[0]
+        prefix = "generator_ema" if info.has_ema else "generator"
+        with safe_open(path, "pt") as weights:  # read here by safetensors itself, not by acgan
+            for name, value in generator.state_dict().items():
+                assert torch.equal(value, weights.get_tensor(f"{prefix}.{name}").to(value.dtype)), name
+        labels = torch.tensor([0, info.model.n_classes - 1])
+        with torch.no_grad():
+            images = generator(torch.randn(2, info.model.latent_dim), labels)
+        assert images.shape == (2, *info.image_shape)
+        assert torch.isfinite(images).all() and images.abs().max() <= 1
 
 
 FUZZ = settings(
