@@ -183,13 +183,16 @@ elif sys.argv[1] == "while-resolving":  # before the data loads: the options, th
 
     devices.resolve_training = resolve_training
 elif sys.argv[1] == "after-the-run":  # as the finished run prints its folder
-    import typer
 
-    def late_echo(*args, **kwargs):
-        ctrl_c()
-        time.sleep(30)
+    class LateStdout:
+        def __getattr__(self, name):
+            return getattr(sys.__stdout__, name)
 
-    typer.echo = late_echo
+        def write(self, text):
+            ctrl_c()
+            time.sleep(30)
+
+    sys.stdout = LateStdout()
 elif sys.argv[1] == "terminated-in-the-last-step":  # of three
     on(lambda event: isinstance(event, StepDone) and event.step == 3, lambda: os.kill(os.getpid(), signal.SIGTERM))
 elif sys.argv[1] == "a-bug-after-a-sigterm":
