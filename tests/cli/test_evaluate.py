@@ -13,7 +13,7 @@ from acgan_cli.cli.evaluate import _complete_metrics
 from acgan_cli.core.evaluation import METRICS, evaluator_splits
 from acgan_cli.core.evaluation.evaluator import cache_path, data_hash
 from tests.conftest import plain, run_without_torch
-from tests.core.test_evaluation import generator_only_file, write_idx_folder, write_torchvision_mnist
+from tests.helpers import generator_only_file, write_idx_folder, write_torchvision_mnist
 
 runner = CliRunner()
 FEW = ["--n-samples", "300", "--device", "cpu"]

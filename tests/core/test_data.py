@@ -22,29 +22,7 @@ from acgan_cli.core.data import (
     training_images,
 )
 from acgan_cli.core.errors import DataError, Notice, UsageError
-from tests.conftest import idx_bytes
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
-    """An IDX file of unsigned bytes, as MNIST ships them."""
-    data = idx_bytes(array)
-    if compress:
-        path = path.with_name(path.name + ".gz")
-        path.write_bytes(gzip.compress(data))
-    else:
-        path.write_bytes(data)
-    return path
-
-
-def make_idx_folder(
-    folder: Path, n: int = 40, classes: int = 4, compress: bool = False, size: int = 28
-) -> Path:
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, count in (("train", n), ("t10k", n // 2)):
-        write_idx(folder / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (count, size, size)), compress)
-        write_idx(folder / f"{split}-labels-idx1-ubyte", np.arange(count) % classes, compress)
-    return folder
+from tests.helpers import make_idx_folder, write_idx
 
 
 def test_shipped_subset_loads_offline() -> None:

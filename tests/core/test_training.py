@@ -21,6 +21,7 @@ from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStart
 from acgan_cli.core.runs import claim_run_dir, create_run_dir, plan_run, resume_config
 from acgan_cli.core.training import Trainer
 from tests.conftest import tiny_config
+from tests.helpers import make_idx_folder, write_idx_folder
 
 
 def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -989,7 +990,6 @@ def test_an_api_run_records_a_relative_dataset_folder_as_an_absolute_one(
     folder then found no data ("trained on the folder digits, which is not there"). The CLI
     recorded the absolute path; so does the API now, and its data_dir too."""
     from acgan_cli.core.training import train
-    from tests.core.test_data import make_idx_folder
 
     make_idx_folder(tmp_path / "digits", n=64, classes=2, size=16)
     monkeypatch.chdir(tmp_path)
@@ -1112,8 +1112,6 @@ def test_a_resume_sweeps_up_the_run_files_temporaries_a_killed_run_left(
 def test_a_resume_keeps_the_runs_class_names_where_the_data_only_numbers_them_now(tmp_path: Path) -> None:
     """Its folder's classes.txt gone, a resume wrote "0".."9" over the run's names without a word
     (`acgan sample --class a` then failed); a renamed class was shown as "a, b, c, d, …" twice."""
-    from tests.core.test_evaluation import write_idx_folder
-
     folder = write_idx_folder(tmp_path / "letters", 200, 50)
     names = [chr(ord("a") + i) for i in range(10)]
     (folder / "classes.txt").write_text("\n".join(names) + "\n")

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from acgan_cli.cli import app
 from tests.conftest import TINY_ARGS
-from tests.core.test_data import make_idx_folder, write_idx
+from tests.helpers import make_idx_folder, write_idx
 from tests.reliability.conftest import error_lines
 
 runner = CliRunner()
