@@ -211,10 +211,15 @@ def small_dataset():
     return Dataset(full.name, full.images[take].clone(), full.labels[take].clone(), full.class_names)
 
 
+def idx_header(shape: tuple[int, ...]) -> bytes:
+    """An IDX header for unsigned bytes of `shape`: magic number (0, 0, type code 0x08, the number
+    of dimensions), then each size, big-endian. Alone, it lets a test write a header that lies."""
+    return struct.pack(">BBBB", 0, 0, 0x08, len(shape)) + struct.pack(f">{len(shape)}I", *shape)
+
+
 def idx_bytes(array) -> bytes:
     """An IDX file's bytes for `array`, as unsigned bytes, as MNIST ships them."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype("uint8").tobytes()
+    return idx_header(array.shape) + array.astype("uint8").tobytes()
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +54,8 @@ def write_idx_folder(folder: Path, n_train: int, n_test: int, offset: int = 0) -
         "t10k": dealt[offset + n_train : offset + n_train + n_test],
     }
     for split, rows in parts.items():
-        images = digits.images[rows, 0].numpy()
-        labels = digits.labels[rows].numpy().astype("uint8")
-        header = struct.pack(">BBBBIII", 0, 0, 8, 3, *images.shape)
-        (folder / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + images.tobytes()))
-        header = struct.pack(">BBBBI", 0, 0, 8, 1, len(labels))
-        (folder / f"{split}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header + labels.tobytes()))
+        write_idx(folder / f"{split}-images-idx3-ubyte", digits.images[rows, 0].numpy(), compress=True)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", digits.labels[rows].numpy(), compress=True)
     return folder
 
 

@@ -6,10 +6,8 @@ a tiny IDX folder dataset whose evaluator trains in a second or two.
 """
 
 import dataclasses
-import gzip
 import os
 import shutil
-import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +41,7 @@ from acgan_cli.core.evaluation.evaluator import cache_path, data_hash, train_eva
 from acgan_cli.core.sampling import generation_batch
 from acgan_cli.core.training import train
 from tests.conftest import tiny_config
-from tests.helpers import generator_only_file, write_idx_folder
+from tests.helpers import generator_only_file, write_idx, write_idx_folder
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -651,13 +649,8 @@ def test_a_part_of_fashion_mnist_keeps_its_class_names_in_both_splits(tmp_path: 
 
 def _write_split(folder: Path, split: str, images, labels) -> None:
     """`images` (N x H x W, or N x H x W x C, uint8) and `labels` as a split's gzipped IDX files."""
-    dims = images.shape
-    header = struct.pack(f">BBBB{len(dims)}I", 0, 0, 8, len(dims), *dims)
-    (folder / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + images.tobytes()))
-    header = struct.pack(">BBBBI", 0, 0, 8, 1, len(labels))
-    (folder / f"{split}-labels-idx1-ubyte.gz").write_bytes(
-        gzip.compress(header + labels.astype("uint8").tobytes())
-    )
+    write_idx(folder / f"{split}-images-idx3-ubyte", images, compress=True)
+    write_idx(folder / f"{split}-labels-idx1-ubyte", labels, compress=True)
 
 
 def test_splits_that_differ_only_in_what_the_evaluator_evens_out_are_scored(tmp_path: Path) -> None:
