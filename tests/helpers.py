@@ -67,7 +67,17 @@ def write_torchvision_mnist(data_dir: Path, n_train: int, n_test: int) -> Path:
     return data_dir
 
 
-# ----------------------------------------------------------------------------- checkpoints
+# ----------------------------------------------------------------------------- models and checkpoints
+
+
+def weights_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of `module`'s state, to compare with what it holds later."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """Whether two states (as weights_of copies them) hold the same tensors, bit for bit."""
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def generator_only_file(run_dir: Path, target: Path, dataset: str | None = None) -> Path:
