@@ -272,6 +272,13 @@ def evaluator_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
+@pytest.fixture
+def use_evaluator_cache(evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ACGAN_CACHE_DIR at the session's evaluator cache, so that `evaluate` loads the mnist-5k evaluator
+    rather than training it again; a module opts in with `pytestmark = pytest.mark.usefixtures(...)`."""
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(evaluator_cache))
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny run trained for 12 steps on the shipped digits: its run folder."""

@@ -17,19 +17,8 @@ from tests.helpers import generator_only_file, write_idx_folder, write_torchvisi
 
 runner = CliRunner()
 FEW = ["--n-samples", "300", "--device", "cpu"]
-
-
-@pytest.fixture(autouse=True)
-def _cache_dir(evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ACGAN_CACHE_DIR", str(evaluator_cache))
-
-
-@pytest.fixture
-def run(trained_run: Path, tmp_path: Path) -> Path:
-    """The tiny trained run, copied where this test's default runs folder is."""
-    target = tmp_path / "runs" / "00001-mnist-5k"
-    shutil.copytree(trained_run, target)
-    return target
+# Every test sees the session's mnist-5k evaluator, trained once (see conftest.py).
+pytestmark = pytest.mark.usefixtures("use_evaluator_cache")
 
 
 def test_the_table_with_a_reference_column_is_the_result_on_stdout(run: Path) -> None:

@@ -74,12 +74,6 @@ def onnx_export(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return runner.invoke(app, ["export", str(trained_run), "--out", str(out)]), out
 
 
-@pytest.fixture
-def run(trained_run: Path, tmp_path: Path) -> Path:
-    """A copy of the tiny trained run in this test's folder."""
-    return shutil.copytree(trained_run, tmp_path / "runs" / "00001-mnist-5k")
-
-
 def test_onnx_prints_the_path_on_stdout_and_the_comparison_on_stderr(
     onnx_export: tuple[Result, Path],
 ) -> None:

@@ -43,15 +43,13 @@ from acgan_cli.core.training import train
 from tests.conftest import tiny_config
 from tests.helpers import generator_only_file, write_idx, write_idx_folder
 
+# Every test sees the session's mnist-5k evaluator, trained once (see conftest.py).
+pytestmark = pytest.mark.usefixtures("use_evaluator_cache")
+
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 # ----------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(autouse=True)
-def _cache_dir(evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ACGAN_CACHE_DIR", str(evaluator_cache))
 
 
 @pytest.fixture(scope="session")
