@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,13 @@ def generator_only_file(run_dir: Path, target: Path, dataset: str | None = None)
         )
     files.write_atomic(target, ckpt.generator_checkpoint_bytes(generator, info))
     return target
+
+
+def unreadable_checkpoints(good: bytes) -> dict[str, bytes]:
+    """Checkpoint files that are no safetensors file at all, by name, made from a `good` one's bytes:
+    the loader's tests (core/test_checkpoint.py) and the hostile-file tests (reliability/) both try them."""
+    return {
+        "empty.safetensors": b"",
+        "truncated-half.safetensors": good[: len(good) // 2],
+        "header-not-json.safetensors": struct.pack("<Q", 4) + b"\xff\xfe\x00\x01",
+    }
