@@ -211,10 +211,15 @@ def small_dataset():
     return Dataset(full.name, full.images[take].clone(), full.labels[take].clone(), full.class_names)
 
 
+def idx_header(shape: tuple[int, ...]) -> bytes:
+    """An IDX header for unsigned bytes of `shape`: magic number (0, 0, type code 0x08, the number
+    of dimensions), then each size, big-endian. Alone, it lets a test write a header that lies."""
+    return struct.pack(">BBBB", 0, 0, 0x08, len(shape)) + struct.pack(f">{len(shape)}I", *shape)
+
+
 def idx_bytes(array) -> bytes:
     """An IDX file's bytes for `array`, as unsigned bytes, as MNIST ships them."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype("uint8").tobytes()
+    return idx_header(array.shape) + array.astype("uint8").tobytes()
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -265,6 +270,13 @@ def evaluator_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         patch.setenv("ACGAN_CACHE_DIR", str(cache))
         load_evaluator("mnist-5k", device="cpu")
     return cache
+
+
+@pytest.fixture
+def use_evaluator_cache(evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ACGAN_CACHE_DIR at the session's evaluator cache, so that `evaluate` loads the mnist-5k evaluator
+    rather than training it again; a module opts in with `pytestmark = pytest.mark.usefixtures(...)`."""
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(evaluator_cache))
 
 
 @pytest.fixture(scope="session")

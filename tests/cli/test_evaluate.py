@@ -13,23 +13,12 @@ from acgan_cli.cli.evaluate import _complete_metrics
 from acgan_cli.core.evaluation import METRICS, evaluator_splits
 from acgan_cli.core.evaluation.evaluator import cache_path, data_hash
 from tests.conftest import plain, run_without_torch
-from tests.core.test_evaluation import generator_only_file, write_idx_folder, write_torchvision_mnist
+from tests.helpers import generator_only_file, write_idx_folder, write_torchvision_mnist
 
 runner = CliRunner()
 FEW = ["--n-samples", "300", "--device", "cpu"]
-
-
-@pytest.fixture(autouse=True)
-def _cache_dir(evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ACGAN_CACHE_DIR", str(evaluator_cache))
-
-
-@pytest.fixture
-def run(trained_run: Path, tmp_path: Path) -> Path:
-    """The tiny trained run, copied where this test's default runs folder is."""
-    target = tmp_path / "runs" / "00001-mnist-5k"
-    shutil.copytree(trained_run, target)
-    return target
+# Every test sees the session's mnist-5k evaluator, trained once (see conftest.py).
+pytestmark = pytest.mark.usefixtures("use_evaluator_cache")
 
 
 def test_the_table_with_a_reference_column_is_the_result_on_stdout(run: Path) -> None:

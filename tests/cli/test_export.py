@@ -18,7 +18,7 @@ from acgan_cli.cli import app
 from acgan_cli.cli.export import _complete_format
 from acgan_cli.core.checkpoint import load_generator, read_info
 from acgan_cli.core.export import FORMATS
-from tests.conftest import closed_stdout, plain, read_only_folder, run_without_torch
+from tests.conftest import closed_stdout, needs_dev_full, plain, read_only_folder, run_without_torch
 
 runner = CliRunner()
 
@@ -72,12 +72,6 @@ def onnx_export(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """`acgan export RUN --out generator.onnx`, run once: (result, path)."""
     out = tmp_path_factory.mktemp("onnx") / "generator.onnx"
     return runner.invoke(app, ["export", str(trained_run), "--out", str(out)]), out
-
-
-@pytest.fixture
-def run(trained_run: Path, tmp_path: Path) -> Path:
-    """A copy of the tiny trained run in this test's folder."""
-    return shutil.copytree(trained_run, tmp_path / "runs" / "00001-mnist-5k")
 
 
 def test_onnx_prints_the_path_on_stdout_and_the_comparison_on_stderr(
@@ -365,7 +359,7 @@ def test_dev_stdout_takes_the_verified_bytes_alone(run: Path, tmp_path: Path, ou
     assert "Invalid value for --json: the file and the JSON would both go to stdout" in plain(result.stderr)
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@needs_dev_full
 def test_a_full_stream_says_so_and_a_killed_stream_export_leaves_no_temporary(
     run: Path, tmp_path: Path
 ) -> None:

@@ -23,14 +23,6 @@ from tests.conftest import closed_stdout, plain
 runner = CliRunner()
 
 
-@pytest.fixture
-def run(trained_run: Path, tmp_path: Path) -> Path:
-    """The tiny trained run, copied where this test's default runs folder is."""
-    target = tmp_path / "runs" / "00001-mnist-5k"
-    shutil.copytree(trained_run, target)
-    return target
-
-
 def test_png_of_one_digit_from_the_newest_run(run: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["sample", "--digit", "3", "--out", "three.png", "--seed", "1"])
     assert result.exit_code == 0, result.stderr

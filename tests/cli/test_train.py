@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from acgan_cli.cli import app
 from acgan_cli.core.checkpoint import load_checkpoint, read_info
 from tests.conftest import TINY, TINY_ARGS, needs_dev_full, plain, run_into_full_stdout
+from tests.helpers import write_idx, write_idx_folder, write_torchvision_mnist
 
 runner = CliRunner()
 
@@ -180,8 +181,6 @@ def test_a_resume_whose_data_folder_is_not_here_uses_the_default_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run copied from another machine recorded that machine's --data-dir, and its resume failed."""
-    from tests.core.test_evaluation import write_torchvision_mnist
-
     monkeypatch.delenv("ACGAN_DATA_DIR")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     write_torchvision_mnist(tmp_path / "theirs", 64, 16)
@@ -563,8 +562,6 @@ def test_eval_every_on_a_folder_without_a_test_split_is_refused_at_once(
 ) -> None:
     """It failed after the data had loaded, with the hint to point --dataset at a folder of IDX
     files (it was one), and --dry-run passed it."""
-    from tests.core.test_evaluation import write_idx_folder
-
     folder = write_idx_folder(tmp_path / "digits", 64, 16)
     for test_file in folder.glob("t10k-*"):
         test_file.unlink()
@@ -598,8 +595,6 @@ def test_a_stdout_that_cannot_take_the_run_folder_says_the_run_finished(tmp_path
 def test_images_that_are_not_square_are_said_to_lose_their_aspect(tmp_path: Path) -> None:
     """They were stretched to a square without a word."""
     import numpy as np
-
-    from tests.core.test_data import write_idx
 
     folder = tmp_path / "wide"
     folder.mkdir()
@@ -647,8 +642,6 @@ def test_every_training_setting_is_an_option_and_reaches_the_config() -> None:
 
 def test_a_batch_larger_than_the_data_is_refused_by_a_dry_run_too(tmp_path: Path) -> None:
     """`--batch-size 6000 --dry-run` on mnist-5k said yes; the run itself said no, after loading."""
-    from tests.core.test_evaluation import write_idx_folder
-
     folder = write_idx_folder(tmp_path / "digits", 300, 100)
     for dataset, images in (("mnist-5k", 5000), (str(folder), 300)):
         for dry_run in (["--dry-run"], []):

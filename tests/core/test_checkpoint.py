@@ -22,6 +22,7 @@ from acgan_cli.core.config import TrainConfig
 from acgan_cli.core.errors import CheckpointError, ConfigError, DeviceError, Notice, first_line
 from acgan_cli.core.training import Trainer
 from tests.conftest import fifo_reader, tiny_config
+from tests.helpers import unreadable_checkpoints
 
 
 def _latest(run_dir: Path) -> Path:
@@ -169,14 +170,13 @@ def _bad_files(tmp_path: Path, good: Path) -> dict[str, Path]:
         files[name] = tmp_path / name
         files[name].write_bytes(data)
 
-    put("empty.safetensors", b"")
+    for name, data in unreadable_checkpoints(good.read_bytes()).items():
+        put(name, data)
     put("short.safetensors", b"\x01\x02")
     put("random.safetensors", bytes(range(256)) * 40)
-    put("truncated.safetensors", good.read_bytes()[: good.stat().st_size // 2])
     put("huge-header.safetensors", struct.pack("<Q", 2**62) + b"{}")
     put("pickle.pt", pickle.dumps({"weights": [1, 2, 3]}))
     put("zip.pt", b"PK\x03\x04" + bytes(100))
-    put("not-json.safetensors", struct.pack("<Q", 4) + b"\xff\xfe\x00\x01")
     save_file({"x": torch.zeros(3)}, tmp_path / "foreign.safetensors")
     files["foreign.safetensors"] = tmp_path / "foreign.safetensors"
     return files

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from typer.testing import CliRunner
 
 from acgan_cli.cli import app
 from acgan_cli.core import checkpoint as ckpt
@@ -23,8 +24,9 @@ from acgan_cli.core.events import StepDone
 from acgan_cli.core.graphs import WARMUP_STEPS, StepGraph
 from acgan_cli.core.runs import resume_config
 from acgan_cli.core.training import Trainer
-from tests.cli.test_train import runner
 from tests.conftest import tiny_config
+
+runner = CliRunner()
 
 # Operations that make the host wait for the device (a value read back) or whose output size
 # depends on the data: neither can be captured in a CUDA graph.

@@ -22,29 +22,8 @@ from acgan_cli.core.data import (
     training_images,
 )
 from acgan_cli.core.errors import DataError, Notice, UsageError
-from tests.conftest import idx_bytes
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
-    """An IDX file of unsigned bytes, as MNIST ships them."""
-    data = idx_bytes(array)
-    if compress:
-        path = path.with_name(path.name + ".gz")
-        path.write_bytes(gzip.compress(data))
-    else:
-        path.write_bytes(data)
-    return path
-
-
-def make_idx_folder(
-    folder: Path, n: int = 40, classes: int = 4, compress: bool = False, size: int = 28
-) -> Path:
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, count in (("train", n), ("t10k", n // 2)):
-        write_idx(folder / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (count, size, size)), compress)
-        write_idx(folder / f"{split}-labels-idx1-ubyte", np.arange(count) % classes, compress)
-    return folder
+from tests.conftest import idx_header
+from tests.helpers import make_idx_folder, write_idx
 
 
 def test_shipped_subset_loads_offline() -> None:
@@ -437,7 +416,7 @@ def test_same_classes_needs_as_many_either_way() -> None:
 def test_a_header_that_lies_about_its_size_costs_only_what_the_file_holds(tmp_path: Path) -> None:
     """A damaged header may ask for up to 4 GiB: the buffer for it must not be filled in advance."""
     path = tmp_path / "train-images-idx3-ubyte"
-    path.write_bytes(struct.pack(">BBBBIII", 0, 0, 8, 3, 1000, 1000, 1024) + bytes(1000))  # says 1 GiB
+    path.write_bytes(idx_header((1000, 1000, 1024)) + bytes(1000))  # says 1 GiB
     code = (
         "import resource, sys\n"
         "from pathlib import Path\n"
@@ -528,6 +507,7 @@ def test_a_little_endian_header_is_named_as_such(tmp_path: Path) -> None:
     """Its sizes read as 1,677,721,600 x …, and the hint said the file was damaged."""
     folder = make_idx_folder(tmp_path / "swapped", n=100)
     images = np.random.default_rng(0).integers(0, 256, (100, 28, 28)).astype(np.uint8)
+    # Packed by hand, on purpose: idx_header writes the sizes big-endian, as the format says.
     header = struct.pack("<BBBB", 0, 0, 0x08, 3) + struct.pack("<3I", *images.shape)
     (folder / "train-images-idx3-ubyte").write_bytes(header + images.tobytes())
     with pytest.raises(DataError) as caught:

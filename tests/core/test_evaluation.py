@@ -6,10 +6,8 @@ a tiny IDX folder dataset whose evaluator trains in a second or two.
 """
 
 import dataclasses
-import gzip
 import os
 import shutil
-import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,58 +41,15 @@ from acgan_cli.core.evaluation.evaluator import cache_path, data_hash, train_eva
 from acgan_cli.core.sampling import generation_batch
 from acgan_cli.core.training import train
 from tests.conftest import tiny_config
+from tests.helpers import generator_only_file, write_idx, write_idx_folder
+
+# Every test sees the session's mnist-5k evaluator, trained once (see conftest.py).
+pytestmark = pytest.mark.usefixtures("use_evaluator_cache")
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-# ----------------------------------------------------------------------------- shared helpers
-
-
-def write_idx_folder(folder: Path, n_train: int, n_test: int, offset: int = 0) -> Path:
-    """A folder of gzipped IDX files holding shipped digits, all classes mixed (from `offset` on)."""
-    digits = load_dataset("mnist-5k")  # sorted by class: deal them out class by class, like cards
-    by_class = [(digits.labels == c).nonzero().flatten() for c in range(10)]
-    dealt = torch.stack([rows[: min(map(len, by_class))] for rows in by_class], dim=1).flatten()
-    folder.mkdir(parents=True, exist_ok=True)
-    parts = {
-        "train": dealt[offset : offset + n_train],
-        "t10k": dealt[offset + n_train : offset + n_train + n_test],
-    }
-    for split, rows in parts.items():
-        images = digits.images[rows, 0].numpy()
-        labels = digits.labels[rows].numpy().astype("uint8")
-        header = struct.pack(">BBBBIII", 0, 0, 8, 3, *images.shape)
-        (folder / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + images.tobytes()))
-        header = struct.pack(">BBBBI", 0, 0, 8, 1, len(labels))
-        (folder / f"{split}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header + labels.tobytes()))
-    return folder
-
-
-def write_torchvision_mnist(data_dir: Path, n_train: int, n_test: int) -> Path:
-    """`data_dir` as torchvision leaves MNIST in it (unpacked IDX files in MNIST/raw), of shipped digits."""
-    raw = write_idx_folder(data_dir / "MNIST" / "raw", n_train, n_test)
-    for packed in raw.glob("*.gz"):
-        (raw / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
-    return data_dir
-
-
-def generator_only_file(run_dir: Path, target: Path, dataset: str | None = None) -> Path:
-    """The run's generator alone, as `acgan export --format safetensors` writes it (optionally relabelled)."""
-    generator, info = ckpt.load_generator(run_dir)
-    if dataset is not None:  # both places a file names its data, as a run on `dataset` writes them
-        info = dataclasses.replace(
-            info, dataset=dataset, train=dataclasses.replace(info.train, dataset=dataset)
-        )
-    files.write_atomic(target, ckpt.generator_checkpoint_bytes(generator, info))
-    return target
-
-
 # ----------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(autouse=True)
-def _cache_dir(evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ACGAN_CACHE_DIR", str(evaluator_cache))
 
 
 @pytest.fixture(scope="session")
@@ -692,13 +647,8 @@ def test_a_part_of_fashion_mnist_keeps_its_class_names_in_both_splits(tmp_path: 
 
 def _write_split(folder: Path, split: str, images, labels) -> None:
     """`images` (N x H x W, or N x H x W x C, uint8) and `labels` as a split's gzipped IDX files."""
-    dims = images.shape
-    header = struct.pack(f">BBBB{len(dims)}I", 0, 0, 8, len(dims), *dims)
-    (folder / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + images.tobytes()))
-    header = struct.pack(">BBBBI", 0, 0, 8, 1, len(labels))
-    (folder / f"{split}-labels-idx1-ubyte.gz").write_bytes(
-        gzip.compress(header + labels.astype("uint8").tobytes())
-    )
+    write_idx(folder / f"{split}-images-idx3-ubyte", images, compress=True)
+    write_idx(folder / f"{split}-labels-idx1-ubyte", labels, compress=True)
 
 
 def test_splits_that_differ_only_in_what_the_evaluator_evens_out_are_scored(tmp_path: Path) -> None:

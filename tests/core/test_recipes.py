@@ -24,16 +24,9 @@ from acgan_cli.core.models import Discriminator, Generator, SNConv2d, SNLinear, 
 from acgan_cli.core.runs import resume_config
 from acgan_cli.core.training import Trainer
 from tests.conftest import TINY_ARGS, plain, tiny_config
+from tests.helpers import same_weights, weights_of
 
 runner = CliRunner()
-
-
-def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ----------------------------------------------------------------------------- config
@@ -202,9 +195,9 @@ def test_spectral_norm_makes_every_layer_1_lipschitz() -> None:
     images = torch.randn(8, 1, 32, 32)
     for _ in range(30):  # power iteration converges over forwards in training mode
         discriminator.train()(images)
-    before = _weights(discriminator)
+    before = weights_of(discriminator)
     discriminator.eval()(images)
-    assert _same(before, _weights(discriminator))  # eval mode reads the estimate, never moves it
+    assert same_weights(before, weights_of(discriminator))  # eval mode reads the estimate, never moves it
     for layer in (m for m in discriminator.modules() if isinstance(m, SNConv2d | SNLinear)):
         sigma = torch.linalg.matrix_norm(layer.normalised_weight().detach().flatten(1), ord=2)
         assert sigma == pytest.approx(1.0, abs=0.02)
@@ -229,9 +222,9 @@ def test_meta_device_builds_the_spectral_discriminator_without_allocating() -> N
 )
 def test_every_recipe_trains(tmp_path: Path, small_dataset, fields: dict) -> None:
     trainer = Trainer(tiny_config(max_steps=3, **fields), run_dir=tmp_path / "run", dataset=small_dataset)
-    d0 = _weights(trainer.discriminator)
+    d0 = weights_of(trainer.discriminator)
     trainer.run()
-    assert not _same(d0, _weights(trainer.discriminator))
+    assert not same_weights(d0, weights_of(trainer.discriminator))
     written = json.loads((trainer.run_dir / "config.json").read_text())
     assert written["recipe"] == dataclasses.asdict(trainer.config.settings())
     info, _ = ckpt.load_checkpoint(trainer.run_dir)
@@ -252,9 +245,9 @@ def test_hinge_spectral_resume_continues_at_the_exact_step(tmp_path: Path, small
     )
     assert second.step == 7
     second.run()
-    assert _same(_weights(straight.generator), _weights(second.generator))
-    assert _same(_weights(straight.discriminator), _weights(second.discriminator))  # sn_u included
-    assert _same(_weights(straight.generator_ema), _weights(second.generator_ema))
+    assert same_weights(weights_of(straight.generator), weights_of(second.generator))
+    assert same_weights(weights_of(straight.discriminator), weights_of(second.discriminator))  # sn_u included
+    assert same_weights(weights_of(straight.generator_ema), weights_of(second.generator_ema))
 
 
 def test_checkpoint_validation_knows_the_spectral_tensors(tmp_path: Path, trained_run: Path) -> None:

@@ -21,21 +21,14 @@ from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStart
 from acgan_cli.core.runs import claim_run_dir, create_run_dir, plan_run, resume_config
 from acgan_cli.core.training import Trainer
 from tests.conftest import tiny_config
-
-
-def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+from tests.helpers import make_idx_folder, same_weights, weights_of, write_idx_folder
 
 
 def test_one_step_changes_both_networks(tmp_path: Path, small_dataset) -> None:
     trainer = Trainer(tiny_config(max_steps=1), run_dir=tmp_path / "run", dataset=small_dataset)
-    g0, d0 = _weights(trainer.generator), _weights(trainer.discriminator)
+    g0, d0 = weights_of(trainer.generator), weights_of(trainer.discriminator)
     trainer.run()
-    g1, d1 = _weights(trainer.generator), _weights(trainer.discriminator)
+    g1, d1 = weights_of(trainer.generator), weights_of(trainer.discriminator)
     assert all(not torch.equal(g0[k], g1[k]) for k in g0 if k.endswith("weight"))
     assert all(not torch.equal(d0[k], d1[k]) for k in d0 if k.endswith("weight"))
 
@@ -45,8 +38,8 @@ def test_same_seed_same_weights(tmp_path: Path, small_dataset) -> None:
             for i, s in enumerate((3, 3, 4))]  # fmt: skip
     for trainer in runs:
         trainer.run()
-    assert _same(_weights(runs[0].generator), _weights(runs[1].generator))
-    assert not _same(_weights(runs[0].generator), _weights(runs[2].generator))
+    assert same_weights(weights_of(runs[0].generator), weights_of(runs[1].generator))
+    assert not same_weights(weights_of(runs[0].generator), weights_of(runs[2].generator))
 
 
 def test_a_run_gives_the_caller_back_their_random_stream(tmp_path: Path, small_dataset) -> None:
@@ -63,7 +56,7 @@ def test_a_run_gives_the_caller_back_their_random_stream(tmp_path: Path, small_d
     assert torch.equal(torch.rand(4), expected[4:])
     torch.rand(100)  # the caller draws between making a Trainer and running it
     disturbed.run()
-    assert _same(_weights(undisturbed.discriminator), _weights(disturbed.discriminator))
+    assert same_weights(weights_of(undisturbed.discriminator), weights_of(disturbed.discriminator))
 
 
 def test_resume_continues_at_the_exact_step(tmp_path: Path, small_dataset) -> None:
@@ -80,9 +73,9 @@ def test_resume_continues_at_the_exact_step(tmp_path: Path, small_dataset) -> No
     assert second.run_dir == first.run_dir and second.step == 7
     second.run()
 
-    assert _same(_weights(straight.generator), _weights(second.generator))
-    assert _same(_weights(straight.discriminator), _weights(second.discriminator))
-    assert _same(_weights(straight.generator_ema), _weights(second.generator_ema))
+    assert same_weights(weights_of(straight.generator), weights_of(second.generator))
+    assert same_weights(weights_of(straight.discriminator), weights_of(second.discriminator))
+    assert same_weights(weights_of(straight.generator_ema), weights_of(second.generator_ema))
     steps = [json.loads(line)["step"] for line in (first.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps[-1] == 14 and 7 in steps
 
@@ -114,7 +107,7 @@ def test_a_resume_continues_the_loss_scale(tmp_path: Path, small_dataset) -> Non
     second.run()
     for name, scaler in straight.scalers.items():
         assert scaler.state_dict() == second.scalers[name].state_dict() and scaler.get_scale() == 2.0**13
-    assert _same(_weights(straight.generator), _weights(second.generator))
+    assert same_weights(weights_of(straight.generator), weights_of(second.generator))
 
 
 def test_runs_without_loss_scaling_save_no_scale(trained_run: Path) -> None:
@@ -154,7 +147,7 @@ def test_a_resume_after_a_kill_logs_each_step_once(tmp_path: Path, small_dataset
     steps, times = _steps_and_times(killed.run_dir)
     assert steps == _steps_and_times(straight.run_dir)[0] == [2, 4, 6, 8, 10, 12]
     assert times == sorted(times)  # the run's seconds, counted on across the resume
-    assert _same(_weights(straight.generator), _weights(resumed.generator))
+    assert same_weights(weights_of(straight.generator), weights_of(resumed.generator))
 
 
 def test_a_whole_last_metrics_line_cut_just_before_its_newline_is_kept(tmp_path: Path, small_dataset) -> None:
@@ -361,9 +354,9 @@ def test_generator_average_lags_the_generator_and_is_what_sampling_loads(
     tmp_path: Path, small_dataset
 ) -> None:
     trainer = Trainer(tiny_config(max_steps=6), run_dir=tmp_path / "run", dataset=small_dataset)
-    start = _weights(trainer.generator_ema)
+    start = weights_of(trainer.generator_ema)
     trainer.run()
-    current, average = _weights(trainer.generator), _weights(trainer.generator_ema)
+    current, average = weights_of(trainer.generator), weights_of(trainer.generator_ema)
     weight = "up1.weight"
     assert not torch.equal(average[weight], start[weight])  # it moved …
     assert not torch.equal(average[weight], current[weight])  # … but not all the way
@@ -407,13 +400,13 @@ def test_generator_average_moves_every_tensor_in_a_fixed_number_of_operations(
     trainer = Trainer(tiny_config(max_steps=1), run_dir=tmp_path / "run", dataset=small_dataset)
     trainer.run()
     trainer._set_ema_weight()
-    before = _weights(trainer.generator_ema)
+    before = weights_of(trainer.generator_ema)
     ops = _Ops()
     with ops:
         trainer._update_ema()
     assert len(list(trainer.generator_ema.parameters())) > 10
     assert sorted(ops.names) == ["_foreach_add_", "_foreach_copy_", "_foreach_mul_", "_foreach_sub"]
-    assert not _same(before, _weights(trainer.generator_ema))
+    assert not same_weights(before, weights_of(trainer.generator_ema))
 
 
 def test_generator_average_follows_the_decay_ramp_step_by_step(tmp_path: Path, small_dataset) -> None:
@@ -480,9 +473,9 @@ def test_bf16_autocast_trains(tmp_path: Path, small_dataset) -> None:
     trainer = Trainer(
         tiny_config(max_steps=3, precision="bf16"), run_dir=tmp_path / "run", dataset=small_dataset
     )
-    before, before_d = _weights(trainer.generator), _weights(trainer.discriminator)
+    before, before_d = weights_of(trainer.generator), weights_of(trainer.discriminator)
     trainer.run()
-    after, after_d = _weights(trainer.generator), _weights(trainer.discriminator)
+    after, after_d = weights_of(trainer.generator), weights_of(trainer.discriminator)
     assert trainer.precision == "bf16"
     assert all(
         t.dtype == torch.float32 for t in after.values() if t.is_floating_point()
@@ -559,7 +552,7 @@ def test_eval_every_adds_quick_figures_without_changing_training(
     plain = Trainer(tiny_config(max_steps=8), run_dir=tmp_path / "b", dataset=small_dataset)
     plain.run()
     # The evaluation draws from its own RNG and restores G's mode: training is bit-identical.
-    assert _same(_weights(evaluated.generator), _weights(plain.generator))
+    assert same_weights(weights_of(evaluated.generator), weights_of(plain.generator))
     lines = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     scored = [line for line in lines if "eval_class_accuracy" in line]
     assert [line["step"] for line in scored] == [4, 8]
@@ -989,7 +982,6 @@ def test_an_api_run_records_a_relative_dataset_folder_as_an_absolute_one(
     folder then found no data ("trained on the folder digits, which is not there"). The CLI
     recorded the absolute path; so does the API now, and its data_dir too."""
     from acgan_cli.core.training import train
-    from tests.core.test_data import make_idx_folder
 
     make_idx_folder(tmp_path / "digits", n=64, classes=2, size=16)
     monkeypatch.chdir(tmp_path)
@@ -1112,8 +1104,6 @@ def test_a_resume_sweeps_up_the_run_files_temporaries_a_killed_run_left(
 def test_a_resume_keeps_the_runs_class_names_where_the_data_only_numbers_them_now(tmp_path: Path) -> None:
     """Its folder's classes.txt gone, a resume wrote "0".."9" over the run's names without a word
     (`acgan sample --class a` then failed); a renamed class was shown as "a, b, c, d, …" twice."""
-    from tests.core.test_evaluation import write_idx_folder
-
     folder = write_idx_folder(tmp_path / "letters", 200, 50)
     names = [chr(ord("a") + i) for i in range(10)]
     (folder / "classes.txt").write_text("\n".join(names) + "\n")

@@ -30,6 +30,7 @@ from acgan_cli.cli import app
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.errors import CheckpointError
 from acgan_cli.core.training import checked_rng_state
+from tests.helpers import unreadable_checkpoints
 from tests.reliability.conftest import ForkServer, error_lines
 
 runner = CliRunner()
@@ -110,9 +111,8 @@ def hostile_files(folder: Path, good_path: Path, marker: Path) -> dict[str, Path
     start, end = header[G]["data_offsets"]
     rng = random.Random(0)
     files: dict[str, bytes] = {
-        "empty.safetensors": b"",
+        **unreadable_checkpoints(good),
         "eight-bytes.safetensors": b"\x00" * 8,
-        "truncated-half.safetensors": good[: len(good) // 2],
         "truncated-one-byte.safetensors": good[:-1],
         "truncated-header.safetensors": good[:100],
         "random-bytes.safetensors": rng.randbytes(50_000),
@@ -120,7 +120,6 @@ def hostile_files(folder: Path, good_path: Path, marker: Path) -> dict[str, Path
         "pickle-named.safetensors": pickle.dumps(Marker(marker)),
         "huge-header-length.safetensors": struct.pack("<Q", 2**62) + b"{}" + body,
         "header-length-past-the-end.safetensors": struct.pack("<Q", len(good)) + good[8:],
-        "header-not-json.safetensors": struct.pack("<Q", 4) + b"\xff\xfe\x00\x01",
         "header-a-list.safetensors": _join([1, 2], b""),  # type: ignore[arg-type]
         "header-nested-deep.safetensors": _join_raw(b"[" * 100_000 + b"]" * 100_000),
         "offsets-past-the-end.safetensors": _edited(good, _tensor(G, data_offsets=[start, 2**62])),

@@ -7,7 +7,6 @@ wrong file does, and runs the real command on it.
 from __future__ import annotations
 
 import gzip
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,16 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 from acgan_cli.cli import app
-from tests.conftest import TINY_ARGS
-from tests.core.test_data import make_idx_folder, write_idx
+from tests.conftest import TINY_ARGS, idx_bytes, idx_header
+from tests.helpers import make_idx_folder, write_idx
 from tests.reliability.conftest import error_lines
 
 runner = CliRunner()
 IMAGES, LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
-
-
-def _idx_header(dims: tuple[int, ...], dtype: int = 0x08) -> bytes:
-    return struct.pack(">BBBB", 0, 0, dtype, len(dims)) + struct.pack(f">{len(dims)}I", *dims)
 
 
 def _rewrite(name: str, change: Callable[[bytes], bytes]) -> Callable[[Path], str]:
@@ -84,10 +79,11 @@ def _flip_middle(data: bytes) -> bytes:
 
 def _broken_deflate(_: bytes) -> bytes:
     """A gzip whose deflate stream is invalid (zlib.error), rather than one that fails its CRC."""
-    good = gzip.compress(_idx_header((40, 28, 28)) + bytes(40 * 28 * 28), mtime=0)
+    good = gzip.compress(idx_bytes(np.zeros((40, 28, 28))), mtime=0)
     return good[:10] + bytes([good[10] ^ 0xFF]) + good[11:]  # the first byte after the gzip header
 
 
+# The cases that write idx_header(...) alone give a well-formed header whose sizes lie about the data.
 CASES: dict[str, tuple[Callable[[Path], str], str]] = {
     "bad magic in the images": (
         _rewrite(IMAGES, lambda d: b"\x12\x34" + d[2:]),
@@ -106,11 +102,11 @@ CASES: dict[str, tuple[Callable[[Path], str], str]] = {
         "but the file holds more than",
     ),
     "a header that asks for terabytes": (
-        _rewrite(IMAGES, lambda d: _idx_header((60000, 60000, 60000)) + d[16:]),
+        _rewrite(IMAGES, lambda d: idx_header((60000, 60000, 60000)) + d[16:]),
         "more than the 4,294,967,296 bytes acgan reads",
     ),
     "fewer labels than images": (
-        _rewrite(LABELS, lambda d: _idx_header((39,)) + d[8:-1]),
+        _rewrite(LABELS, lambda d: idx_header((39,)) + d[8:-1]),
         "labels for 40 images",
     ),
     "labels beyond classes.txt": (_labels(np.arange(40) % 4, "a\nb\n"), "has label 3 but"),
@@ -129,15 +125,15 @@ CASES: dict[str, tuple[Callable[[Path], str], str]] = {
         "holds several train images files",
     ),
     "a header of 255 dimensions": (
-        _rewrite(IMAGES, lambda d: _idx_header((1,) * 255) + d[16:17]),
+        _rewrite(IMAGES, lambda d: idx_header((1,) * 255) + d[16:17]),
         "has an IDX header of 255 dimensions; acgan reads up to 4",
     ),
     "images of no pixels": (
-        _rewrite(IMAGES, lambda d: _idx_header((40, 0, 0))),
+        _rewrite(IMAGES, lambda d: idx_header((40, 0, 0))),
         "holds images of 0 x 0 pixels",
     ),
     "images of one dimension": (
-        _rewrite(IMAGES, lambda d: _idx_header((40 * 28 * 28,)) + d[16:]),
+        _rewrite(IMAGES, lambda d: idx_header((40 * 28 * 28,)) + d[16:]),
         "holds an array",
     ),
     "gzip garbage": (_gzipped(IMAGES, lambda g: b"\x1f\x8b" + bytes(range(200))), "cannot read"),
@@ -145,7 +141,7 @@ CASES: dict[str, tuple[Callable[[Path], str], str]] = {
     "a gzip that fails its CRC": (_gzipped(IMAGES, _flip_middle), "CRC check failed"),
     "a broken deflate stream": (_gzipped(IMAGES, _broken_deflate), "while decompressing data"),
     "a gzip bomb": (
-        _gzipped(IMAGES, lambda g: gzip.compress(_idx_header((40, 28, 28)) + bytes(20 * 2**20))),
+        _gzipped(IMAGES, lambda g: gzip.compress(idx_header((40, 28, 28)) + bytes(20 * 2**20))),
         "but the file holds more than",
     ),
     "classes.txt that is not text": (_classes_file(b"\xff\xfe\x00bad"), "cannot read"),

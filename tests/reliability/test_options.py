@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from acgan_cli.cli import app
 from acgan_cli.core import checkpoint as ckpt
 from tests.conftest import TINY_ARGS, plain
-from tests.core.test_data import make_idx_folder
+from tests.helpers import make_idx_folder
 from tests.reliability.conftest import ForkServer, error_lines
 
 runner = CliRunner()

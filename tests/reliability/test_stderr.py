@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from acgan_cli.core import checkpoint as ckpt
-from tests.conftest import TINY_ARGS
+from tests.conftest import TINY_ARGS, needs_dev_full
 
 STDERR = {"closed": "2>&-", "full": "2>/dev/full"}
 TRAIN = ["train", "--dataset", "mnist-5k", "--device", "cpu", "--seed", "3", "--max-steps", "3"]
@@ -26,10 +26,8 @@ def _acgan(args: list[str], stderr: str, cwd: Path) -> subprocess.CompletedProce
     )
 
 
-@pytest.fixture(params=list(STDERR))
+@pytest.fixture(params=[pytest.param(way, marks=needs_dev_full if way == "full" else ()) for way in STDERR])
 def stderr(request: pytest.FixtureRequest) -> str:
-    if request.param == "full" and not Path("/dev/full").exists():
-        pytest.skip("needs /dev/full")
     return request.param
 
 
