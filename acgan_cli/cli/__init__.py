@@ -47,6 +47,16 @@ class _OneLineUsageErrors(TyperGroup):
             words = words[:at] + words[at + 1 + shell :]
             args = (words, *args[1:]) if args else args
             kwargs = {**kwargs, "args": words} if not args else kwargs
+        named = None if {"-h", "--help"} & set(words) else _named_shell(words)
+        if (
+            named is not None
+        ):  # typer's flags take no shell name: the one named was ignored, for the detected one
+            flag, shell, words = named
+            args = (words, *args[1:]) if args else args
+            kwargs = {**kwargs, "args": words} if not args else kwargs
+            if flag == "--show-completion":  # click's own protocol prints the named shell's script
+                prog = kwargs.get("prog_name") or os.path.basename(sys.argv[0]) or "acgan"
+                os.environ[f"_{prog.replace('-', '_').upper()}_COMPLETE"] = f"source_{shell}"
         after = _empty_argument(words)
         if after is not None:  # as the current folder, "" would train into it or read it as a run
             print_error(
@@ -55,12 +65,19 @@ class _OneLineUsageErrors(TyperGroup):
             )
             sys.exit(2)
         options = words[: words.index("--")] if "--" in words else words
+        if sys.stdout is None and (
+            (named and named[0] == "--show-completion") or "--show-completion" in options
+        ):
+            _refuse_closed_stdout("the completion script")
         if sys.stdout is None and (not words or {"-h", "--help"} & set(options)):
             # >&-: click drops the help text when stdout is closed, and ends with status 0
             _refuse_closed_stdout("the help")
         on_null = _stdout_is_null()
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            if named is not None and named[0] == "--install-completion":
+                code = _install_completion(named[1], kwargs.get("prog_name") or "acgan")
+            else:
+                code = super().main(*args, standalone_mode=False, **kwargs)
         except _ClickException as exc:
             if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
                 print_error(_message(exc, words), self._hint(exc, words))
@@ -146,6 +163,31 @@ def _value_of(opts: list[str], words: list[str]) -> str | None:
             if opt.startswith("--") and word.startswith(opt + "="):
                 value = word[len(opt) + 1 :]
     return value
+
+
+def _named_shell(words: list[str]) -> tuple[str, str, list[str]] | None:
+    """`--show-completion` or `--install-completion` with a shell named after it (`zsh`, or `=zsh`):
+    the flag, the shell, and the words without the two."""
+    for at, word in enumerate(words):
+        flag, equals, value = word.partition("=")
+        if flag not in ("--show-completion", "--install-completion"):
+            continue
+        if equals and [value] in _SHELLS:
+            return flag, value, words[:at] + words[at + 1 :]
+        if not equals and words[at + 1 : at + 2] in _SHELLS:
+            return flag, words[at + 1], words[:at] + words[at + 2 :]
+    return None
+
+
+def _install_completion(shell: str, prog_name: str) -> int:
+    """`--install-completion SHELL`: typer's installer, for the shell named rather than the one it
+    detects (which wrote bash's script into ~/.bashrc for `--install-completion zsh`)."""
+    from typer.completion import install
+
+    _, path = install(shell=shell, prog_name=prog_name)
+    typer.echo(f"{shell} completion installed in {path}")
+    typer.echo("Completion will take effect once you restart the terminal")
+    return 0
 
 
 def _empty_argument(words: list[str]) -> str | None:

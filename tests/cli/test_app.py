@@ -468,6 +468,40 @@ def test_help_beside_install_completion_is_help_and_edits_no_shell_file(
     assert done.returncode == 0 and (tmp_path / ".bashrc").is_file(), done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "starts"),
+    [
+        (["--show-completion", "zsh"], "#compdef acgan"),
+        (["--show-completion=fish"], "complete --command acgan"),
+        (["--show-completion", "bash"], "_acgan_completion() {"),
+    ],
+)
+def test_show_completion_prints_the_script_of_the_shell_named(args: list[str], starts: str) -> None:
+    """A shell named after the flag was ignored: `acgan --show-completion zsh > ~/.zfunc/_acgan` saved
+    the script of the shell it ran in (bash)."""
+    env = {**os.environ, "SHELL": "/bin/bash"}
+    done = subprocess.run([sys.executable, "-m", "acgan_cli", *args], capture_output=True, text=True, env=env)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.lstrip().startswith(starts)
+
+
+def test_install_completion_installs_for_the_shell_named(tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    done = subprocess.run([sys.executable, "-m", "acgan_cli", "--install-completion", "fish"],
+                          capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    script = tmp_path / ".config" / "fish" / "completions" / "acgan.fish"
+    assert done.stdout.splitlines()[0] == f"fish completion installed in {script}"
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == [script]  # no ~/.bashrc edited
+    assert script.read_text().startswith("complete --command acgan")
+
+
+def test_the_completion_script_into_a_closed_stdout_is_refused_not_lost() -> None:
+    command = shlex.join([sys.executable, "-m", "acgan_cli", "--show-completion", "bash"]) + " >&-"
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stderr.splitlines()) == (1, closed_stdout("the completion script"))
+
+
 @pytest.mark.parametrize("args", [["sample", "--digit", "3"], ["train", "--dry-run"]])
 def test_a_deleted_current_folder_is_named(args: list[str], tmp_path: Path) -> None:
     """torch's import died on `Intel oneMKL FATAL ERROR`, or an error named no path at all."""
