@@ -38,7 +38,12 @@ def _complete_metrics(incomplete: str) -> list[tuple[str, str]]:
     done, _, current = incomplete.rpartition(",")
     chosen = set(done.split(","))
     prefix = f"{done}," if done else ""
-    return [
+    every = (
+        [("all", "every metric (the default); stands alone")]
+        if not done and "all".startswith(current)
+        else []
+    )
+    return every + [
         (prefix + name, metric.description)
         for name, metric in METRICS.items()
         if name.startswith(current) and name not in chosen

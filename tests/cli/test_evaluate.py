@@ -390,6 +390,8 @@ def test_metric_completion_continues_a_comma_list() -> None:
         "kid,d-accuracy",
     ]
     assert "fd,fd" not in [name for name, _ in _complete_metrics("fd,")]
+    assert [name for name, _ in _complete_metrics("a")] == ["all"]  # alone: never after a comma
+    assert "fd,all" not in [name for name, _ in _complete_metrics("fd,")]
 
 
 def test_help_never_imports_torch() -> None:
