@@ -47,10 +47,9 @@ class _OneLineUsageErrors(TyperGroup):
             words = words[:at] + words[at + 1 + shell :]
             args = (words, *args[1:]) if args else args
             kwargs = {**kwargs, "args": words} if not args else kwargs
+        # typer's completion flags take no shell name: one named after them was ignored for the detected one
         named = None if {"-h", "--help"} & set(words) else _named_shell(words)
-        if (
-            named is not None
-        ):  # typer's flags take no shell name: the one named was ignored, for the detected one
+        if named is not None:
             flag, shell, words = named
             args = (words, *args[1:]) if args else args
             kwargs = {**kwargs, "args": words} if not args else kwargs
