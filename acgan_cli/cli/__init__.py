@@ -24,7 +24,7 @@ from acgan_cli.core.errors import AcganError
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
-_SHELLS = (["bash"], ["zsh"], ["fish"], ["powershell"], ["pwsh"])  # --install-completion's
+_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")  # --show-completion's and --install-completion's
 
 
 class _OneLineUsageErrors(TyperGroup):
@@ -39,23 +39,21 @@ class _OneLineUsageErrors(TyperGroup):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         words = list(args[0] if args else kwargs.get("args") or sys.argv[1:])
-        install = [w for w in words if w.split("=")[0] == "--install-completion"]
-        if install and {"-h", "--help"} & set(words):
-            # Asked for help, not for ~/.bashrc to be edited: click ran the install first.
-            at = words.index(install[0])
-            shell = "=" not in install[0] and words[at + 1 : at + 2] in _SHELLS
-            words = words[:at] + words[at + 1 + shell :]
+        # typer's completion flags take no shell name: one given after them was ignored, for the shell
+        # detected, and with --help beside them click ran them first (~/.bashrc edited for a help)
+        named: tuple[str, str] | None = None
+        completion = _completion_request(words, set(self.commands))
+        if completion is not None:
+            flag, shell, rest = completion
+            if {"-h", "--help"} & set(rest):  # asked for help: the flag and its shell go
+                words = rest
+            elif shell is not None:
+                words, named = rest, (flag, shell)
             args = (words, *args[1:]) if args else args
             kwargs = {**kwargs, "args": words} if not args else kwargs
-        # typer's completion flags take no shell name: one named after them was ignored for the detected one
-        named = None if {"-h", "--help"} & set(words) else _named_shell(words)
-        if named is not None:
-            flag, shell, words = named
-            args = (words, *args[1:]) if args else args
-            kwargs = {**kwargs, "args": words} if not args else kwargs
-            if flag == "--show-completion":  # click's own protocol prints the named shell's script
-                prog = kwargs.get("prog_name") or os.path.basename(sys.argv[0]) or "acgan"
-                os.environ[f"_{prog.replace('-', '_').upper()}_COMPLETE"] = f"source_{shell}"
+        if named is not None and named[0] == "--show-completion":  # click's protocol prints its script
+            prog = kwargs.get("prog_name") or os.path.basename(sys.argv[0]) or "acgan"
+            os.environ[f"_{prog.replace('-', '_').upper()}_COMPLETE"] = f"source_{named[1]}"
         after = _empty_argument(words)
         if after is not None:  # as the current folder, "" would train into it or read it as a run
             print_error(
@@ -164,17 +162,28 @@ def _value_of(opts: list[str], words: list[str]) -> str | None:
     return value
 
 
-def _named_shell(words: list[str]) -> tuple[str, str, list[str]] | None:
-    """`--show-completion` or `--install-completion` with a shell named after it (`zsh`, or `=zsh`):
-    the flag, the shell, and the words without the two."""
+def _completion_request(words: list[str], commands: set[str]) -> tuple[str, str | None, list[str]] | None:
+    """`--show-completion` or `--install-completion` among `words`: the flag, the shell named after it
+    (`zsh`, or `=zsh`; None for none), and the words without the two. An unknown name is refused
+    (exit 2): typer gave bash's script for `zsh` misspelt, and wrote it into ~/.bashrc."""
     for at, word in enumerate(words):
         flag, equals, value = word.partition("=")
         if flag not in ("--show-completion", "--install-completion"):
             continue
-        if equals and [value] in _SHELLS:
-            return flag, value, words[:at] + words[at + 1 :]
-        if not equals and words[at + 1 : at + 2] in _SHELLS:
-            return flag, words[at + 1], words[:at] + words[at + 2 :]
+        following = words[at + 1 : at + 2]
+        if equals:
+            name, rest = value, words[:at] + words[at + 1 :]
+        elif following and not following[0].startswith("-") and following[0] not in commands:
+            name, rest = following[0], words[:at] + words[at + 2 :]
+        else:
+            return flag, None, words[:at] + words[at + 1 :]
+        if name.lower() not in _SHELLS:
+            print_error(
+                f"{flag} does not know the shell {name!r}",
+                f"name one of {', '.join(_SHELLS)}, or none for the shell acgan runs in",
+            )
+            sys.exit(2)
+        return flag, name.lower(), rest
     return None
 
 

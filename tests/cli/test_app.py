@@ -447,6 +447,8 @@ def test_a_value_of_the_wrong_type_is_named_with_the_value(args: list[str], erro
         ["--install-completion=bash", "--help"],
         ["--help", "--install-completion"],
         ["-h", "--install-completion"],
+        ["--show-completion", "zsh", "--help"],  # printed bash's script
+        ["--show-completion=fish", "-h"],
     ],
 )
 def test_help_beside_install_completion_is_help_and_edits_no_shell_file(
@@ -474,6 +476,7 @@ def test_help_beside_install_completion_is_help_and_edits_no_shell_file(
         (["--show-completion", "zsh"], "#compdef acgan"),
         (["--show-completion=fish"], "complete --command acgan"),
         (["--show-completion", "bash"], "_acgan_completion() {"),
+        (["--show-completion", "ZSH"], "#compdef acgan"),
     ],
 )
 def test_show_completion_prints_the_script_of_the_shell_named(args: list[str], starts: str) -> None:
@@ -494,6 +497,24 @@ def test_install_completion_installs_for_the_shell_named(tmp_path: Path) -> None
     assert done.stdout.splitlines()[0] == f"fish completion installed in {script}"
     assert [path for path in tmp_path.rglob("*") if path.is_file()] == [script]  # no ~/.bashrc edited
     assert script.read_text().startswith("complete --command acgan")
+
+
+@pytest.mark.parametrize(
+    "args", [["--install-completion", "bogus"], ["--install-completion=zhs"], ["--show-completion", "tcsh"]]
+)
+def test_a_shell_completion_does_not_know_is_refused_and_nothing_installed(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """An unknown name gave bash's script, and `--install-completion bogus` edited ~/.bashrc, exit 0."""
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    done = subprocess.run([sys.executable, "-m", "acgan_cli", *args], capture_output=True, text=True, env=env)
+    name = args[-1].partition("=")[2] or args[-1]
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines() == [
+        f"error: {args[0].partition('=')[0]} does not know the shell {name!r}",
+        "hint: name one of bash, zsh, fish, powershell, pwsh, or none for the shell acgan runs in",
+    ]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_completion_script_into_a_closed_stdout_is_refused_not_lost() -> None:
