@@ -5,80 +5,56 @@ images into features and class logits; registered metrics compare generated imag
 real test split in that space, each beside its reference value (real test split against real
 training images). No internet and no Inception weights are needed.
 
-Importing this package does not import torch: the CLI validates `--metrics` and completes
-metric names from `METRICS` before torch is loaded.
+Importing this package imports nothing more: each name below is imported when first used, so the
+CLI validates `--metrics` and completes metric names from `METRICS` without torch, and `acgan
+--help` and shell completion without the evaluator's code.
 """
 
-from acgan_cli.core.evaluation.config import (
-    MAX_SAMPLES,
-    QUICK_SAMPLES,
-    EvaluationConfig,
-    default_cache_dir,
-)
-from acgan_cli.core.evaluation.evaluator import (
-    Evaluator,
-    EvaluatorError,
-    EvaluatorInfo,
-    evaluator_splits,
-    load_evaluator,
-    read_evaluator,
-)
-from acgan_cli.core.evaluation.events import (
-    CheckpointEvaluated,
-    EvaluationEvent,
-    EvaluatorEpochEnded,
-    EvaluatorReady,
-    EvaluatorStepDone,
-    EvaluatorTrainingStarted,
-    EvaluatorWaiting,
-    StageStarted,
-)
-from acgan_cli.core.evaluation.metrics import (
-    METRICS,
-    Comparison,
-    FeatureSet,
-    Figure,
-    Metric,
-    MetricUnavailable,
-    parse_metrics,
-)
-from acgan_cli.core.evaluation.scoring import (
-    CheckpointReport,
-    EvaluationReport,
-    Scores,
-    evaluate,
-    quick_metrics,
-)
+from __future__ import annotations
 
-__all__ = [
-    "MAX_SAMPLES",
-    "METRICS",
-    "QUICK_SAMPLES",
-    "CheckpointEvaluated",
-    "CheckpointReport",
-    "Comparison",
-    "EvaluationConfig",
-    "EvaluationEvent",
-    "EvaluationReport",
-    "Evaluator",
-    "EvaluatorEpochEnded",
-    "EvaluatorError",
-    "EvaluatorInfo",
-    "EvaluatorReady",
-    "EvaluatorStepDone",
-    "EvaluatorTrainingStarted",
-    "EvaluatorWaiting",
-    "FeatureSet",
-    "Figure",
-    "Metric",
-    "MetricUnavailable",
-    "Scores",
-    "StageStarted",
-    "default_cache_dir",
-    "evaluate",
-    "evaluator_splits",
-    "load_evaluator",
-    "parse_metrics",
-    "quick_metrics",
-    "read_evaluator",
-]
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "EvaluationConfig": "acgan_cli.core.evaluation.config",
+    "MAX_SAMPLES": "acgan_cli.core.evaluation.config",
+    "QUICK_SAMPLES": "acgan_cli.core.evaluation.config",
+    "default_cache_dir": "acgan_cli.core.evaluation.config",
+    "Evaluator": "acgan_cli.core.evaluation.evaluator",
+    "EvaluatorError": "acgan_cli.core.evaluation.evaluator",
+    "EvaluatorInfo": "acgan_cli.core.evaluation.evaluator",
+    "evaluator_splits": "acgan_cli.core.evaluation.evaluator",
+    "load_evaluator": "acgan_cli.core.evaluation.evaluator",
+    "read_evaluator": "acgan_cli.core.evaluation.evaluator",
+    "CheckpointEvaluated": "acgan_cli.core.evaluation.events",
+    "EvaluationEvent": "acgan_cli.core.evaluation.events",
+    "EvaluatorEpochEnded": "acgan_cli.core.evaluation.events",
+    "EvaluatorReady": "acgan_cli.core.evaluation.events",
+    "EvaluatorStepDone": "acgan_cli.core.evaluation.events",
+    "EvaluatorTrainingStarted": "acgan_cli.core.evaluation.events",
+    "EvaluatorWaiting": "acgan_cli.core.evaluation.events",
+    "StageStarted": "acgan_cli.core.evaluation.events",
+    "Comparison": "acgan_cli.core.evaluation.metrics",
+    "FeatureSet": "acgan_cli.core.evaluation.metrics",
+    "Figure": "acgan_cli.core.evaluation.metrics",
+    "METRICS": "acgan_cli.core.evaluation.metrics",
+    "Metric": "acgan_cli.core.evaluation.metrics",
+    "MetricUnavailable": "acgan_cli.core.evaluation.metrics",
+    "parse_metrics": "acgan_cli.core.evaluation.metrics",
+    "CheckpointReport": "acgan_cli.core.evaluation.scoring",
+    "EvaluationReport": "acgan_cli.core.evaluation.scoring",
+    "Scores": "acgan_cli.core.evaluation.scoring",
+    "evaluate": "acgan_cli.core.evaluation.scoring",
+    "quick_metrics": "acgan_cli.core.evaluation.scoring",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(_PUBLIC)
