@@ -6,6 +6,7 @@ the command function, so `acgan --help` and shell completion never load it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sys
@@ -54,6 +55,11 @@ class _OneLineUsageErrors(TyperGroup):
         if named is not None and named[0] == "--show-completion":  # click's protocol prints its script
             prog = kwargs.get("prog_name") or os.path.basename(sys.argv[0]) or "acgan"
             os.environ[f"_{prog.replace('-', '_').upper()}_COMPLETE"] = f"source_{named[1]}"
+        moved = _global_flags_first(words, self.commands)
+        if moved != words:
+            words = moved
+            args = (words, *args[1:]) if args else args
+            kwargs = {**kwargs, "args": words} if not args else kwargs
         after = _empty_argument(words)
         if after is not None:  # as the current folder, "" would train into it or read it as a run
             print_error(
@@ -160,6 +166,37 @@ def _value_of(opts: list[str], words: list[str]) -> str | None:
             if opt.startswith("--") and word.startswith(opt + "="):
                 value = word[len(opt) + 1 :]
     return value
+
+
+_GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
+
+
+def _global_flags_first(words: list[str], commands: dict[str, Any]) -> list[str]:
+    """`acgan sample … -q` read as `acgan -q sample …`: click takes acgan's own flags only before the
+    command, and refused them after it. A word that is an option's value (`--out -q`) stays, as does
+    everything after `--`."""
+    # The command is the first word that is not an option: acgan's own options take no value
+    at = next((i for i, word in enumerate(words) if not word.startswith("-")), None)
+    if at is None or words[at] not in commands:
+        return words
+    takes_value = {
+        name
+        for param in commands[words[at]].params
+        if param.param_type_name == "option" and not param.is_flag and not param.count
+        for name in param.opts
+    }
+    flags, rest = [], []
+    after = iter(words[at + 1 :])
+    for word in after:
+        if word == "--":
+            rest += [word, *after]
+        elif word in _GLOBAL_FLAGS:
+            flags.append(word)
+        else:
+            rest.append(word)
+            if word in takes_value:
+                rest += itertools.islice(after, 1)  # its value, whatever it looks like
+    return [*words[:at], *flags, words[at], *rest]
 
 
 def _completion_request(words: list[str], commands: set[str]) -> tuple[str, str | None, list[str]] | None:

@@ -62,7 +62,8 @@ def test_version() -> None:
             "Option '--epochs' requires an argument.",
             "`acgan train --help` lists the options",
         ),
-        (["train", "-q"], "No such option: -q", "-q goes before the command: `acgan -q train …`"),
+        # -q and -v alone are moved before the command; in a cluster click still finds them after it
+        (["train", "-qv"], "No such option: -q", "-q goes before the command: `acgan -q train …`"),
         (
             ["sample", "--device", "cudafoo"],  # checked before any checkpoint is looked for
             "Invalid value for --device: must be auto, cpu, cuda, cuda:N or mps (got 'cudafoo')",
@@ -468,6 +469,35 @@ def test_help_beside_install_completion_is_help_and_edits_no_shell_file(
     done = subprocess.run([sys.executable, "-m", "acgan_cli", "--install-completion", "bash"], capture_output=True,
                           text=True, env=env, check=False)  # fmt: skip
     assert done.returncode == 0 and (tmp_path / ".bashrc").is_file(), done.stderr
+
+
+def test_quiet_and_verbose_after_the_command_are_taken_as_before_it(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """`acgan sample … -q` was "No such option: -q" (exit 2): acgan's own flags went only before the
+    command. A value that looks like one (`--out -v`) is still the option's value."""
+    out = tmp_path / "three.png"
+    base = [
+        sys.executable,
+        "-m",
+        "acgan_cli",
+        "sample",
+        "--ckpt",
+        str(trained_run),
+        "--digit",
+        "3",
+        "--seed",
+        "1",
+    ]
+    done = subprocess.run([*base, "--out", str(out), "-q"], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{out}\n", "")  # quiet: the path alone
+    named = subprocess.run([*base, "--out", "-v", "-f", "png"], capture_output=True, text=True, cwd=tmp_path)
+    assert named.returncode == 0, named.stderr
+    assert (tmp_path / "-v").read_bytes() == out.read_bytes()  # a file named -v, not --verbose
+    assert "drew 1 image" in named.stderr
+    missing = [sys.executable, "-m", "acgan_cli", "sample", "--ckpt", str(tmp_path / "missing"), "--verbose"]
+    verbose = subprocess.run(missing, capture_output=True, text=True, check=False)
+    assert verbose.returncode == 1 and verbose.stderr.startswith("Traceback (most recent call last)")
 
 
 @pytest.mark.parametrize(
