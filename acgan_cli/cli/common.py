@@ -215,15 +215,28 @@ def as_argument(path: os.PathLike[str] | str) -> str:
     return f"./{text}" if text.startswith("-") else text
 
 
-def print_result(text: str, what: str, done: str | None = None) -> None:
-    """`text`, the command's result (a path, JSON), on stdout; one that cannot take it (a full disk,
-    `ulimit -f`) is an error naming `what` could not be written and what is `done` all the same."""
+def print_path(path: os.PathLike[str] | str, what: str, done: str | None = None) -> None:
+    """A path, the command's result, on stdout as the file system's own bytes (`as_argument`'s form):
+    the name a script reads back opens, whatever encoding stdout has (see `print_result`)."""
+    print_result(as_argument(path), what, done, raw=True)
+
+
+def print_result(text: str, what: str, done: str | None = None, raw: bool = False) -> None:
+    """`text`, the command's result (a path, JSON), on stdout; `raw`: as the file system encodes names.
+    A stdout that cannot take it (a full disk, `ulimit -f`) is an error naming `what` could not be
+    written and what is `done` all the same."""
     if sys.stdout is None:  # closed (>&-): a path is left out (whole results were refused before)
         return
+    binary = getattr(sys.stdout, "buffer", None) if raw else None
     try:  # as it is: click's echo rewrote a path an ASCII stdout cannot encode as "??", and took
         # colours out of a table FORCE_COLOR asked for
-        sys.stdout.write(f"{text}\n")
-        sys.stdout.flush()  # a full /dev/full fails here, not at exit with status 0
+        if binary is not None:
+            sys.stdout.flush()
+            binary.write(os.fsencode(text) + b"\n")
+            binary.flush()
+        else:
+            sys.stdout.write(f"{text}\n")
+            sys.stdout.flush()  # a full /dev/full fails here, not at exit with status 0
     except BrokenPipeError:  # the reader went away: the error boundary ends quietly
         raise
     except OSError as exc:

@@ -18,6 +18,7 @@ from acgan_cli.cli.common import (
     handle_errors,
     interactive,
     option_name,
+    print_path,
     print_result,
     print_table,
     require_stdout,
@@ -236,4 +237,4 @@ def evaluate(
             out.print(line, style="dim")
         print_result(out.file.getvalue().rstrip("\n"), "the scores")
     else:  # only the evaluator was asked for: its path is the result
-        print_result(str(report.evaluator.path), "the evaluator's path", f"{report.evaluator.path} is ready")
+        print_path(report.evaluator.path, "the evaluator's path", f"{report.evaluator.path} is ready")

@@ -10,12 +10,12 @@ import typer
 from rich.table import Table
 
 from acgan_cli.cli.common import (
-    as_argument,
     check_not_a_terminal,
     check_stdout_takes_bytes,
     checkpoint_from_environment,
     from_environment,
     handle_errors,
+    print_path,
     print_result,
     print_table,
     require_stdout,
@@ -168,11 +168,9 @@ def export(
 
             checkpoint = newest_checkpoint(named_by="`acgan export CKPT`")
         result = export_generator(checkpoint, fmt, out, opset=opset, half=half)
-    if not to_stdout:  # the file's bytes are stdout's
-        print_result(
-            json.dumps(result.to_dict(), indent=2) if json_output else as_argument(result.path),
-            "the report" if json_output else "the file's path",
-            f"{result.path} is written",
-        )
+    if not to_stdout and json_output:  # (with --out -, the file's bytes are stdout's)
+        print_result(json.dumps(result.to_dict(), indent=2), "the report", f"{result.path} is written")
+    elif not to_stdout:
+        print_path(result.path, "the file's path", f"{result.path} is written")
     if not state.quiet:
         _render(result)

@@ -15,7 +15,6 @@ from typing import Annotated
 import typer
 
 from acgan_cli.cli.common import (
-    as_argument,
     check_not_a_terminal,
     check_stdout_takes_bytes,
     checkpoint_from_environment,
@@ -24,6 +23,7 @@ from acgan_cli.cli.common import (
     from_environment,
     handle_errors,
     interactive,
+    print_path,
     print_result,
     require_stdout,
     state,
@@ -380,7 +380,7 @@ def sample(
             }
             print_result(json.dumps(report, indent=2), "the report", done)
         else:
-            print_result(as_argument(target_path), "the file's path", done)
+            print_path(target_path, "the file's path", done)
     if not state.quiet:
         what = _what(
             info.class_names, class_index, grid, len(images), one_row_each=fmt == "png" and nrow is None

@@ -23,7 +23,6 @@ from acgan_cli.cli.common import (
     SIGHUP,
     STOP_SIGNALS,
     STOP_WORDS,
-    as_argument,
     catchable,
     complete_dataset,
     complete_device,
@@ -34,6 +33,7 @@ from acgan_cli.cli.common import (
     in_chain,
     interactive,
     print_error,
+    print_path,
     print_result,
     require_stdout,
     signal_of,
@@ -593,8 +593,8 @@ def _compiler_failure(exc: BaseException) -> bool:
 
 def _print_run_dir(run_dir: Path, stopped: bool) -> None:
     """The run folder on stdout, the command's result; a stdout that fails says the run is saved."""
-    print_result(
-        as_argument(run_dir),
+    print_path(
+        run_dir,
         "the run folder",
         f"the run {'stopped and saved' if stopped else 'finished'}: {run_dir}",
     )

@@ -46,8 +46,13 @@ def test_the_help_prints_whole_on_a_stdout_without_its_characters(encoding: str,
 
 def test_a_file_name_that_is_not_utf8_is_printed_as_its_bytes(trained_run: Path, tmp_path: Path) -> None:
     """A finished sample ended "unexpected UnicodeEncodeError … a bug in acgan", exit 1, on a strict
-    UTF-8 stdout; on an ASCII one, click's echo printed é as "?", a path no script could open."""
-    for encoding, raw in (("utf-8", b"b\xffd.png"), ("ascii", "café.png".encode())):
+    UTF-8 stdout; on an ASCII one, click's echo printed é as "?", a path no script could open; on a
+    Latin-1 one, ü went out as Latin-1 and 日本 as UTF-8, bytes of neither encoding."""
+    for encoding, raw in (
+        ("utf-8", b"b\xffd.png"),
+        ("ascii", "café.png".encode()),
+        ("latin-1", "ünï日本.png".encode()),
+    ):
         out = tmp_path / os.fsdecode(raw)
         done = _acgan(
             ["sample", "--digit", "1", "--ckpt", str(trained_run), "--out", str(out)],
