@@ -39,7 +39,8 @@ class _OneLineUsageErrors(TyperGroup):
         tolerant_streams()  # before anything is printed: the help, too, holds 10⁹ and 2³²
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
-        words = list(args[0] if args else kwargs.get("args") or sys.argv[1:])
+        given = list(args[0] if args else kwargs.get("args") or sys.argv[1:])
+        words = given
         # typer's completion flags take no shell name: one given after them was ignored, for the shell
         # detected, and with --help beside them click ran them first (~/.bashrc edited for a help)
         named: tuple[str, str] | None = None
@@ -50,14 +51,11 @@ class _OneLineUsageErrors(TyperGroup):
                 words = rest
             elif shell is not None:
                 words, named = rest, (flag, shell)
-            args = (words, *args[1:]) if args else args
-            kwargs = {**kwargs, "args": words} if not args else kwargs
         if named is not None and named[0] == "--show-completion":  # click's protocol prints its script
             prog = kwargs.get("prog_name") or os.path.basename(sys.argv[0]) or "acgan"
             os.environ[f"_{prog.replace('-', '_').upper()}_COMPLETE"] = f"source_{named[1]}"
-        moved = _global_flags_first(words, self.commands)
-        if moved != words:
-            words = moved
+        words = _global_flags_first(words, self.commands)
+        if words != given:  # what click parses
             args = (words, *args[1:]) if args else args
             kwargs = {**kwargs, "args": words} if not args else kwargs
         after = _empty_argument(words)
