@@ -26,6 +26,7 @@ _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "C
 
 
 _SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")  # --show-completion's and --install-completion's
+_GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")  # acgan's own, taken before or after the command
 
 
 class _OneLineUsageErrors(TyperGroup):
@@ -118,7 +119,7 @@ class _OneLineUsageErrors(TyperGroup):
         if (ctx is not None and hasattr(ctx.command, "list_commands")) or command not in self.commands:
             return "`acgan --help` lists the commands"
         option = getattr(exc, "option_name", None)
-        if option in ("-q", "--quiet", "-v", "--verbose"):
+        if option in _GLOBAL_FLAGS:
             return f"{option} goes before the command: `acgan {option} {command} …`"
         if getattr(getattr(exc, "param", None), "name", None) == "digit":  # `--digit three`
             return "--digit takes a class number; --class takes its name"
@@ -164,9 +165,6 @@ def _value_of(opts: list[str], words: list[str]) -> str | None:
             if opt.startswith("--") and word.startswith(opt + "="):
                 value = word[len(opt) + 1 :]
     return value
-
-
-_GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
 
 
 def _global_flags_first(words: list[str], commands: dict[str, Any]) -> list[str]:
