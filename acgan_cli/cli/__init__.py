@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 from acgan_cli import __version__
 from acgan_cli.cli import evaluate, export, sample, train
 from acgan_cli.cli.common import OS_ERROR_HINT, print_error, require_stdout, state, to_devnull
-from acgan_cli.cli.encoding import tolerant_streams
+from acgan_cli.cli.encoding import fit_help, tolerant_streams
 from acgan_cli.core.errors import AcganError
 
 # click's ClickException, whether typer vendors click or depends on it.
@@ -38,6 +38,7 @@ class _OneLineUsageErrors(TyperGroup):
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         tolerant_streams()  # before anything is printed: the help, too, holds 10⁹ and 2³²
+        fit_help(self)
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         given = list(args[0] if args else kwargs.get("args") or sys.argv[1:])

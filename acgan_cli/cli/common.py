@@ -22,6 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from acgan_cli.cli.encoding import StandInConsole
 from acgan_cli.core.config import DEVICES, PRECISIONS
 from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError, first_line
 
@@ -40,7 +41,7 @@ class State:
 state = State()
 
 
-class _Console(Console):
+class _Console(StandInConsole):
     def on_broken_pipe(self) -> None:
         """A reader that went away (`2>&1 | head`) raises BrokenPipeError, which each command
         ends on as SIGPIPE ends cat (141; train saves first). rich's own answer was SystemExit(1),
@@ -86,7 +87,7 @@ def stdout_console() -> Console:
     """A console that renders a result for stdout into a buffer (`.file.getvalue()`, for
     `print_result`): a terminal's width and colours where stdout is one, else plain text."""
     terminal = sys.stdout is not None and sys.stdout.isatty()
-    return Console(
+    return StandInConsole(
         file=_Rendering(),
         force_terminal=True if terminal else None,  # None: FORCE_COLOR may still ask for one
         highlight=False,

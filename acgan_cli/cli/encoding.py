@@ -14,8 +14,14 @@ import codecs
 import contextlib
 import io
 import os
+import re
 import sys
 import unicodedata
+from functools import cache
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
 
 ERRORS = "acgan.stand-in"
 
@@ -76,6 +82,58 @@ def _one(char: str) -> bytes:
 
 
 codecs.register_error(ERRORS, _stand_in)
+
+_SYMBOLS = re.compile(f"[{''.join(_SUPERSCRIPTS)}]+|[{''.join(_STAND_INS)}]")
+
+
+@cache
+def _lacks_symbols(encoding: str) -> bool:
+    try:
+        "".join((*_SUPERSCRIPTS, *_STAND_INS)).encode(encoding)
+    except UnicodeEncodeError:
+        return True
+    except LookupError:  # not an encoding Python knows: the stream's own writes fail alike
+        return False
+    return False
+
+
+def with_stand_ins(text: str, encoding: str) -> str:
+    """`text` with each of acgan's symbols that `encoding` lacks already swapped for its stand-in,
+    as the stream would write it; every other character stays."""
+    if not _lacks_symbols(encoding):
+        return text
+
+    def swap(symbol: re.Match[str]) -> str:
+        try:
+            symbol.group().encode(encoding)
+        except UnicodeEncodeError:
+            return symbol.group().encode("ascii", ERRORS).decode("ascii")
+        return symbol.group()
+
+    return _SYMBOLS.sub(swap, text)
+
+
+class StandInConsole(Console):
+    """A rich console that lays text out with the stand-ins its stream will write: rich measured
+    `±` as one column and the stream wrote `+-`, two, which pushed a table's border out."""
+
+    def render_str(self, text: str, *args: Any, **kwargs: Any) -> Text:
+        return super().render_str(with_stand_ins(text, self.encoding), *args, **kwargs)
+
+
+def fit_help(command: Any) -> None:
+    """Swap the stand-ins into the help texts of `command` (a click command) and its subcommands
+    where stdout lacks acgan's symbols, before rich lays them out: rich measured `10⁹` as three
+    columns and the stream wrote `10^9`, four, which pushed that line's box border out by one."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    if not _lacks_symbols(encoding):
+        return
+    commands = [command, *getattr(command, "commands", {}).values()]
+    for item in [*commands, *(param for each in commands for param in each.params)]:
+        for field in ("help", "short_help", "epilog", "show_default"):
+            text = getattr(item, field, None)
+            if isinstance(text, str):
+                setattr(item, field, with_stand_ins(text, encoding))
 
 
 def tolerant_streams() -> None:

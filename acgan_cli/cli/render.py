@@ -405,10 +405,10 @@ NAME_WIDTH = 14  # "step 1,000,000"
 
 
 def _natural_width(table: Table) -> int:
-    """The columns `table` takes where nothing in it needs to wrap."""
-    from rich.console import Console
+    """The columns `table` takes where nothing in it needs to wrap (on stdout, stand-ins included)."""
+    from acgan_cli.cli.encoding import StandInConsole
 
-    return Console(width=10_000).measure(table).maximum
+    return StandInConsole(width=10_000).measure(table).maximum
 
 
 def evaluation_table(

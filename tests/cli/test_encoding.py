@@ -44,6 +44,18 @@ def test_the_help_prints_whole_on_a_stdout_without_its_characters(encoding: str,
     assert (sample.returncode, sample.stderr) == (0, b"")
 
 
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_the_help_boxes_stay_square_where_stand_ins_are_wider(encoding: str) -> None:
+    """rich measured `10⁹` as three columns and the stream wrote `10^9`, four: that line's border
+    stood one column out of the box."""
+    for command in ("train", "sample", "evaluate", "export"):
+        done = _acgan([command, "--help"], PYTHONIOENCODING=encoding, COLUMNS="100")
+        text = done.stdout.decode("utf-8" if encoding == "ascii" else encoding)
+        boxed = [line for line in text.splitlines() if line.startswith(("|", "+"))]
+        assert len(boxed) > 20 and {len(line) for line in boxed} == {100}, command
+    assert "10^9" in _acgan(["train", "--help"], PYTHONIOENCODING="ascii").stdout.decode()
+
+
 def test_a_file_name_that_is_not_utf8_is_printed_as_its_bytes(trained_run: Path, tmp_path: Path) -> None:
     """A finished sample ended "unexpected UnicodeEncodeError … a bug in acgan", exit 1, on a strict
     UTF-8 stdout; on an ASCII one, click's echo printed é as "?", a path no script could open; on a
@@ -65,16 +77,21 @@ def test_a_file_name_that_is_not_utf8_is_printed_as_its_bytes(trained_run: Path,
         assert b"\\u" not in done.stderr
 
 
-def test_the_scores_print_on_a_latin1_stdout(trained_run: Path, evaluator_cache: Path) -> None:
-    """The table's borders and arrows are not Latin-1: every score was computed, then lost."""
+@pytest.mark.parametrize("encoding", ["latin-1", "ascii"])
+def test_the_scores_print_on_a_latin1_stdout(trained_run: Path, evaluator_cache: Path, encoding: str) -> None:
+    """The table's borders and arrows are not Latin-1: every score was computed, then lost. On ASCII,
+    rich measured `±` as one column and the stream wrote `+-`: that row stood out of the box."""
     done = _acgan(
         ["evaluate", str(trained_run), "--n-samples", "200"],
-        PYTHONIOENCODING="latin-1",
+        PYTHONIOENCODING=encoding,
         ACGAN_CACHE_DIR=str(evaluator_cache),
     )
     assert done.returncode == 0, done.stderr
-    text = done.stdout.decode("latin-1")
+    text = done.stdout.decode("utf-8" if encoding == "ascii" else encoding)
     assert "class accuracy ^" in text and "+---" in text  # rich chose its ASCII borders
+    boxed = [line for line in text.splitlines() if line.startswith(("|", "+"))]
+    assert len(boxed) > 10 and len({len(line) for line in boxed}) == 1
+    assert ("KID std. error +-" if encoding == "ascii" else "KID std. error ±") in text
 
 
 def test_columns_0_is_no_width_given(tmp_path: Path) -> None:
