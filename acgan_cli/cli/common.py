@@ -177,7 +177,9 @@ def check_not_a_terminal(out: str | None, what: str) -> None:
         if not stat.S_ISCHR(os.stat(Path(out).expanduser()).st_mode):  # a file, a folder, nothing yet
             return
         # O_NOCTTY: asking must not make it this process's terminal; O_NONBLOCK: nor wait for a modem
-        fd = os.open(Path(out).expanduser(), os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        # (neither flag exists on Windows, nor is needed there)
+        flags = os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(Path(out).expanduser(), flags)
     except OSError:  # not there, or not ours to open: the write says so
         return
     try:

@@ -947,18 +947,25 @@ def _settled(path: str | Path, read: Callable[[Path, Path], T]) -> T:
     )
 
 
+_PROC_FDS = Path("/proc/self/fd")
+
+
 @contextlib.contextmanager
 def _pinned(file: Path) -> Iterator[Path]:
     """A path that names the file at `file` as it is now, while the block runs, even once a run
     has replaced or pruned it: /proc/self/fd/N of a descriptor held open (Linux). Elsewhere, or
-    for what cannot be opened (the read then says why), `file` itself."""
+    for what cannot be opened (the read then says why), `file` itself. (Held open on Windows, the
+    file could not be replaced: a training run's next checkpoint would fail.)"""
+    if not _PROC_FDS.is_dir():
+        yield file
+        return
     try:  # non-blocking: a FIFO would wait for a writer; the read refuses it as not a regular file
         fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         yield file
         return
     try:
-        held = Path(f"/proc/self/fd/{fd}")
+        held = _PROC_FDS / str(fd)
         yield held if held.exists() else file
     finally:
         os.close(fd)

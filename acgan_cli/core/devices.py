@@ -7,8 +7,9 @@ import importlib.util
 import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from acgan_cli.core.errors import DeviceError
 
@@ -107,7 +108,28 @@ def resolve_precision(name: str, device: torch.device) -> str:
             option="precision",
             detail=f"fp16 needs a CUDA GPU (this run is on {device.type})",
         )
+    if name == "bf16" and device.type == "mps" and not autocast_computes_in("mps", autocast_dtype("bf16")):
+        import torch
+
+        raise DeviceError(
+            f"--precision bf16 on MPS needs torch 2.6 or newer (this is torch {torch.__version__})",
+            hint="use --precision fp32, or upgrade torch",
+            option="precision",
+            detail=f"bf16 on MPS needs torch 2.6 or newer (this is torch {torch.__version__})",
+        )
     return name
+
+
+def autocast_computes_in(device_type: str, dtype: torch.dtype | None) -> bool:
+    """Whether torch's autocast runs on `device_type` in `dtype`: one that cannot turns itself off
+    with a warning, and the run would go on in float32 (torch 2.5's MPS autocast takes float16
+    alone)."""
+    import torch
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.autocast(device_type, dtype=dtype)
+    return not caught
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
@@ -120,12 +142,15 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
 def autocast(
     device_type: str, dtype: torch.dtype | None, cache_enabled: bool | None = None
 ) -> torch.autocast:
-    """An autocast context computing in `dtype` on `device_type`; a disabled one for None (fp32)."""
+    """An autocast context computing in `dtype` on `device_type`; a disabled one for None (fp32).
+
+    A disabled one keeps the device's own autocast dtype: torch 2.5 warned "MPS Autocast only
+    supports dtype of torch.float16" for a float32 one even where it was off, on every fp32 run."""
     import torch
 
-    return torch.autocast(
-        device_type, dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=cache_enabled
-    )
+    if dtype is None:
+        return torch.autocast(device_type, enabled=False, cache_enabled=cache_enabled)
+    return torch.autocast(device_type, dtype=dtype, cache_enabled=cache_enabled)
 
 
 def private_rng(device: torch.device) -> AbstractContextManager[None]:
@@ -227,12 +252,20 @@ def reuse_freed_memory(largest_block: int = 64 << 20, kept: int = 256 << 20) -> 
     on 60,000 images; call this after loading data, whose temporaries should go back). No-op
     where the C library has no mallopt (macOS, Windows).
     """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _c_library("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, largest_block)) and bool(mallopt(_M_TRIM_THRESHOLD, kept))
+
+
+def _c_library(function: str) -> Any:
+    """`function` of the C library this process runs on, if it has one by that name (glibc's
+    mallopt and malloc_trim: not macOS's libc, nor musl's malloc_trim)."""
+    try:
+        return getattr(ctypes.CDLL(None), function)
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows' CDLL takes no None
+        return None
 
 
 def release_freed_memory() -> bool:
@@ -244,9 +277,8 @@ def release_freed_memory() -> bool:
     run (12 epochs of mnist-5k, three grids) peaked at 1.26 GB instead of 1.44; the step after a
     grid took as long as without it (157 ms, medians of 6). No-op without glibc's malloc_trim.
     """
-    try:
-        malloc_trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    malloc_trim = _c_library("malloc_trim")
+    if malloc_trim is None:
         return False
     malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
     return bool(malloc_trim(0))

@@ -72,7 +72,13 @@ def remove_orphaned_temporaries(folder: Path, of: str | None = None) -> list[Pat
     return removed
 
 
+# Windows' os.kill(pid, 0) sends that process group a Ctrl-C: every temporary is taken as live there.
+_CAN_PROBE_PIDS = os.name == "posix"
+
+
 def _alive(pid: int) -> bool:
+    if not _CAN_PROBE_PIDS:
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -203,8 +209,9 @@ def replace_durably(tmp: Path, path: Path) -> None:
         tmp.unlink()
         return
     with open(tmp, "rb+") as f:
-        with contextlib.suppress(OSError):  # a new file keeps the umask's mode
-            os.fchmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))
+        if hasattr(os, "fchmod"):  # not on Windows before Python 3.13
+            with contextlib.suppress(OSError):  # a new file keeps the umask's mode
+                os.fchmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))
         os.fsync(f.fileno())
     os.replace(tmp, path)
     _sync_folder(path.parent)  # make the rename itself durable
@@ -264,17 +271,26 @@ def write_new(path: Path, data: bytes) -> bool:
     without hard links gets the file created exclusively and written in place instead.
     """
     with _staged(path, data) as tmp:
-        with open(tmp, "rb") as f:
+        with open(tmp, "rb+") as f:  # Windows' fsync needs a file open for writing
             os.fsync(f.fileno())
         try:
             os.link(tmp, path)
         except FileExistsError:
             return False
         except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS):
+            # no hard links there: EPERM (FAT on Linux), EINVAL (FAT or SMB on Windows), ...
+            no_links = (
+                errno.EPERM,
+                errno.EINVAL,
+                errno.EOPNOTSUPP,
+                errno.ENOTSUP,
+                errno.EMLINK,
+                errno.ENOSYS,
+            )
+            if exc.errno not in no_links:
                 raise
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
             except FileExistsError:
                 return False
             try:

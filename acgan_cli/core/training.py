@@ -627,7 +627,8 @@ class Trainer:
         """A function that appends a line to `path` at once (unbuffered: a failed write fails there,
         naming the file, and leaves nothing pending for close to fail on again)."""
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            # O_BINARY: Windows would write each line end as \r\n
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
         except OSError as exc:
             raise self._write_failed(path, exc) from None
 

@@ -39,7 +39,7 @@ from acgan_cli.core.data import (
     run_name,
     same_dataset,
 )
-from acgan_cli.core.devices import has_fast_bf16, private_rng
+from acgan_cli.core.devices import autocast, has_fast_bf16, private_rng
 from acgan_cli.core.errors import AcganError, CheckpointError, first_line
 from acgan_cli.core.evaluation.config import default_cache_dir
 from acgan_cli.core.evaluation.events import (
@@ -200,6 +200,8 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
 
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
+    if images.device.type == "mps":  # MPS lacked the antialiased kernel (NotImplementedError)
+        return resize(images.cpu(), size).to(images.device)
     return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
@@ -341,7 +343,7 @@ def train_evaluator(
                 if should_stop():
                     raise TrainingStopped
                 take = order[index * BATCH_SIZE : (index + 1) * BATCH_SIZE]
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                with autocast(device.type, torch.bfloat16 if precision == "bf16" else None):
                     _, logits = net(to_model_range(data.images[take]))
                     loss = F.cross_entropy(logits, data.labels[take])
                 optimizer.zero_grad(set_to_none=True)
