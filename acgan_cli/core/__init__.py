@@ -15,7 +15,24 @@ stays free of torch.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the same names for type checkers and editors (`x as x`: re-exported)
+    from acgan_cli.core.checkpoint import load_generator as load_generator
+    from acgan_cli.core.checkpoint import read_info as read_info
+    from acgan_cli.core.config import ModelConfig as ModelConfig
+    from acgan_cli.core.config import TrainConfig as TrainConfig
+    from acgan_cli.core.data import load_dataset as load_dataset
+    from acgan_cli.core.errors import AcganError as AcganError
+    from acgan_cli.core.errors import ConfigError as ConfigError
+    from acgan_cli.core.errors import UsageError as UsageError
+    from acgan_cli.core.evaluation import EvaluationConfig as EvaluationConfig
+    from acgan_cli.core.evaluation import evaluate as evaluate
+    from acgan_cli.core.export import export as export_generator  # noqa: F401 (in __all__)
+    from acgan_cli.core.sampling import draw_samples as draw_samples
+    from acgan_cli.core.training import Trainer as Trainer
+    from acgan_cli.core.training import TrainResult as TrainResult
+    from acgan_cli.core.training import train as train
 
 _PUBLIC: dict[str, str | tuple[str, str]] = {
     "TrainConfig": "acgan_cli.core.config",

@@ -1,8 +1,13 @@
+import ast
+import importlib
 import os
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
+
+import pytest
 
 
 def _modules_after(code: str) -> set[str]:
@@ -106,3 +111,27 @@ def test_the_public_names_import_lazily_and_all_exist() -> None:
     assert {"train", "evaluate", "export_generator", "draw_samples", "load_generator", "TrainConfig"} <= set(
         done.stdout.split()
     )
+
+
+def _type_checking_imports(module: types.ModuleType) -> dict[str, tuple[str, str]]:
+    """What `module`'s `if TYPE_CHECKING:` block imports: {name: (module, attribute)}."""
+    tree = ast.parse(Path(module.__file__ or "").read_text())
+    block = next(
+        node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    )
+    return {
+        alias.asname or alias.name: (node.module or "", alias.name)
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+
+
+@pytest.mark.parametrize("name", ["acgan_cli.core", "acgan_cli.core.evaluation"])
+def test_type_checkers_see_each_lazy_name_where_it_is_imported_from(name: str) -> None:
+    """The names are imported lazily (PEP 562 __getattr__), so to mypy and editors `train`,
+    `load_generator` and the rest of the documented API were Any: a `py.typed` package that checked
+    nothing. An `if TYPE_CHECKING:` block imports the same names from the same places."""
+    module = importlib.import_module(name)
+    lazy = {key: value if isinstance(value, tuple) else (value, key) for key, value in module._PUBLIC.items()}
+    assert _type_checking_imports(module) == lazy

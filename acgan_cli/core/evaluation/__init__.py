@@ -13,7 +13,39 @@ CLI validates `--metrics` and completes metric names from `METRICS` without torc
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the same names for type checkers and editors (`x as x`: re-exported)
+    from acgan_cli.core.evaluation.config import MAX_SAMPLES as MAX_SAMPLES
+    from acgan_cli.core.evaluation.config import QUICK_SAMPLES as QUICK_SAMPLES
+    from acgan_cli.core.evaluation.config import EvaluationConfig as EvaluationConfig
+    from acgan_cli.core.evaluation.config import default_cache_dir as default_cache_dir
+    from acgan_cli.core.evaluation.evaluator import Evaluator as Evaluator
+    from acgan_cli.core.evaluation.evaluator import EvaluatorError as EvaluatorError
+    from acgan_cli.core.evaluation.evaluator import EvaluatorInfo as EvaluatorInfo
+    from acgan_cli.core.evaluation.evaluator import evaluator_splits as evaluator_splits
+    from acgan_cli.core.evaluation.evaluator import load_evaluator as load_evaluator
+    from acgan_cli.core.evaluation.evaluator import read_evaluator as read_evaluator
+    from acgan_cli.core.evaluation.events import CheckpointEvaluated as CheckpointEvaluated
+    from acgan_cli.core.evaluation.events import EvaluationEvent as EvaluationEvent
+    from acgan_cli.core.evaluation.events import EvaluatorEpochEnded as EvaluatorEpochEnded
+    from acgan_cli.core.evaluation.events import EvaluatorReady as EvaluatorReady
+    from acgan_cli.core.evaluation.events import EvaluatorStepDone as EvaluatorStepDone
+    from acgan_cli.core.evaluation.events import EvaluatorTrainingStarted as EvaluatorTrainingStarted
+    from acgan_cli.core.evaluation.events import EvaluatorWaiting as EvaluatorWaiting
+    from acgan_cli.core.evaluation.events import StageStarted as StageStarted
+    from acgan_cli.core.evaluation.metrics import METRICS as METRICS
+    from acgan_cli.core.evaluation.metrics import Comparison as Comparison
+    from acgan_cli.core.evaluation.metrics import FeatureSet as FeatureSet
+    from acgan_cli.core.evaluation.metrics import Figure as Figure
+    from acgan_cli.core.evaluation.metrics import Metric as Metric
+    from acgan_cli.core.evaluation.metrics import MetricUnavailable as MetricUnavailable
+    from acgan_cli.core.evaluation.metrics import parse_metrics as parse_metrics
+    from acgan_cli.core.evaluation.scoring import CheckpointReport as CheckpointReport
+    from acgan_cli.core.evaluation.scoring import EvaluationReport as EvaluationReport
+    from acgan_cli.core.evaluation.scoring import Scores as Scores
+    from acgan_cli.core.evaluation.scoring import evaluate as evaluate
+    from acgan_cli.core.evaluation.scoring import quick_metrics as quick_metrics
 
 _PUBLIC = {
     "EvaluationConfig": "acgan_cli.core.evaluation.config",
