@@ -161,7 +161,7 @@ def evaluate(
 
     \b
     acgan evaluate runs/00001-mnist-5k              # the run's latest checkpoint
-    acgan evaluate runs/demo runs/00001-mnist-5k   # one column per run
+    acgan evaluate runs/00001-mnist-5k runs/00002-mnist-5k   # one column per run
     acgan evaluate RUN --metrics class-accuracy,fd --n-samples 2000
     acgan evaluate RUN --json > scores.json
     acgan evaluate --train-evaluator --dataset fashion-mnist

@@ -142,7 +142,7 @@ def export(
     acgan export runs/00001-mnist-5k -f safetensors --half -o g.safetensors
     acgan sample --ckpt g.safetensors --digit 3
 
-    The written path is printed on stdout, the comparison on stderr. ONNX needs onnx, onnxruntime and onnxscript (`pip install -e '.\\[onnx]'` in acgan's checkout).
+    The written path is printed on stdout, the comparison on stderr. ONNX needs onnx, onnxruntime and onnxscript (`pip install onnx onnxruntime onnxscript`; in acgan's checkout `pip install -e '.\\[onnx]'`); torchscript and pt2 need nothing more.
     """
     if out == "-":  # the bytes on stdout, as `sample --out -` writes its image there
         out = "/dev/stdout"

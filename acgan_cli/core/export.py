@@ -63,7 +63,6 @@ EXAMPLE_BATCH = 2  # torch.export specialises sizes 0 and 1, so the traced examp
 TOLERANCE = 1e-4  # largest pixel difference allowed for float32 weights (pixels span 2.0)
 HALF_TOLERANCE = 2 / 255  # float16 weights: at most one 8-bit grey level
 MIN_ONNX_OPSET = 18  # torch's ONNX exporter implements opset 18 up; below it may silently keep 18
-ONNX_EXTRA = "pip install -e '.[onnx]' in acgan's checkout (or: pip install onnx onnxruntime onnxscript)"
 INPUT_NAMES = ("z", "labels")
 OUTPUT_NAME = "images"
 # Loggers of the exporters, whose notes (deprecations, opset conversion) would otherwise reach stderr.
@@ -127,7 +126,7 @@ class ExportFormat:
     suffix: str  # appended to the checkpoint's stem for the default output name
     write: Callable[[nn.Module, CheckpointInfo, Path, ExportOptions], dict[str, str | int]]  # returns details
     load: Callable[[Path], tuple[Runner, str]]  # (runner, description of the runtime)
-    requires: tuple[str, ...] = ()  # modules that must import; their absence names ONNX_EXTRA
+    requires: tuple[str, ...] = ()  # modules that must import; the error names those missing
     options: tuple[str, ...] = ()  # ExportOptions fields this format accepts
     resolve: Callable[[ExportOptions], ExportOptions] | None = None  # fills defaults, checks ranges
     deprecated: str | None = None  # said (a Notice) after each export: why to prefer another format
@@ -594,7 +593,8 @@ def _check_format(fmt: str, options: ExportOptions) -> ExportFormat:
         raise ExportError(
             f"--format {fmt} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
             "not installed",
-            hint=f"install the optional extra: {ONNX_EXTRA}",
+            # what works however acgan was installed (from a wheel, `pip install -e '.[onnx]'` finds no project)
+            hint=f"pip install {' '.join(missing)}, or export with --format torchscript or pt2, which need none of it",
         )
     return spec
 
