@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -145,6 +146,10 @@ def export(
     The written path is printed on stdout, the comparison on stderr. ONNX needs onnx, onnxruntime and onnxscript (`pip install onnx onnxruntime onnxscript`; in acgan's checkout `pip install -e '.\\[onnx]'`); torchscript and pt2 need nothing more.
     """
     if out == "-":  # the bytes on stdout, as `sample --out -` writes its image there
+        if not os.path.exists("/dev/stdout"):  # Windows: the export would make a file C:\\dev\\stdout
+            raise typer.BadParameter(
+                "- (stdout) needs /dev/stdout, which this system lacks; give a file name", param_hint="--out"
+            )
         out = "/dev/stdout"
     to_stdout = names_stdout(out)
     if to_stdout:

@@ -533,3 +533,15 @@ def test_export_never_writes_under_a_run_checkpoint_name(
     # Elsewhere the name is a user's to choose.
     mine = tmp_path / "latest.safetensors"
     assert runner.invoke(app, ["-q", "export", str(run), "-f", "safetensors", "-o", str(mine)]).exit_code == 0
+
+
+def test_out_dash_is_refused_where_there_is_no_dev_stdout(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows has no /dev/stdout: `--out -` made a folder C:\\dev and an ONNX file named stdout there."""
+    real_exists = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda path: path != "/dev/stdout" and real_exists(path))
+    result = runner.invoke(app, ["export", str(run), "--out", "-", "-f", "pt2"])
+    assert result.exit_code == 2
+    assert "Invalid value for --out: - (stdout) needs /dev/stdout, which this system lacks" in plain(
+        result.output
+    )
+    assert not list(run.rglob("*.pt2")) and not list(Path.cwd().rglob("*.pt2"))  # nothing written
