@@ -6,6 +6,7 @@ loop's `on_event` callback.
 
 from __future__ import annotations
 
+import datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group, RenderableType
@@ -114,6 +115,7 @@ class _LossTable:
         self.current: tuple[int, list[Metrics]] | None = None
         self.evaluations: dict[int, dict[str, float]] = {}  # epoch -> its latest quick evaluation
         self.with_evaluation = False
+        self.running = True  # the current epoch's row is marked "…" while the run goes on
 
     def log(self, epoch: int, metrics: Metrics, evaluation: dict[str, float] | None = None) -> None:
         if self.current is None or self.current[0] != epoch:
@@ -133,7 +135,7 @@ class _LossTable:
             table.add_column(name, justify="right")
         rows = [(e, m, False) for e, m in self.done]
         if self.current is not None and self.current[1]:
-            rows.append((self.current[0], Metrics.combine(self.current[1]), True))
+            rows.append((self.current[0], Metrics.combine(self.current[1]), self.running))
         for epoch, metrics, current in rows[-TABLE_ROWS:]:
             extra = _evaluation_text(self.evaluations.get(epoch)) if self.with_evaluation else []
             table.add_row(*_epoch_row(epoch, metrics, current), *extra)
@@ -168,7 +170,6 @@ class LiveRenderer:
         elif isinstance(event, RunStarted):
             self.table.with_evaluation = bool(event.config.get("eval_every"))
             self.steps_per_epoch = event.steps_per_epoch
-            start_epoch = event.start_step // event.steps_per_epoch
             resumed = f", resumed at step {event.start_step}" if event.start_step else ""
             self.console.print(
                 f"[bold]acgan train[/] → {escape(str(event.run_dir))}  ({event.n_images:,} images, "
@@ -177,7 +178,7 @@ class LiveRenderer:
                 markup=True,
             )
             self.epoch_task = self.progress.add_task(
-                "epoch", total=event.epochs, completed=start_epoch, rate=""
+                "epoch", total=event.epochs, completed=event.start_step / event.steps_per_epoch, rate=""
             )
             self.step_task = self.progress.add_task(
                 "step", total=event.total_steps, completed=event.start_step, rate=""
@@ -185,6 +186,9 @@ class LiveRenderer:
             self.live.start()
         elif isinstance(event, StepDone):
             self.progress.update(self.step_task, completed=event.step)
+            # In fractions of an epoch (the bar shows whole ones): rich estimates a task's speed from
+            # its updates of the last 30 s, so a bar moved once an epoch never showed an ETA.
+            self.progress.update(self.epoch_task, completed=event.step / self.steps_per_epoch)
         elif isinstance(event, Logged):
             self.table.log(event.epoch, event.metrics, event.evaluation)
             self.progress.update(self.step_task, rate=f"{event.metrics.images_per_s:,.0f} img/s")
@@ -199,6 +203,7 @@ class LiveRenderer:
                 else -(-event.step // self.steps_per_epoch)
             )
             self.progress.update(self.epoch_task, completed=epochs)
+            self.table.running = False
             self.live.stop()
 
     def close(self) -> None:
@@ -212,6 +217,14 @@ class PlainRenderer:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.total = 0
+        self.epochs = 0
+        self.steps = 0  # steps logged in this process, and the wall time they took (evaluations too)
+        self.seconds = 0.0
+
+    def _eta(self, step: int) -> str:
+        """The time the steps left should take, at this process's pace so far (H:MM:SS)."""
+        per_step = self.seconds / self.steps if self.steps else 0.0
+        return str(datetime.timedelta(seconds=round((self.total - step) * per_step)))
 
     def __call__(self, event: Event | EvaluationEvent) -> None:
         def write(line: str) -> None:
@@ -220,7 +233,7 @@ class PlainRenderer:
         if (line := _evaluator_line(event)) is not None:
             write(line)
         elif isinstance(event, RunStarted):
-            self.total = event.total_steps
+            self.total, self.epochs = event.total_steps, event.epochs
             resumed = f" resumed at step {event.start_step}" if event.start_step else ""
             write(
                 f"train: {event.run_dir} dataset={event.config['dataset']} images={event.n_images} "
@@ -233,16 +246,25 @@ class PlainRenderer:
                 write("train: compiling G and D; the first steps take a while (a warm cache is quicker)")
         elif isinstance(event, Logged):
             m = event.metrics
+            self.steps += m.steps
+            self.seconds += m.seconds + (event.evaluation or {}).get("seconds", 0.0)
             write(
                 f"step {event.step}/{self.total} epoch {event.epoch + 1} d_loss {m.d_loss:.4f} "
                 f"g_loss {m.g_loss:.4f} d_real {m.d_real_acc:.3f} d_fake {m.d_fake_acc:.3f} "
-                f"aux {m.aux_acc:.3f} img/s {m.images_per_s:.0f}"
+                f"aux {m.aux_acc:.3f} img/s {m.images_per_s:.0f} eta {self._eta(event.step)}"
                 + (
                     f" eval_acc {event.evaluation['class_accuracy']:.4f} "
                     f"eval_fd {event.evaluation['frechet_distance']:.3f}"
                     if event.evaluation
                     else ""
                 )
+            )
+        elif isinstance(event, EpochEnded):  # its averages, as the live table's row has them
+            m = event.metrics
+            write(
+                f"epoch {event.epoch + 1}/{self.epochs} done at step {event.step}: d_loss {m.d_loss:.4f} "
+                f"g_loss {m.g_loss:.4f} d_real {m.d_real_acc:.3f} d_fake {m.d_fake_acc:.3f} "
+                f"aux {m.aux_acc:.3f} img/s {m.images_per_s:.0f}"
             )
         elif isinstance(event, SampleSaved):
             write(f"samples: {event.path}")

@@ -1,3 +1,4 @@
+import datetime
 import io
 import re
 from pathlib import Path
@@ -6,7 +7,7 @@ import pytest
 from rich.console import Console
 
 from acgan_cli.cli.render import LiveRenderer, PlainRenderer, QuietRenderer, renderer
-from acgan_cli.core.events import RunStarted
+from acgan_cli.core.events import EpochEnded, Logged, RunStarted, StepDone
 from acgan_cli.core.training import Trainer
 from tests.conftest import tiny_config
 
@@ -23,8 +24,12 @@ def test_live_renderer_draws_bars_and_a_row_per_epoch(tmp_path: Path, small_data
     output = io.StringIO()
     console = Console(file=output, force_terminal=True, width=120, color_system=None)
     draw = LiveRenderer(console)
-    for event in _events(tmp_path, small_dataset):
+    *events, finished = _events(tmp_path, small_dataset)
+    for event in events:
         draw(event)
+    running = Console(file=io.StringIO(), width=120)
+    running.print(draw.table)
+    draw(finished)
     draw.close()
     text = output.getvalue()
     for heading in ("epoch", "D loss", "G loss", "D real", "D fake", "class acc", "img/s"):
@@ -32,20 +37,50 @@ def test_live_renderer_draws_bars_and_a_row_per_epoch(tmp_path: Path, small_data
     assert "14/14" in text  # the step bar finished
     assert "2/2" in text  # the epoch bar: 10 steps, then 4 of the second epoch
     last_table = text[text.rindex("D loss") :]
-    # One row per epoch, each from its line's start: epoch 1 done, epoch 2 (marked …) still running.
+    # One row per epoch, each from its line's start: epoch 1, and epoch 2 (4 of its steps), marked
+    # "…" while it ran and no longer once the run is done.
     number, share = r"-?\d+\.\d{3}", r"\d+%"
     row = rf"^ *(\d+)( …)? +{number} +{number} +{share} +{share} +{share} +[\d,]+ *$"
-    assert re.findall(row, last_table, re.MULTILINE) == [("1", ""), ("2", " …")]
+    assert re.findall(row, last_table, re.MULTILINE) == [("1", ""), ("2", "")]
+    assert re.findall(row, running.file.getvalue(), re.MULTILINE) == [("1", ""), ("2", " …")]
+
+
+def test_the_live_epoch_bar_moves_with_each_step(tmp_path: Path, small_dataset) -> None:
+    """rich estimates a bar's speed from its updates of the last 30 s: an epoch bar moved once an
+    epoch (more than 30 s on 60,000 images) showed `eta -:--:--` all run long."""
+    draw = LiveRenderer(Console(file=io.StringIO(), force_terminal=True, width=120))
+    seen = []
+    for event in _events(tmp_path, small_dataset):
+        draw(event)
+        if isinstance(event, StepDone):
+            seen.append(draw.progress.tasks[0].completed)
+    draw.close()
+    assert seen == [step / 10 for step in range(1, 15)]  # 10-step epochs
 
 
 def test_plain_renderer_prints_a_line_per_log_window(tmp_path: Path, small_dataset) -> None:
     output = io.StringIO()
     draw = PlainRenderer(Console(file=output, width=80))
-    for event in _events(tmp_path, small_dataset):
+    events = _events(tmp_path, small_dataset)
+    for event in events:
         draw(event)
     lines = output.getvalue().splitlines()
     steps = [line.split()[1] for line in lines if line.startswith("step ")]
     assert steps == ["4/14", "8/14", "10/14", "12/14", "14/14"]
+    # The time left at the pace so far, for a log file's reader (the live bars show theirs)
+    logged = [event for event in events if isinstance(event, Logged)]
+    pace = [
+        sum(e.metrics.seconds for e in logged[: i + 1]) / sum(e.metrics.steps for e in logged[: i + 1])
+        for i in range(5)
+    ]
+    etas = [line.split(" eta ")[1] for line in lines if line.startswith("step ")]
+    assert etas == [
+        str(datetime.timedelta(seconds=round((14 - e.step) * p))) for e, p in zip(logged, pace, strict=True)
+    ]
+    assert etas[-1] == "0:00:00"
+    # An epoch's end says so, with its averages
+    ended = next(event for event in events if isinstance(event, EpochEnded))
+    assert f"epoch 1/2 done at step 10: d_loss {ended.metrics.d_loss:.4f} g_loss" in output.getvalue()
     assert all(len(line) > 80 for line in lines if line.startswith("step "))  # never wrapped
     assert any(line.startswith("checkpoint: ") for line in lines)
 

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -501,6 +502,7 @@ def test_eval_every_prints_the_figures(
         step = int(printed.pop("step").split("/")[0])
         record = records[step]
         assert int(printed.pop("epoch")) == record["epoch"] + 1
+        assert re.fullmatch(r"\d+:\d\d:\d\d", printed.pop("eta")), line
         assert set(printed) == set(keys), line
         for name, shown in printed.items():
             decimals = len(shown.partition(".")[2])
