@@ -118,13 +118,19 @@ class _LossTable:
         self.running = True  # the current epoch's row is marked "…" while the run goes on
 
     def log(self, epoch: int, metrics: Metrics, evaluation: dict[str, float] | None = None) -> None:
-        if self.current is None or self.current[0] != epoch:
+        if self.current is not None and self.current[0] != epoch:  # a resumed run's history
+            self.end_epoch(self.current[0], Metrics.combine(self.current[1]))
+        if self.current is None:
             self.current = (epoch, [])
         self.current[1].append(metrics)
         if evaluation is not None:
             self.evaluations[epoch] = evaluation
 
     def end_epoch(self, epoch: int, metrics: Metrics) -> None:
+        """The epoch's row, done: the averages of its log windows (on a resume, those the run
+        logged before it too), else `metrics`."""
+        if self.current is not None and self.current[0] == epoch and self.current[1]:
+            metrics = Metrics.combine(self.current[1])
         self.done.append((epoch, metrics))
         self.current = None
 
@@ -170,6 +176,8 @@ class LiveRenderer:
         elif isinstance(event, RunStarted):
             self.table.with_evaluation = bool(event.config.get("eval_every"))
             self.steps_per_epoch = event.steps_per_epoch
+            for logged in event.history:  # a resumed run's earlier epochs, and its current one whole
+                self.table.log(logged.epoch, logged.metrics, logged.evaluation)
             resumed = f", resumed at step {event.start_step}" if event.start_step else ""
             self.console.print(
                 f"[bold]acgan train[/] → {escape(str(event.run_dir))}  ({event.n_images:,} images, "

@@ -26,6 +26,9 @@ class RunStarted:
     seed: int
     resumed_from: Path | None
     config: dict[str, Any]
+    # A resumed run's log windows before `start_step`, as metrics.jsonl holds them (a loss table
+    # then shows the run's earlier epochs, and the current one whole)
+    history: tuple[Logged, ...] = ()
 
 
 @dataclass(frozen=True)

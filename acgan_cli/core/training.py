@@ -170,6 +170,23 @@ class _Window:
         )
 
 
+def _logged(record: dict[str, Any]) -> Logged | None:
+    """The log window a metrics.jsonl line holds; None for a line of another shape."""
+    try:
+        metrics = Metrics(**{name: record[name] for name in Metrics.__dataclass_fields__})
+        evaluation = {
+            name.removeprefix("eval_"): value for name, value in record.items() if name.startswith("eval_")
+        }
+        return Logged(
+            step=int(record["step"]),
+            epoch=int(record["epoch"]),
+            metrics=metrics,
+            evaluation=evaluation or None,
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 # ----------------------------------------------------------------------------- the trainer
 
 
@@ -453,16 +470,17 @@ class Trainer:
             with contextlib.suppress(OSError):  # one holding anything else stays, and those above it
                 folder.rmdir()
 
-    def _drop_metrics_after_checkpoint(self) -> float:
+    def _drop_metrics_after_checkpoint(self) -> tuple[float, tuple[Logged, ...]]:
         """Drop the metrics.jsonl lines past the resumed step, which a killed process logged after its
-        last checkpoint (this run logs those steps again), and return the run's seconds so far.
+        last checkpoint (this run logs those steps again), and return the run's seconds so far and
+        the log windows the kept lines hold.
 
         Every other line stays as it was, byte for byte; a last line without its newline is one the
         kill cut short, and goes (or, if it is whole, gets its newline).
         """
         path = self.run_dir / "metrics.jsonl"
         if not path.is_file():  # not there yet, or a device (/dev/full in a test): nothing to drop
-            return 0.0
+            return 0.0, ()
         try:
             lines = path.read_bytes().splitlines(keepends=True)
         except OSError as exc:  # it is appended to next: the same failure
@@ -473,7 +491,7 @@ class Trainer:
             with contextlib.suppress(ValueError):
                 json.loads(last)
                 lines.append(last + b"\n")
-        kept, seconds = [], 0.0
+        kept, seconds, history = [], 0.0, []
         for line in lines:
             try:
                 record = json.loads(line)
@@ -484,12 +502,13 @@ class Trainer:
             if step <= self.step:
                 kept.append(line)
                 seconds = seconds_then
+                history += [logged] if (logged := _logged(record)) is not None else []
         if torn or len(kept) != len(lines):
             try:
                 files.write_atomic(path, b"".join(kept))
             except OSError as exc:
                 raise self._write_failed(path, exc) from None
-        return seconds
+        return seconds, tuple(history)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -936,7 +955,7 @@ class Trainer:
                 self.discard()  # still empty: no run to leave behind
                 raise
         self._prepare_run_folder()
-        time_before = self._drop_metrics_after_checkpoint() if self.resumed_from else 0.0
+        time_before, history = self._drop_metrics_after_checkpoint() if self.resumed_from else (0.0, ())
         self._install_global_rng_states()
         started = time.perf_counter()
         on_event(
@@ -953,6 +972,7 @@ class Trainer:
                 seed=config.seed,
                 resumed_from=self.resumed_from,
                 config=to_dict(config),
+                history=history,
             )
         )
 

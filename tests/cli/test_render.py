@@ -8,6 +8,7 @@ from rich.console import Console
 
 from acgan_cli.cli.render import LiveRenderer, PlainRenderer, QuietRenderer, renderer
 from acgan_cli.core.events import EpochEnded, Logged, RunStarted, StepDone
+from acgan_cli.core.runs import resume_config
 from acgan_cli.core.training import Trainer
 from tests.conftest import tiny_config
 
@@ -208,3 +209,36 @@ def test_a_stopped_run_leaves_its_epoch_bar_at_the_epochs_it_finished(tmp_path: 
         draw.close()
         frames = re.findall(r"\b[0-9]+/10\b", output.getvalue())  # the epoch bar's (the step bar's is /10000)
         assert frames[-1] == shown, frames
+
+
+def test_a_resumed_runs_table_holds_its_earlier_epochs_whole(tmp_path: Path, small_dataset) -> None:
+    """The live table showed only what the resumed process logged: epochs finished before the
+    resume were gone, and the resumed epoch's row averaged its last steps alone."""
+    first: list = []
+    Trainer(tiny_config(max_steps=14, log_every=4), run_dir=tmp_path / "run", dataset=small_dataset).run(
+        on_event=first.append
+    )
+    second: list = []
+    resumed = Trainer(
+        resume_config(tiny_config(max_steps=14, log_every=4), {"max_steps": 24}),
+        resume=tmp_path / "run",
+        dataset=small_dataset,
+    )
+    resumed.run(on_event=second.append)
+    started = second[0]
+    assert isinstance(started, RunStarted) and started.start_step == 14
+    assert started.history == tuple(event for event in first if isinstance(event, Logged))
+
+    draw = LiveRenderer(Console(file=io.StringIO(), width=120))
+    for event in second:
+        draw(event)
+    draw.close()
+    rows = {epoch: metrics for epoch, metrics in draw.table.done}
+    assert sorted(rows) == [0, 1]  # the first process's epoch 1; epoch 2, begun there and ended here
+    first_epoch = next(event for event in first if isinstance(event, EpochEnded))
+    assert rows[0].d_loss == pytest.approx(first_epoch.metrics.d_loss)
+    second_epoch = [e for e in (*first, *second) if isinstance(e, Logged) and e.epoch == 1]
+    assert [e.step for e in second_epoch] == [12, 14, 16, 20]
+    assert rows[1].steps == 10 and rows[1].d_loss == pytest.approx(
+        sum(e.metrics.d_loss * e.metrics.steps for e in second_epoch) / 10
+    )
