@@ -624,7 +624,12 @@ class Trainer:
     def _diverged(self, step: int, exact: bool = True) -> DivergedError:
         """The run diverged at `step` (`exact`: its first bad one; else found bad by then)."""
         kept = str(self.last_checkpoint) if self.last_checkpoint else None
-        return DivergedError(step, kept, exact=exact, log=str(self.run_dir / "metrics.jsonl"))
+        log = self.run_dir / "metrics.jsonl"
+        try:  # named only where it holds a line to look at
+            logged = log.stat().st_size > 0
+        except OSError:
+            logged = False
+        return DivergedError(step, kept, exact=exact, log=str(log) if logged else None)
 
     def _kept(self) -> str:
         last = self.last_checkpoint

@@ -140,3 +140,18 @@ def test_a_sampling_generator_that_draws_nan_is_divergence_not_a_black_grid(
     assert (trainer.run_dir / "samples" / "step-00000006.png").exists()
     assert not (trainer.run_dir / "samples" / "step-00000007.png").exists()
     assert ckpt.read_info(trainer.run_dir).step == 6
+
+
+def test_a_run_that_diverges_before_its_first_log_line_names_no_empty_log(
+    tmp_path: Path, small_dataset
+) -> None:
+    """It said "the losses are in run/metrics.jsonl" of a file with no line in it."""
+    trainer = Trainer(
+        tiny_config(max_steps=12, ckpt_every=100, log_every=100, sample_every=0),
+        run_dir=tmp_path / "run",
+        dataset=small_dataset,
+    )
+    with pytest.raises(DivergedError) as caught:
+        trainer.run(on_event=_fill_after_step(3, lambda: trainer.generator.project.weight, float("nan")))
+    assert (trainer.run_dir / "metrics.jsonl").read_bytes() == b""
+    assert caught.value.message.endswith("; no checkpoint had been written yet"), caught.value.message
