@@ -145,6 +145,8 @@ class _LossTable:
         for epoch, metrics, current in rows[-TABLE_ROWS:]:
             extra = _evaluation_text(self.evaluations.get(epoch)) if self.with_evaluation else []
             table.add_row(*_epoch_row(epoch, metrics, current), *extra)
+        if len(rows) > TABLE_ROWS:  # the rest went by: say where they are
+            table.caption = f"the newest {TABLE_ROWS} of {len(rows)} epochs (all: metrics.jsonl)"
         return table
 
 

@@ -242,3 +242,17 @@ def test_a_resumed_runs_table_holds_its_earlier_epochs_whole(tmp_path: Path, sma
     assert rows[1].steps == 10 and rows[1].d_loss == pytest.approx(
         sum(e.metrics.d_loss * e.metrics.steps for e in second_epoch) / 10
     )
+
+
+def test_the_live_table_says_where_the_epochs_it_leaves_out_are(tmp_path: Path, small_dataset) -> None:
+    """A 100-epoch run ended showing epochs 89-100, and no word of the rest."""
+    events = _events(tmp_path, small_dataset)
+    window = next(event for event in events if isinstance(event, Logged)).metrics
+    table = LiveRenderer(Console(file=io.StringIO())).table
+    for epoch in range(14):
+        table.log(epoch, window)
+    console = Console(file=io.StringIO(), width=120)
+    console.print(table)
+    shown = re.findall(r"^ *(\d+)(?: …)? +\d", console.file.getvalue(), re.MULTILINE)
+    assert shown == [str(epoch) for epoch in range(3, 15)]
+    assert "the newest 12 of 14 epochs (all: metrics.jsonl)" in console.file.getvalue()
