@@ -351,7 +351,10 @@ class EvaluationProgress:
             )
         elif isinstance(event, StageStarted):
             where = f"[{event.checkpoint + 1}/{event.n_checkpoints}] " if event.checkpoint is not None else ""
-            self._task(where + STAGES[event.stage].format(n=self.n_samples), None)
+            stage = where + STAGES[event.stage].format(n=self.n_samples)
+            if not self.live:  # a log's reader, minutes into 100,000 samples, sees what goes on
+                self._say(stage)
+            self._task(stage, None)
         elif isinstance(event, CheckpointEvaluated):
             self._say(
                 f"[{event.index + 1}/{event.n_checkpoints}] {event.path}: done in {event.seconds:.1f} s"

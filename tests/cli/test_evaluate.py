@@ -58,6 +58,17 @@ def _printed(cell: str) -> tuple[float, float] | None:
     return float(number) * scale, 0.5 * 10**-decimals * scale + 1e-12
 
 
+def test_a_log_gets_a_line_per_stage(run: Path) -> None:
+    """Off a terminal the stages were left out: 100,000 samples ran four minutes after the
+    evaluator's line with nothing more in the log."""
+    result = runner.invoke(app, ["evaluate", str(run), *FEW])
+    assert result.exit_code == 0, result.stderr
+    stages = [line for line in result.stderr.splitlines() if line.startswith("evaluate: [")]
+    assert stages[:2] == ["evaluate: [1/1] loading", "evaluate: [1/1] generating and looking at 300 images"]
+    assert stages[-2] == "evaluate: [1/1] computing metrics"
+    assert re.fullmatch(r"evaluate: \[1/1\] .*latest\.safetensors: done in \d+\.\d s", stages[-1])
+
+
 def test_the_table_shows_the_figures_and_reference_values_of_the_json(run: Path) -> None:
     """Each row's checkpoint column and "real images" column are the --json report's `metrics` and
     `reference` for that figure (per-class figures one row per class), as rounded for the table."""
