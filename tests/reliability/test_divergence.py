@@ -93,6 +93,13 @@ def test_a_run_that_diverges_before_its_first_checkpoint_keeps_its_losses(
     assert metrics_steps(tmp_path / "run") and not ckpt.step_files(tmp_path / "run" / "checkpoints")
 
 
+def _twelve_steps(tmp_path: Path, small_dataset, **config: int) -> Trainer:
+    """A tiny 12-step run in tmp_path/run that logs only at its end."""
+    return Trainer(
+        tiny_config(max_steps=12, log_every=100, **config), run_dir=tmp_path / "run", dataset=small_dataset
+    )
+
+
 @pytest.mark.parametrize(
     "poison",
     [
@@ -107,11 +114,7 @@ def test_a_run_that_diverges_before_its_first_checkpoint_keeps_its_losses(
 def test_a_non_finite_state_is_never_saved_as_a_good_checkpoint(
     tmp_path: Path, small_dataset, poison
 ) -> None:
-    trainer = Trainer(
-        tiny_config(max_steps=12, ckpt_every=1, log_every=100, sample_every=0),
-        run_dir=tmp_path / "run",
-        dataset=small_dataset,
-    )
+    trainer = _twelve_steps(tmp_path, small_dataset, ckpt_every=1, sample_every=0)
 
     with pytest.raises(DivergedError) as caught:  # after step 7, before its checkpoint
         trainer.run(on_event=_fill_after_step(7, lambda: poison(trainer), float("inf")))
@@ -128,11 +131,7 @@ def test_a_sampling_generator_that_draws_nan_is_divergence_not_a_black_grid(
 ) -> None:
     """The moving average drew NaN, the losses stayed finite: the grid was written all black, as 0..255
     hides NaN. The run stops as diverged, before that grid and that step's checkpoint."""
-    trainer = Trainer(
-        tiny_config(max_steps=12, ckpt_every=1, log_every=100, sample_every=1),
-        run_dir=tmp_path / "run",
-        dataset=small_dataset,
-    )
+    trainer = _twelve_steps(tmp_path, small_dataset, ckpt_every=1, sample_every=1)
 
     with pytest.raises(DivergedError) as caught:
         trainer.run(on_event=_fill_after_step(7, lambda: trainer.generator_ema.project.weight, float("nan")))
@@ -146,11 +145,7 @@ def test_a_run_that_diverges_before_its_first_log_line_names_no_empty_log(
     tmp_path: Path, small_dataset
 ) -> None:
     """It said "the losses are in run/metrics.jsonl" of a file with no line in it."""
-    trainer = Trainer(
-        tiny_config(max_steps=12, ckpt_every=100, log_every=100, sample_every=0),
-        run_dir=tmp_path / "run",
-        dataset=small_dataset,
-    )
+    trainer = _twelve_steps(tmp_path, small_dataset, ckpt_every=100, sample_every=0)
     with pytest.raises(DivergedError) as caught:
         trainer.run(on_event=_fill_after_step(3, lambda: trainer.generator.project.weight, float("nan")))
     assert (trainer.run_dir / "metrics.jsonl").read_bytes() == b""
