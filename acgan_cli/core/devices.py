@@ -111,11 +111,12 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name == "bf16" and device.type == "mps" and not autocast_computes_in("mps", autocast_dtype("bf16")):
         import torch
 
+        detail = f"bf16 is not run by torch {torch.__version__}'s autocast on this Mac"
         raise DeviceError(
-            f"--precision bf16 on MPS needs torch 2.6 or newer (this is torch {torch.__version__})",
-            hint="use --precision fp32, or upgrade torch",
+            f"--precision {detail}",
+            hint="use --precision fp32 (bf16 on MPS needs macOS 14 and a recent torch)",
             option="precision",
-            detail=f"bf16 on MPS needs torch 2.6 or newer (this is torch {torch.__version__})",
+            detail=detail,
         )
     return name
 
