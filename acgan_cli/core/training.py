@@ -173,9 +173,12 @@ class _Window:
 def _logged(record: dict[str, Any]) -> Logged | None:
     """The log window a metrics.jsonl line holds; None for a line of another shape."""
     try:
-        metrics = Metrics(**{name: record[name] for name in Metrics.__dataclass_fields__})
+        figures = {name: float(record[name]) for name in Metrics.__dataclass_fields__}
+        metrics = Metrics(**{**figures, "steps": int(figures["steps"])})
         evaluation = {
-            name.removeprefix("eval_"): value for name, value in record.items() if name.startswith("eval_")
+            name.removeprefix("eval_"): float(value)
+            for name, value in record.items()
+            if name.startswith("eval_")
         }
         return Logged(
             step=int(record["step"]),
@@ -183,7 +186,7 @@ def _logged(record: dict[str, Any]) -> Logged | None:
             metrics=metrics,
             evaluation=evaluation or None,
         )
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # a hand-edited line: "1e999", "x", null
         return None
 
 

@@ -256,3 +256,26 @@ def test_the_live_table_says_where_the_epochs_it_leaves_out_are(tmp_path: Path, 
     shown = re.findall(r"^ *(\d+)(?: …)? +\d", console.file.getvalue(), re.MULTILINE)
     assert shown == [str(epoch) for epoch in range(3, 15)]
     assert "the newest 12 of 14 epochs (all: metrics.jsonl)" in console.file.getvalue()
+
+
+def test_a_hand_edited_metrics_line_is_left_out_of_a_resumed_table(tmp_path: Path, small_dataset) -> None:
+    """A line whose figures are not numbers would have reached the table's arithmetic (a crash
+    reported as a bug); it is left out of the history, and kept in the file."""
+    Trainer(tiny_config(max_steps=14, log_every=4), run_dir=tmp_path / "run", dataset=small_dataset).run()
+    log = tmp_path / "run" / "metrics.jsonl"
+    lines = log.read_text().splitlines()
+    lines[0] = lines[0].replace('"d_loss": ', '"d_loss": "x", "was": ')
+    log.write_text("\n".join(lines) + "\n")
+    events: list = []
+    Trainer(
+        resume_config(tiny_config(max_steps=14, log_every=4), {"max_steps": 24}),
+        resume=tmp_path / "run",
+        dataset=small_dataset,
+    ).run(on_event=events.append)
+    assert [logged.step for logged in events[0].history] == [8, 10, 12, 14]
+    draw = LiveRenderer(Console(file=io.StringIO(), width=120))
+    for event in events:
+        draw(event)
+    draw.close()
+    assert [epoch for epoch, _ in draw.table.done] == [0, 1]
+    assert log.read_text().splitlines()[0] == lines[0]
