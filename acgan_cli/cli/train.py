@@ -133,7 +133,7 @@ def train(
     dataset: Annotated[
         str,
         typer.Option(
-            help=f"Dataset: {', '.join(DATASETS)}, or a folder of MNIST-format IDX files (plain or .gz).",
+            help=f"Dataset: {', '.join(DATASETS)}, or a folder: of images in a folder per class (DATA/cat/1.png), or of MNIST-format IDX files.",
             autocompletion=complete_dataset,
             rich_help_panel=DATA,
         ),
@@ -388,6 +388,7 @@ def train(
     acgan train --dataset mnist-5k --epochs 5     # offline, shipped digits
     acgan train --epochs 10 --device cuda         # MNIST, downloaded once
     acgan train --dataset /usr/share/datasets/fashion-mnist
+    acgan train --dataset pets --img-size 64      # pets/cat/*.jpg, pets/dog/*.jpg
     acgan train --resume runs/00001-mnist-5k --epochs 20
     acgan train --dataset mnist-5k --recipe reference   # the reference script's losses
 

@@ -7,7 +7,7 @@ Sources:
 - `mnist`, `fashion-mnist`, `kmnist`: torchvision's datasets, downloaded into the data folder.
 - `mnist-5k`: 5,000 real MNIST digits shipped inside the package, for offline use.
 - a folder path: MNIST-format IDX files, plain or gzipped (e.g. Debian's
-  /usr/share/datasets/fashion-mnist).
+  /usr/share/datasets/fashion-mnist), or image files in a folder per class (image_folders.py).
 """
 
 from __future__ import annotations
@@ -38,6 +38,13 @@ from acgan_cli.core.config import (
     unprintable_name,
 )
 from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError, first_line
+from acgan_cli.core.image_folders import (
+    IMAGE_SUFFIXES,
+    check_image_split,
+    count_images,
+    is_image_folder,
+    load_image_folder,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -388,12 +395,25 @@ def _idx_copies(folder: Path, split: str, kind: str) -> list[Path]:
         ) + f"-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
         raise DataError(
             f"{folder} has no {split} {kind} IDX file (e.g. {example})",
-            hint="point --dataset at a folder of MNIST-format IDX files"
+            hint="point --dataset at a folder of MNIST-format IDX files, or of images in a folder per class "
+            "(DATA/cat/1.png, DATA/dog/2.png)"
             if split == "train"
             else "scores (evaluate, train --eval-every) need the folder's test split: add its t10k-images "
             "and t10k-labels files",
         )
     return matches  # one file, or one and its .gz (X first)
+
+
+def _holds_images(folder: Path) -> bool:
+    """Whether `folder` is a dataset of image files, not of IDX files: it holds no IDX file, and
+    class folders of images or images alone (which loading refuses, saying why)."""
+    try:
+        names = [path.name for path in folder.iterdir() if path.is_file()]
+    except OSError:
+        return False  # reading it as IDX files says why
+    if any(pattern.search(name) for name in names for pattern in _IDX_NAMES.values()):
+        return False
+    return is_image_folder(folder) or any(name.lower().endswith(IMAGE_SUFFIXES) for name in names)
 
 
 def _named_gz(path: Path) -> bool:
@@ -620,6 +640,14 @@ def check_dataset_name(name: str) -> None:
         )
     if name in DATASETS or Path(name).expanduser().is_dir():
         return
+    if Path(name).expanduser().is_file() and name.lower().endswith(IMAGE_SUFFIXES):
+        folder = Path(name).expanduser().resolve().parent.parent  # DATA of DATA/cat/1.png
+        raise UsageError(
+            f"{name} is an image; --dataset takes the folder that holds a folder of images per class",
+            hint=f"give the folder above its class's: --dataset {shlex.quote(str(folder))}",
+            option="dataset",
+            detail=f"{name!r} is an image, not a folder of class folders",
+        )
     if Path(name).expanduser().is_file():
         folder = Path(name).expanduser().parent
         raise UsageError(
@@ -632,7 +660,8 @@ def check_dataset_name(name: str) -> None:
     suggestion = did_you_mean(name, meant or name, bool(meant))
     raise UsageError(
         f"unknown dataset {name!r}{suggestion}",
-        hint=f"choose one of {', '.join(DATASETS)}, or give a folder of MNIST-format IDX files",
+        hint=f"choose one of {', '.join(DATASETS)}, or give a folder (of images in a folder per class, "
+        "or of MNIST-format IDX files)",
         option="dataset",
         detail=f"{name!r} is neither a dataset nor a folder{suggestion}",  # the hint lists them
     )
@@ -656,6 +685,11 @@ def training_images(name: str) -> int | None:
     be read (loading the folder then says why)."""
     if name in DATASETS:
         return DATASETS[name].train_images
+    if _holds_images(Path(name).expanduser()):
+        try:
+            return count_images(Path(name).expanduser())
+        except DataError:
+            return None
     try:
         images, _ = _idx_pair(Path(name).expanduser(), "train")
         with _open_idx(images) as f:
@@ -674,6 +708,9 @@ def check_split(name: str, split: str) -> None:
 
     folder = Path(name).expanduser()
     if name in DATASETS or not folder.is_dir():
+        return
+    if _holds_images(folder):
+        check_image_split(folder, split)
         return
     images_path, labels_path = _idx_pair(folder, split)
     # Arrays of the shapes the headers declare that hold no memory: loading's checks, from them alone.
@@ -730,7 +767,10 @@ def load_dataset(
             Path(data_dir or default_data_dir()).expanduser(), split, download
         )
     else:
-        images, labels, names = load_idx_folder(Path(name).expanduser(), split)
+        folder = Path(name).expanduser()
+        images, labels, names = (load_image_folder if _holds_images(folder) else load_idx_folder)(
+            folder, split
+        )
     images = images[:, None, :, :] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
     return Dataset(
         name=name,

@@ -727,3 +727,47 @@ def test_out_with_a_tilde_the_shell_left_is_checked_where_the_run_goes(
     assert done.exit_code == 0, done.stderr
     assert done.stdout == f"{tmp_path / 'home' / 'new'}\n" and not (tmp_path / "~").exists()
     assert (tmp_path / "home" / "taken" / "notes.txt").read_text() == "mine"
+
+
+def write_colour_classes(folder: Path, classes: dict[str, int], per_class: int = 16) -> Path:
+    """Noisy 20x20 images, each class in its own colour channel, as PNGs in folder/<class>/."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, channel in classes.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = np.zeros((20, 20, 3), np.uint8)
+            pixels[..., channel] = rng.integers(100, 256, (20, 20))
+            Image.fromarray(pixels).save(folder / name / f"{i:02d}.png")
+    return folder
+
+
+def test_a_folder_of_colour_images_trains_samples_by_class_name_and_resumes_only_on_its_classes(
+    tmp_path: Path,
+) -> None:
+    from PIL import Image
+
+    folder = write_colour_classes(tmp_path / "colours", {"red": 0, "blue": 2})
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", "--dataset", str(folder), *TINY_ARGS, "--max-steps", "2", "--out", str(run)]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"{run}\n"
+    assert json.loads((run / "config.json").read_text())["train"]["dataset"] == str(folder.resolve())
+    assert read_info(run / "checkpoints" / "latest.safetensors").class_names == ("blue", "red")
+    drawn = runner.invoke(
+        app, ["sample", "--class", "red", "--ckpt", str(run), "--out", str(tmp_path / "r.png")]
+    )
+    assert drawn.exit_code == 0, drawn.stderr
+    with Image.open(tmp_path / "r.png") as image:
+        assert (image.mode, image.size) == ("RGB", (16, 16))
+    write_colour_classes(folder, {"green": 1})  # the run's data is no longer what it trained on
+    resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4"])
+    assert resumed.exit_code == 1
+    assert resumed.stderr.splitlines()[1] == (
+        f"error: {folder} has changed since {run / 'checkpoints' / 'latest.safetensors'} was trained: "
+        "it now holds 48 images (the run had 32) and 3 classes (the run had 2)"
+    )

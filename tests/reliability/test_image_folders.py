@@ -1,0 +1,112 @@
+"""A dataset folder of class folders with a bad image: `acgan train` names the file and exits 1.
+
+Each case damages one file of an otherwise good folder, the way a failed copy, a stray file or a
+photo past Pillow's size guard does, and runs the real command on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from acgan_cli.cli import app
+from tests.conftest import TINY_ARGS
+from tests.reliability.conftest import error_lines
+
+runner = CliRunner()
+CULPRIT = Path("b") / "07.png"  # relative to the dataset folder
+
+
+def _folder(root: Path) -> Path:
+    """Two classes of 16 random 20x20 PNGs each: a good dataset."""
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i in range(16):
+            Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8)).save(root / name / f"{i:02d}.png")
+    return root
+
+
+def _rewrite(change: Callable[[bytes], bytes]) -> Callable[[Path], Path]:
+    def damage(folder: Path) -> Path:
+        path = folder / CULPRIT
+        path.write_bytes(change(path.read_bytes()))
+        return path
+
+    return damage
+
+
+def _jpeg_cut_short(folder: Path) -> Path:
+    path = folder / CULPRIT
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(path, format="JPEG")
+    path.write_bytes(path.read_bytes()[:300])  # a copy that stopped partway
+    return path
+
+
+def _dangling_link(folder: Path) -> Path:
+    path = folder / "b" / "16.png"
+    path.symlink_to(folder / "gone.png")
+    return path
+
+
+def _emptied_class(folder: Path) -> Path:
+    for path in (folder / "b").iterdir():
+        path.rename(folder / f"b-{path.name}.bak")
+    return folder / "b"
+
+
+CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "bytes of no image": (_rewrite(lambda d: b"not a picture at all"), "is not an image Pillow can read"),
+    "an empty file": (
+        _rewrite(lambda d: b""),
+        "is not an image Pillow can read (cannot identify image file)",
+    ),
+    "a PNG cut short": (_rewrite(lambda d: d[: len(d) // 2]), "is not an image Pillow can read"),
+    "a PNG with a damaged chunk": (
+        _rewrite(lambda d: d[:40] + bytes(b ^ 0xFF for b in d[40:60]) + d[60:]),
+        "is not an image Pillow can read",
+    ),
+    "a JPEG cut short": (_jpeg_cut_short, "is not an image Pillow can read"),
+    "a link to nothing": (_dangling_link, "cannot read"),
+    "a class folder without images": (_emptied_class, "holds no images (.png, .jpg"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_bad_image_is_named_and_exits_1(tmp_path: Path, case: str) -> None:
+    damage, message = CASES[case]
+    folder = _folder(tmp_path / "data")
+    culprit = damage(folder)
+    result = runner.invoke(
+        app, ["train", "--dataset", str(folder), "--max-steps", "1", "--device", "cpu", *TINY_ARGS]
+    )
+    assert result.exit_code == 1, result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 2 and "Traceback" not in result.stderr, result.stderr
+    assert errors[0].startswith(f"error: {culprit}") or f"cannot read {culprit}" in errors[0], errors[0]
+    assert message in errors[0], errors[0]
+    assert not (tmp_path / "runs").exists()  # refused before a run folder was made
+
+
+def test_an_image_past_pillows_size_guard_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _folder(tmp_path / "data")
+    big = folder / "b" / "big.png"
+    Image.new("L", (300, 300)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20 * 20 * 4)  # 300x300 is past twice that: an error
+    result = runner.invoke(
+        app, ["train", "--dataset", str(folder), "--max-steps", "1", "--device", "cpu", *TINY_ARGS]
+    )
+    assert result.exit_code == 1, result.stderr
+    assert error_lines(result.stderr) == [
+        f"error: {big} is larger than the 1,600 pixels Pillow decodes (its guard against decompression bombs)",
+        "hint: shrink it first, or move it out of the dataset folder",
+    ]
+    assert not (tmp_path / "runs").exists()
