@@ -26,9 +26,8 @@ import os
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from acgan_cli.core.config import MAX_CLASSES, unprintable_name
 from acgan_cli.core.errors import DataError, Notice, first_line
@@ -49,15 +48,13 @@ _EXIF_ORIENTATION = 0x0112
 _EXIF_FORMATS = {"JPEG", "MPO", "TIFF", "WEBP"}  # what cameras and phones write
 
 
-@dataclass(frozen=True)
-class _Split:
+class _Split(NamedTuple):
     root: Path  # the folder holding the class folders
     files: tuple[Path, ...]  # sorted by class, then path
     labels: tuple[int, ...]  # each file's class index
 
 
-@dataclass(frozen=True)
-class _Plan:
+class _Plan(NamedTuple):
     """What loading a folder decides once for both splits: classes, files, channels and size."""
 
     classes: tuple[str, ...]
