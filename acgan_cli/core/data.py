@@ -40,10 +40,11 @@ from acgan_cli.core.config import (
 from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError, first_line
 from acgan_cli.core.image_folders import (
     IMAGE_SUFFIXES,
+    TEST_FOLDERS,
     check_image_split,
     count_images,
-    is_image_folder,
     load_image_folder,
+    may_hold_images,
 )
 
 if TYPE_CHECKING:
@@ -285,6 +286,8 @@ _IDX_NAMES = {  # in any case: archives made on Windows or DOS often hold TRAIN-
         r"(^|[-_.])(t10k|test)[-_.]labels[-_.]idx1[-_.]ubyte(\.gz)?$", re.IGNORECASE
     ),
 }
+# Files --dataset is sometimes given instead of the folder they unpack to (an IDX file's .gz is not one).
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar")
 MAX_IDX_BYTES = 4 * 2**30  # refuse to decompress more than this from one file
 _FETCH_AGAIN = "the file is truncated or damaged; fetch it again"
 
@@ -405,15 +408,14 @@ def _idx_copies(folder: Path, split: str, kind: str) -> list[Path]:
 
 
 def _holds_images(folder: Path) -> bool:
-    """Whether `folder` is a dataset of image files, not of IDX files: it holds no IDX file, and
-    class folders of images or images alone (which loading refuses, saying why)."""
+    """Whether `folder` is a dataset of image files in class folders: it holds no IDX file, and
+    folders or images (which loading refuses, saying why, where they are not what it takes)."""
     try:
         names = [path.name for path in folder.iterdir() if path.is_file()]
     except OSError:
         return False  # reading it as IDX files says why
-    if any(pattern.search(name) for name in names for pattern in _IDX_NAMES.values()):
-        return False
-    return is_image_folder(folder) or any(name.lower().endswith(IMAGE_SUFFIXES) for name in names)
+    idx = any(pattern.search(name) for name in names for pattern in _IDX_NAMES.values())
+    return not idx and may_hold_images(folder)
 
 
 def _named_gz(path: Path) -> bool:
@@ -640,8 +642,17 @@ def check_dataset_name(name: str) -> None:
         )
     if name in DATASETS or Path(name).expanduser().is_dir():
         return
+    if Path(name).expanduser().is_file() and name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise UsageError(
+            f"{name} is an archive; --dataset takes a folder",
+            hint="unpack it (e.g. unzip FILE -d DATA, or tar -xf FILE -C DATA) and give the folder it makes",
+            option="dataset",
+            detail=f"{name!r} is an archive, not a folder",
+        )
     if Path(name).expanduser().is_file() and name.lower().endswith(IMAGE_SUFFIXES):
         folder = Path(name).expanduser().resolve().parent.parent  # DATA of DATA/cat/1.png
+        if folder.name.casefold() in ("train", *TEST_FOLDERS):  # DATA of DATA/train/cat/1.png
+            folder = folder.parent
         raise UsageError(
             f"{name} is an image; --dataset takes the folder that holds a folder of images per class",
             hint=f"give the folder above its class's: --dataset {shlex.quote(str(folder))}",
@@ -762,16 +773,16 @@ def load_dataset(
         raise UsageError(
             f"unknown split {split!r}", hint=f"choose one of {', '.join(SPLITS)}", option="split"
         )
-    if name in DATASETS:
-        images, labels, names = DATASETS[name].load(
-            Path(data_dir or default_data_dir()).expanduser(), split, download
-        )
+    folder = Path(name).expanduser()
+    if name not in DATASETS and _holds_images(folder):
+        images, labels, names = load_image_folder(folder, split)  # channels first already
     else:
-        folder = Path(name).expanduser()
-        images, labels, names = (load_image_folder if _holds_images(folder) else load_idx_folder)(
-            folder, split
+        images, labels, names = (
+            DATASETS[name].load(Path(data_dir or default_data_dir()).expanduser(), split, download)
+            if name in DATASETS
+            else load_idx_folder(folder, split)
         )
-    images = images[:, None, :, :] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+        images = images[:, None, :, :] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
     return Dataset(
         name=name,
         images=torch.from_numpy(np.ascontiguousarray(images)),

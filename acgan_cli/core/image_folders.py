@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import math
 import os
 import re
+import shlex
+import unicodedata
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,11 +44,16 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 TEST_FOLDERS = ("test", "val", "valid", "validation")  # the held-out split's folder, first found
 MAX_SIDE = 256  # images load at most this wide and tall: the largest --img-size
 MAX_BYTES = 2 * 2**30  # the loaded pixels of both splits at most; larger folders load smaller
-_SKIPPED_FOLDERS = {"__MACOSX"}  # macOS's zip archives hold a copy of every file's metadata there
+# macOS's zip archives hold a copy of every file's metadata in __MACOSX; Synology's NAS thumbnails in @eaDir
+_SKIPPED_FOLDERS = {"__MACOSX", "@eaDir"}
+_SPLIT_NAMES = {"train", "training", "testing", *TEST_FOLDERS}  # never class names: split folders misplaced
+_IDX_FILE = re.compile(r"idx[0-9]-ubyte(\.gz)?$", re.IGNORECASE)
+_UNREADABLE = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ELOOP, errno.EISDIR, errno.ENOTDIR}
+_WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}  # grey of more than 8 bits
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 _EXIF_ORIENTATION = 0x0112
-_EXIF_FORMATS = {"JPEG", "MPO", "TIFF", "WEBP"}  # what cameras and phones write
+_EXIF_FORMATS = {"JPEG", "MPO", "WEBP"}  # what cameras and phones write (Pillow turns TIFFs itself)
 
 
 class _Split(NamedTuple):
@@ -67,13 +75,23 @@ class _Plan(NamedTuple):
 _plans: dict[Path, tuple[tuple[tuple[str, int, int], ...], _Plan]] = {}
 
 
-def is_image_folder(folder: Path) -> bool:
-    """Whether `folder` holds class folders of images (directly, or under train/)."""
+def may_hold_images(folder: Path) -> bool:
+    """Whether `folder` is to be read as image files in class folders, should it hold no IDX file:
+    it holds a folder (or a link without a suffix, which may lead to one) or an image. Loading it
+    then says what is wrong, rather than that it lacks IDX files."""
     try:
-        root = _train_root(folder)
-        return any(_has_images(path) for path in _class_folders(root))
+        with os.scandir(folder) as entries:
+            return any(
+                _visible(entry.name)
+                and (
+                    (entry.is_symlink() and not Path(entry.name).suffix)  # a folder, or a broken link to one
+                    or entry.is_dir()
+                    or entry.name.lower().endswith(IMAGE_SUFFIXES)
+                )
+                for entry in entries
+            )
     except OSError:
-        return False
+        return False  # reading it as IDX files says why
 
 
 def count_images(folder: Path) -> int:
@@ -90,7 +108,7 @@ def check_image_split(folder: Path, split: str) -> None:
 
 
 def load_image_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Images (uint8, N x H x W, or N x H x W x 3), labels (int64) and class names of a split."""
+    """Images (uint8, N x C x H x W, C = 1 or 3), labels (int64) and class names of a split."""
     from concurrent.futures import ThreadPoolExecutor  # not at import: `acgan --help` lists datasets
 
     import numpy as np
@@ -100,11 +118,11 @@ def load_image_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray,
         _listing(folder, split)  # says why there is none
     chosen = plan.splits[split]
     width, height = plan.size
-    shape = (height, width) if plan.channels == 1 else (height, width, plan.channels)
-    images = np.empty((len(chosen.files), *shape), dtype=np.uint8)
+    # channels first, as training takes them: a copy to that layout doubled the memory loading took
+    images = np.empty((len(chosen.files), plan.channels, height, width), dtype=np.uint8)
 
     def decode(index: int) -> None:
-        images[index] = _decoded(chosen.files[index], plan.size, plan.channels).reshape(shape)
+        images[index] = _decoded(chosen.files[index], plan.size, plan.channels)
 
     pool = ThreadPoolExecutor(min(8, os.cpu_count() or 1))  # Pillow decodes outside the GIL
     try:
@@ -118,41 +136,83 @@ def load_image_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray,
 # ----------------------------------------------------------------------------- listing
 
 
+def _named(path: Path | str) -> str:
+    """A path or name as a message shows it: quoted where it would not print as itself on one line
+    (a newline or an escape sequence in a file's name broke the one-line error)."""
+    text = str(path)
+    return repr(text) if unprintable_name([text]) is not None else text
+
+
+def _inode(path: str | Path) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def _is_run(path: Path) -> bool:
+    """Whether `path` is an acgan run folder: `acgan train --dataset .` made one inside the data, and
+    the next run trained on its sample grids as a class of their own."""
+    return (path / "config.json").is_file() and (
+        (path / "checkpoints").is_dir() or (path / "metrics.jsonl").is_file()
+    )
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """The visible folders in `folder`, links followed; a link that leads nowhere is an OSError."""
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not _visible(entry.name):
+                continue
+            if entry.is_dir():
+                found.append(Path(entry.path))
+            elif entry.is_symlink() and not Path(entry.name).suffix:  # a class's link to nothing, or a loop
+                os.stat(entry.path)  # raises its reason, with its name
+    return found
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith(".") and name not in _SKIPPED_FOLDERS
+
+
 def _train_root(folder: Path) -> Path:
     """DATA/train where it holds class folders, else DATA itself."""
     train = _child(folder, ("train",))
-    return train if train is not None and any(_class_folders(train)) else folder
+    return train if train is not None and _subfolders(train) else folder
 
 
 def _child(folder: Path, names: tuple[str, ...]) -> Path | None:
     """The first subfolder of `folder` named one of `names` (in any case: archives made on Windows)."""
-    found = {path.name.casefold(): path for path in folder.iterdir() if path.is_dir()}
+    found = {path.name.casefold(): path for path in _subfolders(folder)}
     return next((found[name] for name in names if name in found), None)
 
 
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(".") and path.name not in _SKIPPED_FOLDERS
-
-
-def _class_folders(root: Path) -> Iterator[Path]:
-    return (path for path in root.iterdir() if path.is_dir() and _visible(path))
+def _class_folders(root: Path) -> list[Path]:
+    """The class folders of a split: its visible folders, less acgan's run folders and a folder that
+    holds nothing but runs (a runs folder inside the data)."""
+    return [
+        path
+        for path in _subfolders(root)
+        if not _is_run(path)
+        and not (any(_is_run(sub) for sub in _subfolders(path)) and not _has_images(path))
+    ]
 
 
 def _has_images(folder: Path) -> bool:
     return next(_image_files(folder), None) is not None
 
 
-def _image_files(folder: Path) -> Iterator[Path]:
+def _image_files(folder: Path, barred: frozenset[tuple[int, int]] = frozenset()) -> Iterator[Path]:
     """The image files under `folder`, nested folders included, in a fixed order. Links are followed,
-    each folder once (a link to a parent folder would loop)."""
+    each folder once, and never into a folder of `barred` (the dataset's own and its other classes'):
+    a link `cat/up -> ..` put the dog images in the class cat."""
     seen: set[tuple[int, int]] = set()
     for parent, folders, names in os.walk(folder, followlinks=True, onerror=_raise):
-        stat = os.stat(parent)
-        if (stat.st_dev, stat.st_ino) in seen:
+        key = _inode(parent)
+        if key in seen or (key in barred and parent != str(folder)):
             folders.clear()
             continue
-        seen.add((stat.st_dev, stat.st_ino))
-        folders[:] = sorted(name for name in folders if _visible(Path(name)))
+        seen.add(key)
+        folders[:] = sorted(name for name in folders if _visible(name) and not _is_run(Path(parent, name)))
         for name in sorted(names):
             if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
                 yield Path(parent, name)
@@ -176,7 +236,7 @@ def _listing(folder: Path, split: str) -> _Split:
     except OSError as exc:
         where = Path(exc.filename) if exc.filename else folder
         raise DataError(
-            f"cannot read {where}: {exc.strerror or first_line(exc)}",
+            f"cannot read {_named(where)}: {exc.strerror or first_line(exc)}",
             hint="check the folder's permissions, or where its links point",
         ) from None
 
@@ -190,65 +250,109 @@ def _listed(folder: Path, split: str) -> _Split:
         test_root = _child(folder, TEST_FOLDERS) if train_root != folder else None
         if test_root is None:
             raise DataError(
-                f"{folder} has no test split",
+                f"{_named(folder)} has no test split",
                 hint="scores (evaluate, train --eval-every) need held-out images: arrange them as "
-                f"{folder / 'train' / '<class>'}/… and {folder / 'test' / '<class>'}/…",
+                f"{_named(folder / 'train' / '<class>')}/… and {_named(folder / 'test' / '<class>')}/…",
             )
         root = test_root
-        extra = sorted({path.name for path in _class_folders(root)} - set(classes))
+        extra = sorted(set(_class_names(root)) - set(classes))
         if extra:
             raise DataError(
-                f"{root} has class folders that {train_root} lacks: {_some(extra)}",
+                f"{_named(root)} has class folders that {_named(train_root)} lacks: {_some(extra)}",
                 hint="the test split's classes must be the training split's (a model cannot be scored on "
                 "classes it never saw)",
             )
+    folders = _class_names(root)
+    barred = frozenset(_inode(path) for path in (folder, train_root, root, *folders.values()))
     files: list[Path] = []
     labels: list[int] = []
     for index, name in enumerate(classes):
-        found = list(_image_files(root / name)) if (root / name).is_dir() else []
+        found = list(_image_files(folders[name], barred)) if name in folders else []
         if not found and split == "train":
             raise DataError(
-                f"{root / name} holds no images ({', '.join(IMAGE_SUFFIXES)})",
-                hint="a class without images cannot be learned: add its images, or move the folder out",
+                f"{_named(folders[name])} holds no images ({', '.join(IMAGE_SUFFIXES)})",
+                hint=_idx_inside(folders[name])
+                or "a class without images cannot be learned: add its images, or move the folder out",
             )
         files += found
         labels += [index] * len(found)
     if not files:
-        raise DataError(f"{root} holds no images in its class folders", hint="add the held-out images")
+        raise DataError(
+            f"{_named(root)} holds no images in its class folders", hint="add the held-out images"
+        )
     return _Split(root, tuple(files), tuple(labels))
 
 
+def _class_names(root: Path) -> dict[str, Path]:
+    """Each class folder of `root` by its class name: its folder name in Unicode's composed form (NFC),
+    as typed; macOS writes names decomposed, and `sample --class Ünïcode` found no such class."""
+    return {unicodedata.normalize("NFC", path.name): path for path in _class_folders(root)}
+
+
 def _classes(root: Path) -> tuple[str, ...]:
-    names = [path.name for path in _class_folders(root)]
+    folders = _class_folders(root)
+    names = [unicodedata.normalize("NFC", path.name) for path in folders]
     if not names:
         loose = any(path.is_file() and path.name.lower().endswith(IMAGE_SUFFIXES) for path in root.iterdir())
         raise DataError(
-            f"{root} holds {'images but no class folders' if loose else 'no class folders of images'}",
+            f"{_named(root)} holds {'images but no class folders' if loose else 'no class folders of images'}",
             hint="put each class's images in a folder named after it (DATA/cat/1.png, DATA/dog/2.png); "
             "or give a folder of MNIST-format IDX files",
         )
-    if len(names) < 2:
+    splits = sorted(name for name in names if name.casefold() in _SPLIT_NAMES)
+    if splits:  # DATA/{cat,dog,test}: the held-out images would be trained on as a class "test"
         raise DataError(
-            f"{root} holds a single class folder ({names[0]})",
-            hint="a conditional GAN needs at least 2 classes",
+            f"{_named(root)} holds {_some(splits)} beside its class folders: "
+            f"{'a split' if len(splits) == 1 else 'splits'}, not a class",
+            hint="arrange the splits as DATA/train/<class>/… and DATA/test/<class>/… (or DATA/val/<class>/…)",
+        )
+    if len(names) < 2:
+        inner = folders[0]
+        raise DataError(
+            f"{_named(root)} holds a single class folder ({_named(names[0])})",
+            hint=f"give the folder that holds the classes: --dataset {shlex.quote(str(inner))}"
+            if _subfolders(inner) and not _has_images_here(inner)
+            else _idx_inside(inner) or "a conditional GAN needs at least 2 classes",
         )
     if len(names) > MAX_CLASSES:
         raise DataError(
-            f"{root} holds {len(names):,} class folders; acgan trains at most {MAX_CLASSES:,} classes",
+            f"{_named(root)} holds {len(names):,} class folders; acgan trains at most {MAX_CLASSES:,} classes",
             hint="give it fewer classes",
         )
     unprintable = unprintable_name(names)
     if unprintable is not None:  # a tab or a byte that is not UTF-8 went into every message and table
         raise DataError(
-            f"{root} holds a class folder named {unprintable!r}, with a control character or a byte that "
-            "is not UTF-8",
+            f"{_named(root)} holds a class folder named {unprintable!r}, with a control character or a byte "
+            "that is not UTF-8",
             hint="rename the folder: its name is the class's name",
+        )
+    if len(set(names)) < len(names):
+        twice = sorted(name for name, count in collections.Counter(names).items() if count > 1)
+        raise DataError(
+            f"{_named(root)} holds two class folders named {_some(twice)} (one composed, one decomposed)",
+            hint="rename one: a class name must name one class",
         )
     return tuple(_class_order(names))
 
 
+def _has_images_here(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return any(entry.name.lower().endswith(IMAGE_SUFFIXES) for entry in entries)
+
+
+def _idx_inside(folder: Path) -> str | None:
+    """A hint where `folder` holds MNIST-format IDX files (the parent of an IDX folder, given as the
+    dataset, made its IDX folders classes without images)."""
+    for parent, folders, names in os.walk(folder):
+        folders[:] = sorted(name for name in folders if _visible(name))
+        if any(_IDX_FILE.search(name) for name in names):
+            return f"{_named(parent)} holds MNIST-format IDX files: give that folder, --dataset {shlex.quote(parent)}"
+    return None
+
+
 def _some(names: list[str]) -> str:
-    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    shown = [_named(name) for name in names[:5]]
+    return ", ".join(shown) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -256,7 +360,8 @@ def _some(names: list[str]) -> str:
 
 def _plan(folder: Path) -> _Plan:
     """Classes, files, channels and size of `folder`, from every image's header (reused while its
-    files are unchanged: evaluate loads both splits, and the train split's sizes decide the test's)."""
+    files are unchanged: evaluate loads both splits). The training images alone decide the channels
+    and the size: held-out images added later must not change how a run's own data loads."""
     splits = {"train": _listing(folder, "train")}
     with contextlib.suppress(DataError):  # a folder without one is refused when it is asked for
         splits["test"] = _listing(folder, "test")
@@ -266,15 +371,15 @@ def _plan(folder: Path) -> _Plan:
     if cached is not None and cached[0] == stamps:
         return cached[1]
     headers = {path: _header(path) for path in every}
-    channels = 1 if all(grey for _, grey in headers.values()) else 3
-    train = [headers[path][0] for path in splits["train"].files]
-    common, _ = collections.Counter(train).most_common(1)[0]
-    size = _fitted(common, sum(len(split.files) for split in splits.values()) * channels)
+    train = [headers[path] for path in splits["train"].files]
+    channels = 1 if all(grey for _, grey in train) else 3
+    common, _ = collections.Counter(size for size, _ in train).most_common(1)[0]
+    size = _fitted(common, len(train) * channels)
     if size != common:
         warnings.warn(
             Notice(
-                f"the images in {folder} load at {size[0]}x{size[1]}, not {common[0]}x{common[1]}: "
-                f"at most {MAX_SIDE} pixels a side, and {MAX_BYTES / 2**30:.0f} GiB in all"
+                f"the images in {_named(folder)} load at {_hxw(size)}, not {_hxw(common)}: at most {MAX_SIDE} "
+                f"pixels a side, and {MAX_BYTES / 2**30:.0f} GiB for the training images"
             ),
             stacklevel=4,
         )
@@ -282,14 +387,20 @@ def _plan(folder: Path) -> _Plan:
     if others:
         warnings.warn(
             Notice(
-                f"{others:,} of the {len(every):,} images in {folder} are not {common[0]}x{common[1]}, "
-                "the most common size; they are resized to it, their aspect not kept where it differs"
+                f"{others:,} of the {len(every):,} images in {_named(folder)} "
+                f"{'is' if others == 1 else 'are'} not {_hxw(common)}, the size most of them have; "
+                f"{'it is' if others == 1 else 'they are'} resized to it, the aspect not kept where it differs"
             ),
             stacklevel=4,
         )
     plan = _Plan(_classes(_train_root(folder)), splits, channels, size)
     _plans[folder.resolve()] = (stamps, plan)
     return plan
+
+
+def _hxw(size: tuple[int, int]) -> str:
+    """(width, height) as acgan's messages give sizes: height x width."""
+    return f"{size[1]}x{size[0]}"
 
 
 def _stamp(path: Path) -> tuple[str, int, int]:
@@ -322,7 +433,8 @@ def _header(path: Path) -> tuple[tuple[int, int], bool]:
 
 def _orientation(image: Image.Image) -> int:
     """The EXIF orientation of a camera's image (1 = upright). PNGs are not asked: Pillow decodes the
-    whole image to find their EXIF, which doubled the time a folder of PNGs took to load."""
+    whole image to find their EXIF, which doubled the time a folder of PNGs took to load. Nor TIFFs:
+    Pillow turns them itself, and turning them again stretched them."""
     if image.format not in _EXIF_FORMATS:
         return 1
     return int(image.getexif().get(_EXIF_ORIENTATION, 1))
@@ -338,34 +450,56 @@ def _is_grey(image: Image.Image) -> bool:
 
 
 def _decoded(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
-    """One image as uint8 H x W x channels at `size` (width, height)."""
+    """One image as uint8 channels x H x W at `size` (width, height)."""
     import numpy as np
     from PIL import Image, ImageOps
 
     with _reading(path), Image.open(path) as opened:
         orientation = _orientation(opened)
         opened.draft("L" if channels == 1 else "RGB", size[::-1] if orientation in _ROTATED else size)
-        image = _flattened(ImageOps.exif_transpose(opened) if orientation != 1 else opened, channels)
+        image = _flattened(ImageOps.exif_transpose(opened) if orientation != 1 else opened, channels, path)
         if image.size != size:
             image = image.resize(size, Image.Resampling.BILINEAR)  # antialiased, as prepare() resizes
         pixels = np.asarray(image, dtype=np.uint8)
-    return pixels.reshape(size[1], size[0], channels)
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
 
 
-def _flattened(image: Image.Image, channels: int) -> Image.Image:
-    """`image` as 8-bit L or RGB: 16-bit grey scaled down, transparency over black."""
-    import numpy as np
+def _flattened(image: Image.Image, channels: int, path: Path) -> Image.Image:
+    """`image` as 8-bit L or RGB: 16-bit and float grey scaled down, transparency over black."""
     from PIL import Image
 
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-        wide = np.asarray(image).astype(np.uint32)
-        image = Image.fromarray(((wide * 255 + 32767) // 65535).clip(0, 255).astype(np.uint8))
-    elif image.mode == "F":
-        image = Image.fromarray((np.asarray(image).clip(0, 1) * 255).round().astype(np.uint8))
+    if image.mode in _WIDE_MODES:
+        image = Image.fromarray(_eight_bit(image, path))
     if "transparency" in image.info or image.mode in ("RGBA", "LA", "La", "RGBa", "PA"):
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
     return image.convert("L" if channels == 1 else "RGB")
+
+
+def _eight_bit(image: Image.Image, path: Path) -> np.ndarray:
+    """A 16-bit, 32-bit or float grey image's values as 0..255: 16-bit (0..65535) scaled, floats of
+    0..1 scaled and of 0..255 kept; other ranges are refused, not clipped to white or black."""
+    import numpy as np
+
+    values = np.asarray(image).astype(np.float64)
+    if not np.isfinite(values).all():
+        raise DataError(
+            f"{_named(path)} holds NaN or infinite values", hint="replace it by an image of finite values"
+        )
+    low, high = float(values.min()), float(values.max())
+    if image.mode == "F" and low >= 0 and high <= 1:
+        values = values * 255
+    elif image.mode != "F" and low >= 0 and high <= 65535:
+        values = values * (255 / 65535)
+    elif image.mode == "F" and low >= 0 and high <= 255:
+        pass
+    else:
+        raise DataError(
+            f"{_named(path)} holds values {low:g}..{high:g}",
+            hint="acgan reads 16-bit images as 0..65535 and float images as 0..1 or 0..255; "
+            "save it in one of those ranges, or as 8 bits",
+        )
+    return np.rint(values).astype(np.uint8)
 
 
 @contextlib.contextmanager
@@ -377,26 +511,31 @@ def _reading(path: Path) -> Iterator[None]:
         yield
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise DataError(
-            f"{path} is larger than the {Image.MAX_IMAGE_PIXELS:,} pixels Pillow decodes "
+            f"{_named(path)} is larger than the {Image.MAX_IMAGE_PIXELS:,} pixels Pillow decodes "
             "(its guard against decompression bombs)",
             hint="shrink it first, or move it out of the dataset folder",
         ) from None
-    except (PermissionError, FileNotFoundError, IsADirectoryError) as exc:
+    except OSError as exc:
+        if exc.errno not in _UNREADABLE:
+            raise DataError(
+                f"{_named(path)} is not an image Pillow can read ({_reason(exc, path)})",
+                hint="delete or replace it, or move it out of the dataset folder",
+            ) from None
         raise DataError(
-            f"cannot read {path}: {exc.strerror}",
+            f"cannot read {_named(path)}: {exc.strerror}",
             hint="check the file's permissions, or where its link points",
         ) from None
     except (DataError, MemoryError):
         raise
-    except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error…
-        reason = _reason(exc).replace(f" {str(path)!r}", "")  # "cannot identify image file '<path>'"
+    except Exception as exc:  # Pillow's decoders raise SyntaxError, ValueError, struct.error… too
         raise DataError(
-            f"{path} is not an image Pillow can read ({reason})",
+            f"{_named(path)} is not an image Pillow can read ({_reason(exc, path)})",
             hint="delete or replace it, or move it out of the dataset folder",
         ) from None
 
 
-def _reason(exc: BaseException) -> str:
-    return (
-        exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc) or type(exc).__name__
-    )
+def _reason(exc: BaseException, path: Path) -> str:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+    return (reason or type(exc).__name__).replace(
+        f" {str(path)!r}", ""
+    )  # "cannot identify image file '<path>'"

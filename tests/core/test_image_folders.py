@@ -105,8 +105,8 @@ def test_colour_sizes_and_transparency_load_as_one_rgb_array(tmp_path: Path) -> 
     assert clear[:, 0, 0].tolist() == [0, 0, 0] and clear[:, 20, 30].tolist() == [0, 255, 0]
     assert small[:, 15, 20].tolist() == [0, 0, 255]  # resized to 40x30
     assert [str(n) for n in notes] == [
-        f"2 of the 5 images in {root} are not 40x30, the most common size; they are resized to it, "
-        "their aspect not kept where it differs"
+        f"2 of the 5 images in {root} are not 30x40, the size most of them have; they are resized to it, "
+        "the aspect not kept where it differs"
     ]
     test = load_dataset(str(root), "test")
     assert test.images.shape == (1, 3, 30, 40) and test.labels.tolist() == [1]
@@ -160,7 +160,8 @@ def test_large_images_load_at_most_256_pixels_a_side_and_within_the_memory_budge
     data, notes = loaded(root)
     assert data.images.shape == (2, 3, 128, 256)
     assert [str(n) for n in notes] == [
-        f"the images in {root} load at 256x128, not 1024x512: at most 256 pixels a side, and 2 GiB in all"
+        f"the images in {root} load at 128x256, not 512x1024: at most 256 pixels a side, "
+        "and 2 GiB for the training images"
     ]
     monkeypatch.setattr(image_folders, "MAX_BYTES", 2 * 3 * 64 * 32)  # two RGB images of 64x32
     monkeypatch.setattr(image_folders, "_plans", {})  # the unchanged folder's plan, made anew
@@ -268,9 +269,7 @@ def test_an_image_given_as_the_dataset_is_told_to_give_the_folder_of_its_class_f
     write_digits(tmp_path / "digits")
     with pytest.raises(UsageError, match="is an image; --dataset takes the folder") as caught:
         check_dataset_name(str(tmp_path / "digits" / "train" / "1" / "000.png"))
-    assert (
-        caught.value.hint == f"give the folder above its class's: --dataset {tmp_path / 'digits' / 'train'}"
-    )
+    assert caught.value.hint == f"give the folder above its class's: --dataset {tmp_path / 'digits'}"
 
 
 def test_idx_files_win_over_class_folders_in_the_same_folder(tmp_path: Path) -> None:
@@ -280,3 +279,180 @@ def test_idx_files_win_over_class_folders_in_the_same_folder(tmp_path: Path) -> 
     write_image(folder / "a" / "1.png", solid("L", (8, 8), 1))
     write_image(folder / "b" / "1.png", solid("L", (8, 8), 2))
     assert load_dataset(str(folder)).images.shape == (40, 1, 28, 28)
+
+
+def test_a_tiff_taken_on_its_side_is_turned_once_not_stretched(tmp_path: Path) -> None:
+    """Pillow turns a TIFF by its orientation tag itself; turning it again squashed it to 40x20."""
+    photo = solid("RGB", (40, 20), (0, 0, 0))
+    photo.paste((255, 255, 255), (0, 0, 20, 20))
+    root = tmp_path / "scans"
+    write_image(root / "a" / "side.tif", photo, tiffinfo={0x0112: 6})
+    write_image(root / "b" / "up.png", solid("RGB", (20, 40), (9, 9, 9)))
+    data, notes = loaded(root)
+    with Image.open(root / "a" / "side.tif") as opened:
+        opened.load()
+        upright = np.asarray(opened.convert("RGB")).transpose(2, 0, 1)
+    assert data.images.shape == (2, 3, *upright.shape[1:]) and not notes
+    assert torch.equal(data.images[0], torch.from_numpy(upright.copy()))
+
+
+def test_held_out_images_never_change_how_the_training_images_load(tmp_path: Path) -> None:
+    """Colour test images made a grey run's own data load as RGB: its resume and evaluate failed."""
+    root = tmp_path / "data"
+    for name in ("a", "b"):
+        write_image(root / "train" / name / "1.png", solid("L", (8, 8), 50))
+    before = load_dataset(str(root))
+    write_image(root / "test" / "a" / "1.png", solid("RGB", (16, 16), (200, 0, 0)))
+    after, _ = loaded(root)  # a note: the test image is not 8x8
+    assert before.images.shape == after.images.shape == (2, 1, 8, 8)
+    test = load_dataset(str(root), "test")
+    assert test.images.shape == (1, 1, 8, 8) and test.images.flatten()[0] == 60  # red, as grey (ITU-R 601)
+
+
+@pytest.mark.parametrize(
+    ("folders", "named"),
+    [
+        (("cat/1.png", "dog/1.png", "test/cat/1.png"), "test"),
+        (("training/cat/1.png", "testing/cat/1.png"), "testing, training"),
+        (("train/1.png", "test/1.png"), "test, train"),
+    ],
+    ids=["a test split beside classes", "training and testing", "splits without classes"],
+)
+def test_split_folders_are_never_taken_for_classes(
+    tmp_path: Path, folders: tuple[str, ...], named: str
+) -> None:
+    for file in folders:
+        write_image(tmp_path / "data" / file, solid("L", (8, 8), 1))
+    with pytest.raises(DataError, match=f"holds {named} beside its class folders") as caught:
+        load_dataset(str(tmp_path / "data"))
+    assert "DATA/train/<class>/… and DATA/test/<class>/…" in caught.value.hint
+
+
+def test_run_folders_inside_the_data_are_not_classes(tmp_path: Path) -> None:
+    """`acgan train --dataset .` in the data folder: the next run trained on its sample grids."""
+    root = tmp_path / "data"
+    write_image(root / "a" / "1.png", solid("L", (8, 8), 1))
+    write_image(root / "b" / "1.png", solid("L", (8, 8), 2))
+    for run in (root / "runs" / "00001-data", root / "a" / "nested-run"):
+        write_image(run / "samples" / "step-00000001.png", solid("L", (32, 32), 255))
+        (run / "checkpoints").mkdir()
+        (run / "config.json").write_text("{}")
+    data = load_dataset(str(root))
+    assert data.class_names == ("a", "b") and data.images[:, 0, 0, 0].tolist() == [1, 2]
+
+
+def test_links_never_carry_one_classs_images_into_another(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_image(root / "cat" / "1.png", solid("L", (8, 8), 1))
+    write_image(root / "dog" / "1.png", solid("L", (8, 8), 2))
+    (root / "cat" / "up").symlink_to(root)  # cat/up/dog/1.png is a dog
+    (root / "cat" / "dogs").symlink_to(root / "dog")
+    (root / "cat" / "more").symlink_to(tmp_path / "elsewhere")  # outside the data: followed
+    write_image(tmp_path / "elsewhere" / "2.png", solid("L", (8, 8), 3))
+    data = load_dataset(str(root))
+    assert data.labels.tolist() == [0, 0, 1] and data.images[:, 0, 0, 0].tolist() == [1, 3, 2]
+
+
+@pytest.mark.parametrize("target", ["nowhere", "loop"])
+def test_a_class_link_that_leads_nowhere_is_named(tmp_path: Path, target: str) -> None:
+    root = tmp_path / "data"
+    write_image(root / "cat" / "1.png", solid("L", (8, 8), 1))
+    write_image(root / "dog" / "1.png", solid("L", (8, 8), 2))
+    (root / "bird").symlink_to(tmp_path / "gone" if target == "nowhere" else root / "bird")
+    with pytest.raises(DataError, match=f"cannot read {root / 'bird'}: ") as caught:
+        load_dataset(str(root))
+    assert "where its links point" in caught.value.hint
+
+
+def test_folders_one_level_off_get_the_folder_to_give(tmp_path: Path) -> None:
+    from tests.helpers import make_idx_folder
+
+    wrapped = tmp_path / "wrapped"
+    write_image(wrapped / "pets" / "cat" / "1.png", solid("L", (8, 8), 1))
+    write_image(wrapped / "pets" / "dog" / "1.png", solid("L", (8, 8), 2))
+    with pytest.raises(DataError, match=r"holds a single class folder \(pets\)") as caught:
+        load_dataset(str(wrapped))
+    assert caught.value.hint == f"give the folder that holds the classes: --dataset {wrapped / 'pets'}"
+    make_idx_folder(tmp_path / "downloads" / "fashion")  # the parent of an IDX folder
+    make_idx_folder(tmp_path / "downloads" / "digits")
+    with pytest.raises(DataError, match="digits holds no images") as caught:
+        load_dataset(str(tmp_path / "downloads"))
+    assert caught.value.hint == (
+        f"{tmp_path / 'downloads' / 'digits'} holds MNIST-format IDX files: give that folder, "
+        f"--dataset {tmp_path / 'downloads' / 'digits'}"
+    )
+    empty_classes = tmp_path / "empty-classes"
+    (empty_classes / "a").mkdir(parents=True)
+    (empty_classes / "b").mkdir()
+    with pytest.raises(DataError, match=r"empty-classes/a holds no images"):
+        load_dataset(str(empty_classes))  # was: "has no train images IDX file"
+
+
+def test_names_that_would_break_the_one_line_error_are_quoted(tmp_path: Path) -> None:
+    write_digits(tmp_path / "digits")
+    evil = "\x1b[31mEVIL\nline2"
+    write_image(tmp_path / "digits" / "test" / evil / "1.png", solid("L", (28, 28), 1))
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(tmp_path / "digits"), "test")
+    assert "\n" not in caught.value.message and "\x1b" not in caught.value.message
+    assert repr(evil) in caught.value.message
+    broken = tmp_path / "digits" / "train" / "1" / "x\nred.png"
+    broken.write_bytes(b"not an image")
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(tmp_path / "digits"))
+    assert (
+        caught.value.message
+        == f"{str(broken)!r} is not an image Pillow can read (cannot identify image file)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "loaded_as"),
+    [
+        (np.full((8, 8), 0.5, dtype=np.float32), 128),  # 0..1
+        (np.full((8, 8), 200.0, dtype=np.float32), 200),  # 0..255
+        (np.full((8, 8), 65535, dtype=np.int32), 255),  # 16-bit in 32
+    ],
+    ids=["float 0..1", "float 0..255", "32-bit"],
+)
+def test_wide_grey_values_are_scaled_by_their_range(
+    tmp_path: Path, values: np.ndarray, loaded_as: int
+) -> None:
+    root = tmp_path / "data"
+    write_image(root / "a" / "1.tif", Image.fromarray(values))
+    write_image(root / "b" / "1.png", solid("L", (8, 8), 1))
+    assert load_dataset(str(root)).images[0, 0, 4, 4] == loaded_as
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (np.full((8, 8), np.nan, dtype=np.float32), "holds NaN or infinite values"),
+        (np.full((8, 8), -3.0, dtype=np.float32), "holds values -3..-3"),
+        (np.full((8, 8), 70000, dtype=np.int32), "holds values 70000..70000"),
+    ],
+    ids=["NaN", "negative", "past 16 bits"],
+)
+def test_wide_grey_values_out_of_any_range_are_refused(
+    tmp_path: Path, values: np.ndarray, message: str
+) -> None:
+    root = tmp_path / "data"
+    write_image(root / "a" / "1.tif", Image.fromarray(values))
+    write_image(root / "b" / "1.png", solid("L", (8, 8), 1))
+    with pytest.raises(DataError, match=message):
+        load_dataset(str(root))
+
+
+def test_class_names_are_composed_as_typed(tmp_path: Path) -> None:
+    """macOS writes names decomposed (NFD): `sample --class Über` found no such class."""
+    root = tmp_path / "data"
+    write_image(root / "U\u0308ber" / "1.png", solid("L", (8, 8), 1))
+    write_image(root / "b" / "1.png", solid("L", (8, 8), 2))
+    assert load_dataset(str(root)).class_names == ("b", "\u00dcber")
+
+
+def test_an_archive_given_as_the_dataset_is_told_to_be_unpacked(tmp_path: Path) -> None:
+    (tmp_path / "pets.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    with pytest.raises(UsageError, match="is an archive; --dataset takes a folder") as caught:
+        check_dataset_name(str(tmp_path / "pets.zip"))
+    assert "unzip FILE -d DATA" in caught.value.hint
