@@ -212,18 +212,21 @@ def precision_recall_density_coverage(real: torch.Tensor, fake: torch.Tensor, k:
     center = real.double().mean(0)
     real, fake = (real.double() - center).float(), (fake.double() - center).float()
     real_radii, fake_radii = knn_radii(real, k), knn_radii(fake, k)
+    # One pass over the fake-to-real distances serves all four figures: rows for precision and
+    # density, columns (gathered over the chunks) for recall and coverage. A second pass over
+    # real-to-fake, the same matrix transposed, cost a sixth of the time (5.9 s against 4.9 s at
+    # 20,000 samples; at 60,000 this function took 59 s of a 113 s evaluation).
     in_real_manifold = torch.zeros(len(fake), dtype=torch.bool, device=fake.device)
     real_balls_holding = torch.zeros(len(fake), dtype=torch.float64, device=fake.device)
-    for rows in _row_chunks(len(fake), len(real)):
-        inside = torch.cdist(fake[rows], real) <= real_radii
-        in_real_manifold[rows] = inside.any(1)
-        real_balls_holding[rows] = inside.sum(1).double()
     in_fake_manifold = torch.zeros(len(real), dtype=torch.bool, device=real.device)
     covered = torch.zeros(len(real), dtype=torch.bool, device=real.device)
-    for rows in _row_chunks(len(real), len(fake)):
-        distances = torch.cdist(real[rows], fake)
-        in_fake_manifold[rows] = (distances <= fake_radii).any(1)
-        covered[rows] = distances.min(1).values <= real_radii[rows]
+    for rows in _row_chunks(len(fake), len(real)):
+        distances = torch.cdist(fake[rows], real)
+        inside = distances <= real_radii  # [i, j]: fake i lies in real j's ball
+        in_real_manifold[rows] = inside.any(1)
+        real_balls_holding[rows] = inside.sum(1).double()
+        covered |= inside.any(0)
+        in_fake_manifold |= (distances <= fake_radii[rows, None]).any(0)
     return {
         "precision": float(in_real_manifold.double().mean()),
         "recall": float(in_fake_manifold.double().mean()),
