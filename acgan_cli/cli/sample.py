@@ -217,7 +217,12 @@ def sample(
     ctx: typer.Context,
     digit: Annotated[
         int | None,
-        typer.Option("--digit", "-d", help="Class index to draw (0-9 for MNIST).", rich_help_panel=WHAT),
+        typer.Option(
+            "--digit",
+            "-d",
+            help="Class to draw by number: its index (0-9 for MNIST), or where the classes are named by other numbers (folders 1..10), the class of that name.",
+            rich_help_panel=WHAT,
+        ),
     ] = None,
     class_name: Annotated[
         str | None,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import math
+import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from acgan_cli.core.config import check_function, check_seed, checked
+from acgan_cli.core.data import numbered
 from acgan_cli.core.errors import CheckpointError, UsageError
 
 if TYPE_CHECKING:
@@ -217,10 +219,25 @@ def check_class(index: int, n_classes: int) -> int:
 
 
 def resolve_class(class_names: tuple[str, ...], digit: int | None = None, name: str | None = None) -> int:
-    """The class index asked for by number (`--digit`) or by name (`--class`), checked against the model."""
+    """The class index asked for by number (`--digit`) or by name (`--class`), checked against the model.
+
+    A number is the class's index, unless the classes are all named by other numbers (folders 1..10):
+    then it is the class of that name, as `--digit 3` reads (it drew the class "10", at index 3).
+    """
     if digit is not None:
-        return check_class(digit, len(class_names))
+        by_number = {int(c): index for index, c in enumerate(class_names) if c.isdecimal()}
+        if len(by_number) < len(class_names) or numbered(class_names):  # ("3", "03"): by index
+            return check_class(digit, len(class_names))
+        if digit not in by_number:
+            raise UsageError(
+                f"no class is numbered {digit}",
+                hint=f"this model's classes are numbered {', '.join(class_names)}",
+                option="digit",
+                detail=f"no class is numbered {digit}",
+            )
+        return by_number[digit]
     assert name is not None
+    name = unicodedata.normalize("NFC", name)  # as class names are kept: macOS's shells type NFD
     key = _normalise(name)
     # The name as written wins, then looser readings of it: 'a-b' must not draw a class 'a b'.
     for matches in (

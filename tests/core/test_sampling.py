@@ -92,6 +92,25 @@ def test_a_class_name_as_written_wins_over_looser_readings_of_it() -> None:
     assert resolve_class(FASHION, name="tshirt") == 0 and resolve_class(FASHION, name="sn") == 7
 
 
+def test_digit_names_the_class_where_classes_are_named_by_other_numbers() -> None:
+    """Class folders 1, 2, 3, 10: `--digit 3` drew the class "10", the one at index 3."""
+    folders = ("1", "2", "3", "10")
+    assert [resolve_class(folders, digit=d) for d in (1, 3, 10)] == [0, 2, 3]
+    with pytest.raises(UsageError) as caught:
+        resolve_class(folders, digit=0)
+    assert (caught.value.message, caught.value.hint) == (
+        "no class is numbered 0",
+        "this model's classes are numbered 1, 2, 3, 10",
+    )
+    assert resolve_class(tuple(str(d) for d in range(10)), digit=3) == 3  # MNIST: name and index agree
+    assert resolve_class(("3", "03"), digit=1) == 1  # two names for one number: by index
+    assert resolve_class(("cat", "dog"), digit=1) == 1
+
+
+def test_a_class_name_typed_decomposed_finds_the_composed_one() -> None:
+    assert resolve_class(("caf\u00e9", "tea"), name="cafe\u0301") == 0  # as macOS's shells type it
+
+
 def test_a_class_name_that_fits_several_names_them() -> None:
     with pytest.raises(UsageError) as caught:
         resolve_class(FASHION, name="s")
