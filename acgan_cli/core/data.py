@@ -41,8 +41,10 @@ from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError, fi
 from acgan_cli.core.image_folders import (
     IMAGE_SUFFIXES,
     TEST_FOLDERS,
+    TRAIN_FOLDERS,
     check_image_split,
     count_images,
+    listed_classes,
     load_image_folder,
     may_hold_images,
 )
@@ -651,7 +653,7 @@ def check_dataset_name(name: str) -> None:
         )
     if Path(name).expanduser().is_file() and name.lower().endswith(IMAGE_SUFFIXES):
         folder = Path(name).expanduser().resolve().parent.parent  # DATA of DATA/cat/1.png
-        if folder.name.casefold() in ("train", *TEST_FOLDERS):  # DATA of DATA/train/cat/1.png
+        if folder.name.casefold() in (*TRAIN_FOLDERS, *TEST_FOLDERS):  # DATA of DATA/train/cat/1.png
             folder = folder.parent
         raise UsageError(
             f"{name} is an image; --dataset takes the folder that holds a folder of images per class",
@@ -709,6 +711,13 @@ def training_images(name: str) -> int | None:
         return None
     count = dims[0] if len(dims) in (3, 4) else 0  # images are N x H x W (x C)
     return count or None  # none: loading the folder says what is wrong with it
+
+
+def listed_class_names(name: str) -> tuple[str, ...] | None:
+    """The class names of a folder of class folders, from its listing alone; None for other data
+    (whose names are known once it is read)."""
+    folder = Path(name).expanduser()
+    return listed_classes(folder) if name not in DATASETS and _holds_images(folder) else None
 
 
 def check_split(name: str, split: str) -> None:

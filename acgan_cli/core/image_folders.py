@@ -26,6 +26,7 @@ import math
 import os
 import re
 import shlex
+import stat
 import unicodedata
 import warnings
 from collections.abc import Iterator
@@ -40,16 +41,22 @@ if TYPE_CHECKING:
     from PIL import Image
 
 # Pillow decodes all of these; the list keeps notes, checksums and thumbnails databases out.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm")
-TEST_FOLDERS = ("test", "val", "valid", "validation")  # the held-out split's folder, first found
+IMAGE_SUFFIXES = (
+    *(".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp"),
+    *(".tif", ".tiff", ".pgm", ".ppm", ".pnm"),
+)
+TRAIN_FOLDERS = ("train", "training")  # the training split's folder, first found (mnist_png: training/)
+TEST_FOLDERS = ("test", "testing", "val", "valid", "validation")  # the held-out split's folder, first found
 MAX_SIDE = 256  # images load at most this wide and tall: the largest --img-size
 MAX_BYTES = 2 * 2**30  # the loaded pixels of both splits at most; larger folders load smaller
 # macOS's zip archives hold a copy of every file's metadata in __MACOSX; Synology's NAS thumbnails in @eaDir
 _SKIPPED_FOLDERS = {"__MACOSX", "@eaDir"}
-_SPLIT_NAMES = {"train", "training", "testing", *TEST_FOLDERS}  # never class names: split folders misplaced
+_SPLIT_NAMES = {*TRAIN_FOLDERS, *TEST_FOLDERS}  # never class names: split folders out of place
+UNBALANCED = 10  # a note where the largest class has more than this many times the smallest's images
 _IDX_FILE = re.compile(r"idx[0-9]-ubyte(\.gz)?$", re.IGNORECASE)
 _UNREADABLE = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ELOOP, errno.EISDIR, errno.ENOTDIR}
-_WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}  # grey of more than 8 bits
+_SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
+_WIDE_MODES = {"I", "F", *_SIXTEEN_BIT}  # grey of more than 8 bits
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 _EXIF_ORIENTATION = 0x0112
@@ -57,6 +64,7 @@ _EXIF_FORMATS = {"JPEG", "MPO", "WEBP"}  # what cameras and phones write (Pillow
 
 
 class _Split(NamedTuple):
+    classes: tuple[str, ...]  # the training split's, in label order
     root: Path  # the folder holding the class folders
     files: tuple[Path, ...]  # sorted by class, then path
     labels: tuple[int, ...]  # each file's class index
@@ -97,6 +105,11 @@ def may_hold_images(folder: Path) -> bool:
 def count_images(folder: Path) -> int:
     """How many training images `folder` holds, from its listing alone (nothing is decoded)."""
     return len(_listing(folder, "train").files)
+
+
+def listed_classes(folder: Path) -> tuple[str, ...]:
+    """The class names of `folder`'s training split, from its listing alone."""
+    return _listing(folder, "train").classes
 
 
 def check_image_split(folder: Path, split: str) -> None:
@@ -175,8 +188,8 @@ def _visible(name: str) -> bool:
 
 
 def _train_root(folder: Path) -> Path:
-    """DATA/train where it holds class folders, else DATA itself."""
-    train = _child(folder, ("train",))
+    """DATA/train (or DATA/training) where it holds class folders, else DATA itself."""
+    train = _child(folder, TRAIN_FOLDERS)
     return train if train is not None and _subfolders(train) else folder
 
 
@@ -201,21 +214,42 @@ def _has_images(folder: Path) -> bool:
     return next(_image_files(folder), None) is not None
 
 
-def _image_files(folder: Path, barred: frozenset[tuple[int, int]] = frozenset()) -> Iterator[Path]:
+def _image_files(folder: Path, dataset: Path | None = None) -> Iterator[Path]:
     """The image files under `folder`, nested folders included, in a fixed order. Links are followed,
-    each folder once, and never into a folder of `barred` (the dataset's own and its other classes'):
-    a link `cat/up -> ..` put the dog images in the class cat."""
+    each folder once, but never from the class `folder` to elsewhere in `dataset`: `cat/up -> ..`
+    put the dog images in the class cat, and `train/cat/more -> ../../test/cat` the held-out ones
+    in the training split."""
+    data_real, class_real = (os.path.realpath(dataset), os.path.realpath(folder)) if dataset else ("", "")
+
+    def strays(path: str) -> bool:
+        if not dataset or not os.path.islink(path) or not os.path.exists(path):
+            return False  # a link to nothing is listed, and named when it is read
+        real = os.path.realpath(path)
+        return _under(real, data_real) and not _under(real, class_real)
+
     seen: set[tuple[int, int]] = set()
     for parent, folders, names in os.walk(folder, followlinks=True, onerror=_raise):
         key = _inode(parent)
-        if key in seen or (key in barred and parent != str(folder)):
+        if key in seen:
             folders.clear()
             continue
         seen.add(key)
-        folders[:] = sorted(name for name in folders if _visible(name) and not _is_run(Path(parent, name)))
+        folders[:] = sorted(
+            name
+            for name in folders
+            if _visible(name) and not _is_run(Path(parent, name)) and not strays(os.path.join(parent, name))
+        )
         for name in sorted(names):
-            if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
+            if (
+                not name.startswith(".")
+                and name.lower().endswith(IMAGE_SUFFIXES)
+                and not strays(os.path.join(parent, name))
+            ):
                 yield Path(parent, name)
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _raise(exc: OSError) -> None:
@@ -249,9 +283,12 @@ def _listed(folder: Path, split: str) -> _Split:
     else:
         test_root = _child(folder, TEST_FOLDERS) if train_root != folder else None
         if test_root is None:
+            above = folder.resolve().parent
             raise DataError(
                 f"{_named(folder)} has no test split",
-                hint="scores (evaluate, train --eval-every) need held-out images: arrange them as "
+                hint=f"give the folder that holds both splits: --dataset {shlex.quote(str(above))}"
+                if folder.name.casefold() in TRAIN_FOLDERS and _child(above, TEST_FOLDERS) is not None
+                else "scores (evaluate, train --eval-every) need held-out images: arrange them as "
                 f"{_named(folder / 'train' / '<class>')}/… and {_named(folder / 'test' / '<class>')}/…",
             )
         root = test_root
@@ -263,11 +300,10 @@ def _listed(folder: Path, split: str) -> _Split:
                 "classes it never saw)",
             )
     folders = _class_names(root)
-    barred = frozenset(_inode(path) for path in (folder, train_root, root, *folders.values()))
     files: list[Path] = []
     labels: list[int] = []
     for index, name in enumerate(classes):
-        found = list(_image_files(folders[name], barred)) if name in folders else []
+        found = list(_image_files(folders[name], folder)) if name in folders else []
         if not found and split == "train":
             raise DataError(
                 f"{_named(folders[name])} holds no images ({', '.join(IMAGE_SUFFIXES)})",
@@ -280,7 +316,7 @@ def _listed(folder: Path, split: str) -> _Split:
         raise DataError(
             f"{_named(root)} holds no images in its class folders", hint="add the held-out images"
         )
-    return _Split(root, tuple(files), tuple(labels))
+    return _Split(classes, root, tuple(files), tuple(labels))
 
 
 def _class_names(root: Path) -> dict[str, Path]:
@@ -300,6 +336,12 @@ def _classes(root: Path) -> tuple[str, ...]:
             "or give a folder of MNIST-format IDX files",
         )
     splits = sorted(name for name in names if name.casefold() in _SPLIT_NAMES)
+    if splits and len(splits) == len(names):  # DATA/{train,test}, train/ holding no class folders
+        split = next((root / name for name in splits if name.casefold() in TRAIN_FOLDERS), root / splits[0])
+        raise DataError(
+            f"{_named(split)} holds {'images but no' if _has_images_here(split) else 'no'} class folders",
+            hint=f"put each class's images in a folder named after it: {_named(split / '<class>')}/…",
+        )
     if splits:  # DATA/{cat,dog,test}: the held-out images would be trained on as a class "test"
         raise DataError(
             f"{_named(root)} holds {_some(splits)} beside its class folders: "
@@ -387,15 +429,35 @@ def _plan(folder: Path) -> _Plan:
     if others:
         warnings.warn(
             Notice(
-                f"{others:,} of the {len(every):,} images in {_named(folder)} "
+                f"{others:,} of the {len(every):,} images in {_named(folder)} (both splits) "
                 f"{'is' if others == 1 else 'are'} not {_hxw(common)}, the size most of them have; "
                 f"{'it is' if others == 1 else 'they are'} resized to it, the aspect not kept where it differs"
             ),
             stacklevel=4,
         )
-    plan = _Plan(_classes(_train_root(folder)), splits, channels, size)
+    _warn_if_unbalanced(folder, splits["train"])
+    plan = _Plan(splits["train"].classes, splits, channels, size)
     _plans[folder.resolve()] = (stamps, plan)
     return plan
+
+
+def _warn_if_unbalanced(folder: Path, train: _Split) -> None:
+    """A note where one class has many times another's images: the generator is asked for every
+    class equally often, so a class of 10 images among 50,000 is learned from those 10."""
+    counts = collections.Counter(train.labels)
+    (big, most), (small, fewest) = (
+        max(counts.items(), key=lambda c: c[1]),
+        min(counts.items(), key=lambda c: c[1]),
+    )
+    if most > UNBALANCED * fewest:
+        warnings.warn(
+            Notice(
+                f"the classes in {_named(folder)} are unbalanced: {_named(train.classes[big])} has {most:,} "
+                f"training images, {_named(train.classes[small])} {fewest:,}; the generator draws every class "
+                "equally often, and learns the small ones from what few images they have"
+            ),
+            stacklevel=5,
+        )
 
 
 def _hxw(size: tuple[int, int]) -> str:
@@ -405,8 +467,23 @@ def _hxw(size: tuple[int, int]) -> str:
 
 def _stamp(path: Path) -> tuple[str, int, int]:
     with _reading(path):
-        stat = path.stat()
-    return str(path), stat.st_mtime_ns, stat.st_size
+        status = path.stat()
+    if not stat.S_ISREG(status.st_mode):  # Pillow would wait on a FIFO for ever
+        raise DataError(
+            f"{_named(path)} is not a file but a {_kind(status.st_mode)}",
+            hint="move it out of the dataset folder",
+        )
+    return str(path), status.st_mtime_ns, status.st_size
+
+
+def _kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "device"),
+        (stat.S_ISBLK, "device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def _fitted(size: tuple[int, int], images_x_channels: int) -> tuple[int, int]:
@@ -489,15 +566,17 @@ def _eight_bit(image: Image.Image, path: Path) -> np.ndarray:
     low, high = float(values.min()), float(values.max())
     if image.mode == "F" and low >= 0 and high <= 1:
         values = values * 255
-    elif image.mode != "F" and low >= 0 and high <= 65535:
+    elif image.mode in _SIXTEEN_BIT and low >= 0 and high <= 65535:
         values = values * (255 / 65535)
-    elif image.mode == "F" and low >= 0 and high <= 255:
+    elif low >= 0 and high <= 255:  # 8-bit values in a float or 32-bit file
         pass
+    elif image.mode == "I" and low >= 0 and high <= 65535:  # 16-bit values in a 32-bit file
+        values = values * (255 / 65535)
     else:
         raise DataError(
             f"{_named(path)} holds values {low:g}..{high:g}",
-            hint="acgan reads 16-bit images as 0..65535 and float images as 0..1 or 0..255; "
-            "save it in one of those ranges, or as 8 bits",
+            hint="acgan reads 16-bit images as 0..65535, 32-bit ones as 0..255 or 0..65535, and float "
+            "ones as 0..1 or 0..255; save it in one of those ranges, or as 8 bits",
         )
     return np.rint(values).astype(np.uint8)
 

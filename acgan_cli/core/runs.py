@@ -37,6 +37,7 @@ from acgan_cli.core.data import (
     check_dataset_name,
     check_split,
     dataset_title,
+    listed_class_names,
     numbered,
     run_name,
     same_classes,
@@ -304,12 +305,26 @@ def _recorded(checkpoint: Path, *keys: str) -> int | None:
 def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
     """Refuse to resume `resumed` on data other than its run's: a folder whose images or classes have
     changed since (the image count is known where the run folder recorded it)."""
+    _check_unchanged(resumed, len(data), data.class_names)
+
+
+def check_same_listing(resumed: ckpt.CheckpointInfo, dataset: str, images: int | None) -> None:
+    """`check_same_data` from what is known before the data is read: its image count, and a folder of
+    class folders' class names (`--dry-run` approved a resume that the run then refused). A registry
+    dataset's count is the one it is known for, not what its files hold: it is left to the load."""
+    if dataset not in DATASETS:
+        _check_unchanged(resumed, images, listed_class_names(dataset))
+
+
+def _check_unchanged(resumed: ckpt.CheckpointInfo, count: int | None, now: tuple[str, ...] | None) -> None:
     changes = []
     images = _recorded(resumed.path, "dataset", "images")
-    if images is not None and images != len(data):
-        changes.append(f"{len(data):,} images (the run had {images:,})")
-    was, now = resumed.class_names, data.class_names
-    if len(now) != len(was):
+    if images is not None and count is not None and images != count:
+        changes.append(f"{count:,} images (the run had {images:,})")
+    was = resumed.class_names
+    if now is None:
+        pass
+    elif len(now) != len(was):
         changes.append(f"{len(now)} classes (the run had {len(was)})")
     elif not same_classes(was, now):  # where they part: "a, b, c, d, …" twice hid a renamed tenth
         index = next(i for i, (old, new) in enumerate(zip(was, now, strict=True)) if old != new)
@@ -517,6 +532,8 @@ def plan_run(
     if info is not None:  # what its run folder's record lets a resume refuse (again once counted)
         counted = recorded_steps_per_epoch(info.path, config if count_images else None)
         check_resume(info, config, run_dir, counted, end_given, api)
+        if count_images:
+            check_same_listing(info, config.dataset, images)
     return RunPlan(
         config, info, run_dir, runs_dir, device, precision, compile_mode, cuda_graph, end_given, api
     )

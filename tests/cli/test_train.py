@@ -765,9 +765,11 @@ def test_a_folder_of_colour_images_trains_samples_by_class_name_and_resumes_only
     with Image.open(tmp_path / "r.png") as image:
         assert (image.mode, image.size) == ("RGB", (16, 16))
     write_colour_classes(folder, {"green": 1})  # the run's data is no longer what it trained on
-    resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4"])
-    assert resumed.exit_code == 1
-    assert resumed.stderr.splitlines()[1] == (
-        f"error: {folder} has changed since {run / 'checkpoints' / 'latest.safetensors'} was trained: "
-        "it now holds 48 images (the run had 32) and 3 classes (the run had 2)"
-    )
+    for dry_run in (["--dry-run"], []):  # a dry run approved it, from the folder's listing
+        resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4", *dry_run])
+        assert resumed.exit_code == 1
+        assert resumed.stdout == ""
+        assert resumed.stderr.splitlines()[0] == (
+            f"error: {folder} has changed since {run / 'checkpoints' / 'latest.safetensors'} was trained: "
+            "it now holds 48 images (the run had 32) and 3 classes (the run had 2)"
+        )

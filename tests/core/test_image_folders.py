@@ -105,7 +105,7 @@ def test_colour_sizes_and_transparency_load_as_one_rgb_array(tmp_path: Path) -> 
     assert clear[:, 0, 0].tolist() == [0, 0, 0] and clear[:, 20, 30].tolist() == [0, 255, 0]
     assert small[:, 15, 20].tolist() == [0, 0, 255]  # resized to 40x30
     assert [str(n) for n in notes] == [
-        f"2 of the 5 images in {root} are not 30x40, the size most of them have; they are resized to it, "
+        f"2 of the 5 images in {root} (both splits) are not 30x40, the size most of them have; they are resized to it, "
         "the aspect not kept where it differs"
     ]
     test = load_dataset(str(root), "test")
@@ -309,23 +309,40 @@ def test_held_out_images_never_change_how_the_training_images_load(tmp_path: Pat
     assert test.images.shape == (1, 1, 8, 8) and test.images.flatten()[0] == 60  # red, as grey (ITU-R 601)
 
 
-@pytest.mark.parametrize(
-    ("folders", "named"),
-    [
-        (("cat/1.png", "dog/1.png", "test/cat/1.png"), "test"),
-        (("training/cat/1.png", "testing/cat/1.png"), "testing, training"),
-        (("train/1.png", "test/1.png"), "test, train"),
-    ],
-    ids=["a test split beside classes", "training and testing", "splits without classes"],
-)
-def test_split_folders_are_never_taken_for_classes(
-    tmp_path: Path, folders: tuple[str, ...], named: str
-) -> None:
-    for file in folders:
-        write_image(tmp_path / "data" / file, solid("L", (8, 8), 1))
-    with pytest.raises(DataError, match=f"holds {named} beside its class folders") as caught:
-        load_dataset(str(tmp_path / "data"))
+def test_split_folders_are_never_taken_for_classes(tmp_path: Path) -> None:
+    beside = tmp_path / "beside"
+    for file in ("cat/1.png", "dog/1.png", "test/cat/1.png"):
+        write_image(beside / file, solid("L", (8, 8), 1))
+    with pytest.raises(
+        DataError, match="holds test beside its class folders: a split, not a class"
+    ) as caught:
+        load_dataset(str(beside))
     assert "DATA/train/<class>/… and DATA/test/<class>/…" in caught.value.hint
+    loose = tmp_path / "loose"
+    for file in ("train/1.png", "test/cat/1.png", "test/dog/1.png"):
+        write_image(loose / file, solid("L", (8, 8), 1))
+    with pytest.raises(DataError, match="loose/train holds images but no class folders") as caught:
+        load_dataset(str(loose))
+    assert (
+        caught.value.hint
+        == f"put each class's images in a folder named after it: {loose / 'train' / '<class>'}/…"
+    )
+
+
+def test_training_and_testing_folders_are_the_splits(tmp_path: Path) -> None:
+    """mnist_png's archive holds training/ and testing/: they were refused as classes."""
+    images, _ = write_digits(tmp_path / "digits")
+    (tmp_path / "digits" / "train").rename(tmp_path / "digits" / "training")
+    (tmp_path / "digits" / "test").rename(tmp_path / "digits" / "Testing")
+    assert torch.equal(load_dataset(str(tmp_path / "digits")).images, images)
+    assert load_dataset(str(tmp_path / "digits"), "test").labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_the_training_split_given_alone_is_told_the_folder_of_both(tmp_path: Path) -> None:
+    write_digits(tmp_path / "digits")
+    with pytest.raises(DataError, match="digits/train has no test split") as caught:
+        check_split(str(tmp_path / "digits" / "train"), "test")
+    assert caught.value.hint == f"give the folder that holds both splits: --dataset {tmp_path / 'digits'}"
 
 
 def test_run_folders_inside_the_data_are_not_classes(tmp_path: Path) -> None:
@@ -339,6 +356,22 @@ def test_run_folders_inside_the_data_are_not_classes(tmp_path: Path) -> None:
         (run / "config.json").write_text("{}")
     data = load_dataset(str(root))
     assert data.class_names == ("a", "b") and data.images[:, 0, 0, 0].tolist() == [1, 2]
+
+
+def test_links_never_carry_images_into_another_class_or_split(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for split in ("train", "test"):
+        write_image(root / split / "cat" / "1.png", solid("L", (8, 8), 1))
+        write_image(root / split / "dog" / "deep" / "1.png", solid("L", (8, 8), 2))
+    (root / "train" / "cat" / "deep-dogs").symlink_to(
+        root / "train" / "dog" / "deep"
+    )  # a sibling's subfolder
+    (root / "train" / "cat" / "a-dog.png").symlink_to(root / "train" / "dog" / "deep" / "1.png")  # a file
+    (root / "train" / "cat" / "held-out").symlink_to(root / "test" / "cat")  # the test split
+    (root / "test" / "dog" / "trained").symlink_to(root / "train" / "dog")  # the training split
+    (root / "train" / "cat" / "mine").symlink_to(root / "train" / "cat" / "1.png")  # its own: kept
+    assert load_dataset(str(root)).labels.tolist() == [0, 1]
+    assert load_dataset(str(root), "test").labels.tolist() == [0, 1]
 
 
 def test_links_never_carry_one_classs_images_into_another(tmp_path: Path) -> None:
@@ -412,8 +445,9 @@ def test_names_that_would_break_the_one_line_error_are_quoted(tmp_path: Path) ->
         (np.full((8, 8), 0.5, dtype=np.float32), 128),  # 0..1
         (np.full((8, 8), 200.0, dtype=np.float32), 200),  # 0..255
         (np.full((8, 8), 65535, dtype=np.int32), 255),  # 16-bit in 32
+        (np.full((8, 8), 300, dtype=np.int32), 1),  # 16-bit in 32, dark
     ],
-    ids=["float 0..1", "float 0..255", "32-bit"],
+    ids=["float 0..1", "float 0..255", "32-bit", "32-bit dark"],
 )
 def test_wide_grey_values_are_scaled_by_their_range(
     tmp_path: Path, values: np.ndarray, loaded_as: int
@@ -456,3 +490,32 @@ def test_an_archive_given_as_the_dataset_is_told_to_be_unpacked(tmp_path: Path) 
     with pytest.raises(UsageError, match="is an archive; --dataset takes a folder") as caught:
         check_dataset_name(str(tmp_path / "pets.zip"))
     assert "unzip FILE -d DATA" in caught.value.hint
+
+
+def test_a_fifo_named_like_an_image_is_refused_not_waited_on(tmp_path: Path) -> None:
+    write_digits(tmp_path / "digits")
+    os.mkfifo(tmp_path / "digits" / "train" / "1" / "x.png")
+    with pytest.raises(DataError, match=r"digits/train/1/x\.png is not a file but a FIFO"):
+        load_dataset(str(tmp_path / "digits"))
+
+
+def test_heavily_unbalanced_classes_get_a_note(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for i in range(11):
+        write_image(root / "many" / f"{i}.png", solid("L", (8, 8), 1))
+    write_image(root / "few" / "0.jfif", solid("L", (8, 8), 2), format="JPEG")
+    data, notes = loaded(root)
+    assert data.labels.tolist() == [0] + [1] * 11  # .jfif is a JPEG
+    assert [str(n) for n in notes] == [
+        f"the classes in {root} are unbalanced: many has 11 training images, few 1; the generator draws "
+        "every class equally often, and learns the small ones from what few images they have"
+    ]
+    write_image(root / "few" / "1.png", solid("L", (8, 8), 2))
+    assert not loaded(root)[1]  # 11 to 2
+
+
+def test_eight_bit_values_in_a_32_bit_file_are_kept(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_image(root / "a" / "1.tif", Image.fromarray(np.full((8, 8), 200, dtype=np.int32)))
+    write_image(root / "b" / "1.png", solid("L", (8, 8), 1))
+    assert load_dataset(str(root)).images[0, 0, 4, 4] == 200
