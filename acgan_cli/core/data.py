@@ -713,9 +713,9 @@ def training_images(name: str) -> int | None:
     return count or None  # none: loading the folder says what is wrong with it
 
 
-def listed_class_names(name: str) -> tuple[str, ...] | None:
-    """The class names of a folder of class folders, from its listing alone; None for other data
-    (whose names are known once it is read)."""
+def listed_class_names(name: str) -> tuple[tuple[str, ...], list[int]] | None:
+    """The class names of a folder of class folders and each one's image count, from its listing
+    alone; None for other data (whose classes are known once it is read)."""
     folder = Path(name).expanduser()
     return listed_classes(folder) if name not in DATASETS and _holds_images(folder) else None
 

@@ -107,9 +107,11 @@ def count_images(folder: Path) -> int:
     return len(_listing(folder, "train").files)
 
 
-def listed_classes(folder: Path) -> tuple[str, ...]:
-    """The class names of `folder`'s training split, from its listing alone."""
-    return _listing(folder, "train").classes
+def listed_classes(folder: Path) -> tuple[tuple[str, ...], list[int]]:
+    """The class names of `folder`'s training split and each one's image count, from its listing alone."""
+    train = _listing(folder, "train")
+    counts = collections.Counter(train.labels)
+    return train.classes, [counts[index] for index in range(len(train.classes))]
 
 
 def check_image_split(folder: Path, split: str) -> None:

@@ -302,10 +302,25 @@ def _recorded(checkpoint: Path, *keys: str) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
+def _recorded_per_class(checkpoint: Path) -> list[int] | None:
+    """The images of each class the run folder of `checkpoint` recorded (`dataset.class_images`), if
+    it did: runs of acgan before 2026-12-06 did not."""
+    run = run_dir_of(checkpoint)
+    try:
+        value = json.loads((run / "config.json").read_text())["dataset"]["class_images"] if run else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    valid = isinstance(value, list) and all(isinstance(n, int) and n >= 0 for n in value)
+    return value if valid else None
+
+
 def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
     """Refuse to resume `resumed` on data other than its run's: a folder whose images or classes have
     changed since (the image count is known where the run folder recorded it)."""
-    _check_unchanged(resumed, len(data), data.class_names)
+    import torch
+
+    per_class = torch.bincount(data.labels.cpu(), minlength=len(data.class_names)).tolist()
+    _check_unchanged(resumed, len(data), data.class_names, per_class)
 
 
 def check_same_listing(resumed: ckpt.CheckpointInfo, dataset: str, images: int | None) -> None:
@@ -313,10 +328,13 @@ def check_same_listing(resumed: ckpt.CheckpointInfo, dataset: str, images: int |
     class folders' class names (`--dry-run` approved a resume that the run then refused). A registry
     dataset's count is the one it is known for, not what its files hold: it is left to the load."""
     if dataset not in DATASETS:
-        _check_unchanged(resumed, images, listed_class_names(dataset))
+        names, per_class = listed_class_names(dataset) or (None, None)
+        _check_unchanged(resumed, images, names, per_class)
 
 
-def _check_unchanged(resumed: ckpt.CheckpointInfo, count: int | None, now: tuple[str, ...] | None) -> None:
+def _check_unchanged(
+    resumed: ckpt.CheckpointInfo, count: int | None, now: tuple[str, ...] | None, per_class: list[int] | None
+) -> None:
     changes = []
     images = _recorded(resumed.path, "dataset", "images")
     if images is not None and count is not None and images != count:
@@ -329,6 +347,13 @@ def _check_unchanged(resumed: ckpt.CheckpointInfo, count: int | None, now: tuple
     elif not same_classes(was, now):  # where they part: "a, b, c, d, …" twice hid a renamed tenth
         index = next(i for i, (old, new) in enumerate(zip(was, now, strict=True)) if old != new)
         changes.append(f"class {index} named {now[index]!r} (the run's was {was[index]!r})")
+    recorded = _recorded_per_class(resumed.path)
+    if not changes and per_class is not None and recorded is not None and len(recorded) == len(per_class):
+        moved = [i for i, (old, new) in enumerate(zip(recorded, per_class, strict=True)) if old != new]
+        changes += [  # images moved between classes: as many, but under other labels
+            f"{per_class[i]:,} images of class {(now or was)[i]!r} (the run had {recorded[i]:,})"
+            for i in moved[:2]
+        ]
     if changes:
         raise DataError(
             f"{dataset_title(resumed.dataset)} has changed since {resumed.path} was trained: it now holds "

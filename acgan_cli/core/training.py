@@ -325,7 +325,8 @@ class Trainer:
 
     def _load_data(self, dataset: Dataset | None, resume_info: ckpt.CheckpointInfo | None) -> Dataset:
         """The training images on the device (`dataset`, else the config's, loaded or downloaded);
-        sets `steps_per_epoch`, and refuses a batch larger than the data or a resume on other data."""
+        sets `steps_per_epoch` and `class_images` (each class's count, which config.json records), and
+        refuses a batch larger than the data or a resume on other data."""
         config = self.config
         data = dataset or load_dataset(
             config.dataset, "train", Path(config.data_dir) if config.data_dir else None, config.download
@@ -341,6 +342,7 @@ class Trainer:
         check_batch_size(config.batch_size, len(prepared), resume_info.path if resume_info else None)
         check_run_length(config, len(prepared))
         self.steps_per_epoch = len(prepared) // config.batch_size
+        self.class_images = torch.bincount(data.labels, minlength=len(data.class_names)).tolist()
         if resume_info is not None and dataset is None:  # before the model's shape: say what changed
             check_same_data(resume_info, data)  # (data a caller hands in is the caller's to vouch for)
             prepared = dataclasses.replace(prepared, class_names=resumed_class_names(resume_info, data))
@@ -713,6 +715,7 @@ class Trainer:
                     "name": self.config.dataset,
                     "class_names": list(self.data.class_names),
                     "images": len(self.data),
+                    "class_images": self.class_images,  # a resume refuses images moved between classes
                 },
                 "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps,

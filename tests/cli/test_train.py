@@ -764,6 +764,16 @@ def test_a_folder_of_colour_images_trains_samples_by_class_name_and_resumes_only
     assert drawn.exit_code == 0, drawn.stderr
     with Image.open(tmp_path / "r.png") as image:
         assert (image.mode, image.size) == ("RGB", (16, 16))
+    assert json.loads((run / "config.json").read_text())["dataset"]["class_images"] == [16, 16]
+    (folder / "red" / "00.png").rename(folder / "blue" / "moved.png")  # as many images, under other labels
+    for dry_run in (["--dry-run"], []):
+        resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4", *dry_run])
+        assert resumed.exit_code == 1
+        assert resumed.stderr.splitlines()[0] == (
+            f"error: {folder} has changed since {run / 'checkpoints' / 'latest.safetensors'} was trained: "
+            "it now holds 17 images of class 'blue' (the run had 16) and 15 images of class 'red' (the run had 16)"
+        )
+    (folder / "blue" / "moved.png").rename(folder / "red" / "00.png")
     write_colour_classes(folder, {"green": 1})  # the run's data is no longer what it trained on
     for dry_run in (["--dry-run"], []):  # a dry run approved it, from the folder's listing
         resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4", *dry_run])

@@ -224,6 +224,10 @@ def test_a_resume_on_changed_data_says_what_changed(tmp_path: Path) -> None:
             make_idx_folder(folder, n=64),
             (folder / "classes.txt").write_text("w\nx\ny\nz\n"),
         ),
+        "17 images of class 'a' (the run had 16) and 15 images of class 'b' (the run had 16)": lambda: (
+            make_idx_folder(folder, n=64),
+            write_idx(folder / "train-labels-idx1-ubyte", np.where(np.arange(64) == 1, 0, np.arange(64) % 4)),
+        ),
     }
     before = sorted((tmp_path / "run").rglob("*"))
     for change, make in changes.items():
