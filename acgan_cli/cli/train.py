@@ -442,6 +442,7 @@ def train(
             settings = {
                 **run_settings(config, plan.device, plan.precision, plan.cuda_graph),
                 "resume": str(resume_path) if resume_path else None,
+                "data": _data_plan(config.dataset),
             }
             if resume_path is None and "seed" not in given:  # drawn when the run starts: not this one
                 settings["train"]["seed"] = None
@@ -469,6 +470,20 @@ def train(
     except BaseException:  # a failure before a checkpoint:
         trainer.discard()  # a folder with nothing to resume goes (one with a checkpoint stays)
         raise
+
+
+def _data_plan(dataset: str) -> dict[str, object]:
+    """What a run will train on, as far as it is known without reading the data: the image count,
+    and for a folder of class folders its classes and each one's images (an IDX folder's and a
+    registry dataset's classes are known once read)."""
+    from acgan_cli.core.data import listed_class_names, training_images
+
+    listed = listed_class_names(dataset)
+    return {
+        "images": training_images(dataset),
+        "class_names": list(listed[0]) if listed else None,
+        "class_images": listed[1] if listed else None,
+    }
 
 
 def _stopped_before_saving(exc: KeyboardInterrupt, resumed: Path | None) -> typer.Exit:

@@ -362,6 +362,7 @@ def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan["train"]["epochs"] == 3 and plan["train"]["seed"] == 9 and plan["device"] == "cpu"
+    assert plan["data"] == {"images": 5000, "class_names": None, "class_images": None}  # known once read
     assert not (tmp_path / "runs").exists()
     unseeded = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--device", "cpu", "--dry-run"])
     assert json.loads(unseeded.stdout)["train"]["seed"] is None  # not a seed the run would not use
@@ -751,6 +752,12 @@ def test_a_folder_of_colour_images_trains_samples_by_class_name_and_resumes_only
 
     folder = write_colour_classes(tmp_path / "colours", {"red": 0, "blue": 2})
     run = tmp_path / "run"
+    planned = runner.invoke(app, ["train", "--dataset", str(folder), *TINY_ARGS, "--dry-run"])
+    assert json.loads(planned.stdout)["data"] == {
+        "images": 32,
+        "class_names": ["blue", "red"],
+        "class_images": [16, 16],
+    }
     result = runner.invoke(
         app, ["train", "--dataset", str(folder), *TINY_ARGS, "--max-steps", "2", "--out", str(run)]
     )
