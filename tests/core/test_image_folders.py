@@ -44,6 +44,13 @@ def solid(mode: str, size: tuple[int, int], colour: object) -> Image.Image:
     return Image.new(mode, size, colour)  # type: ignore[arg-type]
 
 
+def palette_image(colour: tuple[int, int, int]) -> Image.Image:
+    """An 8x8 palette image of `colour` (entry 1 of a palette that is otherwise black)."""
+    image = solid("P", (8, 8), 1)
+    image.putpalette([0, 0, 0, *colour] + [0] * 762)
+    return image
+
+
 def loaded(folder: Path, split: str = "train") -> tuple[object, list[Notice]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -115,9 +122,7 @@ def test_colour_sizes_and_transparency_load_as_one_rgb_array(tmp_path: Path) -> 
 
 def test_grey_palettes_one_bit_and_sixteen_bit_images_load_grey(tmp_path: Path) -> None:
     root = tmp_path / "grey"
-    palette = solid("P", (8, 8), 1)
-    palette.putpalette([0, 0, 0, 128, 128, 128] + [255] * 762)
-    write_image(root / "a" / "palette.gif", palette)
+    write_image(root / "a" / "palette.gif", palette_image((128, 128, 128)))
     write_image(root / "a" / "bits.png", solid("1", (8, 8), 1))
     deep = Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16))
     write_image(root / "b" / "deep.png", deep)
@@ -129,9 +134,7 @@ def test_grey_palettes_one_bit_and_sixteen_bit_images_load_grey(tmp_path: Path) 
 
 def test_a_colour_palette_makes_the_dataset_rgb(tmp_path: Path) -> None:
     root = tmp_path / "palette"
-    palette = solid("P", (8, 8), 1)
-    palette.putpalette([0, 0, 0, 200, 10, 10] + [0] * 762)
-    write_image(root / "a" / "red.gif", palette)
+    write_image(root / "a" / "red.gif", palette_image((200, 10, 10)))
     write_image(root / "b" / "grey.png", solid("L", (8, 8), 7))
     data = load_dataset(str(root))
     assert data.images.shape == (2, 3, 8, 8) and data.images[0, :, 0, 0].tolist() == [200, 10, 10]
