@@ -316,7 +316,7 @@ def _recorded_per_class(checkpoint: Path) -> list[int] | None:
 
 def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
     """Refuse to resume `resumed` on data other than its run's: a folder whose images or classes have
-    changed since (the image count is known where the run folder recorded it)."""
+    changed since (the image count, and each class's, are known where the run folder recorded them)."""
     import torch
 
     per_class = torch.bincount(data.labels.cpu(), minlength=len(data.class_names)).tolist()
