@@ -274,7 +274,7 @@ def sample(
         int | None,
         typer.Option(
             help="Images per row of a PNG sheet. \\[default: 10 (fewer for fewer images, about √N past 100); "
-            "--grid: N, one row per class]",
+            "--grid: N, one row per class, or past 32 as many rows a class as make the sheet nearly square]",
             rich_help_panel=OUTPUT,
             show_default=False,
         ),
@@ -388,7 +388,7 @@ def sample(
             print_path(target_path, "the file's path", done)
     if not state.quiet:
         what = _what(
-            info.class_names, class_index, grid, len(images), one_row_each=fmt == "png" and nrow is None
+            info.class_names, class_index, grid, len(images), width if fmt == "png" and nrow is None else None
         )
         stderr_console().print(
             f"drew {len(images)} image{'s' * (len(images) != 1)} ({what}; seed {seed}) "
@@ -397,9 +397,12 @@ def sample(
 
 
 def _what(
-    class_names: tuple[str, ...], class_index: int | None, grid: bool, n: int, one_row_each: bool
+    class_names: tuple[str, ...], class_index: int | None, grid: bool, n: int, width: int | None
 ) -> str:
-    """What was drawn, in words, for the closing line."""
+    """What was drawn, in words, for the closing line (`width`: a grid sheet's row, None for others)."""
     if grid:
-        return f"{n // len(class_names)} of each class" + (", one row per class" if one_row_each else "")
+        each = n // len(class_names)
+        rows = each // width if width else 0
+        laid = {0: "", 1: ", one row per class"}.get(rows, f", {rows} rows per class")
+        return f"{each} of each class{laid}"
     return f"class {class_names[class_index]}" if class_index is not None else "random classes"

@@ -278,6 +278,21 @@ def row_width(count: int) -> int:
     return max(min(count, 10), math.isqrt(count - 1) + 1)
 
 
+GRID_ONE_ROW = 32  # --grid gives each class one row up to this many images of it
+
+
+def grid_width(per_class: int, n_classes: int) -> int:
+    """Images per row of a `--grid` sheet: `per_class`, one row per class, up to GRID_ONE_ROW; past
+    it, the divisor of `per_class` (10 or more) that makes the sheet nearest square, so that each
+    class fills whole rows of its own: 1,000 per class made one 34,002-pixel-wide strip per class,
+    now ten rows of 100. A count with no such divisor (a prime) keeps its one row."""
+    if per_class <= GRID_ONE_ROW:
+        return per_class
+    square = math.sqrt(per_class * n_classes)
+    divisors = [d for d in range(10, per_class) if per_class % d == 0]
+    return min(divisors, key=lambda d: abs(d - square)) if divisors else per_class
+
+
 def draw_samples(
     generator: nn.Module,
     *,
@@ -291,7 +306,7 @@ def draw_samples(
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Draw uint8 images (N x C x H x W), their labels and the grid width for `acgan sample`.
 
-    - `grid`: one row per class, `n` images per class (10 by default);
+    - `grid`: `n` images per class (10 by default), one row per class (past 32, several: `grid_width`);
     - `class_index`: `n` images (1 by default) of that class;
     - neither: `n` images of classes drawn at random from `seed`.
     The same seed gives the same pixels. `on_start(N)` once the request is checked, then
@@ -348,7 +363,7 @@ def draw_samples(
             "--nrow must be at least 1", option="nrow", detail=f"must be at least 1 (got {nrow})"
         )
     if grid:
-        labels, width = grid_labels(config.n_classes, count), count
+        labels, width = grid_labels(config.n_classes, count), grid_width(count, config.n_classes)
     elif class_index is not None:
         import torch
 

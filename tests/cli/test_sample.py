@@ -77,6 +77,16 @@ def test_grid_png_has_one_row_per_class(run: Path, tmp_path: Path) -> None:
     assert Image.open(tmp_path / "grid.png").size == (10 * 18 + 2, 10 * 18 + 2)
 
 
+def test_a_grid_of_many_per_class_gives_each_class_whole_rows_of_a_near_square_sheet(
+    run: Path, tmp_path: Path
+) -> None:
+    """`--grid --n 1000` wrote one 34,002-pixel-wide strip per class."""
+    result = runner.invoke(app, ["sample", "--grid", "--n", "40", "--out", "grid.png"])
+    assert result.exit_code == 0, result.stderr
+    assert "drew 400 images (40 of each class, 2 rows per class;" in plain(result.stderr)
+    assert Image.open(tmp_path / "grid.png").size == (20 * 18 + 2, 20 * 18 + 2)  # 20 a row, 20 rows
+
+
 def test_stdout_for_pipelines(run: Path) -> None:
     result = runner.invoke(app, ["sample", "--digit", "1", "--n", "3", "--format", "npy", "--out", "-"])
     assert result.exit_code == 0, result.stderr

@@ -17,6 +17,7 @@ from acgan_cli.core.sampling import (
     encode_png,
     generate,
     generation_batch,
+    grid_width,
     resolve_class,
     to_uint8,
 )
@@ -82,6 +83,13 @@ FASHION = (
     "Bag",
     "Ankle boot",
 )
+
+
+def test_a_grid_keeps_one_row_a_class_up_to_32_then_whole_rows_near_square() -> None:
+    assert [grid_width(n, 10) for n in (1, 10, 32)] == [1, 10, 32]  # one row per class
+    assert grid_width(1000, 10) == 100  # 10 rows a class: a 100 x 100 sheet
+    assert grid_width(10_000, 10) == 250  # 40 rows a class: 400 x 250, the nearest to square
+    assert grid_width(37, 10) == 37  # a prime: no whole rows but its one
 
 
 def test_a_class_name_as_written_wins_over_looser_readings_of_it() -> None:
