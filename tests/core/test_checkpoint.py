@@ -770,3 +770,21 @@ def test_a_step_no_run_can_reach_and_an_epoch_past_its_step_are_refused(
     for step, epoch in [(10**9, 0), (12, 12), (0, 0)]:
         save_file(tensors, path, metadata={**metadata, "step": str(step), "epoch": str(epoch)})
         assert (ckpt.read_info(path).step, ckpt.read_info(path).epoch) == (step, epoch)
+
+
+def test_loading_or_exporting_a_generator_leaves_the_callers_random_stream_alone(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """A notebook's draws after `load_generator` differed from a fresh process's: building the model
+    drew its random first weights from the global stream, before the file's weights replaced them."""
+    from acgan_cli.core import export_generator
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    for call in (
+        lambda: ckpt.load_generator(trained_run),
+        lambda: export_generator(trained_run, "pt2", out=tmp_path / "g.pt2"),
+    ):
+        torch.manual_seed(0)
+        call()
+        assert torch.equal(torch.rand(3), expected)

@@ -511,6 +511,16 @@ def test_a_checkpoint_named_twice_is_scored_once(run20: Path, evaluator: Evaluat
     ]
 
 
+def test_evaluate_leaves_the_callers_random_stream_alone(run20: Path, evaluator: Evaluator) -> None:
+    """Building the evaluator's network and the checkpoint's discriminator to load them drew from the
+    caller's global stream."""
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    evaluate(run20, EvaluationConfig(n_samples=100, device="cpu", metrics=("class-accuracy", "d-accuracy")))
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_evaluate_is_repeatable_for_a_seed(run20: Path) -> None:
     config = EvaluationConfig(
         n_samples=300, device="cpu", precision="fp32", metrics=("class-accuracy", "fd", "kid")

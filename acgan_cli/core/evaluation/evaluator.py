@@ -452,6 +452,7 @@ def _unwritable(path: Path, exc: OSError) -> EvaluatorError:
 
 def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
     """The network and info of an evaluator file, on the CPU; any defect is one EvaluatorError."""
+    import torch
     from safetensors import SafetensorError
 
     from acgan_cli.core.checkpoint import load_module, load_tensors, read_header, refuse_unread_dtypes
@@ -498,7 +499,8 @@ def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
         # Printed in evaluate's tables and its refusals; a dataset never gives other names.
         if not all(isinstance(name, str) and name for name in class_names) or unprintable_name(class_names):
             raise ValueError("class_names are not names of one printable line each")
-        net = EvaluatorNet(len(class_names), info.channels)
+        with private_rng(torch.device("cpu")):  # overwritten next: the caller's stream stays
+            net = EvaluatorNet(len(class_names), info.channels)
         load_module(net, tensors, "classifier", path)
     except EvaluatorError:
         raise

@@ -299,10 +299,14 @@ def _warn_if_noisy(config: EvaluationConfig) -> None:
 def _discriminator_of(
     info: CheckpointInfo, tensors: dict[str, torch.Tensor], device: torch.device
 ) -> nn.Module:
+    import torch
+
     from acgan_cli.core.checkpoint import load_module
+    from acgan_cli.core.devices import private_rng
     from acgan_cli.core.models import Discriminator
 
-    discriminator = Discriminator(info.model)
+    with private_rng(torch.device("cpu")):  # its first weights are overwritten: the caller's stream stays
+        discriminator = Discriminator(info.model)
     load_module(discriminator, tensors, "discriminator", info.path)
     return discriminator.to(device).eval()
 
