@@ -92,3 +92,9 @@ class DivergedError(AcganError):
         )
         self.step = step
         self.checkpoint = checkpoint
+        self._made_with = (step, checkpoint, exact, log)
+
+    def __reduce__(self) -> tuple[type, tuple[int, str | None, bool, str | None]]:
+        # pickle and copy call __init__ with these: a worker process's divergence re-raised in its
+        # parent (multiprocessing, concurrent.futures) failed with "missing argument 'checkpoint'"
+        return type(self), self._made_with

@@ -1116,3 +1116,19 @@ def test_a_resume_keeps_the_runs_class_names_where_the_data_only_numbers_them_no
     (folder / "classes.txt").write_text("\n".join([*names[:9], "J"]) + "\n")
     with pytest.raises(AcganError, match=r"now holds class 9 named 'J' \(the run's was 'j'\)"):
         Trainer(dataclasses.replace(config, max_steps=4), resume=run)
+
+
+def test_a_divergence_survives_pickling_and_copying() -> None:
+    """Re-raised from a worker process (multiprocessing, concurrent.futures), it failed with
+    "__init__() missing 1 required positional argument: 'checkpoint'"."""
+    import copy
+    import pickle
+
+    error = DivergedError(5, "/runs/a/checkpoints/step-00000004.safetensors", exact=False, log="m.jsonl")
+    for again in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
+        assert (again.message, again.hint, again.step, again.checkpoint) == (
+            error.message,
+            error.hint,
+            error.step,
+            error.checkpoint,
+        )
