@@ -135,3 +135,19 @@ def test_type_checkers_see_each_lazy_name_where_it_is_imported_from(name: str) -
     module = importlib.import_module(name)
     lazy = {key: value if isinstance(value, tuple) else (value, key) for key, value in module._PUBLIC.items()}
     assert _type_checking_imports(module) == lazy
+
+
+def test_the_renamed_export_generator_is_public_to_type_checkers() -> None:
+    """`from acgan_cli.core import export_generator` failed mypy --strict ("does not explicitly export"):
+    a renamed import is re-exported only through an `__all__` a checker can read without running it."""
+    import acgan_cli.core as core
+
+    tree = ast.parse(Path(core.__file__).read_text())
+    spelled = next(
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets)
+    )
+    assert isinstance(spelled, ast.List) and sorted(ast.literal_eval(e) for e in spelled.elts) == sorted(
+        core._PUBLIC
+    )
