@@ -605,12 +605,15 @@ def run_name(dataset: str) -> str:
 
 
 def canonical_dataset(name: str) -> str:
-    """How a run records its dataset: a registry name as given, a folder as its absolute path.
+    """How a run records its dataset: a registry name as given, a folder as its absolute path, and
+    any other name (a Dataset handed in to Trainer) as given.
 
     A relative folder would name other data (or none) when the run is resumed or evaluated
     from another working folder.
     """
-    return name if name in DATASETS else str(Path(name).expanduser().resolve())
+    if name in DATASETS or not Path(name).expanduser().exists():  # a Dataset handed in: its own name
+        return name
+    return str(Path(name).expanduser().resolve())
 
 
 def same_dataset(a: str, b: str) -> bool:

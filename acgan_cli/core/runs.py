@@ -518,7 +518,9 @@ def plan_run(
     # Else a resume goes on to the run's own end: one that finished has nothing to train.
     end_given = config is not None if api else ("epochs" in changes or "max_steps" in changes)
     if api and config is not None:  # recorded as the CLI records them: a relative folder named other data
-        if resume is None:  # as typed: "mnsit" became "unknown dataset '/home/me/mnsit'", with no suggestion
+        # as typed: "mnsit" became "unknown dataset '/home/me/mnsit'", with no suggestion (data handed
+        # in is named as its caller likes: Dataset("mine", ...) trained only when called "mnist-5k")
+        if resume is None and count_images:
             check_dataset_name(config.dataset)
         config = _as_recorded(config)  # (or none) once the run was resumed or evaluated from elsewhere
     info = ckpt.check_checkpoint(resume) if resume is not None else None
@@ -530,10 +532,19 @@ def plan_run(
             config = (
                 resume_config(saved, {"device": "auto"}) if config is None else resumed_config(saved, config)
             )
-        if config.dataset not in DATASETS and not Path(config.dataset).expanduser().is_dir():
+        if count_images and config.dataset not in DATASETS and not Path(config.dataset).expanduser().is_dir():
+            handed_in = not Path(config.dataset).is_absolute()  # folders are recorded absolute
             raise DataError(
-                f"{info.path} was trained on the folder {config.dataset}, which is not there",
-                hint="put the run's data back at that path to resume it (a resumed run never changes data)",
+                f"{info.path} was trained on "
+                + (
+                    f"data handed in as Dataset({config.dataset!r})"
+                    if handed_in
+                    else f"the folder {config.dataset}"
+                )
+                + ", which is not there",
+                hint=f"hand the same data in again: Trainer(resume=..., dataset=Dataset({config.dataset!r}, ...)).run()"
+                if handed_in
+                else "put the run's data back at that path to resume it (a resumed run never changes data)",
             )
     elif not api:
         config = TrainConfig(**changes)

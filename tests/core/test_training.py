@@ -1132,3 +1132,33 @@ def test_a_divergence_survives_pickling_and_copying() -> None:
             error.step,
             error.checkpoint,
         )
+
+
+def test_your_own_tensors_train_under_their_own_name_and_resume_when_handed_in_again(tmp_path: Path) -> None:
+    """Dataset("mine", ...) was refused as an "unknown dataset" when config.dataset said "mine", and as
+    another dataset when it did not: data of one's own trained only when called "mnist-5k"."""
+    from acgan_cli.core.data import Dataset
+    from acgan_cli.core.errors import DataError
+    from acgan_cli.core.training import train
+
+    generator = torch.Generator().manual_seed(0)
+    mine = Dataset(
+        "mine",
+        torch.randint(0, 256, (64, 1, 16, 16), dtype=torch.uint8, generator=generator),
+        torch.arange(64) % 4,
+        ("a", "b", "c", "d"),
+    )
+    config = tiny_config(dataset="mine", max_steps=2)
+    Trainer(config, run_dir=tmp_path / "run", dataset=mine).run()
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["train"]["dataset"] == "mine" and recorded["dataset"]["class_images"] == [16] * 4
+    resumed = Trainer(dataclasses.replace(config, max_steps=4), resume=tmp_path / "run", dataset=mine).run()
+    assert resumed.step == 4
+    with pytest.raises(DataError, match=r"was trained on data handed in as Dataset\('mine'\)") as caught:
+        train(resume=tmp_path / "run")  # by name alone: there is no such data to load
+    assert (
+        caught.value.hint
+        == "hand the same data in again: Trainer(resume=..., dataset=Dataset('mine', ...)).run()"
+    )
+    with pytest.raises(UsageError, match="unknown dataset 'mine'"):
+        train(config, run_dir=tmp_path / "other")  # without the data, the name is checked as ever
