@@ -296,9 +296,9 @@ def grid_width(per_class: int, n_classes: int) -> int:
 def draw_samples(
     generator: nn.Module,
     *,
-    class_index: int | None,
-    n: int | None,
-    grid: bool,
+    class_index: int | None = None,
+    n: int | None = None,
+    grid: bool = False,
     seed: int,
     nrow: int | None = None,
     on_start: Callable[[int], None] | None = None,

@@ -130,6 +130,16 @@ def test_a_class_name_that_fits_several_names_them() -> None:
         resolve_class(FASHION, name="hat")
 
 
+def test_draw_samples_defaults_to_what_the_cli_does_without_options() -> None:
+    """`draw_samples(g, n=8, seed=0)` raised TypeError for three missing arguments, though its
+    docstring gave their defaults (one image, random classes, no grid)."""
+    generator = Generator(ModelConfig(img_size=8, g_width=8, latent_dim=4)).eval()
+    one, _, _ = draw_samples(generator, seed=0)
+    images, labels, _ = draw_samples(generator, n=8, seed=0)
+    assert one.shape == (1, 1, 8, 8) and images.shape == (8, 1, 8, 8)
+    assert torch.equal(labels, draw_samples(generator, class_index=None, n=8, grid=False, seed=0)[1])
+
+
 def test_a_large_sheet_is_near_square_and_a_small_one_ten_wide() -> None:
     """100,000 images made a PNG 10 images wide and 340,002 pixels tall, past what viewers open
     (Pillow itself warns of a decompression bomb at 89 M pixels)."""
