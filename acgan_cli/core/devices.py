@@ -165,6 +165,14 @@ def private_rng(device: torch.device) -> AbstractContextManager[None]:
     return torch.random.fork_rng(devices=[])
 
 
+class _NoCudaRuntimeFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No CUDA runtime is found")
+
+
+_NO_CUDA_RUNTIME = _NoCudaRuntimeFilter()
+
+
 def compile_mode(device: torch.device, whole_step_graph: bool = False) -> str:
     """torch.compile's mode for `--compile` on `device`, once its compiler is known to be there.
 
@@ -193,8 +201,11 @@ def compile_mode(device: torch.device, whole_step_graph: bool = False) -> str:
                 detail=f"needs a C++ compiler ({compiler!r} is not on PATH)",
             )
         # Inductor's C++ builder warns "No CUDA runtime is found" on CUDA builds of torch: not news
-        # for CPU code, and not something a user can act on.
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        # for CPU code, and not something a user can act on. That line alone is dropped: the logger's
+        # level was set to ERROR, which silenced its other warnings for the rest of the process.
+        logger = logging.getLogger("torch.utils.cpp_extension")
+        if _NO_CUDA_RUNTIME not in logger.filters:
+            logger.addFilter(_NO_CUDA_RUNTIME)
         return "default"
     raise DeviceError(
         f"--compile runs on cpu and cuda, not on {device.type}",

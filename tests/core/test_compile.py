@@ -54,3 +54,25 @@ def test_a_missing_cpu_compiler_is_named_before_training(monkeypatch: pytest.Mon
 def test_compile_runs_on_cpu_and_cuda_only() -> None:
     with pytest.raises(DeviceError, match="cpu and cuda, not on mps"):
         compile_mode(torch.device("mps"))
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs a C++ compiler")
+def test_compile_drops_only_the_no_cuda_runtime_line_of_torchs_cpp_builder(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The builder's logger was set to ERROR for the rest of the process: its other warnings went too."""
+    import logging
+
+    monkeypatch.delenv("CXX", raising=False)
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    compile_mode(torch.device("cpu"))
+    compile_mode(torch.device("cpu"))  # one filter, however often
+    assert (
+        logger.level == level
+        and len([f for f in logger.filters if type(f).__name__ == "_NoCudaRuntimeFilter"]) == 1
+    )
+    with caplog.at_level(logging.WARNING, logger="torch.utils.cpp_extension"):
+        logger.warning("No CUDA runtime is found, using CUDA_HOME='%s'", "/usr/local/cuda")
+        logger.warning("something a user can act on")
+    assert [r.getMessage() for r in caplog.records] == ["something a user can act on"]
