@@ -159,8 +159,8 @@ def _named(path: Path | str) -> str:
 
 
 def _inode(path: str | Path) -> tuple[int, int]:
-    stat = os.stat(path)
-    return stat.st_dev, stat.st_ino
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
 
 
 def _is_run(path: Path) -> bool:
