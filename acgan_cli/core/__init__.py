@@ -22,9 +22,17 @@ if TYPE_CHECKING:  # the same names for type checkers and editors (`x as x`: re-
     from acgan_cli.core.checkpoint import read_info as read_info
     from acgan_cli.core.config import ModelConfig as ModelConfig
     from acgan_cli.core.config import TrainConfig as TrainConfig
+    from acgan_cli.core.data import Dataset as Dataset
     from acgan_cli.core.data import load_dataset as load_dataset
     from acgan_cli.core.errors import AcganError as AcganError
+    from acgan_cli.core.errors import CheckpointError as CheckpointError
     from acgan_cli.core.errors import ConfigError as ConfigError
+    from acgan_cli.core.errors import DataError as DataError
+    from acgan_cli.core.errors import DeviceError as DeviceError
+    from acgan_cli.core.errors import DivergedError as DivergedError
+    from acgan_cli.core.errors import ExportError as ExportError
+    from acgan_cli.core.errors import Notice as Notice
+    from acgan_cli.core.errors import RunDirError as RunDirError
     from acgan_cli.core.errors import UsageError as UsageError
     from acgan_cli.core.evaluation import EvaluationConfig as EvaluationConfig
     from acgan_cli.core.evaluation import evaluate as evaluate
@@ -47,17 +55,33 @@ _PUBLIC: dict[str, str | tuple[str, str]] = {
     "evaluate": "acgan_cli.core.evaluation",
     "EvaluationConfig": "acgan_cli.core.evaluation",
     "load_dataset": "acgan_cli.core.data",
+    "Dataset": "acgan_cli.core.data",  # your own tensors, for Trainer(config, dataset=...)
     "AcganError": "acgan_cli.core.errors",
     "UsageError": "acgan_cli.core.errors",  # an argument that cannot work (an AcganError)
     "ConfigError": "acgan_cli.core.errors",  # a value of the wrong type or out of range (a UsageError)
+    "DeviceError": "acgan_cli.core.errors",  # a device that is not there or cannot do it (a UsageError)
+    "DataError": "acgan_cli.core.errors",  # a dataset missing, undownloadable or malformed
+    "CheckpointError": "acgan_cli.core.errors",  # a file that is not a readable checkpoint
+    "RunDirError": "acgan_cli.core.errors",  # a run folder that cannot be made or would be overwritten
+    "ExportError": "acgan_cli.core.errors",  # an export that failed or did not match the model
+    "DivergedError": "acgan_cli.core.errors",  # a run whose losses became NaN or infinite
+    "Notice": "acgan_cli.core.errors",  # the warnings category of what the CLI prints as `note:`
 }
 # Spelled out, not list(_PUBLIC): type checkers read __all__ without running it, and took the renamed
 # export_generator for a private import (a test keeps it equal to _PUBLIC).
 __all__ = [
     "AcganError",
+    "CheckpointError",
     "ConfigError",
+    "DataError",
+    "Dataset",
+    "DeviceError",
+    "DivergedError",
     "EvaluationConfig",
+    "ExportError",
     "ModelConfig",
+    "Notice",
+    "RunDirError",
     "TrainConfig",
     "TrainResult",
     "Trainer",
