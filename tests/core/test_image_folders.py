@@ -442,6 +442,14 @@ def test_names_that_would_break_the_one_line_error_are_quoted(tmp_path: Path) ->
     )
 
 
+def wide_grey_folder(tmp_path: Path, values: np.ndarray) -> str:
+    """A dataset of two classes: a TIFF of `values` (16-bit, 32-bit or float) and an 8-bit PNG."""
+    root = tmp_path / "data"
+    write_image(root / "a" / "1.tif", Image.fromarray(values))
+    write_image(root / "b" / "1.png", solid("L", (8, 8), 1))
+    return str(root)
+
+
 @pytest.mark.parametrize(
     ("values", "loaded_as"),
     [
@@ -449,16 +457,14 @@ def test_names_that_would_break_the_one_line_error_are_quoted(tmp_path: Path) ->
         (np.full((8, 8), 200.0, dtype=np.float32), 200),  # 0..255
         (np.full((8, 8), 65535, dtype=np.int32), 255),  # 16-bit in 32
         (np.full((8, 8), 300, dtype=np.int32), 1),  # 16-bit in 32, dark
+        (np.full((8, 8), 200, dtype=np.int32), 200),  # 8-bit in 32: kept
     ],
-    ids=["float 0..1", "float 0..255", "32-bit", "32-bit dark"],
+    ids=["float 0..1", "float 0..255", "32-bit", "32-bit dark", "32-bit 0..255"],
 )
 def test_wide_grey_values_are_scaled_by_their_range(
     tmp_path: Path, values: np.ndarray, loaded_as: int
 ) -> None:
-    root = tmp_path / "data"
-    write_image(root / "a" / "1.tif", Image.fromarray(values))
-    write_image(root / "b" / "1.png", solid("L", (8, 8), 1))
-    assert load_dataset(str(root)).images[0, 0, 4, 4] == loaded_as
+    assert load_dataset(wide_grey_folder(tmp_path, values)).images[0, 0, 4, 4] == loaded_as
 
 
 @pytest.mark.parametrize(
@@ -473,11 +479,8 @@ def test_wide_grey_values_are_scaled_by_their_range(
 def test_wide_grey_values_out_of_any_range_are_refused(
     tmp_path: Path, values: np.ndarray, message: str
 ) -> None:
-    root = tmp_path / "data"
-    write_image(root / "a" / "1.tif", Image.fromarray(values))
-    write_image(root / "b" / "1.png", solid("L", (8, 8), 1))
     with pytest.raises(DataError, match=message):
-        load_dataset(str(root))
+        load_dataset(wide_grey_folder(tmp_path, values))
 
 
 def test_class_names_are_composed_as_typed(tmp_path: Path) -> None:
@@ -515,10 +518,3 @@ def test_heavily_unbalanced_classes_get_a_note(tmp_path: Path) -> None:
     ]
     write_image(root / "few" / "1.png", solid("L", (8, 8), 2))
     assert not loaded(root)[1]  # 11 to 2
-
-
-def test_eight_bit_values_in_a_32_bit_file_are_kept(tmp_path: Path) -> None:
-    root = tmp_path / "data"
-    write_image(root / "a" / "1.tif", Image.fromarray(np.full((8, 8), 200, dtype=np.int32)))
-    write_image(root / "b" / "1.png", solid("L", (8, 8), 1))
-    assert load_dataset(str(root)).images[0, 0, 4, 4] == 200
