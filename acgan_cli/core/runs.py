@@ -292,26 +292,31 @@ def recorded_steps_per_epoch(checkpoint: Path, config: TrainConfig | None = None
 
 def _recorded(checkpoint: Path, *keys: str) -> int | None:
     """A positive count the run folder of `checkpoint` recorded in its config.json (under `keys`), if any."""
-    run = run_dir_of(checkpoint)
-    try:
-        value = json.loads((run / "config.json").read_text()) if run else None
-        for key in keys if run else ():
-            value = value[key]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    value = _recorded_value(checkpoint, *keys)
     return value if isinstance(value, int) and value > 0 else None
 
 
 def _recorded_per_class(checkpoint: Path) -> list[int] | None:
     """The images of each class the run folder of `checkpoint` recorded (`dataset.class_images`), if
     it did: runs of acgan before 2026-12-06 did not."""
-    run = run_dir_of(checkpoint)
-    try:
-        value = json.loads((run / "config.json").read_text())["dataset"]["class_images"] if run else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    value = _recorded_value(checkpoint, "dataset", "class_images")
     valid = isinstance(value, list) and all(isinstance(n, int) and n >= 0 for n in value)
     return value if valid else None
+
+
+def _recorded_value(checkpoint: Path, *keys: str) -> object:
+    """What the run folder of `checkpoint` recorded in its config.json under `keys`; None where it
+    has no such folder, file or entry."""
+    run = run_dir_of(checkpoint)
+    if run is None:
+        return None
+    try:
+        value = json.loads((run / "config.json").read_text())
+        for key in keys:
+            value = value[key]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value
 
 
 def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
