@@ -6,7 +6,8 @@
 
 A class is a subfolder; its name is the class name (numbers sort as numbers: 2 before 10). Its
 images may lie in nested folders. Hidden files and folders (.DS_Store, .git) and macOS's
-__MACOSX are skipped, as is any file whose name does not end in an image suffix.
+__MACOSX are skipped, as is any file whose name does not end in an image suffix (with a note
+for images of formats acgan does not read: HEIC, SVG, camera raw…).
 
 Each image is decoded once with Pillow into one uint8 array, as an IDX folder's are: grey where
 every image of both splits is grey (L, 1-bit, 16-bit or a grey palette), else RGB; transparency
@@ -42,9 +43,17 @@ if TYPE_CHECKING:
 
 # Pillow decodes all of these; the list keeps notes, checksums and thumbnails databases out.
 IMAGE_SUFFIXES = (
-    *(".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp"),
-    *(".tif", ".tiff", ".pgm", ".ppm", ".pnm"),
+    *(".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".avif"),
+    *(".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"),
 )
+# Images acgan does not read (Pillow cannot, or not as one flat picture): skipped with a note that
+# says so, where they were skipped without a word and a folder of iPhone photos (HEIC) trained on
+# whatever else it held.
+OTHER_IMAGE_SUFFIXES = (
+    *(".heic", ".heif", ".jxl", ".svg", ".jp2", ".j2k", ".psd", ".tga", ".ico", ".qoi", ".exr", ".hdr"),
+    *(".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".raw"),
+)
+READ_AS = "PNG, JPEG, BMP, GIF, WebP, AVIF, TIFF or PNM"  # what IMAGE_SUFFIXES are, as messages say
 TRAIN_FOLDERS = ("train", "training")  # the training split's folder, first found (mnist_png: training/)
 TEST_FOLDERS = ("test", "testing", "val", "valid", "validation")  # the held-out split's folder, first found
 MAX_SIDE = 256  # images load at most this wide and tall: the largest --img-size
@@ -68,6 +77,7 @@ class _Split(NamedTuple):
     root: Path  # the folder holding the class folders
     files: tuple[Path, ...]  # sorted by class, then path
     labels: tuple[int, ...]  # each file's class index
+    skipped: tuple[Path, ...] = ()  # images in OTHER_IMAGE_SUFFIXES, not read
 
 
 class _Plan(NamedTuple):
@@ -216,11 +226,13 @@ def _has_images(folder: Path) -> bool:
     return next(_image_files(folder), None) is not None
 
 
-def _image_files(folder: Path, dataset: Path | None = None) -> Iterator[Path]:
-    """The image files under `folder`, nested folders included, in a fixed order. Links are followed,
-    each folder once, but never from the class `folder` to elsewhere in `dataset`: `cat/up -> ..`
-    put the dog images in the class cat, and `train/cat/more -> ../../test/cat` the held-out ones
-    in the training split."""
+def _image_files(
+    folder: Path, dataset: Path | None = None, skipped: list[Path] | None = None
+) -> Iterator[Path]:
+    """The image files under `folder`, nested folders included, in a fixed order; those of
+    OTHER_IMAGE_SUFFIXES are added to `skipped`. Links are followed, each folder once, but never
+    from the class `folder` to elsewhere in `dataset`: `cat/up -> ..` put the dog images in the
+    class cat, and `train/cat/more -> ../../test/cat` the held-out ones in the training split."""
     data_real, class_real = (os.path.realpath(dataset), os.path.realpath(folder)) if dataset else ("", "")
 
     def strays(path: str) -> bool:
@@ -242,12 +254,12 @@ def _image_files(folder: Path, dataset: Path | None = None) -> Iterator[Path]:
             if _visible(name) and not _is_run(Path(parent, name)) and not strays(os.path.join(parent, name))
         )
         for name in sorted(names):
-            if (
-                not name.startswith(".")
-                and name.lower().endswith(IMAGE_SUFFIXES)
-                and not strays(os.path.join(parent, name))
-            ):
+            if name.startswith(".") or strays(os.path.join(parent, name)):
+                continue
+            if name.lower().endswith(IMAGE_SUFFIXES):
                 yield Path(parent, name)
+            elif skipped is not None and name.lower().endswith(OTHER_IMAGE_SUFFIXES):
+                skipped.append(Path(parent, name))
 
 
 def _under(path: str, folder: str) -> bool:
@@ -304,21 +316,35 @@ def _listed(folder: Path, split: str) -> _Split:
     folders = _class_names(root)
     files: list[Path] = []
     labels: list[int] = []
+    skipped: list[Path] = []
     for index, name in enumerate(classes):
-        found = list(_image_files(folders[name], folder)) if name in folders else []
+        others = len(skipped)
+        found = list(_image_files(folders[name], folder, skipped)) if name in folders else []
         if not found and split == "train":
             raise DataError(
                 f"{_named(folders[name])} holds no images ({', '.join(IMAGE_SUFFIXES)})",
                 hint=_idx_inside(folders[name])
+                or (_convert_hint(skipped[others:]) if len(skipped) > others else None)
                 or "a class without images cannot be learned: add its images, or move the folder out",
             )
         files += found
         labels += [index] * len(found)
     if not files:
         raise DataError(
-            f"{_named(root)} holds no images in its class folders", hint="add the held-out images"
+            f"{_named(root)} holds no images in its class folders",
+            hint=_convert_hint(skipped) if skipped else "add the held-out images",
         )
-    return _Split(classes, root, tuple(files), tuple(labels))
+    return _Split(classes, root, tuple(files), tuple(labels), tuple(skipped))
+
+
+def _by_suffix(paths: list[Path] | tuple[Path, ...]) -> str:
+    """How many of `paths` have each suffix, most first: ".heic (12), .svg (1)"."""
+    counts = collections.Counter(path.suffix.lower() for path in paths)
+    return ", ".join(f"{suffix} ({count:,})" for suffix, count in counts.most_common())
+
+
+def _convert_hint(skipped: list[Path]) -> str:
+    return f"its {_by_suffix(skipped)} files are not read: convert them to {READ_AS}"
 
 
 def _class_names(root: Path) -> dict[str, Path]:
@@ -438,6 +464,7 @@ def _plan(folder: Path) -> _Plan:
             stacklevel=4,
         )
     _warn_if_unbalanced(folder, splits["train"])
+    _warn_if_unread(folder, splits)
     plan = _Plan(splits["train"].classes, splits, channels, size)
     _plans[folder.resolve()] = (stamps, plan)
     return plan
@@ -457,6 +484,36 @@ def _warn_if_unbalanced(folder: Path, train: _Split) -> None:
                 f"the classes in {_named(folder)} are unbalanced: {_named(train.classes[big])} has {most:,} "
                 f"training images, {_named(train.classes[small])} {fewest:,}; the generator draws every class "
                 "equally often, and learns the small ones from what few images they have"
+            ),
+            stacklevel=5,
+        )
+
+
+def _warn_if_unread(folder: Path, splits: dict[str, _Split]) -> None:
+    """Notes for what the dataset holds that is not read: images of formats acgan does not decode,
+    and folders beside the splits (DATA/val where DATA/test is the held-out split, DATA/extra)."""
+    skipped = [path for split in splits.values() for path in split.skipped]
+    if skipped:
+        warnings.warn(
+            Notice(
+                f"{len(skipped):,} image{'s' if len(skipped) > 1 else ''} in {_named(folder)} "
+                f"{'are' if len(skipped) > 1 else 'is'} not read: {_by_suffix(skipped)}; acgan reads "
+                f"{READ_AS}: convert {'them' if len(skipped) > 1 else 'it'} to train on "
+                f"{'them' if len(skipped) > 1 else 'it'}"
+            ),
+            stacklevel=5,
+        )
+    if splits["train"].root == folder:  # class folders at the top: no splits, nothing beside them
+        return
+    roots = [splits["train"].root, *filter(None, [_child(folder, TEST_FOLDERS)])]
+    beside = sorted(path.name for path in _class_folders(folder) if path not in roots)
+    if beside:
+        read = " and ".join(f"{root.name}/" for root in roots)
+        warnings.warn(
+            Notice(
+                f"{_some(beside)} in {_named(folder)} {'is' if len(beside) == 1 else 'are'} not read: only "
+                f"{read} {'is' if len(roots) == 1 else 'are'} (the held-out split is the first found of "
+                f"{', '.join(TEST_FOLDERS)})"
             ),
             stacklevel=5,
         )
@@ -600,7 +657,7 @@ def _reading(path: Path) -> Iterator[None]:
         if exc.errno not in _UNREADABLE:
             raise DataError(
                 f"{_named(path)} is not an image Pillow can read ({_reason(exc, path)})",
-                hint="delete or replace it, or move it out of the dataset folder",
+                hint=_undecoded_hint(path),
             ) from None
         raise DataError(
             f"cannot read {_named(path)}: {exc.strerror}",
@@ -611,8 +668,24 @@ def _reading(path: Path) -> Iterator[None]:
     except Exception as exc:  # Pillow's decoders raise SyntaxError, ValueError, struct.error… too
         raise DataError(
             f"{_named(path)} is not an image Pillow can read ({_reason(exc, path)})",
-            hint="delete or replace it, or move it out of the dataset folder",
+            hint=_undecoded_hint(path),
         ) from None
+
+
+def _undecoded_hint(path: Path) -> str:
+    if path.suffix.lower() == ".avif" and not _pillow_reads_avif():
+        return (
+            "this Pillow cannot decode AVIF (Pillow 11.3 and later can): pip install -U pillow, or convert it"
+        )
+    return "delete or replace it, or move it out of the dataset folder"
+
+
+def _pillow_reads_avif() -> bool:
+    from PIL import features
+
+    with warnings.catch_warnings():  # Pillow before 11.2 warns of an unknown feature
+        warnings.simplefilter("ignore")
+        return bool(features.check("avif"))
 
 
 def _reason(exc: BaseException, path: Path) -> str:

@@ -518,3 +518,66 @@ def test_heavily_unbalanced_classes_get_a_note(tmp_path: Path) -> None:
     ]
     write_image(root / "few" / "1.png", solid("L", (8, 8), 2))
     assert not loaded(root)[1]  # 11 to 2
+
+
+def test_images_of_formats_acgan_does_not_read_are_noted_and_named_for_a_class_of_nothing_else(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "photos"
+    for name in ("cat", "dog"):
+        write_image(root / name / "1.png", solid("RGB", (8, 8), (200, 10, 10)))
+    (root / "cat" / "IMG_0001.HEIC").write_bytes(b"\0\0\0\x18ftypheic")
+    (root / "dog" / "logo.svg").write_text("<svg/>")
+    (root / "dog" / "IMG_0002.heic").write_bytes(b"\0\0\0\x18ftypheic")
+    data, notes = loaded(root)
+    assert data.labels.tolist() == [0, 1]
+    assert [str(n) for n in notes] == [
+        f"3 images in {root} are not read: .heic (2), .svg (1); acgan reads PNG, JPEG, BMP, GIF, WebP, AVIF, "
+        "TIFF or PNM: convert them to train on them"
+    ]
+    (root / "dog" / "1.png").unlink()
+    with pytest.raises(DataError, match=r"photos/dog holds no images") as caught:
+        load_dataset(str(root))
+    assert caught.value.hint == (
+        "its .heic (1), .svg (1) files are not read: convert them to PNG, JPEG, BMP, GIF, WebP, AVIF, TIFF or PNM"
+    )
+
+
+@pytest.mark.skipif(not image_folders._pillow_reads_avif(), reason="this Pillow cannot write AVIF")
+def test_avif_and_pbm_images_are_read(tmp_path: Path) -> None:
+    write_image(tmp_path / "data" / "a" / "1.avif", solid("RGB", (8, 8), (0, 0, 255)), quality=100)
+    write_image(tmp_path / "data" / "b" / "1.pbm", solid("1", (8, 8), 1))
+    data, _ = loaded(tmp_path / "data")
+    assert data.labels.tolist() == [0, 1] and data.images.shape == (2, 3, 8, 8)
+    assert data.images[0, 2].float().mean() > 200 and data.images[0, 0].float().mean() < 30  # blue
+    assert (data.images[1] == 255).all()
+
+
+def test_an_avif_this_pillow_cannot_decode_gets_a_hint_to_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_image(tmp_path / "data" / "a" / "1.png", solid("L", (8, 8), 1))
+    (tmp_path / "data" / "b").mkdir()
+    (tmp_path / "data" / "b" / "1.avif").write_bytes(b"\0\0\0\x1cftypavif" + bytes(64))
+    monkeypatch.setattr(image_folders, "_pillow_reads_avif", lambda: False)
+    with pytest.raises(DataError, match=r"b/1\.avif is not an image Pillow can read") as caught:
+        load_dataset(str(tmp_path / "data"))
+    assert caught.value.hint is not None and "pip install -U pillow" in caught.value.hint
+
+
+def test_folders_beside_the_splits_are_noted_as_not_read(tmp_path: Path) -> None:
+    write_digits(tmp_path / "digits")
+    (tmp_path / "digits" / "val").mkdir()
+    (tmp_path / "digits" / "extra" / "0").mkdir(parents=True)
+    _, notes = loaded(tmp_path / "digits")
+    assert [str(n) for n in notes] == [
+        f"extra, val in {tmp_path / 'digits'} are not read: only train/ and test/ are (the held-out "
+        "split is the first found of test, testing, val, valid, validation)"
+    ]
+    for empty in ("extra/0", "extra", "val"):
+        (tmp_path / "digits" / empty).rmdir()
+    (tmp_path / "digits" / "test").rename(tmp_path / "digits" / "held")
+    assert [str(n) for n in loaded(tmp_path / "digits")[1]] == [
+        f"held in {tmp_path / 'digits'} is not read: only train/ is (the held-out split is "
+        "the first found of test, testing, val, valid, validation)"
+    ]
