@@ -325,7 +325,7 @@ def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
     import torch
 
     per_class = torch.bincount(data.labels.cpu(), minlength=len(data.class_names)).tolist()
-    _check_unchanged(resumed, len(data), data.class_names, per_class)
+    _check_unchanged(resumed, len(data), data.class_names, per_class, data.channels)
 
 
 def check_same_listing(resumed: ckpt.CheckpointInfo, dataset: str, images: int | None) -> None:
@@ -338,9 +338,16 @@ def check_same_listing(resumed: ckpt.CheckpointInfo, dataset: str, images: int |
 
 
 def _check_unchanged(
-    resumed: ckpt.CheckpointInfo, count: int | None, now: tuple[str, ...] | None, per_class: list[int] | None
+    resumed: ckpt.CheckpointInfo,
+    count: int | None,
+    now: tuple[str, ...] | None,
+    per_class: list[int] | None,
+    channels: int | None = None,
 ) -> None:
     changes = []
+    if channels is not None and channels != resumed.model.channels:  # was "a model of another shape"
+        colours = {1: "grey", 3: "colour"}
+        changes.append(f"{colours[channels]} images (the run's were {colours[resumed.model.channels]})")
     images = _recorded(resumed.path, "dataset", "images")
     if images is not None and count is not None and images != count:
         changes.append(f"{count:,} images (the run had {images:,})")

@@ -790,3 +790,16 @@ def test_a_folder_of_colour_images_trains_samples_by_class_name_and_resumes_only
             f"error: {folder} has changed since {run / 'checkpoints' / 'latest.safetensors'} was trained: "
             "it now holds 48 images (the run had 32) and 3 classes (the run had 2)"
         )
+    for path in (folder / "green").iterdir():
+        path.unlink()
+    (folder / "green").rmdir()
+    for path in folder.glob("*/*.png"):  # the same files, now grey: once "a model of another shape"
+        Image.open(path).convert("L").save(path)
+    resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4"])
+    assert resumed.exit_code == 1
+    assert resumed.stderr.splitlines()[-2:] == [
+        f"error: {folder} has changed since {run / 'checkpoints' / 'latest.safetensors'} was trained: "
+        "it now holds grey images (the run's were colour)",
+        "hint: put the run's data back to resume it (a resumed run never changes data), or train a new run "
+        "on this data without --resume",
+    ]
