@@ -161,6 +161,21 @@ def test_distance_figures_do_not_move_with_the_features_origin() -> None:
     assert m.mean_pairwise_distance(real + 1000) == pytest.approx(m.mean_pairwise_distance(real), rel=1e-5)
 
 
+def test_a_real_set_finds_its_radii_once_for_every_candidate_scored_against_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    g = torch.Generator().manual_seed(4)
+    real = _feature_set(torch.randn(200, 8, generator=g) + 50)
+    candidates = [_feature_set(torch.randn(150, 8, generator=g) * scale + 50) for scale in (0.8, 1.2)]
+    expected = [_prdc_from_full_matrices(real.features, c.features, k=m.K_NEAREST) for c in candidates]
+    radii_of = []
+    found = m.knn_radii
+    monkeypatch.setattr(m, "knn_radii", lambda points, k: radii_of.append(len(points)) or found(points, k))
+    for candidate, figures in zip(candidates, expected, strict=True):
+        assert Comparison(candidate, real, CLASSES, seed=0).prdc == pytest.approx(figures, abs=1e-6)
+    assert radii_of == [200, 150, 150]  # the real set's once, each candidate's own
+
+
 def test_knn_radii_exclude_the_sample_itself() -> None:
     points = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
     assert m.knn_radii(points, k=1).tolist() == [1.0, 1.0, 2.0, 4.0]
