@@ -37,7 +37,16 @@ from acgan_cli.core.evaluation import (
     quick_metrics,
     read_evaluator,
 )
-from acgan_cli.core.evaluation.evaluator import cache_path, data_hash, train_evaluator
+from acgan_cli.core.evaluation import evaluator as evaluator_module
+from acgan_cli.core.evaluation.evaluator import (
+    MAX_EPOCHS,
+    MIN_EPOCHS,
+    MIN_STEPS,
+    cache_path,
+    data_hash,
+    train_evaluator,
+    training_plan,
+)
 from acgan_cli.core.sampling import generation_batch
 from acgan_cli.core.training import train
 from tests.conftest import tiny_config
@@ -68,8 +77,10 @@ def run20(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def tiny_folder(tmp_path: Path) -> Path:
-    """An IDX dataset folder of 400 training and 200 test digits."""
+def tiny_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An IDX dataset folder of 400 training and 200 test digits, whose evaluator trains 24 steps:
+    the tests that take it need an evaluator, not a good one (a good one takes MIN_STEPS, 256)."""
+    monkeypatch.setattr(evaluator_module, "MIN_STEPS", 24)
     return write_idx_folder(tmp_path / "tiny-digits", 400, 200)
 
 
@@ -140,7 +151,12 @@ def test_quick_metrics_leave_the_generator_and_the_rng_as_they_were(
     assert quick_metrics(generator, evaluator, n_samples=300, seed=3) == first
 
 
-def test_training_is_deterministic_for_a_seed_and_leaves_the_callers_rng_alone(tmp_path: Path) -> None:
+def test_training_is_deterministic_for_a_seed_and_leaves_the_callers_rng_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        evaluator_module, "MIN_STEPS", 16
+    )  # a few steps show it: 3 trainings of 256 took 30 s
     train_split, test_split = evaluator_splits(str(write_idx_folder(tmp_path / "d", 300, 100)))
     state = torch.get_rng_state()
     runs = [
@@ -153,6 +169,36 @@ def test_training_is_deterministic_for_a_seed_and_leaves_the_callers_rng_alone(t
     weights = [r.net.state_dict() for r in runs]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+
+
+def test_an_evaluator_of_a_small_easy_dataset_classifies_it(tmp_path: Path) -> None:
+    """160 images of four plain classes trained 8 steps in all (8 epochs of one): BatchNorm's running
+    statistics never settled, and the evaluator called every test image one class (25%), even
+    images it had trained on, while its training loss fell to 0.03."""
+    g = torch.Generator().manual_seed(0)
+    shades = torch.tensor([30, 90, 160, 230], dtype=torch.float32)
+
+    def split(per_class: int) -> Dataset:
+        labels = torch.arange(4).repeat_interleave(per_class)
+        noise = torch.randn(len(labels), 1, 28, 28, generator=g) * 12
+        images = (shades[labels].view(-1, 1, 1, 1) + noise).clamp(0, 255).to(torch.uint8)
+        return Dataset("shades", images, labels, ("a", "b", "c", "d"))
+
+    evaluator = train_evaluator(
+        split(40), split(10), dataset="shades", seed=0, device=torch.device("cpu"), path=tmp_path / "e"
+    )
+    assert evaluator.info.test_accuracy >= 0.95
+    assert training_plan(160) == (evaluator.info.epochs, 31) == (8, 31)  # 248 steps, not 8
+
+
+@pytest.mark.parametrize("images", [1, 127, 128, 160, 1_000, 4_000, 5_000, 31_999, 60_000])
+def test_an_evaluator_trains_about_min_steps_in_at_most_max_epochs(images: int) -> None:
+    epochs, steps_per_epoch = training_plan(images)
+    assert MIN_EPOCHS <= epochs <= MAX_EPOCHS
+    assert epochs * steps_per_epoch > MIN_STEPS - MAX_EPOCHS
+    assert steps_per_epoch >= images // 128  # every image once an epoch at least
+    if images >= 4_000:  # one pass an epoch, as before small sets were given more: mnist-5k's figures
+        assert steps_per_epoch == images // 128
 
 
 # ----------------------------------------------------------------------------- the cache
