@@ -10,7 +10,7 @@ __MACOSX are skipped, as is any file whose name does not end in an image suffix 
 for images of formats acgan does not read: HEIC, SVG, camera raw…).
 
 Each image is decoded once with Pillow into one uint8 array, as an IDX folder's are: grey where
-every image of both splits is grey (L, 1-bit, 16-bit or a grey palette), else RGB; transparency
+every training image is grey (L, 1-bit, 16-bit or a grey palette), else RGB; transparency
 over black (acgan's background); a camera's EXIF rotation applied. The images are brought to one
 size as they load: the most common size among the training images, shrunk to at most 256 pixels
 a side (the largest --img-size) and to what fits MAX_BYTES, so a folder of photos does not hold
@@ -81,15 +81,15 @@ class _Split(NamedTuple):
 
 
 class _Plan(NamedTuple):
-    """What loading a folder decides once for both splits: classes, files, channels and size."""
+    """What a folder's training images decide for both splits: the channels and the size."""
 
-    classes: tuple[str, ...]
-    splits: dict[str, _Split]
+    train: _Split
     channels: int  # 1 grey, 3 RGB
     size: tuple[int, int]  # (width, height) every image loads at
+    common: tuple[int, int]  # the size most training images have (`size` unless that is too large)
 
 
-# The last plan of each folder, with its files' (path, mtime, size): reused while they are unchanged.
+# The last plan of each folder, with its training files' (path, mtime, size): reused while they are unchanged.
 _plans: dict[Path, tuple[tuple[tuple[str, int, int], ...], _Plan]] = {}
 
 
@@ -139,9 +139,7 @@ def load_image_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray,
     import numpy as np
 
     plan = _plan(folder)
-    if split not in plan.splits:
-        _listing(folder, split)  # says why there is none
-    chosen = plan.splits[split]
+    chosen = plan.train if split == "train" else _held_out(folder, split, plan)
     width, height = plan.size
     # channels first, as training takes them: a copy to that layout doubled the memory loading took
     images = np.empty((len(chosen.files), plan.channels, height, width), dtype=np.uint8)
@@ -155,7 +153,7 @@ def load_image_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray,
             pass  # re-raises the first file's DataError
     finally:  # a bad file or Ctrl-C stops the rest, not after all 60,000 are decoded
         pool.shutdown(cancel_futures=True)
-    return images, np.asarray(chosen.labels, dtype=np.int64), plan.classes
+    return images, np.asarray(chosen.labels, dtype=np.int64), plan.train.classes
 
 
 # ----------------------------------------------------------------------------- listing
@@ -429,22 +427,20 @@ def _some(names: list[str]) -> str:
 
 
 def _plan(folder: Path) -> _Plan:
-    """Classes, files, channels and size of `folder`, from every image's header (reused while its
-    files are unchanged: evaluate loads both splits). The training images alone decide the channels
-    and the size: held-out images added later must not change how a run's own data loads."""
-    splits = {"train": _listing(folder, "train")}
-    with contextlib.suppress(DataError):  # a folder without one is refused when it is asked for
-        splits["test"] = _listing(folder, "test")
-    every = [path for split in splits.values() for path in split.files]
-    stamps = tuple(_stamp(path) for path in every)
+    """The training split of `folder`, and the channels and size it decides from its images' headers
+    (reused while its files are unchanged: evaluate and --eval-every load the folder again). The
+    training images alone decide: held-out images added later must not change how a run's own
+    data loads, and a damaged one must not stop a run that never reads them (it did, as their
+    headers were read with the training images')."""
+    train = _listing(folder, "train")
+    stamps = tuple(_stamp(path) for path in train.files)
     cached = _plans.get(folder.resolve())
     if cached is not None and cached[0] == stamps:
         return cached[1]
-    headers = {path: _header(path) for path in every}
-    train = [headers[path] for path in splits["train"].files]
-    channels = 1 if all(grey for _, grey in train) else 3
-    common, _ = collections.Counter(size for size, _ in train).most_common(1)[0]
-    size = _fitted(common, len(train) * channels)
+    headers = [_header(path) for path in train.files]
+    channels = 1 if all(grey for _, grey in headers) else 3
+    common, _ = collections.Counter(size for size, _ in headers).most_common(1)[0]
+    size = _fitted(common, len(headers) * channels)
     if size != common:
         warnings.warn(
             Notice(
@@ -453,21 +449,37 @@ def _plan(folder: Path) -> _Plan:
             ),
             stacklevel=4,
         )
-    others = sum(1 for path in every if headers[path][0] != common)
+    _warn_if_resized(folder, "training", [size for size, _ in headers], common)
+    _warn_if_unbalanced(folder, train)
+    _warn_if_skipped(folder, train)
+    _warn_if_beside(folder, train)
+    plan = _Plan(train, channels, size, common)
+    _plans[folder.resolve()] = (stamps, plan)
+    return plan
+
+
+def _held_out(folder: Path, split: str, plan: _Plan) -> _Split:
+    """The held-out split's files, each checked a file (a FIFO would be waited on for ever) and its
+    header read, with a note of those of another size than the training images'."""
+    held_out = _listing(folder, split)
+    for path in held_out.files:
+        _stamp(path)
+    _warn_if_resized(folder, "held-out", [_header(path)[0] for path in held_out.files], plan.common)
+    _warn_if_skipped(folder, held_out)
+    return held_out
+
+
+def _warn_if_resized(folder: Path, which: str, sizes: list[tuple[int, int]], common: tuple[int, int]) -> None:
+    others = sum(1 for size in sizes if size != common)
     if others:
         warnings.warn(
             Notice(
-                f"{others:,} of the {len(every):,} images in {_named(folder)} (both splits) "
-                f"{'is' if others == 1 else 'are'} not {_hxw(common)}, the size most of them have; "
+                f"{others:,} of the {len(sizes):,} {which} images in {_named(folder)} "
+                f"{'is' if others == 1 else 'are'} not {_hxw(common)}, the size most training images have; "
                 f"{'it is' if others == 1 else 'they are'} resized to it, the aspect not kept where it differs"
             ),
-            stacklevel=4,
+            stacklevel=5,
         )
-    _warn_if_unbalanced(folder, splits["train"])
-    _warn_if_unread(folder, splits)
-    plan = _Plan(splits["train"].classes, splits, channels, size)
-    _plans[folder.resolve()] = (stamps, plan)
-    return plan
 
 
 def _warn_if_unbalanced(folder: Path, train: _Split) -> None:
@@ -489,23 +501,26 @@ def _warn_if_unbalanced(folder: Path, train: _Split) -> None:
         )
 
 
-def _warn_if_unread(folder: Path, splits: dict[str, _Split]) -> None:
-    """Notes for what the dataset holds that is not read: images of formats acgan does not decode,
-    and folders beside the splits (DATA/val where DATA/test is the held-out split, DATA/extra)."""
-    skipped = [path for split in splits.values() for path in split.skipped]
+def _warn_if_skipped(folder: Path, split: _Split) -> None:
+    """A note for the images of a split that are not read: formats acgan does not decode."""
+    skipped = split.skipped
     if skipped:
         warnings.warn(
             Notice(
-                f"{len(skipped):,} image{'s' if len(skipped) > 1 else ''} in {_named(folder)} "
+                f"{len(skipped):,} image{'s' if len(skipped) > 1 else ''} in {_named(split.root)} "
                 f"{'are' if len(skipped) > 1 else 'is'} not read: {_by_suffix(skipped)}; acgan reads "
                 f"{READ_AS}: convert {'them' if len(skipped) > 1 else 'it'} to train on "
                 f"{'them' if len(skipped) > 1 else 'it'}"
             ),
             stacklevel=5,
         )
-    if splits["train"].root == folder:  # class folders at the top: no splits, nothing beside them
+
+
+def _warn_if_beside(folder: Path, train: _Split) -> None:
+    """A note for folders beside the splits (DATA/val where DATA/test is the held-out split, DATA/extra)."""
+    if train.root == folder:  # class folders at the top: no splits, nothing beside them
         return
-    roots = [splits["train"].root, *filter(None, [_child(folder, TEST_FOLDERS)])]
+    roots = [train.root, *filter(None, [_child(folder, TEST_FOLDERS)])]
     beside = sorted(path.name for path in _class_folders(folder) if path not in roots)
     if beside:
         read = " and ".join(f"{root.name}/" for root in roots)

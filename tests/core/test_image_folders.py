@@ -112,10 +112,14 @@ def test_colour_sizes_and_transparency_load_as_one_rgb_array(tmp_path: Path) -> 
     assert clear[:, 0, 0].tolist() == [0, 0, 0] and clear[:, 20, 30].tolist() == [0, 255, 0]
     assert small[:, 15, 20].tolist() == [0, 0, 255]  # resized to 40x30
     assert [str(n) for n in notes] == [
-        f"2 of the 5 images in {root} (both splits) are not 30x40, the size most of them have; they are resized to it, "
-        "the aspect not kept where it differs"
+        f"1 of the 4 training images in {root} is not 30x40, the size most training images have; it is resized to "
+        "it, the aspect not kept where it differs"
     ]
-    test = load_dataset(str(root), "test")
+    test, notes = loaded(root, "test")
+    assert [str(n) for n in notes] == [
+        f"1 of the 1 held-out images in {root} is not 30x40, the size most training images have; it is resized to "
+        "it, the aspect not kept where it differs"
+    ]
     assert test.images.shape == (1, 3, 30, 40) and test.labels.tolist() == [1]
     assert (test.images[0, 2].float().mean() > 240) and (test.images[0, :2].float().mean() < 15)
 
@@ -306,10 +310,29 @@ def test_held_out_images_never_change_how_the_training_images_load(tmp_path: Pat
         write_image(root / "train" / name / "1.png", solid("L", (8, 8), 50))
     before = load_dataset(str(root))
     write_image(root / "test" / "a" / "1.png", solid("RGB", (16, 16), (200, 0, 0)))
-    after, _ = loaded(root)  # a note: the test image is not 8x8
-    assert before.images.shape == after.images.shape == (2, 1, 8, 8)
-    test = load_dataset(str(root), "test")
+    after, notes = loaded(root)
+    assert before.images.shape == after.images.shape == (2, 1, 8, 8) and not notes
+    test, notes = loaded(root, "test")
+    assert [str(n) for n in notes] == [
+        f"1 of the 1 held-out images in {root} is not 8x8, the size most training images have; it is resized to "
+        "it, the aspect not kept where it differs"
+    ]
     assert test.images.shape == (1, 1, 8, 8) and test.images.flatten()[0] == 60  # red, as grey (ITU-R 601)
+
+
+def test_a_damaged_held_out_image_stops_only_what_reads_the_held_out_split(tmp_path: Path) -> None:
+    """Every header of both splits was read to plan the training split's loading: a damaged test
+    image stopped a run that never reads the test split."""
+    write_digits(tmp_path / "digits")
+    (tmp_path / "digits" / "test" / "1" / "zz.png").write_bytes(b"garbage")
+    data, notes = loaded(tmp_path / "digits")
+    assert len(data) == 18 and not notes
+    with pytest.raises(DataError, match=r"test/1/zz\.png is not an image Pillow can read"):
+        load_dataset(str(tmp_path / "digits"), "test")
+    (tmp_path / "digits" / "test" / "1" / "zz.png").unlink()
+    os.mkfifo(tmp_path / "digits" / "test" / "1" / "zz.png")
+    with pytest.raises(DataError, match=r"test/1/zz\.png is not a file but a FIFO"):
+        load_dataset(str(tmp_path / "digits"), "test")
 
 
 def test_split_folders_are_never_taken_for_classes(tmp_path: Path) -> None:
@@ -577,6 +600,7 @@ def test_folders_beside_the_splits_are_noted_as_not_read(tmp_path: Path) -> None
     for empty in ("extra/0", "extra", "val"):
         (tmp_path / "digits" / empty).rmdir()
     (tmp_path / "digits" / "test").rename(tmp_path / "digits" / "held")
+    image_folders._plans.clear()  # a new process: the training files are as they were
     assert [str(n) for n in loaded(tmp_path / "digits")[1]] == [
         f"held in {tmp_path / 'digits'} is not read: only train/ is (the held-out split is "
         "the first found of test, testing, val, valid, validation)"
