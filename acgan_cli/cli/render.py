@@ -62,6 +62,14 @@ def _evaluation_text(evaluation: dict[str, float] | None) -> list[str]:
     return [f"{evaluation['class_accuracy']:.1%}", f"{evaluation['frechet_distance']:.2f}"]
 
 
+def _shape(event: RunStarted) -> str:
+    """What the images are, as the live header says it: grey or colour, and their size."""
+    if event.image_shape is None:
+        return ""
+    channels, height, width = event.image_shape
+    return f" {'grey' if channels == 1 else 'colour'} {height}×{width}"
+
+
 def speed_options_note(event: RunStarted) -> str:
     """What the start line says of --compile (its first steps are slow) and --cuda-graph."""
     notes = [
@@ -182,7 +190,7 @@ class LiveRenderer:
                 self.table.log(logged.epoch, logged.metrics, logged.evaluation)
             resumed = f", resumed at step {event.start_step}" if event.start_step else ""
             self.console.print(
-                f"[bold]acgan train[/] → {escape(str(event.run_dir))}  ({event.n_images:,} images, "
+                f"[bold]acgan train[/] → {escape(str(event.run_dir))}  ({event.n_images:,}{_shape(event)} images, "
                 f"{event.device} {event.precision}{speed_options_note(event)}, "
                 f"seed {event.seed}{resumed})",
                 markup=True,
@@ -247,7 +255,8 @@ class PlainRenderer:
             resumed = f" resumed at step {event.start_step}" if event.start_step else ""
             write(
                 f"train: {event.run_dir} dataset={event.config['dataset']} images={event.n_images} "
-                f"device={event.device} precision={event.precision} "
+                + (f"shape={'x'.join(map(str, event.image_shape))} " if event.image_shape else "")
+                + f"device={event.device} precision={event.precision} "
                 f"compile={'on' if event.config.get('compile') else 'off'} "
                 f"cuda_graph={'on' if event.cuda_graph else 'off'} seed={event.seed} "
                 f"steps={event.total_steps}{resumed}"

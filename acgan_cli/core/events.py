@@ -29,6 +29,9 @@ class RunStarted:
     # A resumed run's log windows before `start_step`, as metrics.jsonl holds them (a loss table
     # then shows the run's earlier epochs, and the current one whole)
     history: tuple[Logged, ...] = ()
+    # (channels, height, width) of the images trained on: 1 channel grey, 3 colour (a folder's
+    # images decide which), at --img-size
+    image_shape: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -984,6 +984,7 @@ class Trainer:
                 resumed_from=self.resumed_from,
                 config=to_dict(config),
                 history=history,
+                image_shape=(self.data.channels, config.img_size, config.img_size),
             )
         )
 

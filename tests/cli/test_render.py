@@ -1,3 +1,4 @@
+import dataclasses
 import datetime
 import io
 import re
@@ -119,6 +120,13 @@ def test_start_lines_say_which_speed_options_are_on(tmp_path: Path) -> None:
     live = first_lines(LiveRenderer, both)
     assert "compiled: the first steps compile, one CUDA graph a step after 3 eager ones" in live
     assert "CUDA graph" not in first_lines(LiveRenderer, started(compile=True))
+    # Whether a folder of images trains in colour was in config.json alone
+    colour = dataclasses.replace(started(), image_shape=(3, 64, 64))
+    assert " images=320 shape=3x64x64 device=cuda:0 " in first_lines(PlainRenderer, colour)
+    assert "(320 colour 64×64 images, cuda:0 bf16" in first_lines(LiveRenderer, colour)
+    assert "(320 grey 32×32 images, " in first_lines(
+        LiveRenderer, dataclasses.replace(colour, image_shape=(1, 32, 32))
+    )
 
 
 def test_the_stop_notice_goes_through_the_live_displays_console(tmp_path: Path, small_dataset) -> None:
