@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext, suppress
 from pathlib import Path
@@ -54,8 +55,9 @@ from acgan_cli.core.data import (
     canonical_dataset,
     check_data_dir,
     check_dataset_name,
+    dataset_title,
 )
-from acgan_cli.core.errors import AcganError, DivergedError
+from acgan_cli.core.errors import AcganError, DivergedError, Notice
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -446,6 +448,12 @@ def train(
             }
             if resume_path is None and "seed" not in given:  # drawn when the run starts: not this one
                 settings["train"]["seed"] = None
+            if plan.download_into is not None:  # fetched by the run, not by this check
+                warnings.warn(
+                    Notice(f"the run will download {dataset_title(config.dataset)} into {plan.download_into}: "
+                           "it is not there yet"),
+                    stacklevel=2,
+                )  # fmt: skip
             print_result(json.dumps(settings, indent=2), "the plan")
             return
 

@@ -94,20 +94,33 @@ class DatasetSource:
     title: str  # how messages name it, e.g. "Fashion-MNIST"
     description: str
     load: Callable[[Path, str, bool], tuple[np.ndarray, np.ndarray, tuple[str, ...]]]
+    # What `load` would refuse before reading a file, and the folder it would download into (None:
+    # the files are there); None where nothing is ever fetched.
+    check: Callable[[Path, str, bool], Path | None] | None
     offline: bool  # True when no download is ever needed
     train_images: int  # images in its train split, known without loading it
 
 
 def _torchvision_loader(
     class_name: str, title: str, class_names: tuple[str, ...]
-) -> Callable[[Path, str, bool], tuple[np.ndarray, np.ndarray, tuple[str, ...]]]:
-    def load(data_dir: Path, split: str, download: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+) -> tuple[
+    Callable[[Path, str, bool], tuple[np.ndarray, np.ndarray, tuple[str, ...]]],
+    Callable[[Path, str, bool], Path | None],
+]:
+    """A torchvision dataset's `load` and `check` (DatasetSource's)."""
+
+    def split_files(data_dir: Path, split: str) -> list[Path]:
+        """The split's IDX files (images, labels) where loading reads them."""
         raw = _raw_folder(data_dir, class_name)
         prefix = "train" if split == "train" else "t10k"
-        files = [
+        return [
             _unpacked_or_packed(raw / f"{prefix}-{kind}")
             for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
         ]
+
+    def fetch(data_dir: Path, split: str, download: bool) -> list[Path]:
+        """The split's IDX files, downloaded first where they are not there (or why not)."""
+        files = split_files(data_dir, split)
         if not all(path.is_file() for path in files):
             _download(
                 class_name, title, data_dir, download, missing=[p.name for p in files if not p.is_file()]
@@ -123,18 +136,31 @@ def _torchvision_loader(
                     else ", then drop --no-download to fetch the IDX files"
                 ),
             )
+        return files
+
+    def check(data_dir: Path, split: str, download: bool) -> Path | None:
+        if all(path.is_file() for path in split_files(data_dir, split)):
+            return None
+        if download:  # by the run's load: a plan fetches nothing
+            return _raw_folder(data_dir, class_name)
+        fetch(data_dir, split, download)  # refused as loading refuses it (torchvision fetches nothing)
+        return None
+
+    def load(data_dir: Path, split: str, download: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        files = fetch(data_dir, split, download)
+        raw = _raw_folder(data_dir, class_name)
         try:  # read by acgan, not torchvision: a damaged file gets a one-line error, not a crash
             images, labels = read_idx(files[0]), read_idx(files[1])
             _check_shapes(files[0], images, files[1], labels)
             _check_labels(files[1], labels, class_names, None, every_class=True)
         except DataError as exc:
-            fetch = "acgan fetches them again" if download else "drop --no-download to fetch them again"
+            fetch_again = "acgan fetches them again" if download else "drop --no-download to fetch them again"
             raise DataError(
-                exc.message, hint=f"the {title} files in {raw} are damaged; delete them and {fetch}"
+                exc.message, hint=f"the {title} files in {raw} are damaged; delete them and {fetch_again}"
             ) from None
         return images, labels.astype("int64"), class_names
 
-    return load
+    return load, check
 
 
 def _raw_folder(data_dir: Path, class_name: str) -> Path:
@@ -243,7 +269,7 @@ DATASETS: dict[str, DatasetSource] = {
             "mnist",
             "MNIST",
             "70,000 handwritten digits (downloaded)",
-            _torchvision_loader("MNIST", "MNIST", DIGITS),
+            *_torchvision_loader("MNIST", "MNIST", DIGITS),
             False,
             60_000,
         ),
@@ -251,7 +277,7 @@ DATASETS: dict[str, DatasetSource] = {
             "fashion-mnist",
             "Fashion-MNIST",
             "70,000 clothing images in 10 classes (downloaded)",
-            _torchvision_loader("FashionMNIST", "Fashion-MNIST", FASHION_MNIST_CLASSES),
+            *_torchvision_loader("FashionMNIST", "Fashion-MNIST", FASHION_MNIST_CLASSES),
             False,
             60_000,
         ),
@@ -259,7 +285,7 @@ DATASETS: dict[str, DatasetSource] = {
             "kmnist",
             "KMNIST",
             "70,000 cursive Japanese characters in 10 classes (downloaded)",
-            _torchvision_loader("KMNIST", "KMNIST", KMNIST_CLASSES),
+            *_torchvision_loader("KMNIST", "KMNIST", KMNIST_CLASSES),
             False,
             60_000,
         ),
@@ -268,6 +294,7 @@ DATASETS: dict[str, DatasetSource] = {
             "mnist-5k",
             "5,000 real MNIST digits shipped with acgan (offline)",
             _load_mnist_5k,
+            None,
             True,
             5_000,
         ),
@@ -742,6 +769,16 @@ def check_split(name: str, split: str) -> None:
         for dims in (_header_dims(images_path), _header_dims(labels_path))
     )
     _check_shapes(images_path, images, labels_path, labels)
+
+
+def check_download(name: str, split: str, data_dir: str | Path | None, download: bool) -> Path | None:
+    """Refuse a registry dataset whose `split` is not in the data folder under --no-download, as
+    loading it would, before anything is loaded (`acgan train --dry-run` approved it); where it may
+    be downloaded, the folder loading will download it into. None: nothing is to be fetched."""
+    source = DATASETS.get(name)
+    if source is None or source.check is None:
+        return None
+    return source.check(Path(data_dir or default_data_dir()).expanduser(), split, download)
 
 
 def _check_size(path: Path, dims: tuple[int, ...]) -> int:

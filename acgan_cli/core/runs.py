@@ -35,6 +35,7 @@ from acgan_cli.core.data import (
     Dataset,
     canonical_dataset,
     check_dataset_name,
+    check_download,
     check_split,
     dataset_title,
     listed_class_names,
@@ -490,7 +491,8 @@ class RunPlan:
     """A run checked before anything is loaded, downloaded or written (`plan_run`).
 
     `end_given`: the caller asked for the run's end (else a resume keeps the run's own);
-    `api`: refusals name config fields (max_steps=N), as for a Python caller, not CLI options.
+    `api`: refusals name config fields (max_steps=N), as for a Python caller, not CLI options;
+    `download_into`: the folder the run will download its dataset into (None: nothing to fetch).
     """
 
     config: TrainConfig
@@ -503,6 +505,7 @@ class RunPlan:
     cuda_graph: bool
     end_given: bool
     api: bool
+    download_into: Path | None
 
 
 def plan_run(
@@ -521,7 +524,8 @@ def plan_run(
     instead: a new run's config is built from them, a resume's from the checkpoint's (its refusals
     then name options). Then the device and precision are resolved, --out and the runs folder
     checked, the batch size against the images (where they can be counted without loading), a
-    folder's test split where --eval-every needs it, and what the resume's run folder recorded.
+    folder's test split where --eval-every needs it, what the resume's run folder recorded, and a
+    registry dataset's files where --no-download forbids fetching them.
     `count_images` False: the caller hands in the data, counted once it is there (by the Trainer).
     """
     from acgan_cli.core.devices import resolve_training
@@ -582,8 +586,24 @@ def plan_run(
         check_resume(info, config, run_dir, counted, end_given, api)
         if count_images:
             check_same_listing(info, config.dataset, images)
+    # Last, as the run loads its data after all the above: a dataset it may not download is refused.
+    splits = ["train"] if count_images else []
+    if config.eval_every:
+        splits.append("test")
+    fetched = [check_download(config.dataset, split, config.data_dir, config.download) for split in splits]
+    download_into = next((folder for folder in fetched if folder is not None), None)
     return RunPlan(
-        config, info, run_dir, runs_dir, device, precision, compile_mode, cuda_graph, end_given, api
+        config,
+        info,
+        run_dir,
+        runs_dir,
+        device,
+        precision,
+        compile_mode,
+        cuda_graph,
+        end_given,
+        api,
+        download_into,
     )
 
 

@@ -466,6 +466,56 @@ def test_a_dry_run_refuses_a_folder_without_training_files(tmp_path: Path) -> No
     )
 
 
+@pytest.mark.parametrize(("dataset", "title", "folder"), [("mnist", "MNIST", "MNIST"), ("fashion-mnist", "Fashion-MNIST", "FashionMNIST")])  # fmt: skip
+def test_a_dry_run_refuses_a_dataset_it_may_not_download(
+    tmp_path: Path, dataset: str, title: str, folder: str
+) -> None:
+    """`--no-download --dry-run` printed the plan (60,000 images) and exited 0 for a dataset whose
+    files are not in the data folder; the run then refused it, once it came to load it."""
+    args = ["train", "--dataset", dataset, "--no-download", "--out", "run", "--device", "cpu", *TINY_ARGS]
+    for dry_run in (["--dry-run"], []):
+        result = runner.invoke(app, [*args, *dry_run])
+        assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
+        assert plain(result.stderr) == plain(
+            f"error: {title} is not in {tmp_path / 'data'} and --no-download was given "
+            "hint: drop --no-download to fetch it, point --data-dir at a folder that holds it, "
+            "or use --dataset mnist-5k"
+        )
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
+    # Where it may download, the plan stands, and stderr says what the run will fetch.
+    result = runner.invoke(app, ["train", "--dataset", dataset, "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["data"]["images"] == 60_000
+    raw = tmp_path / "data" / folder / "raw"
+    assert plain(result.stderr) == plain(
+        f"note: the run will download {title} into {raw}: it is not there yet"
+    )
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_dry_run_says_nothing_of_data_that_is_there(tmp_path: Path) -> None:
+    """The shipped digits, and MNIST's files in the data folder, need no download: no note, and
+    --no-download stands; a test split --eval-every needs that is not there is refused."""
+    for args in (["--dataset", "mnist-5k"], ["--dataset", "mnist-5k", "--no-download"]):
+        result = runner.invoke(app, ["train", *args, "--dry-run"])
+        assert (result.exit_code, result.stderr) == (0, ""), result.stderr
+    raw = write_torchvision_mnist(tmp_path / "data", 40, 20) / "MNIST" / "raw"
+    for args in ([], ["--no-download"], ["--no-download", "--eval-every", "5"]):
+        result = runner.invoke(app, ["train", "--dataset", "mnist", *args, "--dry-run"])
+        assert (result.exit_code, result.stderr) == (0, ""), result.stderr
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (raw / name).unlink()
+        (raw / f"{name}.gz").unlink()
+    result = runner.invoke(
+        app, ["train", "--dataset", "mnist", "--no-download", "--eval-every", "5", "--dry-run"]
+    )
+    assert result.exit_code == 1 and result.stdout == ""
+    assert plain(result.stderr).startswith(
+        f"error: t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte are not in {raw} and --no-download was given"
+    )
+
+
 def test_eval_every_prints_the_figures(
     tmp_path: Path, evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
