@@ -1048,7 +1048,14 @@ def _non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
 
 def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path) -> None:
     """Copy `prefix.*` tensors into `module`, refusing missing, extra or mis-shaped ones in one line."""
-    expected = module.state_dict()
+    module.load_state_dict(_module_state(module.state_dict(), tensors, prefix, path))
+
+
+def _module_state(
+    expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], prefix: str, path: Path
+) -> dict[str, torch.Tensor]:
+    """The `prefix.*` tensors as a module whose state_dict is `expected` (a meta one will do) holds
+    them, refusing missing, extra or mis-shaped ones and values no trained module holds."""
     given = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
     _refuse_mismatch(
         path,
@@ -1071,7 +1078,7 @@ def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str
             f"{path} holds a negative running variance in {prefix}.{negative[0]}",
             hint=EDITED_HINT,
         )
-    module.load_state_dict(given)
+    return given
 
 
 def load_optimizer(
@@ -1098,6 +1105,29 @@ def load_optimizer(
                 f"{path} has an unexpected optimizer tensor {key}", hint="the file is damaged"
             )
         state.setdefault(int(index), {})[name] = value
+    _check_optimizer_state(tensors, prefix, path, step)
+    saved = optimizer.state_dict()
+    saved["state"] = state
+    try:
+        optimizer.load_state_dict(saved)
+        # Give moment buffers their parameter's memory layout (e.g. channels_last): fused
+        # optimizers walk parameter and state memory in the same order.
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        for param in params:
+            for name, value in optimizer.state.get(param, {}).items():
+                if value.shape == param.shape and value.stride() != param.stride():
+                    optimizer.state[param][name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+    except (ValueError, RuntimeError, KeyError) as exc:
+        raise CheckpointError(
+            f"{path} holds an optimizer state that does not fit: {first_line(exc, _MESSAGE_LIMIT)}",
+            hint="the file is damaged",
+        ) from None
+
+
+def _check_optimizer_state(
+    tensors: dict[str, torch.Tensor], prefix: str, path: Path, step: int | None
+) -> None:
+    """Refuse `prefix.*` optimizer tensors that no run writes (`step`: as load_optimizer's)."""
     # Adam divides by the root of its second moments: a NaN, an inf or a negative one poisons the
     # first step after resuming, so refuse them here, where the file can still be named.
     ours = {k: v for k, v in tensors.items() if k.startswith(prefix + ".")}
@@ -1116,22 +1146,27 @@ def load_optimizer(
             f"{path} holds an impossible optimizer state in {_first_and_more(bad)}",
             hint=EDITED_HINT,
         )
-    saved = optimizer.state_dict()
-    saved["state"] = state
-    try:
-        optimizer.load_state_dict(saved)
-        # Give moment buffers their parameter's memory layout (e.g. channels_last): fused
-        # optimizers walk parameter and state memory in the same order.
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        for param in params:
-            for name, value in optimizer.state.get(param, {}).items():
-                if value.shape == param.shape and value.stride() != param.stride():
-                    optimizer.state[param][name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
-    except (ValueError, RuntimeError, KeyError) as exc:
-        raise CheckpointError(
-            f"{path} holds an optimizer state that does not fit: {first_line(exc, _MESSAGE_LIMIT)}",
-            hint="the file is damaged",
-        ) from None
+
+
+def check_training_state(
+    info: CheckpointInfo, tensors: dict[str, torch.Tensor], *, ema: bool, fp16: bool
+) -> None:
+    """Refuse the values a resume's restore refuses in `load_checkpoint`'s `tensors`, without the
+    run's data or models: the restore comes after the data is loaded (or downloaded), and
+    `acgan train --dry-run` approved a NaN in an Adam moment. `ema`: the run keeps a moving
+    average (which reads generator_ema, or the generator again); `fp16`: it restores loss scalers."""
+    import torch
+
+    models = _meta_models(info)
+    modules = [("generator", "generator"), ("discriminator", "discriminator")]
+    if ema:
+        modules.append(("generator", "generator_ema" if info.has_ema else "generator"))
+    for network, prefix in modules:  # in the order the restore reads them: the same refusal first
+        _module_state(models[network].state_dict(), tensors, prefix, info.path)
+    for network in ("generator", "discriminator"):
+        _check_optimizer_state(tensors, f"optimizer.{network}", info.path, info.step)
+    for network in ("generator", "discriminator") if fp16 else ():  # its checks, on a scaler of its own
+        load_scaler(torch.amp.GradScaler("cpu"), tensors, f"scaler.{network}", info.path)
 
 
 def load_scaler(

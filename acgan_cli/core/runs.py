@@ -488,15 +488,18 @@ def _refuse_change(name: str, value: object, saved: object, api: bool) -> None:
 
 @dataclass(frozen=True)
 class RunPlan:
-    """A run checked before anything is loaded, downloaded or written (`plan_run`).
+    """A run checked before its data is loaded (or downloaded) or anything is written (`plan_run`).
 
     `end_given`: the caller asked for the run's end (else a resume keeps the run's own);
     `api`: refusals name config fields (max_steps=N), as for a Python caller, not CLI options;
-    `download_into`: the folder the run will download its dataset into (None: nothing to fetch).
+    `download_into`: the folder the run will download its dataset into (None: nothing to fetch);
+    `resume_tensors`: the checkpoint's tensors, checked as far as they can be without the data (the
+    run restores them from here: read once, from the same file as `resume`).
     """
 
     config: TrainConfig
     resume: ckpt.CheckpointInfo | None
+    resume_tensors: dict[str, torch.Tensor] | None = dataclasses.field(repr=False, compare=False)
     run_dir: Path | None
     runs_dir: Path | None
     device: torch.device
@@ -525,7 +528,8 @@ def plan_run(
     then name options). Then the device and precision are resolved, --out and the runs folder
     checked, the batch size against the images (where they can be counted without loading), a
     folder's test split where --eval-every needs it, what the resume's run folder recorded, and a
-    registry dataset's files where --no-download forbids fetching them.
+    registry dataset's files where --no-download forbids fetching them; last, the values in the
+    resumed checkpoint's tensors.
     `count_images` False: the caller hands in the data, counted once it is there (by the Trainer).
     """
     from acgan_cli.core.devices import resolve_training
@@ -539,7 +543,7 @@ def plan_run(
         if resume is None and count_images:
             check_dataset_name(config.dataset)
         config = _as_recorded(config)  # (or none) once the run was resumed or evaluated from elsewhere
-    info = ckpt.check_checkpoint(resume) if resume is not None else None
+    info, tensors = ckpt.load_checkpoint(resume) if resume is not None else (None, None)
     if info is not None:
         saved = ckpt.training_config_of(info)  # a generator-only file cannot resume
         if not api:
@@ -592,9 +596,12 @@ def plan_run(
         splits.append("test")
     fetched = [check_download(config.dataset, split, config.data_dir, config.download) for split in splits]
     download_into = next((folder for folder in fetched if folder is not None), None)
+    if info is not None:  # the restore's checks that need no data: it comes after loading (or downloading) it
+        ckpt.check_training_state(info, tensors, ema=config.ema, fp16=precision == "fp16")
     return RunPlan(
         config,
         info,
+        tensors,
         run_dir,
         runs_dir,
         device,

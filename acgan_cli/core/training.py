@@ -297,7 +297,7 @@ class Trainer:
                 hint=f"load_dataset(config.dataset), or dataclasses.replace(config, dataset={dataset.name!r})",
                 option="dataset",
             )
-        resume_info, resume_tensors = ckpt.load_checkpoint(plan.resume.path) if plan.resume else (None, None)
+        resume_info, resume_tensors = plan.resume, plan.resume_tensors  # read and checked by the plan
         self.data = self._load_data(dataset, resume_info)
         self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
         self.recipe = config.settings()

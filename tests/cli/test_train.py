@@ -429,6 +429,30 @@ def test_resume_from_a_generator_only_file_is_refused_before_loading_data(
     ]
 
 
+def test_an_impossible_optimizer_state_is_refused_before_the_data_is_loaded(run: Path) -> None:
+    """A NaN in an Adam moment: --dry-run approved the resume, and the run refused it only after
+    loading its data (for --dataset mnist: downloading it)."""
+    from safetensors.torch import load_file, save_file
+
+    from acgan_cli.core.checkpoint import read_metadata
+
+    latest = run / "checkpoints" / "latest.safetensors"
+    tensors, name = load_file(latest), "optimizer.discriminator.10.exp_avg"
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] = float("nan")
+    save_file(tensors, latest, read_metadata(latest))
+    before = _folder_bytes(run)
+    refusals = []
+    for dry_run in (["--dry-run"], []):
+        result = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "13", *dry_run])
+        assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
+        assert "loading" not in result.stderr
+        refusals.append(result.stderr.splitlines()[0])
+    assert refusals == [f"error: {latest} holds an impossible optimizer state in {name}"] * 2
+    assert _folder_bytes(run) == before
+
+
 def test_a_resumed_batch_size_larger_than_the_data_blames_the_file_not_an_option(
     trained_run: Path, tmp_path: Path
 ) -> None:
