@@ -464,6 +464,7 @@ def train(
             live = interactive(LIVE_MIN_COLUMNS_WITH_EVALUATION if config.eval_every else LIVE_MIN_COLUMNS)
             console.print(f"loading {config.dataset} …" if live else f"train: loading {config.dataset}")
         trainer = Trainer(plan=plan)
+        del plan  # and the resumed checkpoint's tensors it holds, restored by now: not for the whole run
     except KeyboardInterrupt as exc:
         raise _stopped_before_saving(exc, resume_path) from None
     try:
