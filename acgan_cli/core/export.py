@@ -26,6 +26,7 @@ import os
 import tempfile
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -363,10 +364,31 @@ def _write_torchscript(
     # Traced rather than scripted: the forward has no data-dependent branches, and scripting
     # would need the generator's `config` attribute (a dataclass) to be a TorchScript type.
     traced = torch.jit.trace(generator, _example_inputs(info))
-    archive = io.BytesIO()  # see _write_pt2
-    torch.jit.save(traced, archive, _extra_files={EXPORT_METADATA_FILE: json.dumps(export_metadata(info))})
-    path.write_bytes(archive.getvalue())
+    extra_files = {EXPORT_METADATA_FILE: json.dumps(export_metadata(info))}
+    # The archive's .debug_pkl records map its code to the Python lines it was traced through, by
+    # absolute path (acgan's files, torch's, the calling script's): the layout of the machine that
+    # exported it. Loaded without them, the code maps to itself, and saved again records only that.
+    archive = _without_debug_records(_torchscript_bytes(traced, extra_files))
+    path.write_bytes(_torchscript_bytes(torch.jit.load(io.BytesIO(archive)), extra_files))
     return {"method": "torch.jit.trace"}
+
+
+def _torchscript_bytes(module: torch.jit.ScriptModule, extra_files: dict[str, str]) -> bytes:
+    import torch
+
+    archive = io.BytesIO()  # see _write_pt2
+    torch.jit.save(module, archive, _extra_files=extra_files)
+    return archive.getvalue()
+
+
+def _without_debug_records(archive: bytes) -> bytes:
+    """A TorchScript archive without its optional .debug_pkl records (source ranges for tracebacks)."""
+    kept = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as source, zipfile.ZipFile(kept, "w") as target:
+        for member in source.infolist():
+            if not member.filename.endswith(".debug_pkl"):
+                target.writestr(member, source.read(member))
+    return kept.getvalue()
 
 
 def _load_torchscript(path: Path) -> tuple[Runner, str]:
@@ -381,6 +403,12 @@ def _write_pt2(
     import torch
 
     program = torch.export.export(generator, _example_inputs(info), dynamic_shapes=_dynamic_batch())
+    # Each node's stack trace names the files of acgan and of torch it was traced through: the
+    # layout of the machine that exported it. The program computes the same without them.
+    for module in program.graph_module.modules():
+        if isinstance(module, torch.fx.GraphModule):  # autocast regions are graphs of their own
+            for node in module.graph.nodes:
+                node.meta.pop("stack_trace", None)
     # Saved to memory, then written: given a path, the archive's top folder is named after the
     # (temporary) file, so two exports differed, and a name that is not UTF-8 crashed the process.
     archive = io.BytesIO()

@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import onnx
@@ -27,6 +28,7 @@ from tests.conftest import fifo_reader, read_only_folder
 pytestmark = pytest.mark.filterwarnings("ignore:PyTorch deprecates TorchScript:acgan_cli.core.errors.Notice")
 
 # ONNX operators that draw random numbers: an exported generator must contain none.
+PRODUCTION_FORMATS = ("onnx", "torchscript", "pt2")  # the formats shipped to run without acgan
 RANDOM_OPS = {
     "RandomNormal",
     "RandomNormalLike",
@@ -153,6 +155,31 @@ def test_every_format_carries_the_same_metadata(
         found["safetensors"] = file.metadata()
     for fmt, metadata in found.items():
         assert {key: metadata.get(key) for key in expected} == expected, fmt
+
+
+def contents(path: Path) -> list[bytes]:
+    """A file's bytes and, for an archive (TorchScript, pt2), each member's, decompressed."""
+    if not zipfile.is_zipfile(path):
+        return [path.read_bytes()]
+    with zipfile.ZipFile(path) as archive:
+        return [path.read_bytes(), *(archive.read(member) for member in archive.infolist())]
+
+
+def test_no_production_export_names_the_folders_of_the_machine_that_wrote_it(
+    exports: dict[str, ex.ExportResult],
+) -> None:
+    """The pt2 program's stack traces named acgan's files and torch's in the venv by absolute path,
+    as did the TorchScript archive's (compressed) .debug_pkl records, with the calling script's."""
+    folders = {
+        "checkout": Path(ex.__file__).resolve().parents[2],
+        "environment": Path(sys.prefix),
+        "torch": Path(torch.__file__).resolve().parent,
+        "tests": Path(__file__).resolve().parent,
+    }
+    for fmt in PRODUCTION_FORMATS:
+        for member in contents(exports[fmt].path):
+            for name, folder in folders.items():
+                assert os.fsencode(folder) not in member, (fmt, name)
 
 
 def test_safetensors_holds_the_ema_weights_and_the_config(
@@ -443,8 +470,6 @@ def test_exports_are_reproducible_into_any_folder_name(
     """TorchScript and pt2 archives named their top folder after the temporary file (with a process
     id), so two exports differed; a folder name that is not UTF-8 failed ("unexpected TypeError")
     or, for pt2, aborted the process."""
-    import zipfile
-
     folder = tmp_path / os.fsdecode(b"exports-\xff\xfe")
     folder.mkdir()
     for fmt in ("onnx", "torchscript", "pt2", "safetensors"):  # safetensors: metadata in hash order
