@@ -29,7 +29,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
 from acgan_cli import __version__
@@ -41,6 +41,7 @@ from acgan_cli.core.checkpoint import (
     refuse_to_overwrite_checkpoint,
 )
 from acgan_cli.core.config import PIXEL_RANGE, checked, either, one_of, require, to_json
+from acgan_cli.core.data import DATASETS
 from acgan_cli.core.errors import ExportError, Notice, UsageError, first_line
 from acgan_cli.core.files import (
     destination,
@@ -141,12 +142,22 @@ class ExportFormat:
 # ----------------------------------------------------------------------------- shared helpers
 
 
+def _data_name(dataset: str) -> str:
+    """How an exported file names its training data: a registry name as it is, a folder by its name.
+
+    A run records a folder by its absolute path, so that `evaluate` and a resume find it again; a
+    file shipped to run elsewhere would carry the layout of the machine it was trained on. Split as
+    a Windows path, which also splits at "/": a run trained on Windows may be exported elsewhere.
+    """
+    return dataset if dataset in DATASETS else PureWindowsPath(dataset).name or dataset
+
+
 def export_metadata(info: CheckpointInfo) -> dict[str, str]:
     """String metadata stored in an exported file: how to feed it and what it was trained on."""
     channels, height, width = info.image_shape
     return {
         "acgan_version": __version__,
-        "dataset": info.dataset,
+        "dataset": _data_name(info.dataset),
         "step": str(info.step),
         "ema": json.dumps(info.samples_with_ema),
         "class_names": json.dumps(list(info.class_names)),
@@ -330,7 +341,7 @@ def _write_onnx(
             hint=f"use another --opset ({MIN_ONNX_OPSET} or newer)",
         )
     onnx.helper.set_model_props(model, export_metadata(info))
-    model.doc_string = f"ACGAN generator trained on {info.dataset} by acgan {__version__}"
+    model.doc_string = f"ACGAN generator trained on {_data_name(info.dataset)} by acgan {__version__}"
     path.write_bytes(model.SerializeToString())  # bytes, not a path: the bindings take UTF-8 names only
     return {"opset": options.opset, "exporter": f"torch.onnx (dynamo) {torch.__version__}"}
 
@@ -437,6 +448,8 @@ def _write_safetensors(
 
     # The keys of the other formats too: `ema` where the header's has_ema ("false": no
     # generator_ema.* tensors here) read as "not the moving average"; latent_dim, inputs, outputs.
+    # The checkpoint's own keys win: its `dataset` (and train config) keep a folder's path, with
+    # which `acgan evaluate` finds the data.
     dtype = torch.float16 if options.half else None
     path.write_bytes(generator_checkpoint_bytes(generator, info, dtype, extra=export_metadata(info)))
     return {"dtype": "float16" if options.half else "float32"}

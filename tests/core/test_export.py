@@ -22,6 +22,7 @@ from acgan_cli.core import export as ex
 from acgan_cli.core.errors import CheckpointError, Notice, UsageError
 from acgan_cli.core.sampling import latents, random_labels
 from tests.conftest import fifo_reader, read_only_folder
+from tests.helpers import generator_only_file
 
 # Every TorchScript export says PyTorch deprecates the format; test_exporters_keep_the_terminal_quiet
 # checks that it does.
@@ -144,17 +145,50 @@ def test_every_format_carries_the_same_metadata(
     else about its weights, where the other formats say ema "true"; and it lacked latent_dim."""
     expected = ex.export_metadata(ckpt.read_info(trained_run))
     assert expected["ema"] == "true"
-    onnx_model = onnxruntime.InferenceSession(str(exports["onnx"].path), providers=["CPUExecutionProvider"])
-    found = {"onnx": onnx_model.get_modelmeta().custom_metadata_map}
-    scripted, program = {ex.EXPORT_METADATA_FILE: ""}, {ex.EXPORT_METADATA_FILE: ""}
-    torch.jit.load(str(exports["torchscript"].path), _extra_files=scripted)
-    torch.export.load(exports["pt2"].path, extra_files=program)
-    found["torchscript"] = json.loads(scripted[ex.EXPORT_METADATA_FILE])
-    found["pt2"] = json.loads(program[ex.EXPORT_METADATA_FILE])
-    with safe_open(exports["safetensors"].path, "pt") as file:
-        found["safetensors"] = file.metadata()
-    for fmt, metadata in found.items():
+    for fmt, result in exports.items():
+        metadata = metadata_of(result)
         assert {key: metadata.get(key) for key in expected} == expected, fmt
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+def test_production_formats_name_a_folder_dataset_by_its_name_alone(
+    trained_run: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every format wrote the absolute path a run records for a folder dataset (/home/alice/data/pets)
+    into its metadata, and ONNX into its doc_string too: the layout of the machine it was trained on."""
+    home = tmp_path_factory.mktemp("home")
+    folder = home / "data" / "pets"
+    source = generator_only_file(trained_run, home / "pets.safetensors", dataset=str(folder))
+    exported = {fmt: ex.export(source, fmt, f"{home}/exports/") for fmt in ex.FORMATS}
+    for fmt in PRODUCTION_FORMATS:
+        assert metadata_of(exported[fmt])["dataset"] == "pets", fmt
+        assert not any(os.fsencode(folder) in member for member in contents(exported[fmt].path)), fmt
+    doc = onnx.load(exported["onnx"].path).doc_string
+    assert doc == f"ACGAN generator trained on pets by acgan {ex.__version__}"
+    # acgan's own checkpoint keeps the path in its metadata and train config: `evaluate` finds the data there.
+    info = ckpt.read_info(exported["safetensors"].path)
+    assert (
+        info.dataset == info.train.dataset == metadata_of(exported["safetensors"])["dataset"] == str(folder)
+    )
+    # A registry name is the name; a path written on Windows is split there too.
+    names = ("mnist", "mnist-5k", "fashion-mnist", r"C:\Users\alice\data\pets", "/srv/data/pets/")
+    assert [ex._data_name(name) for name in names] == ["mnist", "mnist-5k", "fashion-mnist", "pets", "pets"]
+
+
+def metadata_of(result: ex.ExportResult) -> dict[str, str]:
+    """The string metadata an exported file carries, read back by its own runtime's means."""
+    if result.format == "onnx":
+        session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+        return dict(session.get_modelmeta().custom_metadata_map)
+    if result.format == "safetensors":
+        with safe_open(result.path, "pt") as file:
+            return file.metadata()
+    extra = {ex.EXPORT_METADATA_FILE: ""}
+    if result.format == "torchscript":
+        torch.jit.load(str(result.path), _extra_files=extra)
+    else:
+        torch.export.load(result.path, extra_files=extra)
+    return json.loads(extra[ex.EXPORT_METADATA_FILE])
 
 
 def contents(path: Path) -> list[bytes]:
