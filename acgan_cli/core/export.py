@@ -519,6 +519,11 @@ def default_output(checkpoint: Path, fmt: str) -> Path:
     return checkpoint.with_name(checkpoint.stem + FORMATS[fmt].suffix)
 
 
+def _with_article(name: str) -> str:
+    """A format's name after its indefinite article: "an onnx", "a pt2" (each name is read as spelled)."""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
     if not out:  # '' as well: the default, as for sample
         target = default_output(checkpoint, fmt)
@@ -725,7 +730,9 @@ def export(
     named = format_for(target)  # the file written: a folder named models.onnx/ holds latest.pt2
     if named is not None and named != fmt:  # written as asked, but not without a word
         warnings.warn(
-            Notice(f"{target} holds a {fmt} file (--format {fmt}), though its name says {named}"),
+            Notice(
+                f"{target} holds {_with_article(fmt)} file (--format {fmt}), though its name says {named}"
+            ),
             stacklevel=2,
         )
     return ExportResult(

@@ -375,6 +375,15 @@ def test_a_name_of_another_format_is_written_with_a_notice_as_in_the_cli(
         f"{tmp_path / 'm.pt2'} holds a safetensors file (--format safetensors), though its name says pt2"
     ]
     assert result.path == tmp_path / "m.pt2" and ckpt.load_generator(result.path)[1].step == 12
+    with pytest.warns(Notice) as caught:  # it said "holds a onnx file"
+        ex.export(trained_run, "onnx", tmp_path / "m.pt2")
+    assert [str(w.message) for w in caught] == [
+        f"{tmp_path / 'm.pt2'} holds an onnx file (--format onnx), though its name says pt2"
+    ]
+    articles = {fmt: ex._with_article(fmt) for fmt in ex.FORMATS}
+    assert articles == {
+        "onnx": "an onnx", "torchscript": "a torchscript", "pt2": "a pt2", "safetensors": "a safetensors"
+    }  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("error", Notice)  # a name of its own format, or a folder's name: nothing to say
         ex.export(trained_run, "safetensors", tmp_path / "g.safetensors")
