@@ -166,7 +166,7 @@ def test_an_impossible_sample_count_exits_2_with_the_range(run: Path, n: str) ->
     assert "Traceback" not in result.stderr
 
 
-def test_fewer_samples_than_features_get_a_note_for_fd_and_kid_only(run: Path) -> None:
+def test_fewer_samples_than_features_get_a_note_for_fd_and_kid_only(run: Path, tmp_path: Path) -> None:
     """At 10 samples the real images' own Fréchet distance was 286 (1.9 at 10,000), unremarked."""
     few = ["evaluate", str(run), "--device", "cpu", "--n-samples", "50"]
     result = runner.invoke(app, [*few, "--metrics", "class-accuracy,fd"])
@@ -190,6 +190,15 @@ def test_fewer_samples_than_features_get_a_note_for_fd_and_kid_only(run: Path) -
     refused = runner.invoke(app, [*few, "--metrics", "fd", "--evaluator", "nope.safetensors"])
     assert refused.exit_code == 1
     assert [line.split(" ")[0] for line in refused.stderr.splitlines()] == ["error:", "hint:"]
+    # Nor is one of data without its test split (the note came first, then the error)
+    folder = write_idx_folder(tmp_path / "train-only", 100, 0)
+    for path in folder.glob("t10k-*"):
+        path.unlink()
+    relabelled = generator_only_file(run, tmp_path / "g.safetensors", dataset=str(folder))
+    refused = runner.invoke(app, ["evaluate", str(relabelled), *few[2:], "--metrics", "fd"])
+    assert refused.exit_code == 1
+    assert [line.split(" ")[0] for line in refused.stderr.splitlines()] == ["error:", "hint:"]
+    assert "has no test split" in refused.stderr or "t10k" in refused.stderr
 
 
 def test_an_unknown_metric_exits_2_listing_the_valid_ones(run: Path) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acgan_cli.core.config import check_function
-from acgan_cli.core.data import DATASETS, dataset_title, same_classes, same_dataset
+from acgan_cli.core.data import DATASETS, check_split, dataset_title, same_classes, same_dataset
 from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError
 from acgan_cli.core.evaluation.config import QUICK_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.evaluator import Evaluator, EvaluatorError, EvaluatorInfo
@@ -470,7 +470,9 @@ def evaluate(
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     dtype = autocast_dtype(precision)
-    if infos:  # once what would refuse the request has had its say
+    if infos:  # once what would refuse the request has had its say (a folder without its test split too)
+        for split in ("test", "train"):
+            check_split(dataset, split)
         _warn_if_noisy(config)
 
     began = time.perf_counter()
