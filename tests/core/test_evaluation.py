@@ -42,8 +42,10 @@ from acgan_cli.core.evaluation.evaluator import (
     MAX_EPOCHS,
     MIN_EPOCHS,
     MIN_STEPS,
+    TrainingStopped,
     cache_path,
     data_hash,
+    outdated,
     train_evaluator,
     training_plan,
 )
@@ -383,6 +385,34 @@ def test_a_corrupt_cached_evaluator_is_retrained(tiny_folder: Path, tmp_path: Pa
         assert again.trained and len(reasons) == 1 and reasons[0].startswith("unreadable: ")
         read_evaluator(path)  # replaced by a good one
         assert not orphan.exists()  # swept up when the cache was written again
+
+
+def test_a_cached_evaluator_of_a_small_set_from_the_older_recipe_is_retrained_the_others_kept(
+    tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Version 1 trained sets of fewer than 3,968 images a few steps, at chance: those are trained
+    again. Every other evaluator's recipe is unchanged: retraining them (MNIST's for a minute or
+    more) would have bought the same weights."""
+    from safetensors.torch import load_file, save_file
+
+    def as_version_1(path: Path) -> None:
+        metadata = ckpt.read_header(path)["__metadata__"]
+        save_file(load_file(path), path, metadata={**metadata, "recipe_version": "1"})
+
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+    path = load_evaluator(str(tiny_folder)).info.path
+    as_version_1(path)
+    assert read_evaluator(path)[1].recipe_version == 1
+    assert load_evaluator(str(tiny_folder)).trained is False  # (the fixture's few steps: the same plan)
+    monkeypatch.setattr(evaluator_module, "MIN_STEPS", 250)  # the real plan: 8 x 31 steps, not 8 x 3
+    events: list = []
+    with pytest.raises(TrainingStopped):  # once it has said why it trains: the steps are not the point
+        load_evaluator(str(tiny_folder), on_event=events.append, should_stop=lambda: bool(events))
+    (started,) = [e for e in events if isinstance(e, EvaluatorTrainingStarted)]
+    assert started.reason == "trained by an older recipe: too few steps for so few images"
+    for n_train in (3_968, 4_000, 60_000):  # mnist-5k's 4,000 and MNIST's as before
+        assert not outdated(dataclasses.replace(read_evaluator(path)[1], n_train=n_train))
+    assert outdated(dataclasses.replace(read_evaluator(path)[1], n_train=3_967))
 
 
 def test_a_cached_evaluator_of_another_seed_or_data_is_not_taken_for_its_key(

@@ -59,7 +59,10 @@ if TYPE_CHECKING:
 
 FORMAT_NAME = EVALUATOR_FORMAT_NAME
 FORMAT_VERSION = 1
-RECIPE_VERSION = 2  # bump when the network or the training recipe changes: old cache entries are ignored
+# Written into each evaluator. Version 2 gave sets of fewer than 3,968 images more steps: their
+# version-1 evaluators in the cache are trained again (`outdated`), the others' are as they were.
+RECIPE_VERSION = 2
+CACHE_VERSION = 1  # in the cache's file names: bump when every evaluator's recipe changes (all are retrained)
 BATCH_SIZE = 128  # images per training step
 LEARNING_RATE = 3e-3  # AdamW peak learning rate (one-cycle schedule)
 WEIGHT_DECAY = 5e-4
@@ -95,6 +98,7 @@ class EvaluatorInfo:
     device: str  # where it was trained
     precision: str  # fp32 or bf16 (autocast while training)
     acgan_version: str
+    recipe_version: int = RECIPE_VERSION  # of the training recipe (1 in files that do not say)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -174,14 +178,14 @@ def data_hash(train: Dataset, test: Dataset) -> str:
 def cache_path(dataset: str, digest: str, seed: int, cache_dir: Path | None = None) -> Path:
     """Where the evaluator for this data and seed is cached."""
     folder = (cache_dir or default_cache_dir()) / "evaluators"
-    return folder / f"{run_name(dataset)}-{digest[:16]}-v{RECIPE_VERSION}-seed{seed}.safetensors"
+    return folder / f"{run_name(dataset)}-{digest[:16]}-v{CACHE_VERSION}-seed{seed}.safetensors"
 
 
 def same_data_in_cache(cached: Path, digest: str, seed: int) -> list[Path]:
     """Cached evaluators of the same data and seed under another dataset name than `cached`'s: a
     folder moved or renamed, or MNIST's files in a folder of their own. Their name begins with the
     folder's, but what they were trained on is the data hash (checked again when one is read)."""
-    ending = f"-{digest[:16]}-v{RECIPE_VERSION}-seed{seed}.safetensors"
+    ending = f"-{digest[:16]}-v{CACHE_VERSION}-seed{seed}.safetensors"
     with contextlib.suppress(OSError):  # no cache folder yet
         return sorted(
             path
@@ -288,6 +292,17 @@ class Evaluator:
 def training_precision(device: torch.device) -> str:
     """bf16 (autocast) where the device runs it fast, else fp32: for training only."""
     return "bf16" if has_fast_bf16(device) else "fp32"
+
+
+def outdated(info: EvaluatorInfo) -> bool:
+    """Whether a cached evaluator was trained by a recipe since changed for its data: before version
+    2, a set of fewer than 3,968 images trained a few steps (8 for 160 images), and scored at chance."""
+    return info.recipe_version < 2 and training_plan(info.n_train) != _version_1_plan(info.n_train)
+
+
+def _version_1_plan(n_images: int) -> tuple[int, int]:
+    passes = max(1, n_images // BATCH_SIZE)
+    return min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / passes))), passes
 
 
 def training_plan(n_images: int) -> tuple[int, int]:
@@ -499,6 +514,7 @@ def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
             device=metadata["device"],
             precision=metadata["precision"],
             acgan_version=metadata.get("acgan_version", "?"),
+            recipe_version=int(metadata.get("recipe_version", 1)),
         )
         if len(class_names) < 2 or info.channels not in (1, 3) or info.img_size != IMG_SIZE:
             raise ValueError(f"{len(class_names)} classes, {info.channels} channels, {info.img_size} px")
@@ -575,6 +591,10 @@ def load_evaluator(
             except EvaluatorError as exc:
                 if candidate == cached:
                     reason = f"unreadable: {exc.message}"
+                continue
+            if outdated(info):
+                if candidate == cached:
+                    reason = "trained by an older recipe: too few steps for so few images"
                 continue
             info = replace(info, dataset=dataset)  # the same data, as this run names it
             on_event(
