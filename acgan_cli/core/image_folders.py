@@ -451,7 +451,7 @@ def _plan(folder: Path) -> _Plan:
         )
     _warn_if_resized(folder, "training", [size for size, _ in headers], common)
     _warn_if_unbalanced(folder, train)
-    _warn_if_skipped(folder, train)
+    _warn_if_skipped(train, "train on")
     _warn_if_beside(folder, train)
     plan = _Plan(train, channels, size, common)
     _plans[folder.resolve()] = (stamps, plan)
@@ -465,7 +465,7 @@ def _held_out(folder: Path, split: str, plan: _Plan) -> _Split:
     for path in held_out.files:
         _stamp(path)
     _warn_if_resized(folder, "held-out", [_header(path)[0] for path in held_out.files], plan.common)
-    _warn_if_skipped(folder, held_out)
+    _warn_if_skipped(held_out, "score with")
     return held_out
 
 
@@ -501,15 +501,16 @@ def _warn_if_unbalanced(folder: Path, train: _Split) -> None:
         )
 
 
-def _warn_if_skipped(folder: Path, split: _Split) -> None:
-    """A note for the images of a split that are not read: formats acgan does not decode."""
+def _warn_if_skipped(split: _Split, use: str) -> None:
+    """A note for the images of a split that are not read: formats acgan does not decode (`use`:
+    what converting them would let one do, "train on" or "score with")."""
     skipped = split.skipped
     if skipped:
         warnings.warn(
             Notice(
                 f"{len(skipped):,} image{'s' if len(skipped) > 1 else ''} in {_named(split.root)} "
                 f"{'are' if len(skipped) > 1 else 'is'} not read: {_by_suffix(skipped)}; acgan reads "
-                f"{READ_AS}: convert {'them' if len(skipped) > 1 else 'it'} to train on "
+                f"{READ_AS}: convert {'them' if len(skipped) > 1 else 'it'} to {use} "
                 f"{'them' if len(skipped) > 1 else 'it'}"
             ),
             stacklevel=5,

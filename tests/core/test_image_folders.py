@@ -558,6 +558,15 @@ def test_images_of_formats_acgan_does_not_read_are_noted_and_named_for_a_class_o
         f"3 images in {root} are not read: .heic (2), .svg (1); acgan reads PNG, JPEG, BMP, GIF, WebP, AVIF, "
         "TIFF or PNM: convert them to train on them"
     ]
+    write_image(tmp_path / "split" / "train" / "a" / "1.png", solid("L", (8, 8), 1))
+    write_image(tmp_path / "split" / "train" / "b" / "1.png", solid("L", (8, 8), 2))
+    write_image(tmp_path / "split" / "test" / "a" / "1.png", solid("L", (8, 8), 1))
+    (tmp_path / "split" / "test" / "b").mkdir()
+    (tmp_path / "split" / "test" / "b" / "1.dng").write_bytes(b"II*\0")
+    assert [str(n) for n in loaded(tmp_path / "split", "test")[1]] == [
+        f"1 image in {tmp_path / 'split' / 'test'} is not read: .dng (1); acgan reads PNG, JPEG, BMP, GIF, "
+        "WebP, AVIF, TIFF or PNM: convert it to score with it"
+    ]
     (root / "dog" / "1.png").unlink()
     with pytest.raises(DataError, match=r"photos/dog holds no images") as caught:
         load_dataset(str(root))
