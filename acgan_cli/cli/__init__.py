@@ -6,6 +6,8 @@ the command function, so `acgan --help` and shell completion never load it.
 
 from __future__ import annotations
 
+import copy
+import functools
 import itertools
 import os
 import re
@@ -38,6 +40,7 @@ class _OneLineUsageErrors(TyperGroup):
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         tolerant_streams()  # before anything is printed: the help, too, holds 10⁹ and 2³²
+        _list_global_flags(self)
         fit_help(self)
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
@@ -111,7 +114,7 @@ class _OneLineUsageErrors(TyperGroup):
         """Which help lists what the user got wrong: the command's options, or acgan's commands.
 
         A parser error carries no context, so the command is the first word that is not an option
-        (acgan's own options take no value). An acgan option after the command is said to go before it.
+        (acgan's own options take no value).
         """
         if getattr(exc, "hint", None):
             return exc.hint
@@ -119,9 +122,6 @@ class _OneLineUsageErrors(TyperGroup):
         command = next((word for word in words if not word.startswith("-")), None)
         if (ctx is not None and hasattr(ctx.command, "list_commands")) or command not in self.commands:
             return "`acgan --help` lists the commands"
-        option = getattr(exc, "option_name", None)
-        if option in _GLOBAL_FLAGS:
-            return f"{option} goes before the command: `acgan {option} {command} …`"
         if getattr(getattr(exc, "param", None), "name", None) == "digit":  # `--digit three`
             return "--digit takes a class number; --class takes its name"
         return f"`acgan {command} --help` lists the options"
@@ -165,6 +165,27 @@ def _value_of(opts: list[str], words: list[str]) -> str | None:
         for opt in opts:
             if opt.startswith("--") and word.startswith(opt + "="):
                 value = word[len(opt) + 1 :]
+    return value
+
+
+def _list_global_flags(group: TyperGroup) -> None:
+    """Each command's help lists -q and -v, which it takes (read as acgan's own, before it): they were
+    only in `acgan --help`, and `acgan train --help` left them out."""
+    flags = [param for param in group.params if set(param.opts) & set(_GLOBAL_FLAGS)]
+    for command in group.commands.values():
+        if any(set(param.opts) & set(_GLOBAL_FLAGS) for param in command.params):
+            continue  # listed by an earlier call (the tests' CliRunner calls main again)
+        for flag in flags:
+            listed = copy.copy(flag)  # _global_flags_first moves them before the command, where it can
+            listed.expose_value, listed.rich_help_panel = False, "Global options"
+            listed.callback = functools.partial(_set_global_flag, flag.name)
+            command.params.append(listed)
+
+
+def _set_global_flag(name: str, ctx: Any, param: Any, value: bool) -> bool:
+    """A -q or -v that reached the command (main(standalone_mode=False) moves none) counts."""
+    if value:
+        setattr(state, name, True)
     return value
 
 
