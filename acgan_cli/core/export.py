@@ -53,6 +53,7 @@ from acgan_cli.core.files import (
     write_failure,
     write_hint,
 )
+from acgan_cli.core.image_folders import SPLIT_FOLDERS
 
 if TYPE_CHECKING:
     import torch
@@ -148,8 +149,17 @@ def _data_name(dataset: str) -> str:
     A run records a folder by its absolute path, so that `evaluate` and a resume find it again; a
     file shipped to run elsewhere would carry the layout of the machine it was trained on. Split as
     a Windows path, which also splits at "/": a run trained on Windows may be exported elsewhere.
+    A folder's name that says nothing of the data (`pets/train`) or is a registry name (`data/mnist`,
+    a folder of one's own, not acgan's MNIST) keeps its parent's name too.
     """
-    return dataset if dataset in DATASETS else PureWindowsPath(dataset).name or dataset
+    if dataset in DATASETS:
+        return dataset
+    path = PureWindowsPath(dataset)
+    folders = path.parts[1:] if path.anchor else path.parts
+    if not folders:
+        return dataset
+    vague = folders[-1].casefold() in SPLIT_FOLDERS or folders[-1] in DATASETS
+    return "/".join(folders[-2:] if vague else folders[-1:])
 
 
 def export_metadata(info: CheckpointInfo) -> dict[str, str]:

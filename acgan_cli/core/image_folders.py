@@ -60,7 +60,7 @@ MAX_SIDE = 256  # images load at most this wide and tall: the largest --img-size
 MAX_BYTES = 2 * 2**30  # the loaded pixels of both splits at most; larger folders load smaller
 # macOS's zip archives hold a copy of every file's metadata in __MACOSX; Synology's NAS thumbnails in @eaDir
 _SKIPPED_FOLDERS = {"__MACOSX", "@eaDir"}
-_SPLIT_NAMES = {*TRAIN_FOLDERS, *TEST_FOLDERS}  # never class names: split folders out of place
+SPLIT_FOLDERS = {*TRAIN_FOLDERS, *TEST_FOLDERS}  # never class names: split folders out of place
 UNBALANCED = 10  # a note where the largest class has more than this many times the smallest's images
 _IDX_FILE = re.compile(r"idx[0-9]-ubyte(\.gz)?$", re.IGNORECASE)
 _UNREADABLE = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ELOOP, errno.EISDIR, errno.ENOTDIR}
@@ -361,7 +361,7 @@ def _classes(root: Path) -> tuple[str, ...]:
             hint="put each class's images in a folder named after it (DATA/cat/1.png, DATA/dog/2.png); "
             "or give a folder of MNIST-format IDX files",
         )
-    splits = sorted(name for name in names if name.casefold() in _SPLIT_NAMES)
+    splits = sorted(name for name in names if name.casefold() in SPLIT_FOLDERS)
     if splits and len(splits) == len(names):  # DATA/{train,test}, train/ holding no class folders
         split = next((root / name for name in splits if name.casefold() in TRAIN_FOLDERS), root / splits[0])
         raise DataError(

@@ -173,6 +173,16 @@ def test_production_formats_name_a_folder_dataset_by_its_name_alone(
     # A registry name is the name; a path written on Windows is split there too.
     names = ("mnist", "mnist-5k", "fashion-mnist", r"C:\Users\alice\data\pets", "/srv/data/pets/")
     assert [ex._data_name(name) for name in names] == ["mnist", "mnist-5k", "fashion-mnist", "pets", "pets"]
+    # A split's folder or a folder named as a registry dataset keeps its parent: "train" said nothing,
+    # and "mnist" read as acgan's MNIST
+    names = ("/srv/pets/train", r"D:\pets\Validation", "/home/alice/mnist", "/train", "relative/pets")
+    assert [ex._data_name(name) for name in names] == [
+        "pets/train",
+        "pets/Validation",
+        "alice/mnist",
+        "train",
+        "pets",
+    ]
 
 
 def metadata_of(result: ex.ExportResult) -> dict[str, str]:
