@@ -451,7 +451,7 @@ def train(
             if plan.download_into is not None:  # fetched by the run, not by this check
                 warnings.warn(
                     Notice(f"the run will download {dataset_title(config.dataset)} into {plan.download_into}: "
-                           "it is not there yet"),
+                           f"{_not_there(plan.download_splits)}"),
                     stacklevel=2,
                 )  # fmt: skip
             print_result(json.dumps(settings, indent=2), "the plan")
@@ -479,6 +479,17 @@ def train(
     except BaseException:  # a failure before a checkpoint:
         trainer.discard()  # a folder with nothing to resume goes (one with a checkpoint stays)
         raise
+
+
+def _not_there(splits: tuple[str, ...]) -> str:
+    """Which of the splits a run reads a dry run found missing: the test split alone is --eval-every's."""
+    if splits == ("test",):
+        return "its test split, which --eval-every scores against, is not there yet"
+    return (
+        "its training and test splits are not there yet"
+        if len(splits) > 1
+        else "its training split is not there yet"
+    )
 
 
 def _data_plan(dataset: str) -> dict[str, object]:

@@ -492,7 +492,8 @@ class RunPlan:
 
     `end_given`: the caller asked for the run's end (else a resume keeps the run's own);
     `api`: refusals name config fields (max_steps=N), as for a Python caller, not CLI options;
-    `download_into`: the folder the run will download its dataset into (None: nothing to fetch);
+    `download_into`: the folder the run will download its dataset into (None: nothing to fetch), for
+    `download_splits`, those of its splits the run reads that are not there ("train", "test");
     `resume_tensors`: the checkpoint's tensors, checked as far as they can be without the data (the
     run restores them from here: read once, from the same file as `resume`).
     """
@@ -509,6 +510,7 @@ class RunPlan:
     end_given: bool
     api: bool
     download_into: Path | None
+    download_splits: tuple[str, ...]
 
 
 def plan_run(
@@ -596,6 +598,9 @@ def plan_run(
         splits.append("test")
     fetched = [check_download(config.dataset, split, config.data_dir, config.download) for split in splits]
     download_into = next((folder for folder in fetched if folder is not None), None)
+    download_splits = tuple(
+        split for split, folder in zip(splits, fetched, strict=True) if folder is not None
+    )
     if info is not None:  # the restore's checks that need no data: it comes after loading (or downloading) it
         ckpt.check_training_state(info, tensors, ema=config.ema, fp16=precision == "fp16")
     return RunPlan(
@@ -611,6 +616,7 @@ def plan_run(
         end_given,
         api,
         download_into,
+        download_splits,
     )
 
 

@@ -513,7 +513,12 @@ def test_a_dry_run_refuses_a_dataset_it_may_not_download(
     assert json.loads(result.stdout)["data"]["images"] == 60_000
     raw = tmp_path / "data" / folder / "raw"
     assert plain(result.stderr) == plain(
-        f"note: the run will download {title} into {raw}: it is not there yet"
+        f"note: the run will download {title} into {raw}: its training split is not there yet"
+    )
+    result = runner.invoke(app, ["train", "--dataset", dataset, "--eval-every", "5", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert plain(result.stderr) == plain(
+        f"note: the run will download {title} into {raw}: its training and test splits are not there yet"
     )
     assert not (tmp_path / "data").exists()
 
@@ -537,6 +542,13 @@ def test_a_dry_run_says_nothing_of_data_that_is_there(tmp_path: Path) -> None:
     assert result.exit_code == 1 and result.stdout == ""
     assert plain(result.stderr).startswith(
         f"error: t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte are not in {raw} and --no-download was given"
+    )
+    # Where the run may fetch it, the note names the split that is missing (it said "it", as if all were)
+    result = runner.invoke(app, ["train", "--dataset", "mnist", "--eval-every", "5", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert plain(result.stderr) == plain(
+        f"note: the run will download MNIST into {raw}: its test split, which --eval-every scores against, "
+        "is not there yet"
     )
 
 
