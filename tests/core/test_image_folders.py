@@ -187,6 +187,44 @@ def test_the_folder_is_read_again_once_a_file_changes(tmp_path: Path) -> None:
     assert data.images.shape == (2, 3, 8, 8) and data.images[1, :, 0, 0].tolist() == [5, 6, 7]
 
 
+def aged(root: Path) -> None:
+    """Date `root` and every folder under it an hour back: changed long enough ago to be listed once."""
+    for folder in [root, *(path for path in root.rglob("*") if path.is_dir())]:
+        stamp = folder.stat().st_mtime - 3600
+        os.utime(folder, (stamp, stamp))
+
+
+def test_a_listing_is_reused_until_a_folder_it_read_changes(tmp_path: Path) -> None:
+    """A run listed its training images two to four times before its first step (~1 s each at 50,000
+    images); a listing is reused now, but never once an image is added, removed or moved, however deep."""
+    root = tmp_path / "data"
+    write_digits(root, per_class=4, classes=2)
+    write_image(root / "train" / "1" / "more" / "9.png", solid("L", (28, 28), 9))
+    assert training_images(str(root)) == 9
+    listed = image_folders._listing(root, "train")
+    assert image_folders._listing(root, "train") is not listed  # just written: its folders may change again
+    aged(root)
+    listed = image_folders._listing(root, "train")
+    assert image_folders._listing(root, "train") is listed
+    for change, count in [
+        (lambda: write_image(root / "train" / "0" / "new.png", solid("L", (28, 28), 1)), 10),
+        (lambda: (root / "train" / "1" / "more" / "9.png").unlink(), 9),  # in a nested folder
+        (lambda: (root / "train" / "0" / "new.png").rename(root / "train" / "1" / "new.png"), 9),
+        (lambda: (root / "train" / "0" / "new.png").mkdir(), 9),  # not an image: a folder of that name
+        (lambda: write_image(root / "train" / "2" / "1.png", solid("L", (28, 28), 1)), 10),  # a new class
+    ]:
+        aged(root)
+        before = image_folders._listing(root, "train")
+        change()
+        after = image_folders._listing(root, "train")
+        assert after is not before and len(after.files) == count == training_images(str(root))
+    assert image_folders._listing(root, "train").classes == ("0", "1", "2")
+    aged(root)
+    assert len(image_folders._listing(root, "test").files) == 4
+    (root / "test" / "0" / "002.png").unlink()  # the held-out split's listing is stamped too
+    assert len(image_folders._listing(root, "test").files) == 3
+
+
 def test_a_link_to_a_parent_folder_is_followed_once(tmp_path: Path) -> None:
     root = tmp_path / "data"
     write_image(root / "a" / "1.png", solid("L", (8, 8), 1))
