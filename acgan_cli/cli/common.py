@@ -441,14 +441,19 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 def _catch_stop_signals() -> dict[int, Any]:
     """Turn SIGTERM and SIGHUP into `Terminated` (main thread only, and not where they are ignored);
-    the handlers they replaced."""
+    the handlers they replaced, and SIGINT's: `train` makes a Ctrl-C after a stop quit at once, and
+    a process that runs commands in turn (a notebook, a test session) was then killed by its next one."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {
+    previous = {
         signum: signal.signal(signum, _raise_terminated)
         for signum in STOP_SIGNALS
         if signum != signal.SIGINT and catchable(signum)
     }
+    ctrl_c = signal.getsignal(signal.SIGINT)
+    if ctrl_c is not None:  # None: not set from Python, and not to be set back from it
+        previous[signal.SIGINT] = ctrl_c
+    return previous
 
 
 def in_chain(exc: BaseException, test: Callable[[BaseException], bool]) -> BaseException | None:

@@ -602,17 +602,21 @@ def _run(trainer: Trainer, console: Console) -> None:
             ):  # a closed terminal takes no path
                 _print_run_dir(result.run_dir, stopped=True)
             raise typer.Exit(exit_code(stop.signum))
-    if stop.received and not state.quiet:  # it came with the last step under way: nothing was left to stop
-        console.print(f"{STOP_WORDS[stop.signum]} during the last step: the run finished all the same")
-    if not state.quiet:
-        ran = result.step - trainer.start_step
-        rate = ran * config.batch_size / max(result.seconds, 1e-9)
-        resumed = f" (from step {trainer.start_step} to {result.step})" if trainer.start_step else ""
-        console.print(
-            f"done: {ran} step{'' if ran == 1 else 's'}{resumed} in {result.seconds:.1f} s ({rate:,.0f} images/s); "
-            f"samples in {result.run_dir / 'samples'}, checkpoint {result.checkpoint}"
-        )
-    _print_run_dir(result.run_dir, stopped=False)
+        # Inside the block: a signal held since the run ended quits once these lines are out (after it,
+        # it quit before them, and a script's `$(acgan train …)` got no folder from a finished run)
+        if (
+            stop.received and not state.quiet
+        ):  # it came with the last step under way: nothing was left to stop
+            console.print(f"{STOP_WORDS[stop.signum]} during the last step: the run finished all the same")
+        if not state.quiet:
+            ran = result.step - trainer.start_step
+            rate = ran * config.batch_size / max(result.seconds, 1e-9)
+            resumed = f" (from step {trainer.start_step} to {result.step})" if trainer.start_step else ""
+            console.print(
+                f"done: {ran} step{'' if ran == 1 else 's'}{resumed} in {result.seconds:.1f} s "
+                f"({rate:,.0f} images/s); samples in {result.run_dir / 'samples'}, checkpoint {result.checkpoint}"
+            )
+        _print_run_dir(result.run_dir, stopped=False)
 
 
 def _compiler_failure(exc: BaseException) -> bool:
