@@ -1148,13 +1148,34 @@ def _check_optimizer_state(
         )
 
 
+# The size of a generator's state on each device type (Mersenne Twister; Philox; MPS's Philox,
+# 36 bytes before torch 2.6): a noise state of another type's size comes from a run moved here.
+DEVICE_RNG_STATE_BYTES = {"cpu": (5056,), "cuda": (16,), "mps": (44, 36)}
+
+
+def checked_rng_state(
+    tensors: dict[str, torch.Tensor], name: str, like: torch.Tensor, path: Path
+) -> torch.Tensor:
+    """The checkpoint's `rng.<name>`, if it is a state like `like` (as many bytes: `load_checkpoint`
+    took every rng.* tensor as bytes)."""
+    state = tensors[f"rng.{name}"]
+    if state.shape != like.shape:
+        raise CheckpointError(
+            f"{path} holds a malformed RNG state (rng.{name}: {state.dtype} {tuple(state.shape)}, "
+            f"expected {like.dtype} {tuple(like.shape)})",
+            hint=EDITED_HINT,
+        )
+    return state
+
+
 def check_training_state(
-    info: CheckpointInfo, tensors: dict[str, torch.Tensor], *, ema: bool, fp16: bool
+    info: CheckpointInfo, tensors: dict[str, torch.Tensor], *, ema: bool, fp16: bool, device_type: str
 ) -> None:
     """Refuse the values a resume's restore refuses in `load_checkpoint`'s `tensors`, without the
     run's data or models: the restore comes after the data is loaded (or downloaded), and
     `acgan train --dry-run` approved a NaN in an Adam moment. `ema`: the run keeps a moving
-    average (which reads generator_ema, or the generator again); `fp16`: it restores loss scalers."""
+    average (which reads generator_ema, or the generator again); `fp16`: it restores loss scalers;
+    `device_type`: the run's (cpu, cuda, mps), whose RNG state it restores."""
     import torch
 
     models = _meta_models(info)
@@ -1167,6 +1188,16 @@ def check_training_state(
         _check_optimizer_state(tensors, f"optimizer.{network}", info.path, info.step)
     for network in ("generator", "discriminator") if fp16 else ():  # its checks, on a scaler of its own
         load_scaler(torch.amp.GradScaler("cpu"), tensors, f"scaler.{network}", info.path)
+    # The RNG states, as the restore checks them against its own generators' (a malformed one was
+    # refused by the run, after loading its data, and approved by --dry-run)
+    checked_rng_state(tensors, "torch", torch.get_rng_state(), info.path)
+    own = [(size,) for size in DEVICE_RNG_STATE_BYTES[device_type]]
+    # The noise's may be another kind of device's: a moved run's, whose noise starts again from its seed
+    for name, sizes in (("noise", [(size,) for each in DEVICE_RNG_STATE_BYTES.values() for size in each]),
+                        (device_type, own)):  # fmt: skip
+        state = tensors.get(f"rng.{name}") if name != "cpu" else None
+        if state is not None and tuple(state.shape) not in sizes:
+            checked_rng_state(tensors, name, torch.empty(own[0], dtype=torch.uint8), info.path)
 
 
 def load_scaler(

@@ -602,7 +602,9 @@ def plan_run(
         split for split, folder in zip(splits, fetched, strict=True) if folder is not None
     )
     if info is not None:  # the restore's checks that need no data: it comes after loading (or downloading) it
-        ckpt.check_training_state(info, tensors, ema=config.ema, fp16=precision == "fp16")
+        ckpt.check_training_state(
+            info, tensors, ema=config.ema, fp16=precision == "fp16", device_type=device.type
+        )
     return RunPlan(
         config,
         info,

@@ -193,25 +193,6 @@ def _logged(record: dict[str, Any]) -> Logged | None:
 # ----------------------------------------------------------------------------- the trainer
 
 
-# The size of a generator's state on each device type (Mersenne Twister; Philox; MPS's Philox,
-# 36 bytes before torch 2.6): a noise state of another type's size comes from a run moved here.
-DEVICE_RNG_STATE_BYTES = {"cpu": (5056,), "cuda": (16,), "mps": (44, 36)}
-
-
-def checked_rng_state(
-    tensors: dict[str, torch.Tensor], name: str, like: torch.Tensor, path: Path
-) -> torch.Tensor:
-    """The checkpoint's `rng.<name>`, if it is a state like `like` (bytes, as many)."""
-    state = tensors[f"rng.{name}"]
-    if state.dtype != torch.uint8 or state.shape != like.shape:
-        raise CheckpointError(
-            f"{path} holds a malformed RNG state (rng.{name}: {state.dtype} {tuple(state.shape)}, "
-            f"expected {like.dtype} {tuple(like.shape)})",
-            hint=ckpt.EDITED_HINT,
-        )
-    return state
-
-
 def _epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> torch.Tensor:
     digest = hashlib.blake2b(f"{seed}:{epoch}".encode(), digest_size=8).digest()
     generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
@@ -563,22 +544,20 @@ class Trainer:
         )
         for network, scaler in self.scalers.items():
             ckpt.load_scaler(scaler, tensors, f"scaler.{network}", info.path)
-        if "rng.torch" not in tensors or "rng.noise" not in tensors:
-            raise CheckpointError(f"{info.path} holds no RNG state", hint="the file is damaged or was edited")
         # Checked here, before any folder is made or written: installed only when the run starts.
         ours = self._rng_states()
-        self.global_rng_states = {"torch": checked_rng_state(tensors, "torch", ours["torch"], info.path)}
+        self.global_rng_states = {"torch": ckpt.checked_rng_state(tensors, "torch", ours["torch"], info.path)}
         for kind in ("cuda", "mps"):  # a run moved to another kind of device draws from its seed there
             if f"rng.{kind}" in tensors and self.device.type == kind:
-                self.global_rng_states[kind] = checked_rng_state(tensors, kind, ours[kind], info.path)
+                self.global_rng_states[kind] = ckpt.checked_rng_state(tensors, kind, ours[kind], info.path)
         # Device RNG states do not carry over between device types (a CPU run resumed on a GPU, whose
         # states differ in size): then the noise continues from the seed, and the run is not bit-identical.
         size = tensors["rng.noise"].numel()
         moved = size != ours["noise"].numel() and any(
-            size in sizes for sizes in DEVICE_RNG_STATE_BYTES.values()
+            size in sizes for sizes in ckpt.DEVICE_RNG_STATE_BYTES.values()
         )
         if not moved:
-            self.noise_rng.set_state(checked_rng_state(tensors, "noise", ours["noise"], info.path))
+            self.noise_rng.set_state(ckpt.checked_rng_state(tensors, "noise", ours["noise"], info.path))
         else:
             warnings.warn(
                 Notice(f"{info.path} was trained on another kind of device; its noise starts again from the "

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from acgan_cli.cli import app
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.errors import CheckpointError
-from acgan_cli.core.training import checked_rng_state
+from acgan_cli.core.checkpoint import checked_rng_state
 from tests.helpers import unreadable_checkpoints
 from tests.reliability.conftest import ForkServer, error_lines
 
@@ -278,6 +278,10 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
     for name, path in files.items():
         resume = runner.invoke(app, ["train", "--resume", str(path), *MORE])
         _assert_one_line_error(resume, path)
+        # A dry run refuses what the run refuses (it approved a malformed RNG state the run refused)
+        dry_run = runner.invoke(app, ["train", "--resume", str(path), *MORE, "--dry-run"])
+        assert error_lines(dry_run.stderr) == error_lines(resume.stderr), name
+        assert dry_run.exit_code == 1 and dry_run.stdout == "", name
         if name in RESUME_ONLY:
             continue
         sample = runner.invoke(app, ["sample", "--ckpt", str(path), "--out", "x.png"])
