@@ -49,6 +49,7 @@ from acgan_cli.core.errors import (
     CheckpointError,
     ConfigError,
     DataError,
+    DeviceError,
     Notice,
     RunDirError,
     UsageError,
@@ -549,11 +550,11 @@ def plan_run(
     if info is not None:
         saved = ckpt.training_config_of(info)  # a generator-only file cannot resume
         if not api:
-            config = resume_config(saved, {"device": "auto", **changes})
-        else:  # None: the run's own, on whatever device is here (as `acgan train --resume` does)
-            config = (
-                resume_config(saved, {"device": "auto"}) if config is None else resumed_config(saved, config)
-            )
+            config = _runnable_here(resume_config(saved, {"device": "auto", **changes}), changes)
+        elif config is None:  # the run's own, on whatever device is here (as `acgan train --resume` does)
+            config = _runnable_here(resume_config(saved, {"device": "auto"}), {})
+        else:
+            config = resumed_config(saved, config)
         if count_images and config.dataset not in DATASETS and not Path(config.dataset).expanduser().is_dir():
             handed_in = not Path(config.dataset).is_absolute()  # folders are recorded absolute
             raise DataError(
@@ -620,6 +621,40 @@ def plan_run(
         download_into,
         download_splits,
     )
+
+
+def _runnable_here(config: TrainConfig, given: dict[str, object]) -> TrainConfig:
+    """A resume goes on on whatever device is here, and so does its precision: a run's fp16 or
+    --cuda-graph that this device cannot run gives way to auto, with a note (`acgan train --resume`
+    of a GPU's fp16 run on a laptop said "Invalid value for --precision", an option not given).
+    What the user gave on the resume (`given`) stands, and is refused where it cannot run."""
+    from acgan_cli.core.devices import can_cuda_graph, resolve_device, resolve_precision
+
+    if "device" in given:
+        return config
+    device = resolve_device(config.device)
+    changed: dict[str, object] = {}
+    if "precision" not in given:
+        try:
+            resolve_precision(config.precision, device)
+        except DeviceError:
+            changed["precision"] = "auto"
+    precision = resolve_precision(str(changed.get("precision", config.precision)), device)
+    if "cuda_graph" not in given and config.cuda_graph and not can_cuda_graph(device, precision):
+        changed["cuda_graph"] = None
+    if changed:
+        was = [f"--precision {config.precision}"] * ("precision" in changed) + ["--cuda-graph"] * (
+            "cuda_graph" in changed
+        )
+        now = [f"--precision auto ({precision} here)"] * ("precision" in changed) + [
+            "its step not captured"
+        ] * ("cuda_graph" in changed)
+        warnings.warn(
+            Notice(f"the run trained with {' '.join(was)}, which {device.type} cannot run: it goes on with "
+                   f"{' and '.join(now)}"),
+            stacklevel=3,
+        )  # fmt: skip
+    return dataclasses.replace(config, **changed)
 
 
 def _as_recorded(config: TrainConfig) -> TrainConfig:

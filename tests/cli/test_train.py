@@ -453,6 +453,42 @@ def test_an_impossible_optimizer_state_is_refused_before_the_data_is_loaded(run:
     assert _folder_bytes(run) == before
 
 
+def test_a_gpu_runs_fp16_and_cuda_graph_resumed_on_the_cpu_go_on_in_what_the_cpu_runs(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """The device of a resumed run is whatever is here, and so is its precision now: it said
+    "Invalid value for --precision: fp16 needs a CUDA GPU" (exit 2), an option the user never gave."""
+    from safetensors.torch import load_file, save_file
+
+    from acgan_cli.core.checkpoint import read_metadata
+    from acgan_cli.core.devices import resolve_precision
+
+    latest = trained_run / "checkpoints" / "latest.safetensors"
+    metadata = read_metadata(latest)
+    train = {
+        **json.loads(metadata["train_config"]),
+        "device": "cuda",
+        "precision": "fp16",
+        "cuda_graph": True,
+    }
+    edited = tmp_path / "gpu.safetensors"
+    save_file(load_file(latest), edited, {**metadata, "train_config": json.dumps(train)})
+    args = ["train", "--resume", str(edited), "--max-steps", "40", "--out", "b"]
+    result = runner.invoke(app, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    planned = json.loads(result.stdout)
+    assert (planned["train"]["precision"], planned["train"]["cuda_graph"]) == ("auto", None)
+    here = resolve_precision("auto", torch.device("cpu"))  # bf16 on a CPU with bf16 units
+    assert plain(result.stderr) == plain(
+        "note: the run trained with --precision fp16 --cuda-graph, which cpu cannot run: it goes on with "
+        f"--precision auto ({here} here) and its step not captured"
+    )
+    # Given on the resume, they stand, and are refused as they would be on a new run
+    result = runner.invoke(app, [*args, "--precision", "fp16"])
+    assert result.exit_code == 2 and "Invalid value for --precision: fp16 needs a CUDA GPU" in result.stderr
+    assert not (tmp_path / "b").exists()
+
+
 def test_a_resumed_batch_size_larger_than_the_data_blames_the_file_not_an_option(
     trained_run: Path, tmp_path: Path
 ) -> None:

@@ -28,8 +28,8 @@ from typer.testing import CliRunner
 
 from acgan_cli.cli import app
 from acgan_cli.core import checkpoint as ckpt
-from acgan_cli.core.errors import CheckpointError
 from acgan_cli.core.checkpoint import checked_rng_state
+from acgan_cli.core.errors import CheckpointError
 from tests.helpers import unreadable_checkpoints
 from tests.reliability.conftest import ForkServer, error_lines
 
