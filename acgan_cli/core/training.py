@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import signal
 import sys
 import threading
@@ -496,6 +497,15 @@ class Trainer:
                 raise self._write_failed(path, exc) from None
         return seconds, tuple(history)
 
+    def _drop_samples_after_checkpoint(self) -> None:
+        """Remove the sample grids past the resumed step, as their metrics lines go: a killed process
+        drew them after its last checkpoint, from weights that no longer exist (this run draws its own)."""
+        for path in self.samples_dir.glob("step-*.png"):
+            drawn = re.fullmatch(r"step-(\d{8,})\.png", path.name)
+            if drawn and int(drawn.group(1)) > self.step:
+                with contextlib.suppress(OSError):  # one that stays is drawn over when the run gets there
+                    path.unlink(missing_ok=True)
+
     # -- state ---------------------------------------------------------------------------
 
     def _global_rng_states(self) -> dict[str, torch.Tensor]:
@@ -946,6 +956,8 @@ class Trainer:
                 raise
         self._prepare_run_folder()
         time_before, history = self._drop_metrics_after_checkpoint() if self.resumed_from else (0.0, ())
+        if self.resumed_from and not self.new_run_dir:
+            self._drop_samples_after_checkpoint()
         self._install_global_rng_states()
         started = time.perf_counter()
         on_event(

@@ -150,6 +150,23 @@ def test_a_resume_after_a_kill_logs_each_step_once(tmp_path: Path, small_dataset
     assert same_weights(weights_of(straight.generator), weights_of(resumed.generator))
 
 
+def test_a_resume_after_a_kill_drops_the_grids_drawn_after_its_checkpoint(
+    tmp_path: Path, small_dataset
+) -> None:
+    """They were left beside the resumed run's own: step 6's grid, drawn by weights no checkpoint holds."""
+    config = tiny_config(max_steps=6, log_every=1, ckpt_every=3, sample_every=3)
+    killed = Trainer(config, run_dir=tmp_path / "run", dataset=small_dataset)
+    killed.run()  # as kill -9 leaves it after step 6's grid, before its checkpoint
+    checkpoints, samples = killed.run_dir / "checkpoints", killed.run_dir / "samples"
+    (checkpoints / "step-00000006.safetensors").unlink()
+    shutil.copy(checkpoints / "step-00000003.safetensors", checkpoints / "latest.safetensors")
+    assert sorted(path.name for path in samples.iterdir()) == ["step-00000003.png", "step-00000006.png"]
+    (samples / "step-6-mine.png").write_bytes(b"a file of the user's")
+    Trainer(dataclasses.replace(config, max_steps=4), resume=killed.run_dir, dataset=small_dataset).run()
+    grids = sorted(path.name for path in samples.iterdir())
+    assert grids == ["step-00000003.png", "step-00000004.png", "step-6-mine.png"]  # 4: the run's last
+
+
 def test_a_whole_last_metrics_line_cut_just_before_its_newline_is_kept(tmp_path: Path, small_dataset) -> None:
     first = Trainer(tiny_config(max_steps=4, log_every=2), run_dir=tmp_path / "run", dataset=small_dataset)
     first.run()
