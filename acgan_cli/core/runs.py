@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shlex
 import warnings
 from dataclasses import dataclass
@@ -73,7 +74,11 @@ def create_run_dir(dataset: str, runs_dir: Path | None = None) -> Path:
             hint="set --out or $ACGAN_RUNS_DIR",
         ) from None
     for _ in range(1000):
-        numbers = [int(p.name[:5]) for p in runs_dir.iterdir() if p.name[:5].isdigit()]
+        numbers = [  # the whole number: past 99999 its first five digits made 10000 again, taken
+            int(numbered.group(1))
+            for p in runs_dir.iterdir()
+            if (numbered := re.match(r"([0-9]{5,})-", p.name)) and p.is_dir()
+        ]
         path = runs_dir / f"{max(numbers, default=0) + 1:05d}-{run_name(dataset)}"
         try:
             path.mkdir()

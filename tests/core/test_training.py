@@ -314,6 +314,13 @@ def test_run_folders_are_numbered_and_never_reused(tmp_path: Path) -> None:
         thread.join()
     assert sorted(p.name for p in made) == [f"{i:05d}-mnist-5k" for i in range(1, 9)]
     assert create_run_dir("/data/My Fashion", runs).name == "00009-My-Fashion"
+    (runs / "12345-notes.txt").write_text("a file of the user's, not a run")
+    (runs / "1234-x").mkdir()  # not five digits: not numbered as a run
+    assert create_run_dir("mnist-5k", runs).name == "00010-mnist-5k"
+    # Past 99999 the number grows a digit: its first five digits made 10000 again, which was taken
+    (runs / "99999-mnist-5k").mkdir()
+    made = [create_run_dir("mnist-5k", runs).name for _ in range(2)]
+    assert made == ["100000-mnist-5k", "100001-mnist-5k"]
 
 
 def test_a_runs_folder_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
