@@ -94,6 +94,7 @@ from acgan_cli.core.models import build_models
 from acgan_cli.core.runs import (
     RunPlan,
     check_batch_size,
+    check_not_behind,
     check_resume,
     check_run_length,
     check_same_data,
@@ -429,6 +430,12 @@ class Trainer:
         self._released = False  # by `run`, which ended: another process may write to the folder now
         # A trainer never run leaves no empty run folder behind once it is collected.
         self._unlock = weakref.finalize(self, release_run_dir, lock, self.made_folders)
+        if resume_info is not None and not self.new_run_dir:  # again, under the lock: a resume of the
+            try:  # same run that took the lock first may have gone on past the checkpoint planned from
+                check_not_behind(resume_info, self.run_dir)
+            except BaseException:
+                self._unlock()
+                raise
 
     def has_checkpoint(self) -> bool:
         """Whether this run's folder holds a checkpoint (one that `--resume RUN` would find)."""

@@ -16,6 +16,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from acgan_cli.core import checkpoint as ckpt
+from acgan_cli.core import training
 from acgan_cli.core.errors import AcganError, CheckpointError, DivergedError, Notice, RunDirError, UsageError
 from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStarted, SampleSaved, StepDone
 from acgan_cli.core.runs import claim_run_dir, create_run_dir, plan_run, resume_config
@@ -165,6 +166,31 @@ def test_a_resume_after_a_kill_drops_the_grids_drawn_after_its_checkpoint(
     Trainer(dataclasses.replace(config, max_steps=4), resume=killed.run_dir, dataset=small_dataset).run()
     grids = sorted(path.name for path in samples.iterdir())
     assert grids == ["step-00000003.png", "step-00000004.png", "step-6-mine.png"]  # 4: the run's last
+
+
+def test_a_resume_that_another_resume_of_the_run_overtook_is_refused_under_the_lock(
+    tmp_path: Path, small_dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its checks ran before it locked the folder: a resume planned at step 3 then wrote over the
+    other one's step 4 and left its step 6 behind, the run's newest file from another history."""
+    run = tmp_path / "run"
+    Trainer(tiny_config(max_steps=3), run_dir=run, dataset=small_dataset).run()
+    take_the_lock = training.lock_run_dir
+
+    def overtaken(path: Path) -> int | None:  # another process's resume takes the lock first, and ends
+        monkeypatch.setattr(training, "lock_run_dir", take_the_lock)
+        Trainer(tiny_config(max_steps=6), resume=run, dataset=small_dataset).run()
+        return take_the_lock(path)
+
+    monkeypatch.setattr(training, "lock_run_dir", overtaken)
+    with pytest.raises(RunDirError, match="newest checkpoint"):
+        Trainer(
+            tiny_config(max_steps=4),
+            resume=run / "checkpoints" / "step-00000003.safetensors",
+            dataset=small_dataset,
+        )
+    assert ckpt.read_info(run).step == 6
+    Trainer(tiny_config(max_steps=8), resume=run, dataset=small_dataset).run()  # the lock was let go
 
 
 def test_a_whole_last_metrics_line_cut_just_before_its_newline_is_kept(tmp_path: Path, small_dataset) -> None:
