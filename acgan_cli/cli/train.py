@@ -49,6 +49,7 @@ from acgan_cli.core.config import (
     RECIPES,
     TrainConfig,
     check_seed,
+    either,
 )
 from acgan_cli.core.data import (
     DATASETS,
@@ -234,7 +235,7 @@ def train(
     adversarial_loss: Annotated[
         str | None,
         typer.Option(
-            help="bce or hinge. \\[default: the recipe's]",
+            help=f"{either(ADVERSARIAL_LOSSES)}. \\[default: the recipe's]",
             autocompletion=complete_from(ADVERSARIAL_LOSSES),
             rich_help_panel=RECIPE,
         ),
@@ -258,7 +259,7 @@ def train(
     d_norm: Annotated[
         str | None,
         typer.Option(
-            help="The discriminator's normalisation: batch or spectral. \\[default: the recipe's]",
+            help=f"The discriminator's normalisation: {either(D_NORMS)}. \\[default: the recipe's]",
             autocompletion=complete_from(D_NORMS),
             rich_help_panel=RECIPE,
         ),

@@ -177,6 +177,29 @@ def test_help_names_a_value_type_for_options_that_take_one_and_none_for_flags(co
         assert "Download a missing dataset." in rows["--download"]
 
 
+def test_help_names_every_choice_its_registry_holds() -> None:
+    """The choices come from a registry; a help text that names them by hand must keep up with it."""
+    from typer.main import get_command
+
+    from acgan_cli.core.config import ADVERSARIAL_LOSSES, D_NORMS, DEVICES, PRECISIONS, RECIPES
+    from acgan_cli.core.export import FORMATS
+
+    commands = get_command(app).commands
+    helps = {
+        (command, param.name): param.help or "" for command in commands for param in commands[command].params
+    }
+    registries = {"adversarial_loss": ADVERSARIAL_LOSSES, "d_norm": D_NORMS, "recipe": RECIPES}
+    named = {("train", option): choices for option, choices in registries.items()}
+    for command in ("train", "sample", "evaluate"):
+        named[command, "device"] = DEVICES
+    for command in ("train", "evaluate"):
+        named[command, "precision"] = PRECISIONS
+    named["export", "fmt"] = FORMATS
+    for (command, option), choices in named.items():
+        missing = [choice for choice in choices if choice not in helps[command, option]]
+        assert not missing, (command, option, missing)
+
+
 def test_help_texts_hold_no_markup_that_rich_would_swallow() -> None:
     """rich reads "[default: all]" as a style tag and drops it: evaluate's help lost four defaults."""
     import re
