@@ -147,9 +147,17 @@ def resolve_checkpoint(path: str | Path) -> Path:
                 return latest if step >= held else steps[-1]
             return latest
         runs = sorted(run for run in path.glob(f"*/checkpoints/{LATEST}"))  # a folder of runs: runs/
+        if _is_run(path):  # "give a run folder" sent the user back to this one
+            hint = (
+                "the run has saved none yet: it is in its first epoch (wait for its first checkpoint), "
+                f"or it stopped before it, and nothing can resume it (delete {path} and train again)"
+            )
+        else:
+            hint = (
+                f"it holds runs: name one, e.g. {runs[-1].parent.parent}" if runs else NOT_A_CHECKPOINT_HINT
+            )
         raise CheckpointError(
-            f"{path} holds no checkpoint (no checkpoints/{LATEST} or step-*.safetensors)",
-            hint=f"it holds runs: name one, e.g. {runs[-1].parent.parent}" if runs else NOT_A_CHECKPOINT_HINT,
+            f"{path} holds no checkpoint (no checkpoints/{LATEST} or step-*.safetensors)", hint=hint
         )
     if not path.exists():
         raise CheckpointError(f"{path} {_missing(path)}", hint=NOT_A_CHECKPOINT_HINT)

@@ -262,6 +262,17 @@ def write_atomic(path: Path, data: bytes) -> None:
         replace_durably(tmp, path)
 
 
+def replace_entry(path: Path, data: bytes) -> None:
+    """Replace the folder entry `path` with a file of `data`, so that readers see the old file or
+    the new one: a symlink there is replaced, not its target (a run's own records, such as its
+    latest checkpoint linked to an older one, which the write went over)."""
+    with _staged(path, data) as tmp:
+        with open(tmp, "rb+") as f:  # Windows' fsync needs a file open for writing
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    _sync_folder(path.parent)
+
+
 def write_new(path: Path, data: bytes) -> bool:
     """Write `data` as the new file `path`, whole, unless something already has that name: then
     False, and nothing is written. Another process taking the name between a caller's look and

@@ -101,25 +101,71 @@ def check_out(
     home = run_dir_of(resumed.path) if resumed is not None else None
     if home is not None and (path is None or path.resolve() == home):
         check_not_in_use(home)  # the run itself locks it later, once the data is loaded
+        _check_writable(home)
+        return
     if path is None:
         runs_dir = Path(runs_dir or default_runs_dir())
-        if home is None and (blocker := files.blocking_file(runs_dir / "run")):
+        if blocker := files.blocking_file(runs_dir / "run"):
             raise RunDirError(
                 f"cannot create a run folder in {runs_dir}: {blocker} is not a folder",
                 hint="set --out or $ACGAN_RUNS_DIR",
             )
-        return
-    if home is not None and home == path.resolve():
+        _check_can_make(runs_dir, "set --out or $ACGAN_RUNS_DIR")
         return
     if path.exists() and not path.is_dir():
         raise RunDirError(f"{path} exists and is not a folder", hint="choose another --out")
     if path.is_dir() and any(path.iterdir()):
+        checkpoints = path / "checkpoints"
+        saved = (checkpoints / ckpt.LATEST).exists() or bool(ckpt.step_files(checkpoints))
         raise RunDirError(
             f"{path} already holds files; acgan never overwrites a run",
-            hint=f"choose a new --out, or continue that run with --resume {path}",
+            # A run killed before its first checkpoint: --resume then said it "holds no checkpoint"
+            hint=f"choose a new --out, or continue that run with --resume {path}"
+            if saved or not (path / "config.json").is_file()
+            else f"it holds a run that saved no checkpoint, which nothing can resume: delete {path} and "
+            "train again, or choose a new --out",
         )
     if blocker := files.blocking_file(path):
         raise RunDirError(f"cannot create {path}: {blocker} is not a folder", hint="choose another --out")
+    _check_can_make(path, "choose another --out")
+
+
+# Where the system cannot say: a folder made read-only on Windows is written all the same there
+_CAN_WRITE = os.W_OK | os.X_OK
+
+
+def _check_writable(run: Path) -> None:
+    """Refuse to resume a run in its folder where what the run writes there cannot be written: it
+    was found at the first checkpoint, and the steps trained until then were lost (`--dry-run`
+    approved it). Told by the system's permissions (`os.access`), which a dry run leaves as they were."""
+    for folder in (run, run / "checkpoints", run / "samples"):
+        if folder.exists() and not folder.is_dir():
+            raise RunDirError(
+                f"{folder} is not a folder, and the run writes its files there",
+                hint="move it aside to resume the run, or branch into a new folder with --out NEW_FOLDER",
+            )
+        if folder.is_dir() and not os.access(folder, _CAN_WRITE):
+            _refuse_unwritable(folder, "the run writes its checkpoints, grids and records there")
+    metrics = run / "metrics.jsonl"
+    if metrics.is_file() and not os.access(metrics, os.W_OK):
+        _refuse_unwritable(metrics, "the run adds its losses to it")
+
+
+def _check_can_make(path: Path, hint: str) -> None:
+    """Refuse a run folder `path` that cannot be made, or written, in the nearest folder that is there."""
+    there = next(folder for folder in (path, *path.parents) if folder.exists())
+    if there.is_dir() and not os.access(there, _CAN_WRITE):
+        raise RunDirError(
+            f"cannot {'write in' if there == path else 'create'} {path}: {there} is not writable",
+            hint=f"{hint}, or make {there} writable",
+        )
+
+
+def _refuse_unwritable(path: Path, why: str) -> None:
+    raise RunDirError(
+        f"cannot write to {path}: it is read-only ({why})",
+        hint="make it writable to resume the run there (chmod u+w), or branch into a new folder with --out NEW_FOLDER",
+    )
 
 
 def claim_run_dir(path: Path) -> Path:
@@ -551,6 +597,8 @@ def plan_run(
         if resume is None and count_images:
             check_dataset_name(config.dataset)
         config = _as_recorded(config)  # (or none) once the run was resumed or evaluated from elsewhere
+    if resume is not None and (Path(resume) / "config.json").is_file():  # a run folder: in its first
+        check_not_in_use(Path(resume))  # epoch it holds no checkpoint, which is said of a dead run too
     info, tensors = ckpt.load_checkpoint(resume) if resume is not None else (None, None)
     if info is not None:
         saved = ckpt.training_config_of(info)  # a generator-only file cannot resume

@@ -604,22 +604,26 @@ class Trainer:
         path = self.checkpoint_dir / f"step-{self.step:08d}.safetensors"
         first = self.last_checkpoint == self.resumed_from  # this session's first
         try:
-            files.write_atomic(path, data)
+            # The names themselves: a latest.safetensors linked to step-N wrote step N+1 over step N
+            files.replace_entry(path, data)
             self.last_checkpoint = path  # whole from here: a resume finds it even if latest fails
-            files.write_atomic(self.checkpoint_dir / ckpt.LATEST, data)
-            if first and not self.new_run_dir:
-                # A resume in its own folder records its settings once it has a checkpoint to show
-                # for them: one that stops or fails before leaves the run's record as it was.
-                self._write_config()
-            if self.config.keep_checkpoints:  # only once the new state is in both files
-                for old in ckpt.step_files(self.checkpoint_dir)[: -self.config.keep_checkpoints]:
-                    with contextlib.suppress(OSError):  # one left behind costs disk, not the run
-                        old.unlink()
+            files.replace_entry(self.checkpoint_dir / ckpt.LATEST, data)
         except OSError as exc:
             raise CheckpointError(
                 f"cannot write a checkpoint to {self.checkpoint_dir}: {exc.strerror or exc}; {self._kept()}",
                 hint=self._write_hint(),
             ) from None
+        if first and not self.new_run_dir:
+            # A resume in its own folder records its settings once it has a checkpoint to show
+            # for them: one that stops or fails before leaves the run's record as it was.
+            try:
+                self._write_config()
+            except OSError as exc:  # it was blamed on the checkpoint, which was written
+                raise self._write_failed(self.run_dir / "config.json", exc) from None
+        if self.config.keep_checkpoints:  # only once the new state is in both files
+            for old in ckpt.step_files(self.checkpoint_dir)[: -self.config.keep_checkpoints]:
+                with contextlib.suppress(OSError):  # one left behind costs disk, not the run
+                    old.unlink()
         return path
 
     def _diverged(self, step: int, exact: bool = True) -> DivergedError:
@@ -696,7 +700,7 @@ class Trainer:
         path = self.samples_dir / f"step-{self.step:08d}.png"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            files.write_atomic(path, encode_png(images, SAMPLES_PER_CLASS))
+            files.replace_entry(path, encode_png(images, SAMPLES_PER_CLASS))
         except OSError as exc:
             raise self._write_failed(path, exc) from None
         return path

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from acgan_cli.cli import app
 from acgan_cli.core.checkpoint import load_checkpoint, read_info
-from tests.conftest import TINY, TINY_ARGS, needs_dev_full, plain, run_into_full_stdout
+from tests.conftest import TINY, TINY_ARGS, needs_dev_full, plain, read_only_folder, run_into_full_stdout
 from tests.helpers import write_idx, write_idx_folder, write_torchvision_mnist
 
 runner = CliRunner()
@@ -487,6 +487,73 @@ def test_a_gpu_runs_fp16_and_cuda_graph_resumed_on_the_cpu_go_on_in_what_the_cpu
     result = runner.invoke(app, [*args, "--precision", "fp16"])
     assert result.exit_code == 2 and "Invalid value for --precision: fp16 needs a CUDA GPU" in result.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_a_run_folder_the_run_cannot_write_is_refused_before_it_trains(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """A read-only checkpoints/ was found at the first save, and the steps trained until then were
+    lost (`--dry-run` approved it); a samples/ that is a file was `error: File exists`."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    resume = ["train", "--resume", str(run), "--max-steps", "14"]
+    with read_only_folder(run / "checkpoints") as reason:
+        for dry_run in (["--dry-run"], []):
+            result = runner.invoke(app, [*resume, *dry_run])
+            assert result.exit_code == 1 and result.stdout == "", result.stderr
+            assert result.stderr.splitlines() == [  # before loading the data: no "loading" line
+                f"error: cannot write to {run / 'checkpoints'}: it is read-only (the run writes its "
+                "checkpoints, grids and records there)",
+                "hint: make it writable to resume the run there (chmod u+w), or branch into a new folder with "
+                "--out NEW_FOLDER",
+            ], reason
+        branched = runner.invoke(app, [*resume, "--out", str(tmp_path / "branch"), "--dry-run"])
+        assert branched.exit_code == 0, branched.stderr  # the run's folder is only read then
+    with read_only_folder(tmp_path) as reason:  # a new run's folder cannot be made there
+        result = runner.invoke(
+            app, ["train", "--dataset", "mnist-5k", "--out", str(tmp_path / "new"), "--dry-run"]
+        )
+        assert result.exit_code == 1, reason
+        assert (
+            result.stderr.splitlines()[0]
+            == f"error: cannot create {tmp_path / 'new'}: {tmp_path} is not writable"
+        )
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+    shutil.rmtree(run / "samples")
+    (run / "samples").write_text("a file where the run keeps its grids")
+    result = runner.invoke(app, [*resume, "--dry-run"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"error: {run / 'samples'} is not a folder, and the run writes its files there"
+    )
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_said_to_have_none_to_resume(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """As kill -9 leaves a new run before its first save: `--out` said to resume it, and `--resume`
+    said "give a run folder", each sending the user to the other."""
+    run = tmp_path / "killed"
+    shutil.copytree(trained_run, run)
+    for path in (run / "checkpoints").iterdir():
+        path.unlink()
+    dead_end = (
+        f"it holds a run that saved no checkpoint, which nothing can resume: delete {run} and train again"
+    )
+    again = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--out", str(run), "--dry-run"])
+    assert again.exit_code == 1 and again.stderr.splitlines()[1].startswith(f"hint: {dead_end}")
+    hint = (
+        "hint: the run has saved none yet: it is in its first epoch (wait for its first checkpoint), or it "
+        f"stopped before it, and nothing can resume it (delete {run} and train again)"
+    )
+    for command in (["train", "--resume", str(run), "--dry-run"], ["sample", "--ckpt", str(run)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1
+        assert result.stderr.splitlines() == [
+            f"error: {run} holds no checkpoint (no checkpoints/latest.safetensors or step-*.safetensors)",
+            hint,
+        ]
 
 
 def test_a_resumed_batch_size_larger_than_the_data_blames_the_file_not_an_option(

@@ -193,6 +193,24 @@ def test_a_resume_that_another_resume_of_the_run_overtook_is_refused_under_the_l
     Trainer(tiny_config(max_steps=8), resume=run, dataset=small_dataset).run()  # the lock was let go
 
 
+def test_a_checkpoint_name_that_is_a_link_is_replaced_not_written_through(
+    tmp_path: Path, small_dataset
+) -> None:
+    """A latest.safetensors linked to step 3's file had step 4 written over step 3, without a word."""
+    run = tmp_path / "run"
+    Trainer(tiny_config(max_steps=3), run_dir=run, dataset=small_dataset).run()
+    checkpoints = run / "checkpoints"
+    step_3 = (checkpoints / "step-00000003.safetensors").read_bytes()
+    (checkpoints / "latest.safetensors").unlink()
+    (checkpoints / "latest.safetensors").symlink_to("step-00000003.safetensors")
+    (run / "samples" / "step-00000004.png").symlink_to("step-00000003.png")  # a grid's name, too
+    grid_3 = (run / "samples" / "step-00000003.png").read_bytes()
+    Trainer(tiny_config(max_steps=4, sample_every=4), resume=run, dataset=small_dataset).run()
+    assert (checkpoints / "step-00000003.safetensors").read_bytes() == step_3
+    assert not (checkpoints / "latest.safetensors").is_symlink() and ckpt.read_info(run).step == 4
+    assert (run / "samples" / "step-00000003.png").read_bytes() == grid_3
+
+
 def test_a_whole_last_metrics_line_cut_just_before_its_newline_is_kept(tmp_path: Path, small_dataset) -> None:
     first = Trainer(tiny_config(max_steps=4, log_every=2), run_dir=tmp_path / "run", dataset=small_dataset)
     first.run()
