@@ -1057,11 +1057,11 @@ class Trainer:
                     ):
                         # log() raises DivergedError before anything is saved
                         epoch_windows.append(log(epoch, evaluate=eval_due))
-                    if sample_due:
-                        on_event(SampleSaved(self.step, self._save_samples()))
-                    if ckpt_due:
+                    if ckpt_due:  # before the grid: a grid that fails (a full disk) then loses no steps
                         on_event(CheckpointSaved(self.step, self._save_checkpoint(epoch)))
                         saved_step = self.step
+                    if sample_due:
+                        on_event(SampleSaved(self.step, self._save_samples()))
                     if sample_due or ckpt_due:  # logged just before them: the next window starts now
                         window.restart_clock()  # (with --log-every 1 it alternated 326 and 1,289 images/s)
                     if end_of_epoch:

@@ -1,3 +1,4 @@
+import contextlib
 import dataclasses
 import gc
 import json
@@ -21,7 +22,7 @@ from acgan_cli.core.errors import AcganError, CheckpointError, DivergedError, No
 from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStarted, SampleSaved, StepDone
 from acgan_cli.core.runs import claim_run_dir, create_run_dir, plan_run, resume_config
 from acgan_cli.core.training import Trainer
-from tests.conftest import tiny_config
+from tests.conftest import read_only_folder, tiny_config
 from tests.helpers import make_idx_folder, same_weights, weights_of, write_idx_folder
 
 
@@ -209,6 +210,27 @@ def test_a_checkpoint_name_that_is_a_link_is_replaced_not_written_through(
     assert (checkpoints / "step-00000003.safetensors").read_bytes() == step_3
     assert not (checkpoints / "latest.safetensors").is_symlink() and ckpt.read_info(run).step == 4
     assert (run / "samples" / "step-00000003.png").read_bytes() == grid_3
+
+
+def test_a_grid_that_cannot_be_written_loses_no_checkpoint_due_at_its_step(
+    tmp_path: Path, small_dataset
+) -> None:
+    """The grid was drawn first: its failure stopped the run before the checkpoint due at the same
+    step, and the steps since the last one were lost."""
+    with contextlib.ExitStack() as stack:
+
+        def samples_turn_read_only(event: object) -> None:
+            if isinstance(event, StepDone) and event.step == 1:
+                stack.enter_context(read_only_folder(tmp_path / "run" / "samples"))
+
+        trainer = Trainer(
+            tiny_config(max_steps=4, ckpt_every=2, sample_every=2),
+            run_dir=tmp_path / "run",
+            dataset=small_dataset,
+        )
+        with pytest.raises(RunDirError, match=r"cannot write .*step-00000002\.png"):
+            trainer.run(on_event=samples_turn_read_only)
+    assert ckpt.read_info(tmp_path / "run").step == 2
 
 
 def test_a_whole_last_metrics_line_cut_just_before_its_newline_is_kept(tmp_path: Path, small_dataset) -> None:
