@@ -315,6 +315,11 @@ _IDX_NAMES = {  # in any case: archives made on Windows or DOS often hold TRAIN-
         r"(^|[-_.])(t10k|test)[-_.]labels[-_.]idx1[-_.]ubyte(\.gz)?$", re.IGNORECASE
     ),
 }
+# What --dataset takes, for a file given in its place whose folder is no dataset (an .npz, a .csv).
+DATASET_FILE_HINT = (
+    "acgan reads a folder of MNIST-format IDX files, or a folder of class folders of images; "
+    "the shipped 5,000 digits are --dataset mnist-5k"
+)
 # Files --dataset is sometimes given instead of the folder they unpack to (an IDX file's .gz is not one).
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar")
 MAX_IDX_BYTES = 4 * 2**30  # refuse to decompress more than this from one file
@@ -691,13 +696,20 @@ def check_dataset_name(name: str) -> None:
             option="dataset",
             detail=f"{name!r} is an image, not a folder of class folders",
         )
-    if Path(name).expanduser().is_file():
-        folder = Path(name).expanduser().parent
+    path = Path(name).expanduser()
+    if path.is_file() and any(pattern.search(path.name) for pattern in _IDX_NAMES.values()):
         raise UsageError(
             f"{name} is a file; --dataset takes the folder that holds the IDX files",
-            hint=f"give its folder: --dataset {shlex.quote(str(folder))}",
+            hint=f"give its folder: --dataset {shlex.quote(str(path.parent))}",
             option="dataset",
             detail=f"{name!r} is a file, not a folder of IDX files",
+        )
+    if path.is_file():  # its folder is no dataset either (mnist-5k.npz's "has no train images IDX file")
+        raise UsageError(
+            f"{name} is a file; --dataset takes a folder",
+            hint=DATASET_FILE_HINT,
+            option="dataset",
+            detail=f"{name!r} is a file, not a folder",
         )
     meant = closest(name, DATASETS)
     suggestion = did_you_mean(name, meant or name, bool(meant))

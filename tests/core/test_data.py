@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import acgan_cli
 from acgan_cli.core.data import (
     DATASETS,
     check_dataset_name,
@@ -465,6 +466,25 @@ def test_a_file_given_as_the_dataset_is_told_to_give_its_folder(tmp_path: Path) 
         caught.value.detail == f"'{folder / 'train-images-idx3-ubyte'}' is a file, not a folder of IDX files"
     )
     assert caught.value.hint == f"give its folder: --dataset {folder}"
+
+
+@pytest.mark.parametrize("name", ["mnist-5k.npz", "digits.csv"])
+def test_a_file_that_is_no_idx_file_is_told_what_dataset_takes_not_to_give_its_folder(
+    tmp_path: Path, name: str
+) -> None:
+    """`--dataset DATA/mnist-5k.npz` was told "give its folder: --dataset DATA", and DATA then "has
+    no train images IDX file": only an IDX file's folder is a dataset."""
+    path = tmp_path / name
+    path.write_bytes((Path(acgan_cli.__file__).parent / "assets" / "mnist-5k.npz").read_bytes())
+    with pytest.raises(UsageError) as caught:
+        check_dataset_name(str(path))
+    assert caught.value.detail == f"{str(path)!r} is a file, not a folder"
+    assert caught.value.hint == (
+        "acgan reads a folder of MNIST-format IDX files, or a folder of class folders of images; "
+        "the shipped 5,000 digits are --dataset mnist-5k"
+    )
+    with pytest.raises(DataError, match="has no train images IDX file"):  # where the old hint led
+        load_dataset(str(tmp_path))
 
 
 @pytest.mark.parametrize("compress", [False, True])
