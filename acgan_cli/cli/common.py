@@ -13,6 +13,7 @@ import stat
 import sys
 import threading
 import traceback
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -261,8 +262,8 @@ def to_devnull(stream: Any) -> None:
 
 
 def print_error(message: str, hint: str | None = None) -> None:
-    """`error: message` and `hint: hint` on stderr; a stderr whose reader went away takes nothing
-    more, and the command still ends with its error's exit code."""
+    """`error: message` and `hint: hint` on stderr, one line each; a stderr whose reader went away
+    takes nothing more, and the command still ends with its error's exit code."""
     console = stderr_console()
     try:
         console.print(f"[bold red]error:[/] {_escape(message)}", markup=True)
@@ -272,10 +273,20 @@ def print_error(message: str, hint: str | None = None) -> None:
         to_devnull(sys.stderr)
 
 
+# What would break an error's one line, by Unicode category: control characters (a newline in a
+# path split it in two; ESC starts a colour or a cursor move) and line and paragraph separators.
+# Everything else prints as it is: é and 日本, and a non-UTF-8 name's bytes (see encoding.py).
+_LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+
+
 def _escape(text: str) -> str:
+    """`text` as rich prints it literally, its line-breaking characters as repr writes them (`\\n`)."""
     from rich.markup import escape
 
-    return escape(text)
+    shown = "".join(
+        repr(char)[1:-1] if unicodedata.category(char) in _LINE_BREAKING else char for char in text
+    )
+    return escape(shown)
 
 
 def handle_errors(command: Callable[P, R] | None = None, *, training: bool = False) -> Any:

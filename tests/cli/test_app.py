@@ -147,6 +147,26 @@ def test_a_ctrl_c_a_library_wrapped_in_its_own_error_is_an_interruption(
     ]
 
 
+def test_a_newline_or_escape_in_a_path_is_shown_escaped_on_the_one_error_line() -> None:
+    """`--ckpt $'runs/no\\nsuch'` printed `error: runs/no` and `such does not exist`: two lines."""
+    result = runner.invoke(app, ["sample", "--ckpt", "runs/é日本\nno\x1b[31msuch\u2028\r"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: runs/é日本\\nno\\x1b[31msuch\\u2028\\r does not exist",
+        "hint: give a .safetensors file written by `acgan train`, or a run folder",
+    ]
+
+
+def test_a_hint_shows_its_control_characters_escaped_too(capsys: pytest.CaptureFixture[str]) -> None:
+    from acgan_cli.cli.common import print_error
+
+    print_error("cannot read the file\tdata\x7f", "rename the folder data\nold, or lëave it")
+    assert capsys.readouterr().err.splitlines() == [
+        "error: cannot read the file\\tdata\\x7f",
+        "hint: rename the folder data\\nold, or lëave it",
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "env", "named"),
     [
