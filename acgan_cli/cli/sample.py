@@ -339,9 +339,9 @@ def sample(
     target_path, numbered_in = (None, None) if to_stdout else _target(out, fmt, stem)
     if target_path is not None:  # refused before drawing (up to 100,000 images)
         from acgan_cli.core.checkpoint import refuse_to_overwrite_checkpoint
-        from acgan_cli.core.files import destination
+        from acgan_cli.core.files import output_destination
 
-        refuse_to_overwrite_checkpoint(destination(target_path), "sample", reading=info.path)
+        refuse_to_overwrite_checkpoint(output_destination(target_path), "sample", reading=info.path)
     named = extension(target_path, [f".{name}" for name in FORMATS]).lstrip(".") if target_path else ""
     if named in FORMATS and named != fmt:  # --format as asked, but not without a word
         warnings.warn(

@@ -47,6 +47,7 @@ from acgan_cli.core.files import (
     destination,
     extension,
     is_stream,
+    output_destination,
     remove_orphaned_temporaries,
     replace_durably,
     temporary_path,
@@ -538,11 +539,13 @@ def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
     if not out:  # '' as well: the default, as for sample
         target = default_output(checkpoint, fmt)
     else:
-        target = destination(Path(out).expanduser())
-        if target.is_dir() or str(out).endswith(("/", os.sep)):
-            target = target / default_output(checkpoint, fmt).name
+        given = Path(out).expanduser()
+        into = given.is_dir() or str(out).endswith(("/", os.sep))  # a folder, to write the default name into
+        name = default_output(checkpoint, fmt).name
+        output_destination(given / name if into else given)  # a folder link to nothing: no folder made there
+        target = destination(given) / name if into else destination(given)
     # Whatever chose the name (a checkpoint named model.onnx has itself as its default output).
-    final = destination(target)
+    final = output_destination(target)
     refuse_to_overwrite_checkpoint(final, "export", reading=checkpoint)
     return target
 

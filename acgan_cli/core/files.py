@@ -21,6 +21,8 @@ import stat
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
+from acgan_cli.core.errors import UsageError
+
 # A temporary file's name: `.NAME.PID-N.tmp`, or `.NAME.PID-N.tmp.EXT` for an export (torch.export
 # wants its archive to end in .pt2; TorchScript's extension is .torchscript.pt). N counts this
 # process's writes, so that two threads writing one file never share a temporary (earlier
@@ -174,6 +176,54 @@ def destination(path: Path) -> Path:
     if not path.is_symlink() or is_stream(path):
         return path
     return Path(os.path.realpath(path))
+
+
+def output_destination(path: Path) -> Path:
+    """`destination(path)` for a file a command was asked to write (--out): a UsageError if `path`
+    leads through symbolic links that loop, or through one that leads where there is no folder.
+
+    A loop's link was replaced by the file, and a link to a missing folder had that folder made
+    where it pointed; the shell refuses both ("No such file or directory"). The missing folders of
+    a path that is no link are made, as asked.
+    """
+    problem = _unfollowable(path)
+    if problem is not None:
+        detail, hint = problem
+        raise UsageError(detail, hint=hint, option="out", detail=detail)
+    return destination(path)
+
+
+def _unfollowable(path: Path) -> tuple[str, str] | None:
+    """(why, what to do) where writing `path` would need a link it leads through to be followed
+    somewhere that cannot be, else None."""
+    try:
+        os.stat(path)
+        return None  # there: whatever it is, the write says what it makes of it
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{path} leads through symbolic links that loop", "fix the links, or choose another --out"
+    # Not there: the nearest part of it that is decides where the file (or its folders) would go.
+    nearest = next((part for part in (path, *path.parents) if os.path.lexists(part)), None)
+    if nearest is None or not os.path.islink(nearest) or os.path.exists(nearest):
+        return None  # no link, or one to a folder that is there: missing folders are made inside it
+    target = Path(os.path.realpath(nearest))
+    if nearest == path:  # a link to a file still to be written, which goes where it points
+        folder = target.parent
+        if os.path.isdir(folder):
+            return None
+        if os.path.lexists(folder):
+            return (
+                f"{path} is a symbolic link to {target}, and {folder} is not a folder",
+                "point the link elsewhere, or choose another --out",
+            )
+        return (
+            f"{path} is a symbolic link to {target}, whose folder does not exist",
+            f"make {folder} first, point the link elsewhere, or choose another --out",
+        )
+    return (  # a folder on the way that is a link to nothing: its folders are never made there
+        f"{path} leads through {nearest}, a symbolic link to {target}, which does not exist",
+        f"make {target} first, point the link elsewhere, or choose another --out",
+    )
 
 
 def is_stream(path: Path) -> bool:

@@ -545,3 +545,41 @@ def test_out_dash_is_refused_where_there_is_no_dev_stdout(run: Path, monkeypatch
         result.output
     )
     assert not list(run.rglob("*.pt2")) and not list(Path.cwd().rglob("*.pt2"))  # nothing written
+
+
+def test_an_out_link_into_a_loop_or_to_a_missing_folder_is_refused_before_exporting(
+    run: Path, tmp_path: Path
+) -> None:
+    """As for sample: a link into the loop a -> b -> a was replaced by the export, and a link to
+    elsewhere/sub/g.onnx had elsewhere/sub made where it pointed; the shell refuses both."""
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    (tmp_path / "loop.onnx").symlink_to("a")
+    elsewhere = tmp_path / "elsewhere"
+    (tmp_path / "far.onnx").symlink_to(elsewhere / "sub" / "g.onnx")
+    (tmp_path / "gone").symlink_to(elsewhere)
+    before = sorted(os.listdir(tmp_path))
+    expected = {
+        "loop.onnx": [
+            "error: Invalid value for --out: loop.onnx leads through symbolic links that loop",
+            "hint: fix the links, or choose another --out",
+        ],
+        "far.onnx": [
+            f"error: Invalid value for --out: far.onnx is a symbolic link to {elsewhere}/sub/g.onnx, "
+            "whose folder does not exist",
+            f"hint: make {elsewhere}/sub first, point the link elsewhere, or choose another --out",
+        ],
+        "gone/": [
+            f"error: Invalid value for --out: gone/latest.onnx leads through gone, a symbolic link to "
+            f"{elsewhere}, which does not exist",
+            f"hint: make {elsewhere} first, point the link elsewhere, or choose another --out",
+        ],
+    }
+    for out, lines in expected.items():
+        result = runner.invoke(app, ["export", str(run), "--out", out])
+        assert result.exit_code == 2, out
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == lines
+    assert sorted(os.listdir(tmp_path)) == before and not elsewhere.exists()
+    assert os.readlink(tmp_path / "a") == "b" and os.readlink(tmp_path / "loop.onnx") == "a"
+    assert not list(run.rglob("*.onnx"))

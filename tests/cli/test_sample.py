@@ -771,3 +771,72 @@ def test_json_says_what_was_drawn_and_the_seed_draws_it_again(run: Path, tmp_pat
     assert np.array_equal(np.load(tmp_path / "a.npz")["images"], np.load(tmp_path / "b.npz")["images"])
     both = runner.invoke(app, ["sample", "--json", "--out", "-", "--format", "npy"])
     assert both.exit_code == 2 and "the image data and the JSON would both go to stdout" in both.stderr
+
+
+def _loop(folder: Path) -> None:
+    """Links a -> b -> a in `folder`."""
+    (folder / "a").symlink_to("b")
+    (folder / "b").symlink_to("a")
+
+
+@pytest.mark.parametrize("out", ["out.png", "loop/x.png", "loop/"])
+def test_an_out_that_leads_through_a_loop_of_links_is_refused_and_the_links_kept(
+    run: Path, tmp_path: Path, out: str
+) -> None:
+    """`--out out.png`, a link into the loop a -> b -> a, replaced the link a with the PNG, exit 0
+    (the shell refuses it, and --ckpt refused it)."""
+    _loop(tmp_path)
+    (tmp_path / "out.png").symlink_to("a")
+    (tmp_path / "loop").symlink_to("a")
+    before = sorted(os.listdir(tmp_path))
+    result = runner.invoke(app, ["sample", "--digit", "1", "--out", out])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    named = out if out.endswith(".png") else "loop/sample-1.png"
+    assert result.stderr.splitlines() == [
+        f"error: Invalid value for --out: {named} leads through symbolic links that loop",
+        "hint: fix the links, or choose another --out",
+    ]
+    assert sorted(os.listdir(tmp_path)) == before
+    links = {name: os.readlink(tmp_path / name) for name in ("a", "b", "out.png", "loop")}
+    assert links == {"a": "b", "b": "a", "out.png": "a", "loop": "a"}
+
+
+def test_an_out_link_to_a_missing_folder_is_refused_and_no_folder_made_there(
+    run: Path, tmp_path: Path
+) -> None:
+    """`--out l.png`, a link to elsewhere/sub/deeper/y.png, made those folders where it pointed and
+    wrote y.png, where the shell says "No such file or directory"."""
+    elsewhere = tmp_path / "elsewhere"
+    (tmp_path / "l.png").symlink_to(elsewhere / "sub" / "deeper" / "y.png")
+    (tmp_path / "gone").symlink_to(elsewhere)  # a folder's link
+    expected = {
+        "l.png": [
+            f"error: Invalid value for --out: l.png is a symbolic link to {elsewhere}/sub/deeper/y.png, "
+            "whose folder does not exist",
+            f"hint: make {elsewhere}/sub/deeper first, point the link elsewhere, or choose another --out",
+        ],
+        "gone/x.png": [
+            f"error: Invalid value for --out: gone/x.png leads through gone, a symbolic link to {elsewhere}, "
+            "which does not exist",
+            f"hint: make {elsewhere} first, point the link elsewhere, or choose another --out",
+        ],
+    }
+    expected["gone/"] = [
+        expected["gone/x.png"][0].replace("x.png", "sample-1.png"),
+        expected["gone/x.png"][1],
+    ]
+    for out, lines in expected.items():
+        result = runner.invoke(app, ["sample", "--digit", "1", "--out", out])
+        assert result.exit_code == 2, out
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == lines
+        assert not elsewhere.exists()
+    # A link to a new file in a folder that is there is written through, as the shell writes it; a
+    # path that is no link gets its missing folders.
+    (tmp_path / "there.png").symlink_to("new.png")
+    for out in ("there.png", "plain/sub/x.png"):
+        result = runner.invoke(app, ["sample", "--digit", "1", "--out", out])
+        assert result.exit_code == 0, result.stderr
+    assert Image.open(tmp_path / "new.png").size == Image.open(tmp_path / "plain" / "sub" / "x.png").size
+    assert (tmp_path / "there.png").is_symlink()
