@@ -280,13 +280,17 @@ _LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
 
 
 def _escape(text: str) -> str:
-    """`text` as rich prints it literally, its line-breaking characters as repr writes them (`\\n`)."""
+    """`text` as rich prints it literally, on one line (`_one_line`)."""
     from rich.markup import escape
 
-    shown = "".join(
+    return escape(_one_line(text))
+
+
+def _one_line(text: str) -> str:
+    """`text` with its line-breaking characters as repr writes them (`\\n`): an error, hint or note is one line."""
+    return "".join(
         repr(char)[1:-1] if unicodedata.category(char) in _LINE_BREAKING else char for char in text
     )
-    return escape(shown)
 
 
 def handle_errors(command: Callable[P, R] | None = None, *, training: bool = False) -> Any:
@@ -377,7 +381,7 @@ def _notices_as_lines() -> Iterator[None]:
                 show(message, category, *args, **kwargs)
             elif not state.quiet and str(message) not in said:
                 said.add(str(message))
-                stderr_console().print(f"note: {message}")
+                stderr_console().print(f"note: {_one_line(str(message))}")
 
         warnings.showwarning = show_notice
         yield

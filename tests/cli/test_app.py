@@ -9,7 +9,13 @@ from typer.testing import CliRunner
 
 from acgan_cli import __version__
 from acgan_cli.cli import app
-from tests.conftest import closed_stdout, needs_dev_full, plain, run_into_full_stdout, run_without_torch
+from tests.conftest import (
+    closed_stdout,
+    needs_dev_full,
+    plain,
+    run_into_full_stdout,
+    run_without_torch,
+)
 
 runner = CliRunner()
 
@@ -22,6 +28,21 @@ def test_help_never_imports_torch() -> None:
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.strip() == f"acgan {__version__}"
+
+
+def test_a_note_shows_its_control_characters_escaped_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """Notes name what the core found (the core quotes the paths it names; a class name, a value it
+    read need not be): one with a newline went over two lines, where errors and hints did not."""
+    import warnings
+
+    from acgan_cli.cli.common import _notices_as_lines
+    from acgan_cli.core.errors import Notice
+
+    with _notices_as_lines():
+        warnings.warn(Notice("the class cat\ndog has 3 images\x1b[2J; lëave it"), stacklevel=1)
+    assert capsys.readouterr().err.splitlines() == [
+        "note: the class cat\\ndog has 3 images\\x1b[2J; lëave it"
+    ]
 
 
 @pytest.mark.parametrize(
