@@ -545,9 +545,9 @@ def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
         output_destination(given / name if into else given)  # a folder link to nothing: no folder made there
         target = destination(given) / name if into else destination(given)
     # Whatever chose the name (a checkpoint named model.onnx has itself as its default output).
-    final = output_destination(target)
+    final = output_destination(target)  # a link's target is written, the link kept: the default name too
     refuse_to_overwrite_checkpoint(final, "export", reading=checkpoint)
-    return target
+    return final
 
 
 @contextlib.contextmanager

@@ -292,6 +292,14 @@ def test_a_symlink_keeps_pointing_at_the_new_file(trained_run: Path, tmp_path: P
     assert result.path == real
     assert link.is_symlink() and onnx.load(str(link)).graph.node
     assert [p.name for p in real.parent.iterdir()] == ["g.onnx"]
+    # A name export chose itself (no --out, or --out DIR/) that is a link: it replaced the link
+    source = generator_only_file(trained_run, tmp_path / "g.safetensors")
+    real.write_bytes(b"old")
+    (tmp_path / "g.onnx").symlink_to(real)
+    for out in (None, f"{tmp_path}/"):
+        real.write_bytes(b"old")
+        assert ex.export(source, "onnx", out).path == real
+        assert (tmp_path / "g.onnx").is_symlink() and onnx.load(str(real)).graph.node
 
 
 def test_a_pipe_receives_the_verified_file(trained_run: Path, tmp_path: Path) -> None:
