@@ -691,19 +691,26 @@ class Trainer:
         """The generator that draws the run's grids and is scored: the moving average where there is one."""
         return self.generator if self.generator_ema is None else self.generator_ema
 
-    def _save_samples(self) -> Path:
+    def _draw_samples(self) -> torch.Tensor:
+        """This step's grid images, or DivergedError: finite weights can still draw NaN (overflow),
+        and a checkpoint due at the step is saved only once they are found finite."""
         with self._between_steps():
             try:
-                images = generate(self.sampling_generator, self.sample_z, self.sample_labels, uint8=True)
+                return generate(self.sampling_generator, self.sample_z, self.sample_labels, uint8=True)
             except NonFiniteImages:  # finite losses, but the sampling generator's state is not
                 raise self._diverged(self.step, exact=False) from None
-        path = self.samples_dir / f"step-{self.step:08d}.png"
+
+    def _save_samples(self, images: torch.Tensor) -> Path:
+        path = self._grid_path()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             files.replace_entry(path, encode_png(images, SAMPLES_PER_CLASS))
         except OSError as exc:
             raise self._write_failed(path, exc) from None
         return path
+
+    def _grid_path(self) -> Path:
+        return self.samples_dir / f"step-{self.step:08d}.png"
 
     def _write_config(self) -> None:
         _write_json(
@@ -989,6 +996,10 @@ class Trainer:
                 image_shape=(self.data.channels, config.img_size, config.img_size),
             )
         )
+        sampled = config.sample_every > 0 and self.step % config.sample_every == 0
+        if self.resumed_from and not self.new_run_dir and sampled and not self._grid_path().exists():
+            # Its checkpoint is saved before its grid is written: a write that failed or was killed
+            on_event(SampleSaved(self.step, self._save_samples(self._draw_samples())))
 
         window = _Window(self.device, self.step)  # read once per log line
 
@@ -1057,11 +1068,14 @@ class Trainer:
                     ):
                         # log() raises DivergedError before anything is saved
                         epoch_windows.append(log(epoch, evaluate=eval_due))
-                    if ckpt_due:  # before the grid: a grid that fails (a full disk) then loses no steps
+                    # The grid is drawn (and found finite) before the checkpoint is saved, and written
+                    # after it: a grid that cannot be written (a full disk) loses no steps
+                    grid = self._draw_samples() if sample_due else None
+                    if ckpt_due:
                         on_event(CheckpointSaved(self.step, self._save_checkpoint(epoch)))
                         saved_step = self.step
-                    if sample_due:
-                        on_event(SampleSaved(self.step, self._save_samples()))
+                    if grid is not None:
+                        on_event(SampleSaved(self.step, self._save_samples(grid)))
                     if sample_due or ckpt_due:  # logged just before them: the next window starts now
                         window.restart_clock()  # (with --log-every 1 it alternated 326 and 1,289 images/s)
                     if end_of_epoch:

@@ -215,8 +215,8 @@ def test_a_checkpoint_name_that_is_a_link_is_replaced_not_written_through(
 def test_a_grid_that_cannot_be_written_loses_no_checkpoint_due_at_its_step(
     tmp_path: Path, small_dataset
 ) -> None:
-    """The grid was drawn first: its failure stopped the run before the checkpoint due at the same
-    step, and the steps since the last one were lost."""
+    """The grid was written first: its failure stopped the run before the checkpoint due at the
+    same step, and the steps since the last one were lost. Its resume draws the missing grid."""
     with contextlib.ExitStack() as stack:
 
         def samples_turn_read_only(event: object) -> None:
@@ -231,6 +231,38 @@ def test_a_grid_that_cannot_be_written_loses_no_checkpoint_due_at_its_step(
         with pytest.raises(RunDirError, match=r"cannot write .*step-00000002\.png"):
             trainer.run(on_event=samples_turn_read_only)
     assert ckpt.read_info(tmp_path / "run").step == 2
+    assert not (tmp_path / "run" / "samples" / "step-00000002.png").exists()
+    resumed = Trainer(
+        tiny_config(max_steps=3, ckpt_every=2, sample_every=2), resume=tmp_path / "run", dataset=small_dataset
+    )
+    drawn: list[int] = []
+    resumed.run(on_event=lambda event: drawn.append(event.step) if isinstance(event, SampleSaved) else None)
+    assert drawn == [2, 3]  # step 2's, drawn from the checkpoint's weights as the run would have; 3, the last
+    assert (tmp_path / "run" / "samples" / "step-00000002.png").is_file()
+
+
+def test_a_checkpoint_due_with_a_grid_is_not_saved_when_the_grid_draws_nan(
+    tmp_path: Path, small_dataset
+) -> None:
+    """Finite weights large enough to overflow draw NaN: drawn after the checkpoint, the grid found it
+    once the bad state was saved, and named as the last good one."""
+    from safetensors.torch import save_file
+
+    run = tmp_path / "run"
+    Trainer(tiny_config(max_steps=2), run_dir=run, dataset=small_dataset).run()
+    latest = run / "checkpoints" / "latest.safetensors"
+    _, tensors = ckpt.load_checkpoint(latest)
+    for name in ("generator_ema.project.weight", "generator_ema.up1.weight"):
+        tensors[name] = tensors[name] * 3e37  # still finite
+    assert all(torch.isfinite(tensor).all() for tensor in tensors.values() if tensor.is_floating_point())
+    save_file(tensors, latest, ckpt.read_metadata(latest))
+    resumed = Trainer(
+        tiny_config(max_steps=3, ckpt_every=1, sample_every=1), resume=run, dataset=small_dataset
+    )
+    with pytest.raises(DivergedError):
+        resumed.run()
+    assert not (run / "checkpoints" / "step-00000003.safetensors").exists()
+    assert ckpt.read_info(run).step == 2
 
 
 def test_a_whole_last_metrics_line_cut_just_before_its_newline_is_kept(tmp_path: Path, small_dataset) -> None:
