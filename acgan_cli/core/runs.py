@@ -115,6 +115,7 @@ def check_out(
     if path.exists() and not path.is_dir():
         raise RunDirError(f"{path} exists and is not a folder", hint="choose another --out")
     if path.is_dir() and any(path.iterdir()):
+        check_not_in_use(path)  # a run in its first epoch has no checkpoint yet: it is not a dead one
         checkpoints = path / "checkpoints"
         saved = (checkpoints / ckpt.LATEST).exists() or bool(ckpt.step_files(checkpoints))
         raise RunDirError(
@@ -134,6 +135,12 @@ def check_out(
 _CAN_WRITE = os.W_OK | os.X_OK
 
 
+def _writable(path: Path, mode: int = _CAN_WRITE) -> bool:
+    """Whether this process may write `path`, by its effective ids and capabilities where the system
+    can tell (a container's CAP_DAC_OVERRIDE, a setuid process), else by its real ones."""
+    return os.access(path, mode, effective_ids=os.access in os.supports_effective_ids)
+
+
 def _check_writable(run: Path) -> None:
     """Refuse to resume a run in its folder where what the run writes there cannot be written: it
     was found at the first checkpoint, and the steps trained until then were lost (`--dry-run`
@@ -144,28 +151,43 @@ def _check_writable(run: Path) -> None:
                 f"{folder} is not a folder, and the run writes its files there",
                 hint="move it aside to resume the run, or branch into a new folder with --out NEW_FOLDER",
             )
-        if folder.is_dir() and not os.access(folder, _CAN_WRITE):
+        if folder.is_dir() and not _writable(folder):
             _refuse_unwritable(folder, "the run writes its checkpoints, grids and records there")
     metrics = run / "metrics.jsonl"
-    if metrics.is_file() and not os.access(metrics, os.W_OK):
+    if metrics.is_file() and not _writable(metrics, os.W_OK):
         _refuse_unwritable(metrics, "the run adds its losses to it")
 
 
 def _check_can_make(path: Path, hint: str) -> None:
     """Refuse a run folder `path` that cannot be made, or written, in the nearest folder that is there."""
     there = next(folder for folder in (path, *path.parents) if folder.exists())
-    if there.is_dir() and not os.access(there, _CAN_WRITE):
+    if there.is_dir() and not _writable(there):
+        why = "is on a read-only file system" if _read_only_mount(there) else "is not writable"
         raise RunDirError(
-            f"cannot {'write in' if there == path else 'create'} {path}: {there} is not writable",
-            hint=f"{hint}, or make {there} writable",
+            f"cannot {'write in' if there == path else 'create'} {path}: {there} {why}",
+            hint=hint if _read_only_mount(there) else f"{hint}, or make {there} writable",
         )
 
 
 def _refuse_unwritable(path: Path, why: str) -> None:
+    if _read_only_mount(path):  # chmod cannot help there
+        raise RunDirError(
+            f"cannot write to {path}: it is on a read-only file system ({why})",
+            hint="copy the run folder where it can be written and resume it there, or branch into a new "
+            "folder with --out NEW_FOLDER",
+        )
     raise RunDirError(
         f"cannot write to {path}: it is read-only ({why})",
         hint="make it writable to resume the run there (chmod u+w), or branch into a new folder with --out NEW_FOLDER",
     )
+
+
+def _read_only_mount(path: Path) -> bool:
+    """Whether `path` is on a file system mounted read-only (where the system can tell)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # Windows has no statvfs
+        return False
 
 
 def claim_run_dir(path: Path) -> Path:
@@ -597,8 +619,6 @@ def plan_run(
         if resume is None and count_images:
             check_dataset_name(config.dataset)
         config = _as_recorded(config)  # (or none) once the run was resumed or evaluated from elsewhere
-    if resume is not None and (Path(resume) / "config.json").is_file():  # a run folder: in its first
-        check_not_in_use(Path(resume))  # epoch it holds no checkpoint, which is said of a dead run too
     info, tensors = ckpt.load_checkpoint(resume) if resume is not None else (None, None)
     if info is not None:
         saved = ckpt.training_config_of(info)  # a generator-only file cannot resume
@@ -680,11 +700,10 @@ def _runnable_here(config: TrainConfig, given: dict[str, object]) -> TrainConfig
     """A resume goes on on whatever device is here, and so does its precision: a run's fp16 or
     --cuda-graph that this device cannot run gives way to auto, with a note (`acgan train --resume`
     of a GPU's fp16 run on a laptop said "Invalid value for --precision", an option not given).
-    What the user gave on the resume (`given`) stands, and is refused where it cannot run."""
+    What the user gave on the resume (`given`) stands, and is refused where it cannot run; a device
+    given (`--device cpu`, $ACGAN_DEVICE) is where the run goes on, as much as one found here."""
     from acgan_cli.core.devices import can_cuda_graph, resolve_device, resolve_precision
 
-    if "device" in given:
-        return config
     device = resolve_device(config.device)
     changed: dict[str, object] = {}
     if "precision" not in given:

@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 import re
@@ -483,6 +484,11 @@ def test_a_gpu_runs_fp16_and_cuda_graph_resumed_on_the_cpu_go_on_in_what_the_cpu
         "note: the run trained with --precision fp16 --cuda-graph, which cpu cannot run: it goes on with "
         f"--precision auto ({here} here) and its step not captured"
     )
+    # A device given (here, or by $ACGAN_DEVICE) is where the run goes on: the same fallback
+    for given in (["--device", "cpu"], []):
+        env = {} if given else {"ACGAN_DEVICE": "cpu"}
+        result = runner.invoke(app, [*args, *given, "--dry-run"], env=env)
+        assert result.exit_code == 0 and "note: the run trained with --precision fp16" in plain(result.stderr)
     # Given on the resume, they stand, and are refused as they would be on a new run
     result = runner.invoke(app, [*args, "--precision", "fp16"])
     assert result.exit_code == 2 and "Invalid value for --precision: fp16 needs a CUDA GPU" in result.stderr
@@ -502,11 +508,16 @@ def test_a_run_folder_the_run_cannot_write_is_refused_before_it_trains(
         for dry_run in (["--dry-run"], []):
             result = runner.invoke(app, [*resume, *dry_run])
             assert result.exit_code == 1 and result.stdout == "", result.stderr
+            mounted = reason == os.strerror(errno.EROFS)  # a read-only mount (as root), else mode 555
             assert result.stderr.splitlines() == [  # before loading the data: no "loading" line
-                f"error: cannot write to {run / 'checkpoints'}: it is read-only (the run writes its "
-                "checkpoints, grids and records there)",
-                "hint: make it writable to resume the run there (chmod u+w), or branch into a new folder with "
-                "--out NEW_FOLDER",
+                f"error: cannot write to {run / 'checkpoints'}: it is "
+                + ("on a read-only file system" if mounted else "read-only")
+                + " (the run writes its checkpoints, grids and records there)",
+                "hint: copy the run folder where it can be written and resume it there, or branch into a new "
+                "folder with --out NEW_FOLDER"
+                if mounted  # where chmod cannot help
+                else "hint: make it writable to resume the run there (chmod u+w), or branch into a new folder "
+                "with --out NEW_FOLDER",
             ], reason
         branched = runner.invoke(app, [*resume, "--out", str(tmp_path / "branch"), "--dry-run"])
         assert branched.exit_code == 0, branched.stderr  # the run's folder is only read then
@@ -515,10 +526,8 @@ def test_a_run_folder_the_run_cannot_write_is_refused_before_it_trains(
             app, ["train", "--dataset", "mnist-5k", "--out", str(tmp_path / "new"), "--dry-run"]
         )
         assert result.exit_code == 1, reason
-        assert (
-            result.stderr.splitlines()[0]
-            == f"error: cannot create {tmp_path / 'new'}: {tmp_path} is not writable"
-        )
+        why = "is on a read-only file system" if reason == os.strerror(errno.EROFS) else "is not writable"
+        assert result.stderr.splitlines()[0] == f"error: cannot create {tmp_path / 'new'}: {tmp_path} {why}"
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
     shutil.rmtree(run / "samples")
     (run / "samples").write_text("a file where the run keeps its grids")
@@ -543,6 +552,16 @@ def test_a_run_stopped_before_its_first_checkpoint_is_said_to_have_none_to_resum
     )
     again = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--out", str(run), "--dry-run"])
     assert again.exit_code == 1 and again.stderr.splitlines()[1].startswith(f"hint: {dead_end}")
+    # One still in its first epoch is no dead one: it is in use
+    from acgan_cli.core.runs import lock_run_dir
+
+    held = lock_run_dir(run)
+    try:
+        live = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--out", str(run), "--dry-run"])
+    finally:
+        os.close(held)
+    assert live.exit_code == 1
+    assert live.stderr.splitlines()[0] == f"error: {run} is in use: another training run is writing to it"
     hint = (
         "hint: the run has saved none yet: it is in its first epoch (wait for its first checkpoint), or it "
         f"stopped before it, and nothing can resume it (delete {run} and train again)"
