@@ -604,10 +604,9 @@ def _run(trainer: Trainer, console: Console) -> None:
                 _print_run_dir(result.run_dir, stopped=True)
             raise typer.Exit(exit_code(stop.signum))
         # Inside the block: a signal held since the run ended quits once these lines are out (after it,
-        # it quit before them, and a script's `$(acgan train …)` got no folder from a finished run)
-        if (
-            stop.received and not state.quiet
-        ):  # it came with the last step under way: nothing was left to stop
+        # it quit before them, and a script's `$(acgan train …)` got no folder from a finished run).
+        # A stop request that came with the last step under way found nothing left to stop.
+        if stop.received and not state.quiet:
             console.print(f"{STOP_WORDS[stop.signum]} during the last step: the run finished all the same")
         if not state.quiet:
             ran = result.step - trainer.start_step
