@@ -107,44 +107,6 @@ print("still running")
     assert "Traceback" not in done.stderr and "still running" not in done.stdout
 
 
-def test_a_stopped_run_leaves_ctrl_c_as_it_found_it_for_the_next_command(tmp_path: Path) -> None:
-    """After one Ctrl-C stopped a run called in-process (a notebook, a test session), SIGINT stayed
-    bound to acgan's quit-at-once, and the next Ctrl-C killed the interpreter."""
-    code = f"""
-import os, signal, sys
-signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a foreground shell
-from acgan_cli.cli import app, train as command
-from acgan_cli.core.events import StepDone
-renderer = command._renderer
-
-def stopped_at_step_2(console, **options):
-    draw = renderer(console, **options)
-
-    class Draw:
-        def __call__(self, event):
-            draw(event)
-            if isinstance(event, StepDone) and event.step == 2:
-                os.kill(os.getpid(), signal.SIGINT)
-
-        def close(self):
-            draw.close()
-
-    return Draw()
-
-command._renderer = stopped_at_step_2
-try:
-    app({[*RUN_ARGS, "--ckpt-every", "1"]!r}, prog_name="acgan")
-except SystemExit as exc:
-    print("exit", exc.code, signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    assert done.stdout.splitlines()[-1] == "exit 130 True", done.stderr
-    assert "stopped at step 2" in done.stderr
-
-
 # The two windows the test above hits only by chance, hit every time: the run's own code sends the
 # signals at a chosen point (in-process, through the real `acgan train` command).
 INSTRUMENTED = """
@@ -264,6 +226,8 @@ elif sys.argv[1].endswith("while-loading"):  # "interrupted-…" or "terminated-
         raise AssertionError("no interrupt")
 
     training.load_dataset = load_dataset
+elif sys.argv[1] == "stopped-in-process":  # one Ctrl-C, then: what does the next one do here?
+    on(lambda event: isinstance(event, StepDone) and event.step == 2, ctrl_c)
 else:  # "after-the-save": the first there, the second as the stop is being reported
     at_the_step_2_checkpoint(ctrl_c)
     console = command.stderr_console()
@@ -276,8 +240,14 @@ else:  # "after-the-save": the first there, the second as the stop is being repo
 
     console.print = instrumented_print
     command.stderr_console = lambda: console
+in_process = sys.argv[1] == "stopped-in-process"
 sys.argv = ["acgan", *sys.argv[2:]]
-app()
+try:
+    app()
+except SystemExit as exc:
+    if in_process:
+        print("exit", exc.code, signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    raise
 """
 
 
@@ -292,6 +262,14 @@ def _instrumented_run(
         timeout=TIMEOUT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+
+
+def test_a_stopped_run_leaves_ctrl_c_as_it_found_it_for_the_next_command(tmp_path: Path) -> None:
+    """After one Ctrl-C stopped a run called in-process (a notebook, a test session), SIGINT stayed
+    bound to acgan's quit-at-once, and the next Ctrl-C killed the interpreter."""
+    done = _instrumented_run("stopped-in-process", tmp_path)
+    assert done.stdout.splitlines()[-1] == "exit 130 True", done.stderr
+    assert "stopped at step 2" in done.stderr
 
 
 def test_a_second_ctrl_c_inside_the_run_names_the_checkpoint_that_survives(tmp_path: Path) -> None:
