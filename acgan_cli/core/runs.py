@@ -162,10 +162,11 @@ def _check_can_make(path: Path, hint: str) -> None:
     """Refuse a run folder `path` that cannot be made, or written, in the nearest folder that is there."""
     there = next(folder for folder in (path, *path.parents) if folder.exists())
     if there.is_dir() and not _writable(there):
-        why = "is on a read-only file system" if _read_only_mount(there) else "is not writable"
+        mounted = _read_only_mount(there)  # where chmod cannot help
         raise RunDirError(
-            f"cannot {'write in' if there == path else 'create'} {path}: {there} {why}",
-            hint=hint if _read_only_mount(there) else f"{hint}, or make {there} writable",
+            f"cannot {'write in' if there == path else 'create'} {path}: {there} "
+            + ("is on a read-only file system" if mounted else "is not writable"),
+            hint=hint if mounted else f"{hint}, or make {there} writable",
         )
 
 
