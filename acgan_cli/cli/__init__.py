@@ -31,6 +31,16 @@ _SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")  # --show-completion's a
 _GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")  # acgan's own, taken before or after the command
 
 
+def _quit_at_once_on_ctrl_c() -> None:
+    """Let a Ctrl-C while Python shuts down end the process as the signal does (130): Python's own
+    handler raised KeyboardInterrupt into torch's atexit callbacks, which printed a traceback after
+    a run had said it stopped. A SIGINT ignored (`acgan … &` in a script) stays ignored."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class _OneLineUsageErrors(TyperGroup):
     """Usage errors (exit 2) print as `error:` and `hint:` lines, like every other error.
 
@@ -39,6 +49,14 @@ class _OneLineUsageErrors(TyperGroup):
     """
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if args or "args" in kwargs or not standalone_mode:  # called in-process (a test, a notebook)
+            return self._main(*args, standalone_mode=standalone_mode, **kwargs)
+        try:  # the process's own command line: `acgan …`, `python -m acgan_cli …`
+            return self._main(*args, standalone_mode=standalone_mode, **kwargs)
+        finally:
+            _quit_at_once_on_ctrl_c()
+
+    def _main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         tolerant_streams()  # before anything is printed: the help, too, holds 10⁹ and 2³²
         _list_global_flags(self)
         fit_help(self)

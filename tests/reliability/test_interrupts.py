@@ -107,6 +107,27 @@ print("still running")
     assert "Traceback" not in done.stderr and "still running" not in done.stdout
 
 
+@pytest.mark.parametrize("ignored", [False, True])
+def test_a_ctrl_c_while_python_shuts_down_quits_without_a_traceback(ignored: bool) -> None:
+    """A second Ctrl-C that came as the command's process shut down raised KeyboardInterrupt into
+    torch's atexit callbacks: "Exception ignored in atexit callback" and a traceback, exit 0. A
+    SIGINT the command started with ignored (`acgan … &` in a script) stays ignored."""
+    code = f"""
+import atexit, os, signal, sys, time
+if {ignored}:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# Registered before the command's own, so it runs after them: a Ctrl-C as Python shuts down.
+atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(2), print("survived")))
+import torch  # and its atexit callbacks
+sys.argv = ["acgan", "--version"]
+from acgan_cli.cli import app
+app(prog_name="acgan")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
+    assert "acgan " in done.stdout and "Traceback" not in done.stderr, done.stderr
+    assert (done.returncode, "survived" in done.stdout) == ((0, True) if ignored else (-signal.SIGINT, False))
+
+
 # The two windows the test above hits only by chance, hit every time: the run's own code sends the
 # signals at a chosen point (in-process, through the real `acgan train` command).
 INSTRUMENTED = """
