@@ -508,6 +508,13 @@ def evaluation_notes(report: EvaluationReport) -> list[str]:
         "real images: the same metrics with real training images (or, for class accuracy and IS, the test split) "
         "in the place of generated ones: what a perfect generator would score",
     ]
+    asked = report.config.n_samples
+    real = min((c.reference_n_samples or asked for c in report.checkpoints), default=asked)
+    if real < asked:  # the training split is smaller than --n-samples: its figures are from fewer
+        notes.append(
+            f"real images: {real:,} training images, all the data has, where each checkpoint has {asked:,} "
+            f"samples: Fréchet distance falls as the count grows, so compare with it at --n-samples {real}"
+        )
     for checkpoint, name in zip(report.checkpoints, _column_names(report.checkpoints), strict=True):
         for metric, reason in checkpoint.scores.unavailable.items():
             notes.append(f"{name.replace(chr(10), ' ')}: no {metric}: {reason}")

@@ -217,15 +217,21 @@ def _download(
         absent = (
             f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in {raw}" if partly else ""
         )
-        if download:
-            raise DataError(  # why, on the error's line: the hint says what to do about it
+        error = (
+            DataError(  # why, on the error's line: the hint says what to do about it
                 f"{absent or f'{title} is not in {data_dir}'} and could not be downloaded ({_download_failure(exc)})",
                 hint=f"{look_elsewhere}, or train offline on the shipped subset with --dataset mnist-5k",
-            ) from None
-        raise DataError(
-            f"{absent or f'{title} is not in {data_dir}'} and --no-download was given",
-            hint=f"drop --no-download to fetch it, {look_elsewhere}, or use --dataset mnist-5k",
-        ) from None
+            )
+            if download
+            else DataError(
+                f"{absent or f'{title} is not in {data_dir}'} and --no-download was given",
+                hint=f"drop --no-download to fetch it, {look_elsewhere}, or use --dataset mnist-5k",
+            )
+        )
+        # The hints are a training run's: scoring a checkpoint of this dataset needs this dataset,
+        # and evaluator_splits words its own from these (kept by pickle, as attributes are).
+        error.missing_folder, error.idx_folder = raw, data_dir if holds_idx else None
+        raise error from None
 
 
 def _download_failure(exc: BaseException) -> str:

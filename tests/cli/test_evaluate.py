@@ -141,9 +141,26 @@ def test_json_on_stdout_holds_every_metric_and_what_it_took(run: Path) -> None:
     keys = {figure.key for metric in METRICS.values() for figure in metric.figures}
     assert set(checkpoint["metrics"]) == set(checkpoint["reference"]) == keys
     assert checkpoint["step"] == 12 and checkpoint["n_samples"] == 300 and checkpoint["seed"] == 7
+    assert checkpoint["reference_n_samples"] == 300  # real training images in their place
     assert checkpoint["evaluator_accuracy"] == document["evaluator"]["test_accuracy"]
     assert set(checkpoint["timings"]["metrics"]) == set(METRICS) and checkpoint["timings"]["total"] > 0
     assert "│" not in result.stdout + result.stderr  # no table with --json
+
+
+def test_a_reference_from_fewer_real_images_than_samples_says_so(run: Path) -> None:
+    """mnist-5k's evaluator learns from 4,000 images: its column for 4,100 samples is from 4,000,
+    and read as 4,100's it made a perfect generator look worse than it is."""
+    asked = ["evaluate", str(run), "--n-samples", "4100", "--device", "cpu", "--metrics", "fd"]
+    table = runner.invoke(app, asked)
+    assert table.exit_code == 0, table.stderr
+    assert "real images: 4,000 training images, all the data has, where each checkpoint has 4,100" in plain(
+        table.stdout
+    )
+    (checkpoint,) = json.loads(runner.invoke(app, [*asked, "--json"]).stdout)["checkpoints"]
+    assert checkpoint["n_samples"] == 4100 and checkpoint["reference_n_samples"] == 4000
+    # Class accuracy judges the test split itself: no training images, and nothing to say.
+    few = runner.invoke(app, [*asked[:-1], "class-accuracy", "--json"])
+    assert json.loads(few.stdout)["checkpoints"][0]["reference_n_samples"] is None
 
 
 def test_a_generator_only_file_reports_null_with_the_reason(run: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ a tiny IDX folder dataset whose evaluator trains in a second or two.
 import dataclasses
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core import files
 from acgan_cli.core.config import ModelConfig
 from acgan_cli.core.data import FASHION_MNIST_CLASSES, Dataset, load_dataset
-from acgan_cli.core.errors import Notice
+from acgan_cli.core.errors import DataError, Notice
 from acgan_cli.core.evaluation import (
     METRICS,
     Comparison,
@@ -49,6 +50,8 @@ from acgan_cli.core.evaluation.evaluator import (
     train_evaluator,
     training_plan,
 )
+from acgan_cli.core.evaluation.metrics import frechet_distance_of
+from acgan_cli.core.evaluation.scoring import generation_labels, reference_images, reference_scores
 from acgan_cli.core.sampling import generation_batch
 from acgan_cli.core.training import train
 from tests.conftest import tiny_config
@@ -139,6 +142,58 @@ def test_a_generator_that_ignores_its_label_scores_about_one_in_n_classes(evalua
     assert obedient["class_accuracy"] > 0.95
     # Both draw real digits: their Fréchet distance to the real test split is small.
     assert blind["frechet_distance"] < 10 and obedient["frechet_distance"] < 10
+
+
+@pytest.mark.parametrize("n", [1, 7, 100, 1003])
+def test_generated_classes_follow_the_test_splits_proportions_spread_through_the_order(n: int) -> None:
+    """Balanced data keeps the cycle 0, 1, …, 9, 0, …; on other data each class's share is the test
+    split's (±1 image), and spread evenly: every prefix holds each class's share of it (±2)."""
+    assert generation_labels(n, [100] * 10).tolist() == [i % 10 for i in range(n)]
+    counts = [400, 100, 100, 50, 0, 350]
+    labels = generation_labels(n, counts)
+    assert len(labels) == n
+    for length in range(1, n + 1):
+        held = torch.bincount(labels[:length], minlength=len(counts)).double()
+        share = torch.tensor(counts, dtype=torch.float64) / sum(counts) * length
+        assert (held - share).abs().max() <= 2, (length, held.tolist(), share.tolist())
+    whole = torch.bincount(labels, minlength=len(counts)).double() - torch.tensor(counts) / sum(counts) * n
+    assert whole.abs().max() < 1
+
+
+def _unbalanced(data: Dataset) -> Dataset:
+    """`data` with class 0 four times as common as each other class: all its 0s, a quarter of the rest."""
+    keep = (data.labels == 0) | (torch.arange(len(data)) % 4 == 0)
+    return Dataset(data.name, data.images[keep], data.labels[keep], data.class_names)
+
+
+def test_on_unbalanced_data_a_perfect_generator_scores_about_what_the_real_images_do(
+    evaluator: Evaluator,
+) -> None:
+    """Generated classes were balanced whatever the data's: a generator drawing real training
+    images of the class asked for scored a Fréchet distance 10x the real images' reference."""
+    splits = {name: _unbalanced(split) for name, split in evaluator.splits.items()}
+    unbalanced = Evaluator(evaluator.net, evaluator.info, splits["train"], splits["test"], evaluator.device)
+    assert unbalanced.class_counts("test")[0] == 4 * unbalanced.class_counts("test")[1]
+    # Every real training image, in the data's own proportions, against the real test split:
+    test = unbalanced.real_features("test", 28)
+    natural = frechet_distance_of(unbalanced.real_features("train", 28).features, test.features)
+    perfect = RealImages(splits["train"], obey_labels=True)
+    scored = quick_metrics(perfect, unbalanced, n_samples=1000)["frechet_distance"]
+    reference = reference_scores(unbalanced, 28, ["fd"], 1000, seed=0).figures["frechet_distance"]
+    assert scored < 2 * natural and reference < 2 * natural, (scored, reference, natural)
+    # The reference drew training images in the proportions the generated ones have.
+    drawn = reference_images(unbalanced, 28, 1000, seed=0)
+    assert (
+        torch.bincount(drawn.labels).tolist()
+        == torch.bincount(generation_labels(1000, unbalanced.class_counts())).tolist()
+    )
+
+
+def test_the_reference_draws_as_many_real_images_as_there_are_up_to_all_of_them(evaluator: Evaluator) -> None:
+    """mnist-5k's evaluator learns from 4,000 images: a reference for more samples is from those."""
+    assert len(reference_images(evaluator, 16, 2000, seed=0)) == 2000
+    assert torch.bincount(reference_images(evaluator, 16, 2000, seed=0).labels).tolist() == [200] * 10
+    assert len(reference_images(evaluator, 16, 5000, seed=0)) == 4000
 
 
 def test_quick_metrics_leave_the_generator_and_the_rng_as_they_were(
@@ -701,6 +756,32 @@ def test_a_moved_folders_checkpoint_scored_with_other_data_is_refused_by_classes
     assert caught.value.message.startswith(f"{ckpt.read_info(run).path} draws {drawn} but the evaluator ")
     assert caught.value.message.endswith(" knows 10 classes of 1")
     assert caught.value.hint == "the checkpoint and the evaluator come from different data"
+
+
+def test_a_downloaded_dataset_that_is_not_here_gets_a_hint_that_scoring_can_follow(tmp_path: Path) -> None:
+    """The hints were a training run's: --dataset mnist-5k, or --dataset FOLDER for IDX files in the
+    data folder, both of which evaluate refuses for an MNIST checkpoint. Only MNIST's files will do."""
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    with pytest.raises(DataError) as caught:
+        evaluator_splits("mnist", data_dir=tmp_path / "data", download=False)
+    assert "--no-download was given" in caught.value.message and "--dataset" not in caught.value.hint
+    assert caught.value.hint == (
+        f"put its IDX files in {raw} (or give --data-dir the folder above MNIST/raw), "
+        "or drop --no-download to fetch them"
+    )
+    # IDX files straight in the data folder, where torchvision does not look: link them there.
+    write_idx_folder(tmp_path / "idx", 40, 20)
+    with pytest.raises(DataError) as caught:
+        evaluator_splits("mnist", data_dir=tmp_path / "idx", download=False)
+    hint = caught.value.hint
+    raw = tmp_path / "idx" / "MNIST" / "raw"
+    assert (
+        hint
+        == f"link its IDX files where acgan looks: mkdir -p {raw} && ln -s {tmp_path / 'idx'}/*-ubyte* {raw}/"
+    )
+    subprocess.run(hint.partition(": ")[2], shell=True, check=True)
+    train_split, test_split = evaluator_splits("mnist", data_dir=tmp_path / "idx", download=False)
+    assert (len(train_split), len(test_split)) == (40, 20)
 
 
 @pytest.mark.skipif(

@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -40,7 +41,7 @@ from acgan_cli.core.data import (
     same_dataset,
 )
 from acgan_cli.core.devices import autocast, has_fast_bf16, private_rng
-from acgan_cli.core.errors import AcganError, CheckpointError, first_line
+from acgan_cli.core.errors import AcganError, CheckpointError, DataError, first_line
 from acgan_cli.core.evaluation.config import default_cache_dir
 from acgan_cli.core.evaluation.events import (
     EvaluationEvent,
@@ -119,8 +120,28 @@ def evaluator_splits(
     """
     import torch
 
-    train = load_dataset(dataset, "train", data_dir, download)
-    test = load_dataset(dataset, "test", data_dir, download)
+    try:
+        train = load_dataset(dataset, "train", data_dir, download)
+        test = load_dataset(dataset, "test", data_dir, download)
+    except DataError as exc:
+        missing = getattr(exc, "missing_folder", None)  # a downloaded dataset that is not there
+        if missing is None:
+            raise
+        # Its hints sent evaluate to --dataset mnist-5k and train's --dataset FOLDER, which a
+        # checkpoint of this dataset refuses: only its own files, where acgan looks, will do.
+        idx = getattr(exc, "idx_folder", None)
+        raise DataError(
+            exc.message,
+            hint=f"link its IDX files where acgan looks: mkdir -p {shlex.quote(str(missing))} && "
+            f"ln -s {shlex.quote(str(idx))}/*-ubyte* {shlex.quote(str(missing))}/"
+            if idx is not None
+            else f"put its IDX files in {missing} (or give --data-dir the folder above {missing.parent.name}/raw), "
+            + (
+                "or run once where it can be downloaded"
+                if download
+                else "or drop --no-download to fetch them"
+            ),
+        ) from None
     if dataset == "mnist-5k":
         keep = torch.arange(len(train)) % MNIST_5K_TEST_EVERY != MNIST_5K_TEST_EVERY - 1
         train = Dataset(train.name, train.images[keep], train.labels[keep], train.class_names)
@@ -234,7 +255,14 @@ class Evaluator:
         self.trained = trained
         self.splits = {"train": train, "test": test}
         self._images: dict[tuple[str, int], Dataset] = {}
-        self._features: dict[tuple[str, int, int | None, int], FeatureSet] = {}
+        self._features: dict[tuple[str, int, tuple[int, ...] | None, int], FeatureSet] = {}
+
+    def class_counts(self, split: str = "test") -> tuple[int, ...]:
+        """How many images of each class a real split holds."""
+        import torch
+
+        labels = self.splits[split].labels
+        return tuple(torch.bincount(labels, minlength=len(self.info.class_names)).tolist())
 
     def features(
         self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = FEATURE_BATCH
@@ -263,19 +291,30 @@ class Evaluator:
             self._images[key] = prepare(self.splits[split], img_size, "cpu")
         return self._images[key]
 
-    def real_features(self, split: str, img_size: int, limit: int | None = None, seed: int = 0) -> FeatureSet:
-        """Features of a real split seen at img_size; `limit` draws that many images at random from `seed`."""
+    def real_features(
+        self, split: str, img_size: int, counts: tuple[int, ...] | None = None, seed: int = 0
+    ) -> FeatureSet:
+        """Features of a real split seen at img_size: all of it, or `counts[k]` images of each class
+        k drawn at random from `seed` (all of a class that has no more)."""
         import torch
 
         data = self.real_images(split, img_size)
-        if limit is not None and limit >= len(data):
-            limit = None
-        key = (split, img_size, limit, seed if limit is not None else 0)
+        if counts is not None and all(
+            want >= have for want, have in zip(counts, self.class_counts(split), strict=True)
+        ):
+            counts = None
+        key = (split, img_size, counts, seed if counts is not None else 0)
         if key not in self._features:
-            if limit is None:
+            if counts is None:
                 images, labels = data.images, data.labels
-            else:
-                chosen = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:limit]
+            else:  # each class's first counts[k] in one permutation, kept in its order
+                order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+                ordered = data.labels[order]
+                rank = torch.zeros(len(order), dtype=torch.long)  # of each image among its class's
+                for k in range(len(counts)):
+                    mine = ordered == k
+                    rank[mine] = torch.arange(int(mine.sum()))
+                chosen = order[rank < torch.tensor(counts)[ordered]]
                 images, labels = data.images[chosen], data.labels[chosen]
             self._features[key] = self.features(images, labels)
         return self._features[key]

@@ -5,9 +5,10 @@
 
 Every figure comes with its reference: the same metric with real images in the place of the
 generated ones, seen at the checkpoint's image size; it says what a perfect generator would
-score here. Metrics that compare two sets (FD, KID, precision/recall, density/coverage,
-diversity) compare as many real training images as there are samples (or all of them) with
-the real test split, exactly as the generated images are compared. Metrics that judge images
+score here. Generated images' classes are in the test split's proportions. Metrics that
+compare two sets (FD, KID, precision/recall, density/coverage, diversity) compare real training
+images of those classes, as many as there are samples (or all there are), with the real test
+split, exactly as the generated images are compared. Metrics that judge images
 through the evaluator's classifier (class accuracy, Inception Score) look at the real test
 split itself, which the evaluator has not trained on.
 """
@@ -76,6 +77,8 @@ class CheckpointReport:
     batch_size: int  # images a generator pass: the one asked for, else sized by memory
     scores: Scores
     reference: Scores  # the same metrics with real images in the place of generated ones
+    # The real training images in their place (fewer where there are fewer); None where no metric used them.
+    reference_n_samples: int | None
     timings: dict[str, float]  # seconds: load, generate, features, reference, total
 
     def as_dict(self, evaluator_accuracy: float) -> dict[str, Any]:
@@ -92,6 +95,7 @@ class CheckpointReport:
             "evaluator_accuracy": evaluator_accuracy,
             "metrics": _finite(self.scores.figures),
             "reference": _finite(self.reference.figures),
+            "reference_n_samples": self.reference_n_samples,
             "unavailable": dict(self.scores.unavailable),
             "timings": {**_rounded(self.timings), "metrics": _rounded(self.scores.seconds)},
         }
@@ -145,11 +149,28 @@ def _rounded(seconds: dict[str, float]) -> dict[str, float]:
 # ----------------------------------------------------------------------------- the steps
 
 
-def balanced_labels(n: int, n_classes: int) -> torch.Tensor:
-    """Class indices 0, 1, …, n_classes - 1, 0, 1, …: every class equally often (±1)."""
+def generation_labels(n: int, class_counts: Sequence[int]) -> torch.Tensor:
+    """The classes of n generated images: in the proportions of `class_counts` (the real test
+    split's, which the metrics compare with), each class's images spread evenly through the order.
+
+    Where every class is as common, that is 0, 1, …, K - 1, 0, 1, … (each equally often, ±1).
+    Balanced classes on data that is not made a perfect generator look bad: with one class four
+    times as common as each other, its Fréchet distance was 10x the real images'.
+    """
     import torch
 
-    return torch.arange(n) % n_classes
+    counts = torch.tensor(class_counts, dtype=torch.float64)
+    if bool((counts == counts[0]).all()):
+        return torch.arange(n) % len(counts)
+    share = counts / counts.sum() * n
+    take = share.floor().long()
+    # The largest remainders get the images left over (ties: the lower class, as in the cycle).
+    remainders = (share - take).tolist()
+    extra = sorted(range(len(counts)), key=lambda k: -remainders[k])[: n - int(take.sum())]
+    take[extra] += 1
+    classes = torch.repeat_interleave(torch.arange(len(counts)), take)
+    where = torch.cat([(torch.arange(int(t)) + 0.5) / max(int(t), 1) for t in take])  # through the order
+    return classes[torch.argsort(where, stable=True)]
 
 
 def generated_features(
@@ -164,7 +185,8 @@ def generated_features(
 ) -> tuple[FeatureSet, float, float]:
     """Evaluator features of n_samples images G(z, y), and the seconds spent generating and looking.
 
-    z is drawn from `seed` as `acgan sample --seed` draws it; y cycles through the classes.
+    z is drawn from `seed` as `acgan sample --seed` draws it; y is in the real test split's class
+    proportions (`generation_labels`: for balanced data, y cycles through the classes).
     Images are generated and looked at batch by batch (`batch_size` at a time, by default
     `generation_batch`'s), so memory does not grow with n_samples. Images with a NaN or infinite
     pixel are refused (NonFiniteImages naming `source`): every figure from them would be noise.
@@ -176,7 +198,7 @@ def generated_features(
 
     config = generator.config
     z = latents(n_samples, config.latent_dim, seed)
-    labels = balanced_labels(n_samples, config.n_classes)
+    labels = generation_labels(n_samples, evaluator.class_counts("test"))
     device_type = next(generator.parameters()).device.type
     with autocast(device_type, autocast_dtype):
         batch_size = batch_size or generation_batch(generator)
@@ -245,18 +267,31 @@ def compute_scores(comparison: Comparison | Callable[[Metric], Comparison], metr
     return Scores(figures, unavailable, seconds)
 
 
+def reference_images(evaluator: Evaluator, img_size: int, n_samples: int, seed: int) -> FeatureSet:
+    """Real training images in the place of n_samples generated ones: of each class as many as
+    `generation_labels` asks for, drawn from `seed`, or all the class has where it has fewer (mnist-5k's
+    evaluator has 4,000: `CheckpointReport.reference_n_samples` says how many)."""
+    import torch
+
+    wanted = torch.bincount(
+        generation_labels(n_samples, evaluator.class_counts("test")),
+        minlength=len(evaluator.info.class_names),
+    )
+    return evaluator.real_features("train", img_size, tuple(wanted.tolist()), seed)
+
+
 def reference_scores(
     evaluator: Evaluator, img_size: int, metrics: Sequence[str], n_samples: int, seed: int
 ) -> Scores:
     """The metrics with real images in the place of n_samples generated ones, all seen at img_size.
 
-    Each metric gets the stand-in its registry entry names: up to n_samples real training images
-    drawn from `seed` ("train"), or the real test split ("test"). Either is judged against the real
-    test split. The discriminator-accuracy slot gets the evaluator's own accuracy on the test
-    split: what a good classifier scores there.
+    Each metric gets the stand-in its registry entry names: real training images of the classes
+    n_samples generated ones would have (`reference_images`), or the real test split ("test").
+    Either is judged against the real test split. The discriminator-accuracy slot gets the
+    evaluator's own accuracy on the test split: what a good classifier scores there.
     """
     test = evaluator.real_features("test", img_size)
-    train = evaluator.real_features("train", img_size, limit=n_samples, seed=seed)
+    train = reference_images(evaluator, img_size, n_samples, seed)
     names = evaluator.info.class_names
     comparisons = {
         "train": Comparison(candidate=train, real=test, class_names=names, seed=seed),
@@ -564,6 +599,9 @@ def evaluate(
                 batch_size=min(batch_size, config.n_samples),  # the pass its images were drawn in
                 scores=scores,
                 reference=references[img_size],
+                reference_n_samples=len(reference_images(evaluator, img_size, config.n_samples, config.seed))
+                if any(METRICS[name].reference == "train" for name in config.metrics)
+                else None,
                 timings={
                     "load": loaded - began,
                     "generate": generating,
