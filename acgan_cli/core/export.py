@@ -378,6 +378,25 @@ def _load_onnx(path: Path) -> tuple[Runner, str]:
 # ----------------------------------------------------------------------------- torchscript, pt2
 
 
+def _channels_first(generator: nn.Module) -> nn.Module:
+    """The generator, returning its images contiguous in (N, C, H, W) order, as the files promise.
+
+    Its convolutions run channels-last (faster on the CPU), so a colour model's images come out
+    in (N, H, W, C) memory order: a LibTorch caller reading `data_ptr` as (N, C, H, W) got
+    scrambled pixels. A subclass on a shallow copy, not a wrapper: the traced module keeps the
+    generator's own weights and names (as the ONNX file does), and the caller's generator is unchanged.
+    """
+    import copy
+
+    class ChannelsFirst(type(generator)):  # type: ignore[misc]
+        def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return super().forward(z, labels).contiguous()
+
+    module = copy.copy(generator)
+    module.__class__ = ChannelsFirst
+    return module
+
+
 def _write_torchscript(
     generator: nn.Module, info: CheckpointInfo, path: Path, options: ExportOptions
 ) -> dict[str, str]:
@@ -385,7 +404,7 @@ def _write_torchscript(
 
     # Traced rather than scripted: the forward has no data-dependent branches, and scripting
     # would need the generator's `config` attribute (a dataclass) to be a TorchScript type.
-    traced = torch.jit.trace(generator, _example_inputs(info))
+    traced = torch.jit.trace(_channels_first(generator), _example_inputs(info))
     extra_files = {EXPORT_METADATA_FILE: json.dumps(export_metadata(info))}
     # The archive's .debug_pkl records map its code to the Python lines it was traced through, by
     # absolute path (acgan's files, torch's, the calling script's): the layout of the machine that
@@ -424,7 +443,9 @@ def _write_pt2(
 ) -> dict[str, str]:
     import torch
 
-    program = torch.export.export(generator, _example_inputs(info), dynamic_shapes=_dynamic_batch())
+    program = torch.export.export(
+        _channels_first(generator), _example_inputs(info), dynamic_shapes=_dynamic_batch()
+    )
     # Each node's stack trace names the files of acgan and of torch it was traced through: the
     # layout of the machine that exported it. The program computes the same without them.
     for module in program.graph_module.modules():
@@ -468,7 +489,13 @@ def _write_safetensors(
 
 def _load_safetensors(path: Path) -> tuple[Runner, str]:
     generator, _ = load_generator(path)
-    return generator, f"acgan's checkpoint loader ({_torch_runtime()})"
+
+    # The file holds weights alone: the images' memory order is the loader's (channels-last
+    # convolutions), not the file's, and every acgan reader takes either.
+    def run(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return generator(z, labels).contiguous()
+
+    return run, f"acgan's checkpoint loader ({_torch_runtime()})"
 
 
 FORMATS: dict[str, ExportFormat] = {
@@ -620,6 +647,13 @@ def _compare(reference: Reference, candidate: Runner) -> tuple[Comparison, ...]:
             raise ExportError(
                 f"the exported file returned {actual.dtype} {tuple(actual.shape)} for batch size {n}; "
                 f"expected float32 {tuple(expected.shape)}",
+                hint="this is a bug in acgan or the exporter; run with --verbose and report it",
+            )
+        # Equal values in another memory order pass the comparison, yet a C++ caller reads raw memory.
+        if not actual.is_contiguous():
+            raise ExportError(
+                f"the exported file returned images with strides {actual.stride()} for batch size {n}; "
+                "expected them contiguous in (N, C, H, W) order",
                 hint="this is a bug in acgan or the exporter; run with --verbose and report it",
             )
         comparisons.append(Comparison(n, (actual - expected).abs().max().item()))

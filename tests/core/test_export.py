@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 import os
@@ -20,6 +21,7 @@ from safetensors.torch import load_file
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core import export as ex
 from acgan_cli.core.errors import CheckpointError, Notice, UsageError
+from acgan_cli.core.models import Generator
 from acgan_cli.core.sampling import latents, random_labels
 from tests.conftest import fifo_reader, read_only_folder
 from tests.helpers import generator_only_file
@@ -135,6 +137,37 @@ def test_torchscript_and_pt2_round_trip_with_their_metadata(
     with torch.inference_mode():
         for module in (scripted, program.module()):
             assert (module(z, labels) - expected).abs().max().item() <= 1e-4
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+def test_torchscript_and_pt2_return_colour_images_channels_first(trained_run: Path, tmp_path: Path) -> None:
+    """A colour generator's convolutions run channels-last, and its TorchScript and pt2 files returned
+    images in (N, H, W, C) memory order: a LibTorch caller reading data_ptr as (N, C, H, W), as the
+    README promises, got scrambled pixels. Grey images (C = 1) hid it."""
+    info = ckpt.read_info(trained_run)
+    colour = dataclasses.replace(info, model=dataclasses.replace(info.model, channels=3))
+    torch.manual_seed(0)
+    generator = Generator(colour.model).eval()
+    source = tmp_path / "colour.safetensors"
+    source.write_bytes(ckpt.generator_checkpoint_bytes(generator, colour))
+    z, labels = latents(3, 8, seed=1), random_labels(3, 10, seed=1)
+    with torch.inference_mode():
+        expected = generator(z, labels)
+    assert not expected.is_contiguous()  # the generator's own order, which the files must not keep
+    loaders = {
+        "torchscript": lambda path: torch.jit.load(str(path)),
+        "pt2": lambda path: torch.export.load(path).module(),
+    }
+    for fmt, load in loaders.items():
+        module = load(ex.export(source, fmt, tmp_path).path)
+        with torch.inference_mode():
+            images = module(z, labels)
+        assert images.shape == (3, 3, 16, 16) and images.is_contiguous(), (fmt, images.stride())
+        assert (images - expected).abs().max().item() <= 1e-4, fmt
+    # The verification itself refuses a file whose images are not in that order.
+    reference = ex._reference(generator, colour)
+    with pytest.raises(ex.ExportError, match=r"returned images with strides .* expected them contiguous"):
+        ex._compare(reference, generator)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
