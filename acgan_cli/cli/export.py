@@ -24,7 +24,7 @@ from acgan_cli.cli.common import (
     stderr_console,
 )
 from acgan_cli.core.config import one_of
-from acgan_cli.core.export import DEFAULT_FORMAT, FORMATS, format_from_name
+from acgan_cli.core.export import DEFAULT_FORMAT, FORMATS, MIN_ONNX_OPSET, format_from_name
 from acgan_cli.core.export import export as export_generator
 from acgan_cli.core.files import names_stdout
 
@@ -99,7 +99,8 @@ def export(
     opset: Annotated[
         int | None,
         typer.Option(
-            help="ONNX operator set. \\[default: the newest the installed onnxruntime runs]",
+            help="ONNX operator set: the newer, the fewer runtimes load the file (up to the newest the "
+            f"installed onnxruntime runs). \\[default: {MIN_ONNX_OPSET}, the most portable]",
             rich_help_panel=FORMAT,
             show_default=False,
         ),

@@ -77,7 +77,7 @@ EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "torch.jit", "torch._dynamo", 
 class ExportOptions:
     """Format-specific choices; each format accepts only the ones in its `options`."""
 
-    opset: int | None = None  # ONNX operator set; None = the newest the installed onnxruntime runs
+    opset: int | None = None  # ONNX operator set; None = MIN_ONNX_OPSET, which the most runtimes load
     half: bool = False  # safetensors: store floating-point weights as float16
 
 
@@ -285,8 +285,8 @@ def newest_onnx_opset() -> int:
 
 def _resolve_onnx_options(options: ExportOptions) -> ExportOptions:
     newest = newest_onnx_opset()
-    if options.opset is None:
-        return replace(options, opset=newest)
+    if options.opset is None:  # the oldest torch writes: a newer one only narrows who can load the file
+        return replace(options, opset=MIN_ONNX_OPSET)  # (TensorRT, onnxruntime-web lag behind)
     if not MIN_ONNX_OPSET <= options.opset <= newest:
         detail = (
             f"{options.opset} is out of range: torch writes opsets from {MIN_ONNX_OPSET} and the "
@@ -344,6 +344,13 @@ def _write_onnx(
     for name in [name for name in initializers if name.startswith("generator.")]:
         initializers[name].name = name.removeprefix("generator.")  # the weights' own names, as in G
     model = program.model_proto
+    # torch's notes on how it traced: each node's names the Python line it came from, by absolute path
+    # (as pt2's stack traces do), the layout of the machine that exported it; the graph's, the
+    # ExportedProgram's signature. A conversion to a newer opset drops them, and opset 18, the
+    # default, is the one torch writes without converting.
+    del model.graph.metadata_props[:]
+    for node in [*model.graph.node, *(node for function in model.functions for node in function.node)]:
+        del node.metadata_props[:]
     written = {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")}
     if written != {options.opset}:
         raise ExportError(
@@ -351,6 +358,11 @@ def _write_onnx(
             f"instead of the requested {options.opset}",
             hint=f"use another --opset ({MIN_ONNX_OPSET} or newer)",
         )
+    # torch writes IR version 10 whatever the opset (it converts its opset-18 graph up), though opsets
+    # from 23 on came with newer IRs: a file must declare one its opset exists in.
+    model.ir_version = max(
+        model.ir_version, onnx.helper.find_min_ir_version_for(model.opset_import, ignore_unknown=True)
+    )
     onnx.helper.set_model_props(model, export_metadata(info))
     model.doc_string = f"ACGAN generator trained on {_data_name(info.dataset)} by acgan {__version__}"
     path.write_bytes(model.SerializeToString())  # bytes, not a path: the bindings take UTF-8 names only

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 from PIL import Image
@@ -17,7 +18,7 @@ from typer.testing import CliRunner, Result
 from acgan_cli.cli import app
 from acgan_cli.cli.export import _complete_format
 from acgan_cli.core.checkpoint import load_generator, read_info
-from acgan_cli.core.export import FORMATS
+from acgan_cli.core.export import FORMATS, newest_onnx_opset
 from tests.conftest import closed_stdout, needs_dev_full, plain, read_only_folder, run_without_torch
 
 runner = CliRunner()
@@ -206,11 +207,24 @@ def test_default_path_is_next_to_the_checkpoint_and_out_picks_the_format(run: Pa
     assert (result.exit_code, result.stdout) == (0, "new/latest.generator.safetensors\n")
 
 
-def test_an_older_opset_on_request(trained_run: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["export", str(trained_run), "--opset", "18", "--out", "g18.onnx"])
-    assert result.exit_code == 0, result.stderr
+def test_the_default_opset_is_the_most_portable_and_a_newer_one_is_on_request(
+    onnx_export: tuple[Result, Path], tmp_path: Path, trained_run: Path
+) -> None:
+    """The default was the newest opset the installed onnxruntime runs (28), though 18 computes the
+    same: the file loaded only in the newest runtimes. And a converted file declared IR version 10,
+    older than its opset (28 needs 14)."""
+    result, default = onnx_export
     assert "opset 18" in plain(result.stderr)
-    assert [o.version for o in onnx.load(tmp_path / "g18.onnx").opset_import if o.domain == ""] == [18]
+    newest = str(newest_onnx_opset())
+    result = runner.invoke(app, ["export", str(trained_run), "--opset", newest, "--out", "new.onnx"])
+    assert result.exit_code == 0, result.stderr
+    assert f"opset {newest}" in plain(result.stderr)
+    for path, opset in ((default, 18), (tmp_path / "new.onnx", int(newest))):
+        model = onnx.load(path)
+        assert [o.version for o in model.opset_import if o.domain == ""] == [opset]
+        assert model.ir_version >= onnx.helper.find_min_ir_version_for(model.opset_import), opset
+        onnx.checker.check_model(model, full_check=True)
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])  # loads
 
 
 def test_without_the_onnx_extra_onnx_exits_1_naming_it_and_the_rest_works(run: Path, tmp_path: Path) -> None:
