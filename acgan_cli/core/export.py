@@ -44,6 +44,7 @@ from acgan_cli.core.config import PIXEL_RANGE, checked, either, one_of, require,
 from acgan_cli.core.data import DATASETS
 from acgan_cli.core.errors import ExportError, Notice, UsageError, first_line
 from acgan_cli.core.files import (
+    FULL,
     destination,
     extension,
     is_stream,
@@ -606,9 +607,7 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
             remove_orphaned_temporaries(folder, of=target.name)  # a killed export's of this file
             tmp.write_bytes(b"")  # fail now, before the export, if the folder cannot be written
         except OSError as exc:
-            raise ExportError(
-                f"cannot write {target}: {write_failure(target, exc)}", hint=write_hint(exc)
-            ) from None
+            raise _write_error(target, folder, exc) from None
         yield tmp
     finally:
         with contextlib.suppress(OSError):  # a failing cleanup must not hide why the export failed
@@ -617,6 +616,22 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
             for parent in made:
                 with contextlib.suppress(OSError):  # one holding something else stays
                     parent.rmdir()
+
+
+def _write_error(target: Path, folder: Path, exc: OSError) -> ExportError:
+    """Why the export, staged in `folder`, could not be written. A folder other than the target's (a
+    stream's: the temporary folder) is named: "cannot write /dev/stdout" sent the user to free room
+    or choose another --out, where $TMPDIR was full."""
+    if folder == target.parent:
+        return ExportError(f"cannot write {target}: {write_failure(target, exc)}", hint=write_hint(exc))
+    tmpdir = os.environ.get("TMPDIR")
+    which = "$TMPDIR" if tmpdir and Path(os.path.abspath(tmpdir)) == folder else "the temporary folder"
+    return ExportError(
+        f"cannot stage the export in {folder} ({which}): {exc.strerror or exc}",
+        hint="free space there or set TMPDIR to a folder with room"
+        if exc.errno in FULL
+        else "set TMPDIR to a folder acgan can write",
+    )
 
 
 # ----------------------------------------------------------------------------- verification
@@ -761,8 +776,8 @@ def export(
             with _collected_diagnostics(messages):
                 runner, runtime = spec.load(tmp)
                 comparisons = _compare(reference, runner)
-        except OSError as exc:
-            raise ExportError(f"cannot write {target}: {exc.strerror or exc}", hint=write_hint(exc)) from None
+        except OSError as exc:  # the temporary file's: a full disk, a file-size limit
+            raise _write_error(target, tmp.parent, exc) from None
         verified = time.perf_counter()
         failed = [c for c in comparisons if not c.max_abs_error <= tolerance]  # NaN fails too
         if failed:

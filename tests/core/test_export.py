@@ -7,6 +7,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -367,6 +368,22 @@ def test_a_read_only_folder_cannot_be_written(trained_run: Path, tmp_path: Path)
             ex.export(trained_run, "safetensors", target)
         assert caught.value.hint == "choose another --out"
         assert list(folder.iterdir()) == []
+
+
+def test_a_stream_staged_in_a_read_only_temporary_folder_names_that_folder(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export to a stream (/dev/stdout, a pipe, /dev/null) is staged in the temporary folder:
+    the error named the stream, and its hint said to choose another --out."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))  # gettempdir's answer, without TMPDIR
+    monkeypatch.delenv("TMPDIR", raising=False)
+    with read_only_folder(folder) as reason, pytest.raises(ex.ExportError) as caught:
+        ex.export(trained_run, "safetensors", os.devnull)
+    assert caught.value.message == f"cannot stage the export in {folder} (the temporary folder): {reason}"
+    assert caught.value.hint == "set TMPDIR to a folder acgan can write"
+    assert list(folder.iterdir()) == []
 
 
 def test_a_training_checkpoint_is_never_overwritten(trained_run: Path, tmp_path: Path) -> None:

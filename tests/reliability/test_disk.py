@@ -8,12 +8,17 @@ and the RLIMIT test still runs.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from acgan_cli.cli import app
 from acgan_cli.core import checkpoint as ckpt
 from tests.conftest import TINY_ARGS, mount, unmount
 from tests.reliability.conftest import ForkServer, error_lines, last_logged_step
@@ -180,3 +185,22 @@ def test_sample_and_export_past_a_file_size_limit_say_to_free_space(
         )
         assert not (tmp_path / out).exists()
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".{out}")]  # no temporary left
+
+
+def test_a_full_temporary_folder_is_named_where_a_stream_export_is_staged(
+    small_disk: Path, trained_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`export -o - > out.bin` with a full $TMPDIR said "cannot write /dev/stdout: No space left on
+    device" and to choose another --out: the export is staged in the temporary folder, which was full."""
+    with open(small_disk / "filler", "wb", buffering=0) as filler, contextlib.suppress(OSError):
+        while True:  # every block of the disk taken
+            filler.write(bytes(65536))
+    monkeypatch.setenv("TMPDIR", str(small_disk))
+    monkeypatch.setattr(tempfile, "tempdir", str(small_disk))  # as gettempdir caches it
+    result = CliRunner().invoke(app, ["export", str(trained_run), "-f", "safetensors", "-o", os.devnull])
+    assert result.exit_code == 1, result.stderr
+    assert error_lines(result.stderr) == [
+        f"error: cannot stage the export in {small_disk} ($TMPDIR): No space left on device",
+        "hint: free space there or set TMPDIR to a folder with room",
+    ]
+    assert [p.name for p in small_disk.iterdir()] == ["filler"]  # no temporary left
