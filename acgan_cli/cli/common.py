@@ -301,7 +301,8 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
     Unexpected exceptions print one line too, with the traceback only under --verbose. SIGTERM
     (SIGHUP) unwinds like Ctrl-C (temporary files removed) and exits 143 (129); `train` handles all itself.
     `@handle_errors(training=True)` (train) says that a run stopped by an error continues with
-    `acgan train --resume`, where other commands say that nothing was written.
+    `acgan train --resume`, where other commands say that nothing was written (or, an export's file
+    being in place, that it was: the KeyboardInterrupt's `written`).
     """
     if command is None:
         return functools.partial(handle_errors, training=training)
@@ -490,12 +491,15 @@ def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
 def _interrupted(exc: KeyboardInterrupt, training: bool) -> typer.Exit:
     signum = signal_of(exc)
     cut_short = getattr(exc, "cut_short", None)  # bytes already out on stdout (write_all)
+    written = getattr(exc, "written", None)  # the file the command had put in place (export)
     print_error(
         STOP_WORDS[signum],
         "checkpoints already written are intact; `acgan train --resume RUN` continues a run"
         if training
         else _cut_off(*cut_short)
         if cut_short
+        else f"{written} was already written in full; there is nothing to run again"
+        if written
         else "nothing was written and files already there are unchanged; run the command again",
     )
     return typer.Exit(exit_code(signum))

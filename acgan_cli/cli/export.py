@@ -168,15 +168,21 @@ def export(
         raise typer.BadParameter(one_of(fmt, FORMATS), param_hint="--format")
     # torch (and onnx) load inside the export, so `acgan export --help` stays instant. The
     # export checks the format and options against its registry (a usage error exits 2).
-    with checkpoint_from_environment(from_environment(ctx, "checkpoint")):
-        if checkpoint is None:
-            from acgan_cli.core.checkpoint import newest_checkpoint
+    result = None
+    try:
+        with checkpoint_from_environment(from_environment(ctx, "checkpoint")):
+            if checkpoint is None:
+                from acgan_cli.core.checkpoint import newest_checkpoint
 
-            checkpoint = newest_checkpoint(named_by="`acgan export CKPT`")
-        result = export_generator(checkpoint, fmt, out, opset=opset, half=half)
-    if not to_stdout and json_output:  # (with --out -, the file's bytes are stdout's)
-        print_result(json.dumps(result.to_dict(), indent=2), "the report", f"{result.path} is written")
-    elif not to_stdout:
-        print_path(result.path, "the file's path", f"{result.path} is written")
-    if not state.quiet:
-        _render(result)
+                checkpoint = newest_checkpoint(named_by="`acgan export CKPT`")
+            result = export_generator(checkpoint, fmt, out, opset=opset, half=half)
+        if not to_stdout and json_output:  # (with --out -, the file's bytes are stdout's)
+            print_result(json.dumps(result.to_dict(), indent=2), "the report", f"{result.path} is written")
+        elif not to_stdout:
+            print_path(result.path, "the file's path", f"{result.path} is written")
+        if not state.quiet:
+            _render(result)
+    except KeyboardInterrupt as exc:  # the file is in place: the error boundary says so (see export)
+        if result is not None:
+            exc.written = result.path
+        raise

@@ -767,60 +767,72 @@ def export(
     info = loaded
     reference = _reference(generator, info)
     messages: list[str] = []
-    with _staged(target, spec.extension) as tmp:
-        started = time.perf_counter()
-        try:
-            with _collected_diagnostics(messages):
-                details = spec.write(generator, info, tmp, options)
-            written = time.perf_counter()
-            with _collected_diagnostics(messages):
-                runner, runtime = spec.load(tmp)
-                comparisons = _compare(reference, runner)
-        except OSError as exc:  # the temporary file's: a full disk, a file-size limit
-            raise _write_error(target, tmp.parent, exc) from None
-        verified = time.perf_counter()
-        failed = [c for c in comparisons if not c.max_abs_error <= tolerance]  # NaN fails too
-        if failed:
-            worst = failed[0]
-            raise ExportError(
-                f"the {fmt} file does not compute the generator's images: max abs error "
-                f"{worst.max_abs_error:.3g} at batch size {worst.batch_size} exceeds {tolerance:.3g}; "
-                "nothing was written",
-                hint=f"the tolerance asked for is below what this format computes: allow {worst.max_abs_error:.2g} or more"
-                if asked_tolerance and math.isfinite(worst.max_abs_error)
-                else "this is a bug in acgan or the exporter; run with --verbose and report it",
+    # Once the file is in place, a Ctrl-C or SIGTERM (a KeyboardInterrupt) carries its path: the CLI
+    # said that nothing was written, though the whole file was and its path was being printed.
+    in_place = False
+    try:
+        with _staged(target, spec.extension) as tmp:
+            started = time.perf_counter()
+            try:
+                with _collected_diagnostics(messages):
+                    details = spec.write(generator, info, tmp, options)
+                written = time.perf_counter()
+                with _collected_diagnostics(messages):
+                    runner, runtime = spec.load(tmp)
+                    comparisons = _compare(reference, runner)
+            except OSError as exc:  # the temporary file's: a full disk, a file-size limit
+                raise _write_error(target, tmp.parent, exc) from None
+            verified = time.perf_counter()
+            failed = [c for c in comparisons if not c.max_abs_error <= tolerance]  # NaN fails too
+            if failed:
+                worst = failed[0]
+                raise ExportError(
+                    f"the {fmt} file does not compute the generator's images: max abs error "
+                    f"{worst.max_abs_error:.3g} at batch size {worst.batch_size} exceeds {tolerance:.3g}; "
+                    "nothing was written",
+                    hint=f"the tolerance asked for is below what this format computes: allow {worst.max_abs_error:.2g} or more"
+                    if asked_tolerance and math.isfinite(worst.max_abs_error)
+                    else "this is a bug in acgan or the exporter; run with --verbose and report it",
+                )
+            size = tmp.stat().st_size
+            try:
+                replace_durably(tmp, target)
+            except KeyboardInterrupt:  # landed while the folder was synced: the file may be in place
+                in_place = not tmp.exists()
+                raise
+            except BrokenPipeError:  # a reader that went away (`| head`): the CLI ends quietly
+                raise
+            except OSError as exc:  # a full disk at the fsync, a full /dev/full, a folder gone
+                raise ExportError(
+                    f"cannot write {target}: {write_failure(target, exc)}", hint=write_hint(exc)
+                ) from None
+            in_place = True
+        if spec.deprecated:
+            warnings.warn(Notice(spec.deprecated), stacklevel=2)
+        named = format_for(target)  # the file written: a folder named models.onnx/ holds latest.pt2
+        if named is not None and named != fmt:  # written as asked, but not without a word
+            warnings.warn(
+                Notice(
+                    f"{target} holds {_with_article(fmt)} file (--format {fmt}), though its name says {named}"
+                ),
+                stacklevel=2,
             )
-        size = tmp.stat().st_size
-        try:
-            replace_durably(tmp, target)
-        except BrokenPipeError:  # a reader that went away (`| head`): the CLI ends quietly
-            raise
-        except OSError as exc:  # a full disk at the fsync, a full /dev/full, a folder gone
-            raise ExportError(
-                f"cannot write {target}: {write_failure(target, exc)}", hint=write_hint(exc)
-            ) from None
-    if spec.deprecated:
-        warnings.warn(Notice(spec.deprecated), stacklevel=2)
-    named = format_for(target)  # the file written: a folder named models.onnx/ holds latest.pt2
-    if named is not None and named != fmt:  # written as asked, but not without a word
-        warnings.warn(
-            Notice(
-                f"{target} holds {_with_article(fmt)} file (--format {fmt}), though its name says {named}"
-            ),
-            stacklevel=2,
+        return ExportResult(
+            format=fmt,
+            path=target,
+            checkpoint=info.path,
+            step=info.step,
+            ema=info.samples_with_ema,
+            size_bytes=size,
+            comparisons=comparisons,
+            tolerance=tolerance,
+            export_seconds=written - started,
+            verify_seconds=verified - written,
+            runtime=runtime,
+            details=details,
+            messages=tuple(dict.fromkeys(messages)),
         )
-    return ExportResult(
-        format=fmt,
-        path=target,
-        checkpoint=info.path,
-        step=info.step,
-        ema=info.samples_with_ema,
-        size_bytes=size,
-        comparisons=comparisons,
-        tolerance=tolerance,
-        export_seconds=written - started,
-        verify_seconds=verified - written,
-        runtime=runtime,
-        details=details,
-        messages=tuple(dict.fromkeys(messages)),
-    )
+    except KeyboardInterrupt as exc:
+        if in_place:
+            exc.written = target
+        raise

@@ -452,6 +452,61 @@ def test_a_signal_during_export_removes_its_temporary_file(
     assert target.read_bytes() == b"the previous export"
 
 
+# SIGTERM at a chosen point of a real `acgan export`: before the file is renamed into place, while
+# the rename is made durable, or as the written file's path is printed.
+EXPORT_INSTRUMENTED = """
+import os, signal, sys, time
+from acgan_cli.cli import app
+from acgan_cli.cli import export as command
+from acgan_cli.core import export, files
+
+def terminated(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)  # the Terminated lands here
+    raise AssertionError("no SIGTERM")
+
+if sys.argv[1] == "before-the-rename":
+    export.replace_durably = terminated
+elif sys.argv[1] == "as-the-folder-is-synced":  # the file renamed into place, the folder not yet synced
+    files._sync_folder = terminated
+else:  # "as-the-path-is-printed"
+    command.print_path = terminated
+sys.argv = ["acgan", *sys.argv[2:]]
+app()
+"""
+
+
+@pytest.mark.parametrize("window", ["before-the-rename", "as-the-folder-is-synced", "as-the-path-is-printed"])
+def test_a_signal_once_the_export_is_in_place_says_it_is_written(
+    trained_run: Path, tmp_path: Path, window: str
+) -> None:
+    """A SIGTERM after the rename said "nothing was written and files already there are unchanged;
+    run the command again", though the whole file was in place (and its path was on stdout)."""
+    target = tmp_path / "g.safetensors"
+    target.write_bytes(b"the previous export")
+    done = subprocess.run(
+        [sys.executable, "-c", EXPORT_INSTRUMENTED, window,
+         "export", str(trained_run), "-f", "safetensors", "--out", "g.safetensors"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 143, done.stderr
+    assert "Traceback" not in done.stderr
+    if window == "before-the-rename":
+        assert error_lines(done.stderr) == [
+            "error: terminated",
+            "hint: nothing was written and files already there are unchanged; run the command again",
+        ]
+        assert target.read_bytes() == b"the previous export"
+    else:
+        assert error_lines(done.stderr) == [
+            "error: terminated",
+            "hint: g.safetensors was already written in full; there is nothing to run again",
+        ]
+        assert ckpt.load_generator(target)[1].step == 12
+    assert [p.name for p in tmp_path.iterdir()] == ["g.safetensors"]  # no temporary file left
+
+
 def test_signals_the_run_was_started_ignoring_stay_ignored(tmp_path: Path) -> None:
     """`nohup` ignores SIGHUP, and a script's `acgan train &` starts ignoring SIGINT. Once training
     began, each stopped the run all the same (its handler replaced the ignoring), where a moment
