@@ -370,30 +370,40 @@ def sample(
         _write_stdout(data)
     else:
         target_path = _write(target_path, data, numbered_in, stem, fmt)
-        done = f"{target_path} is written"
-        if json_output:  # what a script needs to draw the same images again
-            report = {
-                "path": str(target_path),
-                "format": fmt,
-                "n": len(images),
-                "seed": seed,
-                "class": info.class_names[class_index] if class_index is not None else None,
-                "class_index": class_index,  # the number --digit takes; "class" is its name
-                "grid": grid,
-                "checkpoint": str(info.path),
-                "step": info.step,
-            }
-            print_result(json.dumps(report, indent=2), "the report", done)
-        else:
-            print_path(target_path, "the file's path", done)
-    if not state.quiet:
-        what = _what(
-            info.class_names, class_index, grid, len(images), width if fmt == "png" and nrow is None else None
-        )
-        stderr_console().print(
-            f"drew {len(images)} image{'s' * (len(images) != 1)} ({what}; seed {seed}) "
-            f"from {info.path} (step {info.step}) → {'stdout' if target_path is None else target_path}"
-        )
+    try:  # the file is in place: a stop from here on says so (the error boundary), not "nothing was written"
+        if target_path is not None:
+            done = f"{target_path} is written"
+            if json_output:  # what a script needs to draw the same images again
+                report = {
+                    "path": str(target_path),
+                    "format": fmt,
+                    "n": len(images),
+                    "seed": seed,
+                    "class": info.class_names[class_index] if class_index is not None else None,
+                    "class_index": class_index,  # the number --digit takes; "class" is its name
+                    "grid": grid,
+                    "checkpoint": str(info.path),
+                    "step": info.step,
+                }
+                print_result(json.dumps(report, indent=2), "the report", done)
+            else:
+                print_path(target_path, "the file's path", done)
+        if not state.quiet:
+            what = _what(
+                info.class_names,
+                class_index,
+                grid,
+                len(images),
+                width if fmt == "png" and nrow is None else None,
+            )
+            stderr_console().print(
+                f"drew {len(images)} image{'s' * (len(images) != 1)} ({what}; seed {seed}) "
+                f"from {info.path} (step {info.step}) → {'stdout' if target_path is None else target_path}"
+            )
+    except KeyboardInterrupt as exc:
+        if target_path is not None:
+            exc.written = target_path
+        raise
 
 
 def _what(

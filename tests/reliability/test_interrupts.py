@@ -507,6 +507,46 @@ def test_a_signal_once_the_export_is_in_place_says_it_is_written(
     assert [p.name for p in tmp_path.iterdir()] == ["g.safetensors"]  # no temporary file left
 
 
+SAMPLE_INSTRUMENTED = """
+import os, signal, sys, time
+from acgan_cli.cli import app
+from acgan_cli.cli import sample as command
+
+def terminated(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)  # the Terminated lands here
+    raise AssertionError("no SIGTERM")
+
+setattr(command, sys.argv[1], terminated)
+sys.argv = ["acgan", *sys.argv[2:]]
+app()
+"""
+
+
+@pytest.mark.parametrize("window", ["_write", "print_path", "print_result"])
+def test_a_signal_once_the_sample_is_in_place_says_it_is_written(
+    trained_run: Path, tmp_path: Path, window: str
+) -> None:
+    """As for export: a SIGTERM while the path (or --json's report) printed said that nothing was written."""
+    json_output = ["--json"] if window == "print_result" else []
+    done = subprocess.run(
+        [sys.executable, "-c", SAMPLE_INSTRUMENTED, window,
+         "sample", "--ckpt", str(trained_run), "--digit", "3", "--out", "three.png", *json_output],
+        cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 143 and "Traceback" not in done.stderr, done.stderr
+    if window == "_write":  # before the file: nothing there
+        assert error_lines(done.stderr)[-1].startswith("hint: nothing was written")
+        assert not (tmp_path / "three.png").exists()
+    else:
+        assert error_lines(done.stderr) == [
+            "error: terminated",
+            "hint: three.png was already written in full; there is nothing to run again",
+        ]
+        assert (tmp_path / "three.png").stat().st_size > 0
+
+
 def test_signals_the_run_was_started_ignoring_stay_ignored(tmp_path: Path) -> None:
     """`nohup` ignores SIGHUP, and a script's `acgan train &` starts ignoring SIGINT. Once training
     began, each stopped the run all the same (its handler replaced the ignoring), where a moment
