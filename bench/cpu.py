@@ -69,6 +69,10 @@ def steady_windows(metrics: Path) -> list[dict]:
 
 def steady_ms(trainer) -> float:
     """Run `trainer` (an acgan_cli Trainer) and return its ms a step over the steady windows."""
+    from acgan_cli.core.devices import reuse_freed_memory
+
+    if trainer.device.type == "cpu":  # as `acgan train` does (the library leaves glibc's settings alone)
+        reuse_freed_memory()
     trainer.run()
     windows = steady_windows(trainer.run_dir / "metrics.jsonl")
     return 1000 * sum(w["seconds"] for w in windows) / sum(w["steps"] for w in windows)
@@ -76,7 +80,7 @@ def steady_ms(trainer) -> float:
 
 def train_step_outside_run(precision: str, dataset: str, run_dir: Path):
     """A CPU Trainer and a function that runs one `Trainer._train_step` on the next batch, set up as
-    `Trainer.run` would (its loss targets, freed memory kept for the next step) but without a run:
+    `acgan train` would (its loss targets, freed memory kept for the next step) but without a run:
     for timing, profiling or counting steps one at a time (bench/ceiling.py, bench/op_times.py)."""
     import torch
 
@@ -89,7 +93,7 @@ def train_step_outside_run(precision: str, dataset: str, run_dir: Path):
     batch = config.batch_size
     trainer.ones, trainer.zeros = torch.ones(batch), torch.zeros(batch)
     trainer.real_targets = torch.full((batch,), 1 - trainer.recipe.label_smoothing)
-    reuse_freed_memory()  # as Trainer.run does, after the data is loaded
+    reuse_freed_memory()  # as `acgan train` does, after the data is loaded
     order = torch.randperm(len(trainer.data), generator=torch.Generator().manual_seed(0))
     calls = iter(range(10**9))
 

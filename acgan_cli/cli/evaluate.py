@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +28,7 @@ from acgan_cli.cli.common import (
     stdout_console,
 )
 from acgan_cli.core.data import check_data_dir, check_dataset_name
-from acgan_cli.core.errors import Notice
+from acgan_cli.core.errors import DeviceError, Notice
 from acgan_cli.core.evaluation.config import MAX_SAMPLES, EvaluationConfig, check_evaluator_seed
 from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
 
@@ -208,6 +209,7 @@ def evaluate(
 
     from acgan_cli.cli.render import EvaluationProgress, QuietRenderer, evaluation_notes, evaluation_tables
     from acgan_cli.core.checkpoint import newest_checkpoint
+    from acgan_cli.core.devices import resolve_device, reuse_freed_memory
     from acgan_cli.core.evaluation.scoring import evaluate as run_evaluation
 
     paths = checkpoints or (
@@ -215,6 +217,12 @@ def evaluate(
         else [Path(os.environ["ACGAN_CKPT"])] if os.environ.get("ACGAN_CKPT")
         else [newest_checkpoint(named_by="`acgan evaluate CKPT`")]
     )  # fmt: skip
+    # Process-wide and for good (glibc cannot read the old values back): the command's to set, not
+    # the library's. Before the evaluator loads rather than after, as the library did: loading even
+    # fashion-mnist's 70,000 images left the same memory behind either way (RssAnon 344 MB).
+    with suppress(DeviceError):  # an absent device: evaluate() refuses it in its turn
+        if paths and resolve_device(config.device).type == "cpu":
+            reuse_freed_memory()  # batch after batch of the same sizes: reuse their pages (~1.08x)
     console = stderr_console()
     progress = (
         QuietRenderer() if state.quiet else EvaluationProgress(console, interactive(), config.n_samples)

@@ -458,6 +458,7 @@ def train(
             print_result(json.dumps(settings, indent=2), "the plan")
             return
 
+        from acgan_cli.core.devices import reuse_freed_memory
         from acgan_cli.core.training import Trainer
 
         console = stderr_console()
@@ -466,6 +467,10 @@ def train(
             console.print(f"loading {config.dataset} …" if live else f"train: loading {config.dataset}")
         trainer = Trainer(plan=plan)
         del plan  # and the resumed checkpoint's tensors it holds, restored by now: not for the whole run
+        # Process-wide and for good (glibc cannot read the old values back): the command's to set,
+        # not the library's. After loading the data, so that its temporaries went back to the OS.
+        if trainer.device.type == "cpu":
+            reuse_freed_memory()  # each step then reuses the last one's pages (bf16 1.07x, fp32 1.03x)
     except KeyboardInterrupt as exc:
         raise _stopped_before_saving(exc, resume_path) from None
     try:

@@ -58,6 +58,26 @@ def _printed(cell: str) -> tuple[float, float] | None:
     return float(number) * scale, 0.5 * 10**-decimals * scale + 1e-12
 
 
+def test_on_the_cpu_the_command_keeps_freed_memory_for_the_passes(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The library no longer tells glibc to (for good, process-wide): the command does, to score.
+    from acgan_cli.core import devices
+    from acgan_cli.core.evaluation import scoring
+
+    order: list[str] = []
+    real = scoring.evaluate
+    monkeypatch.setattr(devices, "reuse_freed_memory", lambda: order.append("reuse") or True)
+    monkeypatch.setattr(scoring, "evaluate", lambda *a, **kw: order.append("evaluate") or real(*a, **kw))
+    result = runner.invoke(app, ["evaluate", str(run), *FEW, "--metrics", "class-accuracy"])
+    assert result.exit_code == 0, result.stderr
+    assert order == ["reuse", "evaluate"]
+    order.clear()  # only its evaluator asked for: nothing to score
+    result = runner.invoke(app, ["evaluate", "--dataset", "mnist-5k", "--device", "cpu"])
+    assert result.exit_code == 0, result.stderr
+    assert order == ["evaluate"]
+
+
 def test_a_log_gets_a_line_per_stage(run: Path) -> None:
     """Off a terminal the stages were left out: 100,000 samples ran four minutes after the
     evaluator's line with nothing more in the log."""

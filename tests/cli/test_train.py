@@ -61,6 +61,29 @@ def test_end_to_end_writes_exactly_the_run_files(tmp_path: Path) -> None:
     assert (info.step, info.dataset, info.image_shape) == (20, "mnist-5k", (1, size, size))
 
 
+def test_on_the_cpu_the_command_keeps_freed_memory_for_the_steps_once_the_data_is_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The library no longer tells glibc to (for good, process-wide): the command does, as it did.
+    from acgan_cli.core import devices, training
+
+    order: list[str] = []
+    built, run = training.Trainer.__init__, training.Trainer.run
+
+    def build(self, *args, **kwargs) -> None:
+        built(self, *args, **kwargs)
+        order.append("data loaded")
+
+    monkeypatch.setattr(training.Trainer, "__init__", build)
+    monkeypatch.setattr(training.Trainer, "run", lambda self, **kw: order.append("run") or run(self, **kw))
+    monkeypatch.setattr(devices, "reuse_freed_memory", lambda: order.append("reuse") or True)
+    result = runner.invoke(
+        app, ["train", "--dataset", "mnist-5k", "--max-steps", "2", "--device", "cpu", *TINY_ARGS]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert order == ["data loaded", "reuse", "run"]
+
+
 def test_default_run_folders_are_numbered(tmp_path: Path) -> None:
     for expected in ("00001-mnist-5k", "00002-mnist-5k"):
         result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--max-steps", "2", *TINY_ARGS])

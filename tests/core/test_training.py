@@ -690,7 +690,7 @@ def test_eval_every_adds_quick_figures_without_changing_training(
 def test_cpu_training_memory_is_reused_between_steps_not_faulted_in_again() -> None:
     # What a step does to the allocator: a few tens of MB of blocks allocated, written, then freed.
     # glibc's defaults hand most of it back to the kernel each time, and the next step faults it in
-    # again; after reuse_freed_memory() (which Trainer calls on the CPU) the pages stay.
+    # again; after reuse_freed_memory() (which `acgan train` calls on the CPU) the pages stay.
     code = """
 import resource, sys, torch
 from acgan_cli.core.devices import reuse_freed_memory
@@ -708,6 +708,32 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     pages_written = 5 * 4 * (16 << 20) // 4096  # 81,920: what faulting everything in again would cost
     assert int(out) < pages_written // 20
+
+
+@pytest.mark.skipif(
+    platform.libc_ver()[0] != "glibc" or not Path("/proc/self/statm").exists(),
+    reason="glibc's malloc, read through /proc",
+)
+def test_a_library_train_leaves_the_process_malloc_settings_alone(tmp_path: Path) -> None:
+    # reuse_freed_memory() cannot be undone: a train() in a notebook that made it kept the caller's
+    # freed memory in the process for good. glibc maps 50 MB of its own and hands it back when freed.
+    code = """
+import os, sys
+import numpy as np
+from acgan_cli.core import TrainConfig, train
+config = TrainConfig(dataset="mnist-5k", max_steps=2, batch_size=8, g_width=8, d_width=8, device="cpu")
+train(config, run_dir=sys.argv[1])
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
+block = np.ones(50 << 20, np.uint8)  # written: its pages are in
+held = rss_mb()
+del block
+print(held - rss_mb())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True, check=True
+    ).stdout
+    assert int(out) > 40
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
