@@ -516,17 +516,12 @@ def _checked(name: str, value: Any, allowed: tuple[type, ...], wanted: str) -> A
     return value
 
 
-def checked_path(name: str, value: Any) -> Path:
+def checked_path(name: str, value: Any, hint: str = "for the current folder, give '.'") -> Path:
     """`value` (a str or os.PathLike) as a Path with `~` expanded, else a ConfigError naming `name`;
     an empty string too, which Path reads as the current folder: `run_dir=os.environ.get("OUT", "")`
-    wrote a run into whatever folder the script ran in."""
+    wrote a run into whatever folder the script ran in. `hint`: what to give instead of ""."""
     value = checked(name, value, "path")
-    require(
-        value != "",
-        name,
-        "must not be empty (an empty path would mean the current folder)",
-        hint="for the current folder, give '.'",
-    )
+    require(value != "", name, "must not be empty (an empty path would mean the current folder)", hint=hint)
     return Path(value).expanduser()
 
 

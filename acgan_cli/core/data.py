@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, BinaryIO, NoReturn
 from acgan_cli.core.config import (
     MAX_CLASSES,
     checked,
+    checked_path,
     closest,
     default_data_dir,
     did_you_mean,
@@ -834,6 +835,12 @@ def load_dataset(
 
     name, split = checked("name", name, "path"), checked("split", split, "str")  # a folder as a Path
     data_dir, download = checked("data_dir", data_dir, "path | None"), checked("download", download, "bool")
+    if data_dir is not None:  # "" was read as the default folder: None says that, as for train(run_dir=)
+        checked_path(
+            "data_dir",
+            data_dir,
+            hint="omit data_dir (None) for the default folder; for the current folder, give '.'",
+        )
     check_dataset_name(name)
     check_data_dir(data_dir)
     if split not in SPLITS:

@@ -40,7 +40,7 @@ from acgan_cli.core.checkpoint import (
     read_info,
     refuse_to_overwrite_checkpoint,
 )
-from acgan_cli.core.config import PIXEL_RANGE, checked, either, one_of, require, to_json
+from acgan_cli.core.config import PIXEL_RANGE, checked, checked_path, either, one_of, require, to_json
 from acgan_cli.core.data import DATASETS
 from acgan_cli.core.errors import ExportError, Notice, UsageError, first_line
 from acgan_cli.core.files import (
@@ -576,7 +576,7 @@ def _with_article(name: str) -> str:
 
 
 def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
-    if not out:  # '' as well: the default, as for sample
+    if out is None:
         target = default_output(checkpoint, fmt)
     else:
         given = Path(out).expanduser()
@@ -744,6 +744,13 @@ def export(
             option="out",
         )
     fmt, out = checked("fmt", fmt, "str | None"), checked("out", out, "path | None")
+    if out is not None:  # "" is refused, as train(run_dir="") is: None is the default's spelling
+        # Only checked: a Path would drop the "/" that names a folder to write into.
+        checked_path(
+            "out",
+            out,
+            hint="omit out (None) to write next to the checkpoint; for the current folder, give '.'",
+        )
     opset, half = checked("opset", opset, "int | None"), checked("half", half, "bool")
     tolerance = checked("tolerance", tolerance, "float | None")
     require(

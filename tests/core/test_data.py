@@ -22,7 +22,7 @@ from acgan_cli.core.data import (
     to_model_range,
     training_images,
 )
-from acgan_cli.core.errors import DataError, Notice, UsageError
+from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError
 from tests.conftest import idx_header
 from tests.helpers import make_idx_folder, write_idx
 
@@ -352,6 +352,16 @@ def test_upper_case_file_names_are_read_and_a_file_and_its_gz_stay_one(tmp_path:
     loaded, expected = load_dataset(str(upper)), load_dataset(str(lower))
     assert torch.equal(loaded.images, expected.images) and torch.equal(loaded.labels, expected.labels)
     assert len(load_dataset(str(upper), "test")) == len(load_dataset(str(lower), "test"))
+
+
+def test_an_empty_data_dir_is_refused_not_read_as_the_default_folder() -> None:
+    """load_dataset(data_dir="") read the default folder, where train(run_dir="") refuses ""."""
+    with pytest.raises(ConfigError, match=r"^data_dir must not be empty") as refused:
+        load_dataset("mnist", data_dir="")
+    assert refused.value.option == "data_dir"
+    assert (
+        refused.value.hint == "omit data_dir (None) for the default folder; for the current folder, give '.'"
+    )
 
 
 def test_an_empty_dataset_name_is_not_the_current_folder() -> None:

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core import export as ex
-from acgan_cli.core.errors import CheckpointError, Notice, UsageError
+from acgan_cli.core.errors import CheckpointError, ConfigError, Notice, UsageError
 from acgan_cli.core.models import Generator
 from acgan_cli.core.sampling import latents, random_labels
 from tests.conftest import fifo_reader, read_only_folder
@@ -540,9 +540,20 @@ def test_an_export_sweeps_up_what_a_killed_export_of_the_same_file_left(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["g.pt2", others.name])
 
 
-def test_an_empty_out_is_the_default_beside_the_checkpoint(trained_run: Path, tmp_path: Path) -> None:
+def test_an_empty_out_is_refused_and_none_is_the_default_beside_the_checkpoint(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """out="" wrote beside the checkpoint, where train(run_dir="") and read_info("") refuse it."""
     run = shutil.copytree(trained_run, tmp_path / "run")
-    assert ex.export(run, "safetensors", "").path == run / "checkpoints" / "latest.generator.safetensors"
+    with pytest.raises(ConfigError, match=r"^out must not be empty") as refused:
+        ex.export(run, "safetensors", "")
+    assert refused.value.option == "out"
+    assert (
+        refused.value.hint
+        == "omit out (None) to write next to the checkpoint; for the current folder, give '.'"
+    )
+    assert not (run / "checkpoints" / "latest.generator.safetensors").exists()
+    assert ex.export(run, "safetensors").path == run / "checkpoints" / "latest.generator.safetensors"
 
 
 def test_an_export_never_replaces_the_checkpoint_it_reads(
