@@ -655,6 +655,13 @@ def canonical_dataset(name: str) -> str:
     return str(Path(name).expanduser().resolve())
 
 
+def handed_in(recorded: str) -> bool:
+    """Whether a run's recorded dataset (`canonical_dataset`) names a Dataset handed in to Trainer:
+    neither a registry name nor a folder, which is recorded as its absolute path. Nothing but the
+    caller who made it can load that data again."""
+    return recorded not in DATASETS and not Path(recorded).is_absolute()
+
+
 def same_dataset(a: str, b: str) -> bool:
     """Whether two dataset names mean the same data: equal names, or the same folder."""
     if a == b:

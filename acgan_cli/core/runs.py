@@ -39,6 +39,7 @@ from acgan_cli.core.data import (
     check_download,
     check_split,
     dataset_title,
+    handed_in,
     listed_class_names,
     numbered,
     run_name,
@@ -630,17 +631,17 @@ def plan_run(
         else:
             config = resumed_config(saved, config)
         if count_images and config.dataset not in DATASETS and not Path(config.dataset).expanduser().is_dir():
-            handed_in = not Path(config.dataset).is_absolute()  # folders are recorded absolute
+            given_data = handed_in(config.dataset)
             raise DataError(
                 f"{info.path} was trained on "
                 + (
                     f"data handed in as Dataset({config.dataset!r})"
-                    if handed_in
+                    if given_data
                     else f"the folder {config.dataset}"
                 )
                 + ", which is not there",
                 hint=f"hand the same data in again: Trainer(resume=..., dataset=Dataset({config.dataset!r}, ...)).run()"
-                if handed_in
+                if given_data
                 else "put the run's data back at that path to resume it (a resumed run never changes data)",
             )
     elif not api:

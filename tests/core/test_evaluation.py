@@ -913,3 +913,38 @@ def test_an_evaluator_nearer_chance_than_perfect_gets_a_note(
         _warn_if_weak(
             dataclasses.replace(evaluator.info, test_accuracy=0.56)
         )  # past halfway from 10% to 100%
+
+
+def test_a_run_on_data_handed_in_is_told_to_need_a_folder_of_its_images(
+    tmp_path: Path, small_dataset
+) -> None:
+    """It said "trained on the folder mine, which is not there", with a hint to put it back at that path."""
+    from acgan_cli.core.errors import DataError
+    from acgan_cli.core.evaluation.scoring import check_fits
+    from acgan_cli.core.training import Trainer
+
+    mine = Dataset("mine", small_dataset.images, small_dataset.labels, small_dataset.class_names)
+    run = (
+        Trainer(tiny_config(dataset="mine", max_steps=2), run_dir=tmp_path / "run", dataset=mine)
+        .run()
+        .run_dir
+    )
+    hint = (
+        "score it against a folder of the same images: EvaluationConfig(dataset=FOLDER), or --dataset FOLDER"
+    )
+    latest = run / "checkpoints" / "latest.safetensors"
+    with pytest.raises(DataError) as refused:
+        evaluate(run, EvaluationConfig(n_samples=100, device="cpu"))
+    assert (
+        refused.value.message
+        == f"{latest} was trained on data handed in as Dataset('mine'), which evaluate cannot load"
+    )
+    assert refused.value.hint == hint
+    # Nothing recorded says whether the data was mnist-5k's: a registry dataset is refused, a folder taken.
+    with pytest.raises(EvaluatorError) as refused:
+        evaluate(run, EvaluationConfig(n_samples=100, device="cpu", dataset="mnist-5k"))
+    assert refused.value.message == (
+        f"{latest} was trained on data handed in as Dataset('mine'), not known to be mnist-5k (chosen by --dataset)"
+    )
+    assert refused.value.hint == hint
+    check_fits(ckpt.read_info(run), str(write_idx_folder(tmp_path / "digits", 40, 20)), chosen_by="--dataset")

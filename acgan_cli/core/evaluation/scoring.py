@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acgan_cli.core.config import check_function
-from acgan_cli.core.data import DATASETS, check_split, dataset_title, same_classes, same_dataset
+from acgan_cli.core.data import DATASETS, check_split, dataset_title, handed_in, same_classes, same_dataset
 from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError
 from acgan_cli.core.evaluation.config import QUICK_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.evaluator import Evaluator, EvaluatorError, EvaluatorInfo
@@ -346,6 +346,11 @@ def _discriminator_of(
     return discriminator.to(device).eval()
 
 
+HANDED_IN_HINT = (
+    "score it against a folder of the same images: EvaluationConfig(dataset=FOLDER), or --dataset FOLDER"
+)
+
+
 def check_fits(
     info: CheckpointInfo, dataset: str, evaluator: EvaluatorInfo | None = None, chosen_by: str = ""
 ) -> None:
@@ -358,6 +363,12 @@ def check_fits(
     """
     moved = not {info.dataset, dataset} & set(DATASETS) and not Path(info.dataset).expanduser().is_dir()
     if not same_dataset(info.dataset, dataset) and not moved:
+        if chosen_by and handed_in(info.dataset):  # whatever the data was, nothing recorded says: a folder
+            raise EvaluatorError(  # of the same images is taken as data that moved (its classes checked)
+                f"{info.path} was trained on data handed in as Dataset({info.dataset!r}), not known to be "
+                f"{dataset_title(dataset)} (chosen by {chosen_by})",
+                hint=HANDED_IN_HINT,
+            )
         hint = {
             "--dataset": "drop --dataset: the evaluator follows the checkpoints' dataset",
             "--dataset and --evaluator": "drop --dataset and --evaluator: the evaluator follows the checkpoints' dataset",
@@ -497,6 +508,11 @@ def evaluate(
         and dataset not in DATASETS
         and not Path(dataset).expanduser().is_dir()
     ):
+        if handed_in(dataset):
+            raise DataError(
+                f"{infos[0].path} was trained on data handed in as Dataset({dataset!r}), which evaluate cannot load",
+                hint=HANDED_IN_HINT,
+            )
         raise DataError(
             f"{infos[0].path} was trained on the folder {dataset}, which is not there",
             hint="put the data back at that path (a link will do), or give --dataset FOLDER where it is now",
