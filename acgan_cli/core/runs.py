@@ -405,6 +405,22 @@ def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
     _check_unchanged(resumed, len(data), data.class_names, per_class, data.channels)
 
 
+def check_same_classes(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
+    """`check_same_data` for a Dataset handed in, which is its caller's to vouch for but for what the
+    model is built on: its channels, and its classes (a resume on other class names renamed the
+    run's classes in the middle of it, without a word)."""
+    _check_unchanged(
+        resumed,
+        None,
+        data.class_names,
+        None,
+        data.channels,
+        names_given=True,
+        hint="hand in the run's own data to resume it (a resumed run never changes data), "
+        "or train a new run on this data without resume=",
+    )
+
+
 def check_same_listing(resumed: ckpt.CheckpointInfo, dataset: str, images: int | None) -> None:
     """`check_same_data` from what is known before the data is read: its image count, and a folder of
     class folders' class names (`--dry-run` approved a resume that the run then refused). A registry
@@ -420,6 +436,9 @@ def _check_unchanged(
     now: tuple[str, ...] | None,
     per_class: list[int] | None,
     channels: int | None = None,
+    names_given: bool = False,
+    hint: str = "put the run's data back to resume it (a resumed run never changes data), "
+    "or train a new run on this data without --resume",
 ) -> None:
     changes = []
     if channels is not None and channels != resumed.model.channels:  # was "a model of another shape"
@@ -433,7 +452,10 @@ def _check_unchanged(
         pass
     elif len(now) != len(was):
         changes.append(f"{len(now)} classes (the run had {len(was)})")
-    elif not same_classes(was, now):  # where they part: "a, b, c, d, …" twice hid a renamed tenth
+    # A folder's "0".."K-1" name nothing (a classes.txt may name them later: same_classes), but a
+    # Dataset's names are its caller's (`names_given`): they would rename the run's numbered classes.
+    elif not same_classes(was, now) or (names_given and was != now and not numbered(now)):
+        # where they part: "a, b, c, d, …" twice hid a renamed tenth
         index = next(i for i, (old, new) in enumerate(zip(was, now, strict=True)) if old != new)
         changes.append(f"class {index} named {now[index]!r} (the run's was {was[index]!r})")
     recorded = _recorded_per_class(resumed.path)
@@ -447,13 +469,12 @@ def _check_unchanged(
         raise DataError(
             f"{dataset_title(resumed.dataset)} has changed since {resumed.path} was trained: it now holds "
             + " and ".join(changes),
-            hint="put the run's data back to resume it (a resumed run never changes data), "
-            "or train a new run on this data without --resume",
+            hint=hint,
         )
 
 
 def resumed_class_names(resumed: ckpt.CheckpointInfo, data: Dataset) -> tuple[str, ...]:
-    """The class names a resume of `resumed` on `data` (checked by `check_same_data`) goes on with:
+    """The class names a resume of `resumed` on `data` (checked by `check_same_data`, or `check_same_classes`) goes on with:
     the run's, where the data only numbers its classes now (a folder's classes.txt gone); else the
     data's. A resume wrote "0".."9" over the run's names without a word, and `--class a` was lost."""
     return resumed.class_names if numbered(data.class_names) else data.class_names

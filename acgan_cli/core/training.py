@@ -96,6 +96,7 @@ from acgan_cli.core.runs import (
     check_not_behind,
     check_resume,
     check_run_length,
+    check_same_classes,
     check_same_data,
     claim_run_dir,
     create_run_dir,
@@ -325,8 +326,11 @@ class Trainer:
         check_run_length(config, len(prepared))
         self.steps_per_epoch = len(prepared) // config.batch_size
         self.class_images = torch.bincount(data.labels, minlength=len(data.class_names)).tolist()
-        if resume_info is not None and dataset is None:  # before the model's shape: say what changed
-            check_same_data(resume_info, data)  # (data a caller hands in is the caller's to vouch for)
+        if resume_info is not None:  # before the model's shape: say what changed
+            if dataset is None:
+                check_same_data(resume_info, data)
+            else:  # data a caller hands in is the caller's to vouch for, but for its shape and classes
+                check_same_classes(resume_info, data)
             prepared = dataclasses.replace(prepared, class_names=resumed_class_names(resume_info, data))
         return prepared
 

@@ -1282,6 +1282,34 @@ def test_a_divergence_survives_pickling_and_copying() -> None:
         )
 
 
+def test_a_resume_on_data_handed_in_under_other_class_names_is_refused(tmp_path: Path, small_dataset) -> None:
+    """It went on, and the run's classes '0'..'9' were called 'a'..'j' from then on."""
+    from acgan_cli.core.data import Dataset
+    from acgan_cli.core.errors import DataError
+
+    def mine(names: tuple[str, ...]) -> Dataset:
+        return Dataset("mine", small_dataset.images, small_dataset.labels, names)
+
+    config = tiny_config(dataset="mine", max_steps=6)
+    Trainer(config, run_dir=tmp_path / "run", dataset=mine(small_dataset.class_names)).run()
+    latest = tmp_path / "run" / "checkpoints" / "latest.safetensors"
+    before = latest.read_bytes()
+    with pytest.raises(DataError) as refused:
+        Trainer(
+            dataclasses.replace(config, max_steps=8),
+            resume=tmp_path / "run",
+            dataset=mine(tuple("abcdefghij")),
+        )
+    assert refused.value.message == (
+        f"mine has changed since {latest} was trained: it now holds class 0 named 'a' (the run's was '0')"
+    )
+    assert refused.value.hint == (
+        "hand in the run's own data to resume it (a resumed run never changes data), "
+        "or train a new run on this data without resume="
+    )
+    assert latest.read_bytes() == before and ckpt.read_info(latest).class_names == small_dataset.class_names
+
+
 def test_your_own_tensors_train_under_their_own_name_and_resume_when_handed_in_again(tmp_path: Path) -> None:
     """Dataset("mine", ...) was refused as an "unknown dataset" when config.dataset said "mine", and as
     another dataset when it did not: data of one's own trained only when called "mnist-5k"."""
