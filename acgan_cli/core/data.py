@@ -901,6 +901,12 @@ def check_dataset(dataset: Dataset) -> None:
             else type(labels).__name__
         )
         refuse(f"labels must be an int64 tensor of N class numbers (got {got})", "labels.long()")
+    meta = [name for name, tensor in (("images", images), ("labels", labels)) if tensor.is_meta]
+    if meta:  # shapes without values: reading the labels' range failed inside torch (Tensor.item())
+        refuse(
+            f"{' and '.join(meta)} must hold values (got {'tensors' if len(meta) > 1 else 'a tensor'} on the meta device)",
+            "make them on a device that holds data, e.g. device='cpu', as load_dataset gives them",
+        )
     if len(labels) != len(images) or not len(images):
         refuse(
             f"holds {len(images)} images and {len(labels)} labels",

@@ -1173,6 +1173,15 @@ def test_a_misspelt_dataset_is_named_as_typed_with_a_suggestion(tmp_path: Path) 
         (lambda d: {"labels": d.labels + 1}, r"labels must be in 0\.\.9, one per class name \(got 1\.\.10\)"),
         (lambda d: {"labels": d.labels.int()}, "labels must be an int64 tensor"),
         (lambda d: {"labels": d.labels[:10]}, "holds 160 images and 10 labels"),
+        # Shapes without values: torch's "Tensor.item() cannot be called on meta tensors".
+        (
+            lambda d: {"labels": d.labels.to("meta")},
+            r"labels must hold values \(got a tensor on the meta device\)",
+        ),
+        (
+            lambda d: {"images": d.images.to("meta"), "labels": d.labels.to("meta")},
+            r"images and labels must hold values \(got tensors on the meta device\)",
+        ),
         (lambda d: {"class_names": ()}, "has no class_names"),
         # As a checkpoint must hold them: the run's files were refused when read back.
         (
