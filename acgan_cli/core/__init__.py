@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the same names for type checkers and editors (`x as x`: re-
     from acgan_cli.core.errors import RunDirError as RunDirError
     from acgan_cli.core.errors import UsageError as UsageError
     from acgan_cli.core.evaluation import EvaluationConfig as EvaluationConfig
+    from acgan_cli.core.evaluation import EvaluatorError as EvaluatorError
     from acgan_cli.core.evaluation import evaluate as evaluate
     from acgan_cli.core.export import export as export_generator
     from acgan_cli.core.sampling import draw_samples as draw_samples
@@ -64,6 +65,7 @@ _PUBLIC: dict[str, str | tuple[str, str]] = {
     "CheckpointError": "acgan_cli.core.errors",  # a file that is not a readable checkpoint
     "RunDirError": "acgan_cli.core.errors",  # a run folder that cannot be made or would be overwritten
     "ExportError": "acgan_cli.core.errors",  # an export that failed or did not match the model
+    "EvaluatorError": "acgan_cli.core.evaluation",  # an evaluator file that cannot be used or does not fit
     "DivergedError": "acgan_cli.core.errors",  # a run whose losses became NaN or infinite
     "Notice": "acgan_cli.core.errors",  # the warnings category of what the CLI prints as `note:`
 }
@@ -78,6 +80,7 @@ __all__ = [
     "DeviceError",
     "DivergedError",
     "EvaluationConfig",
+    "EvaluatorError",
     "ExportError",
     "ModelConfig",
     "Notice",

@@ -113,6 +113,15 @@ def test_the_public_names_import_lazily_and_all_exist() -> None:
     )
 
 
+def test_the_error_evaluate_raises_for_its_evaluator_is_public() -> None:
+    """evaluate raises EvaluatorError (an evaluator that cannot be used), which was not in acgan_cli.core."""
+    import acgan_cli.core as core
+    from acgan_cli.core.evaluation.evaluator import EvaluatorError
+
+    assert core.EvaluatorError is EvaluatorError and issubclass(EvaluatorError, core.AcganError)
+    assert "EvaluatorError" in core.__all__
+
+
 def _type_checking_imports(module: types.ModuleType) -> dict[str, tuple[str, str]]:
     """What `module`'s `if TYPE_CHECKING:` block imports: {name: (module, attribute)}."""
     tree = ast.parse(Path(module.__file__ or "").read_text())
