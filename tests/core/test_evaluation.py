@@ -5,6 +5,7 @@ the `evaluator_cache` fixture in tests/conftest.py); tests/cli/test_evaluate.py 
 a tiny IDX folder dataset whose evaluator trains in a second or two.
 """
 
+import collections
 import dataclasses
 import os
 import shutil
@@ -623,6 +624,19 @@ def test_one_checkpoint_and_a_metrics_string_are_taken_as_the_cli_takes_them(
             "class_accuracy",
             "class_accuracy_per_class",
         }
+
+
+def test_any_iterable_of_checkpoints_is_taken_as_a_list_is(run20: Path, evaluator: Evaluator) -> None:
+    """A deque of runs was refused: "checkpoints must be a path or a list of paths (got deque)"."""
+    from acgan_cli.core.errors import ConfigError
+
+    config = EvaluationConfig(n_samples=100, device="cpu", metrics=["class-accuracy"])
+    for many in (collections.deque([run20]), (path for path in [run20])):
+        (result,) = evaluate(many, config).checkpoints
+        assert result.path == run20 / "checkpoints" / "latest.safetensors"
+    for wrong in (None, 5, bytes(run20)):
+        with pytest.raises(ConfigError, match=r"^checkpoints must be a path or a list of paths"):
+            evaluate(wrong, config)
 
 
 def test_a_checkpoint_named_twice_is_scored_once(run20: Path, evaluator: Evaluator, tmp_path: Path) -> None:

@@ -62,7 +62,9 @@ class EvaluationConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # the generator's forward passes (auto: bf16 where fast); the evaluator runs fp32
     batch_size: int = 0  # images per forward pass; 0 = by memory (sampling.generation_batch)
-    metrics: tuple[str, ...] = tuple(METRICS)  # names from the metric registry, in the order to report
+    # Names from the metric registry, in the order to report: a tuple or list of them, a string as
+    # --metrics takes it ("class-accuracy,fd"), or None for all; stored as a tuple.
+    metrics: tuple[str, ...] | list[str] | str | None = tuple(METRICS)
     dataset: str = ""  # the evaluator's dataset; "" = the one the checkpoints were trained on
     data_dir: str = ""  # where datasets are found or downloaded; "" = default_data_dir()
     download: bool = True  # fetch a missing dataset from the internet

@@ -19,7 +19,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -439,12 +439,12 @@ def _once_each(infos: list[CheckpointInfo]) -> list[CheckpointInfo]:
 
 
 def evaluate(
-    checkpoints: Sequence[str | Path] | str | Path,
+    checkpoints: Iterable[str | Path] | str | Path,
     config: EvaluationConfig | None = None,
     on_event: Callable[[EvaluationEvent], None] = lambda event: None,
 ) -> EvaluationReport:
-    """Score each checkpoint (file or run folder; one, or a list) with the metrics of `config`,
-    beside reference values.
+    """Score each checkpoint (file or run folder; one, or a list, deque or other iterable of them)
+    with the metrics of `config`, beside reference values.
 
     The evaluator is the one for the checkpoints' dataset (or `config.dataset`), loaded from the
     cache or trained on first use, or `config.evaluator`. Every checkpoint must come from that
@@ -452,12 +452,13 @@ def evaluate(
     """
     if isinstance(checkpoints, (str, os.PathLike)):  # one, not its characters
         checkpoints = [checkpoints]
-    if not isinstance(checkpoints, (list, tuple)):  # None, 5, a generator: "… is not iterable"
+    if isinstance(checkpoints, (bytes, bytearray)) or not isinstance(checkpoints, Iterable):  # None, 5
         raise ConfigError(
             f"checkpoints must be a path or a list of paths (got {type(checkpoints).__name__})",
             hint="give checkpoint files or run folders, e.g. evaluate('runs/00001-mnist-5k')",
             option="checkpoints",
         )
+    checkpoints = list(checkpoints)  # a deque or a generator as a list: read once, in its order
     if config is not None and not isinstance(config, EvaluationConfig):
         raise ConfigError(
             f"config must be an EvaluationConfig (got {type(config).__name__})",
