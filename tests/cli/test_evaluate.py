@@ -292,14 +292,17 @@ def test_an_evaluator_and_a_dataset_that_disagree_are_named_as_the_conflict(
     ]
 
 
-def test_a_missing_dataset_fails_as_in_train(run: Path, tmp_path: Path) -> None:
+def test_a_missing_dataset_fails_as_in_train_with_a_hint_of_its_own(run: Path, tmp_path: Path) -> None:
+    """Train's hint (--dataset mnist-5k, or --dataset FOLDER) sent evaluate where it then refused
+    to go: an MNIST checkpoint is scored with MNIST's files only."""
     path = generator_only_file(run, tmp_path / "mnist.safetensors", dataset="mnist")
     evaluated = runner.invoke(app, ["evaluate", str(path), *FEW, "--no-download"])
     trained = runner.invoke(app, ["train", "--dataset", "mnist", "--no-download", "--max-steps", "1"])
     assert evaluated.exit_code == trained.exit_code == 1
-    error = evaluated.stderr.strip().splitlines()
-    assert error == trained.stderr.strip().splitlines()[-2:]  # after train's "loading mnist"
-    assert error[0].startswith("error: MNIST is not in")
+    error, hint = evaluated.stderr.strip().splitlines()
+    assert error == trained.stderr.strip().splitlines()[-2]  # after train's "loading mnist"
+    assert error.startswith("error: MNIST is not in")
+    assert hint.startswith("hint: put its IDX files in ") and "--dataset" not in hint
 
 
 def test_bad_evaluator_files_exit_1_in_one_line_and_are_never_unpickled(
