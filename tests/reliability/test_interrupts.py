@@ -454,16 +454,20 @@ def test_a_signal_during_export_removes_its_temporary_file(
 
 # SIGTERM at a chosen point of a real `acgan export`: before the file is renamed into place, while
 # the rename is made durable, or as the written file's path is printed.
-EXPORT_INSTRUMENTED = """
+TERMINATED = """
 import os, signal, sys, time
 from acgan_cli.cli import app
-from acgan_cli.cli import export as command
-from acgan_cli.core import export, files
 
 def terminated(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(30)  # the Terminated lands here
     raise AssertionError("no SIGTERM")
+"""
+EXPORT_INSTRUMENTED = (
+    TERMINATED
+    + """
+from acgan_cli.cli import export as command
+from acgan_cli.core import export, files
 
 if sys.argv[1] == "before-the-rename":
     export.replace_durably = terminated
@@ -474,6 +478,7 @@ else:  # "as-the-path-is-printed"
 sys.argv = ["acgan", *sys.argv[2:]]
 app()
 """
+)
 
 
 @pytest.mark.parametrize("window", ["before-the-rename", "as-the-folder-is-synced", "as-the-path-is-printed"])
@@ -507,20 +512,16 @@ def test_a_signal_once_the_export_is_in_place_says_it_is_written(
     assert [p.name for p in tmp_path.iterdir()] == ["g.safetensors"]  # no temporary file left
 
 
-SAMPLE_INSTRUMENTED = """
-import os, signal, sys, time
-from acgan_cli.cli import app
+SAMPLE_INSTRUMENTED = (
+    TERMINATED
+    + """
 from acgan_cli.cli import sample as command
-
-def terminated(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(30)  # the Terminated lands here
-    raise AssertionError("no SIGTERM")
 
 setattr(command, sys.argv[1], terminated)
 sys.argv = ["acgan", *sys.argv[2:]]
 app()
 """
+)
 
 
 @pytest.mark.parametrize("window", ["_write", "print_path", "print_result"])
