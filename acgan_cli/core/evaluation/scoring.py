@@ -154,8 +154,8 @@ def generation_labels(n: int, class_counts: Sequence[int]) -> torch.Tensor:
     split's, which the metrics compare with), each class's images spread evenly through the order.
 
     Where every class is as common, that is 0, 1, …, K - 1, 0, 1, … (each equally often, ±1).
-    Balanced classes on data that is not made a perfect generator look bad: with one class four
-    times as common as each other, its Fréchet distance was 10x the real images'.
+    On data that is not balanced, balanced classes made a perfect generator look bad: with one
+    class four times as common as each other, its Fréchet distance was 10x the real images'.
     """
     import torch
 
