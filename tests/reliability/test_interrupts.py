@@ -264,7 +264,10 @@ else:  # "after-the-save": the first there, the second as the stop is being repo
 in_process = sys.argv[1] == "stopped-in-process"
 sys.argv = ["acgan", *sys.argv[2:]]
 try:
-    app()
+    if in_process:  # as a notebook or a test calls it: its arguments given, not the process's own
+        app(args=sys.argv[1:])
+    else:
+        app()
 except SystemExit as exc:
     if in_process:
         print("exit", exc.code, signal.getsignal(signal.SIGINT) is signal.default_int_handler)
