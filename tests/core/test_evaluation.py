@@ -55,7 +55,7 @@ from acgan_cli.core.evaluation.metrics import frechet_distance_of
 from acgan_cli.core.evaluation.scoring import generation_labels, reference_images, reference_scores
 from acgan_cli.core.sampling import generation_batch
 from acgan_cli.core.training import train
-from tests.conftest import tiny_config
+from tests.conftest import read_only_folder, tiny_config
 from tests.helpers import generator_only_file, write_idx, write_idx_folder
 
 # Every test sees the session's mnist-5k evaluator, trained once (see conftest.py).
@@ -795,6 +795,23 @@ def test_a_downloaded_dataset_that_is_not_here_gets_a_hint_that_scoring_can_foll
     )
     subprocess.run(hint.partition(": ")[2], shell=True, check=True)
     train_split, test_split = evaluator_splits("mnist", data_dir=tmp_path / "idx", download=False)
+    assert (len(train_split), len(test_split)) == (40, 20)
+
+
+def test_idx_files_in_a_folder_this_user_cannot_write_are_linked_from_one_of_theirs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hint for IDX files in the data folder (Debian's /usr/share/fashion-mnist, say) had the
+    user make folders inside it, which a system package's folder refuses."""
+    write_idx_folder(tmp_path / "idx", 40, 20)
+    monkeypatch.setenv("ACGAN_DATA_DIR", str(tmp_path / "mine"))
+    with read_only_folder(tmp_path / "idx"), pytest.raises(DataError) as caught:
+        evaluator_splits("mnist", data_dir=tmp_path / "idx", download=False)
+    raw = tmp_path / "mine" / "MNIST" / "raw"
+    commands, then, data_dir = caught.value.hint.partition(": ")[2].partition("; then give --data-dir ")
+    assert commands == f"mkdir -p {raw} && ln -s {tmp_path / 'idx'}/*-ubyte* {raw}/" and then
+    subprocess.run(commands, shell=True, check=True)
+    train_split, test_split = evaluator_splits("mnist", data_dir=Path(data_dir), download=False)
     assert (len(train_split), len(test_split)) == (40, 20)
 
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from acgan_cli import __version__
 from acgan_cli.core.checkpoint import EVALUATOR_FORMAT_NAME
-from acgan_cli.core.config import unprintable_name
+from acgan_cli.core.config import default_data_dir, unprintable_name
 from acgan_cli.core.data import (
     MNIST_5K_TEST_EVERY,
     Dataset,
@@ -110,6 +110,20 @@ class EvaluatorInfo:
 # ----------------------------------------------------------------------------- data
 
 
+def _link_hint(idx: Path, raw: Path) -> str:
+    """The commands that make the IDX files in `idx` readable where torchvision looks: `raw`
+    (data_dir/MNIST/raw), or, where this user cannot write there (a system package's folder, such
+    as Debian's /usr/share/fashion-mnist), the same folder under the default data folder."""
+    existing = next(folder for folder in (raw, *raw.parents) if folder.exists())
+    data_dir = None if os.access(existing, os.W_OK) else default_data_dir()
+    link = raw if data_dir is None else data_dir / raw.relative_to(raw.parent.parent)
+    quoted = shlex.quote(str(link))
+    commands = f"mkdir -p {quoted} && ln -s {shlex.quote(str(idx))}/*-ubyte* {quoted}/"
+    if data_dir is None:
+        return f"link its IDX files where acgan looks: {commands}"
+    return f"link its IDX files into a folder of yours: {commands}; then give --data-dir {shlex.quote(str(data_dir))}"
+
+
 def evaluator_splits(
     dataset: str, data_dir: Path | None = None, download: bool = True
 ) -> tuple[Dataset, Dataset]:
@@ -132,8 +146,7 @@ def evaluator_splits(
         idx = getattr(exc, "idx_folder", None)
         raise DataError(
             exc.message,
-            hint=f"link its IDX files where acgan looks: mkdir -p {shlex.quote(str(missing))} && "
-            f"ln -s {shlex.quote(str(idx))}/*-ubyte* {shlex.quote(str(missing))}/"
+            hint=_link_hint(idx, missing)
             if idx is not None
             else f"put its IDX files in {missing} (or give --data-dir the folder above {missing.parent.name}/raw), "
             + (
