@@ -275,17 +275,18 @@ except SystemExit as exc:
 """
 
 
+def _run_script(script: str, *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -c SCRIPT ARGV...` in CWD, importing acgan from this checkout, on one thread."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *argv], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+
+
 def _instrumented_run(
     window: str, tmp_path: Path, args: tuple[str, ...] = ("--ckpt-every", "1")
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", INSTRUMENTED, window, *RUN_ARGS, *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    return _run_script(INSTRUMENTED, window, *RUN_ARGS, *args, cwd=tmp_path)
 
 
 def test_a_stopped_run_leaves_ctrl_c_as_it_found_it_for_the_next_command(tmp_path: Path) -> None:
@@ -409,10 +410,9 @@ def test_a_resume_stopped_before_it_saved_says_how_to_start_it_again(
         cwd=tmp_path, capture_output=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     ).returncode == 0  # fmt: skip
     before = _contents(tmp_path / "first" / "checkpoints"), (tmp_path / "first" / "config.json").read_bytes()
-    done = subprocess.run(
-        [sys.executable, "-c", INSTRUMENTED, window, "train", "--resume", "first", *out,
-         "--max-steps", "100000", "--log-every", "1"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    done = _run_script(
+        INSTRUMENTED, window, "train", "--resume", "first", *out, "--max-steps", "100000", "--log-every", "1",
+        cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 130, done.stderr
     latest = Path("first", "checkpoints", "latest.safetensors")
@@ -492,11 +492,9 @@ def test_a_signal_once_the_export_is_in_place_says_it_is_written(
     run the command again", though the whole file was in place (and its path was on stdout)."""
     target = tmp_path / "g.safetensors"
     target.write_bytes(b"the previous export")
-    done = subprocess.run(
-        [sys.executable, "-c", EXPORT_INSTRUMENTED, window,
-         "export", str(trained_run), "-f", "safetensors", "--out", "g.safetensors"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+    done = _run_script(
+        EXPORT_INSTRUMENTED, window, "export", str(trained_run), "-f", "safetensors", "--out", "g.safetensors",
+        cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 143, done.stderr
     assert "Traceback" not in done.stderr
@@ -533,11 +531,9 @@ def test_a_signal_once_the_sample_is_in_place_says_it_is_written(
 ) -> None:
     """As for export: a SIGTERM while the path (or --json's report) printed said that nothing was written."""
     json_output = ["--json"] if window == "print_result" else []
-    done = subprocess.run(
-        [sys.executable, "-c", SAMPLE_INSTRUMENTED, window,
-         "sample", "--ckpt", str(trained_run), "--digit", "3", "--out", "three.png", *json_output],
-        cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+    done = _run_script(
+        SAMPLE_INSTRUMENTED, window, "sample", "--ckpt", str(trained_run), "--digit", "3", "--out", "three.png",
+        *json_output, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 143 and "Traceback" not in done.stderr, done.stderr
     if window == "_write":  # before the file: nothing there
