@@ -87,18 +87,39 @@ class StepGraph:
                 group["capturable"] = True  # fused Adam computes the same either way
             # The step's backward passes then put the gradients in the graph's own memory.
             optimizer.zero_grad(set_to_none=True)
+        failed: list[BaseException] = []
         try:
             # Captured on the warm-up stream: autograd keeps each parameter's gradient accumulator
             # from the warm-up steps, and warns (and may sync) when a capture runs on another stream.
             with torch.cuda.graph(graph, stream=self.side_stream):  # records the kernels; runs none
-                self.step(self.indices)
+                try:
+                    self.step(self.indices)
+                except BaseException as exc:
+                    failed.append(exc)
+                    raise
         except RuntimeError as exc:
-            reason = first_line(exc)
-            raise DeviceError(
-                f"--cuda-graph: the training step could not be captured as a CUDA graph ({reason})",
-                hint="train without --cuda-graph; --compile alone also removes most launch overhead",
-                option="cuda_graph",
-                detail=f"the step could not be captured ({reason})",
-            ) from exc
+            # Where the step raised, ending its broken capture raises an error of its own ("operation
+            # failed due to a previous error during capture"), which replaced the step's.
+            cause = failed[0] if failed else exc
+            error = capture_failure(cause)
+            if error is cause:
+                raise cause from None
+            raise error from cause
         self.graph = graph
         graph.replay()  # this call's step
+
+
+def capture_failure(exc: BaseException) -> BaseException:
+    """What a capture that failed with `exc` raises: a DeviceError naming it, with the way round it;
+    or `exc` itself where another message fits better: out of memory (the commands say to use a
+    smaller --batch-size) and whatever is not an error of the step's kernels (a Ctrl-C)."""
+    out_of_memory = isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc)
+    if out_of_memory or not isinstance(exc, RuntimeError):
+        return exc
+    reason = first_line(exc)
+    return DeviceError(
+        f"--cuda-graph: the training step could not be captured as a CUDA graph ({reason})",
+        hint="train without --cuda-graph; --compile alone also removes most launch overhead",
+        option="cuda_graph",
+        detail=f"the step could not be captured ({reason})",
+    )

@@ -21,7 +21,7 @@ from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.devices import can_cuda_graph, check_cuda_graph, compile_mode, resolve_training
 from acgan_cli.core.errors import DeviceError
 from acgan_cli.core.events import StepDone
-from acgan_cli.core.graphs import WARMUP_STEPS, StepGraph
+from acgan_cli.core.graphs import WARMUP_STEPS, StepGraph, capture_failure
 from acgan_cli.core.runs import resume_config
 from acgan_cli.core.training import Trainer
 from tests.conftest import tiny_config
@@ -155,6 +155,56 @@ def test_compile_inside_the_step_graph_makes_no_graphs_of_its_own() -> None:
     cuda = torch.device("cuda")
     assert compile_mode(cuda) == "reduce-overhead"
     assert compile_mode(cuda, whole_step_graph=True) == "default"  # graphs cannot nest
+
+
+def test_a_failed_capture_names_the_steps_own_error_and_leaves_out_of_memory_to_its_message() -> None:
+    """Out of memory in the captured step said "train without --cuda-graph", where the commands'
+    own message says to use a smaller --batch-size; a Ctrl-C there passes through as it is."""
+    failure = capture_failure(
+        RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore")
+    )
+    assert isinstance(failure, DeviceError) and failure.option == "cuda_graph"
+    assert failure.message == (
+        "--cuda-graph: the training step could not be captured as a CUDA graph "
+        "(CUDA error: operation not permitted when stream is capturing)"
+    )
+    assert "without --cuda-graph" in failure.hint
+    for passed in (
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("CUDA error: out of memory"),
+        KeyboardInterrupt(),
+    ):
+        assert capture_failure(passed) is passed
+
+
+@needs_cuda
+def test_a_step_that_fails_in_capture_is_named_not_the_capture_it_broke() -> None:
+    """Ending a capture the step broke raises "operation failed due to a previous error during
+    capture", which replaced the step's own error in the message."""
+    out = torch.zeros(1, device="cuda")
+
+    def step(indices: torch.Tensor) -> None:
+        out[0] = indices.sum().item()  # a host sync: refused under capture
+
+    graph = StepGraph(step, [], optimizers=[])
+    for i in range(WARMUP_STEPS):
+        graph(torch.tensor([i], device="cuda"))
+    with pytest.raises(DeviceError) as caught:
+        graph(torch.tensor([0], device="cuda"))
+    assert "capturing" in caught.value.message and "previous error" not in caught.value.message
+
+
+@needs_cuda
+def test_out_of_memory_in_capture_stays_out_of_memory() -> None:
+    def step(indices: torch.Tensor) -> None:
+        size = 1 << 20 if graph.calls <= WARMUP_STEPS else 1 << 50  # 4 PiB of floats, once captured
+        torch.empty(size, device="cuda").add_(indices[0])
+
+    graph = StepGraph(step, [], optimizers=[])
+    for i in range(WARMUP_STEPS):
+        graph(torch.tensor([i], device="cuda"))
+    with pytest.raises(torch.OutOfMemoryError):
+        graph(torch.tensor([0], device="cuda"))
 
 
 @needs_cuda
