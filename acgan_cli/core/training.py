@@ -951,52 +951,63 @@ class Trainer:
         if "mps" in self.global_rng_states:
             torch.mps.set_rng_state(self.global_rng_states["mps"])
 
+    def _load_evaluator(
+        self, on_event: Callable[[Event | EvaluationEvent], None], should_stop: Callable[[], bool]
+    ) -> bool:
+        """Load --eval-every's evaluator, training it on first use (its progress goes to on_event).
+        True where a stop request came while it trained: the run then takes no step."""
+        from acgan_cli.core.evaluation.evaluator import TrainingStopped, load_evaluator
+
+        config = self.config
+        try:
+            self.evaluator = load_evaluator(
+                config.dataset,
+                data_dir=Path(config.data_dir) if config.data_dir else None,
+                download=config.download,
+                device=self.device,
+                on_event=on_event,
+                should_stop=should_stop,
+            )
+        except TrainingStopped:  # remembered: should_stop need not say so again
+            self.evaluator = None
+            return True
+        except BaseException:
+            self.discard()  # still empty: no run to leave behind
+            raise
+        return False
+
+    def _run_started(self, history: tuple[Logged, ...]) -> RunStarted:
+        """The event that opens the run: where, on what, from which step to which."""
+        config, spe = self.config, self.steps_per_epoch
+        return RunStarted(
+            run_dir=self.run_dir,
+            device=str(self.device),
+            precision=self.precision,
+            cuda_graph=self.cuda_graph,
+            start_step=self.step,
+            total_steps=self.total_steps,
+            steps_per_epoch=spe,
+            epochs=-(-self.total_steps // spe),
+            n_images=len(self.data),
+            seed=config.seed,
+            resumed_from=self.resumed_from,
+            config=to_dict(config),
+            history=history,
+            image_shape=(self.data.channels, config.img_size, config.img_size),
+        )
+
     def _run(
         self, on_event: Callable[[Event | EvaluationEvent], None], should_stop: Callable[[], bool]
     ) -> TrainResult:
         config, spe, batch = self.config, self.steps_per_epoch, self.config.batch_size
-        stopped = False  # by a stop request while the evaluator trained: the loop runs no step
-        if config.eval_every:  # first use trains the evaluator; its progress goes to on_event
-            from acgan_cli.core.evaluation.evaluator import TrainingStopped, load_evaluator
-
-            try:
-                self.evaluator = load_evaluator(
-                    config.dataset,
-                    data_dir=Path(config.data_dir) if config.data_dir else None,
-                    download=config.download,
-                    device=self.device,
-                    on_event=on_event,
-                    should_stop=should_stop,
-                )
-            except TrainingStopped:  # remembered: should_stop need not say so again
-                self.evaluator, stopped = None, True
-            except BaseException:
-                self.discard()  # still empty: no run to leave behind
-                raise
+        stopped = self._load_evaluator(on_event, should_stop) if config.eval_every else False
         self._prepare_run_folder()
         time_before, history = self._drop_metrics_after_checkpoint() if self.resumed_from else (0.0, ())
         if self.resumed_from and not self.new_run_dir:
             self._drop_samples_after_checkpoint()
         self._install_global_rng_states()
         started = time.perf_counter()
-        on_event(
-            RunStarted(
-                run_dir=self.run_dir,
-                device=str(self.device),
-                precision=self.precision,
-                cuda_graph=self.cuda_graph,
-                start_step=self.step,
-                total_steps=self.total_steps,
-                steps_per_epoch=spe,
-                epochs=-(-self.total_steps // spe),
-                n_images=len(self.data),
-                seed=config.seed,
-                resumed_from=self.resumed_from,
-                config=to_dict(config),
-                history=history,
-                image_shape=(self.data.channels, config.img_size, config.img_size),
-            )
-        )
+        on_event(self._run_started(history))
         sampled = config.sample_every > 0 and self.step % config.sample_every == 0
         if self.resumed_from and not self.new_run_dir and sampled and not self._grid_path().exists():
             # Its checkpoint is saved before its grid is written: a write that failed or was killed
