@@ -463,7 +463,7 @@ def train(
 
         console = stderr_console()
         if not state.quiet:
-            live = interactive(LIVE_MIN_COLUMNS_WITH_EVALUATION if config.eval_every else LIVE_MIN_COLUMNS)
+            live = _live(with_evaluation=bool(config.eval_every))
             console.print(f"loading {config.dataset} …" if live else f"train: loading {config.dataset}")
         trainer = Trainer(plan=plan)
         del plan  # and the resumed checkpoint's tensors it holds, restored by now: not for the whole run
@@ -645,9 +645,13 @@ def _print_run_dir(run_dir: Path, stopped: bool) -> None:
     )
 
 
+def _live(with_evaluation: bool) -> bool:
+    """Whether the run draws live bars and a loss table on this terminal."""
+    # --eval-every's two columns widen the loss table to ~76 columns: narrower, numbers were cut to "…"
+    return interactive(LIVE_MIN_COLUMNS_WITH_EVALUATION if with_evaluation else LIVE_MIN_COLUMNS)
+
+
 def _renderer(console, with_evaluation: bool = False):
     from acgan_cli.cli.render import renderer
 
-    # --eval-every's two columns widen the loss table to ~76 columns: narrower, numbers were cut to "…"
-    live = interactive(LIVE_MIN_COLUMNS_WITH_EVALUATION if with_evaluation else LIVE_MIN_COLUMNS)
-    return renderer(console, live=live, quiet=state.quiet)
+    return renderer(console, live=_live(with_evaluation), quiet=state.quiet)
