@@ -691,6 +691,14 @@ def check_dataset_name(name: str) -> None:
             option="dataset",
             detail="must not be empty",
         )
+    if name in DATASETS and Path(name).is_dir():  # a registry name wins: say so, or it goes unseen
+        warnings.warn(
+            Notice(
+                f"--dataset {name} means {DATASETS[name].description}, not the folder {name} here; "
+                f"for that folder, give --dataset ./{name}"
+            ),
+            stacklevel=2,
+        )
     if name in DATASETS or Path(name).expanduser().is_dir():
         return
     if Path(name).expanduser().is_file() and name.lower().endswith(ARCHIVE_SUFFIXES):

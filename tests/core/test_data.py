@@ -120,6 +120,27 @@ def test_unknown_dataset_names_the_choices() -> None:
     assert all(name in caught.value.hint for name in DATASETS)  # listed once, on the hint line
 
 
+def test_a_folder_named_like_a_registered_dataset_is_told_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--dataset mnist` beside a folder ./mnist of the user's images trained on torchvision's MNIST
+    (a download) without a word about the folder."""
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_dataset_name("mnist-5k")  # no folder of that name here: nothing to say
+    (tmp_path / "mnist-5k" / "cat").mkdir(parents=True)
+    with pytest.warns(Notice) as said:
+        check_dataset_name("mnist-5k")
+    assert [str(notice.message) for notice in said] == [
+        "--dataset mnist-5k means 5,000 real MNIST digits shipped with acgan (offline), not the folder "
+        "mnist-5k here; for that folder, give --dataset ./mnist-5k"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_dataset_name("./mnist-5k")  # the folder, as the note says to give it
+
+
 def test_missing_mnist_without_download(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
         load_dataset("mnist", data_dir=tmp_path, download=False)
