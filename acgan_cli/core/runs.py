@@ -242,10 +242,16 @@ def check_batch_size(batch_size: int, n_images: int | None, resumed: Path | None
             hint="a resume needs the run's own data: put it back, or resume from a checkpoint that is not edited",
         )
     if n_images is not None and batch_size > n_images:
+        default = (
+            f" (the default, {batch_size}, needs as many images)"
+            if batch_size == TrainConfig.batch_size
+            else ""
+        )
         raise ConfigError(
             f"batch_size {batch_size} is larger than the dataset ({n_images} images)",
             option="batch_size",
             detail=f"must be at most {n_images}, the number of training images",
+            hint=f"give --batch-size {n_images} or less{default}",
         )
 
 

@@ -886,9 +886,22 @@ def test_a_batch_larger_than_the_data_is_refused_by_a_dry_run_too(tmp_path: Path
             assert result.stderr.splitlines()[0] == (
                 f"error: Invalid value for --batch-size: must be at most {images}, the number of training images"
             )
+            assert result.stderr.splitlines()[1] == f"hint: give --batch-size {images} or less"
             assert "loading" not in result.stderr and not (tmp_path / "run").exists()  # refused before it
         fits = runner.invoke(app, ["train", "--dataset", dataset, "--batch-size", str(images), "--dry-run"])
         assert fits.exit_code == 0, fits.stderr
+
+
+def test_a_folder_smaller_than_the_default_batch_says_what_to_give(tmp_path: Path) -> None:
+    """On 40 images, `acgan train` said "Invalid value for --batch-size", an option never given, and
+    sent the user to --help."""
+    folder = write_idx_folder(tmp_path / "digits", 40, 10)
+    result = runner.invoke(app, ["train", "--dataset", str(folder), "--dry-run"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: Invalid value for --batch-size: must be at most 40, the number of training images",
+        "hint: give --batch-size 40 or less (the default, 64, needs as many images)",
+    ]
 
 
 def test_a_finished_step_file_outside_its_run_is_refused_before_loading(tmp_path: Path) -> None:
