@@ -330,3 +330,27 @@ def test_d_step_on_its_own_stream_trains_what_one_stream_trains(
     differing = {k: (beside[k].double() - in_line[k].double()).abs().max().item() for k in beside
                  if not torch.equal(beside[k], in_line[k])}  # fmt: skip
     assert not differing, f"two streams trained other weights than one: largest differences {differing}"
+
+
+@needs_cuda
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton")
+def test_compiled_run_inside_the_step_graph_trains_every_step(tmp_path: Path, small_dataset) -> None:
+    # --compile with the step captured (the fastest GPU setting): Inductor's kernels go into the
+    # one graph, with no graphs of their own (graphs cannot nest), and every replay trains.
+    steps = WARMUP_STEPS + 3
+    done: list[int] = []
+
+    def keep(event: object) -> None:
+        if isinstance(event, StepDone):
+            done.append(event.step)
+
+    config = tiny_config(max_steps=steps, device="cuda", precision="bf16", compile=True, cuda_graph=True)
+    trainer = Trainer(config, run_dir=tmp_path / "run", dataset=small_dataset)
+    result = trainer.run(on_event=keep)
+    assert not trainer.compiled_graphs
+    assert trainer.step_graph is not None and trainer.step_graph.graph is not None
+    assert trainer.step_graph.calls == steps and done == list(range(1, steps + 1))
+
+    info, tensors = ckpt.load_checkpoint(result.checkpoint)
+    assert info.step == steps and info.train.compile and info.train.cuda_graph
+    assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
