@@ -45,7 +45,10 @@ from_start() { case $1 in /*) echo "$1" ;; *) echo "$START_DIR/$1" ;; esac; }  #
 [ -n "${REFERENCE:-}" ] && REFERENCE=$(from_start "$REFERENCE")
 case ${PYTHON:-} in */*) PYTHON=$(from_start "$PYTHON") ;; esac  # a path, not a command's name
 cd "$(dirname "$0")/.."
-if [ -n "${OUT:-}" ]; then mkdir -p "$OUT" && exec > >(tee "$OUT/gpu.log") 2>&1; fi
+# The log's tee is waited for at exit (finish, below): the shell does not wait for a process
+# substitution, and the log's last lines would be lost when the device call ends first.
+TEE=
+if [ -n "${OUT:-}" ]; then mkdir -p "$OUT" && exec > >(tee "$OUT/gpu.log") 2>&1 && TEE=$!; fi
 DEVICE=${1:-cuda}
 PY=$(command -v "${PYTHON:-python3}")
 PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")  # absolute: the reference runs in its own folder
@@ -72,7 +75,18 @@ fits() {  # true when at least $1 seconds of the budget are left after the grace
   return 1
 }
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+# shellcheck disable=SC2317  # run by the EXIT trap
+finish() {  # at exit: the scratch folder goes; the log's tee gets end of file and is waited for
+  rm -rf "$WORK"
+  [ -n "$TEE" ] || return 0
+  exec >&- 2>&-  # tee's input closes once no process holds it: the shell's copies are the last
+  local tenths=0  # at most 10 s, in case a stray child still holds it (tee logs on without us):
+  # a plain `wait` would last as long as that child. Bash reaps tee as it ends, ending the loop.
+  while kill -0 "$TEE" 2>/dev/null && [ "$tenths" -lt 100 ]; do sleep 0.1; tenths=$((tenths + 1)); done
+  kill -0 "$TEE" 2>/dev/null || wait "$TEE" 2>/dev/null
+  return 0
+}
+trap finish EXIT
 ACGAN="$PY -m acgan_cli"
 export ACGAN_CACHE_DIR="$WORK/cache"  # the evaluator is trained here, as on a bare machine
 
