@@ -88,6 +88,13 @@ finish() {  # at exit: the scratch folder goes; the log's tee gets end of file a
 }
 trap finish EXIT
 ACGAN="$PY -m acgan_cli"
+ended() {  # NAME STATUS SECONDS: how a run that did not exit 0 ended, in one line (no newline)
+  case $2 in
+    124) printf '%s' "$1: TIMED OUT after $3 s (its time limit)" ;;
+    137) printf '%s' "$1: KILLED after $3 s (by its time limit's KILL $GRACE s after the stop request, or for memory)" ;;
+    *) printf '%s' "$1: FAILED (exit $2) after $3 s" ;;
+  esac
+}
 export ACGAN_CACHE_DIR="$WORK/cache"  # the evaluator is trained here, as on a bare machine
 
 echo "== machine"
@@ -144,9 +151,14 @@ if [ -d "$BASELINE/acgan_cli" ] && fits 60 "the A/B against $BASELINE"; then
   echo "== steady step: this checkout (A) against $BASELINE (B), alternating"
   for round in 1 2 3; do
     fits 20 "A/B round $round" || break
-    for tree in . "$BASELINE"; do
+    for side in A B; do
+      tree=$([ $side = A ] && echo . || echo "$BASELINE")
+      start=$SECONDS
       $T "$(limit)" $PY bench/steady_step.py --data "$WORK/mnist-60k" --device "$DEVICE" \
-        --steps $((STEPS / 2)) --root "$tree" --workdir "$WORK/steady" 2>&1 | tail -1
+        --steps $((STEPS / 2)) --root "$tree" --workdir "$WORK/steady" >"$WORK/steady.log" 2>&1
+      status=$?  # a run stopped by its limit prints nothing: say so in its figure's place
+      if [ $status -eq 0 ]; then tail -1 "$WORK/steady.log"
+      else last=$(tail -1 "$WORK/steady.log"); echo "$(ended $side $status $((SECONDS - start)))${last:+: $last}"; fi
     done
   done
 fi
