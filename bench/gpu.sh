@@ -26,6 +26,9 @@
 # module). Each run has its own time limit, and
 # none starts past the whole script's budget (BUDGET seconds): a variant that fails, hangs or
 # would not fit is reported and the script goes on, so the device call always ends with its log.
+# A run stopped by its limit says so in its figure's place (`TIMED OUT after N s`; a failed one
+# `FAILED (exit N)` and its last line), and a 10-epoch run stopped there is still reported from
+# the windows it logged, marked partial (`partial: stopped at step N of M by its time limit`).
 # Each limit leaves room for the 20 s between a stop request and KILL, so the script ends within
 # BUDGET (give or take the seconds of its few untimed lines, such as removing its scratch folder).
 #
@@ -164,7 +167,8 @@ if [ -d "$BASELINE/acgan_cli" ] && fits 60 "the A/B against $BASELINE"; then
 fi
 
 steady() {  # steady-state images/s from a run's metrics.jsonl: every window after the first (none: n/a)
-  $PY -c 'import json,sys; w=[json.loads(l) for l in open(sys.argv[1])][1:]; print(round(sum(x["images_per_s"]*x["seconds"] for x in w)/sum(x["seconds"] for x in w),1) if w else "n/a")' "$1"
+  # (A line that a KILL cut short is left out.)
+  $PY -c 'import json,sys; w=[l for l in open(sys.argv[1]) if l.endswith("}\n")][1:]; w=[json.loads(l) for l in w]; print(round(sum(x["images_per_s"]*x["seconds"] for x in w)/sum(x["seconds"] for x in w),1) if w else "n/a")' "$1"
 }
 
 report() {  # NAME RUN_DIR: steady images/s and the ratio to the reference (n/a without either)
@@ -172,6 +176,20 @@ report() {  # NAME RUN_DIR: steady images/s and the ratio to the reference (n/a 
   ips=$(steady "$2/metrics.jsonl")
   echo "acgan $1: ${ips:-n/a} images/s; reference: $([ "$ref" = 0 ] && echo n/a || echo "$ref") images/s;" \
     "ratio $($PY -c "print(f'{round(float(\"$ips\") / $ref, 2)}x' if $ref and '$ips' not in ('', 'n/a') else 'n/a')")"
+}
+
+partial() {  # NAME RUN_DIR LOG: report() of a run its time limit stopped, from the windows it logged
+  local stopped total logged
+  stopped=$(sed -nE 's/^stopped at step ([0-9]+);.*/\1/p' "$3" | tail -1)  # SIGTERM: it saved there
+  total=$(sed -nE 's/^train: .* steps=([0-9]+).*/\1/p' "$3" | head -1)
+  logged=$($PY -c 'import json,sys; w=[l for l in open(sys.argv[1]) if l.endswith("}\n")]; print(json.loads(w[-1])["step"] if w else 0)' "$2/metrics.jsonl" 2>/dev/null)
+  if [ -n "$stopped" ]; then
+    report "$1 (partial: stopped at step $stopped of ${total:-?} by its time limit)" "$2"
+  elif [ "${logged:-0}" -gt 0 ]; then  # KILLed: its last window, and maybe a few steps more
+    report "$1 (partial: killed by its time limit, logged to step $logged of ${total:-?})" "$2"
+  else
+    echo "$1 (partial): nothing logged before its time limit"
+  fi
 }
 
 # The first window holds the warm-up, the capture and any compiling; steady() leaves it out.
@@ -196,7 +214,7 @@ done
 # --no-cuda-graph run is left to the 600-step figures above: 10 epochs of it took 145 s.)
 export TORCHINDUCTOR_CACHE_DIR="$WORK/inductor-cache"
 epochs() {  # FLAGS: 10 epochs of 60,000 images with the defaults and FLAGS, timed and reported
-  local flags=$1 name label start end status
+  local flags=$1 name label start end status took
   name=epochs${flags// /} label=${flags:-no flags}
   if [ -d "$WORK/$name" ]; then name=$name-again label="$label again (compile cache warm)"; fi
   fits 40 "10 epochs $label" || return
@@ -208,10 +226,14 @@ epochs() {  # FLAGS: 10 epochs of 60,000 images with the defaults and FLAGS, tim
   status=$?
   end=$(date +%s.%N)
   grep -E '^(train:|done:|error:|hint:)' "$WORK/$name.log"
-  echo "whole command: $($PY -c "print(round($end - $start, 1))") s (the 'done:' line gives the training loop's time)"
-  if [ "$status" -ne 0 ]; then  # its figures would be partial: show why instead
-    echo "10 epochs $label: $( { [ "$status" = 124 ] || [ "$status" = 137 ]; } && echo "TIMED OUT" || echo FAILED) (exit $status); the end of its log:"
+  took=$($PY -c "print(round($end - $start, 1))")
+  echo "whole command: $took s (the 'done:' line gives the training loop's time)"
+  if [ "$status" -ne 0 ]; then  # why, then what it logged before its limit (a partial figure)
+    echo "$(ended "10 epochs $label" "$status" "$took"); the end of its log:"
     tail -30 "$WORK/$name.log"
+    if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+      partial "10 epochs $label" "$WORK/$name" "$WORK/$name.log"
+    fi
   elif [ -s "$WORK/$name/metrics.jsonl" ]; then
     report "10 epochs $label" "$WORK/$name"
   fi
