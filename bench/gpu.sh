@@ -20,9 +20,9 @@
 # step against a carried baseline checkout (if any), 600-step throughput of eager bf16, captured
 # bf16 and eager fp32, then 10 epochs of 60,000 images with the defaults (the step captured as
 # one CUDA graph), where a run's time goes, step by step and kernel by kernel (bench/gpu_step.py:
-# kernels.txt comes back in $OUT), --compile (inside the graph) from a cold and then a warm
-# compile cache, evaluate and sample on the GPU and an ONNX export of the GPU-trained checkpoint
-# (export runs on the CPU), and last --compile --no-cuda-graph (torch.compile's own graphs per
+# kernels.txt comes back in $OUT), evaluate and sample on the GPU and an ONNX export of the
+# GPU-trained checkpoint (export runs on the CPU), --compile (inside the graph) from a cold and
+# then a warm compile cache, and last --compile --no-cuda-graph (torch.compile's own graphs per
 # module). Each run has its own time limit, and
 # none starts past the whole script's budget (BUDGET seconds): a variant that fails, hangs or
 # would not fit is reported and the script goes on, so the device call always ends with its log.
@@ -250,9 +250,10 @@ if fits 90 "the step's profile (bench/gpu_step.py)"; then
   # shellcheck disable=SC2086  # the arguments above
   $T "$(limit 120)" $PY bench/gpu_step.py $profile_args --device "$DEVICE" ${OUT:+--out "$OUT"} 2>&1 | tail -60
 fi
-[ "$DEVICE" = cpu ] || { epochs "--compile"; epochs "--compile"; }  # on the CPU: as --compile --no-cuda-graph
 # The other commands on the GPU, from the first 10-epoch run's checkpoint; its sample grid comes
 # back in $OUT. (The evaluator is trained first, on the repeated set: its figures are not quality.)
+# Before the --compile runs: these are the only GPU runs of these commands, and what comes last
+# is what the budget skips first.
 run=$WORK/epochs
 if [ -d "$run/checkpoints" ] && fits 60 "evaluate, sample and export"; then
   echo "== acgan evaluate, sample and export on $DEVICE ($(basename "$run"))"
@@ -264,6 +265,7 @@ if [ -d "$run/checkpoints" ] && fits 60 "evaluate, sample and export"; then
     --out "${OUT:-$WORK}/grid-$DEVICE.png"
   fits 20 "export" && $T "$(limit)" $ACGAN export "$run" --format onnx --out "$WORK/g.onnx" 2>&1 | tail -3
 fi
+[ "$DEVICE" = cpu ] || { epochs "--compile"; epochs "--compile"; }  # on the CPU: as --compile --no-cuda-graph
 epochs "--compile --no-cuda-graph"  # last: the slowest, and measured before (102.5 s on the H200)
 echo "== finished in $SECONDS s"
 exit 0
