@@ -12,10 +12,11 @@ for images of formats acgan does not read: HEIC, SVG, camera raw…).
 Each image is decoded once with Pillow into one uint8 array, as an IDX folder's are: grey where
 every training image is grey (L, 1-bit, 16-bit or a grey palette), else RGB; transparency
 over black (acgan's background); a camera's EXIF rotation applied. The images are brought to one
-size as they load: the most common size among the training images, shrunk to at most 256 pixels
-a side (the largest --img-size) and to what fits MAX_BYTES, so a folder of photos does not hold
-their full-size pixels in memory. An image of another size is resized to it (its aspect lost if
-it differs, which a `note:` says).
+size as they load: the size half the training images or more have, else their median width and
+height (photos each of their own size), shrunk to at most 256 pixels a side (the largest
+--img-size) and to what fits MAX_BYTES, so a folder of photos does not hold their full-size pixels
+in memory. An image of another size is resized to it (its aspect lost if it differs, which a
+`note:` says).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import os
 import re
 import shlex
 import stat
+import statistics
 import time
 import unicodedata
 import warnings
@@ -88,7 +90,8 @@ class _Plan(NamedTuple):
     train: _Split
     channels: int  # 1 grey, 3 RGB
     size: tuple[int, int]  # (width, height) every image loads at
-    common: tuple[int, int]  # the size most training images have (`size` unless that is too large)
+    typical: tuple[int, int]  # the training images' size, `median` or not (`size` unless that is too large)
+    median: bool  # no size is held by half the training images: `typical` is their median width and height
 
 
 # The last plan of each folder, with its training files' (path, mtime, size): reused while they are unchanged.
@@ -483,21 +486,22 @@ def _plan(folder: Path) -> _Plan:
         return cached[1]
     headers = [_header(path) for path in train.files]
     channels = 1 if all(grey for _, grey in headers) else 3
-    common, _ = collections.Counter(size for size, _ in headers).most_common(1)[0]
-    size = _fitted(common, len(headers) * channels)
-    if size != common:
+    sizes = [size for size, _ in headers]
+    typical, median = _typical(sizes)
+    size = _fitted(typical, len(headers) * channels)
+    if size != typical:
         warnings.warn(
             Notice(
-                f"the images in {_named(folder)} load at {_hxw(size)}, not {_hxw(common)}: at most {MAX_SIDE} "
+                f"the images in {_named(folder)} load at {_hxw(size)}, not {_hxw(typical)}: at most {MAX_SIDE} "
                 f"pixels a side, and {MAX_BYTES / 2**30:.0f} GiB for the training images"
             ),
             stacklevel=4,
         )
-    _warn_if_resized(folder, "training", [size for size, _ in headers], common)
+    _warn_if_resized(folder, "training", sizes, typical, median)
     _warn_if_unbalanced(folder, train)
     _warn_if_skipped(train, "train on")
     _warn_if_beside(folder, train)
-    plan = _Plan(train, channels, size, common)
+    plan = _Plan(train, channels, size, typical, median)
     _plans[folder.resolve()] = (stamps, plan)
     return plan
 
@@ -508,18 +512,43 @@ def _held_out(folder: Path, split: str, plan: _Plan) -> _Split:
     held_out = _listing(folder, split)
     for path in held_out.files:
         _stamp(path)
-    _warn_if_resized(folder, "held-out", [_header(path)[0] for path in held_out.files], plan.common)
+    _warn_if_resized(
+        folder, "held-out", [_header(path)[0] for path in held_out.files], plan.typical, plan.median
+    )
     _warn_if_skipped(held_out, "score with")
     return held_out
 
 
-def _warn_if_resized(folder: Path, which: str, sizes: list[tuple[int, int]], common: tuple[int, int]) -> None:
-    others = sum(1 for size in sizes if size != common)
-    if others:
+def _typical(sizes: list[tuple[int, int]]) -> tuple[tuple[int, int], bool]:
+    """The size that stands for the training images: the one half of them or more have, else their
+    median width and height (where scraped photos each had a size of their own, the first listed
+    decided, and one thumbnail made 19 photos load at 30x40); and whether it is the median."""
+    common, count = collections.Counter(sizes).most_common(1)[0]
+    if 2 * count >= len(sizes):
+        return common, False
+    widths, heights = zip(*sizes, strict=True)
+    return (statistics.median_low(widths), statistics.median_low(heights)), True
+
+
+def _warn_if_resized(
+    folder: Path, which: str, sizes: list[tuple[int, int]], typical: tuple[int, int], median: bool
+) -> None:
+    others = sum(1 for size in sizes if size != typical)
+    if median and which == "training":
+        warnings.warn(
+            Notice(
+                f"the {len(sizes):,} training images in {_named(folder)} are of {len(set(sizes)):,} sizes, none "
+                f"held by half of them; they load at {_hxw(typical)}, their median width and height: the "
+                f"{others:,} of other sizes are resized to it, the aspect not kept where it differs"
+            ),
+            stacklevel=5,
+        )
+    elif others:
         warnings.warn(
             Notice(
                 f"{others:,} of the {len(sizes):,} {which} images in {_named(folder)} "
-                f"{'is' if others == 1 else 'are'} not {_hxw(common)}, the size most training images have; "
+                f"{'is' if others == 1 else 'are'} not {_hxw(typical)}, "
+                f"{'the median size of the training images' if median else 'the size most training images have'}; "
                 f"{'it is' if others == 1 else 'they are'} resized to it, the aspect not kept where it differs"
             ),
             stacklevel=5,

@@ -176,6 +176,39 @@ def test_large_images_load_at_most_256_pixels_a_side_and_within_the_memory_budge
     assert data.images.shape == (2, 3, 32, 64)
 
 
+def test_photos_each_of_its_own_size_load_at_their_median_not_the_first_listed(tmp_path: Path) -> None:
+    """Where no size was held by more than one image, the first listed won: one 40x30 thumbnail made
+    19 photos load at 30x40, and a note said 19 of 20 were not the size most images have."""
+    root = tmp_path / "scraped"
+    write_image(root / "train" / "a" / "00.png", solid("RGB", (40, 30), (9, 9, 9)))
+    for i in range(19):
+        photo = solid("RGB", (200 + 2 * i, 150 + i), (9, 9, 9))
+        write_image(root / "train" / "ab"[i % 2] / f"{i + 1:02d}.png", photo)
+    write_image(root / "test" / "a" / "0.png", solid("RGB", (10, 10), (9, 9, 9)))
+    data, notes = loaded(root)
+    assert data.images.shape == (20, 3, 158, 216)  # the 10th of the 20 widths and of the 20 heights
+    assert [str(n) for n in notes] == [
+        f"the 20 training images in {root} are of 20 sizes, none held by half of them; they load at 158x216, "
+        "their median width and height: the 19 of other sizes are resized to it, the aspect not kept where it "
+        "differs"
+    ]
+    assert [str(n) for n in loaded(root, "test")[1]] == [
+        f"1 of the 1 held-out images in {root} is not 158x216, the median size of the training images; it is "
+        "resized to it, the aspect not kept where it differs"
+    ]
+    for i in range(4):  # thumbnails, the most common size: 4 of 24 decided nothing
+        write_image(root / "train" / "b" / f"thumb{i}.png", solid("RGB", (24, 24), (9, 9, 9)))
+    assert loaded(root)[0].images.shape[2:] == (156, 212)
+    for i in range(20):  # 24 of 44 are 24x24 now: half or more keep their size
+        write_image(root / "train" / "b" / f"icon{i}.png", solid("RGB", (24, 24), (9, 9, 9)))
+    data, notes = loaded(root)
+    assert data.images.shape[2:] == (24, 24)
+    assert [str(n) for n in notes] == [
+        f"20 of the 44 training images in {root} are not 24x24, the size most training images have; they are "
+        "resized to it, the aspect not kept where it differs"
+    ]
+
+
 def test_the_folder_is_read_again_once_a_file_changes(tmp_path: Path) -> None:
     root = tmp_path / "data"
     write_image(root / "a" / "1.png", solid("L", (8, 8), 1))
