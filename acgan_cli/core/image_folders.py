@@ -25,6 +25,7 @@ import collections
 import contextlib
 import contextvars
 import errno
+import itertools
 import math
 import os
 import re
@@ -359,6 +360,7 @@ def _listed(folder: Path, split: str) -> _Split:
                 "classes it never saw)",
             )
     folders = _class_names(root)
+    _refuse_shared_folders(train_root, root, folders)
     files: list[Path] = []
     labels: list[int] = []
     skipped: list[Path] = []
@@ -380,6 +382,47 @@ def _listed(folder: Path, split: str) -> _Split:
             hint=_convert_hint(skipped) if skipped else "add the held-out images",
         )
     return _Split(classes, root, tuple(files), tuple(labels), tuple(skipped))
+
+
+def _refuse_shared_folders(train_root: Path, root: Path, folders: dict[str, Path]) -> None:
+    """A DataError where a class or split folder is, or lies inside, another through a link: `DATA/dog
+    -> cat` trained one class's images as two, and `DATA/test -> train` (what a user without held-out
+    images types) scored a model against its own training images as if held out. Links from a class
+    folder to elsewhere on the disk are kept."""
+    held_out = "the held-out split would hold training images"
+    hint = "a held-out split must hold other images than the training split; remove the link"
+    if root != train_root:
+        shared = _shared([train_root, root])
+        if shared is not None:
+            raise DataError(
+                f"{_sharing(*shared)}: {held_out}",
+                hint=f"{hint}, or leave out {root.name}/ (evaluate and --eval-every then need another test split)",
+            )
+    trained = [] if root == train_root else list(_class_names(train_root).values())
+    shared = _shared([*trained, *folders.values()])
+    if shared is None:
+        return
+    if (shared[0] in trained) != (shared[1] in trained):
+        raise DataError(f"{_sharing(*shared)}: {held_out}", hint=f"{hint} (a test split may lack a class)")
+    raise DataError(
+        f"{_sharing(*shared)}: the same images would be two classes",
+        hint="remove the link: each class needs images of its own",
+    )
+
+
+def _shared(folders: list[Path]) -> tuple[Path, Path] | None:
+    """Two of `folders` where the second is the first, or lies inside it, once links are resolved."""
+    resolved = sorted((Path(os.path.realpath(path)).parts, path) for path in folders)
+    for (outer, outer_path), (inner, inner_path) in itertools.pairwise(resolved):
+        if inner[: len(outer)] == outer:  # sorted by parts: a folder's insides follow it at once
+            return outer_path, inner_path
+    return None
+
+
+def _sharing(outer: Path, inner: Path) -> str:
+    if os.path.realpath(outer) == os.path.realpath(inner):
+        return f"{_named(outer)} and {_named(inner)} are one folder, through a link"
+    return f"{_named(inner)} lies inside {_named(outer)}, through a link"
 
 
 def _by_suffix(paths: list[Path] | tuple[Path, ...]) -> str:

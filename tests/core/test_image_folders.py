@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -481,6 +483,67 @@ def test_links_never_carry_one_classs_images_into_another(tmp_path: Path) -> Non
     write_image(tmp_path / "elsewhere" / "2.png", solid("L", (8, 8), 3))
     data = load_dataset(str(root))
     assert data.labels.tolist() == [0, 0, 1] and data.images[:, 0, 0, 0].tolist() == [1, 3, 2]
+
+
+def test_a_class_folder_linked_to_another_classs_images_is_refused(tmp_path: Path) -> None:
+    """`DATA/dog -> cat` trained the cat images as two classes without a word."""
+    root = tmp_path / "data"
+    write_image(root / "cat" / "1.png", solid("L", (8, 8), 1))
+    write_image(root / "cat" / "indoor" / "2.png", solid("L", (8, 8), 2))
+    (root / "dog").symlink_to("cat")
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(root))
+    assert caught.value.message == (
+        f"{root / 'cat'} and {root / 'dog'} are one folder, through a link: the same images would be two classes"
+    )
+    assert caught.value.hint == "remove the link: each class needs images of its own"
+    (root / "dog").unlink()
+    (root / "dog").symlink_to(root / "cat" / "indoor")
+    with pytest.raises(
+        DataError, match=re.escape(f"{root / 'dog'} lies inside {root / 'cat'}, through a link: ")
+    ):
+        check_split(str(root), "train")  # what `train --dry-run` asks
+    (root / "dog").unlink()
+    write_image(tmp_path / "elsewhere" / "dogs" / "1.png", solid("L", (8, 8), 3))
+    (root / "dog").symlink_to(tmp_path / "elsewhere" / "dogs")  # outside the data: a class of its own
+    assert load_dataset(str(root)).images[:, 0, 0, 0].tolist() == [1, 2, 3]
+
+
+def test_a_test_split_linked_to_the_training_split_is_refused_where_it_is_read(tmp_path: Path) -> None:
+    """`ln -s train test`, what a user without held-out images types, scored a model against its own
+    training images as if they were held out; so did a test class linked to a training class."""
+    root = tmp_path / "data"
+    write_digits(root)
+    held_out = root / "test"
+    held_out.rename(tmp_path / "kept")
+    held_out.symlink_to("train")
+    assert len(load_dataset(str(root))) == 18  # training reads no test split
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(root), "test")
+    assert caught.value.message == (
+        f"{held_out} and {root / 'train'} are one folder, through a link: the held-out split would hold "
+        "training images"
+    )
+    assert caught.value.hint == (
+        "a held-out split must hold other images than the training split; remove the link, or leave out test/ "
+        "(evaluate and --eval-every then need another test split)"
+    )
+    held_out.unlink()
+    (tmp_path / "kept").rename(held_out)
+    shutil.rmtree(held_out / "1")
+    (held_out / "1").symlink_to(Path("..", "train", "1"))
+    with pytest.raises(DataError) as caught:
+        check_split(str(root), "test")
+    assert caught.value.message == (
+        f"{held_out / '1'} and {root / 'train' / '1'} are one folder, through a link: the held-out split would "
+        "hold training images"
+    )
+    assert caught.value.hint == (
+        "a held-out split must hold other images than the training split; remove the link (a test split may "
+        "lack a class)"
+    )
+    (held_out / "1").unlink()
+    assert load_dataset(str(root), "test").labels.tolist() == [0, 0, 0, 2, 2, 2]
 
 
 @pytest.mark.parametrize("target", ["nowhere", "loop"])

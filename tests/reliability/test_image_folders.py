@@ -110,3 +110,35 @@ def test_an_image_past_pillows_size_guard_is_refused_by_name(
         "hint: shrink it first, or move it out of the dataset folder",
     ]
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_test_split_linked_to_the_training_split_is_refused_before_a_run_scores_against_it(
+    tmp_path: Path,
+) -> None:
+    """`ln -s train test` let --eval-every score the run against its own training images."""
+    data = tmp_path / "data"
+    _folder(data / "train")
+    (data / "test").symlink_to("train")
+    args = [
+        "train",
+        "--dataset",
+        str(data),
+        "--eval-every",
+        "1",
+        "--max-steps",
+        "1",
+        "--device",
+        "cpu",
+        *TINY_ARGS,
+    ]
+    for dry_run in (["--dry-run"], []):
+        result = runner.invoke(app, [*args, *dry_run])
+        assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
+        assert error_lines(result.stderr) == [
+            f"error: {data / 'test'} and {data / 'train'} are one folder, through a link: the held-out split "
+            "would hold training images",
+            "hint: a held-out split must hold other images than the training split; remove the link, or leave "
+            "out test/ (evaluate and --eval-every then need another test split)",
+        ]
+    assert not (tmp_path / "runs").exists()
