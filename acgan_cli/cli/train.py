@@ -501,10 +501,13 @@ def _not_there(splits: tuple[str, ...]) -> str:
 def _data_plan(dataset: str) -> dict[str, object]:
     """What a run will train on, as far as it is known without reading the data: the image count,
     and for a folder of class folders its classes and each one's images (an IDX folder's and a
-    registry dataset's classes are known once read)."""
+    registry dataset's classes are known once read), with the notes its listing gives a run."""
     from acgan_cli.core.data import listed_class_names, training_images
+    from acgan_cli.core.image_folders import note_listing
 
     listed = listed_class_names(dataset)
+    if listed:
+        note_listing(Path(dataset).expanduser())
     return {
         "images": training_images(dataset),
         "class_names": list(listed[0]) if listed else None,

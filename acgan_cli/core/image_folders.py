@@ -140,6 +140,12 @@ def listed_classes(folder: Path) -> tuple[tuple[str, ...], list[int]]:
     return train.classes, [counts[index] for index in range(len(train.classes))]
 
 
+def note_listing(folder: Path) -> None:
+    """The notes a run gives from the training split's listing alone (unbalanced classes, files not
+    read), for `acgan train --dry-run`, which decodes nothing: it said none of them."""
+    _warn_of_listing(folder, _listing(folder, "train"))
+
+
 def check_image_split(folder: Path, split: str) -> None:
     """A DataError unless `folder` holds images for `split` in class folders the train split also has,
     told from the listing alone (what `acgan train --dry-run` can check without decoding)."""
@@ -254,7 +260,7 @@ def _image_files(
 
     def strays(path: str) -> bool:
         if not dataset or not os.path.islink(path) or not os.path.exists(path):
-            return False  # a link to nothing is listed, and named when it is read
+            return False  # a link to nothing: an image's is named, others are not read
         real = os.path.realpath(path)
         return _under(real, data_real) and not _under(real, class_real)
 
@@ -274,12 +280,15 @@ def _image_files(
             if _visible(name) and not _is_run(Path(parent, name)) and not strays(os.path.join(parent, name))
         )
         for name in sorted(names):
-            if name.startswith(".") or strays(os.path.join(parent, name)):
+            path = os.path.join(parent, name)
+            if name.startswith(".") or strays(path):
                 continue
             if name.lower().endswith(IMAGE_SUFFIXES):
-                yield Path(parent, name)
+                if os.path.islink(path):  # one to nothing is named by the listing, which a dry run checks,
+                    os.stat(path)  # not only once the run has listed it and comes to read it
+                yield Path(path)
             elif skipped is not None and name.lower().endswith(OTHER_IMAGE_SUFFIXES):
-                skipped.append(Path(parent, name))
+                skipped.append(Path(path))
 
 
 def _under(path: str, folder: str) -> bool:
@@ -541,9 +550,7 @@ def _plan(folder: Path) -> _Plan:
             stacklevel=4,
         )
     _warn_if_resized(folder, "training", sizes, typical, median)
-    _warn_if_unbalanced(folder, train)
-    _warn_if_skipped(train, "train on")
-    _warn_if_beside(folder, train)
+    _warn_of_listing(folder, train)
     plan = _Plan(train, channels, size, typical, median)
     _plans[folder.resolve()] = (stamps, plan)
     return plan
@@ -596,6 +603,12 @@ def _warn_if_resized(
             ),
             stacklevel=5,
         )
+
+
+def _warn_of_listing(folder: Path, train: _Split) -> None:
+    _warn_if_unbalanced(folder, train)
+    _warn_if_skipped(train, "train on")
+    _warn_if_beside(folder, train)
 
 
 def _warn_if_unbalanced(folder: Path, train: _Split) -> None:

@@ -142,3 +142,50 @@ def test_a_test_split_linked_to_the_training_split_is_refused_before_a_run_score
             "out test/ (evaluate and --eval-every then need another test split)",
         ]
     assert not (tmp_path / "runs").exists()
+
+
+def note_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("note:")]
+
+
+def test_a_dry_run_gives_the_notes_a_run_gives_from_the_listing(tmp_path: Path) -> None:
+    """`train --dry-run`, the way to check classes and counts, said nothing of unbalanced classes,
+    of images it does not read or of folders beside the splits; the run then did."""
+    data = tmp_path / "data"
+    _folder(data / "train")
+    for i in range(16, 40):
+        (data / "train" / "a" / f"{i:02d}.png").write_bytes((data / "train" / "a" / "00.png").read_bytes())
+    for i in range(14):
+        (data / "train" / "b" / f"{i:02d}.png").unlink()
+    (data / "train" / "b" / "IMG_0001.HEIC").write_bytes(b"\0\0\0\x18ftypheic")
+    (data / "extra" / "a").mkdir(parents=True)
+    notes = [
+        f"note: the classes in {data} are unbalanced: a has 40 training images, b 2; the generator draws every "
+        "class equally often, and learns the small ones from what few images they have",
+        f"note: 1 image in {data / 'train'} is not read: .heic (1); acgan reads PNG, JPEG, BMP, GIF, WebP, AVIF, "
+        "TIFF or PNM: convert it to train on it",
+        f"note: extra in {data} is not read: only train/ is (the held-out split is the first found of test, "
+        "testing, val, valid, validation)",
+    ]
+    args = ["train", "--dataset", str(data), "--max-steps", "1", "--device", "cpu", *TINY_ARGS]
+    for dry_run in (["--dry-run"], []):
+        result = runner.invoke(app, [*args, *dry_run])
+        assert result.exit_code == 0, result.stderr
+        assert note_lines(result.stderr) == notes
+
+
+def test_a_dry_run_refuses_a_link_to_nothing_as_the_run_does(tmp_path: Path) -> None:
+    """The dry run counted `b/16.png -> gone.png`; the run then failed to read it."""
+    folder = _folder(tmp_path / "data")
+    culprit = _dangling_link(folder)
+    for dry_run in (["--dry-run"], []):
+        result = runner.invoke(
+            app, ["train", "--dataset", str(folder), "--device", "cpu", *TINY_ARGS, *dry_run]
+        )
+        assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
+        assert error_lines(result.stderr) == [
+            f"error: cannot read {culprit}: No such file or directory",
+            "hint: check the folder's permissions, or where its links point",
+        ]
+    assert not (tmp_path / "runs").exists()
