@@ -83,6 +83,7 @@ class _Split(NamedTuple):
     files: tuple[Path, ...]  # sorted by class, then path
     labels: tuple[int, ...]  # each file's class index
     skipped: tuple[Path, ...] = ()  # images in OTHER_IMAGE_SUFFIXES, not read
+    loose: tuple[Path, ...] = ()  # images beside the class folders (or the splits), not read
 
 
 class _Plan(NamedTuple):
@@ -390,7 +391,20 @@ def _listed(folder: Path, split: str) -> _Split:
             f"{_named(root)} holds no images in its class folders",
             hint=_convert_hint(skipped) if skipped else "add the held-out images",
         )
-    return _Split(classes, root, tuple(files), tuple(labels), tuple(skipped))
+    loose = _loose(root) + (_loose(folder) if split == "train" and root != folder else ())
+    return _Split(classes, root, tuple(files), tuple(labels), tuple(skipped), loose)
+
+
+def _loose(folder: Path) -> tuple[Path, ...]:
+    """The images in `folder` itself, beside its class folders: they belong to no class."""
+    with os.scandir(folder) as entries:
+        return tuple(
+            sorted(
+                Path(entry.path)
+                for entry in entries
+                if _visible(entry.name) and entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file()
+            )
+        )
 
 
 def _refuse_shared_folders(train_root: Path, root: Path, folders: dict[str, Path]) -> None:
@@ -566,6 +580,7 @@ def _held_out(folder: Path, split: str, plan: _Plan) -> _Split:
         folder, "held-out", [_header(path)[0] for path in held_out.files], plan.typical, plan.median
     )
     _warn_if_skipped(held_out, "score with")
+    _warn_if_loose(held_out)
     return held_out
 
 
@@ -608,6 +623,7 @@ def _warn_if_resized(
 def _warn_of_listing(folder: Path, train: _Split) -> None:
     _warn_if_unbalanced(folder, train)
     _warn_if_skipped(train, "train on")
+    _warn_if_loose(train)
     _warn_if_beside(folder, train)
 
 
@@ -641,6 +657,21 @@ def _warn_if_skipped(split: _Split, use: str) -> None:
                 f"{'are' if len(skipped) > 1 else 'is'} not read: {_by_suffix(skipped)}; acgan reads "
                 f"{READ_AS}: convert {'them' if len(skipped) > 1 else 'it'} to {use} "
                 f"{'them' if len(skipped) > 1 else 'it'}"
+            ),
+            stacklevel=5,
+        )
+
+
+def _warn_if_loose(split: _Split) -> None:
+    """A note for the images beside a split's class folders (DATA/0.png beside DATA/cat/): they were
+    skipped without a word, as they belong to no class."""
+    for parent, group in itertools.groupby(split.loose, key=lambda path: path.parent):
+        names = [path.name for path in group]
+        warnings.warn(
+            Notice(
+                f"{len(names):,} image{'s' if len(names) > 1 else ''} in {_named(parent)} "
+                f"{'are' if len(names) > 1 else 'is'} not read ({_some(names)}): an image belongs in the "
+                f"folder of its class ({_named(split.root / '<class>')}/…)"
             ),
             stacklevel=5,
         )

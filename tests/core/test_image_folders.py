@@ -748,3 +748,31 @@ def test_folders_beside_the_splits_are_noted_as_not_read(tmp_path: Path) -> None
         f"held in {tmp_path / 'digits'} is not read: only train/ is (the held-out split is "
         "the first found of test, testing, val, valid, validation)"
     ]
+
+
+def test_images_beside_the_class_folders_are_noted_as_not_read(tmp_path: Path) -> None:
+    """`DATA/0.png` beside `DATA/cat/` and `DATA/dog/` was skipped without a word."""
+    root = tmp_path / "data"
+    for name in ("cat", "dog"):
+        write_image(root / name / "1.png", solid("L", (8, 8), 1))
+    for name in ("0.png", "1.jpg"):
+        write_image(root / name, solid("L", (8, 8), 2))
+    (root / ".hidden.png").write_bytes(b"")
+    data, notes = loaded(root)
+    assert data.labels.tolist() == [0, 1]
+    assert [str(n) for n in notes] == [
+        f"2 images in {root} are not read (0.png, 1.jpg): an image belongs in the folder of its class "
+        f"({root / '<class>'}/…)"
+    ]
+    write_digits(tmp_path / "digits")
+    write_image(tmp_path / "digits" / "cover.png", solid("L", (28, 28), 2))
+    write_image(tmp_path / "digits" / "test" / "x.png", solid("L", (28, 28), 2))
+    train = tmp_path / "digits" / "train"
+    assert [str(n) for n in loaded(tmp_path / "digits")[1]] == [
+        f"1 image in {tmp_path / 'digits'} is not read (cover.png): an image belongs in the folder of its class "
+        f"({train / '<class>'}/…)"
+    ]
+    assert [str(n) for n in loaded(tmp_path / "digits", "test")[1]] == [
+        f"1 image in {tmp_path / 'digits' / 'test'} is not read (x.png): an image belongs in the folder of its "
+        f"class ({tmp_path / 'digits' / 'test' / '<class>'}/…)"
+    ]
