@@ -254,9 +254,10 @@ def _image_files(
     folder: Path, dataset: Path | None = None, skipped: list[Path] | None = None
 ) -> Iterator[Path]:
     """The image files under `folder`, nested folders included, in a fixed order; those of
-    OTHER_IMAGE_SUFFIXES are added to `skipped`. Links are followed, each folder once, but never
-    from the class `folder` to elsewhere in `dataset`: `cat/up -> ..` put the dog images in the
-    class cat, and `train/cat/more -> ../../test/cat` the held-out ones in the training split."""
+    OTHER_IMAGE_SUFFIXES are added to `skipped`. Links are followed, each folder and each file once
+    (`cat/copy.png -> 0.png` is one image, as `cat/loop -> .` is one folder), but never from the
+    class `folder` to elsewhere in `dataset`: `cat/up -> ..` put the dog images in the class cat,
+    and `train/cat/more -> ../../test/cat` the held-out ones in the training split."""
     data_real, class_real = (os.path.realpath(dataset), os.path.realpath(folder)) if dataset else ("", "")
 
     def strays(path: str) -> bool:
@@ -266,6 +267,7 @@ def _image_files(
         return _under(real, data_real) and not _under(real, class_real)
 
     seen: set[tuple[int, int]] = set()
+    listed: set[str] = set()  # each image's path, links resolved
     read = _folders_read.get()
     for parent, folders, names in os.walk(folder, followlinks=True, onerror=_raise):
         key = _inode(parent)
@@ -280,14 +282,19 @@ def _image_files(
             for name in folders
             if _visible(name) and not _is_run(Path(parent, name)) and not strays(os.path.join(parent, name))
         )
+        parent_real = os.path.realpath(parent)
         for name in sorted(names):
             path = os.path.join(parent, name)
             if name.startswith(".") or strays(path):
                 continue
             if name.lower().endswith(IMAGE_SUFFIXES):
-                if os.path.islink(path):  # one to nothing is named by the listing, which a dry run checks,
+                link = os.path.islink(path)
+                if link:  # one to nothing is named by the listing, which a dry run checks,
                     os.stat(path)  # not only once the run has listed it and comes to read it
-                yield Path(path)
+                real = os.path.realpath(path) if link else os.path.join(parent_real, name)
+                if real not in listed:
+                    listed.add(real)
+                    yield Path(path)
             elif skipped is not None and name.lower().endswith(OTHER_IMAGE_SUFFIXES):
                 skipped.append(Path(path))
 

@@ -546,6 +546,23 @@ def test_a_test_split_linked_to_the_training_split_is_refused_where_it_is_read(t
     assert load_dataset(str(root), "test").labels.tolist() == [0, 0, 0, 2, 2, 2]
 
 
+def test_an_image_linked_twice_within_its_class_is_one_image(tmp_path: Path) -> None:
+    """`cat/0copy.png -> 0.png` counted and trained the one image twice."""
+    root = tmp_path / "data"
+    write_image(root / "cat" / "0.png", solid("L", (8, 8), 1))
+    write_image(root / "cat" / "best" / "1.png", solid("L", (8, 8), 2))
+    write_image(tmp_path / "elsewhere" / "2.png", solid("L", (8, 8), 3))
+    write_image(root / "dog" / "1.png", solid("L", (8, 8), 4))
+    (root / "cat" / "0copy.png").symlink_to("0.png")
+    (root / "cat" / "favourite.png").symlink_to(Path("best", "1.png"))
+    (root / "cat" / "more").symlink_to(root / "cat" / "best")  # best/ again, through a folder link
+    for name in ("a.png", "b.png"):  # one file outside the data, linked twice
+        (root / "cat" / name).symlink_to(tmp_path / "elsewhere" / "2.png")
+    assert image_folders.listed_classes(root) == (("cat", "dog"), [3, 1])
+    data = load_dataset(str(root))
+    assert data.images[:, 0, 0, 0].tolist() == [1, 3, 2, 4] and data.labels.tolist() == [0, 0, 0, 1]
+
+
 @pytest.mark.parametrize("target", ["nowhere", "loop"])
 def test_a_class_link_that_leads_nowhere_is_named(tmp_path: Path, target: str) -> None:
     root = tmp_path / "data"
