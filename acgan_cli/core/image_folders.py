@@ -558,7 +558,9 @@ def _plan(folder: Path) -> _Plan:
     if cached is not None and cached[0] == stamps:
         return cached[1]
     headers = [_header(path) for path in train.files]
-    channels = 1 if all(grey for _, grey in headers) else 3
+    colour = [path for path, (_, grey) in zip(train.files, headers, strict=True) if not grey]
+    channels = 3 if colour else 1
+    _warn_if_few_in_colour(folder, colour, len(headers))
     sizes = [size for size, _ in headers]
     typical, median = _typical(sizes)
     size = _fitted(typical, len(headers) * channels)
@@ -622,6 +624,23 @@ def _warn_if_resized(
                 f"{'is' if others == 1 else 'are'} not {_hxw(typical)}, "
                 f"{'the median size of the training images' if median else 'the size most training images have'}; "
                 f"{'it is' if others == 1 else 'they are'} resized to it, the aspect not kept where it differs"
+            ),
+            stacklevel=5,
+        )
+
+
+def _warn_if_few_in_colour(folder: Path, colour: list[Path], images: int) -> None:
+    """A note where a few colour images among grey ones make all load as RGB (three times the memory,
+    and a generator of colour images): one stray colour scan did so without a word. Few: under 10,
+    or 1% of the images, and fewer than the grey ones; more are the user's data as they know it."""
+    if colour and len(colour) < images - len(colour) and (len(colour) < 10 or len(colour) * 100 <= images):
+        some = "it" if len(colour) == 1 else "them"
+        warnings.warn(
+            Notice(
+                f"{len(colour):,} of the {images:,} training images in {_named(folder)} "
+                f"{'is' if len(colour) == 1 else 'are'} in colour ({_named(os.path.relpath(colour[0], folder))}"
+                f"{' and others' if len(colour) > 1 else ''}), so all load as RGB; to train on grey images, "
+                f"convert {some} to grey or move {some} out"
             ),
             stacklevel=5,
         )

@@ -146,6 +146,28 @@ def test_a_colour_palette_makes_the_dataset_rgb(tmp_path: Path) -> None:
     assert data.images.shape == (2, 3, 8, 8) and data.images[0, :, 0, 0].tolist() == [200, 10, 10]
 
 
+def test_a_few_colour_images_among_grey_ones_get_a_note_for_making_all_rgb(tmp_path: Path) -> None:
+    """One colour image among grey ones made the whole dataset RGB without a word."""
+    root = tmp_path / "scans"
+    for i in range(6):
+        write_image(root / "ab"[i % 2] / f"{i}.png", solid("L", (8, 8), 7))
+    write_image(root / "b" / "stray.jpg", solid("RGB", (8, 8), (200, 10, 10)), quality=95)
+    data, notes = loaded(root)
+    assert data.images.shape == (7, 3, 8, 8)
+    assert [str(n) for n in notes] == [
+        f"1 of the 7 training images in {root} is in colour (b/stray.jpg), so all load as RGB; to train on grey "
+        "images, convert it to grey or move it out"
+    ]
+    write_image(root / "a" / "red.gif", palette_image((200, 10, 10)))
+    assert [str(n) for n in loaded(root)[1]] == [
+        f"2 of the 8 training images in {root} are in colour (a/red.gif and others), so all load as RGB; to "
+        "train on grey images, convert them to grey or move them out"
+    ]
+    for i in range(4):  # as many colour images as grey ones: a colour dataset, as its user knows
+        write_image(root / "a" / f"c{i}.png", solid("RGB", (8, 8), (1, 2, 3)))
+    assert not loaded(root)[1]
+
+
 def test_a_photo_taken_on_its_side_loads_upright(tmp_path: Path) -> None:
     photo = solid("RGB", (40, 20), (0, 0, 0))
     photo.paste((255, 255, 255), (0, 0, 20, 20))  # left half white, as stored
