@@ -94,7 +94,7 @@ def _evaluator_line(event: object) -> str | None:
     if isinstance(event, EvaluatorTrainingStarted):
         return (
             f"training the evaluator for {event.dataset} once ({event.n_images:,} images, "
-            f"{event.epochs} epochs); it is cached at {event.path}"
+            f"{event.epochs} epochs, {event.total_steps:,} steps); it is cached at {event.path}"
         )
     if isinstance(event, EvaluatorEpochEnded):  # a minute or more in all: say that it goes on
         return f"evaluator epoch {event.epoch + 1}/{event.epochs}: loss {event.loss:.4f}"
@@ -345,7 +345,8 @@ class EvaluationProgress:
         elif isinstance(event, EvaluatorTrainingStarted):
             self._say(
                 f"training the evaluator for {dataset_title(event.dataset)} ({event.reason}): "
-                f"{event.n_images:,} images, {event.epochs} epochs on {event.device} {event.precision} "
+                f"{event.n_images:,} images, {event.epochs} epochs, {event.total_steps:,} steps on {event.device} "
+                f"{event.precision} "
                 f"→ {event.path}"
             )
             self._task("training the evaluator", event.total_steps)
@@ -512,8 +513,9 @@ def evaluation_notes(report: EvaluationReport) -> list[str]:
     real = min((c.reference_n_samples or asked for c in report.checkpoints), default=asked)
     if real < asked:  # the training split is smaller than --n-samples: its figures are from fewer
         notes.append(
-            f"real images: {real:,} training images, all the data has, where each checkpoint has {asked:,} "
-            f"samples: Fréchet distance falls as the count grows, so compare with it at --n-samples {real}"
+            f"real images: {real:,} training images where each checkpoint has {asked:,} samples (the training "
+            "split has no more of some class): Fréchet distance falls as the count grows, so compare with it "
+            f"at --n-samples {real}"
         )
     for checkpoint, name in zip(report.checkpoints, _column_names(report.checkpoints), strict=True):
         for metric, reason in checkpoint.scores.unavailable.items():
