@@ -119,11 +119,17 @@ def check_out(
         check_not_in_use(path)  # a run in its first epoch has no checkpoint yet: it is not a dead one
         checkpoints = path / "checkpoints"
         saved = (checkpoints / ckpt.LATEST).exists() or bool(ckpt.step_files(checkpoints))
+        if not saved and not (path / "config.json").is_file():  # `--out .`: --resume was no way out
+            raise RunDirError(
+                f"{path} already holds files and is not a run; acgan trains into a folder of its own",
+                hint="give --out a new or empty folder, or leave it out for the next numbered folder "
+                f"under {default_runs_dir()}",
+            )
         raise RunDirError(
             f"{path} already holds files; acgan never overwrites a run",
             # A run killed before its first checkpoint: --resume then said it "holds no checkpoint"
             hint=f"choose a new --out, or continue that run with --resume {path}"
-            if saved or not (path / "config.json").is_file()
+            if saved
             else f"it holds a run that saved no checkpoint, which nothing can resume: delete {path} and "
             "train again, or choose a new --out",
         )

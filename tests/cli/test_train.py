@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from acgan_cli.cli import app
 from acgan_cli.core.checkpoint import load_checkpoint, read_info
+from acgan_cli.core.config import default_runs_dir
 from tests.conftest import TINY, TINY_ARGS, needs_dev_full, plain, read_only_folder, run_into_full_stdout
 from tests.helpers import write_idx, write_idx_folder, write_torchvision_mnist
 
@@ -340,17 +341,28 @@ def test_out_folder_with_files_is_never_overwritten(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert "mine already holds files; acgan never overwrites a run" in result.stderr
+    # Not a run: its hint was `--resume mine`, which then said "mine holds no checkpoint".
+    assert result.stderr.splitlines() == [
+        "error: mine already holds files and is not a run; acgan trains into a folder of its own",
+        f"hint: give --out a new or empty folder, or leave it out for the next numbered folder under {default_runs_dir()}",
+    ]
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]
     # Refused before the data is loaded (for --dataset mnist: downloaded), and by --dry-run too.
     for dry_run in ([], ["--dry-run"]):
         result = runner.invoke(app, ["train", "--dataset", "mnist", "--out", "mine", *dry_run])
         assert result.exit_code == 1, result.stderr
         assert result.stdout == ""
-        assert (
-            result.stderr.splitlines()[0] == "error: mine already holds files; acgan never overwrites a run"
-        )
+        assert result.stderr.startswith("error: mine already holds files and is not a run")
     assert not (tmp_path / "data").exists()
+    # A run's folder: the way on is its resume.
+    args = ["train", "--dataset", "mnist-5k", "--out", "run", *TINY_ARGS]
+    assert runner.invoke(app, [*args, "--max-steps", "1"]).exit_code == 0
+    result = runner.invoke(app, [*args, "--max-steps", "2"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: run already holds files; acgan never overwrites a run",
+        "hint: choose a new --out, or continue that run with --resume run",
+    ]
 
 
 def test_an_out_or_runs_folder_under_a_file_is_refused_before_loading(
