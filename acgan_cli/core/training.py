@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -651,7 +652,11 @@ class Trainer:
 
     def _write_hint(self) -> str:
         # A new run with no checkpoint leaves nothing to resume (the CLI removes its folder).
-        then = "--resume" if self.last_checkpoint else "start the run again"
+        then = (
+            f"resume with: acgan train --resume {shlex.quote(str(self.run_dir))}"
+            if self.last_checkpoint
+            else "start the run again"
+        )
         return f"free some disk space or fix the folder's permissions, then {then}"
 
     @contextlib.contextmanager

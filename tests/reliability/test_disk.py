@@ -61,6 +61,9 @@ def test_disk_full_mid_run_keeps_the_previous_checkpoint(
     run = small_disk / "run"
     info, _ = ckpt.load_checkpoint(run)
     assert info.step >= 1 and f"step-{info.step:08d}.safetensors is intact" in child.stderr  # named
+    assert error_lines(child.stderr)[1] == (  # as every other stop says it: a command to run
+        f"hint: free some disk space or fix the folder's permissions, then resume with: acgan train --resume {run}"
+    )
     assert not list((run / "checkpoints").glob(".*.tmp"))  # the failed write cleaned up after itself
     for path in (run / "checkpoints").iterdir():  # and left no partial file behind
         ckpt.load_checkpoint(path)
