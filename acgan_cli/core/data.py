@@ -26,7 +26,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from acgan_cli.core.config import (
@@ -41,6 +41,7 @@ from acgan_cli.core.config import (
 from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError, first_line
 from acgan_cli.core.image_folders import (
     IMAGE_SUFFIXES,
+    SPLIT_FOLDERS,
     TEST_FOLDERS,
     TRAIN_FOLDERS,
     check_image_split,
@@ -637,10 +638,29 @@ def dataset_title(name: str) -> str:
     return DATASETS[name].title if name in DATASETS else name
 
 
+def data_name(dataset: str) -> str:
+    """How exports and run folders name the training data: a registry name as it is, a folder by its name.
+
+    A run records a folder by its absolute path, so that `evaluate` and a resume find it again; a
+    file shipped to run elsewhere would carry the layout of the machine it was trained on. Split as
+    a Windows path, which also splits at "/": a run trained on Windows may be exported elsewhere.
+    A folder's name that says nothing of the data (`pets/train`) or is a registry name (`data/mnist`,
+    a folder of one's own, not acgan's MNIST) keeps its parent's name too.
+    """
+    if dataset in DATASETS:
+        return dataset
+    path = PureWindowsPath(dataset)
+    folders = path.parts[1:] if path.anchor else path.parts
+    if not folders:
+        return dataset
+    vague = folders[-1].casefold() in SPLIT_FOLDERS or folders[-1] in DATASETS
+    return "/".join(folders[-2:] if vague else folders[-1:])
+
+
 def run_name(dataset: str) -> str:
-    """A short, file-name-safe name for run folders: the registry name or the folder's name."""
-    base = dataset if dataset in DATASETS else Path(dataset).name or "idx"
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-") or "data"
+    """A short, file-name-safe name for run folders: `data_name`'s (`pets/train` makes `pets-train`,
+    where it made `train` whatever the data)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", data_name(dataset) or "idx").strip("-") or "data"
 
 
 def canonical_dataset(name: str) -> str:

@@ -29,7 +29,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acgan_cli import __version__
@@ -41,7 +41,7 @@ from acgan_cli.core.checkpoint import (
     refuse_to_overwrite_checkpoint,
 )
 from acgan_cli.core.config import PIXEL_RANGE, checked, checked_path, either, one_of, require, to_json
-from acgan_cli.core.data import DATASETS
+from acgan_cli.core.data import data_name
 from acgan_cli.core.errors import ExportError, Notice, UsageError, first_line
 from acgan_cli.core.files import (
     FULL,
@@ -55,7 +55,6 @@ from acgan_cli.core.files import (
     write_failure,
     write_hint,
 )
-from acgan_cli.core.image_folders import SPLIT_FOLDERS
 
 if TYPE_CHECKING:
     import torch
@@ -145,31 +144,12 @@ class ExportFormat:
 # ----------------------------------------------------------------------------- shared helpers
 
 
-def _data_name(dataset: str) -> str:
-    """How an exported file names its training data: a registry name as it is, a folder by its name.
-
-    A run records a folder by its absolute path, so that `evaluate` and a resume find it again; a
-    file shipped to run elsewhere would carry the layout of the machine it was trained on. Split as
-    a Windows path, which also splits at "/": a run trained on Windows may be exported elsewhere.
-    A folder's name that says nothing of the data (`pets/train`) or is a registry name (`data/mnist`,
-    a folder of one's own, not acgan's MNIST) keeps its parent's name too.
-    """
-    if dataset in DATASETS:
-        return dataset
-    path = PureWindowsPath(dataset)
-    folders = path.parts[1:] if path.anchor else path.parts
-    if not folders:
-        return dataset
-    vague = folders[-1].casefold() in SPLIT_FOLDERS or folders[-1] in DATASETS
-    return "/".join(folders[-2:] if vague else folders[-1:])
-
-
 def export_metadata(info: CheckpointInfo) -> dict[str, str]:
     """String metadata stored in an exported file: how to feed it and what it was trained on."""
     channels, height, width = info.image_shape
     return {
         "acgan_version": __version__,
-        "dataset": _data_name(info.dataset),
+        "dataset": data_name(info.dataset),
         "step": str(info.step),
         "ema": json.dumps(info.samples_with_ema),
         "class_names": json.dumps(list(info.class_names)),
@@ -365,7 +345,7 @@ def _write_onnx(
         model.ir_version, onnx.helper.find_min_ir_version_for(model.opset_import, ignore_unknown=True)
     )
     onnx.helper.set_model_props(model, export_metadata(info))
-    model.doc_string = f"ACGAN generator trained on {_data_name(info.dataset)} by acgan {__version__}"
+    model.doc_string = f"ACGAN generator trained on {data_name(info.dataset)} by acgan {__version__}"
     path.write_bytes(model.SerializeToString())  # bytes, not a path: the bindings take UTF-8 names only
     return {"opset": options.opset, "exporter": f"torch.onnx (dynamo) {torch.__version__}"}
 

@@ -19,6 +19,7 @@ from acgan_cli.core.data import (
     load_dataset,
     prepare,
     read_idx,
+    run_name,
     to_model_range,
     training_images,
 )
@@ -139,6 +140,21 @@ def test_a_folder_named_like_a_registered_dataset_is_told_apart(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_dataset_name("./mnist-5k")  # the folder, as the note says to give it
+
+
+@pytest.mark.parametrize(
+    ("dataset", "name"),
+    [
+        ("mnist-5k", "mnist-5k"),
+        ("/data/pets", "pets"),
+        ("/data/pets/train", "pets-train"),  # it was "train", whatever the data
+        ("/data/pets/Training", "pets-Training"),
+        ("/home/alice/mnist", "alice-mnist"),  # a folder of one's own, not acgan's MNIST
+        ("/data/my pets/train", "my-pets-train"),
+    ],
+)
+def test_run_folders_are_named_after_the_dataset_not_its_split(dataset: str, name: str) -> None:
+    assert run_name(dataset) == name
 
 
 def test_missing_mnist_without_download(tmp_path: Path) -> None:

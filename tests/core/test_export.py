@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core import export as ex
+from acgan_cli.core.data import data_name
 from acgan_cli.core.errors import CheckpointError, ConfigError, Notice, UsageError
 from acgan_cli.core.models import Generator
 from acgan_cli.core.sampling import latents, random_labels
@@ -207,11 +208,11 @@ def test_production_formats_name_a_folder_dataset_by_its_name_alone(
     )
     # A registry name is the name; a path written on Windows is split there too.
     names = ("mnist", "mnist-5k", "fashion-mnist", r"C:\Users\alice\data\pets", "/srv/data/pets/")
-    assert [ex._data_name(name) for name in names] == ["mnist", "mnist-5k", "fashion-mnist", "pets", "pets"]
+    assert [data_name(name) for name in names] == ["mnist", "mnist-5k", "fashion-mnist", "pets", "pets"]
     # A split's folder or a folder named as a registry dataset keeps its parent: "train" said nothing,
     # and "mnist" read as acgan's MNIST
     names = ("/srv/pets/train", r"D:\pets\Validation", "/home/alice/mnist", "/train", "relative/pets")
-    assert [ex._data_name(name) for name in names] == [
+    assert [data_name(name) for name in names] == [
         "pets/train",
         "pets/Validation",
         "alice/mnist",
