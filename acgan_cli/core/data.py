@@ -438,8 +438,9 @@ def _idx_copies(folder: Path, split: str, kind: str) -> list[Path]:
         example = (
             "train" if split == "train" else "t10k"
         ) + f"-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
+        empty = not any(not path.name.startswith(".") for path in folder.iterdir())  # nor images
         raise DataError(
-            f"{folder} has no {split} {kind} IDX file (e.g. {example})",
+            f"{folder} is empty" if empty else f"{folder} has no {split} {kind} IDX file (e.g. {example})",
             hint="point --dataset at a folder of MNIST-format IDX files, or of images in a folder per class "
             "(DATA/cat/1.png, DATA/dog/2.png)"
             if split == "train"

@@ -641,10 +641,11 @@ def test_a_dry_run_refuses_a_folder_without_training_files(tmp_path: Path) -> No
     result = runner.invoke(app, ["train", "--dataset", str(tmp_path / "empty"), "--dry-run"])
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert (
-        result.stderr.splitlines()[0]
-        == f"error: {tmp_path / 'empty'} has no train images IDX file (e.g. train-images-idx3-ubyte.gz)"
-    )
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'empty'} is empty",  # it said "has no train images IDX file"
+        "hint: point --dataset at a folder of MNIST-format IDX files, or of images in a folder per class "
+        "(DATA/cat/1.png, DATA/dog/2.png)",
+    ]
 
 
 @pytest.mark.parametrize(("dataset", "title", "folder"), [("mnist", "MNIST", "MNIST"), ("fashion-mnist", "Fashion-MNIST", "FashionMNIST")])  # fmt: skip

@@ -68,7 +68,7 @@ def test_a_folder_without_usable_train_files_is_refused_from_the_headers(tmp_pat
     cannot be a split: it read no file."""
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(DataError, match="has no train images IDX file"):
+    with pytest.raises(DataError, match=r"empty is empty$"):
         check_split(str(empty), "train")
     test_only = make_idx_folder(tmp_path / "test-only")
     for path in test_only.glob("train-*"):
@@ -109,9 +109,10 @@ def test_idx_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_idx_folder_without_files(tmp_path: Path) -> None:
-    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.txt").write_text("the data is elsewhere")
     with pytest.raises(DataError, match="has no train images IDX file"):
-        load_dataset(str(tmp_path / "empty"))
+        load_dataset(str(tmp_path / "notes"))
 
 
 def test_unknown_dataset_names_the_choices() -> None:
