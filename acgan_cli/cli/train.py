@@ -370,7 +370,11 @@ def train(
     ] = TrainConfig.eval_every,
     log_every: Annotated[
         int,
-        typer.Option(help="Steps between metric lines (one host sync each).", rich_help_panel=OUTPUT),
+        typer.Option(
+            help="Steps between metric lines and metrics.jsonl records (one host sync each); one is also "
+            "written at each epoch's end, sample grid, checkpoint and evaluation.",
+            rich_help_panel=OUTPUT,
+        ),
     ] = TrainConfig.log_every,
     resume: Annotated[
         Path | None,
