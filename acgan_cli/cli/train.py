@@ -66,6 +66,9 @@ if TYPE_CHECKING:
     from acgan_cli.core.training import Trainer
 
 DATA, TRAINING, RECIPE, MODEL, OUTPUT, DEVICE = "Data", "Training", "Recipe", "Model", "Output", "Device"
+# What --data-dir holds, as a sentence names them: the registry's datasets that are downloaded
+*_OTHERS, _LAST = (name for name, source in DATASETS.items() if not source.offline)
+DOWNLOADED = f"{', '.join(_OTHERS)} and {_LAST}" if _OTHERS else _LAST
 LIVE_MIN_COLUMNS_WITH_EVALUATION = 80
 
 
@@ -144,7 +147,8 @@ def train(
     data_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Where datasets are found and downloaded to. \\[default: ~/.cache/acgan/data]",
+            help=f"Where the downloaded datasets ({DOWNLOADED}) are found and downloaded to; mnist-5k and "
+            "a folder (given by its own path to --dataset) do not read it. \\[default: ~/.cache/acgan/data]",
             envvar="ACGAN_DATA_DIR",
             rich_help_panel=DATA,
         ),
@@ -424,6 +428,9 @@ def train(
             out = out.expanduser()
         if "seed" in given:
             check_seed(given["seed"])
+        data_dir_given = ctx.get_parameter_source("data_dir").name == "COMMANDLINE"  # not $ACGAN_DATA_DIR's
+        if data_dir_given and resume is None:  # before a name that is no dataset is refused: "pets"
+            _note_data_dir_unread(dataset, data_dir)
         if "dataset" in given:
             check_dataset_name(given["dataset"])
             given["dataset"] = canonical_dataset(given["dataset"])
@@ -439,6 +446,8 @@ def train(
             changes=given if resume_path else {"seed": secrets.randbelow(2**31), **given},
         )
         config = plan.config
+        if data_dir_given and resume_path is not None:  # the run's own dataset
+            _note_data_dir_unread(config.dataset, data_dir)
         if "ema_decay" in given and not config.ema:  # it would be ignored without a word
             raise typer.BadParameter(
                 "applies only with --ema (this run has --no-ema)", param_hint="--ema-decay"
@@ -489,6 +498,23 @@ def train(
     except BaseException:  # a failure before a checkpoint:
         trainer.discard()  # a folder with nothing to resume goes (one with a checkpoint stays)
         raise
+
+
+def _note_data_dir_unread(dataset: str, data_dir: Path) -> None:
+    """Say that --data-dir goes unread where `dataset` is not a downloaded one: mnist-5k ships with
+    acgan, and a folder is given by its own path (`--dataset pets --data-dir /data` looked for ./pets)."""
+    source = DATASETS.get(dataset)
+    if source is not None and not source.offline:
+        return
+    if source is not None:
+        unread = f"{dataset} ships with acgan"
+    else:
+        inside = data_dir.expanduser() / dataset
+        example = f" (--dataset {inside})" if not Path(dataset).is_absolute() and inside.is_dir() else ""
+        unread = f"a folder dataset is given by its own path{example}"
+    warnings.warn(
+        Notice(f"--data-dir is only where {DOWNLOADED} are found and downloaded to; {unread}"), stacklevel=2
+    )
 
 
 def _not_there(splits: tuple[str, ...]) -> str:

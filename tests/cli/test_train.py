@@ -414,6 +414,36 @@ def test_the_data_folder_is_recorded_as_an_absolute_path(tmp_path: Path) -> None
     assert "error: an empty argument after --dataset" in result.stderr
 
 
+def test_a_data_dir_the_dataset_does_not_read_gets_a_note(run: Path, tmp_path: Path) -> None:
+    """--data-dir was recorded and ignored without a word for mnist-5k and for a folder: `--dataset
+    pets --data-dir store` said only that 'pets' is neither a dataset nor a folder."""
+    unread = "note: --data-dir is only where mnist, fashion-mnist and kmnist are found and downloaded to; "
+    result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--data-dir", "nowhere", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [unread + "mnist-5k ships with acgan"]
+    (tmp_path / "store" / "pets").mkdir(parents=True)
+    result = runner.invoke(app, ["train", "--dataset", "pets", "--data-dir", "store", "--dry-run"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[:2] == [
+        unread + f"a folder dataset is given by its own path (--dataset {Path('store', 'pets')})",
+        "error: Invalid value for --dataset: 'pets' is neither a dataset nor a folder",
+    ]
+    folder = write_idx_folder(tmp_path / "digits", 200, 100)
+    result = runner.invoke(app, ["train", "--dataset", str(folder), "--data-dir", "store", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [unread + "a folder dataset is given by its own path"]
+    resumed = runner.invoke(  # the run's own dataset: mnist-5k
+        app, ["train", "--resume", str(run), "--max-steps", "13", "--data-dir", "store", "--dry-run"]
+    )
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.stderr.splitlines() == [unread + "mnist-5k ships with acgan"]
+    # Where it is read, or set for every command by $ACGAN_DATA_DIR (as the tests set it): no note
+    write_torchvision_mnist(tmp_path / "store", 200, 100)
+    for args in (["--dataset", "mnist", "--data-dir", "store"], ["--dataset", "mnist-5k"]):
+        result = runner.invoke(app, ["train", *args, "--dry-run"])
+        assert result.exit_code == 0 and result.stderr == "", result.stderr
+
+
 def test_ctrl_c_saves_prints_the_resume_command_and_exits_130(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     args = [
