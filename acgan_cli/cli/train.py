@@ -428,6 +428,11 @@ def train(
             out = out.expanduser()
         if "seed" in given:
             check_seed(given["seed"])
+        if "epochs" in given and "max_steps" in given:  # the run's end is one or the other
+            warnings.warn(
+                Notice(f"--epochs {epochs} is not used: --max-steps {max_steps} sets where the run ends"),
+                stacklevel=2,
+            )
         data_dir_given = ctx.get_parameter_source("data_dir").name == "COMMANDLINE"  # not $ACGAN_DATA_DIR's
         if data_dir_given and resume is None:  # before a name that is no dataset is refused: "pets"
             _note_data_dir_unread(dataset, data_dir)

@@ -444,6 +444,20 @@ def test_a_data_dir_the_dataset_does_not_read_gets_a_note(run: Path, tmp_path: P
         assert result.exit_code == 0 and result.stderr == "", result.stderr
 
 
+def test_epochs_beside_max_steps_gets_a_note_that_it_is_not_used(run: Path) -> None:
+    """--max-steps wins over --epochs given with it, as the help says, but it did so in silence."""
+    unused = ["note: --epochs 3 is not used: --max-steps 13 sets where the run ends"]
+    for start in (["--dataset", "mnist-5k"], ["--resume", str(run)]):
+        result = runner.invoke(app, ["train", *start, "--epochs", "3", "--max-steps", "13", "--dry-run"])
+        assert result.exit_code == 0, result.stderr
+        assert result.stderr.splitlines() == unused
+        assert json.loads(result.stdout)["train"]["max_steps"] == 13
+    # Alone on a resume, --epochs replaces the --max-steps the run was started with: it is used
+    result = runner.invoke(app, ["train", "--resume", str(run), "--epochs", "3", "--dry-run"])
+    assert result.exit_code == 0 and result.stderr == "", result.stderr
+    assert json.loads(result.stdout)["train"]["max_steps"] is None
+
+
 def test_ctrl_c_saves_prints_the_resume_command_and_exits_130(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     args = [
