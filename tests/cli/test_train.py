@@ -458,6 +458,30 @@ def test_epochs_beside_max_steps_gets_a_note_that_it_is_not_used(run: Path) -> N
     assert json.loads(result.stdout)["train"]["max_steps"] is None
 
 
+def test_bf16_on_a_cpu_without_bf16_units_gets_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    """There torch emulates bf16, ~3x slower than fp32, and an explicit --precision bf16 ran so in silence."""
+    from acgan_cli.core import devices
+
+    slower = (
+        "note: bf16 is emulated on this CPU (it has no AVX512-BF16 or AMX) and slower than fp32 here; "
+        "--precision auto picks fp32"
+    )
+    args = ["train", "--dataset", "mnist-5k", "--device", "cpu", *TINY_ARGS]
+    monkeypatch.setattr(devices, "has_fast_bf16", lambda device: False)  # as this CPU may have them
+    result = runner.invoke(app, [*args, "--precision", "bf16", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [slower]
+    result = runner.invoke(app, [*args, "--precision", "bf16", "--max-steps", "2", "--out", "run"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[:2] == [slower, "train: loading mnist-5k"]  # said at the start
+    for precision in ("auto", "fp32"):  # auto picks fp32 there
+        result = runner.invoke(app, [*args, "--precision", precision, "--dry-run"])
+        assert result.exit_code == 0 and result.stderr == "", result.stderr
+    monkeypatch.setattr(devices, "has_fast_bf16", lambda device: True)  # AVX512-BF16 or AMX
+    result = runner.invoke(app, [*args, "--precision", "bf16", "--dry-run"])
+    assert result.exit_code == 0 and result.stderr == "", result.stderr
+
+
 def test_ctrl_c_saves_prints_the_resume_command_and_exits_130(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     args = [
