@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import secrets
 import shlex
 import signal
@@ -49,6 +50,7 @@ from acgan_cli.core.config import (
     RECIPES,
     TrainConfig,
     check_seed,
+    default_runs_dir,
     either,
 )
 from acgan_cli.core.data import (
@@ -57,6 +59,7 @@ from acgan_cli.core.data import (
     check_data_dir,
     check_dataset_name,
     dataset_title,
+    run_name,
 )
 from acgan_cli.core.errors import AcganError, DivergedError, Notice
 
@@ -64,6 +67,7 @@ if TYPE_CHECKING:
     import torch
     from rich.console import Console
 
+    from acgan_cli.core.runs import RunPlan
     from acgan_cli.core.training import Trainer
 
 DATA, TRAINING, RECIPE, MODEL, OUTPUT, DEVICE = "Data", "Training", "Recipe", "Model", "Output", "Device"
@@ -462,10 +466,17 @@ def train(
         if dry_run:
             from acgan_cli.core.training import run_settings
 
+            data = _data_plan(config.dataset)
+            # The run's length, as config.json records it (None where the images are not counted unread)
+            steps_per_epoch = data["images"] // config.batch_size if data["images"] else None
+            by_epochs = config.epochs * steps_per_epoch if steps_per_epoch else None
             settings = {
                 **run_settings(config, plan.device, plan.precision, plan.cuda_graph),
+                "run_dir": str(_planned_run_dir(plan)),
                 "resume": str(resume_path) if resume_path else None,
-                "data": _data_plan(config.dataset),
+                "data": data,
+                "steps_per_epoch": steps_per_epoch,
+                "total_steps": config.max_steps or by_epochs,
             }
             if resume_path is None and "seed" not in given:  # drawn when the run starts: not this one
                 settings["train"]["seed"] = None
@@ -547,6 +558,26 @@ def _not_there(splits: tuple[str, ...]) -> str:
         if len(splits) > 1
         else "its training split is not there yet"
     )
+
+
+def _planned_run_dir(plan: RunPlan) -> Path:
+    """The folder the planned run would write to, as the run would name it: --out; a resume's own
+    run folder; else the runs folder's next number now (a run started meanwhile may take it)."""
+    from acgan_cli.core.runs import run_dir_as_named, run_dir_of
+
+    if plan.run_dir is not None:
+        return plan.run_dir
+    home = run_dir_of(plan.resume.path) if plan.resume is not None else None
+    if home is not None:
+        return run_dir_as_named(home, plan.resume.path)
+    # numbered as runs.create_run_dir numbers them, which makes the folder
+    runs_dir = Path(plan.runs_dir or default_runs_dir())
+    numbers = [
+        int(number.group(1))
+        for path in (runs_dir.iterdir() if runs_dir.is_dir() else ())
+        if (number := re.match(r"([0-9]{5,})-", path.name)) and path.is_dir()
+    ]
+    return runs_dir / f"{max(numbers, default=0) + 1:05d}-{run_name(plan.config.dataset)}"
 
 
 def _data_plan(dataset: str) -> dict[str, object]:

@@ -397,11 +397,57 @@ def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.stderr
     plan = json.loads(result.stdout)
+    assert list(plan) == [  # config.json's names, and the run folder it would make
+        "train", "recipe", "device", "precision", "cuda_graph",
+        "run_dir", "resume", "data", "steps_per_epoch", "total_steps",
+    ]  # fmt: skip
     assert plan["train"]["epochs"] == 3 and plan["train"]["seed"] == 9 and plan["device"] == "cpu"
     assert plan["data"] == {"images": 5000, "class_names": None, "class_images": None}  # known once read
+    assert (plan["steps_per_epoch"], plan["total_steps"]) == (5000 // 64, 3 * (5000 // 64))
+    assert plan["run_dir"] == str(tmp_path / "runs" / "00001-mnist-5k")  # $ACGAN_RUNS_DIR's first
     assert not (tmp_path / "runs").exists()
     unseeded = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--device", "cpu", "--dry-run"])
     assert json.loads(unseeded.stdout)["train"]["seed"] is None  # not a seed the run would not use
+
+
+def test_a_dry_run_names_the_run_folder_and_the_steps(run: Path, tmp_path: Path) -> None:
+    """It showed neither where the run would go nor how long it would be."""
+    (tmp_path / "runs" / "00041-pets").mkdir()  # the next number after the highest there
+    (tmp_path / "runs" / "00099-notes.txt").write_text("a file takes no number")
+    folder = write_idx_folder(tmp_path / "digits", 200, 100)
+
+    def planned(*args: str) -> dict:
+        result = runner.invoke(app, ["train", *args, "--dry-run"])
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)
+
+    new = planned("--dataset", str(folder), "--batch-size", "16", "--epochs", "2")
+    assert (new["run_dir"], new["steps_per_epoch"], new["total_steps"]) == (
+        str(tmp_path / "runs" / "00042-digits"),
+        200 // 16,
+        2 * (200 // 16),
+    )
+    out = planned("--dataset", "mnist-5k", "--out", "mine", "--max-steps", "7")
+    assert (out["run_dir"], out["steps_per_epoch"], out["total_steps"]) == ("mine", 5000 // 64, 7)
+    resumed = planned("--resume", str(run), "--max-steps", "20")  # in its own folder, batch and all
+    assert (resumed["run_dir"], resumed["steps_per_epoch"], resumed["total_steps"]) == (
+        str(run),
+        5000 // TINY["batch_size"],
+        20,
+    )
+    step_file = str(run / "checkpoints" / "step-00000012.safetensors")
+    branched = planned("--resume", step_file, "--out", "branch", "--max-steps", "30")
+    assert (branched["run_dir"], branched["total_steps"]) == ("branch", 30)
+    shutil.copy(run / "checkpoints" / "latest.safetensors", tmp_path / "lone.safetensors")
+    lone = planned("--resume", "lone.safetensors", "--epochs", "2")  # in no run folder: a new one
+    assert (lone["run_dir"], lone["total_steps"]) == (
+        str(tmp_path / "runs" / "00042-mnist-5k"),
+        2 * resumed["steps_per_epoch"],
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["digits", "lone.safetensors", "runs"]
+    assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == [
+        "00001-mnist-5k", "00041-pets", "00099-notes.txt"
+    ]  # fmt: skip
 
 
 def test_the_data_folder_is_recorded_as_an_absolute_path(tmp_path: Path) -> None:
