@@ -344,6 +344,8 @@ def train(
     out: Annotated[
         Path | None,
         typer.Option(
+            "--out",
+            "-o",
             help="The run folder to create. \\[default: the next NNNNN-<dataset> under $ACGAN_RUNS_DIR or ./runs]",
             rich_help_panel=OUTPUT,
         ),

@@ -450,6 +450,18 @@ def test_a_dry_run_names_the_run_folder_and_the_steps(run: Path, tmp_path: Path)
     ]  # fmt: skip
 
 
+def test_out_has_the_short_flag_o_as_sample_and_export_have(tmp_path: Path) -> None:
+    """`acgan train -o run` was "No such option: -o", where `acgan sample -o x.png` works."""
+    result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "-o", "mine", "-q", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["run_dir"] == "mine"
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("precious")
+    result = runner.invoke(app, ["train", "--dataset", "mnist-5k", "-o", "taken"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines()[0] == "error: taken already holds files; acgan never overwrites a run"
+
+
 def test_the_data_folder_is_recorded_as_an_absolute_path(tmp_path: Path) -> None:
     """A relative --data-dir named another folder (or none) when the run was resumed from elsewhere."""
     result = runner.invoke(app, ["train", "--dataset", "mnist", "--data-dir", "data/../mine", "--dry-run"])
