@@ -11,6 +11,7 @@ import functools
 import itertools
 import os
 import re
+import shlex
 import sys
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from typer.core import TyperGroup
 
 from acgan_cli import __version__
 from acgan_cli.cli import evaluate, export, sample, train
-from acgan_cli.cli.common import OS_ERROR_HINT, print_error, require_stdout, state, to_devnull
+from acgan_cli.cli.common import OS_ERROR_HINT, as_argument, print_error, require_stdout, state, to_devnull
 from acgan_cli.cli.encoding import fit_help, tolerant_streams
 from acgan_cli.core.errors import AcganError
 
@@ -142,6 +143,10 @@ class _OneLineUsageErrors(TyperGroup):
             return "`acgan --help` lists the commands"
         if getattr(getattr(exc, "param", None), "name", None) == "digit":  # `--digit three`
             return "--digit takes a class number; --class takes its name"
+        if command == "sample" and exc.format_message().startswith("Got unexpected extra argument"):
+            with_ckpt = _with_ckpt(words, self.commands[command])
+            if with_ckpt is not None:  # as evaluate and export take it: `acgan sample runs/x --digit 1`
+                return f"give it with --ckpt: {with_ckpt}"
         return f"`acgan {command} --help` lists the options"
 
 
@@ -207,6 +212,41 @@ def _set_global_flag(name: str, ctx: Any, param: Any, value: bool) -> bool:
     return value
 
 
+def _with_ckpt(words: list[str], command: Any) -> str | None:
+    """`acgan sample runs/x --digit 1` as it is meant, `acgan sample --ckpt runs/x --digit 1`: for
+    the one argument `words` give the command (which takes none) where it names a path or a
+    .safetensors file, and no --ckpt is given; else None."""
+    at = next(i for i, word in enumerate(words) if not word.startswith("-"))  # the command
+    takes_value = _options_with_values(command)
+    options, arguments = [], []
+    rest = iter(words[at + 1 :])
+    for word in rest:
+        if word == "--":
+            arguments += rest
+        elif word.startswith("-") and word != "-":
+            options.append(word)
+            if word in takes_value:
+                options += itertools.islice(rest, 1)
+        else:
+            arguments.append(word)
+    if len(arguments) != 1 or any(word == "--ckpt" or word.startswith("--ckpt=") for word in options):
+        return None
+    path = arguments[0]
+    if not (path.endswith(".safetensors") or os.path.lexists(os.path.expanduser(path))):
+        return None
+    return shlex.join(["acgan", *words[:at], words[at], "--ckpt", as_argument(path), *options])
+
+
+def _options_with_values(command: Any) -> set[str]:
+    """The names of `command`'s options that take a value (`--out`, `-o`): the word after one is its."""
+    return {
+        name
+        for param in command.params
+        if param.param_type_name == "option" and not param.is_flag and not param.count
+        for name in param.opts
+    }
+
+
 def _global_flags_first(words: list[str], commands: dict[str, Any]) -> list[str]:
     """`acgan sample … -q` read as `acgan -q sample …`: click takes acgan's own flags only before the
     command, and refused them after it. A word that is an option's value (`--out -q`) stays, as does
@@ -215,12 +255,7 @@ def _global_flags_first(words: list[str], commands: dict[str, Any]) -> list[str]
     at = next((i for i, word in enumerate(words) if not word.startswith("-")), None)
     if at is None or words[at] not in commands:
         return words
-    takes_value = {
-        name
-        for param in commands[words[at]].params
-        if param.param_type_name == "option" and not param.is_flag and not param.count
-        for name in param.opts
-    }
+    takes_value = _options_with_values(commands[words[at]])
     flags, rest = [], []
     after = iter(words[at + 1 :])
     for word in after:

@@ -4,6 +4,7 @@ import os
 import pickle
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -305,6 +306,32 @@ def test_impossible_sample_options_exit_2(
     assert result.stdout == ""
     assert result.stderr.splitlines() == [f"error: Invalid value for {error}", hint]
     assert list(tmp_path.glob("*.*")) == []
+
+
+def test_a_checkpoint_given_as_an_argument_is_shown_how_to_give_it(run: Path, tmp_path: Path) -> None:
+    """evaluate and export take the checkpoint as an argument, sample takes --ckpt: `acgan sample RUN`
+    said only "Got unexpected extra argument(s)", with the hint to read the help."""
+    named = str(run.relative_to(tmp_path))
+    result = runner.invoke(app, ["sample", named, "--digit", "1", "-o", "one b.png"])
+    assert result.exit_code == 2 and result.stdout == ""
+    error, hint = result.stderr.splitlines()
+    assert error.startswith("error: Got unexpected extra argument") and error.endswith(f"({named})")
+    assert hint == f"hint: give it with --ckpt: acgan sample --ckpt {named} --digit 1 -o 'one b.png'"
+    assert list(tmp_path.glob("*.png")) == []
+    meant = runner.invoke(app, shlex.split(hint.split(": ", 2)[2])[1:])  # what the hint says, as it says it
+    assert meant.exit_code == 0, meant.stderr
+    assert (tmp_path / "one b.png").is_file()
+    # a file name that looks like a checkpoint (there or not) gets the same hint, -q kept
+    result = runner.invoke(app, ["sample", "g.safetensors", "-q", "--n", "4"])
+    assert (
+        result.stderr.splitlines()[1]
+        == "hint: give it with --ckpt: acgan -q sample --ckpt g.safetensors --n 4"
+    )
+    # anything else, or a --ckpt given as well, is not taken for one
+    for args in (["three"], [named, "--ckpt", named], [named, named]):
+        result = runner.invoke(app, ["sample", *args])
+        assert result.exit_code == 2
+        assert result.stderr.splitlines()[1] == "hint: `acgan sample --help` lists the options"
 
 
 def test_bad_checkpoints_exit_1_in_one_line(run: Path, tmp_path: Path) -> None:
