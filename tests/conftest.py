@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -39,6 +40,15 @@ TINY_ARGS = [
     "--batch-size",
     "16",
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The Ctrl-C tests send SIGINT to the commands they start, as a terminal does to a foreground
+    command. A suite started in the background (`make test &`, a non-interactive shell's `&`) runs
+    with SIGINT ignored, which its children keep (as acgan must: tests/reliability/test_interrupts.py),
+    and those tests then waited out their timeouts: the suite runs as in the foreground instead."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def closed_stdout(what: str) -> list[str]:
