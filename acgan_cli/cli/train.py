@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import secrets
 import shlex
 import signal
@@ -59,7 +58,6 @@ from acgan_cli.core.data import (
     check_data_dir,
     check_dataset_name,
     dataset_title,
-    run_name,
 )
 from acgan_cli.core.errors import AcganError, DivergedError, Notice
 
@@ -565,21 +563,14 @@ def _not_there(splits: tuple[str, ...]) -> str:
 def _planned_run_dir(plan: RunPlan) -> Path:
     """The folder the planned run would write to, as the run would name it: --out; a resume's own
     run folder; else the runs folder's next number now (a run started meanwhile may take it)."""
-    from acgan_cli.core.runs import run_dir_as_named, run_dir_of
+    from acgan_cli.core.runs import next_run_dir, run_dir_as_named, run_dir_of
 
     if plan.run_dir is not None:
         return plan.run_dir
     home = run_dir_of(plan.resume.path) if plan.resume is not None else None
     if home is not None:
         return run_dir_as_named(home, plan.resume.path)
-    # numbered as runs.create_run_dir numbers them, which makes the folder
-    runs_dir = Path(plan.runs_dir or default_runs_dir())
-    numbers = [
-        int(number.group(1))
-        for path in (runs_dir.iterdir() if runs_dir.is_dir() else ())
-        if (number := re.match(r"([0-9]{5,})-", path.name)) and path.is_dir()
-    ]
-    return runs_dir / f"{max(numbers, default=0) + 1:05d}-{run_name(plan.config.dataset)}"
+    return next_run_dir(plan.config.dataset, Path(plan.runs_dir or default_runs_dir()))
 
 
 def _data_plan(dataset: str) -> dict[str, object]:

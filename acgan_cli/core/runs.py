@@ -61,6 +61,17 @@ if TYPE_CHECKING:
     import torch
 
 
+def next_run_dir(dataset: str, runs_dir: Path) -> Path:
+    """The folder a new run of `dataset` would be given in `runs_dir` now: `NNNNN-<dataset>`, numbered
+    after the highest one present (a run started meanwhile may take it)."""
+    numbers = [  # the whole number: past 99999 its first five digits made 10000 again, taken
+        int(numbered.group(1))
+        for path in (runs_dir.iterdir() if runs_dir.is_dir() else ())
+        if (numbered := re.match(r"([0-9]{5,})-", path.name)) and path.is_dir()
+    ]
+    return runs_dir / f"{max(numbers, default=0) + 1:05d}-{run_name(dataset)}"
+
+
 def create_run_dir(dataset: str, runs_dir: Path | None = None) -> Path:
     """A new, empty run folder `NNNNN-<dataset>` numbered after the highest one present.
 
@@ -75,12 +86,7 @@ def create_run_dir(dataset: str, runs_dir: Path | None = None) -> Path:
             hint="set --out or $ACGAN_RUNS_DIR",
         ) from None
     for _ in range(1000):
-        numbers = [  # the whole number: past 99999 its first five digits made 10000 again, taken
-            int(numbered.group(1))
-            for p in runs_dir.iterdir()
-            if (numbered := re.match(r"([0-9]{5,})-", p.name)) and p.is_dir()
-        ]
-        path = runs_dir / f"{max(numbers, default=0) + 1:05d}-{run_name(dataset)}"
+        path = next_run_dir(dataset, runs_dir)
         try:
             path.mkdir()
         except FileExistsError:
