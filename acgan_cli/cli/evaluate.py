@@ -27,7 +27,7 @@ from acgan_cli.cli.common import (
     stderr_console,
     stdout_console,
 )
-from acgan_cli.core.data import check_data_dir, check_dataset_name
+from acgan_cli.core.data import DOWNLOADED, check_data_dir, check_dataset_name
 from acgan_cli.core.errors import DeviceError, Notice
 from acgan_cli.core.evaluation.config import MAX_SAMPLES, EvaluationConfig, check_evaluator_seed
 from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
@@ -114,8 +114,8 @@ def evaluate(
     data_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Where datasets are found and downloaded to. \\[default: where the checkpoint's run found "
-            "its data, else ~/.cache/acgan/data]",
+            help=f"Where the downloaded datasets ({DOWNLOADED}) are found and downloaded to; mnist-5k and a "
+            "folder do not read it. \\[default: where the checkpoint's run found its data, else ~/.cache/acgan/data]",
             envvar="ACGAN_DATA_DIR",
             rich_help_panel=EVALUATOR,
         ),

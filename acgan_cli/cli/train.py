@@ -54,6 +54,7 @@ from acgan_cli.core.config import (
 )
 from acgan_cli.core.data import (
     DATASETS,
+    DOWNLOADED,
     canonical_dataset,
     check_data_dir,
     check_dataset_name,
@@ -69,9 +70,6 @@ if TYPE_CHECKING:
     from acgan_cli.core.training import Trainer
 
 DATA, TRAINING, RECIPE, MODEL, OUTPUT, DEVICE = "Data", "Training", "Recipe", "Model", "Output", "Device"
-# What --data-dir holds, as a sentence names them: the registry's datasets that are downloaded
-*_OTHERS, _LAST = (name for name, source in DATASETS.items() if not source.offline)
-DOWNLOADED = f"{', '.join(_OTHERS)} and {_LAST}" if _OTHERS else _LAST
 LIVE_MIN_COLUMNS_WITH_EVALUATION = 80
 
 

@@ -310,6 +310,11 @@ DATASETS: dict[str, DatasetSource] = {
 }
 
 
+# What --data-dir holds, as a sentence names them: the registry's datasets that are downloaded
+*_OTHERS, _LAST = (name for name, source in DATASETS.items() if not source.offline)
+DOWNLOADED = f"{', '.join(_OTHERS)} and {_LAST}" if _OTHERS else _LAST
+
+
 # ----------------------------------------------------------------------------- IDX folders
 
 IDX_UBYTE = 0x08
