@@ -666,7 +666,13 @@ def data_name(dataset: str) -> str:
 def run_name(dataset: str) -> str:
     """A short, file-name-safe name for run folders: `data_name`'s (`pets/train` makes `pets-train`,
     where it made `train` whatever the data)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", data_name(dataset) or "idx").strip("-") or "data"
+    return file_safe(data_name(dataset) or "idx")
+
+
+def file_safe(name: str) -> str:
+    """`name` as a file name's part: runs of other characters than letters, digits, `.`, `_` and `-`
+    become one `-`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "data"
 
 
 def canonical_dataset(name: str) -> str:

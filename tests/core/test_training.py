@@ -435,7 +435,7 @@ def test_a_runs_folder_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
 def test_claim_refuses_a_folder_with_files(tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("mine")
-    with pytest.raises(RunDirError, match="never overwrites"):
+    with pytest.raises(RunDirError, match="already holds files and is not a run"):
         claim_run_dir(tmp_path / "taken")
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
     (tmp_path / "empty").mkdir()

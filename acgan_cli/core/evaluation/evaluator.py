@@ -32,12 +32,13 @@ from acgan_cli import __version__
 from acgan_cli.core.checkpoint import EVALUATOR_FORMAT_NAME
 from acgan_cli.core.config import default_data_dir, unprintable_name
 from acgan_cli.core.data import (
+    DATASETS,
     MNIST_5K_TEST_EVERY,
     Dataset,
     dataset_title,
+    file_safe,
     load_dataset,
     numbered,
-    run_name,
     same_dataset,
 )
 from acgan_cli.core.devices import autocast, has_fast_bf16, private_rng
@@ -212,7 +213,10 @@ def data_hash(train: Dataset, test: Dataset) -> str:
 def cache_path(dataset: str, digest: str, seed: int, cache_dir: Path | None = None) -> Path:
     """Where the evaluator for this data and seed is cached."""
     folder = (cache_dir or default_cache_dir()) / "evaluators"
-    return folder / f"{run_name(dataset)}-{digest[:16]}-v{CACHE_VERSION}-seed{seed}.safetensors"
+    # The folder's own name, not run_name's (pets-train for pets/train): a new name would make every
+    # cached evaluator of such a folder be trained again.
+    name = file_safe(dataset if dataset in DATASETS else Path(dataset).name or "idx")
+    return folder / f"{name}-{digest[:16]}-v{CACHE_VERSION}-seed{seed}.safetensors"
 
 
 def same_data_in_cache(cached: Path, digest: str, seed: int) -> list[Path]:
