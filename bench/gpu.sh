@@ -98,6 +98,16 @@ ended() {  # NAME STATUS SECONDS: how a run that did not exit 0 ended, in one li
     *) printf '%s' "$1: FAILED (exit $2) after $3 s" ;;
   esac
 }
+tailed() {  # NAME LINES CAP LOG CMD...: CMD under its limit (CAP s at most), the last LINES lines
+  # of its output (all of it kept in LOG), and, where it did not exit 0, how it ended
+  local name=$1 lines=$2 cap=$3 log=$4 start=$SECONDS status
+  shift 4
+  $T "$(limit "$cap")" "$@" >"$log" 2>&1
+  status=$?
+  tail -"$lines" "$log"
+  [ $status -eq 0 ] || echo "$(ended "$name" $status $((SECONDS - start)))"
+  return $status
+}
 export ACGAN_CACHE_DIR="$WORK/cache"  # the evaluator is trained here, as on a bare machine
 
 echo "== machine"
@@ -122,13 +132,12 @@ if [ "$DEVICE" != cpu ] && fits 30 "the GPU tests"; then
   echo "== GPU tests (pytest -m gpu: CUDA graphs, checkpoints from the device)"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
   # The whole pytest output goes to $OUT/graph-tests.log (a failed capture names its op there).
-  $T "$(limit 180)" $PY -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 \
-    | tee "${OUT:-$WORK}/graph-tests.log" | tail -15
+  tailed "the GPU tests" 15 180 "${OUT:-$WORK}/graph-tests.log" "$PY" -m pytest -q -p no:cacheprovider -m gpu tests
 fi
 
 if [ "$DEVICE" != cpu ] && fits 40 "the fp16 resume check"; then
   echo "== fp16: a run resumed halfway against the same run uninterrupted (bench/fp16_resume.py)"
-  $T "$(limit 90)" $PY bench/fp16_resume.py --device "$DEVICE" 2>&1 | tail -8
+  tailed "the fp16 resume check" 8 90 "$WORK/fp16.log" "$PY" bench/fp16_resume.py --device "$DEVICE"
 fi
 
 echo "== data: 60,000 training images = the shipped 5,000 repeated 12 times (timing only)"
@@ -201,11 +210,16 @@ for variant in "bf16 --no-cuda-graph" "bf16 --cuda-graph" "fp32 --no-cuda-graph"
   name=${variant// --/-}
   echo "== acgan train, $variant, $STEPS steps of 64"
   # shellcheck disable=SC2086  # the variant is a precision and an optional flag
+  start=$SECONDS
   if $T "$(limit)" $ACGAN -q train --dataset mnist-5k --max-steps "$STEPS" --device "$DEVICE" --precision $variant \
     --log-every "$LOG" --sample-every 0 --ckpt-every 1000000 --seed 0 --out "$WORK/acgan-$name" >/dev/null; then
     report "$variant" "$WORK/acgan-$name"
   else
-    echo "acgan $variant: FAILED (exit $?)"
+    status=$?
+    echo "$(ended "acgan $variant" $status $((SECONDS - start)))"
+    if { [ $status = 124 ] || [ $status = 137 ]; } && [ -s "$WORK/acgan-$name/metrics.jsonl" ]; then
+      report "$variant (partial: stopped by its time limit)" "$WORK/acgan-$name"
+    fi
   fi
 done
 
@@ -248,7 +262,8 @@ if fits 90 "the step's profile (bench/gpu_step.py)"; then
   else profile_args="--data $WORK/mnist-60k --steps 300"; fi
   echo "== where the time goes (bench/gpu_step.py $profile_args)"
   # shellcheck disable=SC2086  # the arguments above
-  $T "$(limit 120)" $PY bench/gpu_step.py $profile_args --device "$DEVICE" ${OUT:+--out "$OUT"} 2>&1 | tail -60
+  tailed "bench/gpu_step.py" 60 120 "$WORK/gpu_step.log" "$PY" bench/gpu_step.py $profile_args --device "$DEVICE" \
+    ${OUT:+--out "$OUT"}
 fi
 # The other commands on the GPU, from the first 10-epoch run's checkpoint; its sample grid comes
 # back in $OUT. (The evaluator is trained first, on the repeated set: its figures are not quality.)
@@ -259,11 +274,13 @@ if [ -d "$run/checkpoints" ] && fits 60 "evaluate, sample and export"; then
   echo "== acgan evaluate, sample and export on $DEVICE ($(basename "$run"))"
   start=$SECONDS
   n=$([ "$DEVICE" = cpu ] && echo 1000 || echo 10000)
-  $T "$(limit)" $ACGAN evaluate "$run" --device "$DEVICE" --dataset "$WORK/mnist-60k" --n-samples "$n" 2>&1 | tail -40
+  tailed "evaluate" 40 "$LIMIT" "$WORK/evaluate.log" $ACGAN evaluate "$run" --device "$DEVICE" \
+    --dataset "$WORK/mnist-60k" --n-samples "$n"
   echo "evaluate, evaluator training included: $((SECONDS - start)) s"
-  fits 10 "sample" && $T "$(limit)" $ACGAN sample --grid --ckpt "$run" --device "$DEVICE" --seed 0 \
-    --out "${OUT:-$WORK}/grid-$DEVICE.png"
-  fits 20 "export" && $T "$(limit)" $ACGAN export "$run" --format onnx --out "$WORK/g.onnx" 2>&1 | tail -3
+  fits 10 "sample" && tailed "sample" 3 "$LIMIT" "$WORK/sample.log" $ACGAN sample --grid --ckpt "$run" \
+    --device "$DEVICE" --seed 0 --out "${OUT:-$WORK}/grid-$DEVICE.png"
+  fits 20 "export" && tailed "export" 3 "$LIMIT" "$WORK/export.log" $ACGAN export "$run" --format onnx \
+    --out "$WORK/g.onnx"
 fi
 [ "$DEVICE" = cpu ] || { epochs "--compile"; epochs "--compile"; }  # on the CPU: as --compile --no-cuda-graph
 epochs "--compile --no-cuda-graph"  # last: the slowest, and measured before (102.5 s on the H200)
