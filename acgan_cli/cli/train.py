@@ -475,6 +475,7 @@ def train(
                 "data": data,
                 "steps_per_epoch": steps_per_epoch,
                 "total_steps": config.max_steps or by_epochs,
+                "start_step": plan.resume.step if plan.resume is not None else 0,  # a resume trains the rest
             }
             if resume_path is None and "seed" not in given:  # drawn when the run starts: not this one
                 settings["train"]["seed"] = None

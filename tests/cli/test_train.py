@@ -399,7 +399,7 @@ def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:
     plan = json.loads(result.stdout)
     assert list(plan) == [  # config.json's names, and the run folder it would make
         "train", "recipe", "device", "precision", "cuda_graph",
-        "run_dir", "resume", "data", "steps_per_epoch", "total_steps",
+        "run_dir", "resume", "data", "steps_per_epoch", "total_steps", "start_step",
     ]  # fmt: skip
     assert plan["train"]["epochs"] == 3 and plan["train"]["seed"] == 9 and plan["device"] == "cpu"
     assert plan["data"] == {"images": 5000, "class_names": None, "class_images": None}  # known once read
@@ -422,6 +422,7 @@ def test_a_dry_run_names_the_run_folder_and_the_steps(run: Path, tmp_path: Path)
         return json.loads(result.stdout)
 
     new = planned("--dataset", str(folder), "--batch-size", "16", "--epochs", "2")
+    assert new["start_step"] == 0
     assert (new["run_dir"], new["steps_per_epoch"], new["total_steps"]) == (
         str(tmp_path / "runs" / "00042-digits"),
         200 // 16,
@@ -435,9 +436,10 @@ def test_a_dry_run_names_the_run_folder_and_the_steps(run: Path, tmp_path: Path)
         5000 // TINY["batch_size"],
         20,
     )
+    assert resumed["start_step"] == read_info(run).step  # the steps left are the difference
     step_file = str(run / "checkpoints" / "step-00000012.safetensors")
     branched = planned("--resume", step_file, "--out", "branch", "--max-steps", "30")
-    assert (branched["run_dir"], branched["total_steps"]) == ("branch", 30)
+    assert (branched["run_dir"], branched["total_steps"], branched["start_step"]) == ("branch", 30, 12)
     shutil.copy(run / "checkpoints" / "latest.safetensors", tmp_path / "lone.safetensors")
     lone = planned("--resume", "lone.safetensors", "--epochs", "2")  # in no run folder: a new one
     assert (lone["run_dir"], lone["total_steps"]) == (
