@@ -36,6 +36,7 @@ from acgan_cli.core.config import (
     closest,
     default_data_dir,
     did_you_mean,
+    require,
     unprintable_name,
 )
 from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError, first_line
@@ -874,14 +875,31 @@ def _header_dims(path: Path) -> tuple[int, ...]:
 
 
 def load_dataset(
-    name: str, split: str = "train", data_dir: Path | None = None, download: bool = True
+    name: str,
+    split: str = "train",
+    data_dir: Path | None = None,
+    download: bool = True,
+    *,
+    img_size: int | None = None,
 ) -> Dataset:
-    """Decode a dataset split into uint8 images (N x C x H x W) and int64 labels on the CPU."""
+    """Decode a dataset split into uint8 images (N x C x H x W) and int64 labels on the CPU.
+
+    `img_size` is the size they will be resized to (`prepare`): a folder of image files then loads
+    no larger than that needs, its images' shorter side at `img_size` (photos loaded at 256 pixels
+    a side held 2.7 GB for 12,000 of them). Without it, at most 256 pixels a side.
+    """
     import numpy as np
     import torch
 
     name, split = checked("name", name, "path"), checked("split", split, "str")  # a folder as a Path
     data_dir, download = checked("data_dir", data_dir, "path | None"), checked("download", download, "bool")
+    img_size = checked("img_size", img_size, "int | None")
+    require(
+        img_size is None or img_size >= 1,
+        "img_size",
+        f"must be at least 1 (got {img_size})",
+        hint="give the side the images will be resized to, as TrainConfig.img_size, or None",
+    )
     if data_dir is not None:  # "" was read as the default folder: None says that, as for train(run_dir=)
         checked_path(
             "data_dir",
@@ -896,7 +914,7 @@ def load_dataset(
         )
     folder = Path(name).expanduser()
     if name not in DATASETS and _holds_images(folder):
-        images, labels, names = load_image_folder(folder, split)  # channels first already
+        images, labels, names = load_image_folder(folder, split, img_size)  # channels first already
     else:
         images, labels, names = (
             DATASETS[name].load(Path(data_dir or default_data_dir()).expanduser(), split, download)

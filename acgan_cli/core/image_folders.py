@@ -15,8 +15,10 @@ over black (acgan's background); a camera's EXIF rotation applied. The images ar
 size as they load: the size half the training images or more have, else their median width and
 height (photos each of their own size), shrunk to at most 256 pixels a side (the largest
 --img-size) and to what fits MAX_BYTES, so a folder of photos does not hold their full-size pixels
-in memory. An image of another size is resized to it (its aspect lost if it differs, which a
-`note:` says).
+in memory. Given the size training resizes them to (`img_size`), they load no larger than that
+needs: their shorter side at `img_size`, the aspect kept (12,000 photos for --img-size 32 took
+2.7 GB loaded at 256 pixels). An image of another size is resized to it (its aspect lost if it
+differs, which a `note:` says).
 """
 
 from __future__ import annotations
@@ -91,8 +93,7 @@ class _Plan(NamedTuple):
 
     train: _Split
     channels: int  # 1 grey, 3 RGB
-    size: tuple[int, int]  # (width, height) every image loads at
-    typical: tuple[int, int]  # the training images' size, `median` or not (`size` unless that is too large)
+    typical: tuple[int, int]  # the training images' (width, height), `median` or not
     median: bool  # no size is held by half the training images: `typical` is their median width and height
 
 
@@ -155,20 +156,26 @@ def check_image_split(folder: Path, split: str) -> None:
         _listing(folder, split)
 
 
-def load_image_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Images (uint8, N x C x H x W, C = 1 or 3), labels (int64) and class names of a split."""
+def load_image_folder(
+    folder: Path, split: str, img_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Images (uint8, N x C x H x W, C = 1 or 3), labels (int64) and class names of a split; no larger
+    than training at `img_size` needs, if given (at most MAX_SIDE a side otherwise)."""
     from concurrent.futures import ThreadPoolExecutor  # not at import: `acgan --help` lists datasets
 
     import numpy as np
 
     plan = _plan(folder)
     chosen = plan.train if split == "train" else _held_out(folder, split, plan)
-    width, height = plan.size
+    size = _load_size(plan, img_size)
+    if split == "train":
+        _warn_if_shrunk(folder, plan, size, img_size)
+    width, height = size
     # channels first, as training takes them: a copy to that layout doubled the memory loading took
     images = np.empty((len(chosen.files), plan.channels, height, width), dtype=np.uint8)
 
     def decode(index: int) -> None:
-        images[index] = _decoded(chosen.files[index], plan.size, plan.channels)
+        images[index] = _decoded(chosen.files[index], size, plan.channels)
 
     pool = ThreadPoolExecutor(min(8, os.cpu_count() or 1))  # Pillow decodes outside the GIL
     try:
@@ -563,20 +570,42 @@ def _plan(folder: Path) -> _Plan:
     _warn_if_few_in_colour(folder, colour, len(headers))
     sizes = [size for size, _ in headers]
     typical, median = _typical(sizes)
-    size = _fitted(typical, len(headers) * channels)
-    if size != typical:
-        warnings.warn(
-            Notice(
-                f"the images in {_named(folder)} load at {_hxw(size)}, not {_hxw(typical)}: at most {MAX_SIDE} "
-                f"pixels a side, and {MAX_BYTES / 2**30:.0f} GiB for the training images"
-            ),
-            stacklevel=4,
-        )
     _warn_if_resized(folder, "training", sizes, typical, median)
     _warn_of_listing(folder, train)
-    plan = _Plan(train, channels, size, typical, median)
+    plan = _Plan(train, channels, typical, median)
     _plans[folder.resolve()] = (stamps, plan)
     return plan
+
+
+def _needed(typical: tuple[int, int], img_size: int | None) -> tuple[int, int]:
+    """`typical` (width, height) with its shorter side brought down to `img_size`, the aspect kept
+    (prepare() squares them): the pixels training at `img_size` uses, and no more."""
+    width, height = typical
+    if img_size is None or min(width, height) <= img_size:
+        return typical
+    scale = img_size / min(width, height)
+    return max(img_size, round(width * scale)), max(img_size, round(height * scale))
+
+
+def _load_size(plan: _Plan, img_size: int | None) -> tuple[int, int]:
+    """The (width, height) a plan's images load at: what `img_size` needs, within MAX_SIDE and MAX_BYTES."""
+    return _fitted(_needed(plan.typical, img_size), len(plan.train.files) * plan.channels)
+
+
+def _warn_if_shrunk(folder: Path, plan: _Plan, size: tuple[int, int], img_size: int | None) -> None:
+    """A note where the caps, not `img_size`, decided the size: the pixels lost are ones training
+    would have used (and where the images load smaller than `img_size`, it enlarges them again)."""
+    if size == _needed(plan.typical, img_size):
+        return
+    enlarged = img_size is not None and min(size) < img_size
+    warnings.warn(
+        Notice(
+            f"the images in {_named(folder)} load at {_hxw(size)}, not {_hxw(plan.typical)}: at most {MAX_SIDE} "
+            f"pixels a side, and {MAX_BYTES / 2**30:.0f} GiB for the training images"
+            + (f"; training enlarges them to {img_size}x{img_size}" if enlarged else "")
+        ),
+        stacklevel=4,
+    )
 
 
 def _held_out(folder: Path, split: str, plan: _Plan) -> _Split:

@@ -313,7 +313,11 @@ class Trainer:
         refuses a batch larger than the data or a resume on other data."""
         config = self.config
         data = dataset or load_dataset(
-            config.dataset, "train", Path(config.data_dir) if config.data_dir else None, config.download
+            config.dataset,
+            "train",
+            Path(config.data_dir) if config.data_dir else None,
+            config.download,
+            img_size=config.img_size,
         )
         height, width = data.images.shape[-2:]
         if height != width:  # prepare() squares them
