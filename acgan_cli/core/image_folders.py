@@ -736,8 +736,11 @@ def _warn_if_beside(folder: Path, train: _Split) -> None:
     """A note for folders beside the splits (DATA/val where DATA/test is the held-out split, DATA/extra)."""
     if train.root == folder:  # class folders at the top: no splits, nothing beside them
         return
-    roots = [train.root, *filter(None, [_child(folder, TEST_FOLDERS)])]
-    beside = sorted(path.name for path in _class_folders(folder) if path not in roots)
+    try:  # listed again, outside _listing's errors: a folder gone unreadable since costs the note only
+        roots = [train.root, *filter(None, [_child(folder, TEST_FOLDERS)])]
+        beside = sorted(path.name for path in _class_folders(folder) if path not in roots)
+    except OSError:
+        return
     if beside:
         read = " and ".join(f"{root.name}/" for root in roots)
         warnings.warn(
