@@ -144,8 +144,12 @@ def listed_classes(folder: Path) -> tuple[tuple[str, ...], list[int]]:
 
 def note_listing(folder: Path) -> None:
     """The notes a run gives from the training split's listing alone (unbalanced classes, files not
-    read), for `acgan train --dry-run`, which decodes nothing: it said none of them."""
-    _warn_of_listing(folder, _listing(folder, "train"))
+    read), for `acgan train --dry-run`, which decodes nothing: it said none of them. And the run's
+    refusal of a training "image" that is not a file (a FIFO), which the dry run approved."""
+    train = _listing(folder, "train")
+    for path in train.files:  # a stat each: 12,000 took 0.3 s here, beside the listing's 0.5 s
+        _stamp(path)
+    _warn_of_listing(folder, train)
 
 
 def check_image_split(folder: Path, split: str) -> None:

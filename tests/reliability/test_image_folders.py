@@ -6,6 +6,7 @@ photo past Pillow's size guard does, and runs the real command on it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -172,6 +173,22 @@ def test_a_dry_run_gives_the_notes_a_run_gives_from_the_listing(tmp_path: Path) 
         result = runner.invoke(app, [*args, *dry_run])
         assert result.exit_code == 0, result.stderr
         assert note_lines(result.stderr) == notes
+
+
+def test_a_dry_run_refuses_a_fifo_named_like_an_image_as_the_run_does(tmp_path: Path) -> None:
+    """The dry run approved `b/zz.png`, a FIFO; the run then refused it."""
+    folder = _folder(tmp_path / "data")
+    os.mkfifo(folder / "b" / "zz.png")
+    for dry_run in (["--dry-run"], []):
+        result = runner.invoke(
+            app, ["train", "--dataset", str(folder), "--device", "cpu", *TINY_ARGS, *dry_run]
+        )
+        assert result.exit_code == 1, result.stderr
+        assert error_lines(result.stderr) == [
+            f"error: {folder / 'b' / 'zz.png'} is not a file but a FIFO",
+            "hint: move it out of the dataset folder",
+        ]
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_dry_run_refuses_a_link_to_nothing_as_the_run_does(tmp_path: Path) -> None:
