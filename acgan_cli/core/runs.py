@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import re
 import shlex
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +107,9 @@ def check_out(
     """Refuse --out before anything is loaded (or downloaded): a file, a folder that holds files
     (unless it is the run folder of the checkpoint being resumed), or one that cannot be made;
     without --out, a runs folder that cannot be made; and a run folder another run is writing."""
+    named = _named_run_dir(resumed.path) if resumed is not None else None
+    if named is not None and (path is None or path.resolve() == named):
+        _check_settings_file(named)
     home = run_dir_of(resumed.path) if resumed is not None else None
     if home is not None and (path is None or path.resolve() == home):
         check_not_in_use(home)  # the run itself locks it later, once the data is loaded
@@ -169,6 +174,42 @@ def _check_writable(run: Path) -> None:
     metrics = run / "metrics.jsonl"
     if metrics.is_file() and not _writable(metrics, os.W_OK):
         _refuse_unwritable(metrics, "the run adds its losses to it")
+
+
+def _check_settings_file(run: Path) -> None:
+    """Refuse to resume the run in `run` where its config.json is there but is no file that can be
+    read: the folder was taken for no run, and the resume went on in a new run folder, saying that
+    `run` had no config.json (one that is not there at all is such a folder: it says so, and goes on)."""
+    path = run / "config.json"
+    problem = _unreadable(path) if os.path.lexists(path) else None
+    if problem is not None:
+        why, fix = problem
+        raise RunDirError(
+            f"{path} {why}, and the run records its settings there",
+            hint=f"{fix} to resume the run in its folder, or branch into a new folder with --out NEW_FOLDER",
+        )
+
+
+def _unreadable(path: Path) -> tuple[str, str] | None:
+    """(why, what to do) where the file `path`, which is there, cannot be read; else None."""
+    replace = "replace it with the run's config.json file"
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "leads through symbolic links that loop", replace
+        if path.is_symlink():
+            return f"is a symbolic link to {os.path.realpath(path)}, which does not exist", replace
+        return f"cannot be read ({exc.strerror})", "make it readable"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file", replace
+    if not stat.S_ISREG(mode):  # a pipe would hold the read up; a device reads as nothing
+        return "is not a regular file", replace
+    try:  # the system's own answer, where root, ACLs and mounts have their say
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})", "make it readable (chmod u+r)"
+    return None
 
 
 def _check_can_make(path: Path, hint: str) -> None:
@@ -288,8 +329,13 @@ def check_not_in_use(path: Path) -> None:
 
 def run_dir_of(checkpoint_path: Path) -> Path | None:
     """The run folder a checkpoint belongs to (RUN/checkpoints/x.safetensors), if it is in one."""
-    run = checkpoint_path.resolve().parent.parent
-    return run if checkpoint_path.parent.name == "checkpoints" and (run / "config.json").is_file() else None
+    run = _named_run_dir(checkpoint_path)
+    return run if run is not None and (run / "config.json").is_file() else None
+
+
+def _named_run_dir(checkpoint_path: Path) -> Path | None:
+    """RUN, resolved, of a checkpoint named RUN/checkpoints/x; None for one named elsewhere."""
+    return checkpoint_path.resolve().parent.parent if checkpoint_path.parent.name == "checkpoints" else None
 
 
 def release_run_dir(lock: int | None, made: list[Path]) -> None:
