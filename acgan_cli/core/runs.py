@@ -18,6 +18,7 @@ import re
 import shlex
 import stat
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,6 +114,7 @@ def check_out(
     home = run_dir_of(resumed.path) if resumed is not None else None
     if home is not None and (path is None or path.resolve() == home):
         check_not_in_use(home)  # the run itself locks it later, once the data is loaded
+        _check_own_files(home)
         _check_writable(home)
         return
     if path is None:
@@ -174,6 +176,50 @@ def _check_writable(run: Path) -> None:
     metrics = run / "metrics.jsonl"
     if metrics.is_file() and not _writable(metrics, os.W_OK):
         _refuse_unwritable(metrics, "the run adds its losses to it")
+
+
+# What a run writes through, where it is a symbolic link: config.json is replaced where the link
+# leads, metrics.jsonl appended to there (and its lines past the resumed step dropped), and new
+# checkpoints and grids go into the folders. A checkpoint or grid name that is a link is replaced.
+_WRITTEN_THROUGH = ("config.json", "metrics.jsonl", "checkpoints", "samples")
+
+
+def _check_own_files(run: Path) -> None:
+    """Refuse to resume the run in `run` where what it writes through leads into another run's folder
+    (a copy of a run made of links, `cp -rs`): the resume wrote over that run's records. A link to a
+    device (/dev/null) is written into, and one to a folder of no run (checkpoints kept on another
+    disk) stays this run's."""
+    linked: dict[Path, Path] = {}
+    for name in _WRITTEN_THROUGH:
+        entry = run / name
+        if not entry.is_symlink() or files.is_stream(entry):
+            continue
+        target = Path(os.path.realpath(entry))
+        owner = target.parent
+        if not target.is_relative_to(run) and (
+            os.path.lexists(owner / "config.json") or (owner / "checkpoints").is_dir()
+        ):
+            linked[entry] = owner
+    if not linked:
+        return
+    owners = sorted(set(linked.values()))
+    whose, theirs = (
+        (f"{owners[0]}, another run's folder", "that run's")
+        if len(owners) == 1
+        else (f"{_listed(owners)}, other runs' folders", "those runs'")
+    )
+    raise RunDirError(
+        f"{_listed(linked)} {'is a symbolic link' if len(linked) == 1 else 'are symbolic links'} into "
+        f"{whose}: resuming {run} would write to {theirs} files",
+        hint="replace each link with a copy of its own (a folder's files may stay links) to resume the run "
+        "in its folder, or branch into a new folder with --out NEW_FOLDER",
+    )
+
+
+def _listed(items: Iterable[object]) -> str:
+    """`items` in words: a; a and b; a, b and c."""
+    *rest, last = map(str, items)
+    return f"{', '.join(rest)} and {last}" if rest else last
 
 
 def _check_settings_file(run: Path) -> None:
@@ -334,8 +380,10 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
 
 
 def _named_run_dir(checkpoint_path: Path) -> Path | None:
-    """RUN, resolved, of a checkpoint named RUN/checkpoints/x; None for one named elsewhere."""
-    return checkpoint_path.resolve().parent.parent if checkpoint_path.parent.name == "checkpoints" else None
+    """RUN, resolved, of a checkpoint named RUN/checkpoints/x; None for one named elsewhere. The
+    folder named, not the one a link x leads to: a folder of links to another run's checkpoints
+    trained into that run, and its own config.json and metrics.jsonl went unused."""
+    return checkpoint_path.parent.parent.resolve() if checkpoint_path.parent.name == "checkpoints" else None
 
 
 def release_run_dir(lock: int | None, made: list[Path]) -> None:

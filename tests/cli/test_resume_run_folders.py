@@ -65,3 +65,75 @@ def test_a_config_json_that_is_no_file_refuses_the_resume(tmp_path: Path, run: P
     result = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "13"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == str(run) and read_info(run).step == 13
+
+
+def link_farm(run: Path, farm: Path, linked: tuple[str, ...]) -> None:
+    """`farm`, a copy of `run` made of links (`cp -rs`): each checkpoint and grid file a link to the
+    run's, and of config.json, metrics.jsonl, checkpoints/ and samples/ those `linked` a link too
+    (a folder linked whole, a file linked or copied)."""
+    farm.mkdir()
+    for name in ("config.json", "metrics.jsonl"):
+        if name in linked:
+            (farm / name).symlink_to(run / name)
+        else:
+            (farm / name).write_bytes((run / name).read_bytes())
+    for name in ("checkpoints", "samples"):
+        if name in linked:
+            (farm / name).symlink_to(run / name)
+            continue
+        (farm / name).mkdir()
+        for path in (run / name).iterdir():
+            (farm / name / path.name).symlink_to(path)
+
+
+@pytest.mark.parametrize(
+    ("linked", "refused"),
+    [
+        (("config.json", "metrics.jsonl"), "{farm}/config.json and {farm}/metrics.jsonl are symbolic links"),
+        (("metrics.jsonl",), "{farm}/metrics.jsonl is a symbolic link"),
+        (("checkpoints",), "{farm}/checkpoints is a symbolic link"),
+        (("samples",), "{farm}/samples is a symbolic link"),
+    ],
+    ids=["records", "metrics", "checkpoints folder", "samples folder"],
+)
+def test_a_copy_of_a_run_made_of_links_never_trains_into_that_run(
+    tmp_path: Path, run: Path, linked: tuple[str, ...], refused: str
+) -> None:
+    """`--resume FARM` of a folder of links to another run's files (`cp -rs RUN FARM`) trained into
+    that run: its checkpoints, grids, config.json and metrics.jsonl, reported as the run's folder."""
+    farm = tmp_path / "farm"
+    link_farm(run, farm, linked)
+    before, farm_before = snapshot(run), snapshot(farm)
+    for dry_run in ([], ["--dry-run"]):
+        result = runner.invoke(app, ["train", "--resume", "farm", "--max-steps", "13", *dry_run])
+        assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
+        assert result.stderr.splitlines()[-2:] == [
+            f"error: {refused.format(farm=farm)} into {run}, another run's folder: resuming {farm} would "
+            "write to that run's files",
+            "hint: replace each link with a copy of its own (a folder's files may stay links) to resume the "
+            "run in its folder, or branch into a new folder with --out NEW_FOLDER",
+        ]
+        assert snapshot(run) == before and snapshot(farm) == farm_before
+        assert sorted(os.listdir(tmp_path / "runs")) == [run.name]
+    result = runner.invoke(app, ["train", "--resume", "farm", "--max-steps", "13", "--out", "branch"])
+    assert result.exit_code == 0, result.stderr
+    assert read_info(tmp_path / "branch").step == 13 and snapshot(run) == before
+
+
+def test_a_copy_of_a_run_whose_checkpoints_are_links_trains_as_a_run_of_its_own(
+    tmp_path: Path, run: Path
+) -> None:
+    """Its own config.json and metrics.jsonl, its checkpoint and grid files links to the run's: the
+    resume trained into the run the links led to, and left the folder named as it was."""
+    farm = tmp_path / "farm"
+    link_farm(run, farm, linked=())
+    before = snapshot(run)
+    result = runner.invoke(app, ["train", "--resume", "farm", "--max-steps", "13"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "farm"
+    assert snapshot(run) == before
+    latest = farm / "checkpoints" / "latest.safetensors"
+    assert not latest.is_symlink() and read_info(farm).step == 13
+    assert not (farm / "config.json").is_symlink() and not (farm / "metrics.jsonl").is_symlink()
+    assert '"step": 13' in (farm / "metrics.jsonl").read_text().splitlines()[-1]
