@@ -38,6 +38,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.root is not None:
+        # Else the import below found this checkout's acgan_cli, and the A/B timed it twice, unsaid.
+        if not args.root.is_dir():
+            parser.error(f"--root {args.root}: {'not a folder' if args.root.exists() else 'no such folder'}")
+        if not (args.root / "acgan_cli" / "__init__.py").is_file():
+            parser.error(
+                f"--root {args.root}: holds no acgan_cli package (no {args.root / 'acgan_cli'}/__init__.py)"
+            )
         sys.path.insert(0, str(args.root.resolve()))  # before this checkout's: its acgan_cli wins
 
     import acgan_cli
