@@ -380,10 +380,14 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
 
 
 def _named_run_dir(checkpoint_path: Path) -> Path | None:
-    """RUN, resolved, of a checkpoint named RUN/checkpoints/x; None for one named elsewhere. The
-    folder named, not the one a link x leads to: a folder of links to another run's checkpoints
-    trained into that run, and its own config.json and metrics.jsonl went unused."""
-    return checkpoint_path.parent.parent.resolve() if checkpoint_path.parent.name == "checkpoints" else None
+    """RUN, resolved, of a checkpoint named RUN/checkpoints/x, else of the one a link x leads to
+    (~/best.safetensors -> RUN/checkpoints/step-390.safetensors); None for one elsewhere. The folder
+    named comes first: a folder of links to another run's checkpoints trained into that run, and its
+    own config.json and metrics.jsonl went unused."""
+    for path in (checkpoint_path, checkpoint_path.resolve()):
+        if path.parent.name == "checkpoints":
+            return path.parent.parent.resolve()
+    return None
 
 
 def release_run_dir(lock: int | None, made: list[Path]) -> None:

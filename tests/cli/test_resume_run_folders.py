@@ -137,3 +137,15 @@ def test_a_copy_of_a_run_whose_checkpoints_are_links_trains_as_a_run_of_its_own(
     assert not latest.is_symlink() and read_info(farm).step == 13
     assert not (farm / "config.json").is_symlink() and not (farm / "metrics.jsonl").is_symlink()
     assert '"step": 13' in (farm / "metrics.jsonl").read_text().splitlines()[-1]
+
+
+def test_a_link_to_a_runs_checkpoint_resumes_in_that_run(tmp_path: Path, run: Path) -> None:
+    """`--resume ~/best.safetensors`, a link into RUN/checkpoints, goes on in RUN, as it always did:
+    only a checkpoint named inside a checkpoints folder takes the folder named over the one it leads to."""
+    best = tmp_path / "best.safetensors"
+    best.symlink_to(run / "checkpoints" / "latest.safetensors")
+    step = read_info(run).step
+    result = runner.invoke(app, ["train", "--resume", str(best), "--max-steps", str(step + 1)])
+    assert result.exit_code == 0, result.stderr
+    assert read_info(run).step == step + 1
+    assert sorted(os.listdir(tmp_path / "runs")) == [run.name]
