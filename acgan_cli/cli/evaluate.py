@@ -209,7 +209,7 @@ def evaluate(
 
     from acgan_cli.cli.render import EvaluationProgress, QuietRenderer, evaluation_notes, evaluation_tables
     from acgan_cli.core.checkpoint import newest_checkpoint
-    from acgan_cli.core.devices import resolve_device, reuse_freed_memory
+    from acgan_cli.core.devices import note_slow_bf16, resolve_device, reuse_freed_memory
     from acgan_cli.core.evaluation.scoring import evaluate as run_evaluation
 
     paths = checkpoints or (
@@ -221,8 +221,11 @@ def evaluate(
     # the library's. Before the evaluator loads rather than after, as the library did: loading even
     # fashion-mnist's 70,000 images left the same memory behind either way (RssAnon 344 MB).
     with suppress(DeviceError):  # an absent device: evaluate() refuses it in its turn
-        if paths and resolve_device(config.device).type == "cpu":
-            reuse_freed_memory()  # batch after batch of the same sizes: reuse their pages (~1.08x)
+        if paths:  # --precision sets the generator's passes: with no checkpoint named, none run
+            scoring_device = resolve_device(config.device)
+            note_slow_bf16(scoring_device, config.precision)  # auto never picks bf16 where it is slow
+            if scoring_device.type == "cpu":
+                reuse_freed_memory()  # batch after batch of the same sizes: reuse their pages (~1.08x)
     console = stderr_console()
     progress = (
         QuietRenderer() if state.quiet else EvaluationProgress(console, interactive(), config.n_samples)

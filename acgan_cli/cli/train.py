@@ -63,7 +63,6 @@ from acgan_cli.core.data import (
 from acgan_cli.core.errors import AcganError, DivergedError, Notice
 
 if TYPE_CHECKING:
-    import torch
     from rich.console import Console
 
     from acgan_cli.core.runs import RunPlan
@@ -444,6 +443,7 @@ def train(
             given["dataset"] = canonical_dataset(given["dataset"])
 
         from acgan_cli.core.checkpoint import resolve_checkpoint
+        from acgan_cli.core.devices import note_slow_bf16
         from acgan_cli.core.runs import plan_run
 
         resume_path = resolve_checkpoint(resume) if resume else None
@@ -456,7 +456,7 @@ def train(
         config = plan.config
         if data_dir_given and resume_path is not None:  # the run's own dataset
             _note_data_dir_unread(config.dataset, data_dir)
-        _note_slow_bf16(plan.device, plan.precision)
+        note_slow_bf16(plan.device, plan.precision)
         if "ema_decay" in given and not config.ema:  # it would be ignored without a word
             raise typer.BadParameter(
                 "applies only with --ema (this run has --no-ema)", param_hint="--ema-decay"
@@ -532,20 +532,6 @@ def _note_data_dir_unread(dataset: str, data_dir: Path) -> None:
     warnings.warn(
         Notice(f"--data-dir is only where {DOWNLOADED} are found and downloaded to; {unread}"), stacklevel=2
     )
-
-
-def _note_slow_bf16(device: torch.device, precision: str) -> None:
-    """Say that bf16 on a CPU without bf16 units (AVX512-BF16, AMX) is slower than fp32: torch
-    emulates it there (~3x slower a step). `--precision auto` never picks it there; bf16 given, or a
-    resumed run's, trained on in silence."""
-    from acgan_cli.core.devices import has_fast_bf16
-
-    if precision == "bf16" and device.type == "cpu" and not has_fast_bf16(device):
-        warnings.warn(
-            Notice("bf16 is emulated on this CPU (it has no AVX512-BF16 or AMX) and slower than fp32 "
-                   "here; --precision auto picks fp32"),
-            stacklevel=2,
-        )  # fmt: skip
 
 
 def _not_there(splits: tuple[str, ...]) -> str:

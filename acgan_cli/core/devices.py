@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from acgan_cli.core.errors import DeviceError
+from acgan_cli.core.errors import DeviceError, Notice
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -95,6 +95,19 @@ def has_fast_bf16(device: torch.device) -> bool:
                 return False
             return " amx_bf16" in flags or " avx512_bf16" in flags
     return False
+
+
+def note_slow_bf16(device: torch.device, precision: str) -> None:
+    """A Notice where bf16 (`precision`, as given or resolved) runs on a CPU without bf16 units
+    (AVX512-BF16, AMX): torch emulates it there, and it is slower than fp32 (~3x a training step;
+    the generator's passes alone, as `acgan evaluate` runs them, ~45x on a 2-core AVX2 EPYC).
+    `--precision auto` never picks it there; bf16 given, or a resumed run's, ran so in silence."""
+    if precision == "bf16" and device.type == "cpu" and not has_fast_bf16(device):
+        warnings.warn(
+            Notice("bf16 is emulated on this CPU (it has no AVX512-BF16 or AMX) and slower than fp32 "
+                   "here; --precision auto picks fp32"),
+            stacklevel=2,
+        )  # fmt: skip
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

@@ -78,6 +78,36 @@ def test_on_the_cpu_the_command_keeps_freed_memory_for_the_passes(
     assert order == ["evaluate"]
 
 
+def test_bf16_on_a_cpu_without_bf16_units_gets_the_note_train_gives(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """There torch emulates the generator's bf16 passes (~45x slower than fp32 on a 2-core AVX2 CPU),
+    and an explicit --precision bf16 ran so in silence."""
+    from acgan_cli.core import devices
+
+    slower = (
+        "note: bf16 is emulated on this CPU (it has no AVX512-BF16 or AMX) and slower than fp32 here; "
+        "--precision auto picks fp32"
+    )
+    args = ["evaluate", str(run), "--n-samples", "20", "--device", "cpu", "--metrics", "class-accuracy"]
+    monkeypatch.setattr(devices, "has_fast_bf16", lambda device: False)  # as this CPU may have them
+    result = runner.invoke(app, [*args, "--precision", "bf16"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == slower  # said before the passes it is about
+    assert result.stderr.count("note:") == 1
+    for precision in ("auto", "fp32"):  # auto picks fp32 there
+        result = runner.invoke(app, [*args, "--precision", precision])
+        assert result.exit_code == 0 and "note:" not in result.stderr, result.stderr
+    # Only the evaluator asked for: no generator runs, in bf16 or otherwise
+    result = runner.invoke(
+        app, ["evaluate", "--dataset", "mnist-5k", "--device", "cpu", "--precision", "bf16"]
+    )
+    assert result.exit_code == 0 and "note:" not in result.stderr, result.stderr
+    monkeypatch.setattr(devices, "has_fast_bf16", lambda device: True)  # AVX512-BF16 or AMX
+    result = runner.invoke(app, [*args, "--precision", "bf16"])
+    assert result.exit_code == 0 and "note:" not in result.stderr, result.stderr
+
+
 def test_a_log_gets_a_line_per_stage(run: Path) -> None:
     """Off a terminal the stages were left out: 100,000 samples ran four minutes after the
     evaluator's line with nothing more in the log."""
