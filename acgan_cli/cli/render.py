@@ -144,7 +144,9 @@ class _LossTable:
 
     def __rich__(self) -> RenderableType:
         table = Table(title=None, expand=False, box=None, padding=(0, 1), header_style="bold")
-        names = ["epoch", "D loss", "G loss", "D real", "D fake", "class acc", "img/s"]
+        # As the plain lines name them, in words (d_class: "D class", metrics.jsonl's aux_acc). Not "class
+        # acc": a class accuracy elsewhere (`acgan evaluate`, "eval acc") is the evaluator's, of G's images.
+        names = ["epoch", "D loss", "G loss", "D real", "D fake", "D class", "img/s"]
         for name in names + (["eval acc", "eval FD"] if self.with_evaluation else []):
             table.add_column(name, justify="right")
         rows = [(e, m, False) for e, m in self.done]
@@ -270,7 +272,7 @@ class PlainRenderer:
             write(
                 f"step {event.step}/{self.total} epoch {event.epoch + 1} d_loss {m.d_loss:.4f} "
                 f"g_loss {m.g_loss:.4f} d_real {m.d_real_acc:.3f} d_fake {m.d_fake_acc:.3f} "
-                f"aux {m.aux_acc:.3f} img/s {m.images_per_s:.0f} eta {self._eta(event.step)}"
+                f"d_class {m.aux_acc:.3f} img/s {m.images_per_s:.0f} eta {self._eta(event.step)}"
                 + (
                     f" eval_acc {event.evaluation['class_accuracy']:.4f} "
                     f"eval_fd {event.evaluation['frechet_distance']:.3f}"
@@ -283,7 +285,7 @@ class PlainRenderer:
             write(
                 f"epoch {event.epoch + 1}/{self.epochs} done at step {event.step}: d_loss {m.d_loss:.4f} "
                 f"g_loss {m.g_loss:.4f} d_real {m.d_real_acc:.3f} d_fake {m.d_fake_acc:.3f} "
-                f"aux {m.aux_acc:.3f} img/s {m.images_per_s:.0f}"
+                f"d_class {m.aux_acc:.3f} img/s {m.images_per_s:.0f}"
             )
         elif isinstance(event, SampleSaved):
             write(f"samples: {event.path}")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from acgan_cli.cli.render import LiveRenderer, PlainRenderer, QuietRenderer, renderer
-from acgan_cli.core.events import EpochEnded, Logged, RunStarted, StepDone
+from acgan_cli.cli.render import LiveRenderer, PlainRenderer, QuietRenderer, _LossTable, renderer
+from acgan_cli.core.events import EpochEnded, Logged, Metrics, RunStarted, StepDone
 from acgan_cli.core.runs import resume_config
 from acgan_cli.core.training import Trainer
 from tests.conftest import tiny_config
@@ -34,7 +34,7 @@ def test_live_renderer_draws_bars_and_a_row_per_epoch(tmp_path: Path, small_data
     draw(finished)
     draw.close()
     text = output.getvalue()
-    for heading in ("epoch", "D loss", "G loss", "D real", "D fake", "class acc", "img/s"):
+    for heading in ("epoch", "D loss", "G loss", "D real", "D fake", "D class", "img/s"):
         assert heading in text
     assert "14/14" in text  # the step bar finished
     assert "2/2" in text  # the epoch bar: 10 steps, then 4 of the second epoch
@@ -85,6 +85,26 @@ def test_plain_renderer_prints_a_line_per_log_window(tmp_path: Path, small_datas
     assert f"epoch 1/2 done at step 10: d_loss {ended.metrics.d_loss:.4f} g_loss" in output.getvalue()
     assert all(len(line) > 80 for line in lines if line.startswith("step "))  # never wrapped
     assert any(line.startswith("checkpoint: ") for line in lines)
+
+
+def test_the_plain_lines_name_each_figure_as_the_live_table_does(tmp_path: Path) -> None:
+    """D's class accuracy was "class acc" in the table and "aux" in the lines (aux_acc in
+    metrics.jsonl): a reader of both could not tell they were one figure."""
+    metrics = Metrics(0.97012, 2.95044, 0.4, 0.55, 0.09, 12_345.6, steps=4, seconds=1.0)
+    evaluation = {"class_accuracy": 0.1234, "frechet_distance": 1411.53, "seconds": 1.0}
+    table = _LossTable()
+    table.with_evaluation = True
+    table.log(0, metrics, evaluation)
+    output = io.StringIO()
+    draw = PlainRenderer(Console(file=output, width=80))
+    draw.total = 100
+    draw(Logged(4, 0, metrics, evaluation))
+    words = output.getvalue().split()
+    named = words[::2]  # each figure's name, then its value
+    headings = [column.header for column in table.__rich__().columns]
+    assert headings[1:] == ["D loss", "G loss", "D real", "D fake", "D class", "img/s", "eval acc", "eval FD"]
+    for heading in headings:
+        assert heading.lower().replace(" ", "_") in named, heading
 
 
 def test_renderer_choice() -> None:

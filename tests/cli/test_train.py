@@ -911,7 +911,7 @@ def test_eval_every_prints_the_figures(
     }
     keys = {
         "d_loss": "d_loss", "g_loss": "g_loss", "d_real": "d_real_acc", "d_fake": "d_fake_acc",
-        "aux": "aux_acc", "img/s": "images_per_s",
+        "d_class": "aux_acc", "img/s": "images_per_s",
         "eval_acc": "eval_class_accuracy", "eval_fd": "eval_frechet_distance",
     }  # fmt: skip
     for line in lines:
