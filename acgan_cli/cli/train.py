@@ -444,7 +444,7 @@ def train(
 
         from acgan_cli.core.checkpoint import resolve_checkpoint
         from acgan_cli.core.devices import note_slow_bf16
-        from acgan_cli.core.runs import plan_run
+        from acgan_cli.core.runs import plan_run, total_steps
 
         resume_path = resolve_checkpoint(resume) if resume else None
         # What the run itself would refuse, refused before anything is loaded or said (and for --dry-run).
@@ -467,14 +467,13 @@ def train(
             data = _data_plan(config.dataset)
             # The run's length, as config.json records it (None where the images are not counted unread)
             steps_per_epoch = data["images"] // config.batch_size if data["images"] else None
-            by_epochs = config.epochs * steps_per_epoch if steps_per_epoch else None
             settings = {
                 **run_settings(config, plan.device, plan.precision, plan.cuda_graph),
                 "run_dir": str(_planned_run_dir(plan)),
                 "resume": str(resume_path) if resume_path else None,
                 "data": data,
                 "steps_per_epoch": steps_per_epoch,
-                "total_steps": config.max_steps or by_epochs,
+                "total_steps": total_steps(config, steps_per_epoch or 0) or None,
                 "start_step": plan.resume.step if plan.resume is not None else 0,  # a resume trains the rest
             }
             if resume_path is None and "seed" not in given:  # drawn when the run starts: not this one

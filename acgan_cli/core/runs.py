@@ -354,6 +354,12 @@ def check_batch_size(batch_size: int, n_images: int | None, resumed: Path | None
         )
 
 
+def total_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+    """The steps a run trains in all, as config.json records them: --max-steps, else --epochs of
+    `steps_per_epoch` (0: not known yet, then so is this, unless --max-steps says it)."""
+    return config.max_steps or config.epochs * steps_per_epoch
+
+
 def check_run_length(config: TrainConfig, n_images: int | None) -> None:
     """Refuse --epochs that come to more steps than --max-steps may ask for (MAX_STEPS), where the
     training images are known (`n_images`; None: not yet): a checkpoint past it is refused when read."""
@@ -420,7 +426,7 @@ def _nothing_to_train(
     `given`: the user asked for that end now; otherwise it is the run's own, and the run is done.
     `api`: the user is a Python caller, who sets config fields (max_steps=N), not options.
     """
-    total = config.max_steps or config.epochs * steps_per_epoch
+    total = total_steps(config, steps_per_epoch)
     if step < total:
         return None
     # What to suggest, short of the limits a config is held to (a hint never names a refused value)

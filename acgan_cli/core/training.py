@@ -107,6 +107,7 @@ from acgan_cli.core.runs import (
     resumed_class_names,
     run_dir_as_named,
     run_dir_of,
+    total_steps,
 )
 from acgan_cli.core.sampling import NonFiniteImages, encode_png, generate, grid_labels
 
@@ -283,7 +284,7 @@ class Trainer:
             )
         resume_info, resume_tensors = plan.resume, plan.resume_tensors  # read and checked by the plan
         self.data = self._load_data(dataset, resume_info)
-        self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
+        self.total_steps = total_steps(config, self.steps_per_epoch)
         self.recipe = config.settings()
         self.model_config: ModelConfig = config.model_config(self.data.n_classes, self.data.channels)
 
