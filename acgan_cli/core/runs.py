@@ -58,6 +58,7 @@ from acgan_cli.core.errors import (
     Notice,
     RunDirError,
     UsageError,
+    first_line,
 )
 
 if TYPE_CHECKING:
@@ -234,6 +235,28 @@ def _check_settings_file(run: Path) -> None:
             f"{path} {why}, and the run records its settings there",
             hint=f"{fix} to resume the run in its folder, or branch into a new folder with --out NEW_FOLDER",
         )
+    if os.path.lexists(path):
+        _note_if_damaged(path)
+
+
+def _note_if_damaged(path: Path) -> None:
+    """A note where config.json is no JSON object (cut short, or edited by hand): what it recorded of
+    the data goes unchecked, and the resume writes it anew, where it did both without a word."""
+    try:
+        recorded = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        why = f"is not JSON ({first_line(exc)})"
+    else:
+        if isinstance(recorded, dict):
+            return
+        why = "is JSON, but not the object acgan writes"
+    warnings.warn(
+        Notice(
+            f"{path} {why}: the resume cannot check its data against the run's recorded image counts, "
+            "and writes the file anew with its first checkpoint"
+        ),
+        stacklevel=2,
+    )
 
 
 def _unreadable(path: Path) -> tuple[str, str] | None:

@@ -3,6 +3,7 @@ and a folder whose files are links into another run."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -149,3 +150,32 @@ def test_a_link_to_a_runs_checkpoint_resumes_in_that_run(tmp_path: Path, run: Pa
     assert result.exit_code == 0, result.stderr
     assert read_info(run).step == step + 1
     assert sorted(os.listdir(tmp_path / "runs")) == [run.name]
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        (
+            '{\n  "train": {',
+            "is not JSON (Expecting property name enclosed in double quotes: line 2 column 13 (char 14))",
+        ),
+        ("[]", "is JSON, but not the object acgan writes"),
+    ],
+)
+def test_a_damaged_config_json_is_said_to_go_unchecked_and_written_anew(
+    run: Path, text: str, why: str
+) -> None:
+    """A config.json cut short was read as nothing recorded: the resume skipped its checks on the
+    data and wrote the file anew, without a word."""
+    config = run / "config.json"
+    config.write_text(text)
+    step = read_info(run).step
+    note = (
+        f"note: {config} {why}: the resume cannot check its data against the run's recorded image counts, "
+        "and writes the file anew with its first checkpoint"
+    )
+    for dry_run in (["--dry-run"], []):
+        result = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", str(step + 1), *dry_run])
+        assert result.exit_code == 0, result.stderr
+        assert note in result.stderr.splitlines()
+    assert isinstance(json.loads(config.read_text()), dict) and read_info(run).step == step + 1
