@@ -70,27 +70,14 @@ def stderr_console() -> Console:
     markup ("run[/x]" raised an error after a finished run) or emoji codes (":smile:"). A line
     that styles a word asks for markup and escapes the rest (`print_error`).
 
-    In a terminal a long line wraps between words, at the terminal's width: left to the terminal,
-    it broke mid-word ("samples in runs/00001-mn" / "ist-5k/samples"). Anywhere else (a log, a
-    pipe, FORCE_COLOR's forced "terminal" included) each line stays one line however long, as a
-    script reads it: rich wrapped there at 80 columns, and a log's line came out in pieces.
+    Lines are never wrapped by rich (soft_wrap), on a terminal too: the terminal wraps them, and a
+    copy of a wrapped line is one line. rich wrapping between words put real newlines inside any
+    path wider than the terminal (a checkpoint, the evaluator's cache: 84 characters for a user
+    named alexandra), split paths at their spaces, and wrapped at 80 columns under TERM=dumb.
     """
     return _Console(
-        stderr=True,
-        highlight=False,
-        soft_wrap=not _is_terminal(sys.stderr),
-        markup=False,
-        emoji=False,
-        no_color=no_color() or None,
+        stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False, no_color=no_color() or None
     )
-
-
-def _is_terminal(stream: Any) -> bool:
-    """Whether `stream` is a terminal; a closed one (ValueError) is not."""
-    try:
-        return stream is not None and stream.isatty()
-    except ValueError:
-        return False
 
 
 class _Rendering(io.StringIO):
@@ -285,8 +272,8 @@ def print_error(message: str, hint: str | None = None) -> None:
     console = stderr_console()
     try:
         console.print(f"[bold red]error:[/] {_escape(message)}", markup=True)
-        if hint:  # often a command to paste: left to the terminal to wrap, a copy of it is one line
-            console.print(f"[dim]hint:[/] {_escape(hint)}", markup=True, soft_wrap=True)
+        if hint:
+            console.print(f"[dim]hint:[/] {_escape(hint)}", markup=True)
     except OSError:  # the reader went away, or stderr is a full disk: the exit code still says it
         to_devnull(sys.stderr)
 

@@ -664,9 +664,7 @@ def _run(trainer: Trainer, console: Console) -> None:
         if result.interrupted:
             if not state.quiet:
                 console.print(f"stopped at step {result.step}; saved {result.checkpoint}")
-                console.print(  # a command to paste: see print_error's hint
-                    f"resume with: acgan train --resume {shlex.quote(str(result.run_dir))}", soft_wrap=True
-                )
+                console.print(f"resume with: acgan train --resume {shlex.quote(str(result.run_dir))}")
             with (
                 suppress(AcganError) if stop.signum == SIGHUP else nullcontext()
             ):  # a closed terminal takes no path

@@ -19,7 +19,6 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from acgan_cli.cli import app
-from tests.cli.conftest import stderr_on_a_terminal
 from tests.conftest import closed_stdout, plain
 
 runner = CliRunner()
@@ -734,14 +733,44 @@ def test_a_damaged_latest_is_said_once_and_the_step_file_written_before_it_used(
     assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr
 
 
+def _stderr_on_a_terminal(args: list[str]) -> str:
+    """What `acgan ARGS` writes to stderr when stderr is a 120-column terminal."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    parent, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    environment = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "TERM")}
+    try:
+        done = subprocess.run([sys.executable, "-m", "acgan_cli", *args], stderr=child, stdout=subprocess.PIPE,
+                              env={**environment, "TERM": "xterm"}, check=False, timeout=120)  # fmt: skip
+        assert done.returncode == 0
+        os.set_blocking(parent, False)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(parent, 1 << 16)
+            except (BlockingIOError, OSError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(parent)
+        os.close(child)
+    return b"".join(chunks).decode(errors="replace")
+
+
 def test_many_images_show_a_bar_on_a_terminal_and_a_few_do_not(run: Path, tmp_path: Path) -> None:
     """100,000 images took 100 s on two cores without a word on the terminal."""
-    many = stderr_on_a_terminal(
+    many = _stderr_on_a_terminal(
         ["sample", "--ckpt", str(run), "--n", "2500", "--seed", "1", "-f", "npy", "-o", "m.npy"]
     )
     assert "drawing" in many and "/2500" in many
     assert "drew 2500 images" in many
-    few = stderr_on_a_terminal(["sample", "--ckpt", str(run), "--n", "5", "-o", "f.png"])
+    few = _stderr_on_a_terminal(["sample", "--ckpt", str(run), "--n", "5", "-o", "f.png"])
     assert "drawing" not in few and "drew 5 images" in few
     piped = runner.invoke(
         app, ["sample", "--ckpt", str(run), "--n", "2500", "--seed", "1", "-f", "npy", "-o", "p.npy"]

@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 from acgan_cli.cli import app
 from acgan_cli.core.checkpoint import load_checkpoint, read_info
 from acgan_cli.core.config import default_runs_dir
-from tests.cli.conftest import stderr_on_a_terminal
 from tests.conftest import TINY, TINY_ARGS, needs_dev_full, plain, read_only_folder, run_into_full_stdout
 from tests.helpers import write_idx, write_idx_folder, write_torchvision_mnist
 
@@ -541,50 +540,6 @@ def test_bf16_on_a_cpu_without_bf16_units_gets_a_note(monkeypatch: pytest.Monkey
     monkeypatch.setattr(devices, "has_fast_bf16", lambda device: True)  # AVX512-BF16 or AMX
     result = runner.invoke(app, [*args, "--precision", "bf16", "--dry-run"])
     assert result.exit_code == 0 and result.stderr == "", result.stderr
-
-
-def _record(text: str, first: str, last: str) -> list[str]:
-    """The lines of `text` from the one that starts with `first` to the next that ends with `last`."""
-    lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).splitlines()  # colours and cursor moves out
-    start = next(i for i, line in enumerate(lines) if line.startswith(first))
-    end = next(i for i in range(start, len(lines)) if lines[i].rstrip().endswith(last))
-    return lines[start : end + 1]
-
-
-def test_a_narrow_terminal_wraps_the_start_and_done_lines_between_words_and_a_pipe_never() -> None:
-    """Left to a 60-column terminal, both broke mid-word ("samples in a-long-ru" / "n-name/…"); in a
-    pipe each stays one line at any width, as scripts read them (FORCE_COLOR's "terminal" too)."""
-    args = [
-        "train",
-        "--dataset",
-        "mnist-5k",
-        "--device",
-        "cpu",
-        *TINY_ARGS,
-        "--max-steps",
-        "2",
-        "--seed",
-        "1",
-    ]
-    started = re.escape("acgan train → a-long-run-name (5,000 grey 16×16 images, cpu fp32, seed 1)")
-    done = (
-        r"done: 2 steps in [\d.]+ s \([\d,]+ images/s\); samples in {0}/samples, "
-        r"checkpoint {0}/checkpoints/step-00000002\.safetensors"
-    )
-    terminal = stderr_on_a_terminal([*args, "--out", "a-long-run-name"], columns=60)
-    for first, last, whole in (
-        ("acgan train ", "seed 1)", started),
-        ("done: ", ".safetensors", done.format("a-long-run-name")),
-    ):
-        lines = _record(terminal, first, last)
-        assert len(lines) > 1 and all(len(line) <= 60 for line in lines), lines  # none left to the terminal
-        assert re.fullmatch(whole, " ".join(" ".join(lines).split())), lines  # broken between words only
-    piped = runner.invoke(app, [*args, "--out", "piped"], env={"COLUMNS": "60", "FORCE_COLOR": "1"})
-    assert piped.exit_code == 0, piped.stderr
-    (start_record,) = _record(piped.stderr, "train: piped ", "steps=2")
-    assert " seed=1 " in start_record
-    (ended,) = _record(piped.stderr, "done: ", ".safetensors")
-    assert re.fullmatch(done.format("piped"), ended)
 
 
 def test_ctrl_c_saves_prints_the_resume_command_and_exits_130(tmp_path: Path) -> None:
