@@ -733,15 +733,15 @@ def test_a_damaged_latest_is_said_once_and_the_step_file_written_before_it_used(
     assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr
 
 
-def _stderr_on_a_terminal(args: list[str]) -> str:
-    """What `acgan ARGS` writes to stderr when stderr is a 120-column terminal."""
+def _stderr_on_a_terminal(args: list[str], columns: int = 120) -> str:
+    """What `acgan ARGS` writes to stderr when stderr is a terminal of `columns` (120)."""
     import fcntl
     import pty
     import struct
     import termios
 
     parent, child = pty.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     environment = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "TERM")}
     try:
         done = subprocess.run([sys.executable, "-m", "acgan_cli", *args], stderr=child, stdout=subprocess.PIPE,
@@ -777,6 +777,19 @@ def test_many_images_show_a_bar_on_a_terminal_and_a_few_do_not(run: Path, tmp_pa
     )
     assert piped.exit_code == 0 and "drawing" not in piped.stderr  # no bar in a log or a pipe
     assert np.array_equal(np.load(tmp_path / "m.npy"), np.load(tmp_path / "p.npy"))
+
+
+def test_a_path_wider_than_the_terminal_is_left_whole_for_the_terminal_to_wrap(
+    run: Path, tmp_path: Path
+) -> None:
+    """rich wrapping lines between words on a terminal put real newlines inside any path wider than
+    it, and split one at its spaces: a copied checkpoint path no longer opened."""
+    out = tmp_path / "a folder with spaces" / ("a-long-name-" * 6 + "three.png")
+    shown = _stderr_on_a_terminal(
+        ["sample", "--ckpt", str(run), "--digit", "3", "--out", str(out)], columns=60
+    )
+    line = next(line for line in shown.splitlines() if line.startswith("drew 1 image"))
+    assert line.endswith(f"→ {out}")
 
 
 def test_json_says_what_was_drawn_and_the_seed_draws_it_again(run: Path, tmp_path: Path) -> None:
