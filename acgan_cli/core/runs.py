@@ -228,15 +228,16 @@ def _check_settings_file(run: Path) -> None:
     read: the folder was taken for no run, and the resume went on in a new run folder, saying that
     `run` had no config.json (one that is not there at all is such a folder: it says so, and goes on)."""
     path = run / "config.json"
-    problem = _unreadable(path) if os.path.lexists(path) else None
+    if not os.path.lexists(path):
+        return
+    problem = _unreadable(path)
     if problem is not None:
         why, fix = problem
         raise RunDirError(
             f"{path} {why}, and the run records its settings there",
             hint=f"{fix} to resume the run in its folder, or branch into a new folder with --out NEW_FOLDER",
         )
-    if os.path.lexists(path):
-        _note_if_damaged(path)
+    _note_if_damaged(path)
 
 
 def _note_if_damaged(path: Path) -> None:
