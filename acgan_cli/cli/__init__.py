@@ -22,6 +22,7 @@ from acgan_cli import __version__
 from acgan_cli.cli import evaluate, export, sample, train
 from acgan_cli.cli.common import OS_ERROR_HINT, as_argument, print_error, require_stdout, state, to_devnull
 from acgan_cli.cli.encoding import fit_help, tolerant_streams
+from acgan_cli.cli.help import NarrowHelpCommand, NarrowHelpGroup
 from acgan_cli.core.errors import AcganError
 
 # click's ClickException, whether typer vendors click or depends on it.
@@ -42,7 +43,7 @@ def _quit_at_once_on_ctrl_c() -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-class _OneLineUsageErrors(TyperGroup):
+class _OneLineUsageErrors(NarrowHelpGroup):
     """Usage errors (exit 2) print as `error:` and `hint:` lines, like every other error.
 
     Typer draws them in a boxed panel wrapped at the terminal's width, under a usage line:
@@ -399,7 +400,7 @@ def main(
         sys.exit(1)
 
 
-app.command("train")(train.train)
-app.command("sample")(sample.sample)
-app.command("evaluate")(evaluate.evaluate)
-app.command("export")(export.export)
+app.command("train", cls=NarrowHelpCommand)(train.train)
+app.command("sample", cls=NarrowHelpCommand)(sample.sample)
+app.command("evaluate", cls=NarrowHelpCommand)(evaluate.evaluate)
+app.command("export", cls=NarrowHelpCommand)(export.export)

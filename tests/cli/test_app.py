@@ -255,6 +255,106 @@ def test_help_texts_hold_no_markup_that_rich_would_swallow() -> None:
             assert not re.search(r"(?<!\\)\[[a-z$~]", text), f"acgan {name} {param.name}: {text}"
 
 
+def _options_and_helps(command: list[str]) -> tuple[list[str], list[str]]:
+    """Every option name `acgan COMMAND --help` lists (--no-ema too), and each parameter's help text."""
+    import typer
+
+    group = typer.main.get_command(app)
+    target = (
+        group.get_command(group.make_context("acgan", ["--help"], resilient_parsing=True), command[0])
+        if command
+        else group
+    )
+    names = [
+        name
+        for param in target.params
+        for name in (*param.opts, *param.secondary_opts)
+        if name.startswith("-")
+    ]
+    helps = [
+        " ".join(param.help.replace("\\[", "[").split())
+        for param in target.params
+        if getattr(param, "help", None)
+    ]
+    return names, helps
+
+
+def _shows_whole(name: str, text: str) -> bool:
+    import re
+
+    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["evaluate"], ["export"]])
+def test_the_boxed_help_shows_every_option_name_whole_down_to_its_narrowest_width(command: list[str]) -> None:
+    """At 78 columns typer's boxes cut `--no-fake-class-loss` to `--no-fake-class-lo…`. A new option
+    with a longer name that fails this raises RICH_HELP_COLUMNS, below which the help is plain."""
+    from acgan_cli.cli.help import RICH_HELP_COLUMNS
+
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": str(RICH_HELP_COLUMNS)})
+    assert result.exit_code == 0 and "╭─ Options" in result.stdout  # the boxed help
+    names, _ = _options_and_helps(command)
+    assert [name for name in names if not _shows_whole(name, result.stdout)] == []
+
+
+@pytest.mark.parametrize("columns", [79, 60, 40])
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["evaluate"], ["export"]])
+def test_help_narrower_than_the_boxes_is_plain_and_loses_no_name_or_word(
+    command: list[str], columns: int
+) -> None:
+    """Below RICH_HELP_COLUMNS typer's boxes ended names they could not fit in "…" (four of train's at
+    70 columns, and its descriptions, `[default: ~/.cache/a…`, at 50): click's layout wraps instead."""
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0
+    assert "│" not in result.stdout and "…" not in result.stdout and "\\[" not in result.stdout
+    names, helps = _options_and_helps(command)
+    assert [name for name in names if not _shows_whole(name, result.stdout)] == []
+    words = " ".join(result.stdout.split())
+    assert [text for text in helps if text not in words] == []  # each description whole, wrapped
+    # in the boxed help's panels, in its order
+    boxed = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "100"}).stdout
+    panels = [line.split("─ ")[1].split(" ─")[0] for line in boxed.splitlines() if line.startswith("╭─ ")]
+    titles = [
+        line[:-1] for line in result.stdout.splitlines() if line.endswith(":") and not line.startswith(" ")
+    ]
+    assert titles == panels and len(panels) >= 2
+
+
+def test_help_on_a_narrow_terminal_is_plain_without_being_told_its_width() -> None:
+    """The width comes from the terminal itself, as typer's boxes take it, where COLUMNS is unset."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    parent, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 70, 0, 0))
+    environment = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "acgan_cli", "train", "--help"],
+            stdout=child, stderr=subprocess.DEVNULL, check=True, timeout=60, env={**environment, "TERM": "xterm"},
+        )  # fmt: skip
+        os.close(child)
+        child = -1
+        output = b""
+        while chunk := _read_pty(parent):
+            output += chunk
+    finally:
+        os.close(parent)
+        if child != -1:
+            os.close(child)
+    text = output.decode()
+    assert "--no-fake-class-loss" in text and "│" not in text and "Recipe:" in text
+
+
+def _read_pty(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the writer has closed its end
+        return b""
+
+
 @pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["--version"]])
 def test_help_to_a_reader_that_has_gone_exits_141_quietly(args: list[str]) -> None:
     """As every command does (SIGPIPE's status); rich and click ended help with status 1."""

@@ -1,0 +1,96 @@
+"""Help that shows every option's name whole on a narrow terminal.
+
+Typer draws each command's options as a boxed table whose name columns rich shrinks to fit the
+width, ending a name it cannot fit in "…": at 78 columns `acgan train --help` showed
+`--no-fake-class-lo…`, and at 70 four names were cut. Narrower than `RICH_HELP_COLUMNS`, the help is
+click's plain layout instead, which wraps the descriptions and never a name, in the same panels.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from typer.core import MARKUP_MODE_KEY, TyperArgument, TyperCommand, TyperGroup
+
+# The narrowest terminal on which every command's boxed help shows each option's name whole
+# (tests/cli/test_app.py checks it for every command; an option with a longer name may raise it).
+RICH_HELP_COLUMNS = 80
+
+
+def help_columns() -> int:
+    """The width typer lays its help out in: $TERMINAL_WIDTH, else $COLUMNS, else the terminal's
+    (80 where there is none, as in a pipe)."""
+    from rich.console import Console
+
+    terminal_width = os.environ.get("TERMINAL_WIDTH", "")  # typer's own setting
+    return Console(width=int(terminal_width) if terminal_width.isdigit() else None).width
+
+
+def _format_panels(command: Any, ctx: Any, formatter: Any) -> None:
+    """Each parameter's name and description under its rich help panel, in the boxed help's order:
+    the arguments, the options that name no panel, then the panels as they first appear."""
+    panels: dict[str, list[tuple[str, str]]] = {"Arguments": [], "Options": []}
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is not None:
+            default = "Arguments" if isinstance(param, TyperArgument) else "Options"
+            panels.setdefault(getattr(param, "rich_help_panel", None) or default, []).append(record)
+    for name, records in panels.items():
+        if records:
+            with formatter.section(name):
+                formatter.write_dl(records)
+
+
+_HYPHEN = "\u2011"  # a hyphen that does not break: click wrapped `density-coverage` after its hyphen
+
+
+def _unbroken_words(formatter_class: type) -> type:
+    """`formatter_class` wrapping text only at spaces: a word a help names (`fashion-mnist`,
+    `--no-ema`) stays on one line, whole, as it is typed."""
+
+    class Formatter(formatter_class):  # type: ignore[misc,valid-type]
+        def write_text(self, text: str) -> None:
+            super().write_text(text.replace("-", _HYPHEN))
+
+        def write_dl(self, rows: Any, *args: Any, **kwargs: Any) -> None:
+            super().write_dl([(term, text.replace("-", _HYPHEN)) for term, text in rows], *args, **kwargs)
+
+        def write(self, string: str) -> None:
+            super().write(string.replace(_HYPHEN, "-"))
+
+    return Formatter
+
+
+def _plain_help(command: Any, base: type, ctx: Any, formatter: Any) -> None:
+    """click's own help layout (`base`'s), without rich's markup escapes."""
+    if ctx.obj is None or isinstance(ctx.obj, dict):  # typer escapes `[default: …]` for rich when told to
+        ctx.ensure_object(dict)[MARKUP_MODE_KEY] = None
+    plain = _unbroken_words(type(formatter))(width=formatter.width, max_width=formatter.width)
+    base.format_help(command, ctx, plain)
+    formatter.write(plain.getvalue().replace("\\[", "["))
+
+
+class NarrowHelpCommand(TyperCommand):
+    """A typer command whose help, on a terminal narrower than RICH_HELP_COLUMNS, is click's plain one."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        if help_columns() >= RICH_HELP_COLUMNS:
+            return super().format_help(ctx, formatter)
+        _plain_help(self, TyperCommand.__mro__[1], ctx, formatter)
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        _format_panels(self, ctx, formatter)
+
+
+class NarrowHelpGroup(TyperGroup):
+    """A typer group whose help, on a terminal narrower than RICH_HELP_COLUMNS, is click's plain one."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        if help_columns() >= RICH_HELP_COLUMNS:
+            return super().format_help(ctx, formatter)
+        _plain_help(self, TyperGroup.__mro__[1], ctx, formatter)
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        _format_panels(self, ctx, formatter)
+        self.format_commands(ctx, formatter)
