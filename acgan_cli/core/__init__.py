@@ -99,7 +99,17 @@ __all__ = [
 ]
 
 
+# The submodules, reached as attributes (acgan_cli.core.devices.reuse_freed_memory(), as the reference
+# says) after `import acgan_cli.core` alone: that raised AttributeError until something imported them.
+_SUBMODULES = frozenset(
+    {"checkpoint", "config", "data", "devices", "errors", "evaluation", "events", "export", "files"}
+    | {"graphs", "image_folders", "models", "runs", "sampling", "training"}
+)
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     if name not in _PUBLIC:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module, attribute = _PUBLIC[name] if isinstance(_PUBLIC[name], tuple) else (_PUBLIC[name], name)

@@ -23,6 +23,7 @@ import re
 import shlex
 import struct
 import warnings
+import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -922,12 +923,82 @@ def load_dataset(
             else load_idx_folder(folder, split)
         )
         images = images[:, None, :, :] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
-    return Dataset(
+    dataset = Dataset(
         name=name,
         images=torch.from_numpy(np.ascontiguousarray(images)),
         labels=torch.from_numpy(np.ascontiguousarray(labels)),
         class_names=names,
     )
+    if split == "train":
+        key = id(dataset)
+        _LOADED[key] = (weakref.ref(dataset, lambda _: _LOADED.pop(key, None)), _tensor_state(dataset))
+    return dataset
+
+
+# The training splits load_dataset gave, by id: a weak reference to each, and its tensors as they were.
+_LOADED: dict[int, tuple[weakref.ref[Dataset], tuple[int, int, int, int]]] = {}
+
+
+def _tensor_state(dataset: Dataset) -> tuple[int, int, int, int]:
+    """Which tensors `dataset` holds, and how often each was changed in place (torch counts it)."""
+    return id(dataset.images), dataset.images._version, id(dataset.labels), dataset.labels._version
+
+
+def note_if_named_as_other_data(dataset: Dataset, data_dir: Path | None = None) -> None:
+    """A Notice where a Dataset handed in to Trainer takes the name of a registered dataset or of a
+    folder but is other data. The run records the name, and its resume and `evaluate` load the data
+    it names: inverted mnist-5k digits handed in as Dataset("mnist-5k", ...) were resumed on the real
+    ones, and scored against them, without a word.
+
+    The training split load_dataset gave, unchanged, is that data; so, under a registered name, is
+    a part of it (the same images with the same labels: the tests train on 160 of mnist-5k's), which
+    is checked against the registered data in `data_dir` where it is there (~0.3 s for MNIST's 60,000).
+    """
+    recorded = canonical_dataset(dataset.name)
+    if handed_in(recorded):  # a name of its own: the run records that the data was handed in
+        return
+    loaded = _LOADED.get(id(dataset))
+    if loaded is not None and loaded[0]() is dataset and loaded[1] == _tensor_state(dataset):
+        return
+    if recorded in DATASETS and _part_of(dataset, recorded, data_dir):
+        return
+    what = "the registered dataset" if recorded in DATASETS else f"the folder {recorded}"
+    warnings.warn(
+        Notice(
+            f"the Dataset handed in is named {dataset.name!r}, as {what}, but holds other images or "
+            f"labels than load_dataset({dataset.name!r}) gives; the run records it as that data, which "
+            "train(resume=...) and evaluate load. If it is other data, name it: Dataset('NAME', ...) "
+            "with TrainConfig(dataset='NAME')"
+        ),
+        stacklevel=3,  # the caller of Trainer()
+    )
+
+
+def _part_of(dataset: Dataset, name: str, data_dir: Path | None) -> bool:
+    """Whether every image of `dataset`, with its label, is one of the registered dataset `name`'s
+    training images (False where that data is not in `data_dir` to compare)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Notice)
+            registered = load_dataset(name, "train", data_dir, download=False)
+    except DataError:
+        return False
+    if (
+        registered.images.shape[1:] != dataset.images.shape[1:]
+        or registered.class_names != dataset.class_names
+    ):
+        return False
+    known = set(_image_keys(registered))
+    return all(key in known for key in _image_keys(dataset))
+
+
+def _image_keys(dataset: Dataset) -> Iterator[bytes]:
+    """A digest of each image's pixels and label."""
+    pixels = dataset.images.cpu().reshape(len(dataset), -1).numpy()
+    for row, label in zip(pixels, dataset.labels.cpu().tolist(), strict=True):
+        yield hashlib.blake2b(
+            row.tobytes(), digest_size=16, salt=label.to_bytes(8, "little", signed=True)
+        ).digest()
 
 
 def check_dataset(dataset: Dataset) -> None:
@@ -969,6 +1040,11 @@ def check_dataset(dataset: Dataset) -> None:
         refuse(
             f"holds {len(images)} images and {len(labels)} labels",
             "give one label for each image, and at least one image",
+        )
+    if not images.shape[2] or not images.shape[3]:  # resizing them failed inside torch
+        refuse(
+            f"images must be at least 1x1 pixels (got {images.shape[2]}x{images.shape[3]})",
+            "images as load_dataset gives them: N x C x H x W",
         )
     names = dataset.class_names
     if not names:

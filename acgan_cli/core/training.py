@@ -59,7 +59,9 @@ from acgan_cli.core.config import (
 from acgan_cli.core.data import (
     Dataset,
     check_dataset,
+    handed_in,
     load_dataset,
+    note_if_named_as_other_data,
     prepare,
     same_dataset,
     to_model_range,
@@ -282,6 +284,8 @@ class Trainer:
                 hint=f"load_dataset(config.dataset), or dataclasses.replace(config, dataset={dataset.name!r})",
                 option="dataset",
             )
+        if dataset is not None:
+            note_if_named_as_other_data(dataset, Path(config.data_dir) if config.data_dir else None)
         resume_info, resume_tensors = plan.resume, plan.resume_tensors  # read and checked by the plan
         self.data = self._load_data(dataset, resume_info)
         self.total_steps = total_steps(config, self.steps_per_epoch)
@@ -917,15 +921,23 @@ class Trainer:
         if self._released:  # a second run() replayed the first one's dropout, in an unlocked folder
             raise UsageError(
                 "this Trainer has run already; a Trainer runs once",
-                hint=f"to go on from where it stopped: train(resume={str(self.run_dir)!r})"
+                hint=(
+                    f"to go on from where it stopped: Trainer(resume={str(self.run_dir)!r}, dataset=...).run(), "
+                    "with the same data"
+                    if handed_in(self.config.dataset)
+                    else f"to go on from where it stopped: train(resume={str(self.run_dir)!r})"
+                )
                 if self.has_checkpoint()
                 else "make a new Trainer: this one saved nothing to resume",
             )
         for name, function in (("on_event", on_event), ("should_stop", should_stop)):
             check_function(function, name)  # before anything is spent: the trainer can run again
         try:
-            with private_rng(self.device):  # dropout draws this run's stream; the caller keeps theirs
-                result = self._run(on_event, should_stop)
+            with (
+                _interrupt_stops(_caller_outside_this_module()) as interrupted,
+                private_rng(self.device),  # dropout draws this run's stream; the caller keeps theirs
+            ):
+                result = self._run(on_event, lambda: interrupted() or should_stop())
         except DivergedError:  # its metrics show how it diverged: the folder stays, checkpoint or not
             raise
         except BaseException:
@@ -1144,11 +1156,18 @@ def train(
     for name, function in (("on_event", on_event), ("should_stop", should_stop)):
         check_function(function, name)  # Trainer.run checks too, but only once the data and models are loaded
     trainer = Trainer(config, run_dir=run_dir, resume=resume, runs_dir=runs_dir)
-    caller = sys._getframe(1)  # where the notice of a Ctrl-C points: the call, not this module
-    with _interrupt_stops(
-        (caller.f_code.co_filename, caller.f_lineno, caller.f_globals)
-    ) as interrupted:  # a run with nothing to resume empties its own folder
-        return trainer.run(on_event=on_event, should_stop=lambda: interrupted() or should_stop())
+    return trainer.run(
+        on_event=on_event, should_stop=should_stop
+    )  # a run with nothing to resume empties its folder
+
+
+def _caller_outside_this_module() -> tuple[str, int, dict[str, Any]]:
+    """Where the notice of a Ctrl-C points (file, line, globals): the call of `train` or
+    `Trainer.run`, not this module."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    return frame.f_code.co_filename, frame.f_lineno, frame.f_globals
 
 
 @contextlib.contextmanager

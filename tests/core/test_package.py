@@ -113,6 +113,24 @@ def test_the_public_names_import_lazily_and_all_exist() -> None:
     )
 
 
+def test_every_submodule_is_an_attribute_of_the_package_once_it_is_imported() -> None:
+    """The reference says to call acgan_cli.core.devices.reuse_freed_memory(): after `import
+    acgan_cli.core` alone it raised AttributeError, as nothing had imported the submodule yet."""
+    import pkgutil
+
+    import acgan_cli.core as core
+
+    assert {module.name for module in pkgutil.iter_modules(core.__path__)} == core._SUBMODULES
+    code = (
+        "import sys, acgan_cli.core\n"
+        "assert 'torch' not in sys.modules\n"
+        "acgan_cli.core.devices.reuse_freed_memory\n"
+        "print(acgan_cli.core.events.StepDone.__name__, acgan_cli.core.evaluation.evaluate.__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout.split()) == (0, ["StepDone", "evaluate"]), done.stderr
+
+
 def test_the_error_evaluate_raises_for_its_evaluator_is_public() -> None:
     """evaluate raises EvaluatorError (an evaluator that cannot be used), which was not in acgan_cli.core."""
     import acgan_cli.core as core

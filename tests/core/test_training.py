@@ -985,6 +985,28 @@ def test_ctrl_c_in_a_notebook_stops_the_api_run_and_saves(tmp_path: Path) -> Non
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_ctrl_c_in_a_notebook_stops_a_trainer_run_on_data_handed_in_and_saves(
+    tmp_path: Path, small_dataset
+) -> None:
+    """Only train() stopped and saved: Trainer(...).run(), the one way to train on a Dataset handed in,
+    raised KeyboardInterrupt mid-step and lost every step since the last checkpoint."""
+    import os
+    import signal
+
+    def on_event(event: object) -> None:
+        if isinstance(event, StepDone) and event.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    trainer = Trainer(
+        tiny_config(max_steps=50, ckpt_every=100), run_dir=tmp_path / "run", dataset=small_dataset
+    )
+    with pytest.warns(Notice, match=r"^interrupted: stopping and saving a checkpoint") as noted:
+        result = trainer.run(on_event=on_event)
+    assert result.interrupted and result.step == 2 and ckpt.read_info(tmp_path / "run").step == 2
+    assert noted[0].filename == __file__  # the call of run(), not the library's line
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
 def test_keep_checkpoints_prunes_the_oldest_step_files_after_the_new_one_is_written(
     tmp_path: Path, small_dataset
 ) -> None:
@@ -1182,6 +1204,7 @@ def test_a_misspelt_dataset_is_named_as_typed_with_a_suggestion(tmp_path: Path) 
             lambda d: {"images": d.images.to("meta"), "labels": d.labels.to("meta")},
             r"images and labels must hold values \(got tensors on the meta device\)",
         ),
+        (lambda d: {"images": d.images[:, :, :0, :0]}, r"images must be at least 1x1 pixels \(got 0x0\)"),
         (lambda d: {"class_names": ()}, "has no class_names"),
         # As a checkpoint must hold them: the run's files were refused when read back.
         (
@@ -1208,6 +1231,42 @@ def test_a_dataset_made_by_hand_is_checked_before_the_run_starts(
     with pytest.raises(UsageError, match=f"^dataset {refusal}"):
         Trainer(tiny_config(max_steps=1), run_dir=tmp_path / "run", dataset=dataset)
     assert not (tmp_path / "run").exists()
+
+
+def test_data_handed_in_under_a_registered_name_gets_a_note_unless_it_is_that_data(tmp_path: Path) -> None:
+    """Inverted mnist-5k digits handed in as Dataset("mnist-5k", ...) were recorded as mnist-5k: the
+    run resumed on the real digits, and evaluate scored it against them, without a word."""
+    from acgan_cli.core.data import Dataset, load_dataset
+
+    config = tiny_config(max_steps=1)
+    real = load_dataset("mnist-5k")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)  # load_dataset's own data, unchanged: nothing to say
+        Trainer(config, run_dir=tmp_path / "own", dataset=real).discard()
+    inverted = Dataset("mnist-5k", 255 - real.images, real.labels, real.class_names)
+    with pytest.warns(Notice, match=r"named 'mnist-5k', as the registered dataset, but holds other") as noted:
+        Trainer(config, run_dir=tmp_path / "inverted", dataset=inverted).discard()
+    assert noted[0].filename == __file__  # the call of Trainer()
+    part = Dataset("mnist-5k", real.images[::7].clone(), real.labels[::7].clone(), real.class_names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)  # a part of it, each image with its label: that data still
+        Trainer(config, run_dir=tmp_path / "part", dataset=part).discard()
+    relabelled = Dataset("mnist-5k", part.images, (part.labels + 1) % 10, real.class_names)
+    with pytest.warns(Notice, match=r"holds other images or labels"):
+        Trainer(config, run_dir=tmp_path / "relabelled", dataset=relabelled).discard()
+    real.images[0, 0, 0, 0] = 255 - real.images[0, 0, 0, 0]  # changed in place, after it was loaded
+    with pytest.warns(Notice, match=r"holds other images or labels than load_dataset\('mnist-5k'\) gives"):
+        Trainer(config, run_dir=tmp_path / "changed", dataset=real).discard()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)  # under a name of its own, the run records it as handed in
+        Trainer(dataclasses.replace(config, dataset="inverted"), run_dir=tmp_path / "named",
+                dataset=dataclasses.replace(inverted, name="inverted")).discard()  # fmt: skip
+    (
+        tmp_path / "digits"
+    ).mkdir()  # a folder by the name (the tests run in tmp_path): the run records its path
+    with pytest.warns(Notice, match=rf"named 'digits', as the folder {tmp_path / 'digits'}, but holds other"):
+        Trainer(dataclasses.replace(config, dataset="digits"), run_dir=tmp_path / "folder",
+                dataset=dataclasses.replace(inverted, name="digits")).discard()  # fmt: skip
 
 
 def test_epochs_that_come_to_more_steps_than_a_run_takes_are_refused(tmp_path: Path, small_dataset) -> None:
@@ -1239,6 +1298,21 @@ def test_a_trainer_runs_once(tmp_path: Path, small_dataset) -> None:
         trainer.run()
     assert refused.value.hint == f"to go on from where it stopped: train(resume={str(trainer.run_dir)!r})"
     assert ckpt.read_info(tmp_path / "run").step == 2
+
+
+def test_a_trainer_on_data_handed_in_points_a_second_run_at_handing_it_in_again(tmp_path: Path) -> None:
+    """Its hint said train(resume=RUN), which refuses a run on data handed in: nothing can load it."""
+    from acgan_cli.core.data import Dataset
+
+    mine = Dataset("mine", torch.zeros(32, 1, 8, 8, dtype=torch.uint8), torch.arange(32) % 2, ("a", "b"))
+    trainer = Trainer(tiny_config(dataset="mine", max_steps=2), run_dir=tmp_path / "run", dataset=mine)
+    trainer.run()
+    with pytest.raises(UsageError, match=r"^this Trainer has run already") as refused:
+        trainer.run()
+    assert refused.value.hint == (
+        f"to go on from where it stopped: Trainer(resume={str(trainer.run_dir)!r}, dataset=...).run(), "
+        "with the same data"
+    )
 
 
 def test_a_resume_sweeps_up_the_run_files_temporaries_a_killed_run_left(
