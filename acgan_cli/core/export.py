@@ -339,11 +339,11 @@ def _write_onnx(
             f"instead of the requested {options.opset}",
             hint=f"use another --opset ({MIN_ONNX_OPSET} or newer)",
         )
-    # torch writes IR version 10 whatever the opset (it converts its opset-18 graph up), though opsets
-    # from 23 on came with newer IRs: a file must declare one its opset exists in.
-    model.ir_version = max(
-        model.ir_version, onnx.helper.find_min_ir_version_for(model.opset_import, ignore_unknown=True)
-    )
+    # torch writes IR version 10 whatever the opset, which onnxruntime 1.14-1.17 refuse ("Unsupported
+    # model IR version: 10, max supported IR version: 9") though they run opset 18: the file declares
+    # the oldest IR its opsets exist in (8 for 18), as it uses nothing newer (node metadata, IR 10's,
+    # is dropped above); opsets from 23 on came with newer IRs.
+    model.ir_version = onnx.helper.find_min_ir_version_for(model.opset_import, ignore_unknown=True)
     onnx.helper.set_model_props(model, export_metadata(info))
     model.doc_string = f"ACGAN generator trained on {data_name(info.dataset)} by acgan {__version__}"
     path.write_bytes(model.SerializeToString())  # bytes, not a path: the bindings take UTF-8 names only
@@ -390,6 +390,22 @@ def _channels_first(generator: nn.Module) -> nn.Module:
     return module
 
 
+@contextlib.contextmanager
+def _no_gradients(generator: nn.Module) -> Iterator[None]:
+    """The generator's weights as constants while it is written: a TorchScript or pt2 file saved with
+    weights that require gradients returned images that tracked them, so `.numpy()` failed outside
+    `torch.no_grad()`, and a TorchScript module once called outside it failed inside
+    `torch.inference_mode()`. The caller's flags are put back after."""
+    flags = [(parameter, parameter.requires_grad) for parameter in generator.parameters()]
+    for parameter, _ in flags:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)
+
+
 def _write_torchscript(
     generator: nn.Module, info: CheckpointInfo, path: Path, options: ExportOptions
 ) -> dict[str, str]:
@@ -397,12 +413,13 @@ def _write_torchscript(
 
     # Traced rather than scripted: the forward has no data-dependent branches, and scripting
     # would need the generator's `config` attribute (a dataclass) to be a TorchScript type.
-    traced = torch.jit.trace(_channels_first(generator), _example_inputs(info))
     extra_files = {EXPORT_METADATA_FILE: json.dumps(export_metadata(info))}
-    # The archive's .debug_pkl records map its code to the Python lines it was traced through, by
-    # absolute path (acgan's files, torch's, the calling script's): the layout of the machine that
-    # exported it. Loaded without them, the code maps to itself, and saved again records only that.
-    archive = _without_debug_records(_torchscript_bytes(traced, extra_files))
+    with _no_gradients(generator):
+        traced = torch.jit.trace(_channels_first(generator), _example_inputs(info))
+        # The archive's .debug_pkl records map its code to the Python lines it was traced through, by
+        # absolute path (acgan's files, torch's, the calling script's): the layout of the machine that
+        # exported it. Loaded without them, the code maps to itself, and saved again records only that.
+        archive = _without_debug_records(_torchscript_bytes(traced, extra_files))
     path.write_bytes(_torchscript_bytes(torch.jit.load(io.BytesIO(archive)), extra_files))
     return {"method": "torch.jit.trace"}
 
@@ -436,19 +453,22 @@ def _write_pt2(
 ) -> dict[str, str]:
     import torch
 
-    program = torch.export.export(
-        _channels_first(generator), _example_inputs(info), dynamic_shapes=_dynamic_batch()
-    )
-    # Each node's stack trace names the files of acgan and of torch it was traced through: the
-    # layout of the machine that exported it. The program computes the same without them.
-    for module in program.graph_module.modules():
-        if isinstance(module, torch.fx.GraphModule):  # autocast regions are graphs of their own
-            for node in module.graph.nodes:
-                node.meta.pop("stack_trace", None)
-    # Saved to memory, then written: given a path, the archive's top folder is named after the
-    # (temporary) file, so two exports differed, and a name that is not UTF-8 crashed the process.
-    archive = io.BytesIO()
-    torch.export.save(program, archive, extra_files={EXPORT_METADATA_FILE: json.dumps(export_metadata(info))})
+    with _no_gradients(generator):
+        program = torch.export.export(
+            _channels_first(generator), _example_inputs(info), dynamic_shapes=_dynamic_batch()
+        )
+        # Each node's stack trace names the files of acgan and of torch it was traced through: the
+        # layout of the machine that exported it. The program computes the same without them.
+        for module in program.graph_module.modules():
+            if isinstance(module, torch.fx.GraphModule):  # autocast regions are graphs of their own
+                for node in module.graph.nodes:
+                    node.meta.pop("stack_trace", None)
+        # Saved to memory, then written: given a path, the archive's top folder is named after the
+        # (temporary) file, so two exports differed, and a name that is not UTF-8 crashed the process.
+        archive = io.BytesIO()
+        torch.export.save(
+            program, archive, extra_files={EXPORT_METADATA_FILE: json.dumps(export_metadata(info))}
+        )
     path.write_bytes(archive.getvalue())
     return {"method": "torch.export.export"}
 

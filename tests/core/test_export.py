@@ -78,6 +78,10 @@ def test_onnx_file_is_checked_dynamic_and_self_describing(exports: dict[str, ex.
     onnx.checker.check_model(model, full_check=True)
     # The oldest opset torch writes, which the most runtimes load (it was the newest onnxruntime runs)
     assert {o.version for o in model.opset_import if o.domain == ""} == {ex.MIN_ONNX_OPSET} == {18}
+    # the oldest IR version opset 18 exists in: torch wrote 10, which onnxruntime 1.14-1.17 refuse
+    assert (
+        model.ir_version == onnx.helper.find_min_ir_version_for(model.opset_import, ignore_unknown=True) == 8
+    )
     # `export --json` reports it as the number it is (it said "opset": "21")
     assert json.loads(json.dumps(exports["onnx"].to_dict()))["details"]["opset"] == 18
 
@@ -140,6 +144,23 @@ def test_torchscript_and_pt2_round_trip_with_their_metadata(
     with torch.inference_mode():
         for module in (scripted, program.module()):
             assert (module(z, labels) - expected).abs().max().item() <= 1e-4
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+def test_torchscript_and_pt2_images_track_no_gradients_outside_no_grad(
+    exports: dict[str, ex.ExportResult],
+) -> None:
+    """Saved with weights that required gradients, their images tracked them: `.numpy()` failed
+    outside torch.no_grad(), and a TorchScript module once called outside it then failed inside
+    torch.inference_mode() ("Inference tensors cannot be saved for backward")."""
+    z, labels = latents(2, 8, seed=5), random_labels(2, 10, seed=5)
+    scripted = torch.jit.load(str(exports["torchscript"].path))
+    program = torch.export.load(exports["pt2"].path).module()
+    for module in (scripted, program):
+        images = module(z, labels)  # a server's warm-up call, as plain as it gets
+        assert not images.requires_grad and images.numpy().shape == (2, 1, 16, 16)
+        with torch.inference_mode():
+            assert torch.equal(module(z, labels), images)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
