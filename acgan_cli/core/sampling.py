@@ -333,11 +333,17 @@ def draw_samples(
     for name, function in (("on_start", on_start), ("on_batch", on_batch)):
         check_function(function, name, optional=True)  # called only once the draw is under way
     check_seed(seed)  # a larger one would draw a smaller one's images (32-bit Mersenne Twister)
-    if class_index is not None:
-        check_class(class_index, config.n_classes)
+    # The messages name the arguments, for a caller in Python; the CLI names its options by `option`.
+    if class_index is not None and not 0 <= class_index < config.n_classes:
+        raise UsageError(
+            f"class_index {class_index} is out of range",
+            hint=f"this model has {config.n_classes} classes: 0..{config.n_classes - 1}",
+            option="class_index",
+            detail=f"{class_index} is out of range",
+        )
     if grid and class_index is not None:
         raise UsageError(
-            "--grid draws every class; it cannot be combined with --digit or --class",
+            "grid=True draws every class; it cannot be combined with class_index",
             hint="drop --digit/--class, or drop --grid",
             option="grid",
             detail="draws every class, so it cannot be combined with --digit or --class",
@@ -346,7 +352,7 @@ def draw_samples(
     total = count * config.n_classes if grid else count
     if not count >= 1 or total > MAX_SAMPLES:
         raise UsageError(
-            f"--n must be in 1..{MAX_SAMPLES} images (got {count}{' per class' if grid else ''})",
+            f"n must be in 1..{MAX_SAMPLES} images (got {count}{' per class' if grid else ''})",
             hint=(
                 f"--grid draws --n of each of the {config.n_classes} classes: "
                 f"at most {MAX_SAMPLES // config.n_classes:,} each"
@@ -359,9 +365,7 @@ def draw_samples(
             detail=f"must draw 1..{MAX_SAMPLES} images in all (got {total})",
         )
     if nrow is not None and nrow < 1:
-        raise UsageError(
-            "--nrow must be at least 1", option="nrow", detail=f"must be at least 1 (got {nrow})"
-        )
+        raise UsageError("nrow must be at least 1", option="nrow", detail=f"must be at least 1 (got {nrow})")
     if grid:
         labels, width = grid_labels(config.n_classes, count), grid_width(count, config.n_classes)
     elif class_index is not None:

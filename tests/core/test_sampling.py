@@ -189,9 +189,19 @@ def test_the_api_refuses_a_class_or_seed_out_of_range_as_the_cli_does(trained_ru
     from acgan_cli.core.errors import ConfigError, DeviceError
 
     generator, _ = load_generator(trained_run)
-    with pytest.raises(UsageError, match=r"class 42 is out of range") as caught:
+    with pytest.raises(UsageError, match=r"^class_index 42 is out of range") as caught:  # named as passed
         draw_samples(generator, class_index=42, n=1, grid=False, seed=0)
-    assert caught.value.option == "digit" and caught.value.hint == "this model has 10 classes: 0..9"
+    assert caught.value.option == "class_index" and caught.value.hint == "this model has 10 classes: 0..9"
+    for arguments, message in (
+        ({"class_index": None, "n": 0}, r"^n must be in 1\.\.100000 images \(got 0\)"),
+        ({"class_index": None, "n": 1, "nrow": 0}, r"^nrow must be at least 1"),
+        (
+            {"class_index": 2, "n": 1, "grid": True},
+            r"^grid=True draws every class; it cannot be combined with class_index",
+        ),
+    ):  # they said --n, --nrow, --grid and --digit, the CLI's options
+        with pytest.raises(UsageError, match=message):
+            draw_samples(generator, seed=0, **{"grid": False, **arguments})
     with pytest.raises(ConfigError, match=r"must be in 0\.\.4294967295"):
         draw_samples(generator, class_index=None, n=1, grid=False, seed=2**32)
     with pytest.raises(ConfigError, match="did you mean cuda"):  # torch said "Expected one of cpu, cuda, …"
