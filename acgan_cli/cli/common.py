@@ -266,6 +266,20 @@ def to_devnull(stream: Any) -> None:
             os.close(null)
 
 
+def _print_traceback(exc: AcganError) -> None:
+    """--verbose's traceback of an acgan error, without the note that repeats its hint: the `hint:`
+    line printed after it gives the hint (which the CLI may have put in other words)."""
+    notes = getattr(exc, "__notes__", None)
+    if notes is None or exc.hint_note not in notes:
+        traceback.print_exc()
+        return
+    exc.__notes__ = [note for note in notes if note != exc.hint_note]
+    try:
+        traceback.print_exc()
+    finally:
+        exc.__notes__ = notes
+
+
 def print_error(message: str, hint: str | None = None) -> None:
     """`error: message` and `hint: hint` on stderr, one line each; a stderr whose reader went away
     takes nothing more, and the command still ends with its error's exit code."""
@@ -323,7 +337,7 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
             raise _interrupted(exc, training) from None
         except UsageError as exc:
             if state.verbose:
-                traceback.print_exc()
+                _print_traceback(exc)
             if not exc.option:  # a request that cannot work, though no one option is wrong
                 print_error(exc.message, exc.hint)
                 raise typer.Exit(exc.exit_code) from None
@@ -333,7 +347,7 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
             raise error from None
         except AcganError as exc:
             if state.verbose:
-                traceback.print_exc()
+                _print_traceback(exc)
             print_error(exc.message, exc.hint)
             raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.BadParameter, typer.Abort, SystemExit):

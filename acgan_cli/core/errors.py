@@ -30,6 +30,11 @@ class AcganError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # A traceback, as a notebook or a script shows one, ends with the hint too (Python 3.11 on):
+        # it showed `ConfigError: message` alone, the fix only in `.hint`.
+        self.hint_note = f"hint: {hint}" if hint else None
+        if self.hint_note is not None and hasattr(self, "add_note"):
+            self.add_note(self.hint_note)
 
 
 class UsageError(AcganError):

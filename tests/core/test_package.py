@@ -131,6 +131,26 @@ def test_every_submodule_is_an_attribute_of_the_package_once_it_is_imported() ->
     assert (done.returncode, done.stdout.split()) == (0, ["StepDone", "evaluate"]), done.stderr
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes came in Python 3.11")
+def test_an_errors_traceback_ends_with_its_hint() -> None:
+    """A notebook's traceback showed `ConfigError: message` alone: the fix was only in `.hint`."""
+    import pickle
+    import traceback
+
+    from acgan_cli.core import AcganError, DivergedError, UsageError, load_dataset
+
+    with pytest.raises(UsageError) as caught:
+        load_dataset("nope")
+    error = caught.value
+    lines = traceback.format_exception(error)
+    assert error.hint and lines[-1] == f"hint: {error.hint}\n"
+    assert lines[-2] == "acgan_cli.core.errors.UsageError: unknown dataset 'nope'\n"
+    assert pickle.loads(pickle.dumps(error)).__notes__ == [f"hint: {error.hint}"]  # once, not twice
+    diverged = pickle.loads(pickle.dumps(DivergedError(3, "last.safetensors")))
+    assert diverged.__notes__ == [f"hint: {diverged.hint}"]
+    assert not hasattr(AcganError("no hint"), "__notes__")
+
+
 def test_the_error_evaluate_raises_for_its_evaluator_is_public() -> None:
     """evaluate raises EvaluatorError (an evaluator that cannot be used), which was not in acgan_cli.core."""
     import acgan_cli.core as core
