@@ -62,35 +62,34 @@ def _unbroken_words(formatter_class: type) -> type:
     return Formatter
 
 
-def _plain_help(command: Any, base: type, ctx: Any, formatter: Any) -> None:
-    """click's own help layout (`base`'s), without rich's markup escapes."""
+def _plain_help(command: Any, ctx: Any, formatter: Any) -> None:
+    """click's own help layout, without rich's markup escapes."""
     if ctx.obj is None or isinstance(ctx.obj, dict):  # typer escapes `[default: …]` for rich when told to
         ctx.ensure_object(dict)[MARKUP_MODE_KEY] = None
     plain = _unbroken_words(type(formatter))(width=formatter.width, max_width=formatter.width)
-    base.format_help(command, ctx, plain)
+    click_command = (TyperGroup if isinstance(command, TyperGroup) else TyperCommand).__mro__[1]
+    click_command.format_help(command, ctx, plain)  # usage, text, format_options (below), epilog
     formatter.write(plain.getvalue().replace("\\[", "["))
 
 
-class NarrowHelpCommand(TyperCommand):
-    """A typer command whose help, on a terminal narrower than RICH_HELP_COLUMNS, is click's plain one."""
+class _PlainWhenNarrow:
+    """Mixed into a typer command or group: on a terminal narrower than RICH_HELP_COLUMNS, its help
+    is click's plain one, its options under the boxed help's panel names."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         if help_columns() >= RICH_HELP_COLUMNS:
-            return super().format_help(ctx, formatter)
-        _plain_help(self, TyperCommand.__mro__[1], ctx, formatter)
+            return super().format_help(ctx, formatter)  # type: ignore[misc]
+        _plain_help(self, ctx, formatter)
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         _format_panels(self, ctx, formatter)
+        if isinstance(self, TyperGroup):
+            self.format_commands(ctx, formatter)
 
 
-class NarrowHelpGroup(TyperGroup):
-    """A typer group whose help, on a terminal narrower than RICH_HELP_COLUMNS, is click's plain one."""
+class NarrowHelpCommand(_PlainWhenNarrow, TyperCommand):
+    """A typer command whose help, on a narrow terminal, is click's plain one."""
 
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        if help_columns() >= RICH_HELP_COLUMNS:
-            return super().format_help(ctx, formatter)
-        _plain_help(self, TyperGroup.__mro__[1], ctx, formatter)
 
-    def format_options(self, ctx: Any, formatter: Any) -> None:
-        _format_panels(self, ctx, formatter)
-        self.format_commands(ctx, formatter)
+class NarrowHelpGroup(_PlainWhenNarrow, TyperGroup):
+    """A typer group whose help, on a narrow terminal, is click's plain one."""
