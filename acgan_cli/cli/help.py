@@ -83,8 +83,14 @@ class _PlainWhenNarrow:
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         _format_panels(self, ctx, formatter)
-        if isinstance(self, TyperGroup):
-            self.format_commands(ctx, formatter)
+        if isinstance(
+            self, TyperGroup
+        ):  # each command's first sentence whole, wrapped: click cut it to fit a line
+            names = [name for name in self.list_commands(ctx) if not self.commands[name].hidden]
+            with formatter.section("Commands"):
+                formatter.write_dl(
+                    [(name, self.commands[name].get_short_help_str(limit=1000)) for name in names]
+                )
 
 
 class NarrowHelpCommand(_PlainWhenNarrow, TyperCommand):

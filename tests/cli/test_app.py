@@ -311,6 +311,11 @@ def test_help_narrower_than_the_boxes_is_plain_and_loses_no_name_or_word(
     assert [name for name in names if not _shows_whole(name, result.stdout)] == []
     words = " ".join(result.stdout.split())
     assert [text for text in helps if text not in words] == []  # each description whole, wrapped
+    if not command:  # each command's first sentence whole: click cut them to "Train an ACGAN; writes a..."
+        import typer
+
+        commands = typer.main.get_command(app).commands.values()
+        assert [c.name for c in commands if " ".join(c.get_short_help_str(1000).split()) not in words] == []
     # in the boxed help's panels, in its order
     boxed = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "100"}).stdout
     panels = [line.split("─ ")[1].split(" ─")[0] for line in boxed.splitlines() if line.startswith("╭─ ")]
