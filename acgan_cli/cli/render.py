@@ -7,6 +7,7 @@ loop's `on_event` callback.
 from __future__ import annotations
 
 import datetime
+import time
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group, RenderableType
@@ -101,6 +102,30 @@ def _evaluator_line(event: object) -> str | None:
     if isinstance(event, EvaluatorReady):
         return f"evaluator: {event.path} (test accuracy {event.test_accuracy:.2%})"
     return None
+
+
+class _EvaluatorSteps:
+    """In plain lines, the evaluator's training every twentieth of its steps, with the time left: an
+    epoch of Fashion-MNIST's took 6 minutes on two fp32 cores, with not a line between the epochs'."""
+
+    LINES = 20
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+
+    def line(self, event: object) -> str | None:
+        if isinstance(event, EvaluatorTrainingStarted):
+            self.started = time.monotonic()
+        if not isinstance(event, EvaluatorStepDone) or self.started is None:
+            return None
+        every = max(1, event.total_steps // self.LINES)
+        if event.step % every or event.step >= event.total_steps:  # the last: the evaluator's line says it
+            return None
+        left = (time.monotonic() - self.started) * (event.total_steps - event.step) / event.step
+        return (
+            f"evaluator step {event.step:,}/{event.total_steps:,}, "
+            f"eta {datetime.timedelta(seconds=round(left))}"
+        )
 
 
 def _epoch_row(epoch: int, m: Metrics, current: bool) -> list[str]:
@@ -248,6 +273,7 @@ class PlainRenderer:
         self.epochs = 0
         self.steps = 0  # steps logged in this process, and the wall time they took (evaluations too)
         self.seconds = 0.0
+        self.evaluator_steps = _EvaluatorSteps()
 
     def _eta(self, step: int) -> str:
         """The time the steps left should take, at this process's pace so far (H:MM:SS)."""
@@ -258,7 +284,7 @@ class PlainRenderer:
         def write(line: str) -> None:
             self.console.print(line, markup=False, soft_wrap=True)
 
-        if (line := _evaluator_line(event)) is not None:
+        if (line := self.evaluator_steps.line(event) or _evaluator_line(event)) is not None:
             write(line)
         elif isinstance(event, RunStarted):
             self.total, self.epochs = event.total_steps, event.epochs
@@ -347,8 +373,11 @@ class EvaluationProgress:
             transient=True,
         )
         self.task = None
+        self.evaluator_steps = _EvaluatorSteps()
 
     def __call__(self, event: EvaluationEvent) -> None:
+        if (line := self.evaluator_steps.line(event)) is not None and not self.live:
+            self._say(line)
         if isinstance(event, EvaluatorWaiting):
             self._say(waiting_line(event))
             self._task("waiting for the evaluator", None)

@@ -183,6 +183,32 @@ def test_the_evaluator_training_of_eval_every_shows_its_epochs() -> None:
         assert output.getvalue().strip() == "evaluator epoch 3/8: loss 0.2500"
 
 
+def test_plain_lines_show_the_evaluators_training_every_twentieth_of_its_steps() -> None:
+    """An epoch of Fashion-MNIST's evaluator took 6 minutes on two fp32 cores, and a log said nothing
+    between "training the evaluator" and "evaluator epoch 1/4"."""
+    from acgan_cli.cli.render import EvaluationProgress
+    from acgan_cli.core.evaluation import EvaluatorStepDone
+    from acgan_cli.core.evaluation.events import EvaluatorTrainingStarted
+
+    started = EvaluatorTrainingStarted(
+        dataset="mnist-5k", path=Path("e.safetensors"), reason="missing", n_images=4000,
+        epochs=8, total_steps=250, device="cpu", precision="fp32",
+    )  # fmt: skip
+    for make, prefix in (
+        (lambda console: PlainRenderer(console), ""),
+        (lambda console: EvaluationProgress(console, live=False, n_samples=10), "evaluate: "),
+    ):
+        output = io.StringIO()
+        draw = make(Console(file=output, width=100, color_system=None))
+        for event in (started, *(EvaluatorStepDone(step=step, total_steps=250) for step in range(1, 251))):
+            draw(event)
+        lines = [line for line in output.getvalue().splitlines() if "evaluator step" in line]
+        assert [line.split(",")[0] for line in lines] == [
+            f"{prefix}evaluator step {step}/250" for step in range(12, 250, 12)
+        ]
+        assert all(re.search(r", eta \d+:\d\d:\d\d$", line) for line in lines)
+
+
 def test_with_eval_every_the_live_table_needs_80_columns_and_fits_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
