@@ -952,7 +952,8 @@ def note_if_named_as_other_data(dataset: Dataset, data_dir: Path | None = None) 
 
     The training split load_dataset gave, unchanged, is that data; so, under a registered name, is
     a part of it (the same images with the same labels: the tests train on 160 of mnist-5k's), which
-    is checked against the registered data in `data_dir` where it is there (~0.3 s for MNIST's 60,000).
+    is checked against the registered data in `data_dir` where it is there: 0.05 s for a third of
+    mnist-5k; hashing 60,000 images of 28x28 takes 0.23 s, beside reading them.
     """
     recorded = canonical_dataset(dataset.name)
     if handed_in(recorded):  # a name of its own: the run records that the data was handed in
