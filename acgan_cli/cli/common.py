@@ -269,11 +269,11 @@ def to_devnull(stream: Any) -> None:
 def _print_traceback(exc: AcganError) -> None:
     """--verbose's traceback of an acgan error, without the note that repeats its hint: the `hint:`
     line printed after it gives the hint (which the CLI may have put in other words)."""
-    notes = getattr(exc, "__notes__", None)
-    if notes is None or exc.hint_note not in notes:
+    notes, hint_note = getattr(exc, "__notes__", None), getattr(exc, "hint_note", None)
+    if notes is None or hint_note not in notes:
         traceback.print_exc()
         return
-    exc.__notes__ = [note for note in notes if note != exc.hint_note]
+    exc.__notes__ = [note for note in notes if note != hint_note]
     try:
         traceback.print_exc()
     finally:

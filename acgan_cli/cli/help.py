@@ -83,9 +83,7 @@ class _PlainWhenNarrow:
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         _format_panels(self, ctx, formatter)
-        if isinstance(
-            self, TyperGroup
-        ):  # each command's first sentence whole, wrapped: click cut it to fit a line
+        if isinstance(self, TyperGroup):  # each command's first sentence, whole: click cut it to a line
             names = [name for name in self.list_commands(ctx) if not self.commands[name].hidden]
             with formatter.section("Commands"):
                 formatter.write_dl(

@@ -917,6 +917,8 @@ class Trainer:
         is emptied before the folder is unlocked: after, another run may already be writing there.
         A Trainer runs once: its folder is unlocked after, and its random streams are spent.
         torch's global random streams are the caller's again on return, as before the Trainer.
+        Called from the main thread with Python's own Ctrl-C handling, Ctrl-C stops it after its
+        step and saves, as `train` does; a second one interrupts at once.
         """
         if self._released:  # a second run() replayed the first one's dropout, in an unlocked folder
             raise UsageError(
@@ -1156,9 +1158,8 @@ def train(
     for name, function in (("on_event", on_event), ("should_stop", should_stop)):
         check_function(function, name)  # Trainer.run checks too, but only once the data and models are loaded
     trainer = Trainer(config, run_dir=run_dir, resume=resume, runs_dir=runs_dir)
-    return trainer.run(
-        on_event=on_event, should_stop=should_stop
-    )  # a run with nothing to resume empties its folder
+    # A run with nothing to resume empties its own folder.
+    return trainer.run(on_event=on_event, should_stop=should_stop)
 
 
 def _caller_outside_this_module() -> tuple[str, int, dict[str, Any]]:

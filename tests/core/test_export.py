@@ -385,7 +385,7 @@ def test_a_read_only_folder_cannot_be_written(trained_run: Path, tmp_path: Path)
     target = folder / "g.safetensors"
     with read_only_folder(folder) as reason:
         with pytest.raises(
-            ex.ExportError, match=rf"^cannot write {re.escape(str(target))}: {reason}$"
+            ex.ExportError, match=rf"(?m)^cannot write {re.escape(str(target))}: {reason}$"
         ) as caught:
             ex.export(trained_run, "safetensors", target)
         assert caught.value.hint == "choose another --out"
