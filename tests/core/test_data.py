@@ -68,7 +68,7 @@ def test_a_folder_without_usable_train_files_is_refused_from_the_headers(tmp_pat
     cannot be a split: it read no file."""
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(DataError, match=r"empty is empty$"):
+    with pytest.raises(DataError, match=r"(?m)empty is empty$"):
         check_split(str(empty), "train")
     test_only = make_idx_folder(tmp_path / "test-only")
     for path in test_only.glob("train-*"):

@@ -407,7 +407,7 @@ def test_folders_that_are_not_a_dataset_of_classes_are_refused_saying_why(tmp_pa
         load_dataset(str(control))
     nothing = tmp_path / "nothing"
     nothing.mkdir()
-    with pytest.raises(DataError, match=r"nothing is empty$") as caught:  # it spoke of IDX files
+    with pytest.raises(DataError, match=r"(?m)nothing is empty$") as caught:  # it spoke of IDX files
         load_dataset(str(nothing))
     assert "or of images in a folder per class" in caught.value.hint
 
