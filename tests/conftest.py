@@ -191,6 +191,42 @@ def plain(text: str) -> str:
     return " ".join(text.split())
 
 
+def on_a_terminal(args: list[str], columns: int = 120, stream: str = "stderr") -> str:
+    """What `acgan ARGS` writes to `stream` ("stderr" or "stdout") when that stream is a terminal of
+    `columns` (120) and the other a pipe; COLUMNS, TERMINAL_WIDTH and NO_COLOR unset, TERM=xterm."""
+    import fcntl
+    import pty
+    import termios
+
+    parent, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    unset = ("NO_COLOR", "COLUMNS", "TERMINAL_WIDTH", "TERM")
+    environment = {k: v for k, v in os.environ.items() if k not in unset}
+    streams = (
+        {"stderr": child, "stdout": subprocess.PIPE}
+        if stream == "stderr"
+        else {"stdout": child, "stderr": subprocess.PIPE}
+    )
+    try:
+        done = subprocess.run([sys.executable, "-m", "acgan_cli", *args], **streams,
+                              env={**environment, "TERM": "xterm"}, check=False, timeout=120)  # fmt: skip
+        assert done.returncode == 0
+        os.set_blocking(parent, False)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(parent, 1 << 16)
+            except (BlockingIOError, OSError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(parent)
+        os.close(child)
+    return b"".join(chunks).decode(errors="replace")
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test runs in its own folder, with its own runs and data folders."""

@@ -12,6 +12,7 @@ from acgan_cli.cli import app
 from tests.conftest import (
     closed_stdout,
     needs_dev_full,
+    on_a_terminal,
     plain,
     run_into_full_stdout,
     run_without_torch,
@@ -327,37 +328,8 @@ def test_help_narrower_than_the_boxes_is_plain_and_loses_no_name_or_word(
 
 def test_help_on_a_narrow_terminal_is_plain_without_being_told_its_width() -> None:
     """The width comes from the terminal itself, as typer's boxes take it, where COLUMNS is unset."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    parent, child = pty.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 70, 0, 0))
-    environment = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
-    try:
-        subprocess.run(
-            [sys.executable, "-m", "acgan_cli", "train", "--help"],
-            stdout=child, stderr=subprocess.DEVNULL, check=True, timeout=60, env={**environment, "TERM": "xterm"},
-        )  # fmt: skip
-        os.close(child)
-        child = -1
-        output = b""
-        while chunk := _read_pty(parent):
-            output += chunk
-    finally:
-        os.close(parent)
-        if child != -1:
-            os.close(child)
-    text = output.decode()
+    text = on_a_terminal(["train", "--help"], columns=70, stream="stdout")
     assert "--no-fake-class-loss" in text and "│" not in text and "Recipe:" in text
-
-
-def _read_pty(fd: int) -> bytes:
-    try:
-        return os.read(fd, 65536)
-    except OSError:  # EIO: the writer has closed its end
-        return b""
 
 
 @pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["--version"]])

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from acgan_cli.cli import app
-from tests.conftest import closed_stdout, plain
+from tests.conftest import closed_stdout, on_a_terminal, plain
 
 runner = CliRunner()
 
@@ -733,44 +733,14 @@ def test_a_damaged_latest_is_said_once_and_the_step_file_written_before_it_used(
     assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr
 
 
-def _stderr_on_a_terminal(args: list[str], columns: int = 120) -> str:
-    """What `acgan ARGS` writes to stderr when stderr is a terminal of `columns` (120)."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    parent, child = pty.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    environment = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "TERM")}
-    try:
-        done = subprocess.run([sys.executable, "-m", "acgan_cli", *args], stderr=child, stdout=subprocess.PIPE,
-                              env={**environment, "TERM": "xterm"}, check=False, timeout=120)  # fmt: skip
-        assert done.returncode == 0
-        os.set_blocking(parent, False)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(parent, 1 << 16)
-            except (BlockingIOError, OSError):
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(parent)
-        os.close(child)
-    return b"".join(chunks).decode(errors="replace")
-
-
 def test_many_images_show_a_bar_on_a_terminal_and_a_few_do_not(run: Path, tmp_path: Path) -> None:
     """100,000 images took 100 s on two cores without a word on the terminal."""
-    many = _stderr_on_a_terminal(
+    many = on_a_terminal(
         ["sample", "--ckpt", str(run), "--n", "2500", "--seed", "1", "-f", "npy", "-o", "m.npy"]
     )
     assert "drawing" in many and "/2500" in many
     assert "drew 2500 images" in many
-    few = _stderr_on_a_terminal(["sample", "--ckpt", str(run), "--n", "5", "-o", "f.png"])
+    few = on_a_terminal(["sample", "--ckpt", str(run), "--n", "5", "-o", "f.png"])
     assert "drawing" not in few and "drew 5 images" in few
     piped = runner.invoke(
         app, ["sample", "--ckpt", str(run), "--n", "2500", "--seed", "1", "-f", "npy", "-o", "p.npy"]
@@ -785,9 +755,7 @@ def test_a_path_wider_than_the_terminal_is_left_whole_for_the_terminal_to_wrap(
     """rich wrapping lines between words on a terminal put real newlines inside any path wider than
     it, and split one at its spaces: a copied checkpoint path no longer opened."""
     out = tmp_path / "a folder with spaces" / ("a-long-name-" * 6 + "three.png")
-    shown = _stderr_on_a_terminal(
-        ["sample", "--ckpt", str(run), "--digit", "3", "--out", str(out)], columns=60
-    )
+    shown = on_a_terminal(["sample", "--ckpt", str(run), "--digit", "3", "--out", str(out)], columns=60)
     line = next(line for line in shown.splitlines() if line.startswith("drew 1 image"))
     assert line.endswith(f"→ {out}")
 
