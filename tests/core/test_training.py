@@ -4,6 +4,7 @@ import gc
 import json
 import math
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -1267,6 +1268,16 @@ def test_data_handed_in_under_a_registered_name_gets_a_note_unless_it_is_that_da
     with pytest.warns(Notice, match=rf"named 'digits', as the folder {tmp_path / 'digits'}, but holds other"):
         Trainer(dataclasses.replace(config, dataset="digits"), run_dir=tmp_path / "folder",
                 dataset=dataclasses.replace(inverted, name="digits")).discard()  # fmt: skip
+    folder = write_idx_folder(tmp_path / "idx", n_train=32, n_test=8)
+    own, on_folder = load_dataset(str(folder)), dataclasses.replace(config, dataset=str(folder))
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "error", Notice
+        )  # a folder's own load, unchanged: known without decoding it again
+        Trainer(on_folder, run_dir=tmp_path / "idx-own", dataset=own).discard()
+    with pytest.warns(Notice, match=rf"as the folder {re.escape(str(folder))}, but holds other"):
+        Trainer(on_folder, run_dir=tmp_path / "idx-other",
+                dataset=dataclasses.replace(own, images=255 - own.images)).discard()  # fmt: skip
 
 
 def test_epochs_that_come_to_more_steps_than_a_run_takes_are_refused(tmp_path: Path, small_dataset) -> None:
