@@ -244,8 +244,8 @@ def evaluate(
         out = stdout_console()
         for table in evaluation_tables(report, out.width if out.is_terminal else None):
             print_table(out, table)
-        for line in evaluation_notes(report):
-            out.print(line, style="dim")
+        for line in evaluation_notes(report):  # a terminal wraps them at words; a log keeps a line each
+            out.print(line, style="dim", soft_wrap=not out.is_terminal)
         print_result(out.file.getvalue().rstrip("\n"), "the scores")
     else:  # only the evaluator was asked for: its path is the result
         print_path(report.evaluator.path, "the evaluator's path", f"{report.evaluator.path} is ready")

@@ -561,6 +561,9 @@ def test_a_narrow_terminal_gets_tables_that_fit_not_cut_numbers_and_wrapped_labe
     rows = _table_cells(text)
     assert len(rows) == 3 * (1 + 1 + 10)  # fd, diversity and its ten classes, once per checkpoint
     assert all(len(row) == 3 and all(row) for row in rows), rows  # no cell wrapped onto a row of its own
+    notes = text[text.rindex("┘") + 1 :].strip().splitlines()  # wrapped at words, not at the edge
+    assert len(notes) > 3 and max(map(len, notes)) <= 60
+    assert "real images: the same metrics with real training images" in " ".join(notes)
     document = json.loads(
         runner.invoke(app, ["evaluate", str(run), *FEW, "--metrics", "fd", "--json"]).stdout
     )
