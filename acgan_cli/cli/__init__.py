@@ -344,8 +344,7 @@ _flags_show_no_type()
 
 app = typer.Typer(
     cls=_OneLineUsageErrors,
-    name="acgan",
-    help="Train, sample, evaluate and export class-conditional GANs (ACGAN).",
+    name="acgan",  # its help is main()'s docstring, examples included
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -385,8 +384,8 @@ def main(
     """Train, sample, evaluate and export class-conditional GANs (ACGAN).
 
     \b
-    acgan train --dataset mnist-5k --epochs 10     # offline, on the shipped digits
-    acgan sample --digit 3 --out three.png        # from the newest run under ./runs
+    acgan train --dataset mnist-5k --epochs 10   # offline, on the shipped digits
+    acgan sample --digit 3 --out three.png       # the newest run under ./runs
     """
     state.verbose = verbose
     state.quiet = quiet

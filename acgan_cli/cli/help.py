@@ -45,12 +45,60 @@ def _format_panels(command: Any, ctx: Any, formatter: Any) -> None:
 _HYPHEN = "\u2011"  # a hyphen that does not break: click wrapped `density-coverage` after its hyphen
 
 
+def _fitted_examples(text: str, width: int) -> str:
+    """`text` with each line of its `\\b` blocks (the examples, which click never wraps) fitted to
+    `width`: a trailing `# comment` goes on a line of its own above its command, and a command still
+    too long goes on over lines ending in ` \\`, as a shell reads it."""
+    paragraphs = text.split("\n\n")
+    for i, paragraph in enumerate(paragraphs):
+        if paragraph.startswith("\b\n"):
+            lines = paragraph.split("\n")
+            paragraphs[i] = "\n".join(
+                [lines[0], *(part for line in lines[1:] for part in _fitted(line, width))]
+            )
+    return "\n\n".join(paragraphs)
+
+
+def _fitted(line: str, width: int) -> list[str]:
+    """One example line as lines of at most `width` columns, where its words allow."""
+    if len(line) <= width:
+        return [line]
+    command, hash_, comment = line.partition("  # ")
+    lines = [f"# {comment.strip()}"] if hash_ else []
+    current, *words = _option_and_value(command.split())
+    for word in words:
+        if len(current) + len(word) + 3 > width:  # " word \"
+            lines.append(f"{current} \\")
+            current = f"    {word}"
+        else:
+            current = f"{current} {word}"
+    return [*lines, current]
+
+
+def _option_and_value(words: list[str]) -> list[str]:
+    """`words` with each option joined to its value (`--out x.png`) and each redirection to its file
+    (`> x.npy`): never split over two lines."""
+    joined: list[str] = []
+    for word in words:
+        last = joined[-1] if joined else ""
+        if (last.startswith("-") and " " not in last and not word.startswith("-")) or last in {
+            ">",
+            ">>",
+            "<",
+        }:
+            joined[-1] = f"{joined[-1]} {word}"
+        else:
+            joined.append(word)
+    return joined
+
+
 def _unbroken_words(formatter_class: type) -> type:
     """`formatter_class` wrapping text only at spaces: a word a help names (`fashion-mnist`,
     `--no-ema`) stays on one line, whole, as it is typed."""
 
     class Formatter(formatter_class):  # type: ignore[misc,valid-type]
         def write_text(self, text: str) -> None:
+            text = _fitted_examples(text, self.width - self.current_indent)
             super().write_text(text.replace("-", _HYPHEN))
 
         def write_dl(self, rows: Any, *args: Any, **kwargs: Any) -> None:

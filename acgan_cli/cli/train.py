@@ -403,7 +403,7 @@ def train(
     acgan train --dataset /usr/share/datasets/fashion-mnist
     acgan train --dataset pets --img-size 64      # pets/cat/*.jpg, pets/dog/*.jpg
     acgan train --resume runs/00001-mnist-5k --epochs 20
-    acgan train --dataset mnist-5k --recipe reference   # the reference script's losses
+    acgan train --dataset mnist-5k --recipe reference  # the reference's losses
 
     The run folder's path is printed on stdout; progress goes to stderr.
     """

@@ -326,6 +326,49 @@ def test_help_narrower_than_the_boxes_is_plain_and_loses_no_name_or_word(
     assert titles == panels and len(panels) >= 2
 
 
+def _examples(command: list[str]) -> list[str]:
+    """The example lines of a command's help: its `\\b` block, which click never wraps."""
+    import inspect
+
+    import typer
+
+    target = typer.main.get_command(app)
+    for name in command:
+        target = target.commands[name]
+    blocks = [p for p in inspect.cleandoc(target.help).split("\n\n") if p.startswith("\b\n")]
+    return [line for block in blocks for line in block.splitlines()[1:]]
+
+
+@pytest.mark.parametrize("columns", [80, 79, 60, 40])
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["evaluate"], ["export"]])
+def test_each_example_in_the_help_reads_as_it_is_typed_at_any_width(command: list[str], columns: int) -> None:
+    """The examples ran past a narrow terminal's edge and it broke them mid-word, or, in the boxes,
+    rich wrapped a comment's last word to the start of a line of its own, where it read as a
+    command. At 80 columns each example is on a line of its own; narrower, its comment goes above
+    it and a command too long for the width goes on over lines ending in ` \\`."""
+    # terminal_width: click's own layout takes the terminal's width from the context, set by the runner
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": str(columns)}, terminal_width=columns)
+    assert result.exit_code == 0
+    examples = _examples(command)
+    assert len(examples) >= 2
+    lines = [line.strip(" │") for line in result.stdout.splitlines()]
+    if columns >= 80:
+        assert [example for example in examples if example not in lines] == []
+        return
+    text = "\n".join(lines).replace(" \\\n", " ")  # continued lines joined, as a shell reads them
+    read = [" ".join(line.split()) for line in text.splitlines()]
+    for example in examples:  # whole on its line, or its comment on the line above
+        command_part, _, comment = (" ".join(part.split()) for part in example.partition("  # "))
+        whole = " ".join(example.split()) in read
+        above = command_part in read and (not comment or read[read.index(command_part) - 1] == f"# {comment}")
+        assert whole or above, example
+    head = result.stdout.split("\nOptions:")[0].splitlines()  # the usage and the text above the options
+    too_long = [line for line in head if len(line) > max(columns, 50)]  # click's: never narrower than 50
+    assert [
+        line for line in too_long if len(line.removesuffix(" \\").split()) > 1
+    ] == []  # only a word too long
+
+
 def test_help_on_a_narrow_terminal_is_plain_without_being_told_its_width() -> None:
     """The width comes from the terminal itself, as typer's boxes take it, where COLUMNS is unset."""
     text = on_a_terminal(["train", "--help"], columns=70, stream="stdout")
