@@ -677,11 +677,14 @@ def _run(trainer: Trainer, console: Console) -> None:
             console.print(f"{STOP_WORDS[stop.signum]} during the last step: the run finished all the same")
         if not state.quiet:
             ran = result.step - trainer.start_step
-            rate = ran * config.batch_size / max(result.seconds, 1e-9)
+            images = ran * config.batch_size
+            rate = images / max(result.step_seconds, 1e-9)  # the figure the log lines and the table gave
+            overall = images / max(result.seconds, 1e-9)  # with start-up, checkpoints, grids, evaluations
             resumed = f" (from step {trainer.start_step} to {result.step})" if trainer.start_step else ""
             console.print(
                 f"done: {ran} step{'' if ran == 1 else 's'}{resumed} in {result.seconds:.1f} s "
-                f"({rate:,.0f} images/s); samples in {result.run_dir / 'samples'}, checkpoint {result.checkpoint}"
+                f"({rate:,.0f} images/s in the steps, {overall:,.0f} in all); "
+                f"samples in {result.run_dir / 'samples'}, checkpoint {result.checkpoint}"
             )
         _print_run_dir(result.run_dir, stopped=False)
 

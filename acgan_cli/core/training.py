@@ -128,7 +128,8 @@ class TrainResult:
     total_steps: int
     checkpoint: Path | None  # the last one written, else the one resumed (None: a new run stopped before any)
     interrupted: bool
-    seconds: float
+    seconds: float  # the whole run: its first step's warm-up, checkpoints, grids and evaluations included
+    step_seconds: float = 0.0  # the logged windows' alone: what their images/s figures are measured over
 
 
 class _Window:
@@ -1030,7 +1031,7 @@ class Trainer:
         if self.resumed_from and not self.new_run_dir:
             self._drop_samples_after_checkpoint()
         self._install_global_rng_states()
-        started = time.perf_counter()
+        started, step_seconds = time.perf_counter(), 0.0
         on_event(self._run_started(history))
         sampled = config.sample_every > 0 and self.step % config.sample_every == 0
         if self.resumed_from and not self.new_run_dir and sampled and not self._grid_path().exists():
@@ -1057,7 +1058,9 @@ class Trainer:
         with self._appender(self.run_dir / "metrics.jsonl") as append_metrics:
 
             def log(epoch: int, evaluate: bool = False) -> Metrics:
+                nonlocal step_seconds
                 metrics = window.read(self.step, batch, self._diverged)
+                step_seconds += metrics.seconds
                 record = {
                     "step": self.step,
                     "epoch": epoch,
@@ -1131,7 +1134,9 @@ class Trainer:
         seconds = time.perf_counter() - started
         final = self.last_checkpoint
         on_event(RunFinished(self.run_dir, self.step, self.total_steps, final, seconds, interrupted))
-        return TrainResult(self.run_dir, self.step, self.total_steps, final, interrupted, seconds)
+        return TrainResult(
+            self.run_dir, self.step, self.total_steps, final, interrupted, seconds, step_seconds
+        )
 
 
 def train(
