@@ -566,8 +566,16 @@ def format_for(path: str | Path) -> str | None:
 
 
 def default_output(checkpoint: Path, fmt: str) -> Path:
-    """Next to the checkpoint, its stem plus the format's suffix: latest.safetensors -> latest.onnx."""
-    return checkpoint.with_name(checkpoint.stem + FORMATS[fmt].suffix)
+    """Next to the checkpoint, its stem plus the format's suffix: latest.safetensors -> latest.onnx.
+
+    A generator file's ".generator", which a safetensors export put there (latest.generator.safetensors),
+    is dropped: its exports are named as its checkpoint's are (latest.onnx), where a safetensors
+    re-export was named latest.generator.generator.safetensors. As safetensors, that name is the file
+    itself, which `_target` refuses: the user names the new file.
+    """
+    marker = FORMATS["safetensors"].suffix.removesuffix(FORMATS["safetensors"].extension)  # ".generator"
+    stem = checkpoint.stem.removesuffix(marker) or checkpoint.stem  # a file named .generator.safetensors
+    return checkpoint.with_name(stem + FORMATS[fmt].suffix)
 
 
 def _with_article(name: str) -> str:

@@ -424,6 +424,34 @@ def test_a_re_exported_generator_still_says_its_weights_are_the_ema(run: Path, t
     ] == "true"  # and the file says so
 
 
+def test_a_generator_file_re_exported_is_named_as_its_checkpoint(run: Path) -> None:
+    """A generator file's re-export kept its `.generator`: latest.generator.generator.safetensors. As
+    safetensors, the default name is now the file itself, refused as an --out naming it is."""
+    checkpoints = run / "checkpoints"
+    generator = checkpoints / "latest.generator.safetensors"
+    result = runner.invoke(app, ["-q", "export", str(run), "-f", "safetensors"])
+    assert (result.exit_code, result.stdout) == (0, f"{generator}\n"), result.stderr
+    before = generator.read_bytes()
+    result = runner.invoke(app, ["-q", "export", str(generator), "-f", "torchscript"])
+    assert (result.exit_code, result.stdout) == (0, f"{checkpoints / 'latest.torchscript.pt'}\n"), (
+        result.stderr
+    )
+    result = runner.invoke(app, ["export", str(generator), "-f", "safetensors"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: Invalid value for --out: {generator} is the checkpoint being exported; export never overwrites it",
+        "hint: choose another --out",
+    ]
+    assert generator.read_bytes() == before
+    assert sorted(p.name for p in checkpoints.iterdir()) == [
+        "latest.generator.safetensors",
+        "latest.safetensors",
+        "latest.torchscript.pt",
+        "step-00000012.safetensors",
+    ]
+
+
 def test_the_comparison_table_in_a_narrow_log_is_never_cut(
     run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -498,6 +498,29 @@ def test_default_names_and_formats_from_extensions() -> None:
         "safetensors": "latest.generator.safetensors",
     }
     assert ex.default_output(latest, "onnx").parent == latest.parent
+    # A generator file a safetensors export wrote is named as its checkpoint: it gave
+    # latest.generator.onnx, and latest.generator.generator.safetensors. As safetensors, the name is
+    # the file's own, which is refused (tests/cli: test_a_generator_file_re_exported_is_named_as_its_checkpoint).
+    generator = latest.with_name("latest.generator.safetensors")
+    names = {fmt: ex.default_output(generator, fmt).name for fmt in ex.FORMATS}
+    assert names == {
+        "onnx": "latest.onnx",
+        "torchscript": "latest.torchscript.pt",
+        "pt2": "latest.pt2",
+        "safetensors": "latest.generator.safetensors",
+    }
+    others = (
+        "g.safetensors",
+        "step-00000078.generator.safetensors",
+        ".generator.safetensors",
+        "generator.safetensors",
+    )
+    assert [ex.default_output(Path(name), "pt2").name for name in others] == [
+        "g.pt2",
+        "step-00000078.pt2",
+        ".generator.pt2",  # nothing but the marker: kept, as a name
+        "generator.pt2",
+    ]
     names = (
         "g.onnx",
         "g.PT",
