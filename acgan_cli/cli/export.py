@@ -109,7 +109,7 @@ def export(
         bool,
         typer.Option(
             "--half",
-            help="safetensors: store the weights as float16 (half the size).",
+            help="safetensors: store the weights as float16 (half the size). A float16 file stays float16 without it.",
             rich_help_panel=FORMAT,
         ),
     ] = False,

@@ -36,6 +36,8 @@ from acgan_cli import __version__
 from acgan_cli.core.checkpoint import (
     EXPORT_METADATA_FILE,
     CheckpointInfo,
+    generator_of,
+    load_checkpoint,
     load_generator,
     read_info,
     refuse_to_overwrite_checkpoint,
@@ -78,7 +80,7 @@ class ExportOptions:
     """Format-specific choices; each format accepts only the ones in its `options`."""
 
     opset: int | None = None  # ONNX operator set; None = MIN_ONNX_OPSET, which the most runtimes load
-    half: bool = False  # safetensors: store floating-point weights as float16
+    half: bool = False  # safetensors: float16 weights (a float16 checkpoint's stay float16 anyway)
 
 
 @dataclass(frozen=True)
@@ -727,6 +729,15 @@ def _check_format(fmt: str, options: ExportOptions) -> ExportFormat:
     return spec
 
 
+def _float16_weights(info: CheckpointInfo, tensors: dict[str, torch.Tensor]) -> bool:
+    """Whether the generator's floating-point weights in a checkpoint's `tensors` are all float16."""
+    import torch
+
+    prefix = "generator_ema." if info.has_ema else "generator."  # the ones generator_of loads
+    weights = [t for name, t in tensors.items() if name.startswith(prefix) and t.is_floating_point()]
+    return bool(weights) and all(t.dtype == torch.float16 for t in weights)
+
+
 def export(
     checkpoint: str | Path,
     fmt: str | None = None,
@@ -741,6 +752,8 @@ def export(
     another format (ONNX as m.pt2) is written as asked, with a Notice (a warning) saying so.
 
     `checkpoint` is a file or a run folder; `out` a file or folder (default: `default_output`).
+    `half` stores the weights as float16 (safetensors); a checkpoint whose weights are float16 is
+    written float16 with or without it, as float32 would only double the file.
     `tolerance` defaults to TOLERANCE (HALF_TOLERANCE with `half`). Raises UsageError for
     options that cannot work, CheckpointError for an unreadable checkpoint, and ExportError
     when the file cannot be written or does not compute the same images; then no file is left.
@@ -775,11 +788,18 @@ def export(
     target = _target(out, info.path, fmt)
     asked_tolerance = tolerance is not None
     tolerance = tolerance if tolerance is not None else HALF_TOLERANCE if half else TOLERANCE
+    import torch
+
     # what `checkpoint` names now: a run still training there may have replaced or pruned that file
-    generator, loaded = load_generator(checkpoint)
+    loaded, tensors = load_checkpoint(checkpoint)
+    generator = generator_of(loaded, tensors, torch.device("cpu"))
     if loaded.path != info.path:
         target = _target(out, loaded.path, fmt)
     info = loaded
+    # A float16 file (`--half`'s) re-exported became float32: twice the size, and not a bit more precise.
+    if "half" in spec.options and not options.half and _float16_weights(info, tensors):
+        options = replace(options, half=True)  # exactly its weights again: the tolerance stays float32's
+    del tensors
     reference = _reference(generator, info)
     messages: list[str] = []
     # Once the file is in place, a Ctrl-C or SIGTERM (a KeyboardInterrupt) carries its path: the CLI

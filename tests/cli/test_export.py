@@ -169,8 +169,13 @@ def test_sample_draws_from_an_exported_generator(run: Path, tmp_path: Path) -> N
     for args in (["-o", "g.safetensors"], ["-f", "safetensors", "--half", "-o", "half.safetensors"]):
         result = runner.invoke(app, ["export", str(run), *args])
         assert result.exit_code == 0, result.stderr
+    # Exported again without --half, float16 stays float16 (it became float32: twice the size, no gain).
+    result = runner.invoke(app, ["export", "half.safetensors", "-o", "again.safetensors", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["details"] == {"dtype": "float16"} and "dtype float16" in result.stderr
+    assert (tmp_path / "again.safetensors").stat().st_size == (tmp_path / "half.safetensors").stat().st_size
     pixels = {}
-    for source in (str(run), "g.safetensors", "half.safetensors"):
+    for source in (str(run), "g.safetensors", "half.safetensors", "again.safetensors"):
         result = runner.invoke(
             app, ["sample", "--ckpt", source, "--digit", "3", "--n", "4", "--seed", "1", "--out", "x.png"]
         )
@@ -178,6 +183,7 @@ def test_sample_draws_from_an_exported_generator(run: Path, tmp_path: Path) -> N
         pixels[source] = np.asarray(Image.open(tmp_path / "x.png"), dtype=int)
     assert np.array_equal(pixels[str(run)], pixels["g.safetensors"])  # float32: the same pixels
     assert np.abs(pixels[str(run)] - pixels["half.safetensors"]).max() <= 1  # float16: within a grey level
+    assert np.array_equal(pixels["half.safetensors"], pixels["again.safetensors"])
 
 
 def test_default_path_is_next_to_the_checkpoint_and_out_picks_the_format(run: Path, tmp_path: Path) -> None:

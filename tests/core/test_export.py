@@ -310,6 +310,32 @@ def test_half_safetensors_is_float16_within_one_grey_level(
     assert result.size_bytes < 0.6 * exports["safetensors"].size_bytes
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+def test_a_float16_file_re_exported_stays_float16(
+    exports: dict[str, ex.ExportResult], trained_run: Path, tmp_path: Path
+) -> None:
+    """A --half file exported again without --half became float32: twice the size, no more precise."""
+    half = ex.export(trained_run, "safetensors", tmp_path / "half.safetensors", half=True).path
+    again = ex.export(half, "safetensors", tmp_path / "again.safetensors")
+    assert again.details == {"dtype": "float16"}
+    assert {t.dtype for t in load_file(again.path).values() if t.is_floating_point()} == {torch.float16}
+    assert again.size_bytes == half.stat().st_size < 0.6 * exports["safetensors"].size_bytes
+    # The same weights exactly, so float32's tolerance holds, and the same images as the file read.
+    assert again.max_abs_error == 0 and again.tolerance == ex.TOLERANCE
+    z, labels = latents(3, 8, seed=2), random_labels(3, 10, seed=2)
+    with torch.inference_mode():
+        assert torch.equal(
+            ckpt.load_generator(again.path)[0](z, labels), ckpt.load_generator(half)[0](z, labels)
+        )
+    # A float32 file stays float32, and the other formats are float32 whatever the file held.
+    assert ex.export(exports["safetensors"].path, "safetensors", tmp_path / "f32.safetensors").details == {
+        "dtype": "float32"
+    }
+    program = ex.export(half, "torchscript", tmp_path / "g.pt").path
+    weights = torch.jit.load(str(program)).state_dict().values()
+    assert {t.dtype for t in weights if t.is_floating_point()} == {torch.float32}
+
+
 def test_failed_verification_leaves_the_old_file_and_no_other(trained_run: Path, tmp_path: Path) -> None:
     target = tmp_path / "g.safetensors"
     target.write_bytes(b"old")
