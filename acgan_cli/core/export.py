@@ -71,8 +71,22 @@ HALF_TOLERANCE = 2 / 255  # float16 weights: at most one 8-bit grey level
 MIN_ONNX_OPSET = 18  # torch's ONNX exporter implements opset 18 up; below it may silently keep 18
 INPUT_NAMES = ("z", "labels")
 OUTPUT_NAME = "images"
+BATCH_AXIS = "batch"  # the name of the one dynamic axis, shared by the inputs and the output
 # Loggers of the exporters, whose notes (deprecations, opset conversion) would otherwise reach stderr.
 EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "torch.jit", "torch._dynamo", "onnxscript", "onnx_ir")
+# What the exporters say of nothing but the call acgan makes, as whole lines of `messages`: left out
+# of it, where they buried what a user might act on or put in a bug report (torch's deprecations).
+EXPORTER_NOISE = frozenset(
+    {
+        # torch.onnx, of the one batch axis both inputs share (_dynamic_batch), as asked: the file names it once
+        f"UserWarning: # The axis name: {BATCH_AXIS} will not be used, since it shares the same shape "
+        f"constraints with another axis: {BATCH_AXIS}.",
+        # torch.export.save, of weights that share memory: a risk for weights off the CPU, and export
+        # loads them onto it (and the comparison afterwards proves the file)
+        "UserWarning: No complete tensor found in the group! Returning the first one. "
+        "This may cause issues when your weights are not on CPU.",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -180,7 +194,7 @@ def _dynamic_batch() -> dict[str, dict[int, Any]]:
     """torch.export's dynamic_shapes: one shared, named batch axis for both inputs."""
     import torch
 
-    batch = torch.export.Dim("batch")
+    batch = torch.export.Dim(BATCH_AXIS)
     return {name: {0: batch} for name in INPUT_NAMES}
 
 
@@ -190,12 +204,15 @@ class _ListHandler(logging.Handler):
         self.messages = messages
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(f"{record.name}: {record.getMessage()}")
+        line = f"{record.name}: {record.getMessage()}"
+        if line not in EXPORTER_NOISE:
+            self.messages.append(line)
 
 
 @contextlib.contextmanager
 def _collected_diagnostics(messages: list[str]) -> Iterator[None]:
-    """Keep the exporters' warnings and log lines off the terminal, appending them to `messages`.
+    """Keep the exporters' warnings and log lines off the terminal, appending them to `messages`
+    (all but EXPORTER_NOISE).
 
     The comparison afterwards is what proves a file; deprecation notes and opset conversion
     chatter would only bury it. The CLI shows them under --verbose.
@@ -211,7 +228,8 @@ def _collected_diagnostics(messages: list[str]) -> Iterator[None]:
             try:
                 yield
             finally:
-                messages.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+                lines = (f"{w.category.__name__}: {w.message}" for w in caught)
+                messages.extend(line for line in lines if line not in EXPORTER_NOISE)
     finally:
         for logger, (handlers, propagate) in zip(loggers, saved, strict=True):
             logger.handlers, logger.propagate = handlers, propagate

@@ -103,6 +103,16 @@ def _readme_example() -> str:
     return match.group(1)
 
 
+def test_json_messages_leave_out_torchs_notes_on_our_own_onnx_export(run: Path, tmp_path: Path) -> None:
+    """`--json`'s messages said "The axis name: batch will not be used, since it shares the same shape
+    constraints with another axis: batch", of the one batch axis both inputs share, as asked."""
+    result = runner.invoke(app, ["export", str(run), "-o", "g.onnx", "--json"])
+    assert result.exit_code == 0, result.stderr
+    messages = json.loads(result.stdout)["messages"]
+    assert not any("axis name" in message for message in messages), messages
+    assert onnx.load(tmp_path / "g.onnx").graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
 @pytest.mark.parametrize("source", ["test constant", "README.md"])
 def test_readme_example_draws_a_digit_with_onnxruntime_and_numpy_only(
     source: str, onnx_export: tuple[Result, Path], tmp_path: Path

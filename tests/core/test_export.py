@@ -73,6 +73,19 @@ def test_every_format_matches_pytorch_at_two_batch_sizes(exports: dict[str, ex.E
     ]
 
 
+def test_messages_keep_what_torch_says_to_a_user_and_not_its_notes_on_our_own_call(
+    exports: dict[str, ex.ExportResult],
+) -> None:
+    """Every ONNX export's messages said "The axis name: batch will not be used" (the one axis both
+    inputs share, as asked), and every pt2 export's "No complete tensor found in the group" (weights
+    that share memory, a risk only off the CPU): what a user should read, or report, was buried."""
+    for fmt, result in exports.items():
+        assert not any("axis name" in m or "No complete tensor" in m for m in result.messages), fmt
+        assert not set(result.messages) & ex.EXPORTER_NOISE, fmt
+    # torch's own word on the format stays: PyTorch deprecates TorchScript
+    assert any("`torch.jit.trace` is deprecated" in m for m in exports["torchscript"].messages)
+
+
 def test_onnx_file_is_checked_dynamic_and_self_describing(exports: dict[str, ex.ExportResult]) -> None:
     model = onnx.load(exports["onnx"].path)
     onnx.checker.check_model(model, full_check=True)
