@@ -646,6 +646,14 @@ def _staged(target: Path, extension: str) -> Iterator[Path]:
                     parent.rmdir()
 
 
+def _check_writable(target: Path, extension: str) -> None:
+    """The ExportError that staging the export for `target` would raise (a read-only folder, a file
+    where a folder should be), now: it came after the format's imports, the loading and the export,
+    seconds of them. The folders made for it go again; the export stages afresh, and so checks again."""
+    with _staged(target, extension):
+        pass
+
+
 def _write_error(target: Path, folder: Path, exc: OSError) -> ExportError:
     """Why the export, staged in `folder`, could not be written. A folder other than the target's (a
     stream's: the temporary folder) is named: "cannot write /dev/stdout" sent the user to free room
@@ -736,15 +744,19 @@ def _check_format(fmt: str, options: ExportOptions) -> ExportFormat:
         detail = f"applies to --format {owners} only (not {fmt})"
         hint = f"drop --{option}, or export with --format {owners}"
         raise UsageError(f"--{option} {detail}", hint=hint, option=option, detail=detail)
+    return spec
+
+
+def _check_requirements(spec: ExportFormat) -> None:
+    """An ExportError naming the modules `spec` needs that are not installed (importing them takes seconds)."""
     missing = _missing_modules(spec.requires)
     if missing:
         raise ExportError(
-            f"--format {fmt} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            f"--format {spec.name} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
             "not installed",
             # what works however acgan was installed (from a wheel, `pip install -e '.[onnx]'` finds no project)
             hint=f"pip install {' '.join(missing)}, or export with --format torchscript or pt2, which need none of it",
         )
-    return spec
 
 
 def _float16_weights(info: CheckpointInfo, tensors: dict[str, torch.Tensor]) -> bool:
@@ -800,10 +812,12 @@ def export(
     fmt = fmt or format_from_name(out)  # as `acgan export` picks it
     options = ExportOptions(opset=opset, half=half)
     spec = _check_format(fmt, options)
-    if spec.resolve is not None:
-        options = spec.resolve(options)
     info = read_info(checkpoint)
     target = _target(out, info.path, fmt)
+    _check_writable(target, spec.extension)  # before the format's imports: onnx's take seconds
+    _check_requirements(spec)
+    if spec.resolve is not None:
+        options = spec.resolve(options)
     asked_tolerance = tolerance is not None
     tolerance = tolerance if tolerance is not None else HALF_TOLERANCE if half else TOLERANCE
     import torch

@@ -357,6 +357,33 @@ def test_an_unwritable_output_exits_1_and_leaves_no_partial_file(run: Path, tmp_
         assert sorted(tmp_path.rglob("*")) == before
 
 
+def test_an_unwritable_output_fails_before_anything_is_imported_or_loaded(run: Path, tmp_path: Path) -> None:
+    """A read-only --out folder was found only once the model was loaded and exported, seconds later:
+    the same error now comes before torch or onnx is even imported."""
+    (tmp_path / "read-only").mkdir()
+    code = (
+        "import sys\n"
+        "from acgan_cli.cli import app\n"
+        "try:\n"
+        "    app(sys.argv[1:], prog_name='acgan')\n"
+        "except SystemExit as exc:\n"
+        "    print(exc.code)\n"
+        "print(sorted({'torch', 'onnx', 'onnxruntime', 'onnxscript'} & set(sys.modules)))\n"
+    )
+    with read_only_folder(tmp_path / "read-only") as reason:
+        for out in ("read-only/g.onnx", "read-only/new/g.pt2"):  # a folder to make there too
+            done = subprocess.run(
+                [sys.executable, "-c", code, "export", str(run), "--out", out],
+                cwd=tmp_path, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert done.stdout.splitlines() == ["1", "[]"], done.stderr
+            assert done.stderr.splitlines() == [
+                f"error: cannot write {out}: {reason}",
+                "hint: choose another --out",
+            ]
+        assert list((tmp_path / "read-only").iterdir()) == []
+
+
 def test_help_lists_the_formats_without_importing_torch() -> None:
     out, imported_torch = run_without_torch(["export", "--help"])
     assert not imported_torch
