@@ -614,7 +614,14 @@ def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
         target = destination(given) / name if into else destination(given)
     # Whatever chose the name (a checkpoint named model.onnx has itself as its default output).
     final = output_destination(target)  # a link's target is written, the link kept: the default name too
-    refuse_to_overwrite_checkpoint(final, "export", reading=checkpoint)
+    try:
+        refuse_to_overwrite_checkpoint(final, "export", reading=checkpoint)
+    except UsageError as exc:
+        if out is not None:
+            raise
+        # No --out was given: "Invalid value for --out" sent the user to an option they never used.
+        detail = f"the default name for this export, {final}, is the checkpoint being exported"
+        raise UsageError(detail, hint="name the new file with --out") from exc
     return final
 
 

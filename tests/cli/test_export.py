@@ -469,7 +469,7 @@ def test_a_re_exported_generator_still_says_its_weights_are_the_ema(run: Path, t
 
 def test_a_generator_file_re_exported_is_named_as_its_checkpoint(run: Path) -> None:
     """A generator file's re-export kept its `.generator`: latest.generator.generator.safetensors. As
-    safetensors, the default name is now the file itself, refused as an --out naming it is."""
+    safetensors, the default name is now the file itself, refused, as the default name."""
     checkpoints = run / "checkpoints"
     generator = checkpoints / "latest.generator.safetensors"
     result = runner.invoke(app, ["-q", "export", str(run), "-f", "safetensors"])
@@ -483,8 +483,8 @@ def test_a_generator_file_re_exported_is_named_as_its_checkpoint(run: Path) -> N
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"error: Invalid value for --out: {generator} is the checkpoint being exported; export never overwrites it",
-        "hint: choose another --out",
+        f"error: the default name for this export, {generator}, is the checkpoint being exported",
+        "hint: name the new file with --out",
     ]
     assert generator.read_bytes() == before
     assert sorted(p.name for p in checkpoints.iterdir()) == [
