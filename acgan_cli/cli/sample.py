@@ -132,14 +132,17 @@ def _write(path: Path, data: bytes, numbered_in: Path | None, stem: str, fmt: st
 def _default_stem(class_names: tuple[str, ...], class_index: int | None, grid: bool) -> str:
     """The default file name's stem: `sample-<class>`, `sample-random` for mixed classes, or `grid`.
 
-    Never a stem that another's numbered copy takes: a plain `sample` would go on to
-    `sample-1`, which is class 1's name.
+    Never a stem that another's name or numbered copy takes: a plain `sample` would go on to
+    `sample-1`, which is class 1's name, and a class named `random` (or `Random`, on a file system
+    that ignores case) to `sample-class-random`, as mixed classes take `sample-random`.
     """
     if grid:
         return "grid"
     if class_index is None:
         return "sample-random"
     slug = re.sub(r"\W+", "-", class_names[class_index]).strip("-_")  # letters of any script stay
+    if re.fullmatch(r"random(-\d+)?", slug, flags=re.IGNORECASE):
+        slug = f"class-{slug}"
     return f"sample-{slug or class_index}"
 
 

@@ -371,10 +371,11 @@ def write_new(path: Path, data: bytes) -> bool:
 def _staged(path: Path, data: bytes) -> Iterator[Path]:
     """`data` in a temporary beside `path` (the caller syncs it as it puts it in place), removed on
     the way out, whatever became of it; an OSError about the temporary is reported as one about
-    `path`, the file the caller named."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    `path`, the file the caller named. The folders made for it go again if it was not written."""
+    made = [parent for parent in path.parents if not parent.exists()]  # innermost first
     tmp = temporary_path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)
         yield tmp
     except OSError as exc:
@@ -384,3 +385,7 @@ def _staged(path: Path, data: bytes) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):  # a failing cleanup must not hide why the write failed
             tmp.unlink(missing_ok=True)
+        if not path.exists():  # a failed write leaves no empty folders behind (a full disk, ulimit -f)
+            for parent in made:
+                with contextlib.suppress(OSError):  # one something else was put into meanwhile stays
+                    parent.rmdir()

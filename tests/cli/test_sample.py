@@ -154,6 +154,24 @@ def test_a_file_size_limit_on_stdout_is_an_error_not_a_cut_off_file(run: Path, t
     assert "drew" not in result.stderr
 
 
+def test_a_write_that_fails_leaves_no_folders_it_made(run: Path, tmp_path: Path) -> None:
+    """`--out new/deeper/x.png` makes its folders; a write that then failed (a full disk, a file-size
+    limit) left them behind, empty, where export removes its own."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+
+    args = [*SEVENS[:4], "--ckpt", str(run), "--digit", "7", "--out", "new/deeper/seven.png"]
+    result = subprocess.run(args, capture_output=True, text=True, preexec_fn=limit, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot write new/deeper/seven.png: File too large"), result.stderr
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()  # a folder that was there stays
+    args = [*args[:-1], "kept/deeper/seven.png"]
+    assert subprocess.run(args, capture_output=True, preexec_fn=limit, check=False).returncode == 1
+    assert list((tmp_path / "kept").iterdir()) == []
+
+
 def test_a_reader_that_stops_early_ends_sample_quietly(run: Path) -> None:
     sampler = subprocess.Popen(SEVENS, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert sampler.stdout.read(10) == b"\x93NUMPY\x01\x00v\x00"  # npy magic, version, header length
@@ -663,11 +681,15 @@ def test_default_names_never_take_another_class_name(run: Path, tmp_path: Path) 
     ]
     from acgan_cli.cli.sample import _default_stem
 
-    names = ("ä", "T-shirt/top", "???")
-    assert [_default_stem(names, i, grid=False) for i in range(3)] == [
+    names = ("ä", "T-shirt/top", "???", "random", "Random", "random 2", "randomly")
+    assert [_default_stem(names, i, grid=False) for i in range(len(names))] == [
         "sample-ä",
         "sample-T-shirt-top",
         "sample-2",
+        "sample-class-random",  # `sample-random` is mixed classes' name, `sample-random-2` its copy's
+        "sample-class-Random",
+        "sample-class-random-2",
+        "sample-randomly",
     ]
 
 
