@@ -560,6 +560,12 @@ def _read_header(path: Path, source: Path | None = None) -> tuple[dict[str, Any]
 
 def _acgan_metadata(path: Path, header: dict[str, Any]) -> dict[str, str]:
     metadata = header.get("__metadata__")
+    if isinstance(metadata, dict) and metadata.get("format") == EVALUATOR_FORMAT_NAME:
+        raise CheckpointError(
+            f"{path} is an evaluator (what acgan evaluate measures with), not a checkpoint",
+            hint="give it to `acgan evaluate --evaluator`; here, a .safetensors file written by `acgan train`, "
+            "or a run folder",
+        )
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         raise CheckpointError(
             f"{path} is a safetensors file but not an acgan checkpoint", hint=NOT_A_CHECKPOINT_HINT

@@ -357,11 +357,16 @@ def test_bad_checkpoints_exit_1_in_one_line(run: Path, tmp_path: Path) -> None:
     (tmp_path / "truncated.safetensors").write_bytes(good[: len(good) // 3])
     (tmp_path / "model.pt").write_bytes(pickle.dumps({"a": 1}))
     save_file({"w": torch.ones(2)}, tmp_path / "foreign.safetensors")
+    # what evaluate caches, by its format (it was "not an acgan checkpoint", a file acgan wrote)
+    save_file(
+        {"w": torch.ones(2)}, tmp_path / "evaluator.safetensors", metadata={"format": "acgan-evaluator"}
+    )
     cases = {
         "missing.safetensors": "does not exist",
         "truncated.safetensors": "is damaged",
         "model.pt": "never loads pickle",
         "foreign.safetensors": "is a safetensors file but not an acgan checkpoint",
+        "evaluator.safetensors": "is an evaluator (what acgan evaluate measures with), not a checkpoint",
     }
     for name, expected in cases.items():
         result = runner.invoke(app, ["sample", "--digit", "1", "--ckpt", name])
