@@ -620,8 +620,9 @@ def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
         if out is not None:
             raise
         # No --out was given: "Invalid value for --out" sent the user to an option they never used.
-        detail = f"the default name for this export, {final}, is the checkpoint being exported"
-        raise UsageError(detail, hint="name the new file with --out") from exc
+        raise UsageError(
+            f"{exc.detail} (it is this export's default name)", hint="name the new file with --out"
+        ) from exc
     return final
 
 

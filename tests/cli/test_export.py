@@ -483,7 +483,8 @@ def test_a_generator_file_re_exported_is_named_as_its_checkpoint(run: Path) -> N
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"error: the default name for this export, {generator}, is the checkpoint being exported",
+        f"error: {generator} is the checkpoint being exported; export never overwrites it (it is this export's "
+        "default name)",
         "hint: name the new file with --out",
     ]
     assert generator.read_bytes() == before
