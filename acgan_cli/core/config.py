@@ -10,6 +10,7 @@ import json
 import numbers
 import os
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -161,6 +162,22 @@ def check_device(device: str) -> None:
     )
 
 
+def device_as_named(device: Any) -> Any:
+    """`device` as a config stores it: a torch.device by its name as --device takes it ("cpu",
+    "cuda:1"; `devices.device_name`), so that it goes into checkpoints and config.json as text;
+    anything else as it is, for the type and value checks. `load_generator` took a torch.device, and
+    the configs refused one as "must be a string".
+
+    torch is not imported for it: without torch imported, `device` cannot be a torch.device.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(device, torch.device):
+        from acgan_cli.core.devices import device_name
+
+        return device_name(device)
+    return device
+
+
 def check_precision(precision: str) -> None:
     """A ConfigError unless `precision` is one of PRECISIONS."""
     require(
@@ -296,7 +313,7 @@ class TrainConfig:
     g_width: int = 128  # generator width (channels of its first conv block)
     d_width: int = 32  # discriminator width (channels of its first conv block; the reference: 16)
     seed: int = 0  # seeds weights, data order, noise and dropout
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps, or a torch.device (stored by that name)
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast for the forward passes)
     compile: bool = False  # run G and D through torch.compile (CUDA: as CUDA graphs); first steps compile
     cuda_graph: bool | None = None  # capture the whole step as one CUDA graph, replay it; None = where it can
@@ -317,6 +334,7 @@ class TrainConfig:
     g_class_weight: float | None = None  # weight of G's class loss, 0..100; None = the recipe's
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "device", device_as_named(self.device))
         check_types(self)
         require(bool(self.dataset), "dataset", "must not be empty")
         require_utf8_path(self.dataset, "dataset")

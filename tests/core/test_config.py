@@ -120,6 +120,34 @@ def test_configs_take_paths_and_numpy_numbers_as_the_plain_values() -> None:
     assert json.loads(to_json(config))["epochs"] == 3
 
 
+@pytest.mark.parametrize("config", [TrainConfig, EvaluationConfig])
+def test_configs_take_a_torch_device_and_store_its_name(config: type) -> None:
+    """load_generator took a torch.device and the configs refused one ("device must be a string"); the
+    name, as --device spells it, is what config.json and the checkpoints' metadata can hold."""
+    import dataclasses
+
+    import torch
+
+    for device, name in (
+        (torch.device("cpu"), "cpu"),
+        (torch.device("cpu", 0), "cpu"),  # torch's "cpu:0": a name an older acgan would refuse
+        (torch.device("cuda"), "cuda"),
+        (torch.device("cuda", 1), "cuda:1"),
+        (torch.device("mps"), "mps"),
+    ):
+        made = config(device=device)
+        assert made.device == name and type(made.device) is str
+        assert json.loads(json.dumps(dataclasses.asdict(made)))["device"] == name
+    assert (
+        from_dict(TrainConfig, json.loads(to_json(TrainConfig(device=torch.device("cuda", 1))))).device
+        == "cuda:1"
+    )
+    with pytest.raises(ConfigError) as caught:  # a device acgan does not run on, named as the others are
+        config(device=torch.device("meta"))
+    assert caught.value.option == "device"
+    assert caught.value.detail == "must be auto, cpu, cuda, cuda:N or mps (got 'meta')"
+
+
 def test_model_config_needs_two_classes_and_known_channels() -> None:
     with pytest.raises(ConfigError, match="n_classes"):
         ModelConfig(n_classes=1)

@@ -11,6 +11,7 @@ from acgan_cli.core.config import (
     check_precision,
     check_seed,
     check_types,
+    device_as_named,
     home,
     require,
     require_utf8_path,
@@ -59,7 +60,7 @@ class EvaluationConfig:
 
     n_samples: int = 10_000  # images generated per checkpoint, 1..MAX_SAMPLES
     seed: int = 0  # seeds the latents, the real training images of the reference, KID's subsets
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps, or a torch.device (stored by that name)
     precision: str = "auto"  # the generator's forward passes (auto: bf16 where fast); the evaluator runs fp32
     batch_size: int = 0  # images per forward pass; 0 = by memory (sampling.generation_batch)
     # Names from the metric registry, in the order to report: a tuple or list of them, a string as
@@ -73,6 +74,7 @@ class EvaluationConfig:
     evaluator_seed: int = 0  # seeds a newly trained evaluator; part of the cache key
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "device", device_as_named(self.device))
         check_types(self, checked_elsewhere=("metrics",))
         object.__setattr__(self, "metrics", _metric_names(self.metrics))
         require(
