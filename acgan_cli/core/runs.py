@@ -779,6 +779,12 @@ def plan_run(
     """
     from acgan_cli.core.devices import resolve_training
 
+    if run_dir is not None and runs_dir is not None:  # the run went into run_dir, runs_dir unread
+        raise UsageError(
+            "run_dir and runs_dir cannot be combined: run_dir is the run's own folder, and runs_dir "
+            "the folder in which a run without one is given the next numbered folder",
+            hint="give run_dir for a folder you name, or runs_dir for the next numbered one in it",
+        )
     api = changes is None
     # Else a resume goes on to the run's own end: one that finished has nothing to train.
     end_given = config is not None if api else ("epochs" in changes or "max_steps" in changes)

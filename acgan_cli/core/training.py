@@ -1149,7 +1149,7 @@ def train(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> TrainResult:
     """Set up and run one training run (see `Trainer`): a new one from `config`, into `run_dir` or
-    the next numbered folder under `runs_dir` (default $ACGAN_RUNS_DIR or ./runs); or, with
+    the next numbered folder under `runs_dir` (default $ACGAN_RUNS_DIR or ./runs; not both); or, with
     `resume` (a checkpoint or run folder), the run it holds, continued at its step with its own
     config, or with `config`'s changes where a resume allows them (more steps, the learning rate).
     `on_event` receives each Event (steps, logs, checkpoints); `should_stop()` True stops and saves.

@@ -839,6 +839,25 @@ def test_the_api_takes_paths_as_strings_as_open_does(tmp_path: Path, monkeypatch
     assert train(tiny_config(max_steps=1), runs_dir="many").run_dir.resolve().parent == tmp_path / "many"
 
 
+@pytest.mark.parametrize("resume", [False, True])
+def test_run_dir_and_runs_dir_together_are_refused(tmp_path: Path, resume: bool) -> None:
+    """train(run_dir=A, runs_dir=B) trained into A and never read B: which folder was meant cannot be
+    told, so neither is written (a resume too: runs_dir is for a checkpoint outside a run folder)."""
+    from acgan_cli.core.training import train
+
+    run = train(tiny_config(max_steps=1), run_dir=tmp_path / "first").run_dir if resume else None
+    before = sorted(tmp_path.rglob("*"))
+    for call in (train, Trainer):
+        with pytest.raises(UsageError, match=r"^run_dir and runs_dir cannot be combined") as refused:
+            call(tiny_config(max_steps=2), run_dir=tmp_path / "a", runs_dir=tmp_path / "b", resume=run)
+        assert refused.value.option is None  # neither one alone is wrong
+        assert (
+            refused.value.hint
+            == "give run_dir for a folder you name, or runs_dir for the next numbered one in it"
+        )
+    assert sorted(tmp_path.rglob("*")) == before
+
+
 def test_a_resume_through_the_api_is_held_to_the_clis_rules(tmp_path: Path) -> None:
     """train(config, resume=RUN) took any config: another seed and batch size went on, rewriting
     config.json, no longer exact; a config left out could not be said at all."""
