@@ -19,6 +19,7 @@ import hashlib
 import importlib.resources
 import io
 import math
+import os
 import re
 import shlex
 import struct
@@ -767,6 +768,13 @@ def check_dataset_name(name: str) -> None:
             option="dataset",
             detail=f"{name!r} is a file, not a folder",
         )
+    if written_as_path(name) and not path.exists():  # "unknown dataset '/data/mnsit'" hid the typo in it
+        raise UsageError(
+            f"the dataset folder {name} does not exist",
+            hint=_where_the_path_breaks(path),
+            option="dataset",
+            detail=f"the folder {name!r} does not exist",
+        )
     meant = closest(name, DATASETS)
     suggestion = did_you_mean(name, meant or name, bool(meant))
     raise UsageError(
@@ -776,6 +784,26 @@ def check_dataset_name(name: str) -> None:
         option="dataset",
         detail=f"{name!r} is neither a dataset nor a folder{suggestion}",  # the hint lists them
     )
+
+
+def written_as_path(name: str) -> bool:
+    """Whether a dataset given as `name` is written as a path (a separator in it, or a start of `.` or
+    `~`) rather than as a registered dataset's name, which holds none of them."""
+    separators = [os.sep, os.altsep] if os.altsep else [os.sep]
+    return any(separator in name for separator in separators) or name.startswith((".", "~"))
+
+
+def _where_the_path_breaks(path: Path) -> str:
+    """A hint for a dataset folder `path` (`~` expanded) that does not exist: the folder above it
+    that does, and the name missing from it."""
+    missing = next(
+        folder for folder in (path, *path.parents) if folder.parent == folder or folder.parent.exists()
+    )
+    above = missing.parent
+    if not above.is_dir():  # /etc/passwd/x
+        return f"check the path: {above} is a file, not a folder"
+    where = f"the current folder ({Path.cwd()})" if str(above) == "." else str(above)
+    return f"check the path: {where} holds no {missing.name}"
 
 
 def check_data_dir(path: str | Path | None) -> None:

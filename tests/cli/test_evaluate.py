@@ -485,6 +485,17 @@ def test_metric_completion_continues_a_comma_list() -> None:
     assert "fd,all" not in [name for name, _ in _complete_metrics("fd,")]
 
 
+def test_a_dataset_path_that_is_not_there_is_said_to_be_missing(tmp_path: Path) -> None:
+    """`--dataset ./data/mnsit` said "'./data/mnsit' is neither a dataset nor a folder", as for a name."""
+    (tmp_path / "data").mkdir()
+    result = runner.invoke(app, ["evaluate", "--dataset", "./data/mnsit"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: Invalid value for --dataset: the folder './data/mnsit' does not exist",
+        "hint: check the path: data holds no mnsit",
+    ]
+
+
 def test_help_never_imports_torch() -> None:
     out, imported_torch = run_without_torch(["evaluate", "--help"])
     assert not imported_torch

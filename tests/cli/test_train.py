@@ -788,6 +788,17 @@ def test_a_resumed_batch_size_larger_than_the_data_blames_the_file_not_an_option
     assert not (tmp_path / "b").exists()
 
 
+def test_a_dataset_path_that_is_not_there_is_said_to_be_missing(tmp_path: Path) -> None:
+    """`--dataset ./data/mnsit` said "'./data/mnsit' is neither a dataset nor a folder", as for a name."""
+    (tmp_path / "data").mkdir()
+    result = runner.invoke(app, ["train", "--dataset", "./data/mnsit", "--dry-run"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: Invalid value for --dataset: the folder './data/mnsit' does not exist",
+        "hint: check the path: data holds no mnsit",
+    ]
+
+
 def test_a_dry_run_refuses_a_folder_without_training_files(tmp_path: Path) -> None:
     """It printed the plan and exited 0 for an empty folder; the run then failed."""
     (tmp_path / "empty").mkdir()

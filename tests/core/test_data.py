@@ -1,6 +1,7 @@
 import dataclasses
 import gzip
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -120,6 +121,19 @@ def test_unknown_dataset_names_the_choices() -> None:
         check_dataset_name("cifar-11")
     assert caught.value.detail == "'cifar-11' is neither a dataset nor a folder"
     assert all(name in caught.value.hint for name in DATASETS)  # listed once, on the hint line
+
+
+@pytest.mark.parametrize("name", ["/nonexistent", "./nope", "nope/x", "~/nope-acgan-test", ".nope"])
+def test_a_dataset_written_as_a_path_is_said_not_to_exist(name: str, tmp_path: Path) -> None:
+    """It said "unknown dataset '/nonexistent'" and listed the registered names, as for a misspelt name."""
+    with pytest.raises(UsageError, match=f"^the dataset folder {re.escape(name)} does not exist") as caught:
+        check_dataset_name(name)
+    assert caught.value.detail == f"the folder {name!r} does not exist"
+    assert caught.value.hint.startswith("check the path: ")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError) as caught:
+        check_dataset_name(str(tmp_path / "file" / "x"))
+    assert caught.value.hint == f"check the path: {tmp_path / 'file'} is a file, not a folder"
 
 
 def test_a_folder_named_like_a_registered_dataset_is_told_apart(

@@ -905,6 +905,42 @@ def test_an_evaluator_under_a_non_utf8_folder_name_reads_back(evaluator_cache: P
     )
 
 
+def test_a_dataset_folder_that_is_not_there_is_said_to_be_missing(
+    run20: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EvaluationConfig(dataset="/nonexistent") said "unknown dataset" with no checkpoint, and with one
+    that the evaluator was for that folder; a training run says the same, from the same check."""
+    from acgan_cli.core.config import TrainConfig
+    from acgan_cli.core.errors import UsageError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for dataset, hint in (
+        (str(tmp_path / "data" / "mnsit"), f"check the path: {tmp_path / 'data'} holds no mnsit"),
+        ("./gone", f"check the path: the current folder ({tmp_path}) holds no gone"),
+        ("gone/too", f"check the path: the current folder ({tmp_path}) holds no gone"),
+    ):
+        calls = (
+            lambda: evaluate([], EvaluationConfig(dataset=dataset, device="cpu")),  # noqa: B023 (called at once)
+            lambda: evaluate([run20], EvaluationConfig(dataset=dataset, device="cpu")),  # noqa: B023
+            lambda: train(TrainConfig(dataset=dataset, device="cpu"), run_dir=tmp_path / "run"),  # noqa: B023
+        )
+        for call in calls:
+            with pytest.raises(UsageError) as caught:
+                call()
+            assert caught.value.message == f"the dataset folder {dataset} does not exist"
+            assert (caught.value.option, caught.value.hint) == ("dataset", hint)
+            assert caught.value.detail == f"the folder {dataset!r} does not exist"  # what the CLI prints
+    with pytest.raises(
+        UsageError, match=r"^unknown dataset 'mnsit'; did you mean mnist\?"
+    ) as caught:  # a name
+        evaluate([], EvaluationConfig(dataset="mnsit", device="cpu"))
+    assert caught.value.hint.startswith(
+        "choose one of mnist, fashion-mnist, kmnist, mnist-5k, or give a folder"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # no run folder made
+
+
 def test_nothing_to_evaluate_says_what_to_give() -> None:
     """No checkpoint and no dataset: the detail says what is missing, the hint what to give."""
     from acgan_cli.core.errors import UsageError

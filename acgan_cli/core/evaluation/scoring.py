@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acgan_cli.core.config import check_function
-from acgan_cli.core.data import DATASETS, check_split, dataset_title, handed_in, same_classes, same_dataset
+from acgan_cli.core.data import (
+    DATASETS,
+    check_data_dir,
+    check_dataset_name,
+    check_split,
+    dataset_title,
+    handed_in,
+    same_classes,
+    same_dataset,
+)
 from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError
 from acgan_cli.core.evaluation.config import QUICK_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.evaluator import Evaluator, EvaluatorError, EvaluatorInfo
@@ -478,6 +487,11 @@ def evaluate(
     from acgan_cli.core.sampling import generation_batch
 
     config = config or EvaluationConfig()
+    # Checked as a training run's are, and `acgan evaluate --dataset`'s, before the checkpoints are read:
+    # a folder that is not there was "the evaluator is for the folder …" beside a checkpoint.
+    if config.dataset:
+        check_dataset_name(config.dataset)
+    check_data_dir(config.data_dir)
     checked = [(check_checkpoint(path), path) for path in checkpoints]  # a damaged one before hours of work
     infos = _once_each([info for info, _ in checked])
     # A run folder is read again when its turn comes: a run still training there may have pruned
