@@ -280,6 +280,13 @@ def _print_traceback(exc: AcganError) -> None:
         exc.__notes__ = notes
 
 
+def cli_hint(exc: AcganError) -> str | None:
+    """An error's hint as the CLI says it: in its options' words (`cli_hint`) where the core's hint
+    names Python arguments, else the hint itself."""
+    said = getattr(exc, "cli_hint", None)  # an error made without AcganError.__init__ has none
+    return said if said is not None else exc.hint
+
+
 def print_error(message: str, hint: str | None = None) -> None:
     """`error: message` and `hint: hint` on stderr, one line each; a stderr whose reader went away
     takes nothing more, and the command still ends with its error's exit code."""
@@ -339,16 +346,16 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
             if state.verbose:
                 _print_traceback(exc)
             if not exc.option:  # a request that cannot work, though no one option is wrong
-                print_error(exc.message, exc.hint)
+                print_error(exc.message, cli_hint(exc))
                 raise typer.Exit(exc.exit_code) from None
             hint = _option_source(kwargs.get("ctx"), exc.option)
             error = typer.BadParameter(exc.detail, param_hint=hint)
-            error.hint = exc.hint  # what to do, where the detail says what is wrong; else the help's
+            error.hint = cli_hint(exc)  # what to do, where the detail says what is wrong; else the help's
             raise error from None
         except AcganError as exc:
             if state.verbose:
                 _print_traceback(exc)
-            print_error(exc.message, exc.hint)
+            print_error(exc.message, cli_hint(exc))
             raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.BadParameter, typer.Abort, SystemExit):
             raise
@@ -401,7 +408,8 @@ def _notices_as_lines() -> Iterator[None]:
                 show(message, category, *args, **kwargs)
             elif not state.quiet and str(message) not in said:
                 said.add(str(message))
-                stderr_console().print(f"note: {_one_line(str(message))}")
+                text = getattr(message, "cli_message", None) or str(message)  # in the options' words
+                stderr_console().print(f"note: {_one_line(text)}")
 
         warnings.showwarning = show_notice
         yield
@@ -436,7 +444,7 @@ def checkpoint_from_environment(given_by_it: bool) -> Iterator[None]:
     except CheckpointError as exc:
         if given_by_it:
             exc.message = f"{exc.message} (the path is $ACGAN_CKPT's)"
-            exc.hint = "point $ACGAN_CKPT at a checkpoint or run folder, or unset it"
+            exc.hint = exc.cli_hint = "point $ACGAN_CKPT at a checkpoint or run folder, or unset it"
         raise
 
 

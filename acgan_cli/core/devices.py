@@ -36,17 +36,18 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise DeviceError(
-                f"--device {name} was asked for but CUDA is not available on this machine",
-                hint="use --device cpu (or --device auto, which picks the best device present)",
+                f"device {name!r} was asked for but CUDA is not available on this machine",
+                hint="use device 'cpu' (or 'auto', which picks the best device present)",
                 option="device",
                 detail=f"{name}: CUDA is not available on this machine",
+                cli_hint="use --device cpu (or --device auto, which picks the best device present)",
             )
         device = torch.device(name)
         index = device.index if device.index is not None else torch.cuda.current_device()
         count = torch.cuda.device_count()
         if index >= count:
             raise DeviceError(
-                f"--device {name} does not exist: this machine has {count} CUDA device(s)",
+                f"device {name!r} does not exist: this machine has {count} CUDA device(s)",
                 hint="use cuda:0" if count == 1 else f"use cuda:0..cuda:{count - 1}",
                 option="device",
                 detail=f"{name} does not exist: this machine has {count} CUDA device(s)",
@@ -55,10 +56,11 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps":
         if not torch.backends.mps.is_available():
             raise DeviceError(
-                "--device mps was asked for but Apple's MPS is not available on this machine",
-                hint="use --device cpu (or --device auto)",
+                "device 'mps' was asked for but Apple's MPS is not available on this machine",
+                hint="use device 'cpu' (or 'auto')",
                 option="device",
                 detail="mps: Apple's MPS is not available on this machine",
+                cli_hint="use --device cpu (or --device auto)",
             )
         return torch.device("mps")
     return torch.device("cpu")  # all check_device lets through besides the names above
@@ -116,20 +118,22 @@ def resolve_precision(name: str, device: torch.device) -> str:
         return "bf16" if has_fast_bf16(device) else "fp32"
     if name == "fp16" and device.type != "cuda":
         raise DeviceError(
-            f"--precision fp16 needs a CUDA GPU (this run is on {device.type})",
-            hint="use --precision bf16 or fp32",
+            f"precision 'fp16' needs a CUDA GPU (this run is on {device.type})",
+            hint="use precision 'bf16' or 'fp32'",
             option="precision",
             detail=f"fp16 needs a CUDA GPU (this run is on {device.type})",
+            cli_hint="use --precision bf16 or fp32",
         )
     if name == "bf16" and device.type == "mps" and not autocast_computes_in("mps", autocast_dtype("bf16")):
         import torch
 
         detail = f"bf16 is not run by torch {torch.__version__}'s autocast on this Mac"
         raise DeviceError(
-            f"--precision {detail}",
-            hint="use --precision fp32 (bf16 on MPS needs macOS 14 and a recent torch)",
+            f"precision 'bf16': {detail}",
+            hint="use precision 'fp32' (bf16 on MPS needs macOS 14 and a recent torch)",
             option="precision",
             detail=detail,
+            cli_hint="use --precision fp32 (bf16 on MPS needs macOS 14 and a recent torch)",
         )
     return name
 
@@ -198,20 +202,22 @@ def compile_mode(device: torch.device, whole_step_graph: bool = False) -> str:
     if device.type == "cuda":
         if importlib.util.find_spec("triton") is None:
             raise DeviceError(
-                "--compile on CUDA needs Triton, which is not installed",
-                hint="pip install triton (CUDA builds of torch bring it), or drop --compile",
+                "compile=True on CUDA needs Triton, which is not installed",
+                hint="pip install triton (CUDA builds of torch bring it), or leave compile False",
                 option="compile",
                 detail="needs Triton on CUDA, which is not installed",
+                cli_hint="pip install triton (CUDA builds of torch bring it), or drop --compile",
             )
         return "default" if whole_step_graph else "reduce-overhead"
     if device.type == "cpu":
         compiler = os.environ.get("CXX") or "g++"
         if shutil.which(compiler) is None:
             raise DeviceError(
-                f"--compile on the CPU needs a C++ compiler, and {compiler!r} is not on PATH",
-                hint="install one (apt install g++) or set $CXX, or drop --compile",
+                f"compile=True on the CPU needs a C++ compiler, and {compiler!r} is not on PATH",
+                hint="install one (apt install g++) or set $CXX, or leave compile False",
                 option="compile",
                 detail=f"needs a C++ compiler ({compiler!r} is not on PATH)",
+                cli_hint="install one (apt install g++) or set $CXX, or drop --compile",
             )
         # Inductor's C++ builder warns "No CUDA runtime is found" on CUDA builds of torch: not news
         # for CPU code, and not something a user can act on. That line alone is dropped: the logger's
@@ -221,10 +227,11 @@ def compile_mode(device: torch.device, whole_step_graph: bool = False) -> str:
             logger.addFilter(_NO_CUDA_RUNTIME)
         return "default"
     raise DeviceError(
-        f"--compile runs on cpu and cuda, not on {device.type}",
-        hint="drop --compile",
+        f"compile=True runs on cpu and cuda, not on {device.type}",
+        hint="leave compile False",
         option="compile",
         detail=f"runs on cpu and cuda, not on {device.type}",
+        cli_hint="drop --compile",
     )
 
 
@@ -236,28 +243,32 @@ def check_cuda_graph(device: torch.device, precision: str) -> None:
     """
     if device.type != "cuda":
         raise DeviceError(
-            f"--cuda-graph needs a CUDA GPU (this run is on {device.type})",
-            hint="drop --cuda-graph (it only removes GPU launch overhead); when resuming a run "
-            "trained with it, add --no-cuda-graph",
+            f"cuda_graph=True needs a CUDA GPU (this run is on {device.type})",
+            hint="set cuda_graph to None (the step is captured where it can be; capture only removes GPU "
+            "launch overhead) or False",
             option="cuda_graph",
             detail=f"needs a CUDA GPU (this run is on {device.type})",
+            cli_hint="drop --cuda-graph (it only removes GPU launch overhead); when resuming a run "
+            "trained with it, add --no-cuda-graph",
         )
     import torch
     from torch.torch_version import TorchVersion
 
     if TorchVersion(torch.__version__) < (2, 5):  # no graph-safe state for the noise generator
         raise DeviceError(
-            f"--cuda-graph needs torch 2.5 or newer (this is {torch.__version__})",
-            hint="upgrade torch (pip install -U torch), or drop --cuda-graph",
+            f"cuda_graph=True needs torch 2.5 or newer (this is {torch.__version__})",
+            hint="upgrade torch (pip install -U torch), or set cuda_graph to None or False",
             option="cuda_graph",
             detail=f"needs torch 2.5 or newer (this is {torch.__version__})",
+            cli_hint="upgrade torch (pip install -U torch), or drop --cuda-graph",
         )
     if precision == "fp16":
         raise DeviceError(
-            "--cuda-graph does not run with --precision fp16 (its loss scaler is not capturable)",
-            hint="use --precision bf16 or fp32 with --cuda-graph, or drop --cuda-graph",
+            "cuda_graph=True does not run with precision 'fp16' (its loss scaler is not capturable)",
+            hint="use precision 'bf16' or 'fp32' with cuda_graph=True, or set cuda_graph to None or False",
             option="cuda_graph",
             detail="does not run with fp16 (its loss scaler is not capturable)",
+            cli_hint="use --precision bf16 or fp32 with --cuda-graph, or drop --cuda-graph",
         )
 
 

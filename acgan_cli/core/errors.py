@@ -17,19 +17,30 @@ def first_line(exc: BaseException, limit: int | None = None) -> str:
 class Notice(UserWarning):
     """Something the user should know that does not stop the command (a fallback it took).
 
-    Raised with `warnings.warn`; the CLI prints it as one `note:` line on stderr.
+    Raised with `warnings.warn`; the CLI prints it as one `note:` line on stderr, in the words of
+    `cli_message` where the message names Python arguments that the CLI calls by its options.
     """
+
+    def __init__(self, message: str, cli_message: str | None = None) -> None:
+        super().__init__(message)
+        self.cli_message = cli_message
 
 
 class AcganError(Exception):
-    """A problem the user can fix; the CLI prints `error: message` and `hint: hint`."""
+    """A problem the user can fix; the CLI prints `error: message` and `hint: hint`.
+
+    The hint names what to change as a caller in Python gives it (`precision 'fp32'`, `run_dir`);
+    where the CLI calls that by its options (`--precision fp32`, `--out`), `cli_hint` says it so, for
+    the CLI to print instead (None: the hint serves both).
+    """
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, cli_hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.cli_hint = cli_hint
         # A traceback, as a notebook or a script shows one, ends with the hint too (Python 3.11 on):
         # it showed `ConfigError: message` alone, the fix only in `.hint`.
         self.hint_note = f"hint: {hint}" if hint else None
@@ -41,15 +52,22 @@ class UsageError(AcganError):
     """An option value that cannot work (exit code 2).
 
     `option` names the config field ("batch_size") and `detail` says what is wrong with its
-    value ("must be at least 1 (got 0)"), so the CLI can name its own option.
+    value ("must be at least 1 (got 0)"), so the CLI can name its own option: the message names the
+    field as a caller in Python gives it.
     """
 
     exit_code = 2
 
     def __init__(
-        self, message: str, hint: str | None = None, option: str | None = None, detail: str | None = None
+        self,
+        message: str,
+        hint: str | None = None,
+        option: str | None = None,
+        detail: str | None = None,
+        *,
+        cli_hint: str | None = None,
     ) -> None:
-        super().__init__(message, hint)
+        super().__init__(message, hint, cli_hint=cli_hint)
         self.option = option
         self.detail = detail or message
 
@@ -91,7 +109,11 @@ class DivergedError(AcganError):
         when = f"at step {step}" if exact else f"by step {step}"
         super().__init__(
             f"training diverged: a loss or the model's state became NaN or infinite {when}; {kept}",
-            hint="--resume from the last good checkpoint with a lower --lr, or start a new run with another --seed"
+            hint="resume from the last good checkpoint with a lower lr "
+            "(train(dataclasses.replace(config, lr=...), resume=...)), or start a new run with another seed"
+            if checkpoint
+            else "start a new run with a lower lr or another seed",
+            cli_hint="--resume from the last good checkpoint with a lower --lr, or start a new run with another --seed"
             if checkpoint
             else "start a new run with a lower --lr or another --seed",
         )

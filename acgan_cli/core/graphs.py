@@ -118,8 +118,9 @@ def capture_failure(exc: BaseException) -> BaseException:
         return exc
     reason = first_line(exc)
     return DeviceError(
-        f"--cuda-graph: the training step could not be captured as a CUDA graph ({reason})",
-        hint="train without --cuda-graph; --compile alone also removes most launch overhead",
+        f"cuda_graph=True: the training step could not be captured as a CUDA graph ({reason})",
+        hint="train with cuda_graph=False; compile=True alone also removes most launch overhead",
         option="cuda_graph",
         detail=f"the step could not be captured ({reason})",
+        cli_hint="train without --cuda-graph; --compile alone also removes most launch overhead",
     )

@@ -116,9 +116,12 @@ def test_cuda_graph_on_the_cpu_is_refused_before_anything_is_written(tmp_path: P
 
 def test_cuda_graph_refuses_fp16_and_takes_bf16_and_fp32() -> None:
     cuda = torch.device("cuda")  # a device object only: nothing runs on it
-    with pytest.raises(DeviceError, match="does not run with --precision fp16") as error:
+    with pytest.raises(DeviceError, match=r"^cuda_graph=True does not run with precision 'fp16'") as error:
         check_cuda_graph(cuda, "fp16")
-    assert "bf16 or fp32" in error.value.hint
+    assert error.value.hint == (  # a caller in Python's words; it said --precision and --cuda-graph
+        "use precision 'bf16' or 'fp32' with cuda_graph=True, or set cuda_graph to None or False"
+    )
+    assert error.value.cli_hint == "use --precision bf16 or fp32 with --cuda-graph, or drop --cuda-graph"
     check_cuda_graph(cuda, "bf16")
     check_cuda_graph(cuda, "fp32")
     with pytest.raises(DeviceError, match="needs a CUDA GPU"):
@@ -165,10 +168,11 @@ def test_a_failed_capture_names_the_steps_own_error_and_leaves_out_of_memory_to_
     )
     assert isinstance(failure, DeviceError) and failure.option == "cuda_graph"
     assert failure.message == (
-        "--cuda-graph: the training step could not be captured as a CUDA graph "
+        "cuda_graph=True: the training step could not be captured as a CUDA graph "
         "(CUDA error: operation not permitted when stream is capturing)"
     )
-    assert "without --cuda-graph" in failure.hint
+    assert failure.hint == "train with cuda_graph=False; compile=True alone also removes most launch overhead"
+    assert "without --cuda-graph" in failure.cli_hint
     for passed in (
         torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
         RuntimeError("CUDA error: out of memory"),

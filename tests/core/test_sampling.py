@@ -211,8 +211,11 @@ def test_the_api_refuses_a_class_or_seed_out_of_range_as_the_cli_does(trained_ru
     ):
         load_generator(None)  # a TypeError from pathlib
     if not torch.cuda.is_available():
-        with pytest.raises(DeviceError, match="CUDA is not available"):
+        with pytest.raises(
+            DeviceError, match=r"^device 'cuda' was asked for but CUDA is not available"
+        ) as caught:
             load_generator(trained_run, device="cuda")
+        assert caught.value.hint == "use device 'cpu' (or 'auto', which picks the best device present)"
 
 
 def test_draw_samples_refuses_a_callback_that_is_not_a_function_before_drawing(trained_run) -> None:

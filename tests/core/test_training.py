@@ -623,8 +623,13 @@ def test_a_spectral_discriminator_trains_in_bf16_down_to_a_1x1_map(tmp_path: Pat
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_fp16_needs_cuda(tmp_path: Path, small_dataset) -> None:
-    with pytest.raises(UsageError, match="fp16 needs a CUDA GPU"):
+    with pytest.raises(
+        UsageError, match=r"^precision 'fp16' needs a CUDA GPU \(this run is on cpu\)"
+    ) as caught:
         Trainer(tiny_config(precision="fp16"), run_dir=tmp_path / "run", dataset=small_dataset)
+    # The field as a caller in Python sets it; it said --precision, the CLI's option (which the CLI still says)
+    assert (caught.value.option, caught.value.hint) == ("precision", "use precision 'bf16' or 'fp32'")
+    assert caught.value.cli_hint == "use --precision bf16 or fp32"
 
 
 def test_a_stop_asked_once_while_the_evaluator_trains_stops_the_run(
@@ -1387,12 +1392,31 @@ def test_a_divergence_survives_pickling_and_copying() -> None:
 
     error = DivergedError(5, "/runs/a/checkpoints/step-00000004.safetensors", exact=False, log="m.jsonl")
     for again in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
-        assert (again.message, again.hint, again.step, again.checkpoint) == (
+        assert (again.message, again.hint, again.cli_hint, again.step, again.checkpoint) == (
             error.message,
             error.hint,
+            error.cli_hint,
             error.step,
             error.checkpoint,
         )
+
+
+def test_a_divergence_hints_in_the_words_of_a_caller_in_python() -> None:
+    """Its hint said --resume, --lr and --seed, the CLI's options, to a caller of train(); the CLI
+    still says them (`cli_hint`)."""
+    saved = DivergedError(5, "/runs/a/checkpoints/step-00000004.safetensors")
+    assert saved.hint == (
+        "resume from the last good checkpoint with a lower lr "
+        "(train(dataclasses.replace(config, lr=...), resume=...)), or start a new run with another seed"
+    )
+    assert saved.cli_hint == (
+        "--resume from the last good checkpoint with a lower --lr, or start a new run with another --seed"
+    )
+    unsaved = DivergedError(5, None)
+    assert (unsaved.hint, unsaved.cli_hint) == (
+        "start a new run with a lower lr or another seed",
+        "start a new run with a lower --lr or another --seed",
+    )
 
 
 def test_a_resume_on_data_handed_in_under_other_class_names_is_refused(tmp_path: Path, small_dataset) -> None:
