@@ -76,6 +76,13 @@ def next_run_dir(dataset: str, runs_dir: Path) -> Path:
     return runs_dir / f"{max(numbers, default=0) + 1:05d}-{run_name(dataset)}"
 
 
+# What a refused run folder's hints suggest, as a caller in Python says it and as the CLI does.
+_ELSEWHERE = "give run_dir, or another runs_dir (its default is $ACGAN_RUNS_DIR, else ./runs)"
+_ELSEWHERE_CLI = "set --out or $ACGAN_RUNS_DIR"
+_BRANCH = "branch into a new folder with run_dir=NEW_FOLDER"
+_BRANCH_CLI = "branch into a new folder with --out NEW_FOLDER"
+
+
 def create_run_dir(dataset: str, runs_dir: Path | None = None) -> Path:
     """A new, empty run folder `NNNNN-<dataset>` numbered after the highest one present.
 
@@ -87,7 +94,8 @@ def create_run_dir(dataset: str, runs_dir: Path | None = None) -> Path:
     except OSError as exc:
         raise RunDirError(
             f"cannot create a run folder in {runs_dir}: {files.write_failure(runs_dir / 'run', exc)}",
-            hint="set --out or $ACGAN_RUNS_DIR",
+            hint=_ELSEWHERE,
+            cli_hint=_ELSEWHERE_CLI,
         ) from None
     for _ in range(1000):
         path = next_run_dir(dataset, runs_dir)
@@ -97,10 +105,12 @@ def create_run_dir(dataset: str, runs_dir: Path | None = None) -> Path:
             continue  # another run took this number a moment ago
         except OSError as exc:
             raise RunDirError(
-                f"cannot create {path}: {exc.strerror}", hint="set --out or $ACGAN_RUNS_DIR"
+                f"cannot create {path}: {exc.strerror}", hint=_ELSEWHERE, cli_hint=_ELSEWHERE_CLI
             ) from None
         return path
-    raise RunDirError(f"could not find a free run number in {runs_dir}", hint="set --out")
+    raise RunDirError(
+        f"could not find a free run number in {runs_dir}", hint="give run_dir", cli_hint="set --out"
+    )
 
 
 def check_out(
@@ -123,12 +133,17 @@ def check_out(
         if blocker := files.blocking_file(runs_dir / "run"):
             raise RunDirError(
                 f"cannot create a run folder in {runs_dir}: {blocker} is not a folder",
-                hint="set --out or $ACGAN_RUNS_DIR",
+                hint=_ELSEWHERE,
+                cli_hint=_ELSEWHERE_CLI,
             )
-        _check_can_make(runs_dir, "set --out or $ACGAN_RUNS_DIR")
+        _check_can_make(runs_dir, _ELSEWHERE, _ELSEWHERE_CLI)
         return
     if path.exists() and not path.is_dir():
-        raise RunDirError(f"{path} exists and is not a folder", hint="choose another --out")
+        raise RunDirError(
+            f"{path} exists and is not a folder",
+            hint="choose another run_dir",
+            cli_hint="choose another --out",
+        )
     if path.is_dir() and any(path.iterdir()):
         check_not_in_use(path)  # a run in its first epoch has no checkpoint yet: it is not a dead one
         checkpoints = path / "checkpoints"
@@ -136,20 +151,29 @@ def check_out(
         if not saved and not (path / "config.json").is_file():  # `--out .`: --resume was no way out
             raise RunDirError(
                 f"{path} already holds files and is not a run; acgan trains into a folder of its own",
-                hint="give --out a new or empty folder, or leave it out for the next numbered folder "
+                hint="give run_dir a new or empty folder, or leave it out for the next numbered folder "
+                f"under {default_runs_dir()}",
+                cli_hint="give --out a new or empty folder, or leave it out for the next numbered folder "
                 f"under {default_runs_dir()}",
             )
+        # A run killed before its first checkpoint: --resume then said it "holds no checkpoint"
+        unsaved = f"it holds a run that saved no checkpoint, which nothing can resume: delete {path} and train again"
         raise RunDirError(
             f"{path} already holds files; acgan never overwrites a run",
-            # A run killed before its first checkpoint: --resume then said it "holds no checkpoint"
-            hint=f"choose a new --out, or continue that run with --resume {path}"
+            hint=f"choose a new run_dir, or continue that run with resume={str(path)!r}"
             if saved
-            else f"it holds a run that saved no checkpoint, which nothing can resume: delete {path} and "
-            "train again, or choose a new --out",
+            else f"{unsaved}, or choose a new run_dir",
+            cli_hint=f"choose a new --out, or continue that run with --resume {path}"
+            if saved
+            else f"{unsaved}, or choose a new --out",
         )
     if blocker := files.blocking_file(path):
-        raise RunDirError(f"cannot create {path}: {blocker} is not a folder", hint="choose another --out")
-    _check_can_make(path, "choose another --out")
+        raise RunDirError(
+            f"cannot create {path}: {blocker} is not a folder",
+            hint="choose another run_dir",
+            cli_hint="choose another --out",
+        )
+    _check_can_make(path, "choose another run_dir", "choose another --out")
 
 
 # Where the system cannot say: a folder made read-only on Windows is written all the same there
@@ -170,7 +194,8 @@ def _check_writable(run: Path) -> None:
         if folder.exists() and not folder.is_dir():
             raise RunDirError(
                 f"{folder} is not a folder, and the run writes its files there",
-                hint="move it aside to resume the run, or branch into a new folder with --out NEW_FOLDER",
+                hint=f"move it aside to resume the run, or {_BRANCH}",
+                cli_hint=f"move it aside to resume the run, or {_BRANCH_CLI}",
             )
         if folder.is_dir() and not _writable(folder):
             _refuse_unwritable(folder, "the run writes its checkpoints, grids and records there")
@@ -213,7 +238,9 @@ def _check_own_files(run: Path) -> None:
         f"{_listed(linked)} {'is a symbolic link' if len(linked) == 1 else 'are symbolic links'} into "
         f"{whose}: resuming {run} would write to {theirs} files",
         hint="replace each link with a copy of its own (a folder's files may stay links) to resume the run "
-        "in its folder, or branch into a new folder with --out NEW_FOLDER",
+        f"in its folder, or {_BRANCH}",
+        cli_hint="replace each link with a copy of its own (a folder's files may stay links) to resume the run "
+        f"in its folder, or {_BRANCH_CLI}",
     )
 
 
@@ -235,7 +262,8 @@ def _check_settings_file(run: Path) -> None:
         why, fix = problem
         raise RunDirError(
             f"{path} {why}, and the run records its settings there",
-            hint=f"{fix} to resume the run in its folder, or branch into a new folder with --out NEW_FOLDER",
+            hint=f"{fix} to resume the run in its folder, or {_BRANCH}",
+            cli_hint=f"{fix} to resume the run in its folder, or {_BRANCH_CLI}",
         )
     _note_if_damaged(path)
 
@@ -282,15 +310,18 @@ def _unreadable(path: Path) -> tuple[str, str] | None:
     return None
 
 
-def _check_can_make(path: Path, hint: str) -> None:
-    """Refuse a run folder `path` that cannot be made, or written, in the nearest folder that is there."""
+def _check_can_make(path: Path, hint: str, cli_hint: str) -> None:
+    """Refuse a run folder `path` that cannot be made, or written, in the nearest folder that is there;
+    `hint` (`cli_hint`, in the CLI's words) says where else to put it."""
     there = next(folder for folder in (path, *path.parents) if folder.exists())
     if there.is_dir() and not _writable(there):
         mounted = _read_only_mount(there)  # where chmod cannot help
+        fix = "" if mounted else f", or make {there} writable"
         raise RunDirError(
             f"cannot {'write in' if there == path else 'create'} {path}: {there} "
             + ("is on a read-only file system" if mounted else "is not writable"),
-            hint=hint if mounted else f"{hint}, or make {there} writable",
+            hint=hint + fix,
+            cli_hint=cli_hint + fix,
         )
 
 
@@ -298,12 +329,13 @@ def _refuse_unwritable(path: Path, why: str) -> None:
     if _read_only_mount(path):  # chmod cannot help there
         raise RunDirError(
             f"cannot write to {path}: it is on a read-only file system ({why})",
-            hint="copy the run folder where it can be written and resume it there, or branch into a new "
-            "folder with --out NEW_FOLDER",
+            hint=f"copy the run folder where it can be written and resume it there, or {_BRANCH}",
+            cli_hint=f"copy the run folder where it can be written and resume it there, or {_BRANCH_CLI}",
         )
     raise RunDirError(
         f"cannot write to {path}: it is read-only ({why})",
-        hint="make it writable to resume the run there (chmod u+w), or branch into a new folder with --out NEW_FOLDER",
+        hint=f"make it writable to resume the run there (chmod u+w), or {_BRANCH}",
+        cli_hint=f"make it writable to resume the run there (chmod u+w), or {_BRANCH_CLI}",
     )
 
 
@@ -323,7 +355,11 @@ def claim_run_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True)
     except OSError as exc:
-        raise RunDirError(f"cannot create {path}: {exc.strerror}", hint="choose another --out") from None
+        raise RunDirError(
+            f"cannot create {path}: {exc.strerror}",
+            hint="choose another run_dir",
+            cli_hint="choose another --out",
+        ) from None
     return path
 
 
@@ -347,7 +383,8 @@ def lock_run_dir(path: Path) -> int | None:
         os.close(fd)
         raise RunDirError(
             f"{path} is in use: another training run is writing to it",
-            hint="wait for that run to finish (or stop it with Ctrl-C), or use another --out",
+            hint="wait for that run to finish (or stop it with Ctrl-C), or use another run_dir",
+            cli_hint="wait for that run to finish (or stop it with Ctrl-C), or use another --out",
         ) from None
     except OSError:  # a file system without locks (some network ones): unguarded, as before
         os.close(fd)
@@ -374,7 +411,8 @@ def check_batch_size(batch_size: int, n_images: int | None, resumed: Path | None
             f"batch_size {batch_size} is larger than the dataset ({n_images} images)",
             option="batch_size",
             detail=f"must be at most {n_images}, the number of training images",
-            hint=f"give --batch-size {n_images} or less{default}",
+            hint=f"give a batch_size of {n_images} or less{default}",
+            cli_hint=f"give --batch-size {n_images} or less{default}",
         )
 
 
@@ -564,6 +602,7 @@ def check_same_classes(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
         names_given=True,
         hint="hand in the run's own data to resume it (a resumed run never changes data), "
         "or train a new run on this data without resume=",
+        cli_hint=None,  # only a caller in Python hands data in
     )
 
 
@@ -584,6 +623,8 @@ def _check_unchanged(
     channels: int | None = None,
     names_given: bool = False,
     hint: str = "put the run's data back to resume it (a resumed run never changes data), "
+    "or train a new run on this data without resume=",
+    cli_hint: str | None = "put the run's data back to resume it (a resumed run never changes data), "
     "or train a new run on this data without --resume",
 ) -> None:
     changes = []
@@ -616,6 +657,7 @@ def _check_unchanged(
             f"{dataset_title(resumed.dataset)} has changed since {resumed.path} was trained: it now holds "
             + " and ".join(changes),
             hint=hint,
+            cli_hint=cli_hint,
         )
 
 
@@ -648,13 +690,17 @@ def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
     if resumed.step < step:
         try:
             ckpt.read_info(newest)
-            go_on = f"continue the run with --resume {run}"
+            go_on, go_on_cli = (
+                f"continue the run with resume={str(run)!r}",
+                f"continue the run with --resume {run}",
+            )
         except CheckpointError:  # --resume RUN would pick it and fail
-            go_on = f"move the damaged {newest.name} aside to resume step {resumed.step} here"
+            go_on = go_on_cli = f"move the damaged {newest.name} aside to resume step {resumed.step} here"
         raise RunDirError(
             f"{resumed.path} is at step {resumed.step}, behind its run's newest checkpoint {newest} "
             f"(step {step}); resuming it in {run} would overwrite what came after",
-            hint=f"{go_on}, or branch from step {resumed.step} into a new folder with --out NEW_FOLDER",
+            hint=f"{go_on}, or branch from step {resumed.step} into a new folder with run_dir=NEW_FOLDER",
+            cli_hint=f"{go_on_cli}, or branch from step {resumed.step} into a new folder with --out NEW_FOLDER",
         )
 
 
@@ -890,17 +936,25 @@ def _runnable_here(config: TrainConfig, given: dict[str, object]) -> TrainConfig
     if "cuda_graph" not in given and config.cuda_graph and not can_cuda_graph(device, precision):
         changed["cuda_graph"] = None
     if changed:
-        was = [f"--precision {config.precision}"] * ("precision" in changed) + ["--cuda-graph"] * (
-            "cuda_graph" in changed
-        )
-        now = [f"--precision auto ({precision} here)"] * ("precision" in changed) + [
-            "its step not captured"
-        ] * ("cuda_graph" in changed)
+        precision_changed, cuda_graph_changed = "precision" in changed, "cuda_graph" in changed
+        # As a caller in Python sets the fields, and as the CLI's options do (`cli_message`)
+        was = [f"precision {config.precision!r}"] * precision_changed + [
+            "cuda_graph=True"
+        ] * cuda_graph_changed
+        cli_was = [f"--precision {config.precision}"] * precision_changed + [
+            "--cuda-graph"
+        ] * cuda_graph_changed
+        captured = ["its step not captured"] * cuda_graph_changed
+        now = [f"precision 'auto' ({precision} here)"] * precision_changed + captured
+        cli_now = [f"--precision auto ({precision} here)"] * precision_changed + captured
+        cannot = f"which {device.type} cannot run: it goes on with"
         warnings.warn(
-            Notice(f"the run trained with {' '.join(was)}, which {device.type} cannot run: it goes on with "
-                   f"{' and '.join(now)}"),
+            Notice(
+                f"the run trained with {' and '.join(was)}, {cannot} {' and '.join(now)}",
+                cli_message=f"the run trained with {' '.join(cli_was)}, {cannot} {' and '.join(cli_now)}",
+            ),
             stacklevel=3,
-        )  # fmt: skip
+        )
     return dataclasses.replace(config, **changed)
 
 

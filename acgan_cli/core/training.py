@@ -415,10 +415,11 @@ class Trainer:
             and run_dir is None
             and resume_info.path.parent.name == "checkpoints"
         ):
+            new_folder = f"{resume_info.path.parent.parent} has no config.json, so the run continues in a new run folder"
             warnings.warn(  # RUN/checkpoints/x without RUN/config.json: not a run folder to continue in
                 Notice(
-                    f"{resume_info.path.parent.parent} has no config.json, so the run continues in a new "
-                    "run folder (give --out to choose it)"
+                    f"{new_folder} (give run_dir to choose it)",
+                    cli_message=f"{new_folder} (give --out to choose it)",
                 ),
                 stacklevel=4,
             )
@@ -558,17 +559,23 @@ class Trainer:
             source = "generator_ema" if info.has_ema else "generator"
             ckpt.load_module(self.generator_ema, tensors, source, info.path)
             if not info.has_ema:
+                trained = f"{info.path} holds no moving average (it was trained with"
+                starts = "starts one from its generator, which samples like it until the average moves"
                 warnings.warn(
-                    Notice(f"{info.path} holds no moving average (it was trained with --no-ema); --ema "
-                           "starts one from its generator, which samples like it until the average moves"),
+                    Notice(
+                        f"{trained} ema=False); ema=True {starts}",
+                        cli_message=f"{trained} --no-ema); --ema {starts}",
+                    ),
                     stacklevel=3,
-                )  # fmt: skip
+                )
         elif info.has_ema:
+            drops = (
+                f"the moving average {info.path} holds; this run's checkpoints sample the generator itself"
+            )
             warnings.warn(
-                Notice(f"--no-ema drops the moving average {info.path} holds; this run's checkpoints sample "
-                       "the generator itself"),
+                Notice(f"ema=False drops {drops}", cli_message=f"--no-ema drops {drops}"),
                 stacklevel=3,
-            )  # fmt: skip
+            )
         ckpt.load_optimizer(self.generator_optimizer, tensors, "optimizer.generator", info.path, info.step)
         ckpt.load_optimizer(
             self.discriminator_optimizer, tensors, "optimizer.discriminator", info.path, info.step
@@ -626,6 +633,7 @@ class Trainer:
             raise CheckpointError(
                 f"cannot write a checkpoint to {self.checkpoint_dir}: {exc.strerror or exc}; {self._kept()}",
                 hint=self._write_hint(),
+                cli_hint=self._write_hint(cli=True),
             ) from None
         if first and not self.new_run_dir:
             # A resume in its own folder records its settings once it has a checkpoint to show
@@ -657,16 +665,21 @@ class Trainer:
     def _write_failed(self, path: Path, exc: OSError) -> RunDirError:
         """The error for a run file (metrics, samples) that could not be written: names it and what is kept."""
         return RunDirError(
-            f"cannot write {path}: {exc.strerror or exc}; {self._kept()}", hint=self._write_hint()
+            f"cannot write {path}: {exc.strerror or exc}; {self._kept()}",
+            hint=self._write_hint(),
+            cli_hint=self._write_hint(cli=True),
         )
 
-    def _write_hint(self) -> str:
+    def _write_hint(self, cli: bool = False) -> str:
+        """What to do once a run file could not be written: as a caller in Python does it, or (`cli`) in
+        the CLI's words."""
         # A new run with no checkpoint leaves nothing to resume (the CLI removes its folder).
-        then = (
-            f"resume with: acgan train --resume {shlex.quote(str(self.run_dir))}"
-            if self.last_checkpoint
-            else "start the run again"
-        )
+        if not self.last_checkpoint:
+            then = "start the run again"
+        elif cli:
+            then = f"resume with: acgan train --resume {shlex.quote(str(self.run_dir))}"
+        else:
+            then = f"resume with: train(resume={str(self.run_dir)!r})"
         return f"free some disk space or fix the folder's permissions, then {then}"
 
     @contextlib.contextmanager

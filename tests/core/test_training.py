@@ -19,7 +19,15 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core import training
-from acgan_cli.core.errors import AcganError, CheckpointError, DivergedError, Notice, RunDirError, UsageError
+from acgan_cli.core.errors import (
+    AcganError,
+    CheckpointError,
+    ConfigError,
+    DivergedError,
+    Notice,
+    RunDirError,
+    UsageError,
+)
 from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStarted, SampleSaved, StepDone
 from acgan_cli.core.runs import claim_run_dir, create_run_dir, plan_run, resume_config
 from acgan_cli.core.training import Trainer
@@ -291,7 +299,11 @@ def test_resuming_an_older_checkpoint_in_its_run_is_refused_and_branches_with_ou
         f"{older} is at step 4, behind its run's newest checkpoint {first.run_dir / 'checkpoints' / 'latest.safetensors'} "
         f"(step 8); resuming it in {first.run_dir} would overwrite what came after"
     )
-    assert caught.value.hint == (
+    assert caught.value.hint == (  # a caller in Python's words, where the CLI's are --resume and --out
+        f"continue the run with resume={str(first.run_dir)!r}, or branch from step 4 into a new folder with "
+        "run_dir=NEW_FOLDER"
+    )
+    assert caught.value.cli_hint == (
         f"continue the run with --resume {first.run_dir}, or branch from step 4 into a new folder with --out NEW_FOLDER"
     )
     # A damaged latest still leaves the newer step file newer: the older one is refused all the same.
@@ -430,7 +442,10 @@ def test_a_runs_folder_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
         caught.value.message
         == f"cannot create a run folder in {tmp_path / 'runs'}: {tmp_path / 'runs'} is not a folder"
     )
-    assert caught.value.hint == "set --out or $ACGAN_RUNS_DIR"
+    assert (
+        caught.value.hint == "give run_dir, or another runs_dir (its default is $ACGAN_RUNS_DIR, else ./runs)"
+    )
+    assert caught.value.cli_hint == "set --out or $ACGAN_RUNS_DIR"
 
 
 def test_claim_refuses_a_folder_with_files(tmp_path: Path) -> None:
@@ -569,8 +584,13 @@ def test_a_resume_with_no_ema_says_it_drops_the_average(tmp_path: Path, small_da
     first = Trainer(tiny_config(max_steps=2), run_dir=tmp_path / "run", dataset=small_dataset)
     first.run()
     config = resume_config(first.config, {"max_steps": 4, "ema": False})
-    with pytest.warns(Notice, match=r"--no-ema drops the moving average .*latest\.safetensors holds"):
+    with pytest.warns(
+        Notice, match=r"^ema=False drops the moving average .*latest\.safetensors holds"
+    ) as said:
         resumed = Trainer(config, resume=first.run_dir, dataset=small_dataset)
+    assert said[0].message.cli_message.startswith(
+        "--no-ema drops the moving average "
+    )  # `acgan train`'s note
     resumed.run()
     assert not ckpt.read_info(first.run_dir).has_ema
     with warnings.catch_warnings():  # a run resumed as it was is resumed without a word
@@ -578,7 +598,7 @@ def test_a_resume_with_no_ema_says_it_drops_the_average(tmp_path: Path, small_da
         Trainer(resume_config(config, {"max_steps": 6}), resume=first.run_dir, dataset=small_dataset)
     # Turning it back on starts a fresh average: said, where it was silent.
     with pytest.warns(
-        Notice, match=r"holds no moving average \(it was trained with --no-ema\); --ema starts one"
+        Notice, match=r"holds no moving average \(it was trained with ema=False\); ema=True starts one"
     ):
         Trainer(
             resume_config(config, {"max_steps": 6, "ema": True}), resume=first.run_dir, dataset=small_dataset
@@ -1417,6 +1437,40 @@ def test_a_divergence_hints_in_the_words_of_a_caller_in_python() -> None:
         "start a new run with a lower lr or another seed",
         "start a new run with a lower --lr or another --seed",
     )
+
+
+def test_a_gpu_runs_resume_on_the_cpu_is_noted_in_the_fields_words(trained_run: Path, tmp_path: Path) -> None:
+    """train(resume=RUN) of a run trained in fp16 with a captured step, here on the CPU, noted the change
+    as "--precision fp16 --cuda-graph"; `acgan train --resume` still does (`cli_message`)."""
+    from safetensors.torch import load_file, save_file
+
+    from acgan_cli.core.devices import resolve_precision
+
+    latest = trained_run / "checkpoints" / "latest.safetensors"
+    metadata = ckpt.read_metadata(latest)
+    train = {**json.loads(metadata["train_config"]), "precision": "fp16", "cuda_graph": True, "max_steps": 40}
+    edited = tmp_path / "gpu.safetensors"
+    save_file(load_file(latest), edited, {**metadata, "train_config": json.dumps(train)})
+    with pytest.warns(Notice) as said:
+        plan = plan_run(None, resume=edited, run_dir=tmp_path / "b")
+    assert (plan.config.precision, plan.config.cuda_graph) == ("auto", None)
+    here = resolve_precision("auto", torch.device("cpu"))
+    assert str(said[0].message) == (
+        "the run trained with precision 'fp16' and cuda_graph=True, which cpu cannot run: it goes on with "
+        f"precision 'auto' ({here} here) and its step not captured"
+    )
+    assert said[0].message.cli_message.startswith("the run trained with --precision fp16 --cuda-graph, ")
+
+
+def test_a_batch_larger_than_the_data_is_named_as_the_config_field(tmp_path: Path, small_dataset) -> None:
+    """The hint said "give --batch-size 160 or less" to a caller who set TrainConfig.batch_size."""
+    with pytest.raises(
+        ConfigError, match=r"^batch_size 161 is larger than the dataset \(160 images\)"
+    ) as caught:
+        Trainer(tiny_config(batch_size=161, max_steps=1), run_dir=tmp_path / "run", dataset=small_dataset)
+    assert (caught.value.option, caught.value.hint) == ("batch_size", "give a batch_size of 160 or less")
+    assert caught.value.cli_hint == "give --batch-size 160 or less"
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_resume_on_data_handed_in_under_other_class_names_is_refused(tmp_path: Path, small_dataset) -> None:
