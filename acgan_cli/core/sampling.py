@@ -77,16 +77,20 @@ class NonFiniteImages(CheckpointError):
         total: int,
         source: str = "the generator",
         remedy: str = "use an earlier checkpoint",
+        cli_remedy: str | None = None,
     ) -> None:
+        """`remedy`: what to do, as a caller in Python does it; `cli_remedy` in the CLI's options, if other."""
+        why = "its weights overflow the arithmetic: the file is damaged, or its run diverged"
         super().__init__(
             f"{source} drew NaN or infinite pixels in {broken:,} of {total:,} images",
-            hint=f"its weights overflow the arithmetic: the file is damaged, or its run diverged; {remedy}",
+            hint=f"{why}; {remedy}",
+            cli_hint=f"{why}; {cli_remedy}" if cli_remedy else None,
         )
         self.broken, self.total = broken, total
-        self._made_with = (broken, total, source, remedy)
+        self._made_with = (broken, total, source, remedy, cli_remedy)
 
-    def __reduce__(self) -> tuple[type, tuple[int, int, str, str]]:  # pickle and copy call __init__ so
-        return type(self), self._made_with
+    def __reduce__(self) -> tuple[type, tuple[int, int, str, str, str | None]]:
+        return type(self), self._made_with  # pickle and copy call __init__ so
 
 
 def count_non_finite(images: torch.Tensor) -> int:
@@ -344,25 +348,33 @@ def draw_samples(
     if grid and class_index is not None:
         raise UsageError(
             "grid=True draws every class; it cannot be combined with class_index",
-            hint="drop --digit/--class, or drop --grid",
+            hint="leave class_index None, or set grid=False",
             option="grid",
             detail="draws every class, so it cannot be combined with --digit or --class",
+            cli_hint="drop --digit/--class, or drop --grid",
         )
     count = n if n is not None else (10 if grid else 1)
     total = count * config.n_classes if grid else count
     if not count >= 1 or total > MAX_SAMPLES:
+        each = f"of each of the {config.n_classes} classes: at most {MAX_SAMPLES // config.n_classes:,} each"
         raise UsageError(
             f"n must be in 1..{MAX_SAMPLES} images (got {count}{' per class' if grid else ''})",
             hint=(
-                f"--grid draws --n of each of the {config.n_classes} classes: "
-                f"at most {MAX_SAMPLES // config.n_classes:,} each"
+                f"grid=True draws n {each}"
+                if grid and count >= 1
+                else f"draw at most {MAX_SAMPLES:,} at a time; for more, call again with another seed"
+                if count > MAX_SAMPLES
+                else "n counts images: give 1 or more"
+            ),
+            option="n",
+            detail=f"must draw 1..{MAX_SAMPLES} images in all (got {total})",
+            cli_hint=(
+                f"--grid draws --n {each}"
                 if grid and count >= 1
                 else f"draw at most {MAX_SAMPLES:,} at a time; for more, run again with another --seed"
                 if count > MAX_SAMPLES
                 else "--n counts images: give 1 or more"
             ),
-            option="n",
-            detail=f"must draw 1..{MAX_SAMPLES} images in all (got {total})",
         )
     if nrow is not None and nrow < 1:
         raise UsageError("nrow must be at least 1", option="nrow", detail=f"must be at least 1 (got {nrow})")

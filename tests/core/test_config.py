@@ -148,6 +148,29 @@ def test_configs_take_a_torch_device_and_store_its_name(config: type) -> None:
     assert caught.value.detail == "must be auto, cpu, cuda, cuda:N or mps (got 'meta')"
 
 
+def test_an_evaluator_file_refuses_a_seed_or_retraining_in_the_fields_words() -> None:
+    """The hints said --evaluator-seed, --train-evaluator and --evaluator, the CLI's options, to a caller
+    who set EvaluationConfig's fields; the CLI still says them (`cli_hint`), by the error's option."""
+    with pytest.raises(
+        ConfigError, match=r"^evaluator_seed chooses the evaluator .* evaluator names one"
+    ) as caught:
+        EvaluationConfig(evaluator="mine.safetensors", evaluator_seed=3)
+    assert (caught.value.option, caught.value.hint) == (
+        "evaluator_seed",
+        "leave evaluator_seed at 0 to score with the file, or leave evaluator out",
+    )
+    assert caught.value.cli_hint == "drop --evaluator-seed to score with the file, or drop --evaluator"
+    with pytest.raises(
+        ConfigError, match=r"^evaluator names an evaluator file, .* retrain_evaluator=True"
+    ) as caught:
+        EvaluationConfig(evaluator="mine.safetensors", retrain_evaluator=True)
+    assert (caught.value.option, caught.value.hint) == (
+        "evaluator",
+        "leave retrain_evaluator False to score with the file, or leave evaluator out",
+    )
+    assert caught.value.cli_hint == "drop --train-evaluator to score with the file, or drop --evaluator"
+
+
 def test_model_config_needs_two_classes_and_known_channels() -> None:
     with pytest.raises(ConfigError, match="n_classes"):
         ModelConfig(n_classes=1)

@@ -941,6 +941,17 @@ def test_a_dataset_folder_that_is_not_there_is_said_to_be_missing(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # no run folder made
 
 
+def test_the_note_on_few_samples_names_n_samples_as_a_caller_in_python_sets_it() -> None:
+    """It said "checkpoints at the same --n-samples" to a caller of evaluate(); `acgan evaluate` still does."""
+    from acgan_cli.core.errors import Notice
+    from acgan_cli.core.evaluation.scoring import _warn_if_noisy
+
+    with pytest.warns(Notice) as said:
+        _warn_if_noisy(EvaluationConfig(n_samples=100, metrics="fd"))
+    assert str(said[0].message).endswith("and checkpoints at the same n_samples)")
+    assert said[0].message.cli_message.endswith("and checkpoints at the same --n-samples)")
+
+
 def test_nothing_to_evaluate_says_what_to_give() -> None:
     """No checkpoint and no dataset: the detail says what is missing, the hint what to give."""
     from acgan_cli.core.errors import UsageError

@@ -192,16 +192,33 @@ def test_the_api_refuses_a_class_or_seed_out_of_range_as_the_cli_does(trained_ru
     with pytest.raises(UsageError, match=r"^class_index 42 is out of range") as caught:  # named as passed
         draw_samples(generator, class_index=42, n=1, grid=False, seed=0)
     assert caught.value.option == "class_index" and caught.value.hint == "this model has 10 classes: 0..9"
-    for arguments, message in (
-        ({"class_index": None, "n": 0}, r"^n must be in 1\.\.100000 images \(got 0\)"),
-        ({"class_index": None, "n": 1, "nrow": 0}, r"^nrow must be at least 1"),
+    for arguments, message, hint in (
+        (
+            {"class_index": None, "n": 0},
+            r"^n must be in 1\.\.100000 images \(got 0\)",
+            "n counts images: give 1 or more",
+        ),
+        (
+            {"class_index": None, "n": 100_001},
+            r"^n must be in 1\.\.100000 images",
+            "draw at most 100,000 at a time; for more, call again with another seed",
+        ),
+        (
+            {"class_index": None, "n": 10_001, "grid": True},
+            r"^n must be in 1\.\.100000 images \(got 10001 per class\)",
+            "grid=True draws n of each of the 10 classes: at most 10,000 each",
+        ),
+        ({"class_index": None, "n": 1, "nrow": 0}, r"^nrow must be at least 1", None),
         (
             {"class_index": 2, "n": 1, "grid": True},
             r"^grid=True draws every class; it cannot be combined with class_index",
+            "leave class_index None, or set grid=False",
         ),
-    ):  # they said --n, --nrow, --grid and --digit, the CLI's options
-        with pytest.raises(UsageError, match=message):
+    ):  # they said --n, --nrow, --grid, --seed and --digit, the CLI's options (which the CLI still says)
+        with pytest.raises(UsageError, match=message) as caught:
             draw_samples(generator, seed=0, **{"grid": False, **arguments})
+        assert caught.value.hint == hint
+        assert "--" in (caught.value.cli_hint or "--")  # what `acgan sample` prints instead
     with pytest.raises(ConfigError, match=r"must be in 0\.\.4294967295"):
         draw_samples(generator, class_index=None, n=1, grid=False, seed=2**32)
     with pytest.raises(ConfigError, match="did you mean cuda"):  # torch said "Expected one of cpu, cuda, …"

@@ -16,6 +16,7 @@ from acgan_cli.core.config import (
     require,
     require_utf8_path,
 )
+from acgan_cli.core.errors import ConfigError
 from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
 
 MAX_SAMPLES = 100_000  # images one checkpoint may be scored on
@@ -31,12 +32,14 @@ def default_cache_dir() -> Path:
 def check_evaluator_seed(evaluator: str, seed_given: bool) -> None:
     """Refuse an evaluator seed beside an evaluator file: the seed chooses which evaluator to train
     or take from the cache, and the file is one already (the seed was silently ignored)."""
-    require(
-        not (evaluator and seed_given),
-        "evaluator_seed",
-        "chooses the evaluator to train or take from the cache, and --evaluator names one already",
-        hint="drop --evaluator-seed to score with the file, or drop --evaluator",
-    )
+    if evaluator and seed_given:
+        raise ConfigError(
+            "evaluator_seed chooses the evaluator to train or take from the cache, and evaluator names one already",
+            hint="leave evaluator_seed at 0 to score with the file, or leave evaluator out",
+            option="evaluator_seed",
+            detail="chooses the evaluator to train or take from the cache, and --evaluator names one already",
+            cli_hint="drop --evaluator-seed to score with the file, or drop --evaluator",
+        )
 
 
 def _metric_names(metrics: object) -> tuple[str, ...]:
@@ -97,10 +100,12 @@ class EvaluationConfig:
             if unknown
             else f"must name at least one of {', '.join(METRICS)}",
         )
-        require(
-            not (self.evaluator and self.retrain_evaluator),
-            "evaluator",
-            "names an evaluator file, which cannot be combined with training a new one",
-            hint="drop --train-evaluator to score with the file, or drop --evaluator",
-        )
+        if self.evaluator and self.retrain_evaluator:
+            raise ConfigError(
+                "evaluator names an evaluator file, which cannot be combined with retrain_evaluator=True",
+                hint="leave retrain_evaluator False to score with the file, or leave evaluator out",
+                option="evaluator",
+                detail="names an evaluator file, which cannot be combined with training a new one",
+                cli_hint="drop --train-evaluator to score with the file, or drop --evaluator",
+            )
         check_evaluator_seed(self.evaluator, seed_given=self.evaluator_seed != 0)

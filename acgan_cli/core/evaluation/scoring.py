@@ -223,7 +223,11 @@ def generated_features(
         generating, looking = generating + looked - began, looking + time.perf_counter() - looked
     if broken:
         raise NonFiniteImages(
-            broken, n_samples, source, remedy="use an earlier checkpoint (or --precision fp32)"
+            broken,
+            n_samples,
+            source,
+            remedy="use an earlier checkpoint (or precision 'fp32')",
+            cli_remedy="use an earlier checkpoint (or --precision fp32)",
         )
     joined = FeatureSet(torch.cat([p.features for p in parts]), torch.cat([p.logits for p in parts]), labels)
     return joined, generating, looking
@@ -330,14 +334,12 @@ def _warn_if_noisy(config: EvaluationConfig) -> None:
         if name in config.metrics and least <= config.n_samples  # fewer: not computed at all, and said so
     ]
     if noisy and config.n_samples < FEATURES:
-        warnings.warn(
-            Notice(
-                f"{config.n_samples} samples are fewer than the evaluator's {FEATURES} features: "
-                f"{' and '.join(noisy)} from so few {'is' if len(noisy) == 1 else 'are'} mostly sampling "
-                "noise (compare each with its real-images value, and checkpoints at the same --n-samples)"
-            ),
-            stacklevel=3,
+        noise = (
+            f"{config.n_samples} samples are fewer than the evaluator's {FEATURES} features: "
+            f"{' and '.join(noisy)} from so few {'is' if len(noisy) == 1 else 'are'} mostly sampling "
+            "noise (compare each with its real-images value, and checkpoints at the same "
         )
+        warnings.warn(Notice(noise + "n_samples)", cli_message=noise + "--n-samples)"), stacklevel=3)
 
 
 def _discriminator_of(
