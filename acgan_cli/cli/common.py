@@ -17,14 +17,13 @@ import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
 from acgan_cli.cli.encoding import StandInConsole
-from acgan_cli.core.config import DEVICES, PRECISIONS
+from acgan_cli.core.config import DEVICES, PRECISIONS, user_path
 from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError, first_line
 
 P = ParamSpec("P")
@@ -180,12 +179,12 @@ def check_not_a_terminal(out: str | None, what: str) -> None:
     if not out:
         return
     try:
-        if not stat.S_ISCHR(os.stat(Path(out).expanduser()).st_mode):  # a file, a folder, nothing yet
+        if not stat.S_ISCHR(os.stat(user_path(out)).st_mode):  # a file, a folder, nothing yet
             return
         # O_NOCTTY: asking must not make it this process's terminal; O_NONBLOCK: nor wait for a modem
         # (neither flag exists on Windows, nor is needed there)
         flags = os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NONBLOCK", 0)
-        fd = os.open(Path(out).expanduser(), flags)
+        fd = os.open(user_path(out), flags)
     except OSError:  # not there, or not ours to open: the write says so
         return
     try:

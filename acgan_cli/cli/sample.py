@@ -29,7 +29,7 @@ from acgan_cli.cli.common import (
     state,
     stderr_console,
 )
-from acgan_cli.core.config import check_device, check_seed, either, one_of
+from acgan_cli.core.config import check_device, check_seed, either, one_of, user_path
 from acgan_cli.core.errors import AcganError, Notice
 from acgan_cli.core.files import extension
 from acgan_cli.core.sampling import FORMATS
@@ -59,15 +59,15 @@ def _output_format(fmt: str | None, out: str | None) -> str:
 
 def _folder(out: str) -> bool:
     """Whether --out names a folder to write into: one that exists, or any path ending in a slash."""
-    return out.endswith(("/", os.sep)) or Path(out).expanduser().is_dir()
+    return out.endswith(("/", os.sep)) or user_path(out).is_dir()
 
 
 def _target(out: str | None, fmt: str, stem: str) -> tuple[Path, Path | None]:
     """The file --out names, or `stem.fmt` (numbered if taken) in the folder it names or here;
     with that folder when the name was chosen here, as it must then be claimed (see _write)."""
     if out and not _folder(out):
-        return Path(out).expanduser(), None
-    folder = Path(out).expanduser() if out else Path()
+        return user_path(out), None
+    folder = user_path(out) if out else Path()
     return _default_out(stem, fmt, folder), folder
 
 

@@ -51,6 +51,7 @@ from acgan_cli.core.config import (
     check_seed,
     default_runs_dir,
     either,
+    user_path,
 )
 from acgan_cli.core.data import (
     DATASETS,
@@ -411,7 +412,7 @@ def train(
     options = {field.name: ctx.params[field.name] for field in dataclasses.fields(TrainConfig)}
     if data_dir:  # recorded as an absolute path: a resume from another folder finds it
         check_data_dir(data_dir)
-        options["data_dir"] = str(Path(data_dir).expanduser().resolve())
+        options["data_dir"] = str(user_path(data_dir).resolve())
     resume_path: Path | None = None  # what a stop before the run names as intact
     try:  # a Ctrl-C or SIGTERM before the run (importing torch, loading data) saved nothing
         # Only what the user said counts when resuming: the checkpoint's config fills in the rest.
@@ -427,7 +428,7 @@ def train(
                 "train writes a run folder, not a stream; give a folder path", param_hint="--out"
             )
         if out is not None:  # `--out=~/x`, which the shell leaves as it is: checked where the run goes
-            out = out.expanduser()
+            out = user_path(out)
         if "seed" in given:
             check_seed(given["seed"])
         if "epochs" in given and "max_steps" in given:  # the run's end is one or the other
@@ -525,7 +526,7 @@ def _note_data_dir_unread(dataset: str, data_dir: Path) -> None:
     if source is not None:
         unread = f"{dataset} ships with acgan"
     else:
-        inside = data_dir.expanduser() / dataset
+        inside = user_path(data_dir) / dataset
         example = f" (--dataset {inside})" if not Path(dataset).is_absolute() and inside.is_dir() else ""
         unread = f"a folder dataset is given by its own path{example}"
     warnings.warn(
@@ -566,7 +567,7 @@ def _data_plan(dataset: str) -> dict[str, object]:
 
     listed = listed_class_names(dataset)
     if listed:
-        note_listing(Path(dataset).expanduser())
+        note_listing(user_path(dataset))
     return {
         "images": training_images(dataset),
         "class_names": list(listed[0]) if listed else None,

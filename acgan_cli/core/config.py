@@ -32,6 +32,13 @@ MAX_EPOCHS = 1_000_000  # passes over the data a run may take in all (--epochs),
 MAX_LAYER_WEIGHTS = 2**28  # weights in one layer: 1 GiB in fp32, and as much again per Adam moment
 
 
+def user_path(value: str | os.PathLike[str]) -> Path:
+    """`value` as a Path with a leading `~` or `~user` expanded, as a shell expands it; a `~name` that
+    names no user (a folder called `~old`) is taken as written, where Path.expanduser raised
+    RuntimeError ("Could not determine home directory"), which reached users as a bug in acgan."""
+    return Path(os.path.expanduser(os.fspath(value)))
+
+
 def home() -> Path:
     """The user's home folder: $HOME, or the account's where HOME is unset or empty (an empty one
     is unset, as for acgan's own variables: Path.home() made it `/`, and the cache `/.cache`)."""
@@ -48,13 +55,13 @@ def home() -> Path:
 def default_data_dir() -> Path:
     """Where datasets are downloaded: $ACGAN_DATA_DIR, else ~/.cache/acgan/data."""
     env = os.environ.get("ACGAN_DATA_DIR")
-    return Path(env).expanduser() if env else home() / ".cache" / "acgan" / "data"
+    return user_path(env) if env else home() / ".cache" / "acgan" / "data"
 
 
 def default_runs_dir() -> Path:
     """Where new run folders are numbered: $ACGAN_RUNS_DIR, else ./runs (`~` expanded, as for
     $ACGAN_DATA_DIR: a quoted `~/runs` made a folder named `~`)."""
-    return Path(os.environ.get("ACGAN_RUNS_DIR") or "runs").expanduser()
+    return user_path(os.environ.get("ACGAN_RUNS_DIR") or "runs")
 
 
 def require(ok: bool, option: str, message: str, hint: str | None = None) -> None:
@@ -540,7 +547,7 @@ def checked_path(name: str, value: Any, hint: str = "for the current folder, giv
     wrote a run into whatever folder the script ran in. `hint`: what to give instead of ""."""
     value = checked(name, value, "path")
     require(value != "", name, "must not be empty (an empty path would mean the current folder)", hint=hint)
-    return Path(value).expanduser()
+    return user_path(value)
 
 
 def to_json(config: ModelConfig | TrainConfig) -> str:

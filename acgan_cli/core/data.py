@@ -40,6 +40,7 @@ from acgan_cli.core.config import (
     did_you_mean,
     require,
     unprintable_name,
+    user_path,
 )
 from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError, first_line
 from acgan_cli.core.image_folders import (
@@ -685,9 +686,9 @@ def canonical_dataset(name: str) -> str:
     A relative folder would name other data (or none) when the run is resumed or evaluated
     from another working folder.
     """
-    if name in DATASETS or not Path(name).expanduser().exists():  # a Dataset handed in: its own name
+    if name in DATASETS or not user_path(name).exists():  # a Dataset handed in: its own name
         return name
-    return str(Path(name).expanduser().resolve())
+    return str(user_path(name).resolve())
 
 
 def handed_in(recorded: str) -> bool:
@@ -734,17 +735,17 @@ def check_dataset_name(name: str) -> None:
             ),
             stacklevel=2,
         )
-    if name in DATASETS or Path(name).expanduser().is_dir():
+    if name in DATASETS or user_path(name).is_dir():
         return
-    if Path(name).expanduser().is_file() and name.lower().endswith(ARCHIVE_SUFFIXES):
+    if user_path(name).is_file() and name.lower().endswith(ARCHIVE_SUFFIXES):
         raise UsageError(
             f"{name} is an archive; --dataset takes a folder",
             hint="unpack it (e.g. unzip FILE -d DATA, or tar -xf FILE -C DATA) and give the folder it makes",
             option="dataset",
             detail=f"{name!r} is an archive, not a folder",
         )
-    if Path(name).expanduser().is_file() and name.lower().endswith(IMAGE_SUFFIXES):
-        folder = Path(name).expanduser().resolve().parent.parent  # DATA of DATA/cat/1.png
+    if user_path(name).is_file() and name.lower().endswith(IMAGE_SUFFIXES):
+        folder = user_path(name).resolve().parent.parent  # DATA of DATA/cat/1.png
         if folder.name.casefold() in (*TRAIN_FOLDERS, *TEST_FOLDERS):  # DATA of DATA/train/cat/1.png
             folder = folder.parent
         raise UsageError(
@@ -753,7 +754,7 @@ def check_dataset_name(name: str) -> None:
             option="dataset",
             detail=f"{name!r} is an image, not a folder of class folders",
         )
-    path = Path(name).expanduser()
+    path = user_path(name)
     if path.is_file() and any(pattern.search(path.name) for pattern in _IDX_NAMES.values()):
         raise UsageError(
             f"{name} is a file; --dataset takes the folder that holds the IDX files",
@@ -809,7 +810,7 @@ def _where_the_path_breaks(path: Path) -> str:
 def check_data_dir(path: str | Path | None) -> None:
     """Refuse a --data-dir that is a file: datasets are found in, and downloaded to, a folder (it
     said "MNIST is not in FILE and could not be downloaded ([Errno 20] Not a directory)")."""
-    if path and Path(path).expanduser().exists() and not Path(path).expanduser().is_dir():
+    if path and user_path(path).exists() and not user_path(path).is_dir():
         raise UsageError(
             f"--data-dir {path} is a file, not a folder",
             hint="give a folder: datasets are found in it, and downloaded into it",
@@ -824,13 +825,13 @@ def training_images(name: str) -> int | None:
     be read (loading the folder then says why)."""
     if name in DATASETS:
         return DATASETS[name].train_images
-    if _holds_images(Path(name).expanduser()):
+    if _holds_images(user_path(name)):
         try:
-            return count_images(Path(name).expanduser())
+            return count_images(user_path(name))
         except DataError:
             return None
     try:
-        images, _ = _idx_pair(Path(name).expanduser(), "train")
+        images, _ = _idx_pair(user_path(name), "train")
         with _open_idx(images) as f:
             dims = _read_idx_header(f, images)
     except (OSError, EOFError, zlib.error, DataError):
@@ -842,7 +843,7 @@ def training_images(name: str) -> int | None:
 def listed_class_names(name: str) -> tuple[tuple[str, ...], list[int]] | None:
     """The class names of a folder of class folders and each one's image count, from its listing
     alone; None for other data (whose classes are known once it is read)."""
-    folder = Path(name).expanduser()
+    folder = user_path(name)
     return listed_classes(folder) if name not in DATASETS and _holds_images(folder) else None
 
 
@@ -852,7 +853,7 @@ def check_split(name: str, split: str) -> None:
     train --dry-run` approved an empty folder, and one of damaged files."""
     import numpy as np
 
-    folder = Path(name).expanduser()
+    folder = user_path(name)
     if name in DATASETS or not folder.is_dir():
         return
     if _holds_images(folder):
@@ -874,7 +875,7 @@ def check_download(name: str, split: str, data_dir: str | Path | None, download:
     source = DATASETS.get(name)
     if source is None or source.check is None:
         return None
-    return source.check(Path(data_dir or default_data_dir()).expanduser(), split, download)
+    return source.check(user_path(data_dir or default_data_dir()), split, download)
 
 
 def _check_size(path: Path, dims: tuple[int, ...]) -> int:
@@ -941,12 +942,12 @@ def load_dataset(
         raise UsageError(
             f"unknown split {split!r}", hint=f"choose one of {', '.join(SPLITS)}", option="split"
         )
-    folder = Path(name).expanduser()
+    folder = user_path(name)
     if name not in DATASETS and _holds_images(folder):
         images, labels, names = load_image_folder(folder, split, img_size)  # channels first already
     else:
         images, labels, names = (
-            DATASETS[name].load(Path(data_dir or default_data_dir()).expanduser(), split, download)
+            DATASETS[name].load(user_path(data_dir or default_data_dir()), split, download)
             if name in DATASETS
             else load_idx_folder(folder, split)
         )

@@ -42,7 +42,16 @@ from acgan_cli.core.checkpoint import (
     read_info,
     refuse_to_overwrite_checkpoint,
 )
-from acgan_cli.core.config import PIXEL_RANGE, checked, checked_path, either, one_of, require, to_json
+from acgan_cli.core.config import (
+    PIXEL_RANGE,
+    checked,
+    checked_path,
+    either,
+    one_of,
+    require,
+    to_json,
+    user_path,
+)
 from acgan_cli.core.data import data_name
 from acgan_cli.core.errors import ExportError, Notice, UsageError, first_line
 from acgan_cli.core.files import (
@@ -567,7 +576,7 @@ def format_from_name(out: str | Path | None) -> str:
     (g.pth would hold ONNX under a PyTorch name). A folder, or a name without one: DEFAULT_FORMAT."""
     out = str(out) if out is not None else ""
     suffix = extension(out, EXTENSIONS) if out else ""
-    if not suffix or out.endswith(("/", os.sep)) or Path(out).expanduser().is_dir():
+    if not suffix or out.endswith(("/", os.sep)) or user_path(out).is_dir():
         return DEFAULT_FORMAT  # a folder's name (exports.v3/) is no extension
     named = format_for(out)
     if named is None:
@@ -607,7 +616,7 @@ def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
     if out is None:
         target = default_output(checkpoint, fmt)
     else:
-        given = Path(out).expanduser()
+        given = user_path(out)
         into = given.is_dir() or str(out).endswith(("/", os.sep))  # a folder, to write the default name into
         name = default_output(checkpoint, fmt).name
         output_destination(given / name if into else given)  # a folder link to nothing: no folder made there

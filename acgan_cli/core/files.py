@@ -21,6 +21,7 @@ import stat
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
+from acgan_cli.core.config import user_path
 from acgan_cli.core.errors import UsageError
 
 # A temporary file's name: `.NAME.PID-N.tmp`, or `.NAME.PID-N.tmp.EXT` for an export (torch.export
@@ -132,7 +133,7 @@ def own_descriptor(path: Path) -> int | None:
 
 def names_stdout(out: str | None) -> bool:
     """Whether an --out value names this process's stdout (/dev/stdout, /dev/fd/1, …)."""
-    return bool(out) and own_descriptor(Path(out).expanduser()) == 1
+    return bool(out) and own_descriptor(user_path(out)) == 1
 
 
 def extension(path: str | Path, formats: Collection[str] = ()) -> str:

@@ -33,6 +33,7 @@ from acgan_cli.core.config import (
     TrainConfig,
     check_seed,
     default_runs_dir,
+    user_path,
 )
 from acgan_cli.core.data import (
     DATASETS,
@@ -849,7 +850,7 @@ def plan_run(
             config = _runnable_here(resume_config(saved, {"device": "auto"}), {})
         else:
             config = resumed_config(saved, config)
-        if count_images and config.dataset not in DATASETS and not Path(config.dataset).expanduser().is_dir():
+        if count_images and config.dataset not in DATASETS and not user_path(config.dataset).is_dir():
             given_data = handed_in(config.dataset)
             raise DataError(
                 f"{info.path} was trained on "
@@ -960,5 +961,5 @@ def _runnable_here(config: TrainConfig, given: dict[str, object]) -> TrainConfig
 
 def _as_recorded(config: TrainConfig) -> TrainConfig:
     """`config` with its dataset folder and data folder as absolute paths, as a run records them."""
-    data_dir = str(Path(config.data_dir).expanduser().resolve()) if config.data_dir else config.data_dir
+    data_dir = str(user_path(config.data_dir).resolve()) if config.data_dir else config.data_dir
     return dataclasses.replace(config, dataset=canonical_dataset(config.dataset), data_dir=data_dir)

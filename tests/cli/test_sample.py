@@ -172,6 +172,19 @@ def test_a_write_that_fails_leaves_no_folders_it_made(run: Path, tmp_path: Path)
     assert list((tmp_path / "kept").iterdir()) == []
 
 
+def test_a_tilde_that_names_no_user_is_a_folder_name(run: Path, tmp_path: Path) -> None:
+    """`--out '~nosuchuser/x.png'` (quoted: the shell left it) ended in "unexpected RuntimeError: Could
+    not determine home directory ... a bug in acgan", and a folder named `~old` could not be used."""
+    (tmp_path / "~old").mkdir()
+    for out in ("~old/x.png", "~no-such-user-of-acgan/x.png"):
+        result = runner.invoke(app, ["sample", "--ckpt", str(run), "--digit", "1", "--out", out])
+        assert (result.exit_code, result.stdout) == (0, f"{out}\n"), result.stderr
+        assert (tmp_path / out).is_file()
+    (tmp_path / "~old" / "run").symlink_to(run)  # read through such a folder too
+    result = runner.invoke(app, ["sample", "--ckpt", "~old/run", "--digit", "1", "--out", "y.png"])
+    assert result.exit_code == 0, result.stderr
+
+
 def test_a_reader_that_stops_early_ends_sample_quietly(run: Path) -> None:
     sampler = subprocess.Popen(SEVENS, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert sampler.stdout.read(10) == b"\x93NUMPY\x01\x00v\x00"  # npy magic, version, header length

@@ -15,6 +15,7 @@ from acgan_cli.core.config import (
     home,
     require,
     require_utf8_path,
+    user_path,
 )
 from acgan_cli.core.errors import ConfigError
 from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
@@ -26,7 +27,7 @@ QUICK_SAMPLES = 2_000  # images `quick_metrics` draws (for `acgan train --eval-e
 def default_cache_dir() -> Path:
     """Where trained evaluators are cached: $ACGAN_CACHE_DIR, else ~/.cache/acgan."""
     env = os.environ.get("ACGAN_CACHE_DIR")
-    return Path(env).expanduser() if env else home() / ".cache" / "acgan"
+    return user_path(env) if env else home() / ".cache" / "acgan"
 
 
 def check_evaluator_seed(evaluator: str, seed_given: bool) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from acgan_cli.core.config import check_function
+from acgan_cli.core.config import check_function, user_path
 from acgan_cli.core.data import (
     DATASETS,
     check_data_dir,
@@ -372,7 +372,7 @@ def check_fits(
     A folder the checkpoint was trained on that is gone from its path may be given where it is now:
     the evaluator's classes and channels must then fit the checkpoint's.
     """
-    moved = not {info.dataset, dataset} & set(DATASETS) and not Path(info.dataset).expanduser().is_dir()
+    moved = not {info.dataset, dataset} & set(DATASETS) and not user_path(info.dataset).is_dir()
     if not same_dataset(info.dataset, dataset) and not moved:
         if chosen_by and handed_in(info.dataset):  # whatever the data was, nothing recorded says: a folder
             raise EvaluatorError(  # of the same images is taken as data that moved (its classes checked)
@@ -499,7 +499,7 @@ def evaluate(
     # A run folder is read again when its turn comes: a run still training there may have pruned
     # the step file it named (--keep-checkpoints), and its newest checkpoint is the one to score.
     source = {info.path: path if Path(path).is_dir() else info.path for info, path in checked}
-    evaluator_path = Path(config.evaluator).expanduser() if config.evaluator else None
+    evaluator_path = user_path(config.evaluator) if config.evaluator else None
     given = read_evaluator(evaluator_path)[1] if evaluator_path else None
     dataset = config.dataset or (given.dataset if given else infos[0].dataset if infos else "")
     if not dataset:
@@ -519,12 +519,7 @@ def evaluate(
     )
     for info in infos:  # before any expensive work
         check_fits(info, dataset, chosen_by=chosen_by)
-    if (
-        not config.dataset
-        and not given
-        and dataset not in DATASETS
-        and not Path(dataset).expanduser().is_dir()
-    ):
+    if not config.dataset and not given and dataset not in DATASETS and not user_path(dataset).is_dir():
         if handed_in(dataset):
             raise DataError(
                 f"{infos[0].path} was trained on data handed in as Dataset({dataset!r}), which evaluate cannot load",
