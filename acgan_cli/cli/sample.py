@@ -112,6 +112,26 @@ def _check_options(
     return fmt
 
 
+def _check_counts(n: int | None, nrow: int | None, seed: int | None) -> None:
+    """The ranges draw_samples holds --n, --nrow and --seed to that need no model, checked before a
+    checkpoint is looked for: in a folder without runs, `--n 0` said "no trained model found" (exit 1)."""
+    from acgan_cli.core.config import check_seed
+    from acgan_cli.core.sampling import MAX_SAMPLES
+
+    if n is not None and not 1 <= n <= MAX_SAMPLES:
+        error = typer.BadParameter(f"must draw 1..{MAX_SAMPLES} images in all (got {n})", param_hint="--n")
+        error.hint = (  # as draw_samples words it (handle_errors' BadParameter carries one the same way)
+            f"draw at most {MAX_SAMPLES:,} at a time; for more, run again with another --seed"
+            if n > MAX_SAMPLES
+            else "--n counts images: give 1 or more"
+        )
+        raise error
+    if nrow is not None and nrow < 1:
+        raise typer.BadParameter(f"must be at least 1 (got {nrow})", param_hint="--nrow")
+    if seed is not None:
+        check_seed(seed)  # a ConfigError naming seed, shown as --seed's
+
+
 def _write(path: Path, data: bytes, numbered_in: Path | None, stem: str, fmt: str) -> Path:
     """Write `data` to `path` and return where it went. A name chosen here (`numbered_in` a folder)
     is claimed as it is written: one that another process took since it was chosen moves on to the
@@ -321,6 +341,7 @@ def sample(
     The written path is printed on stdout (or the bytes themselves with --out -; --json: the path, seed and what was drawn).
     """
     fmt = _check_options(digit, class_name, device, fmt, out, nrow, json_output)
+    _check_counts(n, nrow, seed)
     to_stdout = _to_stdout(out)
 
     from acgan_cli.core.checkpoint import load_generator, newest_checkpoint, resolve_checkpoint

@@ -367,7 +367,9 @@ def draw_samples(
                 else "n counts images: give 1 or more"
             ),
             option="n",
-            detail=f"must draw 1..{MAX_SAMPLES} images in all (got {total})",
+            # the number given: with --grid, "got -15" quoted n times the classes for --n -5
+            detail=f"must draw 1..{MAX_SAMPLES} images in all (got {total if count >= 1 else count}"
+            + (f": {count} of each of {config.n_classes} classes)" if grid and count >= 1 else ")"),
             cli_hint=(
                 f"--grid draws --n {each}"
                 if grid and count >= 1

@@ -172,6 +172,22 @@ def test_a_write_that_fails_leaves_no_folders_it_made(run: Path, tmp_path: Path)
     assert list((tmp_path / "kept").iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--n", "0"], "--n: must draw 1..100000 images in all (got 0)"),
+        (["--seed", "-1"], "--seed: must be in 0..4294967295 (got -1)"),
+        (["--nrow", "0"], "--nrow: must be at least 1 (got 0)"),
+    ],
+)
+def test_impossible_counts_are_refused_before_a_checkpoint_is_looked_for(args: list[str], error: str) -> None:
+    """In a folder without runs, `--n 0` said "no trained model found" (exit 1): the model was
+    looked for, and loaded where there was one, before the values were checked."""
+    result = runner.invoke(app, ["sample", *args])
+    assert (result.exit_code, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.splitlines()[0] == f"error: Invalid value for {error}"
+
+
 def test_a_tilde_that_names_no_user_is_a_folder_name(run: Path, tmp_path: Path) -> None:
     """`--out '~nosuchuser/x.png'` (quoted: the shell left it) ended in "unexpected RuntimeError: Could
     not determine home directory ... a bug in acgan", and a folder named `~old` could not be used."""

@@ -123,9 +123,14 @@ def test_a_batch_larger_than_memory_is_one_line_not_a_crash(forkserver: ForkServ
         (["--n", "-1"], "--n", "must draw 1..100000 images"),
         (["--n", HUGE], "--n", "must draw 1..100000 images"),
         (
+            ["--grid", "--n", "-5"],
+            "--n",
+            "must draw 1..100000 images in all (got -5)",
+        ),  # was -50: n x classes
+        (
             ["--grid", "--n", "20000"],
             "--n",
-            "must draw 1..100000 images in all (got 200000) "
+            "must draw 1..100000 images in all (got 200000: 20000 of each of 10 classes) "
             "hint: --grid draws --n of each of the 10 classes: at most 10,000 each",
         ),
         (
