@@ -75,17 +75,16 @@ def _fitted(line: str, width: int) -> list[str]:
     return [*lines, current]
 
 
+_REDIRECTIONS = frozenset({">", ">>", "<"})
+
+
 def _option_and_value(words: list[str]) -> list[str]:
     """`words` with each option joined to its value (`--out x.png`) and each redirection to its file
     (`> x.npy`): never split over two lines."""
     joined: list[str] = []
     for word in words:
         last = joined[-1] if joined else ""
-        if (last.startswith("-") and " " not in last and not word.startswith("-")) or last in {
-            ">",
-            ">>",
-            "<",
-        }:
+        if (last.startswith("-") and " " not in last and not word.startswith("-")) or last in _REDIRECTIONS:
             joined[-1] = f"{joined[-1]} {word}"
         else:
             joined.append(word)
