@@ -564,17 +564,17 @@ def test_sample_never_overwrites_the_generator_file_it_reads(run: Path, tmp_path
     assert f"{model} is a generator file, a model sample reads; sample never overwrites one" in plain(
         result.stderr
     )
-    # Refused before drawing (up to 100,000 images): ahead of what the drawing itself checks.
+    # Refused before drawing (up to 100,000 images): ahead of what only the drawing can check (--n
+    # times the model's classes; --nrow 0 was that, and is now refused before any checkpoint is read).
     result = runner.invoke(
         app,
         [
             "sample",
             "--ckpt",
             str(model),
+            "--grid",
             "--n",
-            "5",
-            "--nrow",
-            "0",
+            "10001",
             "--out",
             str(tmp_path / "link.npy"),
             "-f",
