@@ -17,6 +17,7 @@ import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -24,6 +25,7 @@ from rich.console import Console
 
 from acgan_cli.cli.encoding import StandInConsole
 from acgan_cli.core.config import DEVICES, PRECISIONS, user_path
+from acgan_cli.core.data import DATASETS, DOWNLOADED
 from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError, first_line
 
 P = ParamSpec("P")
@@ -133,8 +135,6 @@ def interactive(min_columns: int = LIVE_MIN_COLUMNS) -> bool:
 
 def complete_dataset(incomplete: str) -> list[tuple[str, str]]:
     """Shell completion for --dataset: the registered names, each with its description."""
-    from acgan_cli.core.data import DATASETS
-
     return [(name, source.description) for name, source in DATASETS.items() if name.startswith(incomplete)]
 
 
@@ -433,6 +433,24 @@ def from_environment(ctx: Any, field: str) -> bool:
     """Whether the value of parameter `field` came from its environment variable."""
     source = ctx.get_parameter_source(field) if ctx is not None else None
     return source is not None and source.name == "ENVIRONMENT"
+
+
+def note_data_dir_unread(dataset: str, data_dir: Path) -> None:
+    """Say that --data-dir goes unread where `dataset` is not a downloaded one: mnist-5k ships with
+    acgan, and a folder is given by its own path (`--dataset pets --data-dir /data` looked for ./pets).
+    For a --data-dir typed on the command line only: $ACGAN_DATA_DIR is set once for every command."""
+    source = DATASETS.get(dataset)
+    if source is not None and not source.offline:
+        return
+    if source is not None:
+        unread = f"{dataset} ships with acgan"
+    else:
+        inside = user_path(data_dir) / dataset
+        example = f" (--dataset {inside})" if not Path(dataset).is_absolute() and inside.is_dir() else ""
+        unread = f"a folder dataset is given by its own path{example}"
+    warnings.warn(
+        Notice(f"--data-dir is only where {DOWNLOADED} are found and downloaded to; {unread}"), stacklevel=2
+    )
 
 
 @contextlib.contextmanager

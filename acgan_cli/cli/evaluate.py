@@ -18,6 +18,7 @@ from acgan_cli.cli.common import (
     complete_precision,
     handle_errors,
     interactive,
+    note_data_dir_unread,
     option_name,
     print_path,
     print_result,
@@ -27,8 +28,8 @@ from acgan_cli.cli.common import (
     stderr_console,
     stdout_console,
 )
-from acgan_cli.core.data import DOWNLOADED, check_data_dir, check_dataset_name
-from acgan_cli.core.errors import DeviceError, Notice
+from acgan_cli.core.data import DOWNLOADED, check_data_dir, check_dataset_name, handed_in
+from acgan_cli.core.errors import AcganError, DeviceError, Notice
 from acgan_cli.core.evaluation.config import MAX_SAMPLES, EvaluationConfig, check_evaluator_seed
 from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
 
@@ -115,7 +116,8 @@ def evaluate(
         Path | None,
         typer.Option(
             help=f"Where the downloaded datasets ({DOWNLOADED}) are found and downloaded to; mnist-5k and a "
-            "folder do not read it. \\[default: where the checkpoint's run found its data, else ~/.cache/acgan/data]",
+            "folder (given by its own path to --dataset) do not read it. \\[default: where the checkpoint's "
+            "run found its data, else ~/.cache/acgan/data]",
             envvar="ACGAN_DATA_DIR",
             rich_help_panel=EVALUATOR,
         ),
@@ -185,9 +187,12 @@ def evaluate(
     )
     # 0 is the default seed too: given beside --evaluator, it is as unused as any other
     check_evaluator_seed(str(evaluator or ""), ctx.get_parameter_source("evaluator_seed").name != "DEFAULT")
+    check_data_dir(data_dir)
+    data_dir_given = ctx.get_parameter_source("data_dir").name == "COMMANDLINE"  # not $ACGAN_DATA_DIR's
+    if data_dir_given and dataset:  # before a name that is no dataset is refused: "pets"
+        note_data_dir_unread(dataset, data_dir)
     if dataset:
         check_dataset_name(dataset)
-    check_data_dir(data_dir)
     if dataset and not checkpoints:  # only the evaluator is asked for: an option that scores is lost
         scoring = [name for name in SCORING_OPTIONS if ctx.get_parameter_source(name).name != "DEFAULT"]
         if scoring:
@@ -208,7 +213,7 @@ def evaluate(
         require_stdout("the JSON report" if json_output else "the scores")
 
     from acgan_cli.cli.render import EvaluationProgress, QuietRenderer, evaluation_notes, evaluation_tables
-    from acgan_cli.core.checkpoint import newest_checkpoint
+    from acgan_cli.core.checkpoint import newest_checkpoint, read_info
     from acgan_cli.core.devices import note_slow_bf16, resolve_device, reuse_freed_memory
     from acgan_cli.core.evaluation.scoring import evaluate as run_evaluation
 
@@ -217,6 +222,11 @@ def evaluate(
         else [Path(os.environ["ACGAN_CKPT"])] if os.environ.get("ACGAN_CKPT")
         else [newest_checkpoint(named_by="`acgan evaluate CKPT`")]
     )  # fmt: skip
+    if data_dir_given and not dataset and paths:  # the checkpoints' dataset: the first one's metadata says
+        with suppress(AcganError):  # a damaged or missing checkpoint: the evaluation refuses it in its turn
+            recorded = read_info(paths[0]).dataset
+            if not handed_in(recorded):  # data evaluate cannot load, and says so
+                note_data_dir_unread(recorded, data_dir)
     # Process-wide and for good (glibc cannot read the old values back): the command's to set, not
     # the library's. Before the evaluator loads rather than after, as the library did: loading even
     # fashion-mnist's 70,000 images left the same memory behind either way (RssAnon 344 MB).

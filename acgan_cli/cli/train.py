@@ -33,6 +33,7 @@ from acgan_cli.cli.common import (
     handle_errors,
     in_chain,
     interactive,
+    note_data_dir_unread,
     print_error,
     print_path,
     print_result,
@@ -438,7 +439,7 @@ def train(
             )
         data_dir_given = ctx.get_parameter_source("data_dir").name == "COMMANDLINE"  # not $ACGAN_DATA_DIR's
         if data_dir_given and resume is None:  # before a name that is no dataset is refused: "pets"
-            _note_data_dir_unread(dataset, data_dir)
+            note_data_dir_unread(dataset, data_dir)
         if "dataset" in given:
             check_dataset_name(given["dataset"])
             given["dataset"] = canonical_dataset(given["dataset"])
@@ -456,7 +457,7 @@ def train(
         )
         config = plan.config
         if data_dir_given and resume_path is not None:  # the run's own dataset
-            _note_data_dir_unread(config.dataset, data_dir)
+            note_data_dir_unread(config.dataset, data_dir)
         note_slow_bf16(plan.device, plan.precision)
         if "ema_decay" in given and not config.ema:  # it would be ignored without a word
             raise typer.BadParameter(
@@ -515,23 +516,6 @@ def train(
     except BaseException:  # a failure before a checkpoint:
         trainer.discard()  # a folder with nothing to resume goes (one with a checkpoint stays)
         raise
-
-
-def _note_data_dir_unread(dataset: str, data_dir: Path) -> None:
-    """Say that --data-dir goes unread where `dataset` is not a downloaded one: mnist-5k ships with
-    acgan, and a folder is given by its own path (`--dataset pets --data-dir /data` looked for ./pets)."""
-    source = DATASETS.get(dataset)
-    if source is not None and not source.offline:
-        return
-    if source is not None:
-        unread = f"{dataset} ships with acgan"
-    else:
-        inside = user_path(data_dir) / dataset
-        example = f" (--dataset {inside})" if not Path(dataset).is_absolute() and inside.is_dir() else ""
-        unread = f"a folder dataset is given by its own path{example}"
-    warnings.warn(
-        Notice(f"--data-dir is only where {DOWNLOADED} are found and downloaded to; {unread}"), stacklevel=2
-    )
 
 
 def _not_there(splits: tuple[str, ...]) -> str:

@@ -611,6 +611,39 @@ def test_the_data_folder_of_the_checkpoints_run_is_where_the_data_is_found(
     assert result.exit_code == 0, result.stderr
 
 
+def test_a_data_dir_the_dataset_does_not_read_gets_a_note(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--data-dir went unread without a word where the evaluator's dataset is mnist-5k or a folder, as
+    it did for `acgan train` until it said so: only a --data-dir typed, as $ACGAN_DATA_DIR is set for
+    every command (the tests set it too)."""
+    unread = (
+        "note: --data-dir is only where mnist, fashion-mnist and kmnist are found and downloaded to; "
+        "mnist-5k ships with acgan"
+    )
+    monkeypatch.setenv("ACGAN_DATA_DIR", str(tmp_path / "elsewhere"))
+    prepare = ["evaluate", "--dataset", "mnist-5k", "--device", "cpu"]
+    quiet = runner.invoke(app, prepare)
+    assert quiet.exit_code == 0 and "note:" not in quiet.stderr, quiet.stderr
+    noted = runner.invoke(app, [*prepare, "--data-dir", "nowhere"])
+    assert noted.exit_code == 0, noted.stderr
+    assert noted.stdout == quiet.stdout  # the evaluator's path, as without it
+    assert [line for line in noted.stderr.splitlines() if line.startswith("note:")] == [unread]
+    # No --dataset: the checkpoint's run trained on mnist-5k
+    score = ["evaluate", str(run), *FEW, "--metrics", "class-accuracy"]
+    result = runner.invoke(app, [*score, "--data-dir", "nowhere"])
+    assert result.exit_code == 0, result.stderr
+    assert "class accuracy" in result.stdout and "note:" not in result.stdout
+    assert [line for line in result.stderr.splitlines() if line.startswith("note:")] == [unread]
+    result = runner.invoke(app, score)
+    assert result.exit_code == 0 and "note:" not in result.stderr, result.stderr
+    # A downloaded dataset reads it: no note, whatever else goes wrong
+    result = runner.invoke(
+        app, ["evaluate", "--dataset", "mnist", "--data-dir", "empty", "--no-download", "--device", "cpu"]
+    )
+    assert result.exit_code == 1 and "note:" not in result.stderr, result.stderr
+
+
 def test_a_generator_that_draws_nan_is_one_error_not_figures(run: Path, tmp_path: Path) -> None:
     """Finite weights whose images overflow: fd was "unexpected _LinAlgError … a bug in acgan", and
     without fd, exit 0 with figures computed from NaN (class accuracy 9.5%, KID null, no reason)."""
