@@ -630,7 +630,9 @@ def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
             raise
         # No --out was given: "Invalid value for --out" sent the user to an option they never used.
         raise UsageError(
-            f"{exc.detail} (it is this export's default name)", hint="name the new file with --out"
+            f"{exc.detail} (it is this export's default name)",
+            hint="name the new file with out=",
+            cli_hint="name the new file with --out",
         ) from exc
     return final
 

@@ -640,6 +640,18 @@ def test_an_empty_out_is_refused_and_none_is_the_default_beside_the_checkpoint(
     assert ex.export(run, "safetensors").path == run / "checkpoints" / "latest.generator.safetensors"
 
 
+def test_the_default_name_refused_is_answered_in_python_words(trained_run: Path, tmp_path: Path) -> None:
+    """A checkpoint named model.onnx is its own default output: the hint sent a Python caller to
+    --out, an option it never has; the CLI keeps its words."""
+    odd = tmp_path / "model.onnx"
+    shutil.copy(trained_run / "checkpoints" / "latest.safetensors", odd)
+    with pytest.raises(UsageError, match="it is this export's default name") as caught:
+        ex.export(odd, "onnx")
+    assert caught.value.hint == "name the new file with out="
+    assert caught.value.cli_hint == "name the new file with --out"
+    assert caught.value.option is None
+
+
 def test_an_export_never_replaces_the_checkpoint_it_reads(
     exports: dict[str, ex.ExportResult], trained_run: Path, tmp_path: Path
 ) -> None:
