@@ -133,14 +133,13 @@ def _torchvision_loader(
             )
             files = [_unpacked_or_packed(path) for path in files]
         if not all(path.is_file() for path in files):  # torchvision took an old copy as the data
+            delete = f"delete {data_dir / class_name / 'processed'}"
             raise DataError(
                 f"{title} in {data_dir} is in torchvision's old processed/ layout, which acgan does not read",
-                hint=f"delete {data_dir / class_name / 'processed'}"
-                + (
-                    " and acgan fetches the IDX files"
-                    if download
-                    else ", then drop --no-download to fetch the IDX files"
-                ),
+                hint=f"{delete} and acgan fetches the IDX files"
+                if download
+                else f"{delete}, then set download=True to fetch the IDX files",
+                cli_hint=None if download else f"{delete}, then drop --no-download to fetch the IDX files",
             )
         return files
 
@@ -160,9 +159,12 @@ def _torchvision_loader(
             _check_shapes(files[0], images, files[1], labels)
             _check_labels(files[1], labels, class_names, None, every_class=True)
         except DataError as exc:
-            fetch_again = "acgan fetches them again" if download else "drop --no-download to fetch them again"
+            damaged = f"the {title} files in {raw} are damaged; delete them and "
             raise DataError(
-                exc.message, hint=f"the {title} files in {raw} are damaged; delete them and {fetch_again}"
+                exc.message,
+                hint=damaged
+                + ("acgan fetches them again" if download else "set download=True to fetch them again"),
+                cli_hint=None if download else damaged + "drop --no-download to fetch them again",
             ) from None
         return images, labels.astype("int64"), class_names
 
@@ -196,11 +198,16 @@ def _download(
     holds_idx = data_dir.is_dir() and any(
         pattern.search(path.name) for path in data_dir.iterdir() for pattern in _IDX_NAMES.values()
     )
-    look_elsewhere = (
-        f"{data_dir} holds IDX files: train on them with --dataset {data_dir} (--data-dir is where "
-        f"torchvision keeps {class_name}/raw/)"
+    # What else to do, as a caller in Python gives it and in the CLI's options.
+    look_elsewhere, cli_look_elsewhere = (
+        (
+            f"{data_dir} holds IDX files: train on them with dataset={str(data_dir)!r} (data_dir is where "
+            f"torchvision keeps {class_name}/raw/)",
+            f"{data_dir} holds IDX files: train on them with --dataset {data_dir} (--data-dir is where "
+            f"torchvision keeps {class_name}/raw/)",
+        )
         if holds_idx
-        else "point --data-dir at a folder that holds it"
+        else ("point data_dir at a folder that holds it", "point --data-dir at a folder that holds it")
     )
     if download and not (data_dir / class_name / "processed").is_dir():  # torchvision reads that instead
         warnings.warn(
@@ -226,12 +233,14 @@ def _download(
         error = (
             DataError(  # why, on the error's line: the hint says what to do about it
                 f"{absent or f'{title} is not in {data_dir}'} and could not be downloaded ({_download_failure(exc)})",
-                hint=f"{look_elsewhere}, or train offline on the shipped subset with --dataset mnist-5k",
+                hint=f"{look_elsewhere}, or train offline on the shipped subset with dataset='mnist-5k'",
+                cli_hint=f"{cli_look_elsewhere}, or train offline on the shipped subset with --dataset mnist-5k",
             )
             if download
-            else DataError(
+            else DataError(  # the CLI's tests pin this message's words, the option's among them
                 f"{absent or f'{title} is not in {data_dir}'} and --no-download was given",
-                hint=f"drop --no-download to fetch it, {look_elsewhere}, or use --dataset mnist-5k",
+                hint=f"set download=True to fetch it, {look_elsewhere}, or use dataset='mnist-5k'",
+                cli_hint=f"drop --no-download to fetch it, {cli_look_elsewhere}, or use --dataset mnist-5k",
             )
         )
         # The hints are a training run's: scoring a checkpoint of this dataset needs this dataset,
@@ -332,10 +341,15 @@ _IDX_NAMES = {  # in any case: archives made on Windows or DOS often hold TRAIN-
         r"(^|[-_.])(t10k|test)[-_.]labels[-_.]idx1[-_.]ubyte(\.gz)?$", re.IGNORECASE
     ),
 }
-# What --dataset takes, for a file given in its place whose folder is no dataset (an .npz, a .csv).
-DATASET_FILE_HINT = (
+# What a dataset is, for a file given in its place whose folder is no dataset (an .npz, a .csv); the
+# CLI's words name its option.
+_DATASET_FILE = (
     "acgan reads a folder of MNIST-format IDX files, or a folder of class folders of images; "
-    "the shipped 5,000 digits are --dataset mnist-5k"
+    "the shipped 5,000 digits are "
+)
+DATASET_FILE_HINT, DATASET_FILE_CLI_HINT = (
+    _DATASET_FILE + "dataset='mnist-5k'",
+    _DATASET_FILE + "--dataset mnist-5k",
 )
 # Files --dataset is sometimes given instead of the folder they unpack to (an IDX file's .gz is not one).
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar")
@@ -448,13 +462,17 @@ def _idx_copies(folder: Path, split: str, kind: str) -> list[Path]:
             "train" if split == "train" else "t10k"
         ) + f"-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
         empty = not any(not path.name.startswith(".") for path in folder.iterdir())  # nor images
+        point = (
+            " at a folder of MNIST-format IDX files, or of images in a folder per class "
+            "(DATA/cat/1.png, DATA/dog/2.png)"
+        )
+        add = " need the folder's test split: add its t10k-images and t10k-labels files"
         raise DataError(
             f"{folder} is empty" if empty else f"{folder} has no {split} {kind} IDX file (e.g. {example})",
-            hint="point --dataset at a folder of MNIST-format IDX files, or of images in a folder per class "
-            "(DATA/cat/1.png, DATA/dog/2.png)"
+            hint=f"point dataset{point}" if split == "train" else f"scores (evaluate, eval_every){add}",
+            cli_hint=f"point --dataset{point}"
             if split == "train"
-            else "scores (evaluate, train --eval-every) need the folder's test split: add its t10k-images "
-            "and t10k-labels files",
+            else f"scores (evaluate, train --eval-every){add}",
         )
     return matches  # one file, or one and its .gz (X first)
 
@@ -728,10 +746,11 @@ def check_dataset_name(name: str) -> None:
             detail="must not be empty",
         )
     if name in DATASETS and Path(name).is_dir():  # a registry name wins: say so, or it goes unseen
+        means = f"means {DATASETS[name].description}, not the folder {name} here; for that folder, give"
         warnings.warn(
             Notice(
-                f"--dataset {name} means {DATASETS[name].description}, not the folder {name} here; "
-                f"for that folder, give --dataset ./{name}"
+                f"dataset {name!r} {means} dataset={'./' + name!r}",
+                cli_message=f"--dataset {name} {means} --dataset ./{name}",
             ),
             stacklevel=2,
         )
@@ -739,7 +758,7 @@ def check_dataset_name(name: str) -> None:
         return
     if user_path(name).is_file() and name.lower().endswith(ARCHIVE_SUFFIXES):
         raise UsageError(
-            f"{name} is an archive; --dataset takes a folder",
+            f"{name} is an archive; a dataset is given as a folder",
             hint="unpack it (e.g. unzip FILE -d DATA, or tar -xf FILE -C DATA) and give the folder it makes",
             option="dataset",
             detail=f"{name!r} is an archive, not a folder",
@@ -749,23 +768,26 @@ def check_dataset_name(name: str) -> None:
         if folder.name.casefold() in (*TRAIN_FOLDERS, *TEST_FOLDERS):  # DATA of DATA/train/cat/1.png
             folder = folder.parent
         raise UsageError(
-            f"{name} is an image; --dataset takes the folder that holds a folder of images per class",
-            hint=f"give the folder above its class's: --dataset {shlex.quote(str(folder))}",
+            f"{name} is an image; a dataset is given as the folder that holds a folder of images per class",
+            hint=f"give the folder above its class's: dataset={str(folder)!r}",
+            cli_hint=f"give the folder above its class's: --dataset {shlex.quote(str(folder))}",
             option="dataset",
             detail=f"{name!r} is an image, not a folder of class folders",
         )
     path = user_path(name)
     if path.is_file() and any(pattern.search(path.name) for pattern in _IDX_NAMES.values()):
         raise UsageError(
-            f"{name} is a file; --dataset takes the folder that holds the IDX files",
-            hint=f"give its folder: --dataset {shlex.quote(str(path.parent))}",
+            f"{name} is a file; a dataset is given as the folder that holds the IDX files",
+            hint=f"give its folder: dataset={str(path.parent)!r}",
+            cli_hint=f"give its folder: --dataset {shlex.quote(str(path.parent))}",
             option="dataset",
             detail=f"{name!r} is a file, not a folder of IDX files",
         )
     if path.is_file():  # its folder is no dataset either (mnist-5k.npz's "has no train images IDX file")
         raise UsageError(
-            f"{name} is a file; --dataset takes a folder",
+            f"{name} is a file; a dataset is given as a folder",
             hint=DATASET_FILE_HINT,
+            cli_hint=DATASET_FILE_CLI_HINT,
             option="dataset",
             detail=f"{name!r} is a file, not a folder",
         )
@@ -812,7 +834,7 @@ def check_data_dir(path: str | Path | None) -> None:
     said "MNIST is not in FILE and could not be downloaded ([Errno 20] Not a directory)")."""
     if path and user_path(path).exists() and not user_path(path).is_dir():
         raise UsageError(
-            f"--data-dir {path} is a file, not a folder",
+            f"data_dir {path} is a file, not a folder",
             hint="give a folder: datasets are found in it, and downloaded into it",
             option="data_dir",
             detail=f"{str(path)!r} is a file, not a folder",

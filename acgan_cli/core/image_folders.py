@@ -372,12 +372,19 @@ def _listed(folder: Path, split: str) -> _Split:
         test_root = _child(folder, TEST_FOLDERS) if train_root != folder else None
         if test_root is None:
             above = folder.resolve().parent
+            both = folder.name.casefold() in TRAIN_FOLDERS and _child(above, TEST_FOLDERS) is not None
+            arrange = (
+                "need held-out images: arrange them as "
+                f"{_named(folder / 'train' / '<class>')}/… and {_named(folder / 'test' / '<class>')}/…"
+            )
             raise DataError(
                 f"{_named(folder)} has no test split",
-                hint=f"give the folder that holds both splits: --dataset {shlex.quote(str(above))}"
-                if folder.name.casefold() in TRAIN_FOLDERS and _child(above, TEST_FOLDERS) is not None
-                else "scores (evaluate, train --eval-every) need held-out images: arrange them as "
-                f"{_named(folder / 'train' / '<class>')}/… and {_named(folder / 'test' / '<class>')}/…",
+                hint=f"give the folder that holds both splits: dataset={str(above)!r}"
+                if both
+                else f"scores (evaluate, eval_every) {arrange}",
+                cli_hint=f"give the folder that holds both splits: --dataset {shlex.quote(str(above))}"
+                if both
+                else f"scores (evaluate, train --eval-every) {arrange}",
             )
         root = test_root
         extra = sorted(set(_class_names(root)) - set(classes))
@@ -396,11 +403,16 @@ def _listed(folder: Path, split: str) -> _Split:
         others = len(skipped)
         found = list(_image_files(folders[name], folder, skipped)) if name in folders else []
         if not found and split == "train":
+            hint, cli_hint = _idx_inside(folders[name]) or (
+                _convert_hint(skipped[others:])
+                if len(skipped) > others
+                else "a class without images cannot be learned: add its images, or move the folder out",
+                None,
+            )
             raise DataError(
                 f"{_named(folders[name])} holds no images ({', '.join(IMAGE_SUFFIXES)})",
-                hint=_idx_inside(folders[name])
-                or (_convert_hint(skipped[others:]) if len(skipped) > others else None)
-                or "a class without images cannot be learned: add its images, or move the folder out",
+                hint=hint,
+                cli_hint=cli_hint,
             )
         files += found
         labels += [index] * len(found)
@@ -437,7 +449,8 @@ def _refuse_shared_folders(train_root: Path, root: Path, folders: dict[str, Path
         if shared is not None:
             raise DataError(
                 f"{_sharing(*shared)}: {held_out}",
-                hint=f"{hint}, or leave out {root.name}/ (evaluate and --eval-every then need another test split)",
+                hint=f"{hint}, or leave out {root.name}/ (evaluate and eval_every then need another test split)",
+                cli_hint=f"{hint}, or leave out {root.name}/ (evaluate and --eval-every then need another test split)",
             )
     trained = [] if root == train_root else list(_class_names(train_root).values())
     shared = _shared([*trained, *folders.values()])
@@ -507,11 +520,16 @@ def _classes(root: Path) -> tuple[str, ...]:
         )
     if len(names) < 2:
         inner = folders[0]
-        raise DataError(
-            f"{_named(root)} holds a single class folder ({_named(names[0])})",
-            hint=f"give the folder that holds the classes: --dataset {shlex.quote(str(inner))}"
+        hint, cli_hint = (
+            (
+                f"give the folder that holds the classes: dataset={str(inner)!r}",
+                f"give the folder that holds the classes: --dataset {shlex.quote(str(inner))}",
+            )
             if _subfolders(inner) and not _has_images_here(inner)
-            else _idx_inside(inner) or "a conditional GAN needs at least 2 classes",
+            else _idx_inside(inner) or ("a conditional GAN needs at least 2 classes", None)
+        )
+        raise DataError(
+            f"{_named(root)} holds a single class folder ({_named(names[0])})", hint=hint, cli_hint=cli_hint
         )
     if len(names) > MAX_CLASSES:
         raise DataError(
@@ -539,13 +557,14 @@ def _has_images_here(folder: Path) -> bool:
         return any(entry.name.lower().endswith(IMAGE_SUFFIXES) for entry in entries)
 
 
-def _idx_inside(folder: Path) -> str | None:
+def _idx_inside(folder: Path) -> tuple[str, str] | None:
     """A hint where `folder` holds MNIST-format IDX files (the parent of an IDX folder, given as the
-    dataset, made its IDX folders classes without images)."""
+    dataset, made its IDX folders classes without images), and the CLI's words for it."""
     for parent, folders, names in os.walk(folder):
         folders[:] = sorted(name for name in folders if _visible(name))
         if any(_IDX_FILE.search(name) for name in names):
-            return f"{_named(parent)} holds MNIST-format IDX files: give that folder, --dataset {shlex.quote(parent)}"
+            give = f"{_named(parent)} holds MNIST-format IDX files: give that folder,"
+            return f"{give} dataset={parent!r}", f"{give} --dataset {shlex.quote(parent)}"
     return None
 
 

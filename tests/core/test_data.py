@@ -149,6 +149,10 @@ def test_a_folder_named_like_a_registered_dataset_is_told_apart(
     with pytest.warns(Notice) as said:
         check_dataset_name("mnist-5k")
     assert [str(notice.message) for notice in said] == [
+        "dataset 'mnist-5k' means 5,000 real MNIST digits shipped with acgan (offline), not the folder "
+        "mnist-5k here; for that folder, give dataset='./mnist-5k'"
+    ]
+    assert [notice.message.cli_message for notice in said] == [
         "--dataset mnist-5k means 5,000 real MNIST digits shipped with acgan (offline), not the folder "
         "mnist-5k here; for that folder, give --dataset ./mnist-5k"
     ]
@@ -176,7 +180,12 @@ def test_missing_mnist_without_download(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
         load_dataset("mnist", data_dir=tmp_path, download=False)
     assert caught.value.message == f"MNIST is not in {tmp_path} and --no-download was given"
-    assert "--dataset mnist-5k" in caught.value.hint
+    assert caught.value.hint == (
+        "set download=True to fetch it, point data_dir at a folder that holds it, or use dataset='mnist-5k'"
+    )
+    assert caught.value.cli_hint == (
+        "drop --no-download to fetch it, point --data-dir at a folder that holds it, or use --dataset mnist-5k"
+    )
 
 
 def test_missing_mnist_with_no_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,6 +206,9 @@ def test_missing_mnist_with_no_network(tmp_path: Path, monkeypatch: pytest.Monke
         load_dataset("mnist", data_dir=tmp_path / "a" / "b" / "data", download=True)
     assert list(tmp_path.iterdir()) == []
     assert caught.value.hint == (
+        "point data_dir at a folder that holds it, or train offline on the shipped subset with dataset='mnist-5k'"
+    )
+    assert caught.value.cli_hint == (
         "point --data-dir at a folder that holds it, or train offline on the shipped subset with --dataset mnist-5k"
     )
 
@@ -331,7 +343,8 @@ def test_a_data_dir_of_idx_files_is_pointed_at_dataset(tmp_path: Path) -> None:
     folder = make_idx_folder(tmp_path / "fashion")  # the files themselves, not torchvision's NAME/raw
     with pytest.raises(DataError) as caught:
         load_dataset("fashion-mnist", data_dir=folder, download=False)
-    assert f"{folder} holds IDX files: train on them with --dataset {folder}" in caught.value.hint
+    assert f"{folder} holds IDX files: train on them with dataset={str(folder)!r}" in caught.value.hint
+    assert f"{folder} holds IDX files: train on them with --dataset {folder}" in caught.value.cli_hint
 
 
 def test_the_api_refuses_a_data_dir_that_is_a_file_as_the_cli_does(tmp_path: Path) -> None:
@@ -440,7 +453,7 @@ def test_torchvisions_old_processed_layout_is_named(tmp_path: Path) -> None:
     processed.mkdir(parents=True)
     for name in ("training.pt", "test.pt"):
         torch.save((torch.zeros(4, 28, 28, dtype=torch.uint8), torch.arange(4)), processed / name)
-    for download, fetch in ((True, "and acgan fetches the IDX files"), (False, "then drop --no-download")):
+    for download, fetch in ((True, "and acgan fetches the IDX files"), (False, "then set download=True")):
         with pytest.raises(DataError) as caught:
             load_dataset("mnist", data_dir=tmp_path / "data", download=download)
         assert (
@@ -448,6 +461,11 @@ def test_torchvisions_old_processed_layout_is_named(tmp_path: Path) -> None:
             == f"MNIST in {tmp_path / 'data'} is in torchvision's old processed/ layout, which acgan does not read"
         )
         assert caught.value.hint.startswith(f"delete {processed}") and fetch in caught.value.hint
+        said = caught.value.cli_hint or caught.value.hint  # as the CLI prints it
+        assert (
+            said.startswith(f"delete {processed}")
+            and (fetch if download else "then drop --no-download") in said
+        )
 
 
 def test_gzipped_files_put_in_torchvisions_raw_folder_are_read_there(tmp_path: Path) -> None:
@@ -527,7 +545,8 @@ def test_a_file_given_as_the_dataset_is_told_to_give_its_folder(tmp_path: Path) 
     assert (
         caught.value.detail == f"'{folder / 'train-images-idx3-ubyte'}' is a file, not a folder of IDX files"
     )
-    assert caught.value.hint == f"give its folder: --dataset {folder}"
+    assert caught.value.hint == f"give its folder: dataset={str(folder)!r}"
+    assert caught.value.cli_hint == f"give its folder: --dataset {folder}"
 
 
 @pytest.mark.parametrize("name", ["mnist-5k.npz", "digits.csv"])
@@ -543,8 +562,9 @@ def test_a_file_that_is_no_idx_file_is_told_what_dataset_takes_not_to_give_its_f
     assert caught.value.detail == f"{str(path)!r} is a file, not a folder"
     assert caught.value.hint == (
         "acgan reads a folder of MNIST-format IDX files, or a folder of class folders of images; "
-        "the shipped 5,000 digits are --dataset mnist-5k"
+        "the shipped 5,000 digits are dataset='mnist-5k'"
     )
+    assert caught.value.cli_hint.endswith("the shipped 5,000 digits are --dataset mnist-5k")
     with pytest.raises(DataError, match="has no train images IDX file"):  # where the old hint led
         load_dataset(str(tmp_path))
 

@@ -431,9 +431,10 @@ def test_a_test_split_may_lack_a_class_and_be_found_as_val(tmp_path: Path) -> No
 
 def test_an_image_given_as_the_dataset_is_told_to_give_the_folder_of_its_class_folder(tmp_path: Path) -> None:
     write_digits(tmp_path / "digits")
-    with pytest.raises(UsageError, match="is an image; --dataset takes the folder") as caught:
+    with pytest.raises(UsageError, match="is an image; a dataset is given as the folder") as caught:
         check_dataset_name(str(tmp_path / "digits" / "train" / "1" / "000.png"))
-    assert caught.value.hint == f"give the folder above its class's: --dataset {tmp_path / 'digits'}"
+    assert caught.value.hint == f"give the folder above its class's: dataset={str(tmp_path / 'digits')!r}"
+    assert caught.value.cli_hint == f"give the folder above its class's: --dataset {tmp_path / 'digits'}"
 
 
 def test_idx_files_win_over_class_folders_in_the_same_folder(tmp_path: Path) -> None:
@@ -525,7 +526,10 @@ def test_the_training_split_given_alone_is_told_the_folder_of_both(tmp_path: Pat
     write_digits(tmp_path / "digits")
     with pytest.raises(DataError, match="digits/train has no test split") as caught:
         check_split(str(tmp_path / "digits" / "train"), "test")
-    assert caught.value.hint == f"give the folder that holds both splits: --dataset {tmp_path / 'digits'}"
+    assert (
+        caught.value.hint == f"give the folder that holds both splits: dataset={str(tmp_path / 'digits')!r}"
+    )
+    assert caught.value.cli_hint == f"give the folder that holds both splits: --dataset {tmp_path / 'digits'}"
 
 
 def test_run_folders_inside_the_data_are_not_classes(tmp_path: Path) -> None:
@@ -610,8 +614,9 @@ def test_a_test_split_linked_to_the_training_split_is_refused_where_it_is_read(t
     )
     assert caught.value.hint == (
         "a held-out split must hold other images than the training split; remove the link, or leave out test/ "
-        "(evaluate and --eval-every then need another test split)"
+        "(evaluate and eval_every then need another test split)"
     )
+    assert caught.value.cli_hint == caught.value.hint.replace("eval_every", "--eval-every")
     held_out.unlink()
     (tmp_path / "kept").rename(held_out)
     shutil.rmtree(held_out / "1")
@@ -666,12 +671,17 @@ def test_folders_one_level_off_get_the_folder_to_give(tmp_path: Path) -> None:
     write_image(wrapped / "pets" / "dog" / "1.png", solid("L", (8, 8), 2))
     with pytest.raises(DataError, match=r"holds a single class folder \(pets\)") as caught:
         load_dataset(str(wrapped))
-    assert caught.value.hint == f"give the folder that holds the classes: --dataset {wrapped / 'pets'}"
+    assert caught.value.hint == f"give the folder that holds the classes: dataset={str(wrapped / 'pets')!r}"
+    assert caught.value.cli_hint == f"give the folder that holds the classes: --dataset {wrapped / 'pets'}"
     make_idx_folder(tmp_path / "downloads" / "fashion")  # the parent of an IDX folder
     make_idx_folder(tmp_path / "downloads" / "digits")
     with pytest.raises(DataError, match="digits holds no images") as caught:
         load_dataset(str(tmp_path / "downloads"))
     assert caught.value.hint == (
+        f"{tmp_path / 'downloads' / 'digits'} holds MNIST-format IDX files: give that folder, "
+        f"dataset={str(tmp_path / 'downloads' / 'digits')!r}"
+    )
+    assert caught.value.cli_hint == (
         f"{tmp_path / 'downloads' / 'digits'} holds MNIST-format IDX files: give that folder, "
         f"--dataset {tmp_path / 'downloads' / 'digits'}"
     )
@@ -749,9 +759,38 @@ def test_class_names_are_composed_as_typed(tmp_path: Path) -> None:
     assert load_dataset(str(root)).class_names == ("b", "\u00dcber")
 
 
+def test_train_tells_a_folder_mistake_in_the_arguments_it_takes(tmp_path: Path) -> None:
+    """train() on an image, or on the folder above the classes' folder, was told `--dataset FOLDER`:
+    the hint names dataset= as a caller in Python passes it, the CLI's words are its cli_hint."""
+    from acgan_cli.core.training import train
+
+    write_digits(tmp_path / "digits")
+    with pytest.raises(UsageError) as caught:
+        train(
+            tiny_config(dataset=str(tmp_path / "digits" / "train" / "1" / "000.png")), run_dir=tmp_path / "r"
+        )
+    assert caught.value.message.endswith(
+        "is an image; a dataset is given as the folder that holds a folder of images per class"
+    )
+    assert caught.value.hint == f"give the folder above its class's: dataset={str(tmp_path / 'digits')!r}"
+    assert "--dataset" in caught.value.cli_hint
+    wrapped = tmp_path / "wrapped"
+    write_image(wrapped / "pets" / "cat" / "1.png", solid("L", (8, 8), 1))
+    write_image(wrapped / "pets" / "dog" / "1.png", solid("L", (8, 8), 2))
+    with pytest.raises(DataError) as caught:
+        train(tiny_config(dataset=str(wrapped)), run_dir=tmp_path / "r")
+    assert caught.value.hint == f"give the folder that holds the classes: dataset={str(wrapped / 'pets')!r}"
+    assert caught.value.cli_hint == f"give the folder that holds the classes: --dataset {wrapped / 'pets'}"
+    with pytest.raises(DataError) as caught:  # eval_every scores against a test split it lacks
+        train(tiny_config(dataset=str(wrapped / "pets"), eval_every=1, batch_size=2), run_dir=tmp_path / "r")
+    assert caught.value.hint.startswith("scores (evaluate, eval_every) need held-out images")
+    assert caught.value.cli_hint.startswith("scores (evaluate, train --eval-every) need held-out images")
+    assert not (tmp_path / "r").exists()
+
+
 def test_an_archive_given_as_the_dataset_is_told_to_be_unpacked(tmp_path: Path) -> None:
     (tmp_path / "pets.zip").write_bytes(b"PK\x05\x06" + bytes(18))
-    with pytest.raises(UsageError, match="is an archive; --dataset takes a folder") as caught:
+    with pytest.raises(UsageError, match="is an archive; a dataset is given as a folder") as caught:
         check_dataset_name(str(tmp_path / "pets.zip"))
     assert "unzip FILE -d DATA" in caught.value.hint
 

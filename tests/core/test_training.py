@@ -23,6 +23,7 @@ from acgan_cli.core.errors import (
     AcganError,
     CheckpointError,
     ConfigError,
+    DataError,
     DivergedError,
     Notice,
     RunDirError,
@@ -363,6 +364,24 @@ def test_a_refused_or_failed_start_leaves_no_run_folder(tmp_path: Path, small_da
         with pytest.raises(AcganError, match="cannot write the evaluator"):
             branch.run()
     assert not (tmp_path / "branch").exists()
+
+
+def test_a_dataset_that_is_not_there_is_told_in_the_arguments_train_takes(tmp_path: Path) -> None:
+    """Its hint named --no-download, --data-dir and --dataset mnist-5k, which a caller of train() has
+    none of; the CLI's words are the error's cli_hint."""
+    empty = tmp_path / "data"
+    empty.mkdir()
+    config = tiny_config(dataset="mnist", data_dir=str(empty), download=False)
+    with pytest.raises(DataError) as caught:
+        training.train(config, run_dir=tmp_path / "run")
+    assert caught.value.message == f"MNIST is not in {empty} and --no-download was given"
+    assert caught.value.hint == (
+        "set download=True to fetch it, point data_dir at a folder that holds it, or use dataset='mnist-5k'"
+    )
+    assert caught.value.cli_hint == (
+        "drop --no-download to fetch it, point --data-dir at a folder that holds it, or use --dataset mnist-5k"
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def test_events_and_metrics_file_agree(tmp_path: Path, small_dataset) -> None:
