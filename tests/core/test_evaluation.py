@@ -778,8 +778,13 @@ def test_a_downloaded_dataset_that_is_not_here_gets_a_hint_that_scoring_can_foll
     raw = tmp_path / "data" / "MNIST" / "raw"
     with pytest.raises(DataError) as caught:
         evaluator_splits("mnist", data_dir=tmp_path / "data", download=False)
-    assert "--no-download was given" in caught.value.message and "--dataset" not in caught.value.hint
+    assert "--no-download was given" in caught.value.message and "dataset=" not in caught.value.hint
+    assert "--dataset" not in caught.value.cli_hint
     assert caught.value.hint == (
+        f"put its IDX files in {raw} (or give data_dir the folder above MNIST/raw), "
+        "or set download=True to fetch them"
+    )
+    assert caught.value.cli_hint == (
         f"put its IDX files in {raw} (or give --data-dir the folder above MNIST/raw), "
         "or drop --no-download to fetch them"
     )
@@ -808,8 +813,12 @@ def test_idx_files_in_a_folder_this_user_cannot_write_are_linked_from_one_of_the
     with read_only_folder(tmp_path / "idx"), pytest.raises(DataError) as caught:
         evaluator_splits("mnist", data_dir=tmp_path / "idx", download=False)
     raw = tmp_path / "mine" / "MNIST" / "raw"
-    commands, then, data_dir = caught.value.hint.partition(": ")[2].partition("; then give --data-dir ")
+    commands, then, data_dir = caught.value.cli_hint.partition(": ")[2].partition("; then give --data-dir ")
     assert commands == f"mkdir -p {raw} && ln -s {tmp_path / 'idx'}/*-ubyte* {raw}/" and then
+    assert (
+        caught.value.hint
+        == f"link its IDX files into a folder of yours: {commands}; then give data_dir={data_dir!r}"
+    )
     subprocess.run(commands, shell=True, check=True)
     train_split, test_split = evaluator_splits("mnist", data_dir=Path(data_dir), download=False)
     assert (len(train_split), len(test_split)) == (40, 20)
@@ -950,6 +959,19 @@ def test_the_note_on_few_samples_names_n_samples_as_a_caller_in_python_sets_it()
         _warn_if_noisy(EvaluationConfig(n_samples=100, metrics="fd"))
     assert str(said[0].message).endswith("and checkpoints at the same n_samples)")
     assert said[0].message.cli_message.endswith("and checkpoints at the same --n-samples)")
+
+
+def test_an_evaluator_file_that_is_not_there_is_told_in_the_arguments_evaluate_takes(tmp_path: Path) -> None:
+    """Its hint sent a caller of evaluate() to `acgan evaluate --train-evaluator`."""
+    with pytest.raises(EvaluatorError) as caught:
+        evaluate([], EvaluationConfig(device="cpu", evaluator=str(tmp_path / "none.safetensors")))
+    assert caught.value.message == f"{tmp_path / 'none.safetensors'} does not exist"
+    assert caught.value.hint == (
+        "give a file written by evaluate with retrain_evaluator=True (in $ACGAN_CACHE_DIR/evaluators)"
+    )
+    assert caught.value.cli_hint == (
+        "give a file written by `acgan evaluate --train-evaluator` (in $ACGAN_CACHE_DIR/evaluators)"
+    )
 
 
 def test_nothing_to_evaluate_says_what_to_give() -> None:

@@ -111,18 +111,20 @@ class EvaluatorInfo:
 # ----------------------------------------------------------------------------- data
 
 
-def _link_hint(idx: Path, raw: Path) -> str:
+def _link_hint(idx: Path, raw: Path) -> tuple[str, str | None]:
     """The commands that make the IDX files in `idx` readable where torchvision looks: `raw`
     (data_dir/MNIST/raw), or, where this user cannot write there (a system package's folder, such
-    as Debian's /usr/share/fashion-mnist), the same folder under the default data folder."""
+    as Debian's /usr/share/fashion-mnist), the same folder under the default data folder. As a hint,
+    and in the CLI's words where they differ (None: they do not)."""
     existing = next(folder for folder in (raw, *raw.parents) if folder.exists())
     data_dir = None if os.access(existing, os.W_OK) else default_data_dir()
     link = raw if data_dir is None else data_dir / raw.relative_to(raw.parent.parent)
     quoted = shlex.quote(str(link))
     commands = f"mkdir -p {quoted} && ln -s {shlex.quote(str(idx))}/*-ubyte* {quoted}/"
     if data_dir is None:
-        return f"link its IDX files where acgan looks: {commands}"
-    return f"link its IDX files into a folder of yours: {commands}; then give --data-dir {shlex.quote(str(data_dir))}"
+        return f"link its IDX files where acgan looks: {commands}", None
+    link_yours = f"link its IDX files into a folder of yours: {commands}; then give"
+    return f"{link_yours} data_dir={str(data_dir)!r}", f"{link_yours} --data-dir {shlex.quote(str(data_dir))}"
 
 
 def evaluator_splits(
@@ -145,17 +147,18 @@ def evaluator_splits(
         # Its hints sent evaluate to --dataset mnist-5k and train's --dataset FOLDER, which a
         # checkpoint of this dataset refuses: only its own files, where acgan looks, will do.
         idx = getattr(exc, "idx_folder", None)
-        raise DataError(
-            exc.message,
-            hint=_link_hint(idx, missing)
-            if idx is not None
-            else f"put its IDX files in {missing} (or give --data-dir the folder above {missing.parent.name}/raw), "
-            + (
-                "or run once where it can be downloaded"
+        if idx is not None:
+            hint, cli_hint = _link_hint(idx, missing)
+        else:
+            above = f"the folder above {missing.parent.name}/raw"
+            fetch, cli_fetch = (
+                ("run once where it can be downloaded",) * 2
                 if download
-                else "or drop --no-download to fetch them"
-            ),
-        ) from None
+                else ("set download=True to fetch them", "drop --no-download to fetch them")
+            )
+            hint = f"put its IDX files in {missing} (or give data_dir {above}), or {fetch}"
+            cli_hint = f"put its IDX files in {missing} (or give --data-dir {above}), or {cli_fetch}"
+        raise DataError(exc.message, hint=hint, cli_hint=cli_hint) from None
     if dataset == "mnist-5k":
         keep = torch.arange(len(train)) % MNIST_5K_TEST_EVERY != MNIST_5K_TEST_EVERY - 1
         train = Dataset(train.name, train.images[keep], train.labels[keep], train.class_names)
@@ -535,21 +538,30 @@ def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
     from acgan_cli.core.checkpoint import load_module, load_tensors, read_header, refuse_unread_dtypes
     from acgan_cli.core.evaluation.classifier import IMG_SIZE, EvaluatorNet
 
-    hint = "give a file written by `acgan evaluate --train-evaluator` (in $ACGAN_CACHE_DIR/evaluators)"
+    hint = "give a file written by evaluate with retrain_evaluator=True (in $ACGAN_CACHE_DIR/evaluators)"
+    cli_hint = "give a file written by `acgan evaluate --train-evaluator` (in $ACGAN_CACHE_DIR/evaluators)"
     if not path.is_file():
-        raise EvaluatorError(f"{path} {'is not a file' if path.exists() else 'does not exist'}", hint=hint)
+        raise EvaluatorError(
+            f"{path} {'is not a file' if path.exists() else 'does not exist'}", hint=hint, cli_hint=cli_hint
+        )
     try:
         header = read_header(path)
         metadata = header.get("__metadata__") or {}
         if metadata.get("format") != FORMAT_NAME:
-            raise EvaluatorError(f"{path} is a safetensors file but not an acgan evaluator", hint=hint)
+            raise EvaluatorError(
+                f"{path} is a safetensors file but not an acgan evaluator", hint=hint, cli_hint=cli_hint
+            )
         refuse_unread_dtypes(path, header)  # float8: torch loads it, then cannot check it for NaN
         tensors = load_tensors(path)
     except CheckpointError as exc:  # the header's checks, worded for checkpoints
         reason = exc.message.removeprefix(f"{path} ").removeprefix("is ")
-        raise EvaluatorError(f"{path} is not a readable evaluator: {reason}", hint=hint) from None
+        raise EvaluatorError(
+            f"{path} is not a readable evaluator: {reason}", hint=hint, cli_hint=cli_hint
+        ) from None
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise EvaluatorError(f"{path} is not a readable evaluator: {first_line(exc)}", hint=hint) from None
+        raise EvaluatorError(
+            f"{path} is not a readable evaluator: {first_line(exc)}", hint=hint, cli_hint=cli_hint
+        ) from None
     try:
         if int(metadata["format_version"]) > FORMAT_VERSION:
             raise EvaluatorError(f"{path} was written by a newer acgan", hint="upgrade acgan")
@@ -583,10 +595,12 @@ def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
     except EvaluatorError:
         raise
     except CheckpointError as exc:
-        raise EvaluatorError(exc.message, hint=hint) from None
+        raise EvaluatorError(exc.message, hint=hint, cli_hint=cli_hint) from None
     except (KeyError, ValueError, TypeError) as exc:
         missing = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else first_line(exc)
-        raise EvaluatorError(f"{path} has malformed evaluator metadata: {missing}", hint=hint) from None
+        raise EvaluatorError(
+            f"{path} has malformed evaluator metadata: {missing}", hint=hint, cli_hint=cli_hint
+        ) from None
     return net, info
 
 
@@ -618,13 +632,15 @@ def load_evaluator(
         if dataset and not same_dataset(dataset, info.dataset):
             raise EvaluatorError(
                 f"{path} is an evaluator for {dataset_title(info.dataset)}, not {dataset_title(dataset)}",
-                hint="give an evaluator trained on the checkpoints' dataset, or drop --evaluator",
+                hint="give an evaluator trained on the checkpoints' dataset, or leave evaluator out",
+                cli_hint="give an evaluator trained on the checkpoints' dataset, or drop --evaluator",
             )
         train, test = evaluator_splits(info.dataset, data_dir, download)
         if data_hash(train, test) != info.data_hash:
             raise EvaluatorError(
                 f"{path} was trained on other {dataset_title(info.dataset)} data than the one found here",
-                hint="its figures would not be comparable; drop --evaluator to use (or train) one for this data",
+                hint="its figures would not be comparable; leave evaluator out to use (or train) one for this data",
+                cli_hint="its figures would not be comparable; drop --evaluator to use (or train) one for this data",
             )
         on_event(EvaluatorReady(path, info.dataset, info.test_accuracy, False, time.perf_counter() - started))
         return Evaluator(net, info, train, test, device)
