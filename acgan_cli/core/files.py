@@ -189,20 +189,26 @@ def output_destination(path: Path) -> Path:
     """
     problem = _unfollowable(path)
     if problem is not None:
-        detail, hint = problem
-        raise UsageError(detail, hint=hint, option="out", detail=detail)
+        detail, fix = problem
+        raise UsageError(
+            detail,
+            hint=f"{fix}, or choose another out",
+            option="out",
+            detail=detail,
+            cli_hint=f"{fix}, or choose another --out",
+        )
     return destination(path)
 
 
 def _unfollowable(path: Path) -> tuple[str, str] | None:
-    """(why, what to do) where writing `path` would need a link it leads through to be followed
-    somewhere that cannot be, else None."""
+    """(why, what to do short of writing elsewhere) where writing `path` would need a link it leads
+    through to be followed somewhere that cannot be, else None."""
     try:
         os.stat(path)
         return None  # there: whatever it is, the write says what it makes of it
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return f"{path} leads through symbolic links that loop", "fix the links, or choose another --out"
+            return f"{path} leads through symbolic links that loop", "fix the links"
     # Not there: the nearest part of it that is decides where the file (or its folders) would go.
     nearest = next((part for part in (path, *path.parents) if os.path.lexists(part)), None)
     if nearest is None or not os.path.islink(nearest) or os.path.exists(nearest):
@@ -215,15 +221,15 @@ def _unfollowable(path: Path) -> tuple[str, str] | None:
         if os.path.lexists(folder):
             return (
                 f"{path} is a symbolic link to {target}, and {folder} is not a folder",
-                "point the link elsewhere, or choose another --out",
+                "point the link elsewhere",
             )
         return (
             f"{path} is a symbolic link to {target}, whose folder does not exist",
-            f"make {folder} first, point the link elsewhere, or choose another --out",
+            f"make {folder} first, point the link elsewhere",
         )
     return (  # a folder on the way that is a link to nothing: its folders are never made there
         f"{path} leads through {nearest}, a symbolic link to {target}, which does not exist",
-        f"make {target} first, point the link elsewhere, or choose another --out",
+        f"make {target} first, point the link elsewhere",
     )
 
 
