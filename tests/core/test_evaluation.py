@@ -710,6 +710,11 @@ def test_a_checkpoint_of_another_dataset_is_refused_naming_both(
     with pytest.raises(EvaluatorError) as caught:
         evaluate([run20], EvaluationConfig(dataset=str(tiny_folder), device="cpu"))
     assert "was trained on mnist-5k" in caught.value.message and str(tiny_folder) in caught.value.message
+    follows = "the evaluator follows the checkpoints' dataset"  # in the arguments a caller passes
+    assert (caught.value.hint, caught.value.cli_hint) == (
+        f"leave dataset out: {follows}",
+        f"drop --dataset: {follows}",
+    )
     other = generator_only_file(run20, tmp_path / "other.safetensors", dataset=str(tiny_folder))
     with pytest.raises(
         EvaluatorError, match=r"was trained on .*tiny-digits but the evaluator is for mnist-5k"
@@ -980,9 +985,10 @@ def test_nothing_to_evaluate_says_what_to_give() -> None:
 
     with pytest.raises(UsageError) as caught:
         evaluate([], EvaluationConfig(device="cpu"))
-    assert (caught.value.option, caught.value.detail, caught.value.hint) == (
+    assert (caught.value.option, caught.value.detail, caught.value.hint, caught.value.cli_hint) == (
         "dataset",
         "nothing to evaluate: no checkpoint, and no dataset",
+        "give a checkpoint, or a dataset to prepare its evaluator",
         "give a checkpoint, or --dataset to prepare its evaluator",
     )
 

@@ -380,18 +380,27 @@ def check_fits(
                 f"{dataset_title(dataset)} (chosen by {chosen_by})",
                 hint=HANDED_IN_HINT,
             )
-        hint = {
-            "--dataset": "drop --dataset: the evaluator follows the checkpoints' dataset",
-            "--dataset and --evaluator": "drop --dataset and --evaluator: the evaluator follows the checkpoints' dataset",
-            "--evaluator": f"drop --evaluator, or give one trained on {dataset_title(info.dataset)}",
+        follows = "the evaluator follows the checkpoints' dataset"
+        trained_on = f"give one trained on {dataset_title(info.dataset)}"
+        hint, cli_hint = {  # as a Python caller passes the arguments, and in the CLI's options
+            "--dataset": (f"leave dataset out: {follows}", f"drop --dataset: {follows}"),
+            "--dataset and --evaluator": (
+                f"leave dataset and evaluator out: {follows}",
+                f"drop --dataset and --evaluator: {follows}",
+            ),
+            "--evaluator": (f"leave evaluator out, or {trained_on}", f"drop --evaluator, or {trained_on}"),
         }.get(
             chosen_by,
-            "evaluate checkpoints of one dataset at a time; the evaluator follows the first checkpoint",
+            (
+                "evaluate checkpoints of one dataset at a time; the evaluator follows the first checkpoint",
+                None,
+            ),
         )
         raise EvaluatorError(
             f"{info.path} was trained on {dataset_title(info.dataset)} but the evaluator is for "
             f"{dataset_title(dataset)}{f' (chosen by {chosen_by})' if chosen_by else ''}",
             hint=hint,
+            cli_hint=cli_hint,
         )
     if evaluator is None:
         return
@@ -505,14 +514,16 @@ def evaluate(
     if not dataset:
         raise UsageError(
             "nothing to evaluate",
-            hint="give a checkpoint, or --dataset to prepare its evaluator",
+            hint="give a checkpoint, or a dataset to prepare its evaluator",
+            cli_hint="give a checkpoint, or --dataset to prepare its evaluator",
             option="dataset",
             detail="nothing to evaluate: no checkpoint, and no dataset",
         )
     if given and config.dataset and not same_dataset(given.dataset, config.dataset):
         raise EvaluatorError(  # the two options disagree, whatever the checkpoints were trained on
             f"{evaluator_path} is an evaluator for {dataset_title(given.dataset)}, not {dataset_title(config.dataset)}",
-            hint="drop --dataset to score with the file, or drop --evaluator",
+            hint="leave dataset out to score with the file, or leave evaluator out",
+            cli_hint="drop --dataset to score with the file, or drop --evaluator",
         )
     chosen_by = " and ".join(
         name for name, set_ in (("--dataset", config.dataset), ("--evaluator", given)) if set_
@@ -527,7 +538,8 @@ def evaluate(
             )
         raise DataError(
             f"{infos[0].path} was trained on the folder {dataset}, which is not there",
-            hint="put the data back at that path (a link will do), or give --dataset FOLDER where it is now",
+            hint="put the data back at that path (a link will do), or give dataset=FOLDER where it is now",
+            cli_hint="put the data back at that path (a link will do), or give --dataset FOLDER where it is now",
         )
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
