@@ -30,7 +30,7 @@ from acgan_cli.cli.common import (
     stderr_console,
 )
 from acgan_cli.core.config import check_device, check_seed, either, one_of, user_path
-from acgan_cli.core.errors import AcganError, Notice
+from acgan_cli.core.errors import AcganError, Notice, UsageError
 from acgan_cli.core.files import extension
 from acgan_cli.core.sampling import FORMATS
 
@@ -353,11 +353,16 @@ def sample(
         source = ckpt or newest_checkpoint().parent
         resolve_checkpoint(source)  # a wrong --ckpt is named before a wrong --device
         generator, info = load_generator(source, resolve_device(device))
-    class_index = (
-        resolve_class(info.class_names, digit=digit, name=class_name)
-        if digit is not None or class_name is not None
-        else None
-    )
+    try:
+        class_index = (
+            resolve_class(info.class_names, digit=digit, name=class_name)
+            if digit is not None or class_name is not None
+            else None
+        )
+    except UsageError as exc:  # of a model the user never named: say which one it was
+        if ckpt is None and exc.hint:
+            exc.hint = f"{exc.hint} ({source.parent}, the newest run with a checkpoint; another: --ckpt RUN)"
+        raise
     seed = check_seed(seed) if seed is not None else secrets.randbelow(2**31)
     stem = _default_stem(info.class_names, class_index, grid)
     target_path, numbered_in = (None, None) if to_stdout else _target(out, fmt, stem)

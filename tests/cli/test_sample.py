@@ -279,14 +279,18 @@ def test_class_name_alias(run: Path, tmp_path: Path) -> None:
 
 
 def test_digit_out_of_range_exits_2_with_the_range(run: Path, tmp_path: Path) -> None:
+    """The model's classes, and which model that is where acgan picked it (a newer run may have others)."""
     result = runner.invoke(app, ["sample", "--digit", "10", "--out", "x.png"])
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "error: Invalid value for --digit: 10 is out of range",
-        "hint: this model has 10 classes: 0..9",
+        f"hint: this model has 10 classes: 0..9 ({run}, the newest run with a checkpoint; "
+        "another: --ckpt RUN)",
     ]
     assert not (tmp_path / "x.png").exists()
+    named = runner.invoke(app, ["sample", "--digit", "10", "--ckpt", str(run)])  # the user knows which
+    assert (named.exit_code, named.stderr.splitlines()[1]) == (2, "hint: this model has 10 classes: 0..9")
 
 
 def test_an_out_name_of_another_format_is_refused_unless_the_format_is_given(
