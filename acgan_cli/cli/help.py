@@ -9,6 +9,8 @@ click's plain layout instead, which wraps the descriptions and never a name, in 
 from __future__ import annotations
 
 import os
+import sys
+import types
 from typing import Any
 
 from typer.core import MARKUP_MODE_KEY, TyperArgument, TyperCommand, TyperGroup
@@ -119,12 +121,34 @@ def _plain_help(command: Any, ctx: Any, formatter: Any) -> None:
     formatter.write(plain.getvalue().replace("\\[", "["))
 
 
+def _import_rich_help() -> None:
+    """Import typer's rich help without rich.markdown, which it imports for a markup mode acgan
+    never uses (help text is rich markup): markdown-it and its rules were ~45 ms of the ~300 ms
+    `acgan --help` took on 2 AVX2 cores. While typer's module loads, a stand-in module answers
+    for rich.markdown; it is gone after, so any later `import rich.markdown` gets the real one."""
+    if "typer.rich_utils" in sys.modules or "rich.markdown" in sys.modules:
+        return
+    stand_in = types.ModuleType("rich.markdown")
+
+    class Markdown:  # only ever named in typer's annotations: acgan's markup mode is never "markdown"
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("acgan's help uses rich markup, not Markdown")
+
+    stand_in.Markdown = Markdown  # type: ignore[attr-defined]
+    sys.modules["rich.markdown"] = stand_in
+    try:
+        import typer.rich_utils  # noqa: F401
+    finally:
+        del sys.modules["rich.markdown"]
+
+
 class _PlainWhenNarrow:
     """Mixed into a typer command or group: on a terminal narrower than RICH_HELP_COLUMNS, its help
     is click's plain one, its options under the boxed help's panel names."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         if help_columns() >= RICH_HELP_COLUMNS:
+            _import_rich_help()
             return super().format_help(ctx, formatter)  # type: ignore[misc]
         _plain_help(self, ctx, formatter)
 

@@ -26,6 +26,26 @@ def test_help_never_imports_torch() -> None:
         assert not run_without_torch(args)[1], args
 
 
+def test_the_boxed_help_leaves_markdown_unimported_and_importable() -> None:
+    """typer's rich help imports rich.markdown (markdown-it: ~45 ms of ~300) for a markup mode acgan
+    never uses; the help goes without it, and a later import still gets the real module."""
+    code = (
+        "import sys\nfrom acgan_cli.cli import app\ntry:\n    app(['--help'], prog_name='acgan')\n"
+        "except SystemExit:\n    pass\nprint('imported:', 'markdown_it' in sys.modules, 'typer.rich_utils' in sys.modules)\n"
+        "from rich.markdown import Markdown\nfrom rich.console import Console\n"
+        "console = Console(file=__import__('io').StringIO(), width=40)\nconsole.print(Markdown('# Title'))\n"
+        "print(console.file.getvalue().strip())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, "COLUMNS": "100"},
+    )  # fmt: skip
+    help_text, after = done.stdout.split("imported: ")
+    assert "Usage: acgan" in help_text and "─ Commands " in help_text.replace("-", "─")  # typer's boxed help, drawn
+    assert after.splitlines()[0] == "False True"  # by its rich module, without markdown
+    assert after.splitlines()[-1].strip() == "Title"  # the real Markdown, rendered
+
+
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.strip() == f"acgan {__version__}"
