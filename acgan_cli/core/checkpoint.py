@@ -270,7 +270,9 @@ def refuse_to_overwrite_checkpoint(target: Path, command: str, reading: Path | N
     a run's checkpoints go by in its checkpoints/ folder, or its records (a grid still to come)."""
     detail = _why_not_an_output(target, command, reading)
     if detail is not None:
-        raise UsageError(detail, hint="choose another --out", option="out", detail=detail)
+        raise UsageError(
+            detail, hint="choose another out", option="out", detail=detail, cli_hint="choose another --out"
+        )
 
 
 def _why_not_an_output(target: Path, command: str, reading: Path | None) -> str | None:

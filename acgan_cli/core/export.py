@@ -678,7 +678,11 @@ def _write_error(target: Path, folder: Path, exc: OSError) -> ExportError:
     stream's: the temporary folder) is named: "cannot write /dev/stdout" sent the user to free room
     or choose another --out, where $TMPDIR was full."""
     if folder == target.parent:
-        return ExportError(f"cannot write {target}: {write_failure(target, exc)}", hint=write_hint(exc))
+        return ExportError(
+            f"cannot write {target}: {write_failure(target, exc)}",
+            hint=write_hint(exc, "out"),
+            cli_hint=write_hint(exc),
+        )
     tmpdir = os.environ.get("TMPDIR")
     which = "$TMPDIR" if tmpdir and Path(os.path.abspath(tmpdir)) == folder else "the temporary folder"
     return ExportError(
@@ -890,7 +894,9 @@ def export(
                 raise
             except OSError as exc:  # a full disk at the fsync, a full /dev/full, a folder gone
                 raise ExportError(
-                    f"cannot write {target}: {write_failure(target, exc)}", hint=write_hint(exc)
+                    f"cannot write {target}: {write_failure(target, exc)}",
+                    hint=write_hint(exc, "out"),
+                    cli_hint=write_hint(exc),
                 ) from None
             in_place = True
         if spec.deprecated:

@@ -292,11 +292,12 @@ def blocking_file(path: Path) -> Path | None:
 FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # a full disk, a quota, a file-size limit
 
 
-def write_hint(exc: OSError) -> str:
-    """What to do about an output that could not be written: room first, where room was the problem."""
+def write_hint(exc: OSError, out: str = "--out") -> str:
+    """What to do about an output that could not be written: room first, where room was the problem.
+    `out` is how the caller names the output: the CLI's --out, or a Python function's argument."""
     if exc.errno in FULL:
-        return "free some disk space (or raise the file-size limit), or choose another --out"
-    return "choose another --out"
+        return f"free some disk space (or raise the file-size limit), or choose another {out}"
+    return f"choose another {out}"
 
 
 def write_failure(path: Path, exc: OSError) -> str:

@@ -427,7 +427,7 @@ def test_a_read_only_folder_cannot_be_written(trained_run: Path, tmp_path: Path)
             ex.ExportError, match=rf"(?m)^cannot write {re.escape(str(target))}: {reason}$"
         ) as caught:
             ex.export(trained_run, "safetensors", target)
-        assert caught.value.hint == "choose another --out"
+        assert (caught.value.hint, caught.value.cli_hint) == ("choose another out", "choose another --out")
         assert list(folder.iterdir()) == []
 
 
@@ -454,6 +454,7 @@ def test_a_training_checkpoint_is_never_overwritten(trained_run: Path, tmp_path:
     with pytest.raises(UsageError, match="is a training checkpoint; export never overwrites one") as caught:
         ex.export(run, "safetensors", latest)
     assert caught.value.option == "out"
+    assert (caught.value.hint, caught.value.cli_hint) == ("choose another out", "choose another --out")
     assert latest.read_bytes() == before
 
 
