@@ -268,6 +268,14 @@ class Trainer:
             )
         if dataset is not None:  # before the run folder: a refusal leaves nothing behind
             check_dataset(dataset)
+        given = [name for name, value in (("config", config), ("run_dir", run_dir), ("resume", resume),
+                 ("runs_dir", runs_dir)) if value is not None]  # fmt: skip
+        if plan is not None and given:  # the plan holds them already: one given beside it went unread
+            raise ConfigError(
+                f"plan and {given[0]} were both given; a plan holds the config and the run's folders",
+                hint=f"give plan alone, or plan_run({given[0]}=...) to make one with it",
+                option=given[0],
+            )
         if plan is None:
             plan = plan_run(
                 _checked_config(config),

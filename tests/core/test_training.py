@@ -960,6 +960,10 @@ def test_a_resume_through_the_api_is_held_to_the_clis_rules(tmp_path: Path) -> N
         True,
         False,
     )
+    for extra in ({"config": tiny_config()}, {"run_dir": run}, {"runs_dir": tmp_path}):  # unread beside it
+        with pytest.raises(ConfigError) as caught:
+            Trainer(plan=planned, **extra)
+        assert caught.value.option == next(iter(extra)) and caught.value.hint.startswith("give plan alone")
     assert Trainer(plan=planned).run().step == 5
 
 
