@@ -144,7 +144,7 @@ def export(
     acgan export runs/00001-mnist-5k -f safetensors --half -o g.safetensors
     acgan sample --ckpt g.safetensors --digit 3
 
-    The written path is printed on stdout, the comparison on stderr. ONNX needs onnx, onnxruntime and onnxscript (`pip install onnx onnxruntime onnxscript`; in acgan's checkout `pip install -e '.\\[onnx]'`); torchscript and pt2 need nothing more.
+    The written path is printed on stdout, the comparison on stderr. ONNX needs onnx, onnxruntime and onnxscript, acgan's onnx extra (`pip install -e '.\\[onnx]'` in its checkout; without them --format onnx names what to pip install, versions included); torchscript and pt2 need nothing more.
     """
     if out == "-":  # the bytes on stdout, as `sample --out -` writes its image there
         if not os.path.exists("/dev/stdout"):  # Windows: the export would make a file C:\\dev\\stdout

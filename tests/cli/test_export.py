@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import tomllib
 import torch
 from PIL import Image
 from typer.testing import CliRunner, Result
@@ -243,13 +244,23 @@ def test_the_default_opset_is_the_most_portable_and_a_newer_one_is_on_request(
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])  # loads
 
 
+def onnx_extra() -> dict[str, str]:
+    """pyproject.toml's `onnx` extra, each requirement by its name: what the hints ask pip for."""
+    extra = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"][
+        "onnx"
+    ]
+    return {re.match(r"[a-z]+", line)[0]: line.replace(" ", "") for line in extra}  # type: ignore[index]
+
+
 def test_without_the_onnx_extra_onnx_exits_1_naming_it_and_the_rest_works(run: Path, tmp_path: Path) -> None:
     blocked = ("onnx", "onnxruntime", "onnxscript")
     done = run_app(["export", str(run), "--out", str(tmp_path / "g.onnx")], without=blocked)
     assert done.returncode == 1, done.stderr
+    wanted = onnx_extra()  # with their versions, from acgan's installed metadata
     assert done.stderr.splitlines() == [
         "error: --format onnx needs onnx, onnxruntime, onnxscript, which are not installed",
-        "hint: pip install onnx onnxruntime onnxscript, or export with --format torchscript or pt2, which need none of it",
+        f"hint: pip install {' '.join(shlex.quote(wanted[name]) for name in blocked)}, or export with "
+        "--format torchscript or pt2, which need none of it",
     ]
     assert not (tmp_path / "g.onnx").exists()
     done = run_app(["export", str(run), "--out", str(tmp_path / "g.safetensors")], without=blocked)
@@ -259,8 +270,30 @@ def test_without_the_onnx_extra_onnx_exits_1_naming_it_and_the_rest_works(run: P
     done = run_app(["export", str(run), "--out", str(tmp_path / "g.onnx")], without=("onnxscript",))
     assert (done.returncode, done.stderr.splitlines()[1:]) == (
         1,
-        ["hint: pip install onnxscript, or export with --format torchscript or pt2, which need none of it"],
+        [
+            f"hint: pip install '{wanted['onnxscript']}', or export with --format torchscript or pt2, which need none of it"
+        ],
     )
+
+
+def test_an_onnxscript_older_than_acgan_asks_is_named_with_its_version(run: Path, tmp_path: Path) -> None:
+    """onnxscript before 0.7 fails torch's exports (PassError) or prints to stdout: it is refused up
+    front, by the version its installed metadata gives (here a distribution's record put first on
+    the path, as pip would leave an old install)."""
+    record = tmp_path / "site" / "onnxscript-0.5.4.dist-info"
+    record.mkdir(parents=True)
+    (record / "METADATA").write_text("Metadata-Version: 2.1\nName: onnxscript\nVersion: 0.5.4\n")
+    code = f"import sys\nsys.path.insert(0, {str(record.parent)!r})\nfrom acgan_cli.cli import app\n" + (
+        f"app(['export', {str(run)!r}, '--out', {str(tmp_path / 'g.onnx')!r}], prog_name='acgan')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    wanted = onnx_extra()["onnxscript"]
+    assert done.stderr.splitlines() == [
+        f"error: --format onnx needs {wanted} (0.5.4 is installed)",
+        f"hint: pip install -U '{wanted}', or export with --format torchscript or pt2, which need none of it",
+    ]
+    assert not (tmp_path / "g.onnx").exists()
 
 
 @pytest.mark.parametrize(
