@@ -127,13 +127,16 @@ def resolve_checkpoint(path: str | Path) -> Path:
                 if steps:
                     return steps[-1]
                 continue
-            step = _held_step(latest)
+            step = held_step(latest)
             # Further on, or latest is damaged: the newest step file was written first, with its bytes.
             if steps and (step is None or step_of_name(steps[-1]) > step):
                 if step is None:  # a sign of a failing disk, or of an edit: worth a word
-                    warnings.warn(Notice(f"{latest} cannot be read; using {steps[-1]}"), stacklevel=2)
-                    return steps[-1]
-                held = _held_step(steps[-1])
+                    # The newest step file that is whole (a copy cut short may have lost the last ones too)
+                    whole = next((path for path in reversed(steps) if held_step(path) is not None), steps[-1])
+                    skipped = "".join(f", nor {path.name}" for path in steps if path > whole)
+                    warnings.warn(Notice(f"{latest} cannot be read{skipped}; using {whole}"), stacklevel=2)
+                    return whole
+                held = held_step(steps[-1])
                 if held is None or held == step_of_name(steps[-1]):
                     return steps[-1]
                 # A step file renamed by hand (step-2's bytes as step-00000099): not further on at all
@@ -194,7 +197,7 @@ def step_of_name(path: Path) -> int:
     return int(_STEP_FILE.fullmatch(path.name).group(1))  # type: ignore[union-attr]
 
 
-def _held_step(path: Path) -> int | None:
+def held_step(path: Path) -> int | None:
     """The step a checkpoint file holds; None if it cannot be read, or is not as long as its header says
     (cut short after its header: an unfinished copy)."""
     try:

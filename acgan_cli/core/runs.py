@@ -673,7 +673,9 @@ def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
     """A RunDirError if `resumed` is behind a checkpoint its run wrote later: resuming it in the run
     would write over the later checkpoints and grids, and leave that newer history the run's default.
 
-    Step files count by their names, so a damaged newer checkpoint still counts as newer.
+    Step files count by their names, so a damaged newer one still counts as newer (moving it aside
+    is the user's call); `latest.safetensors` by the step it holds, and only when whole, as
+    `resolve_checkpoint` passes over a damaged one.
     """
     folder = run / "checkpoints"
     named = {path.resolve(): ckpt.step_of_name(path) for path in ckpt.step_files(folder)}
@@ -682,20 +684,18 @@ def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
             f"{resumed.path} is named for step {named[resumed.path.resolve()]} but holds step {resumed.step}",
             hint="the file was renamed or edited; resume from another checkpoint of the run",
         )
-    written = []  # latest first: at the same step, it is the one to name
-    with contextlib.suppress(CheckpointError):
-        latest = ckpt.read_info(folder / ckpt.LATEST)
-        written.append((latest.step, latest.path))
+    latest = folder / ckpt.LATEST
+    latest_step = ckpt.held_step(latest)  # latest first: at the same step, it is the one to name
+    written = [(latest_step, latest)] if latest_step is not None else []
     written += [(ckpt.step_of_name(path), path) for path in ckpt.step_files(folder)]
     step, newest = max(written, default=(-1, None), key=lambda pair: pair[0])
     if resumed.step < step:
-        try:
-            ckpt.read_info(newest)
+        if ckpt.held_step(newest) is not None:
             go_on, go_on_cli = (
                 f"continue the run with resume={str(run)!r}",
                 f"continue the run with --resume {run}",
             )
-        except CheckpointError:  # --resume RUN would pick it and fail
+        else:  # cut short after its header, or unreadable: --resume RUN would pick it and fail
             go_on = go_on_cli = f"move the damaged {newest.name} aside to resume step {resumed.step} here"
         raise RunDirError(
             f"{resumed.path} is at step {resumed.step}, behind its run's newest checkpoint {newest} "

@@ -3,6 +3,7 @@ import dataclasses
 import gc
 import json
 import math
+import os
 import platform
 import re
 import shutil
@@ -329,6 +330,38 @@ def test_resuming_an_older_checkpoint_in_its_run_is_refused_and_branches_with_ou
     branch.run()
     assert ckpt.read_info(tmp_path / "branch").step == 6
     assert {p: p.read_bytes() for p in first.run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_latest_cut_short_after_its_header_gives_way_to_the_newest_whole_step_file(
+    tmp_path: Path, small_dataset
+) -> None:
+    """A copy cut short kept latest's header (step 8) but not all its bytes, and lost step-8: the
+    resume took step 4, then refused it as behind latest's step 8, its hint the same resume again."""
+    config = tiny_config(max_steps=8, ckpt_every=4)
+    first = Trainer(config, run_dir=tmp_path / "run", dataset=small_dataset)
+    first.run()
+    folder = first.run_dir / "checkpoints"
+    latest, newest = folder / ckpt.LATEST, folder / "step-00000008.safetensors"
+    os.truncate(latest, latest.stat().st_size // 2)
+    assert ckpt.read_info(latest).step == 8  # its header still reads
+    kept = newest.read_bytes()
+    os.truncate(newest, len(kept) // 2)  # the newest step file cut short too: it is passed over, and
+    with (
+        pytest.warns(
+            Notice,
+            match=r"latest\.safetensors cannot be read, nor step-00000008\.safetensors; using .*step-00000004",
+        ),
+        pytest.raises(RunDirError) as caught,
+    ):  # as it counts by its name, moving it aside is the user's call
+        Trainer(config, resume=first.run_dir, dataset=small_dataset)
+    assert caught.value.hint.startswith(
+        "move the damaged step-00000008.safetensors aside to resume step 4 here"
+    )
+    newest.unlink()
+    with pytest.warns(Notice, match=r"latest\.safetensors cannot be read; using .*step-00000004"):
+        resumed = Trainer(config, resume=first.run_dir, dataset=small_dataset)
+    assert (resumed.start_step, resumed.run().step) == (4, 8)
+    assert ckpt.held_step(latest) == 8 and ckpt.held_step(newest) == 8  # whole again
 
 
 def test_a_refused_or_failed_start_leaves_no_run_folder(tmp_path: Path, small_dataset) -> None:
