@@ -146,7 +146,7 @@ def check_out(
             cli_hint="choose another --out",
         )
     if path.is_dir() and any(path.iterdir()):
-        check_not_in_use(path)  # a run in its first epoch has no checkpoint yet: it is not a dead one
+        check_not_in_use(path, new_run=True)  # a run in its first epoch has no checkpoint yet: not a dead one
         checkpoints = path / "checkpoints"
         saved = (checkpoints / ckpt.LATEST).exists() or bool(ckpt.step_files(checkpoints))
         if not saved and not (path / "config.json").is_file():  # `--out .`: --resume was no way out
@@ -364,11 +364,12 @@ def claim_run_dir(path: Path) -> Path:
     return path
 
 
-def lock_run_dir(path: Path) -> int | None:
+def lock_run_dir(path: Path, new_run: bool = False) -> int | None:
     """Take an exclusive lock on the run folder `path`, or refuse a folder another process trains.
 
     Returns the descriptor that holds the lock (closing it releases it; so does the process's end,
-    however it ends), or None where the system has no such locks.
+    however it ends), or None where the system has no such locks. `new_run`: `path` was to hold a
+    new run, which waiting cannot give it (the other run's files stay there).
     """
     try:
         import fcntl
@@ -382,10 +383,11 @@ def lock_run_dir(path: Path) -> int | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
+        wait = "" if new_run else "wait for that run to finish (or stop it with Ctrl-C), or "
         raise RunDirError(
             f"{path} is in use: another training run is writing to it",
-            hint="wait for that run to finish (or stop it with Ctrl-C), or use another run_dir",
-            cli_hint="wait for that run to finish (or stop it with Ctrl-C), or use another --out",
+            hint=f"{wait}use another run_dir",
+            cli_hint=f"{wait}use another --out",
         ) from None
     except OSError:  # a file system without locks (some network ones): unguarded, as before
         os.close(fd)
@@ -435,9 +437,9 @@ def check_run_length(config: TrainConfig, n_images: int | None) -> None:
         raise ConfigError(f"epochs {detail}", option="epochs", detail=detail)
 
 
-def check_not_in_use(path: Path) -> None:
+def check_not_in_use(path: Path, new_run: bool = False) -> None:
     """Refuse a run folder another run holds now, before any data is loaded (the run locks it later)."""
-    fd = lock_run_dir(path)
+    fd = lock_run_dir(path, new_run)
     if fd is not None:
         os.close(fd)
 

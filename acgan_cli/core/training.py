@@ -449,7 +449,7 @@ class Trainer:
         self.samples_dir = self.run_dir / "samples"
         # One process at a time trains a run folder: two would interleave their checkpoints and
         # metrics. Held until `run` returns (or this trainer is collected, or the process ends).
-        lock = lock_run_dir(self.run_dir)
+        lock = lock_run_dir(self.run_dir, new_run=self.new_run_dir)
         self._released = False  # by `run`, which ended: another process may write to the folder now
         # A trainer never run leaves no empty run folder behind once it is collected.
         self._unlock = weakref.finalize(self, release_run_dir, lock, self.made_folders)

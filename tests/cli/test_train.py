@@ -751,7 +751,10 @@ def test_a_run_stopped_before_its_first_checkpoint_is_said_to_have_none_to_resum
     finally:
         os.close(held)
     assert live.exit_code == 1
-    assert live.stderr.splitlines()[0] == f"error: {run} is in use: another training run is writing to it"
+    assert live.stderr.splitlines() == [  # for a new run: waiting would leave the other run's files there
+        f"error: {run} is in use: another training run is writing to it",
+        "hint: use another --out",
+    ]
     hint = (
         "hint: the run has saved none yet: it is in its first epoch (wait for its first checkpoint), or it "
         f"stopped before it, and nothing can resume it (delete {run} and train again)"
