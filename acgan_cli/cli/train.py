@@ -632,6 +632,8 @@ def _run(trainer: Trainer, console: Console) -> None:
                     f"{word}; the last checkpoint {last} is intact",
                     f"resume with: acgan train --resume {shlex.quote(str(trainer.run_dir))}",
                 )
+                with suppress(AcganError):  # as for a stop that saved: `$(acgan train …)` gets the folder
+                    _print_run_dir(trainer.run_dir, stopped=True)
                 raise typer.Exit(exit_code(signum))
             raise _nothing_saved(  # Trainer.run emptied a new folder that had nothing to resume
                 signum,

@@ -306,6 +306,7 @@ def test_a_second_ctrl_c_inside_the_run_names_the_checkpoint_that_survives(tmp_p
         "error: interrupted; the last checkpoint run/checkpoints/step-00000002.safetensors is intact" in lines
     )
     assert "hint: resume with: acgan train --resume run" in lines
+    assert done.stdout == "run\n"  # the folder to resume, as a stop that saved gives it
     info, _ = ckpt.load_checkpoint(tmp_path / "run")
     assert info.step == 2
 
