@@ -189,10 +189,10 @@ def test_a_resume_that_another_resume_of_the_run_overtook_is_refused_under_the_l
     Trainer(tiny_config(max_steps=3), run_dir=run, dataset=small_dataset).run()
     take_the_lock = training.lock_run_dir
 
-    def overtaken(path: Path) -> int | None:  # another process's resume takes the lock first, and ends
-        monkeypatch.setattr(training, "lock_run_dir", take_the_lock)
+    def overtaken(path: Path, new_run: bool = False) -> int | None:  # another process's resume takes the
+        monkeypatch.setattr(training, "lock_run_dir", take_the_lock)  # lock first, and ends
         Trainer(tiny_config(max_steps=6), resume=run, dataset=small_dataset).run()
-        return take_the_lock(path)
+        return take_the_lock(path, new_run)
 
     monkeypatch.setattr(training, "lock_run_dir", overtaken)
     with pytest.raises(RunDirError, match="newest checkpoint"):
