@@ -947,11 +947,7 @@ def export(
             except BrokenPipeError:  # a reader that went away (`| head`): the CLI ends quietly
                 raise
             except OSError as exc:  # a full disk at the fsync, a full /dev/full, a folder gone
-                raise ExportError(
-                    f"cannot write {target}: {write_failure(target, exc)}",
-                    hint=write_hint(exc, "out"),
-                    cli_hint=write_hint(exc),
-                ) from None
+                raise _write_error(target, target.parent, exc) from None
             in_place = True
         if spec.deprecated:
             warnings.warn(Notice(spec.deprecated), stacklevel=2)
