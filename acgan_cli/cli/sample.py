@@ -18,6 +18,7 @@ from acgan_cli.cli.common import (
     check_not_a_terminal,
     check_stdout_takes_bytes,
     checkpoint_from_environment,
+    cli_hint,
     complete_device,
     complete_from,
     from_environment,
@@ -360,8 +361,11 @@ def sample(
             else None
         )
     except UsageError as exc:  # of a model the user never named: say which one it was
-        if ckpt is None and exc.hint:
-            exc.hint = f"{exc.hint} ({source.parent}, the newest run with a checkpoint; another: --ckpt RUN)"
+        said = cli_hint(exc)
+        if ckpt is None and said:
+            exc.hint = exc.cli_hint = (
+                f"{said} ({source.parent}, the newest run with a checkpoint; another: --ckpt RUN)"
+            )
         raise
     seed = check_seed(seed) if seed is not None else secrets.randbelow(2**31)
     stem = _default_stem(info.class_names, class_index, grid)

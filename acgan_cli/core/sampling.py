@@ -256,7 +256,8 @@ def resolve_class(class_names: tuple[str, ...], digit: int | None = None, name: 
             which = ", ".join(class_names[i] for i in matches)
             raise UsageError(
                 f"{name!r} could be any of {which}",
-                hint="give the name as written, or the class index with --digit",
+                hint="give the name as written, or the class index as digit",
+                cli_hint="give the name as written, or the class index with --digit",
                 option="class",
                 detail=f"{name!r} could be any of {which}",
             )

@@ -293,6 +293,27 @@ def test_digit_out_of_range_exits_2_with_the_range(run: Path, tmp_path: Path) ->
     assert (named.exit_code, named.stderr.splitlines()[1]) == (2, "hint: this model has 10 classes: 0..9")
 
 
+def test_a_class_name_that_fits_several_is_hinted_in_the_clis_words_and_names_the_picked_run(
+    run: Path,
+) -> None:
+    """The core's hint names the Python argument (`digit`); the CLI says `--digit`, then which run it read."""
+    from safetensors import safe_open
+
+    latest = run / "checkpoints" / "latest.safetensors"
+    with safe_open(latest, "pt") as f:
+        metadata, tensors = f.metadata(), {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+    names = ["cat", "car", "dog", "emu", "fox", "gnu", "hen", "ibis", "jay", "kiwi"]
+    save_file(tensors, latest, metadata={**metadata, "class_names": json.dumps(names)})
+    result = runner.invoke(app, ["sample", "--class", "ca"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: Invalid value for --class: 'ca' could be any of cat, car",
+        f"hint: give the name as written, or the class index with --digit ({run}, the newest run with a "
+        "checkpoint; another: --ckpt RUN)",
+    ]
+    assert runner.invoke(app, ["sample", "--class", "car", "--out", "car.png"]).exit_code == 0
+
+
 def test_an_out_name_of_another_format_is_refused_unless_the_format_is_given(
     run: Path, tmp_path: Path
 ) -> None:

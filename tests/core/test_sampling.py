@@ -124,6 +124,8 @@ def test_a_class_name_that_fits_several_names_them() -> None:
         resolve_class(FASHION, name="s")
     assert caught.value.message == "'s' could be any of Sandal, Shirt, Sneaker"
     assert caught.value.option == "class"
+    assert caught.value.hint == "give the name as written, or the class index as digit"  # Python's words
+    assert caught.value.cli_hint == "give the name as written, or the class index with --digit"
     with pytest.raises(UsageError, match="'ab' could be any of a b, a-b"):
         resolve_class(("a b", "a-b"), name="ab")
     with pytest.raises(UsageError, match="no class named 'hat'"):
