@@ -279,6 +279,13 @@ def _print_traceback(exc: AcganError) -> None:
         exc.__notes__ = notes
 
 
+def cli_message(exc: AcganError) -> str:
+    """An error's message as the CLI says it: in its options' words (`cli_message`) where the core's
+    message names Python arguments, else the message itself."""
+    said = getattr(exc, "cli_message", None)  # an error made without AcganError.__init__ has none
+    return said if said is not None else exc.message
+
+
 def cli_hint(exc: AcganError) -> str | None:
     """An error's hint as the CLI says it: in its options' words (`cli_hint`) where the core's hint
     names Python arguments, else the hint itself."""
@@ -345,7 +352,7 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
             if state.verbose:
                 _print_traceback(exc)
             if not exc.option:  # a request that cannot work, though no one option is wrong
-                print_error(exc.message, cli_hint(exc))
+                print_error(cli_message(exc), cli_hint(exc))
                 raise typer.Exit(exc.exit_code) from None
             hint = _option_source(kwargs.get("ctx"), exc.option)
             error = typer.BadParameter(exc.detail, param_hint=hint)
@@ -354,7 +361,7 @@ def handle_errors(command: Callable[P, R] | None = None, *, training: bool = Fal
         except AcganError as exc:
             if state.verbose:
                 _print_traceback(exc)
-            print_error(exc.message, cli_hint(exc))
+            print_error(cli_message(exc), cli_hint(exc))
             raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.BadParameter, typer.Abort, SystemExit):
             raise
@@ -460,6 +467,7 @@ def checkpoint_from_environment(given_by_it: bool) -> Iterator[None]:
         yield
     except CheckpointError as exc:
         if given_by_it:
+            exc.cli_message = f"{cli_message(exc)} (the path is $ACGAN_CKPT's)"
             exc.message = f"{exc.message} (the path is $ACGAN_CKPT's)"
             exc.hint = exc.cli_hint = "point $ACGAN_CKPT at a checkpoint or run folder, or unset it"
         raise

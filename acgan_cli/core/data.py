@@ -237,10 +237,11 @@ def _download(
                 cli_hint=f"{cli_look_elsewhere}, or train offline on the shipped subset with --dataset mnist-5k",
             )
             if download
-            else DataError(  # the CLI's tests pin this message's words, the option's among them
-                f"{absent or f'{title} is not in {data_dir}'} and --no-download was given",
+            else DataError(
+                f"{absent or f'{title} is not in {data_dir}'} and download=False was given",
                 hint=f"set download=True to fetch it, {look_elsewhere}, or use dataset='mnist-5k'",
                 cli_hint=f"drop --no-download to fetch it, {cli_look_elsewhere}, or use --dataset mnist-5k",
+                cli_message=f"{absent or f'{title} is not in {data_dir}'} and --no-download was given",
             )
         )
         # The hints are a training run's: scoring a checkpoint of this dataset needs this dataset,

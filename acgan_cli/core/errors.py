@@ -31,16 +31,25 @@ class AcganError(Exception):
 
     The hint names what to change as a caller in Python gives it (`precision 'fp32'`, `run_dir`);
     where the CLI calls that by its options (`--precision fp32`, `--out`), `cli_hint` says it so, for
-    the CLI to print instead (None: the hint serves both).
+    the CLI to print instead (None: the hint serves both). `cli_message` does the same for a message
+    that names an argument (`download=False` against `--no-download`).
     """
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None, *, cli_hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        cli_hint: str | None = None,
+        cli_message: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.cli_hint = cli_hint
+        self.cli_message = cli_message
         # A traceback, as a notebook or a script shows one, ends with the hint too (Python 3.11 on):
         # it showed `ConfigError: message` alone, the fix only in `.hint`.
         self.hint_note = f"hint: {hint}" if hint else None

@@ -332,7 +332,7 @@ def test_a_missing_dataset_fails_as_in_train_with_a_hint_of_its_own(run: Path, t
     assert evaluated.exit_code == trained.exit_code == 1
     error, hint = evaluated.stderr.strip().splitlines()
     assert error == trained.stderr.strip().splitlines()[-2]  # after train's "loading mnist"
-    assert error.startswith("error: MNIST is not in")
+    assert error.startswith("error: MNIST is not in") and error.endswith("and --no-download was given")
     assert hint.startswith("hint: put its IDX files in ") and "--dataset" not in hint
 
 

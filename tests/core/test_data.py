@@ -179,7 +179,10 @@ def test_run_folders_are_named_after_the_dataset_not_its_split(dataset: str, nam
 def test_missing_mnist_without_download(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
         load_dataset("mnist", data_dir=tmp_path, download=False)
-    assert caught.value.message == f"MNIST is not in {tmp_path} and --no-download was given"
+    assert (
+        caught.value.message == f"MNIST is not in {tmp_path} and download=False was given"
+    )  # Python's words
+    assert caught.value.cli_message == f"MNIST is not in {tmp_path} and --no-download was given"
     assert caught.value.hint == (
         "set download=True to fetch it, point data_dir at a folder that holds it, or use dataset='mnist-5k'"
     )
@@ -482,7 +485,7 @@ def test_gzipped_files_put_in_torchvisions_raw_folder_are_read_there(tmp_path: P
     with pytest.raises(DataError) as caught:
         load_dataset("mnist", "test", data_dir=tmp_path / "data", download=False)
     assert caught.value.message == (
-        f"t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte are not in {raw} and --no-download was given"
+        f"t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte are not in {raw} and download=False was given"
     )
 
 

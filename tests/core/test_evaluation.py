@@ -783,7 +783,8 @@ def test_a_downloaded_dataset_that_is_not_here_gets_a_hint_that_scoring_can_foll
     raw = tmp_path / "data" / "MNIST" / "raw"
     with pytest.raises(DataError) as caught:
         evaluator_splits("mnist", data_dir=tmp_path / "data", download=False)
-    assert "--no-download was given" in caught.value.message and "dataset=" not in caught.value.hint
+    assert "download=False was given" in caught.value.message and "dataset=" not in caught.value.hint
+    assert "--no-download was given" in caught.value.cli_message  # kept from the dataset's error
     assert "--dataset" not in caught.value.cli_hint
     assert caught.value.hint == (
         f"put its IDX files in {raw} (or give data_dir the folder above MNIST/raw), "

@@ -407,7 +407,8 @@ def test_a_dataset_that_is_not_there_is_told_in_the_arguments_train_takes(tmp_pa
     config = tiny_config(dataset="mnist", data_dir=str(empty), download=False)
     with pytest.raises(DataError) as caught:
         training.train(config, run_dir=tmp_path / "run")
-    assert caught.value.message == f"MNIST is not in {empty} and --no-download was given"
+    assert caught.value.message == f"MNIST is not in {empty} and download=False was given"
+    assert caught.value.cli_message == f"MNIST is not in {empty} and --no-download was given"
     assert caught.value.hint == (
         "set download=True to fetch it, point data_dir at a folder that holds it, or use dataset='mnist-5k'"
     )

@@ -158,7 +158,7 @@ def evaluator_splits(
             )
             hint = f"put its IDX files in {missing} (or give data_dir {above}), or {fetch}"
             cli_hint = f"put its IDX files in {missing} (or give --data-dir {above}), or {cli_fetch}"
-        raise DataError(exc.message, hint=hint, cli_hint=cli_hint) from None
+        raise DataError(exc.message, hint=hint, cli_hint=cli_hint, cli_message=exc.cli_message) from None
     if dataset == "mnist-5k":
         keep = torch.arange(len(train)) % MNIST_5K_TEST_EVERY != MNIST_5K_TEST_EVERY - 1
         train = Dataset(train.name, train.images[keep], train.labels[keep], train.class_names)
