@@ -843,6 +843,12 @@ def plan_run(
         if resume is None and count_images:
             check_dataset_name(config.dataset)
         config = _as_recorded(config)  # (or none) once the run was resumed or evaluated from elsewhere
+    # A resume in its own run folder asks whether that run still writes it before its checkpoint is
+    # read: a run that saved its last step and let go of the folder between the two had this resume
+    # refused as "behind" the very file it was asked to resume.
+    home = run_dir_of(resume) if resume is not None else None
+    if home is not None and (run_dir is None or run_dir.resolve() == home):
+        check_not_in_use(home)
     info, tensors = ckpt.load_checkpoint(resume) if resume is not None else (None, None)
     if info is not None:
         saved = ckpt.training_config_of(info)  # a generator-only file cannot resume

@@ -205,6 +205,36 @@ def test_a_resume_that_another_resume_of_the_run_overtook_is_refused_under_the_l
     Trainer(tiny_config(max_steps=8), resume=run, dataset=small_dataset).run()  # the lock was let go
 
 
+def test_a_resume_of_a_run_still_writing_is_refused_as_in_use_before_its_checkpoint_is_read(
+    tmp_path: Path, small_dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint was read before the lock was tried: where the run wrote its last step and let go
+    of the folder in between, `--resume RUN` called latest.safetensors "behind" its own newer self and
+    hinted `--resume RUN`, the command just typed."""
+    run = tmp_path / "run"
+    Trainer(tiny_config(max_steps=3), run_dir=run, dataset=small_dataset).run()
+    held = training.lock_run_dir(run, False)  # the other run, still training
+    assert held is not None
+    read = ckpt.load_checkpoint
+
+    def the_run_ends_meanwhile(path: Path, *args, **kwargs):
+        loaded = read(path, *args, **kwargs)
+        os.close(held)
+        monkeypatch.setattr(ckpt, "load_checkpoint", read)
+        Trainer(tiny_config(max_steps=5), resume=run, dataset=small_dataset).run()  # its last steps
+        return loaded
+
+    monkeypatch.setattr(ckpt, "load_checkpoint", the_run_ends_meanwhile)
+    with pytest.raises(RunDirError, match="is in use: another training run is writing to it"):
+        Trainer(
+            tiny_config(max_steps=8), resume=run / "checkpoints" / "latest.safetensors", dataset=small_dataset
+        )
+    os.close(held)
+    monkeypatch.setattr(ckpt, "load_checkpoint", read)
+    Trainer(tiny_config(max_steps=4), resume=run, dataset=small_dataset).run()  # once the run let go of it
+    assert ckpt.read_info(run).step == 4
+
+
 def test_a_checkpoint_name_that_is_a_link_is_replaced_not_written_through(
     tmp_path: Path, small_dataset
 ) -> None:
