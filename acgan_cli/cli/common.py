@@ -8,6 +8,7 @@ import functools
 import io
 import os
 import re
+import shlex
 import signal
 import stat
 import sys
@@ -453,7 +454,11 @@ def note_data_dir_unread(dataset: str, data_dir: Path) -> None:
         unread = f"{dataset} ships with acgan"
     else:
         inside = user_path(data_dir) / dataset
-        example = f" (--dataset {inside})" if not Path(dataset).is_absolute() and inside.is_dir() else ""
+        example = (
+            f" (--dataset {shlex.quote(str(inside))})"
+            if not Path(dataset).is_absolute() and inside.is_dir()
+            else ""
+        )
         unread = f"a folder dataset is given by its own path{example}"
     warnings.warn(
         Notice(f"--data-dir is only where {DOWNLOADED} are found and downloaded to; {unread}"), stacklevel=2

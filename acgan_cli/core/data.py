@@ -203,7 +203,7 @@ def _download(
         (
             f"{data_dir} holds IDX files: train on them with dataset={str(data_dir)!r} (data_dir is where "
             f"torchvision keeps {class_name}/raw/)",
-            f"{data_dir} holds IDX files: train on them with --dataset {data_dir} (--data-dir is where "
+            f"{data_dir} holds IDX files: train on them with --dataset {shlex.quote(str(data_dir))} (--data-dir is where "
             f"torchvision keeps {class_name}/raw/)",
         )
         if holds_idx

@@ -164,7 +164,7 @@ def check_out(
             hint=f"choose a new run_dir, or continue that run with resume={str(path)!r}"
             if saved
             else f"{unsaved}, or choose a new run_dir",
-            cli_hint=f"choose a new --out, or continue that run with --resume {path}"
+            cli_hint=f"choose a new --out, or continue that run with --resume {shlex.quote(str(path))}"
             if saved
             else f"{unsaved}, or choose a new --out",
         )
@@ -695,7 +695,7 @@ def _refuse_to_rewrite(run: Path, resumed: ckpt.CheckpointInfo) -> None:
         if ckpt.held_step(newest) is not None:
             go_on, go_on_cli = (
                 f"continue the run with resume={str(run)!r}",
-                f"continue the run with --resume {run}",
+                f"continue the run with --resume {shlex.quote(str(run))}",
             )
         else:  # cut short after its header, or unreadable: --resume RUN would pick it and fail
             go_on = go_on_cli = f"move the damaged {newest.name} aside to resume step {resumed.step} here"

@@ -390,6 +390,14 @@ def test_out_folder_with_files_is_never_overwritten(tmp_path: Path) -> None:
         "error: run already holds files; acgan never overwrites a run",
         "hint: choose a new --out, or continue that run with --resume run",
     ]
+    # A path a shell splits is quoted: the hint's command works as it is pasted.
+    args = ["train", "--dataset", "mnist-5k", "--out", "my run", *TINY_ARGS]
+    assert runner.invoke(app, [*args, "--max-steps", "1"]).exit_code == 0
+    result = runner.invoke(app, [*args, "--max-steps", "2"])
+    assert (
+        result.stderr.splitlines()[1]
+        == "hint: choose a new --out, or continue that run with --resume 'my run'"
+    )
 
 
 def test_an_out_or_runs_folder_under_a_file_is_refused_before_loading(
