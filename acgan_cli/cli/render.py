@@ -540,7 +540,9 @@ def evaluation_table(
 
 
 def evaluation_notes(report: EvaluationReport) -> list[str]:
-    """Lines under the table: the evaluator, how to read it, metrics not computed, timings."""
+    """Lines under the table: the evaluator, how to read it, metrics not computed. Not the timings: the
+    same evaluation printed the same scores with other seconds (`diff` of two score files), and the
+    progress on stderr and --json's `timings` say them."""
     notes = [
         f"evaluator: {report.evaluator.path} ({report.evaluator.n_train:,} real training images, "
         f"test accuracy {report.evaluator.test_accuracy:.2%})",
@@ -559,5 +561,4 @@ def evaluation_notes(report: EvaluationReport) -> list[str]:
     for checkpoint, name in zip(report.checkpoints, _column_names(report.checkpoints), strict=True):
         for metric, reason in checkpoint.scores.unavailable.items():
             notes.append(f"{name.replace(chr(10), ' ')}: no {metric}: {reason}")
-        notes.append(f"{checkpoint.path}: {checkpoint.timings['total']:.1f} s")
     return notes

@@ -117,6 +117,10 @@ def test_a_log_gets_a_line_per_stage(run: Path) -> None:
     assert stages[:2] == ["evaluate: [1/1] loading", "evaluate: [1/1] generating and looking at 300 images"]
     assert stages[-2] == "evaluate: [1/1] computing metrics"
     assert re.fullmatch(r"evaluate: \[1/1\] .*latest\.safetensors: done in \d+\.\d s", stages[-1])
+    # The result on stdout is the scores alone: the same evaluation prints the same bytes (it ended
+    # with the seconds it took, so `diff` of two score files always differed).
+    again = runner.invoke(app, ["evaluate", str(run), *FEW])
+    assert again.exit_code == 0 and again.stdout == result.stdout, again.stderr
 
 
 def test_the_table_shows_the_figures_and_reference_values_of_the_json(run: Path) -> None:
