@@ -37,7 +37,7 @@ import statistics
 import time
 import unicodedata
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -73,6 +73,15 @@ _IDX_FILE = re.compile(r"idx[0-9]-ubyte(\.gz)?$", re.IGNORECASE)
 _UNREADABLE = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ELOOP, errno.EISDIR, errno.ENOTDIR}
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
 _WIDE_MODES = {"I", "F", *_SIXTEEN_BIT}  # grey of more than 8 bits
+# The ranges a float ("F") or 32-bit ("I") grey image may hold, smallest first: its file does not say which,
+# so the training images choose one for the folder. PNM and PNG files are 0..65535 in mode "I" (Pillow scales
+# a PGM of any maxval over 255 to it, and older Pillow opens 16-bit PNGs so), as 16-bit files are.
+_WIDE_RANGES = {"F": (1, 255), "I": (255, 65535)}
+_SIXTEEN_BIT_FORMATS = {"PPM", "PNG"}  # whose mode "I" is 0..65535
+_ANY_RANGE_HINT = (  # where values lie out of every range
+    "acgan reads 16-bit images as 0..65535, 32-bit ones as 0..255 or 0..65535, and float ones as 0..1 or "
+    "0..255 (the training images choose one for the folder); save it in one of those ranges, or as 8 bits"
+)
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 _EXIF_ORIENTATION = 0x0112
@@ -89,12 +98,16 @@ class _Split(NamedTuple):
 
 
 class _Plan(NamedTuple):
-    """What a folder's training images decide for both splits: the channels and the size."""
+    """What a folder's training images decide for both splits: the channels, the size, and the range
+    of float and 32-bit grey values."""
 
     train: _Split
     channels: int  # 1 grey, 3 RGB
     typical: tuple[int, int]  # the training images' (width, height), `median` or not
     median: bool  # no size is held by half the training images: `typical` is their median width and height
+    ranges: Mapping[
+        str, int
+    ]  # the top of the range "F" and "I" images are read in, for each held in training
 
 
 # The last plan of each folder, with its training files' (path, mtime, size): reused while they are unchanged.
@@ -179,7 +192,7 @@ def load_image_folder(
     images = np.empty((len(chosen.files), plan.channels, height, width), dtype=np.uint8)
 
     def decode(index: int) -> None:
-        images[index] = _decoded(chosen.files[index], size, plan.channels)
+        images[index] = _decoded(chosen.files[index], size, plan.channels, plan.ranges)
 
     pool = ThreadPoolExecutor(min(8, os.cpu_count() or 1))  # Pillow decodes outside the GIL
     try:
@@ -588,16 +601,36 @@ def _plan(folder: Path) -> _Plan:
     if cached is not None and cached[0] == stamps:
         return cached[1]
     headers = [_header(path) for path in train.files]
-    colour = [path for path, (_, grey) in zip(train.files, headers, strict=True) if not grey]
+    colour = [path for path, (_, grey, _) in zip(train.files, headers, strict=True) if not grey]
     channels = 3 if colour else 1
     _warn_if_few_in_colour(folder, colour, len(headers))
-    sizes = [size for size, _ in headers]
+    sizes = [size for size, _, _ in headers]
     typical, median = _typical(sizes)
     _warn_if_resized(folder, "training", sizes, typical, median)
     _warn_of_listing(folder, train)
-    plan = _Plan(train, channels, typical, median)
+    wide = [(path, kind) for path, (_, _, kind) in zip(train.files, headers, strict=True) if kind is not None]
+    plan = _Plan(train, channels, typical, median, _wide_ranges(wide))
     _plans[folder.resolve()] = (stamps, plan)
     return plan
+
+
+def _wide_ranges(wide: list[tuple[Path, str]]) -> dict[str, int]:
+    """The top of the range each kind of float or 32-bit grey image ("F", "I") is read in, chosen once
+    from the training images of that kind (`wide`, each decoded): the smallest that holds all their
+    values. Chosen image by image, a float TIFF of values up to 0.98 loaded white and one of 1.02 black."""
+    from PIL import Image
+
+    highest: dict[str, float] = {}
+    for path, kind in wide:
+        with _reading(path), Image.open(path) as image:
+            values = _values(image, path)
+        _refuse_out_of(values, _WIDE_RANGES[kind][-1], path, _ANY_RANGE_HINT)
+        highest[kind] = max(highest.get(kind, 0.0), float(values.max()))
+    return {kind: _smallest_range(kind, high) for kind, high in highest.items()}
+
+
+def _smallest_range(kind: str, high: float) -> int:
+    return next((top for top in _WIDE_RANGES[kind] if high <= top), _WIDE_RANGES[kind][-1])
 
 
 def _needed(typical: tuple[int, int], img_size: int | None) -> tuple[int, int]:
@@ -811,8 +844,9 @@ def _fitted(size: tuple[int, int], images_x_channels: int) -> tuple[int, int]:
     return (max(1, math.floor(width * scale)), max(1, math.floor(height * scale))) if scale < 1 else size
 
 
-def _header(path: Path) -> tuple[tuple[int, int], bool]:
-    """An image's (width, height) upright, and whether it is grey, read without decoding its pixels."""
+def _header(path: Path) -> tuple[tuple[int, int], bool, str | None]:
+    """An image's (width, height) upright, whether it is grey, and its `_wide_kind`, read without
+    decoding its pixels."""
     from PIL import Image
 
     with _reading(path), warnings.catch_warnings():
@@ -821,7 +855,15 @@ def _header(path: Path) -> tuple[tuple[int, int], bool]:
             width, height = image.size
             if _orientation(image) in _ROTATED:
                 width, height = height, width
-            return (width, height), _is_grey(image)
+            return (width, height), _is_grey(image), _wide_kind(image)
+
+
+def _wide_kind(image: Image.Image) -> str | None:
+    """ "F" or "I" for a float or 32-bit grey image, whose file leaves the range of its values open (the
+    training images choose it); None for others, 16-bit ones and PNM's and PNG's "I" (0..65535) among them."""
+    if image.mode == "F" or (image.mode == "I" and image.format not in _SIXTEEN_BIT_FORMATS):
+        return image.mode
+    return None
 
 
 def _orientation(image: Image.Image) -> int:
@@ -842,36 +884,60 @@ def _is_grey(image: Image.Image) -> bool:
     return False
 
 
-def _decoded(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
-    """One image as uint8 channels x H x W at `size` (width, height)."""
+def _decoded(path: Path, size: tuple[int, int], channels: int, ranges: Mapping[str, int]) -> np.ndarray:
+    """One image as uint8 channels x H x W at `size` (width, height); a float or 32-bit grey one read
+    in the range of `ranges` the training images chose for its kind."""
     import numpy as np
     from PIL import Image, ImageOps
 
     with _reading(path), Image.open(path) as opened:
         orientation = _orientation(opened)
         opened.draft("L" if channels == 1 else "RGB", size[::-1] if orientation in _ROTATED else size)
-        image = _flattened(ImageOps.exif_transpose(opened) if orientation != 1 else opened, channels, path)
+        image = _flattened(
+            ImageOps.exif_transpose(opened) if orientation != 1 else opened, channels, path, ranges
+        )
         if image.size != size:
             image = image.resize(size, Image.Resampling.BILINEAR)  # antialiased, as prepare() resizes
         pixels = np.asarray(image, dtype=np.uint8)
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
 
 
-def _flattened(image: Image.Image, channels: int, path: Path) -> Image.Image:
+def _flattened(image: Image.Image, channels: int, path: Path, ranges: Mapping[str, int]) -> Image.Image:
     """`image` as 8-bit L or RGB: 16-bit and float grey scaled down, transparency over black."""
     from PIL import Image
 
     if image.mode in _WIDE_MODES:
-        image = Image.fromarray(_eight_bit(image, path))
+        image = Image.fromarray(_eight_bit(image, path, ranges))
     if "transparency" in image.info or image.mode in ("RGBA", "LA", "La", "RGBa", "PA"):
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
     return image.convert("L" if channels == 1 else "RGB")
 
 
-def _eight_bit(image: Image.Image, path: Path) -> np.ndarray:
-    """A 16-bit, 32-bit or float grey image's values as 0..255: 16-bit (0..65535) scaled, floats of
-    0..1 scaled and of 0..255 kept; other ranges are refused, not clipped to white or black."""
+def _eight_bit(image: Image.Image, path: Path, ranges: Mapping[str, int]) -> np.ndarray:
+    """A 16-bit, 32-bit or float grey image's values as 0..255, scaled from its range: 0..65535 for
+    16-bit files and PNM's and PNG's 32-bit mode; for float and other 32-bit ones, the range `ranges`
+    gives their kind. Values out of it are refused, not clipped to white or black."""
+    import numpy as np
+
+    values = _values(image, path)
+    kind = _wide_kind(image)
+    top, hint = 65535, _ANY_RANGE_HINT
+    if kind in ranges:
+        top = ranges[kind]
+        if top < _WIDE_RANGES[kind][-1]:  # where refused, a held-out image went past the training images'
+            hint = (
+                f"the training images' {'float' if kind == 'F' else '32-bit'} values are 0..{top}, so "
+                f"held-out ones are read as 0..{top} too; save it in that range"
+            )
+    elif kind is not None:  # no training image of its kind (a held-out one): its own values choose
+        top = _smallest_range(kind, float(values.max()))
+    _refuse_out_of(values, top, path, hint)
+    return np.rint(values * (255 / top)).astype(np.uint8)
+
+
+def _values(image: Image.Image, path: Path) -> np.ndarray:
+    """A wide grey image's values as float64, refused where one is NaN or infinite."""
     import numpy as np
 
     values = np.asarray(image).astype(np.float64)
@@ -879,22 +945,14 @@ def _eight_bit(image: Image.Image, path: Path) -> np.ndarray:
         raise DataError(
             f"{_named(path)} holds NaN or infinite values", hint="replace it by an image of finite values"
         )
+    return values
+
+
+def _refuse_out_of(values: np.ndarray, top: int, path: Path, hint: str) -> None:
+    """A DataError naming `path` where `values` lie outside 0..`top`."""
     low, high = float(values.min()), float(values.max())
-    if image.mode == "F" and low >= 0 and high <= 1:
-        values = values * 255
-    elif image.mode in _SIXTEEN_BIT and low >= 0 and high <= 65535:
-        values = values * (255 / 65535)
-    elif low >= 0 and high <= 255:  # 8-bit values in a float or 32-bit file
-        pass
-    elif image.mode == "I" and low >= 0 and high <= 65535:  # 16-bit values in a 32-bit file
-        values = values * (255 / 65535)
-    else:
-        raise DataError(
-            f"{_named(path)} holds values {low:g}..{high:g}",
-            hint="acgan reads 16-bit images as 0..65535, 32-bit ones as 0..255 or 0..65535, and float "
-            "ones as 0..1 or 0..255; save it in one of those ranges, or as 8 bits",
-        )
-    return np.rint(values).astype(np.uint8)
+    if low < 0 or high > top:
+        raise DataError(f"{_named(path)} holds values {low:g}..{high:g}", hint=hint)
 
 
 @contextlib.contextmanager

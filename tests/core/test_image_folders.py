@@ -751,6 +751,75 @@ def test_wide_grey_values_out_of_any_range_are_refused(
         load_dataset(wide_grey_folder(tmp_path, values))
 
 
+def write_pgm(path: Path, value: int) -> None:
+    """An 8x8 16-bit PGM (maxval 65535) of `value`: Pillow opens it as mode "I", always 0..65535."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"P5\n8 8\n65535\n" + np.full((8, 8), value, dtype=">u2").tobytes())
+
+
+def test_sixteen_bit_pgms_are_read_as_0_to_65535_whatever_their_values(tmp_path: Path) -> None:
+    """A dark PGM (values up to 255) loaded light grey, and one a little brighter black."""
+    root = tmp_path / "pgm"
+    for name in ("a", "b"):
+        write_pgm(root / name / "200.pgm", 200)
+        write_pgm(root / name / "300.pgm", 300)
+    assert load_dataset(str(root)).images[:, 0, 4, 4].tolist() == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("values", "loaded_as"),
+    [
+        ((0.98, 200.0, 1.02), [1, 200, 1]),  # one past 0..1: the folder is 0..255
+        ((0.98, 0.5, 1.0), [250, 128, 255]),  # all within 0..1
+        ((200, 255, 300), [1, 1, 1]),  # one past 0..255: the folder is 0..65535
+        ((200, 100, 255), [200, 100, 255]),  # all within 0..255
+    ],
+    ids=["float 0..255", "float 0..1", "32-bit 0..65535", "32-bit 0..255"],
+)
+def test_the_training_images_choose_one_range_for_a_folders_float_or_32_bit_images(
+    tmp_path: Path, values: tuple[float, float, float], loaded_as: list[int]
+) -> None:
+    """Chosen image by image, a float TIFF of 0.98 loaded as 250 and one of 1.02 as 1."""
+    root = tmp_path / "data"
+    dtype = np.float32 if isinstance(values[0], float) else np.int32
+    for path, value in zip(("a/1.tif", "a/2.tif", "b/1.tif"), values, strict=True):
+        write_image(root / path, Image.fromarray(np.full((8, 8), value, dtype=dtype)))
+    assert load_dataset(str(root)).images[:, 0, 4, 4].tolist() == loaded_as
+
+
+def float_splits(root: Path, train: tuple[float, float], test: float) -> str:
+    """Training images a/1.tif and b/1.tif, and a held-out a/1.tif, each of one float value."""
+    for path, value in (("train/a/1.tif", train[0]), ("train/b/1.tif", train[1]), ("test/a/1.tif", test)):
+        write_image(root / path, Image.fromarray(np.full((8, 8), value, dtype=np.float32)))
+    return str(root)
+
+
+def test_held_out_float_images_are_read_in_the_range_the_training_images_chose(tmp_path: Path) -> None:
+    root = float_splits(tmp_path / "data", (200.0, 0.5), 0.5)
+    assert load_dataset(root, "test").images[0, 0, 4, 4] == 0  # 0.5 of 0..255, not of 0..1
+
+
+def test_a_held_out_image_past_the_range_the_training_images_chose_is_refused(tmp_path: Path) -> None:
+    root = float_splits(tmp_path / "data", (0.8, 0.5), 3.0)
+    assert load_dataset(root).images[:, 0, 4, 4].tolist() == [204, 128]
+    with pytest.raises(DataError) as caught:
+        load_dataset(root, "test")
+    assert caught.value.message == f"{tmp_path / 'data' / 'test' / 'a' / '1.tif'} holds values 3..3"
+    assert caught.value.hint == (
+        "the training images' float values are 0..1, so held-out ones are read as 0..1 too; save it in that range"
+    )
+
+
+def test_a_held_out_float_image_of_a_kind_no_training_image_has_is_read_in_its_own_range(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "data"
+    write_image(root / "train" / "a" / "1.png", solid("L", (8, 8), 1))
+    write_image(root / "train" / "b" / "1.png", solid("L", (8, 8), 2))
+    write_image(root / "test" / "a" / "1.tif", Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32)))
+    assert load_dataset(str(root), "test").images[0, 0, 4, 4] == 128
+
+
 def test_class_names_are_composed_as_typed(tmp_path: Path) -> None:
     """macOS writes names decomposed (NFD): `sample --class Über` found no such class."""
     root = tmp_path / "data"
