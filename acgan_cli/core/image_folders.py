@@ -105,9 +105,8 @@ class _Plan(NamedTuple):
     channels: int  # 1 grey, 3 RGB
     typical: tuple[int, int]  # the training images' (width, height), `median` or not
     median: bool  # no size is held by half the training images: `typical` is their median width and height
-    ranges: Mapping[
-        str, int
-    ]  # the top of the range "F" and "I" images are read in, for each held in training
+    # The top of the range float ("F") and 32-bit ("I") grey images are read in, for each kind training holds
+    ranges: Mapping[str, int]
 
 
 # The last plan of each folder, with its training files' (path, mtime, size): reused while they are unchanged.
