@@ -163,6 +163,11 @@ def resolve_checkpoint(path: str | Path) -> Path:
             f"{path} holds no checkpoint (no checkpoints/{LATEST} or step-*.safetensors)", hint=hint
         )
     if not path.exists():
+        if str(path) == "-":  # as `--out -` is stdout: a checkpoint is read by its path, more than once
+            raise CheckpointError(
+                "- does not exist: acgan reads checkpoints from files, not from stdin",
+                hint="save it to a file and give that file's path",
+            )
         raise CheckpointError(f"{path} {_missing(path)}", hint=NOT_A_CHECKPOINT_HINT)
     return path
 

@@ -421,9 +421,10 @@ def test_bad_checkpoints_exit_1_in_one_line(run: Path, tmp_path: Path) -> None:
         "model.pt": "never loads pickle",
         "foreign.safetensors": "is a safetensors file but not an acgan checkpoint",
         "evaluator.safetensors": "is an evaluator (what acgan evaluate measures with), not a checkpoint",
+        "-": "acgan reads checkpoints from files, not from stdin",  # as --out - is stdout
     }
     for name, expected in cases.items():
-        result = runner.invoke(app, ["sample", "--digit", "1", "--ckpt", name])
+        result = runner.invoke(app, ["sample", "--digit", "1", "--ckpt", name], input=good[:100])
         assert result.exit_code == 1, name
         assert result.stdout == ""
         lines = result.stderr.strip().splitlines()
