@@ -243,12 +243,15 @@ def resolve_class(class_names: tuple[str, ...], digit: int | None = None, name: 
     assert name is not None
     name = unicodedata.normalize("NFC", name)  # as class names are kept: macOS's shells type NFD
     key = _normalise(name)
-    # The name as written wins, then looser readings of it: 'a-b' must not draw a class 'a b'.
+    # The name as written wins, then looser readings of it: 'a-b' must not draw a class 'a b'. A number
+    # is read as one ('1' is the class '01'), never as the start of a name: it drew the class '10'.
+    number = int(name) if name.isdecimal() else None
     for matches in (
         [i for i, c in enumerate(class_names) if c == name],
         [i for i, c in enumerate(class_names) if c.casefold() == name.casefold()],
         [i for i, c in enumerate(class_names) if _normalise(c) == key],
-        [i for i, c in enumerate(class_names) if key and _normalise(c).startswith(key)],
+        [i for i, c in enumerate(class_names) if number is not None and c.isdecimal() and int(c) == number],
+        [i for i, c in enumerate(class_names) if key and number is None and _normalise(c).startswith(key)],
     ):
         if len(matches) == 1:
             return matches[0]

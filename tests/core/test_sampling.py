@@ -119,6 +119,16 @@ def test_a_class_name_typed_decomposed_finds_the_composed_one() -> None:
     assert resolve_class(("caf\u00e9", "tea"), name="cafe\u0301") == 0  # as macOS's shells type it
 
 
+def test_a_number_given_as_a_class_name_is_read_as_a_number_not_the_start_of_one() -> None:
+    """Classes 01, 02, 10: `--class 1` drew the class 10 (a prefix of it), where `--digit 1` draws 01."""
+    assert resolve_class(("01", "02", "10"), name="1") == 0
+    assert resolve_class(("01", "02", "10"), name="10") == 2
+    assert resolve_class(("01", "02", "10"), name="010") == 2
+    with pytest.raises(UsageError, match="no class named '2'"):
+        resolve_class(("10", "20", "cat"), name="2")
+    assert resolve_class(("10", "20", "cat"), name="c") == 2  # a name still by its start
+
+
 def test_a_class_name_that_fits_several_names_them() -> None:
     with pytest.raises(UsageError) as caught:
         resolve_class(FASHION, name="s")
