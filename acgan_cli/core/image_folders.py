@@ -387,7 +387,9 @@ def _listed(folder: Path, split: str) -> _Split:
             both = folder.name.casefold() in TRAIN_FOLDERS and _child(above, TEST_FOLDERS) is not None
             arrange = (
                 "need held-out images: arrange them as "
-                f"{_named(folder / 'train' / '<class>')}/… and {_named(folder / 'test' / '<class>')}/…"
+                f"{_named(folder / 'train' / '<class>')}/… and {_named(folder / 'test' / '<class>')}/…, the "
+                "test images new ones (a run's own images moved there would score it on what it learned, "
+                "and its resume refuses the changed data)"
             )
             raise DataError(
                 f"{_named(folder)} has no test split",

@@ -854,6 +854,9 @@ def test_train_tells_a_folder_mistake_in_the_arguments_it_takes(tmp_path: Path) 
         train(tiny_config(dataset=str(wrapped / "pets"), eval_every=1, batch_size=2), run_dir=tmp_path / "r")
     assert caught.value.hint.startswith("scores (evaluate, eval_every) need held-out images")
     assert caught.value.cli_hint.startswith("scores (evaluate, train --eval-every) need held-out images")
+    # New images: moving the run's own there scored it on what it learned and broke its resume (audit)
+    assert caught.value.hint.endswith("the test images new ones (a run's own images moved there would score "
+                                      "it on what it learned, and its resume refuses the changed data)")  # fmt: skip
     assert not (tmp_path / "r").exists()
 
 
