@@ -19,7 +19,7 @@ from acgan_cli.core import files
 from acgan_cli.core.data import load_dataset
 from tests.conftest import idx_bytes
 
-# ----------------------------------------------------------------------------- IDX dataset folders
+# ----------------------------------------------------------------------------- dataset folders
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
@@ -66,6 +66,22 @@ def write_torchvision_mnist(data_dir: Path, n_train: int, n_test: int) -> Path:
     for packed in raw.glob("*.gz"):
         (raw / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
     return data_dir
+
+
+def write_class_folders(root: Path, classes: tuple[str, ...]) -> Path:
+    """16 x 16 PNGs in root/train/<class>/ (12 each) and root/test/<class>/ (4 each), a shade a class."""
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(0)
+    for index, name in enumerate(classes):
+        for split, count in (("train", 12), ("test", 4)):
+            (root / split / name).mkdir(parents=True)
+            for n in range(count):
+                pixels = (
+                    torch.randint(0, 80, (16, 16, 3), generator=generator, dtype=torch.uint8) + 60 * index
+                )
+                Image.fromarray(pixels.numpy()).save(root / split / name / f"{n:03d}.png")
+    return root
 
 
 # ----------------------------------------------------------------------------- models and checkpoints

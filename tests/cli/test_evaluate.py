@@ -12,8 +12,8 @@ from acgan_cli.cli import app
 from acgan_cli.cli.evaluate import _complete_metrics
 from acgan_cli.core.evaluation import METRICS, evaluator_splits
 from acgan_cli.core.evaluation.evaluator import cache_path, data_hash
-from tests.conftest import plain, run_without_torch
-from tests.helpers import generator_only_file, write_idx_folder, write_torchvision_mnist
+from tests.conftest import plain, run_without_torch, tiny_config
+from tests.helpers import generator_only_file, write_class_folders, write_idx_folder, write_torchvision_mnist
 
 runner = CliRunner()
 FEW = ["--n-samples", "300", "--device", "cpu"]
@@ -766,3 +766,49 @@ def test_an_evaluate_that_finds_the_evaluator_in_training_says_it_waits_then_tra
     )
     assert lines[1].startswith("evaluate: training the evaluator for")
     assert "400 images, " in lines[1] and " steps on cpu " in lines[1]  # steps: minutes even on few images
+
+
+def test_renamed_class_folders_are_refused_from_the_listing_before_an_evaluator_is_trained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run on a folder whose class folders were renamed since: the evaluator for the folder as it is
+    now was trained (minutes for photos) and only then refused as one of other data, which the user
+    never chose. One error names both class lists; nothing is trained or written."""
+    from acgan_cli.core.training import train
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(cache))
+    pets = write_class_folders(tmp_path / "pets", ("cat", "dog"))
+    run = tmp_path / "run"
+    train(tiny_config(dataset=str(pets), max_steps=2), run_dir=run)
+    exported = generator_only_file(run, tmp_path / "g.safetensors")
+    for split in ("train", "test"):
+        (pets / split / "dog").rename(pets / split / "puppy")
+    latest = run / "checkpoints" / "latest.safetensors"
+    for extra in ([], [str(exported)], ["--dataset", str(pets)]):  # several checkpoints; the folder named
+        result = runner.invoke(app, ["evaluate", str(run), *extra, *FEW])
+        assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == [
+            f"error: {pets}'s classes are now cat, puppy; {latest} was trained on cat, dog",
+            "hint: rename the class folders back, or train a new run on the folder as it is",
+        ]
+    assert not cache.exists()
+    moved = pets.rename(tmp_path / "moved")  # the run's folder gone: --dataset names where it is said to be
+    result = runner.invoke(app, ["evaluate", str(run), *FEW, "--dataset", str(moved)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: {moved}'s classes are cat, puppy; {latest} was trained on cat, dog (in {pets})",
+        "hint: give --dataset the folder the run was trained on, where it is now, or train a new run on this one",
+    ]
+    assert not cache.exists()
+    # An evaluator the user chose is judged by its own classes, once read, as before (trained in 2 steps).
+    from acgan_cli.core.evaluation import evaluator as evaluator_module
+
+    monkeypatch.setattr(evaluator_module, "training_plan", lambda n_images: (1, 2))
+    evaluator = runner.invoke(app, ["evaluate", "--dataset", str(moved), "--device", "cpu"]).stdout.strip()
+    result = runner.invoke(app, ["evaluate", str(run), *FEW, "--evaluator", evaluator])
+    assert result.exit_code == 1
+    assert f"error: {latest} draws the classes cat, dog but the evaluator {evaluator} knows cat, puppy" in (
+        result.stderr.splitlines()
+    )

@@ -56,7 +56,7 @@ from acgan_cli.core.evaluation.scoring import generation_labels, reference_image
 from acgan_cli.core.sampling import generation_batch
 from acgan_cli.core.training import train
 from tests.conftest import read_only_folder, tiny_config
-from tests.helpers import generator_only_file, write_idx, write_idx_folder
+from tests.helpers import generator_only_file, write_class_folders, write_idx, write_idx_folder
 
 # Every test sees the session's mnist-5k evaluator, trained once (see conftest.py).
 pytestmark = pytest.mark.usefixtures("use_evaluator_cache")
@@ -742,6 +742,37 @@ def test_numbered_classes_match_the_same_data_named_and_other_names_are_refused(
         evaluate([renamed], config)
     assert "draws the classes a, b, c, d, e, f, g, h, i, j but the evaluator" in caught.value.message
     assert caught.value.message.endswith("knows zero, one, two, three, four, five, six, seven, eight, nine")
+
+
+def test_class_folders_renamed_since_training_are_refused_before_an_evaluator_is_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evaluator for the folder as it is now was trained, then refused as of other classes: one
+    error from the listing names both, in the caller's words; the evaluator cache is never written."""
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))  # not the session's, to see it untouched
+    pets = write_class_folders(tmp_path / "pets", ("cat", "dog"))
+    run = tmp_path / "run"
+    train(tiny_config(dataset=str(pets), max_steps=2), run_dir=run)
+    for split in ("train", "test"):
+        (pets / split / "dog").rename(pets / split / "puppy")
+    latest = ckpt.read_info(run).path
+    for dataset in ("", str(pets)):
+        with pytest.raises(DataError) as caught:
+            evaluate([run], EvaluationConfig(dataset=dataset, device="cpu", n_samples=50))
+        assert (
+            caught.value.message == f"{pets}'s classes are now cat, puppy; {latest} was trained on cat, dog"
+        )
+        assert caught.value.hint == "rename the class folders back, or train a new run on the folder as it is"
+        assert caught.value.cli_hint is None
+    moved = pets.rename(tmp_path / "moved")
+    with pytest.raises(DataError) as caught:
+        evaluate([run], EvaluationConfig(dataset=str(moved), device="cpu", n_samples=50))
+    assert caught.value.message.endswith(f"was trained on cat, dog (in {pets})")
+    assert caught.value.hint.startswith("give dataset the folder the run was trained on, where it is now")
+    assert caught.value.cli_hint.startswith(
+        "give --dataset the folder the run was trained on, where it is now"
+    )
+    assert not (tmp_path / "cache").exists()
 
 
 @pytest.mark.parametrize(

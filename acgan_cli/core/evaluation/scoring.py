@@ -32,6 +32,7 @@ from acgan_cli.core.data import (
     check_split,
     dataset_title,
     handed_in,
+    listed_class_names,
     same_classes,
     same_dataset,
 )
@@ -418,6 +419,31 @@ def check_fits(
         )
 
 
+def _check_folder_classes(infos: list[CheckpointInfo], dataset: str) -> None:
+    """Refuse checkpoints whose classes the folder of class folders `dataset` no longer has, from its
+    listing alone, before its evaluator is looked for: the cache keys evaluators by their data, so
+    renamed class folders trained a new one (minutes for photos) only for it to be refused then."""
+    listed = listed_class_names(dataset)
+    if listed is None:  # a registry dataset or IDX files: their evaluator's classes are checked
+        return
+    classes = listed[0]
+    for info in infos:
+        if same_classes(info.class_names, classes):
+            continue
+        now, then = ", ".join(classes), ", ".join(info.class_names)
+        if same_dataset(info.dataset, dataset):
+            raise DataError(
+                f"{dataset_title(dataset)}'s classes are now {now}; {info.path} was trained on {then}",
+                hint="rename the class folders back, or train a new run on the folder as it is",
+            )
+        raise DataError(  # the run's folder moved, and dataset names where it is said to be now
+            f"{dataset_title(dataset)}'s classes are {now}; {info.path} was trained on {then} "
+            f"(in {dataset_title(info.dataset)})",
+            hint="give dataset the folder the run was trained on, where it is now, or train a new run on this one",
+            cli_hint="give --dataset the folder the run was trained on, where it is now, or train a new run on this one",
+        )
+
+
 def _warn_if_weak(info: EvaluatorInfo) -> None:
     """A note where the evaluator is nearer chance than perfect on its test split: class accuracy,
     FD and the rest all read its features, and say little of any generator through it."""
@@ -541,6 +567,8 @@ def evaluate(
             hint="put the data back at that path (a link will do), or give dataset=FOLDER where it is now",
             cli_hint="put the data back at that path (a link will do), or give --dataset FOLDER where it is now",
         )
+    if not given:  # a file the user chose is checked against the checkpoints once read, as it is
+        _check_folder_classes(infos, dataset)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     dtype = autocast_dtype(precision)
