@@ -229,7 +229,8 @@ def resolve_class(class_names: tuple[str, ...], digit: int | None = None, name: 
     then it is the class of that name, as `--digit 3` reads (it drew the class "10", at index 3).
     """
     if digit is not None:
-        by_number = {int(c): index for index, c in enumerate(class_names) if c.isdecimal()}
+        numbers = [_as_number(c) for c in class_names]
+        by_number = {number: index for index, number in enumerate(numbers) if number is not None}
         if len(by_number) < len(class_names) or numbered(class_names):  # ("3", "03"): by index
             return check_class(digit, len(class_names))
         if digit not in by_number:
@@ -245,12 +246,12 @@ def resolve_class(class_names: tuple[str, ...], digit: int | None = None, name: 
     key = _normalise(name)
     # The name as written wins, then looser readings of it: 'a-b' must not draw a class 'a b'. A number
     # is read as one ('1' is the class '01'), never as the start of a name: it drew the class '10'.
-    number = int(name) if name.isdecimal() else None
+    number = _as_number(name)
     for matches in (
         [i for i, c in enumerate(class_names) if c == name],
         [i for i, c in enumerate(class_names) if c.casefold() == name.casefold()],
         [i for i, c in enumerate(class_names) if _normalise(c) == key],
-        [i for i, c in enumerate(class_names) if number is not None and c.isdecimal() and int(c) == number],
+        [i for i, c in enumerate(class_names) if number is not None and _as_number(c) == number],
         [i for i, c in enumerate(class_names) if key and number is None and _normalise(c).startswith(key)],
     ):
         if len(matches) == 1:
@@ -271,6 +272,14 @@ def resolve_class(class_names: tuple[str, ...], digit: int | None = None, name: 
         option="class",
         detail=f"no class named {name!r}",
     )
+
+
+def _as_number(name: str) -> int | None:
+    """The number a class name is written as ('01': 1), else None; past Python's 4,300 digits, None too."""
+    try:
+        return int(name) if name.isdecimal() else None
+    except ValueError:
+        return None
 
 
 def _normalise(name: str) -> str:

@@ -127,6 +127,11 @@ def test_a_number_given_as_a_class_name_is_read_as_a_number_not_the_start_of_one
     with pytest.raises(UsageError, match="no class named '2'"):
         resolve_class(("10", "20", "cat"), name="2")
     assert resolve_class(("10", "20", "cat"), name="c") == 2  # a name still by its start
+    huge = "9" * 5000  # past the digits Python turns into an int: a name like any other
+    assert resolve_class(("1", huge), name=huge) == 1 and resolve_class(("1", huge), name="1") == 0
+    with pytest.raises(UsageError, match="no class named"):
+        resolve_class(("1", huge), name="8" * 5000)
+    assert resolve_class(("1", huge), digit=1) == 1  # by index: not every class is a number Python reads
 
 
 def test_a_class_name_that_fits_several_names_them() -> None:
