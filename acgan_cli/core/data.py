@@ -50,6 +50,7 @@ from acgan_cli.core.image_folders import (
     TRAIN_FOLDERS,
     check_image_split,
     count_images,
+    listed_class_files,
     listed_classes,
     load_image_folder,
     may_hold_images,
@@ -868,6 +869,13 @@ def listed_class_names(name: str) -> tuple[tuple[str, ...], list[int]] | None:
     alone; None for other data (whose classes are known once it is read)."""
     folder = user_path(name)
     return listed_classes(folder) if name not in DATASETS and _holds_images(folder) else None
+
+
+def class_files(name: str) -> list[str] | None:
+    """A fingerprint of each class's files in a folder of class folders (`listed_class_files`), which
+    a run records so that a resume sees images moved between its classes; None for other data."""
+    folder = user_path(name)
+    return listed_class_files(folder) if name not in DATASETS and _holds_images(folder) else None
 
 
 def check_split(name: str, split: str) -> None:

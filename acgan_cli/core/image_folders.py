@@ -27,6 +27,7 @@ import collections
 import contextlib
 import contextvars
 import errno
+import hashlib
 import itertools
 import math
 import os
@@ -152,6 +153,24 @@ def listed_classes(folder: Path) -> tuple[tuple[str, ...], list[int]]:
     train = _listing(folder, "train")
     counts = collections.Counter(train.labels)
     return train.classes, [counts[index] for index in range(len(train.classes))]
+
+
+def listed_class_files(folder: Path) -> list[str]:
+    """A fingerprint of each class's files in `folder`'s training split: a short hash of their names
+    within the class folder and their sizes, from the listing and a stat of each (nothing is read).
+    A folder moved or copied keeps it; class folders swapped, or images moved between classes (as
+    many each way), change it: the count of each class could not tell (swapped classes share their
+    file names, 0001.png in each, which is why the sizes count too)."""
+    train = _listing(folder, "train")
+    class_folders = _class_names(train.root)
+    entries: list[list[str]] = [[] for _ in train.classes]
+    for path, label in zip(train.files, train.labels, strict=True):
+        within = os.path.relpath(path, class_folders[train.classes[label]]).replace(os.sep, "/")
+        entries[label].append(f"{unicodedata.normalize('NFC', within)}\0{_stamp(path)[2]}")
+    return [
+        hashlib.sha256("\n".join(sorted(names)).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        for names in entries
+    ]
 
 
 def note_listing(folder: Path) -> None:

@@ -42,6 +42,7 @@ from acgan_cli.core.data import (
     check_dataset_name,
     check_download,
     check_split,
+    class_files,
     dataset_title,
     handed_in,
     listed_class_names,
@@ -568,6 +569,15 @@ def _recorded_per_class(checkpoint: Path) -> list[int] | None:
     return value if valid else None
 
 
+def _recorded_class_files(checkpoint: Path) -> list[str] | None:
+    """The fingerprint of each class's files the run folder of `checkpoint` recorded
+    (`dataset.class_files`, see `class_files`), if it did: runs of acgan before 2026-12-07 did not,
+    nor runs on other data than a folder of class folders."""
+    value = _recorded_value(checkpoint, "dataset", "class_files")
+    valid = isinstance(value, list) and all(isinstance(files, str) for files in value)
+    return value if valid else None
+
+
 def _recorded_value(checkpoint: Path, *keys: str) -> object:
     """What the run folder of `checkpoint` recorded in its config.json under `keys`; None where it
     has no such folder, file or entry."""
@@ -583,13 +593,14 @@ def _recorded_value(checkpoint: Path, *keys: str) -> object:
     return value
 
 
-def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
+def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset, files: list[str] | None = None) -> None:
     """Refuse to resume `resumed` on data other than its run's: a folder whose images or classes have
-    changed since (the image count, and each class's, are known where the run folder recorded them)."""
+    changed since (the image count, each class's, and with `files`, a folder of class folders'
+    `class_files`, are known where the run folder recorded them)."""
     import torch
 
     per_class = torch.bincount(data.labels.cpu(), minlength=len(data.class_names)).tolist()
-    _check_unchanged(resumed, len(data), data.class_names, per_class, data.channels)
+    _check_unchanged(resumed, len(data), data.class_names, per_class, data.channels, files=files)
 
 
 def check_same_classes(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
@@ -615,7 +626,13 @@ def check_same_listing(resumed: ckpt.CheckpointInfo, dataset: str, images: int |
     dataset's count is the one it is known for, not what its files hold: it is left to the load."""
     if dataset not in DATASETS:
         names, per_class = listed_class_names(dataset) or (None, None)
-        _check_unchanged(resumed, images, names, per_class)
+        _check_unchanged(resumed, images, names, per_class, files=_class_files_to_check(resumed, dataset))
+
+
+def _class_files_to_check(resumed: ckpt.CheckpointInfo, dataset: str) -> list[str] | None:
+    """`class_files` of `dataset`, where the run of `resumed` recorded its own to compare (a stat of
+    every file is not taken for nothing)."""
+    return class_files(dataset) if _recorded_class_files(resumed.path) is not None else None
 
 
 def _check_unchanged(
@@ -629,7 +646,31 @@ def _check_unchanged(
     "or train a new run on this data without resume=",
     cli_hint: str | None = "put the run's data back to resume it (a resumed run never changes data), "
     "or train a new run on this data without --resume",
+    files: list[str] | None = None,
 ) -> None:
+    changes = _data_changes(resumed, count, now, per_class, channels, names_given, files)
+    if changes:
+        raise DataError(
+            f"{dataset_title(resumed.dataset)} has changed since {resumed.path} was trained: it now holds "
+            + " and ".join(changes),
+            hint=hint,
+            cli_hint=cli_hint,
+        )
+
+
+def _data_changes(
+    resumed: ckpt.CheckpointInfo,
+    count: int | None,
+    now: tuple[str, ...] | None,
+    per_class: list[int] | None,
+    channels: int | None = None,
+    names_given: bool = False,
+    files: list[str] | None = None,
+) -> list[str]:
+    """How data of `count` images, of classes named `now` with `per_class` images each (None: not
+    known), of `channels` and whose classes hold `files` (`class_files`) differs from what the run
+    of `resumed` recorded, as the parts of a message ("3 classes (the run had 2)"); [] where it
+    does not, as far as either side knows."""
     changes = []
     if channels is not None and channels != resumed.model.channels:  # was "a model of another shape"
         colours = {1: "grey", 3: "colour"}
@@ -655,13 +696,21 @@ def _check_unchanged(
             f"{per_class[i]:,} images of class {(now or was)[i]!r} (the run had {recorded[i]:,})"
             for i in moved[:2]
         ]
-    if changes:
-        raise DataError(
-            f"{dataset_title(resumed.dataset)} has changed since {resumed.path} was trained: it now holds "
-            + " and ".join(changes),
-            hint=hint,
-            cli_hint=cli_hint,
-        )
+    recorded_files = _recorded_class_files(resumed.path)  # older runs recorded none: counts alone
+    if not changes and files is not None and recorded_files is not None and len(recorded_files) == len(files):
+        # as many images in each class, but not the same ones: class folders swapped, or images moved
+        # both ways (where a class holds another's files, it says so)
+        names = now or was
+        differ = [i for i, (old, new) in enumerate(zip(recorded_files, files, strict=True)) if old != new]
+        swapped = [(i, recorded_files.index(files[i])) for i in differ if files[i] in recorded_files]
+        changes += [f"the files of class {names[was_i]!r} in class {names[i]!r}" for i, was_i in swapped[:2]]
+        other = [names[i] for i in differ if files[i] not in recorded_files]
+        if other:
+            shown = [repr(name) for name in other[:5]] + [f"{len(other) - 5} more"] * (len(other) > 5)
+            named = " and ".join(shown) if len(shown) < 3 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+            classes = f"class{'es' * (len(other) > 1)} {named}"
+            changes.append(f"other files in {classes} (their names or sizes are not the run's)")
+    return changes
 
 
 def resumed_class_names(resumed: ckpt.CheckpointInfo, data: Dataset) -> tuple[str, ...]:

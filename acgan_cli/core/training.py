@@ -59,6 +59,7 @@ from acgan_cli.core.config import (
 from acgan_cli.core.data import (
     Dataset,
     check_dataset,
+    class_files,
     handed_in,
     load_dataset,
     note_if_named_as_other_data,
@@ -323,7 +324,8 @@ class Trainer:
 
     def _load_data(self, dataset: Dataset | None, resume_info: ckpt.CheckpointInfo | None) -> Dataset:
         """The training images on the device (`dataset`, else the config's, loaded or downloaded);
-        sets `steps_per_epoch` and `class_images` (each class's count, which config.json records), and
+        sets `steps_per_epoch`, `class_images` (each class's count) and `class_files` (a folder of class
+        folders' `class_files`), which config.json records, and
         refuses a batch larger than the data or a resume on other data."""
         config = self.config
         data = dataset or load_dataset(
@@ -345,9 +347,11 @@ class Trainer:
         check_run_length(config, len(prepared))
         self.steps_per_epoch = len(prepared) // config.batch_size
         self.class_images = torch.bincount(data.labels, minlength=len(data.class_names)).tolist()
+        # config.json records them beside class_images: a resume then sees class folders swapped
+        self.class_files = class_files(config.dataset) if dataset is None else None
         if resume_info is not None:  # before the model's shape: say what changed
             if dataset is None:
-                check_same_data(resume_info, data)
+                check_same_data(resume_info, data, self.class_files)
             else:  # data a caller hands in is the caller's to vouch for, but for its shape and classes
                 check_same_classes(resume_info, data)
             prepared = dataclasses.replace(prepared, class_names=resumed_class_names(resume_info, data))
@@ -762,6 +766,7 @@ class Trainer:
                     "class_names": list(self.data.class_names),
                     "images": len(self.data),
                     "class_images": self.class_images,  # a resume refuses images moved between classes
+                    "class_files": self.class_files,  # and as many moved each way (None: not a folder of classes)
                 },
                 "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps,

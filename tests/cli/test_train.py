@@ -1230,6 +1230,15 @@ def test_a_folder_of_colour_images_trains_samples_by_class_name_and_resumes_only
     for path in folder.glob("*/*.png"):  # the same files, now grey: once "a model of another shape"
         Image.open(path).convert("L").save(path)
     resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4"])
+    assert resumed.exit_code == 1  # told from the listing, before any image is read: the files' sizes
+    assert resumed.stderr.splitlines()[-2] == (
+        f"error: {folder} has changed since {run / 'checkpoints' / 'latest.safetensors'} was trained: "
+        "it now holds other files in classes 'blue' and 'red' (their names or sizes are not the run's)"
+    )
+    recorded = json.loads((run / "config.json").read_text())
+    del recorded["dataset"]["class_files"]  # as an older run: the images, once read, say what changed
+    (run / "config.json").write_text(json.dumps(recorded))
+    resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4"])
     assert resumed.exit_code == 1
     assert resumed.stderr.splitlines()[-2:] == [
         f"error: {folder} has changed since {run / 'checkpoints' / 'latest.safetensors'} was trained: "
@@ -1237,3 +1246,36 @@ def test_a_folder_of_colour_images_trains_samples_by_class_name_and_resumes_only
         "hint: put the run's data back to resume it (a resumed run never changes data), or train a new run "
         "on this data without --resume",
     ]
+
+
+def test_class_folders_swapped_are_refused_on_resume_though_each_holds_as_many_images(tmp_path: Path) -> None:
+    """Swapped class folders (as many images each, under the same file names) resumed, and the class
+    'red' learned the blue images: only each class's count was compared."""
+    folder = write_colour_classes(tmp_path / "colours", {"red": 0, "blue": 2}).resolve()
+    run = tmp_path / "run"
+    trained = runner.invoke(
+        app, ["train", "--dataset", str(folder), *TINY_ARGS, "--max-steps", "2", "--out", str(run)]
+    )
+    assert trained.exit_code == 0, trained.stderr
+    assert len(json.loads((run / "config.json").read_text())["dataset"]["class_files"]) == 2
+    (folder / "red").rename(folder / "swap")
+    (folder / "blue").rename(folder / "red")
+    (folder / "swap").rename(folder / "blue")
+    latest = run / "checkpoints" / "latest.safetensors"
+    before = latest.read_bytes()
+    for dry_run in (["--dry-run"], []):
+        resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4", *dry_run])
+        assert resumed.exit_code == 1 and resumed.stdout == ""
+        assert resumed.stderr.splitlines()[-2:] == [
+            f"error: {folder} has changed since {latest} was trained: it now holds the files of class 'red' "
+            "in class 'blue' and the files of class 'blue' in class 'red'",
+            "hint: put the run's data back to resume it (a resumed run never changes data), or train a new run "
+            "on this data without --resume",
+        ]
+    assert latest.read_bytes() == before
+    # A run of an older acgan recorded no fingerprints: its counts alone are compared, as before.
+    recorded = json.loads((run / "config.json").read_text())
+    del recorded["dataset"]["class_files"]
+    (run / "config.json").write_text(json.dumps(recorded))
+    resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4"])
+    assert resumed.exit_code == 0, resumed.stderr

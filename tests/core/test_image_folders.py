@@ -652,6 +652,34 @@ def test_an_image_linked_twice_within_its_class_is_one_image(tmp_path: Path) -> 
     assert data.images[:, 0, 0, 0].tolist() == [1, 3, 2, 4] and data.labels.tolist() == [0, 0, 0, 1]
 
 
+def test_each_class_files_are_fingerprinted_alike_wherever_the_folder_is_and_unlike_in_another_class(
+    tmp_path: Path,
+) -> None:
+    """Class folders swapped hold as many images as before, under the same file names: a resume saw
+    no change, and the class cat learned the dog images. The files' sizes tell the classes apart;
+    a folder moved or copied (new times) keeps its fingerprints, as a resume there needs."""
+    root = tmp_path / "data"
+    for name, side in (("cat", 8), ("dog", 12)):
+        write_image(root / name / "0.png", solid("L", (side, side), 1))
+        write_image(root / name / "deep" / "1.png", solid("L", (side, side), 2))
+    fingerprints = image_folders.listed_class_files(root)
+    assert len(fingerprints) == 2 and fingerprints[0] != fingerprints[1]
+    shutil.copytree(root, tmp_path / "copy")
+    assert image_folders.listed_class_files(tmp_path / "copy") == fingerprints
+    root.rename(tmp_path / "moved")
+    moved = tmp_path / "moved"
+    assert image_folders.listed_class_files(moved) == fingerprints
+    (moved / "cat").rename(moved / "swap")
+    (moved / "dog").rename(moved / "cat")
+    (moved / "swap").rename(moved / "dog")
+    assert image_folders.listed_class_files(moved) == fingerprints[::-1]
+    (moved / "dog" / "deep" / "1.png").rename(
+        moved / "dog" / "1.png"
+    )  # the same file, elsewhere in its class
+    after = image_folders.listed_class_files(moved)
+    assert after[0] == fingerprints[1] and after[1] != fingerprints[0]
+
+
 @pytest.mark.parametrize("target", ["nowhere", "loop"])
 def test_a_class_link_that_leads_nowhere_is_named(tmp_path: Path, target: str) -> None:
     root = tmp_path / "data"
