@@ -807,10 +807,16 @@ def resumed_config(saved: TrainConfig, config: TrainConfig) -> TrainConfig:
 
 
 def _refuse_change(name: str, value: object, saved: object, api: bool) -> None:
+    # The run's folder gone, and `value` no folder of class folders that holds its data (`_moved_data`):
+    # leaving the dataset as it was cannot continue the run either.
+    gone = name == "dataset" and _folder_gone(str(saved))
     if api:  # a config's field, often at its default in a TrainConfig() written for the resume
         raise UsageError(
             f"cannot resume with config.{name}={value!r}: the run was trained with {name}={saved!r}",
-            hint="change only what a resume may: dataclasses.replace(read_info(RUN).train, max_steps=N)",
+            hint=f"put the run's data back at {saved} (a link will do) to continue the run, or start a new "
+            "run without resume="
+            if gone
+            else "change only what a resume may: dataclasses.replace(read_info(RUN).train, max_steps=N)",
             option=name,
             detail=f"cannot change from {saved!r} to {value!r} when resuming",
         )
@@ -818,10 +824,53 @@ def _refuse_change(name: str, value: object, saved: object, api: bool) -> None:
     given = option if isinstance(value, bool) else f"{option} {value}"
     raise UsageError(
         f"cannot resume with {given}: the checkpoint was trained with {saved}",
-        hint=f"drop {option} to continue the run, or start a new run without --resume",
+        hint=f"put the run's data back at {saved} (a link will do) to continue the run, or start a new "
+        "run without --resume"
+        if gone
+        else f"drop {option} to continue the run, or start a new run without --resume",
         option=name,
         detail=f"cannot change from {saved} to {value} when resuming",  # the hint says what to do
     )
+
+
+def _folder_gone(dataset: str) -> bool:
+    """Whether a run's recorded `dataset` is a folder, and not there."""
+    return dataset not in DATASETS and not handed_in(dataset) and not user_path(dataset).is_dir()
+
+
+def _moved_data(resumed: ckpt.CheckpointInfo, saved: TrainConfig, given: str | None) -> TrainConfig:
+    """`saved` with the folder `given` as its dataset, where the run's own folder is not there and
+    `given` (a folder of class folders) holds its data, as far as its listing tells: the same
+    classes, as many images in each, and where the run recorded them, the same files in each
+    (`class_files`). The run goes on there, with a note, and records it as its dataset; a folder
+    that differs is refused, saying how. Else `saved` as it is: `resume_config` refuses a change.
+    It was "cannot change … when resuming", then with the option dropped "… which is not there".
+    """
+    if given is None or same_dataset(given, saved.dataset) or not _folder_gone(saved.dataset):
+        return saved
+    listed = listed_class_names(given)
+    if listed is None:  # an IDX folder's classes are known once read, a registry dataset is not a folder
+        return saved
+    moved = canonical_dataset(given)
+    changes = _data_changes(
+        resumed, training_images(moved), *listed, files=_class_files_to_check(resumed, moved)
+    )
+    if changes:
+        instead = "give the folder that holds the run's data now, or put that data back at"
+        raise DataError(
+            f"{resumed.path} was trained on the folder {saved.dataset}, which is not there, and "
+            f"{moved} holds other data: " + " and ".join(changes),
+            hint=f"{instead} {saved.dataset} (a link will do)",
+            cli_hint=f"{instead.replace('give', 'give --dataset', 1)} {saved.dataset} (a link will do)",
+        )
+    warnings.warn(
+        Notice(
+            f"the run's folder {saved.dataset} is not there: the run continues on {moved}, which now "
+            "holds its data (the same classes and images), and records it as its dataset"
+        ),
+        stacklevel=4,  # the caller of Trainer()
+    )
+    return dataclasses.replace(saved, dataset=moved)
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -901,6 +950,8 @@ def plan_run(
     info, tensors = ckpt.load_checkpoint(resume) if resume is not None else (None, None)
     if info is not None:
         saved = ckpt.training_config_of(info)  # a generator-only file cannot resume
+        given = (config.dataset if config is not None else None) if api else changes.get("dataset")
+        saved = _moved_data(info, saved, given)  # its folder moved: the one given, if it holds its data
         if not api:
             config = _runnable_here(resume_config(saved, {"device": "auto", **changes}), changes)
         elif config is None:  # the run's own, on whatever device is here (as `acgan train --resume` does)
@@ -909,6 +960,8 @@ def plan_run(
             config = resumed_config(saved, config)
         if count_images and config.dataset not in DATASETS and not user_path(config.dataset).is_dir():
             given_data = handed_in(config.dataset)
+            put_back = "put the run's data back at that path (a link will do), or give its new place"
+            moved = "train(dataclasses.replace(read_info(RUN).train, dataset=NEW), resume=RUN)"
             raise DataError(
                 f"{info.path} was trained on "
                 + (
@@ -919,7 +972,8 @@ def plan_run(
                 + ", which is not there",
                 hint=f"hand the same data in again: Trainer(resume=..., dataset=Dataset({config.dataset!r}, ...)).run()"
                 if given_data
-                else "put the run's data back at that path to resume it (a resumed run never changes data)",
+                else f"{put_back}: {moved}",
+                cli_hint=None if given_data else f"{put_back} with --dataset NEW",
             )
     elif not api:
         config = TrainConfig(**changes)

@@ -1279,3 +1279,55 @@ def test_class_folders_swapped_are_refused_on_resume_though_each_holds_as_many_i
     (run / "config.json").write_text(json.dumps(recorded))
     resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4"])
     assert resumed.exit_code == 0, resumed.stderr
+
+
+def test_a_run_whose_folder_moved_resumes_on_the_folder_dataset_names_where_it_holds_the_runs_data(
+    tmp_path: Path,
+) -> None:
+    """`--dataset MOVED` was refused ("cannot change … when resuming", hint "drop --dataset"), and
+    with it dropped, the run was trained "on the folder …, which is not there": no way on."""
+    folder = write_colour_classes(tmp_path / "colours", {"red": 0, "blue": 2}).resolve()
+    run = tmp_path / "run"
+    trained = runner.invoke(
+        app, ["train", "--dataset", str(folder), *TINY_ARGS, "--max-steps", "2", "--out", str(run)]
+    )
+    assert trained.exit_code == 0, trained.stderr
+    latest = run / "checkpoints" / "latest.safetensors"
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    kept = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4", "--dataset", str(copy)])
+    assert kept.exit_code == 2  # while its own folder is there, that is the run's data
+    assert "hint: drop --dataset to continue the run" in plain(kept.stderr)
+    moved = folder.rename(tmp_path / "moved")
+    gone = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4"])
+    assert gone.exit_code == 1
+    assert gone.stderr.splitlines() == [
+        f"error: {latest} was trained on the folder {folder}, which is not there",
+        "hint: put the run's data back at that path (a link will do), or give its new place with --dataset NEW",
+    ]
+    other = write_colour_classes(tmp_path / "other", {"red": 0, "blue": 2, "green": 1})
+    differs = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4", "--dataset", str(other)])
+    assert differs.exit_code == 1
+    assert differs.stderr.splitlines() == [
+        f"error: {latest} was trained on the folder {folder}, which is not there, and {other.resolve()} holds "
+        "other data: 48 images (the run had 32) and 3 classes (the run had 2)",
+        f"hint: give --dataset the folder that holds the run's data now, or put that data back at {folder} "
+        "(a link will do)",
+    ]
+    shipped = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4", "--dataset", "mnist-5k"])
+    assert shipped.exit_code == 2 and "drop --dataset" not in plain(shipped.stderr)
+    assert f"hint: put the run's data back at {folder} (a link will do) to continue the run" in plain(
+        shipped.stderr
+    )
+    assert read_info(run).step == 2
+    resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4", "--dataset", str(moved)])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert (
+        f"note: the run's folder {folder} is not there: the run continues on {moved}, which now holds its data "
+        "(the same classes and images), and records it as its dataset"
+    ) in resumed.stderr.splitlines()
+    recorded = json.loads((run / "config.json").read_text())
+    assert recorded["train"]["dataset"] == recorded["dataset"]["name"] == str(moved)
+    assert read_info(run).dataset == read_info(run).train.dataset == str(moved) and read_info(run).step == 4
+    again = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "5"])  # there from now on
+    assert again.exit_code == 0, again.stderr
+    assert read_info(run).step == 5

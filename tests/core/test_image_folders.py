@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -678,6 +679,44 @@ def test_each_class_files_are_fingerprinted_alike_wherever_the_folder_is_and_unl
     )  # the same file, elsewhere in its class
     after = image_folders.listed_class_files(moved)
     assert after[0] == fingerprints[1] and after[1] != fingerprints[0]
+
+
+def test_a_run_whose_folder_moved_resumes_on_the_folder_its_config_names_now(tmp_path: Path) -> None:
+    """A Python caller's resume on the run's folder moved was refused as a change of dataset, and
+    without it as a folder that is not there."""
+    from acgan_cli.core.checkpoint import read_info
+    from acgan_cli.core.training import train
+
+    tmp_path = tmp_path.resolve()  # as the run records its folder
+    write_digits(tmp_path / "digits", per_class=6)
+    config = tiny_config(dataset=str(tmp_path / "digits"), batch_size=6, max_steps=2)
+    run = train(config, run_dir=tmp_path / "run").run_dir
+    (tmp_path / "digits").rename(tmp_path / "moved")
+    with pytest.raises(DataError) as gone:
+        train(resume=run)
+    assert gone.value.message == (
+        f"{run / 'checkpoints' / 'latest.safetensors'} was trained on the folder {tmp_path / 'digits'}, "
+        "which is not there"
+    )
+    assert gone.value.hint == (
+        "put the run's data back at that path (a link will do), or give its new place: "
+        "train(dataclasses.replace(read_info(RUN).train, dataset=NEW), resume=RUN)"
+    )
+    with pytest.warns(Notice) as noted:
+        resumed = train(
+            dataclasses.replace(read_info(run).train, dataset=str(tmp_path / "moved"), max_steps=3),
+            resume=run,
+        )
+    assert [str(n.message) for n in noted if isinstance(n.message, Notice)] == [
+        f"the run's folder {tmp_path / 'digits'} is not there: the run continues on {tmp_path / 'moved'}, "
+        "which now holds its data (the same classes and images), and records it as its dataset"
+    ]
+    assert resumed.step == 3 and read_info(run).train.dataset == read_info(run).dataset == str(
+        tmp_path / "moved"
+    )
+    assert (
+        train(dataclasses.replace(read_info(run).train, max_steps=4), resume=run).step == 4
+    )  # there from now on
 
 
 @pytest.mark.parametrize("target", ["nowhere", "loop"])
