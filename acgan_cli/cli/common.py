@@ -174,6 +174,25 @@ def check_stdout_takes_bytes(what: str) -> None:
         )
 
 
+def quiet_where_stderr_is_the_output(out: str | None, to_stdout: bool) -> None:
+    """Leave out the report and the notes, as --quiet does, where stderr is the very file the binary
+    result goes to (`-o - > f 2>&1`, `-o - 2>&1 | cmd`, `-o /dev/stderr`): they landed inside its
+    bytes, and the ONNX model or PNG no longer opened, with exit 0. An error still prints there: its
+    exit code says the file is not whole anyway."""
+    try:
+        err = os.fstat(sys.stderr.fileno())
+        if to_stdout:
+            target = os.fstat(sys.stdout.fileno())
+        elif out:
+            target = os.stat(user_path(out))
+        else:
+            return
+    except (OSError, ValueError, AttributeError):  # a stream without a descriptor, a file not yet there
+        return
+    if (err.st_dev, err.st_ino) == (target.st_dev, target.st_ino):
+        state.quiet = True
+
+
 def check_not_a_terminal(out: str | None, what: str) -> None:
     """Refuse to write `what` (binary) to a terminal that --out names (/dev/tty, /dev/pts/N), as
     to a stdout that is one: the bytes scrambled the screen, and could set the terminal's modes."""

@@ -19,6 +19,7 @@ from acgan_cli.cli.common import (
     print_path,
     print_result,
     print_table,
+    quiet_where_stderr_is_the_output,
     require_stdout,
     state,
     stderr_console,
@@ -157,6 +158,7 @@ def export(
         check_stdout_takes_bytes("the file's bytes")
     else:
         check_not_a_terminal(out, "the file's bytes")
+    quiet_where_stderr_is_the_output(out, to_stdout)
     if to_stdout and json_output:
         raise typer.BadParameter(
             "the file and the JSON would both go to stdout; drop one", param_hint="--json"

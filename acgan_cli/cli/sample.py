@@ -26,6 +26,7 @@ from acgan_cli.cli.common import (
     interactive,
     print_path,
     print_result,
+    quiet_where_stderr_is_the_output,
     require_stdout,
     state,
     stderr_console,
@@ -108,6 +109,7 @@ def _check_options(
         check_stdout_takes_bytes(f"{fmt} bytes")
     else:
         check_not_a_terminal(out, f"{fmt} bytes")
+    quiet_where_stderr_is_the_output(out, to_stdout)
     if json_output:
         require_stdout("the JSON report")
     return fmt

@@ -63,3 +63,30 @@ def test_an_error_keeps_its_exit_code_and_stdout_stays_clean(
     ]
     assert lines[0] == ("Traceback (most recent call last):" if verbose else lines[-2])
     assert (done.returncode, done.stdout) == (alone.returncode, "")
+
+
+@pytest.mark.parametrize("redirect", ["> out 2>&1", "2> out"])
+@pytest.mark.parametrize("command", ["sample", "export"])
+def test_a_result_on_the_stream_stderr_also_writes_is_only_the_result(
+    tmp_path: Path, trained_run: Path, redirect: str, command: str
+) -> None:
+    """`-o - > f 2>&1` and `-o /dev/stderr 2> f` put the report ("drew …", export's comparison) and
+    notes inside the file's bytes, with exit 0: the PNG or model no longer opened. The report is left
+    out there, as under --quiet, and the file is what `--out FILE` writes."""
+    out = "-" if redirect.startswith(">") else "/dev/stderr"
+    args = {
+        "sample": ["sample", "--ckpt", str(trained_run), "--digit", "2", "--seed", "5"],
+        "export": ["export", str(trained_run), "--format", "safetensors"],
+    }[command]
+    name = "alone.png" if command == "sample" else "alone.safetensors"
+    done = subprocess.run(
+        ["bash", "-c", shlex.join([sys.executable, "-m", "acgan_cli", *args, "--out", out]) + f" {redirect}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    alone = subprocess.run(
+        [sys.executable, "-m", "acgan_cli", *args, "--out", name],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert alone.returncode == 0 and alone.stderr, alone.stderr  # a report, where stderr is its own
+    assert (tmp_path / "out").read_bytes() == (tmp_path / name).read_bytes()
