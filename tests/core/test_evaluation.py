@@ -565,6 +565,23 @@ def test_an_evaluators_class_names_are_printable_lines(evaluator: Evaluator, tmp
         )
 
 
+def test_an_evaluators_accuracy_and_time_must_be_finite(evaluator: Evaluator, tmp_path: Path) -> None:
+    """A test accuracy of NaN was read as it was: the table said "test accuracy nan%" and --json,
+    which holds finite numbers only, printed NaN (the weak-evaluator note stayed silent, NaN < x)."""
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(evaluator.info.path), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(evaluator.info.path)
+    path = tmp_path / "edited.safetensors"
+    for key, value in (("test_accuracy", "nan"), ("test_accuracy", "1.5"), ("train_seconds", "inf")):
+        save_file(tensors, path, metadata={**metadata, key: value})
+        with pytest.raises(EvaluatorError, match=f"{path} has malformed evaluator metadata: test_accuracy"):
+            read_evaluator(path)
+    save_file(tensors, path, metadata=metadata)
+    assert read_evaluator(path)[1].test_accuracy == evaluator.info.test_accuracy
+
+
 def test_a_checkpoint_is_not_an_evaluator(run20: Path) -> None:
     with pytest.raises(EvaluatorError, match="not an acgan evaluator"):
         read_evaluator(run20 / "checkpoints" / "latest.safetensors")

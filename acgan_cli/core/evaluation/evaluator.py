@@ -586,6 +586,9 @@ def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
         )
         if len(class_names) < 2 or info.channels not in (1, 3) or info.img_size != IMG_SIZE:
             raise ValueError(f"{len(class_names)} classes, {info.channels} channels, {info.img_size} px")
+        # Printed as "test accuracy …%" and in --json, which holds finite numbers only: NaN printed there
+        if not 0 <= info.test_accuracy <= 1 or not 0 <= info.train_seconds < math.inf:
+            raise ValueError(f"test_accuracy {info.test_accuracy!r}, train_seconds {info.train_seconds!r}")
         # Printed in evaluate's tables and its refusals; a dataset never gives other names.
         if not all(isinstance(name, str) and name for name in class_names) or unprintable_name(class_names):
             raise ValueError("class_names are not names of one printable line each")
