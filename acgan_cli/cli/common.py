@@ -446,8 +446,9 @@ def _option_source(ctx: Any, field: str) -> str:
 
     Only a command that takes `ctx: typer.Context` can tell; without it the option is named.
     """
-    option = option_name(field)
     param = next((p for p in ctx.command.params if p.name == field), None) if ctx is not None else None
+    # The option as declared, where its name is not the field's (export's fmt is --format)
+    option = next((o for o in getattr(param, "opts", ()) if o.startswith("--")), option_name(field))
     if getattr(param, "secondary_opts", None) and ctx.params.get(field) is False:  # as typed: --no-ema
         option = param.secondary_opts[0]
     if not from_environment(ctx, field):

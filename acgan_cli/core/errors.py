@@ -62,7 +62,7 @@ class UsageError(AcganError):
 
     `option` names the config field ("batch_size") and `detail` says what is wrong with its
     value ("must be at least 1 (got 0)"), so the CLI can name its own option: the message names the
-    field as a caller in Python gives it.
+    field as a caller in Python gives it. `detail` is in the CLI's words, as it follows the option's.
     """
 
     exit_code = 2
@@ -75,8 +75,9 @@ class UsageError(AcganError):
         detail: str | None = None,
         *,
         cli_hint: str | None = None,
+        cli_message: str | None = None,
     ) -> None:
-        super().__init__(message, hint, cli_hint=cli_hint)
+        super().__init__(message, hint, cli_hint=cli_hint, cli_message=cli_message)
         self.option = option
         self.detail = detail or message
 

@@ -304,7 +304,7 @@ def _resolve_onnx_options(options: ExportOptions) -> ExportOptions:
             f"{options.opset} is out of range: torch writes opsets from {MIN_ONNX_OPSET} and the "
             f"installed onnxruntime runs up to {newest}"
         )
-        raise UsageError(f"--opset {detail}", option="opset", detail=detail)
+        raise UsageError(f"opset={detail}", option="opset", detail=detail, cli_message=f"--opset {detail}")
     return options
 
 
@@ -368,7 +368,8 @@ def _write_onnx(
         raise ExportError(
             f"torch's ONNX exporter wrote opset {', '.join(map(str, sorted(written)))} "
             f"instead of the requested {options.opset}",
-            hint=f"use another --opset ({MIN_ONNX_OPSET} or newer)",
+            hint=f"use another opset ({MIN_ONNX_OPSET} or newer)",
+            cli_hint=f"use another --opset ({MIN_ONNX_OPSET} or newer)",
         )
     # torch writes IR version 10 whatever the opset, which onnxruntime 1.14-1.17 refuse ("Unsupported
     # model IR version: 10, max supported IR version: 9") though they run opset 18: the file declares
@@ -582,11 +583,14 @@ def format_from_name(out: str | Path | None) -> str:
         return DEFAULT_FORMAT  # a folder's name (exports.v3/) is no extension
     named = format_for(out)
     if named is None:
-        detail = (
-            f"{out} ends in {suffix}, which is no export format's extension "
-            f"({either(EXTENSIONS)}); rename it, or give --format to keep this name"
+        refused = f"{out} ends in {suffix}, which is no export format's extension ({either(EXTENSIONS)})"
+        detail = f"{refused}; rename it, or give --format to keep this name"
+        raise UsageError(
+            f"{refused}; rename it, or give fmt= to keep this name",
+            option="out",
+            detail=detail,
+            cli_message=detail,
         )
-        raise UsageError(detail, option="out", detail=detail)
     return named
 
 
@@ -761,14 +765,22 @@ def _missing_modules(names: tuple[str, ...]) -> list[str]:
 def _check_format(fmt: str, options: ExportOptions) -> ExportFormat:
     if fmt not in FORMATS:
         detail = one_of(fmt, FORMATS)
-        raise UsageError(f"unknown export format: {detail}", option="format", detail=detail)
+        raise UsageError(f"unknown export format: {detail}", option="fmt", detail=detail)
     spec = FORMATS[fmt]
     given = [f.name for f in fields(options) if getattr(options, f.name) != f.default]
     for option in (name for name in given if name not in spec.options):
-        owners = ", ".join(f.name for f in FORMATS.values() if option in f.options)
-        detail = f"applies to --format {owners} only (not {fmt})"
-        hint = f"drop --{option}, or export with --format {owners}"
-        raise UsageError(f"--{option} {detail}", hint=hint, option=option, detail=detail)
+        owners = [f.name for f in FORMATS.values() if option in f.options]
+        given_as = f"{option}={getattr(options, option)!r}"  # half=True, opset=18
+        fmts = " or ".join(f"fmt={owner!r}" for owner in owners)
+        detail = f"applies to --format {', '.join(owners)} only (not {fmt})"
+        raise UsageError(
+            f"{given_as} applies to {fmts} only (not fmt={fmt!r})",
+            hint=f"drop {given_as}, or export with {fmts}",
+            option=option,
+            detail=detail,
+            cli_hint=f"drop --{option}, or export with --format {', '.join(owners)}",
+            cli_message=f"--{option} {detail}",
+        )
     return spec
 
 

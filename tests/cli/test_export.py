@@ -702,3 +702,17 @@ def test_an_out_link_into_a_loop_or_to_a_missing_folder_is_refused_before_export
     assert sorted(os.listdir(tmp_path)) == before and not elsewhere.exists()
     assert os.readlink(tmp_path / "a") == "b" and os.readlink(tmp_path / "loop.onnx") == "a"
     assert not list(run.rglob("*.onnx"))
+
+
+def test_a_usage_error_about_fmt_names_the_format_option(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The core names export's argument fmt=; the CLI names the option it declares, --format, not --fmt."""
+    from acgan_cli.cli import export as export_command
+    from acgan_cli.core.errors import UsageError
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise UsageError("fmt='pt2' cannot be written", option="fmt", detail="pt2 cannot be written")
+
+    monkeypatch.setattr(export_command, "export_generator", refuse)
+    result = runner.invoke(app, ["export", str(run), "--format", "pt2"])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --format: pt2 cannot be written" in plain(result.stderr)

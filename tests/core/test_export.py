@@ -461,7 +461,7 @@ def test_a_training_checkpoint_is_never_overwritten(trained_run: Path, tmp_path:
 @pytest.mark.parametrize(
     ("fmt", "options", "option", "message"),
     [
-        ("gif", {}, "format", "must be one of onnx, torchscript, pt2, safetensors (got 'gif')"),
+        ("gif", {}, "fmt", "must be one of onnx, torchscript, pt2, safetensors (got 'gif')"),
         ("pt2", {"opset": 18}, "opset", "applies to --format onnx only (not pt2)"),
         ("onnx", {"half": True}, "half", "applies to --format safetensors only (not onnx)"),
         ("onnx", {"opset": 5}, "opset", "5 is out of range: torch writes opsets from 18"),
@@ -481,6 +481,83 @@ def test_options_that_cannot_work_are_usage_errors(
         ex.export(trained_run, fmt, **options)
     assert caught.value.option == option and message in caught.value.detail
     assert not Path("-").exists()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options", "python", "cli"),
+    [
+        (
+            "pt2",
+            {"half": True},
+            (
+                "half=True applies to fmt='safetensors' only (not fmt='pt2')",
+                "drop half=True, or export with fmt='safetensors'",
+            ),
+            (
+                "--half applies to --format safetensors only (not pt2)",
+                "drop --half, or export with --format safetensors",
+            ),
+        ),
+        (
+            "pt2",
+            {"opset": 18},
+            (
+                "opset=18 applies to fmt='onnx' only (not fmt='pt2')",
+                "drop opset=18, or export with fmt='onnx'",
+            ),
+            (
+                "--opset applies to --format onnx only (not pt2)",
+                "drop --opset, or export with --format onnx",
+            ),
+        ),
+        (
+            "onnx",
+            {"opset": 17},
+            ("opset=17 is out of range: torch writes opsets from 18", None),
+            ("--opset 17 is out of range: torch writes opsets from 18", None),
+        ),
+        (
+            None,
+            {"out": "x.pth"},
+            (
+                "x.pth ends in .pth, which is no export format's extension",
+                "rename it, or give fmt= to keep this name",
+            ),
+            (
+                "x.pth ends in .pth, which is no export format's extension",
+                "rename it, or give --format to keep this name",
+            ),
+        ),
+    ],
+)
+def test_usage_errors_name_the_python_arguments_and_the_cli_its_options(
+    trained_run: Path, fmt: str | None, options: dict, python: tuple, cli: tuple
+) -> None:
+    """export(run, "pt2", half=True) said "--half applies to --format safetensors only", and its hint
+    "drop --half": options a Python caller never passes. The CLI's words are its cli_message and cli_hint."""
+    with pytest.raises(UsageError) as caught:
+        ex.export(trained_run, fmt, **options)
+    error = caught.value
+    (message, hint), (cli_message, cli_hint) = python, cli
+    assert error.message.startswith(message) and error.cli_message.startswith(cli_message)
+    if fmt is None:  # the out name's: its hint is the message's end, as the CLI's detail
+        assert error.message.endswith(hint) and error.cli_message.endswith(cli_hint)
+        assert error.detail == error.cli_message
+    else:
+        assert (error.hint, error.cli_hint or error.hint) == (hint, cli_hint)
+        assert error.cli_message.endswith(error.detail)
+    assert "--" not in error.message + (error.hint or "")
+
+
+def test_an_unknown_format_names_the_fmt_argument(trained_run: Path) -> None:
+    """.option was "format", an argument export() does not take: it is fmt=."""
+    with pytest.raises(UsageError) as caught:
+        ex.export(trained_run, "foo")
+    assert caught.value.option == "fmt"
+    assert (
+        caught.value.message
+        == "unknown export format: must be one of onnx, torchscript, pt2, safetensors (got 'foo')"
+    )
 
 
 def test_without_a_format_the_out_name_or_onnx_decides_as_in_the_cli(
