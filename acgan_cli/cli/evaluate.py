@@ -259,3 +259,6 @@ def evaluate(
         print_result(out.file.getvalue().rstrip("\n"), "the scores")
     else:  # only the evaluator was asked for: its path is the result
         print_path(report.evaluator.path, "the evaluator's path", f"{report.evaluator.path} is ready")
+    failed = next((checkpoint.error for checkpoint in report.checkpoints if checkpoint.error), None)
+    if failed:  # after the others' figures: exit 1, so that a script sees that one was not scored
+        raise failed

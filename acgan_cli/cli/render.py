@@ -559,6 +559,11 @@ def evaluation_notes(report: EvaluationReport) -> list[str]:
             f"at --n-samples {real}"
         )
     for checkpoint, name in zip(report.checkpoints, _column_names(report.checkpoints), strict=True):
+        column = name.replace(chr(10), " ")
+        if checkpoint.error:  # one line for all its metrics, unavailable for the same reason
+            reason = next(iter(checkpoint.scores.unavailable.values()), checkpoint.error.message)
+            notes.append(f"{column}: no figures: {reason}")
+            continue
         for metric, reason in checkpoint.scores.unavailable.items():
-            notes.append(f"{name.replace(chr(10), ' ')}: no {metric}: {reason}")
+            notes.append(f"{column}: no {metric}: {reason}")
     return notes

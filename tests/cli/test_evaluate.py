@@ -648,9 +648,8 @@ def test_a_data_dir_the_dataset_does_not_read_gets_a_note(
     assert result.exit_code == 1 and "note:" not in result.stderr, result.stderr
 
 
-def test_a_generator_that_draws_nan_is_one_error_not_figures(run: Path, tmp_path: Path) -> None:
-    """Finite weights whose images overflow: fd was "unexpected _LinAlgError … a bug in acgan", and
-    without fd, exit 0 with figures computed from NaN (class accuracy 9.5%, KID null, no reason)."""
+def _generator_file(run: Path, path: Path, scale: float = 1.0) -> Path:
+    """The run's generator alone, written to `path`, its first layer's weights times `scale`."""
     import torch
 
     from acgan_cli.core import checkpoint as ckpt
@@ -658,9 +657,15 @@ def test_a_generator_that_draws_nan_is_one_error_not_figures(run: Path, tmp_path
 
     generator, info = ckpt.load_generator(run)
     with torch.no_grad():
-        generator.project.weight.mul_(1e38)
-    path = tmp_path / "overflowing.safetensors"
+        generator.project.weight.mul_(scale)
     files.write_atomic(path, ckpt.generator_checkpoint_bytes(generator, info))
+    return path
+
+
+def test_a_generator_that_draws_nan_is_one_error_not_figures(run: Path, tmp_path: Path) -> None:
+    """Finite weights whose images overflow: fd was "unexpected _LinAlgError … a bug in acgan", and
+    without fd, exit 0 with figures computed from NaN (class accuracy 9.5%, KID null, no reason)."""
+    path = _generator_file(run, tmp_path / "overflowing.safetensors", 1e38)
     for metrics in ("fd", "class-accuracy,precision-recall"):
         result = runner.invoke(app, ["evaluate", str(path), *FEW, "--metrics", metrics, "--json"])
         assert result.exit_code == 1, result.stderr
@@ -668,6 +673,53 @@ def test_a_generator_that_draws_nan_is_one_error_not_figures(run: Path, tmp_path
         error = result.stderr.strip().splitlines()[-2]
         assert error.startswith(f"error: the generator of {path} drew NaN or infinite pixels in "), error
         assert error.endswith(" of 300 images")
+
+
+def test_a_generator_that_draws_nan_among_others_leaves_their_figures(run: Path, tmp_path: Path) -> None:
+    """`evaluate r1 r2 bad`: r1 and r2 were scored, then the NaN error threw their figures away
+    (exit 1, stdout empty). They are printed, the bad one has none and says why, and exit 1 still."""
+    good = _generator_file(run, tmp_path / "good.safetensors")
+    bad = _generator_file(run, tmp_path / "overflowing.safetensors", 1e38)
+    error = re.compile(
+        rf"error: the generator of {re.escape(str(bad))} (drew NaN or infinite pixels in [\d,]+ of 300 images)"
+    )
+    args = ["evaluate", str(run), str(good), str(bad), *FEW, "--metrics", "class-accuracy,fd"]
+
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 1, result.stderr
+    drew = error.fullmatch(result.stderr.splitlines()[-2])
+    assert drew, result.stderr
+    why = f"its generator {drew[1]}"
+    scored = json.loads(result.stdout)["checkpoints"]
+    assert [c["path"] for c in scored[1:]] == [str(good), str(bad)]
+    for checkpoint in scored[:2]:
+        assert checkpoint["error"] is None and checkpoint["unavailable"] == {}
+        assert all(value is not None for value in checkpoint["metrics"].values()), checkpoint["metrics"]
+    assert scored[2]["error"] == drew[0].removeprefix("error: ")
+    assert scored[2]["unavailable"] == {"class-accuracy": why, "fd": why}
+    assert set(scored[2]["metrics"].values()) == {None}
+    assert scored[2]["reference"] == scored[0]["reference"]  # real images: the same at that size
+
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr.splitlines()[-2] == drew[0]
+    fd = f"{scored[0]['metrics']['frechet_distance']:.1f}"
+    assert result.stdout.count(f" {fd} ") == 2, result.stdout  # the good ones' figures, in the table
+    assert result.stdout.strip().endswith(f"no figures: {why}"), result.stdout
+
+
+def test_the_nan_hint_offers_fp32_only_where_the_passes_were_not(run: Path, tmp_path: Path) -> None:
+    """ "(or --precision fp32)" was said after an evaluation in fp32 too, where it cannot help."""
+    bad = _generator_file(run, tmp_path / "overflowing.safetensors", 1e38)
+    why = "hint: its weights overflow the arithmetic: the file is damaged, or its run diverged; "
+    for precision, hint in (
+        ("fp32", "use an earlier checkpoint"),
+        ("bf16", "use an earlier checkpoint (or --precision fp32)"),
+    ):
+        result = runner.invoke(app, ["evaluate", str(bad), *FEW, "--metrics", "fd", "--precision", precision])
+        assert result.exit_code == 1, result.stderr
+        assert result.stdout == ""
+        assert result.stderr.splitlines()[-1] == why + hint, result.stderr
 
 
 def test_a_damaged_checkpoint_is_refused_before_any_is_scored(run: Path, tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from acgan_cli.core.data import (
     same_classes,
     same_dataset,
 )
-from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError
+from acgan_cli.core.errors import CheckpointError, ConfigError, DataError, Notice, UsageError
 from acgan_cli.core.evaluation.config import QUICK_SAMPLES, EvaluationConfig
 from acgan_cli.core.evaluation.evaluator import Evaluator, EvaluatorError, EvaluatorInfo
 from acgan_cli.core.evaluation.events import (
@@ -90,6 +90,8 @@ class CheckpointReport:
     # The real training images in their place (fewer where there are fewer); None where no metric used them.
     reference_n_samples: int | None
     timings: dict[str, float]  # seconds: load, generate, features, reference, total
+    # Why it has no figures at all (its generator drew NaN or infinite pixels); None where it was scored.
+    error: CheckpointError | None = None
 
     def as_dict(self, evaluator_accuracy: float) -> dict[str, Any]:
         """A JSON-ready dict (non-finite numbers become null)."""
@@ -107,6 +109,7 @@ class CheckpointReport:
             "reference": _finite(self.reference.figures),
             "reference_n_samples": self.reference_n_samples,
             "unavailable": dict(self.scores.unavailable),
+            "error": self.error.message if self.error else None,
             "timings": {**_rounded(self.timings), "metrics": _rounded(self.scores.seconds)},
         }
 
@@ -200,6 +203,7 @@ def generated_features(
     Images are generated and looked at batch by batch (`batch_size` at a time, by default
     `generation_batch`'s), so memory does not grow with n_samples. Images with a NaN or infinite
     pixel are refused (NonFiniteImages naming `source`): every figure from them would be noise.
+    Its hint suggests fp32 only where the passes were not already in fp32 (`autocast_dtype` None).
     """
     import torch
 
@@ -223,12 +227,13 @@ def generated_features(
         parts.append(evaluator.features(images, labels[batch], batch_size))
         generating, looking = generating + looked - began, looking + time.perf_counter() - looked
     if broken:
+        in_fp32 = autocast_dtype is None  # then fp32 is no remedy: it already overflowed there
         raise NonFiniteImages(
             broken,
             n_samples,
             source,
-            remedy="use an earlier checkpoint (or precision 'fp32')",
-            cli_remedy="use an earlier checkpoint (or --precision fp32)",
+            remedy="use an earlier checkpoint" + ("" if in_fp32 else " (or precision 'fp32')"),
+            cli_remedy="use an earlier checkpoint" + ("" if in_fp32 else " (or --precision fp32)"),
         )
     joined = FeatureSet(torch.cat([p.features for p in parts]), torch.cat([p.logits for p in parts]), labels)
     return joined, generating, looking
@@ -279,6 +284,13 @@ def compute_scores(comparison: Comparison | Callable[[Metric], Comparison], metr
             figures.update(dict.fromkeys((f.key for f in metric.figures), None))
         seconds[name] = time.perf_counter() - began
     return Scores(figures, unavailable, seconds)
+
+
+def not_scored(metrics: Sequence[str], reason: str) -> Scores:
+    """Scores in which every one of `metrics` is unavailable for `reason`: null figures, as
+    `compute_scores` gives a metric it cannot compute."""
+    figures = {figure.key: None for name in metrics for figure in METRICS[name].figures}
+    return Scores(figures, dict.fromkeys(metrics, reason), dict.fromkeys(metrics, 0.0))
 
 
 def reference_images(evaluator: Evaluator, img_size: int, n_samples: int, seed: int) -> FeatureSet:
@@ -495,6 +507,11 @@ def evaluate(
     The evaluator is the one for the checkpoints' dataset (or `config.dataset`), loaded from the
     cache or trained on first use, or `config.evaluator`. Every checkpoint must come from that
     dataset. With no checkpoints, only the evaluator is loaded or trained.
+
+    A generator that draws NaN or infinite pixels raises NonFiniteImages where it is the only
+    checkpoint (or every one does). Among others that score, its report has no figures: each metric
+    is unavailable for that reason and its `error` holds the exception, which `acgan evaluate`
+    raises once the others' figures are printed.
     """
     if isinstance(checkpoints, (str, os.PathLike)):  # one, not its characters
         checkpoints = [checkpoints]
@@ -521,7 +538,7 @@ def evaluate(
         resolve_precision,
     )
     from acgan_cli.core.evaluation.evaluator import load_evaluator, read_evaluator
-    from acgan_cli.core.sampling import generation_batch
+    from acgan_cli.core.sampling import NonFiniteImages, generation_batch
 
     config = config or EvaluationConfig()
     # Checked as a training run's are, and `acgan evaluate --dataset`'s, before the checkpoints are read:
@@ -618,15 +635,26 @@ def evaluate(
         on_event(StageStarted("generate", index, len(infos)))
         with autocast(device.type, dtype):
             batch_size = config.batch_size or generation_batch(generator)  # sized in the passes' dtype
-        candidate, generating, looking = generated_features(
-            generator,
-            evaluator,
-            n_samples=config.n_samples,
-            seed=config.seed,
-            batch_size=batch_size,
-            autocast_dtype=dtype,
-            source=f"the generator of {info.path}",
-        )
+        failure: NonFiniteImages | None = None
+        try:
+            candidate, generating, looking = generated_features(
+                generator,
+                evaluator,
+                n_samples=config.n_samples,
+                seed=config.seed,
+                batch_size=batch_size,
+                autocast_dtype=dtype,
+                source=f"the generator of {info.path}",
+            )
+        except NonFiniteImages as exc:
+            if len(infos) == 1:  # nothing else to show: the error is the whole answer
+                raise
+            # The others' figures are kept: one diverged checkpoint among many threw them all away.
+            failure, generating, looking = (
+                exc,
+                time.perf_counter() - loaded,
+                0.0,
+            )  # looked at in the same passes
         img_size = info.model.img_size
         reference_began = time.perf_counter()
         if img_size not in references:
@@ -636,21 +664,27 @@ def evaluate(
             )
         reference_seconds = time.perf_counter() - reference_began
 
-        on_event(StageStarted("metrics", index, len(infos)))
-        d_logits, d_labels = (
-            discriminator_class_logits(discriminator, evaluator, img_size, config.batch_size or None)
-            if discriminator is not None
-            else (None, None)
-        )
-        comparison = Comparison(
-            candidate=candidate,
-            real=evaluator.real_features("test", img_size),
-            class_names=evaluator.info.class_names,
-            seed=config.seed,
-            discriminator_logits=d_logits,
-            discriminator_labels=d_labels,
-        )
-        scores = compute_scores(comparison, config.metrics)
+        if failure is None:
+            on_event(StageStarted("metrics", index, len(infos)))
+            d_logits, d_labels = (
+                discriminator_class_logits(discriminator, evaluator, img_size, config.batch_size or None)
+                if discriminator is not None
+                else (None, None)
+            )
+            comparison = Comparison(
+                candidate=candidate,
+                real=evaluator.real_features("test", img_size),
+                class_names=evaluator.info.class_names,
+                seed=config.seed,
+                discriminator_logits=d_logits,
+                discriminator_labels=d_labels,
+            )
+            scores = compute_scores(comparison, config.metrics)
+        else:
+            scores = not_scored(
+                config.metrics,
+                f"its generator drew NaN or infinite pixels in {failure.broken:,} of {failure.total:,} images",
+            )
         seconds = time.perf_counter() - began
         reports.append(
             CheckpointReport(
@@ -674,9 +708,12 @@ def evaluate(
                     "reference": reference_seconds,
                     "total": seconds,
                 },
+                error=failure,
             )
         )
         on_event(CheckpointEvaluated(index, len(infos), info.path, seconds))
+    if reports and all(report.error for report in reports):  # no figure to show beside the errors
+        raise reports[0].error
     return EvaluationReport(
         evaluator=evaluator.info,
         evaluator_trained=evaluator.trained,
