@@ -650,11 +650,8 @@ def evaluate(
             if len(infos) == 1:  # nothing else to show: the error is the whole answer
                 raise
             # The others' figures are kept: one diverged checkpoint among many threw them all away.
-            failure, generating, looking = (
-                exc,
-                time.perf_counter() - loaded,
-                0.0,
-            )  # looked at in the same passes
+            failure, looking = exc, 0.0  # its images were looked at in the passes that drew them
+            generating = time.perf_counter() - loaded
         img_size = info.model.img_size
         reference_began = time.perf_counter()
         if img_size not in references:
