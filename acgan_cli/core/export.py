@@ -803,10 +803,18 @@ def _check_requirements(spec: ExportFormat) -> None:
     ]
     # what works however acgan was installed (from a wheel, `pip install -e '.[onnx]'` finds no project)
     install = " ".join(shlex.quote(wanted.get(name, name)) for name in (*missing, *old))
-    raise ExportError(
-        f"--format {spec.name} needs {' and '.join(needs)}",
-        hint=f"pip install {'-U ' if old else ''}{install}, or export with --format torchscript or pt2, which "
-        "need none of it",
+    needed = f"--format {spec.name} needs {' and '.join(needs)}"
+    instead = f"pip install {'-U ' if old else ''}{install}, or export with --format torchscript or pt2, which need none of it"
+    raise ExportError(_in_python(needed), hint=_in_python(instead), cli_hint=instead, cli_message=needed)
+
+
+def _in_python(text: str) -> str:
+    """`text`, which names formats by the CLI's option (`--format pt2`, `--format torchscript or pt2`),
+    in the words of export()'s argument (`fmt='pt2'`, `fmt='torchscript' or 'pt2'`), for a caller in Python."""
+    return re.sub(
+        r"--format (\w+)((?: or \w+)*)",
+        lambda m: f"fmt={m[1]!r}" + re.sub(r" or (\w+)", lambda o: f" or {o[1]!r}", m[2]),
+        text,
     )
 
 
@@ -962,15 +970,11 @@ def export(
                 raise _write_error(target, target.parent, exc) from None
             in_place = True
         if spec.deprecated:
-            warnings.warn(Notice(spec.deprecated), stacklevel=2)
+            warnings.warn(Notice(_in_python(spec.deprecated), cli_message=spec.deprecated), stacklevel=2)
         named = format_for(target)  # the file written: a folder named models.onnx/ holds latest.pt2
         if named is not None and named != fmt:  # written as asked, but not without a word
-            warnings.warn(
-                Notice(
-                    f"{target} holds {_with_article(fmt)} file (--format {fmt}), though its name says {named}"
-                ),
-                stacklevel=2,
-            )
+            said = f"{target} holds {_with_article(fmt)} file (--format {fmt}), though its name says {named}"
+            warnings.warn(Notice(_in_python(said), cli_message=said), stacklevel=2)
         return ExportResult(
             format=fmt,
             path=target,

@@ -573,20 +573,36 @@ def test_without_a_format_the_out_name_or_onnx_decides_as_in_the_cli(
     assert caught.value.option == "out" and not (tmp_path / "g.pth").exists()
 
 
+def test_python_words_for_the_format_option() -> None:
+    """A caller in Python passes fmt=, never --format: the notes and the missing-module error said the
+    CLI's option to both."""
+    assert (
+        ex._in_python("prefer --format pt2 (torch.export) or onnx")
+        == "prefer fmt='pt2' (torch.export) or onnx"
+    )
+    assert ex._in_python("export with --format torchscript or pt2, which") == (
+        "export with fmt='torchscript' or 'pt2', which"
+    )
+    assert ex._in_python("--format onnx needs onnx") == "fmt='onnx' needs onnx"
+
+
 def test_a_name_of_another_format_is_written_with_a_notice_as_in_the_cli(
     trained_run: Path, tmp_path: Path
 ) -> None:
     """export(run, "onnx", "m.pt2") wrote ONNX under a pt2 name without a word; only the CLI said so."""
     with pytest.warns(Notice) as caught:
         result = ex.export(trained_run, "safetensors", tmp_path / "m.pt2")
-    assert [str(w.message) for w in caught] == [
-        f"{tmp_path / 'm.pt2'} holds a safetensors file (--format safetensors), though its name says pt2"
+    assert [str(w.message) for w in caught] == [  # in export()'s words; the CLI's are its cli_message
+        f"{tmp_path / 'm.pt2'} holds a safetensors file (fmt='safetensors'), though its name says pt2"
     ]
+    assert caught[0].message.cli_message == (
+        f"{tmp_path / 'm.pt2'} holds a safetensors file (--format safetensors), though its name says pt2"
+    )
     assert result.path == tmp_path / "m.pt2" and ckpt.load_generator(result.path)[1].step == 12
     with pytest.warns(Notice) as caught:  # it said "holds a onnx file"
         ex.export(trained_run, "onnx", tmp_path / "m.pt2")
     assert [str(w.message) for w in caught] == [
-        f"{tmp_path / 'm.pt2'} holds an onnx file (--format onnx), though its name says pt2"
+        f"{tmp_path / 'm.pt2'} holds an onnx file (fmt='onnx'), though its name says pt2"
     ]
     articles = {fmt: ex._with_article(fmt) for fmt in ex.FORMATS}
     assert articles == {
