@@ -600,20 +600,18 @@ def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset, files: list[str
     import torch
 
     per_class = torch.bincount(data.labels.cpu(), minlength=len(data.class_names)).tolist()
-    _check_unchanged(resumed, len(data), data.class_names, per_class, data.channels, files=files)
+    _refuse_changes(
+        resumed, _data_changes(resumed, len(data), data.class_names, per_class, data.channels, files=files)
+    )
 
 
 def check_same_classes(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
     """`check_same_data` for a Dataset handed in, which is its caller's to vouch for but for what the
     model is built on: its channels, and its classes (a resume on other class names renamed the
     run's classes in the middle of it, without a word)."""
-    _check_unchanged(
+    _refuse_changes(
         resumed,
-        None,
-        data.class_names,
-        None,
-        data.channels,
-        names_given=True,
+        _data_changes(resumed, None, data.class_names, None, data.channels, names_given=True),
         hint="hand in the run's own data to resume it (a resumed run never changes data), "
         "or train a new run on this data without resume=",
         cli_hint=None,  # only a caller in Python hands data in
@@ -626,7 +624,8 @@ def check_same_listing(resumed: ckpt.CheckpointInfo, dataset: str, images: int |
     dataset's count is the one it is known for, not what its files hold: it is left to the load."""
     if dataset not in DATASETS:
         names, per_class = listed_class_names(dataset) or (None, None)
-        _check_unchanged(resumed, images, names, per_class, files=_class_files_to_check(resumed, dataset))
+        files = _class_files_to_check(resumed, dataset)
+        _refuse_changes(resumed, _data_changes(resumed, images, names, per_class, files=files))
 
 
 def _class_files_to_check(resumed: ckpt.CheckpointInfo, dataset: str) -> list[str] | None:
@@ -635,20 +634,16 @@ def _class_files_to_check(resumed: ckpt.CheckpointInfo, dataset: str) -> list[st
     return class_files(dataset) if _recorded_class_files(resumed.path) is not None else None
 
 
-def _check_unchanged(
+def _refuse_changes(
     resumed: ckpt.CheckpointInfo,
-    count: int | None,
-    now: tuple[str, ...] | None,
-    per_class: list[int] | None,
-    channels: int | None = None,
-    names_given: bool = False,
+    changes: list[str],
     hint: str = "put the run's data back to resume it (a resumed run never changes data), "
     "or train a new run on this data without resume=",
     cli_hint: str | None = "put the run's data back to resume it (a resumed run never changes data), "
     "or train a new run on this data without --resume",
-    files: list[str] | None = None,
 ) -> None:
-    changes = _data_changes(resumed, count, now, per_class, channels, names_given, files)
+    """A DataError saying how the data differs from what the run of `resumed` trained on (`changes`,
+    from `_data_changes`), where it does."""
     if changes:
         raise DataError(
             f"{dataset_title(resumed.dataset)} has changed since {resumed.path} was trained: it now holds "
