@@ -121,6 +121,7 @@ def test_a_log_gets_a_line_per_stage(run: Path) -> None:
     # with the seconds it took, so `diff` of two score files always differed).
     again = runner.invoke(app, ["evaluate", str(run), *FEW])
     assert again.exit_code == 0 and again.stdout == result.stdout, again.stderr
+    assert not re.search(r": \d+\.\d s$", result.stdout, re.MULTILINE)  # equal seconds by chance, too
 
 
 def test_the_table_shows_the_figures_and_reference_values_of_the_json(run: Path) -> None:
