@@ -15,7 +15,7 @@ from acgan_cli.core.models import (
     UpsampleConv2d,
     _im2col,
     build_models,
-    upsample_then_norm,
+    upsample_norm_activate,
 )
 
 
@@ -120,50 +120,100 @@ def test_upsample_conv_kernel_is_summed_in_float32_under_autocast_and_out_of_the
     assert set(layer.state_dict()) == {"weight", "bias"}  # the fold matrix is a constant, not state
 
 
-def _upsample_and_norm(seed: int = 0) -> tuple[UpsampleConv2d, torch.nn.BatchNorm2d]:
+def _block(seed: int = 0, affine: bool = True, dtype: torch.dtype = torch.float32, channels: int = 4):
+    """An UpsampleConv2d, BatchNorm2d and ClassAffine as a generator block has them, with far-from-default
+    values everywhere, so a lost or doubled bias, scale or shift shows."""
     torch.manual_seed(seed)
-    up, norm = UpsampleConv2d(8, 4), torch.nn.BatchNorm2d(4, momentum=0.2)
-    torch.nn.init.normal_(up.bias, 0.0, 1.0)  # far from zero, so a lost or doubled bias shows
+    up, norm = UpsampleConv2d(8, channels), torch.nn.BatchNorm2d(channels, momentum=0.2)
+    class_affine = ClassAffine(3, channels) if affine else None
+    torch.nn.init.normal_(up.bias, 0.0, 1.0)
     norm.running_mean.normal_()
-    return up, norm
+    torch.nn.init.normal_(norm.weight, 1.0, 0.5)
+    torch.nn.init.normal_(norm.bias, 0.0, 0.5)
+    if class_affine is not None:
+        torch.nn.init.normal_(class_affine.weight, 0.0, 0.5)
+    return [None if layer is None else layer.to(dtype) for layer in (up, norm, class_affine)]
 
 
-@pytest.mark.parametrize("autocast", [False, True])
-def test_upsample_then_norm_in_training_is_the_two_layers_without_computing_the_bias(autocast) -> None:
-    """The BatchNorm cancels the bias: same output, running statistics and gradients as the layers
-    in turn in float32, and a bias gradient of exact zeros (computed through the layers, it is ~0)."""
-    up, norm = _upsample_and_norm()
-    plain_up, plain_norm = copy.deepcopy(up), copy.deepcopy(norm)
-    x = torch.randn(3, 8, 5, 5).contiguous(memory_format=torch.channels_last)
-    weights = torch.randn(3, 4, 10, 10)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        out = upsample_then_norm(up, norm, x)
-    expected = plain_norm(plain_up(x))
-    (out.float() * weights).sum().backward()
-    (expected * weights).sum().backward()
-    tolerance = {"atol": 2e-2, "rtol": 2e-2} if autocast else {}
-    torch.testing.assert_close(out.float(), expected, **tolerance)
-    torch.testing.assert_close(norm.running_mean, plain_norm.running_mean, **tolerance)
-    torch.testing.assert_close(norm.running_var, plain_norm.running_var, **tolerance)
-    scale = plain_up.weight.grad.abs().max()
-    torch.testing.assert_close(up.weight.grad / scale, plain_up.weight.grad / scale, **tolerance)
-    assert torch.equal(up.bias.grad, torch.zeros(4))  # a tensor: Adam keeps state for the bias
-    assert plain_up.bias.grad.abs().max() < 1e-2 * plain_up.weight.grad.abs().max()
+def _plain_block(up, norm, class_affine, labels, x):
+    """The block's layers one after the other, as written (autograd through each)."""
+    y = norm(up(x))
+    return F.leaky_relu(y if class_affine is None else class_affine(y, labels), 0.2)
 
 
-def test_upsample_then_norm_in_eval_mode_adds_the_bias() -> None:
+def _block_gradients(layers, out: torch.Tensor, x: torch.Tensor, weights: torch.Tensor) -> list[torch.Tensor]:
+    params = [p for layer in layers if layer is not None for p in layer.parameters()]
+    return torch.autograd.grad((out.to(weights.dtype) * weights).sum(), [x, *params])
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_fused_block_in_training_is_the_layers_in_turn(affine: bool) -> None:
+    """In float64, the fused CPU block gives the layers' output, running statistics, batch count and
+    gradients to rounding; the cancelled bias gets a gradient of exact zeros."""
+    fused, plain = _block(affine=affine, dtype=torch.float64), _block(affine=affine, dtype=torch.float64)
+    labels = torch.tensor([2, 0, 2])
+    x = torch.randn(3, 8, 5, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    out = upsample_norm_activate(*fused, labels, x)
+    expected = _plain_block(*plain, labels, x)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(fused[1], name), getattr(plain[1], name), rtol=1e-12, atol=0)
+    weights = torch.randn_like(expected)
+    for got, want in zip(
+        _block_gradients(fused, out, x, weights), _block_gradients(plain, expected, x, weights), strict=True
+    ):
+        if got.shape == fused[0].bias.shape and torch.equal(got, torch.zeros_like(got)):
+            assert want.abs().max() < 1e-12  # up's bias: zero exactly, where autograd computes ~0
+            continue
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fused_block_under_bf16_autocast_is_as_close_to_the_truth_as_the_layers(seed: int) -> None:
+    """Under bf16 autocast the fused block's output and gradients stay bf16-close to the float64
+    truth, and all told no further from it than the layers in turn under the same autocast (each
+    quantity's error is noise of either sign: the LeakyReLU's mask flips where rounding crosses 0)."""
+    torch.manual_seed(100 + seed)
+    labels = torch.randint(0, 3, (32,))
+    x = torch.randn(32, 8, 8, 8).contiguous(memory_format=torch.channels_last)
+    weights = torch.randn(32, 16, 16, 16, dtype=torch.float64)
+    truth_layers = _block(seed, dtype=torch.float64, channels=16)
+    x64 = x.double().requires_grad_(True)
+    truth = _plain_block(*truth_layers, labels, x64)
+    truth_grads = _block_gradients(truth_layers, truth, x64, weights)
+
+    def errors(run) -> list[float]:
+        layers, x32 = _block(seed, channels=16), x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = run(*layers, labels, x32)
+        assert out.dtype == torch.bfloat16
+        grads = _block_gradients(layers, out, x32, weights)
+        pairs = [(out, truth)] + [
+            (g, t) for g, t in zip(grads, truth_grads, strict=True) if t.abs().max() > 1e-9
+        ]
+        return [((got.double() - want).norm() / want.norm()).item() for got, want in pairs]
+
+    fused, plain = errors(upsample_norm_activate), errors(_plain_block)
+    assert (
+        len(fused) == 6
+    )  # the output, and the gradients of x, up.weight, the norm's two and the class table
+    assert max(fused) < 0.05, fused
+    assert sum(fused) < 1.3 * sum(plain), (fused, plain)
+
+
+def test_fused_block_in_eval_mode_adds_the_bias_and_uses_the_running_statistics() -> None:
     """With running statistics the BatchNorm does not cancel the bias, which then counts."""
-    up, norm = _upsample_and_norm()
+    up, norm, class_affine = _block()
     norm.eval()
-    x = torch.randn(2, 8, 3, 3)
-    torch.testing.assert_close(upsample_then_norm(up, norm, x), norm(up(x)), rtol=0, atol=0)
-    before = upsample_then_norm(up, norm, x)
+    labels, x = torch.tensor([1, 2]), torch.randn(2, 8, 3, 3)
+    running = norm.running_mean.clone(), norm.running_var.clone()
+    before = upsample_norm_activate(up, norm, class_affine, labels, x)
+    torch.testing.assert_close(before, _plain_block(up, norm, class_affine, labels, x), rtol=0, atol=0)
+    assert torch.equal(norm.running_mean, running[0]) and torch.equal(norm.running_var, running[1])
     with torch.no_grad():
         up.bias.add_(1.0)
-    torch.testing.assert_close(
-        upsample_then_norm(up, norm, x),
-        before + 1.0 / (norm.running_var + norm.eps).sqrt().view(1, -1, 1, 1) * norm.weight.view(1, -1, 1, 1),
-    )
+    assert not torch.allclose(upsample_norm_activate(up, norm, class_affine, labels, x), before)
 
 
 def test_generator_training_step_leaves_the_cancelled_biases_with_optimizer_state() -> None:
@@ -337,17 +387,31 @@ def test_discriminator_last_batchnorm_gets_a_channels_last_gradient() -> None:
         assert grad_out.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_generator_under_bf16_autocast_stays_bf16_between_layers() -> None:
-    """A float32 class scale would turn the big elementwise products mixed-dtype (several times slower)."""
+class BlockOutputs(TorchDispatchMode):
+    """Records the dtype of every operation's output shaped like a generator block's (N, C, H, W)."""
+
+    def __init__(self, channels: tuple[int, ...], size: int) -> None:
+        super().__init__()
+        self.channels, self.size, self.dtypes = channels, size, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        block_sized = isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[1] in self.channels
+        if block_sized and out.shape[-1] >= self.size:
+            self.dtypes.append((str(func), out.dtype))
+        return out
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_generator_under_bf16_autocast_stays_bf16_between_layers(training: bool) -> None:
+    """A float32 class scale would turn the big elementwise products mixed-dtype (several times slower):
+    every block-sized tensor is bf16, in training (the fused blocks) and in eval mode (the layers)."""
     generator = Generator(ModelConfig(g_width=8, g_class_norm=True)).to(memory_format=torch.channels_last)
-    seen: dict[str, torch.dtype] = {}
-    for name in ("class_norm1", "class_norm2"):
-        module = getattr(generator, name)
-        assert isinstance(module, ClassAffine)
-        module.register_forward_hook(lambda m, args, out, name=name: seen.update({name: out.dtype}))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    generator.train(training)
+    with BlockOutputs(channels=(8, 4), size=16) as seen, torch.autocast("cpu", dtype=torch.bfloat16):
         images = generator(torch.randn(4, 100), torch.randint(0, 10, (4,)))
-    assert seen == {"class_norm1": torch.bfloat16, "class_norm2": torch.bfloat16}
+    assert len(seen.dtypes) >= 4  # both blocks' outputs at least
+    assert {dtype for _, dtype in seen.dtypes} == {torch.bfloat16}, seen.dtypes
     assert images.dtype == torch.float32  # the image itself is summed and squashed in float32
 
 
