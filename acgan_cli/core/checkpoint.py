@@ -543,7 +543,11 @@ def _read_header(path: Path, source: Path | None = None) -> tuple[dict[str, Any]
             (header_len,) = struct.unpack("<Q", prefix)
             if header_len > size - 8 or header_len > MAX_HEADER_BYTES or header_len < 2:
                 looks_like, hint = _sniff(path, prefix)
-                raise CheckpointError(f"{path} is not a safetensors file{looks_like}", hint=hint)
+                raise CheckpointError(
+                    f"{path} is not a safetensors file{looks_like}",
+                    hint=hint,
+                    cli_hint=EXPORTED_CLI_HINT if hint == EXPORTED_HINT else None,
+                )
             raw = f.read(header_len)
     except OSError as exc:
         raise CheckpointError(
@@ -573,7 +577,9 @@ def _acgan_metadata(path: Path, header: dict[str, Any]) -> dict[str, str]:
     if isinstance(metadata, dict) and metadata.get("format") == EVALUATOR_FORMAT_NAME:
         raise CheckpointError(
             f"{path} is an evaluator (what acgan evaluate measures with), not a checkpoint",
-            hint="give it to `acgan evaluate --evaluator`; here, a .safetensors file written by `acgan train`, "
+            hint="give it as EvaluationConfig(evaluator=...) to evaluate; here, a .safetensors file written by "
+            "acgan's training, or a run folder",
+            cli_hint="give it to `acgan evaluate --evaluator`; here, a .safetensors file written by `acgan train`, "
             "or a run folder",
         )
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
@@ -594,7 +600,11 @@ def read_metadata(path: Path, source: Path | None = None) -> dict[str, str]:
     return _acgan_metadata(path, _read_header(path, source)[0])
 
 
-EXPORTED_HINT = (
+EXPORTED_HINT = (  # as a Python caller makes one, and on the command line
+    "acgan reads its checkpoints and generator files (safetensors): give the run folder, or make one "
+    "with export_generator(RUN, fmt='safetensors')"
+)
+EXPORTED_CLI_HINT = (
     "acgan reads its checkpoints and generator files (safetensors): give the run folder, or make one "
     "with `acgan export RUN --format safetensors`"
 )
@@ -934,7 +944,8 @@ def training_config_of(info: CheckpointInfo) -> TrainConfig:
     if info.kind != KIND_TRAINING or info.train is None:
         raise CheckpointError(
             f"{info.path} holds a generator only and cannot resume training",
-            hint="resume from a checkpoint written by `acgan train` (or its run folder)",
+            hint="resume from a checkpoint written by acgan's training (or its run folder)",
+            cli_hint="resume from a checkpoint written by `acgan train` (or its run folder)",
         )
     return info.train
 

@@ -789,3 +789,23 @@ def test_loading_or_exporting_a_generator_leaves_the_callers_random_stream_alone
         torch.manual_seed(0)
         call()
         assert torch.equal(torch.rand(3), expected)
+
+
+def test_files_of_other_tools_are_refused_with_hints_in_a_python_callers_words(tmp_path: Path) -> None:
+    """An exported model or an evaluator given where a checkpoint is read: the hint names the Python
+    call that makes or takes the file, and the CLI's the command and option."""
+    onnx_file = tmp_path / "g.onnx"
+    onnx_file.write_bytes(
+        b"\x08\x07\x12\x04test" + bytes(64)
+    )  # an ONNX protobuf's first bytes, as export writes
+    with pytest.raises(CheckpointError, match="is not a safetensors file") as refused:
+        ckpt.read_info(onnx_file)
+    assert "export_generator(RUN, fmt='safetensors')" in refused.value.hint
+    assert "`acgan export RUN --format safetensors`" in refused.value.cli_hint
+
+    evaluator = tmp_path / "evaluator.safetensors"
+    save_file({"w": torch.zeros(1)}, evaluator, metadata={"format": ckpt.EVALUATOR_FORMAT_NAME})
+    with pytest.raises(CheckpointError, match="is an evaluator") as refused:
+        ckpt.read_info(evaluator)
+    assert refused.value.hint.startswith("give it as EvaluationConfig(evaluator=...) to evaluate")
+    assert refused.value.cli_hint.startswith("give it to `acgan evaluate --evaluator`")

@@ -727,6 +727,9 @@ def test_a_checkpoint_of_another_dataset_is_refused_naming_both(
     with pytest.raises(EvaluatorError) as caught:
         evaluate([run20], EvaluationConfig(dataset=str(tiny_folder), device="cpu"))
     assert "was trained on mnist-5k" in caught.value.message and str(tiny_folder) in caught.value.message
+    # What chose the evaluator, in a caller's words and in the CLI's.
+    assert caught.value.message.endswith("(chosen by EvaluationConfig's dataset)")
+    assert caught.value.cli_message == caught.value.message.replace("EvaluationConfig's dataset", "--dataset")
     follows = "the evaluator follows the checkpoints' dataset"  # in the arguments a caller passes
     assert (caught.value.hint, caught.value.cli_hint) == (
         f"leave dataset out: {follows}",
@@ -1099,7 +1102,10 @@ def test_a_run_on_data_handed_in_is_told_to_need_a_folder_of_its_images(
     with pytest.raises(EvaluatorError) as refused:
         evaluate(run, EvaluationConfig(n_samples=100, device="cpu", dataset="mnist-5k"))
     assert refused.value.message == (
-        f"{latest} was trained on data handed in as Dataset('mine'), not known to be mnist-5k (chosen by --dataset)"
+        f"{latest} was trained on data handed in as Dataset('mine'), not known to be mnist-5k (chosen by EvaluationConfig's dataset)"
     )
+    assert refused.value.cli_message.endswith("not known to be mnist-5k (chosen by --dataset)")
     assert refused.value.hint == hint
-    check_fits(ckpt.read_info(run), str(write_idx_folder(tmp_path / "digits", 40, 20)), chosen_by="--dataset")
+    check_fits(
+        ckpt.read_info(run), str(write_idx_folder(tmp_path / "digits", 40, 20)), chosen_by=("dataset",)
+    )

@@ -658,9 +658,12 @@ def test_a_generator_only_file_cannot_resume(trained_run: Path, tmp_path: Path, 
     exported.write_bytes(ckpt.generator_checkpoint_bytes(generator, info))
     with pytest.raises(
         CheckpointError, match=r"g\.safetensors holds a generator only and cannot resume training"
-    ):
+    ) as refused:
         Trainer(tiny_config(max_steps=20), resume=exported, run_dir=tmp_path / "run", dataset=small_dataset)
     assert not (tmp_path / "run").exists()
+    # A Python caller trains with train() or Trainer, not the `acgan train` the CLI's hint names.
+    assert refused.value.hint == "resume from a checkpoint written by acgan's training (or its run folder)"
+    assert refused.value.cli_hint == "resume from a checkpoint written by `acgan train` (or its run folder)"
 
 
 def test_a_resume_with_no_ema_says_it_drops_the_average(tmp_path: Path, small_dataset) -> None:

@@ -376,32 +376,41 @@ HANDED_IN_HINT = (
 
 
 def check_fits(
-    info: CheckpointInfo, dataset: str, evaluator: EvaluatorInfo | None = None, chosen_by: str = ""
+    info: CheckpointInfo,
+    dataset: str,
+    evaluator: EvaluatorInfo | None = None,
+    chosen_by: tuple[str, ...] = (),
 ) -> None:
     """Refuse a checkpoint trained on another dataset than the evaluator's, naming both, and what
-    chose the evaluator's (`chosen_by`: "--dataset", "--evaluator", both joined by "and", or "" for
-    the first checkpoint).
+    chose the evaluator's (`chosen_by`: the EvaluationConfig fields "dataset" and "evaluator" that were
+    set, the CLI's --dataset and --evaluator; none for the first checkpoint).
 
     A folder the checkpoint was trained on that is gone from its path may be given where it is now:
     the evaluator's classes and channels must then fit the checkpoint's.
     """
     moved = not {info.dataset, dataset} & set(DATASETS) and not user_path(info.dataset).is_dir()
     if not same_dataset(info.dataset, dataset) and not moved:
+        # What chose it, as a Python caller set it and in the CLI's options.
+        chosen = f" (chosen by EvaluationConfig's {' and '.join(chosen_by)})" if chosen_by else ""
+        cli_chosen = f" (chosen by {' and '.join(f'--{name}' for name in chosen_by)})" if chosen_by else ""
         if chosen_by and handed_in(info.dataset):  # whatever the data was, nothing recorded says: a folder
-            raise EvaluatorError(  # of the same images is taken as data that moved (its classes checked)
+            known = (
                 f"{info.path} was trained on data handed in as Dataset({info.dataset!r}), not known to be "
-                f"{dataset_title(dataset)} (chosen by {chosen_by})",
+            )
+            raise EvaluatorError(  # of the same images is taken as data that moved (its classes checked)
+                f"{known}{dataset_title(dataset)}{chosen}",
                 hint=HANDED_IN_HINT,
+                cli_message=f"{known}{dataset_title(dataset)}{cli_chosen}",
             )
         follows = "the evaluator follows the checkpoints' dataset"
         trained_on = f"give one trained on {dataset_title(info.dataset)}"
-        hint, cli_hint = {  # as a Python caller passes the arguments, and in the CLI's options
-            "--dataset": (f"leave dataset out: {follows}", f"drop --dataset: {follows}"),
-            "--dataset and --evaluator": (
+        hint, cli_hint = {
+            ("dataset",): (f"leave dataset out: {follows}", f"drop --dataset: {follows}"),
+            ("dataset", "evaluator"): (
                 f"leave dataset and evaluator out: {follows}",
                 f"drop --dataset and --evaluator: {follows}",
             ),
-            "--evaluator": (f"leave evaluator out, or {trained_on}", f"drop --evaluator, or {trained_on}"),
+            ("evaluator",): (f"leave evaluator out, or {trained_on}", f"drop --evaluator, or {trained_on}"),
         }.get(
             chosen_by,
             (
@@ -409,11 +418,12 @@ def check_fits(
                 None,
             ),
         )
+        trained = f"{info.path} was trained on {dataset_title(info.dataset)} but the evaluator is for "
         raise EvaluatorError(
-            f"{info.path} was trained on {dataset_title(info.dataset)} but the evaluator is for "
-            f"{dataset_title(dataset)}{f' (chosen by {chosen_by})' if chosen_by else ''}",
+            f"{trained}{dataset_title(dataset)}{chosen}",
             hint=hint,
             cli_hint=cli_hint,
+            cli_message=f"{trained}{dataset_title(dataset)}{cli_chosen}",
         )
     if evaluator is None:
         return
@@ -568,9 +578,7 @@ def evaluate(
             hint="leave dataset out to score with the file, or leave evaluator out",
             cli_hint="drop --dataset to score with the file, or drop --evaluator",
         )
-    chosen_by = " and ".join(
-        name for name, set_ in (("--dataset", config.dataset), ("--evaluator", given)) if set_
-    )
+    chosen_by = tuple(name for name, set_ in (("dataset", config.dataset), ("evaluator", given)) if set_)
     for info in infos:  # before any expensive work
         check_fits(info, dataset, chosen_by=chosen_by)
     if not config.dataset and not given and dataset not in DATASETS and not user_path(dataset).is_dir():
