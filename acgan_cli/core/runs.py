@@ -948,9 +948,10 @@ def plan_run(
         given = (config.dataset if config is not None else None) if api else changes.get("dataset")
         saved = _moved_data(info, saved, given)  # its folder moved: the one given, if it holds its data
         if not api:
-            config = _runnable_here(resume_config(saved, {"device": "auto", **changes}), changes)
-        elif config is None:  # the run's own, on whatever device is here (as `acgan train --resume` does)
-            config = _runnable_here(resume_config(saved, {"device": "auto"}), {})
+            device = {} if "device" in changes else {"device": _device_here(saved.device)}
+            config = _runnable_here(resume_config(saved, {**device, **changes}), changes)
+        elif config is None:  # the run's own, on its device if here (as `acgan train --resume` does)
+            config = _runnable_here(resume_config(saved, {"device": _device_here(saved.device)}), {})
         else:
             config = resumed_config(saved, config)
         if count_images and config.dataset not in DATASETS and not user_path(config.dataset).is_dir():
@@ -1024,8 +1025,30 @@ def plan_run(
     )
 
 
+def _device_here(recorded: str) -> str:
+    """The device a resume goes on on: the run's own where this machine has it (a run kept on the
+    CPU of a GPU machine stays there, and its noise the same), else auto, with a note (a GPU's run
+    resumed on a laptop). Runs resumed with `auto` before it was kept recorded `auto` anyway."""
+    from acgan_cli.core.devices import resolve_device
+
+    try:
+        resolve_device(recorded)
+    except (DeviceError, ConfigError):  # not on this machine, or a name this acgan reads no more
+        here = resolve_device("auto").type
+        warnings.warn(
+            Notice(
+                f"the run trained on device {recorded!r}, which is not here: it goes on with device 'auto' ({here})",
+                cli_message=f"the run trained on --device {recorded}, which is not here: it goes on with "
+                f"--device auto ({here})",
+            ),
+            stacklevel=3,
+        )
+        return "auto"
+    return recorded
+
+
 def _runnable_here(config: TrainConfig, given: dict[str, object]) -> TrainConfig:
-    """A resume goes on on whatever device is here, and so does its precision: a run's fp16 or
+    """A resume goes on on the device `_device_here` chose, and so does its precision: a run's fp16 or
     --cuda-graph that this device cannot run gives way to auto, with a note (`acgan train --resume`
     of a GPU's fp16 run on a laptop said "Invalid value for --precision", an option not given).
     What the user gave on the resume (`given`) stands, and is refused where it cannot run; a device

@@ -655,7 +655,7 @@ def test_an_impossible_optimizer_state_is_refused_before_the_data_is_loaded(run:
 def test_a_gpu_runs_fp16_and_cuda_graph_resumed_on_the_cpu_go_on_in_what_the_cpu_runs(
     trained_run: Path, tmp_path: Path
 ) -> None:
-    """The device of a resumed run is whatever is here, and so is its precision now: it said
+    """A resumed run's device, where this machine lacks it, is whatever is here, and so is its precision: it said
     "Invalid value for --precision: fp16 needs a CUDA GPU" (exit 2), an option the user never gave."""
     from safetensors.torch import load_file, save_file
 
@@ -677,8 +677,10 @@ def test_a_gpu_runs_fp16_and_cuda_graph_resumed_on_the_cpu_go_on_in_what_the_cpu
     assert result.exit_code == 0, result.stderr
     planned = json.loads(result.stdout)
     assert (planned["train"]["precision"], planned["train"]["cuda_graph"]) == ("auto", None)
+    assert planned["train"]["device"] == "auto"  # its own, "cuda", is not here
     here = resolve_precision("auto", torch.device("cpu"))  # bf16 on a CPU with bf16 units
     assert plain(result.stderr) == plain(
+        "note: the run trained on --device cuda, which is not here: it goes on with --device auto (cpu)\n"
         "note: the run trained with --precision fp16 --cuda-graph, which cpu cannot run: it goes on with "
         f"--precision auto ({here} here) and its step not captured"
     )

@@ -1552,6 +1552,37 @@ def test_a_gpu_runs_resume_on_the_cpu_is_noted_in_the_fields_words(trained_run: 
     assert said[0].message.cli_message.startswith("the run trained with --precision fp16 --cuda-graph, ")
 
 
+def test_a_resume_keeps_the_runs_device_where_this_machine_has_it(trained_run: Path, tmp_path: Path) -> None:
+    """A run trained on the CPU resumes on the CPU (it was reset to auto, which on a GPU machine would
+    move it there, its noise with it); one whose device is not here goes on with auto, noted."""
+    import warnings
+
+    from safetensors.torch import load_file, save_file
+
+    latest = trained_run / "checkpoints" / "latest.safetensors"
+    metadata = ckpt.read_metadata(latest)
+
+    def trained_on(device: str) -> Path:  # the run's checkpoint, as if trained there, for 40 steps
+        train = {**json.loads(metadata["train_config"]), "device": device, "max_steps": 40}
+        edited = tmp_path / f"{device.replace(':', '-')}.safetensors"
+        save_file(load_file(latest), edited, {**metadata, "train_config": json.dumps(train)})
+        return edited
+
+    assert ckpt.read_info(latest).train.device == "cpu"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no note: nothing changes
+        assert plan_run(None, resume=trained_on("cpu"), run_dir=tmp_path / "a").config.device == "cpu"
+    with pytest.warns(Notice) as said:
+        plan = plan_run(None, resume=trained_on("cuda:1"), run_dir=tmp_path / "b")
+    assert plan.config.device == "auto"
+    here = "cuda" if torch.cuda.is_available() else "cpu"
+    assert (
+        str(said[0].message)
+        == (f"the run trained on device 'cuda:1', which is not here: it goes on with device 'auto' ({here})")
+        or torch.cuda.device_count() > 1
+    )
+
+
 def test_a_batch_larger_than_the_data_is_named_as_the_config_field(tmp_path: Path, small_dataset) -> None:
     """The hint said "give --batch-size 160 or less" to a caller who set TrainConfig.batch_size."""
     with pytest.raises(
