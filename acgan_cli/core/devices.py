@@ -248,8 +248,7 @@ def check_cuda_graph(device: torch.device, precision: str) -> None:
             "launch overhead) or False",
             option="cuda_graph",
             detail=f"needs a CUDA GPU (this run is on {device.type})",
-            cli_hint="drop --cuda-graph (it only removes GPU launch overhead); when resuming a run "
-            "trained with it, add --no-cuda-graph",
+            cli_hint="drop --cuda-graph (it only removes GPU launch overhead)",
         )
     import torch
     from torch.torch_version import TorchVersion

@@ -1051,9 +1051,10 @@ def _runnable_here(config: TrainConfig, given: dict[str, object]) -> TrainConfig
     """A resume goes on on the device `_device_here` chose, and so does its precision: a run's fp16 or
     --cuda-graph that this device cannot run gives way to auto, with a note (`acgan train --resume`
     of a GPU's fp16 run on a laptop said "Invalid value for --precision", an option not given).
+    So does a run's compile=True where nothing here compiles (no C++ compiler, no Triton).
     What the user gave on the resume (`given`) stands, and is refused where it cannot run; a device
     given (`--device cpu`, $ACGAN_DEVICE) is where the run goes on, as much as one found here."""
-    from acgan_cli.core.devices import can_cuda_graph, resolve_device, resolve_precision
+    from acgan_cli.core.devices import can_cuda_graph, compile_mode, resolve_device, resolve_precision
 
     device = resolve_device(config.device)
     changed: dict[str, object] = {}
@@ -1065,6 +1066,20 @@ def _runnable_here(config: TrainConfig, given: dict[str, object]) -> TrainConfig
     precision = resolve_precision(str(changed.get("precision", config.precision)), device)
     if "cuda_graph" not in given and config.cuda_graph and not can_cuda_graph(device, precision):
         changed["cuda_graph"] = None
+    if "compile" not in given and config.compile:
+        try:
+            compile_mode(device)
+        except DeviceError as exc:  # no C++ compiler or Triton here, or a device torch.compile skips
+            warnings.warn(
+                Notice(
+                    f"the run trained with compile=True, which cannot run here ({exc.detail}): it goes on "
+                    "uncompiled",
+                    cli_message=f"the run trained with --compile, which cannot run here ({exc.detail}): it "
+                    "goes on uncompiled",
+                ),
+                stacklevel=3,
+            )
+            changed["compile"] = False
     if changed:
         precision_changed, cuda_graph_changed = "precision" in changed, "cuda_graph" in changed
         # As a caller in Python sets the fields, and as the CLI's options do (`cli_message`)

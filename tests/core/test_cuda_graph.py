@@ -107,8 +107,7 @@ def test_cuda_graph_on_the_cpu_is_refused_before_anything_is_written(tmp_path: P
     assert result.exit_code == 2, result.stderr
     assert result.stderr.splitlines() == [
         "error: Invalid value for --cuda-graph: needs a CUDA GPU (this run is on cpu)",
-        "hint: drop --cuda-graph (it only removes GPU launch overhead); when resuming a run trained "
-        "with it, add --no-cuda-graph",
+        "hint: drop --cuda-graph (it only removes GPU launch overhead)",
     ]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "r").exists()

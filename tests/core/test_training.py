@@ -25,6 +25,7 @@ from acgan_cli.core.errors import (
     CheckpointError,
     ConfigError,
     DataError,
+    DeviceError,
     DivergedError,
     Notice,
     RunDirError,
@@ -1581,6 +1582,32 @@ def test_a_resume_keeps_the_runs_device_where_this_machine_has_it(trained_run: P
         == (f"the run trained on device 'cuda:1', which is not here: it goes on with device 'auto' ({here})")
         or torch.cuda.device_count() > 1
     )
+
+
+def test_a_compiled_runs_resume_where_nothing_compiles_goes_on_uncompiled(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was refused as "Invalid value for --no-compile: needs a C++ compiler", naming an option the
+    user never gave; given on the resume, compile=True is still refused."""
+    from safetensors.torch import load_file, save_file
+
+    latest = trained_run / "checkpoints" / "latest.safetensors"
+    metadata = ckpt.read_metadata(latest)
+    train = {**json.loads(metadata["train_config"]), "compile": True, "max_steps": 40}
+    edited = tmp_path / "compiled.safetensors"
+    save_file(load_file(latest), edited, {**metadata, "train_config": json.dumps(train)})
+    monkeypatch.setenv("CXX", "no-such-compiler")  # a machine without a C++ compiler
+    with pytest.warns(Notice) as said:
+        plan = plan_run(None, resume=edited, run_dir=tmp_path / "a")
+    assert plan.config.compile is False
+    assert str(said[0].message) == (
+        "the run trained with compile=True, which cannot run here (needs a C++ compiler "
+        "('no-such-compiler' is not on PATH)): it goes on uncompiled"
+    )
+    assert said[0].message.cli_message.startswith("the run trained with --compile, which cannot run here")
+    saved = ckpt.read_info(edited).train
+    with pytest.raises(DeviceError, match="needs a C\\+\\+ compiler"):
+        plan_run(saved, resume=edited, run_dir=tmp_path / "b")
 
 
 def test_a_batch_larger_than_the_data_is_named_as_the_config_field(tmp_path: Path, small_dataset) -> None:
