@@ -778,7 +778,22 @@ def resume_config(saved: TrainConfig, overrides: dict[str, object], *, api: bool
     for name, value in overrides.items():
         if name in RESUME_FIXED_FIELDS and value != getattr(saved, name):
             _refuse_change(name, value, getattr(saved, name), api)
-    config = dataclasses.replace(saved, **overrides)
+    try:
+        config = dataclasses.replace(saved, **overrides)
+    except ConfigError as exc:
+        if exc.option is None or exc.option in overrides or not hasattr(saved, exc.option):
+            raise
+        # The value refused is the run's own, which the change no longer fits (the run's label
+        # smoothing with a new hinge loss): the generic hint left no way out but to guess.
+        kept = getattr(saved, exc.option)
+        raise ConfigError(
+            exc.message,
+            hint=f"the run's own {exc.option}={kept!r} does not fit this change: give {exc.option} too",
+            option=exc.option,
+            detail=exc.detail,
+            cli_hint=f"the run's own --{exc.option.replace('_', '-')} {kept} does not fit this change: "
+            f"give --{exc.option.replace('_', '-')} too",
+        ) from None
     before, after = saved.settings(), config.settings()
     for field in MODEL_RECIPE_FIELDS:
         if getattr(after, field) != getattr(before, field):

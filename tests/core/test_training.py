@@ -1610,6 +1610,24 @@ def test_a_compiled_runs_resume_where_nothing_compiles_goes_on_uncompiled(
         plan_run(saved, resume=edited, run_dir=tmp_path / "b")
 
 
+def test_a_resume_change_the_runs_own_value_no_longer_fits_says_which_to_give() -> None:
+    """The run's label smoothing with a new hinge loss was refused with the generic hint ("acgan train
+    --help lists the options"): the user had given neither, and label_smoothing=0 was the way out."""
+    saved = tiny_config(label_smoothing=0.1)
+    with pytest.raises(ConfigError, match="applies to the bce loss only") as refused:
+        resume_config(saved, {"adversarial_loss": "hinge"})
+    assert refused.value.option == "label_smoothing"
+    assert (
+        refused.value.hint
+        == "the run's own label_smoothing=0.1 does not fit this change: give label_smoothing too"
+    )
+    assert refused.value.cli_hint == (
+        "the run's own --label-smoothing 0.1 does not fit this change: give --label-smoothing too"
+    )
+    resumed = resume_config(saved, {"adversarial_loss": "hinge", "label_smoothing": 0.0})
+    assert (resumed.adversarial_loss, resumed.label_smoothing) == ("hinge", 0.0)
+
+
 def test_a_batch_larger_than_the_data_is_named_as_the_config_field(tmp_path: Path, small_dataset) -> None:
     """The hint said "give --batch-size 160 or less" to a caller who set TrainConfig.batch_size."""
     with pytest.raises(
