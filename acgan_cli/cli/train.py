@@ -63,6 +63,7 @@ from acgan_cli.core.data import (
     dataset_title,
 )
 from acgan_cli.core.errors import AcganError, DivergedError, Notice
+from acgan_cli.core.events import StepDone
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -85,6 +86,7 @@ class _StopRequests:
 
     def __init__(self, console: Console) -> None:
         self.received: list[int] = []
+        self.stepped = False  # whether the run has trained a step, so that a stop has something to save
         self._holding = False
         self._held: list[int] = []
         self._console = console  # the live display's: its notice then stays above the bars
@@ -121,7 +123,14 @@ class _StopRequests:
             again = "Ctrl-C again to quit at once" if signum == signal.SIGINT else "Ctrl-C to quit at once"
             try:
                 if not state.quiet:  # results and errors only: the exit status says it stopped
-                    self._console.print(f"\nstopping after this step and saving a checkpoint ({again})")
+                    # Before the first step (an evaluator still training for --eval-every, say) there
+                    # is nothing to save: "saving a checkpoint" promised what never came.
+                    doing = (
+                        "stopping after this step and saving a checkpoint"
+                        if self.stepped
+                        else "stopping before the first step: nothing to save yet"
+                    )
+                    self._console.print(f"\n{doing} ({again})")
             except (
                 BrokenPipeError
             ):  # stderr's reader is gone (`| tee` ended first): stop and save all the same
@@ -604,7 +613,12 @@ def _run(trainer: Trainer, console: Console) -> None:
     with _StopRequests(console) as stop:
         signum = signal.SIGINT  # a KeyboardInterrupt: the second Ctrl-C
         try:
-            result = trainer.run(on_event=shown, should_stop=lambda: bool(stop.received) or shown.gone)
+
+            def on_event(event: object) -> None:
+                stop.stepped = stop.stepped or isinstance(event, StepDone)
+                shown(event)
+
+            result = trainer.run(on_event=on_event, should_stop=lambda: bool(stop.received) or shown.gone)
         except KeyboardInterrupt:  # the second Ctrl-C, in a step or a checkpoint write
             result = None
         except Exception as exc:

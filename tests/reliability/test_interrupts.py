@@ -386,6 +386,15 @@ def test_a_run_stopped_before_it_saved_leaves_no_folder(
     assert done.returncode == status, done.stderr
     assert "Traceback" not in done.stderr
     assert error in done.stderr.splitlines()
+    # What the stop says it will do: before any step (an evaluator training for --eval-every, say)
+    # "saving a checkpoint" was a promise never kept.
+    if window == "before-the-first-step":
+        assert (
+            "stopping before the first step: nothing to save yet (Ctrl-C again to quit at once)"
+            in done.stderr
+        )
+    if window == "twice-before-a-checkpoint":
+        assert "stopping after this step and saving a checkpoint" in done.stderr
     assert "--resume" not in done.stderr
     assert done.stdout == ""
     assert not (tmp_path / "run").exists()
