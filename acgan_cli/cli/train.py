@@ -447,6 +447,8 @@ def train(
                 stacklevel=2,
             )
         data_dir_given = ctx.get_parameter_source("data_dir").name == "COMMANDLINE"  # not $ACGAN_DATA_DIR's
+        if resume is not None and not data_dir_given:  # the folder the run recorded, where it still is
+            given.pop("data_dir", None)  # ($ACGAN_DATA_DIR, set once for every command, silently replaced it)
         if data_dir_given and resume is None:  # before a name that is no dataset is refused: "pets"
             note_data_dir_unread(dataset, data_dir)
         if "dataset" in given:

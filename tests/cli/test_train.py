@@ -258,6 +258,25 @@ def test_a_resume_whose_data_folder_is_not_here_uses_the_default_one(
     assert "note:" not in result.stderr
 
 
+def test_a_resume_keeps_its_recorded_data_folder_over_acgan_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$ACGAN_DATA_DIR, set once for every command, silently replaced the folder a run recorded and
+    that is still there; typed as --data-dir on the resume, it is the user's choice."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    args = ["--data-dir", "mine", "--out", "run", *TINY_ARGS]
+    assert runner.invoke(app, ["train", "--dataset", "mnist-5k", "--max-steps", "1", *args]).exit_code == 0
+    monkeypatch.setenv("ACGAN_DATA_DIR", str(tmp_path / "elsewhere"))
+    result = runner.invoke(app, ["train", "--resume", "run", "--max-steps", "2", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["train"]["data_dir"] == str(tmp_path / "mine")
+    result = runner.invoke(
+        app, ["train", "--resume", "run", "--max-steps", "2", "--dry-run", "--data-dir", "elsewhere"]
+    )
+    assert json.loads(result.stdout)["train"]["data_dir"] == str(tmp_path / "elsewhere")
+
+
 def test_resume_refuses_another_latent_size(tmp_path: Path) -> None:
     assert (
         runner.invoke(
