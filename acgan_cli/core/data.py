@@ -79,6 +79,12 @@ class Dataset:
     labels: torch.Tensor
     class_names: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        # A list of names is taken as the tuple a checkpoint records: a resume compared the two
+        # unequal, and failed with a bare StopIteration looking for the name that differed.
+        if isinstance(self.class_names, list):
+            object.__setattr__(self, "class_names", tuple(self.class_names))
+
     @property
     def n_classes(self) -> int:
         """Number of classes."""
@@ -1108,6 +1114,11 @@ def check_dataset(dataset: Dataset) -> None:
             "images as load_dataset gives them: N x C x H x W",
         )
     names = dataset.class_names
+    if isinstance(names, str):  # "0123456789" trained as ten classes, one per character
+        refuse(
+            f"class_names must be a tuple of names, one per class (got the str {names[:40]!r})",
+            "give a name for each class: class_names=('0', '1', ...), or tuple('0123456789') for one class a character",
+        )
     if not names:
         refuse("has no class_names", "name its classes: class_names=('0', '1', ...)")
     # As a checkpoint must hold them to be read again: the run's files would all be refused.

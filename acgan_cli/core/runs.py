@@ -673,7 +673,8 @@ def _data_changes(
     images = _recorded(resumed.path, "dataset", "images")
     if images is not None and count is not None and images != count:
         changes.append(f"{count:,} images (the run had {images:,})")
-    was = resumed.class_names
+    # As tuples: a list of the same names was "renamed", and no name found to differ (StopIteration)
+    was, now = tuple(resumed.class_names), tuple(now) if now is not None else None
     if now is None:
         pass
     elif len(now) != len(was):

@@ -1342,6 +1342,11 @@ def test_a_misspelt_dataset_is_named_as_typed_with_a_suggestion(tmp_path: Path) 
         ),
         (lambda d: {"images": d.images[:, :, :0, :0]}, r"images must be at least 1x1 pixels \(got 0x0\)"),
         (lambda d: {"class_names": ()}, "has no class_names"),
+        # One class per character: "0123456789" trained as ten classes, "digits" as six.
+        (
+            lambda d: {"class_names": "0123456789"},
+            r"class_names must be a tuple of names, one per class \(got the str '0123456789'\)",
+        ),
         # As a checkpoint must hold them: the run's files were refused when read back.
         (
             lambda d: {"class_names": ("a",) * 10},
@@ -1665,6 +1670,22 @@ def test_a_resume_on_data_handed_in_under_other_class_names_is_refused(tmp_path:
         "or train a new run on this data without resume="
     )
     assert latest.read_bytes() == before and ckpt.read_info(latest).class_names == small_dataset.class_names
+
+
+def test_a_dataset_whose_class_names_are_a_list_resumes_as_one_with_a_tuple(
+    tmp_path: Path, small_dataset
+) -> None:
+    """The run recorded them as a tuple, and its resume on the same list failed with a bare
+    StopIteration: the list and the tuple compared unequal, and no name was found to differ."""
+    from acgan_cli.core.data import Dataset
+
+    mine = Dataset("mine", small_dataset.images, small_dataset.labels, list(small_dataset.class_names))
+    config = tiny_config(dataset="mine", max_steps=1)
+    Trainer(config, run_dir=tmp_path / "run", dataset=mine).run()
+    resumed = Trainer(dataclasses.replace(config, max_steps=2), resume=tmp_path / "run", dataset=mine).run()
+    assert resumed.step == 2
+    assert mine.class_names == small_dataset.class_names  # a tuple, as a checkpoint holds them
+    assert ckpt.read_info(resumed.checkpoint).class_names == small_dataset.class_names
 
 
 def test_your_own_tensors_train_under_their_own_name_and_resume_when_handed_in_again(tmp_path: Path) -> None:
