@@ -80,6 +80,10 @@ class Dataset:
     class_names: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        # A path for a name stands for its string, as in TrainConfig.dataset: Path("mine") was
+        # refused as another dataset than config.dataset "mine".
+        if isinstance(self.name, os.PathLike):
+            object.__setattr__(self, "name", os.fspath(self.name))
         # A list of names is taken as the tuple a checkpoint records: a resume compared the two
         # unequal, and failed with a bare StopIteration looking for the name that differed.
         if isinstance(self.class_names, list):
@@ -1079,6 +1083,12 @@ def check_dataset(dataset: Dataset) -> None:
     def refuse(detail: str, hint: str) -> NoReturn:
         raise ConfigError(f"dataset {detail}", hint=hint, option="dataset", detail=detail)
 
+    if not isinstance(dataset.name, str):  # None failed with a TypeError deep inside the run's checks
+        refuse(
+            f"name must be a str (got {type(dataset.name).__name__})",
+            "name the data as config.dataset does: Dataset('mine', ...) with TrainConfig(dataset='mine')",
+        )
+
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
         got = (
             f"{images.dtype} {tuple(images.shape)}"
@@ -1108,6 +1118,11 @@ def check_dataset(dataset: Dataset) -> None:
             f"holds {len(images)} images and {len(labels)} labels",
             "give one label for each image, and at least one image",
         )
+    if images.shape[1] not in (1, 3):  # the models' refusal named a field the caller never set
+        refuse(
+            f"images must have 1 channel (grey) or 3 (colour) (got {images.shape[1]})",
+            "drop an alpha channel: images[:, :3] of RGBA images, images[:, :1] of grey ones",
+        )
     if not images.shape[2] or not images.shape[3]:  # resizing them failed inside torch
         refuse(
             f"images must be at least 1x1 pixels (got {images.shape[2]}x{images.shape[3]})",
@@ -1131,6 +1146,11 @@ def check_dataset(dataset: Dataset) -> None:
         refuse(
             f"class_names holds {unprintable!r}, with a control character",
             "give every class a name of printable characters on one line",
+        )
+    if len(names) < 2:
+        refuse(
+            f"holds one class ({names[0]!r}); a class-conditional GAN learns at least 2",
+            "hand in images of two classes or more, with a name for each in class_names",
         )
     low, high = (int(value) for value in torch.aminmax(labels))
     if low < 0 or high >= dataset.n_classes:

@@ -1342,6 +1342,19 @@ def test_a_misspelt_dataset_is_named_as_typed_with_a_suggestion(tmp_path: Path) 
         ),
         (lambda d: {"images": d.images[:, :, :0, :0]}, r"images must be at least 1x1 pixels \(got 0x0\)"),
         (lambda d: {"class_names": ()}, "has no class_names"),
+        # ModelConfig refused these as its fields `channels` and `n_classes`, without a hint.
+        (
+            lambda d: {"images": d.images.repeat(1, 2, 1, 1)},
+            r"images must have 1 channel \(grey\) or 3 \(colour\) \(got 2\)",
+        ),
+        (lambda d: {"images": d.images.repeat(1, 4, 1, 1)}, r"images must have 1 channel .* \(got 4\)"),
+        (
+            lambda d: {"labels": d.labels * 0, "class_names": ("a",)},
+            r"holds one class \('a'\); a class-conditional GAN learns at least 2",
+        ),
+        # A TypeError from inside the run's checks
+        (lambda d: {"name": None}, r"name must be a str \(got NoneType\)"),
+        (lambda d: {"name": 3}, r"name must be a str \(got int\)"),
         # One class per character: "0123456789" trained as ten classes, "digits" as six.
         (
             lambda d: {"class_names": "0123456789"},
@@ -1369,9 +1382,19 @@ def test_a_dataset_made_by_hand_is_checked_before_the_run_starts(
     """Float images in [0, 1] trained as all-black ones, without a word; the rest failed deep inside
     torch (IndexError, a dtype RuntimeError, F.interpolate's ValueError)."""
     dataset = dataclasses.replace(small_dataset, **change(small_dataset))
-    with pytest.raises(UsageError, match=f"^dataset {refusal}"):
+    with pytest.raises(UsageError, match=f"^dataset {refusal}") as refused:
         Trainer(tiny_config(max_steps=1), run_dir=tmp_path / "run", dataset=dataset)
+    assert refused.value.option == "dataset" and refused.value.hint
     assert not (tmp_path / "run").exists()
+
+
+def test_a_dataset_named_by_a_path_is_named_by_its_string(tmp_path: Path, small_dataset) -> None:
+    """As TrainConfig.dataset takes a path: Dataset(Path("mine"), ...) was refused as another dataset
+    than config.dataset "mine" ("dataset is PosixPath('mine') but config.dataset is 'mine')."""
+    mine = dataclasses.replace(small_dataset, name=Path("mine"))
+    assert mine.name == "mine"
+    result = Trainer(tiny_config(dataset="mine", max_steps=1), run_dir=tmp_path / "run", dataset=mine).run()
+    assert ckpt.read_info(result.checkpoint).dataset == "mine"
 
 
 def test_data_handed_in_under_a_registered_name_gets_a_note_unless_it_is_that_data(tmp_path: Path) -> None:
