@@ -959,6 +959,14 @@ def plan_run(
     if home is not None and (run_dir is None or run_dir.resolve() == home):
         check_not_in_use(home)
     info, tensors = ckpt.load_checkpoint(resume) if resume is not None else (None, None)
+    resumed_home = run_dir_of(info.path) if info is not None else None
+    if runs_dir is not None and resumed_home is not None:  # it went on in its own folder, runs_dir unread
+        raise UsageError(
+            f"resume and runs_dir cannot be combined here: the run continues in its own folder "
+            f"({resumed_home}), and runs_dir is the folder in which a checkpoint outside a run folder "
+            "is given the next numbered one",
+            hint="drop runs_dir to continue the run in its folder, or give run_dir for a new folder to branch it into",
+        )
     if info is not None:
         saved = ckpt.training_config_of(info)  # a generator-only file cannot resume
         given = (config.dataset if config is not None else None) if api else changes.get("dataset")

@@ -970,6 +970,29 @@ def test_run_dir_and_runs_dir_together_are_refused(tmp_path: Path, resume: bool)
     assert sorted(tmp_path.rglob("*")) == before
 
 
+def test_a_resume_of_a_run_folder_refuses_runs_dir_and_one_outside_a_run_folder_takes_it(
+    tmp_path: Path,
+) -> None:
+    """train(config, resume=RUN, runs_dir=B) went on in RUN and never read B, as run_dir with runs_dir
+    did; runs_dir is where a checkpoint outside a run folder goes on, in the next numbered folder."""
+    from acgan_cli.core.training import train
+
+    run = train(tiny_config(max_steps=1), run_dir=tmp_path / "first").run_dir
+    before = sorted(tmp_path.rglob("*"))
+    for resume in (run, run / "checkpoints" / "latest.safetensors"):
+        for call in (train, Trainer):
+            with pytest.raises(UsageError, match=r"^resume and runs_dir cannot be combined here") as refused:
+                call(tiny_config(max_steps=2), resume=resume, runs_dir=tmp_path / "b")
+            assert refused.value.hint == (
+                "drop runs_dir to continue the run in its folder, or give run_dir for a new folder to branch it into"
+            )
+    assert sorted(tmp_path.rglob("*")) == before
+    alone = tmp_path / "alone.safetensors"
+    shutil.copyfile(run / "checkpoints" / "latest.safetensors", alone)
+    branched = train(tiny_config(max_steps=2), resume=alone, runs_dir=tmp_path / "b")
+    assert branched.step == 2 and branched.run_dir.parent == tmp_path / "b"
+
+
 def test_a_resume_through_the_api_is_held_to_the_clis_rules(tmp_path: Path) -> None:
     """train(config, resume=RUN) took any config: another seed and batch size went on, rewriting
     config.json, no longer exact; a config left out could not be said at all."""
