@@ -509,9 +509,16 @@ def _nothing_to_train(
     asked = f"{option}={value}" if api else f"--{option.replace('_', '-')} {value}"
     if not given:  # `--resume RUN` alone, on a run that finished: no option of the user's is wrong
         run = shlex.quote(str(run_dir_of(checkpoint) or checkpoint))
+        more_steps = f"dataclasses.replace(read_info(RUN).train, {option}={enough})"
+        # data handed in is there only when handed in again: train(resume=RUN) refuses the run
+        again = (
+            f"Trainer({more_steps}, resume=RUN, dataset=Dataset({config.dataset!r}, ...)).run()"
+            if handed_in(config.dataset)
+            else f"train({more_steps}, resume=RUN)"
+        )
         return UsageError(
             f"nothing to train: {checkpoint} is at step {step}, where the run's {asked} ends",
-            hint=f"ask for more to continue it, e.g. train(dataclasses.replace(read_info(RUN).train, {option}={enough}), resume=RUN)"
+            hint=f"ask for more to continue it, e.g. {again}"
             if api
             else f"ask for more to continue it, e.g. `acgan train --resume {run} --{option.replace('_', '-')} {enough}`",
         )

@@ -1734,6 +1734,29 @@ def test_a_dataset_whose_class_names_are_a_list_resumes_as_one_with_a_tuple(
     assert ckpt.read_info(resumed.checkpoint).class_names == small_dataset.class_names
 
 
+def test_a_finished_run_on_data_handed_in_is_told_to_hand_it_in_again_for_more(
+    tmp_path: Path, small_dataset
+) -> None:
+    """The hint said train(dataclasses.replace(read_info(RUN).train, max_steps=N), resume=RUN), which
+    train refused: the data was handed in, and is not there to load by its name."""
+    from acgan_cli.core.data import Dataset
+    from acgan_cli.core.training import train
+
+    mine = Dataset("mine", small_dataset.images, small_dataset.labels, small_dataset.class_names)
+    run = tmp_path / "run"
+    Trainer(tiny_config(dataset="mine", max_steps=1), run_dir=run, dataset=mine).run()
+    with pytest.raises(UsageError, match=r"^nothing to train") as caught:
+        Trainer(resume=run, dataset=mine)
+    assert caught.value.hint == (
+        "ask for more to continue it, e.g. Trainer(dataclasses.replace(read_info(RUN).train, max_steps=2), "
+        "resume=RUN, dataset=Dataset('mine', ...)).run()"
+    )
+    more = dataclasses.replace(ckpt.read_info(run).train, max_steps=2)
+    with pytest.raises(DataError, match="data handed in"):
+        train(more, resume=run)
+    assert Trainer(more, resume=run, dataset=mine).run().step == 2
+
+
 def test_your_own_tensors_train_under_their_own_name_and_resume_when_handed_in_again(tmp_path: Path) -> None:
     """Dataset("mine", ...) was refused as an "unknown dataset" when config.dataset said "mine", and as
     another dataset when it did not: data of one's own trained only when called "mnist-5k"."""
