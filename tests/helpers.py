@@ -6,9 +6,11 @@ module runs it, and its tests' names would be collected a second time in the imp
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +118,30 @@ def unreadable_checkpoints(good: bytes) -> dict[str, bytes]:
         "truncated-half.safetensors": good[: len(good) // 2],
         "header-not-json.safetensors": struct.pack("<Q", 4) + b"\xff\xfe\x00\x01",
     }
+
+
+# ----------------------------------------------------------------------------- torch state
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """torch's default dtype set to `dtype` inside, as a caller's `torch.set_default_dtype` leaves it."""
+    was = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(was)
+
+
+# What a caller may leave torch in around a call of the API (a state, and a test that it holds),
+# which the API must neither fail in nor compute differently in, and must leave as it was.
+CALLERS_TORCH_STATES = {
+    "no_grad": (torch.no_grad, lambda: not torch.is_grad_enabled()),
+    "inference_mode": (torch.inference_mode, torch.is_inference_mode_enabled),
+    "autocast": (
+        lambda: torch.autocast("cpu", dtype=torch.bfloat16),
+        lambda: torch.is_autocast_enabled("cpu"),
+    ),
+    "float64": (lambda: default_dtype(torch.float64), lambda: torch.get_default_dtype() == torch.float64),
+}

@@ -1277,10 +1277,10 @@ def generator_of(info: CheckpointInfo, tensors: dict[str, torch.Tensor], device:
     """The generator that `load_checkpoint`'s tensors hold (its EMA copy when there is one), in eval mode."""
     import torch
 
-    from acgan_cli.core.devices import private_rng
+    from acgan_cli.core.devices import private_state
     from acgan_cli.core.models import Generator
 
-    with private_rng(torch.device("cpu")):  # its random first weights are overwritten: the caller's
+    with private_state(torch.device("cpu")):  # its random first weights are overwritten: the caller's
         generator = Generator(info.model)  # stream stays where it was (a notebook's draws moved on load)
     load_module(generator, tensors, "generator_ema" if info.has_ema else "generator", info.path)
     return generator.to(device, memory_format=torch.channels_last).eval()

@@ -993,12 +993,13 @@ def load_dataset(
             else load_idx_folder(folder, split)
         )
         images = images[:, None, :, :] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
-    dataset = Dataset(
-        name=name,
-        images=torch.from_numpy(np.ascontiguousarray(images)),
-        labels=torch.from_numpy(np.ascontiguousarray(labels)),
-        class_names=names,
-    )
+    with torch.inference_mode(False):  # a caller's inference tensors keep no count of changes (_tensor_state)
+        dataset = Dataset(
+            name=name,
+            images=torch.from_numpy(np.ascontiguousarray(images)),
+            labels=torch.from_numpy(np.ascontiguousarray(labels)),
+            class_names=names,
+        )
     if split == "train":
         key = id(dataset)
         _LOADED[key] = (weakref.ref(dataset, lambda _: _LOADED.pop(key, None)), _tensor_state(dataset))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import logging
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from acgan_cli.core.errors import DeviceError, Notice
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
+    from collections.abc import Iterator
 
     import torch
 
@@ -171,15 +172,47 @@ def autocast(
     return torch.autocast(device_type, dtype=dtype, cache_enabled=cache_enabled)
 
 
-def private_rng(device: torch.device) -> AbstractContextManager[None]:
-    """A context in which torch's global random streams (the CPU's, and `device`'s where it has its
-    own) may be seeded and drawn from: the caller's states are given back on the way out."""
+@contextlib.contextmanager
+def private_state(device: torch.device) -> Iterator[None]:
+    """A context in which torch's process-wide state is what training and the models expect, the
+    caller's given back as it was on the way out:
+
+    - torch's global random streams (the CPU's, and `device`'s where it has its own) may be seeded
+      and drawn from;
+    - gradients on and inference mode off: under a caller's `torch.no_grad()` a run failed in its
+      first backward pass, and under `torch.inference_mode()` its weights could not be trained;
+    - no autocast of the caller's on the CPU or `device` (a run's own goes inside): a caller's
+      bfloat16 one changed an fp32 run's weights, and it was no longer reproducible;
+    - float32 the default dtype: after `torch.set_default_dtype(torch.float64)` the models were built
+      in float64, and failed beside the float32 and bfloat16 tensors of a step.
+    """
     import torch
 
     # torch 2.5 takes no device_type=None, so a device type is named only for an accelerator.
     if device.type in ("cuda", "mps"):
-        return torch.random.fork_rng(devices=[device.index or 0], device_type=device.type)
-    return torch.random.fork_rng(devices=[])
+        streams = torch.random.fork_rng(devices=[device.index or 0], device_type=device.type)
+    else:
+        streams = torch.random.fork_rng(devices=[])
+    dtype = torch.get_default_dtype()
+    autocasts = {kind: torch.is_autocast_enabled(kind) for kind in dict.fromkeys(("cpu", device.type))}
+    # Turned off, not left inside a disabled torch.autocast: an autocast clears its cache of cast
+    # weights on leaving the outermost one only, and a run's own, nested in another, cast each
+    # step's weights as the first step had them (an evaluator trained in bf16 learnt nothing).
+    nesting = torch.autocast_increment_nesting() - 1
+    for _ in range(nesting + 1):
+        torch.autocast_decrement_nesting()
+    with streams, torch.inference_mode(False), torch.enable_grad():
+        torch.set_default_dtype(torch.float32)
+        for kind in autocasts:
+            torch.set_autocast_enabled(kind, False)
+        try:
+            yield
+        finally:
+            for kind, enabled in autocasts.items():
+                torch.set_autocast_enabled(kind, enabled)
+            for _ in range(nesting):
+                torch.autocast_increment_nesting()
+            torch.set_default_dtype(dtype)
 
 
 class _NoCudaRuntimeFilter(logging.Filter):

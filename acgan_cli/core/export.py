@@ -927,79 +927,86 @@ def export(
     tolerance = tolerance if tolerance is not None else HALF_TOLERANCE if half else TOLERANCE
     import torch
 
-    # what `checkpoint` names now: a run still training there may have replaced or pruned that file
-    loaded, tensors = load_checkpoint(checkpoint)
-    generator = generator_of(loaded, tensors, torch.device("cpu"))
-    if loaded.path != info.path:
-        target = _target(out, loaded.path, fmt)
-    info = loaded
-    # A float16 file (`--half`'s) re-exported became float32: twice the size, and not a bit more precise.
-    if "half" in spec.options and not options.half and _float16_weights(info, tensors):
-        options = replace(options, half=True)  # exactly its weights again: the tolerance stays float32's
-    del tensors
-    reference = _reference(generator, info)
-    messages: list[str] = []
-    # Once the file is in place, a Ctrl-C or SIGTERM (a KeyboardInterrupt) carries its path: the CLI
-    # said that nothing was written, though the whole file was and its path was being printed.
-    in_place = False
-    try:
-        with _staged(target, spec.extension) as tmp:
-            started = time.perf_counter()
-            try:
-                with _collected_diagnostics(messages):
-                    details = spec.write(generator, info, tmp, options)
-                written = time.perf_counter()
-                with _collected_diagnostics(messages):
-                    runner, runtime = spec.load(tmp)
-                    comparisons = _compare(reference, runner)
-            except OSError as exc:  # the temporary file's: a full disk, a file-size limit
-                raise _write_error(target, tmp.parent, exc) from None
-            verified = time.perf_counter()
-            failed = [c for c in comparisons if not c.max_abs_error <= tolerance]  # NaN fails too
-            if failed:
-                worst = failed[0]
-                too_strict = asked_tolerance and math.isfinite(worst.max_abs_error)
-                allow = f"the tolerance asked for is below what this format computes: allow {worst.max_abs_error:.2g} or more"
-                raise ExportError(
-                    f"the {fmt} file does not compute the generator's images: max abs error "
-                    f"{worst.max_abs_error:.3g} at batch size {worst.batch_size} exceeds {tolerance:.3g}; "
-                    "nothing was written",
-                    hint=allow if too_strict else BUG_HINT,
-                    cli_hint=None if too_strict else BUG_CLI_HINT,
+    from acgan_cli.core.devices import private_state
+
+    # The caller's no_grad, inference mode, autocast and default dtype stay outside (`private_state`):
+    # under a default float64 the reference was drawn in float64, and no export matched it.
+    with private_state(torch.device("cpu")):
+        # what `checkpoint` names now: a run still training there may have replaced or pruned that file
+        loaded, tensors = load_checkpoint(checkpoint)
+        generator = generator_of(loaded, tensors, torch.device("cpu"))
+        if loaded.path != info.path:
+            target = _target(out, loaded.path, fmt)
+        info = loaded
+        # A float16 file (`--half`'s) re-exported became float32: twice the size, and not a bit more precise.
+        if "half" in spec.options and not options.half and _float16_weights(info, tensors):
+            options = replace(options, half=True)  # exactly its weights again: the tolerance stays float32's
+        del tensors
+        reference = _reference(generator, info)
+        messages: list[str] = []
+        # Once the file is in place, a Ctrl-C or SIGTERM (a KeyboardInterrupt) carries its path: the CLI
+        # said that nothing was written, though the whole file was and its path was being printed.
+        in_place = False
+        try:
+            with _staged(target, spec.extension) as tmp:
+                started = time.perf_counter()
+                try:
+                    with _collected_diagnostics(messages):
+                        details = spec.write(generator, info, tmp, options)
+                    written = time.perf_counter()
+                    with _collected_diagnostics(messages):
+                        runner, runtime = spec.load(tmp)
+                        comparisons = _compare(reference, runner)
+                except OSError as exc:  # the temporary file's: a full disk, a file-size limit
+                    raise _write_error(target, tmp.parent, exc) from None
+                verified = time.perf_counter()
+                failed = [c for c in comparisons if not c.max_abs_error <= tolerance]  # NaN fails too
+                if failed:
+                    worst = failed[0]
+                    too_strict = asked_tolerance and math.isfinite(worst.max_abs_error)
+                    allow = f"the tolerance asked for is below what this format computes: allow {worst.max_abs_error:.2g} or more"
+                    raise ExportError(
+                        f"the {fmt} file does not compute the generator's images: max abs error "
+                        f"{worst.max_abs_error:.3g} at batch size {worst.batch_size} exceeds {tolerance:.3g}; "
+                        "nothing was written",
+                        hint=allow if too_strict else BUG_HINT,
+                        cli_hint=None if too_strict else BUG_CLI_HINT,
+                    )
+                size = tmp.stat().st_size
+                try:
+                    replace_durably(tmp, target)
+                except KeyboardInterrupt:  # landed while the folder was synced: the file may be in place
+                    in_place = not tmp.exists()
+                    raise
+                except BrokenPipeError:  # a reader that went away (`| head`): the CLI ends quietly
+                    raise
+                except OSError as exc:  # a full disk at the fsync, a full /dev/full, a folder gone
+                    raise _write_error(target, target.parent, exc) from None
+                in_place = True
+            if spec.deprecated:
+                warnings.warn(Notice(_in_python(spec.deprecated), cli_message=spec.deprecated), stacklevel=2)
+            named = format_for(target)  # the file written: a folder named models.onnx/ holds latest.pt2
+            if named is not None and named != fmt:  # written as asked, but not without a word
+                said = (
+                    f"{target} holds {_with_article(fmt)} file (--format {fmt}), though its name says {named}"
                 )
-            size = tmp.stat().st_size
-            try:
-                replace_durably(tmp, target)
-            except KeyboardInterrupt:  # landed while the folder was synced: the file may be in place
-                in_place = not tmp.exists()
-                raise
-            except BrokenPipeError:  # a reader that went away (`| head`): the CLI ends quietly
-                raise
-            except OSError as exc:  # a full disk at the fsync, a full /dev/full, a folder gone
-                raise _write_error(target, target.parent, exc) from None
-            in_place = True
-        if spec.deprecated:
-            warnings.warn(Notice(_in_python(spec.deprecated), cli_message=spec.deprecated), stacklevel=2)
-        named = format_for(target)  # the file written: a folder named models.onnx/ holds latest.pt2
-        if named is not None and named != fmt:  # written as asked, but not without a word
-            said = f"{target} holds {_with_article(fmt)} file (--format {fmt}), though its name says {named}"
-            warnings.warn(Notice(_in_python(said), cli_message=said), stacklevel=2)
-        return ExportResult(
-            format=fmt,
-            path=target,
-            checkpoint=info.path,
-            step=info.step,
-            ema=info.samples_with_ema,
-            size_bytes=size,
-            comparisons=comparisons,
-            tolerance=tolerance,
-            export_seconds=written - started,
-            verify_seconds=verified - written,
-            runtime=runtime,
-            details=details,
-            messages=tuple(dict.fromkeys(messages)),
-        )
-    except KeyboardInterrupt as exc:
-        if in_place:
-            exc.written = target
-        raise
+                warnings.warn(Notice(_in_python(said), cli_message=said), stacklevel=2)
+            return ExportResult(
+                format=fmt,
+                path=target,
+                checkpoint=info.path,
+                step=info.step,
+                ema=info.samples_with_ema,
+                size_bytes=size,
+                comparisons=comparisons,
+                tolerance=tolerance,
+                export_seconds=written - started,
+                verify_seconds=verified - written,
+                runtime=runtime,
+                details=details,
+                messages=tuple(dict.fromkeys(messages)),
+            )
+        except KeyboardInterrupt as exc:
+            if in_place:
+                exc.written = target
+            raise

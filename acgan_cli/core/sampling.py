@@ -30,7 +30,8 @@ def latents(n: int, latent_dim: int, seed: int) -> torch.Tensor:
     import torch
 
     count = n * latent_dim
-    drawn = torch.randn(-(-count // 16) * 16, generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)  # float32 whatever the default: float64 draws others
+    drawn = torch.randn(-(-count // 16) * 16, generator=generator, dtype=torch.float32)
     return drawn[:count].reshape(n, latent_dim)
 
 
@@ -404,4 +405,8 @@ def draw_samples(
     z = latents(total, config.latent_dim, seed)
     if on_start is not None:
         on_start(total)
-    return generate(generator, z, labels, uint8=True, on_batch=on_batch), labels, nrow or width
+    from acgan_cli.core.devices import private_state
+
+    with private_state(next(generator.parameters()).device):  # a caller's autocast drew other pixels
+        images = generate(generator, z, labels, uint8=True, on_batch=on_batch)
+    return images, labels, nrow or width

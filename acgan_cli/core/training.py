@@ -70,7 +70,7 @@ from acgan_cli.core.data import (
 from acgan_cli.core.devices import (
     autocast,
     autocast_dtype,
-    private_rng,
+    private_state,
     release_freed_memory,
 )
 from acgan_cli.core.errors import (
@@ -277,50 +277,55 @@ class Trainer:
                 hint=f"give plan alone, or plan_run({given[0]}=...) to make one with it",
                 option=given[0],
             )
-        if plan is None:
-            plan = plan_run(
-                _checked_config(config),
-                **_paths(run_dir=run_dir, resume=resume, runs_dir=runs_dir),
-                count_images=dataset is None,
+        # Under the caller's inference mode the checkpoint's tensors and the weights were inference
+        # tensors, and under their default dtype float64 the models were built in it.
+        with private_state(torch.device("cpu")):
+            if plan is None:
+                plan = plan_run(
+                    _checked_config(config),
+                    **_paths(run_dir=run_dir, resume=resume, runs_dir=runs_dir),
+                    count_images=dataset is None,
+                )
+            config = self.config = plan.config
+            self.device, self.precision, self.cuda_graph = plan.device, plan.precision, plan.cuda_graph
+            self.autocast_dtype = autocast_dtype(self.precision)
+            if self.device.type == "cuda":  # the captured step's streams are the current device's: cuda:N's
+                torch.cuda.set_device(self.device)
+            if dataset is not None and not same_dataset(dataset.name, config.dataset):
+                raise ConfigError(  # the run would record config.dataset: evaluate then scored it as that data
+                    f"dataset is {dataset.name!r} but config.dataset is {config.dataset!r}",
+                    hint=f"load_dataset(config.dataset), or dataclasses.replace(config, dataset={dataset.name!r})",
+                    option="dataset",
+                )
+            if dataset is not None:
+                note_if_named_as_other_data(dataset, Path(config.data_dir) if config.data_dir else None)
+            resume_info, resume_tensors = plan.resume, plan.resume_tensors  # read and checked by the plan
+            self.data = self._load_data(dataset, resume_info)
+            self.total_steps = total_steps(config, self.steps_per_epoch)
+            self.recipe = config.settings()
+            self.model_config: ModelConfig = config.model_config(self.data.n_classes, self.data.channels)
+
+            with private_state(self.device):  # the weights' seed is this run's, not the caller's
+                self._build_networks(plan.compile_mode)
+            self.step = 0
+            if resume_info is not None:
+                self._restore(resume_info, resume_tensors)
+            self.start_step = self.step
+            if resume_info is not None:  # before any folder is made: the data's own count now
+                check_resume(
+                    resume_info, config, plan.run_dir, self.steps_per_epoch, plan.end_given, plan.api
+                )
+
+            # Samples use the same latents for the whole run, so grids show progress, not noise.
+            self.sample_labels = grid_labels(self.model_config.n_classes, SAMPLES_PER_CLASS)
+            # Drawn as runs before sampling.latents' whole blocks drew them: a resumed run keeps its grid.
+            self.sample_z = torch.randn(
+                len(self.sample_labels),
+                self.model_config.latent_dim,
+                generator=torch.Generator().manual_seed(config.seed),
             )
-        config = self.config = plan.config
-        self.device, self.precision, self.cuda_graph = plan.device, plan.precision, plan.cuda_graph
-        self.autocast_dtype = autocast_dtype(self.precision)
-        if self.device.type == "cuda":  # the captured step's streams are the current device's: cuda:N's
-            torch.cuda.set_device(self.device)
-        if dataset is not None and not same_dataset(dataset.name, config.dataset):
-            raise ConfigError(  # the run would record config.dataset: evaluate then scored it as that data
-                f"dataset is {dataset.name!r} but config.dataset is {config.dataset!r}",
-                hint=f"load_dataset(config.dataset), or dataclasses.replace(config, dataset={dataset.name!r})",
-                option="dataset",
-            )
-        if dataset is not None:
-            note_if_named_as_other_data(dataset, Path(config.data_dir) if config.data_dir else None)
-        resume_info, resume_tensors = plan.resume, plan.resume_tensors  # read and checked by the plan
-        self.data = self._load_data(dataset, resume_info)
-        self.total_steps = total_steps(config, self.steps_per_epoch)
-        self.recipe = config.settings()
-        self.model_config: ModelConfig = config.model_config(self.data.n_classes, self.data.channels)
 
-        with private_rng(self.device):  # the weights' seed is this run's, not the caller's
-            self._build_networks(plan.compile_mode)
-        self.step = 0
-        if resume_info is not None:
-            self._restore(resume_info, resume_tensors)
-        self.start_step = self.step
-        if resume_info is not None:  # before any folder is made: the data's own count now
-            check_resume(resume_info, config, plan.run_dir, self.steps_per_epoch, plan.end_given, plan.api)
-
-        # Samples use the same latents for the whole run, so grids show progress, not noise.
-        self.sample_labels = grid_labels(self.model_config.n_classes, SAMPLES_PER_CLASS)
-        # Drawn as runs before sampling.latents' whole blocks drew them: a resumed run keeps its grid.
-        self.sample_z = torch.randn(
-            len(self.sample_labels),
-            self.model_config.latent_dim,
-            generator=torch.Generator().manual_seed(config.seed),
-        )
-
-        self._open_run_dir(plan.run_dir, plan.runs_dir, resume_info)
+            self._open_run_dir(plan.run_dir, plan.runs_dir, resume_info)
 
     def _load_data(self, dataset: Dataset | None, resume_info: ckpt.CheckpointInfo | None) -> Dataset:
         """The training images on the device (`dataset`, else the config's, loaded or downloaded);
@@ -964,7 +969,7 @@ class Trainer:
         try:
             with (
                 _interrupt_stops(_caller_outside_this_module()) as interrupted,
-                private_rng(self.device),  # dropout draws this run's stream; the caller keeps theirs
+                private_state(self.device),  # dropout draws this run's stream; the caller keeps theirs
             ):
                 result = self._run(on_event, lambda: interrupted() or should_stop())
         except DivergedError:  # its metrics show how it diverged: the folder stays, checkpoint or not

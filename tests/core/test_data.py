@@ -618,3 +618,19 @@ def test_a_little_endian_header_is_named_as_such(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
         load_dataset(str(folder))
     assert caught.value.hint.startswith("read in little-endian byte order its sizes are 100 x 28 x 28: ")
+
+
+def test_the_training_split_loads_under_a_callers_inference_mode_as_tensors_a_run_takes(
+    tmp_path: Path,
+) -> None:
+    """It failed in _tensor_state: "Inference tensors do not track version counter"; and handed to a
+    Trainer, it is the registered data, without a note."""
+    from acgan_cli.core.training import Trainer
+    from tests.conftest import tiny_config
+
+    with torch.inference_mode():
+        digits = load_dataset("mnist-5k")
+    assert not digits.images.is_inference() and not digits.labels.is_inference()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)
+        assert Trainer(tiny_config(max_steps=1), run_dir=tmp_path / "run", dataset=digits).run().step == 1

@@ -56,7 +56,13 @@ from acgan_cli.core.evaluation.scoring import generation_labels, reference_image
 from acgan_cli.core.sampling import generation_batch
 from acgan_cli.core.training import train
 from tests.conftest import read_only_folder, tiny_config
-from tests.helpers import generator_only_file, write_class_folders, write_idx, write_idx_folder
+from tests.helpers import (
+    CALLERS_TORCH_STATES,
+    generator_only_file,
+    write_class_folders,
+    write_idx,
+    write_idx_folder,
+)
 
 # Every test sees the session's mnist-5k evaluator, trained once (see conftest.py).
 pytestmark = pytest.mark.usefixtures("use_evaluator_cache")
@@ -1109,3 +1115,30 @@ def test_a_run_on_data_handed_in_is_told_to_need_a_folder_of_its_images(
     check_fits(
         ckpt.read_info(run), str(write_idx_folder(tmp_path / "digits", 40, 20)), chosen_by=("dataset",)
     )
+
+
+@pytest.mark.parametrize("state", list(CALLERS_TORCH_STATES))
+def test_evaluate_and_its_evaluators_training_are_the_same_whatever_torch_state_its_caller_is_in(
+    state: str, run20: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the caller's torch.no_grad() training an evaluator failed in its backward pass, and under
+    a default float64 evaluate built its networks in it ("expected scalar type Double but found
+    BFloat16"). The caller's state is theirs again after."""
+    monkeypatch.setattr(evaluator_module, "MIN_STEPS", 16)  # a few steps show it
+    train_split, test_split = evaluator_splits(str(write_idx_folder(tmp_path / "d", 300, 100)))
+
+    def train_one(name: str) -> dict[str, torch.Tensor]:
+        trained = train_evaluator(
+            train_split, test_split, dataset="d", seed=5, device=torch.device("cpu"), path=tmp_path / name
+        )
+        return trained.net.state_dict()
+
+    config = EvaluationConfig(n_samples=100, device="cpu", precision="fp32", metrics=("class-accuracy",))
+    expected, weights = evaluate(run20, config), train_one("plain")
+    enter, holds = CALLERS_TORCH_STATES[state]
+    with enter():
+        report, retrained = evaluate(run20, config), train_one("again")
+        assert holds()
+    assert not holds()
+    assert report.checkpoints[0].scores.figures == expected.checkpoints[0].scores.figures
+    assert all(torch.equal(retrained[k], weights[k]) for k in weights)

@@ -26,7 +26,7 @@ from acgan_cli.core.errors import CheckpointError, ConfigError, Notice, UsageErr
 from acgan_cli.core.models import Generator
 from acgan_cli.core.sampling import latents, random_labels
 from tests.conftest import fifo_reader, read_only_folder
-from tests.helpers import generator_only_file
+from tests.helpers import CALLERS_TORCH_STATES, generator_only_file
 
 # Every TorchScript export says PyTorch deprecates the format; test_exporters_keep_the_terminal_quiet
 # checks that it does.
@@ -854,3 +854,18 @@ def test_an_onnxruntime_that_runs_no_opset_says_what_it_answered(monkeypatch: py
         f"(at opset {ex.MIN_ONNX_OPSET}: [ONNXRuntimeError] : 1 : FAIL : Load model failed)"
     )
     assert caught.value.hint == "upgrade onnxruntime: pip install -U onnxruntime"
+
+
+@pytest.mark.parametrize("state", list(CALLERS_TORCH_STATES))
+def test_an_export_is_the_same_whatever_torch_state_its_caller_is_in(
+    state: str, trained_run: Path, tmp_path: Path
+) -> None:
+    """Under a default float64 the reference images were drawn in float64, and the export was refused
+    as not computing them, "a bug in acgan". The caller's state is theirs again after."""
+    expected = ex.export(trained_run, "safetensors", tmp_path / "plain.safetensors")
+    enter, holds = CALLERS_TORCH_STATES[state]
+    with enter():
+        result = ex.export(trained_run, "safetensors", tmp_path / "g.safetensors")
+        assert holds()
+    assert not holds()
+    assert [c.max_abs_error for c in result.comparisons] == [c.max_abs_error for c in expected.comparisons]

@@ -21,6 +21,7 @@ from acgan_cli.core.sampling import (
     resolve_class,
     to_uint8,
 )
+from tests.helpers import CALLERS_TORCH_STATES
 
 
 def largest_activation_bytes(generator: Generator, autocast: torch.dtype | None) -> int:
@@ -306,3 +307,18 @@ def test_draw_samples_takes_a_half_precision_generator_and_refuses_a_discriminat
     info, _ = load_checkpoint(trained_run)
     with pytest.raises(UsageError, match="draw_samples takes a generator, not Discriminator"):
         draw_samples(Discriminator(info.model), class_index=3, n=4, grid=False, seed=0)
+
+
+@pytest.mark.parametrize("state", list(CALLERS_TORCH_STATES))
+def test_a_seed_draws_the_same_pixels_whatever_torch_state_the_caller_is_in(state: str) -> None:
+    """A default float64 drew other noise for the seed, and a caller's autocast ran the generator in
+    bfloat16: other pixels. The caller's state is theirs again after."""
+    torch.manual_seed(0)
+    generator = Generator(ModelConfig(img_size=16, latent_dim=8, g_width=16, d_width=4)).eval()
+    expected = draw_samples(generator, n=6, seed=3)[0]
+    enter, holds = CALLERS_TORCH_STATES[state]
+    with enter():
+        images = draw_samples(generator, n=6, seed=3)[0]
+        assert holds()
+    assert not holds()
+    assert torch.equal(images, expected)

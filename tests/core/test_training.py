@@ -35,7 +35,7 @@ from acgan_cli.core.events import CheckpointSaved, Logged, RunFinished, RunStart
 from acgan_cli.core.runs import claim_run_dir, create_run_dir, plan_run, resume_config
 from acgan_cli.core.training import Trainer
 from tests.conftest import read_only_folder, tiny_config
-from tests.helpers import make_idx_folder, same_weights, weights_of, write_idx_folder
+from tests.helpers import CALLERS_TORCH_STATES, make_idx_folder, same_weights, weights_of, write_idx_folder
 
 
 def test_one_step_changes_both_networks(tmp_path: Path, small_dataset) -> None:
@@ -71,6 +71,47 @@ def test_a_run_gives_the_caller_back_their_random_stream(tmp_path: Path, small_d
     torch.rand(100)  # the caller draws between making a Trainer and running it
     disturbed.run()
     assert same_weights(weights_of(undisturbed.discriminator), weights_of(disturbed.discriminator))
+
+
+@pytest.mark.parametrize("state", list(CALLERS_TORCH_STATES))
+def test_a_run_trains_the_same_whatever_torch_state_its_caller_is_in(state: str, tmp_path: Path) -> None:
+    """Under the caller's torch.no_grad() a run failed in its backward pass; under inference_mode its
+    weights were inference tensors; a bfloat16 autocast of the caller's changed an fp32 run's weights
+    (the custom backward passes' matmuls ran in it); a default float64 built the models in float64,
+    which failed beside the step's float32. The caller's state is theirs again after."""
+    from acgan_cli.core.training import train
+
+    expected = train(tiny_config(max_steps=2), run_dir=tmp_path / "plain")
+    enter, holds = CALLERS_TORCH_STATES[state]
+    with enter():
+        result = train(tiny_config(max_steps=2), run_dir=tmp_path / "run")
+        assert holds()
+    assert not holds()
+    _, got = ckpt.load_checkpoint(result.checkpoint)
+    _, want = ckpt.load_checkpoint(expected.checkpoint)
+    assert same_weights(got, want)
+
+
+@pytest.mark.parametrize("callers", [False, True])
+def test_a_runs_own_autocast_casts_the_weights_each_step_leaves_inside_the_runs_torch_state(
+    callers: bool,
+) -> None:
+    """An autocast clears its cast weights on leaving the outermost one only: a run's bf16 autocast
+    nested in the caller's (or in a disabled one meant to shut the caller's out) reused the first
+    step's casts, and an evaluator trained so learnt nothing (10% on the digits)."""
+    from acgan_cli.core.devices import autocast, private_state
+
+    net, x = torch.nn.Linear(4, 4), torch.ones(2, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16) if callers else contextlib.nullcontext():
+        with private_state(torch.device("cpu")):
+            with autocast("cpu", torch.bfloat16):
+                before = net(x)
+            with torch.no_grad():
+                net.weight.add_(1)  # as an optimizer's step changes it, in place
+            with autocast("cpu", torch.bfloat16):
+                after = net(x)
+        assert torch.is_autocast_enabled("cpu") is callers
+    assert not torch.equal(before, after)
 
 
 def test_resume_continues_at_the_exact_step(tmp_path: Path, small_dataset) -> None:

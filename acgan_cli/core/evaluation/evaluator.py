@@ -41,7 +41,7 @@ from acgan_cli.core.data import (
     numbered,
     same_dataset,
 )
-from acgan_cli.core.devices import autocast, has_fast_bf16, private_rng
+from acgan_cli.core.devices import autocast, has_fast_bf16, private_state
 from acgan_cli.core.errors import AcganError, CheckpointError, DataError, first_line
 from acgan_cli.core.evaluation.config import default_cache_dir
 from acgan_cli.core.evaluation.events import (
@@ -404,7 +404,7 @@ def train_evaluator(
     total_steps = epochs * steps_per_epoch
     precision = training_precision(device)
     # Seeded privately: the caller's streams (e.g. a training loop's dropout) stay untouched.
-    with private_rng(device):
+    with private_state(device):
         torch.manual_seed(seed)
         net = EvaluatorNet(train.n_classes, train.channels).to(device, memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
@@ -592,7 +592,7 @@ def read_evaluator(path: Path) -> tuple[EvaluatorNet, EvaluatorInfo]:
         # Printed in evaluate's tables and its refusals; a dataset never gives other names.
         if not all(isinstance(name, str) and name for name in class_names) or unprintable_name(class_names):
             raise ValueError("class_names are not names of one printable line each")
-        with private_rng(torch.device("cpu")):  # overwritten next: the caller's stream stays
+        with private_state(torch.device("cpu")):  # overwritten next: the caller's stream stays
             net = EvaluatorNet(len(class_names), info.channels)
         load_module(net, tensors, "classifier", path)
     except EvaluatorError:

@@ -361,10 +361,10 @@ def _discriminator_of(
     import torch
 
     from acgan_cli.core.checkpoint import load_module
-    from acgan_cli.core.devices import private_rng
+    from acgan_cli.core.devices import private_state
     from acgan_cli.core.models import Discriminator
 
-    with private_rng(torch.device("cpu")):  # its first weights are overwritten: the caller's stream stays
+    with private_state(torch.device("cpu")):  # its first weights are overwritten: the caller's stream stays
         discriminator = Discriminator(info.model)
     load_module(discriminator, tensors, "discriminator", info.path)
     return discriminator.to(device).eval()
@@ -544,6 +544,7 @@ def evaluate(
     from acgan_cli.core.devices import (
         autocast,
         autocast_dtype,
+        private_state,
         resolve_device,
         resolve_precision,
     )
@@ -602,132 +603,139 @@ def evaluate(
             check_split(dataset, split)
         _warn_if_noisy(config)
 
-    began = time.perf_counter()
-    # Where the data is: --data-dir, else where the first checkpoint's run found it (if that folder
-    # is here: a run copied from elsewhere, or one that recorded a relative path, uses the default).
-    recorded = (info.train.data_dir for info in infos if info.train and same_dataset(info.dataset, dataset))
-    data_dir = config.data_dir or next(
-        (path for path in recorded if path and Path(path).is_absolute() and Path(path).is_dir()), ""
-    )
-    evaluator = load_evaluator(
-        dataset,
-        path=evaluator_path,
-        data_dir=Path(data_dir) if data_dir else None,
-        download=config.download,
-        device=device,
-        seed=config.evaluator_seed,
-        retrain=config.retrain_evaluator,
-        on_event=on_event,
-    )
-    evaluator_seconds = time.perf_counter() - began
-    for info in infos:
-        check_fits(info, dataset, evaluator.info, chosen_by)
-    _warn_if_weak(evaluator.info)
-
-    references: dict[int, Scores] = {}
-    reports = []
-    for index, info in enumerate(infos):
+    # The caller's no_grad, inference mode, autocast and default dtype stay outside (`private_state`):
+    # the evaluator's training failed under no_grad, and models were built in a default float64.
+    with private_state(device):
         began = time.perf_counter()
-        on_event(StageStarted("load", index, len(infos)))
-        info, tensors = load_checkpoint(source[info.path])  # one file for both networks
-        generator = generator_of(info, tensors, device)
-        has_discriminator = info.kind == KIND_TRAINING
-        discriminator = (
-            _discriminator_of(info, tensors, device)
-            if "d-accuracy" in config.metrics and has_discriminator
-            else None
+        # Where the data is: --data-dir, else where the first checkpoint's run found it (if that folder
+        # is here: a run copied from elsewhere, or one that recorded a relative path, uses the default).
+        recorded = (
+            info.train.data_dir for info in infos if info.train and same_dataset(info.dataset, dataset)
         )
-        del tensors
-        loaded = time.perf_counter()
-
-        on_event(StageStarted("generate", index, len(infos)))
-        with autocast(device.type, dtype):
-            batch_size = config.batch_size or generation_batch(generator)  # sized in the passes' dtype
-        failure: NonFiniteImages | None = None
-        try:
-            candidate, generating, looking = generated_features(
-                generator,
-                evaluator,
-                n_samples=config.n_samples,
-                seed=config.seed,
-                batch_size=batch_size,
-                autocast_dtype=dtype,
-                source=f"the generator of {info.path}",
-            )
-        except NonFiniteImages as exc:
-            if len(infos) == 1:  # nothing else to show: the error is the whole answer
-                raise
-            # The others' figures are kept: one diverged checkpoint among many threw them all away.
-            failure, looking = exc, 0.0  # its images were looked at in the passes that drew them
-            generating = time.perf_counter() - loaded
-        img_size = info.model.img_size
-        reference_began = time.perf_counter()
-        if img_size not in references:
-            on_event(StageStarted("reference", index, len(infos)))
-            references[img_size] = reference_scores(
-                evaluator, img_size, config.metrics, config.n_samples, config.seed
-            )
-        reference_seconds = time.perf_counter() - reference_began
-
-        if failure is None:
-            on_event(StageStarted("metrics", index, len(infos)))
-            d_logits, d_labels = (
-                discriminator_class_logits(discriminator, evaluator, img_size, config.batch_size or None)
-                if discriminator is not None
-                else (None, None)
-            )
-            comparison = Comparison(
-                candidate=candidate,
-                real=evaluator.real_features("test", img_size),
-                class_names=evaluator.info.class_names,
-                seed=config.seed,
-                discriminator_logits=d_logits,
-                discriminator_labels=d_labels,
-            )
-            scores = compute_scores(comparison, config.metrics)
-        else:
-            scores = not_scored(
-                config.metrics,
-                f"its generator drew NaN or infinite pixels in {failure.broken:,} of {failure.total:,} images",
-            )
-        seconds = time.perf_counter() - began
-        reports.append(
-            CheckpointReport(
-                path=info.path,
-                step=info.step,
-                kind=info.kind,
-                dataset=info.dataset,
-                img_size=img_size,
-                n_samples=config.n_samples,
-                seed=config.seed,
-                batch_size=min(batch_size, config.n_samples),  # the pass its images were drawn in
-                scores=scores,
-                reference=references[img_size],
-                reference_n_samples=len(reference_images(evaluator, img_size, config.n_samples, config.seed))
-                if any(METRICS[name].reference == "train" for name in config.metrics)
-                else None,
-                timings={
-                    "load": loaded - began,
-                    "generate": generating,
-                    "features": looking,
-                    "reference": reference_seconds,
-                    "total": seconds,
-                },
-                error=failure,
-            )
+        data_dir = config.data_dir or next(
+            (path for path in recorded if path and Path(path).is_absolute() and Path(path).is_dir()), ""
         )
-        on_event(CheckpointEvaluated(index, len(infos), info.path, seconds))
-    if reports and all(report.error for report in reports):  # no figure to show beside the errors
-        raise reports[0].error
-    return EvaluationReport(
-        evaluator=evaluator.info,
-        evaluator_trained=evaluator.trained,
-        evaluator_seconds=evaluator_seconds,
-        config=config,
-        device=str(device),
-        precision=precision,
-        checkpoints=reports,
-    )
+        evaluator = load_evaluator(
+            dataset,
+            path=evaluator_path,
+            data_dir=Path(data_dir) if data_dir else None,
+            download=config.download,
+            device=device,
+            seed=config.evaluator_seed,
+            retrain=config.retrain_evaluator,
+            on_event=on_event,
+        )
+        evaluator_seconds = time.perf_counter() - began
+        for info in infos:
+            check_fits(info, dataset, evaluator.info, chosen_by)
+        _warn_if_weak(evaluator.info)
+
+        references: dict[int, Scores] = {}
+        reports = []
+        for index, info in enumerate(infos):
+            began = time.perf_counter()
+            on_event(StageStarted("load", index, len(infos)))
+            info, tensors = load_checkpoint(source[info.path])  # one file for both networks
+            generator = generator_of(info, tensors, device)
+            has_discriminator = info.kind == KIND_TRAINING
+            discriminator = (
+                _discriminator_of(info, tensors, device)
+                if "d-accuracy" in config.metrics and has_discriminator
+                else None
+            )
+            del tensors
+            loaded = time.perf_counter()
+
+            on_event(StageStarted("generate", index, len(infos)))
+            with autocast(device.type, dtype):
+                batch_size = config.batch_size or generation_batch(generator)  # sized in the passes' dtype
+            failure: NonFiniteImages | None = None
+            try:
+                candidate, generating, looking = generated_features(
+                    generator,
+                    evaluator,
+                    n_samples=config.n_samples,
+                    seed=config.seed,
+                    batch_size=batch_size,
+                    autocast_dtype=dtype,
+                    source=f"the generator of {info.path}",
+                )
+            except NonFiniteImages as exc:
+                if len(infos) == 1:  # nothing else to show: the error is the whole answer
+                    raise
+                # The others' figures are kept: one diverged checkpoint among many threw them all away.
+                failure, looking = exc, 0.0  # its images were looked at in the passes that drew them
+                generating = time.perf_counter() - loaded
+            img_size = info.model.img_size
+            reference_began = time.perf_counter()
+            if img_size not in references:
+                on_event(StageStarted("reference", index, len(infos)))
+                references[img_size] = reference_scores(
+                    evaluator, img_size, config.metrics, config.n_samples, config.seed
+                )
+            reference_seconds = time.perf_counter() - reference_began
+
+            if failure is None:
+                on_event(StageStarted("metrics", index, len(infos)))
+                d_logits, d_labels = (
+                    discriminator_class_logits(discriminator, evaluator, img_size, config.batch_size or None)
+                    if discriminator is not None
+                    else (None, None)
+                )
+                comparison = Comparison(
+                    candidate=candidate,
+                    real=evaluator.real_features("test", img_size),
+                    class_names=evaluator.info.class_names,
+                    seed=config.seed,
+                    discriminator_logits=d_logits,
+                    discriminator_labels=d_labels,
+                )
+                scores = compute_scores(comparison, config.metrics)
+            else:
+                scores = not_scored(
+                    config.metrics,
+                    f"its generator drew NaN or infinite pixels in {failure.broken:,} of {failure.total:,} images",
+                )
+            seconds = time.perf_counter() - began
+            reports.append(
+                CheckpointReport(
+                    path=info.path,
+                    step=info.step,
+                    kind=info.kind,
+                    dataset=info.dataset,
+                    img_size=img_size,
+                    n_samples=config.n_samples,
+                    seed=config.seed,
+                    batch_size=min(batch_size, config.n_samples),  # the pass its images were drawn in
+                    scores=scores,
+                    reference=references[img_size],
+                    reference_n_samples=len(
+                        reference_images(evaluator, img_size, config.n_samples, config.seed)
+                    )
+                    if any(METRICS[name].reference == "train" for name in config.metrics)
+                    else None,
+                    timings={
+                        "load": loaded - began,
+                        "generate": generating,
+                        "features": looking,
+                        "reference": reference_seconds,
+                        "total": seconds,
+                    },
+                    error=failure,
+                )
+            )
+            on_event(CheckpointEvaluated(index, len(infos), info.path, seconds))
+        if reports and all(report.error for report in reports):  # no figure to show beside the errors
+            raise reports[0].error
+        return EvaluationReport(
+            evaluator=evaluator.info,
+            evaluator_trained=evaluator.trained,
+            evaluator_seconds=evaluator_seconds,
+            config=config,
+            device=str(device),
+            precision=precision,
+            checkpoints=reports,
+        )
 
 
 def quick_metrics(
