@@ -1,5 +1,5 @@
 """Time one generator block's BatchNorm, class scale and shift and LeakyReLU, forward and backward:
-the layers one after the other (autograd through each) against the fused `_NormAffineLeakyReLU`.
+the layers one after the other (autograd through each) against the fused `_NormAffineLeakyReLU` (`norm_affine_leaky_relu`).
 
     python bench/norm_block.py [--repeats 30]
 
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from acgan_cli.core.devices import reuse_freed_memory
-from acgan_cli.core.models import BN_MOMENTUM, LEAKY_SLOPE, ClassAffine, _NormAffineLeakyReLU
+from acgan_cli.core.models import BN_MOMENTUM, LEAKY_SLOPE, ClassAffine, norm_affine_leaky_relu
 
 SHAPES = [(64, 128, 16, 16), (64, 64, 32, 32)]
 
@@ -45,18 +45,7 @@ def _case(shape: tuple[int, int, int, int], bf16: bool):
         x = x0.detach().requires_grad_(True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             scale, shift = affine.scale_and_shift(labels)
-            y = _NormAffineLeakyReLU.apply(
-                x,
-                norm.weight,
-                norm.bias,
-                scale,
-                shift,
-                norm.running_mean,
-                norm.running_var,
-                BN_MOMENTUM,
-                norm.eps,
-                LEAKY_SLOPE,
-            )
+            y = norm_affine_leaky_relu(norm, scale, shift, x)
         y.backward(grad)
 
     return layers, fused

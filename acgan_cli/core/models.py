@@ -174,6 +174,14 @@ def upsample_norm_activate(
             norm.num_batches_tracked.add_(1)  # as nn.BatchNorm2d counts in training
     x = _CancelledBias.apply(up.convolve_without_bias(x), up.bias)
     scale, shift = (None, None) if affine is None else affine.scale_and_shift(labels)
+    return norm_affine_leaky_relu(norm, scale, shift, x)
+
+
+def norm_affine_leaky_relu(
+    norm: nn.BatchNorm2d, scale: torch.Tensor | None, shift: torch.Tensor | None, x: torch.Tensor
+) -> torch.Tensor:
+    """`_NormAffineLeakyReLU` with `norm`'s parameters and running statistics (training mode), and the
+    per-image `scale` and `shift` (N, C) after it (None: none)."""
     return _NormAffineLeakyReLU.apply(
         x,
         norm.weight,
@@ -182,7 +190,7 @@ def upsample_norm_activate(
         shift,
         norm.running_mean,
         norm.running_var,
-        momentum,
+        norm.momentum,
         norm.eps,
         LEAKY_SLOPE,
     )
