@@ -161,6 +161,8 @@ def one_of(value: str, choices: Iterable[str]) -> str:
 def check_device(device: str) -> None:
     """A ConfigError unless `device` is auto, cpu, mps, cuda or cuda:N (whether it exists is checked later)."""
     meant = re.sub(r"^gpu\b", "cuda", device.lower())  # CPU, GPU, gpu:1
+    # "cpu:0", torch's name of the one CPU device: torch.device("cpu", 0) is taken as "cpu"
+    meant = re.sub(r"^cpu:\d+$", "cpu", meant)
     require(
         bool(DEVICE_PATTERN.match(device)),
         "device",

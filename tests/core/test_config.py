@@ -245,3 +245,12 @@ def test_a_config_field_of_a_type_with_no_check_is_a_bug_not_a_field_let_through
 
     with pytest.raises(TypeError, match=r"^Spelled.count: no type check for typing.Optional\[int\]$"):
         Spelled()
+
+
+def test_a_cpu_device_with_an_index_is_refused_with_cpu_suggested() -> None:
+    """torch.device("cpu", 0) is taken as "cpu"; the string "cpu:0" was refused with no suggestion."""
+    with pytest.raises(ConfigError, match=r"got 'cpu:0'\); did you mean cpu\?$"):
+        TrainConfig(device="cpu:0")
+    import torch
+
+    assert TrainConfig(device=torch.device("cpu", 0)).device == "cpu"
