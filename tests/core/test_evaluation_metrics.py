@@ -277,6 +277,21 @@ def test_an_unknown_metric_suggests_the_one_meant(given: str, meant: str) -> Non
     assert parse_metrics(meant)  # the suggestion itself is a valid --metrics
 
 
+def test_a_list_of_metrics_is_told_its_unknown_name_as_the_string_is() -> None:
+    """EvaluationConfig(metrics=["fid"]) said "unknown metric 'fid'; choose from ..." with no hint and no
+    guess, where metrics="fid" (and --metrics fid) said "did you mean fd?"."""
+    from acgan_cli.core.errors import ConfigError
+    from acgan_cli.core.evaluation import EvaluationConfig
+
+    with pytest.raises(ConfigError) as caught:
+        EvaluationConfig(metrics=["class-accuracy", "fid"])
+    assert caught.value.message == "metrics unknown metric 'fid'; did you mean fd?"
+    assert caught.value.hint == f"choose from {', '.join(METRICS)}, or leave metrics None for all"
+    with pytest.raises(ConfigError, match="must name at least one metric") as caught:
+        EvaluationConfig(metrics=[])
+    assert caught.value.hint is not None
+
+
 def test_a_metric_name_like_none_of_ours_gets_no_guess() -> None:
     for name in ("xyz", "ssim", "lpips"):
         with pytest.raises(UsageError) as caught:

@@ -18,7 +18,7 @@ from acgan_cli.core.config import (
     user_path,
 )
 from acgan_cli.core.errors import ConfigError
-from acgan_cli.core.evaluation.metrics import METRICS, parse_metrics
+from acgan_cli.core.evaluation.metrics import METRICS, metric_suggestion, parse_metrics
 
 MAX_SAMPLES = 100_000  # images one checkpoint may be scored on
 QUICK_SAMPLES = 2_000  # images `quick_metrics` draws (for `acgan train --eval-every`)
@@ -94,12 +94,14 @@ class EvaluationConfig:
         check_precision(self.precision)
         require(0 <= self.batch_size <= 65536, "batch_size", f"must be in 0..65536 (got {self.batch_size})")
         unknown = [name for name in self.metrics if name not in METRICS]
+        # A list's names as --metrics' are told ("fid": did you mean fd?), with what to give instead
         require(
             bool(self.metrics) and not unknown,
             "metrics",
-            f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}"
+            f"unknown metric {unknown[0]!r}{metric_suggestion(unknown[0])}"
             if unknown
-            else f"must name at least one of {', '.join(METRICS)}",
+            else "must name at least one metric",
+            hint=f"choose from {', '.join(METRICS)}, or leave metrics None for all",
         )
         if self.evaluator and self.retrain_evaluator:
             raise ConfigError(

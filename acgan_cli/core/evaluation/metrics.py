@@ -473,7 +473,7 @@ METRIC_ALIASES = {
 }
 
 
-def _suggestion(name: str) -> str:
+def metric_suggestion(name: str) -> str:
     """ "; did you mean fd?" for a name that is another spelling of one or more metrics, else ""."""
     meant = METRIC_ALIASES.get(name.lower().replace("_", "-")) or closest(name, [*METRICS, "all"])
     return did_you_mean(name, meant or name, meant is not None)
@@ -501,7 +501,7 @@ def parse_metrics(text: str | None) -> tuple[str, ...]:
         )
     unknown = [name for name in names if name not in METRICS]
     if unknown:
-        suggestion = _suggestion(unknown[0])
+        suggestion = metric_suggestion(unknown[0])
         raise UsageError(
             f"unknown metric {unknown[0]!r}{suggestion}",
             hint=f"choose from {valid} (comma-separated), or all",
