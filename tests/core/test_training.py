@@ -659,7 +659,8 @@ class _Ops(TorchDispatchMode):
 def test_generator_average_moves_every_tensor_in_a_fixed_number_of_operations(
     tmp_path: Path, small_dataset
 ) -> None:
-    # A captured CUDA step is bound by its kernel count: the average must not cost one per tensor.
+    # A captured CUDA step is bound by its kernel count, a CPU step by its passes over memory: the
+    # average must not cost one operation per tensor (on the CPU, one pass over the weights).
     trainer = Trainer(tiny_config(max_steps=1), run_dir=tmp_path / "run", dataset=small_dataset)
     trainer.run()
     trainer._set_ema_weight()
@@ -668,7 +669,7 @@ def test_generator_average_moves_every_tensor_in_a_fixed_number_of_operations(
     with ops:
         trainer._update_ema()
     assert len(list(trainer.generator_ema.parameters())) > 10
-    assert sorted(ops.names) == ["_foreach_add_", "_foreach_copy_", "_foreach_mul_", "_foreach_sub"]
+    assert sorted(ops.names) == ["_foreach_copy_", "_foreach_lerp_"]
     assert not same_weights(before, weights_of(trainer.generator_ema))
 
 
