@@ -15,7 +15,11 @@ Koyama 2018): D then judges whether an image is a real image *of that class*.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -146,6 +150,7 @@ def upsample_norm_activate(
     affine: ClassAffine | None,
     labels: torch.Tensor,
     x: torch.Tensor,
+    kernels: BlockKernels | None = None,
 ) -> torch.Tensor:
     """LeakyReLU(affine(norm(up(x)), labels)), a generator block; in eager CPU training, fused.
 
@@ -154,9 +159,9 @@ def upsample_norm_activate(
     CPU training the bias is not added (one pass over the output forward, one sum backward: 0.7 ms
     of a bf16 step); its gradient is given as the zeros it is, which keeps it a trained parameter
     with optimizer state, and the running mean, which does see the bias, gets it added. The
-    normalisation, class scale and shift and LeakyReLU then run as one `_NormAffineLeakyReLU`.
-    On a GPU, under torch.compile (which fuses them itself) and in exported graphs the layers run
-    as written.
+    normalisation, class scale and shift and LeakyReLU then run as one `_NormAffineLeakyReLU`,
+    its whole-tensor work done by `kernels` (None: `EAGER_BLOCK_KERNELS`). On a GPU, under
+    torch.compile (which fuses them itself) and in exported graphs the layers run as written.
     """
     if not _fusable(norm, x):
         x = norm(up(x))
@@ -174,14 +179,18 @@ def upsample_norm_activate(
             norm.num_batches_tracked.add_(1)  # as nn.BatchNorm2d counts in training
     x = _CancelledBias.apply(up.convolve_without_bias(x), up.bias)
     scale, shift = (None, None) if affine is None else affine.scale_and_shift(labels)
-    return norm_affine_leaky_relu(norm, scale, shift, x)
+    return norm_affine_leaky_relu(norm, scale, shift, x, kernels)
 
 
 def norm_affine_leaky_relu(
-    norm: nn.BatchNorm2d, scale: torch.Tensor | None, shift: torch.Tensor | None, x: torch.Tensor
+    norm: nn.BatchNorm2d,
+    scale: torch.Tensor | None,
+    shift: torch.Tensor | None,
+    x: torch.Tensor,
+    kernels: BlockKernels | None = None,
 ) -> torch.Tensor:
     """`_NormAffineLeakyReLU` with `norm`'s parameters and running statistics (training mode), and the
-    per-image `scale` and `shift` (N, C) after it (None: none)."""
+    per-image `scale` and `shift` (N, C) after it (None: none), by `kernels` (None: eager ones)."""
     return _NormAffineLeakyReLU.apply(
         x,
         norm.weight,
@@ -193,6 +202,7 @@ def norm_affine_leaky_relu(
         norm.momentum,
         norm.eps,
         LEAKY_SLOPE,
+        kernels or EAGER_BLOCK_KERNELS,
     )
 
 
@@ -215,18 +225,19 @@ class _NormAffineLeakyReLU(torch.autograd.Function):
     batch's statistics, a per-image scale and shift (None: none), a LeakyReLU, in few passes.
 
     Forward, the statistics (one read of x; they update the running ones as BatchNorm does) fold
-    all three affine steps into one per-image, per-channel `x * a + b`, and the LeakyReLU runs in
-    place on it. Backward, two per-image sums (of the LeakyReLU's gradient, and of it times x) give
-    every parameter's gradient, and x's is `gy * p + x * q + r` with p per image and q, r per
-    channel: BatchNorm's backward in closed form. Each whole-tensor operation is one pass over
-    memory; this takes 3 forward (the layers 4) and 6 backward (the layers 5, BatchNorm's own
-    backward slow in bf16), and both blocks of the default model forward and backward took
-    18.1 -> 15.0 ms in bf16 and 25.6 -> 18.2 ms in float32 (`python bench/norm_block.py`).
+    all three affine steps into one per-image, per-channel `x * a + b`, followed by the LeakyReLU.
+    Backward, two per-image sums (of the LeakyReLU's gradient, and of it times x) give every
+    parameter's gradient, and x's is `gy * p + x * q + r` with p per image and q, r per channel:
+    BatchNorm's backward in closed form. The whole-tensor work is `kernels`': as eager operations
+    (`EAGER_BLOCK_KERNELS`) 3 passes over memory forward (the layers 4) and 6 backward (the layers
+    5, BatchNorm's own backward slow in bf16), and both blocks of the default model forward and
+    backward took 18.1 -> 15.0 ms in bf16 and 25.6 -> 18.2 ms in float32 (`python
+    bench/norm_block.py`); compiled (`compiled_block_kernels`, --compile on the CPU) 2 and 2.
     The small tensors (statistics, a, b, p, q, r) are in the weight's dtype; the big ones in x's.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, scale, shift, running_mean, running_var, momentum, eps, slope):  # type: ignore[override]
+    def forward(ctx, x, weight, bias, scale, shift, running_mean, running_var, momentum, eps, slope, kernels):  # type: ignore[override]
         with torch.autocast(x.device.type, enabled=False):
             mean, var = torch.ops.aten.batch_norm_update_stats(x, running_mean, running_var, momentum)
             mean, var = mean.to(weight.dtype), var.to(weight.dtype)
@@ -235,19 +246,17 @@ class _NormAffineLeakyReLU(torch.autograd.Function):
             b = bias - mean * a
             if scale is not None:
                 a, b = a * scale, b * scale + shift
-            out = torch.addcmul(_per_channel(b, x), x, _per_channel(a, x))
-            F.leaky_relu_(out, slope)
+            out = kernels.normalise(x, _per_channel(a, x), _per_channel(b, x), slope)
         ctx.save_for_backward(x, out, weight, bias, scale, mean, invstd)
-        ctx.slope = slope
+        ctx.slope, ctx.kernels = slope, kernels
         return out
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         x, out, weight, bias, scale, mean, invstd = ctx.saved_tensors
-        # The LeakyReLU's gradient from its output: the slope is positive, so the signs agree.
-        grad_y = torch.ops.aten.leaky_relu_backward(grad, out, ctx.slope, True)
-        sum_grad = grad_y.sum((2, 3)).to(mean.dtype)  # (N, C): per image and channel
-        sum_grad_x = (grad_y * x).sum((2, 3)).to(mean.dtype)
+        kernels = ctx.kernels
+        sum_grad, sum_grad_x, grad_y = kernels.grad_sums(grad, out, x, ctx.slope)
+        sum_grad, sum_grad_x = sum_grad.to(mean.dtype), sum_grad_x.to(mean.dtype)  # (N, C)
         sum_grad_xhat = invstd * (sum_grad_x - mean * sum_grad)  # of grad_y * the normalised x
         if scale is None:
             grad_bias, grad_weight, p = sum_grad.sum(0), sum_grad_xhat.sum(0), invstd * weight
@@ -257,17 +266,100 @@ class _NormAffineLeakyReLU(torch.autograd.Function):
         count = x.numel() // x.shape[1]
         q = -invstd * invstd * weight * grad_weight / count
         r = -invstd * weight * grad_bias / count - mean * q
-        grad_x = torch.addcmul(_per_channel(r, x), x, _per_channel(q, x))
-        grad_x.addcmul_(grad_y, _per_channel(p, x))
+        per_channel = (_per_channel(values, x) for values in (p, q, r))
+        grad_x = kernels.grad_input(grad, out, x, grad_y, *per_channel, ctx.slope)
         grad_scale = grad_shift = None
         if scale is not None:
             grad_scale, grad_shift = weight * sum_grad_xhat + bias * sum_grad, sum_grad
-        return grad_x, grad_weight, grad_bias, grad_scale, grad_shift, None, None, None, None, None
+        return grad_x, grad_weight, grad_bias, grad_scale, grad_shift, None, None, None, None, None, None
 
 
 def _per_channel(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """(C,) or (N, C) values, shaped and cast to broadcast over x (N, C, H, W)."""
-    return values.to(x.dtype).view(-1 if values.dim() > 1 else 1, x.shape[1], 1, 1)
+    """(C,) or (N, C) values, shaped to broadcast over x (N, C, H, W), in their own dtype."""
+    return values.view(-1 if values.dim() > 1 else 1, x.shape[1], 1, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockKernels:
+    """The whole-tensor work of `_NormAffineLeakyReLU`, given x (N, C, H, W), its output, the output's
+    gradient and small per-channel (1, C, 1, 1) or per-image (N, C, 1, 1) coefficients:
+
+    normalise(x, a, b, slope): LeakyReLU(x * a + b), in x's dtype;
+    grad_sums(grad, out, x, slope): the per-image, per-channel (N, C) sums over (H, W) of the
+        LeakyReLU's gradient gy and of gy * x, and gy itself if it was kept for grad_input (or None);
+    grad_input(grad, out, x, gy, p, q, r, slope): gy * p + x * q + r, in x's dtype.
+    """
+
+    normalise: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
+    grad_sums: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+    grad_input: Callable[..., torch.Tensor]
+
+
+def _eager_normalise(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, slope: float) -> torch.Tensor:
+    return F.leaky_relu_(torch.addcmul(b.to(x.dtype), x, a.to(x.dtype)), slope)
+
+
+def _eager_grad_sums(
+    grad: torch.Tensor, out: torch.Tensor, x: torch.Tensor, slope: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # The LeakyReLU's gradient from its output: the slope is positive, so the signs agree.
+    grad_y = torch.ops.aten.leaky_relu_backward(grad, out, slope, True)
+    return grad_y.sum((2, 3)), (grad_y * x).sum((2, 3)), grad_y
+
+
+def _eager_grad_input(grad, out, x, grad_y, p, q, r, slope) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    grad_x = torch.addcmul(r.to(x.dtype), x, q.to(x.dtype))
+    return grad_x.addcmul_(grad_y, p.to(x.dtype))
+
+
+# Eager operations, one pass over memory each: 3 forward, 6 backward (gy kept between the two).
+EAGER_BLOCK_KERNELS = BlockKernels(_eager_normalise, _eager_grad_sums, _eager_grad_input)
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _fused_normalise(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, slope: float) -> torch.Tensor:
+    dtype = _compute_dtype(x)
+    y = torch.addcmul(b.to(dtype), x.to(dtype), a.to(dtype))
+    return torch.where(y > 0, y, y * slope).to(x.dtype)
+
+
+def _fused_leaky_grad(grad: torch.Tensor, out: torch.Tensor, slope: float) -> torch.Tensor:
+    grad = grad.to(_compute_dtype(out))
+    return torch.where(out > 0, grad, grad * slope)
+
+
+def _fused_grad_sums(
+    grad: torch.Tensor, out: torch.Tensor, x: torch.Tensor, slope: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    grad_y = _fused_leaky_grad(grad, out, slope)
+    return grad_y.sum((2, 3)), (grad_y * x.to(grad_y.dtype)).sum((2, 3))
+
+
+def _fused_grad_input(grad, out, x, p, q, r, slope) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    grad_y = _fused_leaky_grad(grad, out, slope)
+    dtype = grad_y.dtype
+    return (grad_y * p.to(dtype) + x.to(dtype) * q.to(dtype) + r.to(dtype)).to(x.dtype)
+
+
+@functools.cache
+def compiled_block_kernels() -> BlockKernels:
+    """`BlockKernels` as three loops that torch.compile writes (Inductor's C++ on the CPU, which needs
+    a C++ compiler: `devices.compile_mode` checks for one): 2 passes over memory forward and 2
+    backward, the LeakyReLU's gradient recomputed where it is needed rather than stored, in float32
+    (float64 for float64 x) whatever x's dtype. Dynamic shapes: one compile serves every block
+    size. Compiled on first use, ~15 s on 2 cores, then read from torch's compile cache (~2 s)."""
+    options: dict[str, Any] = {"dynamic": True, "fullgraph": True}
+    normalise = torch.compile(_fused_normalise, **options)
+    sums = torch.compile(_fused_grad_sums, **options)
+    grad_input = torch.compile(_fused_grad_input, **options)
+    return BlockKernels(
+        normalise=normalise,
+        grad_sums=lambda grad, out, x, slope: (*sums(grad, out, x, slope), None),
+        grad_input=lambda grad, out, x, grad_y, p, q, r, slope: grad_input(grad, out, x, p, q, r, slope),
+    )
 
 
 class _CancelledBias(torch.autograd.Function):
@@ -520,6 +612,8 @@ class Generator(nn.Module):
         self.to_image = ToImageConv2d(width // 2, config.channels)
         self.class_norm1 = ClassAffine(config.n_classes, width) if config.g_class_norm else None
         self.class_norm2 = ClassAffine(config.n_classes, width // 2) if config.g_class_norm else None
+        # What the blocks' fused CPU training form runs on (None: eager operations); not state.
+        self.block_kernels: BlockKernels | None = None
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Images for noise `z` and class indices `labels`."""
@@ -527,8 +621,8 @@ class Generator(nn.Module):
         x = x.view(x.shape[0], self.config.g_width, self.init_size, self.init_size)
         # channels_last makes the convolutions several times faster on the CPU.
         x = self.project_norm(x.contiguous(memory_format=torch.channels_last))
-        x = upsample_norm_activate(self.up1, self.norm1, self.class_norm1, labels, x)
-        x = upsample_norm_activate(self.up2, self.norm2, self.class_norm2, labels, x)
+        x = upsample_norm_activate(self.up1, self.norm1, self.class_norm1, labels, x, self.block_kernels)
+        x = upsample_norm_activate(self.up2, self.norm2, self.class_norm2, labels, x, self.block_kernels)
         return torch.tanh(self.to_image(x))
 
 

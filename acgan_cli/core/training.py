@@ -11,8 +11,9 @@ derived from the seed and the epoch number), the noise (a torch.Generator whose 
 checkpointed) and dropout (torch's global RNG, also checkpointed, and installed only while the
 run runs: a caller's own stream is given back as it was). Resuming a checkpoint
 at step N therefore continues exactly as the uninterrupted run would have. With --compile the
-step runs through torch.compile, whose fused kernels round differently and draw dropout
-differently: such a run is not bit-identical to the same run without it. On CUDA, in bf16 or
+step runs through torch.compile (on the CPU, G's blocks' normalisation alone), whose fused
+kernels round differently (and on CUDA draw dropout differently): such a run is not
+bit-identical to the same run without it. On CUDA, in bf16 or
 fp32, the whole step is replayed as one CUDA graph after three eager steps by default
 (--cuda-graph; acgan_cli.core.graphs); the step is written so that it can be captured: inputs by index into
 fixed buffers, no host syncs, the moving average's weight read from the device.
@@ -93,7 +94,7 @@ from acgan_cli.core.events import (
     StepDone,
 )
 from acgan_cli.core.graphs import StepGraph
-from acgan_cli.core.models import build_models
+from acgan_cli.core.models import build_models, compiled_block_kernels
 from acgan_cli.core.runs import (
     RunPlan,
     check_batch_size,
@@ -375,7 +376,13 @@ class Trainer:
         # the moving average and sample grids go on using the plain modules.
         self.generator_step, self.discriminator_step = self.generator, self.discriminator
         self.compiled_graphs = False  # torch.compile's own CUDA graphs, one per module
-        if compile_mode is not None:
+        if compile_mode is not None and self.device.type == "cpu":
+            # On the CPU only G's blocks' whole-tensor work is compiled, into three loops (a few
+            # seconds to compile, where G and D whole took a minute, for as much speed): the rest
+            # of the step is already written for oneDNN, which Inductor's own lowering of the
+            # layers would replace (bench/README.md, "--compile on the CPU").
+            self.generator.block_kernels = compiled_block_kernels()
+        elif compile_mode is not None:
             # Static shapes: a run's batches never change size. D sees two (the fakes alone in G's
             # step, real and fake together in its own): two fixed-size graphs, not a dynamic one.
             self.generator_step = torch.compile(self.generator, mode=compile_mode, dynamic=False)

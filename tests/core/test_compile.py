@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core.devices import compile_mode
 from acgan_cli.core.errors import DeviceError
+from acgan_cli.core.models import compiled_block_kernels
 from acgan_cli.core.training import Trainer
 from tests.conftest import tiny_config
 
@@ -20,11 +22,14 @@ needs_compiler = pytest.mark.skipif(
 
 
 @needs_compiler
-def test_compiled_run_trains_the_saved_modules_and_matches_eager(tmp_path: Path, small_dataset) -> None:
+def test_compiled_cpu_run_compiles_g_blocks_trains_the_saved_modules_and_matches_eager(
+    tmp_path: Path, small_dataset
+) -> None:
     trainer = Trainer(tiny_config(max_steps=3, compile=True), run_dir=tmp_path / "run", dataset=small_dataset)
-    # The step calls torch.compile's wrappers; they share the modules that are checkpointed.
-    assert trainer.generator_step._orig_mod is trainer.generator
-    assert trainer.discriminator_step._orig_mod is trainer.discriminator
+    # On the CPU the step calls the modules themselves; G's blocks run on compiled loops.
+    assert trainer.generator_step is trainer.generator
+    assert trainer.discriminator_step is trainer.discriminator
+    assert trainer.generator.block_kernels is compiled_block_kernels()
     before = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
     result = trainer.run()
 
@@ -35,13 +40,22 @@ def test_compiled_run_trains_the_saved_modules_and_matches_eager(tmp_path: Path,
     assert not torch.equal(saved["project.weight"], before["project.weight"])  # the compiled steps trained it
     assert all(torch.isfinite(v).all() for v in saved.values())
 
-    # The compiled generator computes what the plain one does (train mode: batch statistics).
+    # The compiled blocks compute what the eager ones do (train mode: batch statistics), output
+    # and gradients, and the run's G goes on using them.
     z = torch.randn(16, trainer.model_config.latent_dim)
     labels = torch.arange(16) % trainer.model_config.n_classes
-    compiled = trainer.generator_step(z, labels).detach()
-    eager = trainer.generator(z, labels).detach()
-    assert compiled.shape == eager.shape == (16, 1, 16, 16)
-    torch.testing.assert_close(compiled, eager, atol=1e-4, rtol=1e-4)
+    eager_generator = copy.deepcopy(trainer.generator)
+    eager_generator.block_kernels = None
+    outputs, gradients = [], []
+    for generator in (trainer.generator, eager_generator):
+        generator.zero_grad(set_to_none=True)
+        out = generator(z, labels)
+        out.square().sum().backward()
+        outputs.append(out.detach())
+        gradients.append(generator.up1.weight.grad)
+    assert outputs[0].shape == (16, 1, 16, 16)
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(gradients[0], gradients[1], atol=1e-4, rtol=1e-3)
 
 
 def test_a_missing_cpu_compiler_is_named_before_training(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,6 @@
 import copy
+import functools
+import shutil
 
 import pytest
 import torch
@@ -15,8 +17,24 @@ from acgan_cli.core.models import (
     UpsampleConv2d,
     _im2col,
     build_models,
+    compiled_block_kernels,
     upsample_norm_activate,
 )
+
+# The fused block's whole-tensor work as eager operations (the default) and as torch.compile's loops
+# (--compile on the CPU), which need Inductor's C++ compiler.
+BLOCK_KERNELS = [
+    pytest.param(None, id="eager"),
+    pytest.param(
+        "compiled",
+        id="compiled",
+        marks=pytest.mark.skipif(shutil.which("g++") is None, reason="Inductor's CPU backend needs g++"),
+    ),
+]
+
+
+def _kernels(name: str | None):
+    return compiled_block_kernels() if name == "compiled" else None
 
 
 class Calls(TorchDispatchMode):
@@ -146,15 +164,16 @@ def _block_gradients(layers, out: torch.Tensor, x: torch.Tensor, weights: torch.
     return torch.autograd.grad((out.to(weights.dtype) * weights).sum(), [x, *params])
 
 
+@pytest.mark.parametrize("kernels", BLOCK_KERNELS)
 @pytest.mark.parametrize("affine", [True, False])
-def test_fused_block_in_training_is_the_layers_in_turn(affine: bool) -> None:
+def test_fused_block_in_training_is_the_layers_in_turn(affine: bool, kernels: str | None) -> None:
     """In float64, the fused CPU block gives the layers' output, running statistics, batch count and
     gradients to rounding; the cancelled bias gets a gradient of exact zeros."""
     fused, plain = _block(affine=affine, dtype=torch.float64), _block(affine=affine, dtype=torch.float64)
     labels = torch.tensor([2, 0, 2])
     x = torch.randn(3, 8, 5, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
-    out = upsample_norm_activate(*fused, labels, x)
+    out = upsample_norm_activate(*fused, labels, x, _kernels(kernels))
     expected = _plain_block(*plain, labels, x)
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
     for name in ("running_mean", "running_var", "num_batches_tracked"):
@@ -169,8 +188,11 @@ def test_fused_block_in_training_is_the_layers_in_turn(affine: bool) -> None:
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("kernels", BLOCK_KERNELS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fused_block_under_bf16_autocast_is_as_close_to_the_truth_as_the_layers(seed: int) -> None:
+def test_fused_block_under_bf16_autocast_is_as_close_to_the_truth_as_the_layers(
+    seed: int, kernels: str | None
+) -> None:
     """Under bf16 autocast the fused block's output and gradients stay bf16-close to the float64
     truth, and all told no further from it than the layers in turn under the same autocast (each
     quantity's error is noise of either sign: the LeakyReLU's mask flips where rounding crosses 0)."""
@@ -194,7 +216,8 @@ def test_fused_block_under_bf16_autocast_is_as_close_to_the_truth_as_the_layers(
         ]
         return [((got.double() - want).norm() / want.norm()).item() for got, want in pairs]
 
-    fused, plain = errors(upsample_norm_activate), errors(_plain_block)
+    fused_block = functools.partial(upsample_norm_activate, kernels=_kernels(kernels))
+    fused, plain = errors(fused_block), errors(_plain_block)
     assert (
         len(fused) == 6
     )  # the output, and the gradients of x, up.weight, the norm's two and the class table
