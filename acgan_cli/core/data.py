@@ -1153,6 +1153,11 @@ def check_dataset(dataset: Dataset) -> None:
             f"holds one class ({names[0]!r}); a class-conditional GAN learns at least 2",
             "hand in images of two classes or more, with a name for each in class_names",
         )
+    if len(names) > MAX_CLASSES:  # the model's refusal named n_classes, a field the caller never set
+        refuse(
+            f"holds {len(names):,} classes; acgan trains at most {MAX_CLASSES:,}",
+            "merge classes, or hand in a subset of them (labels renumbered from 0)",
+        )
     low, high = (int(value) for value in torch.aminmax(labels))
     if low < 0 or high >= dataset.n_classes:
         refuse(

@@ -1417,6 +1417,11 @@ def test_a_misspelt_dataset_is_named_as_typed_with_a_suggestion(tmp_path: Path) 
             lambda d: {"labels": d.labels * 0, "class_names": ("a",)},
             r"holds one class \('a'\); a class-conditional GAN learns at least 2",
         ),
+        # The model's refusal named n_classes, a field the caller never set.
+        (
+            lambda d: {"class_names": tuple(str(i) for i in range(65537))},
+            r"holds 65,537 classes; acgan trains at most 65,536",
+        ),
         # A TypeError from inside the run's checks
         (lambda d: {"name": None}, r"name must be a str \(got NoneType\)"),
         (lambda d: {"name": 3}, r"name must be a str \(got int\)"),
