@@ -451,6 +451,16 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
     return run if run is not None and (run / "config.json").is_file() else None
 
 
+def _resumed_run_dir(resume: Path) -> Path | None:
+    """The run folder a resume names: its checkpoint's, or the folder given (RUN, RUN/checkpoints)."""
+    if not resume.is_dir():
+        return run_dir_of(resume)
+    for folder in (resume, resume.parent) if resume.name == "checkpoints" else (resume,):
+        if (folder / "config.json").is_file() and (folder / "checkpoints").is_dir():
+            return folder.resolve()
+    return None
+
+
 def _named_run_dir(checkpoint_path: Path) -> Path | None:
     """RUN, resolved, of a checkpoint named RUN/checkpoints/x, else of the one a link x leads to
     (~/best.safetensors -> RUN/checkpoints/step-390.safetensors); None for one elsewhere. The folder
@@ -962,7 +972,7 @@ def plan_run(
     # A resume in its own run folder asks whether that run still writes it before its checkpoint is
     # read: a run that saved its last step and let go of the folder between the two had this resume
     # refused as "behind" the very file it was asked to resume.
-    home = run_dir_of(resume) if resume is not None else None
+    home = _resumed_run_dir(resume) if resume is not None else None
     if home is not None and (run_dir is None or run_dir.resolve() == home):
         check_not_in_use(home)
     info, tensors = ckpt.load_checkpoint(resume) if resume is not None else (None, None)

@@ -247,12 +247,13 @@ def test_a_resume_that_another_resume_of_the_run_overtook_is_refused_under_the_l
     Trainer(tiny_config(max_steps=8), resume=run, dataset=small_dataset).run()  # the lock was let go
 
 
+@pytest.mark.parametrize("named", ["checkpoints/latest.safetensors", ".", "checkpoints"])
 def test_a_resume_of_a_run_still_writing_is_refused_as_in_use_before_its_checkpoint_is_read(
-    tmp_path: Path, small_dataset, monkeypatch: pytest.MonkeyPatch
+    named: str, tmp_path: Path, small_dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The checkpoint was read before the lock was tried: where the run wrote its last step and let go
     of the folder in between, `--resume RUN` called latest.safetensors "behind" its own newer self and
-    hinted `--resume RUN`, the command just typed."""
+    hinted `--resume RUN`, the command just typed. Named by its folder, the run was not tried first."""
     run = tmp_path / "run"
     Trainer(tiny_config(max_steps=3), run_dir=run, dataset=small_dataset).run()
     held = training.lock_run_dir(run, False)  # the other run, still training
@@ -268,9 +269,7 @@ def test_a_resume_of_a_run_still_writing_is_refused_as_in_use_before_its_checkpo
 
     monkeypatch.setattr(ckpt, "load_checkpoint", the_run_ends_meanwhile)
     with pytest.raises(RunDirError, match="is in use: another training run is writing to it"):
-        Trainer(
-            tiny_config(max_steps=8), resume=run / "checkpoints" / "latest.safetensors", dataset=small_dataset
-        )
+        Trainer(tiny_config(max_steps=8), resume=run / named, dataset=small_dataset)
     os.close(held)
     monkeypatch.setattr(ckpt, "load_checkpoint", read)
     Trainer(tiny_config(max_steps=4), resume=run, dataset=small_dataset).run()  # once the run let go of it
