@@ -297,8 +297,9 @@ class PlainRenderer:
                 f"cuda_graph={'on' if event.cuda_graph else 'off'} seed={event.seed} "
                 f"steps={event.total_steps}{resumed}"
             )
-            if event.config.get("compile"):  # minutes may pass before the first step line
-                write("train: compiling G and D; the first steps take a while (a warm cache is quicker)")
+            if event.config.get("compile"):  # a cold compile's seconds or minutes before the first step line
+                what = "G's blocks" if event.device == "cpu" else "G and D"
+                write(f"train: compiling {what}; the first steps take a while (a warm cache is quicker)")
         elif isinstance(event, Logged):
             m = event.metrics
             self.steps += m.steps

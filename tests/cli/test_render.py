@@ -116,10 +116,10 @@ def test_renderer_choice() -> None:
 
 
 def test_start_lines_say_which_speed_options_are_on(tmp_path: Path) -> None:
-    def started(compile: bool = False, cuda_graph: bool = False) -> RunStarted:
+    def started(compile: bool = False, cuda_graph: bool = False, device: str = "cuda:0") -> RunStarted:
         # The resolved cuda_graph is the event's; the config keeps what was asked (None: auto).
         return RunStarted(
-            run_dir=tmp_path / "run", device="cuda:0", precision="bf16", cuda_graph=cuda_graph,
+            run_dir=tmp_path / "run", device=device, precision="bf16", cuda_graph=cuda_graph,
             start_step=0, total_steps=10, steps_per_epoch=5, epochs=2, n_images=320, seed=0,
             resumed_from=None, config={"dataset": "mnist-5k", "compile": compile, "cuda_graph": None},
         )  # fmt: skip
@@ -137,6 +137,8 @@ def test_start_lines_say_which_speed_options_are_on(tmp_path: Path) -> None:
     assert "compile=off cuda_graph=off" in first_lines(PlainRenderer, started())
     # A log said nothing for the minutes a cold compile takes on the CPU.
     assert "train: compiling G and D; the first steps take a while" in first_lines(PlainRenderer, both)
+    on_cpu = first_lines(PlainRenderer, started(compile=True, device="cpu"))
+    assert "train: compiling G's blocks; the first steps take a while" in on_cpu  # all it compiles there
     assert "compiling" not in first_lines(PlainRenderer, started())
     live = first_lines(LiveRenderer, both)
     assert "compiled: the first steps compile, one CUDA graph a step after 3 eager ones" in live
