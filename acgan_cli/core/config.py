@@ -324,7 +324,7 @@ class TrainConfig:
     seed: int = 0  # seeds weights, data order, noise and dropout
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps, or a torch.device (stored by that name)
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast for the forward passes)
-    compile: bool = False  # run G and D through torch.compile (CUDA: as CUDA graphs); first steps compile
+    compile: bool = False  # torch.compile: on CPUs G's blocks, on CUDA G and D as CUDA graphs
     cuda_graph: bool | None = None  # capture the whole step as one CUDA graph, replay it; None = where it can
     sample_every: int = 400  # steps between sample grids; 0 = only at the end
     ckpt_every: int = 0  # steps between checkpoints; 0 = at the end of every epoch
