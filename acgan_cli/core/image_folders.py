@@ -306,7 +306,8 @@ def _image_files(
         if not dataset or not os.path.islink(path) or not os.path.exists(path):
             return False  # a link to nothing: an image's is named, others are not read
         real = os.path.realpath(path)
-        return _under(real, data_real) and not _under(real, class_real)
+        # Into another class, or to a folder above the data: walking it leads down into every class.
+        return (_under(real, data_real) and not _under(real, class_real)) or _under(data_real, real)
 
     seen: set[tuple[int, int]] = set()
     listed: set[str] = set()  # each image's path, links resolved

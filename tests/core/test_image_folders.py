@@ -567,6 +567,7 @@ def test_links_never_carry_one_classs_images_into_another(tmp_path: Path) -> Non
     write_image(root / "cat" / "1.png", solid("L", (8, 8), 1))
     write_image(root / "dog" / "1.png", solid("L", (8, 8), 2))
     (root / "cat" / "up").symlink_to(root)  # cat/up/dog/1.png is a dog
+    (root / "cat" / "above").symlink_to(tmp_path)  # cat/above/data/dog/1.png too: it was read as a cat
     (root / "cat" / "dogs").symlink_to(root / "dog")
     (root / "cat" / "more").symlink_to(tmp_path / "elsewhere")  # outside the data: followed
     write_image(tmp_path / "elsewhere" / "2.png", solid("L", (8, 8), 3))
