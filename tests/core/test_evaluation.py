@@ -830,7 +830,7 @@ def test_a_moved_folders_checkpoint_scored_with_other_data_is_refused_by_classes
     with pytest.raises(EvaluatorError) as caught:
         evaluate([run], config)
     assert caught.value.message.startswith(f"{ckpt.read_info(run).path} draws {drawn} but the evaluator ")
-    assert caught.value.message.endswith(" knows 10 classes of 1")
+    assert caught.value.message.endswith(" knows 10 classes of 1-channel images")
     assert caught.value.hint == "the checkpoint and the evaluator come from different data"
 
 

@@ -430,7 +430,8 @@ def check_fits(
     if len(info.class_names) != len(evaluator.class_names) or info.image_shape[0] != evaluator.channels:
         raise EvaluatorError(
             f"{info.path} draws {len(info.class_names)} classes of {info.image_shape[0]}-channel images but the "
-            f"evaluator {evaluator.path} knows {len(evaluator.class_names)} classes of {evaluator.channels}",
+            f"evaluator {evaluator.path} knows {len(evaluator.class_names)} classes of "
+            f"{evaluator.channels}-channel images",
             hint="the checkpoint and the evaluator come from different data",
         )
     if not same_classes(info.class_names, evaluator.class_names):
