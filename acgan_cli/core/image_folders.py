@@ -541,7 +541,14 @@ def _classes(root: Path) -> tuple[str, ...]:
         )
     splits = sorted(name for name in names if name.casefold() in SPLIT_FOLDERS)
     if splits and len(splits) == len(names):  # DATA/{train,test}, train/ holding no class folders
-        split = next((root / name for name in splits if name.casefold() in TRAIN_FOLDERS), root / splits[0])
+        split = next((root / name for name in splits if name.casefold() in TRAIN_FOLDERS), None)
+        if split is None and any(_class_folders(root / name) for name in splits):  # DATA/test/<class>/… alone
+            raise DataError(
+                f"{_named(root)} holds a held-out split ({_some(splits)}) but no training split (train/)",
+                hint=f"put the training images in {_named(root / 'train' / '<class>')}/…, "
+                f"or give the held-out split's folder ({_named(root / splits[0])}) to train on it",
+            )
+        split = split or root / splits[0]
         raise DataError(
             f"{_named(split)} holds {'images but no' if _has_images_here(split) else 'no'} class folders",
             hint=f"put each class's images in a folder named after it: {_named(split / '<class>')}/…",

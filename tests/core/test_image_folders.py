@@ -512,6 +512,17 @@ def test_split_folders_are_never_taken_for_classes(tmp_path: Path) -> None:
         caught.value.hint
         == f"put each class's images in a folder named after it: {loose / 'train' / '<class>'}/…"
     )
+    held_out = tmp_path / "held-out"  # "held-out/test holds no class folders", which it did hold
+    for file in ("test/cat/1.png", "test/dog/1.png"):
+        write_image(held_out / file, solid("L", (8, 8), 1))
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(held_out))
+    assert caught.value.message == f"{held_out} holds a held-out split (test) but no training split (train/)"
+    assert caught.value.hint == (
+        f"put the training images in {held_out / 'train' / '<class>'}/…, "
+        f"or give the held-out split's folder ({held_out / 'test'}) to train on it"
+    )
+    assert load_dataset(str(held_out / "test")).class_names == ("cat", "dog")
 
 
 def test_training_and_testing_folders_are_the_splits(tmp_path: Path) -> None:
