@@ -534,15 +534,36 @@ def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, t
     images_path, labels_path = _idx_pair(folder, split)
     images, labels = read_idx(images_path), read_idx(labels_path)
     _check_shapes(images_path, images, labels_path, labels)
-    names_file = folder / "classes.txt"
-    if names_file.exists() or names_file.is_symlink():  # a dangling link: an error, not numbered classes
-        names = _read_class_names(names_file)
-    elif (known := _KNOWN_LABELS.get(hashlib.sha256(labels.tobytes()).hexdigest())) is not None:
-        names = known
-    else:
-        names, names_file = tuple(str(i) for i in range(int(labels.max()) + 1)), None
+    names, names_file = _idx_class_names(folder, labels)
     _check_labels(labels_path, labels, names, names_file, every_class=split == "train" or names_file is None)
     return images, labels.astype("int64"), names
+
+
+def _idx_class_names(folder: Path, labels: np.ndarray) -> tuple[tuple[str, ...], Path | None]:
+    """`load_idx_folder`'s class names for `labels`, and the classes.txt they came from (or None)."""
+    names_file = folder / "classes.txt"
+    if names_file.exists() or names_file.is_symlink():  # a dangling link: an error, not numbered classes
+        return _read_class_names(names_file), names_file
+    if (known := _KNOWN_LABELS.get(hashlib.sha256(labels.tobytes()).hexdigest())) is not None:
+        return known, None
+    return tuple(str(i) for i in range(int(labels.max()) + 1)), None
+
+
+def idx_classes(folder: Path) -> tuple[tuple[str, ...], list[int]] | None:
+    """An IDX folder's class names and each one's training images, from its labels file and
+    classes.txt alone (checked as loading checks them; the images are not read); None where the
+    folder holds no training labels and images to read them from (loading then says what is missing)."""
+    import numpy as np
+
+    if not _idx_copies(folder, "train", "images") or not _idx_copies(folder, "train", "labels"):
+        return None
+    _, labels_path = _idx_pair(folder, "train")
+    labels = read_idx(labels_path)
+    if labels.ndim != 1 or not len(labels):  # loading says what is wrong with its shape
+        return None
+    names, names_file = _idx_class_names(folder, labels)
+    _check_labels(labels_path, labels, names, names_file, every_class=True)
+    return names, np.bincount(labels.astype("int64"), minlength=len(names)).tolist()
 
 
 def _check_shapes(images_path: Path, images: np.ndarray, labels_path: Path, labels: np.ndarray) -> None:
@@ -874,11 +895,19 @@ def training_images(name: str) -> int | None:
     return count or None  # none: loading the folder says what is wrong with it
 
 
+def holds_class_folders(name: str) -> bool:
+    """Whether dataset `name` is a folder of class folders of images (not IDX files, not a registry name)."""
+    return name not in DATASETS and _holds_images(user_path(name))
+
+
 def listed_class_names(name: str) -> tuple[tuple[str, ...], list[int]] | None:
-    """The class names of a folder of class folders and each one's image count, from its listing
-    alone; None for other data (whose classes are known once it is read)."""
+    """The class names of a dataset folder and each one's training image count, without reading
+    its images: a folder of class folders' from its listing, an IDX folder's from its labels file
+    (`idx_classes`); None for a registry dataset (whose classes are known once it is read)."""
     folder = user_path(name)
-    return listed_classes(folder) if name not in DATASETS and _holds_images(folder) else None
+    if name in DATASETS or not folder.is_dir():
+        return None
+    return listed_classes(folder) if _holds_images(folder) else idx_classes(folder)
 
 
 def class_files(name: str) -> list[str] | None:

@@ -636,8 +636,8 @@ def check_same_classes(resumed: ckpt.CheckpointInfo, data: Dataset) -> None:
 
 
 def check_same_listing(resumed: ckpt.CheckpointInfo, dataset: str, images: int | None) -> None:
-    """`check_same_data` from what is known before the data is read: its image count, and a folder of
-    class folders' class names (`--dry-run` approved a resume that the run then refused). A registry
+    """`check_same_data` from what is known before the data is read: its image count, and a folder's
+    class names and counts (`--dry-run` approved a resume that the run then refused). A registry
     dataset's count is the one it is known for, not what its files hold: it is left to the load."""
     if dataset not in DATASETS:
         names, per_class = listed_class_names(dataset) or (None, None)
@@ -868,7 +868,8 @@ def _folder_gone(dataset: str) -> bool:
 
 def _moved_data(resumed: ckpt.CheckpointInfo, saved: TrainConfig, given: str | None) -> TrainConfig:
     """`saved` with the folder `given` as its dataset, where the run's own folder is not there and
-    `given` (a folder of class folders) holds its data, as far as its listing tells: the same
+    `given` (a folder of class folders, or of IDX files) holds its data, as far as its listing or
+    labels file tells: the same
     classes, as many images in each, and where the run recorded them, the same files in each
     (`class_files`). The run goes on there, with a note, and records it as its dataset; a folder
     that differs is refused, saying how. Else `saved` as it is: `resume_config` refuses a change.
@@ -877,7 +878,7 @@ def _moved_data(resumed: ckpt.CheckpointInfo, saved: TrainConfig, given: str | N
     if given is None or same_dataset(given, saved.dataset) or not _folder_gone(saved.dataset):
         return saved
     listed = listed_class_names(given)
-    if listed is None:  # an IDX folder's classes are known once read, a registry dataset is not a folder
+    if listed is None:  # a registry dataset is not a folder; loading says what this one lacks
         return saved
     moved = canonical_dataset(given)
     changes = _data_changes(

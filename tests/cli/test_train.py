@@ -833,6 +833,43 @@ def test_a_dataset_path_that_is_not_there_is_said_to_be_missing(tmp_path: Path) 
     ]
 
 
+def test_an_idx_folders_dry_run_shows_its_classes_and_refuses_what_the_run_would(tmp_path: Path) -> None:
+    """An IDX folder's classes were null in the plan, and a classes.txt or labels that the run then
+    refused passed the dry run: its labels file tells both without reading the images."""
+    folder = write_idx_folder(tmp_path / "digits", 200, 50)
+    planned = runner.invoke(app, ["train", "--dataset", str(folder), "--dry-run"])
+    assert planned.exit_code == 0, planned.stderr
+    data = json.loads(planned.stdout)["data"]
+    assert data == {"images": 200, "class_names": [str(c) for c in range(10)], "class_images": [20] * 10}
+    (folder / "classes.txt").write_text("a\nb\nc\n")
+    refused = runner.invoke(app, ["train", "--dataset", str(folder), "--dry-run"])
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        f"error: {folder / 'train-labels-idx1-ubyte.gz'} has label 9 but {folder / 'classes.txt'} names only 3 classes",
+        "hint: fix classes.txt or the label file",
+    ]
+    run = runner.invoke(app, ["train", "--dataset", str(folder), *TINY_ARGS, "--max-steps", "1"])
+    assert run.exit_code == 1 and refused.stderr.splitlines()[0] in run.stderr.splitlines()
+
+
+def test_a_moved_idx_folders_run_resumes_on_its_new_place(tmp_path: Path) -> None:
+    """Its hint said to give the new place with --dataset NEW, which was then refused as a change of
+    data: an IDX folder's classes were not known before it was read."""
+    folder = write_idx_folder(tmp_path / "digits", 200, 50)
+    run = tmp_path / "run"
+    trained = runner.invoke(
+        app, ["train", "--dataset", str(folder), *TINY_ARGS, "--max-steps", "2", "--out", str(run)]
+    )
+    assert trained.exit_code == 0, trained.stderr
+    moved = folder.rename(tmp_path / "moved")
+    resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "3", "--dataset", str(moved)])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert f"note: the run's folder {folder} is not there: the run continues on {moved}" in plain(
+        resumed.stderr
+    )
+    assert read_info(run).dataset == str(moved) and read_info(run).step == 3
+
+
 def test_a_dry_run_refuses_a_folder_without_training_files(tmp_path: Path) -> None:
     """It printed the plan and exited 0 for an empty folder; the run then failed."""
     (tmp_path / "empty").mkdir()

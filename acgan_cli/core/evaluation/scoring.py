@@ -32,6 +32,7 @@ from acgan_cli.core.data import (
     check_split,
     dataset_title,
     handed_in,
+    holds_class_folders,
     listed_class_names,
     same_classes,
     same_dataset,
@@ -446,7 +447,7 @@ def _check_folder_classes(infos: list[CheckpointInfo], dataset: str) -> None:
     """Refuse checkpoints whose classes the folder of class folders `dataset` no longer has, from its
     listing alone, before its evaluator is looked for: the cache keys evaluators by their data, so
     renamed class folders trained a new one (minutes for photos) only for it to be refused then."""
-    listed = listed_class_names(dataset)
+    listed = listed_class_names(dataset) if holds_class_folders(dataset) else None
     if listed is None:  # a registry dataset or IDX files: their evaluator's classes are checked
         return
     classes = listed[0]
