@@ -152,6 +152,17 @@ def _write(path: Path, data: bytes, numbered_in: Path | None, stem: str, fmt: st
         raise AcganError(f"cannot write {path}: {write_failure(path, exc)}", hint=write_hint(exc)) from None
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse a file that cannot be written before the images are drawn, as `_write` would after
+    them: `--out /etc/passwd/x.png` was refused once 20,000 images were drawn, a minute later."""
+    from acgan_cli.core.files import check_writable, write_failure, write_hint
+
+    try:
+        check_writable(path)
+    except OSError as exc:
+        raise AcganError(f"cannot write {path}: {write_failure(path, exc)}", hint=write_hint(exc)) from None
+
+
 def _default_stem(class_names: tuple[str, ...], class_index: int | None, grid: bool) -> str:
     """The default file name's stem: `sample-<class>`, `sample-random` for mixed classes, or `grid`.
 
@@ -377,6 +388,7 @@ def sample(
         from acgan_cli.core.files import output_destination
 
         refuse_to_overwrite_checkpoint(output_destination(target_path), "sample", reading=info.path)
+        _check_writable(target_path)
     named = extension(target_path, [f".{name}" for name in FORMATS]).lstrip(".") if target_path else ""
     if named in FORMATS and named != fmt:  # --format as asked, but not without a word
         warnings.warn(

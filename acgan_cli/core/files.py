@@ -320,6 +320,16 @@ def write_atomic(path: Path, data: bytes) -> None:
         replace_durably(tmp, path)
 
 
+def check_writable(path: Path) -> None:
+    """The OSError that `write_atomic(path, ...)` would meet making its folders and temporary file
+    (a file where a folder should be, a folder that cannot be written), raised now, before the data is
+    made; the folders made for it go again. A device or pipe is left to the write."""
+    path = destination(path)
+    if not is_stream(path):
+        with _staged(path, b""):
+            pass
+
+
 def replace_entry(path: Path, data: bytes) -> None:
     """Replace the folder entry `path` with a file of `data`, so that readers see the old file or
     the new one: a symlink there is replaced, not its target (a run's own records, such as its

@@ -268,6 +268,36 @@ def test_a_folder_out_gets_the_default_name_and_a_file_is_never_taken_for_one(
     assert (tmp_path / "keep.png").read_bytes() == b"KEEP"
 
 
+def test_an_output_that_cannot_be_written_is_refused_before_drawing(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--out FILE/x.png --n 20000` drew for a minute before the write said FILE is not a folder."""
+    from acgan_cli.core import sampling
+
+    drawn: list[int] = []
+    real = sampling.draw_samples
+
+    def drawing(*args, **kwargs):  # the real drawing, counted
+        drawn.append(kwargs["n"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampling, "draw_samples", drawing)
+    (tmp_path / "notes.txt").write_text("mine")
+    for out in ("notes.txt/x.png", "notes.txt/deeper/x.png", "notes.txt/"):
+        result = runner.invoke(app, ["sample", "--n", "20000", "--out", out])
+        assert result.exit_code == 1 and result.stdout == ""
+        written = "notes.txt/sample-random.png" if out.endswith("/") else out
+        assert result.stderr.splitlines() == [
+            f"error: cannot write {written}: notes.txt is not a folder",
+            "hint: choose another --out",
+        ]
+    assert drawn == [] and (tmp_path / "notes.txt").read_text() == "mine"
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name != "runs") == ["notes.txt"]
+    made = runner.invoke(app, ["sample", "--n", "2", "--out", "new/deeper/two.png"])  # folders still made
+    assert made.exit_code == 0, made.stderr
+    assert (tmp_path / "new" / "deeper" / "two.png").is_file() and drawn == [2]
+
+
 def test_class_name_alias(run: Path, tmp_path: Path) -> None:
     assert runner.invoke(app, ["sample", "--class", "5", "--out", "five.png"]).exit_code == 0
     result = runner.invoke(app, ["sample", "--class", "sneaker"])
