@@ -636,3 +636,36 @@ def test_a_quiet_run_stopped_by_sigterm_says_nothing_but_its_folder(
     assert child.wait() == 143
     assert (child.stdout, child.stderr) == ("run\n", "")
     assert ckpt.read_info(run).step == metrics_steps(run)[-1]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no os.kill(SIGINT) of one's own process there")
+def test_a_ctrl_c_while_the_command_is_still_being_imported_ends_it_in_two_lines(tmp_path: Path) -> None:
+    """In its first ~0.2 s, before the CLI's stop handling was there, a Ctrl-C printed Python's
+    traceback. Here a real SIGINT comes the moment the entry point imports the CLI."""
+    interrupt_the_import = (
+        "import builtins, os, signal\n"
+        "real = builtins.__import__\n"
+        "def importing(name, *args, **kwargs):\n"
+        "    if name == 'acgan_cli.cli':\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = importing\n"
+        "import sys; sys.argv = ['acgan', 'sample', '--digit', '3']\n"
+        "from acgan_cli.__main__ import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", interrupt_the_import],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 130
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "error: interrupted",
+        "hint: nothing was written and files already there are unchanged; run the command again",
+    ]
+    assert list(tmp_path.iterdir()) == []
