@@ -626,6 +626,9 @@ def _read_class_names(names_file: Path) -> tuple[str, ...]:
     return names
 
 
+_RENUMBER = "renumber the labels after it (numpy.unique(labels, return_inverse=True)[1] does)"
+
+
 def _check_labels(
     labels_path: Path, labels: np.ndarray, names: tuple[str, ...], names_file: Path | None, every_class: bool
 ) -> None:
@@ -653,13 +656,20 @@ def _check_labels(
         though = f", though its labels go up to {top}" if missing[-1] < top else ""
         raise DataError(
             f"no images in {labels_path} are labelled {_ranges(missing)}{though}",
-            hint="labels must number the classes 0..K-1 (or name the classes in classes.txt)",
+            hint="labels must number the classes 0..K-1 without gaps: renumber them (numpy.unique(labels, "
+            "return_inverse=True)[1] does), or fetch the file again if it is damaged",
         )
     if missing:
         shown = ", ".join(repr(names[i]) for i in missing[:5]) + (", …" if len(missing) > 5 else "")
         raise DataError(
             f"no images in {labels_path} are labelled {_ranges(missing)} ({shown}), which {names_file} names",
-            hint="a class without images cannot be learned: drop its name from classes.txt, or add its images",
+            # Names dropped before the last label would give the later classes the wrong names.
+            hint="a class without images cannot be learned: "
+            + (
+                "drop its name from classes.txt, or add its images"
+                if missing[0] > top
+                else f"add its images, or drop its name from classes.txt and {_RENUMBER}"
+            ),
         )
     if len(names) < 2:
         raise DataError(

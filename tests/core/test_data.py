@@ -367,8 +367,30 @@ def test_classes_txt_must_name_classes_that_have_training_images(tmp_path: Path)
     write_idx(folder / "t10k-labels-idx1-ubyte", np.arange(20) % 2)  # a test split may lack one
     assert load_dataset(str(folder), "test").class_names == ("cat", "dog", "bird")
     (folder / "classes.txt").write_text("cat\ndog\nbird\nfish\n")
-    with pytest.raises(DataError, match=r"are labelled 3 \('fish'\), which .*classes.txt names"):
+    with pytest.raises(DataError, match=r"are labelled 3 \('fish'\), which .*classes.txt names") as caught:
         load_dataset(str(folder))
+    assert (
+        caught.value.hint
+        == "a class without images cannot be learned: drop its name from classes.txt, or add its images"
+    )
+    # A class without images before the last label: dropping its name alone named the later classes
+    # wrongly, and without classes.txt the hint sent the user to write one, which cannot fill a gap.
+    write_idx(folder / "train-labels-idx1-ubyte", np.array([0, 1, 3] * 13 + [0]))
+    with pytest.raises(DataError, match=r"are labelled 2 \('bird'\), which") as caught:
+        load_dataset(str(folder))
+    assert caught.value.hint == (
+        "a class without images cannot be learned: add its images, or drop its name from classes.txt and "
+        "renumber the labels after it (numpy.unique(labels, return_inverse=True)[1] does)"
+    )
+    (folder / "classes.txt").unlink()
+    with pytest.raises(DataError, match=r"are labelled 2, though its labels go up to 3\n") as caught:
+        load_dataset(str(folder))
+    assert caught.value.hint == (
+        "labels must number the classes 0..K-1 without gaps: renumber them (numpy.unique(labels, "
+        "return_inverse=True)[1] does), or fetch the file again if it is damaged"
+    )
+    write_idx(folder / "train-labels-idx1-ubyte", np.arange(40) % 3)
+    (folder / "classes.txt").write_text("cat\ndog\nbird\nfish\n")
     (folder / "classes.txt").write_text("".join(f"c{i}\n" for i in range(70_000)))
     with pytest.raises(DataError, match=r"classes\.txt names 70,000 classes; acgan trains at most 65,536"):
         load_dataset(str(folder))
