@@ -725,7 +725,7 @@ def _warn_if_resized(
         warnings.warn(
             Notice(
                 f"the {len(sizes):,} training images in {_named(folder)} are of {len(set(sizes)):,} sizes, none "
-                f"held by half of them; they load at {_hxw(typical)}, their median width and height: the "
+                f"held by half of them; they load at {_hxw(typical)}, their median height and width: the "
                 f"{others:,} of other sizes are resized to it, the aspect not kept where it differs"
             ),
             stacklevel=5,

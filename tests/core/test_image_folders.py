@@ -276,7 +276,7 @@ def test_photos_each_of_its_own_size_load_at_their_median_not_the_first_listed(t
     assert data.images.shape == (20, 3, 158, 216)  # the 10th of the 20 widths and of the 20 heights
     assert [str(n) for n in notes] == [
         f"the 20 training images in {root} are of 20 sizes, none held by half of them; they load at 158x216, "
-        "their median width and height: the 19 of other sizes are resized to it, the aspect not kept where it "
+        "their median height and width: the 19 of other sizes are resized to it, the aspect not kept where it "
         "differs"
     ]
     assert [str(n) for n in loaded(root, "test")[1]] == [
