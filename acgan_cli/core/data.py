@@ -797,6 +797,19 @@ def check_dataset_name(name: str) -> None:
             ),
             stacklevel=2,
         )
+    if name not in DATASETS and _is_run_folder(
+        user_path(name)
+    ):  # it failed as "…/checkpoints holds no images"
+        trained_on = _run_dataset(user_path(name))
+        data = f"the data it trained on{f' ({trained_on})' if trained_on else ''}"
+        raise UsageError(
+            f"{name} is a training run's folder, not a dataset",
+            hint=f"give {data}; a run is resumed with resume=, and scored or sampled as a checkpoint",
+            cli_hint=f"give {data}; a run is continued with `acgan train --resume {shlex.quote(name)}`, "
+            "and scored, sampled or exported as the command's checkpoint",
+            option="dataset",
+            detail=f"{name!r} is a training run's folder, not a dataset",
+        )
     if name in DATASETS or user_path(name).is_dir():
         return
     if user_path(name).is_file() and name.lower().endswith(ARCHIVE_SUFFIXES):
@@ -850,6 +863,22 @@ def check_dataset_name(name: str) -> None:
         option="dataset",
         detail=f"{name!r} is neither a dataset nor a folder{suggestion}",  # the hint lists them
     )
+
+
+def _is_run_folder(folder: Path) -> bool:
+    """Whether `folder` is an acgan training run's (its config.json and checkpoints/)."""
+    return (folder / "config.json").is_file() and (folder / "checkpoints").is_dir()
+
+
+def _run_dataset(run: Path) -> str | None:
+    """The dataset a run's config.json records, if it can be read."""
+    import json
+
+    try:
+        dataset = json.loads((run / "config.json").read_text(encoding="utf-8"))["train"]["dataset"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return dataset if isinstance(dataset, str) and dataset else None
 
 
 def written_as_path(name: str) -> bool:

@@ -852,6 +852,21 @@ def test_an_idx_folders_dry_run_shows_its_classes_and_refuses_what_the_run_would
     assert run.exit_code == 1 and refused.stderr.splitlines()[0] in run.stderr.splitlines()
 
 
+def test_a_run_folder_given_as_the_dataset_is_named_as_one(run: Path) -> None:
+    """It was refused as "RUN/checkpoints holds no images … a class without images cannot be learned"."""
+    for command in (
+        ["train", "--dataset", str(run), "--dry-run"],
+        ["evaluate", str(run), "--dataset", str(run)],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert result.stderr.splitlines() == [
+            f"error: Invalid value for --dataset: {str(run)!r} is a training run's folder, not a dataset",
+            f"hint: give the data it trained on (mnist-5k); a run is continued with `acgan train --resume {run}`, "
+            "and scored, sampled or exported as the command's checkpoint",
+        ]
+
+
 def test_a_moved_idx_folders_run_resumes_on_its_new_place(tmp_path: Path) -> None:
     """Its hint said to give the new place with --dataset NEW, which was then refused as a change of
     data: an IDX folder's classes were not known before it was read."""
