@@ -348,6 +348,19 @@ class Trainer:
                        "their aspect not kept"),
                 stacklevel=3,  # the caller of Trainer()
             )  # fmt: skip
+        largest = max(height, width)
+        if config.img_size > 2 * largest:  # a blur of their pixels, not detail: it went without a word
+            own = max(
+                8, -(-largest // 4) * 4
+            )  # the smallest img_size that holds them (8 or more, a multiple of 4)
+            said = f"the images are {height}x{width}; they are enlarged {config.img_size / largest:.3g}x to {config.img_size}x{config.img_size}, which adds no detail"  # fmt: skip
+            keep = (
+                "" if resume_info is not None else f" ({{}} {own} keeps them near their own size)"
+            )  # a run keeps its size
+            warnings.warn(
+                Notice(said + keep.format("img_size"), cli_message=said + keep.format("--img-size")),
+                stacklevel=3,  # the caller of Trainer()
+            )
         prepared = prepare(data, config.img_size, self.device)
         check_batch_size(config.batch_size, len(prepared), resume_info.path if resume_info else None)
         check_run_length(config, len(prepared))

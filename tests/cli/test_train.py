@@ -1107,6 +1107,27 @@ def test_images_that_are_not_square_are_said_to_lose_their_aspect(tmp_path: Path
     )
 
 
+def test_images_enlarged_more_than_twice_get_a_note_with_the_size_that_keeps_them(tmp_path: Path) -> None:
+    """8x8 images trained at 32x32 were enlarged 4x without a word: a blur, not detail."""
+    import numpy as np
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte", np.random.default_rng(0).integers(0, 256, (32, 8, 8)))
+    write_idx(folder / "train-labels-idx1-ubyte", np.arange(32) % 2)
+    args = ["train", "--dataset", str(folder), "--max-steps", "1", *TINY_ARGS, "--out", str(tmp_path / "run")]
+    enlarged = runner.invoke(app, [*args, "--img-size", "32"])  # the last --img-size counts
+    assert enlarged.exit_code == 0, enlarged.stderr
+    note = "note: the images are 8x8; they are enlarged 4x to 32x32, which adds no detail"
+    assert f"{note} (--img-size 8 keeps them near their own size)" in enlarged.stderr.splitlines()
+    resumed = runner.invoke(app, ["train", "--resume", str(tmp_path / "run"), "--max-steps", "2"])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert note in resumed.stderr.splitlines()  # a run keeps its size: no option offered
+    doubled = runner.invoke(app, [*args[:-1], str(tmp_path / "doubled"), "--img-size", "16"])
+    assert doubled.exit_code == 0, doubled.stderr
+    assert "note: the images are" not in doubled.stderr
+
+
 def test_every_training_setting_is_an_option_and_reaches_the_config() -> None:
     """The command builds its TrainConfig from its options by field name: a field without an
     option would fail every run, and one the command dropped would be silently ignored."""
