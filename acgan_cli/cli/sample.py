@@ -139,7 +139,7 @@ def _write(path: Path, data: bytes, numbered_in: Path | None, stem: str, fmt: st
     """Write `data` to `path` and return where it went. A name chosen here (`numbered_in` a folder)
     is claimed as it is written: one that another process took since it was chosen moves on to the
     next free number, so that two samplers started together never overwrite each other."""
-    from acgan_cli.core.files import write_atomic, write_failure, write_hint, write_new
+    from acgan_cli.core.files import write_atomic, write_new
 
     try:
         if numbered_in is None:
@@ -149,18 +149,25 @@ def _write(path: Path, data: bytes, numbered_in: Path | None, stem: str, fmt: st
             path = _default_out(stem, fmt, numbered_in)
         return path
     except OSError as exc:
-        raise AcganError(f"cannot write {path}: {write_failure(path, exc)}", hint=write_hint(exc)) from None
+        raise _write_error(path, exc) from None
 
 
 def _check_writable(path: Path) -> None:
     """Refuse a file that cannot be written before the images are drawn, as `_write` would after
     them: `--out /etc/passwd/x.png` was refused once 20,000 images were drawn, a minute later."""
-    from acgan_cli.core.files import check_writable, write_failure, write_hint
+    from acgan_cli.core.files import check_writable
 
     try:
         check_writable(path)
     except OSError as exc:
-        raise AcganError(f"cannot write {path}: {write_failure(path, exc)}", hint=write_hint(exc)) from None
+        raise _write_error(path, exc) from None
+
+
+def _write_error(path: Path, exc: OSError) -> AcganError:
+    """The error for `path`, which could not be written: why, and what to do."""
+    from acgan_cli.core.files import write_failure, write_hint
+
+    return AcganError(f"cannot write {path}: {write_failure(path, exc)}", hint=write_hint(exc))
 
 
 def _default_stem(class_names: tuple[str, ...], class_index: int | None, grid: bool) -> str:

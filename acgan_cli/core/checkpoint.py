@@ -57,6 +57,7 @@ from acgan_cli.core.config import (
 from acgan_cli.core.errors import AcganError, CheckpointError, Notice, UsageError, first_line
 from acgan_cli.core.files import (
     blocking_file,
+    is_run_folder,
 )
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
                 return latest if step >= held else steps[-1]
             return latest
         runs = sorted(run for run in path.glob(f"*/checkpoints/{LATEST}"))  # a folder of runs: runs/
-        if _is_run(path):  # "give a run folder" sent the user back to this one
+        if is_run_folder(path):  # "give a run folder" sent the user back to this one
             hint = (
                 "the run has saved none yet: it is in its first epoch (wait for its first checkpoint), "
                 f"or it stopped before it, and nothing can resume it (delete {path} and train again)"
@@ -254,18 +255,13 @@ READ_BY = {"sample": "sampled", "export": "exported"}  # what a command does to 
 RUN_RECORDS = {"config.json": "a training run's settings", "metrics.jsonl": "a training run's loss history"}
 
 
-def _is_run(folder: Path) -> bool:
-    """Whether `folder` is a training run's: `acgan train` writes config.json and checkpoints/."""
-    return (folder / "config.json").is_file() and (folder / "checkpoints").is_dir()
-
-
 def run_record(target: Path) -> str | None:
     """What `target` is to the training run whose folder holds it (its settings, loss history or a
     sample grid), or None: a run folder has config.json and checkpoints/ (`acgan train` writes both)."""
-    if target.name in RUN_RECORDS and _is_run(target.parent):
+    if target.name in RUN_RECORDS and is_run_folder(target.parent):
         return RUN_RECORDS[target.name]
     grid = re.fullmatch(r"step-\d{8,}\.png", target.name)  # what Trainer writes; a user's own file is theirs
-    if grid and target.parent.name == "samples" and _is_run(target.parent.parent):
+    if grid and target.parent.name == "samples" and is_run_folder(target.parent.parent):
         return "one of a training run's sample grids"
     return None
 
@@ -306,7 +302,7 @@ def _why_not_an_output(target: Path, command: str, reading: Path | None) -> str 
         if kind is None and is_evaluator(target):  # minutes to train again, and maybe the one scores were by
             return f"{target} is an evaluator that `acgan evaluate` trained; {command} never overwrites one"
     checkpoint_name = where.name == LATEST or _STEP_FILE.fullmatch(where.name)
-    if checkpoint_name and where.parent.name == "checkpoints" and _is_run(where.parent.parent):
+    if checkpoint_name and where.parent.name == "checkpoints" and is_run_folder(where.parent.parent):
         # none there yet, or a damaged one: resume and sample would take the new file for the run's
         return f"{target} is the name of one of a training run's checkpoints; {command} never writes one"
     record = None if os.path.lexists(where) else run_record(where)

@@ -43,6 +43,7 @@ from acgan_cli.core.config import (
     user_path,
 )
 from acgan_cli.core.errors import ConfigError, DataError, Notice, UsageError, first_line
+from acgan_cli.core.files import is_run_folder
 from acgan_cli.core.image_folders import (
     IMAGE_SUFFIXES,
     SPLIT_FOLDERS,
@@ -797,9 +798,8 @@ def check_dataset_name(name: str) -> None:
             ),
             stacklevel=2,
         )
-    if name not in DATASETS and _is_run_folder(
-        user_path(name)
-    ):  # it failed as "…/checkpoints holds no images"
+    # A run folder failed as "…/checkpoints holds no images".
+    if name not in DATASETS and is_run_folder(user_path(name)):
         trained_on = _run_dataset(user_path(name))
         data = f"the data it trained on{f' ({trained_on})' if trained_on else ''}"
         raise UsageError(
@@ -863,11 +863,6 @@ def check_dataset_name(name: str) -> None:
         option="dataset",
         detail=f"{name!r} is neither a dataset nor a folder{suggestion}",  # the hint lists them
     )
-
-
-def _is_run_folder(folder: Path) -> bool:
-    """Whether `folder` is an acgan training run's (its config.json and checkpoints/)."""
-    return (folder / "config.json").is_file() and (folder / "checkpoints").is_dir()
 
 
 def _run_dataset(run: Path) -> str | None:

@@ -320,6 +320,11 @@ def write_atomic(path: Path, data: bytes) -> None:
         replace_durably(tmp, path)
 
 
+def is_run_folder(folder: Path) -> bool:
+    """Whether `folder` is a training run's: `acgan train` writes config.json and checkpoints/."""
+    return (folder / "config.json").is_file() and (folder / "checkpoints").is_dir()
+
+
 def check_writable(path: Path) -> None:
     """The OSError that `write_atomic(path, ...)` would meet making its folders and temporary file
     (a file where a folder should be, a folder that cannot be written), raised now, before the data is

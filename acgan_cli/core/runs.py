@@ -456,7 +456,7 @@ def _resumed_run_dir(resume: Path) -> Path | None:
     if not resume.is_dir():
         return run_dir_of(resume)
     for folder in (resume, resume.parent) if resume.name == "checkpoints" else (resume,):
-        if (folder / "config.json").is_file() and (folder / "checkpoints").is_dir():
+        if files.is_run_folder(folder):
             return folder.resolve()
     return None
 
