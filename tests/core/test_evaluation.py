@@ -807,10 +807,18 @@ def test_class_folders_renamed_since_training_are_refused_before_an_evaluator_is
     ids=["classes", "channels"],
 )
 def test_a_moved_folders_checkpoint_scored_with_other_data_is_refused_by_classes_and_channels(
-    classes: int, channels: int, drawn: str, tiny_folder: Path, tmp_path: Path
+    classes: int,
+    channels: int,
+    drawn: str,
+    tiny_folder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A run on a folder that is gone may be scored with --dataset FOLDER where the data is now;
-    a folder of another class count or channel count there is not its data, though no name says so."""
+    a folder of another class count or channel count there is not its data, though no name says so.
+    It is refused once the data is read, before an evaluator is trained on it (one was, then refused);
+    and so is the run's own folder, put back with other data."""
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
     digits = load_dataset("mnist-5k")
     rows = (digits.labels < classes).nonzero().flatten()[torch.randperm(classes * 500)[:300]]
     images, labels = digits.images[rows, 0].numpy(), digits.labels[rows].numpy()
@@ -827,11 +835,23 @@ def test_a_moved_folders_checkpoint_scored_with_other_data_is_refused_by_classes
     config = EvaluationConfig(
         dataset=str(tiny_folder), device="cpu", n_samples=200, metrics=("class-accuracy",)
     )
-    with pytest.raises(EvaluatorError) as caught:
+    latest = ckpt.read_info(run).path
+    with pytest.raises(DataError) as caught:
         evaluate([run], config)
-    assert caught.value.message.startswith(f"{ckpt.read_info(run).path} draws {drawn} but the evaluator ")
-    assert caught.value.message.endswith(" knows 10 classes of 1-channel images")
-    assert caught.value.hint == "the checkpoint and the evaluator come from different data"
+    assert (
+        caught.value.message
+        == f"{latest} draws {drawn} but {tiny_folder} holds 10 classes of 1-channel images"
+    )
+    assert caught.value.hint == "give dataset the data the run was trained on, or leave it out"
+    assert caught.value.cli_hint == "give --dataset the data the run was trained on, or drop it"
+    shutil.copytree(tiny_folder, gone)  # other data where the run's was
+    with pytest.raises(DataError) as caught:
+        evaluate([run], EvaluationConfig(device="cpu", n_samples=200, metrics=("class-accuracy",)))
+    assert caught.value.message == f"{latest} draws {drawn} but {gone} holds 10 classes of 1-channel images"
+    assert caught.value.cli_hint == (
+        "the data there has changed since the run: put the run's data back, or give --dataset where it is now"
+    )
+    assert not (tmp_path / "cache").exists()  # no evaluator was trained
 
 
 def test_a_downloaded_dataset_that_is_not_here_gets_a_hint_that_scoring_can_follow(tmp_path: Path) -> None:

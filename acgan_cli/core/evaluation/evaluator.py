@@ -618,8 +618,10 @@ def load_evaluator(
     retrain: bool = False,
     on_event: Callable[[EvaluationEvent], None] = lambda event: None,
     should_stop: Callable[[], bool] = lambda: False,
+    check_data: Callable[[Dataset], None] = lambda train: None,
 ) -> Evaluator:
     """The evaluator for `dataset`: from `path` if given, else cached, else trained (and cached).
+    `check_data` sees the training split first, to refuse data of the wrong kind before any is trained.
 
     Training one stops with TrainingStopped when `should_stop()` says so; nothing is cached then.
 
@@ -649,6 +651,7 @@ def load_evaluator(
         return Evaluator(net, info, train, test, device)
 
     train, test = evaluator_splits(dataset, data_dir, download)
+    check_data(train)
     digest = data_hash(train, test)
     cached = cache_path(dataset, digest, seed)
 

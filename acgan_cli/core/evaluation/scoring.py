@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from acgan_cli.core.checkpoint import CheckpointInfo
+    from acgan_cli.core.data import Dataset
 
 
 @dataclass(frozen=True)
@@ -443,6 +444,36 @@ def check_fits(
         )
 
 
+def _check_data_fits(infos: list[CheckpointInfo], train: Dataset, dataset: str, *, chosen: bool) -> None:
+    """Refuse checkpoints that draw other classes or channels than `dataset`'s training split holds,
+    once it is read and before an evaluator is trained on it: a moved run's --dataset of other data
+    trained one (a minute) only for check_fits to refuse it then. `chosen`: the caller named the
+    dataset (else it is the checkpoints' own, changed since)."""
+    for info in infos:
+        drawn = f"{len(info.class_names)} classes of {info.image_shape[0]}-channel images"
+        held = f"{train.n_classes} classes of {train.channels}-channel images"
+        if drawn != held:
+            message = f"{info.path} draws {drawn} but {dataset_title(dataset)} holds {held}"
+        elif not same_classes(info.class_names, train.class_names):
+            message = (
+                f"{info.path} draws the classes {', '.join(info.class_names)} but {dataset_title(dataset)} "
+                f"holds {', '.join(train.class_names)}"
+            )
+        else:
+            continue
+        if not chosen:
+            raise DataError(
+                message,
+                hint="the data there has changed since the run: put the run's data back, or give dataset where it is now",
+                cli_hint="the data there has changed since the run: put the run's data back, or give --dataset where it is now",
+            )
+        raise DataError(
+            message,
+            hint="give dataset the data the run was trained on, or leave it out",
+            cli_hint="give --dataset the data the run was trained on, or drop it",
+        )
+
+
 def _check_folder_classes(infos: list[CheckpointInfo], dataset: str) -> None:
     """Refuse checkpoints whose classes the folder of class folders `dataset` no longer has, from its
     listing alone, before its evaluator is looked for: the cache keys evaluators by their data, so
@@ -626,6 +657,7 @@ def evaluate(
             seed=config.evaluator_seed,
             retrain=config.retrain_evaluator,
             on_event=on_event,
+            check_data=lambda train: _check_data_fits(infos, train, dataset, chosen=bool(config.dataset)),
         )
         evaluator_seconds = time.perf_counter() - began
         for info in infos:
