@@ -56,7 +56,8 @@ def _render(result: ExportResult) -> None:
     weights = "EMA generator" if result.ema else "generator"
     console.print(
         f"exported the {weights} of {result.checkpoint} (step {result.step}) as {result.format} "
-        f"→ {result.path} ({facts}) in {result.export_seconds:.1f} s",
+        f"→ {'stdout' if names_stdout(str(result.path)) else result.path} ({facts}) "
+        f"in {result.export_seconds:.1f} s",  # "stdout", as sample says of its bytes there
         markup=False,
     )
     console.print(f"verified with {result.runtime} in {result.verify_seconds:.1f} s:", markup=False)

@@ -442,6 +442,7 @@ def test_dev_stdout_takes_the_verified_bytes_alone(run: Path, tmp_path: Path, ou
     info = read_info(tmp_path / "g.safetensors")
     assert info.kind == "generator" and info.step == 12
     assert [p.name for p in tmp_path.iterdir() if p.name != "runs"] == ["g.safetensors"]  # no temporary left
+    assert b"(step 12) as safetensors \xe2\x86\x92 stdout (" in done.stderr  # "→ stdout", as sample says
     if out == "-":
         return
     # A reader gone before the file comes (| head -c 0): quiet, 141, as SIGPIPE ends cat.
