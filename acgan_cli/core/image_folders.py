@@ -89,6 +89,11 @@ _EXIF_ORIENTATION = 0x0112
 _EXIF_FORMATS = {"JPEG", "MPO", "WEBP"}  # what cameras and phones write (Pillow turns TIFFs itself)
 
 
+class UnusableImage(DataError):
+    """A file among a folder's images that no Pillow reads as one (damaged, a FIFO, a decompression
+    bomb): its hint is to take it out, which a resumed run, whose data never changes, cannot."""
+
+
 class _Split(NamedTuple):
     classes: tuple[str, ...]  # the training split's, in label order
     root: Path  # the folder holding the class folders
@@ -208,9 +213,12 @@ def load_image_folder(
     width, height = size
     # channels first, as training takes them: a copy to that layout doubled the memory loading took
     images = np.empty((len(chosen.files), plan.channels, height, width), dtype=np.uint8)
+    see_through: list[Path] = []  # images with transparent pixels, flattened onto black
 
     def decode(index: int) -> None:
-        images[index] = _decoded(chosen.files[index], size, plan.channels, plan.ranges)
+        images[index], transparent = _decoded(chosen.files[index], size, plan.channels, plan.ranges)
+        if transparent:
+            see_through.append(chosen.files[index])  # (append holds the GIL: safe from the pool's threads)
 
     pool = ThreadPoolExecutor(min(8, os.cpu_count() or 1))  # Pillow decodes outside the GIL
     try:
@@ -218,6 +226,8 @@ def load_image_folder(
             pass  # re-raises the first file's DataError
     finally:  # a bad file or Ctrl-C stops the rest, not after all 60,000 are decoded
         pool.shutdown(cancel_futures=True)
+    if split == "train":
+        _warn_if_transparent(folder, sorted(see_through), len(chosen.files))
     return images, np.asarray(chosen.labels, dtype=np.int64), plan.train.classes
 
 
@@ -759,6 +769,22 @@ def _warn_if_few_in_colour(folder: Path, colour: list[Path], images: int) -> Non
         )
 
 
+def _warn_if_transparent(folder: Path, see_through: list[Path], images: int) -> None:
+    """A note where training images have transparent pixels: they are flattened onto black, a
+    background the generator then learns to draw, which icons and sprites on white did not have."""
+    if see_through:
+        some = "it" if len(see_through) == 1 else "them"
+        warnings.warn(
+            Notice(
+                f"{len(see_through):,} of the {images:,} training images in {_named(folder)} "
+                f"{'has' if len(see_through) == 1 else 'have'} transparent pixels "
+                f"({_named(os.path.relpath(see_through[0], folder))}{' and others' if len(see_through) > 1 else ''}), "
+                f"flattened onto black; to train on another background colour, flatten {some} onto that colour first"
+            ),
+            stacklevel=4,
+        )
+
+
 def _warn_of_listing(folder: Path, train: _Split) -> None:
     _warn_if_unbalanced(folder, train)
     _warn_if_skipped(train, "train on")
@@ -846,7 +872,7 @@ def _stamp(path: Path) -> tuple[str, int, int]:
     with _reading(path):
         status = path.stat()
     if not stat.S_ISREG(status.st_mode):  # Pillow would wait on a FIFO for ever
-        raise DataError(
+        raise UnusableImage(
             f"{_named(path)} is not a file but a {_kind(status.st_mode)}",
             hint="move it out of the dataset folder",
         )
@@ -912,34 +938,43 @@ def _is_grey(image: Image.Image) -> bool:
     return False
 
 
-def _decoded(path: Path, size: tuple[int, int], channels: int, ranges: Mapping[str, int]) -> np.ndarray:
-    """One image as uint8 channels x H x W at `size` (width, height); a float or 32-bit grey one read
-    in the range of `ranges` the training images chose for its kind."""
+def _decoded(
+    path: Path, size: tuple[int, int], channels: int, ranges: Mapping[str, int]
+) -> tuple[np.ndarray, bool]:
+    """One image as uint8 channels x H x W at `size` (width, height), and whether it had transparent
+    pixels (flattened onto black); a float or 32-bit grey one read in the range of `ranges` the
+    training images chose for its kind."""
     import numpy as np
     from PIL import Image, ImageOps
 
     with _reading(path), Image.open(path) as opened:
         orientation = _orientation(opened)
         opened.draft("L" if channels == 1 else "RGB", size[::-1] if orientation in _ROTATED else size)
-        image = _flattened(
+        image, transparent = _flattened(
             ImageOps.exif_transpose(opened) if orientation != 1 else opened, channels, path, ranges
         )
         if image.size != size:
             image = image.resize(size, Image.Resampling.BILINEAR)  # antialiased, as prepare() resizes
         pixels = np.asarray(image, dtype=np.uint8)
-    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+    return (pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)), transparent
 
 
-def _flattened(image: Image.Image, channels: int, path: Path, ranges: Mapping[str, int]) -> Image.Image:
-    """`image` as 8-bit L or RGB: 16-bit and float grey scaled down, transparency over black."""
+def _flattened(
+    image: Image.Image, channels: int, path: Path, ranges: Mapping[str, int]
+) -> tuple[Image.Image, bool]:
+    """`image` as 8-bit L or RGB: 16-bit and float grey scaled down, transparency over black; and
+    whether any pixel was less than opaque (an alpha channel may be all opaque: a screenshot's)."""
     from PIL import Image
 
     if image.mode in _WIDE_MODES:
         image = Image.fromarray(_eight_bit(image, path, ranges))
+    transparent = False
     if "transparency" in image.info or image.mode in ("RGBA", "LA", "La", "RGBa", "PA"):
         rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-    return image.convert("L" if channels == 1 else "RGB")
+        transparent = rgba.getchannel("A").getextrema()[0] < 255
+        if transparent:
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    return image.convert("L" if channels == 1 else "RGB"), transparent
 
 
 def _eight_bit(image: Image.Image, path: Path, ranges: Mapping[str, int]) -> np.ndarray:
@@ -991,17 +1026,14 @@ def _reading(path: Path) -> Iterator[None]:
     try:
         yield
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise DataError(
+        raise UnusableImage(
             f"{_named(path)} is larger than the {Image.MAX_IMAGE_PIXELS:,} pixels Pillow decodes "
             "(its guard against decompression bombs)",
             hint="shrink it first, or move it out of the dataset folder",
         ) from None
     except OSError as exc:
         if exc.errno not in _UNREADABLE:
-            raise DataError(
-                f"{_named(path)} is not an image Pillow can read ({_reason(exc, path)})",
-                hint=_undecoded_hint(path),
-            ) from None
+            raise _undecoded(path, exc) from None
         raise DataError(
             f"cannot read {_named(path)}: {exc.strerror}",
             hint="check the file's permissions, or where its link points",
@@ -1009,18 +1041,17 @@ def _reading(path: Path) -> Iterator[None]:
     except (DataError, MemoryError):
         raise
     except Exception as exc:  # Pillow's decoders raise SyntaxError, ValueError, struct.error… too
-        raise DataError(
-            f"{_named(path)} is not an image Pillow can read ({_reason(exc, path)})",
-            hint=_undecoded_hint(path),
-        ) from None
+        raise _undecoded(path, exc) from None
 
 
-def _undecoded_hint(path: Path) -> str:
+def _undecoded(path: Path, exc: BaseException) -> DataError:
+    message = f"{_named(path)} is not an image Pillow can read ({_reason(exc, path)})"
     if path.suffix.lower() == ".avif" and not _pillow_reads_avif():
-        return (
-            "this Pillow cannot decode AVIF (Pillow 11.3 and later can): pip install -U pillow, or convert it"
+        return DataError(
+            message,
+            hint="this Pillow cannot decode AVIF (Pillow 11.3 and later can): pip install -U pillow, or convert it",
         )
-    return "delete or replace it, or move it out of the dataset folder"
+    return UnusableImage(message, hint="delete or replace it, or move it out of the dataset folder")
 
 
 def _pillow_reads_avif() -> bool:

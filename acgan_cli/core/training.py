@@ -77,6 +77,7 @@ from acgan_cli.core.devices import (
 from acgan_cli.core.errors import (
     CheckpointError,
     ConfigError,
+    DataError,
     DivergedError,
     Notice,
     RunDirError,
@@ -94,6 +95,7 @@ from acgan_cli.core.events import (
     StepDone,
 )
 from acgan_cli.core.graphs import StepGraph
+from acgan_cli.core.image_folders import UnusableImage
 from acgan_cli.core.models import build_models, compiled_block_kernels
 from acgan_cli.core.runs import (
     RunPlan,
@@ -334,13 +336,25 @@ class Trainer:
         folders' `class_files`), which config.json records, and
         refuses a batch larger than the data or a resume on other data."""
         config = self.config
-        data = dataset or load_dataset(
-            config.dataset,
-            "train",
-            Path(config.data_dir) if config.data_dir else None,
-            config.download,
-            img_size=config.img_size,
-        )
+        try:
+            data = dataset or load_dataset(
+                config.dataset,
+                "train",
+                Path(config.data_dir) if config.data_dir else None,
+                config.download,
+                img_size=config.img_size,
+            )
+        except UnusableImage as exc:
+            if resume_info is None:
+                raise
+            # "delete it" led to the resume's next error: the data has changed (one image fewer)
+            raise DataError(
+                exc.message,
+                hint="put back the image the run trained on to resume it (a resumed run never changes "
+                "data), or take it out and train a new run without resume=",
+                cli_hint="put back the image the run trained on to resume it (a resumed run never changes "
+                "data), or take it out and train a new run without --resume",
+            ) from None
         height, width = data.images.shape[-2:]
         if height != width:  # prepare() squares them
             warnings.warn(

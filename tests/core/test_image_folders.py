@@ -108,17 +108,23 @@ def test_colour_sizes_and_transparency_load_as_one_rgb_array(tmp_path: Path) -> 
     see_through = solid("RGBA", (40, 30), (0, 255, 0, 255))
     see_through.paste((255, 255, 255, 0), (0, 0, 4, 4))  # transparent: acgan's background is black
     write_image(root / "train" / "b" / "clear.png", see_through)
+    write_image(
+        root / "train" / "b" / "opaque.png", solid("RGBA", (40, 30), (9, 8, 7, 255))
+    )  # a screenshot's
     write_image(root / "train" / "b" / "small.png", solid("RGB", (10, 10), (0, 0, 255)))
     write_image(root / "test" / "b" / "blue.jpg", solid("RGB", (80, 60), (0, 0, 255)), quality=95)
     data, notes = loaded(root)
-    assert data.images.shape == (4, 3, 30, 40)  # the most common size; RGB as one image is colour
-    grey, red, clear, small = data.images  # by class, then by name
+    assert data.images.shape == (5, 3, 30, 40)  # the most common size; RGB as one image is colour
+    grey, red, clear, opaque, small = data.images  # by class, then by name
     assert red[:, 0, 0].tolist() == [255, 0, 0] and grey[:, 5, 5].tolist() == [100, 100, 100]
     assert clear[:, 0, 0].tolist() == [0, 0, 0] and clear[:, 20, 30].tolist() == [0, 255, 0]
+    assert opaque[:, 0, 0].tolist() == [9, 8, 7]
     assert small[:, 15, 20].tolist() == [0, 0, 255]  # resized to 40x30
-    assert [str(n) for n in notes] == [
-        f"1 of the 4 training images in {root} is not 30x40, the size most training images have; it is resized to "
-        "it, the aspect not kept where it differs"
+    assert [str(n) for n in notes] == [  # the alpha of opaque.png, all opaque, gets no word
+        f"1 of the 5 training images in {root} is not 30x40, the size most training images have; it is resized to "
+        "it, the aspect not kept where it differs",
+        f"1 of the 5 training images in {root} has transparent pixels (b/clear.png), flattened onto black; to "
+        "train on another background colour, flatten it onto that colour first",
     ]
     test, notes = loaded(root, "test")
     assert [str(n) for n in notes] == [

@@ -95,6 +95,29 @@ def test_a_bad_image_is_named_and_exits_1(tmp_path: Path, case: str) -> None:
     assert not (tmp_path / "runs").exists()  # refused before a run folder was made
 
 
+def test_a_resume_whose_image_was_damaged_is_told_to_put_it_back_not_to_delete_it(tmp_path: Path) -> None:
+    """ "delete or replace it" led a resume to its next error: the data has changed (one image fewer)."""
+    folder = _folder(tmp_path / "data")
+    args = ["--dataset", str(folder), "--device", "cpu", *TINY_ARGS]
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", "--max-steps", "1", "--out", str(run), *args]).exit_code == 0
+    # Damaged in place, its size kept (a cut file is "other files": config.json records their sizes)
+    culprit = _rewrite(lambda d: d[:40] + bytes(b ^ 0xFF for b in d[40:60]) + d[60:])(folder)
+    resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "2", *args])
+    assert resumed.exit_code == 1, resumed.stderr
+    errors = error_lines(resumed.stderr)
+    assert errors[0].startswith(f"error: {culprit} is not an image Pillow can read"), errors
+    assert errors[1] == (
+        "hint: put back the image the run trained on to resume it (a resumed run never changes data), "
+        "or take it out and train a new run without --resume"
+    )
+    culprit.unlink()  # what the hint says a resume cannot take
+    resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "2", *args])
+    assert resumed.exit_code == 1 and "has changed since" in error_lines(resumed.stderr)[0], resumed.stderr
+    fresh = runner.invoke(app, ["train", "--max-steps", "1", "--out", str(tmp_path / "new"), *args])
+    assert fresh.exit_code == 0, fresh.stderr
+
+
 def test_an_image_past_pillows_size_guard_is_refused_by_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
