@@ -51,6 +51,7 @@ from acgan_cli.core.image_folders import (
     TRAIN_FOLDERS,
     check_image_split,
     count_images,
+    folders_of_images,
     listed_class_files,
     listed_classes,
     load_image_folder,
@@ -537,6 +538,15 @@ def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, t
     _check_shapes(images_path, images, labels_path, labels)
     names, names_file = _idx_class_names(folder, labels)
     _check_labels(labels_path, labels, names, names_file, every_class=split == "train" or names_file is None)
+    beside = folders_of_images(folder) if split == "train" else []
+    if beside:  # read as a folder of class folders had the IDX files not been there, and never a word
+        warnings.warn(
+            Notice(
+                f"{folder} holds IDX files and folders of images ({_some_names(tuple(beside))}); "
+                "the IDX files alone are read (to train on the folders, move the IDX files out)"
+            ),
+            stacklevel=3,  # the caller of load_dataset
+        )
     return images, labels.astype("int64"), names
 
 

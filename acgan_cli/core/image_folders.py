@@ -148,6 +148,36 @@ def may_hold_images(folder: Path) -> bool:
         return False  # reading it as IDX files says why
 
 
+def folders_of_images(folder: Path, most: int = 50) -> list[str]:
+    """The names of the visible folders in `folder` (the first `most`, sorted) that hold an image in
+    them or one level down: class folders, or split folders of them. Each is read only until an
+    image is found, so a folder of 60,000 images costs one listing."""
+
+    def holds_an_image(path: str, depth: int) -> bool:
+        try:
+            with os.scandir(path) as entries:
+                subfolders = []
+                for entry in entries:
+                    if not _visible(entry.name):
+                        continue
+                    if entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file():
+                        return True
+                    if depth and entry.is_dir(follow_symlinks=False):
+                        subfolders.append(entry.path)
+        except OSError:
+            return False
+        return any(holds_an_image(sub, depth - 1) for sub in subfolders)
+
+    try:
+        with os.scandir(folder) as entries:
+            named = sorted(entry.name for entry in entries if _visible(entry.name) and entry.is_dir())
+    except OSError:
+        return []
+    return [
+        name for name in named[:most] if not _is_run(folder / name) and holds_an_image(str(folder / name), 1)
+    ]
+
+
 def count_images(folder: Path) -> int:
     """How many training images `folder` holds, from its listing alone (nothing is decoded)."""
     return len(_listing(folder, "train").files)

@@ -93,6 +93,40 @@ def test_idx_folder_class_names_from_classes_txt(tmp_path: Path) -> None:
     assert load_dataset(str(folder)).class_names == ("shirt", "trouser", "sneaker")
 
 
+def test_folders_of_images_beside_idx_files_get_a_note_that_they_are_not_read(tmp_path: Path) -> None:
+    """IDX files win over class folders in the same folder: the folders went unread without a word."""
+    from PIL import Image
+
+    folder = make_idx_folder(tmp_path / "mixed", classes=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_dataset(str(folder))
+    assert not [w for w in caught if isinstance(w.message, Notice)]  # the folder alone: no note
+    for name in ("cat", "dog"):
+        (folder / name).mkdir()
+        Image.new("L", (8, 8)).save(folder / name / "a.png")
+    (folder / "train" / "owl").mkdir(parents=True)  # a split folder of class folders counts too
+    Image.new("L", (8, 8)).save(folder / "train" / "owl" / "b.png")
+    (folder / "notes").mkdir()  # no images: not named
+    (folder / "notes" / "readme.txt").write_text("hello")
+    said = {}
+    for split in ("train", "test"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert load_dataset(str(folder), split).class_names == ("0", "1", "2")  # the IDX files'
+        said[split] = [(str(w.message), w.filename) for w in caught]
+    assert said == {
+        "train": [
+            (
+                f"{folder} holds IDX files and folders of images ('cat', 'dog', 'train'); the IDX files alone "
+                "are read (to train on the folders, move the IDX files out)",
+                __file__,  # said where load_dataset was called
+            )
+        ],
+        "test": [],  # once, for the training split
+    }
+
+
 def test_idx_errors_name_the_file(tmp_path: Path) -> None:
     folder = make_idx_folder(tmp_path / "broken")
     images = folder / "train-images-idx3-ubyte"
