@@ -955,10 +955,32 @@ def listed_class_names(name: str) -> tuple[tuple[str, ...], list[int]] | None:
 
 
 def class_files(name: str) -> list[str] | None:
-    """A fingerprint of each class's files in a folder of class folders (`listed_class_files`), which
-    a run records so that a resume sees images moved between its classes; None for other data."""
+    """A fingerprint of each class's images, which a run records so that a resume sees images moved
+    between its classes: a folder of class folders' `listed_class_files` (from its listing), an IDX
+    folder's `idx_class_images` (from its files); None for a registry dataset."""
+    if name in DATASETS:
+        return None
     folder = user_path(name)
-    return listed_class_files(folder) if name not in DATASETS and _holds_images(folder) else None
+    return listed_class_files(folder) if _holds_images(folder) else idx_class_images(folder)
+
+
+def idx_class_images(folder: Path) -> list[str] | None:
+    """A short hash of each class's training images in an IDX folder, in file order: labels shuffled
+    between images leave every class its count (all a resume compared), not these. None where the
+    folder's training files cannot be read (loading says why)."""
+    import numpy as np
+
+    try:
+        images_path, labels_path = _idx_pair(folder, "train")
+        images, labels = read_idx(images_path), read_idx(labels_path)
+    except (DataError, IndexError):
+        return None
+    if labels.ndim != 1 or len(images) != len(labels) or not len(labels):
+        return None
+    classes = int(labels.max()) + 1
+    return [
+        hashlib.sha256(np.ascontiguousarray(images[labels == c])).hexdigest()[:16] for c in range(classes)
+    ]
 
 
 def check_split(name: str, split: str) -> None:

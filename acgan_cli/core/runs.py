@@ -45,6 +45,7 @@ from acgan_cli.core.data import (
     class_files,
     dataset_title,
     handed_in,
+    holds_class_folders,
     listed_class_names,
     numbered,
     run_name,
@@ -617,8 +618,10 @@ def check_same_data(resumed: ckpt.CheckpointInfo, data: Dataset, files: list[str
     import torch
 
     per_class = torch.bincount(data.labels.cpu(), minlength=len(data.class_names)).tolist()
+    idx = files is not None and not holds_class_folders(data.name)
     _refuse_changes(
-        resumed, _data_changes(resumed, len(data), data.class_names, per_class, data.channels, files=files)
+        resumed,
+        _data_changes(resumed, len(data), data.class_names, per_class, data.channels, files=files, idx=idx),
     )
 
 
@@ -642,7 +645,8 @@ def check_same_listing(resumed: ckpt.CheckpointInfo, dataset: str, images: int |
     if dataset not in DATASETS:
         names, per_class = listed_class_names(dataset) or (None, None)
         files = _class_files_to_check(resumed, dataset)
-        _refuse_changes(resumed, _data_changes(resumed, images, names, per_class, files=files))
+        idx = not holds_class_folders(dataset)
+        _refuse_changes(resumed, _data_changes(resumed, images, names, per_class, files=files, idx=idx))
 
 
 def _class_files_to_check(resumed: ckpt.CheckpointInfo, dataset: str) -> list[str] | None:
@@ -678,6 +682,7 @@ def _data_changes(
     channels: int | None = None,
     names_given: bool = False,
     files: list[str] | None = None,
+    idx: bool = False,
 ) -> list[str]:
     """How data of `count` images, of classes named `now` with `per_class` images each (None: not
     known), of `channels` and whose classes hold `files` (`class_files`) differs from what the run
@@ -716,13 +721,17 @@ def _data_changes(
         names = now or was
         differ = [i for i, (old, new) in enumerate(zip(recorded_files, files, strict=True)) if old != new]
         swapped = [(i, recorded_files.index(files[i])) for i in differ if files[i] in recorded_files]
-        changes += [f"the files of class {names[was_i]!r} in class {names[i]!r}" for i, was_i in swapped[:2]]
+        held = "images" if idx else "files"
+        changes += [f"the {held} of class {names[was_i]!r} in class {names[i]!r}" for i, was_i in swapped[:2]]
         other = [names[i] for i in differ if files[i] not in recorded_files]
         if other:
             shown = [repr(name) for name in other[:5]] + [f"{len(other) - 5} more"] * (len(other) > 5)
             named = " and ".join(shown) if len(shown) < 3 else f"{', '.join(shown[:-1])} and {shown[-1]}"
             classes = f"class{'es' * (len(other) > 1)} {named}"
-            changes.append(f"other files in {classes} (their names or sizes are not the run's)")
+            if idx:  # the images themselves differ, or which image has which label
+                changes.append(f"other images in {classes} (not the run's, or not in its order)")
+            else:
+                changes.append(f"other files in {classes} (their names or sizes are not the run's)")
     return changes
 
 
@@ -882,7 +891,11 @@ def _moved_data(resumed: ckpt.CheckpointInfo, saved: TrainConfig, given: str | N
         return saved
     moved = canonical_dataset(given)
     changes = _data_changes(
-        resumed, training_images(moved), *listed, files=_class_files_to_check(resumed, moved)
+        resumed,
+        training_images(moved),
+        *listed,
+        files=_class_files_to_check(resumed, moved),
+        idx=not holds_class_folders(moved),
     )
     if changes:
         instead = "give the folder that holds the run's data now, or put that data back at"

@@ -1342,6 +1342,48 @@ def test_a_folder_of_colour_images_trains_samples_by_class_name_and_resumes_only
     ]
 
 
+def test_idx_labels_swapped_or_shuffled_are_refused_on_resume_though_each_class_keeps_its_count(
+    tmp_path: Path,
+) -> None:
+    """An IDX folder's resume compared each class's image count alone: labels 0 and 1 swapped (as many
+    of each) resumed, and class '0' learned the ones. The run now records a hash of each class's images."""
+    import numpy as np
+
+    from acgan_cli.core.data import read_idx
+    from tests.helpers import make_idx_folder
+
+    folder = make_idx_folder(tmp_path / "idx", n=40, classes=4).resolve()  # ten images a class
+    run = tmp_path / "run"
+    trained = runner.invoke(
+        app, ["train", "--dataset", str(folder), *TINY_ARGS, "--max-steps", "2", "--out", str(run)]
+    )
+    assert trained.exit_code == 0, trained.stderr
+    assert len(json.loads((run / "config.json").read_text())["dataset"]["class_files"]) == 4
+    labels_file = folder / "train-labels-idx1-ubyte"
+    labels = read_idx(labels_file)
+    swapped = np.where(labels == 0, 1, np.where(labels == 1, 0, labels))
+    shuffled = np.random.default_rng(1).permutation(labels)
+    latest = run / "checkpoints" / "latest.safetensors"
+    before = latest.read_bytes()
+    for relabelled, held in (
+        (swapped, "the images of class '1' in class '0' and the images of class '0' in class '1'"),
+        (shuffled, "other images in classes '0', '1', '2' and '3' (not the run's, or not in its order)"),
+    ):
+        write_idx(labels_file, relabelled)
+        assert np.bincount(read_idx(labels_file)).tolist() == [10] * 4  # the counts a resume compared
+        for dry_run in (["--dry-run"], []):
+            resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4", *dry_run])
+            assert resumed.exit_code == 1 and resumed.stdout == ""
+            assert resumed.stderr.splitlines()[-2] == (
+                f"error: {folder} has changed since {latest} was trained: it now holds {held}"
+            )
+    assert latest.read_bytes() == before
+    write_idx(labels_file, labels, compress=True)  # the run's labels back (gzipped, the same data)
+    labels_file.unlink()
+    resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "4"])
+    assert resumed.exit_code == 0, resumed.stderr
+
+
 def test_class_folders_swapped_are_refused_on_resume_though_each_holds_as_many_images(tmp_path: Path) -> None:
     """Swapped class folders (as many images each, under the same file names) resumed, and the class
     'red' learned the blue images: only each class's count was compared."""
