@@ -436,6 +436,8 @@ def sample(
                     "class": info.class_names[class_index] if class_index is not None else None,
                     "class_index": class_index,  # the number --digit takes; "class" is its name
                     "grid": grid,
+                    # each image's class index where they were random: a PNG sheet or .npy keeps none
+                    **({"labels": labels.tolist()} if class_index is None and not grid else {}),
                     "checkpoint": str(info.path),
                     "step": info.step,
                 }

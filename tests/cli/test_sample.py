@@ -879,13 +879,16 @@ def test_json_says_what_was_drawn_and_the_seed_draws_it_again(run: Path, tmp_pat
     report = json.loads(result.stdout)
     assert report == {
         "path": "a.npz", "format": "npz", "n": 4, "seed": report["seed"], "class": None, "class_index": None,
-        "grid": False, "checkpoint": str((run / "checkpoints" / "latest.safetensors").resolve()), "step": 12,
+        "grid": False, "labels": report["labels"],
+        "checkpoint": str((run / "checkpoints" / "latest.safetensors").resolve()), "step": 12,
     }  # fmt: skip
-    # A class by its name and its number: --digit 3 in, 3 out (a name is a string, "3")
+    # Random classes: each image's, as the .npz's labels hold them (a PNG sheet keeps none)
+    assert report["labels"] == np.load(tmp_path / "a.npz")["labels"].tolist()
+    # A class by its name and its number: --digit 3 in, 3 out (a name is a string, "3"); no labels
     three = json.loads(
         runner.invoke(app, ["-q", "sample", "--digit", "3", "--json", "--out", "c.png"]).stdout
     )
-    assert (three["class"], three["class_index"]) == ("3", 3)
+    assert (three["class"], three["class_index"]) == ("3", 3) and "labels" not in three
     again = runner.invoke(app, ["-q", "sample", "--n", "4", "--seed", str(report["seed"]), "--out", "b.npz"])
     assert again.exit_code == 0 and again.stdout == "b.npz\n"
     assert np.array_equal(np.load(tmp_path / "a.npz")["images"], np.load(tmp_path / "b.npz")["images"])
