@@ -314,7 +314,8 @@ def _refusing_bad_labels(generator: nn.Module, n_classes: int) -> nn.Module:
     ONNX's Gather reads -1 as the last class (PyTorch raises), and runtimes differ past the end:
     onnxruntime's CPU provider raises, its CUDA provider gives zeros, TensorRT clamps. So a
     negative label is moved past the end (an error where that is one), and the images of any bad
-    label are NaN (where it is not). Good labels' images are multiplied by exactly 1.
+    label are NaN (where it is not). Good labels' images are multiplied by exactly 1, after a clip to
+    [-1, 1]: onnxruntime's Tanh overshoots by an ulp or two (1.0000002), out of the documented range.
     """
     import torch
 
@@ -326,7 +327,7 @@ def _refusing_bad_labels(generator: nn.Module, n_classes: int) -> nn.Module:
         def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             good = (labels >= 0) & (labels < n_classes)
             images = self.generator(z, torch.where(labels < 0, n_classes, labels))
-            return images * torch.where(good, 1.0, float("nan"))[:, None, None, None]
+            return images.clamp(-1.0, 1.0) * torch.where(good, 1.0, float("nan"))[:, None, None, None]
 
     return RefusingBadLabels().eval()
 

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from acgan_cli.core import checkpoint as ckpt
 from acgan_cli.core import export as ex
+from acgan_cli.core import files
 from acgan_cli.core.data import data_name
 from acgan_cli.core.errors import CheckpointError, ConfigError, Notice, UsageError
 from acgan_cli.core.models import Generator
@@ -396,6 +397,26 @@ def test_a_symlink_keeps_pointing_at_the_new_file(trained_run: Path, tmp_path: P
         real.write_bytes(b"old")
         assert ex.export(source, "onnx", out).path == real
         assert (tmp_path / "g.onnx").is_symlink() and onnx.load(str(real)).graph.node
+
+
+def test_onnx_pixels_stay_in_the_documented_range_where_tanh_saturates(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """onnxruntime's Tanh gave 1.0000002 where the generator's last layer saturates it: outside the
+    [-1, 1] the docs promise, and 255.00003 after the usual (x + 1) * 127.5."""
+    import numpy as np
+
+    generator, info = ckpt.load_generator(trained_run)
+    with torch.no_grad():
+        for parameter in generator.to_image.parameters():
+            parameter.mul_(1000)  # every pixel saturated, at +1 or -1
+    files.write_atomic(tmp_path / "g.safetensors", ckpt.generator_checkpoint_bytes(generator, info))
+    result = ex.export(tmp_path / "g.safetensors", "onnx", tmp_path / "g.onnx")
+    session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    z = latents(512, info.model.latent_dim, seed=0).numpy()
+    images = session.run(None, {"z": z, "labels": random_labels(512, info.model.n_classes, 0).numpy()})[0]
+    assert images.min() == -1.0 and images.max() == 1.0  # saturated both ways, and no further
+    assert np.isin(images, [-1.0, 1.0]).mean() > 0.5
 
 
 def test_a_pipe_receives_the_verified_file(trained_run: Path, tmp_path: Path) -> None:
@@ -825,7 +846,7 @@ def test_where_a_runtime_does_not_raise_a_bad_labels_images_are_nan() -> None:
 
     class Lenient(torch.nn.Module):  # a Gather that reads any index, as those runtimes' do
         def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            return z[:, :4].reshape(-1, 1, 2, 2) + labels[:, None, None, None]
+            return torch.tanh(z[:, :4].reshape(-1, 1, 2, 2) + labels[:, None, None, None])  # in [-1, 1]
 
     guarded = ex._refusing_bad_labels(Lenient(), n_classes=10)
     z = torch.randn(4, 4)
