@@ -606,22 +606,55 @@ EXPORTED_CLI_HINT = (
 )
 
 
+_RUN_BY = {  # what runs each kind of model file
+    "an ONNX model": "onnxruntime runs",
+    "a TorchScript archive": "torch.jit.load reads",
+    "a torch.export program": "torch.export.load reads",
+}
+
+
 def _sniff(path: Path, prefix: bytes) -> tuple[str, str]:
-    """What a file that is not safetensors looks like (" (it looks like …)", or ""), and the hint.
-    An ONNX model or a torch.export program is most likely one of `acgan export`'s own files."""
-    name = path.name.lower()
-    if name.endswith(".onnx"):
-        return " (it looks like an ONNX model, which onnxruntime runs)", EXPORTED_HINT
-    if prefix.startswith(b"PK\x03\x04") and name.endswith(".pt2"):
-        return " (it looks like a torch.export program, which torch.export.load reads)", EXPORTED_HINT
-    if prefix.startswith(b"PK\x03\x04"):
+    """What a file that is not safetensors looks like (" (it looks like …)", or ""), and the hint:
+    told by its content (`exported_model`, a zip archive's entries), by its name only for an ONNX
+    model of another tool's. An ONNX model or a torch.export program is most likely one of
+    `acgan export`'s own files; a TorchScript archive of another tool's, a model acgan cannot read."""
+    exported = exported_model(path)
+    kind = exported
+    if kind is None and prefix.startswith(b"PK\x03\x04"):
+        kind = _archive_kind(path)
+        if kind is None:  # torch.save's: data.pkl and the tensors, no code
+            return (
+                " (it looks like a PyTorch .pt/.pth file, a zip archive of pickled objects; acgan never loads pickle)",
+                NOT_A_CHECKPOINT_HINT,
+            )
+    if kind is None and path.name.lower().endswith(".onnx"):
+        kind = "an ONNX model"
+    if kind is not None:
+        theirs = kind == "a TorchScript archive" and exported is None
         return (
-            " (it looks like a PyTorch .pt/.pth file, a zip archive of pickled objects; acgan never loads pickle)",
-            EXPORTED_HINT if name.endswith(".torchscript.pt") else NOT_A_CHECKPOINT_HINT,
+            f" (it looks like {kind}, which {_RUN_BY[kind]})",
+            NOT_A_CHECKPOINT_HINT if theirs else EXPORTED_HINT,
         )
     if prefix[:1] == b"\x80" and prefix[1:2] in bytes(range(2, 6)):
         return " (it looks like a pickle; acgan never loads pickle)", NOT_A_CHECKPOINT_HINT
     return "", NOT_A_CHECKPOINT_HINT
+
+
+def _archive_kind(path: Path) -> str | None:
+    """ "a TorchScript archive" (it holds code/), "a torch.export program" (archive_format), or None
+    for another zip archive (torch.save's), from its entries' names alone."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    if any(name.endswith("/archive_format") for name in names):
+        return "a torch.export program"
+    if any("/code/" in name for name in names):
+        return "a TorchScript archive"
+    return None
 
 
 def _parse_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:

@@ -809,3 +809,27 @@ def test_files_of_other_tools_are_refused_with_hints_in_a_python_callers_words(t
         ckpt.read_info(evaluator)
     assert refused.value.hint.startswith("give it as EvaluationConfig(evaluator=...) to evaluate")
     assert refused.value.cli_hint.startswith("give it to `acgan evaluate --evaluator`")
+
+
+def test_model_files_of_other_tools_are_named_by_their_content(tmp_path: Path) -> None:
+    """A TorchScript archive was "a zip archive of pickled objects" (torch.save's, which it is not), and
+    only where named .torchscript.pt was it taken for one of acgan's exports; another tool's is not."""
+    scripted = torch.jit.script(torch.nn.Linear(2, 2))
+    torch.jit.save(scripted, str(tmp_path / "theirs.safetensors"))
+    torch.save({"weight": torch.ones(2)}, tmp_path / "saved.pt")
+    for name, message, hint in (
+        (
+            "theirs.safetensors",
+            "it looks like a TorchScript archive, which torch.jit.load reads",
+            ckpt.NOT_A_CHECKPOINT_HINT,
+        ),
+        (
+            "saved.pt",
+            "it looks like a PyTorch .pt/.pth file, a zip archive of pickled objects; acgan never loads pickle",
+            ckpt.NOT_A_CHECKPOINT_HINT,
+        ),
+    ):
+        with pytest.raises(CheckpointError) as caught:
+            ckpt.read_info(tmp_path / name)
+        assert caught.value.message == f"{tmp_path / name} is not a safetensors file ({message})"
+        assert caught.value.hint == hint
