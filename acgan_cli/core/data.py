@@ -866,6 +866,9 @@ def check_dataset_name(name: str) -> None:
         )
     meant = closest(name, DATASETS)
     suggestion = did_you_mean(name, meant or name, bool(meant))
+    folder = None if meant else _nearest_entry(Path("."), name, folders_only=True)
+    if folder is not None:  # a folder here misspelt ("Pets" for pets), given without a ./
+        suggestion = f"; did you mean the folder ./{folder}?"
     raise UsageError(
         f"unknown dataset {name!r}{suggestion}",
         hint=f"choose one of {', '.join(DATASETS)}, or give a folder (of images in a folder per class, "
@@ -903,7 +906,28 @@ def _where_the_path_breaks(path: Path) -> str:
     if not above.is_dir():  # /etc/passwd/x
         return f"check the path: {above} is a file, not a folder"
     where = f"the current folder ({Path.cwd()})" if str(above) == "." else str(above)
-    return f"check the path: {where} holds no {missing.name}"
+    near = _nearest_entry(above, missing.name)
+    return f"check the path: {where} holds no {missing.name}{f'; did you mean {near}?' if near else ''}"
+
+
+def _nearest_entry(folder: Path, name: str, folders_only: bool = False) -> str | None:
+    """The entry of `folder` (a folder, with `folders_only`) that `name` most likely meant: the same
+    name in another case, else a near spelling; None where none is near, or where the folder cannot be
+    listed (or holds so many entries that a hint is not worth listing them)."""
+    import difflib
+
+    try:
+        with os.scandir(folder) as entries:
+            names = [
+                entry.name
+                for _, entry in zip(range(10_000), entries, strict=False)
+                if not folders_only or entry.is_dir()
+            ]
+    except OSError:
+        return None
+    same_but_case = [other for other in names if other.casefold() == name.casefold()]
+    close = same_but_case or difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def check_data_dir(path: str | Path | None) -> None:

@@ -831,6 +831,14 @@ def test_a_dataset_path_that_is_not_there_is_said_to_be_missing(tmp_path: Path) 
         "error: Invalid value for --dataset: the folder './data/mnsit' does not exist",
         "hint: check the path: data holds no mnsit",
     ]
+    (tmp_path / "data" / "mnist").mkdir()  # the folder meant, misspelt
+    result = runner.invoke(app, ["train", "--dataset", "./data/mnsit", "--dry-run"])
+    assert result.stderr.splitlines()[1] == "hint: check the path: data holds no mnsit; did you mean mnist?"
+    result = runner.invoke(app, ["train", "--dataset", "Data", "--dry-run"])  # a folder here, in another case
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (
+        "error: Invalid value for --dataset: 'Data' is neither a dataset nor a folder; did you mean the folder ./data?"
+    )
 
 
 def test_an_idx_folders_dry_run_shows_its_classes_and_refuses_what_the_run_would(tmp_path: Path) -> None:
