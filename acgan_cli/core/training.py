@@ -245,6 +245,37 @@ def _paths(**paths: str | Path | None) -> dict[str, Path | None]:
     return {name: checked_path(name, value) if value is not None else None for name, value in paths.items()}
 
 
+def new_folder_notice(resumed: ckpt.CheckpointInfo, run_dir: Path | None) -> Notice | None:
+    """The note where a resume of RUN/checkpoints/FILE goes on in a new run folder, RUN lacking its
+    config.json (no run folder to continue in), unless `run_dir` names one: for the run and its
+    `--dry-run`, which said nothing of it (only its JSON's run_dir showed another folder)."""
+    if (
+        run_dir is not None
+        or run_dir_of(resumed.path) is not None
+        or resumed.path.parent.name != "checkpoints"
+    ):
+        return None
+    new_folder = f"{resumed.path.parent.parent} has no config.json, so the run continues in a new run folder"
+    return Notice(
+        f"{new_folder} (give run_dir to choose it)", cli_message=f"{new_folder} (give --out to choose it)"
+    )
+
+
+def ema_notice(resumed: ckpt.CheckpointInfo, ema: bool) -> Notice | None:
+    """The note where a resume of `resumed` with `ema` starts a moving average the run had none of,
+    or drops the one it had: for the run and its `--dry-run`."""
+    if ema and not resumed.has_ema:
+        trained = f"{resumed.path} holds no moving average (it was trained with"
+        starts = "starts one from its generator, which samples like it until the average moves"
+        return Notice(
+            f"{trained} ema=False); ema=True {starts}", cli_message=f"{trained} --no-ema); --ema {starts}"
+        )
+    if not ema and resumed.has_ema:
+        drops = f"the moving average {resumed.path} holds; this run's checkpoints sample the generator itself"
+        return Notice(f"ema=False drops {drops}", cli_message=f"--no-ema drops {drops}")
+    return None
+
+
 class Trainer:
     """One training run: set up in the constructor (data, models, run folder), run with `run()`.
 
@@ -460,20 +491,9 @@ class Trainer:
         self.resumed_from = resume_info.path if resume_info else None
         self.last_checkpoint: Path | None = self.resumed_from
         home = run_dir_of(resume_info.path) if resume_info else None
-        if (
-            resume_info is not None
-            and home is None
-            and run_dir is None
-            and resume_info.path.parent.name == "checkpoints"
-        ):
-            new_folder = f"{resume_info.path.parent.parent} has no config.json, so the run continues in a new run folder"
-            warnings.warn(  # RUN/checkpoints/x without RUN/config.json: not a run folder to continue in
-                Notice(
-                    f"{new_folder} (give run_dir to choose it)",
-                    cli_message=f"{new_folder} (give --out to choose it)",
-                ),
-                stacklevel=4,
-            )
+        notice = new_folder_notice(resume_info, run_dir) if resume_info is not None else None
+        if notice is not None:
+            warnings.warn(notice, stacklevel=4)
         # Whether the run folder is this run's alone (`discard` empties it again), and made by it,
         # with the folders above it that it made too (innermost first): they go with it.
         above = run_dir if run_dir is not None else Path(runs_dir or default_runs_dir()) / "run"
@@ -609,24 +629,9 @@ class Trainer:
             # A run that had no average starts one from the current generator.
             source = "generator_ema" if info.has_ema else "generator"
             ckpt.load_module(self.generator_ema, tensors, source, info.path)
-            if not info.has_ema:
-                trained = f"{info.path} holds no moving average (it was trained with"
-                starts = "starts one from its generator, which samples like it until the average moves"
-                warnings.warn(
-                    Notice(
-                        f"{trained} ema=False); ema=True {starts}",
-                        cli_message=f"{trained} --no-ema); --ema {starts}",
-                    ),
-                    stacklevel=3,
-                )
-        elif info.has_ema:
-            drops = (
-                f"the moving average {info.path} holds; this run's checkpoints sample the generator itself"
-            )
-            warnings.warn(
-                Notice(f"ema=False drops {drops}", cli_message=f"--no-ema drops {drops}"),
-                stacklevel=3,
-            )
+        notice = ema_notice(info, self.generator_ema is not None)
+        if notice is not None:
+            warnings.warn(notice, stacklevel=3)
         ckpt.load_optimizer(self.generator_optimizer, tensors, "optimizer.generator", info.path, info.step)
         ckpt.load_optimizer(
             self.discriminator_optimizer, tensors, "optimizer.discriminator", info.path, info.step

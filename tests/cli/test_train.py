@@ -219,13 +219,19 @@ def test_a_resume_of_a_folder_without_config_json_says_it_goes_to_a_new_folder(t
     (no config.json), so the run cannot continue in it."""
     args = ["train", "--dataset", "mnist-5k", "--max-steps", "3", "--out", "nocfg", *TINY_ARGS]
     assert runner.invoke(app, args).exit_code == 0
+    drops = "note: --no-ema drops the moving average nocfg/checkpoints/latest.safetensors holds; this run's "
+    planned = runner.invoke(app, ["train", "--resume", "nocfg", "--no-ema", "--max-steps", "4", "--dry-run"])
+    assert planned.exit_code == 0 and planned.stderr.startswith(drops), planned.stderr  # the run's own note
     (tmp_path / "nocfg" / "config.json").unlink()
+    said = (
+        "note: nocfg has no config.json, so the run continues in a new run folder (give --out to choose it)"
+    )
+    planned = runner.invoke(app, ["train", "--resume", "nocfg", "--max-steps", "4", "--dry-run"])
+    assert planned.exit_code == 0 and planned.stderr.splitlines() == [said]  # the dry run said nothing
+    assert json.loads(planned.stdout)["run_dir"].startswith(str(tmp_path / "runs"))
     result = runner.invoke(app, ["train", "--resume", "nocfg", "--max-steps", "4"])
     assert result.exit_code == 0, result.stderr
-    assert (
-        "note: nocfg has no config.json, so the run continues in a new run folder (give --out to choose it)"
-        in (result.stderr.splitlines())
-    )
+    assert said in result.stderr.splitlines()
     new = Path(result.stdout.strip())
     assert new.parent.name == "runs" and read_info(new).step == 4 and read_info(tmp_path / "nocfg").step == 3
 
