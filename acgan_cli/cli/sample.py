@@ -327,7 +327,8 @@ def sample(
         bool,
         typer.Option(
             "--json",
-            help="Print what was drawn as one JSON document (path, seed, classes, checkpoint) instead of the path.",
+            help="Print what was drawn as one JSON document (path, seed, class, each image's class where random, "
+            "checkpoint) instead of the path.",
             rich_help_panel=OUTPUT,
         ),
     ] = False,

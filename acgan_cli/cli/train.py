@@ -330,7 +330,7 @@ def train(
         typer.Option(
             "--compile/--no-compile",
             help="Compile with torch.compile. CPU: G's normalisation blocks become fused C++ loops "
-            "(needs a C++ compiler; ~15 s the first time, ~2 s later from torch's compile cache). "
+            "(needs a C++ compiler; ~15 s the first time, ~3 s later from torch's compile cache). "
             "CUDA: G and D whole, as CUDA graphs (about a minute the first time; its compiled sums "
             "vary in order between runs). Pays off on long runs.",
             rich_help_panel=DEVICE,
