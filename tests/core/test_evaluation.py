@@ -764,10 +764,12 @@ def test_numbered_classes_match_the_same_data_named_and_other_names_are_refused(
     generator, info = ckpt.load_generator(renamed)
     files.write_atomic(renamed, ckpt.generator_checkpoint_bytes(
         generator, dataclasses.replace(info, class_names=tuple("abcdefghij"))))  # fmt: skip
-    with pytest.raises(EvaluatorError) as caught:
+    with pytest.raises(DataError) as caught:  # refused by the data's classes, before the evaluator is read
         evaluate([renamed], config)
-    assert "draws the classes a, b, c, d, e, f, g, h, i, j but the evaluator" in caught.value.message
-    assert caught.value.message.endswith("knows zero, one, two, three, four, five, six, seven, eight, nine")
+    assert caught.value.message == (
+        f"{renamed} draws the classes a, b, c, d, e, f, g, h, i, j but {tiny_folder} holds zero, one, two, "
+        "three, four, five, six, seven, eight, nine"
+    )
 
 
 def test_class_folders_renamed_since_training_are_refused_before_an_evaluator_is_looked_for(

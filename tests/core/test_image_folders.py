@@ -123,7 +123,7 @@ def test_colour_sizes_and_transparency_load_as_one_rgb_array(tmp_path: Path) -> 
     assert [str(n) for n in notes] == [  # the alpha of opaque.png, all opaque, gets no word
         f"1 of the 5 training images in {root} is not 30x40, the size most training images have; it is resized to "
         "it, the aspect not kept where it differs",
-        f"1 of the 5 training images in {root} has transparent pixels (b/clear.png), flattened onto black; to "
+        f"1 of the 5 training images in {root} has transparent pixels (train/b/clear.png), flattened onto black; to "
         "train on another background colour, flatten it onto that colour first",
     ]
     test, notes = loaded(root, "test")
