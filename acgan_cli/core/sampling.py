@@ -248,12 +248,19 @@ def resolve_class(class_names: tuple[str, ...], digit: int | None = None, name: 
     # The name as written wins, then looser readings of it: 'a-b' must not draw a class 'a b'. A number
     # is read as one ('1' is the class '01'), never as the start of a name: it drew the class '10'.
     number = _as_number(name)
+    # Punctuation is ignored in names, not around numbers: '-3', '#3' and '(3)' drew the class '3'
+    # (`--digit -3` is refused), so a script's bad number drew a wrong image with exit 0.
+    loose = not key.isdecimal() or name.strip().isdecimal()
     for matches in (
         [i for i, c in enumerate(class_names) if c == name],
         [i for i, c in enumerate(class_names) if c.casefold() == name.casefold()],
-        [i for i, c in enumerate(class_names) if _normalise(c) == key],
+        [i for i, c in enumerate(class_names) if loose and _normalise(c) == key],
         [i for i, c in enumerate(class_names) if number is not None and _as_number(c) == number],
-        [i for i, c in enumerate(class_names) if key and number is None and _normalise(c).startswith(key)],
+        [
+            i
+            for i, c in enumerate(class_names)
+            if loose and key and number is None and _normalise(c).startswith(key)
+        ],
     ):
         if len(matches) == 1:
             return matches[0]

@@ -1,5 +1,6 @@
 """Drawing images from a generator: how many images a forward pass takes, and which class a name means."""
 
+import re
 from io import BytesIO
 
 import numpy as np
@@ -133,6 +134,18 @@ def test_a_number_given_as_a_class_name_is_read_as_a_number_not_the_start_of_one
     with pytest.raises(UsageError, match="no class named"):
         resolve_class(("1", huge), name="8" * 5000)
     assert resolve_class(("1", huge), digit=1) == 1  # by index: not every class is a number Python reads
+
+
+def test_a_number_with_a_sign_or_marks_is_no_class_of_that_number() -> None:
+    """`--class -3` drew the class '3' (punctuation ignored), where `--digit -3` is refused: a script's
+    bad number drew a wrong image with exit 0. Names keep their loose reading; a spaced number is one."""
+    digits = tuple(str(d) for d in range(10))
+    for given in ("-3", "+3", "#3", "(3)", "3!", "3.0"):
+        with pytest.raises(UsageError, match=re.escape(f"no class named {given!r}")):
+            resolve_class(digits, name=given)
+    assert resolve_class(digits, name="3 ") == 3 and resolve_class(digits, name="03") == 3
+    assert resolve_class(("-3", "3"), name="-3") == 0  # a class named so, as written
+    assert resolve_class(("t-1", "x"), name="T1") == 0  # letters and a number: a name, read loosely
 
 
 def test_a_class_name_that_fits_several_names_them() -> None:
