@@ -6,6 +6,7 @@ the command function, so `acgan --help` and shell completion never load it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import itertools
@@ -103,7 +104,10 @@ class _OneLineUsageErrors(NarrowHelpGroup):
             if named is not None and named[0] == "--install-completion":
                 code = _install_completion(named[1], kwargs.get("prog_name") or "acgan")
             else:
-                code = super().main(*args, standalone_mode=False, **kwargs)
+                # Bare `acgan` is a usage error (exit 2): its help goes where errors go, stdout kept empty
+                to_stderr = not words and sys.stderr is not None
+                with contextlib.redirect_stdout(sys.stderr) if to_stderr else contextlib.nullcontext():
+                    code = super().main(*args, standalone_mode=False, **kwargs)
         except _ClickException as exc:
             if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
                 print_error(_message(exc, words), self._hint(exc, words))

@@ -136,9 +136,13 @@ def fit_help(command: Any) -> None:
                 setattr(item, field, with_stand_ins(text, encoding))
 
 
+MAX_COLUMNS = 1000  # wider, a help padded to the width grew to gigabytes (COLUMNS=100000000: 5.7 GB)
+
+
 def tolerant_streams() -> None:
-    """Point stdout's and stderr's encoding errors at the stand-ins, and take a COLUMNS of 0 as no
-    width given: rich drew in 0 columns, which silenced every line, errors included."""
+    """Point stdout's and stderr's encoding errors at the stand-ins, take a COLUMNS of 0 as no width
+    given (rich drew in 0 columns, which silenced every line, errors included), and hold COLUMNS
+    and typer's TERMINAL_WIDTH to MAX_COLUMNS: the help, padded to the width, ran out of memory."""
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             with contextlib.suppress(ValueError, OSError):  # a closed stream (ValueError) stays as it is
@@ -146,3 +150,7 @@ def tolerant_streams() -> None:
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit() and int(columns) == 0:  # rich reads COLUMNS as digits only
         del os.environ["COLUMNS"]
+    for name in ("COLUMNS", "TERMINAL_WIDTH"):
+        width = os.environ.get(name, "")
+        if width.isdigit() and int(width) > MAX_COLUMNS:
+            os.environ[name] = str(MAX_COLUMNS)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from acgan_cli.core.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # --device takes these, and cuda:N (the GPU of index N)
-DEVICE_PATTERN = re.compile(rf"^(?:{'|'.join(DEVICES)}|cuda:\d+)$")
+DEVICE_PATTERN = re.compile(rf"(?:{'|'.join(DEVICES)}|cuda:\d+)")  # fullmatch: "cpu\n" is no device
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 where the hardware runs it fast, else fp32
 ADVERSARIAL_LOSSES = ("bce", "hinge")  # bce: the reference's; hinge: Lim & Ye 2017, Miyato et al. 2018
 D_NORMS = ("batch", "spectral")  # batch: the reference's BatchNorm; spectral: Miyato et al. 2018
@@ -164,10 +164,10 @@ def check_device(device: str) -> None:
     # "cpu:0", torch's name of the one CPU device: torch.device("cpu", 0) is taken as "cpu"
     meant = re.sub(r"^cpu:\d+$", "cpu", meant)
     require(
-        bool(DEVICE_PATTERN.match(device)),
+        bool(DEVICE_PATTERN.fullmatch(device)),
         "device",
         f"must be auto, cpu, cuda, cuda:N or mps (got {device!r})"
-        + did_you_mean(device, meant, bool(DEVICE_PATTERN.match(meant))),
+        + did_you_mean(device, meant, bool(DEVICE_PATTERN.fullmatch(meant))),
     )
 
 

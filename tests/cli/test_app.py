@@ -134,8 +134,10 @@ def test_usage_errors_are_one_error_line_and_one_hint_line(args: list[str], mess
 def test_no_arguments_shows_the_help() -> None:
     result = runner.invoke(app, [])
     assert result.exit_code == 2  # a usage error, as click's no_args_is_help: a script sees it failed
-    assert "Usage: acgan [OPTIONS] COMMAND" in plain(result.stdout)
-    assert "error" not in result.stderr
+    assert "Usage: acgan [OPTIONS] COMMAND" in plain(result.stderr)  # where a usage error's words go
+    assert result.stdout == "" and "error" not in result.stderr
+    bare = subprocess.run([sys.executable, "-m", "acgan_cli"], capture_output=True, text=True, check=False)
+    assert bare.returncode == 2 and bare.stdout == "" and "Usage: acgan [OPTIONS] COMMAND" in bare.stderr
 
 
 def test_dataset_completion_offers_the_registered_names_with_descriptions() -> None:
