@@ -65,7 +65,8 @@ class _OneLineUsageErrors(NarrowHelpGroup):
         fit_help(self)
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
-        given = list(args[0] if args else kwargs.get("args") or sys.argv[1:])
+        # (args=[] is no arguments, not sys.argv's: a caller's, as a test runner's, would be read)
+        given = list(args[0] if args else kwargs["args"] if kwargs.get("args") is not None else sys.argv[1:])
         words = given
         # typer's completion flags take no shell name: one given after them was ignored, for the shell
         # detected, and with --help beside them click ran them first (~/.bashrc edited for a help)
@@ -105,7 +106,11 @@ class _OneLineUsageErrors(NarrowHelpGroup):
                 code = _install_completion(named[1], kwargs.get("prog_name") or "acgan")
             else:
                 # Bare `acgan` is a usage error (exit 2): its help goes where errors go, stdout kept empty
-                to_stderr = not words and sys.stderr is not None
+                prog = kwargs.get("prog_name") or os.path.basename(sys.argv[0]) or "acgan"
+                completing = (
+                    f"_{prog.replace('-', '_').upper()}_COMPLETE" in os.environ
+                )  # a shell asks, no words
+                to_stderr = not words and not completing and sys.stderr is not None
                 with contextlib.redirect_stdout(sys.stderr) if to_stderr else contextlib.nullcontext():
                     code = super().main(*args, standalone_mode=False, **kwargs)
         except _ClickException as exc:

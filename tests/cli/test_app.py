@@ -131,11 +131,26 @@ def test_usage_errors_are_one_error_line_and_one_hint_line(args: list[str], mess
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("variable", ["COLUMNS", "TERMINAL_WIDTH"])
+def test_a_huge_terminal_width_lays_the_help_out_at_a_thousand_columns(variable: str) -> None:
+    """COLUMNS=99999999999 ended `acgan --help` in a MemoryError traceback, and 10^8 printed 5.7 GB
+    of padding: a width from the environment is held to MAX_COLUMNS."""
+    from acgan_cli.cli.encoding import MAX_COLUMNS
+
+    result = subprocess.run(
+        [sys.executable, "-m", "acgan_cli", "sample", "--help"],
+        capture_output=True, text=True, check=False, env={**os.environ, variable: "99999999999"},
+    )  # fmt: skip
+    assert result.returncode == 0 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert "Usage: acgan sample" in result.stdout and max(map(len, lines)) <= MAX_COLUMNS
+
+
 def test_no_arguments_shows_the_help() -> None:
     result = runner.invoke(app, [])
     assert result.exit_code == 2  # a usage error, as click's no_args_is_help: a script sees it failed
     assert "Usage: acgan [OPTIONS] COMMAND" in plain(result.stderr)  # where a usage error's words go
-    assert result.stdout == "" and "error" not in result.stderr
+    assert result.stdout == "" and "error:" not in result.stderr
     bare = subprocess.run([sys.executable, "-m", "acgan_cli"], capture_output=True, text=True, check=False)
     assert bare.returncode == 2 and bare.stdout == "" and "Usage: acgan [OPTIONS] COMMAND" in bare.stderr
 

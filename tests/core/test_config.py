@@ -247,6 +247,13 @@ def test_a_config_field_of_a_type_with_no_check_is_a_bug_not_a_field_let_through
         Spelled()
 
 
+def test_a_device_with_a_trailing_newline_is_refused_as_other_options_values_are() -> None:
+    """`--device $'cpu\\n'` passed: the pattern's $ matched before a last newline."""
+    for device in ("cpu\n", "cuda:0\n", "auto\n"):
+        with pytest.raises(ConfigError, match="must be auto, cpu, cuda, cuda:N or mps"):
+            TrainConfig(device=device)
+
+
 def test_a_cpu_device_with_an_index_is_refused_with_cpu_suggested() -> None:
     """torch.device("cpu", 0) is taken as "cpu"; the string "cpu:0" was refused with no suggestion."""
     with pytest.raises(ConfigError, match=r"got 'cpu:0'\); did you mean cpu\?$"):
