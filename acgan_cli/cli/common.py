@@ -23,6 +23,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from acgan_cli.cli.encoding import StandInConsole
 from acgan_cli.core.config import DEVICES, PRECISIONS, user_path
@@ -45,6 +46,12 @@ state = State()
 
 
 class _Console(StandInConsole):
+    def render_str(self, text: str, *args: Any, **kwargs: Any) -> Text:
+        """Control characters in what it prints (a path's ESC or BEL) as repr writes them: `--out
+        $'\\e[31mx.png'` put a raw escape sequence in sample's, export's and train's report lines, as
+        only errors, hints and notes escaped them. A newline is a line's end, as the reports mean it."""
+        return super().render_str(_inert(text), *args, **kwargs)
+
     def on_broken_pipe(self) -> None:
         """A reader that went away (`2>&1 | head`) raises BrokenPipeError, which each command
         ends on as SIGPIPE ends cat (141; train saves first). rich's own answer was SystemExit(1),
@@ -336,6 +343,22 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(_one_line(text))
+
+
+def _inert(text: str) -> str:
+    """`text` with its control characters but newlines and tabs as repr writes them (`\\x1b`)."""
+    if text.isprintable():  # (the common case, at C speed)
+        return text
+    return "".join(
+        repr(char)[1:-1] if unicodedata.category(char) == "Cc" and char not in "\n\t" else char
+        for char in text
+    )
+
+
+def one_line(text: object) -> str:
+    """`text` (a path) with its line-breaking characters as repr writes them: for a report's line
+    that names it, which a newline in the name split in two."""
+    return _one_line(str(text))
 
 
 def _one_line(text: str) -> str:

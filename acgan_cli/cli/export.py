@@ -16,6 +16,7 @@ from acgan_cli.cli.common import (
     checkpoint_from_environment,
     from_environment,
     handle_errors,
+    one_line,
     print_path,
     print_result,
     print_table,
@@ -55,8 +56,8 @@ def _render(result: ExportResult) -> None:
     facts = ", ".join([_size(result.size_bytes), *(f"{k} {v}" for k, v in result.details.items())])
     weights = "EMA generator" if result.ema else "generator"
     console.print(
-        f"exported the {weights} of {result.checkpoint} (step {result.step}) as {result.format} "
-        f"→ {'stdout' if names_stdout(str(result.path)) else result.path} ({facts}) "
+        f"exported the {weights} of {one_line(result.checkpoint)} (step {result.step}) as {result.format} "
+        f"→ {'stdout' if names_stdout(str(result.path)) else one_line(result.path)} ({facts}) "
         f"in {result.export_seconds:.1f} s",  # "stdout", as sample says of its bytes there
         markup=False,
     )

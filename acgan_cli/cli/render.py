@@ -24,6 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from acgan_cli.cli.common import one_line
 from acgan_cli.core.config import CUDA_GRAPH_WARMUP_STEPS
 from acgan_cli.core.data import dataset_title
 from acgan_cli.core.evaluation.events import (
@@ -290,7 +291,7 @@ class PlainRenderer:
             self.total, self.epochs = event.total_steps, event.epochs
             resumed = f" resumed at step {event.start_step}" if event.start_step else ""
             write(
-                f"train: {event.run_dir} dataset={event.config['dataset']} images={event.n_images} "
+                f"train: {one_line(event.run_dir)} dataset={one_line(event.config['dataset'])} images={event.n_images} "
                 + (f"shape={'x'.join(map(str, event.image_shape))} " if event.image_shape else "")
                 + f"device={event.device} precision={event.precision} "
                 f"compile={'on' if event.config.get('compile') else 'off'} "
@@ -323,9 +324,9 @@ class PlainRenderer:
                 f"d_class {m.aux_acc:.3f} img/s {m.images_per_s:.0f}"
             )
         elif isinstance(event, SampleSaved):
-            write(f"samples: {event.path}")
+            write(f"samples: {one_line(event.path)}")
         elif isinstance(event, CheckpointSaved):
-            write(f"checkpoint: {event.path}")
+            write(f"checkpoint: {one_line(event.path)}")
 
     def close(self) -> None:
         """Nothing to stop."""

@@ -24,6 +24,7 @@ from acgan_cli.cli.common import (
     from_environment,
     handle_errors,
     interactive,
+    one_line,
     print_path,
     print_result,
     quiet_where_stderr_is_the_output,
@@ -455,7 +456,7 @@ def sample(
             )
             stderr_console().print(
                 f"drew {len(images)} image{'s' * (len(images) != 1)} ({what}; seed {seed}) "
-                f"from {info.path} (step {info.step}) → {'stdout' if target_path is None else target_path}"
+                f"from {one_line(info.path)} (step {info.step}) → {'stdout' if target_path is None else one_line(target_path)}"
             )
     except KeyboardInterrupt as exc:
         if target_path is not None:

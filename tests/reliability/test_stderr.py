@@ -90,3 +90,50 @@ def test_a_result_on_the_stream_stderr_also_writes_is_only_the_result(
     )  # fmt: skip
     assert alone.returncode == 0 and alone.stderr, alone.stderr  # a report, where stderr is its own
     assert (tmp_path / "out").read_bytes() == (tmp_path / name).read_bytes()
+
+
+def test_control_characters_in_paths_reach_stderr_escaped_and_each_report_stays_one_line(
+    tmp_path: Path,
+) -> None:
+    """`--out $'\\e[31mx'` put a raw escape sequence (a colour; `\\e]0;…` retitles the terminal) in
+    train's, sample's and export's report lines, and a newline in a name split them: only errors,
+    hints and notes escaped them. stdout keeps the path as it is, for `$(acgan …)`."""
+    run = tmp_path / "run\x1b[31m\x07"
+    trained = subprocess.run(
+        [sys.executable, "-m", "acgan_cli", "train", "--dataset", "mnist-5k", "--max-steps", "2", "--device",
+         "cpu", "--out", str(run), *TINY_ARGS],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert trained.stdout == f"{run}\n"
+    assert "\x1b" not in trained.stderr and "\x07" not in trained.stderr
+    assert f"train: {tmp_path}/run\\x1b[31m\\x07 dataset=mnist-5k" in trained.stderr
+    for command, shown in (
+        (
+            ["sample", "--ckpt", str(run), "--digit", "1", "--out", str(tmp_path / "new\nline\x1b[2J.png")],
+            f"→ {tmp_path}/new\\nline\\x1b[2J.png",
+        ),
+        (
+            [
+                "export",
+                str(run),
+                "-f",
+                "safetensors",
+                "--out",
+                str(tmp_path / "g\x1b]0;title\x07.safetensors"),
+            ],
+            f"→ {tmp_path}/g\\x1b]0;title\\x07.safetensors (",
+        ),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "acgan_cli", *command],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"{command[-1]}\n"  # the path as it is, for $(acgan …)
+        assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+        reports = [line for line in done.stderr.splitlines() if line.startswith(("drew", "exported"))]
+        assert len(reports) == 1 and shown in reports[0], done.stderr  # one line, the name escaped
