@@ -64,6 +64,7 @@ from acgan_cli.core.data import (
 )
 from acgan_cli.core.errors import AcganError, DivergedError, Notice
 from acgan_cli.core.events import StepDone
+from acgan_cli.core.files import names_stdout
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -433,7 +434,7 @@ def train(
         }
         if dry_run:
             require_stdout("the plan")
-        if out is not None and str(out) == "-":
+        if out is not None and (str(out) == "-" or names_stdout(str(out))):  # /dev/stdout: the same mistake
             raise typer.BadParameter(
                 "train writes a run folder, not a stream; give a folder path", param_hint="--out"
             )

@@ -115,6 +115,11 @@ def test_a_note_shows_its_control_characters_escaped_too(capsys: pytest.CaptureF
             "Invalid value for --out: train writes a run folder, not a stream",
             "`acgan train",
         ),
+        (  # the same mistake, once exit 1 as "exists and is not a folder"
+            ["train", "--out", "/dev/stdout"],
+            "Invalid value for --out: train writes a run folder, not a stream",
+            "`acgan train",
+        ),
     ],
 )
 def test_usage_errors_are_one_error_line_and_one_hint_line(args: list[str], message: str, hint: str) -> None:
