@@ -486,6 +486,16 @@ def from_environment(ctx: Any, field: str) -> bool:
     return source is not None and source.name == "ENVIRONMENT"
 
 
+def unread_environment_data_dir(data_dir: Path | None, given: bool, dataset: str | None) -> bool:
+    """Whether a data folder from $ACGAN_DATA_DIR (not `given` on the command line), which is no folder,
+    goes unread by `dataset` (None: not known, so it is read): the variable, set once for every
+    command, refused mnist-5k's and a folder's runs, which never read it. The caller drops it then."""
+    if data_dir is None or given or user_path(data_dir).is_dir() or dataset is None:
+        return False
+    source = DATASETS.get(dataset)
+    return source is None or source.offline
+
+
 def note_data_dir_unread(dataset: str, data_dir: Path) -> None:
     """Say that --data-dir goes unread where `dataset` is not a downloaded one: mnist-5k ships with
     acgan, and a folder is given by its own path (`--dataset pets --data-dir /data` looked for ./pets).

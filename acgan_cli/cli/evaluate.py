@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -27,6 +28,7 @@ from acgan_cli.cli.common import (
     state,
     stderr_console,
     stdout_console,
+    unread_environment_data_dir,
 )
 from acgan_cli.core.data import DOWNLOADED, check_data_dir, check_dataset_name, handed_in
 from acgan_cli.core.errors import AcganError, DeviceError, Notice
@@ -187,8 +189,11 @@ def evaluate(
     )
     # 0 is the default seed too: given beside --evaluator, it is as unused as any other
     check_evaluator_seed(str(evaluator or ""), ctx.get_parameter_source("evaluator_seed").name != "DEFAULT")
-    check_data_dir(data_dir)
     data_dir_given = ctx.get_parameter_source("data_dir").name == "COMMANDLINE"  # not $ACGAN_DATA_DIR's
+    if data_dir_given or dataset:  # else once the checkpoints say which data they need (below)
+        if unread_environment_data_dir(data_dir, data_dir_given, dataset):
+            data_dir, config = None, dataclasses.replace(config, data_dir="")
+        check_data_dir(data_dir)
     if data_dir_given and dataset:  # before a name that is no dataset is refused: "pets"
         note_data_dir_unread(dataset, data_dir)
     if dataset:
@@ -222,11 +227,17 @@ def evaluate(
         else [Path(os.environ["ACGAN_CKPT"])] if os.environ.get("ACGAN_CKPT")
         else [newest_checkpoint(named_by="`acgan evaluate CKPT`")]
     )  # fmt: skip
-    if data_dir_given and not dataset and paths:  # the checkpoints' dataset: the first one's metadata says
+    if not dataset and paths:  # the checkpoints' dataset: the first one's metadata says
+        recorded = None
         with suppress(AcganError):  # a damaged or missing checkpoint: the evaluation refuses it in its turn
             recorded = read_info(paths[0]).dataset
-            if not handed_in(recorded):  # data evaluate cannot load, and says so
-                note_data_dir_unread(recorded, data_dir)
+        if (
+            data_dir_given and recorded is not None and not handed_in(recorded)
+        ):  # (data evaluate cannot load says so)
+            note_data_dir_unread(recorded, data_dir)
+        if unread_environment_data_dir(data_dir, data_dir_given, recorded):
+            data_dir, config = None, dataclasses.replace(config, data_dir="")
+        check_data_dir(data_dir)
     # Process-wide and for good (glibc cannot read the old values back): the command's to set, not
     # the library's. Before the evaluator loads rather than after, as the library did: loading even
     # fashion-mnist's 70,000 images left the same memory behind either way (RssAnon 344 MB).

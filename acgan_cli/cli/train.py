@@ -42,6 +42,7 @@ from acgan_cli.cli.common import (
     state,
     stderr_console,
     to_devnull,
+    unread_environment_data_dir,
 )
 from acgan_cli.core.config import (
     ADVERSARIAL_LOSSES,
@@ -421,6 +422,12 @@ def train(
     """
     # Every TrainConfig field is an option of the same name.
     options = {field.name: ctx.params[field.name] for field in dataclasses.fields(TrainConfig)}
+    data_dir_given = ctx.get_parameter_source("data_dir").name == "COMMANDLINE"  # not $ACGAN_DATA_DIR's
+    # (a resume never reads the variable's: it reads the folder the run recorded)
+    if unread_environment_data_dir(data_dir, data_dir_given, None if resume is not None else dataset) or (
+        resume is not None and not data_dir_given
+    ):
+        data_dir = options["data_dir"] = None
     if data_dir:  # recorded as an absolute path: a resume from another folder finds it
         check_data_dir(data_dir)
         options["data_dir"] = str(user_path(data_dir).resolve())
@@ -447,7 +454,6 @@ def train(
                 Notice(f"--epochs {epochs} is not used: --max-steps {max_steps} sets where the run ends"),
                 stacklevel=2,
             )
-        data_dir_given = ctx.get_parameter_source("data_dir").name == "COMMANDLINE"  # not $ACGAN_DATA_DIR's
         if resume is not None and not data_dir_given:  # the folder the run recorded, where it still is
             given.pop("data_dir", None)  # ($ACGAN_DATA_DIR, set once for every command, silently replaced it)
         if data_dir_given and resume is None:  # before a name that is no dataset is refused: "pets"

@@ -865,3 +865,23 @@ def test_renamed_class_folders_are_refused_from_the_listing_before_an_evaluator_
     assert f"error: {latest} draws the classes cat, dog but the evaluator {evaluator} knows cat, puppy" in (
         result.stderr.splitlines()
     )
+
+
+def test_a_data_dir_variable_that_is_no_folder_stops_only_what_reads_it(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$ACGAN_DATA_DIR, set once for every command, refused a mnist-5k run's evaluation and a folder's
+    training, which never read it, where --data-dir with the same file gets a note: it is dropped
+    there, and still refused where the data would be looked for in it."""
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("ACGAN_DATA_DIR", str(tmp_path / "a-file"))
+    scored = runner.invoke(app, ["evaluate", str(run), *FEW, "--metrics", "class-accuracy"])
+    assert scored.exit_code == 0, scored.stderr
+    planned = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--dry-run"])
+    assert planned.exit_code == 0, planned.stderr
+    assert json.loads(planned.stdout)["train"]["data_dir"] == ""
+    resumed = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "20", "--dry-run"])
+    assert resumed.exit_code == 0, resumed.stderr
+    for args in (["train", "--dataset", "mnist", "--dry-run"], ["evaluate", "--dataset", "mnist"]):
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 2 and "$ACGAN_DATA_DIR" in refused.stderr, refused.stderr
