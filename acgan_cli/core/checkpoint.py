@@ -32,6 +32,7 @@ import errno
 import json
 import os
 import re
+import shlex
 import stat
 import struct
 import warnings
@@ -227,6 +228,13 @@ def newest_checkpoint(runs_dir: Path | None = None, *, named_by: str = "--ckpt C
         raise CheckpointError(
             f"{'$ACGAN_RUNS_DIR=' if from_environment else ''}{runs_dir} is a file, not a folder of runs",
             hint=f"point $ACGAN_RUNS_DIR at the folder `acgan train` keeps runs in, or name a checkpoint with {named_by}",
+        )
+    if is_run_folder(runs_dir):  # "no trained model found under" the run itself
+        raise CheckpointError(
+            f"{'$ACGAN_RUNS_DIR=' if from_environment else ''}{runs_dir} is a training run's folder, not a "
+            "folder of runs",
+            hint=f"point $ACGAN_RUNS_DIR at the folder that holds the runs ({runs_dir.parent}), or name this "
+            f"one with {named_by.replace('CKPT', shlex.quote(str(runs_dir)))}",
         )
     folders = runs_dir.glob("*/checkpoints") if runs_dir.is_dir() else []
     candidates = [path for f in folders for path in [f / LATEST, *step_files(f)] if path.is_file()]

@@ -132,7 +132,16 @@ def check_out(
         _check_writable(home)
         return
     if path is None:
+        from_environment = runs_dir is None and bool(os.environ.get("ACGAN_RUNS_DIR"))
         runs_dir = Path(runs_dir or default_runs_dir())
+        if files.is_run_folder(runs_dir):  # the new run went inside it: $ACGAN_RUNS_DIR set to a run
+            named = "$ACGAN_RUNS_DIR=" if from_environment else ""
+            raise RunDirError(
+                f"{named}{runs_dir} is a training run's folder, not a folder of runs: a new run would go inside it",
+                hint=f"give runs_dir the folder that holds the runs ({runs_dir.parent}), or run_dir the new run's",
+                cli_hint=f"point $ACGAN_RUNS_DIR at the folder that holds the runs ({runs_dir.parent}), "
+                "or give --out the new run's folder",
+            )
         if blocker := files.blocking_file(runs_dir / "run"):
             raise RunDirError(
                 f"cannot create a run folder in {runs_dir}: {blocker} is not a folder",

@@ -963,3 +963,26 @@ def test_an_out_link_to_a_missing_folder_is_refused_and_no_folder_made_there(
         assert result.exit_code == 0, result.stderr
     assert Image.open(tmp_path / "new.png").size == Image.open(tmp_path / "plain" / "sub" / "x.png").size
     assert (tmp_path / "there.png").is_symlink()
+
+
+def test_a_runs_folder_variable_naming_a_run_is_refused_by_train_and_sample(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$ACGAN_RUNS_DIR set to a run itself planned a new run inside it, and sample found 'no trained
+    model' there, in a folder with checkpoints."""
+    monkeypatch.setenv("ACGAN_RUNS_DIR", str(run))
+    planned = runner.invoke(app, ["train", "--dataset", "mnist-5k", "--dry-run"])
+    assert planned.exit_code == 1 and planned.stdout == ""
+    assert planned.stderr.splitlines() == [
+        f"error: $ACGAN_RUNS_DIR={run} is a training run's folder, not a folder of runs: a new run would go inside it",
+        f"hint: point $ACGAN_RUNS_DIR at the folder that holds the runs ({run.parent}), or give --out the new run's folder",
+    ]
+    drawn = runner.invoke(app, ["sample", "--digit", "1", "--out", "x.png"])
+    assert drawn.exit_code == 1 and drawn.stdout == ""
+    assert drawn.stderr.splitlines()[1] == (
+        f"hint: point $ACGAN_RUNS_DIR at the folder that holds the runs ({run.parent}), or name this one with "
+        f"--ckpt {run}"
+    )
+    monkeypatch.setenv("ACGAN_RUNS_DIR", str(run.parent))  # as the hint says
+    assert runner.invoke(app, ["sample", "--digit", "1", "--out", "x.png"]).exit_code == 0
+    assert not (run / "00001-mnist-5k").exists()
