@@ -884,6 +884,7 @@ def test_json_says_what_was_drawn_and_the_seed_draws_it_again(run: Path, tmp_pat
     }  # fmt: skip
     # Random classes: each image's, as the .npz's labels hold them (a PNG sheet keeps none)
     assert report["labels"] == np.load(tmp_path / "a.npz")["labels"].tolist()
+    assert f'  "labels": {json.dumps(report["labels"])},\n' in result.stdout  # on one line, however many
     # A class by its name and its number: --digit 3 in, 3 out (a name is a string, "3"); no labels
     three = json.loads(
         runner.invoke(app, ["-q", "sample", "--digit", "3", "--json", "--out", "c.png"]).stdout
