@@ -745,10 +745,14 @@ def run_name(dataset: str) -> str:
     return file_safe(data_name(dataset) or "idx")
 
 
+FILE_SAFE_MAX = 100  # characters of a name's part: a folder named in 252 made a run folder past 255 bytes
+
+
 def file_safe(name: str) -> str:
     """`name` as a file name's part: runs of other characters than letters, digits, `.`, `_` and `-`
-    become one `-`."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "data"
+    become one `-`, and at most FILE_SAFE_MAX of them are kept (a run folder's number and an evaluator's
+    hash go beside it, within the 255 bytes a file name may have)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:FILE_SAFE_MAX].strip("-") or "data"
 
 
 def canonical_dataset(name: str) -> str:

@@ -74,8 +74,8 @@ def next_run_dir(dataset: str, runs_dir: Path) -> Path:
     numbers = [  # the whole number: past 99999 its first five digits made 10000 again, taken
         int(numbered.group(1))
         for path in (runs_dir.iterdir() if runs_dir.is_dir() else ())
-        if (numbered := re.match(r"([0-9]{5,})-", path.name)) and path.is_dir()
-    ]
+        if (numbered := re.match(r"([0-9]{5,})-", path.name))  # a file or link of that name too:
+    ]  # counted as a folder only, it was the next run's name, and every new run failed "no free number"
     return runs_dir / f"{max(numbers, default=0) + 1:05d}-{run_name(dataset)}"
 
 
@@ -155,6 +155,15 @@ def check_out(
             f"{path} exists and is not a folder",
             hint="choose another run_dir",
             cli_hint="choose another --out",
+        )
+    # A link to nothing (or a path through one) failed "cannot create …: File exists" once the data
+    # had loaded, where the dry run approved it
+    dangling = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
+    if dangling is not None:
+        raise RunDirError(
+            f"{dangling} is a link to {os.readlink(dangling)}, which is not there",
+            hint="make the folder it points to, or choose another run_dir",
+            cli_hint="make the folder it points to, or choose another --out",
         )
     if path.is_dir() and any(path.iterdir()):
         check_not_in_use(path, new_run=True)  # a run in its first epoch has no checkpoint yet: not a dead one
@@ -1144,8 +1153,9 @@ def _runnable_here(config: TrainConfig, given: dict[str, object]) -> TrainConfig
                 stacklevel=3,
             )
             changed["compile"] = False
-    if changed:
-        precision_changed, cuda_graph_changed = "precision" in changed, "cuda_graph" in changed
+    precision_changed, cuda_graph_changed = "precision" in changed, "cuda_graph" in changed
+    if precision_changed or cuda_graph_changed:  # (a compile dropped alone has its own note, above:
+        # this one said "the run trained with , which cpu cannot run: it goes on with " beside it)
         # As a caller in Python sets the fields, and as the CLI's options do (`cli_message`)
         was = [f"precision {config.precision!r}"] * precision_changed + [
             "cuda_graph=True"

@@ -1481,3 +1481,33 @@ def test_a_run_whose_folder_moved_resumes_on_the_folder_dataset_names_where_it_h
     again = runner.invoke(app, ["train", "--resume", str(run), "--max-steps", "5"])  # there from now on
     assert again.exit_code == 0, again.stderr
     assert read_info(run).step == 5
+
+
+def test_run_folders_the_dry_run_names_are_the_ones_the_run_makes(tmp_path: Path) -> None:
+    """Three plans the dry run approved and the run refused once its data had loaded: a file (or a
+    link) in the runs folder with the next run's name ("could not find a free run number", for every
+    run after), a dataset folder named in 252 characters (its run folder's name was past 255 bytes),
+    and an --out that is a link to nothing ("cannot create …: File exists")."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "00001-mnist-5k").write_text("a note, named like a run")
+    (runs / "00002-mnist-5k").symlink_to(tmp_path / "gone")
+    args = ["train", "--dataset", "mnist-5k", "--max-steps", "1", *TINY_ARGS]
+    planned = runner.invoke(app, [*args, "--dry-run"])
+    assert planned.exit_code == 0, planned.stderr
+    assert json.loads(planned.stdout)["run_dir"] == str(runs / "00003-mnist-5k")
+    trained = runner.invoke(app, args)
+    assert trained.exit_code == 0, trained.stderr
+    assert trained.stdout == f"{runs / '00003-mnist-5k'}\n"
+    long = write_idx_folder(tmp_path / ("p" * 252), 40, 20)
+    trained = runner.invoke(app, ["train", "--dataset", str(long), "--max-steps", "1", *TINY_ARGS])
+    assert trained.exit_code == 0, trained.stderr
+    assert trained.stdout == f"{runs / ('00004-' + 'p' * 100)}\n"
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    for out in ("link", "link/run"):
+        refused = runner.invoke(app, [*args, "--out", out, "--dry-run"])
+        assert refused.exit_code == 1 and refused.stdout == ""
+        assert refused.stderr.splitlines() == [
+            f"error: link is a link to {tmp_path / 'nowhere'}, which is not there",
+            "hint: make the folder it points to, or choose another --out",
+        ]

@@ -1702,6 +1702,7 @@ def test_a_compiled_runs_resume_where_nothing_compiles_goes_on_uncompiled(
         "('no-such-compiler' is not on PATH)): it goes on uncompiled"
     )
     assert said[0].message.cli_message.startswith("the run trained with --compile, which cannot run here")
+    assert len(said) == 1  # and no empty note beside it ("the run trained with , which cpu cannot run")
     saved = ckpt.read_info(edited).train
     with pytest.raises(DeviceError, match="needs a C\\+\\+ compiler"):
         plan_run(saved, resume=edited, run_dir=tmp_path / "b")
