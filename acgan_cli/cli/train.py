@@ -568,12 +568,19 @@ def _data_plan(dataset: str) -> dict[str, object]:
     """What a run will train on, as far as it is known without reading the data: the image count,
     and for a folder its classes and each one's images (a registry dataset's are known once read),
     with the notes a folder of class folders' listing gives a run."""
-    from acgan_cli.core.data import holds_class_folders, listed_class_names, training_images
+    from acgan_cli.core.data import (
+        holds_class_folders,
+        listed_class_names,
+        note_images_beside,
+        training_images,
+    )
     from acgan_cli.core.image_folders import note_listing
 
     listed = listed_class_names(dataset)
     if listed and holds_class_folders(dataset):
         note_listing(user_path(dataset))
+    elif listed:  # an IDX folder's
+        note_images_beside(user_path(dataset))
     return {
         "images": training_images(dataset),
         "class_names": list(listed[0]) if listed else None,

@@ -538,16 +538,24 @@ def load_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, t
     _check_shapes(images_path, images, labels_path, labels)
     names, names_file = _idx_class_names(folder, labels)
     _check_labels(labels_path, labels, names, names_file, every_class=split == "train" or names_file is None)
-    beside = folders_of_images(folder) if split == "train" else []
-    if beside:  # read as a folder of class folders had the IDX files not been there, and never a word
+    if split == "train":
+        note_images_beside(folder, stacklevel=4)  # the caller of load_dataset
+    return images, labels.astype("int64"), names
+
+
+def note_images_beside(folder: Path, stacklevel: int = 2) -> None:
+    """A note where folders of images lie beside an IDX folder's files, which alone are read: they
+    would be read as class folders had the IDX files not been there, and went unread without a word
+    (for the run, and for `acgan train --dry-run`, which reads no image)."""
+    beside = folders_of_images(folder)
+    if beside:
         warnings.warn(
             Notice(
                 f"{folder} holds IDX files and folders of images ({_some_names(tuple(beside))}); "
                 "the IDX files alone are read (to train on the folders, move the IDX files out)"
             ),
-            stacklevel=3,  # the caller of load_dataset
+            stacklevel=stacklevel,
         )
-    return images, labels.astype("int64"), names
 
 
 def _idx_class_names(folder: Path, labels: np.ndarray) -> tuple[tuple[str, ...], Path | None]:

@@ -1511,3 +1511,22 @@ def test_run_folders_the_dry_run_names_are_the_ones_the_run_makes(tmp_path: Path
             f"error: link is a link to {tmp_path / 'nowhere'}, which is not there",
             "hint: make the folder it points to, or choose another --out",
         ]
+
+
+def test_the_dry_run_of_an_idx_folder_notes_folders_of_images_beside_its_files(tmp_path: Path) -> None:
+    """The run said that folders of images beside the IDX files go unread; its dry run, which reads
+    no image, did not."""
+    from PIL import Image
+
+    folder = write_idx_folder(tmp_path / "digits", 40, 20)
+    (folder / "cat").mkdir()
+    Image.new("L", (8, 8)).save(folder / "cat" / "a.png")
+    said = (
+        f"note: {folder} holds IDX files and folders of images ('cat'); the IDX files alone are read "
+        "(to train on the folders, move the IDX files out)"
+    )
+    args = ["train", "--dataset", str(folder), "--max-steps", "1", *TINY_ARGS]
+    planned = runner.invoke(app, [*args, "--dry-run"])
+    assert planned.exit_code == 0 and said in planned.stderr.splitlines(), planned.stderr
+    trained = runner.invoke(app, args)
+    assert trained.exit_code == 0 and said in trained.stderr.splitlines(), trained.stderr
