@@ -923,11 +923,9 @@ def _where_the_path_breaks(path: Path) -> str:
 
 
 def _nearest_entry(folder: Path, name: str, folders_only: bool = False) -> str | None:
-    """The entry of `folder` (a folder, with `folders_only`) that `name` most likely meant: the same
-    name in another case, else a near spelling; None where none is near, or where the folder cannot be
-    listed (or holds so many entries that a hint is not worth listing them)."""
-    import difflib
-
+    """The entry of `folder` (a folder, with `folders_only`) that `name` most likely meant (`closest`:
+    the same name in another case, the one it begins, else a near spelling); None where none is, or
+    where the folder cannot be listed (or holds so many entries that a hint is not worth listing them)."""
     try:
         with os.scandir(folder) as entries:
             names = [
@@ -937,9 +935,7 @@ def _nearest_entry(folder: Path, name: str, folders_only: bool = False) -> str |
             ]
     except OSError:
         return None
-    same_but_case = [other for other in names if other.casefold() == name.casefold()]
-    close = same_but_case or difflib.get_close_matches(name, names, n=1, cutoff=0.75)
-    return close[0] if close else None
+    return closest(name, names)
 
 
 def check_data_dir(path: str | Path | None) -> None:
