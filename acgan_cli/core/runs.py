@@ -74,9 +74,14 @@ def next_run_dir(dataset: str, runs_dir: Path) -> Path:
     numbers = [  # the whole number: past 99999 its first five digits made 10000 again, taken
         int(numbered.group(1))
         for path in (runs_dir.iterdir() if runs_dir.is_dir() else ())
-        if (numbered := re.match(r"([0-9]{5,})-", path.name))  # a file or link of that name too:
-    ]  # counted as a folder only, it was the next run's name, and every new run failed "no free number"
-    return runs_dir / f"{max(numbers, default=0) + 1:05d}-{run_name(dataset)}"
+        if (numbered := re.match(r"([0-9]{5,})-", path.name)) and path.is_dir()
+    ]
+    number, name = max(numbers, default=0) + 1, run_name(dataset)
+    # A file or link that holds the name takes no number, but is passed over: taken for free, it was
+    # every later run's name, and each failed "could not find a free run number" once its data loaded
+    while os.path.lexists(runs_dir / f"{number:05d}-{name}"):
+        number += 1
+    return runs_dir / f"{number:05d}-{name}"
 
 
 # What a refused run folder's hints suggest, as a caller in Python says it and as the CLI does.
