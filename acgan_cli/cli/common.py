@@ -347,12 +347,7 @@ def _escape(text: str) -> str:
 
 def _inert(text: str) -> str:
     """`text` with its control characters but newlines and tabs as repr writes them (`\\x1b`)."""
-    if text.isprintable():  # (the common case, at C speed)
-        return text
-    return "".join(
-        repr(char)[1:-1] if unicodedata.category(char) == "Cc" and char not in "\n\t" else char
-        for char in text
-    )
+    return _as_repr(text, frozenset({"Cc"}), keep="\n\t")
 
 
 def one_line(text: object) -> str:
@@ -363,8 +358,16 @@ def one_line(text: object) -> str:
 
 def _one_line(text: str) -> str:
     """`text` with its line-breaking characters as repr writes them (`\\n`): an error, hint or note is one line."""
+    return _as_repr(text, _LINE_BREAKING)
+
+
+def _as_repr(text: str, categories: frozenset[str], keep: str = "") -> str:
+    """`text` with its characters of the Unicode `categories` (but those in `keep`) as repr writes them."""
+    if text.isprintable():  # (the common case, at C speed: no Cc, Zl or Zp character in it)
+        return text
     return "".join(
-        repr(char)[1:-1] if unicodedata.category(char) in _LINE_BREAKING else char for char in text
+        repr(char)[1:-1] if unicodedata.category(char) in categories and char not in keep else char
+        for char in text
     )
 
 

@@ -423,7 +423,8 @@ def train(
     # Every TrainConfig field is an option of the same name.
     options = {field.name: ctx.params[field.name] for field in dataclasses.fields(TrainConfig)}
     data_dir_given = ctx.get_parameter_source("data_dir").name == "COMMANDLINE"  # not $ACGAN_DATA_DIR's
-    # (a resume never reads the variable's: it reads the folder the run recorded)
+    # (a resume never reads the variable's: it reads the folder the run recorded, where it still is;
+    # $ACGAN_DATA_DIR, set once for every command, silently replaced it)
     if unread_environment_data_dir(data_dir, data_dir_given, None if resume is not None else dataset) or (
         resume is not None and not data_dir_given
     ):
@@ -454,8 +455,6 @@ def train(
                 Notice(f"--epochs {epochs} is not used: --max-steps {max_steps} sets where the run ends"),
                 stacklevel=2,
             )
-        if resume is not None and not data_dir_given:  # the folder the run recorded, where it still is
-            given.pop("data_dir", None)  # ($ACGAN_DATA_DIR, set once for every command, silently replaced it)
         if data_dir_given and resume is None:  # before a name that is no dataset is refused: "pets"
             note_data_dir_unread(dataset, data_dir)
         if "dataset" in given:
