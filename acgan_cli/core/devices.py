@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib.util
 import logging
 import os
 import shutil
+import subprocess
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from acgan_cli.core.errors import DeviceError, Notice
+from acgan_cli.core.errors import DeviceError, Notice, first_line
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -252,6 +254,15 @@ def compile_mode(device: torch.device, whole_step_graph: bool = False) -> str:
                 detail=f"needs a C++ compiler ({compiler!r} is not on PATH)",
                 cli_hint="install one (apt install g++) or set $CXX, or drop --compile",
             )
+        broken = _compiler_fails(compiler)
+        if broken is not None:  # Inductor's own test of a compiler, found only at the first step
+            raise DeviceError(
+                f"compile=True on the CPU needs a working C++ compiler, and `{compiler} --version` {broken}",
+                hint="install one (apt install g++) or set $CXX to one that runs, or leave compile False",
+                option="compile",
+                detail=f"needs a working C++ compiler (`{compiler} --version` {broken})",
+                cli_hint="install one (apt install g++) or set $CXX to one that runs, or drop --compile",
+            )
         # Inductor's C++ builder warns "No CUDA runtime is found" on CUDA builds of torch: not news
         # for CPU code, and not something a user can act on. That line alone is dropped: the logger's
         # level was set to ERROR, which silenced its other warnings for the rest of the process.
@@ -265,6 +276,52 @@ def compile_mode(device: torch.device, whole_step_graph: bool = False) -> str:
         option="compile",
         detail=f"runs on cpu and cuda, not on {device.type}",
         cli_hint="drop --compile",
+    )
+
+
+@functools.cache
+def _compiler_fails(compiler: str) -> str | None:
+    """How `compiler --version` fails (None: it runs), as Inductor asks it before using it: a $CXX
+    that is there but does not run was approved by `--dry-run` and failed at the run's first step."""
+    try:
+        done = subprocess.run(
+            [compiler, "--version"], stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return "did not finish in 30 s"
+    except OSError as exc:
+        return f"cannot run ({exc.strerror or exc})"
+    if done.returncode == 0:
+        return None
+    said = done.stderr.decode(errors="replace").strip().splitlines()
+    return f"failed with exit code {done.returncode}" + (f": {said[0]}" if said else "")
+
+
+_COMPILE_FAILURES = ("InductorError", "BackendCompilerFailed", "CppCompileError", "InvalidCxxCompiler")
+
+
+def compile_failure(exc: BaseException, device: torch.device) -> DeviceError | None:
+    """`exc` as a DeviceError where it is torch.compile failing to build the step's kernels (a C++
+    compiler that cannot compile them, Python's headers missing, Triton's errors), else None.
+
+    Found at the run's first step, after `compile_mode` approved the compiler: it reached users as
+    "unexpected InductorError … a bug in acgan", where a compiler of theirs is what failed."""
+    if type(exc).__name__ not in _COMPILE_FAILURES or not type(exc).__module__.startswith("torch."):
+        return None
+    text = str(exc)
+    # Inductor's message: the failure's name, then the command and the compiler's output, whose
+    # first error line says what went wrong ("fatal error: Python.h: No such file or directory").
+    said = next((line.strip() for line in text.splitlines()[1:] if "error:" in line.lower()), None)
+    cause = first_line(exc, limit=200)
+    if said is not None and said not in cause:
+        cause = f"{cause} ({said[:200]})"
+    what = "the C++ compiler ($CXX, else g++) and Python's headers" if device.type == "cpu" else "Triton"
+    fix = "apt install g++ python3-dev" if device.type == "cpu" else "pip install triton"
+    return DeviceError(
+        f"compile=True could not build the step's kernels: {cause}",
+        hint=f"check {what} ({fix}), or leave compile False",
+        cli_message=f"--compile could not build the step's kernels: {cause}",
+        cli_hint=f"check {what} ({fix}), or drop --compile; `acgan --verbose train ...` shows the command that failed",
     )
 
 

@@ -71,6 +71,7 @@ from acgan_cli.core.data import (
 from acgan_cli.core.devices import (
     autocast,
     autocast_dtype,
+    compile_failure,
     private_state,
     release_freed_memory,
 )
@@ -341,6 +342,7 @@ class Trainer:
 
             with private_state(self.device):  # the weights' seed is this run's, not the caller's
                 self._build_networks(plan.compile_mode)
+            self.compiled = plan.compile_mode is not None
             self.step = 0
             if resume_info is not None:
                 self._restore(resume_info, resume_tensors)
@@ -1018,8 +1020,11 @@ class Trainer:
                 result = self._run(on_event, lambda: interrupted() or should_stop())
         except DivergedError:  # its metrics show how it diverged: the folder stays, checkpoint or not
             raise
-        except BaseException:
+        except BaseException as exc:
             self.discard()  # only a new folder without a checkpoint: one with a checkpoint stays
+            failure = compile_failure(exc, self.device) if self.compiled else None
+            if failure is not None:
+                raise failure from exc
             raise
         else:
             if result.checkpoint == self.resumed_from:  # stopped before its first step

@@ -90,3 +90,58 @@ def test_compile_drops_only_the_no_cuda_runtime_line_of_torchs_cpp_builder(
         logger.warning("No CUDA runtime is found, using CUDA_HOME='%s'", "/usr/local/cuda")
         logger.warning("something a user can act on")
     assert [r.getMessage() for r in caplog.records] == ["something a user can act on"]
+
+
+def _compiler(folder: Path, name: str, body: str) -> str:
+    """A stand-in C++ compiler: a shell script doing `body` (for `--version` too, unless it says)."""
+    script = folder / name
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_cpu_compiler_that_does_not_run_is_named_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--dry-run` approved a $CXX that is there but fails; the run failed at its first step, as "a bug
+    in acgan". Inductor asks `$CXX --version` before using it, and so does compile_mode now."""
+    broken = _compiler(tmp_path, "broken-c++", 'echo "broken-c++: licence expired" >&2; exit 3')
+    monkeypatch.setenv("CXX", broken)
+    with pytest.raises(DeviceError) as error:
+        compile_mode(torch.device("cpu"))
+    assert error.value.detail == (
+        f"needs a working C++ compiler (`{broken} --version` failed with exit code 3: broken-c++: licence expired)"
+    )
+    assert "set $CXX to one that runs" in error.value.cli_hint and error.value.option == "compile"
+
+
+@needs_compiler
+def test_a_compiler_that_cannot_build_the_kernels_fails_the_run_as_a_device_error(tmp_path: Path) -> None:
+    """A compiler that runs but cannot compile Inductor's code (here: as without Python's headers)
+    ended the run at its first step with "unexpected InductorError … this is a bug in acgan". Now
+    the compiler's own error is named, and the new run's folder is gone. In a fresh process, with an
+    empty compile cache: this one's may hold the kernels compiled already."""
+    import os
+    import subprocess
+    import sys
+
+    half = _compiler(
+        tmp_path,
+        "half-c++",
+        'case "$1" in --version) exec g++ --version;; esac\n'
+        'echo "kernel.cpp:1:10: fatal error: Python.h: No such file or directory" >&2; exit 1',
+    )
+    env = {**os.environ, "CXX": half, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    args = ["train", "--dataset", "mnist-5k", "--max-steps", "2", "--compile", "--device", "cpu"]
+    done = subprocess.run(
+        [sys.executable, "-m", "acgan_cli", *args, "--out", str(tmp_path / "run"), "--batch-size", "16"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-2:] == [
+        "error: --compile could not build the step's kernels: CppCompileError: C++ compile error "
+        "(kernel.cpp:1:10: fatal error: Python.h: No such file or directory)",
+        "hint: check the C++ compiler ($CXX, else g++) and Python's headers (apt install g++ python3-dev), "
+        "or drop --compile; `acgan --verbose train ...` shows the command that failed",
+    ]
+    assert not (tmp_path / "run").exists()  # nothing to resume: taken away, as any failed new run's
