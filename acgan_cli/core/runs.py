@@ -1068,6 +1068,9 @@ def plan_run(
         check_run_length(config, images)
     if config.eval_every:  # scored against the test split: a folder without one fails at the start
         check_split(config.dataset, "test")
+        from acgan_cli.core.evaluation.evaluator import check_cache
+
+        check_cache(config.dataset)  # and by an evaluator, which the cache must take if it holds none
     if info is not None:  # what its run folder's record lets a resume refuse (again once counted)
         counted = recorded_steps_per_epoch(info.path, config if count_images else None)
         check_resume(info, config, run_dir, counted, end_given, api)

@@ -945,6 +945,42 @@ def test_a_dry_run_refuses_a_dataset_it_may_not_download(
     assert not (tmp_path / "data").exists()
 
 
+def test_eval_every_refuses_a_cache_that_cannot_take_an_evaluator_dry_run_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run refuses a cache it cannot write an evaluator to before it trains one; `--dry-run`
+    approved it. Both refuse it now, before the data loads; a read-only cache that holds an
+    evaluator of this seed is let through (the data's hash, known once it is loaded, says which
+    one the run reads), and so is one that is missing (the run makes it)."""
+    args = ["train", "--dataset", "mnist-5k", *TINY_ARGS, "--max-steps", "1", "--eval-every", "1"]
+    (tmp_path / "cache-file").write_text("not a folder")
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache-file" / "acgan"))
+    for dry in (["--dry-run"], []):
+        result = runner.invoke(app, [*args, "--out", str(tmp_path / "run"), *dry])
+        assert (result.exit_code, result.stdout) == (1, ""), result.stderr
+        assert result.stderr.splitlines() == [
+            f"error: cannot write an evaluator to {tmp_path / 'cache-file' / 'acgan' / 'evaluators'}: "
+            f"{tmp_path / 'cache-file'} is not a folder",
+            "hint: set $ACGAN_CACHE_DIR to a folder you can write to",
+        ]
+        assert not (tmp_path / "run").exists()
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ACGAN_CACHE_DIR", str(cache))
+    result = runner.invoke(app, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert not cache.exists()  # the dry run's test of the cache leaves no folder behind
+    (cache / "evaluators").mkdir(parents=True)
+    with read_only_folder(cache / "evaluators") as reason:
+        result = runner.invoke(app, [*args, "--dry-run"])
+        assert result.exit_code == 1 and reason in result.stderr, result.stderr
+        assert result.stderr.startswith(f"error: cannot write an evaluator to {cache / 'evaluators'}: ")
+    (cache / "evaluators" / "mnist-5k-0123456789abcdef-v1-seed0.safetensors").write_bytes(b"")
+    with read_only_folder(cache / "evaluators"):
+        result = runner.invoke(app, [*args, "--dry-run"])
+        assert result.exit_code == 0, result.stderr
+
+
 def test_a_dry_run_says_nothing_of_data_that_is_there(tmp_path: Path) -> None:
     """The shipped digits, and MNIST's files in the data folder, need no download: no note, and
     --no-download stands; a test split --eval-every needs that is not there is refused."""

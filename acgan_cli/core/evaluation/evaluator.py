@@ -521,6 +521,30 @@ def _check_writable(path: Path) -> None:
         raise _unwritable(path, exc) from None
 
 
+def check_cache(dataset: str, seed: int = 0) -> None:
+    """What `load_evaluator` would refuse of the cache before training an evaluator for `dataset`,
+    found before its data is loaded (and by `acgan train --eval-every N --dry-run`, which approved
+    a cache that the run then could not write): a cache that cannot take one, where it holds none
+    that the run could read instead. Which one the run reads the data's hash says, known only once
+    the data is loaded: any cached evaluator of this seed and recipe lets it through."""
+    from acgan_cli.core.files import check_writable, write_failure
+
+    path = cache_path(dataset, "0" * 16, seed)
+    ending = f"-v{CACHE_VERSION}-seed{seed}.safetensors"
+    with contextlib.suppress(OSError):  # no cache folder yet, or none that can be listed
+        if any(
+            entry.name.endswith(ending) and not entry.name.startswith(".") for entry in path.parent.iterdir()
+        ):
+            return
+    try:
+        check_writable(path)  # the folders it makes for the test go again
+    except OSError as exc:
+        raise EvaluatorError(
+            f"cannot write an evaluator to {path.parent}: {write_failure(path, exc)}",
+            hint="set $ACGAN_CACHE_DIR to a folder you can write to",
+        ) from None
+
+
 def _unwritable(path: Path, exc: OSError) -> EvaluatorError:
     from acgan_cli.core.files import write_failure
 
