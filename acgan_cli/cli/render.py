@@ -94,8 +94,13 @@ def _evaluator_line(event: object) -> str | None:
     if isinstance(event, EvaluatorWaiting):
         return waiting_line(event)
     if isinstance(event, EvaluatorTrainingStarted):
+        # A cached one that cannot be used is trained again: minutes a run's user did not expect.
+        if event.reason in ("missing", "requested"):
+            why = " once"
+        else:  # "unreadable: …", "trained by an older recipe: …"
+            why = f" again, as the cached one {'is' if event.reason.startswith('unreadable') else 'was'} {event.reason}"
         return (
-            f"training the evaluator for {event.dataset} once ({event.n_images:,} images, "
+            f"training the evaluator for {event.dataset}{why} ({event.n_images:,} images, "
             f"{event.epochs} epochs, {event.total_steps:,} steps); it is cached at {event.path}"
         )
     if isinstance(event, EvaluatorEpochEnded):  # a minute or more in all: say that it goes on

@@ -187,6 +187,36 @@ def test_the_evaluator_training_of_eval_every_shows_its_epochs() -> None:
         assert output.getvalue().strip() == "evaluator epoch 3/8: loss 0.2500"
 
 
+def test_eval_every_says_why_it_trains_a_cached_evaluator_again() -> None:
+    """A damaged cached evaluator was trained again "once", a minute or more, and the run did not
+    say why (`acgan evaluate` did): the line now says what was wrong with the cached one."""
+    from acgan_cli.core.evaluation.events import EvaluatorTrainingStarted
+
+    lines = {}
+    for reason in ("missing", "unreadable: it is cut short", "trained by an older recipe: too few steps"):
+        started = EvaluatorTrainingStarted(
+            dataset="mnist-5k", path=Path("e.safetensors"), reason=reason, n_images=4000,
+            epochs=8, total_steps=250, device="cpu", precision="fp32",
+        )  # fmt: skip
+        for make in (PlainRenderer, LiveRenderer):
+            output = io.StringIO()
+            draw = make(Console(file=output, width=300, color_system=None))
+            draw(started)
+            draw.close()
+            lines.setdefault(reason, set()).add(output.getvalue().strip())
+    details = "(4,000 images, 8 epochs, 250 steps); it is cached at e.safetensors"
+    assert lines == {
+        "missing": {f"training the evaluator for mnist-5k once {details}"},
+        "unreadable: it is cut short": {
+            f"training the evaluator for mnist-5k again, as the cached one is unreadable: it is cut short {details}"
+        },
+        "trained by an older recipe: too few steps": {
+            "training the evaluator for mnist-5k again, as the cached one was trained by an older recipe: "
+            f"too few steps {details}"
+        },
+    }
+
+
 def test_plain_lines_show_the_evaluators_training_every_twentieth_of_its_steps() -> None:
     """An epoch of Fashion-MNIST's evaluator took 6 minutes on two fp32 cores, and a log said nothing
     between "training the evaluator" and "evaluator epoch 1/4"."""
