@@ -481,10 +481,14 @@ def train(
                 "applies only with --ema (this run has --no-ema)", param_hint="--ema-decay"
             )
         if dry_run:
-            from acgan_cli.core.training import ema_notice, new_folder_notice, run_settings
+            from acgan_cli.core.training import ema_notice, new_folder_notice, noise_notice, run_settings
 
             if plan.resume is not None:  # what the run would say of the resume (only the JSON showed it)
-                for notice in (new_folder_notice(plan.resume, out), ema_notice(plan.resume, config.ema)):
+                for notice in (
+                    new_folder_notice(plan.resume, out),
+                    ema_notice(plan.resume, config.ema),
+                    noise_notice(plan.resume, plan.resume_tensors, plan.device),
+                ):
                     if notice is not None:
                         warnings.warn(notice, stacklevel=2)
             data = _data_plan(config.dataset)

@@ -277,6 +277,22 @@ def ema_notice(resumed: ckpt.CheckpointInfo, ema: bool) -> Notice | None:
     return None
 
 
+def noise_notice(
+    resumed: ckpt.CheckpointInfo, tensors: dict[str, torch.Tensor], device: torch.device
+) -> Notice | None:
+    """The note where `resumed`'s noise state is another kind of device's, which does not carry over
+    (a CPU run resumed on a GPU: their states differ in size): the noise then starts again from the
+    run's seed, and the run is not bit-identical. For the run and its `--dry-run`, which said nothing."""
+    size = tensors["rng.noise"].numel()
+    ours = torch.Generator(device=device).get_state().numel()
+    if size == ours or not any(size in sizes for sizes in ckpt.DEVICE_RNG_STATE_BYTES.values()):
+        return None  # this device's, or no device's (damage, which restoring it refuses)
+    return Notice(
+        f"{resumed.path} was trained on another kind of device; its noise starts again from the seed, "
+        "so the run goes on as a similar one, not the same"
+    )
+
+
 class Trainer:
     """One training run: set up in the constructor (data, models, run folder), run with `run()`.
 
@@ -646,20 +662,11 @@ class Trainer:
         for kind in ("cuda", "mps"):  # a run moved to another kind of device draws from its seed there
             if f"rng.{kind}" in tensors and self.device.type == kind:
                 self.global_rng_states[kind] = ckpt.checked_rng_state(tensors, kind, ours[kind], info.path)
-        # Device RNG states do not carry over between device types (a CPU run resumed on a GPU, whose
-        # states differ in size): then the noise continues from the seed, and the run is not bit-identical.
-        size = tensors["rng.noise"].numel()
-        moved = size != ours["noise"].numel() and any(
-            size in sizes for sizes in ckpt.DEVICE_RNG_STATE_BYTES.values()
-        )
-        if not moved:
+        notice = noise_notice(info, tensors, self.device)
+        if notice is None:
             self.noise_rng.set_state(ckpt.checked_rng_state(tensors, "noise", ours["noise"], info.path))
-        else:
-            warnings.warn(
-                Notice(f"{info.path} was trained on another kind of device; its noise starts again from the "
-                       "seed, so the run goes on as a similar one, not the same"),
-                stacklevel=3,
-            )  # fmt: skip
+        else:  # the noise goes on from the run's seed (noise_rng as built)
+            warnings.warn(notice, stacklevel=3)
         self.step = info.step
 
     def _save_checkpoint(self, epoch: int) -> Path:

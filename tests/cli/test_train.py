@@ -677,6 +677,37 @@ def test_an_impossible_optimizer_state_is_refused_before_the_data_is_loaded(run:
     assert _folder_bytes(run) == before
 
 
+def test_a_resume_whose_noise_state_is_another_devices_says_so_dry_run_too(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """A GPU run's noise state (16 bytes) does not carry over to the CPU: the run said that its noise
+    starts again from the seed, and its `--dry-run` said nothing."""
+    from safetensors.torch import load_file, save_file
+
+    from acgan_cli.core.checkpoint import read_metadata
+
+    latest = trained_run / "checkpoints" / "latest.safetensors"
+    edited = tmp_path / "gpu-noise.safetensors"
+    tensors = {**load_file(latest), "rng.noise": torch.zeros(16, dtype=torch.uint8)}  # a CUDA generator's
+    save_file(tensors, edited, read_metadata(latest))
+    note = (
+        f"note: {edited} was trained on another kind of device; its noise starts again from the seed, so "
+        "the run goes on as a similar one, not the same"
+    )
+    args = ["train", "--resume", str(edited), "--max-steps", "13", "--out", "b"]
+    result = runner.invoke(app, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert plain(result.stderr) == plain(note)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert plain(note) in plain(result.stderr)
+    # The CPU's own state: no note
+    result = runner.invoke(
+        app, ["train", "--resume", str(latest), "--max-steps", "13", "--out", "c", "--dry-run"]
+    )
+    assert (result.exit_code, result.stderr) == (0, "")
+
+
 def test_a_gpu_runs_fp16_and_cuda_graph_resumed_on_the_cpu_go_on_in_what_the_cpu_runs(
     trained_run: Path, tmp_path: Path
 ) -> None:
