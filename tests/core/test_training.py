@@ -448,21 +448,25 @@ def test_a_refused_or_failed_start_leaves_no_run_folder(tmp_path: Path, small_da
     with pytest.raises(UsageError, match="nothing to train"):
         Trainer(tiny_config(max_steps=2), resume=loose, run_dir=tmp_path / "out", dataset=small_dataset)
     assert not runs.exists() and not (tmp_path / "out").exists()
-    # An evaluator that cannot be cached: the new run folder goes again.
-    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    # An evaluator that cannot be cached: refused before the run's folder is made, or, where the
+    # cache broke after that, by the run, and the new run folder goes again.
     trainer = Trainer(tiny_config(max_steps=2, eval_every=1), runs_dir=runs, dataset=small_dataset)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
-        with pytest.raises(AcganError, match="cannot write the evaluator"):
-            trainer.run()
-    assert not runs.exists()  # nor the runs folder it made for it
-    # So does a branch's (its checkpoint so far is the one it resumed, in another folder).
     branch = Trainer(
         tiny_config(max_steps=4, eval_every=1),
         resume=loose,
         run_dir=tmp_path / "branch",
         dataset=small_dataset,
     )
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    with pytest.raises(AcganError, match="cannot write an evaluator to"):
+        Trainer(tiny_config(max_steps=2, eval_every=1), run_dir=tmp_path / "refused", dataset=small_dataset)
+    assert not (tmp_path / "refused").exists()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
+        with pytest.raises(AcganError, match="cannot write the evaluator"):
+            trainer.run()
+    assert not runs.exists()  # nor the runs folder it made for it
+    # So does a branch's (its checkpoint so far is the one it resumed, in another folder).
     with pytest.MonkeyPatch.context() as env:
         env.setenv("ACGAN_CACHE_DIR", str(tmp_path / "cache"))
         with pytest.raises(AcganError, match="cannot write the evaluator"):
