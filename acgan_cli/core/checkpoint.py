@@ -274,20 +274,39 @@ def run_record(target: Path) -> str | None:
     return None
 
 
-def refuse_to_overwrite_checkpoint(target: Path, command: str, reading: Path | None = None) -> None:
+def refuse_to_overwrite_checkpoint(
+    target: Path, command: str, reading: Path | None = None, writing: str | None = None
+) -> None:
     """A UsageError for --out if `target` is a training checkpoint or another record of a run (its
     config.json, metrics.jsonl or sample grids: a run's state and history are never an output),
     the checkpoint `reading` that the command reads (a generator-only one), or an evaluator; for
-    sample, any model acgan wrote (a generator file, an export); or, there or not, one of the names
-    a run's checkpoints go by in its checkpoints/ folder, or its records (a grid still to come)."""
-    detail = _why_not_an_output(target, command, reading)
+    sample, any model acgan wrote (a generator file, an export); for export writing the format
+    `writing`, a model acgan wrote in another format; or, there or not, one of the names a run's
+    checkpoints go by in its checkpoints/ folder, or its records (a grid still to come)."""
+    detail = _why_not_an_output(target, command, reading, writing)
     if detail is not None:
+        replace = ", or remove it first to replace it" if detail.endswith(_FORMAT_OF_ITS_OWN) else ""
         raise UsageError(
-            detail, hint="choose another out", option="out", detail=detail, cli_hint="choose another --out"
+            detail,
+            hint=f"choose another out{replace}",
+            option="out",
+            detail=detail,
+            cli_hint=f"choose another --out{replace}",
         )
 
 
-def _why_not_an_output(target: Path, command: str, reading: Path | None) -> str | None:
+# How export names what `exported_model` says a file holds: one it may re-export over, in its format.
+_EXPORTED_FORMATS = {
+    "an ONNX model": "onnx",
+    "a TorchScript archive": "torchscript",
+    "a torch.export program": "pt2",
+}
+_FORMAT_OF_ITS_OWN = "export replaces only a model of the format it writes"
+
+
+def _why_not_an_output(
+    target: Path, command: str, reading: Path | None, writing: str | None = None
+) -> str | None:
     """What `target` is that `command` must not write over (the error's detail), or None."""
     where = Path(os.path.abspath(target))  # its folders, however --out was written (`latest.safetensors`)
     if target.is_file():  # whatever name it goes by: /proc/PID/fd/N can lead to one
@@ -301,12 +320,18 @@ def _why_not_an_output(target: Path, command: str, reading: Path | None) -> str 
             return f"{target} is a training checkpoint; {command} never overwrites one"
         if reading is not None and target.samefile(reading):
             return f"{target} is the checkpoint being {READ_BY[command]}; {command} never overwrites it"
-        # images over a model (export over an export is a re-export)
+        # images over a model (export over an export of the format it writes is a re-export)
         if kind is not None and command == "sample":
             return f"{target} is a generator file, a model sample reads; sample never overwrites one"
         exported = exported_model(target) if command == "sample" else None
         if exported is not None:
             return f"{target} is {exported} that `acgan export` wrote; sample never overwrites one"
+        if command == "export" and writing is not None:  # over an export of another format: a slip of -f
+            exported = exported_model(target) if kind is None else None
+            held = "a generator file (safetensors), a model sample reads" if kind is not None else exported
+            held_format = "safetensors" if kind is not None else _EXPORTED_FORMATS.get(exported or "")
+            if held_format is not None and held_format != writing:
+                return f"{target} is {held}, and this export is {writing}: {_FORMAT_OF_ITS_OWN}"
         if kind is None and is_evaluator(target):  # minutes to train again, and maybe the one scores were by
             return f"{target} is an evaluator that `acgan evaluate` trained; {command} never overwrites one"
     checkpoint_name = where.name == LATEST or _STEP_FILE.fullmatch(where.name)

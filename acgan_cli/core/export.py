@@ -631,7 +631,7 @@ def _target(out: str | Path | None, checkpoint: Path, fmt: str) -> Path:
     # Whatever chose the name (a checkpoint named model.onnx has itself as its default output).
     final = output_destination(target)  # a link's target is written, the link kept: the default name too
     try:
-        refuse_to_overwrite_checkpoint(final, "export", reading=checkpoint)
+        refuse_to_overwrite_checkpoint(final, "export", reading=checkpoint, writing=fmt)
     except UsageError as exc:
         if out is not None:
             raise

@@ -353,6 +353,41 @@ def test_a_training_checkpoint_is_never_overwritten(run: Path) -> None:
     assert latest.read_bytes() == before
 
 
+def test_an_export_replaces_only_a_model_of_the_format_it_writes(
+    run: Path, tmp_path: Path, onnx_export: tuple[Result, Path]
+) -> None:
+    """`-f onnx --out g.safetensors` put an ONNX model in place of the generator file that `acgan
+    sample --ckpt g.safetensors` read, with a note alone (none under -q): a slip of -f cost the
+    weights. A model acgan wrote in another format is now refused; one of the same is re-exported."""
+    generator = tmp_path / "g.safetensors"
+    assert (
+        runner.invoke(app, ["-q", "export", str(run), "-f", "safetensors", "--out", str(generator)]).exit_code
+        == 0
+    )
+    onnx = tmp_path / "copy.onnx"
+    shutil.copy(onnx_export[1], onnx)
+    for target, fmt, held in [
+        (generator, "onnx", "a generator file (safetensors), a model sample reads"),
+        (generator, "torchscript", "a generator file (safetensors), a model sample reads"),
+        (onnx, "torchscript", "an ONNX model"),
+        (onnx, "safetensors", "an ONNX model"),
+    ]:
+        before = target.read_bytes()
+        result = runner.invoke(app, ["-q", "export", str(run), "-f", fmt, "--out", str(target)])
+        assert (result.exit_code, result.stdout) == (2, "")
+        assert result.stderr.splitlines() == [
+            f"error: Invalid value for --out: {target} is {held}, and this export is {fmt}: export replaces "
+            "only a model of the format it writes",
+            "hint: choose another --out, or remove it first to replace it",
+        ]
+        assert target.read_bytes() == before
+    # Its own format: a re-export, as before (from another checkpoint of the run: other weights)
+    step = sorted((run / "checkpoints").glob("step-*.safetensors"))[0]
+    result = runner.invoke(app, ["-q", "export", str(step), "-f", "safetensors", "--out", str(generator)])
+    assert result.exit_code == 0, result.stderr
+    assert read_info(generator).step == read_info(step).step
+
+
 def test_unreadable_checkpoints_exit_1_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
     (tmp_path / "empty-run").mkdir()
