@@ -547,6 +547,11 @@ def generator_checkpoint_bytes(
 # ----------------------------------------------------------------------------- reading
 
 
+CUT_SHORT_HINT = (
+    "the file was cut short (an unfinished copy or download): copy it again, or use another checkpoint"
+)
+
+
 def read_header(path: Path) -> dict[str, Any]:
     """The JSON header of a safetensors file, read only after its length was checked against the file."""
     return _read_header(path)[0]
@@ -571,6 +576,12 @@ def _read_header(path: Path, source: Path | None = None) -> tuple[dict[str, Any]
                 )
             (header_len,) = struct.unpack("<Q", prefix)
             if header_len > size - 8 or header_len > MAX_HEADER_BYTES or header_len < 2:
+                if size - 8 < header_len <= MAX_HEADER_BYTES and f.read(2) == b'{"':
+                    # a header cut inside: a copy cut short early (later cuts are told by their length)
+                    raise CheckpointError(
+                        f"{path} is damaged: {size:,} bytes where its header alone takes {8 + header_len:,}",
+                        hint=CUT_SHORT_HINT,
+                    )
                 looks_like, hint = _sniff(path, prefix)
                 raise CheckpointError(
                     f"{path} is not a safetensors file{looks_like}",
@@ -1098,9 +1109,7 @@ def _check_file(path: Path, source: Path | None = None) -> CheckpointInfo:
         if size != expected:
             raise CheckpointError(
                 f"{path} is damaged: {size:,} bytes where its header describes {expected:,}",
-                hint="the file was cut short (an unfinished copy or download): copy it again, or use another checkpoint"
-                if size < expected
-                else NOT_A_CHECKPOINT_HINT,
+                hint=CUT_SHORT_HINT if size < expected else NOT_A_CHECKPOINT_HINT,
             )
     return info
 

@@ -308,6 +308,9 @@ def test_every_command_refuses_each_hostile_file_in_one_line(
             "it looks like a PyTorch .pt/.pth file, a zip archive of pickled objects; acgan never loads pickle",
         ),
         ("huge-header-length.safetensors", "is not a safetensors file"),
+        # Cut inside its header, it was "not a safetensors file"; cut after it, "damaged … cut short"
+        ("truncated-header.safetensors", "is damaged: 100 bytes where its header alone takes"),
+        ("truncated-one-byte.safetensors", "is damaged"),
         ("missing-tensor.safetensors", f"missing {G}"),
         ("extra-tensor.safetensors", "unexpected generator_ema.surprise"),
         ("shape-transposed.safetensors", f"wrong shape or dtype for {G}"),
