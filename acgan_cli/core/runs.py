@@ -420,13 +420,17 @@ def lock_run_dir(path: Path, new_run: bool = False) -> int | None:
     return fd
 
 
-def check_batch_size(batch_size: int, n_images: int | None, resumed: Path | None = None) -> None:
+def check_batch_size(
+    batch_size: int, n_images: int | None, resumed: Path | None = None, img_size: int | None = None
+) -> None:
     """Refuse a batch larger than the training set (`n_images`; None: not known yet). A resume's
     batch size is the checkpoint's (`resumed`), which no option changes: "Invalid value for
-    --batch-size" named an option the user never gave."""
+    --batch-size" named an option the user never gave. One image at `img_size` 16 or less is too
+    few for any batch: "a batch_size of 1 or less" was then refused in turn (TrainConfig)."""
     if n_images is not None and batch_size > n_images and resumed is not None:
         raise CheckpointError(
-            f"{resumed} was trained with batch_size {batch_size}, more than the {n_images} training images there are now",
+            f"{resumed} was trained with batch_size {batch_size}, more than the {n_images} training "
+            f"image{'s' * (n_images != 1)} there are now",
             hint="a resume needs the run's own data: put it back, or resume from a checkpoint that is not edited",
         )
     if n_images is not None and batch_size > n_images:
@@ -435,12 +439,20 @@ def check_batch_size(batch_size: int, n_images: int | None, resumed: Path | None
             if batch_size == TrainConfig.batch_size
             else ""
         )
+        images = f"{n_images} image{'s' * (n_images != 1)}"
+        hint, cli_hint = (
+            f"give a batch_size of {n_images} or less{default}",
+            f"give --batch-size {n_images} or less{default}",
+        )
+        if n_images < 2 and img_size is not None and img_size <= 16:  # no batch of one at this size
+            hint = f"add images (a batch needs 2 at img_size {img_size}), or give img_size 20 or more and batch_size 1"
+            cli_hint = f"add images (a batch needs 2 at --img-size {img_size}), or give --img-size 20 or more and --batch-size 1"
         raise ConfigError(
-            f"batch_size {batch_size} is larger than the dataset ({n_images} images)",
+            f"batch_size {batch_size} is larger than the dataset ({images})",
             option="batch_size",
             detail=f"must be at most {n_images}, the number of training images",
-            hint=f"give a batch_size of {n_images} or less{default}",
-            cli_hint=f"give --batch-size {n_images} or less{default}",
+            hint=hint,
+            cli_hint=cli_hint,
         )
 
 
@@ -1064,7 +1076,7 @@ def plan_run(
     if count_images:
         check_split(config.dataset, "train")  # a folder without it (or damaged): --dry-run approved it
         images = training_images(config.dataset)
-        check_batch_size(config.batch_size, images, info.path if info else None)
+        check_batch_size(config.batch_size, images, info.path if info else None, config.img_size)
         check_run_length(config, images)
     if config.eval_every:  # scored against the test split: a folder without one fails at the start
         check_split(config.dataset, "test")

@@ -425,7 +425,9 @@ class Trainer:
                 stacklevel=3,  # the caller of Trainer()
             )
         prepared = prepare(data, config.img_size, self.device)
-        check_batch_size(config.batch_size, len(prepared), resume_info.path if resume_info else None)
+        check_batch_size(
+            config.batch_size, len(prepared), resume_info.path if resume_info else None, config.img_size
+        )
         check_run_length(config, len(prepared))
         self.steps_per_epoch = len(prepared) // config.batch_size
         self.class_images = torch.bincount(data.labels, minlength=len(data.class_names)).tolist()

@@ -1741,6 +1741,30 @@ def test_a_batch_larger_than_the_data_is_named_as_the_config_field(tmp_path: Pat
     assert not (tmp_path / "run").exists()
 
 
+def test_one_image_at_img_size_16_is_told_to_add_images_not_to_take_a_batch_of_one(tmp_path: Path) -> None:
+    """The hint said "give a batch_size of 1 or less", which TrainConfig then refused (BatchNorm needs
+    two values per channel at img_size 16 or less); and "(1 images)". The hint it gives now works."""
+    from acgan_cli.core.data import Dataset
+
+    one = Dataset("mine", torch.zeros(1, 1, 16, 16, dtype=torch.uint8), torch.tensor([0]), ("a", "b"))
+    config = tiny_config(dataset="mine", batch_size=8, max_steps=1)  # img_size 16
+    with pytest.raises(
+        ConfigError, match=r"^batch_size 8 is larger than the dataset \(1 image\)\n"
+    ) as caught:
+        Trainer(config, run_dir=tmp_path / "run", dataset=one)
+    assert caught.value.hint == (
+        "add images (a batch needs 2 at img_size 16), or give img_size 20 or more and batch_size 1"
+    )
+    assert caught.value.cli_hint == (
+        "add images (a batch needs 2 at --img-size 16), or give --img-size 20 or more and --batch-size 1"
+    )
+    # as it says: at img_size 20, a batch of the one image trains
+    result = Trainer(
+        dataclasses.replace(config, img_size=20, batch_size=1), run_dir=tmp_path / "run", dataset=one
+    ).run()
+    assert result.step == 1
+
+
 def test_a_resume_on_data_handed_in_under_other_class_names_is_refused(tmp_path: Path, small_dataset) -> None:
     """It went on, and the run's classes '0'..'9' were called 'a'..'j' from then on."""
     from acgan_cli.core.data import Dataset
