@@ -944,6 +944,14 @@ def export(
             options = replace(options, half=True)  # exactly its weights again: the tolerance stays float32's
         del tensors
         reference = _reference(generator, info)
+        # Said before the write: a caller whose warnings filter makes a Notice an error (as a run's
+        # does) got it after the file was in place, and no ExportResult for the file it then held.
+        if spec.deprecated:
+            warnings.warn(Notice(_in_python(spec.deprecated), cli_message=spec.deprecated), stacklevel=2)
+        named = format_for(target)  # the file to write: a folder named models.onnx/ holds latest.pt2
+        if named is not None and named != fmt:  # written as asked, but not without a word
+            said = f"{target} holds {_with_article(fmt)} file (--format {fmt}), though its name says {named}"
+            warnings.warn(Notice(_in_python(said), cli_message=said), stacklevel=2)
         messages: list[str] = []
         # Once the file is in place, a Ctrl-C or SIGTERM (a KeyboardInterrupt) carries its path: the CLI
         # said that nothing was written, though the whole file was and its path was being printed.
@@ -984,14 +992,6 @@ def export(
                 except OSError as exc:  # a full disk at the fsync, a full /dev/full, a folder gone
                     raise _write_error(target, target.parent, exc) from None
                 in_place = True
-            if spec.deprecated:
-                warnings.warn(Notice(_in_python(spec.deprecated), cli_message=spec.deprecated), stacklevel=2)
-            named = format_for(target)  # the file written: a folder named models.onnx/ holds latest.pt2
-            if named is not None and named != fmt:  # written as asked, but not without a word
-                said = (
-                    f"{target} holds {_with_article(fmt)} file (--format {fmt}), though its name says {named}"
-                )
-                warnings.warn(Notice(_in_python(said), cli_message=said), stacklevel=2)
             return ExportResult(
                 format=fmt,
                 path=target,

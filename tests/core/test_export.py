@@ -621,9 +621,9 @@ def test_a_name_of_another_format_is_written_with_a_notice_as_in_the_cli(
     )
     assert result.path == tmp_path / "m.pt2" and ckpt.load_generator(result.path)[1].step == 12
     with pytest.warns(Notice) as caught:  # it said "holds a onnx file"
-        ex.export(trained_run, "onnx", tmp_path / "m.pt2")
+        ex.export(trained_run, "onnx", tmp_path / "other.pt2")  # (not over m.pt2: a model of another format)
     assert [str(w.message) for w in caught] == [
-        f"{tmp_path / 'm.pt2'} holds an onnx file (fmt='onnx'), though its name says pt2"
+        f"{tmp_path / 'other.pt2'} holds an onnx file (fmt='onnx'), though its name says pt2"
     ]
     articles = {fmt: ex._with_article(fmt) for fmt in ex.FORMATS}
     assert articles == {
@@ -700,6 +700,21 @@ def test_default_names_and_formats_from_extensions() -> None:
         ".gen": None,  # any other hidden name has no extension
         "g": None,
     }
+
+
+def test_a_notice_made_an_error_stops_the_export_before_it_writes(trained_run: Path, tmp_path: Path) -> None:
+    """Under `warnings.simplefilter("error", Notice)` the TorchScript deprecation came after the file was
+    in place: the caller got an exception, no ExportResult, and a file that replaced theirs. A run
+    refuses the same way before it makes its folder."""
+    import warnings
+
+    for fmt, out in (("torchscript", tmp_path / "g.pt"), ("safetensors", tmp_path / "g.onnx")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Notice)
+            with pytest.raises(Notice):
+                ex.export(trained_run, fmt, out)
+        assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary file either
 
 
 def test_newest_opset_is_one_onnxruntime_runs() -> None:
