@@ -65,6 +65,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from acgan_cli.core.models import Generator
+
 FORMAT_NAME = "acgan-checkpoint"
 EVALUATOR_FORMAT_NAME = "acgan-evaluator"  # evaluate's files (core.evaluation.evaluator writes them)
 FORMAT_VERSION = 1
@@ -1328,7 +1330,7 @@ def load_scaler(
     scaler.load_state_dict({**scaler.state_dict(), "scale": scale, "_growth_tracker": int(tracker)})
 
 
-def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, CheckpointInfo]:
+def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[Generator, CheckpointInfo]:
     """The generator of a checkpoint (its EMA copy when it has one), in eval mode on `device`
     (a torch.device, or a name as --device takes it: cpu, cuda, cuda:N, mps, auto; or torch's
     cpu:0, mps:0)."""
@@ -1344,7 +1346,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tupl
     return generator_of(info, tensors, device), info
 
 
-def generator_of(info: CheckpointInfo, tensors: dict[str, torch.Tensor], device: torch.device) -> nn.Module:
+def generator_of(info: CheckpointInfo, tensors: dict[str, torch.Tensor], device: torch.device) -> Generator:
     """The generator that `load_checkpoint`'s tensors hold (its EMA copy when there is one), in eval mode."""
     import torch
 

@@ -1073,9 +1073,9 @@ def _header_dims(path: Path) -> tuple[int, ...]:
 
 
 def load_dataset(
-    name: str,
+    name: str | os.PathLike[str],
     split: str = "train",
-    data_dir: Path | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
     download: bool = True,
     *,
     img_size: int | None = None,
