@@ -688,13 +688,27 @@ def _wide_ranges(wide: list[tuple[Path, str]]) -> dict[str, int]:
     values. Chosen image by image, a float TIFF of values up to 0.98 loaded white and one of 1.02 black."""
     from PIL import Image
 
-    highest: dict[str, float] = {}
+    highest: dict[str, tuple[float, Path]] = {}
     for path, kind in wide:
         with _reading(path), Image.open(path) as image:
             values = _values(image, path)
         _refuse_out_of(values, _WIDE_RANGES[kind][-1], path, _ANY_RANGE_HINT)
-        highest[kind] = max(highest.get(kind, 0.0), float(values.max()))
-    return {kind: _smallest_range(kind, high) for kind, high in highest.items()}
+        if kind not in highest or float(values.max()) > highest[kind][0]:
+            highest[kind] = (float(values.max()), path)
+    ranges = {kind: _smallest_range(kind, high) for kind, (high, _) in highest.items()}
+    for kind, (high, path) in highest.items():
+        below = [top for top in _WIDE_RANGES[kind] if top < ranges[kind]]
+        if below and high < 2 * below[-1]:  # one value just past the smaller range decided for all
+            what = "float" if kind == "F" else "32-bit"
+            warnings.warn(
+                Notice(
+                    f"the {what} images are read as 0..{ranges[kind]}, not 0..{below[-1]}, as {_named(path)} holds "
+                    f"{high:g}: if they are 0..{below[-1]} images, all load {ranges[kind] // below[-1]}x too dark; "
+                    f"clip that file's values to 0..{below[-1]}"
+                ),
+                stacklevel=5,
+            )
+    return ranges
 
 
 def _smallest_range(kind: str, high: float) -> int:

@@ -872,6 +872,34 @@ def test_the_training_images_choose_one_range_for_a_folders_float_or_32_bit_imag
     assert load_dataset(str(root)).images[:, 0, 4, 4].tolist() == loaded_as
 
 
+@pytest.mark.parametrize(
+    ("values", "note"),
+    [
+        ((0.8, 0.3, 1.0005), "the float images are read as 0..255, not 0..1, as {} holds 1.0005: if they are 0..1 "
+         "images, all load 255x too dark; clip that file's values to 0..1"),
+        ((200, 100, 256), "the 32-bit images are read as 0..65535, not 0..255, as {} holds 256: if they are 0..255 "
+         "images, all load 257x too dark; clip that file's values to 0..255"),
+        ((0.98, 200.0, 1.02), None),  # 0..255 images, plainly
+        ((0.8, 0.3, 1.0), None),
+    ],
+    ids=["float just past 0..1", "32-bit just past 0..255", "float 0..255", "float 0..1"],
+)  # fmt: skip
+def test_a_range_that_one_value_just_past_the_smaller_one_chose_gets_a_note(
+    tmp_path: Path, values: tuple[float, float, float], note: str | None
+) -> None:
+    """One bicubic overshoot (1.0005 among 0..1 floats) made a whole folder load almost black (204
+    → 1), without a word: the range is still the folder's, but the file that chose it is named."""
+    root = tmp_path / "data"
+    dtype = np.float32 if isinstance(values[0], float) else np.int32
+    for path, value in zip(("a/1.tif", "b/1.tif", "b/2.tif"), values, strict=True):
+        write_image(root / path, Image.fromarray(np.full((8, 8), value, dtype=dtype)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_dataset(str(root))
+    said = [str(w.message) for w in caught if issubclass(w.category, Notice)]
+    assert said == ([] if note is None else [note.format(root / "b" / "2.tif")])
+
+
 def float_splits(root: Path, train: tuple[float, float], test: float) -> str:
     """Training images a/1.tif and b/1.tif, and a held-out a/1.tif, each of one float value."""
     for path, value in (("train/a/1.tif", train[0]), ("train/b/1.tif", train[1]), ("test/a/1.tif", test)):
