@@ -86,7 +86,8 @@ _ANY_RANGE_HINT = (  # where values lie out of every range
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 _EXIF_ORIENTATION = 0x0112
-_EXIF_FORMATS = {"JPEG", "MPO", "WEBP"}  # what cameras and phones write (Pillow turns TIFFs itself)
+# What cameras and phones write (Pillow turns TIFFs itself; it gives AVIF's own rotation as EXIF's)
+_EXIF_FORMATS = {"JPEG", "MPO", "WEBP", "AVIF"}
 
 
 class UnusableImage(DataError):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, features
 
 from acgan_cli.core import image_folders
 from acgan_cli.core.data import check_dataset_name, check_split, load_dataset, prepare, training_images
@@ -177,14 +177,19 @@ def test_a_few_colour_images_among_grey_ones_get_a_note_for_making_all_rgb(tmp_p
     assert not loaded(root)[1]
 
 
-def test_a_photo_taken_on_its_side_loads_upright(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extension", ["jpg", "webp", "avif"])
+def test_a_photo_taken_on_its_side_loads_upright(tmp_path: Path, extension: str) -> None:
+    """AVIF loaded sideways: Pillow gives its file's rotation as an EXIF orientation, for the caller
+    to turn, as for JPEG and WebP."""
+    if extension == "avif" and not features.check("avif"):
+        pytest.skip("this Pillow reads no AVIF")
     photo = solid("RGB", (40, 20), (0, 0, 0))
     photo.paste((255, 255, 255), (0, 0, 20, 20))  # left half white, as stored
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to view": the stored left edge is the top
     root = tmp_path / "photos"
-    write_image(root / "a" / "side.jpg", photo, exif=exif.tobytes(), quality=95)
-    write_image(root / "b" / "up.jpg", solid("RGB", (20, 40), (9, 9, 9)), quality=95)
+    write_image(root / "a" / f"side.{extension}", photo, exif=exif.tobytes(), quality=95)
+    write_image(root / "b" / f"up.{extension}", solid("RGB", (20, 40), (9, 9, 9)), quality=95)
     data, notes = loaded(root)
     assert data.images.shape == (2, 3, 40, 20) and not notes  # both 20 wide, 40 tall, upright
     side = data.images[0].float().mean(0)
