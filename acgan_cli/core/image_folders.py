@@ -252,11 +252,13 @@ def load_image_folder(
             see_through.append(chosen.files[index])  # (append holds the GIL: safe from the pool's threads)
 
     pool = ThreadPoolExecutor(min(8, os.cpu_count() or 1))  # Pillow decodes outside the GIL
-    try:
-        for _ in pool.map(decode, range(len(chosen.files))):
-            pass  # re-raises the first file's DataError
-    finally:  # a bad file or Ctrl-C stops the rest, not after all 60,000 are decoded
-        pool.shutdown(cancel_futures=True)
+    with warnings.catch_warnings():  # what Pillow warns of, the headers' note said (once, not per file)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
+        try:
+            for _ in pool.map(decode, range(len(chosen.files))):
+                pass  # re-raises the first file's DataError
+        finally:  # a bad file or Ctrl-C stops the rest, not after all 60,000 are decoded
+            pool.shutdown(cancel_futures=True)
     if split == "train":
         _warn_if_transparent(folder, sorted(see_through), len(chosen.files))
     return images, np.asarray(chosen.labels, dtype=np.int64), plan.train.classes
@@ -669,7 +671,9 @@ def _plan(folder: Path) -> _Plan:
     cached = _plans.get(folder.resolve())
     if cached is not None and cached[0] == stamps:
         return cached[1]
-    headers = [_header(path) for path in train.files]
+    pillow_said: list[tuple[Path, str]] = []
+    headers = [_header(path, pillow_said) for path in train.files]
+    _warn_of_pillow(folder, "training", pillow_said, len(headers))
     colour = [path for path, (_, grey, _) in zip(train.files, headers, strict=True) if not grey]
     channels = 3 if colour else 1
     _warn_if_few_in_colour(folder, colour, len(headers))
@@ -753,9 +757,10 @@ def _held_out(folder: Path, split: str, plan: _Plan) -> _Split:
     held_out = _listing(folder, split)
     for path in held_out.files:
         _stamp(path)
-    _warn_if_resized(
-        folder, "held-out", [_header(path)[0] for path in held_out.files], plan.typical, plan.median
-    )
+    pillow_said: list[tuple[Path, str]] = []
+    sizes = [_header(path, pillow_said)[0] for path in held_out.files]
+    _warn_of_pillow(folder, "held-out", pillow_said, len(sizes))
+    _warn_if_resized(folder, "held-out", sizes, plan.typical, plan.median)
     _warn_if_skipped(held_out, "score with")
     _warn_if_loose(held_out)
     return held_out
@@ -943,18 +948,48 @@ def _fitted(size: tuple[int, int], images_x_channels: int) -> tuple[int, int]:
     return (max(1, math.floor(width * scale)), max(1, math.floor(height * scale))) if scale < 1 else size
 
 
-def _header(path: Path) -> tuple[tuple[int, int], bool, str | None]:
+def _header(path: Path, pillow_said: list[tuple[Path, str]]) -> tuple[tuple[int, int], bool, str | None]:
     """An image's (width, height) upright, whether it is grey, and its `_wide_kind`, read without
-    decoding its pixels."""
+    decoding its pixels; what Pillow warned of in it is added to `pillow_said`, for one note (each
+    file's warning came out whole: a folder of photos with damaged EXIF printed one per image)."""
     from PIL import Image
 
-    with _reading(path), warnings.catch_warnings():
+    with _reading(path), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as image:
             width, height = image.size
             if _orientation(image) in _ROTATED:
                 width, height = height, width
-            return (width, height), _is_grey(image), _wide_kind(image)
+            header = (width, height), _is_grey(image), _wide_kind(image)
+    for said in caught:
+        if _from_pillow(said):
+            pillow_said.append((path, str(said.message)))
+        else:  # not Pillow's word on a file: as it came
+            warnings.warn_explicit(
+                said.message, said.category, said.filename, said.lineno, source=said.source
+            )
+    return header
+
+
+def _from_pillow(said: warnings.WarningMessage) -> bool:
+    return issubclass(said.category, UserWarning) and f"{os.sep}PIL{os.sep}" in said.filename
+
+
+def _warn_of_pillow(folder: Path, split: str, pillow_said: list[tuple[Path, str]], images: int) -> None:
+    """One note for what Pillow warned of in a split's files (damaged EXIF data, most often: the
+    pixels load all the same)."""
+    if pillow_said:
+        files = sorted({path for path, _ in pillow_said})
+        path, message = min(pillow_said)
+        warnings.warn(
+            Notice(
+                f"Pillow warned of {len(files):,} of the {images:,} {split} images in {_named(folder)} "
+                f"({_named(os.path.relpath(path, folder))}{' and others' if len(files) > 1 else ''}: "
+                f"{' '.join(message.split()).rstrip('.')}); they load as Pillow reads them"
+            ),
+            stacklevel=5,
+        )
 
 
 def _wide_kind(image: Image.Image) -> str | None:

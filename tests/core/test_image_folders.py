@@ -196,6 +196,32 @@ def test_a_photo_taken_on_its_side_loads_upright(tmp_path: Path, extension: str)
     assert side[:18].mean() > 240 and side[22:].mean() < 15
 
 
+def test_pillows_warnings_about_a_folders_files_are_one_note(tmp_path: Path) -> None:
+    """Photos with damaged EXIF data printed Pillow's raw UserWarning once per image (and its source
+    line): thousands of lines for a folder of photos. Now one note for the split; the pixels load."""
+    damaged_exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x12\x01\x03\x00"
+    root = tmp_path / "photos"
+    for index in range(6):
+        write_image(root / "train" / "ab"[index % 2] / f"{index}.jpg", solid("RGB", (8, 8), (index * 40,) * 3),
+                    exif=damaged_exif, quality=95)  # fmt: skip
+    write_image(root / "train" / "a" / "clean.jpg", solid("RGB", (8, 8), (9, 9, 9)), quality=95)
+    write_image(root / "test" / "a" / "0.jpg", solid("RGB", (8, 8), (9, 9, 9)), exif=damaged_exif, quality=95)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_dataset(str(root))
+        held_out = load_dataset(str(root), "test")  # (the training split's note is not said again)
+    said = [str(w.message) for w in caught]
+    assert len(said) == 2 and all(isinstance(w.message, Notice) for w in caught), said
+    assert said[0].startswith(
+        f"Pillow warned of 6 of the 7 training images in {root} (train/a/0.jpg and others: Corrupt EXIF data"
+    )
+    assert said[0].endswith("); they load as Pillow reads them")
+    assert said[1].startswith(
+        f"Pillow warned of 1 of the 1 held-out images in {root} (test/a/0.jpg: Corrupt EXIF"
+    )
+    assert data.images.shape == (7, 3, 8, 8) and len(held_out.images) == 1
+
+
 def test_large_images_load_at_most_256_pixels_a_side_and_within_the_memory_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
