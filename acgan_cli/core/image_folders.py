@@ -592,6 +592,12 @@ def _classes(root: Path) -> tuple[str, ...]:
                 f"or give the held-out split's folder ({_named(root / splits[0])}) to train on it",
             )
         split = split or root / splits[0]
+        if _class_folders(split):  # DATA/train/train/<class>/…: one level too deep, as unzipping leaves it
+            raise DataError(
+                f"{_named(root)} holds a split folder {_named(split.name)} of its own, with the class folders in it",
+                hint=f"move what {_named(split)} holds up into {_named(root)} (an archive unpacked into a "
+                "folder of its own name nests it so), for DATA/train/<class>/… and DATA/test/<class>/…",
+            )
         raise DataError(
             f"{_named(split)} holds {'images but no' if _has_images_here(split) else 'no'} class folders",
             hint=f"put each class's images in a folder named after it: {_named(split / '<class>')}/…",

@@ -560,6 +560,26 @@ def test_split_folders_are_never_taken_for_classes(tmp_path: Path) -> None:
         f"or give the held-out split's folder ({held_out / 'test'}) to train on it"
     )
     assert load_dataset(str(held_out / "test")).class_names == ("cat", "dog")
+    nested = (
+        tmp_path / "nested"
+    )  # unzipped train.zip and test.zip: "nested/train/train holds no class folders"
+    for file in (
+        "train/train/cat/1.png",
+        "train/train/dog/1.png",
+        "test/test/cat/1.png",
+        "test/test/dog/1.png",
+    ):
+        write_image(nested / file, solid("L", (8, 8), 1))
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(nested))
+    assert (
+        caught.value.message
+        == f"{nested / 'train'} holds a split folder train of its own, with the class folders in it"
+    )
+    assert caught.value.hint == (
+        f"move what {nested / 'train' / 'train'} holds up into {nested / 'train'} (an archive unpacked into a "
+        "folder of its own name nests it so), for DATA/train/<class>/… and DATA/test/<class>/…"
+    )
 
 
 def test_training_and_testing_folders_are_the_splits(tmp_path: Path) -> None:
