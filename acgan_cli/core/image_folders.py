@@ -846,6 +846,31 @@ def _warn_of_listing(folder: Path, train: _Split) -> None:
     _warn_if_skipped(train, "train on")
     _warn_if_loose(train)
     _warn_if_beside(folder, train)
+    _warn_if_held_out_inside(folder, train)
+
+
+def _warn_if_held_out_inside(folder: Path, train: _Split) -> None:
+    """A note for held-out folders inside the class folders (DATA/cat/test/…): their images are
+    trained on as the class's, unlike DATA/test/cat/…, and nothing said so (DATA/{cat,dog,test},
+    the same slip a level up, is refused: there they would be a class of their own)."""
+    inside = sorted(
+        {
+            f"{parts[0]}/{parts[1]}"
+            for parts in (path.relative_to(train.root).parts for path in train.files)
+            if len(parts) > 2 and parts[1].casefold() in TEST_FOLDERS
+        }
+    )
+    if inside:
+        one = len(inside) == 1
+        warnings.warn(
+            Notice(
+                f"{_some(inside)} in {_named(train.root)} {'is' if one else 'are'} trained on as part of "
+                f"{'its class' if one else 'their classes'}: a held-out split goes beside the training one "
+                f"({_named(folder / 'test' / '<class>')}/… and {_named(folder / 'train' / '<class>')}/…), "
+                "not inside a class"
+            ),
+            stacklevel=5,
+        )
 
 
 def _warn_if_unbalanced(folder: Path, train: _Split) -> None:

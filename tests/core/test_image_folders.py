@@ -582,6 +582,29 @@ def test_split_folders_are_never_taken_for_classes(tmp_path: Path) -> None:
     )
 
 
+def test_held_out_folders_inside_the_class_folders_get_a_note(tmp_path: Path) -> None:
+    """DATA/cat/{train,test}: the test images were trained on as the class's, without a word (the same
+    slip a level up, DATA/{cat,dog,test}, is refused). A class's own subfolders get no note."""
+    root = tmp_path / "pets"
+    for file in (
+        "cat/train/1.png",
+        "cat/test/1.png",
+        "dog/train/1.png",
+        "dog/Val/1.png",
+        "dog/puppies/1.png",
+    ):
+        write_image(root / file, solid("L", (8, 8), 1))
+    data, notes = loaded(root)
+    assert len(data.images) == 5  # trained on, as before
+    assert [str(note) for note in notes] == [
+        f"cat/test, dog/Val in {root} are trained on as part of their classes: a held-out split goes beside "
+        f"the training one ({root / 'test' / '<class>'}/… and {root / 'train' / '<class>'}/…), not inside a class"
+    ]
+    (root / "dog" / "Val" / "1.png").unlink()
+    (root / "cat" / "test" / "1.png").unlink()
+    assert loaded(root)[1] == []
+
+
 def test_training_and_testing_folders_are_the_splits(tmp_path: Path) -> None:
     """mnist_png's archive holds training/ and testing/: they were refused as classes."""
     images, _ = write_digits(tmp_path / "digits")
