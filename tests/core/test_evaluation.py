@@ -203,6 +203,22 @@ def test_the_reference_draws_as_many_real_images_as_there_are_up_to_all_of_them(
     assert len(reference_images(evaluator, 16, 5000, seed=0)) == 4000
 
 
+def test_a_reference_capped_by_the_training_split_keeps_the_test_splits_proportions(
+    evaluator: Evaluator,
+) -> None:
+    """Each class was capped on its own where the training split had too few: with a test split of
+    other proportions than the training split's, the reference's mix was neither's, and its Fréchet
+    distance grew with n_samples (0.15 at 120, 193 at 1,000). Now all shrink together."""
+    test = _unbalanced(evaluator.splits["test"])  # 100 of class 0, 25 of each other: 325
+    skewed = Evaluator(evaluator.net, evaluator.info, evaluator.splits["train"], test, evaluator.device)
+    assert skewed.class_counts("test")[:2] == (100, 25) and skewed.class_counts("train")[0] == 400
+    # 400 training images of class 0 hold its share (100/325) of at most 1,300 samples
+    for n in (2000, 5000):
+        drawn = reference_images(skewed, 16, n, seed=0)
+        assert torch.bincount(drawn.labels).tolist() == [400] + [100] * 9
+    assert torch.bincount(reference_images(skewed, 16, 650, seed=0).labels).tolist() == [200] + [50] * 9
+
+
 def test_quick_metrics_leave_the_generator_and_the_rng_as_they_were(
     run20: Path, evaluator: Evaluator
 ) -> None:
@@ -432,6 +448,38 @@ def test_the_cache_file_is_safetensors_with_the_promised_metadata(evaluator: Eva
     assert metadata["data_hash"] == data_hash(*evaluator_splits("mnist-5k"))
     assert evaluator.info.path == cache_path("mnist-5k", metadata["data_hash"], 0)
     assert evaluator.info.path.read_bytes()[:1] != b"\x80"  # not a pickle
+
+
+def test_a_test_split_of_fewer_images_than_features_gets_a_note_for_fd_and_kid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 60 held-out images every FD and KID compared with a covariance of rank 59 or less, and
+    nothing said so (the note looked at --n-samples alone)."""
+    monkeypatch.setattr(evaluator_module, "MIN_STEPS", 24)
+    folder = write_idx_folder(tmp_path / "few-held-out", 400, 60)
+    run = train(tiny_config(dataset=str(folder), max_steps=2), run_dir=tmp_path / "run").run_dir
+
+    def notes(metrics: tuple[str, ...], n_samples: int = 200) -> list[str]:
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            evaluate([run], EvaluationConfig(n_samples=n_samples, device="cpu", metrics=metrics))
+        return [
+            str(w.message)
+            for w in caught
+            if isinstance(w.message, Notice) and not str(w.message).startswith("the evaluator classifies")
+        ]
+
+    assert notes(("fd", "kid")) == [
+        "the test split holds 60 images, fewer than the evaluator's 128 features: Fréchet distance and KID "
+        "against so few are mostly sampling noise (compare each with its real-images value; more held-out "
+        "images make them firmer)"
+    ]
+    assert notes(("class-accuracy",)) == []
+    assert [note[:30] for note in notes(("fd",), n_samples=50)] == [
+        "50 samples are fewer than the "
+    ]  # said once
 
 
 def test_a_corrupt_cached_evaluator_is_retrained(tiny_folder: Path, tmp_path: Path, monkeypatch) -> None:
