@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -460,8 +461,6 @@ def test_a_test_split_of_fewer_images_than_features_gets_a_note_for_fd_and_kid(
     run = train(tiny_config(dataset=str(folder), max_steps=2), run_dir=tmp_path / "run").run_dir
 
     def notes(metrics: tuple[str, ...], n_samples: int = 200) -> list[str]:
-        import warnings
-
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             evaluate([run], EvaluationConfig(n_samples=n_samples, device="cpu", metrics=metrics))
@@ -480,6 +479,27 @@ def test_a_test_split_of_fewer_images_than_features_gets_a_note_for_fd_and_kid(
     assert [note[:30] for note in notes(("fd",), n_samples=50)] == [
         "50 samples are fewer than the "
     ]  # said once
+
+
+def test_a_class_the_test_split_lacks_is_named_as_unscored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Samples are drawn in the test split's proportions: a class it lacks was never drawn, and a
+    generator drawing garbage for it scored as well as one that did not, without a word."""
+    monkeypatch.setattr(evaluator_module, "MIN_STEPS", 24)
+    folder = write_class_folders(tmp_path / "zoo", ("cat", "dog", "owl"))
+    shutil.rmtree(folder / "test" / "owl")
+    config = tiny_config(dataset=str(folder), max_steps=2, batch_size=8)
+    run = train(config, run_dir=tmp_path / "run").run_dir
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = evaluate([run], EvaluationConfig(n_samples=30, device="cpu", metrics=("class-accuracy",)))
+    said = [str(w.message) for w in caught if isinstance(w.message, Notice)]
+    assert (
+        "the test split holds no images of class 'owl': no sample of it is drawn, and the figures say nothing "
+        "of it (add its held-out images to score it)"
+    ) in said
+    assert report.checkpoints[0].scores.figures["class_accuracy"] is not None
 
 
 def test_a_corrupt_cached_evaluator_is_retrained(tiny_folder: Path, tmp_path: Path, monkeypatch) -> None:

@@ -534,6 +534,26 @@ def _warn_if_few_real(config: EvaluationConfig, held_out: int) -> None:
         )
 
 
+def _warn_if_unscored(evaluator: Evaluator) -> None:
+    """A note for classes the test split lacks (it may): the samples are drawn in its proportions,
+    so none of them is drawn, and no figure says anything of them. It went unsaid."""
+    counts = evaluator.class_counts("test")
+    missing = [name for name, count in zip(evaluator.info.class_names, counts, strict=True) if count == 0]
+    if missing:
+        shown = ", ".join(repr(name) for name in missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        one = len(missing) == 1
+        warnings.warn(
+            Notice(
+                f"the test split holds no images of class{'' if one else 'es'} {shown}: no sample of "
+                f"{'it' if one else 'them'} is drawn, and the figures say nothing of {'it' if one else 'them'} "
+                f"(add {'its' if one else 'their'} held-out images to score {'it' if one else 'them'})"
+            ),
+            stacklevel=3,
+        )
+
+
 def _warn_if_weak(info: EvaluatorInfo) -> None:
     """A note where the evaluator is nearer chance than perfect on its test split: class accuracy,
     FD and the rest all read its features, and say little of any generator through it."""
@@ -699,6 +719,7 @@ def evaluate(
             check_fits(info, dataset, evaluator.info, chosen_by)
         _warn_if_weak(evaluator.info)
         _warn_if_few_real(config, sum(evaluator.class_counts("test")))
+        _warn_if_unscored(evaluator)
 
         references: dict[int, Scores] = {}
         reports = []
