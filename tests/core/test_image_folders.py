@@ -147,6 +147,44 @@ def test_grey_palettes_one_bit_and_sixteen_bit_images_load_grey(tmp_path: Path) 
     assert data.images[:, 0, 3, 3].tolist() == [255, 128, 255, 128]  # bits.png, palette.gif, deep, half
 
 
+def write_png(path: Path, colour_type: int, pixels: np.ndarray) -> None:
+    """A 16-bit PNG written by hand (Pillow writes no 16-bit grey and alpha): `pixels` H x W x samples,
+    uint16, for the PNG colour type given (4: grey and alpha, 6: RGBA)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width = pixels.shape[:2]
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_sixteen_bit_grey_and_alpha_png_is_grey_not_colour(tmp_path: Path) -> None:
+    """Pillow opens it as RGBA: it was counted as a colour image, and made a grey folder load as RGB
+    ("1 of the 6 training images … is in colour"). Its header says grey; a 16-bit RGBA one is colour."""
+    root = tmp_path / "scans"
+    grey_and_alpha = np.stack([np.full((8, 8), 32896), np.full((8, 8), 65535)], axis=-1)
+    write_png(root / "a" / "la16.png", 4, grey_and_alpha)
+    write_image(root / "b" / "grey.png", solid("L", (8, 8), 7))
+    data, notes = loaded(root)
+    assert data.images.shape == (2, 1, 8, 8) and not notes
+    assert data.images[:, 0, 0, 0].tolist() == [128, 7]
+    rgba = np.stack(
+        [np.full((8, 8), 65535), np.zeros((8, 8)), np.zeros((8, 8)), np.full((8, 8), 65535)], axis=-1
+    )
+    write_png(root / "a" / "rgba16.png", 6, rgba)
+    assert load_dataset(str(root)).images.shape == (3, 3, 8, 8)
+
+
 def test_a_colour_palette_makes_the_dataset_rgb(tmp_path: Path) -> None:
     root = tmp_path / "palette"
     write_image(root / "a" / "red.gif", palette_image((200, 10, 10)))
