@@ -1094,7 +1094,14 @@ def _flattened(
     from PIL import Image
 
     if image.mode in _WIDE_MODES:
-        image = Image.fromarray(_eight_bit(image, path, ranges))
+        key = image.info.get("transparency")  # a 16-bit grey PNG's one transparent value (tRNS)
+        eight = _eight_bit(image, path, ranges)
+        if isinstance(key, int):  # lost with the 16 bits: its pixels loaded as their grey, white at 65535
+            see_through = _values(image, path) == key
+            if see_through.any():
+                eight[see_through] = 0  # over black, as every other transparent pixel
+                return Image.fromarray(eight).convert("L" if channels == 1 else "RGB"), True
+        image = Image.fromarray(eight)
     transparent = False
     if "transparency" in image.info or image.mode in ("RGBA", "LA", "La", "RGBa", "PA"):
         rgba = image.convert("RGBA")

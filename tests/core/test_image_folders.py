@@ -185,6 +185,25 @@ def test_a_sixteen_bit_grey_and_alpha_png_is_grey_not_colour(tmp_path: Path) -> 
     assert load_dataset(str(root)).images.shape == (3, 3, 8, 8)
 
 
+def test_a_sixteen_bit_grey_pngs_transparent_value_goes_over_black(tmp_path: Path) -> None:
+    """Its tRNS value (one grey that is transparent) was dropped with the 16 bits: those pixels loaded
+    white, where an 8-bit PNG's load black, with a note."""
+    root = tmp_path / "scans"
+    values = np.full((8, 8), 32896, dtype=np.uint16)
+    values[:4] = 65535  # the top half: the transparent grey
+    write_image(root / "a" / "keyed.png", Image.fromarray(values), transparency=65535)
+    with Image.open(root / "a" / "keyed.png") as written:
+        assert written.mode.startswith("I") and written.info["transparency"] == 65535
+    write_image(root / "b" / "grey.png", solid("L", (8, 8), 7))
+    data, notes = loaded(root)
+    assert data.images.shape == (2, 1, 8, 8)
+    assert data.images[0, 0, :4].unique().tolist() == [0] and data.images[0, 0, 4:].unique().tolist() == [128]
+    assert [str(note) for note in notes] == [
+        f"1 of the 2 training images in {root} has transparent pixels (a/keyed.png), flattened onto black; to "
+        "train on another background colour, flatten it onto that colour first"
+    ]
+
+
 def test_a_colour_palette_makes_the_dataset_rgb(tmp_path: Path) -> None:
     root = tmp_path / "palette"
     write_image(root / "a" / "red.gif", palette_image((200, 10, 10)))
