@@ -287,8 +287,10 @@ def _is_run(path: Path) -> bool:
     )
 
 
-def _subfolders(folder: Path) -> list[Path]:
-    """The visible folders in `folder`, links followed; a link that leads nowhere is an OSError."""
+def _subfolders(folder: Path, dead_links: bool = True) -> list[Path]:
+    """The visible folders in `folder`, links followed; a link without a suffix that leads nowhere
+    is an OSError (a class folder's link to nothing, or a loop), unless `dead_links` is False (inside
+    a class folder, where such a link is a file's, skipped as the images' listing skips it)."""
     found = []
     read = _folders_read.get()
     if read is not None:
@@ -299,7 +301,9 @@ def _subfolders(folder: Path) -> list[Path]:
                 continue
             if entry.is_dir():
                 found.append(Path(entry.path))
-            elif entry.is_symlink() and not Path(entry.name).suffix:  # a class's link to nothing, or a loop
+            elif (
+                dead_links and entry.is_symlink() and not Path(entry.name).suffix
+            ):  # a class's link to nothing
                 os.stat(entry.path)  # raises its reason, with its name
     return found
 
@@ -327,7 +331,7 @@ def _class_folders(root: Path) -> list[Path]:
         path
         for path in _subfolders(root)
         if not _is_run(path)
-        and not (any(_is_run(sub) for sub in _subfolders(path)) and not _has_images(path))
+        and not (any(_is_run(sub) for sub in _subfolders(path, dead_links=False)) and not _has_images(path))
     ]
 
 

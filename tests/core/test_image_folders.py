@@ -879,6 +879,22 @@ def test_a_class_link_that_leads_nowhere_is_named(tmp_path: Path, target: str) -
     assert "where its links point" in caught.value.hint
 
 
+def test_a_files_link_to_nothing_inside_a_class_folder_is_skipped_at_any_depth(tmp_path: Path) -> None:
+    """`cat/olddata -> nowhere` stopped the load ("cannot read …"), while the same link in cat/sub/ was
+    skipped, as any file that is not an image: the class folder's own look for run folders read it
+    as a class's link. Skipped at both depths now; one named like an image is still refused."""
+    root = tmp_path / "data"
+    for name in ("cat", "dog"):
+        write_image(root / name / "1.png", solid("L", (8, 8), 1))
+    (root / "cat" / "olddata").symlink_to(tmp_path / "gone")
+    (root / "dog" / "sub").mkdir()
+    (root / "dog" / "sub" / "olddata").symlink_to(tmp_path / "gone")
+    assert len(load_dataset(str(root)).images) == 2
+    (root / "cat" / "2.png").symlink_to(tmp_path / "gone.png")
+    with pytest.raises(DataError, match=r"2\.png"):
+        load_dataset(str(root))
+
+
 def test_folders_one_level_off_get_the_folder_to_give(tmp_path: Path) -> None:
     from tests.helpers import make_idx_folder
 
