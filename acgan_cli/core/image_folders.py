@@ -339,6 +339,37 @@ def _has_images(folder: Path) -> bool:
     return next(_image_files(folder), None) is not None
 
 
+def _unnamed_hint(folder: Path, most: int = 20) -> str | None:
+    """Where `folder` holds images without a suffix (acgan knows images by theirs), the hint to name
+    them: a class of only such files was told "a class without images cannot be learned"."""
+    from PIL import Image
+
+    looked = 0
+    for parent, _, names in os.walk(folder):
+        for name in sorted(names):
+            if looked >= most:
+                return None
+            if Path(name).suffix or not _visible(name):
+                continue
+            looked += 1
+            try:
+                with warnings.catch_warnings(), Image.open(os.path.join(parent, name)) as image:
+                    warnings.simplefilter("ignore")
+                    kind = image.format
+            except Exception:  # not an image, or one Pillow cannot open: the usual hint
+                continue
+            formats = Image.registered_extensions()
+            named = next((ext for ext in IMAGE_SUFFIXES if formats.get(ext) == kind), None)
+            if named is None:  # a format acgan does not read (ICO): the usual hint
+                continue
+            shown = _named(os.path.relpath(os.path.join(parent, name), folder))
+            return (
+                f"its files have no suffix, and acgan knows images by theirs: {shown} is {kind}, so name "
+                f"it {shown}{named} (and the others so)"
+            )
+    return None
+
+
 def _image_files(
     folder: Path, dataset: Path | None = None, skipped: list[Path] | None = None
 ) -> Iterator[Path]:
@@ -487,7 +518,8 @@ def _listed(folder: Path, split: str) -> _Split:
             hint, cli_hint = _idx_inside(folders[name]) or (
                 _convert_hint(skipped[others:])
                 if len(skipped) > others
-                else "a class without images cannot be learned: add its images, or move the folder out",
+                else _unnamed_hint(folders[name])
+                or "a class without images cannot be learned: add its images, or move the folder out",
                 None,
             )
             raise DataError(

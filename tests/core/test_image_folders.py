@@ -895,6 +895,26 @@ def test_a_files_link_to_nothing_inside_a_class_folder_is_skipped_at_any_depth(t
         load_dataset(str(root))
 
 
+def test_a_class_of_images_without_a_suffix_is_told_to_name_them(tmp_path: Path) -> None:
+    """They are skipped (acgan knows images by their suffix), and a class of only such files was told
+    "a class without images cannot be learned: add its images"."""
+    root = tmp_path / "data"
+    write_image(root / "cat" / "1.png", solid("L", (8, 8), 1))
+    (root / "dog").mkdir()
+    solid("L", (8, 8), 2).save(root / "dog" / "IMG_0001", format="JPEG")
+    (root / "dog" / "notes").write_text("not an image")
+    with pytest.raises(DataError, match="dog holds no images") as caught:
+        load_dataset(str(root))
+    assert caught.value.hint == (
+        "its files have no suffix, and acgan knows images by theirs: IMG_0001 is JPEG, so name it IMG_0001.jpg "
+        "(and the others so)"
+    )
+    (root / "dog" / "IMG_0001").unlink()
+    with pytest.raises(DataError, match="dog holds no images") as caught:
+        load_dataset(str(root))
+    assert caught.value.hint.startswith("a class without images cannot be learned")
+
+
 def test_folders_one_level_off_get_the_folder_to_give(tmp_path: Path) -> None:
     from tests.helpers import make_idx_folder
 
