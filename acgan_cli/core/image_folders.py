@@ -883,6 +883,33 @@ def _warn_of_listing(folder: Path, train: _Split) -> None:
     _warn_if_loose(train)
     _warn_if_beside(folder, train)
     _warn_if_held_out_inside(folder, train)
+    _warn_if_look_alike(folder, train)
+
+
+def _warn_if_look_alike(folder: Path, train: _Split) -> None:
+    """A note for class names that differ only in case or in spaces at their ends ('Cat' and 'cat',
+    ' cat'): each is a class of its own, which tables and `--class` show as one name (and macOS and
+    Windows keep 'Cat' and 'cat' as one folder); nothing said so."""
+    groups: dict[str, list[str]] = collections.defaultdict(list)
+    for name in train.classes:
+        groups[name.strip().casefold()].append(name)
+    alike = [names for names in groups.values() if len(names) > 1]
+    padded = [name for name in train.classes if name != name.strip()]
+    if alike or padded:
+        said = [" and ".join(repr(name) for name in names) for names in alike[:3]]
+        said += [
+            f"{name!r} (spaces at its ends)"
+            for name in padded[:3]
+            if not any(name in names for names in alike)
+        ]
+        warnings.warn(
+            Notice(
+                f"class folders in {_named(train.root)} whose names look alike are classes of their own: "
+                f"{'; '.join(said)}; rename them where they are one class (macOS and Windows keep names "
+                "that differ only in case as one folder)"
+            ),
+            stacklevel=5,
+        )
 
 
 def _warn_if_held_out_inside(folder: Path, train: _Split) -> None:

@@ -895,6 +895,25 @@ def test_a_files_link_to_nothing_inside_a_class_folder_is_skipped_at_any_depth(t
         load_dataset(str(root))
 
 
+def test_class_names_that_differ_in_case_or_end_spaces_get_a_note(tmp_path: Path) -> None:
+    """'Cat', 'cat' and 'cat ' were three classes that every table and `--class` showed alike, and
+    nothing said so; macOS and Windows would keep two of them as one folder."""
+    root = tmp_path / "data"
+    for name in ("Cat", "cat", "dog ", "owl"):
+        write_image(root / name / "1.png", solid("L", (8, 8), 1))
+    data, notes = loaded(root)
+    assert len(data.class_names) == 4  # classes of their own, as before
+    assert [str(note) for note in notes] == [
+        f"class folders in {root} whose names look alike are classes of their own: 'Cat' and 'cat'; 'dog ' "
+        "(spaces at its ends); rename them where they are one class (macOS and Windows keep names that differ "
+        "only in case as one folder)"
+    ]
+    (root / "Cat" / "1.png").rename(root / "owl" / "2.png")
+    (root / "Cat").rmdir()
+    (root / "dog ").rename(root / "dog")
+    assert loaded(root)[1] == []
+
+
 def test_a_class_of_images_without_a_suffix_is_told_to_name_them(tmp_path: Path) -> None:
     """They are skipped (acgan knows images by their suffix), and a class of only such files was told
     "a class without images cannot be learned: add its images"."""
