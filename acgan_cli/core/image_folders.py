@@ -301,10 +301,8 @@ def _subfolders(folder: Path, dead_links: bool = True) -> list[Path]:
                 continue
             if entry.is_dir():
                 found.append(Path(entry.path))
-            elif (
-                dead_links and entry.is_symlink() and not Path(entry.name).suffix
-            ):  # a class's link to nothing
-                os.stat(entry.path)  # raises its reason, with its name
+            elif dead_links and entry.is_symlink() and not Path(entry.name).suffix:
+                os.stat(entry.path)  # a class's link to nothing, or a loop: raises its reason, with its name
     return found
 
 
