@@ -1070,7 +1070,9 @@ class Trainer:
     ) -> bool:
         """Load --eval-every's evaluator, training it on first use (its progress goes to on_event).
         True where a stop request came while it trained: the run then takes no step."""
+        from acgan_cli.core.evaluation.config import QUICK_SAMPLES
         from acgan_cli.core.evaluation.evaluator import TrainingStopped, load_evaluator
+        from acgan_cli.core.evaluation.scoring import note_held_out
 
         config = self.config
         try:
@@ -1088,6 +1090,8 @@ class Trainer:
         except BaseException:
             self.discard()  # still empty: no run to leave behind
             raise
+        # what the quick figures compare with: a test split of few images, or lacking a class
+        note_held_out(self.evaluator, ("class-accuracy", "fd"), QUICK_SAMPLES, stacklevel=4)
         return False
 
     def _run_started(self, history: tuple[Logged, ...]) -> RunStarted:

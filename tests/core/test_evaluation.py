@@ -489,16 +489,22 @@ def test_a_class_the_test_split_lacks_is_named_as_unscored(
     monkeypatch.setattr(evaluator_module, "MIN_STEPS", 24)
     folder = write_class_folders(tmp_path / "zoo", ("cat", "dog", "owl"))
     shutil.rmtree(folder / "test" / "owl")
-    config = tiny_config(dataset=str(folder), max_steps=2, batch_size=8)
-    run = train(config, run_dir=tmp_path / "run").run_dir
+    unscored = (
+        "the test split holds no images of class 'owl': no sample of it is drawn, and the figures say nothing "
+        "of it (add its held-out images to score it)"
+    )
+    config = tiny_config(dataset=str(folder), max_steps=2, batch_size=8, eval_every=2)
+    with warnings.catch_warnings(record=True) as caught:  # train --eval-every's quick figures too
+        warnings.simplefilter("always")
+        run = train(config, run_dir=tmp_path / "run").run_dir
+    said = [str(w.message) for w in caught if isinstance(w.message, Notice)]
+    assert unscored in said
+    assert any(note.startswith("the test split holds 8 images, fewer than the evaluator's") for note in said)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         report = evaluate([run], EvaluationConfig(n_samples=30, device="cpu", metrics=("class-accuracy",)))
     said = [str(w.message) for w in caught if isinstance(w.message, Notice)]
-    assert (
-        "the test split holds no images of class 'owl': no sample of it is drawn, and the figures say nothing "
-        "of it (add its held-out images to score it)"
-    ) in said
+    assert unscored in said
     assert report.checkpoints[0].scores.figures["class_accuracy"] is not None
 
 

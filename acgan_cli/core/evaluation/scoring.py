@@ -516,28 +516,29 @@ def _check_folder_classes(infos: list[CheckpointInfo], dataset: str) -> None:
         )
 
 
-def _warn_if_few_real(config: EvaluationConfig, held_out: int) -> None:
-    """A note where the real test split that the Fréchet distance and KID compare with has fewer
-    images than the evaluator has features: as mostly noise as too few samples (`_warn_if_noisy`,
-    which says it first where both are few), and it went unsaid (60 held-out images, FD 0.14)."""
+def note_held_out(evaluator: Evaluator, metrics: Sequence[str], n_samples: int, stacklevel: int = 2) -> None:
+    """Notes on the real test split the figures compare with, for `evaluate` and `train --eval-every`
+    (`stacklevel`: of the caller to point at, as warnings.warn counts from this function's caller):
+
+    - fewer images than the evaluator has features: the Fréchet distance and KID against it are as
+      mostly noise as from too few samples (`_warn_if_noisy`, which says it first where both are few);
+      it went unsaid (60 held-out images, FD 0.14);
+    - classes it lacks (it may): the samples are drawn in its proportions, so none of theirs is, and
+      no figure says anything of them; it went unsaid too.
+    """
     from acgan_cli.core.evaluation.classifier import FEATURES
 
-    noisy = [title for name, title in (("fd", "Fréchet distance"), ("kid", "KID")) if name in config.metrics]
-    if noisy and held_out < FEATURES <= config.n_samples:
+    counts = evaluator.class_counts("test")
+    noisy = [title for name, title in (("fd", "Fréchet distance"), ("kid", "KID")) if name in metrics]
+    if noisy and sum(counts) < FEATURES <= n_samples:
         warnings.warn(
             Notice(
-                f"the test split holds {held_out:,} images, fewer than the evaluator's {FEATURES} features: "
+                f"the test split holds {sum(counts):,} images, fewer than the evaluator's {FEATURES} features: "
                 f"{' and '.join(noisy)} against so few {'is' if len(noisy) == 1 else 'are'} mostly sampling "
                 "noise (compare each with its real-images value; more held-out images make them firmer)"
             ),
-            stacklevel=3,
+            stacklevel=stacklevel + 1,
         )
-
-
-def _warn_if_unscored(evaluator: Evaluator) -> None:
-    """A note for classes the test split lacks (it may): the samples are drawn in its proportions,
-    so none of them is drawn, and no figure says anything of them. It went unsaid."""
-    counts = evaluator.class_counts("test")
     missing = [name for name, count in zip(evaluator.info.class_names, counts, strict=True) if count == 0]
     if missing:
         shown = ", ".join(repr(name) for name in missing[:5]) + (
@@ -550,7 +551,7 @@ def _warn_if_unscored(evaluator: Evaluator) -> None:
                 f"{'it' if one else 'them'} is drawn, and the figures say nothing of {'it' if one else 'them'} "
                 f"(add {'its' if one else 'their'} held-out images to score {'it' if one else 'them'})"
             ),
-            stacklevel=3,
+            stacklevel=stacklevel + 1,
         )
 
 
@@ -718,8 +719,7 @@ def evaluate(
         for info in infos:
             check_fits(info, dataset, evaluator.info, chosen_by)
         _warn_if_weak(evaluator.info)
-        _warn_if_few_real(config, sum(evaluator.class_counts("test")))
-        _warn_if_unscored(evaluator)
+        note_held_out(evaluator, config.metrics, config.n_samples, stacklevel=3)
 
         references: dict[int, Scores] = {}
         reports = []
