@@ -402,8 +402,11 @@ class EvaluationProgress:
             self._say(f"evaluator epoch {event.epoch + 1}/{event.epochs}: loss {event.loss:.4f}")
         elif isinstance(event, EvaluatorReady):
             how = "trained" if event.trained else "loaded"
+            waited = (
+                f", after {event.waited:.1f} s waiting for the process training it" if event.waited else ""
+            )
             self._say(
-                f"evaluator: {event.path} (test accuracy {event.test_accuracy:.2%}, {how} in {event.seconds:.1f} s)"
+                f"evaluator: {event.path} (test accuracy {event.test_accuracy:.2%}, {how} in {event.seconds:.1f} s{waited})"
             )
         elif isinstance(event, StageStarted):
             where = f"[{event.checkpoint + 1}/{event.n_checkpoints}] " if event.checkpoint is not None else ""

@@ -243,6 +243,27 @@ def test_plain_lines_show_the_evaluators_training_every_twentieth_of_its_steps()
         assert all(re.search(r", eta \d+:\d\d:\d\d$", line) for line in lines)
 
 
+def test_evaluates_line_says_a_wait_for_another_process_apart_from_the_load() -> None:
+    """A second evaluate on a cold cache waited for the first to train the evaluator, then said it
+    was "loaded in 10.7 s": the wait, read as a slow load."""
+    from acgan_cli.cli.render import EvaluationProgress
+    from acgan_cli.core.evaluation import EvaluatorReady
+
+    lines = []
+    for waited in (10.6, 0.0):
+        output = io.StringIO()
+        draw = EvaluationProgress(
+            Console(file=output, width=200, color_system=None), live=False, n_samples=10
+        )
+        draw(EvaluatorReady(Path("e.safetensors"), "mnist-5k", 0.982, False, 0.1, waited))
+        lines.append(output.getvalue().strip())
+    assert lines == [
+        "evaluate: evaluator: e.safetensors (test accuracy 98.20%, loaded in 0.1 s, after 10.6 s waiting for "
+        "the process training it)",
+        "evaluate: evaluator: e.safetensors (test accuracy 98.20%, loaded in 0.1 s)",
+    ]
+
+
 def test_with_eval_every_the_live_table_needs_80_columns_and_fits_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

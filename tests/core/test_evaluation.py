@@ -389,9 +389,13 @@ def test_an_evaluator_another_process_is_training_is_waited_for_not_trained_twic
         assert events == [EvaluatorWaiting(str(tiny_folder), path)]
         assert theirs.exists()  # not swept while its writer holds the lock
         path.write_bytes(trained)  # the other process saves its evaluator, and ends
+        time.sleep(0.5)  # (its training's last half second)
     finally:
         release()
     assert not outcome["value"].trained and [type(e) for e in events] == [EvaluatorWaiting, EvaluatorReady]
+    # The wait is said apart from the load: "loaded in 10.7 s" was the other process's training
+    ready = events[-1]
+    assert ready.waited >= 0.5 and ready.seconds >= 0, ready  # (at least the half second it slept)
 
 
 def test_a_retrain_that_waited_for_a_trainer_that_saved_nothing_trains_it_itself(

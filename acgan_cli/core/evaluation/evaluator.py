@@ -699,11 +699,12 @@ def load_evaluator(
                     reason = "trained by an older recipe: too few steps for so few images"
                 continue
             info = replace(info, dataset=dataset)  # the same data, as this run names it
-            on_event(
-                EvaluatorReady(candidate, dataset, info.test_accuracy, False, time.perf_counter() - started)
-            )
+            seconds = time.perf_counter() - started - waited
+            on_event(EvaluatorReady(candidate, dataset, info.test_accuracy, False, seconds, waited))
             return Evaluator(net, info, train, test, device)
         return reason
+
+    waited = 0.0  # for another process's evaluator: said apart, as "loaded in 10.7 s" was the wait
 
     found = "requested" if retrain else from_cache()
     if isinstance(found, Evaluator):
@@ -712,10 +713,16 @@ def load_evaluator(
     before = _stamp(cached)
     # One process trains an evaluator at a time; one that finds another at it waits for its file.
 
+    wait_began = time.perf_counter()
+
     def waiting() -> None:
+        nonlocal wait_began
+        wait_began = time.perf_counter()
         on_event(EvaluatorWaiting(dataset, cached))
 
     with _training_lock(cached, on_wait=waiting, should_stop=should_stop) as lock:
+        if lock.waited:
+            waited = time.perf_counter() - wait_began
         # What another process cached meanwhile is as good as new; a retrain asked for takes only a
         # file written while it waited (the other may have died without writing one).
         if not retrain or (lock.waited and _stamp(cached) != before):
@@ -741,9 +748,8 @@ def load_evaluator(
             should_stop=should_stop,
         )  # fmt: skip
         save_evaluator(evaluator, cached)
-    on_event(
-        EvaluatorReady(cached, dataset, evaluator.info.test_accuracy, True, time.perf_counter() - started)
-    )
+    seconds = time.perf_counter() - started - waited
+    on_event(EvaluatorReady(cached, dataset, evaluator.info.test_accuracy, True, seconds, waited))
     return evaluator
 
 

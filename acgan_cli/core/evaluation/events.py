@@ -57,7 +57,8 @@ class EvaluatorReady:
     dataset: str
     test_accuracy: float  # on the dataset's held-out test split
     trained: bool  # True when it was trained in this call
-    seconds: float  # time to train or load it
+    seconds: float  # time to train or load it, not counting `waited`
+    waited: float = 0.0  # time spent waiting for another process that was training it (EvaluatorWaiting)
 
 
 @dataclass(frozen=True)
