@@ -692,6 +692,12 @@ def _idx_inside(folder: Path) -> tuple[str, str] | None:
     return None
 
 
+def _note(message: str, stacklevel: int = 5) -> None:
+    """`message` as a Notice, `stacklevel` counted as warnings.warn counts it from the function calling
+    this (5 from _plan's and _held_out's helpers: load_dataset's caller)."""
+    warnings.warn(Notice(message), stacklevel=stacklevel + 1)
+
+
 def _some(names: list[str]) -> str:
     shown = [_named(name) for name in names[:5]]
     return ", ".join(shown) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
@@ -745,13 +751,10 @@ def _wide_ranges(wide: list[tuple[Path, str]]) -> dict[str, int]:
         below = [top for top in _WIDE_RANGES[kind] if top < ranges[kind]]
         if below and high < 2 * below[-1]:  # one value just past the smaller range decided for all
             what = "float" if kind == "F" else "32-bit"
-            warnings.warn(
-                Notice(
-                    f"the {what} images are read as 0..{ranges[kind]}, not 0..{below[-1]}, as {_named(path)} holds "
-                    f"{high:g}: if they are 0..{below[-1]} images, all load {ranges[kind] // below[-1]}x too dark; "
-                    f"clip that file's values to 0..{below[-1]}"
-                ),
-                stacklevel=5,
+            _note(
+                f"the {what} images are read as 0..{ranges[kind]}, not 0..{below[-1]}, as {_named(path)} holds "
+                f"{high:g}: if they are 0..{below[-1]} images, all load {ranges[kind] // below[-1]}x too dark; "
+                f"clip that file's values to 0..{below[-1]}"
             )
     return ranges
 
@@ -781,12 +784,10 @@ def _warn_if_shrunk(folder: Path, plan: _Plan, size: tuple[int, int], img_size: 
     if size == _needed(plan.typical, img_size):
         return
     enlarged = img_size is not None and min(size) < img_size
-    warnings.warn(
-        Notice(
-            f"the images in {_named(folder)} load at {_hxw(size)}, not {_hxw(plan.typical)}: at most {MAX_SIDE} "
-            f"pixels a side, and {MAX_BYTES / 2**30:.0f} GiB for the training images"
-            + (f"; training enlarges them to {img_size}x{img_size}" if enlarged else "")
-        ),
+    _note(
+        f"the images in {_named(folder)} load at {_hxw(size)}, not {_hxw(plan.typical)}: at most {MAX_SIDE} "
+        f"pixels a side, and {MAX_BYTES / 2**30:.0f} GiB for the training images"
+        + (f"; training enlarges them to {img_size}x{img_size}" if enlarged else ""),
         stacklevel=4,
     )
 
@@ -822,23 +823,17 @@ def _warn_if_resized(
 ) -> None:
     others = sum(1 for size in sizes if size != typical)
     if median and which == "training":
-        warnings.warn(
-            Notice(
-                f"the {len(sizes):,} training images in {_named(folder)} are of {len(set(sizes)):,} sizes, none "
-                f"held by half of them; they load at {_hxw(typical)}, their median height and width: the "
-                f"{others:,} of other sizes are resized to it, the aspect not kept where it differs"
-            ),
-            stacklevel=5,
+        _note(
+            f"the {len(sizes):,} training images in {_named(folder)} are of {len(set(sizes)):,} sizes, none "
+            f"held by half of them; they load at {_hxw(typical)}, their median height and width: the "
+            f"{others:,} of other sizes are resized to it, the aspect not kept where it differs"
         )
     elif others:
-        warnings.warn(
-            Notice(
-                f"{others:,} of the {len(sizes):,} {which} images in {_named(folder)} "
-                f"{'is' if others == 1 else 'are'} not {_hxw(typical)}, "
-                f"{'the median size of the training images' if median else 'the size most training images have'}; "
-                f"{'it is' if others == 1 else 'they are'} resized to it, the aspect not kept where it differs"
-            ),
-            stacklevel=5,
+        _note(
+            f"{others:,} of the {len(sizes):,} {which} images in {_named(folder)} "
+            f"{'is' if others == 1 else 'are'} not {_hxw(typical)}, "
+            f"{'the median size of the training images' if median else 'the size most training images have'}; "
+            f"{'it is' if others == 1 else 'they are'} resized to it, the aspect not kept where it differs"
         )
 
 
@@ -848,14 +843,11 @@ def _warn_if_few_in_colour(folder: Path, colour: list[Path], images: int) -> Non
     or 1% of the images, and fewer than the grey ones; more are the user's data as they know it."""
     if colour and len(colour) < images - len(colour) and (len(colour) < 10 or len(colour) * 100 <= images):
         some = "it" if len(colour) == 1 else "them"
-        warnings.warn(
-            Notice(
-                f"{len(colour):,} of the {images:,} training images in {_named(folder)} "
-                f"{'is' if len(colour) == 1 else 'are'} in colour ({_named(os.path.relpath(colour[0], folder))}"
-                f"{' and others' if len(colour) > 1 else ''}), so all load as RGB; to train on grey images, "
-                f"convert {some} to grey or move {some} out"
-            ),
-            stacklevel=5,
+        _note(
+            f"{len(colour):,} of the {images:,} training images in {_named(folder)} "
+            f"{'is' if len(colour) == 1 else 'are'} in colour ({_named(os.path.relpath(colour[0], folder))}"
+            f"{' and others' if len(colour) > 1 else ''}), so all load as RGB; to train on grey images, "
+            f"convert {some} to grey or move {some} out"
         )
 
 
@@ -864,13 +856,11 @@ def _warn_if_transparent(folder: Path, see_through: list[Path], images: int) -> 
     background the generator then learns to draw, which icons and sprites on white did not have."""
     if see_through:
         some = "it" if len(see_through) == 1 else "them"
-        warnings.warn(
-            Notice(
-                f"{len(see_through):,} of the {images:,} training images in {_named(folder)} "
-                f"{'has' if len(see_through) == 1 else 'have'} transparent pixels "
-                f"({_named(os.path.relpath(see_through[0], folder))}{' and others' if len(see_through) > 1 else ''}), "
-                f"flattened onto black; to train on another background colour, flatten {some} onto that colour first"
-            ),
+        _note(
+            f"{len(see_through):,} of the {images:,} training images in {_named(folder)} "
+            f"{'has' if len(see_through) == 1 else 'have'} transparent pixels "
+            f"({_named(os.path.relpath(see_through[0], folder))}{' and others' if len(see_through) > 1 else ''}), "
+            f"flattened onto black; to train on another background colour, flatten {some} onto that colour first",
             stacklevel=4,
         )
 
@@ -900,13 +890,10 @@ def _warn_if_look_alike(folder: Path, train: _Split) -> None:
             for name in padded[:3]
             if not any(name in names for names in alike)
         ]
-        warnings.warn(
-            Notice(
-                f"class folders in {_named(train.root)} whose names look alike are classes of their own: "
-                f"{'; '.join(said)}; rename them where they are one class (macOS and Windows keep names "
-                "that differ only in case as one folder)"
-            ),
-            stacklevel=5,
+        _note(
+            f"class folders in {_named(train.root)} whose names look alike are classes of their own: "
+            f"{'; '.join(said)}; rename them where they are one class (macOS and Windows keep names "
+            "that differ only in case as one folder)"
         )
 
 
@@ -923,14 +910,11 @@ def _warn_if_held_out_inside(folder: Path, train: _Split) -> None:
     )
     if inside:
         one = len(inside) == 1
-        warnings.warn(
-            Notice(
-                f"{_some(inside)} in {_named(train.root)} {'is' if one else 'are'} trained on as part of "
-                f"{'its class' if one else 'their classes'}: a held-out split goes beside the training one "
-                f"({_named(folder / 'test' / '<class>')}/… and {_named(folder / 'train' / '<class>')}/…), "
-                "not inside a class"
-            ),
-            stacklevel=5,
+        _note(
+            f"{_some(inside)} in {_named(train.root)} {'is' if one else 'are'} trained on as part of "
+            f"{'its class' if one else 'their classes'}: a held-out split goes beside the training one "
+            f"({_named(folder / 'test' / '<class>')}/… and {_named(folder / 'train' / '<class>')}/…), "
+            "not inside a class"
         )
 
 
@@ -943,13 +927,10 @@ def _warn_if_unbalanced(folder: Path, train: _Split) -> None:
         min(counts.items(), key=lambda c: c[1]),
     )
     if most > UNBALANCED * fewest:
-        warnings.warn(
-            Notice(
-                f"the classes in {_named(folder)} are unbalanced: {_named(train.classes[big])} has {most:,} "
-                f"training images, {_named(train.classes[small])} {fewest:,}; the generator draws every class "
-                "equally often, and learns the small ones from what few images they have"
-            ),
-            stacklevel=5,
+        _note(
+            f"the classes in {_named(folder)} are unbalanced: {_named(train.classes[big])} has {most:,} "
+            f"training images, {_named(train.classes[small])} {fewest:,}; the generator draws every class "
+            "equally often, and learns the small ones from what few images they have"
         )
 
 
@@ -958,14 +939,11 @@ def _warn_if_skipped(split: _Split, use: str) -> None:
     what converting them would let one do, "train on" or "score with")."""
     skipped = split.skipped
     if skipped:
-        warnings.warn(
-            Notice(
-                f"{len(skipped):,} image{'s' if len(skipped) > 1 else ''} in {_named(split.root)} "
-                f"{'are' if len(skipped) > 1 else 'is'} not read: {_by_suffix(skipped)}; acgan reads "
-                f"{READ_AS}: convert {'them' if len(skipped) > 1 else 'it'} to {use} "
-                f"{'them' if len(skipped) > 1 else 'it'}"
-            ),
-            stacklevel=5,
+        _note(
+            f"{len(skipped):,} image{'s' if len(skipped) > 1 else ''} in {_named(split.root)} "
+            f"{'are' if len(skipped) > 1 else 'is'} not read: {_by_suffix(skipped)}; acgan reads "
+            f"{READ_AS}: convert {'them' if len(skipped) > 1 else 'it'} to {use} "
+            f"{'them' if len(skipped) > 1 else 'it'}"
         )
 
 
@@ -974,13 +952,10 @@ def _warn_if_loose(split: _Split) -> None:
     skipped without a word, as they belong to no class."""
     for parent, group in itertools.groupby(split.loose, key=lambda path: path.parent):
         names = [path.name for path in group]
-        warnings.warn(
-            Notice(
-                f"{len(names):,} image{'s' if len(names) > 1 else ''} in {_named(parent)} "
-                f"{'are' if len(names) > 1 else 'is'} not read ({_some(names)}): an image belongs in the "
-                f"folder of its class ({_named(split.root / '<class>')}/…)"
-            ),
-            stacklevel=5,
+        _note(
+            f"{len(names):,} image{'s' if len(names) > 1 else ''} in {_named(parent)} "
+            f"{'are' if len(names) > 1 else 'is'} not read ({_some(names)}): an image belongs in the "
+            f"folder of its class ({_named(split.root / '<class>')}/…)"
         )
 
 
@@ -995,13 +970,10 @@ def _warn_if_beside(folder: Path, train: _Split) -> None:
         return
     if beside:
         read = " and ".join(f"{root.name}/" for root in roots)
-        warnings.warn(
-            Notice(
-                f"{_some(beside)} in {_named(folder)} {'is' if len(beside) == 1 else 'are'} not read: only "
-                f"{read} {'is' if len(roots) == 1 else 'are'} (the held-out split is the first found of "
-                f"{', '.join(TEST_FOLDERS)})"
-            ),
-            stacklevel=5,
+        _note(
+            f"{_some(beside)} in {_named(folder)} {'is' if len(beside) == 1 else 'are'} not read: only "
+            f"{read} {'is' if len(roots) == 1 else 'are'} (the held-out split is the first found of "
+            f"{', '.join(TEST_FOLDERS)})"
         )
 
 
@@ -1074,13 +1046,10 @@ def _warn_of_pillow(folder: Path, split: str, pillow_said: list[tuple[Path, str]
     if pillow_said:
         files = sorted({path for path, _ in pillow_said})
         path, message = min(pillow_said)
-        warnings.warn(
-            Notice(
-                f"Pillow warned of {len(files):,} of the {images:,} {split} images in {_named(folder)} "
-                f"({_named(os.path.relpath(path, folder))}{' and others' if len(files) > 1 else ''}: "
-                f"{' '.join(message.split()).rstrip('.')}); they load as Pillow reads them"
-            ),
-            stacklevel=5,
+        _note(
+            f"Pillow warned of {len(files):,} of the {images:,} {split} images in {_named(folder)} "
+            f"({_named(os.path.relpath(path, folder))}{' and others' if len(files) > 1 else ''}: "
+            f"{' '.join(message.split()).rstrip('.')}); they load as Pillow reads them"
         )
 
 
