@@ -866,9 +866,11 @@ def _warn_if_transparent(folder: Path, see_through: list[Path], images: int) -> 
 
 
 def _warn_of_listing(folder: Path, train: _Split) -> None:
+    """The notes from the training split's listing; each helper is a frame deeper than _plan's, so
+    its note says `stacklevel=6` to point at load_dataset's caller too."""
     _warn_if_unbalanced(folder, train)
-    _warn_if_skipped(train, "train on")
-    _warn_if_loose(train)
+    _warn_if_skipped(train, "train on", stacklevel=6)
+    _warn_if_loose(train, stacklevel=6)
     _warn_if_beside(folder, train)
     _warn_if_held_out_inside(folder, train)
     _warn_if_look_alike(folder, train)
@@ -893,7 +895,8 @@ def _warn_if_look_alike(folder: Path, train: _Split) -> None:
         _note(
             f"class folders in {_named(train.root)} whose names look alike are classes of their own: "
             f"{'; '.join(said)}; rename them where they are one class (macOS and Windows keep names "
-            "that differ only in case as one folder)"
+            "that differ only in case as one folder)",
+            stacklevel=6,
         )
 
 
@@ -914,7 +917,8 @@ def _warn_if_held_out_inside(folder: Path, train: _Split) -> None:
             f"{_some(inside)} in {_named(train.root)} {'is' if one else 'are'} trained on as part of "
             f"{'its class' if one else 'their classes'}: a held-out split goes beside the training one "
             f"({_named(folder / 'test' / '<class>')}/… and {_named(folder / 'train' / '<class>')}/…), "
-            "not inside a class"
+            "not inside a class",
+            stacklevel=6,
         )
 
 
@@ -930,32 +934,35 @@ def _warn_if_unbalanced(folder: Path, train: _Split) -> None:
         _note(
             f"the classes in {_named(folder)} are unbalanced: {_named(train.classes[big])} has {most:,} "
             f"training images, {_named(train.classes[small])} {fewest:,}; the generator draws every class "
-            "equally often, and learns the small ones from what few images they have"
+            "equally often, and learns the small ones from what few images they have",
+            stacklevel=6,
         )
 
 
-def _warn_if_skipped(split: _Split, use: str) -> None:
+def _warn_if_skipped(split: _Split, use: str, stacklevel: int = 5) -> None:
     """A note for the images of a split that are not read: formats acgan does not decode (`use`:
-    what converting them would let one do, "train on" or "score with")."""
+    what converting them would let one do, "train on" or "score with"; `stacklevel` as _note's)."""
     skipped = split.skipped
     if skipped:
         _note(
             f"{len(skipped):,} image{'s' if len(skipped) > 1 else ''} in {_named(split.root)} "
             f"{'are' if len(skipped) > 1 else 'is'} not read: {_by_suffix(skipped)}; acgan reads "
             f"{READ_AS}: convert {'them' if len(skipped) > 1 else 'it'} to {use} "
-            f"{'them' if len(skipped) > 1 else 'it'}"
+            f"{'them' if len(skipped) > 1 else 'it'}",
+            stacklevel=stacklevel,
         )
 
 
-def _warn_if_loose(split: _Split) -> None:
+def _warn_if_loose(split: _Split, stacklevel: int = 5) -> None:
     """A note for the images beside a split's class folders (DATA/0.png beside DATA/cat/): they were
-    skipped without a word, as they belong to no class."""
+    skipped without a word, as they belong to no class (`stacklevel` as _note's)."""
     for parent, group in itertools.groupby(split.loose, key=lambda path: path.parent):
         names = [path.name for path in group]
         _note(
             f"{len(names):,} image{'s' if len(names) > 1 else ''} in {_named(parent)} "
             f"{'are' if len(names) > 1 else 'is'} not read ({_some(names)}): an image belongs in the "
-            f"folder of its class ({_named(split.root / '<class>')}/…)"
+            f"folder of its class ({_named(split.root / '<class>')}/…)",
+            stacklevel=stacklevel,
         )
 
 
@@ -973,7 +980,8 @@ def _warn_if_beside(folder: Path, train: _Split) -> None:
         _note(
             f"{_some(beside)} in {_named(folder)} {'is' if len(beside) == 1 else 'are'} not read: only "
             f"{read} {'is' if len(roots) == 1 else 'are'} (the held-out split is the first found of "
-            f"{', '.join(TEST_FOLDERS)})"
+            f"{', '.join(TEST_FOLDERS)})",
+            stacklevel=6,
         )
 
 

@@ -1287,3 +1287,33 @@ def test_images_beside_the_class_folders_are_noted_as_not_read(tmp_path: Path) -
         f"1 image in {tmp_path / 'digits' / 'test'} is not read (x.png): an image belongs in the folder of its "
         f"class ({tmp_path / 'digits' / 'test' / '<class>'}/…)"
     ]
+
+
+def test_every_note_of_a_folder_points_at_the_line_that_loaded_it(tmp_path: Path) -> None:
+    """A Python caller's warning names the file and line of its load_dataset call, as the decoding
+    notes did; the notes from the listing (unbalanced classes, formats not read, loose images,
+    folders beside the splits or inside the classes, look-alike names) named acgan's data.py."""
+    root = tmp_path / "data"
+    for i in range(11):
+        write_image(root / "train" / "many" / f"{i}.png", solid("L", (8, 8), 1))
+    write_image(root / "train" / "few" / "0.png", solid("RGBA", (8, 8), (9, 9, 9, 0)))  # colour, see-through
+    write_image(root / "train" / "Few" / "0.png", solid("L", (12, 12), 2))  # look-alike, another size
+    (root / "train" / "few" / "1.svg").write_text("<svg/>")
+    write_image(root / "train" / "loose.png", solid("L", (8, 8), 2))
+    write_image(root / "train" / "many" / "test" / "0.png", solid("L", (8, 8), 2))
+    (root / "extra" / "0").mkdir(parents=True)
+    write_image(root / "test" / "many" / "0.png", solid("L", (8, 8), 1))
+    (root / "test" / "few").mkdir()
+    (root / "test" / "few" / "1.svg").write_text("<svg/>")
+    write_image(root / "test" / "loose.png", solid("L", (8, 8), 2))
+    for split, kinds in (
+        ("train", ("unbalanced", "not read:", "not read (", "extra", "trained on as part", "look alike")),
+        ("test", ("not read:", "not read (")),
+    ):
+        image_folders._plans.clear()  # a new process: every note again
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_dataset(str(root), split)
+        notes = [(str(w.message), w.filename) for w in caught if isinstance(w.message, Notice)]
+        assert all(any(kind in note for note, _ in notes) for kind in kinds), notes
+        assert [(note, __file__) for note, _ in notes] == notes  # each said where load_dataset was called
