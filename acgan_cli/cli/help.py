@@ -121,25 +121,37 @@ def _plain_help(command: Any, ctx: Any, formatter: Any) -> None:
     formatter.write(plain.getvalue().replace("\\[", "["))
 
 
+# What typer's rich help imports and acgan never uses: rich.markdown, for a markup mode acgan does
+# not take (its help text is rich markup), and rich.traceback, for typer's pretty exceptions, which
+# acgan turns off (pretty_exceptions_enable=False). On 2 AVX2 cores, markdown-it and its rules were
+# ~45 ms of the ~300 ms `acgan --help` took, and rich.traceback with pygments ~20 ms more.
+_UNUSED_BY_HELP = {"rich.markdown": "Markdown", "rich.traceback": "Traceback"}
+
+
 def _import_rich_help() -> None:
-    """Import typer's rich help without rich.markdown, which it imports for a markup mode acgan
-    never uses (help text is rich markup): markdown-it and its rules were ~45 ms of the ~300 ms
-    `acgan --help` took on 2 AVX2 cores. While typer's module loads, a stand-in module answers
-    for rich.markdown; it is gone after, so any later `import rich.markdown` gets the real one."""
-    if "typer.rich_utils" in sys.modules or "rich.markdown" in sys.modules:
+    """Import typer's rich help without the modules of _UNUSED_BY_HELP: while typer's module loads,
+    a stand-in module answers for each; they are gone after, so any later `import rich.markdown`
+    or `import rich.traceback` gets the real one."""
+    if "typer.rich_utils" in sys.modules or any(name in sys.modules for name in _UNUSED_BY_HELP):
         return
-    stand_in = types.ModuleType("rich.markdown")
-
-    class Markdown:  # only ever named in typer's annotations: acgan's markup mode is never "markdown"
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            raise RuntimeError("acgan's help uses rich markup, not Markdown")
-
-    stand_in.Markdown = Markdown  # type: ignore[attr-defined]
-    sys.modules["rich.markdown"] = stand_in
+    for module, name in _UNUSED_BY_HELP.items():
+        sys.modules[module] = _stand_in(module, name)
     try:
         import typer.rich_utils  # noqa: F401
     finally:
-        del sys.modules["rich.markdown"]
+        for module in _UNUSED_BY_HELP:
+            del sys.modules[module]
+
+
+def _stand_in(module: str, name: str) -> types.ModuleType:
+    """A module whose one class, `name`, is only ever named in typer's annotations."""
+    stand_in = types.ModuleType(module)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(f"acgan's help has no use for {module}")
+
+    setattr(stand_in, name, type(name, (), {"__init__": refuse, "from_exception": staticmethod(refuse)}))
+    return stand_in
 
 
 class _PlainWhenNarrow:

@@ -26,14 +26,17 @@ def test_help_never_imports_torch() -> None:
         assert not run_without_torch(args)[1], args
 
 
-def test_the_boxed_help_leaves_markdown_unimported_and_importable() -> None:
+def test_the_boxed_help_leaves_markdown_and_tracebacks_unimported_and_importable() -> None:
     """typer's rich help imports rich.markdown (markdown-it: ~45 ms of ~300) for a markup mode acgan
-    never uses; the help goes without it, and a later import still gets the real module."""
+    never uses, and rich.traceback (pygments: ~20 ms) for the pretty exceptions acgan turns off; the
+    help goes without them, and a later import still gets the real modules."""
     code = (
         "import sys\nfrom acgan_cli.cli import app\ntry:\n    app(['--help'], prog_name='acgan')\n"
-        "except SystemExit:\n    pass\nprint('imported:', 'markdown_it' in sys.modules, 'typer.rich_utils' in sys.modules)\n"
-        "from rich.markdown import Markdown\nfrom rich.console import Console\n"
-        "console = Console(file=__import__('io').StringIO(), width=40)\nconsole.print(Markdown('# Title'))\n"
+        "except SystemExit:\n    pass\nprint('imported:', 'markdown_it' in sys.modules, 'pygments' in sys.modules, "
+        "'typer.rich_utils' in sys.modules)\n"
+        "from rich.markdown import Markdown\nfrom rich.traceback import Traceback\nfrom rich.console import Console\n"
+        "console = Console(file=__import__('io').StringIO(), width=60)\nconsole.print(Markdown('# Title'))\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError as exc:\n    console.print(Traceback.from_exception(type(exc), exc, None))\n"
         "print(console.file.getvalue().strip())"
     )
     done = subprocess.run(
@@ -43,8 +46,9 @@ def test_the_boxed_help_leaves_markdown_unimported_and_importable() -> None:
     help_text, after = done.stdout.split("imported: ")
     boxed = help_text.replace("-", "─")  # rich's borders, or their ASCII stand-ins
     assert "Usage: acgan" in help_text and "─ Commands " in boxed  # typer's boxed help, drawn
-    assert after.splitlines()[0] == "False True"  # by its rich module, without markdown
-    assert after.splitlines()[-1].strip() == "Title"  # the real Markdown, rendered
+    assert after.splitlines()[0] == "False False True"  # by its rich module, without either
+    assert after.splitlines()[1].strip() == "Title"  # the real Markdown, rendered
+    assert "ZeroDivisionError: division by zero" in after  # the real Traceback, rendered
 
 
 def test_version() -> None:
