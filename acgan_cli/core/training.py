@@ -293,6 +293,16 @@ def noise_notice(
     )
 
 
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """`folder`'s device and inode, which stay while it is renamed and differ for one made in its place;
+    None where it cannot be looked at (gone, or not ours to look into)."""
+    try:
+        found = os.stat(folder)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 class Trainer:
     """One training run: set up in the constructor (data, models, run folder), run with `run()`.
 
@@ -533,6 +543,7 @@ class Trainer:
         # One process at a time trains a run folder: two would interleave their checkpoints and
         # metrics. Held until `run` returns (or this trainer is collected, or the process ends).
         lock = lock_run_dir(self.run_dir, new_run=self.new_run_dir)
+        self._run_dir_id = _identity(self.run_dir)  # the folder itself: see _check_run_dir
         self._released = False  # by `run`, which ended: another process may write to the folder now
         # A trainer never run leaves no empty run folder behind once it is collected.
         self._unlock = weakref.finalize(self, release_run_dir, lock, self.made_folders)
@@ -553,8 +564,8 @@ class Trainer:
         too if the run made it. Only the files a run writes are removed; anything else stays.
 
         `run` does this itself, under the folder's lock; once it has returned, this does nothing."""
-        if not self.new_run_dir or self._released or self.has_checkpoint():
-            return
+        if not self.new_run_dir or self._released or not self._same_run_dir() or self.has_checkpoint():
+            return  # (a folder put where the run's was is another's: nothing of it goes)
         folders = (self.checkpoint_dir, self.samples_dir, self.run_dir)
         written = [
             self.run_dir / "config.json",
@@ -671,7 +682,25 @@ class Trainer:
             warnings.warn(notice, stacklevel=3)
         self.step = info.step
 
+    def _same_run_dir(self) -> bool:
+        """Whether the run folder is still the one this run opened (not moved, removed or replaced)."""
+        return self._run_dir_id is None or _identity(self.run_dir) == self._run_dir_id
+
+    def _check_run_dir(self) -> None:
+        """A RunDirError where the run folder was moved or removed while the run trained (`rm -rf RUN`):
+        writing on made RUN/checkpoints and RUN/samples again, a folder of checkpoints without the
+        config.json that says what trained them (or wrote into a folder put in its place)."""
+        if not self._same_run_dir():
+            raise RunDirError(
+                f"{self.run_dir} was moved or removed while the run trained: stopped at step {self.step}, "
+                "without making it again",
+                hint="if it was moved, resume it where it is now: train(resume=NEW_PATH); else start the run again",
+                cli_hint="if it was moved, resume it where it is now: acgan train --resume NEW_PATH; else start "
+                "the run again",
+            )
+
     def _save_checkpoint(self, epoch: int) -> Path:
+        self._check_run_dir()
         optimizers = [self.generator_optimizer, self.discriminator_optimizer]
         if not ckpt.state_is_finite([self.generator, self.discriminator, self.generator_ema], optimizers):
             raise self._diverged(self.step, exact=False)  # never save a bad state as a good one
@@ -799,6 +828,7 @@ class Trainer:
                 raise self._diverged(self.step, exact=False) from None
 
     def _save_samples(self, images: torch.Tensor) -> Path:
+        self._check_run_dir()
         path = self._grid_path()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -1860,3 +1860,42 @@ def test_your_own_tensors_train_under_their_own_name_and_resume_when_handed_in_a
     )
     with pytest.raises(UsageError, match="unknown dataset 'mine'"):
         train(config, run_dir=tmp_path / "other")  # without the data, the name is checked as ever
+
+
+@pytest.mark.parametrize("then", ["removed", "replaced", "moved"])
+def test_a_run_folder_removed_while_training_is_not_made_again(
+    tmp_path: Path, small_dataset, then: str
+) -> None:
+    """`rm -rf RUN` while RUN trained: the run went on, making RUN/checkpoints and RUN/samples again,
+    a folder of checkpoints without the config.json that says what trained them. It now stops at
+    its next write, saying so, and leaves a folder put in RUN's place as it found it."""
+    run = tmp_path / "run"
+
+    def remove(event: object) -> None:
+        if isinstance(event, StepDone) and event.step == 3:
+            if then == "moved":
+                run.rename(tmp_path / "elsewhere")
+                return
+            shutil.rmtree(run)
+            if then == "replaced":
+                (run / "samples").mkdir(parents=True)  # another's, with files a run would write
+                for name in ("config.json", "metrics.jsonl", "samples/step-00000004.png"):
+                    (run / name).write_text("theirs")
+
+    trainer = Trainer(
+        tiny_config(max_steps=8, ckpt_every=4, sample_every=4), run_dir=run, dataset=small_dataset
+    )
+    with pytest.raises(
+        RunDirError, match=rf"{re.escape(str(run))} was moved or removed .* at step 4"
+    ) as caught:
+        trainer.run(on_event=remove)
+    assert caught.value.hint is not None and "start the run again" in caught.value.hint
+    trainer.discard()  # as the CLI does after an error: nothing of another folder goes
+    if then == "removed":
+        assert not run.exists()
+    elif then == "replaced":
+        assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == [
+            "config.json", "metrics.jsonl", "samples", "samples/step-00000004.png",
+        ]  # fmt: skip
+    else:
+        assert not run.exists() and (tmp_path / "elsewhere" / "config.json").is_file()  # where it went
