@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import time
 from pathlib import Path
 
 from acgan_cli.core import checkpoint as ckpt
 from tests.conftest import TINY_ARGS
-from tests.reliability.conftest import ForkServer, last_logged_step, metrics_steps
+from tests.reliability.conftest import ForkServer, error_lines, last_logged_step, metrics_steps
 
 TRAIN = ["train", "--dataset", "mnist-5k", "--device", "cpu", "--log-every", "1", *TINY_ARGS]
 
@@ -143,3 +145,26 @@ def test_a_run_folder_reads_whole_while_its_run_prunes_step_files(
     training.send(signal.SIGINT)
     assert training.wait() == 130, training.stderr
     assert len(set(steps)) > 10  # it read a run that moved on under it, many times
+
+
+def test_a_run_folder_removed_while_it_trains_is_not_made_again(
+    forkserver: ForkServer, tmp_path: Path
+) -> None:
+    """`rm -rf RUN` from another terminal while RUN trained: the run went on and made RUN/checkpoints
+    and RUN/samples again, a run folder without its config.json. It now stops at its next write."""
+    run = tmp_path / "run"
+    training = forkserver.spawn(
+        [*TRAIN, "--max-steps", "100000", "--ckpt-every", "50", "--out", "run"], tmp_path, name="training"
+    )
+    training.wait_until(lambda: last_logged_step(run) >= 2, "second step")
+    shutil.rmtree(run)
+    assert training.wait() == 1, training.stderr
+    error, hint = error_lines(training.stderr)
+    assert re.fullmatch(
+        r"error: run was moved or removed while the run trained: stopped at step (50|100), without making it again",
+        error,
+    )  # at its first write since: the checkpoint of step 50 (or 100, where it was past 50 already)
+    assert hint == (
+        "hint: if it was moved, resume it where it is now: acgan train --resume NEW_PATH; else start the run again"
+    )
+    assert not run.exists()
